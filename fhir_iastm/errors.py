@@ -1,0 +1,193 @@
+"""Core: the exception hierarchy and the Issue record; every error renders as an OperationOutcome.
+
+Layer: core. Imports only the standard library.
+See https://hl7.org/fhir/R4/operationoutcome.html for the rendered shape.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+#: Project CodeSystem that carries the stable error codes of MAPPING.md §1.6 (decision 14).
+ERROR_CODE_SYSTEM = "https://iastm.example.org/fhir/CodeSystem/iastm-error-code"
+
+SEVERITIES = ("fatal", "error", "warning", "information")
+
+
+@dataclass(frozen=True, slots=True)
+class Issue:
+    """One finding: FHIR issue severity and IssueType code, where it is, and our stable code."""
+
+    severity: str
+    code: str
+    expression: str | None = None
+    diagnostics: str | None = None
+    details: str | None = None
+
+    @property
+    def is_error(self) -> bool:
+        """True for severity error or fatal."""
+        return self.severity in ("error", "fatal")
+
+    def to_fhir(self) -> dict[str, Any]:
+        """Render as one ``OperationOutcome.issue`` element."""
+        out: dict[str, Any] = {"severity": self.severity, "code": self.code}
+        if self.details:
+            out["details"] = {
+                "coding": [{"system": ERROR_CODE_SYSTEM, "code": self.details}],
+                "text": self.details,
+            }
+        if self.diagnostics:
+            out["diagnostics"] = self.diagnostics
+        if self.expression:
+            out["expression"] = [self.expression]
+        return out
+
+
+def operation_outcome(issues: Iterable[Issue]) -> dict[str, Any]:
+    """Render issues as an R4 OperationOutcome; an empty list becomes one 'all OK' information issue."""
+    rendered = [issue.to_fhir() for issue in issues]
+    if not rendered:
+        rendered = [{"severity": "information", "code": "informational", "diagnostics": "All OK"}]
+    return {"resourceType": "OperationOutcome", "issue": rendered}
+
+
+def has_errors(issues: Iterable[Issue]) -> bool:
+    """True when any issue has severity error or fatal."""
+    return any(issue.is_error for issue in issues)
+
+
+class IastmError(Exception):
+    """Base of every project error; carries a stable code, an HTTP status and the issues."""
+
+    code = "E_INTERNAL"
+    http_status = 500
+    issue_type = "exception"
+
+    def __init__(self, message: str, issues: Sequence[Issue] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.issues: list[Issue] = list(issues) if issues else [
+            Issue("error", self.issue_type, diagnostics=message, details=self.code)
+        ]
+
+    def operation_outcome(self) -> dict[str, Any]:
+        """This error as an OperationOutcome."""
+        return operation_outcome(self.issues)
+
+
+class InvalidRecordError(IastmError):
+    """The internal record breaks the contract of MAPPING.md §1 (HTTP 422)."""
+
+    code = "E_INVALID_RECORD"
+    http_status = 422
+    issue_type = "invalid"
+
+    @property
+    def codes(self) -> list[tuple[str | None, str | None]]:
+        """(error code, field path) of every error issue, for tests and summaries."""
+        return [(i.details, i.expression) for i in self.issues if i.is_error]
+
+
+class ConflictRecordError(InvalidRecordError):
+    """Same session_id with other content or a lower record_version (HTTP 409, decision 15)."""
+
+    code = "E_DUPLICATE_SESSION"
+    http_status = 409
+    issue_type = "duplicate"
+
+
+class MappingError(IastmError):
+    """A value has no mapping in a code table, or FHIR cannot be mapped back (HTTP 422)."""
+
+    code = "E_MAPPING"
+    http_status = 422
+    issue_type = "code-invalid"
+
+
+class ProfileValidationError(IastmError):
+    """A resource breaks one of our profiles; carries the issues (HTTP 422)."""
+
+    code = "E_PROFILE"
+    http_status = 422
+    issue_type = "invariant"
+
+
+class NotFoundError(IastmError):
+    """Unknown local record or resource (HTTP 404)."""
+
+    code = "E_NOT_FOUND"
+    http_status = 404
+    issue_type = "not-found"
+
+
+class ConfigError(IastmError):
+    """Start-up or profile-loading problem (HTTP 500)."""
+
+    code = "E_CONFIG"
+    http_status = 500
+    issue_type = "exception"
+
+
+class FhirServerError(IastmError):
+    """Error reply from the FHIR server; carries its OperationOutcome (HTTP 502)."""
+
+    code = "E_FHIR_SERVER"
+    http_status = 502
+    issue_type = "exception"
+
+    def __init__(
+        self,
+        message: str,
+        issues: Sequence[Issue] | None = None,
+        *,
+        status: int | None = None,
+        outcome: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__(message, issues)
+        self.status = status
+        self.outcome = outcome
+
+
+class FhirUnavailableError(FhirServerError):
+    """Timeout, connection failure or 429/5xx from the FHIR server (HTTP 503)."""
+
+    code = "E_FHIR_UNAVAILABLE"
+    http_status = 503
+    issue_type = "transient"
+
+
+class FhirAuthError(FhirServerError):
+    """The FHIR server answered 401/403 (HTTP 502)."""
+
+    code = "E_FHIR_AUTH"
+    issue_type = "security"
+
+
+class FhirConflictError(FhirServerError):
+    """The FHIR server answered 409/412 (HTTP 409)."""
+
+    code = "E_PUSH_REJECTED"
+    http_status = 409
+    issue_type = "conflict"
+
+
+__all__ = [
+    "ERROR_CODE_SYSTEM",
+    "ConfigError",
+    "ConflictRecordError",
+    "FhirAuthError",
+    "FhirConflictError",
+    "FhirServerError",
+    "FhirUnavailableError",
+    "IastmError",
+    "InvalidRecordError",
+    "Issue",
+    "MappingError",
+    "NotFoundError",
+    "ProfileValidationError",
+    "has_errors",
+    "operation_outcome",
+]

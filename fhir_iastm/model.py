@@ -1,0 +1,220 @@
+"""Core: the internal IASTM session record as frozen dataclasses (MAPPING.md §1, schema_version "1.0").
+
+Layer: core. Standard library only. Attribute names are exactly the record's JSON keys; nested objects
+are nested dataclasses, arrays are tuples (an absent array is an empty tuple), absent optional values
+are ``None``. Date-times and dates keep the exact text the clinic sent (already validated by
+``records.load_record``), so nothing is re-formatted on the way to FHIR or back.
+
+``records.load_record`` is the only validated way to build a ``SessionRecord``; ``to_dict`` is the
+inverse (JSON-ready, absent values and empty arrays omitted).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields, is_dataclass
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class Address:
+    line: tuple[str, ...] = ()
+    city: str | None = None
+    state: str | None = None
+    postal_code: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Clinic:
+    clinic_id: str
+    name: str
+    npi: str
+    address: Address | None = None
+    phone: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Patient:
+    mrn: str
+    family_name: str
+    given_names: tuple[str, ...]
+    birth_date: str
+    gender: str
+    phone: str | None = None
+    email: str | None = None
+    address: Address | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Therapist:
+    npi: str
+    family_name: str
+    given_names: tuple[str, ...]
+    credentials: tuple[str, ...] = ()
+    license_state: str | None = None
+    license_number: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Session:
+    start: str
+    session_number: int
+    end: str | None = None
+    duration_min: int | None = None
+    planned_sessions: int | None = None
+    plan_of_care_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Technique:
+    code: str
+    text: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Instrument:
+    code: str
+
+
+@dataclass(frozen=True, slots=True)
+class TreatmentSite:
+    site: str
+    laterality: str
+
+
+@dataclass(frozen=True, slots=True)
+class Condition:
+    condition_id: str
+    icd10cm: str
+    text: str
+    laterality: str
+    verification_status: str
+    snomed: str | None = None
+    onset_date: str | None = None
+    clinical_status: str | None = None
+    is_primary: bool | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Pain:
+    scale: str
+    pre: int | None = None
+    post: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RangeOfMotion:
+    joint: str
+    motion: str
+    laterality: str
+    degrees: int | float
+    mode: str
+    method: str
+    timing: str
+
+    @property
+    def key(self) -> str:
+        """The natural key of MAPPING.md §2.2: joint-motion-laterality-mode-timing."""
+        return f"{self.joint}-{self.motion}-{self.laterality}-{self.mode}-{self.timing}"
+
+
+@dataclass(frozen=True, slots=True)
+class PsfsItem:
+    activity: str
+    score: int | float
+
+
+@dataclass(frozen=True, slots=True)
+class OutcomeMeasure:
+    instrument: str
+    score: int | float
+    items: tuple[PsfsItem, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class AdverseEffect:
+    type: str
+    severity: str
+    site_index: int | None = None
+    expected: bool | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AdjunctTherapy:
+    type: str
+    minutes: int
+    text: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CptLine:
+    code: str
+    units: int
+
+
+@dataclass(frozen=True, slots=True)
+class Billing:
+    cpt_lines: tuple[CptLine, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class SessionRecord:
+    schema_version: str
+    session_id: str
+    record_version: int
+    status: str
+    recorded_at: str
+    clinic: Clinic
+    patient: Patient
+    therapist: Therapist
+    session: Session
+    technique: Technique
+    treatment_sites: tuple[TreatmentSite, ...]
+    conditions: tuple[Condition, ...]
+    status_reason: str | None = None
+    last_modified: str | None = None
+    notes: str | None = None
+    instruments: tuple[Instrument, ...] = ()
+    pain: Pain | None = None
+    rom: tuple[RangeOfMotion, ...] = ()
+    outcome_measures: tuple[OutcomeMeasure, ...] = ()
+    adverse_effects: tuple[AdverseEffect, ...] = ()
+    adjunct_therapies: tuple[AdjunctTherapy, ...] = ()
+    billing: Billing | None = None
+
+
+def to_dict(value: Any) -> Any:
+    """Dataclass tree -> JSON-ready dict; ``None`` values and empty arrays are omitted."""
+    if is_dataclass(value) and not isinstance(value, type):
+        out = {}
+        for f in fields(value):
+            item = to_dict(getattr(value, f.name))
+            if item is None or item == []:
+                continue
+            out[f.name] = item
+        return out
+    if isinstance(value, tuple):
+        return [to_dict(v) for v in value]
+    return value
+
+
+__all__ = [
+    "AdjunctTherapy",
+    "Address",
+    "AdverseEffect",
+    "Billing",
+    "Clinic",
+    "Condition",
+    "CptLine",
+    "Instrument",
+    "OutcomeMeasure",
+    "Pain",
+    "Patient",
+    "PsfsItem",
+    "RangeOfMotion",
+    "Session",
+    "SessionRecord",
+    "Technique",
+    "Therapist",
+    "TreatmentSite",
+    "to_dict",
+]
