@@ -1,0 +1,87 @@
+"""A server's CapabilityStatement, read for what the push and pull code needs to decide.
+
+Layer: core (standard library only); ``client.FhirClient.capabilities()`` builds it from
+``GET /metadata``. Which fallbacks to take is the push code's decision (MAPPING §2.3, decision 13).
+Spec: https://hl7.org/fhir/R4/capabilitystatement.html
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["Capabilities"]
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """Read-only view of the first ``rest`` entry with ``mode = server``."""
+
+    statement: Mapping[str, Any]
+    _rest: Mapping[str, Any] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        rests = [r for r in self.statement.get("rest") or [] if isinstance(r, dict)]
+        server = [r for r in rests if r.get("mode") == "server"]
+        object.__setattr__(self, "_rest", (server or rests or [{}])[0])
+
+    @property
+    def fhir_version(self) -> str | None:
+        """``CapabilityStatement.fhirVersion`` (e.g. ``4.0.1``)."""
+        version = self.statement.get("fhirVersion")
+        return version if isinstance(version, str) else None
+
+    @property
+    def supports_transaction(self) -> bool:
+        """System interaction ``transaction`` is declared."""
+        return "transaction" in _codes(self._rest.get("interaction"))
+
+    def resource_types(self) -> frozenset[str]:
+        """Every resource type the server declares."""
+        return frozenset(str(r.get("type")) for r in self._resources() if r.get("type"))
+
+    def interactions(self, resource_type: str) -> frozenset[str]:
+        """Type-level and instance-level interaction codes (``read``, ``update``, ...)."""
+        return _codes(self._resource(resource_type).get("interaction"))
+
+    def conditional_update(self, resource_type: str) -> bool:
+        """``conditionalUpdate = true`` for the type (conditional ``PUT Type?identifier=``)."""
+        return self._resource(resource_type).get("conditionalUpdate") is True
+
+    def conditional_create(self, resource_type: str) -> bool:
+        """``conditionalCreate = true`` for the type (``ifNoneExist``)."""
+        return self._resource(resource_type).get("conditionalCreate") is True
+
+    def update_create(self, resource_type: str) -> bool:
+        """``updateCreate = true``: a client-assigned ``PUT Type/id`` may create."""
+        return self._resource(resource_type).get("updateCreate") is True
+
+    def search_params(self, resource_type: str) -> frozenset[str]:
+        """Search parameter names for the type, plus those declared for all types."""
+        declared = list(self._resource(resource_type).get("searchParam") or [])
+        declared += list(self._rest.get("searchParam") or [])
+        return frozenset(str(p["name"]) for p in declared if isinstance(p, dict) and p.get("name"))
+
+    def supports_include(self, resource_type: str) -> bool:
+        """The type declares ``searchInclude`` values."""
+        return bool(self._resource(resource_type).get("searchInclude"))
+
+    def supports_revinclude(self, resource_type: str) -> bool:
+        """The type declares ``searchRevInclude`` values (needed by the decision-11 pull)."""
+        return bool(self._resource(resource_type).get("searchRevInclude"))
+
+    def _resources(self) -> list[dict[str, Any]]:
+        return [r for r in self._rest.get("resource") or [] if isinstance(r, dict)]
+
+    def _resource(self, resource_type: str) -> Mapping[str, Any]:
+        for resource in self._resources():
+            if resource.get("type") == resource_type:
+                return resource
+        return {}
+
+
+def _codes(interactions: Any) -> frozenset[str]:
+    if not isinstance(interactions, list):
+        return frozenset()
+    return frozenset(str(i["code"]) for i in interactions if isinstance(i, dict) and i.get("code"))
