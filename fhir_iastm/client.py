@@ -20,30 +20,25 @@ Spec: https://hl7.org/fhir/R4/http.html (RESTful API), .../R4/bundle.html#transa
 
 from __future__ import annotations
 
-import email.utils
 import logging
-import re
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urljoin, urlsplit
 
 import requests
 from urllib3.exceptions import NewConnectionError
 
 from fhir_iastm.capabilities import Capabilities
-from fhir_iastm.errors import (
-    SEVERITIES,
-    ConfigError,
-    FhirAuthError,
-    FhirConflictError,
-    FhirServerError,
-    FhirUnavailableError,
-    IastmError,
-    Issue,
-    NotFoundError,
+from fhir_iastm.client_policy import (
+    RetryPolicy,
+    error_for_status,
+    is_idempotent_bundle,
+    is_multiple_matches,
+    parse_retry_after,
 )
+from fhir_iastm.errors import ConfigError, FhirServerError, FhirUnavailableError, IastmError
 
 log = logging.getLogger(__name__)
 
@@ -54,9 +49,6 @@ CONFORMANCE_TYPES = frozenset({"StructureDefinition", "ValueSet", "CodeSystem", 
 Params = Sequence[tuple[str, str]] | Mapping[str, str]
 Timeout = float | tuple[float, float]
 Json = dict[str, Any]
-
-_TYPE_ID_URL = re.compile(r"^[A-Z][A-Za-z]+/[A-Za-z0-9\-.]{1,64}$")
-_TYPE_IDENTIFIER_URL = re.compile(r"^[A-Z][A-Za-z]+\?(.*&)?identifier=")
 
 __all__ = [
     "CONFORMANCE_TYPES",
@@ -70,124 +62,6 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True, slots=True)
-class RetryPolicy:
-    """How often and how long to retry an idempotent request (deterministic, jitter-free)."""
-
-    max_attempts: int = 5
-    base_delay: float = 0.5
-    max_delay: float = 30.0
-    statuses: tuple[int, ...] = (429, 502, 503, 504)
-    retry_conflict: bool = True
-
-    def __post_init__(self) -> None:
-        if self.max_attempts < 1 or self.base_delay < 0 or self.max_delay < 0:
-            raise ValueError("RetryPolicy needs max_attempts >= 1 and non-negative delays")
-
-    def backoff(self, attempt: int) -> float:
-        """Delay after failed attempt ``attempt`` (1-based): base * 2**(attempt-1), capped."""
-        return float(min(self.max_delay, self.base_delay * 2 ** (attempt - 1)))
-
-
-def parse_retry_after(value: str | None, now: float) -> float | None:
-    """Seconds to wait from a ``Retry-After`` header (delta-seconds or HTTP-date), else None."""
-    if value is None or not value.strip():
-        return None
-    text = value.strip()
-    if text.isdigit():
-        return float(text)
-    try:
-        when = email.utils.parsedate_to_datetime(text)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:  # RFC 9110 HTTP-dates are GMT
-        return None
-    return max(0.0, when.timestamp() - now)
-
-
-def is_idempotent_bundle(bundle: Mapping[str, Any]) -> bool:
-    """True when every entry is GET, PUT ``Type/id`` or ``Type?identifier=``, or POST+ifNoneExist."""
-    entries = bundle.get("entry") or []
-    return all(_is_idempotent_entry(entry.get("request") or {}) for entry in entries)
-
-
-def _is_idempotent_entry(request: Mapping[str, Any]) -> bool:
-    method = str(request.get("method", "")).upper()
-    url = str(request.get("url", ""))
-    if method in ("GET", "HEAD"):
-        return True
-    if method == "PUT":
-        return bool(_TYPE_ID_URL.match(url) or _TYPE_IDENTIFIER_URL.match(url))
-    if method == "POST":
-        return bool(str(request.get("ifNoneExist") or "").strip())
-    return False
-
-
-#: HAPI: "... because this search matched 2 resources" / "... matched 2 or more resources",
-#: "Multiple resources match this search"; other servers: "multiple matches".
-_MULTIPLE_MATCHES = re.compile(
-    r"matched (?:[2-9]|\d{2,}) (?:or more )?resources|multiple (?:matches|resources match)", re.I)
-
-
-def is_multiple_matches(outcome: Mapping[str, Any] | None) -> bool:
-    """True when an OperationOutcome says a conditional URL matched several resources."""
-    for issue in _raw_issues(outcome):
-        text = f"{issue.get('diagnostics') or ''} {(issue.get('details') or {}).get('text') or ''}"
-        if issue.get("code") == "multiple-matches" or _MULTIPLE_MATCHES.search(text):
-            return True
-    return False
-
-
-def outcome_issues(outcome: Mapping[str, Any] | None, details: str,
-                   fallback: Issue) -> list[Issue]:
-    """The server's issues as :class:`Issue` (severity, code, expression, diagnostics kept).
-
-    Error/fatal issues get our stable code ``details``; when the server sent none, ``fallback``
-    is added so the error always carries an error issue.
-    """
-    issues = []
-    for raw in _raw_issues(outcome):
-        severity = raw.get("severity") if raw.get("severity") in SEVERITIES else "error"
-        where = raw.get("expression") or raw.get("location") or [None]
-        text = raw.get("diagnostics") or (raw.get("details") or {}).get("text")
-        issues.append(Issue(str(severity), str(raw.get("code") or "processing"),
-                            expression=where[0] if isinstance(where, list) else None,
-                            diagnostics=text if isinstance(text, str) else None,
-                            details=details if severity in ("error", "fatal") else None))
-    if not any(issue.is_error for issue in issues):
-        issues.append(fallback)
-    return issues
-
-
-def error_for_status(status: int, outcome: Mapping[str, Any] | None, *,
-                     context: str = "FHIR request") -> FhirServerError:
-    """The one map from an HTTP error status (+ OperationOutcome) to our exception.
-
-    401/403 -> FhirAuthError; 409/412 -> FhirConflictError (412 whose outcome reports several
-    matches -> code ``E_AMBIGUOUS_MATCH``, else ``E_PUSH_REJECTED``; MAPPING decision 9);
-    429/502/503/504 -> FhirUnavailableError; anything else (400, 404, 410, 422, 500, ...) ->
-    FhirServerError. ``status`` and ``outcome`` are kept on the exception.
-    """
-    message = f"{context}: HTTP {status}"
-    kept = dict(outcome) if outcome is not None else None
-    cls: type[FhirServerError] = FhirServerError
-    code, issue_type = FhirServerError.code, "processing"
-    if status in (401, 403):
-        cls, code, issue_type = FhirAuthError, FhirAuthError.code, "security"
-    elif status in (409, 412):
-        ambiguous = status == 412 and is_multiple_matches(outcome)
-        cls, issue_type = FhirConflictError, "multiple-matches" if ambiguous else "conflict"
-        code = "E_AMBIGUOUS_MATCH" if ambiguous else FhirConflictError.code
-    elif status in (404, 410):
-        code, issue_type = NotFoundError.code, "not-found"
-    elif status in (429, 502, 503, 504):
-        cls, code, issue_type = FhirUnavailableError, FhirUnavailableError.code, "transient"
-    fallback = Issue("error", issue_type, diagnostics=message, details=code)
-    error = cls(message, outcome_issues(outcome, code, fallback), status=status, outcome=kept)
-    error.code = code  # the stable code of this case (E_AMBIGUOUS_MATCH, E_NOT_FOUND, ...)
-    return error
-
-
 def outcome_of(response: requests.Response) -> Json | None:
     """The OperationOutcome body of a reply, or None (not JSON, or another resource)."""
     try:
@@ -197,11 +71,6 @@ def outcome_of(response: requests.Response) -> Json | None:
     if isinstance(body, dict) and body.get("resourceType") == "OperationOutcome":
         return body
     return None
-
-
-def _raw_issues(outcome: Mapping[str, Any] | None) -> list[dict[str, Any]]:
-    issues = (outcome or {}).get("issue")
-    return [i for i in issues if isinstance(i, dict)] if isinstance(issues, list) else []
 
 
 @dataclass(frozen=True, slots=True)
@@ -295,6 +164,7 @@ class FhirClient:
             next_url = _next_link(page)
             if next_url is None:
                 return
+            next_url = urljoin(self.base_url + "/", next_url)
             self._check_under_base(next_url, resource_type)
             if next_url in seen:
                 raise FhirServerError(f"GET {resource_type}: the server's next links loop")
@@ -357,9 +227,9 @@ class FhirClient:
         if not resource_type.isalpha():
             raise ValueError("validate() needs a resource with a resourceType")
         params = [("profile", profile)] if profile else None
-        return self._send(_Request("POST", f"{resource_type}/$validate", f"VALIDATE {resource_type}",
-                                   True, params=params, body=resource, expect="OperationOutcome",
-                                   outcome_ok=True))
+        return self._send(_Request("POST", f"{resource_type}/$validate",
+                                   f"VALIDATE {resource_type}", True, params=params, body=resource,
+                                   expect="OperationOutcome", outcome_ok=True))
 
     def post_conformance(self, resource: Json) -> Json:
         """``PUT Type/id`` of a StructureDefinition, ValueSet, CodeSystem or ConceptMap."""
@@ -383,7 +253,7 @@ class FhirClient:
                     json=request.body, headers=self._headers(request), timeout=self.timeout,
                     allow_redirects=False)
             except requests.RequestException as exc:
-                self._log(request, None, attempt, started)
+                self._log(request, type(exc).__name__, attempt, started)
                 delay = self._transport_delay(request, exc, attempt)
                 if delay is None:
                     raise _transport_error(request, exc, attempt) from exc
@@ -394,7 +264,8 @@ class FhirClient:
                 return _parse_body(request, response)
             delay = self._status_delay(request, response, attempt)
             if delay is None:
-                raise _status_error(request, response, attempt, self._retries_status(request, response))
+                retried = self._retries_status(request, response)
+                raise _status_error(request, response, attempt, retried)
             self._sleep(delay)
 
     def _transport_delay(self, request: _Request, exc: requests.RequestException,
@@ -450,9 +321,9 @@ class FhirClient:
                 f"GET {resource_type}: the server's next link points outside the base URL "
                 f"({link.scheme}://{link.netloc}), refused")
 
-    def _log(self, request: _Request, status: int | None, attempt: int, started: float) -> None:
-        log.info("%s -> %s attempt=%d %.1fms", request.label,
-                 status if status is not None else "no-response", attempt,
+    def _log(self, request: _Request, status: int | str, attempt: int, started: float) -> None:
+        """Log method + type, status or exception name, attempt, duration; no URL, no body."""
+        log.info("%s -> %s attempt=%d %.1fms", request.label, status, attempt,
                  (time.monotonic() - started) * 1000)
 
 
