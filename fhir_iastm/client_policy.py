@@ -98,8 +98,7 @@ _MULTIPLE_MATCHES = re.compile(
 def is_multiple_matches(outcome: Mapping[str, Any] | None) -> bool:
     """True when an OperationOutcome says a conditional URL matched several resources."""
     for issue in _raw_issues(outcome):
-        text = f"{issue.get('diagnostics') or ''} {(issue.get('details') or {}).get('text') or ''}"
-        if issue.get("code") == "multiple-matches" or _MULTIPLE_MATCHES.search(text):
+        if issue.get("code") == "multiple-matches" or _MULTIPLE_MATCHES.search(_issue_text(issue)):
             return True
     return False
 
@@ -115,10 +114,11 @@ def outcome_issues(outcome: Mapping[str, Any] | None, details: str,
     for raw in _raw_issues(outcome):
         severity = raw.get("severity") if raw.get("severity") in SEVERITIES else "error"
         where = raw.get("expression") or raw.get("location") or [None]
-        text = raw.get("diagnostics") or (raw.get("details") or {}).get("text")
-        issues.append(Issue(str(severity), str(raw.get("code") or "processing"),
-                            expression=where[0] if isinstance(where, list) else None,
-                            diagnostics=text if isinstance(text, str) else None,
+        first = where[0] if isinstance(where, list) else None
+        code = raw.get("code") if isinstance(raw.get("code"), str) and raw.get("code") else None
+        issues.append(Issue(str(severity), code or "processing",
+                            expression=first if isinstance(first, str) else None,
+                            diagnostics=_issue_text(raw) or None,
                             details=details if severity in ("error", "fatal") else None))
     if not any(issue.is_error for issue in issues):
         issues.append(fallback)
@@ -157,3 +157,10 @@ def error_for_status(status: int, outcome: Mapping[str, Any] | None, *,
 def _raw_issues(outcome: Mapping[str, Any] | None) -> list[dict[str, Any]]:
     issues = (outcome or {}).get("issue")
     return [i for i in issues if isinstance(i, dict)] if isinstance(issues, list) else []
+
+
+def _issue_text(issue: Mapping[str, Any]) -> str:
+    """``diagnostics``, else ``details.text`` (or "")."""
+    details = issue.get("details")
+    text = issue.get("diagnostics") or (details.get("text") if isinstance(details, dict) else None)
+    return text if isinstance(text, str) else ""

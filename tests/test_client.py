@@ -11,10 +11,18 @@ from email.utils import format_datetime
 import pytest
 import requests
 import responses
+from hypothesis import given
+from hypothesis import strategies as st
 from responses import matchers
 from urllib3.exceptions import MaxRetryError, NewConnectionError
 
-from fhir_iastm.client import FhirClient, RetryPolicy, is_idempotent_bundle, parse_retry_after
+from fhir_iastm.client import (
+    FhirClient,
+    RetryPolicy,
+    error_for_status,
+    is_idempotent_bundle,
+    parse_retry_after,
+)
 from fhir_iastm.errors import (
     FhirAuthError,
     FhirConflictError,
@@ -334,6 +342,24 @@ def test_412_other_is_push_rejected_with_outcome_kept(fhir_server, client):
     assert info.value.code == "E_PUSH_REJECTED"
     assert info.value.outcome == body
     assert info.value.issues[0].details == "E_PUSH_REJECTED"
+
+
+JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.text(max_size=20),
+                    lambda inner: st.lists(inner, max_size=3)
+                    | st.dictionaries(st.text(max_size=12), inner, max_size=4), max_leaves=12)
+ISSUE = st.fixed_dictionaries({}, optional={k: JSON for k in
+                                            ("severity", "code", "diagnostics", "details",
+                                             "expression", "location")})
+
+
+@given(status=st.integers(min_value=300, max_value=599),
+       issues=st.lists(ISSUE | JSON, max_size=3) | JSON)
+def test_error_for_status_survives_any_outcome_shape(status, issues):
+    error = error_for_status(status, {"resourceType": "OperationOutcome", "issue": issues})
+    assert isinstance(error, FhirServerError)
+    assert error.status == status
+    assert any(i.is_error for i in error.issues)
+    assert error.operation_outcome()["resourceType"] == "OperationOutcome"
 
 
 def test_401_is_auth_error_without_retry(fhir_server, client, sleep):
