@@ -1,0 +1,88 @@
+"""Edge (storage): build the SQLAlchemy engine for SQLite or PostgreSQL and run the migrations.
+
+Layer: edge; imports SQLAlchemy and Alembic.
+
+SQLite is a single-writer database: every write transaction starts with ``BEGIN IMMEDIATE``, so
+two writers (threads or processes) serialize on the database lock instead of failing with
+"database is locked" half-way through a read-modify-write. Reads use a deferred ``BEGIN``.
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import make_url
+from sqlalchemy.pool import StaticPool
+
+#: Execution option that makes a SQLite transaction start with a plain (deferred) BEGIN.
+READ_ONLY = {"sqlite_begin": "DEFERRED"}
+
+
+def normalize_url(url: str) -> str:
+    """``postgres://`` and ``postgresql://`` mean psycopg 3 here (psycopg2 is not a dependency)."""
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    return url
+
+
+def make_engine(url: str, **kwargs: Any) -> Engine:
+    """An engine for ``url`` with the SQLite transaction discipline above, or a pooled PG engine."""
+    url = normalize_url(url)
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite":
+        kwargs.setdefault("pool_pre_ping", True)
+        return create_engine(url, **kwargs)
+    connect_args = {"timeout": 60, "check_same_thread": False}
+    if parsed.database in (None, "", ":memory:"):
+        kwargs.setdefault("poolclass", StaticPool)
+    engine = create_engine(url, connect_args=connect_args, **kwargs)
+    event.listen(engine, "connect", _sqlite_on_connect)
+    event.listen(engine, "begin", _sqlite_on_begin)
+    return engine
+
+
+def _sqlite_on_connect(dbapi_conn: Any, _record: Any) -> None:
+    # Let SQLAlchemy's "begin" event issue BEGIN itself (the pysqlite driver's own is deferred).
+    dbapi_conn.isolation_level = None
+    cursor = dbapi_conn.cursor()
+    for pragma in ("foreign_keys=ON", "journal_mode=WAL", "synchronous=NORMAL", "busy_timeout=60000"):
+        cursor.execute(f"PRAGMA {pragma}")
+    cursor.close()
+
+
+def _sqlite_on_begin(conn: Any) -> None:
+    mode = conn.get_execution_options().get("sqlite_begin", "IMMEDIATE")
+    conn.exec_driver_sql(f"BEGIN {mode}")
+
+
+def alembic_config() -> Config:
+    """Alembic configuration pointing at the packaged ``fhir_iastm/migrations``."""
+    cfg = Config()
+    location = resources.files("fhir_iastm") / "migrations"
+    cfg.set_main_option("script_location", str(location))
+    return cfg
+
+
+def migrate(engine: Engine, revision: str = "head") -> None:
+    """``alembic upgrade <revision>`` on ``engine`` (PostgreSQL: serialized by an advisory lock)."""
+    cfg = alembic_config()
+    with engine.connect() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, revision)
+        conn.commit()
+
+
+def current_revision(engine: Engine) -> str | None:
+    """The database's Alembic revision (None before the first migration)."""
+    from alembic.runtime.migration import MigrationContext
+
+    with engine.connect().execution_options(**READ_ONLY) as conn:
+        return MigrationContext.configure(conn).get_current_revision()
+
+
+__all__ = ["READ_ONLY", "alembic_config", "current_revision", "make_engine", "migrate", "normalize_url"]

@@ -1,0 +1,167 @@
+"""Edge (storage): the record, sync-state and audit statements ``Store`` runs inside its transactions.
+
+Layer: edge; imports SQLAlchemy. Functions take an open ``Connection`` and never commit.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, Row, and_, func, insert, select, update
+
+from fhir_iastm.storage.schema import audit, outbox, record_versions, records, sync_state
+from fhir_iastm.storage.types import LastPushed, StoredRecord, SyncState
+
+
+def lock_record(conn: Connection, session_id: str) -> Row[Any] | None:
+    """The session's records row, locked FOR UPDATE on PostgreSQL (SQLite: the write lock is held)."""
+    stmt = (
+        select(records.c.record_version, records.c.record_hash)
+        .where(records.c.session_id == session_id)
+        .with_for_update()
+    )
+    return conn.execute(stmt).first()
+
+
+def set_queued(conn: Connection, session_id: str, now: datetime, *, created: bool) -> None:
+    """Mark a session queued for push (first save creates its sync_state row)."""
+    if created:
+        conn.execute(
+            insert(sync_state).values(session_id=session_id, state="queued", attempts=0,
+                                      updated_at=now)
+        )
+        return
+    conn.execute(
+        update(sync_state)
+        .where(sync_state.c.session_id == session_id)
+        .values(state="queued", attempts=0, next_retry_at=None, updated_at=now)
+    )
+
+
+def add_audit(
+    conn: Connection, now: datetime, actor: str | None, action: str, session_id: str | None,
+    outcome: str | None,
+) -> None:
+    """Append one audit row (no PHI: names of things, never their values)."""
+    conn.execute(
+        insert(audit).values(ts=now, actor=actor, action=action, session_id=session_id,
+                             outcome=outcome)
+    )
+
+
+def select_records(
+    conn: Connection,
+    *,
+    session_id: str | None = None,
+    version: int | None = None,
+    patient: str | None = None,
+    since: datetime | None = None,
+    status: str | None = None,
+    sync: str | None = None,
+    after: str | None = None,
+    limit: int | None = None,
+    offset: int = 0,
+) -> list[StoredRecord]:
+    """Records (current version unless ``version``) matching every filter given, by session_id."""
+    rv = record_versions
+    wanted = rv.c.record_version == (version if version is not None else records.c.record_version)
+    stmt = (
+        select(records.c.status, records.c.record_version.label("current"), rv)
+        .join(rv, and_(rv.c.session_id == records.c.session_id, wanted))
+        .order_by(records.c.session_id)
+    )
+    if session_id is not None:
+        stmt = stmt.where(records.c.session_id == session_id)
+    if patient is not None:
+        stmt = stmt.where(records.c.patient_mrn == patient)
+    if since is not None:
+        stmt = stmt.where(records.c.updated_at >= since)
+    if status is not None:
+        stmt = stmt.where(records.c.status == status)
+    if after is not None:
+        stmt = stmt.where(records.c.session_id > after)
+    if sync is not None:
+        stmt = stmt.join(sync_state, sync_state.c.session_id == records.c.session_id).where(
+            sync_state.c.state == sync
+        )
+    if limit is not None:
+        stmt = stmt.limit(limit)
+    if offset:
+        stmt = stmt.offset(offset)
+    return [_stored(row) for row in conn.execute(stmt)]
+
+
+def _stored(row: Row[Any]) -> StoredRecord:
+    m = row._mapping
+    return StoredRecord(
+        session_id=m["session_id"],
+        record_version=m["record_version"],
+        record_hash=m["record_hash"],
+        body=m["body"],
+        received_at=m["received_at"],
+        status=m["status"],
+        current_version=m["current"],
+    )
+
+
+def select_sync(conn: Connection, session_id: str) -> SyncState | None:
+    """The sync_state row of a session with its current version and pending outbox count."""
+    pending = (
+        select(func.count())
+        .where(outbox.c.session_id == session_id, outbox.c.done_at.is_(None))
+        .scalar_subquery()
+    )
+    stmt = (
+        select(sync_state, records.c.record_version.label("current"), pending.label("pending"))
+        .join(records, records.c.session_id == sync_state.c.session_id)
+        .where(sync_state.c.session_id == session_id)
+    )
+    row = conn.execute(stmt).first()
+    if row is None:
+        return None
+    m = row._mapping
+    return SyncState(
+        session_id=m["session_id"],
+        state=m["state"],
+        current_version=m["current"],
+        pushed_version=m["pushed_version"],
+        pushed_hash=m["pushed_hash"],
+        identifiers=tuple(m["pushed_identifiers"] or ()),
+        fhir_ids=dict(m["fhir_ids"] or {}),
+        attempts=m["attempts"],
+        next_retry_at=m["next_retry_at"],
+        last_pushed_at=m["last_pushed_at"],
+        last_error_code=m["last_error_code"],
+        last_outcome=m["last_outcome"],
+        pending=m["pending"],
+        updated_at=m["updated_at"],
+    )
+
+
+def select_last_pushed(conn: Connection, session_id: str) -> LastPushed | None:
+    """What the server last accepted for a session, or None if nothing was ever pushed."""
+    row = conn.execute(
+        select(
+            sync_state.c.pushed_version, sync_state.c.pushed_hash,
+            sync_state.c.pushed_identifiers, sync_state.c.fhir_ids,
+        ).where(sync_state.c.session_id == session_id)
+    ).first()
+    if row is None or row.pushed_version is None:
+        return None
+    return LastPushed(
+        record_version=row.pushed_version,
+        record_hash=row.pushed_hash,
+        identifiers=tuple(row.pushed_identifiers or ()),
+        fhir_ids=dict(row.fhir_ids or {}),
+    )
+
+
+__all__ = [
+    "add_audit",
+    "lock_record",
+    "select_last_pushed",
+    "select_records",
+    "select_sync",
+    "set_queued",
+]

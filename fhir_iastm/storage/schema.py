@@ -1,0 +1,160 @@
+"""Edge (storage): the tables, as SQLAlchemy Core metadata. Alembic's migrations create them.
+
+Layer: edge; imports SQLAlchemy. ``tests/test_storage_schema.py`` proves the migrations produce
+exactly this metadata on SQLite and PostgreSQL.
+
+The database may hold PHI (the record bodies, the MRN column used by ``?patient=``); logs never do.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    UniqueConstraint,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.engine import Dialect
+from sqlalchemy.types import TypeDecorator
+
+NAMING = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+metadata = MetaData(naming_convention=NAMING)
+
+#: JSON everywhere, JSONB on PostgreSQL.
+Json = JSON().with_variant(JSONB(), "postgresql")
+#: 64-bit ids on PostgreSQL; SQLite needs plain INTEGER for its rowid alias (autoincrement).
+Id = BigInteger().with_variant(Integer(), "sqlite")
+SessionId = String(64)
+Hash = String(64)
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC datetimes on every backend (SQLite keeps naive UTC text)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the store; pass an aware (UTC) datetime")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+records = Table(
+    "records",
+    metadata,
+    Column("session_id", SessionId, primary_key=True),
+    Column("record_version", Integer, nullable=False),
+    Column("record_hash", Hash, nullable=False),
+    Column("status", String(32), nullable=False),
+    Column("clinic_id", String(64), nullable=False),
+    Column("patient_mrn", String(64), nullable=False),
+    Column("session_start", String(40), nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+    Index(None, "patient_mrn", "clinic_id"),
+    Index(None, "updated_at"),
+    Index(None, "status"),
+)
+
+record_versions = Table(
+    "record_versions",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("session_id", SessionId, ForeignKey("records.session_id"), nullable=False),
+    Column("record_version", Integer, nullable=False),
+    Column("record_hash", Hash, nullable=False),
+    Column("body", Json, nullable=False),
+    Column("received_at", UtcDateTime, nullable=False),
+    Column("actor", String(64), nullable=True),
+    # a race can never store two different contents under one version
+    UniqueConstraint("session_id", "record_version"),
+)
+
+sync_state = Table(
+    "sync_state",
+    metadata,
+    Column("session_id", SessionId, ForeignKey("records.session_id"), primary_key=True),
+    Column("state", String(16), nullable=False),
+    Column("pushed_version", Integer, nullable=True),
+    Column("pushed_hash", Hash, nullable=True),
+    Column("pushed_identifiers", Json, nullable=True),
+    Column("fhir_ids", Json, nullable=True),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("next_retry_at", UtcDateTime, nullable=True),
+    Column("last_pushed_at", UtcDateTime, nullable=True),
+    Column("last_error_code", String(64), nullable=True),
+    Column("last_outcome", Json, nullable=True),
+    Column("updated_at", UtcDateTime, nullable=False),
+    Index(None, "state"),
+)
+
+outbox = Table(
+    "outbox",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("session_id", SessionId, ForeignKey("records.session_id"), nullable=False),
+    Column("record_version", Integer, nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("next_attempt_at", UtcDateTime, nullable=False),
+    Column("claimed_by", String(128), nullable=True),
+    Column("claimed_until", UtcDateTime, nullable=True),
+    Column("claim_token", String(32), nullable=True),
+    Column("done_at", UtcDateTime, nullable=True),
+    Column("outcome", String(16), nullable=True),
+)
+# Pending entries only: what claim() scans, and the per-session "is there an earlier one" probe.
+Index(
+    "ix_outbox_pending",
+    outbox.c.next_attempt_at,
+    outbox.c.id,
+    postgresql_where=outbox.c.done_at.is_(None),
+    sqlite_where=outbox.c.done_at.is_(None),
+)
+Index(
+    "ix_outbox_pending_session",
+    outbox.c.session_id,
+    outbox.c.record_version,
+    outbox.c.id,
+    postgresql_where=outbox.c.done_at.is_(None),
+    sqlite_where=outbox.c.done_at.is_(None),
+)
+
+audit = Table(
+    "audit",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("ts", UtcDateTime, nullable=False),
+    Column("actor", String(64), nullable=True),  # the token's name, never the token
+    Column("action", String(32), nullable=False),
+    Column("session_id", SessionId, nullable=True),
+    Column("outcome", String(64), nullable=True),
+    Index(None, "session_id"),
+)
+
+__all__ = ["audit", "metadata", "outbox", "record_versions", "records", "sync_state", "UtcDateTime"]

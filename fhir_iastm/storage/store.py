@@ -1,0 +1,307 @@
+"""Edge (storage): ``Store`` — records with their version history, sync state, outbox and audit.
+
+Layer: edge; imports SQLAlchemy and the core's record types. One code path for SQLite and PostgreSQL.
+Saving a record (MAPPING.md decision 15) writes the version, the sync state, the outbox entry and the
+audit row in ONE transaction: a record is never accepted without being queued for push.
+The outbox half (claim / complete / retry / dead letter) is in ``storage.outbox``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import Connection, Engine, and_, func, insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from fhir_iastm.errors import ConflictRecordError, Issue, NotFoundError
+from fhir_iastm.storage import outbox as ob
+from fhir_iastm.storage import queries as q
+from fhir_iastm.storage.engine import READ_ONLY, make_engine, migrate
+from fhir_iastm.storage.schema import audit, outbox, record_versions, records, sync_state
+from fhir_iastm.storage.types import (
+    LastPushed,
+    OutboxItem,
+    OutcomeLike,
+    Page,
+    SaveResult,
+    StoredRecord,
+    SyncState,
+)
+
+if TYPE_CHECKING:
+    from fhir_iastm.model import SessionRecord
+
+DEFAULT_URL = "sqlite:///fhir_iastm.db"
+Clock = Callable[[], datetime]
+Hasher = Callable[["SessionRecord"], str]
+
+
+def utc_now() -> datetime:
+    """The real clock (aware, UTC)."""
+    return datetime.now(UTC)
+
+
+def _default_hasher(record: SessionRecord) -> str:
+    from fhir_iastm.records import record_hash  # the core's canonical (JCS) hash, decision 7
+
+    return record_hash(record)
+
+
+class Store:
+    """The durable store. ``Store(url)`` then ``migrate()`` once (idempotent) before use."""
+
+    def __init__(
+        self,
+        url: str = DEFAULT_URL,
+        *,
+        clock: Clock = utc_now,
+        hasher: Hasher | None = None,
+        engine: Engine | None = None,
+    ) -> None:
+        self.engine = engine if engine is not None else make_engine(url)
+        self.clock = clock
+        self.hasher: Hasher = hasher or _default_hasher
+
+    # -- plumbing -------------------------------------------------------------------------------
+    @contextmanager
+    def write(self) -> Iterator[Connection]:
+        """One write transaction (BEGIN IMMEDIATE on SQLite)."""
+        with self.engine.begin() as conn:
+            yield conn
+
+    @contextmanager
+    def read(self) -> Iterator[Connection]:
+        """One read transaction."""
+        with self.engine.connect().execution_options(**READ_ONLY) as conn, conn.begin():
+            yield conn
+
+    def migrate(self) -> None:
+        """Create or upgrade the schema (``alembic upgrade head``)."""
+        migrate(self.engine)
+
+    def close(self) -> None:
+        """Release the connection pool."""
+        self.engine.dispose()
+
+    # -- records --------------------------------------------------------------------------------
+    def save_record(
+        self, record: SessionRecord, raw: dict[str, Any], *, actor: str | None
+    ) -> SaveResult:
+        """Store a record by decision 15 and queue its push, atomically; 409 conflicts raise."""
+        digest = self.hasher(record)
+        for attempt in range(3):
+            try:
+                with self.write() as conn:
+                    result = self._save(conn, record, raw, digest, actor)
+                    q.add_audit(conn, self.clock(), actor, "save", record.session_id, result.status)
+                    return result
+            except IntegrityError:
+                # Two first POSTs of one session raced: the loser retries and now sees the winner.
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
+
+    def _save(
+        self, conn: Connection, record: SessionRecord, raw: dict[str, Any], digest: str,
+        actor: str | None,
+    ) -> SaveResult:
+        sid, version = record.session_id, record.record_version
+        current = q.lock_record(conn, sid)
+        if current is not None:
+            _check_decision_15(sid, version, digest, current.record_version, current.record_hash)
+            if version == current.record_version:
+                return SaveResult("unchanged", sid, version, digest)
+        now = self.clock()
+        row = {
+            "record_version": version,
+            "record_hash": digest,
+            "status": record.status,
+            "clinic_id": record.clinic.clinic_id,
+            "patient_mrn": record.patient.mrn,
+            "session_start": record.session.start,
+            "updated_at": now,
+        }
+        if current is None:
+            conn.execute(insert(records).values(session_id=sid, created_at=now, **row))
+        else:
+            conn.execute(update(records).where(records.c.session_id == sid).values(**row))
+        conn.execute(
+            insert(record_versions).values(
+                session_id=sid, record_version=version, record_hash=digest, body=raw,
+                received_at=now, actor=actor,
+            )
+        )
+        outbox_id = ob.insert_entry(conn, sid, version, now)
+        q.set_queued(conn, sid, now, created=current is None)
+        return SaveResult("created" if current is None else "new-version", sid, version, digest,
+                          outbox_id)
+
+    def get_record(self, session_id: str, version: int | None = None) -> StoredRecord:
+        """The current (or a given) version of a record; NotFoundError when absent."""
+        with self.read() as conn:
+            found = q.select_records(conn, session_id=session_id, version=version)
+        if not found:
+            what = f"version {version} of session" if version is not None else "session"
+            raise NotFoundError(f"no {what} {session_id}")
+        return found[0]
+
+    def list_versions(self, session_id: str) -> list[int]:
+        """Every stored record_version of a session, ascending."""
+        with self.read() as conn:
+            rows = conn.execute(
+                select(record_versions.c.record_version)
+                .where(record_versions.c.session_id == session_id)
+                .order_by(record_versions.c.record_version)
+            ).scalars()
+            return list(rows)
+
+    def list_records(
+        self,
+        *,
+        patient: str | None = None,
+        since: datetime | None = None,
+        status: str | None = None,
+        sync: str | None = None,
+        limit: int = 50,
+        offset: int = 0,
+        cursor: str | None = None,
+    ) -> Page:
+        """Current versions, ordered by session_id; filters: patient MRN, updated since, status, sync."""
+        limit = max(1, min(limit, 1000))
+        with self.read() as conn:
+            items = q.select_records(
+                conn, patient=patient, since=since, status=status, sync=sync,
+                limit=limit + 1, offset=offset, after=cursor,
+            )
+        more = len(items) > limit
+        items = items[:limit]
+        return Page(items, items[-1].session_id if more and items else None)
+
+    def iter_records(self, batch: int = 500) -> Iterator[StoredRecord]:
+        """Every current record, in session_id order, read in keyset pages (for export)."""
+        cursor: str | None = None
+        while True:
+            page = self.list_records(limit=batch, cursor=cursor)
+            yield from page.items
+            if page.next_cursor is None:
+                return
+            cursor = page.next_cursor
+
+    # -- sync state and audit -------------------------------------------------------------------
+    def get_sync(self, session_id: str) -> SyncState:
+        """Push state of a session (``/api/sessions/<id>/sync``); NotFoundError when absent."""
+        with self.read() as conn:
+            state = q.select_sync(conn, session_id)
+        if state is None:
+            raise NotFoundError(f"no session {session_id}")
+        return state
+
+    def last_pushed(self, session_id: str) -> LastPushed | None:
+        """Version, hash and identifiers the server last accepted; None if never pushed."""
+        with self.read() as conn:
+            return q.select_last_pushed(conn, session_id)
+
+    def audit(
+        self, actor: str | None, action: str, session_id: str | None = None,
+        outcome: str | None = None,
+    ) -> None:
+        """Append an audit row: who (token name, never the token) did what to which session."""
+        with self.write() as conn:
+            q.add_audit(conn, self.clock(), actor, action, session_id, outcome)
+
+    def audit_log(self, session_id: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
+        """Newest audit rows first (optionally of one session)."""
+        stmt = select(audit).order_by(audit.c.id.desc()).limit(limit)
+        if session_id is not None:
+            stmt = stmt.where(audit.c.session_id == session_id)
+        with self.read() as conn:
+            return [dict(r._mapping) for r in conn.execute(stmt)]
+
+    # -- outbox ---------------------------------------------------------------------------------
+    def enqueue(self, session_id: str, *, actor: str | None = None) -> int:
+        """Queue the current version for push now (reuses a pending entry); returns the entry id."""
+        with self.write() as conn:
+            current = q.lock_record(conn, session_id)
+            if current is None:
+                raise NotFoundError(f"no session {session_id}")
+            now = self.clock()
+            entry = ob.request_push(conn, session_id, current.record_version, now)
+            q.set_queued(conn, session_id, now, created=False)
+            q.add_audit(conn, now, actor, "enqueue", session_id, None)
+            return entry
+
+    def claim(self, worker_id: str, lease_seconds: float = 120.0) -> OutboxItem | None:
+        """Lease the next pushable entry (the oldest pending version of a session not in flight)."""
+        with self.write() as conn:
+            return ob.claim(conn, worker_id, lease_seconds, self.clock())
+
+    def complete(self, item: OutboxItem, outcome: OutcomeLike) -> None:
+        """Finish an entry whose push succeeded (pushed / unchanged / superseded)."""
+        with self.write() as conn:
+            ob.complete(conn, item, outcome, self.clock())
+
+    def retry_later(self, item: OutboxItem, delay: float, outcome: OutcomeLike) -> None:
+        """Release an entry after a transient failure; it becomes claimable after ``delay`` s."""
+        with self.write() as conn:
+            ob.retry_later(conn, item, delay, outcome, self.clock())
+
+    def dead_letter(self, item: OutboxItem, outcome: OutcomeLike) -> None:
+        """Finish an entry whose push was finally rejected; keep the OperationOutcome."""
+        with self.write() as conn:
+            ob.dead_letter(conn, item, outcome, self.clock())
+
+    def extend_lease(self, item: OutboxItem, lease_seconds: float) -> OutboxItem:
+        """Keep a long push's claim alive; LeaseLostError if it already expired and moved on."""
+        with self.write() as conn:
+            return ob.extend_lease(conn, item, lease_seconds, self.clock())
+
+    def outbox_counts(self) -> dict[str, int]:
+        """Entries by state: pending, in_flight, done, dead-letter (for health and tests)."""
+        now = self.clock()
+        pending = outbox.c.done_at.is_(None)
+        in_flight = and_(pending, outbox.c.claimed_until > now)
+        with self.read() as conn:
+            row = conn.execute(
+                select(
+                    func.count().filter(pending),
+                    func.count().filter(in_flight),
+                    func.count().filter(outbox.c.outcome.in_(("pushed", "unchanged", "superseded"))),
+                    func.count().filter(outbox.c.outcome == "dead-letter"),
+                )
+            ).one()
+        return {"pending": row[0], "in_flight": row[1], "done": row[2], "dead-letter": row[3]}
+
+    def sync_counts(self) -> dict[str, int]:
+        """Sessions by sync state."""
+        with self.read() as conn:
+            rows = conn.execute(
+                select(sync_state.c.state, func.count()).group_by(sync_state.c.state)
+            )
+            return {state: count for state, count in rows}
+
+
+def _check_decision_15(
+    sid: str, version: int, digest: str, stored_version: int, stored_hash: str
+) -> None:
+    """Raise the 409s of decision 15; return when the record is the same or a newer version."""
+    if version < stored_version:
+        stale = ConflictRecordError(
+            f"record_version {version} of session {sid} is older than the stored {stored_version}",
+            [Issue("error", "conflict", "record_version",
+                   f"stored record_version is {stored_version}", "E_STALE_VERSION")],
+        )
+        stale.code = "E_STALE_VERSION"
+        raise stale
+    if version == stored_version and digest != stored_hash:
+        raise ConflictRecordError(
+            f"session {sid} record_version {version} was already stored with other content",
+            [Issue("error", "duplicate", "session_id",
+                   f"record_version {version} already stored with other content; "
+                   "send a higher record_version", "E_DUPLICATE_SESSION")],
+        )
+
+
+__all__ = ["DEFAULT_URL", "Store", "utc_now"]
