@@ -187,7 +187,7 @@ def _condition_rules(v: _View) -> Iterator[Issue]:
         if verification == "entered-in-error" and clinical is not None:
             msg = "an entered-in-error condition carries no clinical_status (R4 con-5)"
             yield make_issue("E_STATUS_CONFLICT", f"{path}.clinical_status", msg)
-        elif verification is not None and clinical is None:
+        elif verification not in (None, "entered-in-error") and clinical is None:
             msg = f"clinical_status is required when verification_status is {verification}"
             yield make_issue("E_REQUIRED", f"{path}.clinical_status", msg)
         issue = _laterality_issue(v, path, sides)
