@@ -1,0 +1,70 @@
+"""Core: adjunct-therapy Procedures (MAPPING §3.7, decision 11) and back.
+
+Layer: core (standard library only). Each adjunct is ``partOf`` the IASTM Procedure and carries
+``reasonReference`` whatever its status, so the pull query's ``_revinclude`` finds it.
+"""
+
+from __future__ import annotations
+
+from fhir_iastm.mapping.codes import reverse_table, tables, unmapped
+from fhir_iastm.mapping.context import ENCOUNTER, PATIENT, PROCEDURE, Ctx, adjunct_role
+from fhir_iastm.mapping.datatypes import (
+    JSON,
+    codeable,
+    codes_in,
+    ext_value,
+    extension,
+    prune,
+    quantity,
+    reference,
+)
+from fhir_iastm.mapping.procedure import performed, performers, reasons
+from fhir_iastm.model import AdjunctTherapy
+
+
+def to_adjunct(ctx: Ctx, a: AdjunctTherapy) -> JSON:
+    """One adjunct Procedure; status, subject, encounter, period copied from the session."""
+    r = ctx.record
+    minutes = quantity(a.minutes, ctx.codes["ucum"].coding("min"))
+    return prune(
+        {
+            "resourceType": "Procedure",
+            "meta": ctx.meta("iastm-adjunct-procedure"),
+            "extension": ctx.source_extensions()
+            + [extension(ctx.ext_url("iastm-duration"), "Duration", minutes)],
+            "identifier": [ctx.session_identifier(adjunct_role(a.type))],
+            "partOf": [reference(ctx.url(PROCEDURE))],
+            "status": ctx.statuses[1],
+            "statusReason": codeable(text=r.status_reason) if r.status_reason else None,
+            "code": codeable(_codings(ctx, a.type), a.text),
+            "subject": reference(ctx.url(PATIENT)),
+            "encounter": reference(ctx.url(ENCOUNTER)),
+            "performedPeriod": performed(ctx),
+            "performer": performers(ctx),
+            "reasonReference": reasons(ctx),
+        }
+    )
+
+
+def _codings(ctx: Ctx, adjunct_type: str) -> list[JSON]:
+    codings = [ctx.codes["adjunct_local"].coding(adjunct_type)]
+    codings += ctx.codes["adjunct_snomed"].codings(adjunct_type)
+    if ctx.settings.include_cpt:
+        codings.append(ctx.codes.fixed("adjunct_cpt"))
+    return codings
+
+
+def from_adjunct(resource: JSON, base: str, where: str) -> JSON:
+    """Adjunct Procedure -> ``adjunct_therapies[]`` entry (type from the local coding only)."""
+    code = resource.get("code") or {}
+    local_system = tables(base)["adjunct_local"]["stretching"][0]["system"]
+    found = codes_in(code, local_system)
+    table = reverse_table(base, "adjunct_local")
+    if len(found) != 1 or (local_system, found[0]) not in table:
+        raise unmapped("adjunct_local", found or None, f"{where}.code")
+    minutes = ext_value(resource, f"{base}/StructureDefinition/iastm-duration", "Duration") or {}
+    return prune({"type": table[(local_system, found[0])], "minutes": minutes.get("value"),
+                  "text": code.get("text")})
+
+
+__all__ = ["from_adjunct", "to_adjunct"]

@@ -1,0 +1,127 @@
+"""Core: one per-encounter Condition per ``conditions[]`` entry (MAPPING §3.5) and back.
+
+Layer: core (standard library only). For an entered-in-error session every copy is retracted:
+``verificationStatus = entered-in-error`` and no ``clinicalStatus`` (§2.5, R4 con-5).
+"""
+
+from __future__ import annotations
+
+from fhir_iastm.errors import Issue, MappingError
+from fhir_iastm.mapping.codes import condition_snomed_display, reverse_table
+from fhir_iastm.mapping.context import ENCOUNTER, PATIENT, Ctx, condition_role
+from fhir_iastm.mapping.datatypes import (
+    JSON,
+    code_in,
+    codeable,
+    ext_all,
+    extension,
+    identifier,
+    identifier_value,
+    prune,
+    reference,
+)
+from fhir_iastm.mapping.ids import MCODE_LATERALITY
+from fhir_iastm.model import Condition
+
+ICD10CM = "http://hl7.org/fhir/sid/icd-10-cm"
+SNOMED = "http://snomed.info/sct"
+
+
+def to_condition(ctx: Ctx, c: Condition) -> JSON:
+    """One encounter-diagnosis Condition (§3.5)."""
+    retracted = ctx.record.status == "entered-in-error" or c.verification_status == "entered-in-error"
+    verification = "entered-in-error" if retracted else c.verification_status
+    clinical = None if retracted or c.clinical_status is None else c.clinical_status
+    return prune(
+        {
+            "resourceType": "Condition",
+            "meta": ctx.meta("iastm-condition"),
+            "extension": ctx.source_extensions(),
+            "identifier": [
+                ctx.session_identifier(condition_role(c.condition_id)),
+                identifier(ctx.sid("iastm-condition"), c.condition_id),
+            ],
+            "clinicalStatus": codeable([ctx.codes["condition_clinical"].coding(clinical)])
+            if clinical else None,
+            "verificationStatus": codeable([ctx.codes["condition_verification"].coding(verification)]),
+            "category": [codeable([ctx.codes.fixed("condition_category")])],
+            "code": codeable(_code_codings(c), c.text),
+            "bodySite": [_laterality_site(ctx, c.laterality)] if c.laterality != "not-applicable" else [],
+            "subject": reference(ctx.url(PATIENT)),
+            "encounter": reference(ctx.url(ENCOUNTER)),
+            "onsetDateTime": c.onset_date,
+            "recordedDate": ctx.record.recorded_at,
+        }
+    )
+
+
+def _code_codings(c: Condition) -> list[JSON]:
+    codings: list[JSON] = [{"system": ICD10CM, "code": c.icd10cm}]
+    if c.snomed:
+        codings.append(prune({"system": SNOMED, "code": c.snomed,
+                              "display": condition_snomed_display(c.snomed)}))
+    return codings
+
+
+def _laterality_site(ctx: Ctx, laterality: str) -> JSON:
+    """bodySite carrying only the side (the site itself is on the Procedure, §3.5)."""
+    lat = extension(MCODE_LATERALITY, "CodeableConcept",
+                    codeable([ctx.codes["laterality"].coding(laterality)]))
+    return codeable(text=laterality, extension=[lat])  # type: ignore[list-item]
+
+
+# ---------------------------------------------------------------- reverse
+
+
+def from_condition(resource: JSON, base: str, where: str, primary: bool) -> JSON:
+    """Condition -> one ``conditions[]`` entry; laterality only from the mCODE extension."""
+    code = resource.get("code") or {}
+    return prune(
+        {
+            "condition_id": identifier_value(resource, f"{base}/sid/iastm-condition"),
+            "icd10cm": code_in(code, ICD10CM),
+            "snomed": code_in(code, SNOMED),
+            "text": code.get("text"),
+            "laterality": condition_laterality(resource, base, where),
+            "onset_date": resource.get("onsetDateTime"),
+            "clinical_status": code_in(resource.get("clinicalStatus"),
+                                       "http://terminology.hl7.org/CodeSystem/condition-clinical"),
+            "verification_status": code_in(resource.get("verificationStatus"),
+                                           "http://terminology.hl7.org/CodeSystem/condition-ver-status"),
+            "is_primary": True if primary else None,
+        }
+    )
+
+
+def condition_laterality(resource: JSON, base: str, where: str) -> str:
+    """``not-applicable`` without a bodySite; else exactly one known laterality extension."""
+    sites = resource.get("bodySite") or []
+    if not sites:
+        return "not-applicable"
+    return laterality_of(sites[0], base, f"{where}.bodySite[0]")
+
+
+def laterality_of(site: JSON, base: str, where: str) -> str:
+    """The record laterality of a bodySite; never guessed (§2.6)."""
+    found = ext_all(site, MCODE_LATERALITY)
+    if len(found) != 1:
+        raise MappingError(
+            f"{where}: expected exactly one mCODE laterality extension, found {len(found)}",
+            [Issue("error", "required", where, "unknown laterality: the bodySite carries "
+                   f"{len(found)} mCODE laterality-qualifier extensions (exactly 1 needed)",
+                   "E_REQUIRED")],
+        )
+    concept = found[0].get("valueCodeableConcept") or {}
+    table = reverse_table(base, "laterality")
+    for coding in concept.get("coding", ()):
+        value = table.get((coding.get("system"), coding.get("code")))
+        if value:
+            return value
+    raise MappingError(
+        f"{where}: unknown laterality",
+        [Issue("error", "code-invalid", f"{where}.extension('{MCODE_LATERALITY}')",
+               "unknown laterality code", "E_CODE_UNKNOWN")],
+    )
+
+
+__all__ = ["condition_laterality", "from_condition", "laterality_of", "to_condition"]

@@ -1,0 +1,128 @@
+"""Core: what every forward builder needs for one record — settings, codes, fullUrls, profiles.
+
+Layer: core (standard library only).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+
+from fhir_iastm.mapping import ids
+from fhir_iastm.mapping.codes import STATUS, Tables, tables
+from fhir_iastm.mapping.datatypes import JSON, extension, identifier
+from fhir_iastm.mapping.settings import MappingSettings
+from fhir_iastm.model import Condition, SessionRecord
+
+US_CORE = "http://hl7.org/fhir/us/core/StructureDefinition/"
+#: Our profile id -> the US Core profile it satisfies (emitted only with claim_us_core, decision 1).
+US_CORE_PROFILE = {
+    "iastm-organization": US_CORE + "us-core-organization",
+    "iastm-practitioner": US_CORE + "us-core-practitioner",
+    "iastm-patient": US_CORE + "us-core-patient",
+    "iastm-encounter": US_CORE + "us-core-encounter",
+    "iastm-condition": US_CORE + "us-core-condition-encounter-diagnosis",
+    "iastm-procedure": US_CORE + "us-core-procedure",
+    "iastm-adjunct-procedure": US_CORE + "us-core-procedure",
+    "iastm-pain-observation": US_CORE + "us-core-observation-screening-assessment",
+    "iastm-rom-observation": US_CORE + "us-core-observation-clinical-result",
+    "iastm-prom-observation": US_CORE + "us-core-observation-screening-assessment",
+}
+
+# Roles: the suffix of fullUrl seeds and of iastm-session-resource identifier values (§2.2).
+ORGANIZATION, PRACTITIONER, PATIENT = "organization", "practitioner", "patient"
+ENCOUNTER, PROCEDURE = "encounter", "procedure"
+
+
+def condition_role(condition_id: str) -> str:
+    return f"condition/{condition_id}"
+
+
+def adjunct_role(adjunct_type: str) -> str:
+    return f"adjunct/{adjunct_type}"
+
+
+def pain_role(timing: str) -> str:
+    return f"obs/pain-{timing}"
+
+
+def rom_role(key: str) -> str:
+    return f"obs/rom/{key}"
+
+
+def prom_role(instrument: str) -> str:
+    return f"obs/prom/{instrument}"
+
+
+@dataclass(frozen=True)
+class Ctx:
+    """One record being mapped, with its settings and precomputed pieces."""
+
+    record: SessionRecord
+    settings: MappingSettings
+    record_hash: str
+
+    @cached_property
+    def base(self) -> str:
+        return self.settings.base
+
+    @cached_property
+    def codes(self) -> Tables:
+        return tables(self.base)
+
+    @cached_property
+    def statuses(self) -> tuple[str, str, str | None]:
+        """(Encounter.status, Procedure.status, Observation.status) per §2.5."""
+        return STATUS[self.record.status]
+
+    @cached_property
+    def conditions(self) -> tuple[Condition, ...]:
+        """The conditions that get a per-encounter Condition (§2.5, emit_conditions_for_cancelled)."""
+        if self.record.status == "cancelled" and not self.settings.emit_conditions_for_cancelled:
+            return ()
+        return self.record.conditions
+
+    def url(self, role: str) -> str:
+        """The fullUrl of the entry playing ``role``."""
+        return ids.full_url(self.base, self.record.session_id, role)
+
+    def sid(self, name: str) -> str:
+        return ids.sid(self.base, name)
+
+    def session_identifier(self, role: str) -> JSON:
+        """The ``iastm-session-resource`` identifier (the conditional-update key) of ``role``."""
+        value = ids.session_resource_value(self.record.session_id, role)
+        return identifier(self.sid("iastm-session-resource"), value)
+
+    def meta(self, profile: str) -> JSON:
+        """``meta.profile``: our profile, plus US Core's only when claimed (decision 1)."""
+        profiles = [ids.sd(self.base, profile)]
+        if self.settings.claim_us_core and profile in US_CORE_PROFILE:
+            profiles.append(US_CORE_PROFILE[profile])
+        return {"profile": profiles}
+
+    def ext_url(self, name: str) -> str:
+        return ids.sd(self.base, name)
+
+    def source_extensions(self) -> list[JSON]:
+        """source-record-version and source-record-hash (decision 7), fresh dicts."""
+        return [
+            extension(self.ext_url("source-record-version"), "PositiveInt", self.record.record_version),
+            extension(self.ext_url("source-record-hash"), "String", self.record_hash),
+        ]  # type: ignore[list-item]
+
+
+__all__ = [
+    "ENCOUNTER",
+    "ORGANIZATION",
+    "PATIENT",
+    "PRACTITIONER",
+    "PROCEDURE",
+    "US_CORE_PROFILE",
+    "Ctx",
+    "adjunct_role",
+    "condition_role",
+    "pain_role",
+    "prom_role",
+    "rom_role",
+]

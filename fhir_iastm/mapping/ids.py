@@ -1,0 +1,74 @@
+"""Core: deterministic identity — identifier systems, fullUrls and conditional URLs (MAPPING §2.2).
+
+Layer: core (standard library only). ``fullUrl`` = ``urn:uuid:`` + uuid5(namespace of the canonical
+base, ``f"{session_id}/{role}"``) so a retried Bundle is byte-identical (decision 6). Conditional URLs
+FHIR-escape the value, then percent-encode system and value separately (decision 16).
+"""
+
+from __future__ import annotations
+
+import uuid
+from functools import lru_cache
+from urllib.parse import quote
+
+NPI_SYSTEM = "http://hl7.org/fhir/sid/us-npi"
+MCODE_LATERALITY = "http://hl7.org/fhir/us/mcode/StructureDefinition/mcode-laterality-qualifier"
+MCODE_LOCATION = "http://hl7.org/fhir/us/mcode/StructureDefinition/mcode-body-location-qualifier"
+
+
+@lru_cache(maxsize=8)
+def namespace(base: str) -> uuid.UUID:
+    """The uuid5 namespace of one canonical base."""
+    return uuid.uuid5(uuid.NAMESPACE_URL, base)
+
+
+def full_url(base: str, session_id: str, role: str) -> str:
+    """``urn:uuid:`` + lower-case uuid5 of ``session_id/role``."""
+    return f"urn:uuid:{uuid.uuid5(namespace(base), f'{session_id}/{role}')}"
+
+
+def sid(base: str, name: str) -> str:
+    """An identifier system ``{CANON}/sid/{name}``."""
+    return f"{base}/sid/{name}"
+
+
+def sd(base: str, name: str) -> str:
+    """A StructureDefinition URL ``{CANON}/StructureDefinition/{name}`` (profiles, extensions)."""
+    return f"{base}/StructureDefinition/{name}"
+
+
+def session_resource_value(session_id: str, role: str) -> str:
+    """The value of the ``iastm-session-resource`` identifier: ``{session_id}/{role}``."""
+    return f"{session_id}/{role}"
+
+
+def fhir_escape(value: str) -> str:
+    """Escape FHIR search special characters (R4 http search §3.1.1.0.1)."""
+    return (
+        value.replace("\\", "\\\\").replace(",", "\\,").replace("$", "\\$").replace("|", "\\|")
+    )
+
+
+def identifier_query(system: str, value: str) -> str:
+    """``identifier=system|value`` with escaping and percent-encoding (decision 16)."""
+    return f"identifier={quote(system, safe='')}|{quote(fhir_escape(value), safe='')}"
+
+
+def conditional_url(resource_type: str, system: str, value: str) -> str:
+    """``Type?identifier=system|value`` for a conditional PUT."""
+    return f"{resource_type}?{identifier_query(system, value)}"
+
+
+__all__ = [
+    "MCODE_LATERALITY",
+    "MCODE_LOCATION",
+    "NPI_SYSTEM",
+    "conditional_url",
+    "fhir_escape",
+    "full_url",
+    "identifier_query",
+    "namespace",
+    "sd",
+    "session_resource_value",
+    "sid",
+]

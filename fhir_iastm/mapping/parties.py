@@ -1,0 +1,184 @@
+"""Core: Organization, Practitioner and Patient <-> clinic, therapist, patient (MAPPING §3.1-§3.3).
+
+Layer: core (standard library only). Shared resources carry no source-record extensions: they are
+not session-derived (decision 7) and are written with POST + ifNoneExist (decision 5).
+"""
+
+from __future__ import annotations
+
+from fhir_iastm.mapping.context import ORGANIZATION, Ctx
+from fhir_iastm.mapping.datatypes import (
+    JSON,
+    codeable,
+    identifier,
+    identifier_value,
+    prune,
+    reference,
+    telecom,
+)
+from fhir_iastm.mapping.ids import NPI_SYSTEM
+from fhir_iastm.model import Address
+
+LICENSE_TEXT = "State physical therapist license"
+
+
+def address(value: Address | None, country: str | None = None) -> list[JSON]:
+    """A one-element Address list (empty when absent)."""
+    if value is None:
+        return []
+    return [
+        prune(
+            {
+                "line": list(value.line),
+                "city": value.city,
+                "state": value.state,
+                "postalCode": value.postal_code,
+                "country": country,
+            }
+        )
+    ]
+
+
+def to_organization(ctx: Ctx) -> JSON:
+    """The clinic (§3.1); keyed on ``{CANON}/sid/clinic`` with the NPI second (decision 5)."""
+    clinic = ctx.record.clinic
+    return prune(
+        {
+            "resourceType": "Organization",
+            "meta": ctx.meta("iastm-organization"),
+            "identifier": [
+                identifier(ctx.sid("clinic"), clinic.clinic_id),
+                identifier(NPI_SYSTEM, clinic.npi),
+            ],
+            "active": True,
+            "name": clinic.name,
+            "telecom": [telecom("phone", clinic.phone, "work")] if clinic.phone else [],
+            "address": address(clinic.address, country="US"),
+        }
+    )
+
+
+def to_practitioner(ctx: Ctx) -> JSON:
+    """The treating PT (§3.2)."""
+    t = ctx.record.therapist
+    return prune(
+        {
+            "resourceType": "Practitioner",
+            "meta": ctx.meta("iastm-practitioner"),
+            "identifier": [identifier(NPI_SYSTEM, t.npi)],
+            "name": [prune({"family": t.family_name, "given": list(t.given_names),
+                            "suffix": list(t.credentials)})],
+            "qualification": _qualification(ctx),
+        }
+    )
+
+
+def _qualification(ctx: Ctx) -> list[JSON]:
+    t = ctx.record.therapist
+    if t.license_number is None:
+        return []
+    system = ctx.sid("state-license" + (f"/{t.license_state}" if t.license_state else ""))
+    return [{"identifier": [identifier(system, t.license_number)], "code": codeable(text=LICENSE_TEXT)}]
+
+
+def patient_system(ctx: Ctx) -> str:
+    """``{CANON}/sid/clinic/{clinic_id}/mrn`` (§2.2)."""
+    return ctx.sid(f"clinic/{ctx.record.clinic.clinic_id}/mrn")
+
+
+def to_patient(ctx: Ctx) -> JSON:
+    """The patient (§3.3)."""
+    p = ctx.record.patient
+    return prune(
+        {
+            "resourceType": "Patient",
+            "meta": ctx.meta("iastm-patient"),
+            "identifier": [identifier(patient_system(ctx), p.mrn, ctx.codes.fixed("identifier_type_mr"))],
+            "name": [{"family": p.family_name, "given": list(p.given_names)}],
+            "telecom": [c for c in (telecom("phone", p.phone), telecom("email", p.email)) if c],
+            "gender": p.gender,
+            "birthDate": p.birth_date,
+            "address": address(p.address),
+            "managingOrganization": reference(ctx.url(ORGANIZATION)),
+        }
+    )
+
+
+# ---------------------------------------------------------------- reverse
+
+
+def from_address(resource: JSON) -> JSON | None:
+    """The first Address back as a record address (``country`` is dropped: the mapper adds it)."""
+    found = resource.get("address") or []
+    if not found:
+        return None
+    a = found[0]
+    return prune({"line": a.get("line"), "city": a.get("city"), "state": a.get("state"),
+                  "postal_code": a.get("postalCode")}) or None
+
+
+def _telecom(resource: JSON, system: str) -> str | None:
+    for c in resource.get("telecom", ()):
+        if c.get("system") == system:
+            return c.get("value")
+    return None
+
+
+def from_organization(resource: JSON, base: str) -> JSON:
+    """Organization -> ``clinic``."""
+    return prune(
+        {
+            "clinic_id": identifier_value(resource, f"{base}/sid/clinic"),
+            "name": resource.get("name"),
+            "npi": identifier_value(resource, NPI_SYSTEM),
+            "address": from_address(resource),
+            "phone": _telecom(resource, "phone"),
+        }
+    )
+
+
+def from_practitioner(resource: JSON, base: str) -> JSON:
+    """Practitioner -> ``therapist``."""
+    name = (resource.get("name") or [{}])[0]
+    out = {
+        "npi": identifier_value(resource, NPI_SYSTEM),
+        "family_name": name.get("family"),
+        "given_names": name.get("given"),
+        "credentials": name.get("suffix"),
+    }
+    prefix = f"{base}/sid/state-license"
+    for qual in resource.get("qualification", ()):
+        for ident in qual.get("identifier", ()):
+            system = ident.get("system", "")
+            if system == prefix or system.startswith(prefix + "/"):
+                out["license_number"] = ident.get("value")
+                out["license_state"] = system[len(prefix) + 1:] or None
+    return prune(out)
+
+
+def from_patient(resource: JSON, base: str, clinic_id: str | None) -> JSON:
+    """Patient -> ``patient`` (MRN from ``{CANON}/sid/clinic/{clinic_id}/mrn``)."""
+    name = (resource.get("name") or [{}])[0]
+    return prune(
+        {
+            "mrn": identifier_value(resource, f"{base}/sid/clinic/{clinic_id}/mrn"),
+            "family_name": name.get("family"),
+            "given_names": name.get("given"),
+            "birth_date": resource.get("birthDate"),
+            "gender": resource.get("gender"),
+            "phone": _telecom(resource, "phone"),
+            "email": _telecom(resource, "email"),
+            "address": from_address(resource),
+        }
+    )
+
+
+__all__ = [
+    "from_organization",
+    "from_patient",
+    "from_practitioner",
+    "patient_system",
+    "to_organization",
+    "to_patient",
+    "to_practitioner",
+]

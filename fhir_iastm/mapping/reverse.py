@@ -1,0 +1,136 @@
+"""Core: FHIR -> internal record (MAPPING §2.6, decision 11 and the "Round trip" paragraph).
+
+Layer: core (standard library + ``fhir_iastm.records`` for the final validation). Accepts a
+transaction Bundle, a searchset Bundle (server ids, ``Patient/123`` references) or a list of
+resources; finds exactly one Procedure with the ``{C}/sid/iastm-session`` identifier; finishes with
+``records.load_record`` so the result obeys the same contract as a submitted record.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fhir_iastm.errors import Issue, MappingError
+from fhir_iastm.mapping.adjunct import from_adjunct
+from fhir_iastm.mapping.codes import reverse_table, tables, unmapped
+from fhir_iastm.mapping.condition import from_condition
+from fhir_iastm.mapping.datatypes import JSON, code_in, identifier_value, prune
+from fhir_iastm.mapping.encounter import primary_references
+from fhir_iastm.mapping.index import Index
+from fhir_iastm.mapping.observation import from_prom, from_rom, pain_value, read_timing
+from fhir_iastm.mapping.parties import from_organization, from_patient, from_practitioner
+from fhir_iastm.mapping.procedure_reverse import from_procedure, missing
+from fhir_iastm.mapping.settings import MappingSettings
+from fhir_iastm.model import SessionRecord
+
+LOINC = "http://loinc.org"
+
+
+def from_fhir(data: dict[str, Any] | list[dict[str, Any]],
+              settings: MappingSettings | None = None) -> SessionRecord:
+    """One session's resources -> a validated SessionRecord (raises MappingError / InvalidRecordError)."""
+    from fhir_iastm.records import load_record  # lazy: records pulls in simple-icd-10-cm
+
+    return load_record(record_dict(data, settings))
+
+
+def record_dict(data: Any, settings: MappingSettings | None = None) -> JSON:
+    """The unvalidated record dict read from FHIR (``from_fhir`` without the final validation)."""
+    base = (settings or MappingSettings()).base
+    index = Index.build(data)
+    proc = session_procedure(index, base)
+    session_id: str = identifier_value(proc, f"{base}/sid/iastm-session")  # type: ignore[assignment]
+    owned = _owned(index, base, session_id)
+    encounter = index.resolve(proc.get("encounter")) or owned.get("encounter")
+    out = from_procedure(proc, base)
+    eie = out["status"] == "entered-in-error"
+    live = [(role, r) for role, r in owned.items() if eie or r.get("status") != "entered-in-error"]
+    period = proc.get("performedPeriod") or (encounter or {}).get("period") or {}
+    out["session"] = {"start": period.get("start"), "end": period.get("end"), **out.get("session", {})}
+    out.update(_parties(index, proc, encounter, base))
+    out["conditions"], out["recorded_at"] = _conditions(index, proc, encounter, owned, base)
+    out.update(_observations(live, base))
+    out["adjunct_therapies"] = [from_adjunct(r, base, "Procedure") for role, r in live
+                                if role.startswith("adjunct/") and r.get("resourceType") == "Procedure"]
+    return prune({"schema_version": "1.0", "session_id": session_id, **out})
+
+
+def session_procedure(index: Index, base: str) -> JSON:
+    """Exactly one Procedure carrying ``{C}/sid/iastm-session`` (else E_REQUIRED, §2.6)."""
+    system = f"{base}/sid/iastm-session"
+    found = [p for p in index.of_type("Procedure") if identifier_value(p, system)]
+    if len(found) != 1:
+        where = "Procedure.identifier"
+        raise MappingError(f"expected exactly one IASTM Procedure, found {len(found)}", [
+            Issue("error", "required", where, f"expected exactly one Procedure with an identifier "
+                  f"of system {system}, found {len(found)}", "E_REQUIRED")])
+    return found[0]
+
+
+def _owned(index: Index, base: str, session_id: str) -> dict[str, JSON]:
+    """role -> resource for every resource keyed ``{session_id}/{role}`` (§2.2)."""
+    system, prefix = f"{base}/sid/iastm-session-resource", f"{session_id}/"
+    out: dict[str, JSON] = {}
+    for resource in index.resources:
+        value = identifier_value(resource, system)
+        if value and value.startswith(prefix):
+            out[value[len(prefix):]] = resource
+    return out
+
+
+def _parties(index: Index, proc: JSON, encounter: JSON | None, base: str) -> JSON:
+    performer = (proc.get("performer") or [{}])[0]
+    org_ref = performer.get("onBehalfOf") or (encounter or {}).get("serviceProvider")
+    clinic = from_organization(index.one(org_ref, "Organization", "Procedure.performer[0].onBehalfOf"), base)
+    return {
+        "clinic": clinic,
+        "therapist": from_practitioner(
+            index.one(performer.get("actor"), "Practitioner", "Procedure.performer[0].actor"), base),
+        "patient": from_patient(index.one(proc.get("subject"), "Patient", "Procedure.subject"),
+                                base, clinic.get("clinic_id")),
+    }
+
+
+def _conditions(index: Index, proc: JSON, encounter: JSON | None, owned: dict[str, JSON],
+                base: str) -> tuple[list[JSON], str | None]:
+    """The Procedure's reasonReference targets (else every owned Condition) and recordedDate."""
+    refs = proc.get("reasonReference") or []
+    found = [index.resolve(r) for r in refs]
+    if not refs or any(c is None for c in found):
+        found = [r for role, r in owned.items() if role.startswith("condition/")]
+    primary = {id(index.resolve({"reference": ref})) for ref in primary_references(encounter)}
+    conditions = [from_condition(c, base, "Condition", id(c) in primary) for c in found if c]
+    recorded = next((c.get("recordedDate") for c in found if c and c.get("recordedDate")), None)
+    return conditions, recorded
+
+
+def _observations(live: list[tuple[str, JSON]], base: str) -> JSON:
+    """pain / rom / outcome_measures from the session's Observations, classified by code."""
+    pain: JSON = {}
+    rom: list[JSON] = []
+    proms: list[JSON] = []
+    obs_system = tables(base)["prom_code"]["LEFS"][0]["system"]
+    rom_codes, prom_codes = reverse_table(base, "rom_code"), reverse_table(base, "prom_code")
+    for _role, r in live:
+        if r.get("resourceType") != "Observation":
+            continue
+        code = r.get("code") or {}
+        local = code_in(code, obs_system)
+        if code_in(code, LOINC) == "72514-3":
+            timing = read_timing(r, base, "Observation")
+            if timing in pain:
+                raise MappingError("two pain Observations with the same timing", [
+                    Issue("error", "duplicate", "Observation", f"two {timing} pain scores",
+                          "E_DUPLICATE_KEY")])
+            pain[timing] = pain_value(r)
+        elif (obs_system, local) in rom_codes:
+            rom.append(from_rom(r, base, "Observation", rom_codes[(obs_system, local)]))
+        elif (obs_system, local) in prom_codes:
+            proms.append(from_prom(r, prom_codes[(obs_system, local)]))
+        else:
+            raise unmapped("observation code", local or code.get("text"), "Observation.code")
+    return {"pain": {"scale": "NRS-11", **pain} if pain else None, "rom": rom,
+            "outcome_measures": proms}
+
+
+__all__ = ["from_fhir", "missing", "record_dict", "session_procedure"]

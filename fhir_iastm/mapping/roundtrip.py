@@ -1,0 +1,56 @@
+"""Core: the canonical form in which record -> FHIR -> record must be lossless (MAPPING §2.6 and
+the decisions' "Round trip" paragraph).
+
+Layer: core (standard library only). Applies exactly these exclusions: ``billing``,
+``last_modified``, ``session.duration_min``; for entered-in-error sessions the conditions'
+pre-retraction statuses; empty arrays; ``is_primary`` false = absent; arrays compared as sets keyed
+by their unique keys (``site_index`` is replaced by the site's (site, laterality) key so sites can be
+sorted). Everything else must survive unchanged.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fhir_iastm.model import SessionRecord, to_dict
+
+#: Array -> the fields of its unique key (the Round trip paragraph).
+_KEYS = {
+    "conditions": ("condition_id",),
+    "treatment_sites": ("site", "laterality"),
+    "rom": ("joint", "motion", "laterality", "mode", "timing"),
+    "outcome_measures": ("instrument",),
+    "adjunct_therapies": ("type",),
+    "instruments": ("code",),
+    "adverse_effects": ("type", "severity", "site", "expected"),
+}
+
+
+def _key(item: dict[str, Any], fields: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(repr(item.get(f)) for f in fields)
+
+
+def canonical_for_roundtrip(record: SessionRecord) -> dict[str, Any]:
+    """The record as a dict with the round-trip exclusions applied (compare two with ``==``)."""
+    data: dict[str, Any] = to_dict(record)
+    data.pop("billing", None)
+    data.pop("last_modified", None)
+    data.get("session", {}).pop("duration_min", None)
+    sites = data.get("treatment_sites", [])
+    for effect in data.get("adverse_effects", []):
+        index = effect.pop("site_index", None)
+        if index is not None:
+            effect["site"] = (sites[index]["site"], sites[index]["laterality"])
+    for condition in data.get("conditions", []):
+        if condition.get("is_primary") is False:
+            del condition["is_primary"]
+        if data["status"] == "entered-in-error":
+            condition.pop("clinical_status", None)
+            condition.pop("verification_status", None)
+    for name, fields in _KEYS.items():
+        if name in data:
+            data[name] = sorted(data[name], key=lambda item, f=fields: _key(item, f))
+    return data
+
+
+__all__ = ["canonical_for_roundtrip"]
