@@ -15,6 +15,9 @@ ERROR_CODE_SYSTEM = "https://iastm.example.org/fhir/CodeSystem/iastm-error-code"
 
 SEVERITIES = ("fatal", "error", "warning", "information")
 
+#: OperationOutcome.issue extension naming the internal-record field an issue traces back to.
+RECORD_FIELD_EXTENSION = "https://iastm.example.org/fhir/StructureDefinition/issue-record-field"
+
 
 @dataclass(frozen=True, slots=True)
 class Issue:
@@ -25,6 +28,8 @@ class Issue:
     expression: str | None = None
     diagnostics: str | None = None
     details: str | None = None
+    #: internal-record field (FHIRPath-style) that produced the offending FHIR element, if known
+    record_field: str | None = None
 
     @property
     def is_error(self) -> bool:
@@ -34,6 +39,8 @@ class Issue:
     def to_fhir(self) -> dict[str, Any]:
         """Render as one ``OperationOutcome.issue`` element."""
         out: dict[str, Any] = {"severity": self.severity, "code": self.code}
+        if self.record_field:
+            out["extension"] = [{"url": RECORD_FIELD_EXTENSION, "valueString": self.record_field}]
         if self.details:
             out["details"] = {
                 "coding": [{"system": ERROR_CODE_SYSTEM, "code": self.details}],
@@ -41,6 +48,8 @@ class Issue:
             }
         if self.diagnostics:
             out["diagnostics"] = self.diagnostics
+        if self.record_field:
+            out["diagnostics"] = f"{self.diagnostics or ''} (record field: {self.record_field})".lstrip()
         if self.expression:
             out["expression"] = [self.expression]
         return out
@@ -176,6 +185,7 @@ class FhirConflictError(FhirServerError):
 
 __all__ = [
     "ERROR_CODE_SYSTEM",
+    "RECORD_FIELD_EXTENSION",
     "ConfigError",
     "ConflictRecordError",
     "FhirAuthError",

@@ -1,0 +1,45 @@
+"""Core: the per-resource validation context (index, issue sink, Bundle resolver).
+
+Layer: core (standard library + ``fhir_iastm.errors``/``fhir_iastm.profiles``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from fhir_iastm.errors import Issue
+from fhir_iastm.profiles import ProfileIndex
+
+Resolver = Callable[[str], dict[str, Any] | None]
+
+
+@dataclass(slots=True)
+class Ctx:
+    """Where issues go; paths are relative to the resource (``Procedure.bodySite[0]``) and get
+    their Bundle prefix later (``locate``)."""
+
+    index: ProfileIndex
+    prefix: str = ""
+    resolve: Resolver | None = None
+    #: the resource being validated (``%resource`` for element-level invariants)
+    root: dict[str, Any] | None = None
+    issues: list[Issue] = field(default_factory=list)
+
+    def add(self, severity: str, code: str, path: str, diagnostics: str, rule: str) -> None:
+        """Record one issue at ``path`` (relative to the resource)."""
+        self.issues.append(Issue(severity, code, path, diagnostics, rule))
+
+
+def locate(prefix: str, path: str | None) -> str | None:
+    """``Bundle.entry[3].resource.`` + ``Procedure.bodySite[0]`` -> ``Bundle.entry[3].resource.bodySite[0]``."""
+    if not prefix or path is None:
+        return path
+    head, dot, tail = path.partition(".")
+    if head[:1].isupper() and "[" not in head:
+        return prefix + tail if dot else prefix.rstrip(".")
+    return prefix + path
+
+
+__all__ = ["Ctx", "Resolver", "locate"]

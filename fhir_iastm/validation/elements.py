@@ -1,0 +1,148 @@
+"""Core: walk a resource dict along a profile's differential tree.
+
+Layer: core. Checks cardinality (incl. slices and extensions by URL), fixed[x]/pattern[x],
+bindings, types/targetProfile, slicing (value/pattern discriminators, closed rules) and
+element-level invariants. Rule ids: ``card:<element id>``, ``slice:<slice element id>``,
+``slicing:<element id>`` (closed slicing), ``fixed:``/``pattern:``/``binding:``/``type:``/
+``target:<element id>``. Spec: https://hl7.org/fhir/R4/profiling.html#slicing
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fhir_iastm.profiles import ElementNode
+from fhir_iastm.validation.bindings import check_binding
+from fhir_iastm.validation.context import Ctx
+from fhir_iastm.validation.invariants import check_element_constraints
+from fhir_iastm.validation.matching import fixed_matches, pattern_matches, slice_for
+
+#: A value at an element: (FHIRPath location, JSON key, value).
+Located = tuple[str, str, Any]
+
+_UNSET = object()
+
+
+def values_at(parent: dict[str, Any], name: str, parent_path: str) -> list[Located]:
+    """The values of element ``name`` (``value[x]`` matches ``valueQuantity`` …) in one parent."""
+    if name.endswith("[x]"):
+        base = name[:-3]
+        keys = [k for k in parent if k.startswith(base) and k[len(base) : len(base) + 1].isupper()]
+    else:
+        keys = [name] if name in parent else []
+    out: list[Located] = []
+    for key in keys:
+        value = parent[key]
+        if isinstance(value, list):
+            out.extend((f"{parent_path}.{key}[{i}]", key, v) for i, v in enumerate(value))
+        else:
+            out.append((f"{parent_path}.{key}", key, value))
+    return out
+
+
+def check_resource(
+    root: ElementNode, data: dict[str, Any], ctx: Ctx, path: str | None = None
+) -> None:
+    """Check a resource (or, with its ``path``, an extension instance) against a differential."""
+    check_value(root, path or str(data.get("resourceType") or root.name), root.name, data, ctx)
+
+
+def check_value(node: ElementNode, path: str, key: str, value: Any, ctx: Ctx) -> None:
+    """Checks on one value of an element, then its children."""
+    if node.types and not _type_ok(node, key, path, value, ctx):
+        return
+    if node.fixed is not None and not fixed_matches(node.fixed[1], value):
+        ctx.add("error", "value", path, f"value must be exactly {node.fixed[1]!r}", f"fixed:{node.id}")
+    if node.pattern is not None and not pattern_matches(node.pattern[1], value):
+        ctx.add("error", "value", path, f"value must match pattern {node.pattern[1]!r}",
+                f"pattern:{node.id}")
+    if node.binding is not None:
+        check_binding(node, path, value, ctx)
+    if node.constraints:
+        check_element_constraints(node, path, key, value, ctx)
+    if node.children and isinstance(value, dict):
+        for name, child in node.children.items():
+            check_element(child, values_at(value, name, path), path, ctx)
+
+
+def check_element(node: ElementNode, values: list[Located], parent_path: str, ctx: Ctx) -> None:
+    """Cardinality of an element within one parent, each value, then its slices."""
+    _cardinality(node, len(values), parent_path, ctx, "card")
+    for path, key, value in values:
+        check_value(node, path, key, value, ctx)
+    if node.slices:
+        _check_slices(node, values, parent_path, ctx)
+
+
+def _check_slices(node: ElementNode, values: list[Located], parent_path: str, ctx: Ctx) -> None:
+    matched: dict[str, list[Located]] = {name: [] for name in node.slices}
+    for located in values:
+        name = slice_for(node, located[1], located[2], ctx.index)
+        if name is None:
+            if node.slicing is not None and node.slicing.rules == "closed":
+                ctx.add("error", "structure", located[0],
+                        f"value matches no slice of closed slicing on {node.id}",
+                        f"slicing:{node.id}")
+            continue
+        matched[name].append(located)
+    for name, slice_node in node.slices.items():
+        _cardinality(slice_node, len(matched[name]), parent_path, ctx, "slice")
+        for path, key, value in matched[name]:
+            check_value(slice_node, path, key, value, ctx)
+
+
+def _cardinality(node: ElementNode, count: int, parent_path: str, ctx: Ctx, kind: str) -> None:
+    if node.min is not None and count < node.min:
+        ctx.add("error", "required", parent_path,
+                f"{node.id}: minimum required = {node.min}, but only found {count}",
+                f"{kind}:{node.id}")
+    limit = node.max_int
+    if limit is not None and count > limit:
+        ctx.add("error", "structure", parent_path,
+                f"{node.id}: max allowed = {limit}, but found {count}", f"{kind}:{node.id}")
+
+
+def _type_ok(node: ElementNode, key: str, path: str, value: Any, ctx: Ctx) -> bool:
+    codes = {t.code for t in node.types}
+    if node.name.endswith("[x]") and key != node.name:
+        suffix = key[len(node.name) - 3 :]
+        if not any(c[:1].upper() + c[1:] == suffix for c in codes):
+            ctx.add("error", "structure", path,
+                    f"type {suffix} is not allowed here (allowed: {', '.join(sorted(codes))})",
+                    f"type:{node.id}")
+            return False
+    if "Reference" in codes and isinstance(value, dict):
+        _check_target(node, path, value, ctx)
+    return True
+
+
+def _check_target(node: ElementNode, path: str, value: dict[str, Any], ctx: Ctx) -> None:
+    targets = [p for t in node.types if t.code == "Reference" for p in t.target_profiles]
+    reference = value.get("reference")
+    if not targets or ctx.resolve is None or not isinstance(reference, str):
+        return
+    target = ctx.resolve(reference)
+    if target is None:
+        return
+    allowed_types = {_profile_type(url, ctx) for url in targets}
+    target_type = target.get("resourceType")
+    if target_type not in allowed_types:
+        ctx.add("error", "structure", path,
+                f"reference {reference} points to {target_type}, allowed: "
+                f"{', '.join(sorted(t for t in allowed_types if t))}", f"target:{node.id}")
+        return
+    claimed = set((target.get("meta") or {}).get("profile") or [])
+    ours = {url for url in targets if url in ctx.index.profiles}
+    if claimed and ours and not claimed & set(targets) and claimed & set(ctx.index.profiles):
+        ctx.add("error", "structure", path,
+                f"reference {reference} must conform to one of {sorted(ours)}", f"target:{node.id}")
+
+
+def _profile_type(url: str, ctx: Ctx) -> str | None:
+    profile = ctx.index.profiles.get(url)
+    if profile is not None:
+        return profile.type
+    return url.rsplit("/", 1)[-1] if url.startswith("http://hl7.org/fhir/StructureDefinition/") else None
+
+
+__all__ = ["check_element", "check_resource", "check_value", "values_at"]

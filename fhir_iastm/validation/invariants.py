@@ -1,0 +1,176 @@
+"""Core: FHIRPath invariants (compiled once at profile load) and the base-spec ones we must hold.
+
+Layer: core. Imports fhirpathpy and project core modules.
+
+Rules (MAPPING decision 3): an invariant whose result is empty FAILS; an exception while
+evaluating becomes an error issue "invariant could not be evaluated"; ordering comparisons run
+on a copy whose date-times are all UTC with millisecond precision (fhirpathpy ignores offsets).
+Hot rules may run natively (``NATIVE``); ``tests/test_validation_invariants.py`` proves each native
+rule agrees with its FHIRPath text. Base R4 rules checked here: con-3 (warning), con-5, obs-6,
+per-1 and ext-1 (native). Rule id = the constraint key.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import lru_cache
+from typing import Any
+
+from fhirpathpy.engine.nodes import ResourceNode
+
+from fhir_iastm.profiles import R4_MODEL, Constraint, ElementNode, compile_constraint
+from fhir_iastm.validation.context import Ctx
+from fhir_iastm.validation.scan import instant, utc_copy
+
+_VER = "http://terminology.hl7.org/CodeSystem/condition-ver-status"
+
+#: Base R4 invariants (keys, severities and expressions of FHIR 4.0.1; con-5 as decision 3 words it).
+BASE_RULES: dict[str, tuple[dict[str, str], ...]] = {
+    "Condition": (
+        {"key": "con-3", "severity": "warning",
+         "human": "Condition.clinicalStatus SHALL be present if verificationStatus is not "
+                  "entered-in-error and category is problem-list-item",
+         "expression": "clinicalStatus.exists() or verificationStatus.coding.where(system='"
+                       + _VER + "' and code = 'entered-in-error').exists() or "
+                       "category.select($this='problem-list-item').empty()"},
+        {"key": "con-5", "severity": "error",
+         "human": "Condition.clinicalStatus SHALL NOT be present if verification Status is "
+                  "entered-in-error",
+         "expression": "verificationStatus.coding.where(system='" + _VER
+                       + "' and code='entered-in-error').empty() or clinicalStatus.empty()"},
+    ),
+    "Observation": (
+        {"key": "obs-6", "severity": "error",
+         "human": "dataAbsentReason SHALL only be present if Observation.value[x] is not present",
+         "expression": "dataAbsentReason.empty() or value.empty()"},
+    ),
+}
+
+PERIOD_ORDER = "performed.ofType(Period).all(start.exists() and end.exists() and start < end)"
+
+
+def _period_order(resource: dict[str, Any], strict: bool) -> bool | None:
+    period = resource.get("performedPeriod")
+    if period is None:
+        return True
+    if not isinstance(period, dict):
+        return None
+    start, end = instant(period.get("start")), instant(period.get("end"))
+    if start is None or end is None:
+        return None  # partial dates or absent bounds: let FHIRPath decide
+    return start < end if strict else start <= end
+
+
+#: Normalised FHIRPath text -> native check (True/False, or None = evaluate the FHIRPath).
+NATIVE: dict[str, Callable[[dict[str, Any]], bool | None]] = {
+    PERIOD_ORDER: lambda r: _period_order(r, strict=True),
+    PERIOD_ORDER.replace("start < end", "start <= end"): lambda r: _period_order(r, strict=False),
+}
+
+
+def normalise(expression: str) -> str:
+    """Whitespace-normalised expression text (the key of ``NATIVE``)."""
+    return " ".join(expression.split())
+
+
+@lru_cache(maxsize=None)
+def base_constraints(resource_type: str) -> tuple[Constraint, ...]:
+    """Compiled base-spec invariants for a resource type (compiled once per process)."""
+    return tuple(compile_constraint(raw, "FHIR R4 base") for raw in BASE_RULES.get(resource_type, ()))
+
+
+def passes(result: list[Any]) -> bool:
+    """FHIRPath result -> verdict; empty fails (as HAPI does)."""
+    if not result:
+        return False
+    bools = [x for x in result if isinstance(x, bool)]
+    return all(bools) if bools else True
+
+
+def evaluate(constraint: Constraint, data: Any, root: dict[str, Any]) -> bool:
+    """Run one compiled invariant (native when registered); may raise."""
+    native = NATIVE.get(normalise(constraint.expression))
+    if native is not None and data is root:
+        verdict = native(root)
+        if verdict is not None:
+            return verdict
+    if constraint.needs_utc:
+        if isinstance(data, ResourceNode):
+            data = ResourceNode.create_node(utc_copy(data.data), data.path)
+        else:
+            data = utc_copy(data)
+    return passes(constraint.fn(data, {"resource": root}))
+
+
+def run(constraint: Constraint, data: Any, root: dict[str, Any], path: str, ctx: Ctx) -> None:
+    """Evaluate and record a failure; an exception becomes an error issue."""
+    try:
+        ok = evaluate(constraint, data, root)
+    except Exception as exc:  # noqa: BLE001 - fhirpathpy raises bare Exception; never crash
+        ctx.add("error", "invariant", path,
+                f"invariant could not be evaluated: {constraint.key}: {exc}", constraint.key)
+        return
+    if not ok:
+        ctx.add(constraint.severity, "invariant", path,
+                f"{constraint.key}: {constraint.human} [{constraint.expression}]", constraint.key)
+
+
+def check_element_constraints(node: ElementNode, path: str, key: str, value: Any, ctx: Ctx) -> None:
+    """The invariants declared on one element, evaluated for one of its values."""
+    root = ctx.root if ctx.root is not None else value
+    if "." not in node.id:
+        data = value if value is root else ResourceNode.create_node(value, node.id)
+        for constraint in node.constraints:
+            run(constraint, data, root, path, ctx)
+        return
+    element_path = node.id.split(":")[0] if ":" in node.id.rsplit(".", 1)[-1] else node.id
+    type_name = _type_name(element_path, key, node)
+    for constraint in node.constraints:
+        run(constraint, ResourceNode.create_node(value, type_name), root, path, ctx)
+
+
+def _type_name(element_path: str, key: str, node: ElementNode) -> str:
+    if node.name.endswith("[x]") and key != node.name:
+        return key[len(node.name) - 3 :]
+    clean = ".".join(part.split(":")[0] for part in element_path.split("."))
+    return str(R4_MODEL["path2Type"].get(clean) or clean)
+
+
+def check_base(resource: dict[str, Any], declared: set[str], ctx: Ctx) -> None:
+    """Base-spec invariants the profile did not (re)declare."""
+    for constraint in base_constraints(str(resource.get("resourceType"))):
+        if constraint.key not in declared:
+            run(constraint, resource, resource, str(resource["resourceType"]), ctx)
+
+
+def check_periods(periods: list[tuple[str, dict[str, Any]]], ctx: Ctx) -> None:
+    """per-1 natively: start <= end when both are full date-times (compared as instants)."""
+    for path, period in periods:
+        start, end = instant(period.get("start")), instant(period.get("end"))
+        if start is not None and end is not None and start > end:
+            ctx.add("error", "invariant", path,
+                    "per-1: If present, start SHALL have a lower value than end", "per-1")
+
+
+def check_extension_shape(extensions: list[tuple[str, dict[str, Any]]], ctx: Ctx) -> None:
+    """ext-1 natively: an extension has either nested extensions or a value[x], not both."""
+    for path, ext in extensions:
+        has_value = any(k.startswith("value") and k[5:6].isupper() for k in ext)
+        if bool(ext.get("extension")) == has_value:
+            ctx.add("error", "invariant", path,
+                    "ext-1: Must have either extensions or value[x], not both", "ext-1")
+
+
+__all__ = [
+    "BASE_RULES",
+    "NATIVE",
+    "PERIOD_ORDER",
+    "base_constraints",
+    "check_base",
+    "check_element_constraints",
+    "check_extension_shape",
+    "check_periods",
+    "evaluate",
+    "normalise",
+    "passes",
+]

@@ -1,0 +1,119 @@
+"""Core: fixed[x]/pattern[x] matching and slice discrimination (value, pattern, exists).
+
+Layer: core (standard library + ``fhir_iastm.profiles``).
+Spec: https://hl7.org/fhir/R4/elementdefinition-definitions.html#ElementDefinition.pattern_x_ and
+https://hl7.org/fhir/R4/profiling.html#discriminator
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fhir_iastm.profiles import ElementNode, ProfileIndex
+
+_NO_VALUE = object()
+
+
+def fixed_matches(fixed: Any, value: Any) -> bool:
+    """fixed[x]: exact equality (booleans never equal numbers)."""
+    if isinstance(fixed, bool) or isinstance(value, bool):
+        return isinstance(fixed, bool) and isinstance(value, bool) and fixed == value
+    return bool(fixed == value)
+
+
+def pattern_matches(pattern: Any, value: Any) -> bool:
+    """pattern[x]: every property in the pattern is present with a matching value (lists: each
+    pattern item matches some instance item); primitives compare exactly."""
+    if isinstance(pattern, dict):
+        return isinstance(value, dict) and all(
+            k in value and pattern_matches(v, value[k]) for k, v in pattern.items()
+        )
+    if isinstance(pattern, list):
+        items = value if isinstance(value, list) else [value]
+        return all(any(pattern_matches(p, v) for v in items) for p in pattern)
+    return fixed_matches(pattern, value)
+
+
+def _default_discriminators(node: ElementNode) -> tuple[tuple[str, str], ...]:
+    if node.slicing is not None:
+        return tuple((d.type, d.path) for d in node.slicing.discriminators)
+    if node.name in ("extension", "modifierExtension"):
+        return (("value", "url"),)
+    return ()
+
+
+def _expected(slice_node: ElementNode, path: str) -> tuple[str, Any] | None:
+    """What the slice requires at the discriminator path: ('fixed'|'pattern', value) or None."""
+    if path == "url" and slice_node.types and slice_node.types[0].profiles:
+        return ("fixed", slice_node.types[0].profiles[0])
+    node: ElementNode | None = slice_node
+    if path != "$this":
+        for part in path.split("."):
+            node = node.children.get(part) if node is not None else None
+    if node is None:
+        return None
+    if node.fixed is not None:
+        return ("fixed", node.fixed[1])
+    if node.pattern is not None:
+        return ("pattern", node.pattern[1])
+    return None
+
+
+def _values(value: Any, path: str) -> list[Any]:
+    current = [value]
+    if path == "$this":
+        return current
+    for part in path.split("."):
+        nxt: list[Any] = []
+        for item in current:
+            if isinstance(item, dict) and part in item:
+                found = item[part]
+                nxt.extend(found if isinstance(found, list) else [found])
+        current = nxt
+    return current
+
+
+def _exists_expected(slice_node: ElementNode, path: str) -> bool | None:
+    node: ElementNode | None = slice_node
+    for part in path.split("."):
+        node = node.children.get(part) if node is not None else None
+    if node is None:
+        return None
+    if node.max == "0":
+        return False
+    return True if (node.min or 0) >= 1 else None
+
+
+def matches_slice(node: ElementNode, slice_node: ElementNode, key: str, value: Any) -> bool:
+    """True when the value satisfies every discriminator of the slice."""
+    if node.name.endswith("[x]") and slice_node.slice_name:
+        return key == slice_node.slice_name
+    discriminators = _default_discriminators(node)
+    if not discriminators:
+        return False
+    for kind, path in discriminators:
+        if kind == "exists":
+            want = _exists_expected(slice_node, path)
+            if want is None or bool(_values(value, path)) != want:
+                return False
+            continue
+        expected = _expected(slice_node, path)
+        if expected is None:
+            return False
+        how, target = expected
+        match = fixed_matches if how == "fixed" and kind == "value" else pattern_matches
+        if not any(match(target, v) for v in _values(value, path)):
+            return False
+    return True
+
+
+def slice_for(node: ElementNode, key: str, value: Any, index: ProfileIndex) -> str | None:
+    """The first slice of ``node`` that the value belongs to, or None."""
+    del index  # reserved for type/profile discriminators
+    for name, slice_node in node.slices.items():
+        if matches_slice(node, slice_node, key, value):
+            return name
+    return None
+
+
+__all__ = ["fixed_matches", "matches_slice", "pattern_matches", "slice_for"]
