@@ -23,6 +23,7 @@ from typing import IO, Any
 
 import click
 
+from fhir_iastm import __version__
 from fhir_iastm.errors import IastmError, Issue, operation_outcome
 from fhir_iastm.mapping.settings import DEFAULT_CANONICAL_BASE
 
@@ -107,7 +108,7 @@ def run_items(stream: IO[str], convert: Callable[[Any], Any]) -> None:
 
 
 @click.group()
-@click.version_option(package_name="fhir-iastm")
+@click.version_option(__version__, prog_name="fhir-iastm")
 def main() -> None:
     """fhir-iastm: IASTM session records <-> FHIR R4."""
 
