@@ -5,7 +5,8 @@ Layer: core (standard library only). Applies exactly these exclusions: ``billing
 ``last_modified``, ``session.duration_min``; for entered-in-error sessions the conditions'
 pre-retraction statuses; empty arrays; ``is_primary`` false = absent; arrays compared as sets keyed
 by their unique keys (``site_index`` is replaced by the site's (site, laterality) key so sites can be
-sorted). Everything else must survive unchanged.
+sorted). A ``pain`` object without any score counts as empty (no Observation can carry a bare
+scale). Everything else must survive unchanged.
 """
 
 from __future__ import annotations
@@ -36,6 +37,8 @@ def canonical_for_roundtrip(record: SessionRecord) -> dict[str, Any]:
     data.pop("billing", None)
     data.pop("last_modified", None)
     data.get("session", {}).pop("duration_min", None)
+    if "pain" in data and not ({"pre", "post"} & set(data["pain"])):
+        del data["pain"]
     sites = data.get("treatment_sites", [])
     for effect in data.get("adverse_effects", []):
         index = effect.pop("site_index", None)
