@@ -66,6 +66,16 @@ ROM_MOTIONS = (
     "flexion", "extension", "dorsiflexion", "plantarflexion", "internal-rotation",
     "external-rotation", "abduction", "adduction", "pronation", "supination",
 )  # fmt: skip
+#: The joint/motion pairs that have a code in ``iastm-observation`` (§4.7: ``rom-{joint}-{motion}``).
+ROM_MOTIONS_BY_JOINT = {
+    "knee": ("flexion", "extension"),
+    "elbow": ("flexion", "extension", "pronation", "supination"),
+    "hip": (
+        "flexion", "extension", "abduction", "adduction", "internal-rotation", "external-rotation",
+    ),  # fmt: skip
+    "ankle": ("dorsiflexion", "plantarflexion"),
+    "wrist": ("flexion", "extension"),
+}
 ROM_LATERALITIES = ("left", "right")
 ROM_MODES = ("active", "passive")
 ROM_METHODS = ("goniometer", "inclinometer", "visual-estimate")
@@ -251,6 +261,17 @@ class RangeOfMotionSchema(_Base):
     mode = Code(ROM_MODES, what="mode")
     method = Code(ROM_METHODS, what="method")
     timing = Code(TIMINGS, what="timing")
+
+    @validates_schema
+    def _motion_fits_joint(self, data: dict[str, Any], **_: Any) -> None:
+        """Only the §4.7 pairs can be coded (E_CODE_UNKNOWN). Skipped on field errors."""
+        allowed = ROM_MOTIONS_BY_JOINT[data["joint"]]
+        if data["motion"] not in allowed:
+            message = (
+                f"E_CODE_UNKNOWN|motion {data['motion']!r} is not measured at the {data['joint']};"
+                f" expected {'|'.join(allowed)}"
+            )
+            raise ValidationError(message, field_name="motion")
 
 
 class PsfsItemSchema(_Base):
