@@ -16,7 +16,11 @@ __all__ = ["Capabilities"]
 
 @dataclass(frozen=True)
 class Capabilities:
-    """Read-only view of the first ``rest`` entry with ``mode = server``."""
+    """Read-only view of the first ``rest`` entry with ``mode = server``.
+
+    The boolean flags of a resource (``conditionalUpdate``, ``conditionalCreate``,
+    ``updateCreate``) are tri-state: True / False as declared, None when the server is silent.
+    """
 
     statement: Mapping[str, Any]
     _rest: Mapping[str, Any] = field(init=False, repr=False, compare=False)
@@ -45,17 +49,21 @@ class Capabilities:
         """Type-level and instance-level interaction codes (``read``, ``update``, ...)."""
         return _codes(self._resource(resource_type).get("interaction"))
 
-    def conditional_update(self, resource_type: str) -> bool:
-        """``conditionalUpdate = true`` for the type (conditional ``PUT Type?identifier=``)."""
-        return self._resource(resource_type).get("conditionalUpdate") is True
+    def conditional_update(self, resource_type: str) -> bool | None:
+        """``conditionalUpdate`` for the type (``PUT Type?identifier=``); None when not declared."""
+        return self._flag(resource_type, "conditionalUpdate")
 
-    def conditional_create(self, resource_type: str) -> bool:
-        """``conditionalCreate = true`` for the type (``ifNoneExist``)."""
-        return self._resource(resource_type).get("conditionalCreate") is True
+    def conditional_create(self, resource_type: str) -> bool | None:
+        """``conditionalCreate`` for the type (``ifNoneExist``); None when not declared."""
+        return self._flag(resource_type, "conditionalCreate")
 
-    def update_create(self, resource_type: str) -> bool:
-        """``updateCreate = true``: a client-assigned ``PUT Type/id`` may create."""
-        return self._resource(resource_type).get("updateCreate") is True
+    def update_create(self, resource_type: str) -> bool | None:
+        """``updateCreate``: may a client-assigned ``PUT Type/id`` create? None when not declared.
+
+        HAPI 8.8 declares no ``updateCreate`` at all, yet creates on ``PUT Type/id`` (tested), so
+        callers should treat None as "unknown, try it" and only False as "no".
+        """
+        return self._flag(resource_type, "updateCreate")
 
     def search_params(self, resource_type: str) -> frozenset[str]:
         """Search parameter names for the type, plus those declared for all types."""
@@ -70,6 +78,10 @@ class Capabilities:
     def supports_revinclude(self, resource_type: str) -> bool:
         """The type declares ``searchRevInclude`` values (needed by the decision-11 pull)."""
         return bool(self._resource(resource_type).get("searchRevInclude"))
+
+    def _flag(self, resource_type: str, name: str) -> bool | None:
+        value = self._resource(resource_type).get(name)
+        return value if isinstance(value, bool) else None
 
     def _resources(self) -> list[dict[str, Any]]:
         return [r for r in self._rest.get("resource") or [] if isinstance(r, dict)]

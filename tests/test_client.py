@@ -21,6 +21,7 @@ from fhir_iastm.client import (
     RetryPolicy,
     error_for_status,
     is_idempotent_bundle,
+    is_multiple_matches,
     parse_retry_after,
 )
 from fhir_iastm.errors import (
@@ -312,8 +313,27 @@ def test_wrong_resource_type_on_2xx_is_an_error(fhir_server, client):
         client.read("Patient", "p1")
 
 
-HAPI_MULTIPLE = ('HAPI-0988: Failed to UPDATE resource with match URL "Procedure?identifier='
-                 'https://x/sid/iastm-session|s1" because this search matched 2 resources')
+# The wordings of HAPI FHIR 8.8.0, copied from the local server (tests/integration).
+HAPI_MULTIPLE = ('HAPI-2207: Invalid match URL "Procedure?identifier=https://x/sid/iastm-session|s1"'
+                 ' - Multiple resources match this search')
+HAPI_MULTIPLE_CREATE = ('HAPI-0958: Failed to CREATE Patient with match URL "identifier=s|v" '
+                        'because this search matched 2 resources')
+HAPI_MULTIPLE_UPDATE = ('HAPI-0988: Failed to UPDATE Patient with match URL '
+                        '"Patient?identifier=s|v" because this search matched 2 resources')
+
+
+@pytest.mark.parametrize("diagnostics", [HAPI_MULTIPLE, HAPI_MULTIPLE_CREATE, HAPI_MULTIPLE_UPDATE,
+                                         "Failed to conditionally update the resource because "
+                                         "this search matched 2 or more resources"])
+def test_is_multiple_matches_knows_server_wordings(diagnostics):
+    assert is_multiple_matches(outcome(diagnostics))
+
+
+@pytest.mark.parametrize("diagnostics", [
+    "HAPI-0550: HAPI-0989: Trying to update Patient/1/_history/1 but this is not the current "
+    "version", "this search matched 1 resources", "Resource contains 2 errors"])
+def test_is_multiple_matches_rejects_other_wordings(diagnostics):
+    assert not is_multiple_matches(outcome(diagnostics))
 
 
 def test_412_multiple_matches_is_ambiguous_match(fhir_server, client):
@@ -484,12 +504,13 @@ def test_capabilities_read_once_and_parsed(fhir_server, client):
     assert caps.fhir_version == "4.0.1"
     assert caps.conditional_update("Procedure")
     assert not caps.conditional_create("Procedure")
-    assert caps.update_create("Provenance")
-    assert not caps.update_create("Procedure")
+    assert caps.update_create("Provenance") is True
+    assert caps.update_create("Procedure") is None  # not declared
+    assert caps.conditional_create("Procedure") is False
     assert caps.search_params("Procedure") == {"identifier", "_id"}
     assert caps.supports_revinclude("Procedure")
     assert not caps.supports_revinclude("Patient")
-    assert not caps.conditional_update("Observation")
+    assert caps.conditional_update("Observation") is None
 
 
 def test_transaction_refuses_non_transaction_bundle(client):
