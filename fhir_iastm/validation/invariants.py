@@ -129,9 +129,16 @@ def check_element_constraints(node: ElementNode, path: str, key: str, value: Any
         run(constraint, ResourceNode.create_node(value, type_name), root, path, ctx)
 
 
+_PRIMITIVES = frozenset(
+    "Boolean Integer String Decimal Uri Url Canonical Base64Binary Instant Date DateTime Time "
+    "Code Oid Id Markdown UnsignedInt PositiveInt Uuid".split()
+)
+
+
 def _type_name(element_path: str, key: str, node: ElementNode) -> str:
     if node.name.endswith("[x]") and key != node.name:
-        return key[len(node.name) - 3 :]
+        suffix = key[len(node.name) - 3 :]
+        return suffix[0].lower() + suffix[1:] if suffix in _PRIMITIVES else suffix
     clean = ".".join(part.split(":")[0] for part in element_path.split("."))
     return str(R4_MODEL["path2Type"].get(clean) or clean)
 
