@@ -72,6 +72,10 @@ class _View:
         """The value at ``path`` or None when absent or (``whole``: anywhere inside it) bad."""
         if self._blocked(path, descendants=whole):
             return None
+        return self.raw(path)
+
+    def raw(self, path: str) -> Any:
+        """The value at ``path`` whatever its checks said (for "is it there at all")."""
         value: Any = self.data
         for part in re.findall(r"[^.\[\]]+", path):
             if isinstance(value, Mapping):
@@ -94,7 +98,7 @@ def _status_rules(v: _View) -> Iterator[Issue]:
     status = v.get("status")
     if status is None:
         return
-    if status != "completed" and v.get("status_reason", whole=False) is None:
+    if status != "completed" and v.raw("status_reason") is None:
         yield make_issue("E_REQUIRED", "status_reason", f"status_reason is required when {status}")
     if status == "completed" and v.get("status_reason") is not None:
         yield make_issue(
@@ -183,13 +187,13 @@ def _condition_rules(v: _View) -> Iterator[Issue]:
     primaries = []
     for _, path in v.items("conditions"):
         verification = v.get(f"{path}.verification_status")
-        clinical = v.get(f"{path}.clinical_status", whole=False)
-        if verification == "entered-in-error" and clinical is not None:
+        clinical = f"{path}.clinical_status"
+        if verification == "entered-in-error" and v.get(clinical) is not None:
             msg = "an entered-in-error condition carries no clinical_status (R4 con-5)"
-            yield make_issue("E_STATUS_CONFLICT", f"{path}.clinical_status", msg)
-        elif verification not in (None, "entered-in-error") and clinical is None:
+            yield make_issue("E_STATUS_CONFLICT", clinical, msg)
+        elif verification not in (None, "entered-in-error") and v.raw(clinical) is None:
             msg = f"clinical_status is required when verification_status is {verification}"
-            yield make_issue("E_REQUIRED", f"{path}.clinical_status", msg)
+            yield make_issue("E_REQUIRED", clinical, msg)
         issue = _laterality_issue(v, path, sides)
         if issue is not None:
             yield issue
