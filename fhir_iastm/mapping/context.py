@@ -5,7 +5,7 @@ Layer: core (standard library only).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 
 from fhir_iastm.mapping import ids
@@ -61,6 +61,7 @@ class Ctx:
     record: SessionRecord
     settings: MappingSettings
     record_hash: str
+    _urls: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
 
     @cached_property
     def base(self) -> str:
@@ -83,8 +84,11 @@ class Ctx:
         return self.record.conditions
 
     def url(self, role: str) -> str:
-        """The fullUrl of the entry playing ``role``."""
-        return ids.full_url(self.base, self.record.session_id, role)
+        """The fullUrl of the entry playing ``role`` (memoised: every entry references several)."""
+        found = self._urls.get(role)
+        if found is None:
+            found = self._urls[role] = ids.full_url(self.base, self.record.session_id, role)
+        return found
 
     def sid(self, name: str) -> str:
         return ids.sid(self.base, name)

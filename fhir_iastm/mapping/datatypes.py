@@ -17,8 +17,11 @@ UCUM = "http://unitsofmeasure.org"
 
 
 def prune(element: JSON) -> JSON:
-    """The element without ``None``, empty lists and empty dicts (FHIR forbids empty elements)."""
-    return {k: v for k, v in element.items() if v is not None and v != [] and v != {}}
+    """The element without ``None``, empty strings, lists and dicts (FHIR forbids empty elements).
+
+    ``v or v == 0`` keeps every truthy value and the falsy numbers/booleans (0, 0.0, False).
+    """
+    return {k: v for k, v in element.items() if v or v == 0}
 
 
 def codeable(

@@ -49,9 +49,14 @@ def fhir_escape(value: str) -> str:
     )
 
 
+@lru_cache(maxsize=256)
+def _quoted_system(system: str) -> str:
+    return quote(system, safe="")
+
+
 def identifier_query(system: str, value: str) -> str:
     """``identifier=system|value`` with escaping and percent-encoding (decision 16)."""
-    return f"identifier={quote(system, safe='')}|{quote(fhir_escape(value), safe='')}"
+    return f"identifier={_quoted_system(system)}|{quote(fhir_escape(value), safe='')}"
 
 
 def conditional_url(resource_type: str, system: str, value: str) -> str:
