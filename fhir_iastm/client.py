@@ -21,6 +21,7 @@ Spec: https://hl7.org/fhir/R4/http.html (RESTful API), .../R4/bundle.html#transa
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -49,6 +50,10 @@ CONFORMANCE_TYPES = frozenset({"StructureDefinition", "ValueSet", "CodeSystem", 
 Params = Sequence[tuple[str, str]] | Mapping[str, str]
 Timeout = float | tuple[float, float]
 Json = dict[str, Any]
+
+_TYPE = re.compile(r"^[A-Z][A-Za-z]{1,63}$")
+_ID = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")  # FHIR R4 id (also used for version ids)
+_REPRESENTATION = {"Prefer": "return=representation"}
 
 __all__ = [
     "CONFORMANCE_TYPES",
@@ -137,12 +142,12 @@ class FhirClient:
 
     def read(self, resource_type: str, resource_id: str) -> Json:
         """``GET Type/id``: the current version."""
-        return self._send(_Request("GET", f"{resource_type}/{resource_id}",
+        return self._send(_Request("GET", _path(resource_type, resource_id),
                                    f"GET {resource_type}", True, expect=resource_type))
 
     def vread(self, resource_type: str, resource_id: str, version_id: str) -> Json:
         """``GET Type/id/_history/vid``: one version."""
-        url = f"{resource_type}/{resource_id}/_history/{version_id}"
+        url = f"{_path(resource_type, resource_id)}/_history/{_path(None, version_id)}"
         return self._send(_Request("GET", url, f"GET {resource_type}", True, expect=resource_type))
 
     def search(self, resource_type: str, params: Params) -> Json:
@@ -151,7 +156,7 @@ class FhirClient:
         Values are sent as given (percent-encoded by requests); FHIR-escaping ``\\ , $ |`` in
         identifier values is the caller's job (MAPPING decision 16).
         """
-        return self._send(_Request("GET", resource_type, f"GET {resource_type}", True,
+        return self._send(_Request("GET", _path(resource_type), f"GET {resource_type}", True,
                                    params=params, headers={"Cache-Control": "no-cache"},
                                    expect="Bundle"))
 
@@ -209,25 +214,23 @@ class FhirClient:
     def update(self, resource_type: str, resource_id: str, resource: Json,
                if_match: str | None = None) -> Json:
         """``PUT Type/id`` (If-Match ``W/"vid"`` when given; a bare ``vid`` is wrapped)."""
-        headers = {"If-Match": _etag(if_match)} if if_match else None
-        return self._send(_Request("PUT", f"{resource_type}/{resource_id}", f"PUT {resource_type}",
+        headers = {**_REPRESENTATION, **({"If-Match": _etag(if_match)} if if_match else {})}
+        return self._send(_Request("PUT", _path(resource_type, resource_id), f"PUT {resource_type}",
                                    True, body=resource, headers=headers,
                                    retry_conflict=if_match is None, expect=resource_type))
 
     def create(self, resource_type: str, resource: Json, if_none_exist: str | None = None) -> Json:
         """``POST Type`` (conditional with ``If-None-Exist: identifier=system|value``)."""
-        headers = {"If-None-Exist": if_none_exist} if if_none_exist else None
-        return self._send(_Request("POST", resource_type, f"POST {resource_type}",
+        headers = {**_REPRESENTATION, **({"If-None-Exist": if_none_exist} if if_none_exist else {})}
+        return self._send(_Request("POST", _path(resource_type), f"POST {resource_type}",
                                    bool(if_none_exist), body=resource, headers=headers,
                                    expect=resource_type))
 
     def validate(self, resource: Json, profile: str | None = None) -> Json:
         """``POST Type/$validate[?profile=]``: the OperationOutcome, also when served with a 4xx."""
         resource_type = str(resource.get("resourceType", ""))
-        if not resource_type.isalpha():
-            raise ValueError("validate() needs a resource with a resourceType")
         params = [("profile", profile)] if profile else None
-        return self._send(_Request("POST", f"{resource_type}/$validate",
+        return self._send(_Request("POST", f"{_path(resource_type)}/$validate",
                                    f"VALIDATE {resource_type}", True, params=params, body=resource,
                                    expect="OperationOutcome", outcome_ok=True))
 
@@ -330,6 +333,15 @@ class FhirClient:
 def _netloc(parts: Any) -> tuple[str, int | None]:
     default = {"http": 80, "https": 443}.get(parts.scheme.lower())
     return ((parts.hostname or "").lower(), parts.port or default)
+
+
+def _path(resource_type: str | None, resource_id: str | None = None) -> str:
+    """``Type`` or ``Type/id``, refusing anything that could change the URL's shape."""
+    if resource_type is not None and not _TYPE.match(resource_type):
+        raise ValueError(f"not a FHIR resource type: {resource_type[:40]!r}")
+    if resource_id is not None and not _ID.match(resource_id):
+        raise ValueError("not a FHIR id (1-64 of A-Z a-z 0-9 - .)")
+    return "/".join(part for part in (resource_type, resource_id) if part is not None)
 
 
 def _pick(idempotent: bool | None, bundle: Json) -> bool:

@@ -123,10 +123,19 @@ def test_search_sends_no_cache_and_keeps_repeated_params(fhir_server, client):
     assert request.params["_include"] == ["Procedure:encounter", "Procedure:patient"]
 
 
-def test_update_sends_weak_if_match(fhir_server, client):
+def test_update_sends_weak_if_match_and_asks_for_the_resource(fhir_server, client):
     fhir_server.put(f"{BASE}/Patient/p1", json=PATIENT)
     client.update("Patient", "p1", PATIENT, if_match="3")
     assert fhir_server.calls[0].request.headers["If-Match"] == 'W/"3"'
+    assert fhir_server.calls[0].request.headers["Prefer"] == "return=representation"
+
+
+@pytest.mark.parametrize(("resource_type", "resource_id"), [
+    ("Patient", "../metadata"), ("Patient", "p1?_format=xml"), ("Patient", ""),
+    ("Patient", "x" * 65), ("patient", "p1"), ("Patient/1", "p1"), ("", "p1")])
+def test_paths_cannot_be_bent(client, resource_type, resource_id):
+    with pytest.raises(ValueError, match="FHIR"):
+        client.read(resource_type, resource_id)
 
 
 def test_create_sends_if_none_exist(fhir_server, client):

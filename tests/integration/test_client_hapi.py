@@ -99,6 +99,15 @@ def test_transaction_twice_keeps_one_resource_each(client: FhirClient, system: s
     assert client.count("Procedure", {"identifier": f"{system}|session-1"}) == 1
 
 
+def test_conditional_create_twice_returns_the_same_resource(client: FhirClient,
+                                                            system: str) -> None:
+    query = f"identifier={system}|once"
+    first = client.create("Patient", patient(system, "once"), if_none_exist=query)
+    again = client.create("Patient", patient(system, "once"), if_none_exist=query)
+    assert again["id"] == first["id"]
+    assert client.count("Patient", {"identifier": f"{system}|once"}) == 1
+
+
 def test_search_all_follows_paging(client: FhirClient, session: CountingSession,
                                    system: str) -> None:
     created = {client.create("Patient", patient(system, f"v{i}"))["id"] for i in range(12)}
