@@ -1,8 +1,8 @@
-"""Core: strict marshmallow fields and single-value checks for the internal record (MAPPING.md §1).
+"""Core: strict marshmallow fields and the error catalogue of the internal record (MAPPING.md §1.6).
 
-Layer: core. Imports the standard library, marshmallow and simple-icd-10-cm only.
+Layer: core. Imports the standard library, marshmallow and ``fhir_iastm.errors`` only.
 
-Every error message starts with our stable code and a ``|``: ``"E_RANGE|pain must be 0-10, got 11"``.
+Every error message starts with our stable code and a ``|``: ``"E_RANGE|must be 0-10, got 11"``.
 ``records`` splits it back into ``Issue.details`` and ``Issue.diagnostics``. Each field reports at
 most one error (checks short-circuit), so one defect gives one issue.
 """
@@ -11,45 +11,15 @@ from __future__ import annotations
 
 import math
 import re
-import warnings
 from collections.abc import Callable, Collection
-from datetime import date, datetime
 from typing import Any
 
 from marshmallow import ValidationError, fields
 
 from fhir_iastm.errors import Issue
 
-with warnings.catch_warnings():
-    # simple-icd-10-cm 1.5.0 loads its data with the deprecated importlib.resources.read_text.
-    warnings.simplefilter("ignore", DeprecationWarning)
-    import simple_icd_10_cm as icd
-
-#: Decision 16: clinic_id, condition_id, mrn.
-IDENTIFIER_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
-#: §1.1: session_id (no underscore, unlike decision 16's identifiers).
-SESSION_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9.-]{0,63}")
-#: Decision 20: RFC 3339 date-time with an explicit offset.
-DATETIME_RE = re.compile(
-    r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-](0\d|1[0-3]):[0-5]\d|[+-]14:00)"
-)
-DATE_RE = re.compile(r"\d{4}-\d{2}-\d{2}")
-PARTIAL_DATE_RE = re.compile(r"\d{4}(-\d{2}(-\d{2})?)?")
-#: Decision 19: upper-case, dotted ICD-10-CM.
-ICD_RE = re.compile(r"[A-TV-Z][0-9][0-9AB](\.[0-9A-Z]{1,4})?")
-NPI_RE = re.compile(r"\d{10}")
-CPT_RE = re.compile(r"\d{4}[0-9FTU]")
-POSTAL_RE = re.compile(r"\d{5}(-\d{4})?")
-EMAIL_RE = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 #: Control characters FHIR strings should not carry (tab, CR and LF are allowed).
 _CONTROL_RE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
-
-#: USPS state, district, territory and military codes.
-USPS_STATES = frozenset(
-    "AL AK AZ AR CA CO CT DE FL GA HI ID IL IN IA KS KY LA ME MD MA MI MN MS MO MT NE NV NH NJ NM NY"
-    " NC ND OH OK OR PA RI SC SD TN TX UT VT VA WA WV WI WY DC AS GU MP PR VI UM FM MH PW AA AE AP"
-    .split()
-)
 
 #: FHIR integer maximum (positiveInt, integer).
 INT_MAX = 2_147_483_647
@@ -93,7 +63,7 @@ def err(code: str, message: str) -> ValidationError:
     return ValidationError(f"{code}|{message}")
 
 
-def _messages(required: bool, what: str) -> dict[str, str]:
+def _messages(required: bool, what: str) -> dict[str, Any]:
     need = "E_REQUIRED|" if required else "E_TYPE|"
     return {
         "required": f"E_REQUIRED|{what} is required",
@@ -103,7 +73,7 @@ def _messages(required: bool, what: str) -> dict[str, str]:
 
 
 class Text(fields.Field):
-    """A JSON string (never bytes or a number), non-blank, with a length bound and an optional check."""
+    """A JSON string (never bytes or a number), non-blank, length-bounded, optionally checked."""
 
     def __init__(
         self,
@@ -156,7 +126,9 @@ class Int(fields.Field):
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> int:
         if isinstance(value, bool) or not isinstance(value, int):
-            raise err("E_TYPE", f"{self.what} must be an integer, got {json_type(value)} {value!r:.40}")
+            raise err(
+                "E_TYPE", f"{self.what} must be an integer, got {json_type(value)} {value!r:.40}"
+            )
         low, high = self.minimum, self.maximum
         if low is not None and high != INT_MAX and not low <= value <= high:
             raise err(self.range_code, f"{self.what} must be {low}-{high}, got {value}")
@@ -184,7 +156,9 @@ class Number(fields.Field):
         if isinstance(value, float) and not math.isfinite(value):
             raise err("E_TYPE", f"{self.what} must be a finite number, got {value}")
         if not self.minimum <= value <= self.maximum:
-            raise err("E_RANGE", f"{self.what} must be {self.minimum:g}-{self.maximum:g}, got {value}")
+            raise err(
+                "E_RANGE", f"{self.what} must be {self.minimum:g}-{self.maximum:g}, got {value}"
+            )
         return value
 
 
@@ -204,7 +178,9 @@ class Bool(fields.Field):
 class Code(Text):
     """A code from a closed list (E_CODE_UNKNOWN names the allowed values)."""
 
-    def __init__(self, allowed: Collection[str], *, required: bool = True, what: str = "code") -> None:
+    def __init__(
+        self, allowed: Collection[str], *, required: bool = True, what: str = "code"
+    ) -> None:
         self.allowed = tuple(allowed)
         super().__init__(max_len=64, required=required, check=self._in_list, what=what)
 
@@ -215,7 +191,7 @@ class Code(Text):
 
 
 class Array(fields.List):
-    """A JSON array (list or tuple) with at most ``max_items`` entries; ``min_items`` ⇒ E_REQUIRED."""
+    """A JSON array (list or tuple) of at most ``max_items``; under ``min_items``: E_REQUIRED."""
 
     def __init__(
         self,
@@ -227,9 +203,7 @@ class Array(fields.List):
         what: str = "array",
     ) -> None:
         messages = _messages(required, what) | {"invalid": f"E_TYPE|{what} must be an array"}
-        super().__init__(
-            inner, required=required, allow_none=not required, error_messages=messages
-        )
+        super().__init__(inner, required=required, allow_none=not required, error_messages=messages)
         self.min_items, self.max_items, self.what = min_items, max_items, what
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> list[Any]:
@@ -259,110 +233,16 @@ def json_type(value: Any) -> str:
     return type(value).__name__
 
 
-# --- single-value checks (raise ValidationError with a coded message) -------------------------
-
-
-def pattern(regex: re.Pattern[str], what: str) -> Callable[[str], None]:
-    """A check that the whole value matches ``regex`` (E_FORMAT)."""
-
-    def check(value: str) -> None:
-        if not regex.fullmatch(value):
-            raise err("E_FORMAT", f"{what} {value!r:.80} does not match {regex.pattern}")
-
-    return check
-
-
-def check_datetime(value: str) -> None:
-    """Decision 20 date-time with an offset, and a real calendar instant."""
-    if not DATETIME_RE.fullmatch(value):
-        raise err("E_FORMAT", f"date-time {value!r:.80} must be RFC 3339 with a UTC offset")
-    try:
-        datetime.fromisoformat(value)
-    except ValueError as exc:
-        raise err("E_FORMAT", f"date-time {value!r} is not a real instant: {exc}") from exc
-
-
-def check_date(value: str) -> None:
-    """A full date YYYY-MM-DD that exists."""
-    if not DATE_RE.fullmatch(value):
-        raise err("E_FORMAT", f"date {value!r:.80} must be YYYY-MM-DD")
-    _real_date(value)
-
-
-def check_partial_date(value: str) -> None:
-    """YYYY, YYYY-MM or YYYY-MM-DD (FHIR partial dateTime)."""
-    if not PARTIAL_DATE_RE.fullmatch(value):
-        raise err("E_FORMAT", f"date {value!r:.80} must be YYYY, YYYY-MM or YYYY-MM-DD")
-    _real_date((value + "-01-01")[:10] if len(value) < 10 else value)
-
-
-def _real_date(value: str) -> None:
-    try:
-        date.fromisoformat(value)
-    except ValueError as exc:
-        raise err("E_FORMAT", f"date {value!r} does not exist: {exc}") from exc
-
-
-def npi_is_valid(npi: str) -> bool:
-    """10 digits and the Luhn check over ``80840`` + the NPI (US Core us-core-16/17)."""
-    if not NPI_RE.fullmatch(npi):
-        return False
-    total = 0
-    for i, ch in enumerate(reversed("80840" + npi)):
-        digit = int(ch)
-        if i % 2 == 1:
-            digit = digit * 2 - 9 if digit > 4 else digit * 2
-        total += digit
-    return total % 10 == 0
-
-
-def check_npi(value: str) -> None:
-    """E_NPI_INVALID unless a 10-digit NPI with a good Luhn check digit."""
-    if not npi_is_valid(value):
-        raise err("E_NPI_INVALID", f"NPI {value!r:.40} is not 10 digits with a valid check digit")
-
-
-def check_icd10cm(value: str) -> None:
-    """Decision 19 format, then validity and billability in simple-icd-10-cm's FY tabular."""
-    if not ICD_RE.fullmatch(value):
-        raise err("E_FORMAT", f"ICD-10-CM {value!r:.40} must be upper-case and dotted (e.g. M77.11)")
-    if not icd.is_valid_item(value):
-        raise err("E_ICD_INVALID", f"{value} is not an ICD-10-CM code of the configured FY")
-    if not icd.is_leaf(value):
-        raise err("E_ICD_NOT_BILLABLE", f"{value} is a category, not a billable code")
-
-
-def check_usps(value: str) -> None:
-    """A USPS two-letter state code (E_CODE_UNKNOWN)."""
-    if value not in USPS_STATES:
-        raise err("E_CODE_UNKNOWN", f"unknown USPS state code {value!r:.20}")
-
-
-def one_of(allowed: Collection[str], what: str) -> Callable[[str], None]:
-    """A membership check (E_CODE_UNKNOWN)."""
-
-    def check(value: str) -> None:
-        if value not in allowed:
-            raise err("E_CODE_UNKNOWN", f"{what} {value!r:.40} is not one of {', '.join(allowed)}")
-
-    return check
-
-
 __all__ = [
     "CATALOGUE",
+    "INT_MAX",
     "Array",
     "Bool",
     "Code",
     "Int",
     "Number",
     "Text",
-    "check_date",
-    "check_datetime",
-    "check_icd10cm",
-    "check_npi",
-    "check_partial_date",
     "err",
+    "json_type",
     "make_issue",
-    "npi_is_valid",
-    "pattern",
 ]

@@ -1,6 +1,6 @@
-"""Core: marshmallow 4 schemas of the internal session record (MAPPING.md §1.1–§1.5, decisions 16–20).
+"""Core: marshmallow 4 schemas of the internal session record (MAPPING.md §1.1–§1.5, dec. 16–20).
 
-Layer: core. Imports the standard library, marshmallow and ``fhir_iastm.model`` / ``record_fields``.
+Layer: core. Imports the standard library, marshmallow and ``fhir_iastm`` core modules.
 
 One schema per nested object, ``unknown = RAISE``; ``@post_load`` builds the frozen dataclasses of
 ``fhir_iastm.model`` with the values exactly as sent (arrays become tuples, nothing is normalised).
@@ -10,111 +10,52 @@ NPI); rules that read several fields live in ``fhir_iastm.rules``.
 
 from __future__ import annotations
 
-import json
-from importlib import resources
 from typing import Any
 
 from marshmallow import RAISE, Schema, ValidationError, fields, post_load, validates_schema
 
 from fhir_iastm import model
-from fhir_iastm.record_fields import (
+from fhir_iastm.record_checks import (
+    ADJUNCT_TYPES,
+    ADVERSE_TYPES,
+    CLINICAL_STATUSES,
+    CONDITION_LATERALITIES,
     CPT_RE,
     EMAIL_RE,
     IDENTIFIER_RE,
+    INSTRUMENTS,
+    NOTES_MAX,
+    OUTCOME_INSTRUMENTS,
+    PAIN_SCALES,
     POSTAL_RE,
+    ROM_JOINTS,
+    ROM_LATERALITIES,
+    ROM_METHODS,
+    ROM_MODES,
+    ROM_MOTIONS,
+    ROM_MOTIONS_BY_JOINT,
+    SCORE_RANGES,
     SESSION_ID_RE,
-    Array,
-    Bool,
-    Code,
-    Int,
-    Number,
-    Text,
+    SEVERITIES,
+    SHORT_MAX,
+    SITE_LATERALITIES,
+    SITES,
+    STATUSES,
+    TECHNIQUES,
+    TEXT_MAX,
+    TIMINGS,
+    VERIFICATION_STATUSES,
     check_date,
     check_datetime,
     check_icd10cm,
     check_npi,
     check_partial_date,
+    check_schema_version,
+    check_snomed,
     check_usps,
-    err,
     pattern,
 )
-
-# --- closed code lists of §1 (other modules import these) -----------------------------------
-SCHEMA_VERSIONS = ("1.0",)
-STATUSES = ("completed", "entered-in-error", "cancelled")
-GENDERS = ("male", "female", "other", "unknown")
-TECHNIQUES = (
-    "graston", "astym", "sastm", "gua-sha", "hawkgrips", "tecnica-gavilan", "iastm-other",
-)  # fmt: skip
-INSTRUMENTS = (
-    "steel-single-bevel", "steel-double-bevel", "steel-multi-curve", "ceramic-tool",
-    "jade-or-stone-tool", "horn-tool", "polymer-tool", "other",
-)  # fmt: skip
-SITES = (
-    "elbow-lateral", "elbow-medial", "plantar-fascia", "patellar-tendon", "knee", "hamstring",
-    "thigh", "hip",
-)  # fmt: skip
-SITE_LATERALITIES = ("left", "right", "bilateral")
-CONDITION_LATERALITIES = ("left", "right", "bilateral", "not-applicable")
-CLINICAL_STATUSES = ("active", "recurrence", "relapse", "inactive", "remission", "resolved")
-VERIFICATION_STATUSES = (
-    "unconfirmed", "provisional", "differential", "confirmed", "refuted", "entered-in-error",
-)  # fmt: skip
-PAIN_SCALES = ("NRS-11",)
-ROM_JOINTS = ("knee", "elbow", "hip", "ankle", "wrist")
-ROM_MOTIONS = (
-    "flexion", "extension", "dorsiflexion", "plantarflexion", "internal-rotation",
-    "external-rotation", "abduction", "adduction", "pronation", "supination",
-)  # fmt: skip
-#: The joint/motion pairs that have a code in ``iastm-observation`` (§4.7: ``rom-{joint}-{motion}``).
-ROM_MOTIONS_BY_JOINT = {
-    "knee": ("flexion", "extension"),
-    "elbow": ("flexion", "extension", "pronation", "supination"),
-    "hip": (
-        "flexion", "extension", "abduction", "adduction", "internal-rotation", "external-rotation",
-    ),  # fmt: skip
-    "ankle": ("dorsiflexion", "plantarflexion"),
-    "wrist": ("flexion", "extension"),
-}
-ROM_LATERALITIES = ("left", "right")
-ROM_MODES = ("active", "passive")
-ROM_METHODS = ("goniometer", "inclinometer", "visual-estimate")
-TIMINGS = ("pre", "post")
-OUTCOME_INSTRUMENTS = ("LEFS", "QuickDASH", "PSFS")
-ADVERSE_TYPES = ("bruising", "petechiae", "soreness")
-SEVERITIES = ("mild", "moderate", "severe")
-ADJUNCT_TYPES = ("stretching", "strengthening")
-
-#: Length bounds (E_FORMAT): §1.1 notes ≤ 4000; identifier system/value ≤ 200 (decision 16).
-NOTES_MAX = 4000
-TEXT_MAX = 1000
-SHORT_MAX = 200
-
-
-def _load_snomed_pairs() -> dict[str, str]:
-    """ICD-10-CM prefix -> SNOMED code, from ``condition_snomed_by_icd_prefix`` (decision 19)."""
-    raw = resources.files("fhir_iastm").joinpath("data/codes.json").read_text(encoding="utf-8")
-    table = json.loads(raw)["condition_snomed_by_icd_prefix"]
-    return {prefix: entry["code"] for prefix, entry in table.items() if not prefix.startswith("_")}
-
-
-#: Decision 19 pairs; the SNOMED codes allowed in ``conditions[].snomed`` are its values.
-SNOMED_BY_ICD_PREFIX: dict[str, str] = _load_snomed_pairs()
-VERIFIED_CONDITION_SNOMED = tuple(dict.fromkeys(SNOMED_BY_ICD_PREFIX.values()))
-
-
-def _snomed(value: str) -> None:
-    if value not in VERIFIED_CONDITION_SNOMED:
-        raise err(
-            "E_CODE_UNKNOWN",
-            f"SNOMED {value!r:.40} is not a verified condition concept; expected "
-            + "|".join(VERIFIED_CONDITION_SNOMED),
-        )
-
-
-def _schema_version(value: str) -> None:
-    if value not in SCHEMA_VERSIONS:
-        raise err("E_SCHEMA_VERSION", f"schema_version {value!r:.20} is not supported; use 1.0")
+from fhir_iastm.record_fields import Array, Bool, Code, Int, Number, Text
 
 
 def _short(what: str, required: bool = True) -> Text:
@@ -183,7 +124,9 @@ class PatientSchema(_Base):
     target = model.Patient
     mrn = _ident("mrn")
     family_name = _short("family_name")
-    given_names = Array(_short("given name"), required=True, min_items=1, max_items=10, what="given_names")
+    given_names = Array(
+        _short("given name"), required=True, min_items=1, max_items=10, what="given_names"
+    )
     birth_date = Text(max_len=10, required=True, check=check_date, what="birth_date")
     gender = Code(("male", "female", "other", "unknown"), what="gender")
     phone = Text(max_len=40, what="phone")
@@ -195,8 +138,12 @@ class TherapistSchema(_Base):
     target = model.Therapist
     npi = Text(max_len=10, required=True, check=check_npi, what="therapist NPI")
     family_name = _short("family_name")
-    given_names = Array(_short("given name"), required=True, min_items=1, max_items=10, what="given_names")
-    credentials = Array(Text(max_len=20, required=True, what="credential"), max_items=10, what="credentials")
+    given_names = Array(
+        _short("given name"), required=True, min_items=1, max_items=10, what="given_names"
+    )
+    credentials = Array(
+        Text(max_len=20, required=True, what="credential"), max_items=10, what="credentials"
+    )
     license_state = Text(max_len=2, check=check_usps, what="license_state")
     license_number = _short("license_number", required=False)
 
@@ -236,7 +183,7 @@ class ConditionSchema(_Base):
     target = model.Condition
     condition_id = _ident("condition_id")
     icd10cm = Text(max_len=8, required=True, check=check_icd10cm, what="icd10cm")
-    snomed = Text(max_len=18, check=_snomed, what="snomed")
+    snomed = Text(max_len=18, check=check_snomed, what="snomed")
     text = Text(max_len=TEXT_MAX, required=True, what="condition text")
     laterality = Code(CONDITION_LATERALITIES, what="laterality")
     onset_date = Text(max_len=10, check=check_partial_date, what="onset_date")
@@ -278,10 +225,6 @@ class PsfsItemSchema(_Base):
     target = model.PsfsItem
     activity = Text(max_len=TEXT_MAX, required=True, what="activity")
     score = Number(minimum=0, maximum=10, what="PSFS item score")
-
-
-#: Score bounds per instrument (§1.5); LEFS also must be an integer.
-SCORE_RANGES = {"LEFS": (0, 80), "QuickDASH": (0, 100), "PSFS": (0, 10)}
 
 
 class OutcomeMeasureSchema(_Base):
@@ -330,7 +273,9 @@ class CptLineSchema(_Base):
 
 class BillingSchema(_Base):
     target = model.Billing
-    cpt_lines = Array(_nested(CptLineSchema, required=True, what="CPT line"), max_items=20, what="cpt_lines")
+    cpt_lines = Array(
+        _nested(CptLineSchema, required=True, what="CPT line"), max_items=20, what="cpt_lines"
+    )
 
 
 def _list(schema: type[Schema], what: str, *, required: bool = False) -> Array:
@@ -344,8 +289,12 @@ def _list(schema: type[Schema], what: str, *, required: bool = False) -> Array:
 
 class SessionRecordSchema(_Base):
     target = model.SessionRecord
-    schema_version = Text(max_len=10, required=True, check=_schema_version, what="schema_version")
-    session_id = Text(max_len=64, required=True, check=pattern(SESSION_ID_RE, "session_id"), what="session_id")
+    schema_version = Text(
+        max_len=10, required=True, check=check_schema_version, what="schema_version"
+    )
+    session_id = Text(
+        max_len=64, required=True, check=pattern(SESSION_ID_RE, "session_id"), what="session_id"
+    )
     record_version = Int(required=True, minimum=1, range_code="E_FORMAT", what="record_version")
     status = Code(STATUSES, what="status")
     status_reason = Text(max_len=TEXT_MAX, what="status_reason")

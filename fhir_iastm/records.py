@@ -7,33 +7,33 @@ and reports *all* errors at once as ``Issue``s whose ``expression`` is a FHIRPat
 the record (``treatment_sites[0].laterality``; ``None`` = the record as a whole) and whose
 ``details`` is the stable code. Values are kept exactly as sent.
 
-===================== ============== ======== =====================================================
-code                  IssueType      HTTP     when
-===================== ============== ======== =====================================================
-E_SCHEMA_VERSION      not-supported  422      ``schema_version`` is not ``"1.0"``
-E_REQUIRED            required       422      missing / null / blank / empty array; conditional ones
-E_TYPE                value          422      wrong JSON type (pain ``"7"``, ``6.5``, ``true``); record not an object
-E_FORMAT              value          422      pattern, date, date-time, length, integer >= 1 bounds
-E_RANGE               value          422      pain 0–10, ROM −30…180, LEFS/QuickDASH/PSFS, FHIR int max
-E_UNKNOWN_FIELD       structure      422      a field that is not in the contract (``unknown = RAISE``)
-E_CODE_UNKNOWN        code-invalid   422      value outside its code list (allowed values in the message)
-E_CODE_MISMATCH       code-invalid   422      SNOMED / ICD-10-CM pair not in ``condition_snomed_by_icd_prefix``
-E_ICD_INVALID         code-invalid   422      not an ICD-10-CM code of the configured FY
-E_ICD_NOT_BILLABLE    code-invalid   422      an ICD-10-CM category (not a leaf)
-E_NPI_INVALID         value          422      NPI not 10 digits or Luhn (prefix 80840) fails
-E_PERIOD_ORDER        invariant      422      ``session.end`` <= ``session.start`` (offset-aware)
-E_DURATION_MISMATCH   invariant      422      ``duration_min`` differs from end − start by more than 1 min
-E_LATERALITY_CONFLICT invariant      422      ICD side digit vs laterality; side without a treated site
-E_MULTIPLE_PRIMARY    invariant      422      more than one ``is_primary: true``
-E_DUPLICATE_KEY       duplicate      422      repeated condition_id / ICD code / (site, laterality) / ROM key /
-                                              instrument / adjunct type
-E_REF                 value          422      ``site_index`` outside ``treatment_sites``
-E_STATUS_CONFLICT     business-rule  422      decision 21; entered-in-error condition with clinical_status
-E_DUPLICATE_SESSION   duplicate      409      batch: same session_id and version, other content
-E_STALE_VERSION       conflict       409      batch: same session_id, lower record_version
-W_PLAN_EXCEEDED       business-rule  (warn)   ``session_number`` > ``planned_sessions``
-W_IDEMPOTENT_REPEAT   informational  200      batch: identical record repeated
-===================== ============== ======== =====================================================
+Error catalogue (code, FHIR IssueType, HTTP, when):
+
+* ``E_SCHEMA_VERSION`` not-supported 422 — ``schema_version`` is not ``"1.0"``.
+* ``E_REQUIRED`` required 422 — missing, null, blank or empty array; also the conditional
+  requirements (status_reason, session.end, pain.pre, technique.text, clinical_status).
+* ``E_TYPE`` value 422 — wrong JSON type (pain ``"7"``, ``6.5``, ``true``); record not an object.
+* ``E_FORMAT`` value 422 — patterns, dates, date-times, lengths, integers >= 1, array sizes.
+* ``E_RANGE`` value 422 — pain 0–10, ROM −30…180, LEFS/QuickDASH/PSFS, FHIR integer maximum.
+* ``E_UNKNOWN_FIELD`` structure 422 — a field that is not in the contract (``unknown = RAISE``).
+* ``E_CODE_UNKNOWN`` code-invalid 422 — value outside its code list (allowed values named).
+* ``E_CODE_MISMATCH`` code-invalid 422 — SNOMED/ICD pair not in ``condition_snomed_by_icd_prefix``.
+* ``E_ICD_INVALID`` / ``E_ICD_NOT_BILLABLE`` code-invalid 422 — unknown code / category.
+* ``E_NPI_INVALID`` value 422 — not 10 digits, or the Luhn check (prefix 80840) fails.
+* ``E_PERIOD_ORDER`` invariant 422 — ``session.end`` <= ``session.start`` (offset-aware).
+* ``E_DURATION_MISMATCH`` invariant 422 — ``duration_min`` off end − start by more than 1 min.
+* ``E_LATERALITY_CONFLICT`` invariant 422 — ICD side character vs laterality (decision 18), or a
+  side with no treatment site on it.
+* ``E_MULTIPLE_PRIMARY`` invariant 422 — more than one ``is_primary: true``.
+* ``E_DUPLICATE_KEY`` duplicate 422 — repeated condition_id, ICD code, (site, laterality), ROM
+  key, instrument or adjunct type (decision 17).
+* ``E_REF`` value 422 — ``site_index`` outside ``treatment_sites``.
+* ``E_STATUS_CONFLICT`` business-rule 422 — decision 21; an entered-in-error condition with a
+  clinical_status (R4 con-5).
+* ``E_DUPLICATE_SESSION`` duplicate 409 — batch: same session_id and version, other content.
+* ``E_STALE_VERSION`` conflict 409 — batch: same session_id with a lower record_version.
+* ``W_PLAN_EXCEEDED`` business-rule (warning) — ``session_number`` > ``planned_sessions``.
+* ``W_IDEMPOTENT_REPEAT`` informational (information) 200 — batch: identical record repeated.
 """
 
 from __future__ import annotations
@@ -93,7 +93,7 @@ def _field_issues(messages: Any) -> list[Issue]:
 
 
 def check_record(data: object) -> tuple[model.SessionRecord | None, list[Issue]]:
-    """Validate one record: (the record or None, every error and warning). Never raises for bad data."""
+    """Validate one record: (record or None, all errors and warnings). Never raises for bad data."""
     if not isinstance(data, Mapping):
         message = f"the record must be a JSON object, got {json_type(data)}"
         return None, [make_issue("E_TYPE", "", message)]
@@ -172,7 +172,7 @@ def _batch_issue(
 
 
 def check_batch(items: Sequence[object]) -> list[tuple[model.SessionRecord | None, list[Issue]]]:
-    """``check_record`` for each item, plus duplicate / stale / idempotent checks across the batch."""
+    """``check_record`` for each item, then duplicate / stale / repeat checks across the batch."""
     seen: dict[str, tuple[model.SessionRecord, str]] = {}
     results: list[tuple[model.SessionRecord | None, list[Issue]]] = []
     for item in items:

@@ -15,8 +15,8 @@ from datetime import datetime
 from typing import Any
 
 from fhir_iastm.errors import Issue
+from fhir_iastm.record_checks import SNOMED_BY_ICD_PREFIX
 from fhir_iastm.record_fields import make_issue
-from fhir_iastm.record_schemas import SNOMED_BY_ICD_PREFIX
 
 #: ICD-10-CM codes with a laterality character (§4.3 and the iastm-cond-2 patterns of §3.14):
 #: the captured character is 1 right, 2 left, 3 bilateral, 0 or 9 unspecified.
@@ -26,7 +26,13 @@ _ICD_SIDE_PATTERNS = (
     re.compile(r"Z96\.6[45]([1239])"),
     re.compile(r"M25\.56([129])"),
 )
-_SIDE_BY_DIGIT = {"1": "right", "2": "left", "3": "bilateral", "0": "unspecified", "9": "unspecified"}
+_SIDE_BY_DIGIT = {
+    "1": "right",
+    "2": "left",
+    "3": "bilateral",
+    "0": "unspecified",
+    "9": "unspecified",
+}
 
 #: What a cancelled session must not carry (decision 21).
 _NOT_WHEN_CANCELLED = (
@@ -87,7 +93,7 @@ class _View:
         return value
 
     def items(self, path: str) -> list[tuple[int, str]]:
-        """(index, path) of each element of the array at ``path`` (the array itself must be sound)."""
+        """(index, path) of each element of the array at ``path`` (if the array is sound)."""
         value = self.get(path, whole=False)
         if not isinstance(value, list | tuple):
             return []
@@ -120,9 +126,11 @@ def _status_rules(v: _View) -> Iterator[Issue]:
 
 def _technique_rules(v: _View) -> Iterator[Issue]:
     technique = v.get("technique", whole=False)
-    if v.get("technique.code") == "iastm-other" and isinstance(technique, Mapping):
-        if technique.get("text") is None:
-            yield make_issue("E_REQUIRED", "technique.text", "technique.text is required for iastm-other")
+    other = v.get("technique.code") == "iastm-other"
+    if other and isinstance(technique, Mapping) and technique.get("text") is None:
+        yield make_issue(
+            "E_REQUIRED", "technique.text", "technique.text is required for iastm-other"
+        )
 
 
 def _session_rules(v: _View) -> Iterator[Issue]:
@@ -131,12 +139,14 @@ def _session_rules(v: _View) -> Iterator[Issue]:
         minutes = (datetime.fromisoformat(end) - datetime.fromisoformat(start)).total_seconds() / 60
         duration = v.get("session.duration_min")
         if minutes <= 0:
-            yield make_issue("E_PERIOD_ORDER", "session.end", f"end {end} is not after start {start}")
+            yield make_issue(
+                "E_PERIOD_ORDER", "session.end", f"end {end} is not after start {start}"
+            )
         elif duration is not None and abs(duration - minutes) > 1:
             yield make_issue(
                 "E_DURATION_MISMATCH",
                 "session.duration_min",
-                f"duration_min {duration} differs from end - start = {minutes:g} min by more than 1",
+                f"duration_min {duration} differs from end - start = {minutes:g} min by over 1",
             )
     number, planned = v.get("session.session_number"), v.get("session.planned_sessions")
     if number is not None and planned is not None and number > planned:
@@ -206,7 +216,9 @@ def _condition_rules(v: _View) -> Iterator[Issue]:
         if v.get(f"{path}.is_primary") is True:
             primaries.append(f"{path}.is_primary")
     for path in primaries[1:]:
-        yield make_issue("E_MULTIPLE_PRIMARY", path, f"more than one primary condition ({primaries[0]})")
+        yield make_issue(
+            "E_MULTIPLE_PRIMARY", path, f"more than one primary condition ({primaries[0]})"
+        )
 
 
 def _duplicates(
@@ -227,8 +239,12 @@ def _duplicates(
 
 
 def _key_rules(v: _View) -> Iterator[Issue]:
-    yield from _duplicates(v, "conditions", ("condition_id",), lambda p: f"{p}.condition_id", "condition_id")
-    yield from _duplicates(v, "conditions", ("icd10cm",), lambda p: f"{p}.icd10cm", "ICD-10-CM code")
+    yield from _duplicates(
+        v, "conditions", ("condition_id",), lambda p: f"{p}.condition_id", "condition_id"
+    )
+    yield from _duplicates(
+        v, "conditions", ("icd10cm",), lambda p: f"{p}.icd10cm", "ICD-10-CM code"
+    )
     yield from _duplicates(v, "treatment_sites", ("site", "laterality"), str, "treatment site")
     yield from _duplicates(v, "rom", _ROM_KEY, str, "ROM measurement")
     yield from _duplicates(

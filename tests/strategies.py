@@ -28,9 +28,11 @@ def _example_text(name: str) -> str:
 
 
 def example(name: str) -> dict[str, Any]:
-    """A fresh copy of ``tests/data/examples/<name>.json``; ``name`` may be a prefix like good-01."""
+    """A fresh copy of ``tests/data/examples/<name>.json``; ``name`` may be a prefix (good-01)."""
     if not (EXAMPLES / f"{name}.json").exists():
-        matches = sorted(p.stem for p in EXAMPLES.glob(f"{name}*.json") if ".expected" not in p.name)
+        matches = sorted(
+            p.stem for p in EXAMPLES.glob(f"{name}*.json") if ".expected" not in p.name
+        )
         assert len(matches) == 1, f"example {name!r} matches {matches}"
         name = matches[0]
     return json.loads(_example_text(name))
@@ -60,7 +62,7 @@ def with_changes(data: Any, changes: dict[str, Any]) -> Any:
 
 
 def pointer_to_path(pointer: str) -> str:
-    """JSON Pointer ``/treatment_sites/0/laterality`` -> FHIRPath-style ``treatment_sites[0].laterality``."""
+    """JSON Pointer ``/treatment_sites/0/laterality`` -> ``treatment_sites[0].laterality``."""
     path = ""
     for token in _tokens(pointer):
         path += f"[{token}]" if token.isdigit() else (f".{token}" if path else token)
@@ -69,13 +71,14 @@ def pointer_to_path(pointer: str) -> str:
 
 # --- valid_records() -------------------------------------------------------------------------
 
-#: Condition families of MAPPING §4.3: ICD code per side ("any" = no side in the code), the sites
-#: a clinician treats for it, and the verified SNOMED pair (decision 19) or None.
+#: Condition families of MAPPING §4.3: ICD code per side ("any": the code has no side;
+#: "unspecified": an unspecified-side code), the sites treated for it, the SNOMED pair of
+#: decision 19 (None: no verified concept) and a clinician's wording. ``{x}``: 7th character.
 _FAMILIES: list[dict[str, Any]] = [
-    {"icd": {"right": "M77.11", "left": "M77.12"}, "sites": ["elbow-lateral"], "snomed": "202855006",
-     "text": "Lateral epicondylitis"},
-    {"icd": {"right": "M77.01", "left": "M77.02"}, "sites": ["elbow-medial"], "snomed": "53286005",
-     "text": "Medial epicondylitis"},
+    {"icd": {"right": "M77.11", "left": "M77.12"}, "sites": ["elbow-lateral"],
+     "snomed": "202855006", "text": "Lateral epicondylitis"},
+    {"icd": {"right": "M77.01", "left": "M77.02"}, "sites": ["elbow-medial"],
+     "snomed": "53286005", "text": "Medial epicondylitis"},
     {"icd": {"right": "M76.51", "left": "M76.52"}, "sites": ["patellar-tendon", "knee"],
      "snomed": "37785001", "text": "Patellar tendinitis"},
     {"icd": {"right": "S76.311{x}", "left": "S76.312{x}"}, "sites": ["hamstring", "thigh"],
@@ -84,20 +87,20 @@ _FAMILIES: list[dict[str, Any]] = [
      "snomed": None, "text": "Presence of artificial knee joint"},
     {"icd": {"right": "Z96.641", "left": "Z96.642", "bilateral": "Z96.643"}, "sites": ["hip"],
      "snomed": None, "text": "Presence of artificial hip joint"},
-    {"icd": {"right": "M25.561", "left": "M25.562"}, "sites": ["knee"], "snomed": None,
-     "text": "Pain in knee"},
-    {"icd": {"any": "M72.2"}, "sites": ["plantar-fascia"], "snomed": "202882003",
-     "text": "Plantar fasciitis"},
-    {"icd": {"any": "T84.84X{x}"}, "sites": ["knee", "hip"], "snomed": None,
-     "text": "Pain due to orthopedic prosthesis"},
-    {"icd": {"any": "G89.28"}, "sites": ["knee", "hip", "thigh"], "snomed": None,
-     "text": "Other chronic postprocedural pain"},
-    {"icd": {"any": "G89.18"}, "sites": ["knee", "hip"], "snomed": None,
-     "text": "Other acute postprocedural pain"},
-    {"icd": {"unspecified": "M77.10"}, "sites": ["elbow-lateral"], "snomed": "202855006",
-     "text": "Lateral epicondylitis, side not recorded"},
-    {"icd": {"unspecified": "S76.319{x}"}, "sites": ["hamstring"], "snomed": "481000119104",
-     "text": "Hamstring strain, side not recorded"},
+    {"icd": {"right": "M25.561", "left": "M25.562"}, "sites": ["knee"],
+     "snomed": None, "text": "Pain in knee"},
+    {"icd": {"any": "M72.2"}, "sites": ["plantar-fascia"],
+     "snomed": "202882003", "text": "Plantar fasciitis"},
+    {"icd": {"any": "T84.84X{x}"}, "sites": ["knee", "hip"],
+     "snomed": None, "text": "Pain due to orthopedic prosthesis"},
+    {"icd": {"any": "G89.28"}, "sites": ["knee", "hip", "thigh"],
+     "snomed": None, "text": "Other chronic postprocedural pain"},
+    {"icd": {"any": "G89.18"}, "sites": ["knee", "hip"],
+     "snomed": None, "text": "Other acute postprocedural pain"},
+    {"icd": {"unspecified": "M77.10"}, "sites": ["elbow-lateral"],
+     "snomed": "202855006", "text": "Lateral epicondylitis, side not recorded"},
+    {"icd": {"unspecified": "S76.319{x}"}, "sites": ["hamstring"],
+     "snomed": "481000119104", "text": "Hamstring strain, side not recorded"},
 ]  # fmt: skip
 
 _ROM = {
@@ -110,7 +113,15 @@ _ROM = {
 }  # fmt: skip
 _OFFSETS = ["Z", "+00:00", "+05:30", "-03:00", "+05:45", "-09:30", "+13:45", "+14:00", "-12:00",
             "+01:00", "-05:00", "-06:00", "+09:00", "-00:30"]  # fmt: skip
-_TECHNIQUES = ["graston", "astym", "sastm", "gua-sha", "hawkgrips", "tecnica-gavilan", "iastm-other"]
+_TECHNIQUES = [
+    "graston",
+    "astym",
+    "sastm",
+    "gua-sha",
+    "hawkgrips",
+    "tecnica-gavilan",
+    "iastm-other",
+]
 _INSTRUMENTS = ["steel-single-bevel", "steel-double-bevel", "steel-multi-curve", "ceramic-tool",
                 "jade-or-stone-tool", "horn-tool", "polymer-tool", "other"]  # fmt: skip
 _VERIFICATION = ["unconfirmed", "provisional", "differential", "confirmed", "refuted",
@@ -124,9 +135,7 @@ _text_chars = st.characters(
 
 @cache
 def _text(max_size: int = 40) -> st.SearchStrategy[str]:
-    return (
-        st.text(_text_chars, min_size=1, max_size=max_size).map(str.strip).filter(bool)
-    )
+    return st.text(_text_chars, min_size=1, max_size=max_size).map(str.strip).filter(bool)
 
 
 _bools = st.booleans()
@@ -153,6 +162,7 @@ def _npi_with_check_digit(base9: str) -> str:
     return base9 + str((10 - total % 10) % 10)
 
 
+_postal = st.from_regex(r"[0-9]{5}(-[0-9]{4})?", fullmatch=True)
 _npi = st.from_regex(r"[12][0-9]{8}", fullmatch=True).map(_npi_with_check_digit)
 
 
@@ -168,7 +178,9 @@ def _stamp(moment: datetime, offset: str, fraction: str) -> str:
 
 
 @st.composite
-def _instant(draw: st.DrawFn, after: datetime, min_minutes: int, max_minutes: int) -> tuple[datetime, str]:
+def _instant(
+    draw: st.DrawFn, after: datetime, min_minutes: int, max_minutes: int
+) -> tuple[datetime, str]:
     minutes = draw(st.integers(min_minutes, max_minutes))
     moment = after + timedelta(minutes=minutes)
     fraction = draw(_fractions)
@@ -193,8 +205,10 @@ def _conditions(draw: st.DrawFn) -> tuple[list[dict[str, Any]], list[dict[str, s
         icd = family["icd"]
         if "any" in icd or "unspecified" in icd:
             code = icd.get("any") or icd["unspecified"]
-            lateral = "not-applicable" if "unspecified" in icd else draw(
-                st.sampled_from([side, "not-applicable"])
+            lateral = (
+                "not-applicable"
+                if "unspecified" in icd
+                else draw(st.sampled_from([side, "not-applicable"]))
             )
             pairs = [(code, lateral)]
             add_site(site, side)
@@ -222,7 +236,9 @@ def _conditions(draw: st.DrawFn) -> tuple[list[dict[str, Any]], list[dict[str, s
 
 
 @st.composite
-def _condition(draw: st.DrawFn, code: str, laterality: str, family: dict[str, Any]) -> dict[str, Any]:
+def _condition(
+    draw: st.DrawFn, code: str, laterality: str, family: dict[str, Any]
+) -> dict[str, Any]:
     verification = draw(_verifications)
     condition: dict[str, Any] = {
         "condition_id": draw(_ident.map(lambda s: s[:50])),
@@ -276,17 +292,23 @@ def _outcome(draw: st.DrawFn, instrument: str) -> dict[str, Any]:
     if not items:
         return {"instrument": "PSFS", "score": round(draw(st.floats(0, 10)), 1)}
     mean = round(sum(s for _, s in items) / len(items), 2)
-    return {"instrument": "PSFS", "score": mean,
-            "items": [{"activity": a, "score": s} for a, s in items]}  # fmt: skip
+    return {
+        "instrument": "PSFS",
+        "score": mean,
+        "items": [{"activity": activity, "score": score} for activity, score in items],
+    }
 
 
 @st.composite
 def _parties(draw: st.DrawFn) -> dict[str, Any]:
     clinic: dict[str, Any] = {"clinic_id": draw(_ident), "name": draw(_text()), "npi": draw(_npi)}
     if draw(_bools):
-        clinic["address"] = {"line": [draw(_text())], "city": draw(_text(20)),
-                             "state": draw(st.sampled_from(["IL", "CA", "NY", "PR", "DC"])),
-                             "postal_code": draw(st.from_regex(r"[0-9]{5}(-[0-9]{4})?", fullmatch=True))}  # fmt: skip
+        clinic["address"] = {
+            "line": [draw(_text())],
+            "city": draw(_text(20)),
+            "state": draw(st.sampled_from(["IL", "CA", "NY", "PR", "DC"])),
+            "postal_code": draw(_postal),
+        }
     patient = {
         "mrn": draw(_ident),
         "family_name": draw(_text()),
@@ -294,11 +316,14 @@ def _parties(draw: st.DrawFn) -> dict[str, Any]:
         "birth_date": draw(st.dates(date(1920, 1, 1), date(2020, 12, 31))).isoformat(),
         "gender": draw(st.sampled_from(["male", "female", "other", "unknown"])),
     }
-    therapist: dict[str, Any] = {"npi": draw(_npi), "family_name": draw(_text()),
-                                 "given_names": draw(st.lists(_text(20), min_size=1, max_size=2))}
+    therapist: dict[str, Any] = {
+        "npi": draw(_npi),
+        "family_name": draw(_text()),
+        "given_names": draw(st.lists(_text(20), min_size=1, max_size=2)),
+    }
     if draw(_bools):
-        therapist["credentials"] = draw(st.lists(st.sampled_from(["PT", "DPT", "OCS", "SCS"]),
-                                                 max_size=3, unique=True))  # fmt: skip
+        credentials = st.sampled_from(["PT", "DPT", "OCS", "SCS"])
+        therapist["credentials"] = draw(st.lists(credentials, max_size=3, unique=True))
         therapist["license_state"] = "IL"
         therapist["license_number"] = draw(st.from_regex(r"[0-9]{9}", fullmatch=True))
     return {"clinic": clinic, "patient": patient, "therapist": therapist}
@@ -315,8 +340,8 @@ def _measurements(draw: st.DrawFn, status: str, site_count: int) -> dict[str, An
     """Pain, ROM, PROMs, instruments, adverse effects and adjuncts fitting ``status``."""
     if status == "cancelled":
         return {}
-    out: dict[str, Any] = {"instruments": [{"code": c} for c in draw(st.lists(
-        st.sampled_from(_INSTRUMENTS), max_size=3, unique=True))]}  # fmt: skip
+    tools = draw(st.lists(st.sampled_from(_INSTRUMENTS), max_size=3, unique=True))
+    out: dict[str, Any] = {"instruments": [{"code": code} for code in tools]}
     if status == "completed" or draw(_bools):
         pain: dict[str, Any] = {"scale": "NRS-11"}
         if status == "completed" or draw(_bools):
@@ -325,23 +350,31 @@ def _measurements(draw: st.DrawFn, status: str, site_count: int) -> dict[str, An
             pain["post"] = draw(st.integers(0, 10))
         out["pain"] = pain
     out["rom"] = draw(_rom())
-    instruments = draw(st.lists(st.sampled_from(["LEFS", "QuickDASH", "PSFS"]), max_size=3, unique=True))
+    instruments = draw(
+        st.lists(st.sampled_from(["LEFS", "QuickDASH", "PSFS"]), max_size=3, unique=True)
+    )
     out["outcome_measures"] = [draw(_outcome(i)) for i in instruments]
     effects = []
     for _ in range(draw(st.integers(0, 3))):
-        effect: dict[str, Any] = {"type": draw(st.sampled_from(["bruising", "petechiae", "soreness"])),
-                                  "severity": draw(st.sampled_from(["mild", "moderate", "severe"]))}
+        effect: dict[str, Any] = {
+            "type": draw(st.sampled_from(["bruising", "petechiae", "soreness"])),
+            "severity": draw(st.sampled_from(["mild", "moderate", "severe"])),
+        }
         if draw(_bools):
             effect["site_index"] = draw(st.integers(0, site_count - 1))
         if draw(_bools):
             effect["expected"] = draw(_bools)
         effects.append(effect)
     out["adverse_effects"] = effects
-    adjuncts = draw(st.lists(st.sampled_from(["stretching", "strengthening"]), max_size=2, unique=True))
-    out["adjunct_therapies"] = [
-        {"type": t, "minutes": draw(st.integers(1, 60))} | ({"text": draw(_text(60))} if draw(_bools) else {})
-        for t in adjuncts
-    ]  # fmt: skip
+    adjuncts = draw(
+        st.lists(st.sampled_from(["stretching", "strengthening"]), max_size=2, unique=True)
+    )
+    out["adjunct_therapies"] = []
+    for kind in adjuncts:
+        adjunct: dict[str, Any] = {"type": kind, "minutes": draw(st.integers(1, 60))}
+        if draw(_bools):
+            adjunct["text"] = draw(_text(60))
+        out["adjunct_therapies"].append(adjunct)
     _drop_empty(out, ["instruments", "rom", "outcome_measures", "adjunct_therapies"])
     return out
 
@@ -353,7 +386,10 @@ def _session(draw: st.DrawFn, status: str) -> tuple[dict[str, Any], datetime]:
     )
     _, start = draw(_instant(start_moment, 0, 0))
     planned = draw(st.none() | st.integers(1, 20))
-    session: dict[str, Any] = {"start": start, "session_number": draw(st.integers(1, planned or 40))}
+    session: dict[str, Any] = {
+        "start": start,
+        "session_number": draw(st.integers(1, planned or 40)),
+    }
     if planned is not None:
         session["planned_sessions"] = planned
     if draw(_bools):

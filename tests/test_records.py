@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 import pytest
+from strategies import DELETE, EXAMPLES, example, pointer_to_path, with_changes
 
 from fhir_iastm import model
 from fhir_iastm.errors import InvalidRecordError, Issue
@@ -17,7 +18,6 @@ from fhir_iastm.records import (
     load_record,
     record_hash,
 )
-from strategies import DELETE, EXAMPLES, example, pointer_to_path, with_changes
 
 GOOD = sorted(p.stem for p in EXAMPLES.glob("good-*.json"))
 BAD = sorted(p.stem for p in EXAMPLES.glob("bad-*.json") if not p.stem.endswith(".expected"))
@@ -75,7 +75,8 @@ def test_bad_06_is_a_duplicate_session_after_good_01() -> None:
     want = expected("bad-06-duplicate-session-id")
     error = want["expected"]["errors"][0]
     first, second = check_batch([example(GOOD[0]), example("bad-06-duplicate-session-id")])
-    assert first[0] is not None and first[1] == []
+    assert first[0] is not None
+    assert first[1] == []
     assert second[0] is None
     assert codes(second[1]) == [(error["code"], pointer_to_path(error["path"]))]
     assert second[1][0].code == "duplicate"
@@ -96,8 +97,12 @@ def test_batch_identical_repeat_is_informational() -> None:
 
 
 def test_batch_repeat_differing_only_in_last_modified_and_billing_is_identical() -> None:
-    again = with_changes(example(GOOD[0]), {"/last_modified": "2025-03-05T10:00:00Z", "/billing": DELETE})
-    assert codes(check_batch([example(GOOD[0]), again])[1][1]) == [("W_IDEMPOTENT_REPEAT", "session_id")]
+    again = with_changes(
+        example(GOOD[0]), {"/last_modified": "2025-03-05T10:00:00Z", "/billing": DELETE}
+    )
+    assert codes(check_batch([example(GOOD[0]), again])[1][1]) == [
+        ("W_IDEMPOTENT_REPEAT", "session_id")
+    ]
 
 
 def test_batch_higher_version_is_accepted_and_lower_is_stale() -> None:
@@ -105,7 +110,8 @@ def test_batch_higher_version_is_accepted_and_lower_is_stale() -> None:
     v2 = with_changes(v1, {"/record_version": 2, "/pain/post": 2})
     v1_other = with_changes(v1, {"/notes": "amended"})
     results = check_batch([v1, v2, v1_other])
-    assert results[1][0] is not None and results[1][1] == []
+    assert results[1][0] is not None
+    assert results[1][1] == []
     assert results[2][0] is None
     assert codes(results[2][1]) == [("E_STALE_VERSION", "record_version")]
     assert http_status_for(results[2][1]) == 409
@@ -261,7 +267,9 @@ def test_canonical_json_treats_empty_arrays_and_false_primary_as_absent() -> Non
 def test_null_optional_values_mean_absent() -> None:
     data = with_changes(example(GOOD[0]), {"/notes": None, "/rom": None, "/pain/post": None})
     record = load_record(data)
-    assert record.notes is None and record.rom == () and record.pain is not None
+    assert record.notes is None
+    assert record.rom == ()
+    assert record.pain is not None
     assert record.pain.post is None
 
 
@@ -270,5 +278,6 @@ def test_plan_exceeded_is_only_a_warning() -> None:
     record, issues = check_record(data)
     assert record is not None
     assert codes(issues) == [("W_PLAN_EXCEEDED", "session.session_number")]
-    assert issues[0].severity == "warning" and issues[0].code == "business-rule"
+    assert issues[0].severity == "warning"
+    assert issues[0].code == "business-rule"
     assert load_record(data) == record

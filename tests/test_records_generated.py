@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from hypothesis import HealthCheck, given, settings
+from strategies import valid_records
 
 from fhir_iastm import model
 from fhir_iastm.records import canonical_json, check_record, load_record
-from strategies import valid_records
 
 
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])

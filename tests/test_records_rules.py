@@ -9,12 +9,12 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from strategies import DELETE, example, pointer_to_path, with_changes
 
 from fhir_iastm.errors import InvalidRecordError
 from fhir_iastm.record_fields import CATALOGUE
 from fhir_iastm.records import check_record, load_record
 from fhir_iastm.rules import icd_side, snomed_for_icd
-from strategies import DELETE, example, pointer_to_path, with_changes
 
 G1, G2, G3, G4, G5, G6, G7, G8 = (f"good-0{i}" for i in range(1, 9))
 Row = tuple[str, dict[str, Any], list[str]]  # example, edits, ["CODE /json/pointer", ...]
@@ -71,10 +71,15 @@ REQUIRED = [
     _case(G7, {"/session/end": DELETE, "/session/duration_min": DELETE}, "E_REQUIRED /session/end"),
     _case(G1, {"/technique": {"code": "iastm-other"}}, "E_REQUIRED /technique/text"),
     _case(G1, {"/technique": {"code": "iastm-other", "text": "Ceramic scraping"}}),
-    _case(G1, {"/conditions/0/clinical_status": DELETE}, "E_REQUIRED /conditions/0/clinical_status"),
+    _case(
+        G1, {"/conditions/0/clinical_status": DELETE}, "E_REQUIRED /conditions/0/clinical_status"
+    ),
     _case(
         G1,
-        {"/conditions/0/verification_status": "entered-in-error", "/conditions/0/clinical_status": DELETE},
+        {
+            "/conditions/0/verification_status": "entered-in-error",
+            "/conditions/0/clinical_status": DELETE,
+        },
     ),
 ]
 
@@ -100,7 +105,11 @@ FORMATS = [
     _case(G1, {"/patient/birth_date": "1978-02-29"}, "E_FORMAT /patient/birth_date"),
     _case(G1, {"/conditions/0/onset_date": "2024-13"}, "E_FORMAT /conditions/0/onset_date"),
     _case(G1, {"/conditions/0/onset_date": "2024"}),
-    _case(G1, {"/conditions/0/onset_date": "2024-11-15T00:00:00Z"}, "E_FORMAT /conditions/0/onset_date"),
+    _case(
+        G1,
+        {"/conditions/0/onset_date": "2024-11-15T00:00:00Z"},
+        "E_FORMAT /conditions/0/onset_date",
+    ),
     _case(G1, {"/conditions/0/icd10cm": "m77.11"}, "E_FORMAT /conditions/0/icd10cm"),
     _case(G1, {"/conditions/0/icd10cm": "M7711"}, "E_FORMAT /conditions/0/icd10cm"),
     _case(G1, {"/conditions/0/icd10cm": " M77.11"}, "E_FORMAT /conditions/0/icd10cm"),
@@ -136,15 +145,32 @@ RANGES = [
     _case(G2, {"/outcome_measures/0/score": 100.5}, "E_RANGE /outcome_measures/0/score"),
     _case(G2, {"/outcome_measures/0/score": -0.1}, "E_RANGE /outcome_measures/0/score"),
     _case(G2, {"/outcome_measures/0/score": 100}),
-    _case(G2, {"/outcome_measures/0": {"instrument": "PSFS", "score": 10.5}}, "E_RANGE /outcome_measures/0/score"),
     _case(
         G2,
-        {"/outcome_measures/0": {"instrument": "PSFS", "score": 5.5,
-                                 "items": [{"activity": "Lift", "score": 11}]}},  # fmt: skip
+        {"/outcome_measures/0": {"instrument": "PSFS", "score": 10.5}},
+        "E_RANGE /outcome_measures/0/score",
+    ),
+    _case(
+        G2,
+        {
+            "/outcome_measures/0": {
+                "instrument": "PSFS",
+                "score": 5.5,
+                "items": [{"activity": "Lift", "score": 11}],
+            }
+        },  # fmt: skip
         "E_RANGE /outcome_measures/0/items/0/score",
     ),
-    _case(G2, {"/outcome_measures/0": {"instrument": "PSFS", "score": 5.5,
-                                       "items": [{"activity": "Lift", "score": 5.5}]}}),  # fmt: skip
+    _case(
+        G2,
+        {
+            "/outcome_measures/0": {
+                "instrument": "PSFS",
+                "score": 5.5,
+                "items": [{"activity": "Lift", "score": 5.5}],
+            }
+        },
+    ),  # fmt: skip
     _case(G1, {"/record_version": 2**31}, "E_RANGE /record_version"),
     _case(G1, {"/record_version": 2**31 - 1}),
 ]
@@ -158,12 +184,25 @@ CODES = [
     _case(G1, {"/technique/code": "iastm"}, "E_CODE_UNKNOWN /technique/code"),
     _case(G1, {"/instruments/0/code": "wood"}, "E_CODE_UNKNOWN /instruments/0/code"),
     _case(G1, {"/treatment_sites/0/site": "shoulder"}, "E_CODE_UNKNOWN /treatment_sites/0/site"),
-    _case(G1, {"/treatment_sites/0/laterality": "L"}, "E_CODE_UNKNOWN /treatment_sites/0/laterality"),
-    _case(G1, {"/treatment_sites/0/laterality": "Right"}, "E_CODE_UNKNOWN /treatment_sites/0/laterality"),
+    _case(
+        G1, {"/treatment_sites/0/laterality": "L"}, "E_CODE_UNKNOWN /treatment_sites/0/laterality"
+    ),
+    _case(
+        G1,
+        {"/treatment_sites/0/laterality": "Right"},
+        "E_CODE_UNKNOWN /treatment_sites/0/laterality",
+    ),
     _case(G1, {"/conditions/0/laterality": "both"}, "E_CODE_UNKNOWN /conditions/0/laterality"),
-    _case(G1, {"/conditions/0/clinical_status": "ongoing"}, "E_CODE_UNKNOWN /conditions/0/clinical_status"),
-    _case(G1, {"/conditions/0/verification_status": "maybe"},
-          "E_CODE_UNKNOWN /conditions/0/verification_status"),  # fmt: skip
+    _case(
+        G1,
+        {"/conditions/0/clinical_status": "ongoing"},
+        "E_CODE_UNKNOWN /conditions/0/clinical_status",
+    ),
+    _case(
+        G1,
+        {"/conditions/0/verification_status": "maybe"},
+        "E_CODE_UNKNOWN /conditions/0/verification_status",
+    ),  # fmt: skip
     _case(G1, {"/pain/scale": "VAS"}, "E_CODE_UNKNOWN /pain/scale"),
     _case(G6, {"/rom/0/joint": "shoulder"}, "E_CODE_UNKNOWN /rom/0/joint"),
     _case(G6, {"/rom/0/motion": "circumduction"}, "E_CODE_UNKNOWN /rom/0/motion"),
@@ -172,9 +211,15 @@ CODES = [
     _case(G6, {"/rom/0/mode": "assisted"}, "E_CODE_UNKNOWN /rom/0/mode"),
     _case(G6, {"/rom/0/method": "app"}, "E_CODE_UNKNOWN /rom/0/method"),
     _case(G6, {"/rom/0/timing": "during"}, "E_CODE_UNKNOWN /rom/0/timing"),
-    _case(G6, {"/outcome_measures/0/instrument": "DASH"}, "E_CODE_UNKNOWN /outcome_measures/0/instrument"),
+    _case(
+        G6,
+        {"/outcome_measures/0/instrument": "DASH"},
+        "E_CODE_UNKNOWN /outcome_measures/0/instrument",
+    ),
     _case(G3, {"/adverse_effects/0/type": "bleeding"}, "E_CODE_UNKNOWN /adverse_effects/0/type"),
-    _case(G3, {"/adverse_effects/0/severity": "extreme"}, "E_CODE_UNKNOWN /adverse_effects/0/severity"),
+    _case(
+        G3, {"/adverse_effects/0/severity": "extreme"}, "E_CODE_UNKNOWN /adverse_effects/0/severity"
+    ),
     _case(G1, {"/adjunct_therapies/0/type": "massage"}, "E_CODE_UNKNOWN /adjunct_therapies/0/type"),
     _case(G1, {"/clinic/address/state": "XX"}, "E_CODE_UNKNOWN /clinic/address/state"),
     _case(G1, {"/conditions/0/snomed": "13370002"}, "E_CODE_UNKNOWN /conditions/0/snomed"),
@@ -202,52 +247,124 @@ CROSS_FIELD = [
     _case(G1, {"/session/end": "2025-03-04T09:40:00-05:00"}, "E_PERIOD_ORDER /session/end"),
     _case(G1, {"/session/end": "2025-03-04T15:40:00Z"}),
     _case(G1, {"/session/end": "2025-03-04T21:10:00+05:30"}),
-    _case(G1, {"/session/end": "2025-03-04T15:30:00+00:00"}, "E_DURATION_MISMATCH /session/duration_min"),
+    _case(
+        G1,
+        {"/session/end": "2025-03-04T15:30:00+00:00"},
+        "E_DURATION_MISMATCH /session/duration_min",
+    ),
     _case(G1, {"/session/duration_min": 42}, "E_DURATION_MISMATCH /session/duration_min"),
     _case(G1, {"/session/duration_min": 41}),
     _case(G1, {"/session/duration_min": 39}),
     # start broken: the cross-field rules that read it stay silent (decision 21)
     _case(G1, {"/session/start": "2025-03-04T10:00:00"}, "E_FORMAT /session/start"),
     # E_LATERALITY_CONFLICT (decision 18)
-    _case(G1, {"/conditions/0/laterality": "left"}, "E_LATERALITY_CONFLICT /conditions/0/laterality"),
-    _case(G1, {"/conditions/0/laterality": "not-applicable"},
-          "E_LATERALITY_CONFLICT /conditions/0/laterality"),  # fmt: skip
-    _case(G1, {"/conditions/0/laterality": "bilateral"}, "E_LATERALITY_CONFLICT /conditions/0/laterality"),
-    _case(G1, {"/conditions/0/icd10cm": "M77.10"}, "E_LATERALITY_CONFLICT /conditions/0/laterality"),
+    _case(
+        G1, {"/conditions/0/laterality": "left"}, "E_LATERALITY_CONFLICT /conditions/0/laterality"
+    ),
+    _case(
+        G1,
+        {"/conditions/0/laterality": "not-applicable"},
+        "E_LATERALITY_CONFLICT /conditions/0/laterality",
+    ),  # fmt: skip
+    _case(
+        G1,
+        {"/conditions/0/laterality": "bilateral"},
+        "E_LATERALITY_CONFLICT /conditions/0/laterality",
+    ),
+    _case(
+        G1, {"/conditions/0/icd10cm": "M77.10"}, "E_LATERALITY_CONFLICT /conditions/0/laterality"
+    ),
     _case(G1, {"/conditions/0/icd10cm": "M77.10", "/conditions/0/laterality": "not-applicable"}),
-    _case(G1, {"/conditions/0/icd10cm": "M77.12", "/conditions/0/laterality": "left"},
-          "E_LATERALITY_CONFLICT /conditions/0/laterality"),  # fmt: skip
-    _case(G1, {"/conditions/0/icd10cm": "M77.12", "/conditions/0/laterality": "left",
-               "/treatment_sites/0/laterality": "bilateral"}),  # fmt: skip
-    _case(G3, {"/conditions/0/laterality": "left"}, "E_LATERALITY_CONFLICT /conditions/0/laterality"),
-    _case(G3, {"/conditions/0/laterality": "bilateral"}, "E_LATERALITY_CONFLICT /conditions/0/laterality"),
-    _case(G3, {"/conditions/0/laterality": "bilateral", "/treatment_sites/0/laterality": "bilateral"}),
-    _case(G3, {"/conditions/0/laterality": "bilateral",
-               "/treatment_sites/1": {"site": "plantar-fascia", "laterality": "left"}}),  # fmt: skip
+    _case(
+        G1,
+        {"/conditions/0/icd10cm": "M77.12", "/conditions/0/laterality": "left"},
+        "E_LATERALITY_CONFLICT /conditions/0/laterality",
+    ),  # fmt: skip
+    _case(
+        G1,
+        {
+            "/conditions/0/icd10cm": "M77.12",
+            "/conditions/0/laterality": "left",
+            "/treatment_sites/0/laterality": "bilateral",
+        },
+    ),  # fmt: skip
+    _case(
+        G3, {"/conditions/0/laterality": "left"}, "E_LATERALITY_CONFLICT /conditions/0/laterality"
+    ),
+    _case(
+        G3,
+        {"/conditions/0/laterality": "bilateral"},
+        "E_LATERALITY_CONFLICT /conditions/0/laterality",
+    ),
+    _case(
+        G3, {"/conditions/0/laterality": "bilateral", "/treatment_sites/0/laterality": "bilateral"}
+    ),
+    _case(
+        G3,
+        {
+            "/conditions/0/laterality": "bilateral",
+            "/treatment_sites/1": {"site": "plantar-fascia", "laterality": "left"},
+        },
+    ),  # fmt: skip
     _case(G3, {"/conditions/0/laterality": "not-applicable"}),
-    _case(G5, {"/conditions/0/icd10cm": "S76.311D"}, "E_LATERALITY_CONFLICT /conditions/0/laterality"),
-    _case(G5, {"/conditions/0/icd10cm": "S76.319D"}, "E_LATERALITY_CONFLICT /conditions/0/laterality"),
-    _case(G6, {"/conditions/2/icd10cm": "Z96.653"}, "E_LATERALITY_CONFLICT /conditions/2/laterality"),
-    _case(G6, {"/conditions/2/icd10cm": "Z96.653", "/conditions/2/laterality": "bilateral",
-               "/treatment_sites/0/laterality": "bilateral"}),  # fmt: skip
-    _case(G4, {"/treatment_sites/0/laterality": "right"}, "E_LATERALITY_CONFLICT /conditions/1/laterality"),
-    _case(G3, {"/treatment_sites/0/laterality": "both"}, "E_CODE_UNKNOWN /treatment_sites/0/laterality"),
+    _case(
+        G5, {"/conditions/0/icd10cm": "S76.311D"}, "E_LATERALITY_CONFLICT /conditions/0/laterality"
+    ),
+    _case(
+        G5, {"/conditions/0/icd10cm": "S76.319D"}, "E_LATERALITY_CONFLICT /conditions/0/laterality"
+    ),
+    _case(
+        G6, {"/conditions/2/icd10cm": "Z96.653"}, "E_LATERALITY_CONFLICT /conditions/2/laterality"
+    ),
+    _case(
+        G6,
+        {
+            "/conditions/2/icd10cm": "Z96.653",
+            "/conditions/2/laterality": "bilateral",
+            "/treatment_sites/0/laterality": "bilateral",
+        },
+    ),  # fmt: skip
+    _case(
+        G4,
+        {"/treatment_sites/0/laterality": "right"},
+        "E_LATERALITY_CONFLICT /conditions/1/laterality",
+    ),
+    _case(
+        G3,
+        {"/treatment_sites/0/laterality": "both"},
+        "E_CODE_UNKNOWN /treatment_sites/0/laterality",
+    ),
     _case(G1, {"/conditions/0/icd10cm": "M77.99"}, "E_ICD_INVALID /conditions/0/icd10cm"),
     # E_MULTIPLE_PRIMARY
     _case(G4, {"/conditions/1/is_primary": True}, "E_MULTIPLE_PRIMARY /conditions/1/is_primary"),
     _case(G4, {"/conditions/0/is_primary": False}),
     # E_DUPLICATE_KEY (decision 17)
-    _case(G4, {"/conditions/1/condition_id": "DX-100689-01"}, "E_DUPLICATE_KEY /conditions/1/condition_id"),
-    _case(G4, {"/conditions/1/icd10cm": "M76.51", "/conditions/1/laterality": "right"},
-          "E_DUPLICATE_KEY /conditions/1/icd10cm"),  # fmt: skip
-    _case(G1, {"/treatment_sites/1": {"site": "elbow-lateral", "laterality": "right"}},
-          "E_DUPLICATE_KEY /treatment_sites/1"),  # fmt: skip
+    _case(
+        G4,
+        {"/conditions/1/condition_id": "DX-100689-01"},
+        "E_DUPLICATE_KEY /conditions/1/condition_id",
+    ),
+    _case(
+        G4,
+        {"/conditions/1/icd10cm": "M76.51", "/conditions/1/laterality": "right"},
+        "E_DUPLICATE_KEY /conditions/1/icd10cm",
+    ),  # fmt: skip
+    _case(
+        G1,
+        {"/treatment_sites/1": {"site": "elbow-lateral", "laterality": "right"}},
+        "E_DUPLICATE_KEY /treatment_sites/1",
+    ),  # fmt: skip
     _case(G1, {"/treatment_sites/1": {"site": "elbow-lateral", "laterality": "left"}}),
     _case(G6, {"/rom/1/timing": "pre"}, "E_DUPLICATE_KEY /rom/1"),
     _case(G6, {"/rom/1/mode": "passive"}),
-    _case(G6, {"/outcome_measures/1": {"instrument": "LEFS", "score": 42}},
-          "E_DUPLICATE_KEY /outcome_measures/1/instrument"),  # fmt: skip
-    _case(G1, {"/adjunct_therapies/1/type": "stretching"}, "E_DUPLICATE_KEY /adjunct_therapies/1/type"),
+    _case(
+        G6,
+        {"/outcome_measures/1": {"instrument": "LEFS", "score": 42}},
+        "E_DUPLICATE_KEY /outcome_measures/1/instrument",
+    ),  # fmt: skip
+    _case(
+        G1, {"/adjunct_therapies/1/type": "stretching"}, "E_DUPLICATE_KEY /adjunct_therapies/1/type"
+    ),
     # E_REF
     _case(G3, {"/adverse_effects/0/site_index": 1}, "E_REF /adverse_effects/0/site_index"),
     _case(G3, {"/adverse_effects/1/site_index": -1}, "E_REF /adverse_effects/1/site_index"),
@@ -257,29 +374,52 @@ CROSS_FIELD = [
     _case(G8, {"/session/end": "2025-06-03T13:30:00-05:00"}, "E_STATUS_CONFLICT /session/end"),
     _case(G8, {"/session/duration_min": 30}, "E_STATUS_CONFLICT /session/duration_min"),
     _case(G8, {"/instruments": [{"code": "other"}]}, "E_STATUS_CONFLICT /instruments"),
-    _case(G8, {"/adjunct_therapies": [{"type": "stretching", "minutes": 5}]},
-          "E_STATUS_CONFLICT /adjunct_therapies"),  # fmt: skip
+    _case(
+        G8,
+        {"/adjunct_therapies": [{"type": "stretching", "minutes": 5}]},
+        "E_STATUS_CONFLICT /adjunct_therapies",
+    ),  # fmt: skip
     _case(G8, {"/rom": example(G6)["rom"]}, "E_STATUS_CONFLICT /rom"),
-    _case(G8, {"/outcome_measures": [{"instrument": "LEFS", "score": 30}]},
-          "E_STATUS_CONFLICT /outcome_measures"),  # fmt: skip
-    _case(G8, {"/adverse_effects": [{"type": "soreness", "severity": "mild"}]},
-          "E_STATUS_CONFLICT /adverse_effects"),  # fmt: skip
+    _case(
+        G8,
+        {"/outcome_measures": [{"instrument": "LEFS", "score": 30}]},
+        "E_STATUS_CONFLICT /outcome_measures",
+    ),  # fmt: skip
+    _case(
+        G8,
+        {"/adverse_effects": [{"type": "soreness", "severity": "mild"}]},
+        "E_STATUS_CONFLICT /adverse_effects",
+    ),  # fmt: skip
     _case(G8, {"/rom": [], "/instruments": []}),
     _case(G1, {"/status_reason": "n/a"}, "E_STATUS_CONFLICT /status_reason"),
-    _case(G1, {"/conditions/0/verification_status": "entered-in-error"},
-          "E_STATUS_CONFLICT /conditions/0/clinical_status"),  # fmt: skip
+    _case(
+        G1,
+        {"/conditions/0/verification_status": "entered-in-error"},
+        "E_STATUS_CONFLICT /conditions/0/clinical_status",
+    ),  # fmt: skip
     # a conditional requirement never doubles a field's own error (decision 21)
     _case(G8, {"/status_reason": 5}, "E_TYPE /status_reason"),
-    _case(G1, {"/conditions/0/verification_status": "maybe", "/conditions/0/clinical_status": DELETE},
-          "E_CODE_UNKNOWN /conditions/0/verification_status"),  # fmt: skip
-    _case(G1, {"/status": "paused", "/status_reason": "x", "/session/end": DELETE},
-          "E_CODE_UNKNOWN /status"),  # fmt: skip
-    _case(G7, {"/status": "cancelled", "/session/end": DELETE, "/session/duration_min": DELETE},
-          "E_STATUS_CONFLICT /pain"),  # fmt: skip
+    _case(
+        G1,
+        {"/conditions/0/verification_status": "maybe", "/conditions/0/clinical_status": DELETE},
+        "E_CODE_UNKNOWN /conditions/0/verification_status",
+    ),  # fmt: skip
+    _case(
+        G1,
+        {"/status": "paused", "/status_reason": "x", "/session/end": DELETE},
+        "E_CODE_UNKNOWN /status",
+    ),  # fmt: skip
+    _case(
+        G7,
+        {"/status": "cancelled", "/session/end": DELETE, "/session/duration_min": DELETE},
+        "E_STATUS_CONFLICT /pain",
+    ),  # fmt: skip
 ]
 
 
-@pytest.mark.parametrize(("base", "edits", "want"), TYPES + REQUIRED + FORMATS + RANGES + CODES + CROSS_FIELD)
+@pytest.mark.parametrize(
+    ("base", "edits", "want"), TYPES + REQUIRED + FORMATS + RANGES + CODES + CROSS_FIELD
+)
 def test_rule(base: str, edits: dict[str, Any], want: list[str]) -> None:
     _, issues = check_record(with_changes(example(base), edits))
     got = sorted((i.details, i.expression) for i in issues if i.is_error)
@@ -293,12 +433,19 @@ def test_rule(base: str, edits: dict[str, Any], want: list[str]) -> None:
 def test_every_catalogue_code_is_exercised() -> None:
     rows = TYPES + REQUIRED + FORMATS + RANGES + CODES + CROSS_FIELD
     used = {w.split()[0] for row in rows for w in row.values[2]}
-    batch_only = {"E_DUPLICATE_SESSION", "E_STALE_VERSION", "W_IDEMPOTENT_REPEAT", "W_PLAN_EXCEEDED"}
+    batch_only = {
+        "E_DUPLICATE_SESSION",
+        "E_STALE_VERSION",
+        "W_IDEMPOTENT_REPEAT",
+        "W_PLAN_EXCEEDED",
+    }
     assert set(CATALOGUE) - used - batch_only == {"E_UNKNOWN_FIELD"}  # in test_records.py
 
 
 def test_load_record_raises_with_every_error() -> None:
-    data = with_changes(example(G6), {"/rom/0/degrees": 200, "/rom/1/timing": "pre", "/patient/gender": "m"})
+    data = with_changes(
+        example(G6), {"/rom/0/degrees": 200, "/rom/1/timing": "pre", "/patient/gender": "m"}
+    )
     with pytest.raises(InvalidRecordError) as info:
         load_record(data)
     assert sorted(info.value.codes) == [
