@@ -204,8 +204,29 @@ def test_every_referenced_canonical_resolves(name):
 
 def test_every_valueset_of_ours_is_used_or_copied():
     used = {c.split("|")[0] for r in ALL.values() for _, c in _referenced_canonicals(r)}
+    # Enforced by invariants iastm-proc-10 / iastm-cond-4 / iastm-obs-5 rather than by a slice binding (README).
+    used.add(f"{CANON}/ValueSet/iastm-body-location-qualifier")
     unused = [u for u in VALUESETS if u not in used and u not in MCODE_COPIES]
     assert not unused
+
+
+@pytest.mark.parametrize("sd_id,key", [("iastm-procedure", "iastm-proc-10"), ("iastm-condition", "iastm-cond-4"),
+                                       ("iastm-rom-observation", "iastm-obs-5")])
+def test_location_qualifier_invariant_lists_exactly_the_local_valueset(sd_id, key):
+    local = VALUESETS[f"{CANON}/ValueSet/iastm-body-location-qualifier"]
+    expected = {c["code"] for c in local["compose"]["include"][0]["concept"]}
+    expression = _constraint(sd_id, key)["expression"]
+    assert set(re.findall(r"code='([0-9]+)'", expression)) == expected
+    assert f"url='{LOC}'" in expression
+
+
+def test_no_profile_rebinds_the_mcode_extension_values():
+    """HAPI 8.8 cannot generate a snapshot when a profile re-binds an mCODE qualifier value (the mCODE
+    ValueSet is intensional SNOMED and cannot be expanded offline); the local list is an invariant instead."""
+    for sd_id in RESOURCE_PROFILES:
+        for element in SDS[sd_id]["differential"]["element"]:
+            if ":laterality" in element["id"] or ":location-qualifier" in element["id"]:
+                assert "binding" not in element, element["id"]
 
 
 # ---------------------------------------------------------------------------------------------- SD structure
@@ -327,10 +348,11 @@ def test_no_placeholder_left_in_expressions():
 
 def test_expected_invariant_keys_present():
     expected = {
-        "iastm-procedure": {"us-core-7"} | {f"iastm-proc-{n}" for n in range(1, 10)},
-        "iastm-condition": {"iastm-cond-1", "iastm-cond-2r", "iastm-cond-2l", "iastm-cond-2b", "iastm-cond-3"},
+        "iastm-procedure": {"us-core-7"} | {f"iastm-proc-{n}" for n in range(1, 11)},
+        "iastm-condition": {"iastm-cond-1", "iastm-cond-2r", "iastm-cond-2l", "iastm-cond-2b", "iastm-cond-3",
+                            "iastm-cond-4"},
         "iastm-pain-observation": {"us-core-1", "us-core-2", "us-core-3", "iastm-obs-1", "iastm-obs-2", "iastm-obs-4"},
-        "iastm-rom-observation": {"us-core-1", "us-core-2", "us-core-3", "iastm-obs-3", "iastm-obs-4"},
+        "iastm-rom-observation": {"us-core-1", "us-core-2", "us-core-3", "iastm-obs-3", "iastm-obs-4", "iastm-obs-5"},
         "iastm-prom-observation": {"us-core-1", "us-core-2", "us-core-3", "iastm-obs-4"},
         "iastm-patient": {"us-core-6"},
         "iastm-practitioner": {"us-core-16", "us-core-17"},
@@ -379,6 +401,16 @@ def _ext(name, **value):
     return {"url": f"{CANON}/StructureDefinition/{name}", **value}
 
 
+def _loc(code):
+    return {"url": LOC, "valueCodeableConcept": {"coding": [{"system": SCT, "code": code}]}}
+
+
+ELBOW = {
+    "extension": [_lat("7771000"), _loc("255561001")],
+    "coding": [{"system": f"{CANON}/CodeSystem/iastm-body-site", "code": "elbow-medial"},
+               {"system": SCT, "code": "127949000"}],
+    "text": "left medial elbow",
+}
 SITE = {
     "extension": [_lat("24028007")],
     "coding": [{"system": f"{CANON}/CodeSystem/iastm-body-site", "code": "plantar-fascia"},
@@ -485,7 +517,7 @@ ORGANIZATION = {"resourceType": "Organization", "active": True, "name": "Riverbe
                                {"system": f"{CANON}/sid/clinic", "value": "RBPT-01"}]}
 
 GOOD = {
-    "iastm-procedure": [PROCEDURE, CANCELLED],
+    "iastm-procedure": [PROCEDURE, CANCELLED, {**PROCEDURE, "bodySite": [SITE, ELBOW]}],
     "iastm-adjunct-procedure": [ADJUNCT],
     "iastm-condition": [_condition("M77.11", "24028007", "202855006"), _condition("M77.02", "7771000", "53286005"),
                         _condition("M72.2", "24028007", "202882003"), _condition("S76.312D", "7771000"),
@@ -553,6 +585,12 @@ BAD = [
     ("iastm-procedure", "iastm-proc-8", _with(PROCEDURE, complication=_NO_SEVERITY)),
     ("iastm-procedure", "iastm-proc-9", _with(PROCEDURE, performedPeriod=None,
                                               performedDateTime="2025-04-02T08:15:00-05:00")),
+    ("iastm-procedure", "iastm-proc-10", _with(PROCEDURE, bodySite=[SITE, {**ELBOW, "extension": [
+        _lat("7771000"), _loc("255561001"), _loc("264147007")]}])),
+    ("iastm-condition", "iastm-cond-4", _condition("M77.02", "7771000") | {"bodySite": [{"extension": [
+        _lat("7771000"), _loc("24028007")]}]}),
+    ("iastm-rom-observation", "iastm-obs-5", _with(ROM, bodySite={"extension": [_lat("24028007"), _loc("7771000")],
+                                                             "coding": [{"system": SCT, "code": "49076000"}]})),
     ("iastm-adjunct-procedure", "iastm-proc-7", _with(ADJUNCT, reasonReference=None)),
     ("iastm-adjunct-procedure", "us-core-7", _with(ADJUNCT, performedPeriod=None)),
     ("iastm-condition", "iastm-cond-1", _TWO_ICD),
