@@ -22,7 +22,11 @@ from pathlib import Path
 from typing import Any
 
 import fhirpathpy
+from antlr4 import CommonTokenStream, InputStream, Token
+from antlr4.error.ErrorListener import ErrorListener
 from fhirpathpy.models import models as _fhirpath_models
+from fhirpathpy.parser.generated.FHIRPathLexer import FHIRPathLexer
+from fhirpathpy.parser.generated.FHIRPathParser import FHIRPathParser
 
 from fhir_iastm.errors import ConfigError
 
@@ -148,6 +152,27 @@ def canonical(url: str) -> str:
     return url.split("|", 1)[0]
 
 
+class _RaisingListener(ErrorListener):  # type: ignore[misc]
+    def syntaxError(  # noqa: N802 - antlr4 API name
+        self, recognizer: Any, offending: Any, line: int, column: int, msg: str, e: Any
+    ) -> None:
+        raise ValueError(f"syntax error at column {column}: {msg}")
+
+
+def check_syntax(expression: str) -> None:
+    """Raise ValueError for FHIRPath text that does not parse completely (fhirpathpy's own
+    parser silently recovers from syntax errors)."""
+    lexer = FHIRPathLexer(InputStream(expression))
+    lexer.removeErrorListeners()
+    lexer.addErrorListener(_RaisingListener())
+    parser = FHIRPathParser(CommonTokenStream(lexer))
+    parser.removeErrorListeners()
+    parser.addErrorListener(_RaisingListener())
+    parser.expression()
+    if parser.getCurrentToken().type != Token.EOF:
+        raise ValueError(f"unexpected text at column {parser.getCurrentToken().column}")
+
+
 def compile_constraint(raw: dict[str, Any], source: str) -> Constraint:
     """Compile one ``constraint`` element; a parse failure is a ConfigError naming the source."""
     key = str(raw.get("key", "?"))
@@ -155,6 +180,7 @@ def compile_constraint(raw: dict[str, Any], source: str) -> Constraint:
     if not isinstance(expression, str) or not expression.strip():
         raise ConfigError(f"{source}: constraint {key} has no expression")
     try:
+        check_syntax(expression)
         fn = fhirpathpy.compile(expression, model=R4_MODEL)
     except Exception as exc:  # noqa: BLE001 - any parser failure means a broken profile
         raise ConfigError(f"{source}: constraint {key} does not compile: {exc}") from exc
@@ -188,6 +214,10 @@ def _slicing(raw: dict[str, Any] | None) -> Slicing | None:
 def _fill_node(node: ElementNode, element: dict[str, Any], source: str) -> None:
     node.min = element.get("min", node.min)
     node.max = element.get("max", node.max)
+    if node.min is not None and (not isinstance(node.min, int) or node.min < 0):
+        raise ValueError(f"{node.id}: min {node.min!r} is not a non-negative integer")
+    if node.max is not None and not (node.max == "*" or str(node.max).isdigit()):
+        raise ValueError(f"{node.id}: max {node.max!r} is neither '*' nor an integer")
     node.fixed = _typed_value(element, "fixed") or node.fixed
     node.pattern = _typed_value(element, "pattern") or node.pattern
     binding = element.get("binding")

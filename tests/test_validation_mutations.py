@@ -35,7 +35,8 @@ def test_corpus_is_large_and_covers_every_rule_kind() -> None:
     assert {"card", "slice", "pattern", "binding", "type"} <= kinds
     invariants = {d["expected"]["rule"] for d in docs if ":" not in d["expected"]["rule"]}
     for key in ("iastm-proc-1", "iastm-proc-2", "iastm-proc-3", "iastm-proc-4", "iastm-proc-5",
-                "iastm-proc-6", "iastm-proc-7", "iastm-proc-8", "iastm-proc-9", "us-core-7",
+                "iastm-proc-6", "iastm-proc-7", "iastm-proc-8", "iastm-proc-9", "iastm-proc-10",
+                "us-core-7", "iastm-cond-4", "iastm-obs-5",
                 "iastm-cond-1", "iastm-cond-2r", "iastm-cond-2l", "iastm-cond-2b", "iastm-cond-3",
                 "con-5", "con-3", "iastm-obs-1", "iastm-obs-2", "iastm-obs-3", "iastm-obs-4",
                 "us-core-1", "us-core-3", "us-core-6", "us-core-17", "per-1"):

@@ -19,7 +19,7 @@ from fhir_iastm.validation.context import Ctx, Resolver, locate
 from fhir_iastm.validation.elements import check_resource
 from fhir_iastm.validation.invariants import check_base, check_extension_shape, check_periods
 from fhir_iastm.validation.scan import scan
-from fhir_iastm.validation.structure import check_structure
+from fhir_iastm.validation.structure import check_structure, model_class
 from fhir_iastm.validation.trace import record_field
 
 
@@ -99,7 +99,9 @@ def validate_resource(
 ) -> list[Issue]:
     """All checks on one resource; ``prefix`` locates it inside a Bundle."""
     issues = check_structure(resource) if structure else []
-    if not isinstance(resource.get("resourceType"), str):
+    if model_class(str(resource.get("resourceType"))) is None:
+        if not structure:
+            issues = check_structure(resource)
         return finish(resource, issues, prefix)
     ctx = Ctx(index, prefix, resolve, root=resource)
     declared: set[str] = set()
