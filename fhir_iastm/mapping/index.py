@@ -60,6 +60,10 @@ class Index:
             self.by_ref[key] = resource
             self.by_ref.setdefault(_normal(key), resource)
 
+    def add_alias(self, key: str, resource: JSON) -> None:
+        """Register one more reference key (never overriding an existing one)."""
+        self.by_ref.setdefault(key, resource)
+
     def resolve(self, reference: JSON | None) -> JSON | None:
         """The resource a Reference points to, or None."""
         ref = (reference or {}).get("reference")

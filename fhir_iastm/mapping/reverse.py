@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from fhir_iastm.errors import Issue, MappingError
+from fhir_iastm.mapping import ids
 from fhir_iastm.mapping.adjunct import from_adjunct
 from fhir_iastm.mapping.codes import reverse_table, tables, unmapped
 from fhir_iastm.mapping.condition import from_condition
@@ -41,6 +42,7 @@ def record_dict(data: Any, settings: MappingSettings | None = None) -> JSON:
     proc = session_procedure(index, base)
     session_id: str = identifier_value(proc, f"{base}/sid/iastm-session")  # type: ignore[assignment]
     owned = _owned(index, base, session_id)
+    _derive_full_urls(index, base, session_id, proc, owned)
     encounter = index.resolve(proc.get("encounter")) or owned.get("encounter")
     out = from_procedure(proc, base)
     eie = out["status"] == "entered-in-error"
@@ -76,6 +78,18 @@ def _owned(index: Index, base: str, session_id: str) -> dict[str, JSON]:
         if value and value.startswith(prefix):
             out[value[len(prefix):]] = resource
     return out
+
+
+def _derive_full_urls(index: Index, base: str, session_id: str, proc: JSON,
+                      owned: dict[str, JSON]) -> None:
+    """Bare resources (no fullUrl, no id) still resolve our urn:uuid references: recompute them."""
+    roles = {**owned, "procedure": proc}
+    for resource in index.resources:
+        role = resource.get("resourceType", "").lower()
+        if role in ("organization", "practitioner", "patient"):
+            roles.setdefault(role, resource)
+    for role, resource in roles.items():
+        index.add_alias(ids.full_url(base, session_id, role), resource)
 
 
 def _parties(index: Index, proc: JSON, encounter: JSON | None, base: str) -> JSON:
