@@ -73,6 +73,7 @@ class PushOutcome:
     status: str
     session_id: str
     record_version: int
+    record_hash: str | None = None
     identifiers: tuple[str, ...] = ()
     fhir_ids: Mapping[str, str] = field(default_factory=dict)
     operation_outcome: dict[str, Any] | None = None
@@ -206,7 +207,7 @@ def _attempt(client: PushClient, plan: _Plan, last_pushed: History | None,
     tx = degrade(client, with_entries(plan.bundle, entries + retractions), missing)
     response = client.transaction(tx)
     written = response_ids(tx["entry"], response)
-    return PushOutcome("pushed", plan.session_id, plan.record.record_version,
+    return PushOutcome("pushed", plan.session_id, plan.record.record_version, plan.record_hash,
                        identifiers=plan.emitted, fhir_ids=written,
                        server_version=source_version(server, plan.systems) if server else None,
                        retracted=tuple(e["request"]["url"] for e in retractions), sent=True)
@@ -218,15 +219,16 @@ def _guard(plan: _Plan, server: Json | None) -> PushOutcome | None:
     if server is None:
         if plan.record.status != "entered-in-error":
             return None
-        return PushOutcome("unchanged", plan.session_id, version, note=(
+        return PushOutcome("unchanged", plan.session_id, version, plan.record_hash, note=(
             "entered-in-error session was never pushed: nothing sent (MAPPING decision 10)"))
     ref = {f"{plan.systems.session}|{plan.session_id}": f"Procedure/{server['id']}"}
     theirs = source_version(server, plan.systems)
     if theirs is not None and theirs > version:
-        return PushOutcome("superseded", plan.session_id, version, fhir_ids=ref,
+        return PushOutcome("superseded", plan.session_id, version, plan.record_hash, fhir_ids=ref,
                            server_version=theirs, note="the server holds a newer record_version")
     if theirs == version and source_hash(server, plan.systems) == plan.record_hash:
-        return PushOutcome("unchanged", plan.session_id, version, identifiers=plan.emitted,
+        return PushOutcome("unchanged", plan.session_id, version, plan.record_hash,
+                           identifiers=plan.emitted,
                            fhir_ids=ref, server_version=theirs)
     return None
 
@@ -239,7 +241,7 @@ def _is_record_fault(exc: FhirServerError) -> bool:
 
 
 def _rejected(plan: _Plan, exc: FhirServerError) -> PushOutcome:
-    return PushOutcome("rejected", plan.session_id, plan.record.record_version,
+    return PushOutcome("rejected", plan.session_id, plan.record.record_version, plan.record_hash,
                        operation_outcome=operation_outcome(exc.issues), error_code=exc.code,
                        sent=exc.status is not None)
 
