@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import logging
+import subprocess
+import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from email.utils import format_datetime
@@ -552,6 +554,14 @@ def test_transport_failure_logs_exception_name(fhir_server, client, caplog):
     fhir_server.get(f"{BASE}/Patient/p1", json=PATIENT)
     client.read("Patient", "p1")
     assert "GET Patient -> ReadTimeout attempt=1" in caplog.text
+
+
+def test_pure_rules_import_no_http_library():
+    code = ("import sys, fhir_iastm.client_policy, fhir_iastm.capabilities; "
+            "print(sorted(m for m in ('requests', 'urllib3', 'flask') if m in sys.modules))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            check=True)
+    assert result.stdout.strip() == "[]"
 
 
 def test_invalid_base_url_is_a_config_error():

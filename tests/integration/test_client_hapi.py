@@ -138,6 +138,11 @@ def test_two_matches_are_ambiguous(client: FhirClient, session: CountingSession,
         client.transaction(bundle)
     assert (info.value.status, info.value.code) == (412, "E_AMBIGUOUS_MATCH")
     assert info.value.issues[0].details == "E_AMBIGUOUS_MATCH"
+    # HAPI 8.8: "HAPI-2207: Invalid match URL ... - Multiple resources match this search" (PUT),
+    # "HAPI-0958: Failed to CREATE Patient with match URL ... because this search matched 2
+    # resources" (ifNoneExist).
+    diagnostics = info.value.issues[0].diagnostics or ""
+    assert "Multiple resources match" in diagnostics or "matched 2 resources" in diagnostics
     assert session.sent == ["POST"]  # a 412 is never retried
     assert client.count("Patient", {"identifier": f"{system}|dup"}) == 2
 
