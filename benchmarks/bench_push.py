@@ -1,0 +1,136 @@
+"""Benchmark: push_record against a raw HTTP replay of the same Bundles (DESIGN §9: >= 0.9x).
+
+Usage: ``.venv/bin/python benchmarks/bench_push.py [BASE_URL] [N]``
+(default ``$HAPI_BASE_URL`` or http://127.0.0.1:18080/fhir, N = 40 sessions per arm and round).
+
+Needs a running FHIR server (``scripts/hapi start``). Records are the non-entered-in-error good
+examples with fresh session ids, MRNs, clinics and NPIs per run. Three arms, measured in the same
+run, against the same server, interleaved in rounds so warm-up and server growth hit them alike:
+
+* ``push``   — ``push_record`` of fresh sessions (map + capability check + session lookup + one
+  transaction; everything it does for a real push).
+* ``raw``    — ``requests.post(base, json=bundle)`` of the same kind of fresh sessions' Bundles,
+  pre-built outside the timing, with no check of any kind.
+* ``repush`` — both again on sessions already on the server (push_record finds them unchanged
+  after one lookup; the raw replay makes the server process the whole transaction again).
+
+Prints sessions/s per arm and the ratios push/raw (first push: the binding target) and
+repush/raw-repush.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import requests
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from fhir_iastm.client import FhirClient  # noqa: E402
+from fhir_iastm.mapping import MappingSettings, to_fhir  # noqa: E402
+from fhir_iastm.model import SessionRecord  # noqa: E402
+from fhir_iastm.push import push_record  # noqa: E402
+from fhir_iastm.records import load_record  # noqa: E402
+
+EXAMPLES = sorted((ROOT / "tests/data/examples").glob("good-*.json"))
+FHIR_JSON = "application/fhir+json"
+
+
+def npi() -> str:
+    """A random NPI passing the Luhn check with prefix 80840."""
+    body = f"{random.randrange(10**8, 10**9)}"
+    total = 0
+    for i, ch in enumerate(reversed("80840" + body)):
+        digit = int(ch) * (2 if i % 2 == 0 else 1)
+        total += digit - 9 if digit > 9 else digit
+    return body + str((10 - total % 10) % 10)
+
+
+def fresh_records(n: int) -> list[SessionRecord]:
+    """N records with unique session ids; every 4 sessions share one patient/clinic/therapist."""
+    sources = [json.loads(p.read_text()) for p in EXAMPLES]
+    sources = [s for s in sources if s["status"] != "entered-in-error"]
+    out = []
+    for i in range(n):
+        data = json.loads(json.dumps(sources[i % len(sources)]))
+        tag = uuid.uuid4().hex[:10]
+        group = i // 4
+        data["session_id"] = f"B-{tag}"
+        data["patient"]["mrn"] = f"MRN-{group}-{RUN}"
+        data["clinic"]["clinic_id"] = f"CL-{RUN}"
+        data["clinic"]["npi"] = CLINIC_NPI
+        data["therapist"]["npi"] = THERAPIST_NPI
+        out.append(load_record(data))
+    return out
+
+
+RUN = uuid.uuid4().hex[:8]
+CLINIC_NPI, THERAPIST_NPI = npi(), npi()
+
+
+def timed(label: str, fn: Callable[[], Any], n: int, results: dict[str, list[float]]) -> None:
+    started = time.perf_counter()
+    fn()
+    results.setdefault(label, []).append(time.perf_counter() - started)
+    del n
+
+
+def run(base: str, n: int, rounds: int = 3) -> dict[str, float]:
+    """sessions/s per arm, over ``rounds`` interleaved rounds of ``n`` sessions each."""
+    settings = MappingSettings()
+    client = FhirClient(base)
+    raw = requests.Session()
+    raw.headers.update({"Content-Type": FHIR_JSON, "Accept": FHIR_JSON})
+    warm = fresh_records(4)
+    for record in warm:  # JIT and caches of the server, capability check of the client
+        push_record(client, record, settings=settings)
+    times: dict[str, list[float]] = {}
+    for index in range(rounds):
+        mine, theirs = fresh_records(n), fresh_records(n)
+        bundles = [to_fhir(r, settings) for r in theirs]
+
+        def push_all(records: list[SessionRecord] = mine) -> None:
+            for record in records:
+                assert push_record(client, record, settings=settings).status == "pushed"
+
+        def replay(items: list[dict[str, Any]] = bundles) -> None:
+            for bundle in items:
+                raw.post(base, json=bundle, timeout=60)
+
+        arms = [("push", push_all), ("raw", replay)]
+        for label, fn in arms if index % 2 == 0 else arms[::-1]:
+            timed(label, fn, n, times)
+
+        def repush(records: list[SessionRecord] = mine) -> None:
+            for record in records:
+                assert push_record(client, record, settings=settings).status == "unchanged"
+
+        arms = [("repush", repush), ("raw-repush", replay)]
+        for label, fn in arms if index % 2 == 0 else arms[::-1]:
+            timed(label, fn, n, times)
+    return {label: n * len(spent) / sum(spent) for label, spent in times.items()}
+
+
+def main() -> None:
+    base = sys.argv[1] if len(sys.argv) > 1 else os.environ.get(
+        "HAPI_BASE_URL", "http://127.0.0.1:18080/fhir")
+    n = int(sys.argv[2]) if len(sys.argv) > 2 else 40
+    rates = run(base.rstrip("/"), n)
+    for label, rate in rates.items():
+        print(f"{label:>11}: {rate:7.1f} sessions/s")
+    print(f"first push: push_record / raw replay = {rates['push'] / rates['raw']:.2f}x "
+          "(target >= 0.9x)")
+    print(f"re-push:    push_record / raw replay = {rates['repush'] / rates['raw-repush']:.2f}x")
+
+
+if __name__ == "__main__":
+    main()
