@@ -122,7 +122,7 @@ def finish(resource: dict[str, Any], issues: list[Issue], prefix: str) -> list[I
     """Trace each issue to its record field, then locate it inside the Bundle."""
     out = []
     for issue in issues:
-        field = record_field(resource, issue.expression)
+        field = record_field(resource, issue.expression, issue.details)
         out.append(replace(issue, expression=locate(prefix, issue.expression), record_field=field))
     return out
 

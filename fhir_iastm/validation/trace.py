@@ -98,6 +98,20 @@ ROLE_FIELDS: tuple[tuple[str, str, Rows], ...] = (
     )),
 )
 
+#: Resource-level invariant key -> record path template (an invariant sits on the resource root,
+#: so its location alone does not say which field broke it).
+RULE_FIELDS: dict[str, str] = {
+    "iastm-proc-1": "session.end", "iastm-proc-2": "technique", "iastm-proc-3": "status_reason",
+    "iastm-proc-4": "treatment_sites", "iastm-proc-5": "session_id",
+    "iastm-proc-6": "session.session_number", "iastm-proc-7": "conditions",
+    "iastm-proc-8": "adverse_effects", "iastm-proc-9": "session.end", "us-core-7": "session.end",
+    "iastm-proc-10": "treatment_sites",
+    "iastm-cond-1": "{base}.icd10cm", "iastm-cond-2r": "{base}.laterality",
+    "iastm-cond-2l": "{base}.laterality", "iastm-cond-2b": "{base}.laterality",
+    "iastm-cond-3": "{base}.icd10cm", "iastm-cond-4": "{base}.laterality",
+    "con-5": "{base}.clinical_status", "con-3": "{base}.clinical_status",
+}
+
 #: Shared resources: type -> rows.
 TYPE_FIELDS: dict[str, Rows] = {
     "Patient": ((r"identifier", "patient.mrn"), (r"name", "patient.family_name"),
@@ -148,11 +162,15 @@ def _extension_field(resource: dict[str, Any], tail: str) -> str | None:
     return EXT_FIELDS.get(url.rsplit("/", 1)[-1])
 
 
-def record_field(resource: dict[str, Any], expression: str | None) -> str | None:
+def record_field(
+    resource: dict[str, Any], expression: str | None, rule: str | None = None
+) -> str | None:
     """The record path for an issue at ``expression`` (relative to the resource), or None."""
     if expression is None:
         return None
     tail = expression.partition(".")[2]
+    if not tail and rule in RULE_FIELDS:
+        return _by_rule(resource, RULE_FIELDS[rule])
     role = _role(resource)
     if role is None:
         rows = TYPE_FIELDS.get(str(resource.get("resourceType")))
@@ -162,6 +180,16 @@ def record_field(resource: dict[str, Any], expression: str | None) -> str | None
         if match:
             variables = _variables(resource, tail, match.groupdict())
             return _first(rows, tail, variables, base.format(**variables), resource)
+    return None
+
+
+def _by_rule(resource: dict[str, Any], template: str) -> str | None:
+    role = _role(resource)
+    for pattern, base, _rows in ROLE_FIELDS:
+        match = re.match(pattern, role or "")
+        if match:
+            variables = _variables(resource, "", match.groupdict())
+            return template.format(**variables, base=base.format(**variables))
     return None
 
 
@@ -179,4 +207,4 @@ def _first(rows: Rows, tail: str, variables: dict[str, str], base: str,
     return None
 
 
-__all__ = ["EXT_FIELDS", "ROLE_FIELDS", "TYPE_FIELDS", "record_field"]
+__all__ = ["EXT_FIELDS", "ROLE_FIELDS", "RULE_FIELDS", "TYPE_FIELDS", "record_field"]
