@@ -28,11 +28,11 @@ class CapabilityView(Protocol):
     @property
     def supports_transaction(self) -> bool: ...
 
-    def conditional_update(self, resource_type: str) -> bool: ...
+    def conditional_update(self, resource_type: str) -> bool | None: ...
 
-    def conditional_create(self, resource_type: str) -> bool: ...
+    def conditional_create(self, resource_type: str) -> bool | None: ...
 
-    def update_create(self, resource_type: str) -> bool: ...
+    def update_create(self, resource_type: str) -> bool | None: ...
 
 
 class Searcher(Protocol):
@@ -44,6 +44,9 @@ class Searcher(Protocol):
 def missing_features(caps: CapabilityView) -> frozenset[str]:
     """``"update:Type"`` / ``"create:Type"`` / ``"updateCreate:Provenance"`` the server lacks.
 
+    Conditional update / create must be declared true (decision 13: a silent server takes the
+    search-first path); ``updateCreate`` counts as missing only when declared false.
+
     Raises ``FhirServerError`` when ``transaction`` itself is missing: every path sends one.
     """
     if not caps.supports_transaction:
@@ -51,7 +54,7 @@ def missing_features(caps: CapabilityView) -> frozenset[str]:
                               "(MAPPING decision 13): cannot push")
     missing = {f"update:{t}" for t in SESSION_OWNED if not caps.conditional_update(t)}
     missing |= {f"create:{t}" for t in SHARED if not caps.conditional_create(t)}
-    if not caps.update_create("Provenance"):
+    if caps.update_create("Provenance") is False:  # HAPI 8.8 is silent yet creates: only False
         missing.add("updateCreate:Provenance")
     return frozenset(missing)
 

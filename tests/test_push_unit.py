@@ -15,12 +15,16 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import responses
+from click.testing import CliRunner
 
+from fhir_iastm.capabilities import Capabilities
+from fhir_iastm.cli import main
 from fhir_iastm.client import FhirClient, RetryPolicy
 from fhir_iastm.errors import FhirServerError, FhirUnavailableError
 from fhir_iastm.mapping.settings import MappingSettings
 from fhir_iastm.push import PushOutcome, push_record
 from fhir_iastm.push_bundle import Systems, retracted
+from fhir_iastm.push_fallback import missing_features
 from fhir_iastm.records import load_record
 
 BASE = "http://fhir.test/fhir"
@@ -368,3 +372,77 @@ def test_outcome_json_line_names_the_session_version_and_status() -> None:
     assert line == {"session_id": "S1", "record_version": 3, "status": "rejected",
                     "operationOutcome": {"resourceType": "OperationOutcome"}}
     assert not outcome.ok
+
+
+# ---------------------------------------------------------------- capability flags
+
+
+def test_update_create_counts_as_missing_only_when_declared_false() -> None:
+    statement = capability()
+    for resource in statement["rest"][0]["resource"]:
+        resource.pop("updateCreate")
+    assert missing_features(Capabilities(statement)) == frozenset()
+    statement["rest"][0]["resource"][-1]["updateCreate"] = False
+    assert missing_features(Capabilities(statement)) == {"updateCreate:Provenance"}
+    statement["rest"][0]["resource"][0].pop("conditionalCreate")  # silent = not declared true
+    assert "create:Patient" in missing_features(Capabilities(statement))
+
+
+# ---------------------------------------------------------------- CLI push / pull
+
+
+def write_records(tmp_path: Path, *items: dict[str, Any]) -> str:
+    path = tmp_path / "records.jsonl"
+    path.write_text("\n".join(json.dumps(i) for i in items) + "\n")
+    return str(path)
+
+
+def test_cli_push_prints_one_line_per_record_and_exits_1_for_an_invalid_one(
+        server, tmp_path) -> None:
+    good = json.loads(EXAMPLE.read_text())
+    bad = {**good, "session_id": "S-BAD", "pain": {"scale": "NRS-11", "pre": 11}}
+    mock_metadata(server)
+    mock_lookup(server, searchset(server_procedure(2, "stale-hash")))
+    server.add(responses.GET, f"{BASE}/Observation", json=searchset())
+    server.add(responses.GET, f"{BASE}/Procedure", json=searchset())
+    server.add(responses.GET, f"{BASE}/Condition", json=searchset())
+    server.add_callback(responses.POST, BASE, callback=tx_response)
+    result = CliRunner().invoke(main, ["push", "--server", BASE, write_records(tmp_path, good, bad)])
+    assert result.exit_code == 1, result.output
+    [line] = [json.loads(x) for x in result.stdout.splitlines()]
+    assert (line["session_id"], line["record_version"], line["status"]) == (SID, 2, "pushed")
+    [outcome] = [json.loads(x) for x in result.stderr.splitlines() if x.startswith("{")]
+    assert outcome["issue"][0]["details"]["text"] == "E_RANGE"
+
+
+def test_cli_push_exit_3_when_the_server_is_unavailable(server, tmp_path, monkeypatch) -> None:
+    import fhir_iastm.service as service
+
+    monkeypatch.setattr(service, "make_client", lambda base, token=None: FhirClient(
+        base, token=token, retry=RetryPolicy(max_attempts=3), sleep=lambda _s: None))
+    good = json.loads(EXAMPLE.read_text())
+    second = {**good, "session_id": "S-2"}
+    server.add(responses.GET, f"{BASE}/metadata", status=503)
+    result = CliRunner().invoke(main, ["push", "--server", BASE,
+                                       write_records(tmp_path, good, second)],
+                                env={"IASTM_FHIR_TOKEN": ""})
+    assert result.exit_code == 3
+    lines = [json.loads(x) for x in result.stdout.splitlines()]
+    assert [line["status"] for line in lines] == ["error", "error"]
+    assert lines[0]["operationOutcome"]["issue"][0]["details"]["text"] == "E_FHIR_UNAVAILABLE"
+    assert len([c for c in server.calls if c.request.url.endswith("/metadata")]) == 3
+
+
+def test_cli_push_superseded_is_not_exit_0(server, tmp_path) -> None:
+    mock_metadata(server)
+    mock_lookup(server, searchset(server_procedure(9, "h9")))
+    result = CliRunner().invoke(main, ["push", "--server", BASE,
+                                       write_records(tmp_path, json.loads(EXAMPLE.read_text()))])
+    assert result.exit_code == 1
+    assert json.loads(result.stdout)["status"] == "superseded"
+
+
+def test_cli_pull_rejects_a_bad_since_as_usage_error() -> None:
+    result = CliRunner().invoke(main, ["pull", "--server", BASE, "--since", "2025-13-40"])
+    assert result.exit_code == 2
+    assert "--since" in result.stderr
