@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime
+from functools import cache
 from typing import Any
 
 from fhir_iastm.errors import Issue
@@ -60,6 +61,12 @@ def snomed_for_icd(code: str) -> str | None:
     return None
 
 
+@cache
+def _parts(path: str) -> tuple[str, ...]:
+    """``conditions[0].icd10cm`` -> ("conditions", "0", "icd10cm")."""
+    return tuple(re.findall(r"[^.\[\]]+", path))
+
+
 class _View:
     """Read access to the raw record that hides any value whose path already has an issue."""
 
@@ -83,7 +90,7 @@ class _View:
     def raw(self, path: str) -> Any:
         """The value at ``path`` whatever its checks said (for "is it there at all")."""
         value: Any = self.data
-        for part in re.findall(r"[^.\[\]]+", path):
+        for part in _parts(path):
             if isinstance(value, Mapping):
                 value = value.get(part)
             elif isinstance(value, list | tuple) and part.isdigit() and int(part) < len(value):
