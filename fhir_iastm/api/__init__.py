@@ -1,0 +1,91 @@
+"""Edge (Flask): ``create_app(config=None)`` — the fhir-iastm HTTP service.
+
+Settings are applied in order: defaults (``config.DEFAULTS``), then ``IASTM_*`` environment variables
+(``config.from_environ``), then the ``config`` mapping passed in (tests). The app builds its store,
+profile index and FHIR facade once and keeps them in ``app.extensions["fhir_iastm"]``.
+Blueprints: ``/api/sessions`` (records API), ``/fhir`` (facade for EHRs), ``/healthz``,
+``/openapi.json``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from flask import Flask, jsonify
+
+from fhir_iastm import __version__
+from fhir_iastm.api.auth import install_auth
+from fhir_iastm.api.errors import register_error_handlers
+from fhir_iastm.api.logs import configure_logging, install_request_logging
+from fhir_iastm.config import from_environ, parse_api_tokens
+from fhir_iastm.mapping import MappingSettings
+from fhir_iastm.profiles import ProfileIndex, load_profiles
+from fhir_iastm.storage import Store
+
+
+@dataclass
+class AppState:
+    """What the views share: built once per app."""
+
+    settings: dict[str, Any]
+    store: Store
+    profiles: ProfileIndex
+    mapping: MappingSettings
+    api_tokens: dict[str, frozenset[str]]
+    facade: Any
+
+
+def _mapping_settings(settings: Mapping[str, Any]) -> MappingSettings:
+    return MappingSettings(
+        canonical_base=settings["CANONICAL_BASE"],
+        include_cpt=bool(settings["INCLUDE_CPT"]),
+        claim_us_core=bool(settings["CLAIM_US_CORE"]),
+    )
+
+
+def create_app(config: Mapping[str, Any] | None = None) -> Flask:
+    """Build the Flask application (see the module docstring for the settings order)."""
+    from fhir_iastm.api.facade import Facade
+    from fhir_iastm.api.fhir import bp as fhir_bp
+    from fhir_iastm.api.openapi import bp as openapi_bp
+    from fhir_iastm.api.sessions import bp as sessions_bp
+
+    settings = from_environ()
+    settings.update(config or {})
+    configure_logging()
+    app = Flask(__name__)
+    app.config["MAX_CONTENT_LENGTH"] = int(settings["MAX_BODY_BYTES"])
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+    store = Store(settings["DATABASE_URL"])
+    store.migrate()
+    mapping = _mapping_settings(settings)
+    state = AppState(
+        settings=settings,
+        store=store,
+        profiles=load_profiles(Path(settings["PROFILES_DIR"])),
+        mapping=mapping,
+        api_tokens=parse_api_tokens(settings.get("API_TOKENS")),
+        facade=Facade(store, mapping),
+    )
+    app.extensions["fhir_iastm"] = state
+    install_request_logging(app)
+    install_auth(app)
+    register_error_handlers(app)
+    app.register_blueprint(sessions_bp)
+    app.register_blueprint(fhir_bp)
+    app.register_blueprint(openapi_bp)
+
+    @app.get("/healthz")
+    def healthz() -> Any:
+        return jsonify({"status": "ok", "version": __version__})
+
+    from fhir_iastm.cli import main as cli_group
+
+    app.cli.add_command(cli_group, "iastm")
+    return app
+
+
+__all__ = ["AppState", "create_app"]

@@ -1,0 +1,74 @@
+"""Edge (Flask): every error leaves the service as an OperationOutcome (``application/fhir+json``).
+
+One handler on ``IastmError`` serves all its subclasses (Flask resolves handlers by MRO); HTTP errors
+raised by Flask itself (404 route, 405, 413, 415 …) are rendered the same way; anything else is
+logged and answered with a plain 500 OperationOutcome that reveals nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask, Response, json
+from werkzeug.exceptions import HTTPException
+
+from fhir_iastm.errors import IastmError, Issue, operation_outcome
+
+FHIR_JSON = "application/fhir+json"
+log = logging.getLogger("fhir_iastm.api")
+
+_HTTP_ISSUE_TYPES = {
+    400: "invalid",
+    401: "login",
+    403: "forbidden",
+    404: "not-found",
+    405: "not-supported",
+    409: "conflict",
+    413: "too-costly",
+    415: "not-supported",
+    422: "invalid",
+}
+
+
+def fhir_response(body: dict, status: int = 200, headers: dict | None = None) -> Response:
+    """A JSON body with the FHIR media type."""
+    return Response(json.dumps(body), status=status, mimetype=FHIR_JSON, headers=headers)
+
+
+def outcome_response(issues: list[Issue], status: int) -> Response:
+    """An OperationOutcome response."""
+    return fhir_response(operation_outcome(issues), status)
+
+
+def _iastm_error(exc: IastmError) -> Response:
+    return fhir_response(exc.operation_outcome(), exc.http_status)
+
+
+def _http_error(exc: HTTPException) -> Response:
+    status = exc.code or 500
+    issue = Issue(
+        "error",
+        _HTTP_ISSUE_TYPES.get(status, "processing"),
+        diagnostics=exc.description or exc.name,
+        details=f"HTTP_{status}",
+    )
+    response = outcome_response([issue], status)
+    if status == 401:
+        response.headers["WWW-Authenticate"] = "Bearer"
+    return response
+
+
+def _unexpected(exc: Exception) -> Response:
+    log.exception("unhandled error: %s", type(exc).__name__)
+    issue = Issue("fatal", "exception", diagnostics="internal server error", details="E_INTERNAL")
+    return outcome_response([issue], 500)
+
+
+def register_error_handlers(app: Flask) -> None:
+    """Install the three handlers on the app."""
+    app.register_error_handler(IastmError, _iastm_error)
+    app.register_error_handler(HTTPException, _http_error)
+    app.register_error_handler(Exception, _unexpected)
+
+
+__all__ = ["FHIR_JSON", "fhir_response", "outcome_response", "register_error_handlers"]

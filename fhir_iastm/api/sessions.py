@@ -1,0 +1,234 @@
+"""Edge (Flask): the records API under ``/api/sessions`` (DESIGN.md §3, MAPPING.md decision 15).
+
+Views stay thin: parse the request, call the core or the store, serialize. Errors are raised as
+``IastmError`` and rendered as OperationOutcomes by ``api.errors``.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from flask import Blueprint, Response, current_app, g, jsonify, request, url_for
+from werkzeug.exceptions import BadRequest, UnsupportedMediaType
+
+from fhir_iastm.api.errors import fhir_response
+from fhir_iastm.errors import InvalidRecordError, operation_outcome
+from fhir_iastm.mapping import to_fhir
+from fhir_iastm.records import check_record, load_record
+
+bp = Blueprint("sessions", __name__, url_prefix="/api/sessions")
+
+JSON_TYPES = ("application/json", "application/fhir+json")
+SYNC_FILTERS = ("queued", "pushing", "pushed", "unchanged", "superseded", "dead-letter")
+STATUS_FILTERS = ("completed", "entered-in-error", "cancelled")
+
+
+def _state() -> Any:
+    return current_app.extensions["fhir_iastm"]
+
+
+def json_body() -> Any:
+    """The request's JSON body: 415 for another media type, 400 for malformed JSON."""
+    mimetype = request.mimetype or ""
+    if mimetype not in JSON_TYPES:
+        raise UnsupportedMediaType(f"send the record as application/json, not '{mimetype or 'none'}'")
+    data = request.get_data(cache=False)
+    try:
+        return current_app.json.loads(data)
+    except ValueError as exc:
+        raise BadRequest(f"malformed JSON: {exc}") from exc
+
+
+def _links(session_id: str) -> dict[str, str]:
+    return {
+        "self": url_for("sessions.get_session", session_id=session_id),
+        "fhir": url_for("sessions.get_session_fhir", session_id=session_id),
+        "sync": url_for("sessions.get_sync", session_id=session_id),
+    }
+
+
+@bp.post("")
+def post_session() -> Response:
+    """Store a session record and queue its push.
+    ---
+    post:
+      summary: Store one IASTM session record (decision 15 semantics) and queue its push
+      requestBody:
+        required: true
+        content:
+          application/json:
+            schema: SessionRecord
+      responses:
+        201: {description: stored (new session or higher record_version)}
+        200: {description: identical repeat; nothing written}
+        409: {description: same version with other content, or a lower version (OperationOutcome)}
+        413: {description: body over the size limit (OperationOutcome)}
+        415: {description: not JSON (OperationOutcome)}
+        422: {description: invalid record (OperationOutcome naming each field)}
+    """
+    body = json_body()
+    record, issues = check_record(body)
+    if record is None:
+        errors = [i for i in issues if i.is_error]
+        raise InvalidRecordError("invalid session record", errors)
+    result = _state().store.save_record(record, body, actor=g.get("actor"))
+    payload = {
+        "session_id": result.session_id,
+        "record_version": result.record_version,
+        "status": result.status,
+        "record_hash": result.record_hash,
+        "links": _links(result.session_id),
+    }
+    warnings = [i for i in issues if not i.is_error]
+    if warnings:
+        payload["warnings"] = operation_outcome(warnings)
+    response = jsonify(payload)
+    response.status_code = result.http_status
+    response.headers["Location"] = payload["links"]["self"]
+    return response
+
+
+def _int_arg(name: str, default: int, low: int, high: int) -> int:
+    raw = request.args.get(name)
+    if raw is None:
+        return default
+    if not raw.isdigit() or not low <= int(raw) <= high:
+        raise BadRequest(f"'{name}' must be an integer from {low} to {high}")
+    return int(raw)
+
+
+def _choice_arg(name: str, allowed: tuple[str, ...]) -> str | None:
+    value = request.args.get(name)
+    if value is not None and value not in allowed:
+        raise BadRequest(f"'{name}' must be one of {', '.join(allowed)}")
+    return value
+
+
+def _since_arg() -> datetime | None:
+    raw = request.args.get("since")
+    if raw is None:
+        return None
+    try:
+        since = datetime.fromisoformat(raw)
+    except ValueError as exc:
+        raise BadRequest("'since' must be an ISO 8601 date or date-time") from exc
+    if since.tzinfo is None:
+        raise BadRequest("'since' needs a UTC offset (e.g. 2025-05-01T00:00:00Z)")
+    return since
+
+
+@bp.get("")
+def list_sessions() -> Response:
+    """List stored sessions.
+    ---
+    get:
+      summary: Current versions of stored sessions, filtered and paged by cursor
+      parameters:
+        - {in: query, name: patient, schema: {type: string}, description: patient MRN}
+        - {in: query, name: since, schema: {type: string}, description: stored at or after (ISO 8601 with offset)}
+        - {in: query, name: status, schema: {type: string, enum: [completed, entered-in-error, cancelled]}}
+        - {in: query, name: sync, schema: {type: string, enum: [queued, pushing, pushed, unchanged, superseded, dead-letter]}}
+        - {in: query, name: limit, schema: {type: integer, minimum: 1, maximum: 1000}}
+        - {in: query, name: cursor, schema: {type: string}}
+      responses:
+        200: {description: a page of sessions with the next cursor}
+        400: {description: bad query parameter (OperationOutcome)}
+    """
+    page = _state().store.list_records(
+        patient=request.args.get("patient"),
+        since=_since_arg(),
+        status=_choice_arg("status", STATUS_FILTERS),
+        sync=_choice_arg("sync", SYNC_FILTERS),
+        limit=_int_arg("limit", 50, 1, 1000),
+        cursor=request.args.get("cursor"),
+    )
+    items = [
+        {"session_id": r.session_id, "record_version": r.record_version, "status": r.status,
+         "links": _links(r.session_id)}
+        for r in page.items
+    ]
+    body: dict[str, Any] = {"items": items, "next_cursor": page.next_cursor}
+    if page.next_cursor:
+        args = request.args.to_dict()
+        args["cursor"] = page.next_cursor
+        body["next"] = url_for("sessions.list_sessions", **args)
+    return jsonify(body)
+
+
+@bp.get("/<session_id>")
+def get_session(session_id: str) -> Response:
+    """Read one stored record.
+    ---
+    get:
+      summary: The current version of a stored record, exactly as accepted
+      parameters:
+        - {in: path, name: session_id, required: true, schema: {type: string}}
+        - {in: query, name: version, schema: {type: integer, minimum: 1}}
+      responses:
+        200: {description: the record}
+        404: {description: unknown session (OperationOutcome)}
+    """
+    version = request.args.get("version")
+    if version is not None and not version.isdigit():
+        raise BadRequest("'version' must be a positive integer")
+    state = _state()
+    stored = state.store.get_record(session_id, int(version) if version else None)
+    state.store.audit(g.get("actor"), "read", session_id, "ok")
+    return jsonify(stored.body)
+
+
+@bp.get("/<session_id>/fhir")
+def get_session_fhir(session_id: str) -> Response:
+    """The session as a FHIR transaction Bundle.
+    ---
+    get:
+      summary: The FHIR R4 transaction Bundle of the current version
+      parameters:
+        - {in: path, name: session_id, required: true, schema: {type: string}}
+      responses:
+        200: {description: a FHIR transaction Bundle (application/fhir+json)}
+        404: {description: unknown session (OperationOutcome)}
+    """
+    state = _state()
+    stored = state.store.get_record(session_id)
+    bundle = to_fhir(load_record(stored.body), state.mapping)
+    state.store.audit(g.get("actor"), "read-fhir", session_id, "ok")
+    return fhir_response(bundle)
+
+
+@bp.post("/<session_id>/push")
+def push_session(session_id: str) -> Response:
+    """Queue a push now.
+    ---
+    post:
+      summary: Queue the current version for push to the configured FHIR server
+      parameters:
+        - {in: path, name: session_id, required: true, schema: {type: string}}
+      responses:
+        202: {description: queued; see the sync link}
+        404: {description: unknown session (OperationOutcome)}
+    """
+    state = _state()
+    entry = state.store.enqueue(session_id, actor=g.get("actor"))
+    response = jsonify({"session_id": session_id, "outbox_id": entry, "links": _links(session_id)})
+    response.status_code = 202
+    return response
+
+
+@bp.get("/<session_id>/sync")
+def get_sync(session_id: str) -> Response:
+    """Push state.
+    ---
+    get:
+      summary: Push state (queued / pushed / unchanged / superseded / dead-letter), attempts, last OperationOutcome
+      parameters:
+        - {in: path, name: session_id, required: true, schema: {type: string}}
+      responses:
+        200: {description: the sync state}
+        404: {description: unknown session (OperationOutcome)}
+    """
+    return jsonify(_state().store.get_sync(session_id).to_dict())
+
+
+__all__ = ["bp", "json_body"]
