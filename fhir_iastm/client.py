@@ -15,6 +15,19 @@ Layer: edge. Imports the standard library, ``requests`` (and its transport ``url
 * Logs carry method, resource type, status, attempt and duration only: URLs can hold MRNs in
   identifier queries, bodies hold PHI.
 
+What callers get (every exception keeps ``status``, the server's ``outcome`` and its issues as
+:class:`~fhir_iastm.errors.Issue`; ``exc.code`` is the stable code):
+
+* transport failure or 429/502/503/504 (after the retry bound, or at once for a request that is
+  not idempotent, or when ``Retry-After`` exceeds ``max_delay``) -> ``FhirUnavailableError``;
+  a non-idempotent request that timed out says "outcome unknown": re-read before re-sending.
+* 401/403 -> ``FhirAuthError``; 404/410 -> ``FhirServerError`` with code ``E_NOT_FOUND``.
+* 409/412 -> ``FhirConflictError``: ``E_AMBIGUOUS_MATCH`` when a 412's outcome reports several
+  matches, else ``E_PUSH_REJECTED``. HAPI 8.8 answers a stale ``If-Match`` with **409**
+  (HAPI-0989), which is why requests carrying If-Match are never retried on 409.
+* any other status, or a 2xx whose body is not the expected resource (torn JSON, a
+  transaction-response without one 2xx entry per request entry) -> ``FhirServerError``.
+
 Spec: https://hl7.org/fhir/R4/http.html (RESTful API), .../R4/bundle.html#transaction.
 """
 
