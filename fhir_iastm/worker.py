@@ -109,6 +109,8 @@ class Worker:
 
     def run(self, *, once: bool = False) -> WorkerStats:
         """Drain the outbox; with ``once`` return when nothing is due, else poll until stopped."""
+        if self.load is None:  # import before the first claim: a lease must not pay for it
+            self.load = _default_loader()
         _log("worker_start", worker=self.worker_id)
         while not self.stop.is_set():
             try:
@@ -149,7 +151,7 @@ class Worker:
             self._dead(item, _failure(exc), ctx)
             return
         try:
-            outcome = self.push(record, self.store.last_pushed(item.session_id))
+            outcome = self.push(record, item.last_pushed)
         except FhirServerError as exc:
             self._retry_or_dead(item, _failure(exc), getattr(exc, "retry_after", None), ctx)
             return

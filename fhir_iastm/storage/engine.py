@@ -35,7 +35,8 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     url = normalize_url(url)
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite":
-        kwargs.setdefault("pool_pre_ping", True)
+        # No pool_pre_ping: it costs a round trip per transaction; recycle idle connections instead.
+        kwargs.setdefault("pool_recycle", 300)
         return create_engine(url, **kwargs)
     connect_args = {"timeout": 60, "check_same_thread": False}
     if parsed.database in (None, "", ":memory:"):

@@ -20,11 +20,11 @@ from datetime import datetime, timedelta
 from typing import Any
 from uuid import uuid4
 
-from sqlalchemy import Connection, and_, exists, func, insert, literal, or_, select, update
+from sqlalchemy import Connection, and_, case, exists, insert, literal, or_, select, update
 
 from fhir_iastm.errors import IastmError
 from fhir_iastm.storage.schema import outbox, record_versions, sync_state
-from fhir_iastm.storage.types import OutboxItem, OutcomeLike
+from fhir_iastm.storage.types import LastPushed, OutboxItem, OutcomeLike
 
 
 class LeaseLostError(IastmError):
@@ -80,8 +80,14 @@ def claim(conn: Connection, worker_id: str, lease_seconds: float, now: datetime)
             and_(p.c.record_version == o.c.record_version, p.c.id < o.c.id),
         ),
     )
+    rv, ss = record_versions, sync_state
     candidate = conn.execute(
-        select(o.c.id, o.c.session_id, o.c.record_version, o.c.attempts)
+        select(o.c.id, o.c.session_id, o.c.record_version, o.c.attempts, rv.c.record_hash,
+               rv.c.body, ss.c.pushed_version, ss.c.pushed_hash, ss.c.pushed_identifiers,
+               ss.c.fhir_ids)
+        .join(rv, and_(rv.c.session_id == o.c.session_id,
+                       rv.c.record_version == o.c.record_version))
+        .join(ss, ss.c.session_id == o.c.session_id)
         .where(
             o.c.done_at.is_(None),
             o.c.next_attempt_at <= now,
@@ -100,22 +106,21 @@ def claim(conn: Connection, worker_id: str, lease_seconds: float, now: datetime)
         .where(outbox.c.id == candidate.id)
         .values(claimed_by=worker_id, claimed_until=until, claim_token=token, attempts=attempts)
     )
-    conn.execute(
-        update(sync_state)
-        .where(sync_state.c.session_id == candidate.session_id)
-        .values(state="pushing", attempts=attempts, updated_at=now)
-    )
-    version = conn.execute(
-        select(record_versions.c.record_hash, record_versions.c.body).where(
-            record_versions.c.session_id == candidate.session_id,
-            record_versions.c.record_version == candidate.record_version,
-        )
-    ).one()
+    _update_sync(conn, candidate.session_id, {"state": "pushing", "attempts": attempts,
+                                              "updated_at": now})
     return OutboxItem(
         id=candidate.id, session_id=candidate.session_id, record_version=candidate.record_version,
-        record_hash=version.record_hash, body=version.body, attempts=attempts,
+        record_hash=candidate.record_hash, body=candidate.body, attempts=attempts,
         claimed_by=worker_id, claim_token=token, claimed_until=until,
+        last_pushed=_last_pushed(candidate),
     )
+
+
+def _last_pushed(row: Any) -> LastPushed | None:
+    if row.pushed_version is None:
+        return None
+    return LastPushed(row.pushed_version, row.pushed_hash, tuple(row.pushed_identifiers or ()),
+                      dict(row.fhir_ids or {}))
 
 
 def _finish_entry(conn: Connection, item: OutboxItem, values: dict[str, Any]) -> None:
@@ -133,14 +138,11 @@ def _finish_entry(conn: Connection, item: OutboxItem, values: dict[str, Any]) ->
         raise LeaseLostError(f"outbox entry {item.id} is no longer leased to {item.claimed_by}")
 
 
-def _pending(conn: Connection, session_id: str) -> int:
-    return int(
-        conn.execute(
-            select(func.count()).where(
-                outbox.c.session_id == session_id, outbox.c.done_at.is_(None)
-            )
-        ).scalar_one()
-    )
+def _state_unless_pending(session_id: str, state: str) -> Any:
+    """SQL: 'queued' while the session still has pending entries, else ``state``."""
+    pending = exists(select(literal(1)).where(
+        outbox.c.session_id == session_id, outbox.c.done_at.is_(None)))
+    return case((pending, "queued"), else_=state)
 
 
 def _update_sync(conn: Connection, session_id: str, values: dict[str, Any]) -> None:
@@ -153,7 +155,7 @@ def complete(conn: Connection, item: OutboxItem, outcome: OutcomeLike, now: date
         raise ValueError(f"complete() needs a successful outcome, not {outcome.status!r}")
     _finish_entry(conn, item, {"done_at": now, "outcome": outcome.status, "claimed_until": None})
     values: dict[str, Any] = {
-        "state": "queued" if _pending(conn, item.session_id) else outcome.status,
+        "state": _state_unless_pending(item.session_id, outcome.status),
         "attempts": 0, "next_retry_at": None, "last_error_code": None,
         "last_outcome": outcome.operation_outcome, "updated_at": now,
     }
@@ -185,7 +187,7 @@ def dead_letter(conn: Connection, item: OutboxItem, outcome: OutcomeLike, now: d
     """Finish a finally rejected entry, keeping the error code and OperationOutcome on the session."""
     _finish_entry(conn, item, {"done_at": now, "outcome": "dead-letter", "claimed_until": None})
     _update_sync(conn, item.session_id, {
-        "state": "queued" if _pending(conn, item.session_id) else "dead-letter",
+        "state": _state_unless_pending(item.session_id, "dead-letter"),
         "attempts": item.attempts, "next_retry_at": None,
         "last_error_code": outcome.error_code or "E_PUSH_REJECTED",
         "last_outcome": outcome.operation_outcome, "updated_at": now,

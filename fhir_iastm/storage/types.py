@@ -107,7 +107,11 @@ class SyncState:
 
 @dataclass(frozen=True, slots=True)
 class OutboxItem:
-    """One claimed outbox entry: which version to push, and the lease that proves the claim."""
+    """One claimed outbox entry: which version to push, and the lease that proves the claim.
+
+    ``last_pushed`` is read in the claim's transaction; it cannot change while the lease holds
+    (the session has no other entry in flight).
+    """
 
     id: int
     session_id: str
@@ -118,6 +122,7 @@ class OutboxItem:
     claimed_by: str
     claim_token: str
     claimed_until: datetime
+    last_pushed: LastPushed | None = None
 
 
 @dataclass(frozen=True, slots=True)
