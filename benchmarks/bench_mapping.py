@@ -10,6 +10,7 @@ With ``profiles/`` present it also times map + profile validation (``fhir_iastm.
 structure=False: the mapper builds plain dicts, structure is checked once by the floor pass).
 """
 
+# ruff: noqa: T201  -- a benchmark script reports on stdout
 from __future__ import annotations
 
 import dataclasses
@@ -30,8 +31,10 @@ from fhir_iastm.records import load_record  # noqa: E402
 
 def records(n: int) -> list[SessionRecord]:
     """N valid records: the good examples with distinct session ids."""
-    base = [load_record(json.loads(p.read_text()))
-            for p in sorted((ROOT / "tests/data/examples").glob("good-*.json"))]
+    base = [
+        load_record(json.loads(p.read_text()))
+        for p in sorted((ROOT / "tests/data/examples").glob("good-*.json"))
+    ]
     return [dataclasses.replace(base[i % len(base)], session_id=f"BENCH-{i:06d}") for i in range(n)]
 
 
@@ -41,8 +44,10 @@ def model_of(resource_type: str) -> Any:
 
 
 def timed(label: str, seconds: float, sessions: int, resources: int) -> None:
-    print(f"{label:<38} {seconds:8.3f} s  {sessions / seconds:9.0f} sessions/s  "
-          f"{resources / seconds:9.0f} resources/s")
+    print(
+        f"{label:<38} {seconds:8.3f} s  {sessions / seconds:9.0f} sessions/s  "
+        f"{resources / seconds:9.0f} resources/s"
+    )
 
 
 def main(n: int) -> None:
@@ -64,8 +69,9 @@ def main(n: int) -> None:
     _validation(bundles, t_map, t_floor, n, len(resources))
 
 
-def _validation(bundles: list[dict[str, Any]], t_map: float, t_floor: float, n: int,
-                count: int) -> None:
+def _validation(
+    bundles: list[dict[str, Any]], t_map: float, t_floor: float, n: int, count: int
+) -> None:
     try:
         from fhir_iastm.profiles import load_profiles
         from fhir_iastm.validation import validate
@@ -80,7 +86,9 @@ def _validation(bundles: list[dict[str, Any]], t_map: float, t_floor: float, n: 
     t_val = time.perf_counter() - start
     timed("profile validation (structure=False)", t_val, n, count)
     timed("map + profile validation", t_map + t_val, n, count)
-    print(f"ratio (map + validate) / floor speed: {t_floor / (t_map + t_val):.2f}x  (target >= 1.0)")
+    print(
+        f"ratio (map + validate) / floor speed: {t_floor / (t_map + t_val):.2f}x  (target >= 1.0)"
+    )
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ Each command is one block below; add new commands as new blocks.
 from __future__ import annotations
 
 import dataclasses
+import io
 import json
 import sys
 from collections.abc import Callable
@@ -152,28 +153,21 @@ def unmap_command(source: IO[str], canonical_base: str) -> None:
     def convert(item: Any) -> Any:
         return to_dict(from_fhir(item, settings))
 
-    text = source.read()
-    stream = _ResourceListAsOne(text)
-    run_items(stream, convert)
+    run_items(io.StringIO(_one_session_if_resource_list(source.read())), convert)
 
 
-class _ResourceListAsOne:
-    """A JSON array of resources (not of Bundles) is ONE session: wrap it so it is one item."""
-
-    def __init__(self, text: str) -> None:
-        self.text = text
-        try:
-            value = json.loads(text)
-        except json.JSONDecodeError:
-            return
-        if isinstance(value, list) and not all(
-            isinstance(v, dict) and v.get("resourceType") == "Bundle" for v in value
-        ):
-            self.text = json.dumps({"resourceType": "Bundle", "type": "collection",
-                                    "entry": [{"resource": v} for v in value]})
-
-    def read(self) -> str:
-        return self.text
+def _one_session_if_resource_list(text: str) -> str:
+    """A JSON array of resources (not of Bundles) is ONE session: wrap it in one Bundle."""
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError:
+        return text
+    if isinstance(value, list) and not all(
+        isinstance(v, dict) and v.get("resourceType") == "Bundle" for v in value
+    ):
+        entries = [{"resource": v} for v in value]
+        return json.dumps({"resourceType": "Bundle", "type": "collection", "entry": entries})
+    return text
 
 
 # ---------------------------------------------------------------- push / pull / load-profiles

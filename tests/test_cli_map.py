@@ -1,4 +1,4 @@
-"""``fhir-iastm map`` / ``unmap`` (DESIGN §3): CliRunner for the contract, one real subprocess run."""
+"""``fhir-iastm map`` / ``unmap`` (DESIGN §3): CliRunner for the contract, one real subprocess."""
 
 from __future__ import annotations
 
@@ -33,7 +33,8 @@ def test_map_one_record_prints_one_bundle(runner: CliRunner) -> None:
     result = runner.invoke(main, ["map", str(GOOD_03)])
     assert result.exit_code == 0, result.output
     bundle = json.loads(result.stdout)
-    assert bundle["resourceType"] == "Bundle" and bundle["type"] == "transaction"
+    assert bundle["resourceType"] == "Bundle"
+    assert bundle["type"] == "transaction"
     record = load_record(json.loads(GOOD_03.read_text()))
     assert canonical_for_roundtrip(from_fhir(bundle)) == canonical_for_roundtrip(record)
     assert result.stderr == ""
@@ -73,7 +74,8 @@ def test_map_json_lines_with_one_invalid_item(runner: CliRunner) -> None:
     assert len(result.stdout.splitlines()) == 2
     (outcome,) = _outcomes(result.stderr)
     issue = outcome["issue"][0]
-    assert issue["expression"] == ["pain.post"] and issue["diagnostics"].startswith("item 1:")
+    assert issue["expression"] == ["pain.post"]
+    assert issue["diagnostics"].startswith("item 1:")
 
 
 @pytest.mark.parametrize(
@@ -85,8 +87,9 @@ def test_map_json_lines_with_one_invalid_item(runner: CliRunner) -> None:
         ('{"a": 1}\n{"b": ', "E_FORMAT", "line 2"),
     ],
 )
-def test_map_bad_input_is_an_outcome_not_a_traceback(runner: CliRunner, text: str, code: str,
-                                                      fragment: str) -> None:
+def test_map_bad_input_is_an_outcome_not_a_traceback(
+    runner: CliRunner, text: str, code: str, fragment: str
+) -> None:
     result = runner.invoke(main, ["map"], input=text)
     assert result.exit_code == 1
     assert "Traceback" not in result.output
@@ -110,14 +113,25 @@ def test_usage_errors_exit_2(runner: CliRunner) -> None:
 
 
 def test_map_options_and_environment(runner: CliRunner) -> None:
-    result = runner.invoke(main, ["map", str(GOOD_03), "--include-cpt", "--claim-us-core",
-                                  "--canonical-base", "https://pt.example.com/fhir"])
+    result = runner.invoke(
+        main,
+        [
+            "map",
+            str(GOOD_03),
+            "--include-cpt",
+            "--claim-us-core",
+            "--canonical-base",
+            "https://pt.example.com/fhir",
+        ],
+    )
     assert result.exit_code == 0
-    assert '"97140"' in result.stdout and "us-core-procedure" in result.stdout
+    assert '"97140"' in result.stdout
+    assert "us-core-procedure" in result.stdout
     assert "https://pt.example.com/fhir/StructureDefinition/iastm-procedure" in result.stdout
     env = {"IASTM_INCLUDE_CPT": "true", "IASTM_CANONICAL_BASE": "https://env.example.com/fhir"}
     result = runner.invoke(main, ["map", str(GOOD_03)], env=env)
-    assert '"97140"' in result.stdout and "https://env.example.com/fhir/sid/" in result.stdout
+    assert '"97140"' in result.stdout
+    assert "https://env.example.com/fhir/sid/" in result.stdout
     assert "us-core-procedure" not in result.stdout
 
 
@@ -151,12 +165,26 @@ def test_unmap_rejection_names_the_fhirpath(runner: CliRunner) -> None:
 
 
 def test_python_dash_m_subprocess() -> None:
-    done = subprocess.run([sys.executable, "-m", "fhir_iastm", "map", str(GOOD_03)],
-                          cwd=ROOT, capture_output=True, text=True, timeout=120, check=False)
+    done = subprocess.run(
+        [sys.executable, "-m", "fhir_iastm", "map", str(GOOD_03)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert done.returncode == 0, done.stderr
     bundle = json.loads(done.stdout)
     assert len(bundle["entry"]) == 9
-    bad = subprocess.run([sys.executable, "-m", "fhir_iastm", "map", str(BAD_02)],
-                         cwd=ROOT, capture_output=True, text=True, timeout=120, check=False)
+    bad = subprocess.run(
+        [sys.executable, "-m", "fhir_iastm", "map", str(BAD_02)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert bad.returncode == 1
-    assert "pain.post" in bad.stderr and "E_RANGE" in bad.stderr and "Traceback" not in bad.stderr
+    assert "pain.post" in bad.stderr
+    assert "E_RANGE" in bad.stderr
+    assert "Traceback" not in bad.stderr

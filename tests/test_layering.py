@@ -8,8 +8,13 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-CORE = ["fhir_iastm", "fhir_iastm.errors", "fhir_iastm.model", "fhir_iastm.records",
-        "fhir_iastm.mapping"]
+CORE = [
+    "fhir_iastm",
+    "fhir_iastm.errors",
+    "fhir_iastm.model",
+    "fhir_iastm.records",
+    "fhir_iastm.mapping",
+]
 OPTIONAL_CORE = ["fhir_iastm.validation", "fhir_iastm.profiles"]
 EDGE_LIBRARIES = ["flask", "requests", "sqlalchemy", "click", "werkzeug", "psycopg"]
 
@@ -34,10 +39,17 @@ print(json.dumps({{"loaded": loaded, "missing": missing,
 
 def test_core_imports_no_edge_library() -> None:
     example = ROOT / "tests/data/examples/good-06-post-tka-tecnica-gavilan-rom-lefs.json"
-    code = PROBE.format(core=CORE, optional=OPTIONAL_CORE, edge=EDGE_LIBRARIES,
-                        example=str(example))
-    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
-                          timeout=120, check=False)
+    code = PROBE.format(
+        core=CORE, optional=OPTIONAL_CORE, edge=EDGE_LIBRARIES, example=str(example)
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert done.returncode == 0, done.stderr
     result = json.loads(done.stdout.strip().splitlines()[-1])
     assert set(CORE) <= set(result["loaded"])
@@ -47,6 +59,12 @@ def test_core_imports_no_edge_library() -> None:
 def test_probe_would_see_an_edge_import() -> None:
     """The probe is not vacuous: importing the CLI (an edge) does load click."""
     code = "import sys, fhir_iastm.cli; print('click' in sys.modules)"
-    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
-                          timeout=120, check=False)
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert done.stdout.strip() == "True"

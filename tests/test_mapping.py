@@ -1,4 +1,5 @@
-"""record -> FHIR transaction Bundle: every good example, MAPPING §2.1/§2.2/§2.5, decisions 1, 5-7, 11, 22."""
+"""record -> FHIR transaction Bundle for every good example: MAPPING §2.1, §2.2, §2.5 and
+decisions 1, 5-7, 11, 22."""
 
 from __future__ import annotations
 
@@ -56,7 +57,8 @@ def test_round_trip_is_lossless(mapped: tuple) -> None:
 def test_resource_counts_follow_section_2_1(mapped: tuple) -> None:
     name, _, bundle = mapped
     total, conditions, procedures, pain, rom, prom = COUNTS[name]
-    assert bundle["resourceType"] == "Bundle" and bundle["type"] == "transaction"
+    assert bundle["resourceType"] == "Bundle"
+    assert bundle["type"] == "transaction"
     assert len(bundle["entry"]) == total
     for t in SHARED | {"Encounter"}:
         assert len(resources(bundle, t)) == 1
@@ -72,31 +74,42 @@ def test_write_verbs_and_identity(mapped: tuple) -> None:
     _, record, bundle = mapped
     full_urls = [e["fullUrl"] for e in bundle["entry"]]
     urls = [e["request"]["url"] for e in bundle["entry"]]
-    assert len(set(full_urls)) == len(full_urls) and len(set(urls)) == len(urls)
+    assert len(set(full_urls)) == len(full_urls)
+    assert len(set(urls)) == len(urls)
     for entry in bundle["entry"]:
         resource, request = entry["resource"], entry["request"]
         assert "id" not in resource
-        assert re.fullmatch(r"urn:uuid:[0-9a-f]{8}-[0-9a-f]{4}-5[0-9a-f]{3}-[89ab][0-9a-f]{3}-"
-                            r"[0-9a-f]{12}", entry["fullUrl"])
+        assert re.fullmatch(
+            r"urn:uuid:[0-9a-f]{8}-[0-9a-f]{4}-5[0-9a-f]{3}-[89ab][0-9a-f]{3}-"
+            r"[0-9a-f]{12}",
+            entry["fullUrl"],
+        )
         if resource["resourceType"] in SHARED:
-            assert request["method"] == "POST" and request["url"] == resource["resourceType"]
+            assert request["method"] == "POST"
+            assert request["url"] == resource["resourceType"]
             assert re.fullmatch(r"identifier=[^|&]+\|[^|&]+", request["ifNoneExist"])
         else:
-            assert request["method"] == "PUT" and "ifNoneExist" not in request
+            assert request["method"] == "PUT"
+            assert "ifNoneExist" not in request
             assert request["url"].startswith(resource["resourceType"] + "?identifier=")
     proc_entry = next(e for e in bundle["entry"] if e["resource"] is session_procedure(bundle))
     assert proc_entry["request"]["url"] == (
         "Procedure?identifier=https%3A%2F%2Fiastm.example.org%2Ffhir%2Fsid%2Fiastm-session|"
-        + record.session_id)
+        + record.session_id
+    )
     namespace = uuid.uuid5(uuid.NAMESPACE_URL, BASE)
-    assert proc_entry["fullUrl"] == f"urn:uuid:{uuid.uuid5(namespace, record.session_id + '/procedure')}"
+    assert (
+        proc_entry["fullUrl"]
+        == f"urn:uuid:{uuid.uuid5(namespace, record.session_id + '/procedure')}"
+    )
 
 
 def test_references_point_at_entries(mapped: tuple) -> None:
     _, _, bundle = mapped
     full_urls = {e["fullUrl"] for e in bundle["entry"]}
     refs = re.findall(r'"reference": "([^"]+)"', json.dumps(bundle))
-    assert refs and all(ref in full_urls for ref in refs)
+    assert refs
+    assert all(ref in full_urls for ref in refs)
 
 
 def test_source_extensions_on_every_session_derived_resource(mapped: tuple) -> None:
@@ -107,10 +120,14 @@ def test_source_extensions_on_every_session_derived_resource(mapped: tuple) -> N
         urls = [e["url"] for e in resource.get("extension", ())]
         if resource["resourceType"] in SESSION_OWNED:
             ext = {e["url"]: e for e in resource["extension"]}
-            assert ext[version_url] == {"url": version_url, "valuePositiveInt": record.record_version}
+            assert ext[version_url] == {
+                "url": version_url,
+                "valuePositiveInt": record.record_version,
+            }
             assert ext[hash_url] == {"url": hash_url, "valueString": record_hash(record)}
         else:
-            assert version_url not in urls and hash_url not in urls
+            assert version_url not in urls
+            assert hash_url not in urls
 
 
 def test_meta_profile_lists_only_our_profiles(mapped: tuple) -> None:
@@ -118,7 +135,8 @@ def test_meta_profile_lists_only_our_profiles(mapped: tuple) -> None:
     for resource in resources(bundle):
         (profile,) = resource["meta"]["profile"]
         assert profile.startswith(f"{BASE}/StructureDefinition/iastm-")
-        assert "meta" in resource and set(resource["meta"]) == {"profile"}
+        assert "meta" in resource
+        assert set(resource["meta"]) == {"profile"}
 
 
 def test_deterministic_bytes(mapped: tuple) -> None:
@@ -129,9 +147,12 @@ def test_deterministic_bytes(mapped: tuple) -> None:
 
 def test_adjuncts_are_part_of_the_session_with_reasons(mapped: tuple) -> None:
     _, _, bundle = mapped
-    proc_url = next(e["fullUrl"] for e in bundle["entry"] if e["resource"] is session_procedure(bundle))
-    condition_urls = [e["fullUrl"] for e in bundle["entry"]
-                      if e["resource"]["resourceType"] == "Condition"]
+    proc_url = next(
+        e["fullUrl"] for e in bundle["entry"] if e["resource"] is session_procedure(bundle)
+    )
+    condition_urls = [
+        e["fullUrl"] for e in bundle["entry"] if e["resource"]["resourceType"] == "Condition"
+    ]
     for adjunct in by_profile(bundle, "iastm-adjunct-procedure"):
         assert adjunct["partOf"] == [{"reference": proc_url}]
         assert adjunct["reasonReference"] == [{"reference": u} for u in condition_urls]
@@ -149,8 +170,10 @@ def test_completed_statuses() -> None:
     assert {p["status"] for p in resources(bundle, "Procedure")} == {"completed"}
     assert {o["status"] for o in resources(bundle, "Observation")} == {"final"}
     proc = session_procedure(bundle)
-    assert proc["performedPeriod"] == {"start": "2025-03-04T09:00:00-06:00",
-                                       "end": "2025-03-04T09:40:00-06:00"}
+    assert proc["performedPeriod"] == {
+        "start": "2025-03-04T09:00:00-06:00",
+        "end": "2025-03-04T09:40:00-06:00",
+    }
     assert "statusReason" not in proc
     assert proc["note"] == [{"text": "Tolerated well; immediate reduction in grip pain reported."}]
 
@@ -181,7 +204,9 @@ def test_cancelled_is_not_done_without_performed_or_observations() -> None:
     assert not any(k.startswith("performed") for k in proc)
     assert resources(bundle, "Observation") == []
     assert len(proc["reasonReference"]) == 2
-    assert {c["clinicalStatus"]["coding"][0]["code"] for c in resources(bundle, "Condition")} == {"active"}
+    assert {c["clinicalStatus"]["coding"][0]["code"] for c in resources(bundle, "Condition")} == {
+        "active"
+    }
 
 
 def test_cancelled_without_conditions_when_switched_off() -> None:
@@ -198,7 +223,9 @@ def test_claim_us_core_adds_us_core_profiles() -> None:
     bundle = to_fhir(good("good-06"), MappingSettings(claim_us_core=True))
     us_core = "http://hl7.org/fhir/us/core/StructureDefinition/"
     assert session_procedure(bundle)["meta"]["profile"] == [
-        f"{BASE}/StructureDefinition/iastm-procedure", us_core + "us-core-procedure"]
+        f"{BASE}/StructureDefinition/iastm-procedure",
+        us_core + "us-core-procedure",
+    ]
     (rom, *_) = by_profile(bundle, "iastm-rom-observation")
     assert rom["meta"]["profile"][1] == us_core + "us-core-observation-clinical-result"
 
@@ -233,7 +260,8 @@ def test_precomputed_hash_is_used() -> None:
 def test_conditional_urls_escape_then_percent_encode() -> None:
     assert fhir_escape("a\\b,c$d|e") == "a\\\\b\\,c\\$d\\|e"
     assert identifier_query("http://x.org/sid", "A|B,C") == (
-        "identifier=http%3A%2F%2Fx.org%2Fsid|A%5C%7CB%5C%2CC")
+        "identifier=http%3A%2F%2Fx.org%2Fsid|A%5C%7CB%5C%2CC"
+    )
     assert conditional_url("Condition", "s", "a b&c=d") == "Condition?identifier=s|a%20b%26c%3Dd"
 
 
@@ -244,22 +272,47 @@ def test_bilateral_and_qualified_body_sites() -> None:
     lat_url = "http://hl7.org/fhir/us/mcode/StructureDefinition/mcode-laterality-qualifier"
     loc_url = "http://hl7.org/fhir/us/mcode/StructureDefinition/mcode-body-location-qualifier"
     (site,) = session_procedure(to_fhir(good("good-04")))["bodySite"]
-    assert site["extension"] == [{"url": lat_url, "valueCodeableConcept": {"coding": [
-        {"system": "http://snomed.info/sct", "code": "51440002", "display": "Right and left"}]}}]
+    assert site["extension"] == [
+        {
+            "url": lat_url,
+            "valueCodeableConcept": {
+                "coding": [
+                    {
+                        "system": "http://snomed.info/sct",
+                        "code": "51440002",
+                        "display": "Right and left",
+                    }
+                ]
+            },
+        }
+    ]
     assert site["text"] == "bilateral patellar tendon"
     (site,) = session_procedure(to_fhir(good("good-05")))["bodySite"]
     assert [c["code"] for c in site["coding"]] == ["hamstring", "68367000"]
-    assert site["extension"][1] == {"url": loc_url, "valueCodeableConcept": {"coding": [
-        {"system": "http://snomed.info/sct", "code": "255551008", "display": "Posterior"}]}}
+    assert site["extension"][1] == {
+        "url": loc_url,
+        "valueCodeableConcept": {
+            "coding": [
+                {"system": "http://snomed.info/sct", "code": "255551008", "display": "Posterior"}
+            ]
+        },
+    }
 
 
 def test_rom_and_prom_observations() -> None:
     bundle = to_fhir(good("good-06"))
     ext = f"{BASE}/StructureDefinition/"
-    rom = next(o for o in by_profile(bundle, "iastm-rom-observation")
-               if o["identifier"][0]["value"].endswith("knee-extension-right-active-post"))
-    assert rom["valueQuantity"] == {"value": -6, "unit": "deg",
-                                    "system": "http://unitsofmeasure.org", "code": "deg"}
+    rom = next(
+        o
+        for o in by_profile(bundle, "iastm-rom-observation")
+        if o["identifier"][0]["value"].endswith("knee-extension-right-active-post")
+    )
+    assert rom["valueQuantity"] == {
+        "value": -6,
+        "unit": "deg",
+        "system": "http://unitsofmeasure.org",
+        "code": "deg",
+    }
     assert rom["effectiveDateTime"] == "2025-05-20T10:50:00-05:00"  # post -> session.end
     assert {"url": ext + "iastm-measurement-timing", "valueCode": "post"} in rom["extension"]
     assert {"url": ext + "iastm-rom-mode", "valueCode": "active"} in rom["extension"]
@@ -267,7 +320,8 @@ def test_rom_and_prom_observations() -> None:
     (prom,) = by_profile(bundle, "iastm-prom-observation")
     assert [c["coding"][0]["code"] for c in prom["category"]] == ["survey", "functional-status"]
     assert prom["code"]["coding"][0]["code"] == "lefs-total"
-    assert prom["valueQuantity"]["value"] == 41 and prom["valueQuantity"]["code"] == "{score}"
+    assert prom["valueQuantity"]["value"] == 41
+    assert prom["valueQuantity"]["code"] == "{score}"
 
 
 def test_encounter_diagnosis_ranks() -> None:
@@ -275,7 +329,9 @@ def test_encounter_diagnosis_ranks() -> None:
     ranks = [d["rank"] for d in resources(bundle, "Encounter")[0]["diagnosis"]]
     assert ranks == [1, 2, 3]
     record = good("good-06")
-    no_primary = replace(record, conditions=tuple(replace(c, is_primary=None)
-                                                  for c in record.conditions))
+    no_primary = replace(
+        record, conditions=tuple(replace(c, is_primary=None) for c in record.conditions)
+    )
     diagnoses = resources(to_fhir(no_primary), "Encounter")[0]["diagnosis"]
-    assert all("rank" not in d for d in diagnoses) and len(diagnoses) == 3
+    assert all("rank" not in d for d in diagnoses)
+    assert len(diagnoses) == 3

@@ -49,7 +49,8 @@ def test_every_entry_is_complete() -> None:
     for name, value, entry in _entries():
         assert set(entry) >= {"system", "code", "display", "status", "source"}, (name, value)
         assert entry["status"] in STATUSES, (name, value)
-        assert entry["code"] and entry["source"], (name, value)
+        assert entry["code"], (name, value)
+        assert entry["source"], (name, value)
         local = entry["system"].startswith("{CANON}/CodeSystem/")
         assert (entry["status"] == "local") == local, (name, value)
 
@@ -71,8 +72,11 @@ def test_emitted_standard_codes_are_in_the_file_and_never_unverified() -> None:
 
 
 def test_never_emit_codes_stay_out_of_every_output() -> None:
-    banned = {(e["system"], e["code"]) for e in raw_data()["never_emit"].values()
-              if isinstance(e, dict) and "code" in e}
+    banned = {
+        (e["system"], e["code"])
+        for e in raw_data()["never_emit"].values()
+        if isinstance(e, dict) and "code" in e
+    }
     assert ("http://snomed.info/sct", "81022004") in banned
     for bundle in _all_outputs():
         emitted = {(c["system"], c["code"]) for c in _codings(bundle)}
@@ -111,7 +115,8 @@ def test_undeclared_collision_is_detected() -> None:
 def test_unmapped_value_names_table_and_value() -> None:
     with pytest.raises(MappingError) as info:
         tables(BASE)["technique"].coding("reiki")
-    assert "'technique'" in str(info.value) and "'reiki'" in str(info.value)
+    assert "'technique'" in str(info.value)
+    assert "'reiki'" in str(info.value)
     assert info.value.issues[0].details == "E_CODE_UNKNOWN"
     assert tables(BASE)["body_location_qualifier"].codings("knee") == []  # fallback omit
 

@@ -26,7 +26,8 @@ def test_every_valid_record_maps_round_trips_and_is_deterministic(data: dict) ->
     assert json.dumps(to_fhir(load_record(data))) == json.dumps(bundle)
     full_urls = [e["fullUrl"] for e in bundle["entry"]]
     urls = [e["request"]["url"] for e in bundle["entry"]]
-    assert len(set(full_urls)) == len(full_urls) and len(set(urls)) == len(urls)
+    assert len(set(full_urls)) == len(full_urls)
+    assert len(set(urls)) == len(urls)
     expected = canonical_for_roundtrip(record)
     assert canonical_for_roundtrip(from_fhir(bundle)) == expected
     assert canonical_for_roundtrip(from_fhir(as_searchset(bundle))) == expected

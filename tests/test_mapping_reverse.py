@@ -1,4 +1,4 @@
-"""FHIR -> record (MAPPING §2.6, decision 11): input shapes and rejections with FHIRPath locations."""
+"""FHIR -> record (MAPPING §2.6, decision 11): input shapes, rejections at FHIRPath locations."""
 
 from __future__ import annotations
 
@@ -58,8 +58,9 @@ def test_retracted_observation_of_a_live_session_is_ignored() -> None:
     extra["id"] = "999"
     extra["status"] = "entered-in-error"
     extra["identifier"][0]["value"] = "RBPT-2025-000518/obs/rom/knee-flexion-right-active-pre"
-    bundle["entry"].append({"fullUrl": "http://127.0.0.1:8080/fhir/Observation/999",
-                            "resource": extra})
+    bundle["entry"].append(
+        {"fullUrl": "http://127.0.0.1:8080/fhir/Observation/999", "resource": extra}
+    )
     assert from_fhir(bundle).pain.pre == 7
 
 
@@ -102,8 +103,9 @@ def test_missing_rom_timing_is_rejected() -> None:
 def test_two_iastm_procedures_are_rejected() -> None:
     bundle = to_fhir(good("good-03"))
     other = mutate(to_fhir(good("good-01")))
-    bundle["entry"].append(next(e for e in other["entry"]
-                                if e["resource"] is session_procedure(other)))
+    bundle["entry"].append(
+        next(e for e in other["entry"] if e["resource"] is session_procedure(other))
+    )
     with pytest.raises(MappingError) as info:
         from_fhir(bundle)
     assert _error(info.value) == ("E_REQUIRED", "Procedure.identifier")
@@ -134,7 +136,9 @@ def test_missing_technique_is_rejected() -> None:
     with pytest.raises(MappingError) as info:
         from_fhir(bundle)
     assert _error(info.value) == (
-        "E_REQUIRED", f"Procedure.extension('{BASE}/StructureDefinition/iastm-technique')")
+        "E_REQUIRED",
+        f"Procedure.extension('{BASE}/StructureDefinition/iastm-technique')",
+    )
 
 
 def test_missing_record_version_is_rejected() -> None:

@@ -24,8 +24,11 @@ def good(name: str) -> SessionRecord:
 
 
 def resources(bundle: dict[str, Any], resource_type: str | None = None) -> list[dict[str, Any]]:
-    return [e["resource"] for e in bundle["entry"]
-            if resource_type is None or e["resource"]["resourceType"] == resource_type]
+    return [
+        e["resource"]
+        for e in bundle["entry"]
+        if resource_type is None or e["resource"]["resourceType"] == resource_type
+    ]
 
 
 def by_profile(bundle: dict[str, Any], profile: str) -> list[dict[str, Any]]:
@@ -48,9 +51,15 @@ def as_searchset(bundle: dict[str, Any]) -> dict[str, Any]:
         literal = entry["fullUrl"]
         resource["id"] = literal.split("/")[1]
         resource["meta"] = {"versionId": "1", **resource.get("meta", {})}
-        entries.append({"fullUrl": f"{SERVER}/{literal}", "resource": resource,
-                        "search": {"mode": "match" if resource["resourceType"] == "Procedure"
-                                   else "include"}})
+        entries.append(
+            {
+                "fullUrl": f"{SERVER}/{literal}",
+                "resource": resource,
+                "search": {
+                    "mode": "match" if resource["resourceType"] == "Procedure" else "include"
+                },
+            }
+        )
     return {"resourceType": "Bundle", "type": "searchset", "total": 1, "entry": entries}
 
 

@@ -63,8 +63,13 @@ def from_adjunct(resource: JSON, base: str, where: str) -> JSON:
     if len(found) != 1 or (local_system, found[0]) not in table:
         raise unmapped("adjunct_local", found or None, f"{where}.code")
     minutes = ext_value(resource, f"{base}/StructureDefinition/iastm-duration", "Duration") or {}
-    return prune({"type": table[(local_system, found[0])], "minutes": minutes.get("value"),
-                  "text": code.get("text")})
+    return prune(
+        {
+            "type": table[(local_system, found[0])],
+            "minutes": minutes.get("value"),
+            "text": code.get("text"),
+        }
+    )
 
 
 __all__ = ["from_adjunct", "to_adjunct"]

@@ -35,12 +35,16 @@ def to_fhir(record: SessionRecord, settings: MappingSettings | None = None) -> J
     ctx = Ctx(record, settings, settings.record_hash or _hash(record))
     r = record
     entries = [
-        shared_entry(ctx, ORGANIZATION, to_organization(ctx), ctx.sid("clinic"), r.clinic.clinic_id),
+        shared_entry(
+            ctx, ORGANIZATION, to_organization(ctx), ctx.sid("clinic"), r.clinic.clinic_id
+        ),
         shared_entry(ctx, PRACTITIONER, to_practitioner(ctx), NPI_SYSTEM, r.therapist.npi),
         shared_entry(ctx, PATIENT, to_patient(ctx), patient_system(ctx), r.patient.mrn),
         owned_entry(ctx, ENCOUNTER, to_encounter(ctx)),
-        *(owned_entry(ctx, condition_role(c.condition_id), to_condition(ctx, c))
-          for c in ctx.conditions),
+        *(
+            owned_entry(ctx, condition_role(c.condition_id), to_condition(ctx, c))
+            for c in ctx.conditions
+        ),
         owned_entry(ctx, PROCEDURE, to_procedure(ctx), ctx.sid("iastm-session"), r.session_id),
         *(owned_entry(ctx, adjunct_role(a.type), to_adjunct(ctx, a)) for a in r.adjunct_therapies),
         *(owned_entry(ctx, _role(ctx, o), o) for o in to_observations(ctx)),
@@ -58,7 +62,7 @@ def _hash(record: SessionRecord) -> str:
 def _role(ctx: Ctx, resource: JSON) -> str:
     """The role of a session-owned resource is the tail of its session-resource identifier."""
     value: str = resource["identifier"][0]["value"]
-    return value[len(ctx.record.session_id) + 1:]
+    return value[len(ctx.record.session_id) + 1 :]
 
 
 def shared_entry(ctx: Ctx, role: str, resource: JSON, system: str, value: str) -> JSON:
@@ -74,8 +78,9 @@ def shared_entry(ctx: Ctx, role: str, resource: JSON, system: str, value: str) -
     }
 
 
-def owned_entry(ctx: Ctx, role: str, resource: JSON, system: str | None = None,
-                value: str | None = None) -> JSON:
+def owned_entry(
+    ctx: Ctx, role: str, resource: JSON, system: str | None = None, value: str | None = None
+) -> JSON:
     """Session-owned resources: conditional PUT on their business identifier, no id (decision 6)."""
     if system is None or value is None:
         system = ctx.sid("iastm-session-resource")
@@ -83,7 +88,10 @@ def owned_entry(ctx: Ctx, role: str, resource: JSON, system: str | None = None,
     return {
         "fullUrl": ctx.url(role),
         "resource": resource,
-        "request": {"method": "PUT", "url": conditional_url(resource["resourceType"], system, value)},
+        "request": {
+            "method": "PUT",
+            "url": conditional_url(resource["resourceType"], system, value),
+        },
     }
 
 
@@ -94,9 +102,10 @@ def assert_distinct(entries: list[JSON]) -> None:
         for key in (entry["fullUrl"], entry["request"]["url"]):
             if key in seen:
                 where = f"Bundle.entry[{i}]"
-                raise MappingError(f"{where}: {key} occurs twice in the Bundle",
-                                   [Issue("error", "duplicate", where, f"duplicate {key}",
-                                          "E_DUPLICATE_KEY")])
+                raise MappingError(
+                    f"{where}: {key} occurs twice in the Bundle",
+                    [Issue("error", "duplicate", where, f"duplicate {key}", "E_DUPLICATE_KEY")],
+                )
             seen.add(key)
 
 

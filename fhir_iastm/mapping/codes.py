@@ -125,7 +125,9 @@ def tables(base: str) -> Tables:
     return Tables(by_name, many)
 
 
-def reverse(table: CodeTable, many_to_one: dict[str, tuple[str, ...]]) -> dict[tuple[str, str], str]:
+def reverse(
+    table: CodeTable, many_to_one: dict[str, tuple[str, ...]]
+) -> dict[tuple[str, str], str]:
     """(system, code) -> value for the table's first codings; undeclared collisions raise."""
     out: dict[tuple[str, str], str] = {}
     for value, codings in table.items():

@@ -13,8 +13,8 @@ from fhir_iastm.mapping.datatypes import (
     JSON,
     code_in,
     codeable,
+    ext,
     ext_all,
-    extension,
     identifier,
     identifier_value,
     prune,
@@ -29,7 +29,9 @@ SNOMED = "http://snomed.info/sct"
 
 def to_condition(ctx: Ctx, c: Condition) -> JSON:
     """One encounter-diagnosis Condition (§3.5)."""
-    retracted = ctx.record.status == "entered-in-error" or c.verification_status == "entered-in-error"
+    retracted = (
+        ctx.record.status == "entered-in-error" or c.verification_status == "entered-in-error"
+    )
     verification = "entered-in-error" if retracted else c.verification_status
     clinical = None if retracted or c.clinical_status is None else c.clinical_status
     return prune(
@@ -42,11 +44,16 @@ def to_condition(ctx: Ctx, c: Condition) -> JSON:
                 identifier(ctx.sid("iastm-condition"), c.condition_id),
             ],
             "clinicalStatus": codeable([ctx.codes["condition_clinical"].coding(clinical)])
-            if clinical else None,
-            "verificationStatus": codeable([ctx.codes["condition_verification"].coding(verification)]),
+            if clinical
+            else None,
+            "verificationStatus": codeable(
+                [ctx.codes["condition_verification"].coding(verification)]
+            ),
             "category": [codeable([ctx.codes.fixed("condition_category")])],
             "code": codeable(_code_codings(c), c.text),
-            "bodySite": [_laterality_site(ctx, c.laterality)] if c.laterality != "not-applicable" else [],
+            "bodySite": [_laterality_site(ctx, c.laterality)]
+            if c.laterality != "not-applicable"
+            else [],
             "subject": reference(ctx.url(PATIENT)),
             "encounter": reference(ctx.url(ENCOUNTER)),
             "onsetDateTime": c.onset_date,
@@ -58,16 +65,23 @@ def to_condition(ctx: Ctx, c: Condition) -> JSON:
 def _code_codings(c: Condition) -> list[JSON]:
     codings: list[JSON] = [{"system": ICD10CM, "code": c.icd10cm}]
     if c.snomed:
-        codings.append(prune({"system": SNOMED, "code": c.snomed,
-                              "display": condition_snomed_display(c.snomed)}))
+        codings.append(
+            prune(
+                {"system": SNOMED, "code": c.snomed, "display": condition_snomed_display(c.snomed)}
+            )
+        )
     return codings
+
+
+def laterality_extension(ctx: Ctx, laterality: str) -> JSON:
+    """The mCODE laterality-qualifier extension (decision 2) for left / right / bilateral."""
+    value = codeable([ctx.codes["laterality"].coding(laterality)])
+    return ext(MCODE_LATERALITY, "CodeableConcept", value)
 
 
 def _laterality_site(ctx: Ctx, laterality: str) -> JSON:
     """bodySite carrying only the side (the site itself is on the Procedure, §3.5)."""
-    lat = extension(MCODE_LATERALITY, "CodeableConcept",
-                    codeable([ctx.codes["laterality"].coding(laterality)]))
-    return codeable(text=laterality, extension=[lat])  # type: ignore[list-item]
+    return codeable(text=laterality, extension=[laterality_extension(ctx, laterality)])
 
 
 # ---------------------------------------------------------------- reverse
@@ -84,10 +98,14 @@ def from_condition(resource: JSON, base: str, where: str, primary: bool) -> JSON
             "text": code.get("text"),
             "laterality": condition_laterality(resource, base, where),
             "onset_date": resource.get("onsetDateTime"),
-            "clinical_status": code_in(resource.get("clinicalStatus"),
-                                       "http://terminology.hl7.org/CodeSystem/condition-clinical"),
-            "verification_status": code_in(resource.get("verificationStatus"),
-                                           "http://terminology.hl7.org/CodeSystem/condition-ver-status"),
+            "clinical_status": code_in(
+                resource.get("clinicalStatus"),
+                "http://terminology.hl7.org/CodeSystem/condition-clinical",
+            ),
+            "verification_status": code_in(
+                resource.get("verificationStatus"),
+                "http://terminology.hl7.org/CodeSystem/condition-ver-status",
+            ),
             "is_primary": True if primary else None,
         }
     )
@@ -107,9 +125,16 @@ def laterality_of(site: JSON, base: str, where: str) -> str:
     if len(found) != 1:
         raise MappingError(
             f"{where}: expected exactly one mCODE laterality extension, found {len(found)}",
-            [Issue("error", "required", where, "unknown laterality: the bodySite carries "
-                   f"{len(found)} mCODE laterality-qualifier extensions (exactly 1 needed)",
-                   "E_REQUIRED")],
+            [
+                Issue(
+                    "error",
+                    "required",
+                    where,
+                    "unknown laterality: the bodySite carries "
+                    f"{len(found)} mCODE laterality-qualifier extensions (exactly 1 needed)",
+                    "E_REQUIRED",
+                )
+            ],
         )
     concept = found[0].get("valueCodeableConcept") or {}
     table = reverse_table(base, "laterality")
@@ -119,9 +144,22 @@ def laterality_of(site: JSON, base: str, where: str) -> str:
             return value
     raise MappingError(
         f"{where}: unknown laterality",
-        [Issue("error", "code-invalid", f"{where}.extension('{MCODE_LATERALITY}')",
-               "unknown laterality code", "E_CODE_UNKNOWN")],
+        [
+            Issue(
+                "error",
+                "code-invalid",
+                f"{where}.extension('{MCODE_LATERALITY}')",
+                "unknown laterality code",
+                "E_CODE_UNKNOWN",
+            )
+        ],
     )
 
 
-__all__ = ["condition_laterality", "from_condition", "laterality_of", "to_condition"]
+__all__ = [
+    "condition_laterality",
+    "from_condition",
+    "laterality_extension",
+    "laterality_of",
+    "to_condition",
+]

@@ -10,7 +10,7 @@ from functools import cached_property
 
 from fhir_iastm.mapping import ids
 from fhir_iastm.mapping.codes import STATUS, Tables, tables
-from fhir_iastm.mapping.datatypes import JSON, extension, identifier
+from fhir_iastm.mapping.datatypes import JSON, identifier
 from fhir_iastm.mapping.settings import MappingSettings
 from fhir_iastm.model import Condition, SessionRecord
 
@@ -78,7 +78,7 @@ class Ctx:
 
     @cached_property
     def conditions(self) -> tuple[Condition, ...]:
-        """The conditions that get a per-encounter Condition (§2.5, emit_conditions_for_cancelled)."""
+        """Conditions that get a per-encounter copy (§2.5; emit_conditions_for_cancelled)."""
         if self.record.status == "cancelled" and not self.settings.emit_conditions_for_cancelled:
             return ()
         return self.record.conditions
@@ -111,9 +111,12 @@ class Ctx:
     def source_extensions(self) -> list[JSON]:
         """source-record-version and source-record-hash (decision 7), fresh dicts."""
         return [
-            extension(self.ext_url("source-record-version"), "PositiveInt", self.record.record_version),
-            extension(self.ext_url("source-record-hash"), "String", self.record_hash),
-        ]  # type: ignore[list-item]
+            {
+                "url": self.ext_url("source-record-version"),
+                "valuePositiveInt": self.record.record_version,
+            },
+            {"url": self.ext_url("source-record-hash"), "valueString": self.record_hash},
+        ]
 
 
 __all__ = [

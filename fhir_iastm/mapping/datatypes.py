@@ -31,9 +31,9 @@ def codeable(
     return prune({"extension": extension, "coding": list(codings), "text": text})
 
 
-def reference(url: str | None) -> JSON | None:
-    """A literal Reference to a Bundle entry's fullUrl (or None)."""
-    return None if url is None else {"reference": url}
+def reference(url: str) -> JSON:
+    """A literal Reference to a Bundle entry's fullUrl."""
+    return {"reference": url}
 
 
 def identifier(system: str, value: str, type_: Coding | None = None) -> JSON:
@@ -54,6 +54,11 @@ def quantity(value: int | float, unit: Coding) -> JSON:
 def extension(url: str, value_type: str, value: Any) -> JSON | None:
     """An Extension with one ``value[x]`` (None when the value is absent)."""
     return None if value is None else {"url": url, f"value{value_type}": value}
+
+
+def ext(url: str, value_type: str, value: Any) -> JSON:
+    """An Extension whose value is always present."""
+    return {"url": url, f"value{value_type}": value}
 
 
 def extensions(*items: JSON | None) -> list[JSON]:
@@ -107,6 +112,7 @@ __all__ = [
     "codes_in",
     "ext_all",
     "ext_value",
+    "ext",
     "extension",
     "extensions",
     "identifier",

@@ -46,8 +46,9 @@ def _diagnoses(ctx: Ctx) -> list[JSON]:
     out = []
     for c in ctx.conditions:
         rank = (1 if c.is_primary else next(others)) if has_primary else None
-        out.append(prune({"condition": reference(ctx.url(condition_role(c.condition_id))),
-                          "rank": rank}))
+        out.append(
+            prune({"condition": reference(ctx.url(condition_role(c.condition_id))), "rank": rank})
+        )
     return out
 
 

@@ -1,7 +1,8 @@
 """Core: deterministic identity — identifier systems, fullUrls and conditional URLs (MAPPING §2.2).
 
 Layer: core (standard library only). ``fullUrl`` = ``urn:uuid:`` + uuid5(namespace of the canonical
-base, ``f"{session_id}/{role}"``) so a retried Bundle is byte-identical (decision 6). Conditional URLs
+base, ``f"{session_id}/{role}"``) so a retried Bundle is byte-identical (decision 6).
+Conditional URLs
 FHIR-escape the value, then percent-encode system and value separately (decision 16).
 """
 
@@ -44,9 +45,7 @@ def session_resource_value(session_id: str, role: str) -> str:
 
 def fhir_escape(value: str) -> str:
     """Escape FHIR search special characters (R4 http search §3.1.1.0.1)."""
-    return (
-        value.replace("\\", "\\\\").replace(",", "\\,").replace("$", "\\$").replace("|", "\\|")
-    )
+    return value.replace("\\", "\\\\").replace(",", "\\,").replace("$", "\\$").replace("|", "\\|")
 
 
 @lru_cache(maxsize=256)

@@ -49,9 +49,18 @@ class Index:
                 if isinstance(item, dict) and item.get("resourceType"):
                     index.add(item, None)
         else:
-            raise MappingError("expected a Bundle or a list of resources", [
-                Issue("error", "structure", None, "expected a FHIR Bundle or a JSON array of "
-                      "resources", "E_TYPE")])
+            raise MappingError(
+                "expected a Bundle or a list of resources",
+                [
+                    Issue(
+                        "error",
+                        "structure",
+                        None,
+                        "expected a FHIR Bundle or a JSON array of resources",
+                        "E_TYPE",
+                    )
+                ],
+            )
         return index
 
     def add(self, resource: JSON, full_url: str | None) -> None:
@@ -82,9 +91,19 @@ class Index:
         candidates = self.of_type(resource_type)
         if len(candidates) == 1:
             return candidates[0]
-        raise MappingError(f"{where}: cannot find the {resource_type}", [
-            Issue("error", "required", where, f"the referenced {resource_type} is not in the input "
-                  f"({len(candidates)} candidates)", "E_REQUIRED")])
+        raise MappingError(
+            f"{where}: cannot find the {resource_type}",
+            [
+                Issue(
+                    "error",
+                    "required",
+                    where,
+                    f"the referenced {resource_type} is not in the input "
+                    f"({len(candidates)} candidates)",
+                    "E_REQUIRED",
+                )
+            ],
+        )
 
 
 __all__ = ["Index"]

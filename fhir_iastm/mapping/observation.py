@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from fhir_iastm.errors import Issue, MappingError
 from fhir_iastm.mapping.codes import TIMINGS, reverse_table, unmapped
-from fhir_iastm.mapping.condition import laterality_of
+from fhir_iastm.mapping.condition import laterality_extension, laterality_of
 from fhir_iastm.mapping.context import (
     ENCOUNTER,
     PATIENT,
@@ -22,21 +22,28 @@ from fhir_iastm.mapping.context import (
 from fhir_iastm.mapping.datatypes import (
     JSON,
     codeable,
+    ext,
     ext_value,
-    extension,
     extensions,
     prune,
     quantity,
     reference,
 )
-from fhir_iastm.mapping.ids import MCODE_LATERALITY
 from fhir_iastm.model import OutcomeMeasure, RangeOfMotion
 
 PAIN_TEXT = "Pain severity 0-10 numeric rating (NRS-11)"
 
 
-def _observation(ctx: Ctx, profile: str, role: str, own_ext: list[JSON], category: list[JSON],
-                 code: JSON, effective: str | None, value: JSON) -> JSON:
+def _observation(
+    ctx: Ctx,
+    profile: str,
+    role: str,
+    own_ext: list[JSON],
+    category: list[JSON],
+    code: JSON,
+    effective: str | None,
+    value: JSON,
+) -> JSON:
     """The elements every IASTM Observation shares, in R4 element order up to ``value[x]``."""
     return {
         "resourceType": "Observation",
@@ -57,7 +64,7 @@ def _observation(ctx: Ctx, profile: str, role: str, own_ext: list[JSON], categor
 
 def _timing(ctx: Ctx, timing: str) -> JSON:
     ctx.codes["measurement_timing"].coding(timing)  # unknown timing -> MappingError
-    return extension(ctx.ext_url("iastm-measurement-timing"), "Code", timing)  # type: ignore[return-value]
+    return ext(ctx.ext_url("iastm-measurement-timing"), "Code", timing)
 
 
 def _when(ctx: Ctx, timing: str) -> str | None:
@@ -68,13 +75,18 @@ def _when(ctx: Ctx, timing: str) -> str | None:
 def to_pain(ctx: Ctx, timing: str, score: int) -> JSON:
     """Pain NRS (§3.8): survey category, LOINC 72514-3, valueQuantity {score}."""
     codes = ctx.codes
-    return prune(_observation(
-        ctx, "iastm-pain-observation", pain_role(timing), [_timing(ctx, timing)],
-        [codeable([codes.fixed("category_survey")])],
-        codeable([codes.fixed("pain_loinc")], PAIN_TEXT),
-        _when(ctx, timing),
-        quantity(score, codes["ucum"].coding("{score}")),
-    ))
+    return prune(
+        _observation(
+            ctx,
+            "iastm-pain-observation",
+            pain_role(timing),
+            [_timing(ctx, timing)],
+            [codeable([codes.fixed("category_survey")])],
+            codeable([codes.fixed("pain_loinc")], PAIN_TEXT),
+            _when(ctx, timing),
+            quantity(score, codes["ucum"].coding("{score}")),
+        )
+    )
 
 
 def to_rom(ctx: Ctx, rom: RangeOfMotion) -> JSON:
@@ -83,19 +95,21 @@ def to_rom(ctx: Ctx, rom: RangeOfMotion) -> JSON:
     rom_code = codes["rom_code"].coding(f"{rom.joint}-{rom.motion}")
     if rom.mode not in ("active", "passive"):
         raise unmapped("rom_mode", rom.mode)
-    lat = extension(MCODE_LATERALITY, "CodeableConcept",
-                    codeable([codes["laterality"].coding(rom.laterality)]))
+    lat = laterality_extension(ctx, rom.laterality)
     joint = codes["rom_joint"].coding(rom.joint)
     resource = _observation(
-        ctx, "iastm-rom-observation", rom_role(rom.key),
-        [_timing(ctx, rom.timing), extension(ctx.ext_url("iastm-rom-mode"), "Code", rom.mode)],  # type: ignore[list-item]
+        ctx,
+        "iastm-rom-observation",
+        rom_role(rom.key),
+        [_timing(ctx, rom.timing), ext(ctx.ext_url("iastm-rom-mode"), "Code", rom.mode)],
         [codeable([codes.fixed("category_exam")])],
         codeable([rom_code], f"{rom.mode.capitalize()} {rom_code['display'].lower()}"),
         _when(ctx, rom.timing),
         quantity(rom.degrees, codes["ucum"].coding("deg")),
     )
-    resource["bodySite"] = codeable([joint], f"{rom.laterality} {joint['display'].lower()}",
-                                    extensions(lat))
+    resource["bodySite"] = codeable(
+        [joint], f"{rom.laterality} {joint['display'].lower()}", extensions(lat)
+    )
     resource["method"] = codeable([codes["rom_method"].coding(rom.method)])
     return prune(resource)
 
@@ -105,16 +119,23 @@ def to_prom(ctx: Ctx, measure: OutcomeMeasure) -> JSON:
     codes = ctx.codes
     score_unit = codes["ucum"].coding("{score}")
     resource = _observation(
-        ctx, "iastm-prom-observation", prom_role(measure.instrument), [],
-        [codeable([codes.fixed("category_survey")]),
-         codeable([codes.fixed("category_functional_status")])],
+        ctx,
+        "iastm-prom-observation",
+        prom_role(measure.instrument),
+        [],
+        [
+            codeable([codes.fixed("category_survey")]),
+            codeable([codes.fixed("category_functional_status")]),
+        ],
         codeable([codes["prom_code"].coding(measure.instrument)], measure.instrument),
         ctx.record.session.start,
         quantity(measure.score, score_unit),
     )
     resource["component"] = [
-        {"code": codeable([codes.fixed("psfs_item")], item.activity),
-         "valueQuantity": quantity(item.score, score_unit)}
+        {
+            "code": codeable([codes.fixed("psfs_item")], item.activity),
+            "valueQuantity": quantity(item.score, score_unit),
+        }
         for item in measure.items
     ]
     return prune(resource)
@@ -127,8 +148,11 @@ def to_observations(ctx: Ctx) -> list[JSON]:
         return []
     out = []
     if r.pain is not None:
-        out += [to_pain(ctx, t, s) for t, s in (("pre", r.pain.pre), ("post", r.pain.post))
-                if s is not None]
+        out += [
+            to_pain(ctx, t, s)
+            for t, s in (("pre", r.pain.pre), ("post", r.pain.post))
+            if s is not None
+        ]
     out += [to_rom(ctx, rom) for rom in r.rom]
     out += [to_prom(ctx, m) for m in r.outcome_measures]
     return out
@@ -150,9 +174,18 @@ def read_timing(resource: JSON, base: str, where: str) -> str:
         return str(timing)
     code, detail = ("E_REQUIRED", "missing") if timing is None else ("E_CODE_UNKNOWN", "unknown")
     path = f"{where}.extension('{url}')"
-    raise MappingError(f"{path}: {detail} measurement timing",
-                       [Issue("error", "required" if timing is None else "code-invalid", path,
-                              f"{detail} iastm-measurement-timing (pre/post is never guessed)", code)])
+    raise MappingError(
+        f"{path}: {detail} measurement timing",
+        [
+            Issue(
+                "error",
+                "required" if timing is None else "code-invalid",
+                path,
+                f"{detail} iastm-measurement-timing (pre/post is never guessed)",
+                code,
+            )
+        ],
+    )
 
 
 def from_rom(resource: JSON, base: str, where: str, rom_key: str) -> JSON:
@@ -160,8 +193,9 @@ def from_rom(resource: JSON, base: str, where: str, rom_key: str) -> JSON:
     joint, motion = rom_key.split("-", 1)
     sites = resource.get("bodySite")
     laterality = laterality_of(sites or {}, base, f"{where}.bodySite")
-    method_code = next(iter((resource.get("method") or {}).get("coding", ())), {})
-    method = reverse_table(base, "rom_method").get((method_code.get("system"), method_code.get("code")))
+    method_code: JSON = next(iter((resource.get("method") or {}).get("coding", ())), {})
+    key = (str(method_code.get("system")), str(method_code.get("code")))
+    method = reverse_table(base, "rom_method").get(key)
     if method is None:
         raise unmapped("rom_method", method_code.get("code"), f"{where}.method")
     return {
@@ -178,8 +212,10 @@ def from_rom(resource: JSON, base: str, where: str, rom_key: str) -> JSON:
 def from_prom(resource: JSON, instrument: str) -> JSON:
     """PROM Observation -> ``outcome_measures[]`` entry."""
     items = [
-        {"activity": (c.get("code") or {}).get("text"),
-         "score": _number((c.get("valueQuantity") or {}).get("value"))}
+        {
+            "activity": (c.get("code") or {}).get("text"),
+            "score": _number((c.get("valueQuantity") or {}).get("value")),
+        }
         for c in resource.get("component", ())
     ]
     score = _number((resource.get("valueQuantity") or {}).get("value"))

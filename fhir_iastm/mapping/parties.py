@@ -66,8 +66,15 @@ def to_practitioner(ctx: Ctx) -> JSON:
             "resourceType": "Practitioner",
             "meta": ctx.meta("iastm-practitioner"),
             "identifier": [identifier(NPI_SYSTEM, t.npi)],
-            "name": [prune({"family": t.family_name, "given": list(t.given_names),
-                            "suffix": list(t.credentials)})],
+            "name": [
+                prune(
+                    {
+                        "family": t.family_name,
+                        "given": list(t.given_names),
+                        "suffix": list(t.credentials),
+                    }
+                )
+            ],
             "qualification": _qualification(ctx),
         }
     )
@@ -78,7 +85,9 @@ def _qualification(ctx: Ctx) -> list[JSON]:
     if t.license_number is None:
         return []
     system = ctx.sid("state-license" + (f"/{t.license_state}" if t.license_state else ""))
-    return [{"identifier": [identifier(system, t.license_number)], "code": codeable(text=LICENSE_TEXT)}]
+    return [
+        {"identifier": [identifier(system, t.license_number)], "code": codeable(text=LICENSE_TEXT)}
+    ]
 
 
 def patient_system(ctx: Ctx) -> str:
@@ -93,7 +102,9 @@ def to_patient(ctx: Ctx) -> JSON:
         {
             "resourceType": "Patient",
             "meta": ctx.meta("iastm-patient"),
-            "identifier": [identifier(patient_system(ctx), p.mrn, ctx.codes.fixed("identifier_type_mr"))],
+            "identifier": [
+                identifier(patient_system(ctx), p.mrn, ctx.codes.fixed("identifier_type_mr"))
+            ],
             "name": [{"family": p.family_name, "given": list(p.given_names)}],
             "telecom": [c for c in (telecom("phone", p.phone), telecom("email", p.email)) if c],
             "gender": p.gender,
@@ -113,8 +124,17 @@ def from_address(resource: JSON) -> JSON | None:
     if not found:
         return None
     a = found[0]
-    return prune({"line": a.get("line"), "city": a.get("city"), "state": a.get("state"),
-                  "postal_code": a.get("postalCode")}) or None
+    return (
+        prune(
+            {
+                "line": a.get("line"),
+                "city": a.get("city"),
+                "state": a.get("state"),
+                "postal_code": a.get("postalCode"),
+            }
+        )
+        or None
+    )
 
 
 def _telecom(resource: JSON, system: str) -> str | None:
@@ -152,7 +172,7 @@ def from_practitioner(resource: JSON, base: str) -> JSON:
             system = ident.get("system", "")
             if system == prefix or system.startswith(prefix + "/"):
                 out["license_number"] = ident.get("value")
-                out["license_state"] = system[len(prefix) + 1:] or None
+                out["license_state"] = system[len(prefix) + 1 :] or None
     return prune(out)
 
 

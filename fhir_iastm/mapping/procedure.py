@@ -5,6 +5,7 @@ Layer: core (standard library only). The reverse lives in ``procedure_reverse.py
 
 from __future__ import annotations
 
+from fhir_iastm.mapping.condition import laterality_extension
 from fhir_iastm.mapping.context import (
     ENCOUNTER,
     ORGANIZATION,
@@ -24,7 +25,7 @@ from fhir_iastm.mapping.datatypes import (
     prune,
     reference,
 )
-from fhir_iastm.mapping.ids import MCODE_LATERALITY, MCODE_LOCATION
+from fhir_iastm.mapping.ids import MCODE_LOCATION
 from fhir_iastm.model import AdverseEffect, TreatmentSite
 
 
@@ -69,8 +70,10 @@ def _session_extensions(ctx: Ctx) -> list[JSON]:
 
 def _plan_of_care(ctx: Ctx) -> JSON:
     """Identifier-only reference to the plan of care (§3.6)."""
-    return {"type": "CarePlan",
-            "identifier": identifier(ctx.sid("plan-of-care"), ctx.record.session.plan_of_care_id or "")}
+    return {
+        "type": "CarePlan",
+        "identifier": identifier(ctx.sid("plan-of-care"), ctx.record.session.plan_of_care_id or ""),
+    }
 
 
 def _procedure_codings(ctx: Ctx) -> list[JSON]:
@@ -82,7 +85,11 @@ def _procedure_codings(ctx: Ctx) -> list[JSON]:
 
 def _procedure_text(ctx: Ctx) -> str:
     t = ctx.record.technique
-    brand = t.text if t.code == "iastm-other" and t.text else ctx.codes["technique"].coding(t.code)["display"]
+    brand = (
+        t.text
+        if t.code == "iastm-other" and t.text
+        else ctx.codes["technique"].coding(t.code)["display"]
+    )
     return f"Instrument-assisted soft tissue mobilization ({brand})"
 
 
@@ -94,25 +101,27 @@ def performed(ctx: Ctx) -> JSON | None:
 
 def performers(ctx: Ctx) -> list[JSON]:
     """The PT on behalf of the clinic."""
-    return [{"actor": reference(ctx.url(PRACTITIONER)),
-             "onBehalfOf": reference(ctx.url(ORGANIZATION))}]  # type: ignore[dict-item]
+    return [
+        {"actor": reference(ctx.url(PRACTITIONER)), "onBehalfOf": reference(ctx.url(ORGANIZATION))}
+    ]
 
 
 def reasons(ctx: Ctx) -> list[JSON]:
     """reasonReference -> every emitted Condition, whatever the status (decision 11)."""
-    return [reference(ctx.url(condition_role(c.condition_id))) for c in ctx.conditions]  # type: ignore[misc]
+    return [reference(ctx.url(condition_role(c.condition_id))) for c in ctx.conditions]
 
 
 def body_site(ctx: Ctx, site: TreatmentSite) -> JSON:
     """Local + SNOMED site codings, mCODE laterality (1..1) and location qualifier, text (§3.6)."""
     codes = ctx.codes
-    lat = extension(MCODE_LATERALITY, "CodeableConcept",
-                    codeable([codes["laterality"].coding(site.laterality)]))
+    lat = laterality_extension(ctx, site.laterality)
     qualifiers = codes["body_location_qualifier"].codings(site.site)
     loc = extension(MCODE_LOCATION, "CodeableConcept", codeable(qualifiers)) if qualifiers else None
     local = codes["body_site_local"].coding(site.site)
     text = f"{site.laterality} {local['display'].lower()}"
-    return codeable([local, codes["body_site_snomed"].coding(site.site)], text, extensions(lat, loc))
+    return codeable(
+        [local, codes["body_site_snomed"].coding(site.site)], text, extensions(lat, loc)
+    )
 
 
 def _complication(ctx: Ctx, effect: AdverseEffect) -> JSON:

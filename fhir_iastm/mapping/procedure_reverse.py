@@ -18,8 +18,10 @@ WHERE = "Procedure"
 
 def missing(path: str, what: str) -> MappingError:
     """E_REQUIRED at a FHIRPath."""
-    return MappingError(f"{path}: missing {what}",
-                        [Issue("error", "required", path, f"missing {what}", "E_REQUIRED")])
+    return MappingError(
+        f"{path}: missing {what}",
+        [Issue("error", "required", path, f"missing {what}", "E_REQUIRED")],
+    )
 
 
 def _ext(proc: JSON, base: str, name: str, value_type: str, required: bool = False) -> Any:
@@ -46,10 +48,19 @@ def read_status(proc: JSON) -> str:
     status = proc.get("status")
     if status not in STATUS_FROM_PROCEDURE:
         path = f"{WHERE}.status"
-        raise MappingError(f"{path}: unsupported status {status!r}",
-                           [Issue("error", "code-invalid", path, f"Procedure.status {status!r} has "
-                                  "no record status (completed, entered-in-error, not-done)",
-                                  "E_CODE_UNKNOWN")])
+        raise MappingError(
+            f"{path}: unsupported status {status!r}",
+            [
+                Issue(
+                    "error",
+                    "code-invalid",
+                    path,
+                    f"Procedure.status {status!r} has "
+                    "no record status (completed, entered-in-error, not-done)",
+                    "E_CODE_UNKNOWN",
+                )
+            ],
+        )
     return STATUS_FROM_PROCEDURE[status]
 
 
@@ -57,26 +68,42 @@ def from_procedure(proc: JSON, base: str) -> JSON:
     """Envelope, technique, session counters, sites, instruments, adverse effects, notes."""
     technique = _ext(proc, base, "iastm-technique", "CodeableConcept", required=True)
     t_where = f"{WHERE}.extension('{base}/StructureDefinition/iastm-technique')"
-    sites = [site_of(s, base, f"{WHERE}.bodySite[{i}]") for i, s in enumerate(proc.get("bodySite", ()))]
+    sites = [
+        site_of(s, base, f"{WHERE}.bodySite[{i}]") for i, s in enumerate(proc.get("bodySite", ()))
+    ]
     notes = [n["text"] for n in proc.get("note", ()) if n.get("text")]
-    return prune({
-        "record_version": _ext(proc, base, "source-record-version", "PositiveInt", required=True),
-        "status": read_status(proc),
-        "status_reason": (proc.get("statusReason") or {}).get("text"),
-        "notes": "\n\n".join(notes) or None,
-        "session": prune({
-            "session_number": _ext(proc, base, "iastm-session-number", "PositiveInt"),
-            "planned_sessions": _ext(proc, base, "iastm-planned-sessions", "PositiveInt"),
-            "plan_of_care_id": _plan_of_care(proc, base),
-        }),
-        "technique": prune({"code": _decode(base, "technique", technique, t_where),
-                            "text": technique.get("text")}),
-        "instruments": [{"code": _decode(base, "instrument", c, f"{WHERE}.usedCode[{i}]")}
-                        for i, c in enumerate(proc.get("usedCode", ()))],
-        "treatment_sites": sites,
-        "adverse_effects": [_effect(c, base, f"{WHERE}.complication[{i}]", sites)
-                            for i, c in enumerate(proc.get("complication", ()))],
-    })
+    return prune(
+        {
+            "record_version": _ext(
+                proc, base, "source-record-version", "PositiveInt", required=True
+            ),
+            "status": read_status(proc),
+            "status_reason": (proc.get("statusReason") or {}).get("text"),
+            "notes": "\n\n".join(notes) or None,
+            "session": prune(
+                {
+                    "session_number": _ext(proc, base, "iastm-session-number", "PositiveInt"),
+                    "planned_sessions": _ext(proc, base, "iastm-planned-sessions", "PositiveInt"),
+                    "plan_of_care_id": _plan_of_care(proc, base),
+                }
+            ),
+            "technique": prune(
+                {
+                    "code": _decode(base, "technique", technique, t_where),
+                    "text": technique.get("text"),
+                }
+            ),
+            "instruments": [
+                {"code": _decode(base, "instrument", c, f"{WHERE}.usedCode[{i}]")}
+                for i, c in enumerate(proc.get("usedCode", ()))
+            ],
+            "treatment_sites": sites,
+            "adverse_effects": [
+                _effect(c, base, f"{WHERE}.complication[{i}]", sites)
+                for i, c in enumerate(proc.get("complication", ()))
+            ],
+        }
+    )
 
 
 def _plan_of_care(proc: JSON, base: str) -> str | None:
@@ -89,8 +116,10 @@ def _plan_of_care(proc: JSON, base: str) -> str | None:
 
 def site_of(site: JSON, base: str, where: str) -> JSON:
     """A bodySite -> {site, laterality}: site from the local coding, side from mCODE only."""
-    return {"site": _decode(base, "body_site_local", site, where),
-            "laterality": laterality_of(site, base, where)}
+    return {
+        "site": _decode(base, "body_site_local", site, where),
+        "laterality": laterality_of(site, base, where),
+    }
 
 
 def _effect(concept: JSON, base: str, where: str, sites: list[JSON]) -> JSON:
@@ -98,23 +127,38 @@ def _effect(concept: JSON, base: str, where: str, sites: list[JSON]) -> JSON:
     severity = ext_value(concept, severity_url, "CodeableConcept")
     if severity is None:
         raise missing(f"{where}.extension('{severity_url}')", "adverse-effect severity")
-    site = ext_value(concept, f"{base}/StructureDefinition/iastm-adverse-effect-site",
-                     "CodeableConcept")
+    site = ext_value(
+        concept, f"{base}/StructureDefinition/iastm-adverse-effect-site", "CodeableConcept"
+    )
     index = None
     if site is not None:
         key = site_of(site, base, f"{where}.extension('iastm-adverse-effect-site')")
         if key not in sites:
-            raise MappingError(f"{where}: adverse-effect site is not a Procedure.bodySite", [
-                Issue("error", "value", where, "the adverse-effect site matches no bodySite",
-                      "E_REF")])
+            raise MappingError(
+                f"{where}: adverse-effect site is not a Procedure.bodySite",
+                [
+                    Issue(
+                        "error",
+                        "value",
+                        where,
+                        "the adverse-effect site matches no bodySite",
+                        "E_REF",
+                    )
+                ],
+            )
         index = sites.index(key)
-    return prune({
-        "type": _decode(base, "adverse_effect", concept, where),
-        "severity": _decode(base, "adverse_severity", severity, f"{where}.extension('{severity_url}')"),
-        "site_index": index,
-        "expected": ext_value(concept, f"{base}/StructureDefinition/iastm-adverse-effect-expected",
-                              "Boolean"),
-    })
+    return prune(
+        {
+            "type": _decode(base, "adverse_effect", concept, where),
+            "severity": _decode(
+                base, "adverse_severity", severity, f"{where}.extension('{severity_url}')"
+            ),
+            "site_index": index,
+            "expected": ext_value(
+                concept, f"{base}/StructureDefinition/iastm-adverse-effect-expected", "Boolean"
+            ),
+        }
+    )
 
 
 __all__ = ["from_procedure", "missing", "read_status", "site_of"]

@@ -27,9 +27,10 @@ from fhir_iastm.model import SessionRecord
 LOINC = "http://loinc.org"
 
 
-def from_fhir(data: dict[str, Any] | list[dict[str, Any]],
-              settings: MappingSettings | None = None) -> SessionRecord:
-    """One session's resources -> a validated SessionRecord (raises MappingError / InvalidRecordError)."""
+def from_fhir(
+    data: dict[str, Any] | list[dict[str, Any]], settings: MappingSettings | None = None
+) -> SessionRecord:
+    """One session's resources -> a validated SessionRecord (MappingError / InvalidRecordError)."""
     from fhir_iastm.records import load_record  # lazy: records pulls in simple-icd-10-cm
 
     return load_record(record_dict(data, settings))
@@ -40,7 +41,7 @@ def record_dict(data: Any, settings: MappingSettings | None = None) -> JSON:
     base = (settings or MappingSettings()).base
     index = Index.build(data)
     proc = session_procedure(index, base)
-    session_id: str = identifier_value(proc, f"{base}/sid/iastm-session")  # type: ignore[assignment]
+    session_id = str(identifier_value(proc, f"{base}/sid/iastm-session"))
     owned = _owned(index, base, session_id)
     _derive_full_urls(index, base, session_id, proc, owned)
     encounter = index.resolve(proc.get("encounter")) or owned.get("encounter")
@@ -48,12 +49,19 @@ def record_dict(data: Any, settings: MappingSettings | None = None) -> JSON:
     eie = out["status"] == "entered-in-error"
     live = [(role, r) for role, r in owned.items() if eie or r.get("status") != "entered-in-error"]
     period = proc.get("performedPeriod") or (encounter or {}).get("period") or {}
-    out["session"] = {"start": period.get("start"), "end": period.get("end"), **out.get("session", {})}
+    out["session"] = {
+        "start": period.get("start"),
+        "end": period.get("end"),
+        **out.get("session", {}),
+    }
     out.update(_parties(index, proc, encounter, base))
     out["conditions"], out["recorded_at"] = _conditions(index, proc, encounter, owned, base)
     out.update(_observations(live, base))
-    out["adjunct_therapies"] = [from_adjunct(r, base, "Procedure") for role, r in live
-                                if role.startswith("adjunct/") and r.get("resourceType") == "Procedure"]
+    out["adjunct_therapies"] = [
+        from_adjunct(r, base, "Procedure")
+        for role, r in live
+        if role.startswith("adjunct/") and r.get("resourceType") == "Procedure"
+    ]
     return prune({"schema_version": "1.0", "session_id": session_id, **out})
 
 
@@ -63,9 +71,19 @@ def session_procedure(index: Index, base: str) -> JSON:
     found = [p for p in index.of_type("Procedure") if identifier_value(p, system)]
     if len(found) != 1:
         where = "Procedure.identifier"
-        raise MappingError(f"expected exactly one IASTM Procedure, found {len(found)}", [
-            Issue("error", "required", where, f"expected exactly one Procedure with an identifier "
-                  f"of system {system}, found {len(found)}", "E_REQUIRED")])
+        raise MappingError(
+            f"expected exactly one IASTM Procedure, found {len(found)}",
+            [
+                Issue(
+                    "error",
+                    "required",
+                    where,
+                    f"expected exactly one Procedure with an identifier "
+                    f"of system {system}, found {len(found)}",
+                    "E_REQUIRED",
+                )
+            ],
+        )
     return found[0]
 
 
@@ -76,12 +94,13 @@ def _owned(index: Index, base: str, session_id: str) -> dict[str, JSON]:
     for resource in index.resources:
         value = identifier_value(resource, system)
         if value and value.startswith(prefix):
-            out[value[len(prefix):]] = resource
+            out[value[len(prefix) :]] = resource
     return out
 
 
-def _derive_full_urls(index: Index, base: str, session_id: str, proc: JSON,
-                      owned: dict[str, JSON]) -> None:
+def _derive_full_urls(
+    index: Index, base: str, session_id: str, proc: JSON, owned: dict[str, JSON]
+) -> None:
     """Bare resources (no fullUrl, no id) still resolve our urn:uuid references: recompute them."""
     roles = {**owned, "procedure": proc}
     for resource in index.resources:
@@ -95,18 +114,25 @@ def _derive_full_urls(index: Index, base: str, session_id: str, proc: JSON,
 def _parties(index: Index, proc: JSON, encounter: JSON | None, base: str) -> JSON:
     performer = (proc.get("performer") or [{}])[0]
     org_ref = performer.get("onBehalfOf") or (encounter or {}).get("serviceProvider")
-    clinic = from_organization(index.one(org_ref, "Organization", "Procedure.performer[0].onBehalfOf"), base)
+    clinic = from_organization(
+        index.one(org_ref, "Organization", "Procedure.performer[0].onBehalfOf"), base
+    )
     return {
         "clinic": clinic,
         "therapist": from_practitioner(
-            index.one(performer.get("actor"), "Practitioner", "Procedure.performer[0].actor"), base),
-        "patient": from_patient(index.one(proc.get("subject"), "Patient", "Procedure.subject"),
-                                base, clinic.get("clinic_id")),
+            index.one(performer.get("actor"), "Practitioner", "Procedure.performer[0].actor"), base
+        ),
+        "patient": from_patient(
+            index.one(proc.get("subject"), "Patient", "Procedure.subject"),
+            base,
+            clinic.get("clinic_id"),
+        ),
     }
 
 
-def _conditions(index: Index, proc: JSON, encounter: JSON | None, owned: dict[str, JSON],
-                base: str) -> tuple[list[JSON], str | None]:
+def _conditions(
+    index: Index, proc: JSON, encounter: JSON | None, owned: dict[str, JSON], base: str
+) -> tuple[list[JSON], str | None]:
     """The Procedure's reasonReference targets (else every owned Condition) and recordedDate."""
     refs = proc.get("reasonReference") or []
     found = [index.resolve(r) for r in refs]
@@ -129,13 +155,22 @@ def _observations(live: list[tuple[str, JSON]], base: str) -> JSON:
         if r.get("resourceType") != "Observation":
             continue
         code = r.get("code") or {}
-        local = code_in(code, obs_system)
+        local = code_in(code, obs_system) or ""
         if code_in(code, LOINC) == "72514-3":
             timing = read_timing(r, base, "Observation")
             if timing in pain:
-                raise MappingError("two pain Observations with the same timing", [
-                    Issue("error", "duplicate", "Observation", f"two {timing} pain scores",
-                          "E_DUPLICATE_KEY")])
+                raise MappingError(
+                    "two pain Observations with the same timing",
+                    [
+                        Issue(
+                            "error",
+                            "duplicate",
+                            "Observation",
+                            f"two {timing} pain scores",
+                            "E_DUPLICATE_KEY",
+                        )
+                    ],
+                )
             pain[timing] = pain_value(r)
         elif (obs_system, local) in rom_codes:
             rom.append(from_rom(r, base, "Observation", rom_codes[(obs_system, local)]))
@@ -143,8 +178,11 @@ def _observations(live: list[tuple[str, JSON]], base: str) -> JSON:
             proms.append(from_prom(r, prom_codes[(obs_system, local)]))
         else:
             raise unmapped("observation code", local or code.get("text"), "Observation.code")
-    return {"pain": {"scale": "NRS-11", **pain} if pain else None, "rom": rom,
-            "outcome_measures": proms}
+    return {
+        "pain": {"scale": "NRS-11", **pain} if pain else None,
+        "rom": rom,
+        "outcome_measures": proms,
+    }
 
 
 __all__ = ["from_fhir", "missing", "record_dict", "session_procedure"]

@@ -4,13 +4,15 @@ the decisions' "Round trip" paragraph).
 Layer: core (standard library only). Applies exactly these exclusions: ``billing``,
 ``last_modified``, ``session.duration_min``; for entered-in-error sessions the conditions'
 pre-retraction statuses; empty arrays; ``is_primary`` false = absent; arrays compared as sets keyed
-by their unique keys (``site_index`` is replaced by the site's (site, laterality) key so sites can be
+by their unique keys (``site_index`` is replaced by the site's (site, laterality) key so sites
+can be
 sorted). A ``pain`` object without any score counts as empty (no Observation can carry a bare
 scale). Everything else must survive unchanged.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from fhir_iastm.model import SessionRecord, to_dict
@@ -29,6 +31,13 @@ _KEYS = {
 
 def _key(item: dict[str, Any], fields: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(repr(item.get(f)) for f in fields)
+
+
+def _sort_key(fields: tuple[str, ...]) -> Callable[[dict[str, Any]], tuple[str, ...]]:
+    def key(item: dict[str, Any]) -> tuple[str, ...]:
+        return _key(item, fields)
+
+    return key
 
 
 def canonical_for_roundtrip(record: SessionRecord) -> dict[str, Any]:
@@ -52,7 +61,7 @@ def canonical_for_roundtrip(record: SessionRecord) -> dict[str, Any]:
             condition.pop("verification_status", None)
     for name, fields in _KEYS.items():
         if name in data:
-            data[name] = sorted(data[name], key=lambda item, f=fields: _key(item, f))
+            data[name] = sorted(data[name], key=_sort_key(fields))
     return data
 
 

@@ -36,8 +36,10 @@ def check_resource(resource: dict[str, Any], root: str | None = None) -> list[Is
     except (ImportError, AttributeError):
         return [Issue("error", "structure", root, f"unknown resourceType {rtype!r}", "E_TYPE")]
     except ValidationError as exc:
-        return [Issue("error", "structure", _path(root, tuple(e["loc"])), e["msg"], "E_FORMAT")
-                for e in exc.errors()]
+        return [
+            Issue("error", "structure", _path(root, tuple(e["loc"])), e["msg"], "E_FORMAT")
+            for e in exc.errors()
+        ]
     return []
 
 
