@@ -94,7 +94,7 @@ class Text(fields.Field):
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
         if not isinstance(value, str):
-            raise err("E_TYPE", f"{self.what} must be a string, got {json_type(value)}")
+            raise err("E_TYPE", f"{self.what} must be a string, got {describe(value)}")
         if not value.strip():
             code = "E_REQUIRED" if self.required else "E_FORMAT"
             raise err(code, f"{self.what} must not be empty (omit an optional field instead)")
@@ -126,16 +126,14 @@ class Int(fields.Field):
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> int:
         if isinstance(value, bool) or not isinstance(value, int):
-            raise err(
-                "E_TYPE", f"{self.what} must be an integer, got {json_type(value)} {value!r:.40}"
-            )
+            raise err("E_TYPE", f"{self.what} must be an integer, got {describe(value)}")
         low, high = self.minimum, self.maximum
         if low is not None and high != INT_MAX and not low <= value <= high:
-            raise err(self.range_code, f"{self.what} must be {low}-{high}, got {value}")
+            raise err(self.range_code, f"{self.what} must be {low}-{high}, got {show(value)}")
         if low is not None and value < low:
-            raise err(self.range_code, f"{self.what} must be >= {low}, got {value}")
+            raise err(self.range_code, f"{self.what} must be >= {low}, got {show(value)}")
         if value > high:
-            raise err("E_RANGE", f"{self.what} must be <= {high}, got {value}")
+            raise err("E_RANGE", f"{self.what} must be <= {high}, got {show(value)}")
         return value
 
 
@@ -152,12 +150,13 @@ class Number(fields.Field):
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> int | float:
         if isinstance(value, bool) or not isinstance(value, int | float):
-            raise err("E_TYPE", f"{self.what} must be a number, got {json_type(value)}")
+            raise err("E_TYPE", f"{self.what} must be a number, got {describe(value)}")
         if isinstance(value, float) and not math.isfinite(value):
             raise err("E_TYPE", f"{self.what} must be a finite number, got {value}")
         if not self.minimum <= value <= self.maximum:
             raise err(
-                "E_RANGE", f"{self.what} must be {self.minimum:g}-{self.maximum:g}, got {value}"
+                "E_RANGE",
+                f"{self.what} must be {self.minimum:g}-{self.maximum:g}, got {show(value)}",
             )
         return value
 
@@ -171,7 +170,7 @@ class Bool(fields.Field):
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> bool:
         if not isinstance(value, bool):
-            raise err("E_TYPE", f"{self.what} must be true or false, got {json_type(value)}")
+            raise err("E_TYPE", f"{self.what} must be true or false, got {describe(value)}")
         return value
 
 
@@ -216,6 +215,29 @@ class Array(fields.List):
         return list(super()._deserialize(value, attr, data, **kwargs))
 
 
+def show(value: Any) -> str:
+    """A short, safe rendering of a submitted scalar for messages (never a huge repr)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None or isinstance(value, float):
+        return "null" if value is None else repr(value)
+    if isinstance(value, int):
+        return str(value) if abs(value) < 10**18 else f"an integer of {value.bit_length()} bits"
+    if isinstance(value, str):
+        return repr(value[:40])
+    return json_type(value)
+
+
+def describe(value: Any) -> str:
+    """JSON type plus, for a scalar, its short value: ``string '7'``, ``number 6.5``, ``array``."""
+    kind = json_type(value)
+    return (
+        kind
+        if kind in ("array", "object", "null") or kind == type(value).__name__
+        else (f"{kind} {show(value)}")
+    )
+
+
 def json_type(value: Any) -> str:
     """The JSON type name of a Python value, for messages."""
     if value is None:
@@ -244,5 +266,7 @@ __all__ = [
     "Text",
     "err",
     "json_type",
+    "describe",
     "make_issue",
+    "show",
 ]

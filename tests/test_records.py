@@ -281,3 +281,19 @@ def test_plan_exceeded_is_only_a_warning() -> None:
     assert issues[0].severity == "warning"
     assert issues[0].code == "business-rule"
     assert load_record(data) == record
+
+
+@pytest.mark.parametrize(
+    ("pointer", "value", "code"),
+    [
+        ("/record_version", 10**5000, "E_RANGE"),
+        ("/record_version", -(10**5000), "E_FORMAT"),
+        ("/pain/post", [0] * 100_000, "E_TYPE"),
+        ("/pain/post", float("inf"), "E_TYPE"),
+        ("/session/duration_min", 10**400, "E_RANGE"),
+    ],
+)
+def test_huge_numbers_and_values(pointer: str, value: object, code: str) -> None:
+    _, issues = check_record(with_changes(example(GOOD[0]), {pointer: value}))
+    assert codes(issues) == [(code, pointer_to_path(pointer))]
+    assert all(len(i.diagnostics or "") < 200 for i in issues)
