@@ -188,6 +188,23 @@ def test_update_with_stale_if_match_is_a_conflict(client: FhirClient, session: C
     assert client.vread("Patient", pid, version)["gender"] == "unknown"
 
 
+def test_transaction_entry_with_stale_if_match_is_a_conflict(
+        client: FhirClient, session: CountingSession, system: str) -> None:
+    """Decision 7's guarded entry ``PUT Type/id`` + ``ifMatch``: stale -> conflict, no retry."""
+    created = client.create("Patient", patient(system, "guarded"))
+    pid = created["id"]
+    client.update("Patient", pid, {**created, "gender": "female"})
+    session.sent.clear()
+    bundle = {"resourceType": "Bundle", "type": "transaction", "entry": [
+        {"fullUrl": f"{client.base_url}/Patient/{pid}", "resource": {**created, "gender": "male"},
+         "request": {"method": "PUT", "url": f"Patient/{pid}", "ifMatch": 'W/"1"'}}]}
+    with pytest.raises(FhirConflictError) as info:
+        client.transaction(bundle)
+    assert (info.value.status, info.value.code) == (409, "E_PUSH_REJECTED")
+    assert session.sent == ["POST"]
+    assert client.read("Patient", pid)["gender"] == "female"
+
+
 def test_read_missing_resource_is_404(client: FhirClient) -> None:
     with pytest.raises(FhirServerError) as info:
         client.read("Patient", f"missing-{uuid.uuid4().hex[:12]}")
