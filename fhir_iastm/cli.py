@@ -67,8 +67,8 @@ def _json_lines(text: str, first_error: json.JSONDecodeError) -> list[Any]:
         try:
             items.append(json.loads(line))
         except json.JSONDecodeError as exc:
-            raise InputError(Issue("error", "structure", None, f"malformed JSON Lines: line "
-                                   f"{number}: {exc.msg} at column {exc.colno}", "E_FORMAT")) from exc
+            message = f"malformed JSON Lines: line {number}: {exc.msg} at column {exc.colno}"
+            raise InputError(Issue("error", "structure", None, message, "E_FORMAT")) from exc
     return items
 
 

@@ -335,3 +335,44 @@ def test_encounter_diagnosis_ranks() -> None:
     diagnoses = resources(to_fhir(no_primary), "Encounter")[0]["diagnosis"]
     assert all("rank" not in d for d in diagnoses)
     assert len(diagnoses) == 3
+
+
+# ---------------------------------------------------------------- optional fields round-trip
+
+
+def test_optional_fields_round_trip() -> None:
+    from fhir_iastm.model import Address, OutcomeMeasure, PsfsItem, Technique
+
+    record = good("good-06")
+    rich = replace(
+        record,
+        technique=Technique("iastm-other", "Scraping with a custom titanium tool"),
+        patient=replace(
+            record.patient,
+            phone="+1-217-555-0199",
+            email="pt@example.org",
+            address=Address(("1 Elm St", "Apt 2"), "Springfield", "IL", "62704"),
+        ),
+        therapist=replace(record.therapist, license_state=None, credentials=()),
+        session=replace(record.session, planned_sessions=None, plan_of_care_id="POC-1"),
+        outcome_measures=(
+            OutcomeMeasure("PSFS", 4.5, (PsfsItem("Stairs", 3), PsfsItem("Kneeling", 6))),
+        ),
+    )
+    bundle = to_fhir(rich)
+    assert check_structure(bundle) == []
+    proc = session_procedure(bundle)
+    assert proc["code"]["text"] == (
+        "Instrument-assisted soft tissue mobilization (Scraping with a custom titanium tool)"
+    )
+    assert proc["basedOn"] == [
+        {"type": "CarePlan", "identifier": {"system": f"{BASE}/sid/plan-of-care", "value": "POC-1"}}
+    ]
+    (prom,) = by_profile(bundle, "iastm-prom-observation")
+    assert [c["code"]["text"] for c in prom["component"]] == ["Stairs", "Kneeling"]
+    patient = resources(bundle, "Patient")[0]
+    assert "country" not in patient["address"][0]
+    back = from_fhir(bundle)
+    assert canonical_for_roundtrip(back) == canonical_for_roundtrip(rich)
+    assert back.therapist.license_number == record.therapist.license_number
+    assert back.therapist.license_state is None
