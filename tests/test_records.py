@@ -292,6 +292,7 @@ def test_plan_exceeded_is_only_a_warning() -> None:
         ("/pain/post", float("inf"), "E_TYPE"),
         ("/session/duration_min", 10**400, "E_RANGE"),
     ],
+    ids=["huge-int", "huge-negative-int", "big-array", "infinity", "int-10e400"],
 )
 def test_huge_numbers_and_values(pointer: str, value: object, code: str) -> None:
     _, issues = check_record(with_changes(example(GOOD[0]), {pointer: value}))
