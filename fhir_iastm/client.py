@@ -37,7 +37,7 @@ import logging
 import re
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
@@ -402,12 +402,17 @@ def _transport_error(request: _Request, exc: requests.RequestException,
 
 def _status_error(request: _Request, response: requests.Response, attempt: int,
                   retried: bool) -> FhirServerError:
-    status = response.status_code
-    outcome = outcome_of(response)
+    status, outcome = response.status_code, outcome_of(response)
     context = f"{request.label} after {attempt} attempt(s)" if retried else request.label
-    if retried and status != 409:
-        return FhirUnavailableError(f"{context}: HTTP {status}", status=status, outcome=outcome)
-    return error_for_status(status, outcome, context=context)
+    error = error_for_status(status, outcome, context=context)
+    if retried and status != 409 and not isinstance(error, FhirUnavailableError):
+        # e.g. 500 listed in RetryPolicy.statuses: the bound turns it into "unavailable"
+        issues = [replace(i, details=FhirUnavailableError.code) if i.details else i
+                  for i in error.issues]
+        error = FhirUnavailableError(error.message, issues, status=status, outcome=outcome)
+    if isinstance(error, FhirUnavailableError):
+        error.retry_after = parse_retry_after(response.headers.get("Retry-After"), time.time())
+    return error
 
 
 def _is_outcome_reply(response: requests.Response) -> bool:

@@ -166,6 +166,8 @@ class FhirUnavailableError(FhirServerError):
     code = "E_FHIR_UNAVAILABLE"
     http_status = 503
     issue_type = "transient"
+    #: Seconds the server asked us to wait (``Retry-After``), when it said; set by the client.
+    retry_after: float | None = None
 
 
 class FhirAuthError(FhirServerError):

@@ -186,6 +186,9 @@ def test_retry_after_beyond_max_delay_gives_up_at_once(fhir_server, client, slee
         client.read("Patient", "p1")
     assert (info.value.status, sleep.calls, len(fhir_server.calls)) == (503, [], 1)
     assert info.value.outcome["issue"][0]["diagnostics"] == "maintenance"
+    assert info.value.retry_after == 3600.0  # for the outbox to schedule the next try
+    assert [(i.diagnostics, i.details) for i in info.value.issues] == [
+        ("maintenance", "E_FHIR_UNAVAILABLE")]
 
 
 def test_parse_retry_after_forms():
@@ -231,6 +234,9 @@ def test_500_forever_stops_at_bound_with_last_outcome(fhir_server, sleep):
     assert sleep.calls == [0.5, 1.0, 2.0, 4.0]
     assert info.value.status == 500
     assert info.value.outcome["issue"][0]["diagnostics"] == "still broken"
+    assert [(i.diagnostics, i.details) for i in info.value.issues] == [
+        ("still broken", "E_FHIR_UNAVAILABLE")]
+    assert info.value.retry_after is None
 
 
 def test_backoff_is_capped_by_max_delay(fhir_server, sleep):
