@@ -148,15 +148,23 @@ class FhirClient:
     def capabilities(self) -> Capabilities:
         """The server's CapabilityStatement (``GET /metadata``), read once and cached."""
         if self._capabilities is None:
-            statement = self._send(_Request("GET", "metadata", "GET metadata", True,
-                                            expect="CapabilityStatement"))
+            statement = self._send(
+                _Request("GET", "metadata", "GET metadata", True, expect="CapabilityStatement")
+            )
             self._capabilities = Capabilities(statement)
         return self._capabilities
 
     def read(self, resource_type: str, resource_id: str) -> Json:
         """``GET Type/id``: the current version."""
-        return self._send(_Request("GET", _path(resource_type, resource_id),
-                                   f"GET {resource_type}", True, expect=resource_type))
+        return self._send(
+            _Request(
+                "GET",
+                _path(resource_type, resource_id),
+                f"GET {resource_type}",
+                True,
+                expect=resource_type,
+            )
+        )
 
     def vread(self, resource_type: str, resource_id: str, version_id: str) -> Json:
         """``GET Type/id/_history/vid``: one version."""
@@ -169,9 +177,17 @@ class FhirClient:
         Values are sent as given (percent-encoded by requests); FHIR-escaping ``\\ , $ |`` in
         identifier values is the caller's job (MAPPING decision 16).
         """
-        return self._send(_Request("GET", _path(resource_type), f"GET {resource_type}", True,
-                                   params=params, headers={"Cache-Control": "no-cache"},
-                                   expect="Bundle"))
+        return self._send(
+            _Request(
+                "GET",
+                _path(resource_type),
+                f"GET {resource_type}",
+                True,
+                params=params,
+                headers={"Cache-Control": "no-cache"},
+                expect="Bundle",
+            )
+        )
 
     def search_pages(self, resource_type: str, params: Params) -> Iterator[Json]:
         """Every searchset page, following ``next`` links only under the base URL."""
@@ -187,8 +203,16 @@ class FhirClient:
             if next_url in seen:
                 raise FhirServerError(f"GET {resource_type}: the server's next links loop")
             seen.add(next_url)
-            page = self._send(_Request("GET", next_url, f"GET {resource_type}", True,
-                                       headers={"Cache-Control": "no-cache"}, expect="Bundle"))
+            page = self._send(
+                _Request(
+                    "GET",
+                    next_url,
+                    f"GET {resource_type}",
+                    True,
+                    headers={"Cache-Control": "no-cache"},
+                    expect="Bundle",
+                )
+            )
 
     def search_all(self, resource_type: str, params: Params) -> Iterator[Json]:
         """Resources of every entry on every page (matches, ``_include``s and outcomes alike)."""
@@ -218,34 +242,68 @@ class FhirClient:
             raise ValueError("transaction() needs a Bundle of type 'transaction'")
         entries = bundle.get("entry") or []
         guarded = any((e.get("request") or {}).get("ifMatch") for e in entries)
-        request = _Request("POST", "", "POST transaction", _pick(idempotent, bundle), body=bundle,
-                           retry_conflict=not guarded, expect="Bundle")
+        request = _Request(
+            "POST",
+            "",
+            "POST transaction",
+            _pick(idempotent, bundle),
+            body=bundle,
+            retry_conflict=not guarded,
+            expect="Bundle",
+        )
         response = self._send(request)
         _check_transaction_response(response, len(entries))
         return response
 
-    def update(self, resource_type: str, resource_id: str, resource: Json,
-               if_match: str | None = None) -> Json:
+    def update(
+        self, resource_type: str, resource_id: str, resource: Json, if_match: str | None = None
+    ) -> Json:
         """``PUT Type/id`` (If-Match ``W/"vid"`` when given; a bare ``vid`` is wrapped)."""
         headers = {**_REPRESENTATION, **({"If-Match": _etag(if_match)} if if_match else {})}
-        return self._send(_Request("PUT", _path(resource_type, resource_id), f"PUT {resource_type}",
-                                   True, body=resource, headers=headers,
-                                   retry_conflict=if_match is None, expect=resource_type))
+        return self._send(
+            _Request(
+                "PUT",
+                _path(resource_type, resource_id),
+                f"PUT {resource_type}",
+                True,
+                body=resource,
+                headers=headers,
+                retry_conflict=if_match is None,
+                expect=resource_type,
+            )
+        )
 
     def create(self, resource_type: str, resource: Json, if_none_exist: str | None = None) -> Json:
         """``POST Type`` (conditional with ``If-None-Exist: identifier=system|value``)."""
         headers = {**_REPRESENTATION, **({"If-None-Exist": if_none_exist} if if_none_exist else {})}
-        return self._send(_Request("POST", _path(resource_type), f"POST {resource_type}",
-                                   bool(if_none_exist), body=resource, headers=headers,
-                                   expect=resource_type))
+        return self._send(
+            _Request(
+                "POST",
+                _path(resource_type),
+                f"POST {resource_type}",
+                bool(if_none_exist),
+                body=resource,
+                headers=headers,
+                expect=resource_type,
+            )
+        )
 
     def validate(self, resource: Json, profile: str | None = None) -> Json:
         """``POST Type/$validate[?profile=]``: the OperationOutcome, also when served with a 4xx."""
         resource_type = str(resource.get("resourceType", ""))
         params = [("profile", profile)] if profile else None
-        return self._send(_Request("POST", f"{_path(resource_type)}/$validate",
-                                   f"VALIDATE {resource_type}", True, params=params, body=resource,
-                                   expect="OperationOutcome", outcome_ok=True))
+        return self._send(
+            _Request(
+                "POST",
+                f"{_path(resource_type)}/$validate",
+                f"VALIDATE {resource_type}",
+                True,
+                params=params,
+                body=resource,
+                expect="OperationOutcome",
+                outcome_ok=True,
+            )
+        )
 
     def post_conformance(self, resource: Json) -> Json:
         """``PUT Type/id`` of a StructureDefinition, ValueSet, CodeSystem or ConceptMap."""
@@ -265,9 +323,14 @@ class FhirClient:
             started = time.monotonic()
             try:
                 response = self._session.request(
-                    request.method, self._absolute(request.url), params=_param_list(request.params),
-                    json=request.body, headers=self._headers(request), timeout=self.timeout,
-                    allow_redirects=False)
+                    request.method,
+                    self._absolute(request.url),
+                    params=_param_list(request.params),
+                    json=request.body,
+                    headers=self._headers(request),
+                    timeout=self.timeout,
+                    allow_redirects=False,
+                )
             except requests.RequestException as exc:
                 self._log(request, type(exc).__name__, attempt, started)
                 delay = self._transport_delay(request, exc, attempt)
@@ -284,12 +347,15 @@ class FhirClient:
                 raise _status_error(request, response, attempt, retried)
             self._sleep(delay)
 
-    def _transport_delay(self, request: _Request, exc: requests.RequestException,
-                         attempt: int) -> float | None:
+    def _transport_delay(
+        self, request: _Request, exc: requests.RequestException, attempt: int
+    ) -> float | None:
         if isinstance(exc, requests.exceptions.InvalidURL | requests.exceptions.MissingSchema):
             return None
-        retryable = isinstance(exc, requests.ConnectionError | requests.Timeout
-                               | requests.exceptions.ChunkedEncodingError)
+        retryable = isinstance(
+            exc,
+            requests.ConnectionError | requests.Timeout | requests.exceptions.ChunkedEncodingError,
+        )
         if not retryable or not (request.idempotent or _never_sent(exc)):
             return None
         return self.retry.backoff(attempt) if attempt < self.retry.max_attempts else None
@@ -302,8 +368,9 @@ class FhirClient:
             return self.retry.retry_conflict and request.retry_conflict
         return status in self.retry.statuses
 
-    def _status_delay(self, request: _Request, response: requests.Response,
-                      attempt: int) -> float | None:
+    def _status_delay(
+        self, request: _Request, response: requests.Response, attempt: int
+    ) -> float | None:
         if not self._retries_status(request, response) or attempt >= self.retry.max_attempts:
             return None
         wait = parse_retry_after(response.headers.get("Retry-After"), time.time())
@@ -335,12 +402,18 @@ class FhirClient:
         if not (same_origin and under):
             raise FhirServerError(
                 f"GET {resource_type}: the server's next link points outside the base URL "
-                f"({link.scheme}://{link.netloc}), refused")
+                f"({link.scheme}://{link.netloc}), refused"
+            )
 
     def _log(self, request: _Request, status: int | str, attempt: int, started: float) -> None:
         """Log method + type, status or exception name, attempt, duration; no URL, no body."""
-        log.info("%s -> %s attempt=%d %.1fms", request.label, status, attempt,
-                 (time.monotonic() - started) * 1000)
+        log.info(
+            "%s -> %s attempt=%d %.1fms",
+            request.label,
+            status,
+            attempt,
+            (time.monotonic() - started) * 1000,
+        )
 
 
 def _netloc(parts: Any) -> tuple[str, int | None]:
@@ -388,27 +461,29 @@ def _never_sent(exc: requests.RequestException) -> bool:
     return isinstance(exc, requests.ConnectionError) and isinstance(reason, NewConnectionError)
 
 
-def _transport_error(request: _Request, exc: requests.RequestException,
-                     attempt: int) -> IastmError:
+def _transport_error(request: _Request, exc: requests.RequestException, attempt: int) -> IastmError:
     if isinstance(exc, requests.exceptions.InvalidURL | requests.exceptions.MissingSchema):
         return ConfigError(f"{request.label}: invalid FHIR server URL")
     kind = "timed out" if isinstance(exc, requests.Timeout) else "connection failed"
     if not request.idempotent and not _never_sent(exc):
         return FhirUnavailableError(
             f"{request.label}: {kind}; the request may have reached the server, so it was not "
-            "retried (outcome unknown)")
+            "retried (outcome unknown)"
+        )
     return FhirUnavailableError(f"{request.label}: {kind} after {attempt} attempt(s)")
 
 
-def _status_error(request: _Request, response: requests.Response, attempt: int,
-                  retried: bool) -> FhirServerError:
+def _status_error(
+    request: _Request, response: requests.Response, attempt: int, retried: bool
+) -> FhirServerError:
     status, outcome = response.status_code, outcome_of(response)
     context = f"{request.label} after {attempt} attempt(s)" if retried else request.label
     error = error_for_status(status, outcome, context=context)
     if retried and status != 409 and not isinstance(error, FhirUnavailableError):
         # e.g. 500 listed in RetryPolicy.statuses: the bound turns it into "unavailable"
-        issues = [replace(i, details=FhirUnavailableError.code) if i.details else i
-                  for i in error.issues]
+        issues = [
+            replace(i, details=FhirUnavailableError.code) if i.details else i for i in error.issues
+        ]
         error = FhirUnavailableError(error.message, issues, status=status, outcome=outcome)
     if isinstance(error, FhirUnavailableError):
         error.retry_after = parse_retry_after(response.headers.get("Retry-After"), time.time())
@@ -416,8 +491,11 @@ def _status_error(request: _Request, response: requests.Response, attempt: int,
 
 
 def _is_outcome_reply(response: requests.Response) -> bool:
-    return 400 <= response.status_code < 500 and response.status_code not in (401, 403, 429) \
+    return (
+        400 <= response.status_code < 500
+        and response.status_code not in (401, 403, 429)
         and outcome_of(response) is not None
+    )
 
 
 def _parse_body(request: _Request, response: requests.Response) -> Json:
@@ -425,26 +503,33 @@ def _parse_body(request: _Request, response: requests.Response) -> Json:
     try:
         body = response.json()
     except ValueError as exc:
-        raise FhirServerError(f"{request.label}: malformed response (HTTP "
-                              f"{response.status_code}, body is not JSON)",
-                              status=response.status_code) from exc
+        raise FhirServerError(
+            f"{request.label}: malformed response (HTTP {response.status_code}, body is not JSON)",
+            status=response.status_code,
+        ) from exc
     if not isinstance(body, dict) or not isinstance(body.get("resourceType"), str):
-        raise FhirServerError(f"{request.label}: malformed response (no FHIR resource)",
-                              status=response.status_code)
+        raise FhirServerError(
+            f"{request.label}: malformed response (no FHIR resource)", status=response.status_code
+        )
     if request.expect and body["resourceType"] != request.expect:
-        raise FhirServerError(f"{request.label}: malformed response ({body['resourceType']}, "
-                              f"expected {request.expect})", status=response.status_code)
+        raise FhirServerError(
+            f"{request.label}: malformed response ({body['resourceType']}, "
+            f"expected {request.expect})",
+            status=response.status_code,
+        )
     return body
 
 
 def _check_transaction_response(response: Json, sent: int) -> None:
     entries = response.get("entry") or []
     if response.get("type") != "transaction-response" or len(entries) != sent:
-        raise FhirServerError("POST transaction: malformed response (not a transaction-response "
-                              "with one entry per request entry)")
+        raise FhirServerError(
+            "POST transaction: malformed response (not a transaction-response "
+            "with one entry per request entry)"
+        )
     for entry in entries:
         status = str((entry.get("response") or {}).get("status", ""))
         if not status[:1] == "2":
-            raise FhirServerError("POST transaction: malformed response (an entry has status "
-                                  f"{status[:3] or 'none'})")
-
+            raise FhirServerError(
+                f"POST transaction: malformed response (an entry has status {status[:3] or 'none'})"
+            )

@@ -92,7 +92,8 @@ def _is_idempotent_entry(request: Mapping[str, Any]) -> bool:
 #: HAPI: "... because this search matched 2 resources" / "... matched 2 or more resources",
 #: "Multiple resources match this search"; other servers: "multiple matches".
 _MULTIPLE_MATCHES = re.compile(
-    r"matched (?:[2-9]|\d{2,}) (?:or more )?resources|multiple (?:matches|resources match)", re.I)
+    r"matched (?:[2-9]|\d{2,}) (?:or more )?resources|multiple (?:matches|resources match)", re.I
+)
 
 
 def is_multiple_matches(outcome: Mapping[str, Any] | None) -> bool:
@@ -103,8 +104,7 @@ def is_multiple_matches(outcome: Mapping[str, Any] | None) -> bool:
     return False
 
 
-def outcome_issues(outcome: Mapping[str, Any] | None, details: str,
-                   fallback: Issue) -> list[Issue]:
+def outcome_issues(outcome: Mapping[str, Any] | None, details: str, fallback: Issue) -> list[Issue]:
     """The server's issues as :class:`Issue` (severity, code, expression, diagnostics kept).
 
     Error/fatal issues get our stable code ``details``; when the server sent none, ``fallback``
@@ -116,17 +116,23 @@ def outcome_issues(outcome: Mapping[str, Any] | None, details: str,
         where = raw.get("expression") or raw.get("location") or [None]
         first = where[0] if isinstance(where, list) else None
         code = raw.get("code") if isinstance(raw.get("code"), str) and raw.get("code") else None
-        issues.append(Issue(str(severity), code or "processing",
-                            expression=first if isinstance(first, str) else None,
-                            diagnostics=_issue_text(raw) or None,
-                            details=details if severity in ("error", "fatal") else None))
+        issues.append(
+            Issue(
+                str(severity),
+                code or "processing",
+                expression=first if isinstance(first, str) else None,
+                diagnostics=_issue_text(raw) or None,
+                details=details if severity in ("error", "fatal") else None,
+            )
+        )
     if not any(issue.is_error for issue in issues):
         issues.append(fallback)
     return issues
 
 
-def error_for_status(status: int, outcome: Mapping[str, Any] | None, *,
-                     context: str = "FHIR request") -> FhirServerError:
+def error_for_status(
+    status: int, outcome: Mapping[str, Any] | None, *, context: str = "FHIR request"
+) -> FhirServerError:
     """The one map from an HTTP error status (+ OperationOutcome) to our exception.
 
     401/403 -> FhirAuthError; 409/412 -> FhirConflictError (412 whose outcome reports several

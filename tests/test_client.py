@@ -82,17 +82,26 @@ PLAIN_POST = {"method": "POST", "url": "Patient"}
 
 
 def tx_bundle(*requests_: dict) -> dict:
-    return {"resourceType": "Bundle", "type": "transaction",
-            "entry": [{"fullUrl": f"urn:uuid:{i}", "resource": {"resourceType": "Basic"},
-                       "request": r} for i, r in enumerate(requests_)]}
+    return {
+        "resourceType": "Bundle",
+        "type": "transaction",
+        "entry": [
+            {"fullUrl": f"urn:uuid:{i}", "resource": {"resourceType": "Basic"}, "request": r}
+            for i, r in enumerate(requests_)
+        ],
+    }
 
 
 def tx_response(n: int) -> dict:
-    return {"resourceType": "Bundle", "type": "transaction-response",
-            "entry": [{"response": {"status": "201 Created"}} for _ in range(n)]}
+    return {
+        "resourceType": "Bundle",
+        "type": "transaction-response",
+        "entry": [{"response": {"status": "201 Created"}} for _ in range(n)],
+    }
 
 
 # -- headers ---------------------------------------------------------------------------------
+
 
 def test_read_sends_bearer_and_fhir_json_and_returns_resource(fhir_server, client):
     fhir_server.get(f"{BASE}/Patient/p1", json=PATIENT)
@@ -118,8 +127,9 @@ def test_no_token_no_authorization_header(fhir_server, sleep):
 
 def test_search_sends_no_cache_and_keeps_repeated_params(fhir_server, client):
     fhir_server.get(f"{BASE}/Procedure", json=EMPTY_BUNDLE)
-    client.search("Procedure", [("_include", "Procedure:encounter"),
-                                ("_include", "Procedure:patient")])
+    client.search(
+        "Procedure", [("_include", "Procedure:encounter"), ("_include", "Procedure:patient")]
+    )
     request = fhir_server.calls[0].request
     assert request.headers["Cache-Control"] == "no-cache"
     assert request.params["_include"] == ["Procedure:encounter", "Procedure:patient"]
@@ -132,9 +142,18 @@ def test_update_sends_weak_if_match_and_asks_for_the_resource(fhir_server, clien
     assert fhir_server.calls[0].request.headers["Prefer"] == "return=representation"
 
 
-@pytest.mark.parametrize(("resource_type", "resource_id"), [
-    ("Patient", "../metadata"), ("Patient", "p1?_format=xml"), ("Patient", ""),
-    ("Patient", "x" * 65), ("patient", "p1"), ("Patient/1", "p1"), ("", "p1")])
+@pytest.mark.parametrize(
+    ("resource_type", "resource_id"),
+    [
+        ("Patient", "../metadata"),
+        ("Patient", "p1?_format=xml"),
+        ("Patient", ""),
+        ("Patient", "x" * 65),
+        ("patient", "p1"),
+        ("Patient/1", "p1"),
+        ("", "p1"),
+    ],
+)
 def test_paths_cannot_be_bent(client, resource_type, resource_id):
     with pytest.raises(ValueError, match="FHIR"):
         client.read(resource_type, resource_id)
@@ -147,6 +166,7 @@ def test_create_sends_if_none_exist(fhir_server, client):
 
 
 # -- retries ---------------------------------------------------------------------------------
+
 
 def test_read_timeout_on_get_is_retried(fhir_server, client, sleep):
     fhir_server.get(f"{BASE}/Patient/p1", body=requests.exceptions.ReadTimeout("slow"))
@@ -180,15 +200,20 @@ def test_503_retry_after_seconds_is_honoured(fhir_server, client, sleep):
 
 
 def test_retry_after_beyond_max_delay_gives_up_at_once(fhir_server, client, sleep):
-    fhir_server.get(f"{BASE}/Patient/p1", status=503, headers={"Retry-After": "3600"},
-                    json=outcome("maintenance"))
+    fhir_server.get(
+        f"{BASE}/Patient/p1",
+        status=503,
+        headers={"Retry-After": "3600"},
+        json=outcome("maintenance"),
+    )
     with pytest.raises(FhirUnavailableError) as info:
         client.read("Patient", "p1")
     assert (info.value.status, sleep.calls, len(fhir_server.calls)) == (503, [], 1)
     assert info.value.outcome["issue"][0]["diagnostics"] == "maintenance"
     assert info.value.retry_after == 3600.0  # for the outbox to schedule the next try
     assert [(i.diagnostics, i.details) for i in info.value.issues] == [
-        ("maintenance", "E_FHIR_UNAVAILABLE")]
+        ("maintenance", "E_FHIR_UNAVAILABLE")
+    ]
 
 
 def test_parse_retry_after_forms():
@@ -235,7 +260,8 @@ def test_500_forever_stops_at_bound_with_last_outcome(fhir_server, sleep):
     assert info.value.status == 500
     assert info.value.outcome["issue"][0]["diagnostics"] == "still broken"
     assert [(i.diagnostics, i.details) for i in info.value.issues] == [
-        ("still broken", "E_FHIR_UNAVAILABLE")]
+        ("still broken", "E_FHIR_UNAVAILABLE")
+    ]
     assert info.value.retry_after is None
 
 
@@ -279,7 +305,8 @@ def test_non_idempotent_transaction_is_not_retried_on_503(fhir_server, client, s
 
 def test_refused_connection_is_retried_even_for_post(fhir_server, client, sleep):
     refused = requests.ConnectionError(
-        MaxRetryError(None, BASE, reason=NewConnectionError(None, "Connection refused")))
+        MaxRetryError(None, BASE, reason=NewConnectionError(None, "Connection refused"))
+    )
     fhir_server.post(BASE, body=refused)
     fhir_server.post(BASE, json=tx_response(1))
     client.transaction(tx_bundle(PLAIN_POST))
@@ -293,25 +320,32 @@ def test_explicit_idempotent_false_disables_retry(fhir_server, client, sleep):
     assert len(fhir_server.calls) == 1
 
 
-@pytest.mark.parametrize(("request_", "expected"), [
-    (CONDITIONAL_PUT, True),
-    ({"method": "PUT", "url": "Provenance/5f0c7a9e-1b2c-5d3e-8f4a-0b1c2d3e4f5a"}, True),
-    ({"method": "POST", "url": "Patient", "ifNoneExist": "identifier=s|v"}, True),
-    ({"method": "GET", "url": "Patient?identifier=s|v"}, True),
-    (PLAIN_POST, False),
-    ({"method": "PUT", "url": "Procedure?status=completed"}, False),
-    ({"method": "DELETE", "url": "Procedure/1"}, False),
-    ({"method": "PATCH", "url": "Procedure/1"}, False),
-])
+@pytest.mark.parametrize(
+    ("request_", "expected"),
+    [
+        (CONDITIONAL_PUT, True),
+        ({"method": "PUT", "url": "Provenance/5f0c7a9e-1b2c-5d3e-8f4a-0b1c2d3e4f5a"}, True),
+        ({"method": "POST", "url": "Patient", "ifNoneExist": "identifier=s|v"}, True),
+        ({"method": "GET", "url": "Patient?identifier=s|v"}, True),
+        (PLAIN_POST, False),
+        ({"method": "PUT", "url": "Procedure?status=completed"}, False),
+        ({"method": "DELETE", "url": "Procedure/1"}, False),
+        ({"method": "PATCH", "url": "Procedure/1"}, False),
+    ],
+)
 def test_is_idempotent_bundle(request_, expected):
     assert is_idempotent_bundle(tx_bundle(CONDITIONAL_PUT, request_)) is expected
 
 
 # -- reply classification --------------------------------------------------------------------
 
+
 def test_torn_json_body_on_2xx_is_an_error(fhir_server, client):
-    fhir_server.post(BASE, body='{"resourceType": "Bundle", "type": "transaction-resp',
-                     content_type="application/fhir+json")
+    fhir_server.post(
+        BASE,
+        body='{"resourceType": "Bundle", "type": "transaction-resp',
+        content_type="application/fhir+json",
+    )
     with pytest.raises(FhirServerError, match="malformed response") as info:
         client.transaction(tx_bundle(CONDITIONAL_PUT))
     assert type(info.value) is FhirServerError
@@ -331,24 +365,43 @@ def test_wrong_resource_type_on_2xx_is_an_error(fhir_server, client):
 
 
 # The wordings of HAPI FHIR 8.8.0, copied from the local server (tests/integration).
-HAPI_MULTIPLE = ('HAPI-2207: Invalid match URL "Procedure?identifier=https://x/sid/iastm-session|s1"'
-                 ' - Multiple resources match this search')
-HAPI_MULTIPLE_CREATE = ('HAPI-0958: Failed to CREATE Patient with match URL "identifier=s|v" '
-                        'because this search matched 2 resources')
-HAPI_MULTIPLE_UPDATE = ('HAPI-0988: Failed to UPDATE Patient with match URL '
-                        '"Patient?identifier=s|v" because this search matched 2 resources')
+HAPI_MULTIPLE = (
+    'HAPI-2207: Invalid match URL "Procedure?identifier=https://x/sid/iastm-session|s1"'
+    " - Multiple resources match this search"
+)
+HAPI_MULTIPLE_CREATE = (
+    'HAPI-0958: Failed to CREATE Patient with match URL "identifier=s|v" '
+    "because this search matched 2 resources"
+)
+HAPI_MULTIPLE_UPDATE = (
+    "HAPI-0988: Failed to UPDATE Patient with match URL "
+    '"Patient?identifier=s|v" because this search matched 2 resources'
+)
 
 
-@pytest.mark.parametrize("diagnostics", [HAPI_MULTIPLE, HAPI_MULTIPLE_CREATE, HAPI_MULTIPLE_UPDATE,
-                                         "Failed to conditionally update the resource because "
-                                         "this search matched 2 or more resources"])
+@pytest.mark.parametrize(
+    "diagnostics",
+    [
+        HAPI_MULTIPLE,
+        HAPI_MULTIPLE_CREATE,
+        HAPI_MULTIPLE_UPDATE,
+        "Failed to conditionally update the resource because "
+        "this search matched 2 or more resources",
+    ],
+)
 def test_is_multiple_matches_knows_server_wordings(diagnostics):
     assert is_multiple_matches(outcome(diagnostics))
 
 
-@pytest.mark.parametrize("diagnostics", [
-    "HAPI-0550: HAPI-0989: Trying to update Patient/1/_history/1 but this is not the current "
-    "version", "this search matched 1 resources", "Resource contains 2 errors"])
+@pytest.mark.parametrize(
+    "diagnostics",
+    [
+        "HAPI-0550: HAPI-0989: Trying to update Patient/1/_history/1 but this is not the current "
+        "version",
+        "this search matched 1 resources",
+        "Resource contains 2 errors",
+    ],
+)
 def test_is_multiple_matches_rejects_other_wordings(diagnostics):
     assert not is_multiple_matches(outcome(diagnostics))
 
@@ -360,7 +413,8 @@ def test_412_multiple_matches_is_ambiguous_match(fhir_server, client):
     error = info.value
     assert (error.code, error.status, len(fhir_server.calls)) == ("E_AMBIGUOUS_MATCH", 412, 1)
     assert [(i.severity, i.code, i.details) for i in error.issues] == [
-        ("error", "processing", "E_AMBIGUOUS_MATCH")]
+        ("error", "processing", "E_AMBIGUOUS_MATCH")
+    ]
     assert error.issues[0].diagnostics == HAPI_MULTIPLE
 
 
@@ -381,16 +435,25 @@ def test_412_other_is_push_rejected_with_outcome_kept(fhir_server, client):
     assert info.value.issues[0].details == "E_PUSH_REJECTED"
 
 
-JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.text(max_size=20),
-                    lambda inner: st.lists(inner, max_size=3)
-                    | st.dictionaries(st.text(max_size=12), inner, max_size=4), max_leaves=12)
-ISSUE = st.fixed_dictionaries({}, optional={k: JSON for k in
-                                            ("severity", "code", "diagnostics", "details",
-                                             "expression", "location")})
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=20),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=12), inner, max_size=4)
+    ),
+    max_leaves=12,
+)
+ISSUE = st.fixed_dictionaries(
+    {},
+    optional={
+        k: JSON for k in ("severity", "code", "diagnostics", "details", "expression", "location")
+    },
+)
 
 
-@given(status=st.integers(min_value=300, max_value=599),
-       issues=st.lists(ISSUE | JSON, max_size=3) | JSON)
+@given(
+    status=st.integers(min_value=300, max_value=599),
+    issues=st.lists(ISSUE | JSON, max_size=3) | JSON,
+)
 def test_error_for_status_survives_any_outcome_shape(status, issues):
     error = error_for_status(status, {"resourceType": "OperationOutcome", "issue": issues})
     assert isinstance(error, FhirServerError)
@@ -408,19 +471,33 @@ def test_401_is_auth_error_without_retry(fhir_server, client, sleep):
 
 
 def test_422_outcome_issues_are_translated(fhir_server, client):
-    body = {"resourceType": "OperationOutcome", "issue": [
-        {"severity": "error", "code": "invariant", "diagnostics": "iastm-proc-1 failed",
-         "expression": ["Procedure.performed"]},
-        {"severity": "warning", "code": "code-invalid", "details": {"text": "unknown system"},
-         "location": ["Procedure.code"]}]}
+    body = {
+        "resourceType": "OperationOutcome",
+        "issue": [
+            {
+                "severity": "error",
+                "code": "invariant",
+                "diagnostics": "iastm-proc-1 failed",
+                "expression": ["Procedure.performed"],
+            },
+            {
+                "severity": "warning",
+                "code": "code-invalid",
+                "details": {"text": "unknown system"},
+                "location": ["Procedure.code"],
+            },
+        ],
+    }
     fhir_server.post(f"{BASE}/Procedure", status=422, json=body)
     with pytest.raises(FhirServerError) as info:
         client.create("Procedure", {"resourceType": "Procedure"})
     assert type(info.value) is FhirServerError
-    assert [(i.severity, i.code, i.expression, i.diagnostics, i.details)
-            for i in info.value.issues] == [
+    assert [
+        (i.severity, i.code, i.expression, i.diagnostics, i.details) for i in info.value.issues
+    ] == [
         ("error", "invariant", "Procedure.performed", "iastm-proc-1 failed", "E_FHIR_SERVER"),
-        ("warning", "code-invalid", "Procedure.code", "unknown system", None)]
+        ("warning", "code-invalid", "Procedure.code", "unknown system", None),
+    ]
 
 
 def test_404_keeps_status_and_not_found_code(fhir_server, client):
@@ -432,25 +509,40 @@ def test_404_keeps_status_and_not_found_code(fhir_server, client):
 
 def test_validate_returns_outcome_served_with_412(fhir_server, client):
     body = outcome("Procedure.status: minimum required = 1", code="required")
-    fhir_server.post(f"{BASE}/Procedure/$validate", status=412, json=body,
-                     match=[matchers.query_param_matcher({"profile": "https://p/iastm"})])
+    fhir_server.post(
+        f"{BASE}/Procedure/$validate",
+        status=412,
+        json=body,
+        match=[matchers.query_param_matcher({"profile": "https://p/iastm"})],
+    )
     assert client.validate({"resourceType": "Procedure"}, profile="https://p/iastm") == body
 
 
 # -- paging and counts -----------------------------------------------------------------------
 
+
 def page(ids: list[str], next_url: str | None) -> dict:
     links = [{"relation": "next", "url": next_url}] if next_url else []
-    return {"resourceType": "Bundle", "type": "searchset", "link": links,
-            "entry": [{"resource": {"resourceType": "Patient", "id": i}} for i in ids]}
+    return {
+        "resourceType": "Bundle",
+        "type": "searchset",
+        "link": links,
+        "entry": [{"resource": {"resourceType": "Patient", "id": i}} for i in ids],
+    }
 
 
 def test_next_link_under_base_is_followed(fhir_server, client):
     next_url = f"{BASE}?_getpages=abc&_getpagesoffset=2&_count=2"
     fhir_server.get(f"{BASE}/Patient", json=page(["a", "b"], next_url))
-    fhir_server.get(BASE, json=page(["c"], None),
-                    match=[matchers.query_param_matcher({"_getpages": "abc",
-                                                         "_getpagesoffset": "2", "_count": "2"})])
+    fhir_server.get(
+        BASE,
+        json=page(["c"], None),
+        match=[
+            matchers.query_param_matcher(
+                {"_getpages": "abc", "_getpagesoffset": "2", "_count": "2"}
+            )
+        ],
+    )
     ids = [r["id"] for r in client.search_all("Patient", {"_count": "2"})]
     assert ids == ["a", "b", "c"]
     assert fhir_server.calls[1].request.headers["Cache-Control"] == "no-cache"
@@ -458,10 +550,16 @@ def test_next_link_under_base_is_followed(fhir_server, client):
 
 
 def test_relative_next_link_is_resolved_against_base(fhir_server, client):
-    fhir_server.get(f"{BASE}/Patient", json=page(["a"], "Patient?page=2"),
-                    match=[matchers.query_param_matcher({})])
-    fhir_server.get(f"{BASE}/Patient", json=page(["b"], None),
-                    match=[matchers.query_param_matcher({"page": "2"})])
+    fhir_server.get(
+        f"{BASE}/Patient",
+        json=page(["a"], "Patient?page=2"),
+        match=[matchers.query_param_matcher({})],
+    )
+    fhir_server.get(
+        f"{BASE}/Patient",
+        json=page(["b"], None),
+        match=[matchers.query_param_matcher({"page": "2"})],
+    )
     assert [r["id"] for r in client.search_all("Patient", {})] == ["a", "b"]
 
 
@@ -473,13 +571,16 @@ def test_looping_next_links_are_refused(fhir_server, client):
     assert len(fhir_server.calls) == 2  # the first page, then the looping link once
 
 
-@pytest.mark.parametrize("next_url", [
-    "http://evil.test/fhir?_getpages=abc",
-    "https://fhir.test/fhir?_getpages=abc",
-    "http://fhir.test:8080/fhir?_getpages=abc",
-    "http://fhir.test/fhirx?_getpages=abc",
-    "http://fhir.test/other/Patient?page=2",
-])
+@pytest.mark.parametrize(
+    "next_url",
+    [
+        "http://evil.test/fhir?_getpages=abc",
+        "https://fhir.test/fhir?_getpages=abc",
+        "http://fhir.test:8080/fhir?_getpages=abc",
+        "http://fhir.test/fhirx?_getpages=abc",
+        "http://fhir.test/other/Patient?page=2",
+    ],
+)
 def test_next_link_outside_base_is_refused(fhir_server, client, next_url):
     fhir_server.get(f"{BASE}/Patient", json=page(["a"], next_url))
     with pytest.raises(FhirServerError, match="outside the base URL"):
@@ -488,9 +589,11 @@ def test_next_link_outside_base_is_refused(fhir_server, client, next_url):
 
 
 def test_count_uses_summary_count(fhir_server, client):
-    fhir_server.get(f"{BASE}/Procedure", json={**EMPTY_BUNDLE, "total": 3},
-                    match=[matchers.query_param_matcher({"identifier": "s|1",
-                                                         "_summary": "count"})])
+    fhir_server.get(
+        f"{BASE}/Procedure",
+        json={**EMPTY_BUNDLE, "total": 3},
+        match=[matchers.query_param_matcher({"identifier": "s|1", "_summary": "count"})],
+    )
     assert client.count("Procedure", {"identifier": "s|1"}) == 3
 
 
@@ -502,14 +605,27 @@ def test_count_without_total_is_an_error(fhir_server, client):
 
 # -- capabilities, guards, logs --------------------------------------------------------------
 
-CAPABILITY = {"resourceType": "CapabilityStatement", "fhirVersion": "4.0.1", "rest": [{
-    "mode": "server", "interaction": [{"code": "transaction"}],
-    "searchParam": [{"name": "_id", "type": "token"}],
-    "resource": [
-        {"type": "Procedure", "conditionalUpdate": True, "conditionalCreate": False,
-         "searchParam": [{"name": "identifier", "type": "token"}],
-         "searchRevInclude": ["Observation:part-of"]},
-        {"type": "Provenance", "updateCreate": True}]}]}
+CAPABILITY = {
+    "resourceType": "CapabilityStatement",
+    "fhirVersion": "4.0.1",
+    "rest": [
+        {
+            "mode": "server",
+            "interaction": [{"code": "transaction"}],
+            "searchParam": [{"name": "_id", "type": "token"}],
+            "resource": [
+                {
+                    "type": "Procedure",
+                    "conditionalUpdate": True,
+                    "conditionalCreate": False,
+                    "searchParam": [{"name": "identifier", "type": "token"}],
+                    "searchRevInclude": ["Observation:part-of"],
+                },
+                {"type": "Provenance", "updateCreate": True},
+            ],
+        }
+    ],
+}
 
 
 def test_capabilities_read_once_and_parsed(fhir_server, client):
@@ -563,10 +679,13 @@ def test_transport_failure_logs_exception_name(fhir_server, client, caplog):
 
 
 def test_pure_rules_import_no_http_library():
-    code = ("import sys, fhir_iastm.client_policy, fhir_iastm.capabilities; "
-            "print(sorted(m for m in ('requests', 'urllib3', 'flask') if m in sys.modules))")
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                            check=True)
+    code = (
+        "import sys, fhir_iastm.client_policy, fhir_iastm.capabilities; "
+        "print(sorted(m for m in ('requests', 'urllib3', 'flask') if m in sys.modules))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
     assert result.stdout.strip() == "[]"
 
 

@@ -38,8 +38,9 @@ def session() -> CountingSession:
 
 @pytest.fixture
 def client(hapi_base_url: str, session: CountingSession) -> FhirClient:
-    return FhirClient(hapi_base_url, session=session, retry=RetryPolicy(max_attempts=3),
-                      sleep=lambda _s: None)
+    return FhirClient(
+        hapi_base_url, session=session, retry=RetryPolicy(max_attempts=3), sleep=lambda _s: None
+    )
 
 
 @pytest.fixture
@@ -48,23 +49,44 @@ def system() -> str:
 
 
 def patient(system: str, value: str) -> dict[str, Any]:
-    return {"resourceType": "Patient", "identifier": [{"system": system, "value": value}],
-            "gender": "unknown"}
+    return {
+        "resourceType": "Patient",
+        "identifier": [{"system": system, "value": value}],
+        "gender": "unknown",
+    }
 
 
 def session_bundle(system: str) -> dict[str, Any]:
     """Patient POST + ifNoneExist, Procedure conditional PUT by identifier (decisions 5 and 6)."""
     pat_url = f"urn:uuid:{uuid.uuid5(uuid.NAMESPACE_URL, system + '/patient')}"
     proc_url = f"urn:uuid:{uuid.uuid5(uuid.NAMESPACE_URL, system + '/procedure')}"
-    procedure = {"resourceType": "Procedure", "status": "completed",
-                 "identifier": [{"system": system, "value": "session-1"}],
-                 "code": {"text": "IASTM"}, "subject": {"reference": pat_url}}
-    return {"resourceType": "Bundle", "type": "transaction", "entry": [
-        {"fullUrl": pat_url, "resource": patient(system, "mrn-1"),
-         "request": {"method": "POST", "url": "Patient",
-                     "ifNoneExist": f"identifier={system}|mrn-1"}},
-        {"fullUrl": proc_url, "resource": procedure,
-         "request": {"method": "PUT", "url": f"Procedure?identifier={system}|session-1"}}]}
+    procedure = {
+        "resourceType": "Procedure",
+        "status": "completed",
+        "identifier": [{"system": system, "value": "session-1"}],
+        "code": {"text": "IASTM"},
+        "subject": {"reference": pat_url},
+    }
+    return {
+        "resourceType": "Bundle",
+        "type": "transaction",
+        "entry": [
+            {
+                "fullUrl": pat_url,
+                "resource": patient(system, "mrn-1"),
+                "request": {
+                    "method": "POST",
+                    "url": "Patient",
+                    "ifNoneExist": f"identifier={system}|mrn-1",
+                },
+            },
+            {
+                "fullUrl": proc_url,
+                "resource": procedure,
+                "request": {"method": "PUT", "url": f"Procedure?identifier={system}|session-1"},
+            },
+        ],
+    }
 
 
 def test_capabilities_are_parsed(client: FhirClient, session: CountingSession) -> None:
@@ -99,8 +121,9 @@ def test_transaction_twice_keeps_one_resource_each(client: FhirClient, system: s
     assert client.count("Procedure", {"identifier": f"{system}|session-1"}) == 1
 
 
-def test_conditional_create_twice_returns_the_same_resource(client: FhirClient,
-                                                            system: str) -> None:
+def test_conditional_create_twice_returns_the_same_resource(
+    client: FhirClient, system: str
+) -> None:
     query = f"identifier={system}|once"
     first = client.create("Patient", patient(system, "once"), if_none_exist=query)
     again = client.create("Patient", patient(system, "once"), if_none_exist=query)
@@ -108,32 +131,46 @@ def test_conditional_create_twice_returns_the_same_resource(client: FhirClient,
     assert client.count("Patient", {"identifier": f"{system}|once"}) == 1
 
 
-def test_search_all_follows_paging(client: FhirClient, session: CountingSession,
-                                   system: str) -> None:
+def test_search_all_follows_paging(
+    client: FhirClient, session: CountingSession, system: str
+) -> None:
     created = {client.create("Patient", patient(system, f"v{i}"))["id"] for i in range(12)}
     session.sent.clear()
     pages = list(client.search_pages("Patient", [("identifier", f"{system}|"), ("_count", "5")]))
-    found = [r["id"] for r in client.search_all("Patient", {"identifier": f"{system}|",
-                                                           "_count": "5"})]
+    found = [
+        r["id"] for r in client.search_all("Patient", {"identifier": f"{system}|", "_count": "5"})
+    ]
     assert [len(p.get("entry") or []) for p in pages] == [5, 5, 2]
     assert sorted(found) == sorted(created)
     assert len(session.sent) == 6
 
 
-@pytest.mark.parametrize("request_", [
-    {"method": "PUT", "url": "Patient?identifier={system}|dup"},
-    {"method": "POST", "url": "Patient", "ifNoneExist": "identifier={system}|dup"},
-])
-def test_two_matches_are_ambiguous(client: FhirClient, session: CountingSession, system: str,
-                                   request_: dict[str, str]) -> None:
+@pytest.mark.parametrize(
+    "request_",
+    [
+        {"method": "PUT", "url": "Patient?identifier={system}|dup"},
+        {"method": "POST", "url": "Patient", "ifNoneExist": "identifier={system}|dup"},
+    ],
+)
+def test_two_matches_are_ambiguous(
+    client: FhirClient, session: CountingSession, system: str, request_: dict[str, str]
+) -> None:
     """Conditional PUT (HAPI-2207) and ifNoneExist (HAPI-0958) with 2 matches -> 412."""
     client.create("Patient", patient(system, "dup"))
     client.create("Patient", patient(system, "dup"))
     session.sent.clear()
     entry_request = {k: v.format(system=system) for k, v in request_.items()}
-    bundle = {"resourceType": "Bundle", "type": "transaction", "entry": [
-        {"fullUrl": f"urn:uuid:{uuid.uuid4()}", "resource": patient(system, "dup"),
-         "request": entry_request}]}
+    bundle = {
+        "resourceType": "Bundle",
+        "type": "transaction",
+        "entry": [
+            {
+                "fullUrl": f"urn:uuid:{uuid.uuid4()}",
+                "resource": patient(system, "dup"),
+                "request": entry_request,
+            }
+        ],
+    }
     with pytest.raises(FhirConflictError) as info:
         client.transaction(bundle)
     assert (info.value.status, info.value.code) == (412, "E_AMBIGUOUS_MATCH")
@@ -166,15 +203,17 @@ def test_validate_returns_the_outcome_of_a_400(client: FhirClient) -> None:
 
 
 def test_validate_sends_the_profile(client: FhirClient) -> None:
-    core = client.validate({"resourceType": "Patient"},
-                           profile="http://hl7.org/fhir/StructureDefinition/Patient")
+    core = client.validate(
+        {"resourceType": "Patient"}, profile="http://hl7.org/fhir/StructureDefinition/Patient"
+    )
     unknown = client.validate({"resourceType": "Patient"}, profile="https://nope.example/sd/x")
     assert errors_of(core) == []
     assert "https://nope.example/sd/x" in errors_of(unknown)[0]["diagnostics"]
 
 
-def test_update_with_stale_if_match_is_a_conflict(client: FhirClient, session: CountingSession,
-                                                  system: str) -> None:
+def test_update_with_stale_if_match_is_a_conflict(
+    client: FhirClient, session: CountingSession, system: str
+) -> None:
     created = client.create("Patient", patient(system, "v"))
     pid, version = created["id"], created["meta"]["versionId"]
     updated = client.update("Patient", pid, {**created, "gender": "female"}, if_match=version)
@@ -189,15 +228,24 @@ def test_update_with_stale_if_match_is_a_conflict(client: FhirClient, session: C
 
 
 def test_transaction_entry_with_stale_if_match_is_a_conflict(
-        client: FhirClient, session: CountingSession, system: str) -> None:
+    client: FhirClient, session: CountingSession, system: str
+) -> None:
     """Decision 7's guarded entry ``PUT Type/id`` + ``ifMatch``: stale -> conflict, no retry."""
     created = client.create("Patient", patient(system, "guarded"))
     pid = created["id"]
     client.update("Patient", pid, {**created, "gender": "female"})
     session.sent.clear()
-    bundle = {"resourceType": "Bundle", "type": "transaction", "entry": [
-        {"fullUrl": f"{client.base_url}/Patient/{pid}", "resource": {**created, "gender": "male"},
-         "request": {"method": "PUT", "url": f"Patient/{pid}", "ifMatch": 'W/"1"'}}]}
+    bundle = {
+        "resourceType": "Bundle",
+        "type": "transaction",
+        "entry": [
+            {
+                "fullUrl": f"{client.base_url}/Patient/{pid}",
+                "resource": {**created, "gender": "male"},
+                "request": {"method": "PUT", "url": f"Patient/{pid}", "ifMatch": 'W/"1"'},
+            }
+        ],
+    }
     with pytest.raises(FhirConflictError) as info:
         client.transaction(bundle)
     assert (info.value.status, info.value.code) == (409, "E_PUSH_REJECTED")
