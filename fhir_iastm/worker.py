@@ -128,15 +128,26 @@ class Worker:
                 continue
             self.stats.claimed += 1
             self.process(item)
-        _log("worker_stop", worker=self.worker_id, claimed=self.stats.claimed,
-             done=self.stats.done, retried=self.stats.retried,
-             dead_lettered=self.stats.dead_lettered, lease_lost=self.stats.lease_lost)
+        _log(
+            "worker_stop",
+            worker=self.worker_id,
+            claimed=self.stats.claimed,
+            done=self.stats.done,
+            retried=self.stats.retried,
+            dead_lettered=self.stats.dead_lettered,
+            lease_lost=self.stats.lease_lost,
+        )
         return self.stats
 
     def process(self, item: OutboxItem) -> None:
         """Push one claimed entry and record the outcome; never raises for a push failure."""
-        ctx = {"worker": self.worker_id, "outbox_id": item.id, "session": session_ref(item.session_id),
-               "record_version": item.record_version, "attempt": item.attempts}
+        ctx = {
+            "worker": self.worker_id,
+            "outbox_id": item.id,
+            "session": session_ref(item.session_id),
+            "record_version": item.record_version,
+            "attempt": item.attempts,
+        }
         try:
             self._process(item, ctx)
         except LeaseLostError:
@@ -158,7 +169,9 @@ class Worker:
         except IastmError as exc:  # mapping / profile errors: retrying cannot help
             self._dead(item, _failure(exc), ctx)
             return
-        except Exception as exc:  # a bug or an unforeseen failure: bounded retries, then dead letter
+        except (
+            Exception
+        ) as exc:  # a bug or an unforeseen failure: bounded retries, then dead letter
             _log("push_crashed", logging.ERROR, error=type(exc).__name__, **ctx)
             self._retry_or_dead(item, PushOutcome("rejected", error_code="E_INTERNAL"), None, ctx)
             return
@@ -178,8 +191,13 @@ class Worker:
         delay = max(self.backoff.delay(item.attempts), retry_after or 0.0)
         self.store.retry_later(item, delay, failure)
         self.stats.retried += 1
-        _log("push_retry", logging.WARNING, error_code=failure.error_code,
-             delay_s=round(delay, 3), **ctx)
+        _log(
+            "push_retry",
+            logging.WARNING,
+            error_code=failure.error_code,
+            delay_s=round(delay, 3),
+            **ctx,
+        )
 
     def _dead(self, item: OutboxItem, failure: OutcomeLike, ctx: dict[str, Any]) -> None:
         self.store.dead_letter(item, failure)
@@ -229,9 +247,15 @@ def run_worker(
 ) -> WorkerStats:
     """Run one outbox worker until stopped (or, with ``once``, until nothing is due)."""
     worker = Worker(
-        store, push, worker_id=worker_id or default_worker_id(), poll_interval=poll_interval,
-        max_attempts=max_attempts, backoff=backoff or Backoff(), lease_seconds=lease_seconds,
-        load=load, stop=stop or threading.Event(),
+        store,
+        push,
+        worker_id=worker_id or default_worker_id(),
+        poll_interval=poll_interval,
+        max_attempts=max_attempts,
+        backoff=backoff or Backoff(),
+        lease_seconds=lease_seconds,
+        load=load,
+        stop=stop or threading.Event(),
     )
     with stop_on_signals(worker.stop):
         return worker.run(once=once)

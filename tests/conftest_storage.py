@@ -1,7 +1,7 @@
 """Store fixtures (registered by ``tests/conftest.py`` through ``pytest_plugins``).
 
-* ``pg_url`` (session): ``TEST_DATABASE_URL`` if set, else ``scripts/postgres start``; the tests get a
-  private database created for this run (dropped at the end), so parallel runs never collide.
+* ``pg_url`` (session): ``TEST_DATABASE_URL`` if set, else ``scripts/postgres start``; the tests get
+  a private database created for this run (dropped at the end), so parallel runs never collide.
   A PostgreSQL that cannot be started FAILS the tests that need it — never a skip.
 * ``store`` (parametrized sqlite | postgresql; the PostgreSQL variant is marked ``integration``),
   ``sqlite_store``, ``pg_store``: migrated, empty stores with a controllable clock (``clock``).
@@ -110,7 +110,9 @@ def store(request: pytest.FixtureRequest) -> Store:
     return request.getfixturevalue(name)
 
 
-def sample_raw(session_id: str = "RBPT-2025-000311", version: int = 1, **changes: Any) -> dict[str, Any]:
+def sample_raw(
+    session_id: str = "RBPT-2025-000311", version: int = 1, **changes: Any
+) -> dict[str, Any]:
     """The good-01 example with another session_id / record_version and top-level changes."""
     raw = copy.deepcopy(json.loads(EXAMPLE.read_text()))
     raw.update(session_id=session_id, record_version=version, **changes)

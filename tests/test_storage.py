@@ -94,7 +94,11 @@ def test_each_accepted_version_enters_the_outbox_with_its_sync_state(store, make
     assert sorted(rows) == [(SID, 1), (SID, 2)]
     sync = store.get_sync(SID)
     assert (sync.state, sync.current_version, sync.pending, sync.pushed_version) == (
-        "queued", 2, 2, None)
+        "queued",
+        2,
+        2,
+        None,
+    )
     assert store.last_pushed(SID) is None
 
 
@@ -123,9 +127,15 @@ def test_unique_session_version_constraint(store, make_record) -> None:
 
     store.save_record(*make_record(SID, 1), actor="a")
     with pytest.raises(IntegrityError), store.write() as conn:
-        conn.execute(record_versions.insert().values(
-            session_id=SID, record_version=1, record_hash="x" * 64, body={},
-            received_at=store.clock()))
+        conn.execute(
+            record_versions.insert().values(
+                session_id=SID,
+                record_version=1,
+                record_hash="x" * 64,
+                body={},
+                received_at=store.clock(),
+            )
+        )
 
 
 def test_list_records_filters_and_pages(store, make_record, clock) -> None:
@@ -134,7 +144,10 @@ def test_list_records_filters_and_pages(store, make_record, clock) -> None:
         store.save_record(*make_record(f"S-{i:03d}", 1, patient=patient), actor="a")
         clock.advance(60)
     assert [r.session_id for r in store.list_records(patient="MRN-A").items] == [
-        "S-001", "S-003", "S-005"]
+        "S-001",
+        "S-003",
+        "S-005",
+    ]
     since = clock.now - timedelta(seconds=150)
     assert [r.session_id for r in store.list_records(since=since).items] == ["S-005", "S-006"]
     assert len(store.list_records(status="completed").items) == 7
@@ -159,7 +172,9 @@ def test_audit_rows_carry_no_phi(store, make_record) -> None:
     store.enqueue(SID, actor="ops")
     rows = store.audit_log()
     assert [(r["action"], r["actor"], r["outcome"]) for r in rows] == [
-        ("enqueue", "ops", None), ("save", "clinic-token-name", "created")]
+        ("enqueue", "ops", None),
+        ("save", "clinic-token-name", "created"),
+    ]
     text = repr(rows)
     for phi in (record.patient.mrn, record.patient.family_name, record.patient.birth_date):
         assert phi not in text
@@ -182,8 +197,9 @@ def test_migrations_match_the_schema_module(store) -> None:
     assert current_revision(store.engine) == "0001"
     store.migrate()  # idempotent
     with store.engine.connect() as conn:
-        diff = compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True}),
-                                metadata)
+        diff = compare_metadata(
+            MigrationContext.configure(conn, opts={"compare_type": True}), metadata
+        )
     assert diff == []
 
 

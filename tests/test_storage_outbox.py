@@ -9,8 +9,10 @@ import pytest
 
 from fhir_iastm.storage import LeaseLostError, PushOutcome
 
-OO = {"resourceType": "OperationOutcome",
-      "issue": [{"severity": "error", "code": "multiple-matches"}]}
+OO = {
+    "resourceType": "OperationOutcome",
+    "issue": [{"severity": "error", "code": "multiple-matches"}],
+}
 
 
 def test_nothing_to_claim(store) -> None:
@@ -21,15 +23,20 @@ def test_claim_carries_the_version_to_push(store, make_record, clock) -> None:
     store.save_record(*make_record("S-1", 1, notes="first"), actor="a")
     item = store.claim("w1", lease_seconds=30)
     assert (item.session_id, item.record_version, item.attempts, item.claimed_by) == (
-        "S-1", 1, 1, "w1")
+        "S-1",
+        1,
+        1,
+        "w1",
+    )
     assert item.body["notes"] == "first"
     assert item.claimed_until == clock.now + timedelta(seconds=30)
     assert store.get_sync("S-1").state == "pushing"
     assert store.outbox_counts() == {"pending": 1, "in_flight": 1, "done": 0, "dead-letter": 0}
 
 
-def test_a_session_in_flight_is_not_claimed_again_until_its_lease_expires(store, make_record,
-                                                                           clock) -> None:
+def test_a_session_in_flight_is_not_claimed_again_until_its_lease_expires(
+    store, make_record, clock
+) -> None:
     store.save_record(*make_record("S-1", 1), actor="a")
     store.save_record(*make_record("S-1", 2, notes="v2"), actor="a")
     first = store.claim("w1", lease_seconds=60)
@@ -56,7 +63,9 @@ def test_expired_but_unclaimed_lease_can_still_complete(store, make_record, cloc
     assert store.claim("w2") is None
 
 
-def test_versions_of_a_session_go_out_in_order_other_sessions_interleave(store, make_record) -> None:
+def test_versions_of_a_session_go_out_in_order_other_sessions_interleave(
+    store, make_record
+) -> None:
     for sid, version in (("A", 1), ("B", 1), ("A", 2), ("A", 3), ("B", 2)):
         store.save_record(*make_record(sid, version, notes=f"{sid}{version}"), actor="a")
     in_flight = [store.claim("w1"), store.claim("w2")]
@@ -78,11 +87,18 @@ def test_versions_of_a_session_go_out_in_order_other_sessions_interleave(store, 
 def test_complete_records_what_the_server_holds(store, make_record) -> None:
     record, raw = make_record("S-1", 1)
     store.save_record(record, raw, actor="a")
-    store.complete(store.claim("w"), PushOutcome(
-        "pushed", identifiers=("sys|S-1/cond/1",), fhir_ids={"sys|S-1/cond/1": "Condition/7"}))
+    store.complete(
+        store.claim("w"),
+        PushOutcome(
+            "pushed", identifiers=("sys|S-1/cond/1",), fhir_ids={"sys|S-1/cond/1": "Condition/7"}
+        ),
+    )
     last = store.last_pushed("S-1")
     assert (last.record_version, last.identifiers, dict(last.fhir_ids)) == (
-        1, ("sys|S-1/cond/1",), {"sys|S-1/cond/1": "Condition/7"})
+        1,
+        ("sys|S-1/cond/1",),
+        {"sys|S-1/cond/1": "Condition/7"},
+    )
     assert last.record_hash == store.get_record("S-1").record_hash
     sync = store.get_sync("S-1")
     assert (sync.state, sync.pushed_version, sync.pending, sync.attempts) == ("pushed", 1, 0, 0)
@@ -122,11 +138,16 @@ def test_retry_later_releases_the_lease_until_the_delay_passes(store, make_recor
 
 def test_dead_letter_keeps_the_outcome_and_lets_later_versions_through(store, make_record) -> None:
     store.save_record(*make_record("S-1", 1), actor="a")
-    store.dead_letter(store.claim("w"), PushOutcome("rejected", operation_outcome=OO,
-                                                    error_code="E_AMBIGUOUS_MATCH"))
+    store.dead_letter(
+        store.claim("w"),
+        PushOutcome("rejected", operation_outcome=OO, error_code="E_AMBIGUOUS_MATCH"),
+    )
     sync = store.get_sync("S-1")
     assert (sync.state, sync.last_error_code, sync.last_outcome) == (
-        "dead-letter", "E_AMBIGUOUS_MATCH", OO)
+        "dead-letter",
+        "E_AMBIGUOUS_MATCH",
+        OO,
+    )
     assert store.list_records(sync="dead-letter").items[0].session_id == "S-1"
     assert store.outbox_counts()["dead-letter"] == 1
     store.save_record(*make_record("S-1", 2, notes="fixed"), actor="a")

@@ -16,8 +16,10 @@ from fhir_iastm.errors import FhirUnavailableError, MappingError
 from fhir_iastm.storage import PushOutcome
 from fhir_iastm.worker import Backoff, run_worker, session_ref
 
-OO = {"resourceType": "OperationOutcome",
-      "issue": [{"severity": "error", "code": "processing", "diagnostics": "rejected"}]}
+OO = {
+    "resourceType": "OperationOutcome",
+    "issue": [{"severity": "error", "code": "processing", "diagnostics": "rejected"}],
+}
 NO_JITTER = Backoff(base=10, factor=2, cap=1000, jitter=0)
 
 
@@ -39,7 +41,9 @@ class FakePush:
             raise answer
         if answer == "rejected":
             return PushOutcome("rejected", operation_outcome=OO, error_code="E_PUSH_REJECTED")
-        return PushOutcome(answer, identifiers=(f"sys|{record.session_id}/v{record.record_version}",))
+        return PushOutcome(
+            answer, identifiers=(f"sys|{record.session_id}/v{record.record_version}",)
+        )
 
 
 def test_each_outcome_lands_in_its_state(sqlite_store, make_record) -> None:
@@ -51,7 +55,11 @@ def test_each_outcome_lands_in_its_state(sqlite_store, make_record) -> None:
     assert stats.dead_lettered == 1
     states = {sid: sqlite_store.get_sync(sid) for sid in script}
     assert {sid: s.state for sid, s in states.items()} == {
-        "S-1": "pushed", "S-2": "unchanged", "S-3": "superseded", "S-4": "dead-letter"}
+        "S-1": "pushed",
+        "S-2": "unchanged",
+        "S-3": "superseded",
+        "S-4": "dead-letter",
+    }
     assert states["S-4"].last_outcome == OO
     assert states["S-4"].last_error_code == "E_PUSH_REJECTED"
     assert sqlite_store.outbox_counts()["pending"] == 0
@@ -69,8 +77,9 @@ def test_push_gets_the_last_pushed_version_for_the_retraction_diff(store, make_r
     assert store.last_pushed("S-1").identifiers == ("sys|S-1/v2",)
 
 
-def test_transient_failures_back_off_exponentially_then_succeed(sqlite_store, make_record,
-                                                                 clock) -> None:
+def test_transient_failures_back_off_exponentially_then_succeed(
+    sqlite_store, make_record, clock
+) -> None:
     sqlite_store.save_record(*make_record("S-1", 1), actor="a")
     failures = iter([FhirUnavailableError("down"), FhirUnavailableError("down"), "pushed"])
     push = FakePush({"S-1": lambda r, last: next(failures)})
@@ -105,17 +114,24 @@ def test_bounded_retries_end_in_the_dead_letter(sqlite_store, make_record, clock
         run_worker(sqlite_store, push, worker_id="w", once=True, max_attempts=3, backoff=NO_JITTER)
         clock.advance(10_000)
     sync = sqlite_store.get_sync("S-1")
-    assert (sync.state, sync.attempts, sync.last_error_code) == ("dead-letter", 3,
-                                                                 "E_FHIR_UNAVAILABLE")
+    assert (sync.state, sync.attempts, sync.last_error_code) == (
+        "dead-letter",
+        3,
+        "E_FHIR_UNAVAILABLE",
+    )
     assert len(push.calls) == 3
 
 
-@pytest.mark.parametrize(("error", "code", "calls"), [
-    (MappingError("no code for x"), "E_MAPPING", 1),  # cannot get better: dead letter at once
-    (ZeroDivisionError("bug"), "E_INTERNAL", 2),  # unexpected: retried (bounded), then dead
-])
-def test_non_transient_and_unexpected_errors(sqlite_store, make_record, clock, error, code,
-                                             calls) -> None:
+@pytest.mark.parametrize(
+    ("error", "code", "calls"),
+    [
+        (MappingError("no code for x"), "E_MAPPING", 1),  # cannot get better: dead letter at once
+        (ZeroDivisionError("bug"), "E_INTERNAL", 2),  # unexpected: retried (bounded), then dead
+    ],
+)
+def test_non_transient_and_unexpected_errors(
+    sqlite_store, make_record, clock, error, code, calls
+) -> None:
     sqlite_store.save_record(*make_record("S-1", 1), actor="a")
     push = FakePush({"S-1": error})
     for _ in range(2):
@@ -144,12 +160,16 @@ def test_a_lost_lease_drops_the_result_without_crashing(sqlite_store, make_recor
 
     def slow(record, last):
         clock.advance(200)  # longer than the lease ...
-        stolen.append(sqlite_store.claim("other", lease_seconds=60))  # ... so another worker took it
+        stolen.append(
+            sqlite_store.claim("other", lease_seconds=60)
+        )  # ... so another worker took it
         return "pushed"
 
-    stats = run_worker(sqlite_store, FakePush({"S-1": slow}), worker_id="w", once=True,
-                       lease_seconds=100)
-    assert stats.lease_lost == 1 and stats.done == {}
+    stats = run_worker(
+        sqlite_store, FakePush({"S-1": slow}), worker_id="w", once=True, lease_seconds=100
+    )
+    assert stats.lease_lost == 1
+    assert stats.done == {}
     assert stolen[0].claimed_by == "other"
     assert sqlite_store.get_sync("S-1").state == "pushing"  # the other worker's push is in flight
 
@@ -165,8 +185,12 @@ def test_logs_are_json_lines_without_phi(sqlite_store, make_record, caplog) -> N
     assert lines[1]["session"] == session_ref(record.session_id)
     assert lines[1]["error_code"] == "E_FHIR_UNAVAILABLE"
     text = caplog.text
-    for phi in (record.patient.mrn, record.patient.family_name, record.patient.birth_date,
-                record.session_id):
+    for phi in (
+        record.patient.mrn,
+        record.patient.family_name,
+        record.patient.birth_date,
+        record.session_id,
+    ):
         assert phi not in text
 
 
@@ -189,8 +213,11 @@ def test_sigterm_finishes_the_push_in_hand_then_stops(sqlite_store, make_record)
 
 def test_stop_event_ends_a_polling_worker(sqlite_store) -> None:
     stop = threading.Event()
-    thread = threading.Thread(target=run_worker, args=(sqlite_store, FakePush()),
-                              kwargs={"stop": stop, "poll_interval": 0.01})
+    thread = threading.Thread(
+        target=run_worker,
+        args=(sqlite_store, FakePush()),
+        kwargs={"stop": stop, "poll_interval": 0.01},
+    )
     thread.start()
     stop.set()
     thread.join(5)
@@ -201,12 +228,19 @@ def test_two_threads_on_sqlite_push_every_entry_exactly_once(sqlite_store, make_
     expected = []
     for i in range(40):
         for version in (1, 2):
-            sqlite_store.save_record(*make_record(f"S-{i:03d}", version, notes=f"v{version}"),
-                                     actor="a")
+            sqlite_store.save_record(
+                *make_record(f"S-{i:03d}", version, notes=f"v{version}"), actor="a"
+            )
             expected.append((f"S-{i:03d}", version))
     push = FakePush()
-    threads = [threading.Thread(target=run_worker, args=(sqlite_store, push),
-                                kwargs={"worker_id": f"w{n}", "once": True}) for n in range(2)]
+    threads = [
+        threading.Thread(
+            target=run_worker,
+            args=(sqlite_store, push),
+            kwargs={"worker_id": f"w{n}", "once": True},
+        )
+        for n in range(2)
+    ]
     for t in threads:
         t.start()
     for t in threads:

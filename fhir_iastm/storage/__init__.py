@@ -1,8 +1,9 @@
 """Edge: the durable store — records with version history, sync state, push outbox, audit.
 
-Layer: edge (SQLAlchemy, Alembic). One code path for SQLite (default ``sqlite:///fhir_iastm.db``) and
-PostgreSQL (``DATABASE_URL=postgresql://…``). The schema is created and upgraded by the packaged
-Alembic migrations: ``Store(url).migrate()``. The core never imports this package.
+Layer: edge (SQLAlchemy, Alembic). One code path for SQLite (default
+``sqlite:///fhir_iastm.db``) and PostgreSQL (``DATABASE_URL=postgresql://…``). The schema is
+created and upgraded by the packaged Alembic migrations: ``Store(url).migrate()``.
+The core never imports this package.
 """
 
 from fhir_iastm.storage.outbox import LeaseLostError

@@ -51,7 +51,12 @@ def _sqlite_on_connect(dbapi_conn: Any, _record: Any) -> None:
     # Let SQLAlchemy's "begin" event issue BEGIN itself (the pysqlite driver's own is deferred).
     dbapi_conn.isolation_level = None
     cursor = dbapi_conn.cursor()
-    for pragma in ("foreign_keys=ON", "journal_mode=WAL", "synchronous=NORMAL", "busy_timeout=60000"):
+    for pragma in (
+        "foreign_keys=ON",
+        "journal_mode=WAL",
+        "synchronous=NORMAL",
+        "busy_timeout=60000",
+    ):
         cursor.execute(f"PRAGMA {pragma}")
     cursor.close()
 
@@ -86,4 +91,11 @@ def current_revision(engine: Engine) -> str | None:
         return MigrationContext.configure(conn).get_current_revision()
 
 
-__all__ = ["READ_ONLY", "alembic_config", "current_revision", "make_engine", "migrate", "normalize_url"]
+__all__ = [
+    "READ_ONLY",
+    "alembic_config",
+    "current_revision",
+    "make_engine",
+    "migrate",
+    "normalize_url",
+]

@@ -9,8 +9,8 @@ out in record_version order. On PostgreSQL the candidate row is locked ``FOR UPD
 so concurrent claimers pass over each other's rows instead of waiting; on SQLite the whole claim
 runs under ``BEGIN IMMEDIATE`` (one writer at a time). A lease that expires (crashed or killed
 worker) makes the entry claimable again; the old holder's later ``complete`` fails with
-``LeaseLostError`` because the claim token changed. Delivery is therefore at-least-once, and the push
-itself (conditional PUTs, decision 6) makes a repeated push of one version harmless ("unchanged").
+``LeaseLostError`` because the claim token changed. Delivery is therefore at-least-once, and the
+push itself (conditional PUTs, decision 6) makes a repeated push of one version harmless.
 """
 
 from __future__ import annotations
@@ -39,8 +39,13 @@ def insert_entry(conn: Connection, session_id: str, version: int, now: datetime)
     """Add an outbox entry for one version, due now; returns its id."""
     result = conn.execute(
         insert(outbox)
-        .values(session_id=session_id, record_version=version, created_at=now, attempts=0,
-                next_attempt_at=now)
+        .values(
+            session_id=session_id,
+            record_version=version,
+            created_at=now,
+            attempts=0,
+            next_attempt_at=now,
+        )
         .returning(outbox.c.id)
     )
     return int(result.scalar_one())
@@ -69,7 +74,9 @@ def _not_in_flight(now: datetime) -> Any:
     return or_(outbox.c.claimed_until.is_(None), outbox.c.claimed_until <= now)
 
 
-def claim(conn: Connection, worker_id: str, lease_seconds: float, now: datetime) -> OutboxItem | None:
+def claim(
+    conn: Connection, worker_id: str, lease_seconds: float, now: datetime
+) -> OutboxItem | None:
     """Lease the oldest due head-of-session entry to ``worker_id``; None when nothing is due."""
     o, p = outbox.alias("o"), outbox.alias("p")
     earlier = select(literal(1)).where(
@@ -82,11 +89,21 @@ def claim(conn: Connection, worker_id: str, lease_seconds: float, now: datetime)
     )
     rv, ss = record_versions, sync_state
     candidate = conn.execute(
-        select(o.c.id, o.c.session_id, o.c.record_version, o.c.attempts, rv.c.record_hash,
-               rv.c.body, ss.c.pushed_version, ss.c.pushed_hash, ss.c.pushed_identifiers,
-               ss.c.fhir_ids)
-        .join(rv, and_(rv.c.session_id == o.c.session_id,
-                       rv.c.record_version == o.c.record_version))
+        select(
+            o.c.id,
+            o.c.session_id,
+            o.c.record_version,
+            o.c.attempts,
+            rv.c.record_hash,
+            rv.c.body,
+            ss.c.pushed_version,
+            ss.c.pushed_hash,
+            ss.c.pushed_identifiers,
+            ss.c.fhir_ids,
+        )
+        .join(
+            rv, and_(rv.c.session_id == o.c.session_id, rv.c.record_version == o.c.record_version)
+        )
         .join(ss, ss.c.session_id == o.c.session_id)
         .where(
             o.c.done_at.is_(None),
@@ -100,18 +117,29 @@ def claim(conn: Connection, worker_id: str, lease_seconds: float, now: datetime)
     ).first()
     if candidate is None:
         return None
-    token, until, attempts = uuid4().hex, now + timedelta(seconds=lease_seconds), candidate.attempts + 1
+    token, until, attempts = (
+        uuid4().hex,
+        now + timedelta(seconds=lease_seconds),
+        candidate.attempts + 1,
+    )
     conn.execute(
         update(outbox)
         .where(outbox.c.id == candidate.id)
         .values(claimed_by=worker_id, claimed_until=until, claim_token=token, attempts=attempts)
     )
-    _update_sync(conn, candidate.session_id, {"state": "pushing", "attempts": attempts,
-                                              "updated_at": now})
+    _update_sync(
+        conn, candidate.session_id, {"state": "pushing", "attempts": attempts, "updated_at": now}
+    )
     return OutboxItem(
-        id=candidate.id, session_id=candidate.session_id, record_version=candidate.record_version,
-        record_hash=candidate.record_hash, body=candidate.body, attempts=attempts,
-        claimed_by=worker_id, claim_token=token, claimed_until=until,
+        id=candidate.id,
+        session_id=candidate.session_id,
+        record_version=candidate.record_version,
+        record_hash=candidate.record_hash,
+        body=candidate.body,
+        attempts=attempts,
+        claimed_by=worker_id,
+        claim_token=token,
+        claimed_until=until,
         last_pushed=_last_pushed(candidate),
     )
 
@@ -119,8 +147,12 @@ def claim(conn: Connection, worker_id: str, lease_seconds: float, now: datetime)
 def _last_pushed(row: Any) -> LastPushed | None:
     if row.pushed_version is None:
         return None
-    return LastPushed(row.pushed_version, row.pushed_hash, tuple(row.pushed_identifiers or ()),
-                      dict(row.fhir_ids or {}))
+    return LastPushed(
+        row.pushed_version,
+        row.pushed_hash,
+        tuple(row.pushed_identifiers or ()),
+        dict(row.fhir_ids or {}),
+    )
 
 
 def _finish_entry(conn: Connection, item: OutboxItem, values: dict[str, Any]) -> None:
@@ -140,8 +172,9 @@ def _finish_entry(conn: Connection, item: OutboxItem, values: dict[str, Any]) ->
 
 def _state_unless_pending(session_id: str, state: str) -> Any:
     """SQL: 'queued' while the session still has pending entries, else ``state``."""
-    pending = exists(select(literal(1)).where(
-        outbox.c.session_id == session_id, outbox.c.done_at.is_(None)))
+    pending = exists(
+        select(literal(1)).where(outbox.c.session_id == session_id, outbox.c.done_at.is_(None))
+    )
     return case((pending, "queued"), else_=state)
 
 
@@ -156,12 +189,16 @@ def complete(conn: Connection, item: OutboxItem, outcome: OutcomeLike, now: date
     _finish_entry(conn, item, {"done_at": now, "outcome": outcome.status, "claimed_until": None})
     values: dict[str, Any] = {
         "state": _state_unless_pending(item.session_id, outcome.status),
-        "attempts": 0, "next_retry_at": None, "last_error_code": None,
-        "last_outcome": outcome.operation_outcome, "updated_at": now,
+        "attempts": 0,
+        "next_retry_at": None,
+        "last_error_code": None,
+        "last_outcome": outcome.operation_outcome,
+        "updated_at": now,
     }
     if outcome.status in ("pushed", "unchanged"):
-        values.update(pushed_version=item.record_version, pushed_hash=item.record_hash,
-                      last_pushed_at=now)
+        values.update(
+            pushed_version=item.record_version, pushed_hash=item.record_hash, last_pushed_at=now
+        )
         if outcome.identifiers:
             values["pushed_identifiers"] = list(outcome.identifiers)
         if outcome.fhir_ids:
@@ -174,27 +211,45 @@ def retry_later(
 ) -> None:
     """Release the lease; the entry is due again after ``delay`` seconds."""
     due = now + timedelta(seconds=max(0.0, delay))
-    _finish_entry(conn, item, {"claimed_by": None, "claimed_until": None, "claim_token": None,
-                               "next_attempt_at": due})
-    _update_sync(conn, item.session_id, {
-        "state": "queued", "attempts": item.attempts, "next_retry_at": due,
-        "last_error_code": outcome.error_code, "last_outcome": outcome.operation_outcome,
-        "updated_at": now,
-    })
+    _finish_entry(
+        conn,
+        item,
+        {"claimed_by": None, "claimed_until": None, "claim_token": None, "next_attempt_at": due},
+    )
+    _update_sync(
+        conn,
+        item.session_id,
+        {
+            "state": "queued",
+            "attempts": item.attempts,
+            "next_retry_at": due,
+            "last_error_code": outcome.error_code,
+            "last_outcome": outcome.operation_outcome,
+            "updated_at": now,
+        },
+    )
 
 
 def dead_letter(conn: Connection, item: OutboxItem, outcome: OutcomeLike, now: datetime) -> None:
-    """Finish a finally rejected entry, keeping the error code and OperationOutcome on the session."""
+    """Finish a finally rejected entry; keep the error code and OperationOutcome on the session."""
     _finish_entry(conn, item, {"done_at": now, "outcome": "dead-letter", "claimed_until": None})
-    _update_sync(conn, item.session_id, {
-        "state": _state_unless_pending(item.session_id, "dead-letter"),
-        "attempts": item.attempts, "next_retry_at": None,
-        "last_error_code": outcome.error_code or "E_PUSH_REJECTED",
-        "last_outcome": outcome.operation_outcome, "updated_at": now,
-    })
+    _update_sync(
+        conn,
+        item.session_id,
+        {
+            "state": _state_unless_pending(item.session_id, "dead-letter"),
+            "attempts": item.attempts,
+            "next_retry_at": None,
+            "last_error_code": outcome.error_code or "E_PUSH_REJECTED",
+            "last_outcome": outcome.operation_outcome,
+            "updated_at": now,
+        },
+    )
 
 
-def extend_lease(conn: Connection, item: OutboxItem, lease_seconds: float, now: datetime) -> OutboxItem:
+def extend_lease(
+    conn: Connection, item: OutboxItem, lease_seconds: float, now: datetime
+) -> OutboxItem:
     """Push the lease's end to now + ``lease_seconds`` (only while this claim holds it)."""
     until = now + timedelta(seconds=lease_seconds)
     _finish_entry(conn, item, {"claimed_until": until})

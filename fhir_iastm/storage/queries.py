@@ -1,4 +1,4 @@
-"""Edge (storage): the record, sync-state and audit statements ``Store`` runs inside its transactions.
+"""Edge (storage): record, sync-state and audit statements ``Store`` runs in its transactions.
 
 Layer: edge; imports SQLAlchemy. Functions take an open ``Connection`` and never commit.
 """
@@ -10,12 +10,13 @@ from typing import Any
 
 from sqlalchemy import Connection, Row, and_, func, insert, select, update
 
+from fhir_iastm.errors import ConflictRecordError, Issue
 from fhir_iastm.storage.schema import audit, outbox, record_versions, records, sync_state
 from fhir_iastm.storage.types import LastPushed, StoredRecord, SyncState
 
 
-def lock_record(conn: Connection, session_id: str) -> Row[Any] | None:
-    """The session's records row, locked FOR UPDATE on PostgreSQL (SQLite: the write lock is held)."""
+def lock_record(conn: Connection, session_id: str) -> Row[Any, Any] | None:
+    """The session's records row, locked FOR UPDATE on PostgreSQL (SQLite holds the write lock)."""
     stmt = (
         select(records.c.record_version, records.c.record_hash)
         .where(records.c.session_id == session_id)
@@ -28,8 +29,9 @@ def set_queued(conn: Connection, session_id: str, now: datetime, *, created: boo
     """Mark a session queued for push (first save creates its sync_state row)."""
     if created:
         conn.execute(
-            insert(sync_state).values(session_id=session_id, state="queued", attempts=0,
-                                      updated_at=now)
+            insert(sync_state).values(
+                session_id=session_id, state="queued", attempts=0, updated_at=now
+            )
         )
         return
     conn.execute(
@@ -40,13 +42,18 @@ def set_queued(conn: Connection, session_id: str, now: datetime, *, created: boo
 
 
 def add_audit(
-    conn: Connection, now: datetime, actor: str | None, action: str, session_id: str | None,
+    conn: Connection,
+    now: datetime,
+    actor: str | None,
+    action: str,
+    session_id: str | None,
     outcome: str | None,
 ) -> None:
     """Append one audit row (no PHI: names of things, never their values)."""
     conn.execute(
-        insert(audit).values(ts=now, actor=actor, action=action, session_id=session_id,
-                             outcome=outcome)
+        insert(audit).values(
+            ts=now, actor=actor, action=action, session_id=session_id, outcome=outcome
+        )
     )
 
 
@@ -143,8 +150,10 @@ def select_last_pushed(conn: Connection, session_id: str) -> LastPushed | None:
     """What the server last accepted for a session, or None if nothing was ever pushed."""
     row = conn.execute(
         select(
-            sync_state.c.pushed_version, sync_state.c.pushed_hash,
-            sync_state.c.pushed_identifiers, sync_state.c.fhir_ids,
+            sync_state.c.pushed_version,
+            sync_state.c.pushed_hash,
+            sync_state.c.pushed_identifiers,
+            sync_state.c.fhir_ids,
         ).where(sync_state.c.session_id == session_id)
     ).first()
     if row is None or row.pushed_version is None:
@@ -157,7 +166,67 @@ def select_last_pushed(conn: Connection, session_id: str) -> LastPushed | None:
     )
 
 
+def check_decision_15(
+    sid: str, version: int, digest: str, stored_version: int, stored_hash: str
+) -> None:
+    """Raise the 409s of decision 15; return when the record is the same or a newer version."""
+    if version < stored_version:
+        stale = ConflictRecordError(
+            f"record_version {version} of session {sid} is older than the stored {stored_version}",
+            [
+                Issue(
+                    "error",
+                    "conflict",
+                    "record_version",
+                    f"stored record_version is {stored_version}",
+                    "E_STALE_VERSION",
+                )
+            ],
+        )
+        stale.code = "E_STALE_VERSION"
+        raise stale
+    if version == stored_version and digest != stored_hash:
+        raise ConflictRecordError(
+            f"session {sid} record_version {version} was already stored with other content",
+            [
+                Issue(
+                    "error",
+                    "duplicate",
+                    "session_id",
+                    f"record_version {version} already stored with other content; "
+                    "send a higher record_version",
+                    "E_DUPLICATE_SESSION",
+                )
+            ],
+        )
+
+
+def outbox_counts(conn: Connection, now: datetime) -> dict[str, int]:
+    """Outbox entries by state: pending, in_flight, done, dead-letter."""
+    pending = outbox.c.done_at.is_(None)
+    in_flight = and_(pending, outbox.c.claimed_until > now)
+    done = outbox.c.outcome.in_(("pushed", "unchanged", "superseded"))
+    row = conn.execute(
+        select(
+            func.count().filter(pending),
+            func.count().filter(in_flight),
+            func.count().filter(done),
+            func.count().filter(outbox.c.outcome == "dead-letter"),
+        )
+    ).one()
+    return {"pending": row[0], "in_flight": row[1], "done": row[2], "dead-letter": row[3]}
+
+
+def sync_counts(conn: Connection) -> dict[str, int]:
+    """Sessions by sync state."""
+    rows = conn.execute(select(sync_state.c.state, func.count()).group_by(sync_state.c.state))
+    return {state: count for state, count in rows}
+
+
 __all__ = [
+    "check_decision_15",
+    "outbox_counts",
+    "sync_counts",
     "add_audit",
     "lock_record",
     "select_last_pushed",

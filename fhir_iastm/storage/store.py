@@ -1,8 +1,8 @@
 """Edge (storage): ``Store`` — records with their version history, sync state, outbox and audit.
 
-Layer: edge; imports SQLAlchemy and the core's record types. One code path for SQLite and PostgreSQL.
-Saving a record (MAPPING.md decision 15) writes the version, the sync state, the outbox entry and the
-audit row in ONE transaction: a record is never accepted without being queued for push.
+Layer: edge; imports SQLAlchemy and the core's record types. One code path for SQLite and
+PostgreSQL. Saving a record (MAPPING.md decision 15) writes the version, the sync state, the outbox
+entry and the audit row in ONE transaction: no record is accepted without being queued for push.
 The outbox half (claim / complete / retry / dead letter) is in ``storage.outbox``.
 """
 
@@ -13,14 +13,14 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, Engine, and_, func, insert, select, update
+from sqlalchemy import Connection, Engine, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from fhir_iastm.errors import ConflictRecordError, Issue, NotFoundError
+from fhir_iastm.errors import NotFoundError
 from fhir_iastm.storage import outbox as ob
 from fhir_iastm.storage import queries as q
 from fhir_iastm.storage.engine import READ_ONLY, make_engine, migrate
-from fhir_iastm.storage.schema import audit, outbox, record_versions, records, sync_state
+from fhir_iastm.storage.schema import audit, record_versions, records
 from fhir_iastm.storage.types import (
     LastPushed,
     OutboxItem,
@@ -105,13 +105,17 @@ class Store:
         raise AssertionError("unreachable")
 
     def _save(
-        self, conn: Connection, record: SessionRecord, raw: dict[str, Any], digest: str,
+        self,
+        conn: Connection,
+        record: SessionRecord,
+        raw: dict[str, Any],
+        digest: str,
         actor: str | None,
     ) -> SaveResult:
         sid, version = record.session_id, record.record_version
         current = q.lock_record(conn, sid)
         if current is not None:
-            _check_decision_15(sid, version, digest, current.record_version, current.record_hash)
+            q.check_decision_15(sid, version, digest, current.record_version, current.record_hash)
             if version == current.record_version:
                 return SaveResult("unchanged", sid, version, digest)
         now = self.clock()
@@ -130,14 +134,19 @@ class Store:
             conn.execute(update(records).where(records.c.session_id == sid).values(**row))
         conn.execute(
             insert(record_versions).values(
-                session_id=sid, record_version=version, record_hash=digest, body=raw,
-                received_at=now, actor=actor,
+                session_id=sid,
+                record_version=version,
+                record_hash=digest,
+                body=raw,
+                received_at=now,
+                actor=actor,
             )
         )
         outbox_id = ob.insert_entry(conn, sid, version, now)
         q.set_queued(conn, sid, now, created=current is None)
-        return SaveResult("created" if current is None else "new-version", sid, version, digest,
-                          outbox_id)
+        return SaveResult(
+            "created" if current is None else "new-version", sid, version, digest, outbox_id
+        )
 
     def get_record(self, session_id: str, version: int | None = None) -> StoredRecord:
         """The current (or a given) version of a record; NotFoundError when absent."""
@@ -169,12 +178,18 @@ class Store:
         offset: int = 0,
         cursor: str | None = None,
     ) -> Page:
-        """Current versions, ordered by session_id; filters: patient MRN, updated since, status, sync."""
+        """Current versions by session_id; filter by patient MRN, updated since, status, sync."""
         limit = max(1, min(limit, 1000))
         with self.read() as conn:
             items = q.select_records(
-                conn, patient=patient, since=since, status=status, sync=sync,
-                limit=limit + 1, offset=offset, after=cursor,
+                conn,
+                patient=patient,
+                since=since,
+                status=status,
+                sync=sync,
+                limit=limit + 1,
+                offset=offset,
+                after=cursor,
             )
         more = len(items) > limit
         items = items[:limit]
@@ -205,7 +220,10 @@ class Store:
             return q.select_last_pushed(conn, session_id)
 
     def audit(
-        self, actor: str | None, action: str, session_id: str | None = None,
+        self,
+        actor: str | None,
+        action: str,
+        session_id: str | None = None,
         outcome: str | None = None,
     ) -> None:
         """Append an audit row: who (token name, never the token) did what to which session."""
@@ -260,48 +278,13 @@ class Store:
 
     def outbox_counts(self) -> dict[str, int]:
         """Entries by state: pending, in_flight, done, dead-letter (for health and tests)."""
-        now = self.clock()
-        pending = outbox.c.done_at.is_(None)
-        in_flight = and_(pending, outbox.c.claimed_until > now)
         with self.read() as conn:
-            row = conn.execute(
-                select(
-                    func.count().filter(pending),
-                    func.count().filter(in_flight),
-                    func.count().filter(outbox.c.outcome.in_(("pushed", "unchanged", "superseded"))),
-                    func.count().filter(outbox.c.outcome == "dead-letter"),
-                )
-            ).one()
-        return {"pending": row[0], "in_flight": row[1], "done": row[2], "dead-letter": row[3]}
+            return q.outbox_counts(conn, self.clock())
 
     def sync_counts(self) -> dict[str, int]:
         """Sessions by sync state."""
         with self.read() as conn:
-            rows = conn.execute(
-                select(sync_state.c.state, func.count()).group_by(sync_state.c.state)
-            )
-            return {state: count for state, count in rows}
-
-
-def _check_decision_15(
-    sid: str, version: int, digest: str, stored_version: int, stored_hash: str
-) -> None:
-    """Raise the 409s of decision 15; return when the record is the same or a newer version."""
-    if version < stored_version:
-        stale = ConflictRecordError(
-            f"record_version {version} of session {sid} is older than the stored {stored_version}",
-            [Issue("error", "conflict", "record_version",
-                   f"stored record_version is {stored_version}", "E_STALE_VERSION")],
-        )
-        stale.code = "E_STALE_VERSION"
-        raise stale
-    if version == stored_version and digest != stored_hash:
-        raise ConflictRecordError(
-            f"session {sid} record_version {version} was already stored with other content",
-            [Issue("error", "duplicate", "session_id",
-                   f"record_version {version} already stored with other content; "
-                   "send a higher record_version", "E_DUPLICATE_SESSION")],
-        )
+            return q.sync_counts(conn)
 
 
 __all__ = ["DEFAULT_URL", "Store", "utc_now"]

@@ -63,7 +63,7 @@ class Page:
 
 @dataclass(frozen=True, slots=True)
 class LastPushed:
-    """What the FHIR server last accepted for a session: the base of the retraction diff (decision 8)."""
+    """What the FHIR server last accepted for a session: the retraction diff's base (decision 8)."""
 
     record_version: int
     record_hash: str
@@ -131,7 +131,7 @@ class PushOutcome:
 
     ``status``: pushed | unchanged | superseded (success) or rejected (final failure, dead letter).
     ``identifiers``: the business identifiers (``system|value``) the pushed Bundle emitted, kept for
-    the next version's retraction diff. ``operation_outcome``: the server's OperationOutcome, if any.
+    the next version's retraction diff. ``operation_outcome``: the server's OperationOutcome.
     """
 
     status: str

@@ -18,8 +18,8 @@ import psycopg
 import pytest
 from sqlalchemy import select
 
-from fhir_iastm.storage import PushOutcome, Store
 from fhir_iastm.records import load_record
+from fhir_iastm.storage import PushOutcome, Store
 from fhir_iastm.storage.schema import outbox, sync_state
 from fhir_iastm.worker import run_worker
 
@@ -95,12 +95,27 @@ def store(filled: str):
     """The filled store with every entry pending again and nothing pushed (a fresh outbox)."""
     store = Store(filled)
     with store.write() as conn:
-        conn.execute(outbox.update().values(
-            done_at=None, outcome=None, attempts=0, claimed_by=None, claimed_until=None,
-            claim_token=None, next_attempt_at=outbox.c.created_at))
-        conn.execute(sync_state.update().values(
-            state="queued", pushed_version=None, pushed_hash=None, pushed_identifiers=None,
-            fhir_ids=None, attempts=0))
+        conn.execute(
+            outbox.update().values(
+                done_at=None,
+                outcome=None,
+                attempts=0,
+                claimed_by=None,
+                claimed_until=None,
+                claim_token=None,
+                next_attempt_at=outbox.c.created_at,
+            )
+        )
+        conn.execute(
+            sync_state.update().values(
+                state="queued",
+                pushed_version=None,
+                pushed_hash=None,
+                pushed_identifiers=None,
+                fhir_ids=None,
+                attempts=0,
+            )
+        )
     assert store.outbox_counts()["pending"] == TOTAL
     yield store
     store.close()
@@ -112,8 +127,10 @@ def fakelog(pg_url: str):
     with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute("DROP SCHEMA IF EXISTS fakelog CASCADE")
         conn.execute("CREATE SCHEMA fakelog")
-        conn.execute("CREATE TABLE fakelog.calls (id bigserial PRIMARY KEY, session_id text,"
-                     " record_version int, last_version int, worker text)")
+        conn.execute(
+            "CREATE TABLE fakelog.calls (id bigserial PRIMARY KEY, session_id text,"
+            " record_version int, last_version int, worker text)"
+        )
         yield conn
         conn.execute("DROP SCHEMA fakelog CASCADE")
 
@@ -136,8 +153,15 @@ def assert_in_order(calls) -> None:
         assert first == [(v, v - 1 if v > 1 else None) for v in range(1, SESSIONS[sid] + 1)], sid
 
 
-def spawn(pg_url: str, worker_id: str, go: Path, *, hang_after: int = 0, lease: float = 30,
-          once: bool = True) -> subprocess.Popen:
+def spawn(
+    pg_url: str,
+    worker_id: str,
+    go: Path,
+    *,
+    hang_after: int = 0,
+    lease: float = 30,
+    once: bool = True,
+) -> subprocess.Popen:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     args = [pg_url, worker_id, str(go), str(hang_after), str(lease), "once" if once else "loop"]
     return subprocess.Popen([sys.executable, "-c", WORKER, *args], cwd=ROOT, env=env)
@@ -159,8 +183,14 @@ def test_two_worker_threads_push_each_entry_exactly_once(store, pg_url) -> None:
 
     def push(record, last):
         with lock:
-            calls.append((record.session_id, record.record_version,
-                          last and last.record_version, threading.current_thread().name))
+            calls.append(
+                (
+                    record.session_id,
+                    record.record_version,
+                    last and last.record_version,
+                    threading.current_thread().name,
+                )
+            )
         return PushOutcome("pushed")
 
     def work(name: str) -> None:
@@ -175,22 +205,24 @@ def test_two_worker_threads_push_each_entry_exactly_once(store, pg_url) -> None:
     for t in threads:
         t.join(120)
     counts = collections.Counter((sid, v) for sid, v, _, _ in calls)
-    assert len(counts) == TOTAL and set(counts.values()) == {1}
+    assert len(counts) == TOTAL
+    assert set(counts.values()) == {1}
     assert_in_order(calls)
     assert {w for *_, w in calls} == {"t0", "t1"}  # both really worked concurrently
-    assert store.outbox_counts() == {"pending": 0, "in_flight": 0, "done": TOTAL,
-                                        "dead-letter": 0}
+    assert store.outbox_counts() == {"pending": 0, "in_flight": 0, "done": TOTAL, "dead-letter": 0}
 
 
-def test_two_worker_processes_push_each_entry_exactly_once(store, pg_url, fakelog,
-                                                           tmp_path) -> None:
+def test_two_worker_processes_push_each_entry_exactly_once(
+    store, pg_url, fakelog, tmp_path
+) -> None:
     go = tmp_path / "go"
     procs = [spawn(pg_url, f"p{n}", go) for n in range(2)]
     start(go, (procs[0], "p0"), (procs[1], "p1"))
     assert [p.wait(120) for p in procs] == [0, 0]
     calls = logged(fakelog)
     counts = collections.Counter((sid, v) for sid, v, _, _ in calls)
-    assert len(counts) == TOTAL and set(counts.values()) == {1}
+    assert len(counts) == TOTAL
+    assert set(counts.values()) == {1}
     assert_in_order(calls)
     assert {w for *_, w in calls} == {"p0", "p1"}
     assert store.outbox_counts()["done"] == TOTAL
@@ -203,7 +235,8 @@ def test_a_killed_worker_loses_nothing(store, pg_url, fakelog, tmp_path) -> None
     start(go, (doomed, "doomed"), (survivor, "survivor"))
     deadline = time.monotonic() + 120
     while sum(1 for c in logged(fakelog) if c[3] == "doomed") <= 40:  # hung inside push 41
-        assert time.monotonic() < deadline and doomed.poll() is None
+        assert time.monotonic() < deadline
+        assert doomed.poll() is None
         time.sleep(0.02)
     doomed.send_signal(signal.SIGKILL)
     assert doomed.wait(10) == -signal.SIGKILL
@@ -222,8 +255,10 @@ def test_a_killed_worker_loses_nothing(store, pg_url, fakelog, tmp_path) -> None
     assert {k: n for k, n in counts.items() if n != 1} == {hung: 2}  # only the killed push, again
     assert_in_order(calls)
     with store.read() as conn:
-        done = conn.execute(select(outbox.c.attempts, outbox.c.outcome).where(
-            outbox.c.session_id == hung[0], outbox.c.record_version == hung[1])).one()
+        done = conn.execute(
+            select(outbox.c.attempts, outbox.c.outcome).where(
+                outbox.c.session_id == hung[0], outbox.c.record_version == hung[1]
+            )
+        ).one()
     assert tuple(done) == (2, "pushed")
-    assert store.outbox_counts() == {"pending": 0, "in_flight": 0, "done": TOTAL,
-                                        "dead-letter": 0}
+    assert store.outbox_counts() == {"pending": 0, "in_flight": 0, "done": TOTAL, "dead-letter": 0}

@@ -98,12 +98,18 @@ def upgrade() -> None:
         ),
     )
     op.create_index(
-        "ix_outbox_pending", "outbox", ["next_attempt_at", "id"],
-        postgresql_where=PENDING, sqlite_where=PENDING,
+        "ix_outbox_pending",
+        "outbox",
+        ["next_attempt_at", "id"],
+        postgresql_where=PENDING,
+        sqlite_where=PENDING,
     )
     op.create_index(
-        "ix_outbox_pending_session", "outbox", ["session_id", "record_version", "id"],
-        postgresql_where=PENDING, sqlite_where=PENDING,
+        "ix_outbox_pending_session",
+        "outbox",
+        ["session_id", "record_version", "id"],
+        postgresql_where=PENDING,
+        sqlite_where=PENDING,
     )
 
     op.create_table(
