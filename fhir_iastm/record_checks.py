@@ -45,12 +45,16 @@ _USPS = (
 USPS_STATES = frozenset(_USPS.split())
 
 
-def pattern(regex: re.Pattern[str], what: str) -> Callable[[str], None]:
-    """A check that the whole value matches ``regex`` (E_FORMAT)."""
+def pattern(regex: re.Pattern[str], what: str, *, echo: bool = False) -> Callable[[str], None]:
+    """A check that the whole value matches ``regex`` (E_FORMAT); ``echo`` quotes the value.
+
+    Patient values (MRN, e-mail, postal code) and dates are never echoed: messages may be logged.
+    """
 
     def check(value: str) -> None:
         if not regex.fullmatch(value):
-            raise err("E_FORMAT", f"{what} {value!r:.80} does not match {regex.pattern}")
+            shown = f" {value!r:.80}" if echo else ""
+            raise err("E_FORMAT", f"{what}{shown} does not match {regex.pattern}")
 
     return check
 
@@ -58,24 +62,24 @@ def pattern(regex: re.Pattern[str], what: str) -> Callable[[str], None]:
 def check_datetime(value: str) -> None:
     """Decision 20 date-time with an offset, and a real calendar instant."""
     if not DATETIME_RE.fullmatch(value):
-        raise err("E_FORMAT", f"date-time {value!r:.80} must be RFC 3339 with a UTC offset")
+        raise err("E_FORMAT", "date-time must be RFC 3339 with seconds and a UTC offset")
     try:
         datetime.fromisoformat(value)
     except ValueError as exc:
-        raise err("E_FORMAT", f"date-time {value!r} is not a real instant: {exc}") from exc
+        raise err("E_FORMAT", f"date-time is not a real instant: {exc}") from exc
 
 
 def check_date(value: str) -> None:
     """A full date YYYY-MM-DD that exists."""
     if not DATE_RE.fullmatch(value):
-        raise err("E_FORMAT", f"date {value!r:.80} must be YYYY-MM-DD")
+        raise err("E_FORMAT", "date must be YYYY-MM-DD")
     _real_date(value)
 
 
 def check_partial_date(value: str) -> None:
     """YYYY, YYYY-MM or YYYY-MM-DD (FHIR partial dateTime)."""
     if not PARTIAL_DATE_RE.fullmatch(value):
-        raise err("E_FORMAT", f"date {value!r:.80} must be YYYY, YYYY-MM or YYYY-MM-DD")
+        raise err("E_FORMAT", "date must be YYYY, YYYY-MM or YYYY-MM-DD")
     _real_date((value + "-01-01")[:10] if len(value) < 10 else value)
 
 
@@ -83,7 +87,7 @@ def _real_date(value: str) -> None:
     try:
         date.fromisoformat(value)
     except ValueError as exc:
-        raise err("E_FORMAT", f"date {value!r} does not exist: {exc}") from exc
+        raise err("E_FORMAT", f"date does not exist: {exc}") from exc
 
 
 def npi_is_valid(npi: str) -> bool:

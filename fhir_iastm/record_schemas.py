@@ -62,8 +62,9 @@ def _short(what: str, required: bool = True) -> Text:
     return Text(max_len=SHORT_MAX, required=required, what=what)
 
 
-def _ident(what: str) -> Text:
-    return Text(max_len=64, required=True, check=pattern(IDENTIFIER_RE, what), what=what)
+def _ident(what: str, *, echo: bool = True) -> Text:
+    check = pattern(IDENTIFIER_RE, what, echo=echo)
+    return Text(max_len=64, required=True, check=check, what=what)
 
 
 def _nested(schema: type[Schema], *, required: bool, what: str) -> fields.Nested:
@@ -122,7 +123,7 @@ class ClinicSchema(_Base):
 
 class PatientSchema(_Base):
     target = model.Patient
-    mrn = _ident("mrn")
+    mrn = _ident("mrn", echo=False)
     family_name = _short("family_name")
     given_names = Array(
         _short("given name"), required=True, min_items=1, max_items=10, what="given_names"
@@ -267,7 +268,9 @@ class AdjunctTherapySchema(_Base):
 
 class CptLineSchema(_Base):
     target = model.CptLine
-    code = Text(max_len=5, required=True, check=pattern(CPT_RE, "CPT code"), what="CPT code")
+    code = Text(
+        max_len=5, required=True, check=pattern(CPT_RE, "CPT code", echo=True), what="CPT code"
+    )
     units = Int(required=True, minimum=1, maximum=99, range_code="E_FORMAT", what="units")
 
 
@@ -293,7 +296,10 @@ class SessionRecordSchema(_Base):
         max_len=10, required=True, check=check_schema_version, what="schema_version"
     )
     session_id = Text(
-        max_len=64, required=True, check=pattern(SESSION_ID_RE, "session_id"), what="session_id"
+        max_len=64,
+        required=True,
+        check=pattern(SESSION_ID_RE, "session_id", echo=True),
+        what="session_id",
     )
     record_version = Int(required=True, minimum=1, range_code="E_FORMAT", what="record_version")
     status = Code(STATUSES, what="status")

@@ -146,9 +146,8 @@ def _session_rules(v: _View) -> Iterator[Issue]:
         minutes = (datetime.fromisoformat(end) - datetime.fromisoformat(start)).total_seconds() / 60
         duration = v.get("session.duration_min")
         if minutes <= 0:
-            yield make_issue(
-                "E_PERIOD_ORDER", "session.end", f"end {end} is not after start {start}"
-            )
+            msg = f"session.end is not after session.start ({-minutes:g} min before it)"
+            yield make_issue("E_PERIOD_ORDER", "session.end", msg)
         elif duration is not None and abs(duration - minutes) > 1:
             yield make_issue(
                 "E_DURATION_MISMATCH",

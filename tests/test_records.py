@@ -298,3 +298,19 @@ def test_huge_numbers_and_values(pointer: str, value: object, code: str) -> None
     _, issues = check_record(with_changes(example(GOOD[0]), {pointer: value}))
     assert codes(issues) == [(code, pointer_to_path(pointer))]
     assert all(len(i.diagnostics or "") < 200 for i in issues)
+
+
+@pytest.mark.parametrize(
+    ("pointer", "value"),
+    [
+        ("/patient/mrn", "MRN/SECRET-77"),
+        ("/patient/birth_date", "1978-02-30"),
+        ("/patient/email", "secret-77"),
+        ("/session/start", "2025-03-04T09:77:00-06:00"),
+    ],
+)
+def test_patient_values_and_dates_are_not_echoed(pointer: str, value: str) -> None:
+    _, issues = check_record(with_changes(example(GOOD[0]), {pointer: value}))
+    assert codes(issues) == [("E_FORMAT", pointer_to_path(pointer))]
+    assert value not in (issues[0].diagnostics or "")
+    assert "SECRET" not in (issues[0].diagnostics or "")
