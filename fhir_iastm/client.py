@@ -522,13 +522,18 @@ def _parse_body(request: _Request, response: requests.Response) -> Json:
 
 def _check_transaction_response(response: Json, sent: int) -> None:
     entries = response.get("entry") or []
-    if response.get("type") != "transaction-response" or len(entries) != sent:
+    if (
+        response.get("type") != "transaction-response"
+        or not isinstance(entries, list)
+        or len(entries) != sent
+    ):
         raise FhirServerError(
             "POST transaction: malformed response (not a transaction-response "
             "with one entry per request entry)"
         )
     for entry in entries:
-        status = str((entry.get("response") or {}).get("status", ""))
+        reply = entry.get("response") if isinstance(entry, dict) else None
+        status = str(reply.get("status", "")) if isinstance(reply, dict) else ""
         if not status[:1] == "2":
             raise FhirServerError(
                 f"POST transaction: malformed response (an entry has status {status[:3] or 'none'})"

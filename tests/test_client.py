@@ -358,6 +358,17 @@ def test_transaction_response_must_confirm_every_entry(fhir_server, client):
         client.transaction(tx_bundle(CONDITIONAL_PUT, CONDITIONAL_PUT))
 
 
+@pytest.mark.parametrize(
+    "entries",
+    [["not an entry"], [{"response": "201"}], [{"response": {"status": "400 Bad Request"}}], {}],
+)
+def test_transaction_response_entries_must_be_2xx(fhir_server, client, entries):
+    reply = {"resourceType": "Bundle", "type": "transaction-response", "entry": entries}
+    fhir_server.post(BASE, json=reply)
+    with pytest.raises(FhirServerError, match="malformed response"):
+        client.transaction(tx_bundle(CONDITIONAL_PUT))
+
+
 def test_wrong_resource_type_on_2xx_is_an_error(fhir_server, client):
     fhir_server.get(f"{BASE}/Patient/p1", json=outcome("all ok"))
     with pytest.raises(FhirServerError, match="expected Patient"):
