@@ -104,7 +104,7 @@ def test_iastm_proc_1_across_offsets_and_dst(
     constraint = next(c for c in index.profiles[f"{C}/StructureDefinition/iastm-procedure"]
                       .root.constraints if c.key == "iastm-proc-1")
     assert passes(constraint.fn(utc_copy(proc), {})) is valid
-    assert NATIVE[PERIOD_ORDER](proc) is valid
+    assert NATIVE[PERIOD_ORDER](proc, "Procedure") is valid
     assert f"Bundle.entry[{i}].resource" in {
         x.expression for x in validate(bundle, index) if x.details == "iastm-proc-1"} or valid
 
@@ -155,7 +155,7 @@ def test_native_period_check_agrees_with_fhirpath_on_utc_copy(
     end = start + timedelta(minutes=minutes)
     proc = {"resourceType": "Procedure", "status": "completed", "performedPeriod": {
         "start": _stamp(start, offsets[0], fractions[0]), "end": _stamp(end, offsets[1], fractions[1])}}
-    assert NATIVE[PERIOD_ORDER](proc) == passes(constraint.fn(utc_copy(proc), {}))
+    assert NATIVE[PERIOD_ORDER](proc, "Procedure") == passes(constraint.fn(utc_copy(proc), {}))
 
 
 def test_issues_trace_back_to_record_fields(index: ProfileIndex) -> None:

@@ -12,7 +12,6 @@ per-1 and ext-1 (native). Rule id = the constraint key.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from functools import lru_cache
 from typing import Any
 
@@ -20,6 +19,7 @@ from fhirpathpy.engine.nodes import ResourceNode
 
 from fhir_iastm.profiles import R4_MODEL, Constraint, ElementNode, compile_constraint
 from fhir_iastm.validation.context import Ctx
+from fhir_iastm.validation.native import BASE_BY_KEY, NATIVE_BY_TEXT, Native
 from fhir_iastm.validation.scan import instant, utc_copy
 
 _VER = "http://terminology.hl7.org/CodeSystem/condition-ver-status"
@@ -62,15 +62,24 @@ def _period_order(resource: dict[str, Any], strict: bool) -> bool | None:
 
 
 #: Normalised FHIRPath text -> native check (True/False, or None = evaluate the FHIRPath).
-NATIVE: dict[str, Callable[[dict[str, Any]], bool | None]] = {
-    PERIOD_ORDER: lambda r: _period_order(r, strict=True),
-    PERIOD_ORDER.replace("start < end", "start <= end"): lambda r: _period_order(r, strict=False),
+NATIVE: dict[str, Native] = {
+    PERIOD_ORDER: lambda r, _t: _period_order(r, strict=True),
+    PERIOD_ORDER.replace("start < end", "start <= end"): lambda r, _t: _period_order(r, strict=False),
+    **NATIVE_BY_TEXT,
+    **{" ".join(rule["expression"].split()): BASE_BY_KEY[rule["key"]]
+       for rules in BASE_RULES.values() for rule in rules},
 }
 
 
 def normalise(expression: str) -> str:
     """Whitespace-normalised expression text (the key of ``NATIVE``)."""
     return " ".join(expression.split())
+
+
+@lru_cache(maxsize=None)
+def native_for(expression: str) -> Native | None:
+    """The native twin of an expression, if one is registered (looked up once per text)."""
+    return NATIVE.get(normalise(expression))
 
 
 @lru_cache(maxsize=None)
@@ -87,25 +96,35 @@ def passes(result: list[Any]) -> bool:
     return all(bools) if bools else True
 
 
-def evaluate(constraint: Constraint, data: Any, root: dict[str, Any]) -> bool:
-    """Run one compiled invariant (native when registered); may raise."""
-    native = NATIVE.get(normalise(constraint.expression))
-    if native is not None and data is root:
-        verdict = native(root)
-        if verdict is not None:
-            return verdict
+def evaluate_fhirpath(
+    constraint: Constraint, data: Any, root: dict[str, Any], type_name: str | None = None
+) -> bool:
+    """The compiled FHIRPath on ``data`` (the resource, or an element of ``type_name``), with
+    date-times normalised to UTC when the expression orders values; may raise."""
     if constraint.needs_utc:
-        if isinstance(data, ResourceNode):
-            data = ResourceNode.create_node(utc_copy(data.data), data.path)
-        else:
-            data = utc_copy(data)
+        data = utc_copy(data)
+    if type_name is not None:
+        data = ResourceNode.create_node(data, type_name)
     return passes(constraint.fn(data, {"resource": root}))
 
 
-def run(constraint: Constraint, data: Any, root: dict[str, Any], path: str, ctx: Ctx) -> None:
+def evaluate(
+    constraint: Constraint, data: Any, root: dict[str, Any], type_name: str | None = None
+) -> bool:
+    """Run one invariant: its native twin when registered and sure, else the FHIRPath."""
+    native = native_for(constraint.expression)
+    if native is not None:
+        verdict = native(data, type_name or str(data.get("resourceType", "")))
+        if verdict is not None:
+            return verdict
+    return evaluate_fhirpath(constraint, data, root, type_name)
+
+
+def run(constraint: Constraint, data: Any, root: dict[str, Any], path: str, ctx: Ctx,
+        type_name: str | None = None) -> None:
     """Evaluate and record a failure; an exception becomes an error issue."""
     try:
-        ok = evaluate(constraint, data, root)
+        ok = evaluate(constraint, data, root, type_name)
     except Exception as exc:  # noqa: BLE001 - fhirpathpy raises bare Exception; never crash
         ctx.add("error", "invariant", path,
                 f"invariant could not be evaluated: {constraint.key}: {exc}", constraint.key)
@@ -119,14 +138,14 @@ def check_element_constraints(node: ElementNode, path: str, key: str, value: Any
     """The invariants declared on one element, evaluated for one of its values."""
     root = ctx.root if ctx.root is not None else value
     if "." not in node.id:
-        data = value if value is root else ResourceNode.create_node(value, node.id)
+        type_name = None if value is root else node.id
         for constraint in node.constraints:
-            run(constraint, data, root, path, ctx)
+            run(constraint, value, root, path, ctx, type_name)
         return
     element_path = node.id.split(":")[0] if ":" in node.id.rsplit(".", 1)[-1] else node.id
     type_name = _type_name(element_path, key, node)
     for constraint in node.constraints:
-        run(constraint, ResourceNode.create_node(value, type_name), root, path, ctx)
+        run(constraint, value, root, path, ctx, type_name)
 
 
 _PRIMITIVES = frozenset(
@@ -178,6 +197,8 @@ __all__ = [
     "check_extension_shape",
     "check_periods",
     "evaluate",
+    "evaluate_fhirpath",
+    "native_for",
     "normalise",
     "passes",
 ]

@@ -1,0 +1,111 @@
+"""Benchmark: offline profile validation vs the fhir.resources parse+serialize floor (DESIGN §9).
+
+Run: ``.venv/bin/python benchmarks/bench_validation.py [--rounds N]``. Everything is measured in
+this one run on the same resources (the Bundles mapped from tests/data/examples/good-*.json):
+
+* floor            — one fhir.resources R4B pass per resource: model_validate + model_dump
+* validate (full)  — our validator incl. its one structural parse per resource
+* validate (profile) — profile checks only (``structure=False``: resources built by the mapper)
+* map+validate     — ``to_fhir(record)`` + profile validation of the Bundle, sessions/s
+
+Ratios > 1 mean faster than the floor. Profiles are compiled once, before timing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from fhir.resources.R4B import get_fhir_model_class  # noqa: E402
+
+from fhir_iastm.mapping import to_fhir  # noqa: E402
+from fhir_iastm.profiles import load_profiles  # noqa: E402
+from fhir_iastm.records import load_record  # noqa: E402
+from fhir_iastm.validation import validate  # noqa: E402
+
+
+def best_of(rounds: int, work: Callable[[], int]) -> tuple[float, int]:
+    """(best seconds, items) over ``rounds`` runs of ``work`` (returns how many items it did)."""
+    best, items = float("inf"), 0
+    for _ in range(rounds):
+        start = time.perf_counter()
+        items = work()
+        best = min(best, time.perf_counter() - start)
+    return best, items
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--repeat", type=int, default=20, help="copies of the example set")
+    args = parser.parse_args()
+
+    index = load_profiles(ROOT / "profiles")
+    examples = sorted((ROOT / "tests" / "data" / "examples").glob("good-*.json"))
+    records = [load_record(json.loads(p.read_text())) for p in examples] * args.repeat
+    bundles = [to_fhir(r) for r in records]
+    resources = [e["resource"] for b in bundles for e in b["entry"]]
+    per_session = len(resources) / len(bundles)
+
+    def floor() -> int:
+        for res in resources:
+            get_fhir_model_class(res["resourceType"]).model_validate(res).model_dump(
+                mode="json", exclude_none=True)
+        return len(resources)
+
+    def full() -> int:
+        for res in resources:
+            validate(res, index)
+        return len(resources)
+
+    def profile_only() -> int:
+        for res in resources:
+            validate(res, index, structure=False)
+        return len(resources)
+
+    def map_validate() -> int:
+        for record in records:
+            issues = validate(to_fhir(record), index, structure=False)
+            if any(i.is_error for i in issues):
+                raise SystemExit(f"unexpected error on {record.session_id}: {issues}")
+        return len(records)
+
+    def map_only() -> int:
+        for record in records:
+            to_fhir(record)
+        return len(records)
+
+    rows: dict[str, float] = {}
+    for name, work in (("floor", floor), ("validate_full", full), ("validate_profile", profile_only),
+                       ("map_only", map_only), ("map_validate", map_validate)):
+        seconds, items = best_of(args.rounds, work)
+        rows[name] = items / seconds
+    floor_sessions = rows["floor"] / per_session
+    report: dict[str, Any] = {
+        "resources": len(resources),
+        "sessions": len(records),
+        "resources_per_session": round(per_session, 2),
+        "floor_resources_per_s": round(rows["floor"]),
+        "validate_full_resources_per_s": round(rows["validate_full"]),
+        "validate_profile_resources_per_s": round(rows["validate_profile"]),
+        "floor_sessions_per_s": round(floor_sessions),
+        "map_only_sessions_per_s": round(rows["map_only"]),
+        "map_validate_sessions_per_s": round(rows["map_validate"]),
+        "ratio_validate_full_vs_floor": round(rows["validate_full"] / rows["floor"], 2),
+        "ratio_validate_profile_vs_floor": round(rows["validate_profile"] / rows["floor"], 2),
+        "ratio_map_validate_vs_floor": round(rows["map_validate"] / floor_sessions, 2),
+    }
+    print(json.dumps(report, indent=2))  # noqa: T201 - a benchmark script prints its report
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
