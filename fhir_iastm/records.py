@@ -135,7 +135,12 @@ def _content(value: Any) -> Any:
 
 
 def canonical_json(record_or_dict: model.SessionRecord | Mapping[str, Any]) -> bytes:
-    """RFC 8785 (JCS) bytes of the record's content, without ``last_modified`` and ``billing``."""
+    """RFC 8785 (JCS) bytes of the record's content (decisions 7, 15).
+
+    ``last_modified`` and ``billing`` are left out; so are nulls and empty arrays, and
+    ``is_primary: false`` counts as absent (the "Round trip" canonical form). Key order never
+    matters; array order does (``site_index`` points into ``treatment_sites``).
+    """
     data = record_or_dict
     if isinstance(data, model.SessionRecord):
         data = model.to_dict(data)
