@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +47,17 @@ def _mapping_settings(settings: Mapping[str, Any]) -> MappingSettings:
     )
 
 
+@lru_cache(maxsize=4)
+def _profiles(path: str, fingerprint: tuple[tuple[str, float], ...]) -> ProfileIndex:
+    return load_profiles(Path(path))
+
+
+def profile_index(path: Path) -> ProfileIndex:
+    """The compiled profiles of a folder, compiled once per process while its files are unchanged."""
+    fingerprint = tuple(sorted((p.name, p.stat().st_mtime) for p in path.glob("*.json")))
+    return _profiles(str(path.resolve()), fingerprint)
+
+
 def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     """Build the Flask application (see the module docstring for the settings order)."""
     from fhir_iastm.api.facade import Facade
@@ -65,7 +77,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     state = AppState(
         settings=settings,
         store=store,
-        profiles=load_profiles(Path(settings["PROFILES_DIR"])),
+        profiles=profile_index(Path(settings["PROFILES_DIR"])),
         mapping=mapping,
         api_tokens=parse_api_tokens(settings.get("API_TOKENS")),
         facade=Facade(store, mapping),
