@@ -336,4 +336,60 @@ def load_profiles_command(server: str, token: str | None, canonical_base: str,
     emit_result({"uploaded": len(written), "resources": written}, True)
 
 
+# ---------------------------------------------------------------- validate (validation engineer)
+
+
+@main.command("validate")
+@click.argument("files", nargs=-1, required=True, type=click.File("r", encoding="utf-8"))
+@click.option("--profile", default=None,
+              help="Validate against this profile URL instead of each resource's meta.profile.")
+@click.option("--profiles", "profiles_dir", envvar="IASTM_PROFILES_DIR", default=None,
+              type=click.Path(file_okay=False),
+              help="Folder of conformance resources (default: the repository's profiles/).")
+def validate_command(files: tuple[IO[str], ...], profile: str | None,
+                     profiles_dir: str | None) -> None:
+    """Validate FHIR resources / Bundles (FILE or - ; JSON, array or JSON Lines) against profiles/.
+
+    One OperationOutcome per input document on stdout (JSON Lines when several); exit 1 when any
+    has an error or fatal issue (broken JSON included), else 0.
+    """
+    from pathlib import Path
+
+    import fhir_iastm
+    from fhir_iastm.errors import ConfigError, has_errors
+    from fhir_iastm.profiles import load_profiles
+    from fhir_iastm.validation import validate
+
+    folder = Path(profiles_dir) if profiles_dir else Path(fhir_iastm.__file__).parent.parent / "profiles"
+    try:
+        index = load_profiles(folder)
+    except ConfigError as exc:
+        emit_outcome(exc.issues, None)
+        sys.exit(EXIT_INVALID)
+    outcomes: list[list[Issue]] = []
+    for stream in files:
+        try:
+            items, _single = read_documents(stream)
+        except InputError as exc:
+            outcomes.append([exc.issue])
+            continue
+        except UnicodeDecodeError as exc:
+            outcomes.append([Issue("error", "structure", None, f"not UTF-8 text: {exc}", "E_FORMAT")])
+            continue
+        outcomes.extend(validate(item, index, profile=profile) for item in items)
+    for issues in outcomes:
+        emit_result(operation_outcome(issues), len(outcomes) == 1)
+    if any(has_errors(issues) for issues in outcomes):
+        sys.exit(EXIT_INVALID)
+
+
+def _register_service_commands() -> None:
+    from fhir_iastm.cli_service import COMMANDS
+
+    for command in COMMANDS:
+        main.add_command(command)
+
+
+_register_service_commands()
+
 __all__ = ["main"]
