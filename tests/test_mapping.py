@@ -376,3 +376,24 @@ def test_optional_fields_round_trip() -> None:
     assert canonical_for_roundtrip(back) == canonical_for_roundtrip(rich)
     assert back.therapist.license_number == record.therapist.license_number
     assert back.therapist.license_state is None
+
+
+def test_duplicate_full_urls_or_request_urls_are_refused() -> None:
+    from fhir_iastm.errors import MappingError
+    from fhir_iastm.mapping.bundle import assert_distinct
+
+    entries = to_fhir(good("good-03"))["entry"]
+    assert_distinct(entries)
+    with pytest.raises(MappingError) as info:
+        assert_distinct([*entries, entries[4]])
+    assert info.value.issues[0].details == "E_DUPLICATE_KEY"
+    assert info.value.issues[0].expression == f"Bundle.entry[{len(entries)}]"
+
+
+def test_check_structure_reports_fhirpath_locations() -> None:
+    bundle = to_fhir(good("good-03"))
+    bundle["entry"][3]["resource"]["status"] = 42
+    bundle["entry"][5]["resource"]["bodySite"][0]["coding"][0]["system"] = ["not", "a", "uri"]
+    paths = [i.expression for i in check_structure(bundle)]
+    assert "Bundle.entry[3].resource.status" in paths
+    assert any(p.startswith("Bundle.entry[5].resource.bodySite[0].coding[0]") for p in paths)
