@@ -58,7 +58,8 @@ def main() -> int:
     def floor() -> int:
         for res in resources:
             get_fhir_model_class(res["resourceType"]).model_validate(res).model_dump(
-                mode="json", exclude_none=True)
+                mode="json", exclude_none=True
+            )
         return len(resources)
 
     def full() -> int:
@@ -84,8 +85,13 @@ def main() -> int:
         return len(records)
 
     rows: dict[str, float] = {}
-    for name, work in (("floor", floor), ("validate_full", full), ("validate_profile", profile_only),
-                       ("map_only", map_only), ("map_validate", map_validate)):
+    for name, work in (
+        ("floor", floor),
+        ("validate_full", full),
+        ("validate_profile", profile_only),
+        ("map_only", map_only),
+        ("map_validate", map_validate),
+    ):
         seconds, items = best_of(args.rounds, work)
         rows[name] = items / seconds
     floor_sessions = rows["floor"] / per_session

@@ -222,7 +222,9 @@ def _fill_node(node: ElementNode, element: dict[str, Any], source: str) -> None:
     node.pattern = _typed_value(element, "pattern") or node.pattern
     binding = element.get("binding")
     if binding and binding.get("valueSet"):
-        node.binding = Binding(str(binding.get("strength", "example")), canonical(binding["valueSet"]))
+        node.binding = Binding(
+            str(binding.get("strength", "example")), canonical(binding["valueSet"])
+        )
     if "type" in element:
         node.types = tuple(
             TypeRef(
@@ -237,7 +239,7 @@ def _fill_node(node: ElementNode, element: dict[str, Any], source: str) -> None:
 
 
 def _split_id(element_id: str) -> list[tuple[str, str | None]]:
-    """``Procedure.extension:tech.value[x]`` -> [(Procedure, None), (extension, tech), (value[x], None)]."""
+    """``Procedure.extension:tech.value[x]`` -> [(Procedure, None), (extension, tech), …]."""
     out: list[tuple[str, str | None]] = []
     for part in re.split(r"\.(?![^\[]*\])", element_id):
         name, _, slice_name = part.partition(":")
@@ -424,7 +426,7 @@ def expand_value_sets(
 
 
 def load_profiles(path: str | Path) -> ProfileIndex:
-    """Read every ``*.json`` in a folder once and compile it; a broken file -> ConfigError naming it."""
+    """Read every ``*.json`` of a folder once; a broken file -> ConfigError naming the file."""
     folder = Path(path)
     if not folder.is_dir():
         raise ConfigError(f"profiles folder not found: {folder}")

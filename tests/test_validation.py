@@ -23,13 +23,21 @@ PROFILE = f"{B}/StructureDefinition/test-procedure"
 GOOD: dict[str, Any] = {
     "resourceType": "Procedure",
     "meta": {"profile": [PROFILE]},
-    "extension": [{"url": COLOR, "valueCodeableConcept": {
-        "coding": [{"system": f"{B}/CodeSystem/color", "code": "dark-red"}]}}],
+    "extension": [
+        {
+            "url": COLOR,
+            "valueCodeableConcept": {
+                "coding": [{"system": f"{B}/CodeSystem/color", "code": "dark-red"}]
+            },
+        }
+    ],
     "identifier": [{"system": f"{B}/sid/a", "value": "A-1"}],
     "status": "completed",
     "statusReason": {"text": "n/a"},
-    "category": {"coding": [{"system": SCT, "code": "387713003", "display": "Surgical"}],
-                 "text": "surgery"},
+    "category": {
+        "coding": [{"system": SCT, "code": "387713003", "display": "Surgical"}],
+        "text": "surgery",
+    },
     "code": {"coding": [{"system": f"{B}/CodeSystem/color", "code": "blue"}]},
     "subject": {"reference": "Patient/p1"},
     "performedPeriod": {"start": "2025-04-02T08:15:00-05:00", "end": "2025-04-02T08:45:00-05:00"},
@@ -68,41 +76,77 @@ def test_exception_in_invariant_is_an_error_issue_not_a_crash(index: ProfileInde
 
 
 CASES: list[tuple[str, Callable[[dict[str, Any]], Any], tuple[str, str]]] = [
-    ("min of an extension slice (by URL)", lambda r: r.pop("extension"),
-     ("Procedure", "slice:Procedure.extension:color")),
-    ("max of an extension slice", lambda r: r["extension"].append(copy.deepcopy(r["extension"][0])),
-     ("Procedure", "slice:Procedure.extension:color")),
+    (
+        "min of an extension slice (by URL)",
+        lambda r: r.pop("extension"),
+        ("Procedure", "slice:Procedure.extension:color"),
+    ),
+    (
+        "max of an extension slice",
+        lambda r: r["extension"].append(copy.deepcopy(r["extension"][0])),
+        ("Procedure", "slice:Procedure.extension:color"),
+    ),
     ("min of an element", lambda r: r.pop("code"), ("Procedure", "card:Procedure.code")),
-    ("max of an element", lambda r: r["followUp"].append(copy.deepcopy(r["followUp"][0])),
-     ("Procedure", "card:Procedure.followUp")),
-    ("fixed[x]", lambda r: r.update(status="in-progress"),
-     ("Procedure.status", "fixed:Procedure.status")),
-    ("pattern[x]", lambda r: r["category"]["coding"][0].update(code="1"),
-     ("Procedure.category", "pattern:Procedure.category")),
-    ("closed slicing: value discriminator matches no slice",
-     lambda r: r["identifier"].append({"system": f"{B}/sid/other", "value": "x"}),
-     ("Procedure.identifier[1]", "slicing:Procedure.identifier")),
-    ("slice child cardinality", lambda r: r["identifier"][0].pop("value"),
-     ("Procedure.identifier[0]", "card:Procedure.identifier:a.value")),
-    ("required binding (imported ValueSet)",
-     lambda r: r["followUp"][0]["coding"][0].update(code="1"),
-     ("Procedure.followUp[0]", "binding:Procedure.followUp")),
-    ("required binding of an extension value (exclude honoured)",
-     lambda r: r["extension"][0]["valueCodeableConcept"]["coding"][0].update(code="abstract"),
-     ("Procedure.extension[0].valueCodeableConcept", "binding:Extension.value[x]")),
-    ("choice type not allowed", lambda r: (r.pop("performedPeriod"),
-                                           r.update(performedDateTime="2025-04-02")),
-     ("Procedure.performedDateTime", "type:Procedure.performed[x]")),
-    ("invariant false", lambda r: r["performedPeriod"].update(end="2025-04-02T08:15:00-05:00"),
-     ("Procedure", "t-1")),
-    ("invariant with an empty result fails", lambda r: r.pop("statusReason"),
-     ("Procedure", "t-empty")),
-    ("max 0 in an extension definition", lambda r: r["extension"][0].update(
-        extension=[{"url": "x", "valueString": "y"}]),
-     ("Procedure.extension[0]", "card:Extension.extension")),
-    ("code not in a local complete CodeSystem",
-     lambda r: r["code"]["coding"].append({"system": f"{B}/CodeSystem/color", "code": "pink"}),
-     ("Procedure.code.coding[1]", f"codesystem:{B}/CodeSystem/color")),
+    (
+        "max of an element",
+        lambda r: r["followUp"].append(copy.deepcopy(r["followUp"][0])),
+        ("Procedure", "card:Procedure.followUp"),
+    ),
+    (
+        "fixed[x]",
+        lambda r: r.update(status="in-progress"),
+        ("Procedure.status", "fixed:Procedure.status"),
+    ),
+    (
+        "pattern[x]",
+        lambda r: r["category"]["coding"][0].update(code="1"),
+        ("Procedure.category", "pattern:Procedure.category"),
+    ),
+    (
+        "closed slicing: value discriminator matches no slice",
+        lambda r: r["identifier"].append({"system": f"{B}/sid/other", "value": "x"}),
+        ("Procedure.identifier[1]", "slicing:Procedure.identifier"),
+    ),
+    (
+        "slice child cardinality",
+        lambda r: r["identifier"][0].pop("value"),
+        ("Procedure.identifier[0]", "card:Procedure.identifier:a.value"),
+    ),
+    (
+        "required binding (imported ValueSet)",
+        lambda r: r["followUp"][0]["coding"][0].update(code="1"),
+        ("Procedure.followUp[0]", "binding:Procedure.followUp"),
+    ),
+    (
+        "required binding of an extension value (exclude honoured)",
+        lambda r: r["extension"][0]["valueCodeableConcept"]["coding"][0].update(code="abstract"),
+        ("Procedure.extension[0].valueCodeableConcept", "binding:Extension.value[x]"),
+    ),
+    (
+        "choice type not allowed",
+        lambda r: (r.pop("performedPeriod"), r.update(performedDateTime="2025-04-02")),
+        ("Procedure.performedDateTime", "type:Procedure.performed[x]"),
+    ),
+    (
+        "invariant false",
+        lambda r: r["performedPeriod"].update(end="2025-04-02T08:15:00-05:00"),
+        ("Procedure", "t-1"),
+    ),
+    (
+        "invariant with an empty result fails",
+        lambda r: r.pop("statusReason"),
+        ("Procedure", "t-empty"),
+    ),
+    (
+        "max 0 in an extension definition",
+        lambda r: r["extension"][0].update(extension=[{"url": "x", "valueString": "y"}]),
+        ("Procedure.extension[0]", "card:Extension.extension"),
+    ),
+    (
+        "code not in a local complete CodeSystem",
+        lambda r: r["code"]["coding"].append({"system": f"{B}/CodeSystem/color", "code": "pink"}),
+        ("Procedure.code.coding[1]", f"codesystem:{B}/CodeSystem/color"),
+    ),
 ]
 
 
@@ -112,8 +156,11 @@ def test_each_check_fails_with_its_rule_and_location(
 ) -> None:
     found = errors(validate(mutated(change), index))
     assert expected in found
-    assert found - {expected} <= {("Procedure", "t-boom"), ("Procedure.extension[0]", "ext-1"),
-                                  ("Procedure.code.coding[1]", "binding:Procedure.code")}
+    assert found - {expected} <= {
+        ("Procedure", "t-boom"),
+        ("Procedure.extension[0]", "ext-1"),
+        ("Procedure.code.coding[1]", "binding:Procedure.code"),
+    }
 
 
 def test_extensible_binding_is_a_warning(index: ProfileIndex) -> None:
@@ -147,7 +194,8 @@ def test_unknown_meta_profile_is_an_error(index: ProfileIndex) -> None:
     res = mutated(lambda r: r["meta"].update(profile=["https://nowhere.org/StructureDefinition/x"]))
     hits = [i for i in validate(res, index) if i.is_error]
     assert [(i.expression, i.details) for i in hits] == [
-        ("Procedure.meta.profile[0]", "unknown-profile")]
+        ("Procedure.meta.profile[0]", "unknown-profile")
+    ]
     assert "unknown profile" in (hits[0].diagnostics or "")
 
 
@@ -155,7 +203,8 @@ def test_explicit_profile_argument_overrides_meta(index: ProfileIndex) -> None:
     res = mutated(lambda r: r.pop("meta"))
     res.pop("extension")
     assert ("Procedure", "slice:Procedure.extension:color") in errors(
-        validate(res, index, profile=PROFILE))
+        validate(res, index, profile=PROFILE)
+    )
 
 
 def test_type_without_profile_is_structure_only_information(index: ProfileIndex) -> None:
@@ -166,7 +215,8 @@ def test_type_without_profile_is_structure_only_information(index: ProfileIndex)
 def test_wrong_resource_type_is_a_structure_error(index: ProfileIndex) -> None:
     issues = validate({"resourceType": "Procedur", "status": "completed"}, index)
     assert [(i.severity, i.code, i.details) for i in issues] == [
-        ("error", "structure", "structure:resourceType")]
+        ("error", "structure", "structure:resourceType")
+    ]
     assert validate([1, 2], index)[0].is_error
 
 
@@ -182,8 +232,11 @@ def _bundle(*entries: dict[str, Any]) -> dict[str, Any]:
 
 
 def _entry(full_url: str, resource: dict[str, Any]) -> dict[str, Any]:
-    return {"fullUrl": full_url, "resource": resource,
-            "request": {"method": "POST", "url": resource["resourceType"]}}
+    return {
+        "fullUrl": full_url,
+        "resource": resource,
+        "request": {"method": "POST", "url": resource["resourceType"]},
+    }
 
 
 PATIENT = {"resourceType": "Patient", "gender": "female"}
@@ -204,7 +257,8 @@ def test_bundle_target_profile_type_is_checked(index: ProfileIndex) -> None:
     proc = mutated(lambda r: r.update(subject={"reference": "urn:uuid:1"}))
     bad = _bundle(_entry("urn:uuid:1", PRACTITIONER), _entry("urn:uuid:2", proc))
     assert ("Bundle.entry[1].resource.subject", "target:Procedure.subject") in errors(
-        validate(bad, index))
+        validate(bad, index)
+    )
 
 
 def test_bundle_unresolvable_reference_is_an_error(index: ProfileIndex) -> None:
@@ -229,15 +283,25 @@ def test_bundle_entry_structure_error_is_located_in_the_entry(index: ProfileInde
 
 def test_structure_false_skips_the_pydantic_parse(index: ProfileIndex) -> None:
     res = mutated(lambda r: r["code"]["coding"][0].update(bogus=1))
-    assert not [i for i in validate(res, index, structure=False)
-                if (i.details or "").startswith("structure")]
+    assert not [
+        i
+        for i in validate(res, index, structure=False)
+        if (i.details or "").startswith("structure")
+    ]
 
 
 def test_record_field_renders_as_extension_and_diagnostics_suffix() -> None:
-    issue = Issue("error", "invariant", "Procedure.bodySite[0]", "no side", "iastm-proc-4",
-                  record_field="treatment_sites[0]")
+    issue = Issue(
+        "error",
+        "invariant",
+        "Procedure.bodySite[0]",
+        "no side",
+        "iastm-proc-4",
+        record_field="treatment_sites[0]",
+    )
     rendered = operation_outcome([issue])["issue"][0]
     assert rendered["expression"] == ["Procedure.bodySite[0]"]
     assert rendered["diagnostics"] == "no side (record field: treatment_sites[0])"
-    assert rendered["extension"] == [{"url": RECORD_FIELD_EXTENSION,
-                                      "valueString": "treatment_sites[0]"}]
+    assert rendered["extension"] == [
+        {"url": RECORD_FIELD_EXTENSION, "valueString": "treatment_sites[0]"}
+    ]

@@ -33,10 +33,17 @@ def outcomes(text: str) -> list[dict[str, Any]]:
 
 def test_map_piped_into_validate_exits_0() -> None:
     cli = [sys.executable, "-m", "fhir_iastm"]
-    mapped = subprocess.run([*cli, "map", str(GOOD_06)], capture_output=True, text=True,
-                            cwd=ROOT, check=True)
-    checked = subprocess.run([*cli, "validate", "-"], input=mapped.stdout, capture_output=True,
-                             text=True, cwd=ROOT, check=False)
+    mapped = subprocess.run(
+        [*cli, "map", str(GOOD_06)], capture_output=True, text=True, cwd=ROOT, check=True
+    )
+    checked = subprocess.run(
+        [*cli, "validate", "-"],
+        input=mapped.stdout,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        check=False,
+    )
     assert checked.returncode == 0, checked.stdout + checked.stderr
     [outcome] = outcomes(checked.stdout)
     assert outcome["resourceType"] == "OperationOutcome"
@@ -52,7 +59,8 @@ def test_invalid_resource_exits_1_with_located_issue(tmp_path: Path) -> None:
     [outcome] = outcomes(result.output)
     errors = [i for i in outcome["issue"] if i["severity"] == "error"]
     assert [(e["expression"], e["details"]["text"]) for e in errors] == [
-        (["Observation"], "iastm-obs-1")]
+        (["Observation"], "iastm-obs-1")
+    ]
 
 
 def test_json_lines_give_one_outcome_per_line() -> None:
@@ -64,7 +72,8 @@ def test_json_lines_give_one_outcome_per_line() -> None:
     first, second = outcomes(result.output)
     assert not [i for i in first["issue"] if i["severity"] == "error"]
     assert [i["details"]["text"] for i in second["issue"] if i["severity"] == "error"] == [
-        "iastm-obs-1"]
+        "iastm-obs-1"
+    ]
 
 
 def test_broken_json_is_an_outcome_not_a_traceback(tmp_path: Path) -> None:
@@ -80,8 +89,10 @@ def test_broken_json_is_an_outcome_not_a_traceback(tmp_path: Path) -> None:
 
 def test_unknown_profile_option_is_an_error() -> None:
     resource = {"resourceType": "Patient", "gender": "female"}
-    result = run(["--profile", "https://nowhere.example.org/StructureDefinition/x", "-"],
-                 stdin=json.dumps(resource))
+    result = run(
+        ["--profile", "https://nowhere.example.org/StructureDefinition/x", "-"],
+        stdin=json.dumps(resource),
+    )
     assert result.exit_code == 1
     [outcome] = outcomes(result.output)
     assert outcome["issue"][0]["details"]["text"] == "unknown-profile"
@@ -107,10 +118,15 @@ def test_profiles_dir_option_and_env(tmp_path: Path, via_env: bool) -> None:
 
 
 def test_subprocess_never_prints_a_traceback(tmp_path: Path) -> None:
-    (tmp_path / "x.json").write_text("[1, {\"resourceType\": \"Bundle\", \"entry\": 5}]")
-    proc = subprocess.run([sys.executable, "-m", "fhir_iastm", "validate", str(tmp_path / "x.json")],
-                          capture_output=True, text=True, cwd=ROOT, check=False,
-                          env={**os.environ, "PYTHONPATH": str(ROOT)})
+    (tmp_path / "x.json").write_text('[1, {"resourceType": "Bundle", "entry": 5}]')
+    proc = subprocess.run(
+        [sys.executable, "-m", "fhir_iastm", "validate", str(tmp_path / "x.json")],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        check=False,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
     assert proc.returncode == 1
     assert "Traceback" not in proc.stderr
     assert len(outcomes(proc.stdout)) == 2

@@ -43,8 +43,9 @@ def _compare_all(monkeypatch: pytest.MonkeyPatch, documents: list[dict[str, Any]
     seen: Verdicts = defaultdict(set)
     mismatches: list[str] = []
 
-    def both(constraint: Constraint, data: Any, root: dict[str, Any],
-             type_name: str | None = None) -> bool:
+    def both(
+        constraint: Constraint, data: Any, root: dict[str, Any], type_name: str | None = None
+    ) -> bool:
         try:
             expected: bool | str = evaluate_fhirpath(constraint, data, root, type_name)
         except Exception:  # noqa: BLE001 - fhirpathpy raises bare Exception
@@ -55,8 +56,10 @@ def _compare_all(monkeypatch: pytest.MonkeyPatch, documents: list[dict[str, Any]
             if verdict is not None:
                 seen[constraint.key].add(verdict)
                 if verdict != expected:
-                    mismatches.append(f"{constraint.key}: native {verdict} fhirpath {expected} "
-                                      f"on {json.dumps(data)[:300]}")
+                    mismatches.append(
+                        f"{constraint.key}: native {verdict} fhirpath {expected} "
+                        f"on {json.dumps(data)[:300]}"
+                    )
         if expected == "raises":
             raise ValueError("fhirpath raised")
         return bool(expected)
@@ -69,38 +72,92 @@ def _compare_all(monkeypatch: pytest.MonkeyPatch, documents: list[dict[str, Any]
 
 
 C = "https://iastm.example.org/fhir/StructureDefinition/"
-PAIN = {"resourceType": "Observation", "meta": {"profile": [C + "iastm-pain-observation"]},
-        "status": "final", "code": {"coding": [{"system": "http://loinc.org", "code": "72514-3"}]}}
+PAIN = {
+    "resourceType": "Observation",
+    "meta": {"profile": [C + "iastm-pain-observation"]},
+    "status": "final",
+    "code": {"coding": [{"system": "http://loinc.org", "code": "72514-3"}]},
+}
 #: odd shapes the examples never produce (statuses absent, empty results, edge values)
 EDGE_CASES: list[dict[str, Any]] = [
-    {"resourceType": "Procedure", "meta": {"profile": [C + "iastm-procedure"]},
-     "subject": {"reference": "Patient/1"}, "complication": [{"text": "x"}],
-     "bodySite": [{"text": "x"}], "performedPeriod": {"start": "2025-04-02"}},
-    {"resourceType": "Procedure", "meta": {"profile": [C + "iastm-procedure"]}, "status": "in-progress",
-     "subject": {"reference": "Patient/1"}, "performedDateTime": "2025-04-02"},
-    {**PAIN, "valueQuantity": {"value": 10.0, "code": "{score}"}, "dataAbsentReason": {"text": "x"}},
-    {**PAIN, "valueQuantity": {"value": -1, "code": "{score}"}, "extension": [
-        {"url": C + "iastm-measurement-timing", "valueCode": "pre"},
-        {"url": C + "iastm-measurement-timing", "valueCode": "post"}]},
+    {
+        "resourceType": "Procedure",
+        "meta": {"profile": [C + "iastm-procedure"]},
+        "subject": {"reference": "Patient/1"},
+        "complication": [{"text": "x"}],
+        "bodySite": [{"text": "x"}],
+        "performedPeriod": {"start": "2025-04-02"},
+    },
+    {
+        "resourceType": "Procedure",
+        "meta": {"profile": [C + "iastm-procedure"]},
+        "status": "in-progress",
+        "subject": {"reference": "Patient/1"},
+        "performedDateTime": "2025-04-02",
+    },
+    {
+        **PAIN,
+        "valueQuantity": {"value": 10.0, "code": "{score}"},
+        "dataAbsentReason": {"text": "x"},
+    },
+    {
+        **PAIN,
+        "valueQuantity": {"value": -1, "code": "{score}"},
+        "extension": [
+            {"url": C + "iastm-measurement-timing", "valueCode": "pre"},
+            {"url": C + "iastm-measurement-timing", "valueCode": "post"},
+        ],
+    },
     {**PAIN, "valueQuantity": {"code": "{score}"}, "effectiveDateTime": "2025-04"},
     {**PAIN, "component": [{"code": {"text": "x"}}]},
-    {"resourceType": "Practitioner", "meta": {"profile": [C + "iastm-practitioner"]},
-     "identifier": [{"system": "http://hl7.org/fhir/sid/us-npi", "value": "123456789"},
-                    {"system": "http://hl7.org/fhir/sid/us-npi", "value": "12345678930"},
-                    {"system": "http://hl7.org/fhir/sid/us-npi", "value": "12345X7893"},
-                    {"system": "http://hl7.org/fhir/sid/us-npi"}],
-     "name": [{"family": "X", "extension": [
-         {"url": "http://hl7.org/fhir/StructureDefinition/data-absent-reason", "valueCode": "x"}]}]},
-    {"resourceType": "Condition", "meta": {"profile": [C + "iastm-condition"]},
-     "category": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/condition-category",
-                               "code": "problem-list-item"}]}],
-     "code": {"coding": [{"system": "http://hl7.org/fhir/sid/icd-10-cm", "code": "S76.311D\n"},
-                         {"system": "http://hl7.org/fhir/sid/icd-10-cm", "code": "Z96.653"}]},
-     "subject": {"reference": "Patient/1"}},
+    {
+        "resourceType": "Practitioner",
+        "meta": {"profile": [C + "iastm-practitioner"]},
+        "identifier": [
+            {"system": "http://hl7.org/fhir/sid/us-npi", "value": "123456789"},
+            {"system": "http://hl7.org/fhir/sid/us-npi", "value": "12345678930"},
+            {"system": "http://hl7.org/fhir/sid/us-npi", "value": "12345X7893"},
+            {"system": "http://hl7.org/fhir/sid/us-npi"},
+        ],
+        "name": [
+            {
+                "family": "X",
+                "extension": [
+                    {
+                        "url": "http://hl7.org/fhir/StructureDefinition/data-absent-reason",
+                        "valueCode": "x",
+                    }
+                ],
+            }
+        ],
+    },
+    {
+        "resourceType": "Condition",
+        "meta": {"profile": [C + "iastm-condition"]},
+        "category": [
+            {
+                "coding": [
+                    {
+                        "system": "http://terminology.hl7.org/CodeSystem/condition-category",
+                        "code": "problem-list-item",
+                    }
+                ]
+            }
+        ],
+        "code": {
+            "coding": [
+                {"system": "http://hl7.org/fhir/sid/icd-10-cm", "code": "S76.311D\n"},
+                {"system": "http://hl7.org/fhir/sid/icd-10-cm", "code": "Z96.653"},
+            ]
+        },
+        "subject": {"reference": "Patient/1"},
+    },
 ]
 
 
-def test_native_twins_agree_on_examples_and_mutation_corpus(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_native_twins_agree_on_examples_and_mutation_corpus(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     seen = _compare_all(monkeypatch, [*_documents(), *EDGE_CASES])
     # every twin was exercised, and the corpus makes each resource-level twin say "no" at least once
     profile_keys = {c.key for p in _index().profiles.values() for c in _constraints(p.root)}
@@ -109,8 +166,11 @@ def test_native_twins_agree_on_examples_and_mutation_corpus(monkeypatch: pytest.
     assert never_false == set()
 
 
-@settings(max_examples=25, deadline=None,
-          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=25,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
 @given(record=valid_records())
 def test_native_twins_agree_on_generated_bundles(
     monkeypatch: pytest.MonkeyPatch, record: dict[str, Any]
@@ -126,7 +186,13 @@ def _constraints(node: Any) -> Iterator[Constraint]:
 
 def test_every_profile_invariant_has_a_native_twin() -> None:
     """A profile whose expression text drifted from native_texts.py loses its fast path: fail."""
-    missing = sorted({c.key for p in _index().profiles.values() for c in _constraints(p.root)
-                      if native_for(c.expression) is None})
+    missing = sorted(
+        {
+            c.key
+            for p in _index().profiles.values()
+            for c in _constraints(p.root)
+            if native_for(c.expression) is None
+        }
+    )
     assert missing == []
     assert native_for(" " + normalise("partOf.exists()") + " ") is not None

@@ -43,7 +43,9 @@ def mapped(name: str) -> dict[str, Any]:
 
 def entry(bundle: dict[str, Any], suffix: str) -> tuple[int, dict[str, Any]]:
     for i, e in enumerate(bundle["entry"]):
-        if any(str(x.get("value", "")).endswith(suffix) for x in e["resource"].get("identifier", [])):
+        if any(
+            str(x.get("value", "")).endswith(suffix) for x in e["resource"].get("identifier", [])
+        ):
             return i, e["resource"]
     raise KeyError(suffix)
 
@@ -101,12 +103,18 @@ def test_iastm_proc_1_across_offsets_and_dst(
     rules = {x.details for x in validate(bundle, index) if x.is_error}
     assert ("iastm-proc-1" not in rules) is valid
     # FHIRPath text on the UTC-normalised copy gives the same verdict as the native check
-    constraint = next(c for c in index.profiles[f"{C}/StructureDefinition/iastm-procedure"]
-                      .root.constraints if c.key == "iastm-proc-1")
+    constraint = next(
+        c
+        for c in index.profiles[f"{C}/StructureDefinition/iastm-procedure"].root.constraints
+        if c.key == "iastm-proc-1"
+    )
     assert passes(constraint.fn(utc_copy(proc), {})) is valid
     assert NATIVE[PERIOD_ORDER](proc, "Procedure") is valid
-    assert f"Bundle.entry[{i}].resource" in {
-        x.expression for x in validate(bundle, index) if x.details == "iastm-proc-1"} or valid
+    assert (
+        f"Bundle.entry[{i}].resource"
+        in {x.expression for x in validate(bundle, index) if x.details == "iastm-proc-1"}
+        or valid
+    )
 
 
 #: the two PERIODS rows whose bounds are the same instant (start <= end holds, start < end not)
@@ -127,14 +135,18 @@ def test_per_1_on_encounter_period_across_offsets(
     assert per1 == expected
 
 
-_offsets = st.sampled_from(["Z", "+00:00", "-05:00", "-04:00", "+01:00", "+02:00", "+05:30",
-                            "-09:30", "+14:00", "-12:00"])
+_offsets = st.sampled_from(
+    ["Z", "+00:00", "-05:00", "-04:00", "+01:00", "+02:00", "+05:30", "-09:30", "+14:00", "-12:00"]
+)
 
 
 def _stamp(moment: datetime, offset: str, fraction: str) -> str:
     sign = -1 if offset.startswith("-") else 1
-    tz = UTC if offset == "Z" else timezone(sign * timedelta(hours=int(offset[1:3]),
-                                                             minutes=int(offset[4:6])))
+    tz = (
+        UTC
+        if offset == "Z"
+        else timezone(sign * timedelta(hours=int(offset[1:3]), minutes=int(offset[4:6])))
+    )
     return moment.astimezone(tz).replace(tzinfo=None, microsecond=0).isoformat() + fraction + offset
 
 
@@ -150,19 +162,29 @@ def test_native_period_check_agrees_with_fhirpath_on_utc_copy(
 ) -> None:
     if not _INDEX:
         _INDEX.append(load_profiles(ROOT / "profiles"))
-    constraint = next(c for c in _INDEX[0].profiles[f"{C}/StructureDefinition/iastm-procedure"]
-                      .root.constraints if c.key == "iastm-proc-1")
+    constraint = next(
+        c
+        for c in _INDEX[0].profiles[f"{C}/StructureDefinition/iastm-procedure"].root.constraints
+        if c.key == "iastm-proc-1"
+    )
     end = start + timedelta(minutes=minutes)
-    proc = {"resourceType": "Procedure", "status": "completed", "performedPeriod": {
-        "start": _stamp(start, offsets[0], fractions[0]), "end": _stamp(end, offsets[1], fractions[1])}}
+    proc = {
+        "resourceType": "Procedure",
+        "status": "completed",
+        "performedPeriod": {
+            "start": _stamp(start, offsets[0], fractions[0]),
+            "end": _stamp(end, offsets[1], fractions[1]),
+        },
+    }
     assert NATIVE[PERIOD_ORDER](proc, "Procedure") == passes(constraint.fn(utc_copy(proc), {}))
 
 
 def test_issues_trace_back_to_record_fields(index: ProfileIndex) -> None:
     bundle = mapped("good-01-lateral-epicondylitis-graston.json")
     _, proc = entry(bundle, "/procedure")
-    proc["bodySite"][0]["extension"] = [e for e in proc["bodySite"][0]["extension"]
-                                        if "laterality" not in e["url"]]
+    proc["bodySite"][0]["extension"] = [
+        e for e in proc["bodySite"][0]["extension"] if "laterality" not in e["url"]
+    ]
     _, post = entry(bundle, "/obs/pain-post")
     post["valueQuantity"].pop("system")
     _, cond = entry(bundle, "/condition/DX-100245-01")

@@ -55,15 +55,25 @@ def validate(
     """Validate a resource or a Bundle; ``structure=False`` skips the fhir.resources parse (only
     for resources built through fhir.resources models, e.g. the mapper's output)."""
     if not isinstance(resource_or_bundle, dict):
-        return [Issue("error", "structure", None, "input is not a JSON object",
-                      "structure:resourceType")]
+        return [
+            Issue(
+                "error", "structure", None, "input is not a JSON object", "structure:resourceType"
+            )
+        ]
     try:
         if resource_or_bundle.get("resourceType") == "Bundle" and profile is None:
             return validate_bundle(resource_or_bundle, index, structure=structure)
         return validate_resource(resource_or_bundle, index, profile=profile, structure=structure)
     except Exception as exc:  # noqa: BLE001 - module boundary: report, never crash
-        return [Issue("fatal", "exception", None,
-                      f"validator failure: {type(exc).__name__}: {exc}", "internal")]
+        return [
+            Issue(
+                "fatal",
+                "exception",
+                None,
+                f"validator failure: {type(exc).__name__}: {exc}",
+                "internal",
+            )
+        ]
 
 
 __all__ = ["validate"]

@@ -27,24 +27,32 @@ def _vs(system: str, codes: str) -> Expansion:
 BUILTIN_VALUE_SETS: dict[str, Expansion] = {
     _HL7 + "ValueSet/event-status": _vs(
         _HL7 + "event-status",
-        "preparation in-progress not-done on-hold stopped completed entered-in-error unknown"),
+        "preparation in-progress not-done on-hold stopped completed entered-in-error unknown",
+    ),
     _HL7 + "ValueSet/observation-status": _vs(
         _HL7 + "observation-status",
-        "registered preliminary final amended corrected cancelled entered-in-error unknown"),
+        "registered preliminary final amended corrected cancelled entered-in-error unknown",
+    ),
     _HL7 + "ValueSet/encounter-status": _vs(
         _HL7 + "encounter-status",
-        "planned arrived triaged in-progress onleave finished cancelled entered-in-error unknown"),
+        "planned arrived triaged in-progress onleave finished cancelled entered-in-error unknown",
+    ),
     _HL7 + "ValueSet/condition-clinical": _vs(
-        _THO + "condition-clinical", "active recurrence relapse inactive remission resolved"),
+        _THO + "condition-clinical", "active recurrence relapse inactive remission resolved"
+    ),
     _HL7 + "ValueSet/condition-ver-status": _vs(
         _THO + "condition-ver-status",
-        "unconfirmed provisional differential confirmed refuted entered-in-error"),
+        "unconfirmed provisional differential confirmed refuted entered-in-error",
+    ),
     _HL7 + "ValueSet/administrative-gender": _vs(
-        _HL7 + "administrative-gender", "male female other unknown"),
+        _HL7 + "administrative-gender", "male female other unknown"
+    ),
     _HL7 + "ValueSet/contact-point-system": _vs(
-        _HL7 + "contact-point-system", "phone fax email pager url sms other"),
+        _HL7 + "contact-point-system", "phone fax email pager url sms other"
+    ),
     _HL7 + "ValueSet/contact-point-use": _vs(
-        _HL7 + "contact-point-use", "home work temp old mobile"),
+        _HL7 + "contact-point-use", "home work temp old mobile"
+    ),
 }
 
 
@@ -55,8 +63,11 @@ def _codings(value: Any) -> list[tuple[str | None, str]] | None:
     if not isinstance(value, dict):
         return None
     if "coding" in value or ("text" in value and "code" not in value):
-        return [(c.get("system"), str(c.get("code"))) for c in value.get("coding", [])
-                if isinstance(c, dict) and "code" in c]
+        return [
+            (c.get("system"), str(c.get("code")))
+            for c in value.get("coding", [])
+            if isinstance(c, dict) and "code" in c
+        ]
     if "code" in value:
         return [(value.get("system"), str(value["code"]))]
     return None
@@ -80,20 +91,35 @@ def check_binding(node: ElementNode, path: str, value: Any, ctx: Ctx) -> None:
     url = binding.value_set
     expansion = ctx.index.value_sets.get(url) or BUILTIN_VALUE_SETS.get(url)
     if expansion is None:
-        ctx.add("warning", "not-supported", path,
-                f"ValueSet {url} cannot be checked offline (intensional or not available)", rule)
+        ctx.add(
+            "warning",
+            "not-supported",
+            path,
+            f"ValueSet {url} cannot be checked offline (intensional or not available)",
+            rule,
+        )
         return
     if any(_in(expansion, system, code) for system, code in codes):
         return
     severity = "error" if binding.strength == "required" else "warning"
     if not codes:
         if binding.strength == "required":
-            ctx.add(severity, "code-invalid", path, f"no code provided; a code from {url} is "
-                    "required", rule)
+            ctx.add(
+                severity,
+                "code-invalid",
+                path,
+                f"no code provided; a code from {url} is required",
+                rule,
+            )
         return
     shown = ", ".join(f"{s or ''}#{c}" for s, c in codes)
-    ctx.add(severity, "code-invalid", path,
-            f"{shown} is not in ValueSet {url} ({binding.strength} binding)", rule)
+    ctx.add(
+        severity,
+        "code-invalid",
+        path,
+        f"{shown} is not in ValueSet {url} ({binding.strength} binding)",
+        rule,
+    )
 
 
 def check_local_codes(codings: list[tuple[str, dict[str, Any]]], ctx: Ctx) -> None:
@@ -104,9 +130,13 @@ def check_local_codes(codings: list[tuple[str, dict[str, Any]]], ctx: Ctx) -> No
         known = code_sets.get(system) if isinstance(system, str) else None
         if known is None or coding.get("code") in known:
             continue
-        ctx.add("error", "code-invalid", path,
-                f"unknown code {coding.get('code')!r} in CodeSystem {system}",
-                f"codesystem:{system}")
+        ctx.add(
+            "error",
+            "code-invalid",
+            path,
+            f"unknown code {coding.get('code')!r} in CodeSystem {system}",
+            f"codesystem:{system}",
+        )
 
 
 __all__ = ["BUILTIN_VALUE_SETS", "check_binding", "check_local_codes"]

@@ -55,19 +55,41 @@ def _bundle_rules(bundle: dict[str, Any], entries: list[dict[str, Any]]) -> list
         path = f"Bundle.entry[{i}]"
         request = entry.get("request")
         if kind in ("transaction", "batch") and not isinstance(request, dict):
-            issues.append(Issue("error", "invariant", path,
-                                "bdl-3: entry.request mandatory for batch/transaction", "bdl-3"))
+            issues.append(
+                Issue(
+                    "error",
+                    "invariant",
+                    path,
+                    "bdl-3: entry.request mandatory for batch/transaction",
+                    "bdl-3",
+                )
+            )
         full_url = entry.get("fullUrl")
         if isinstance(full_url, str):
             if full_url in full_urls:
-                issues.append(Issue("error", "invariant", path,
-                                    f"bdl-7: fullUrl {full_url} is not unique", "bdl-7"))
+                issues.append(
+                    Issue(
+                        "error",
+                        "invariant",
+                        path,
+                        f"bdl-7: fullUrl {full_url} is not unique",
+                        "bdl-7",
+                    )
+                )
             full_urls.setdefault(full_url, i)
-        url = request.get("url") if isinstance(request, dict) else None
+        request = request if isinstance(request, dict) else {}
+        url = request.get("url")
         if isinstance(url, str) and request.get("method") in ("PUT", "POST"):
             if url in request_urls and request.get("method") == "PUT":
-                issues.append(Issue("error", "invariant", f"{path}.request.url",
-                                    f"request.url {url} is not unique", "bdl-entry-url"))
+                issues.append(
+                    Issue(
+                        "error",
+                        "invariant",
+                        f"{path}.request.url",
+                        f"request.url {url} is not unique",
+                        "bdl-entry-url",
+                    )
+                )
             request_urls.setdefault(url, i)
     return issues
 
@@ -75,7 +97,7 @@ def _bundle_rules(bundle: dict[str, Any], entries: list[dict[str, Any]]) -> list
 def validate_bundle(
     bundle: dict[str, Any], index: ProfileIndex, *, structure: bool = True
 ) -> list[Issue]:
-    """Bundle-level structure and rules, then each entry.resource (prefix ``Bundle.entry[i].resource.``)."""
+    """Bundle structure and rules, then each entry.resource (``Bundle.entry[i].resource.``)."""
     raw_entries = bundle.get("entry") or []
     if not isinstance(raw_entries, list):
         raw_entries = []
@@ -86,8 +108,13 @@ def validate_bundle(
     for i, entry in enumerate(raw_entries):
         resource = entry.get("resource") if isinstance(entry, dict) else None
         if isinstance(resource, dict):
-            issues += validate_resource(resource, index, prefix=f"Bundle.entry[{i}].resource.",
-                                        resolve=resolve, structure=structure)
+            issues += validate_resource(
+                resource,
+                index,
+                prefix=f"Bundle.entry[{i}].resource.",
+                resolve=resolve,
+                structure=structure,
+            )
     return issues
 
 

@@ -33,7 +33,7 @@ class Ctx:
 
 
 def locate(prefix: str, path: str | None) -> str | None:
-    """``Bundle.entry[3].resource.`` + ``Procedure.bodySite[0]`` -> ``Bundle.entry[3].resource.bodySite[0]``."""
+    """Prefix + ``Procedure.bodySite[0]`` -> ``Bundle.entry[3].resource.bodySite[0]``."""
     if not prefix or path is None:
         return path
     head, dot, tail = path.partition(".")

@@ -52,10 +52,17 @@ def check_value(node: ElementNode, path: str, key: str, value: Any, ctx: Ctx) ->
     if node.types and not _type_ok(node, key, path, value, ctx):
         return
     if node.fixed is not None and not fixed_matches(node.fixed[1], value):
-        ctx.add("error", "value", path, f"value must be exactly {node.fixed[1]!r}", f"fixed:{node.id}")
+        ctx.add(
+            "error", "value", path, f"value must be exactly {node.fixed[1]!r}", f"fixed:{node.id}"
+        )
     if node.pattern is not None and not pattern_matches(node.pattern[1], value):
-        ctx.add("error", "value", path, f"value must match pattern {node.pattern[1]!r}",
-                f"pattern:{node.id}")
+        ctx.add(
+            "error",
+            "value",
+            path,
+            f"value must match pattern {node.pattern[1]!r}",
+            f"pattern:{node.id}",
+        )
     if node.binding is not None:
         check_binding(node, path, value, ctx)
     if node.constraints:
@@ -80,9 +87,13 @@ def _check_slices(node: ElementNode, values: list[Located], parent_path: str, ct
         name = slice_for(node, located[1], located[2], ctx.index)
         if name is None:
             if node.slicing is not None and node.slicing.rules == "closed":
-                ctx.add("error", "structure", located[0],
-                        f"value matches no slice of closed slicing on {node.id}",
-                        f"slicing:{node.id}")
+                ctx.add(
+                    "error",
+                    "structure",
+                    located[0],
+                    f"value matches no slice of closed slicing on {node.id}",
+                    f"slicing:{node.id}",
+                )
             continue
         matched[name].append(located)
     for name, slice_node in node.slices.items():
@@ -93,13 +104,22 @@ def _check_slices(node: ElementNode, values: list[Located], parent_path: str, ct
 
 def _cardinality(node: ElementNode, count: int, parent_path: str, ctx: Ctx, kind: str) -> None:
     if node.min is not None and count < node.min:
-        ctx.add("error", "required", parent_path,
-                f"{node.id}: minimum required = {node.min}, but only found {count}",
-                f"{kind}:{node.id}")
+        ctx.add(
+            "error",
+            "required",
+            parent_path,
+            f"{node.id}: minimum required = {node.min}, but only found {count}",
+            f"{kind}:{node.id}",
+        )
     limit = node.max_int
     if limit is not None and count > limit:
-        ctx.add("error", "structure", parent_path,
-                f"{node.id}: max allowed = {limit}, but found {count}", f"{kind}:{node.id}")
+        ctx.add(
+            "error",
+            "structure",
+            parent_path,
+            f"{node.id}: max allowed = {limit}, but found {count}",
+            f"{kind}:{node.id}",
+        )
 
 
 def _type_ok(node: ElementNode, key: str, path: str, value: Any, ctx: Ctx) -> bool:
@@ -107,9 +127,13 @@ def _type_ok(node: ElementNode, key: str, path: str, value: Any, ctx: Ctx) -> bo
     if node.name.endswith("[x]") and key != node.name:
         suffix = key[len(node.name) - 3 :]
         if not any(c[:1].upper() + c[1:] == suffix for c in codes):
-            ctx.add("error", "structure", path,
-                    f"type {suffix} is not allowed here (allowed: {', '.join(sorted(codes))})",
-                    f"type:{node.id}")
+            ctx.add(
+                "error",
+                "structure",
+                path,
+                f"type {suffix} is not allowed here (allowed: {', '.join(sorted(codes))})",
+                f"type:{node.id}",
+            )
             return False
     if "Reference" in codes and isinstance(value, dict):
         _check_target(node, path, value, ctx)
@@ -127,22 +151,36 @@ def _check_target(node: ElementNode, path: str, value: dict[str, Any], ctx: Ctx)
     allowed_types = {_profile_type(url, ctx) for url in targets}
     target_type = target.get("resourceType")
     if target_type not in allowed_types:
-        ctx.add("error", "structure", path,
-                f"reference {reference} points to {target_type}, allowed: "
-                f"{', '.join(sorted(t for t in allowed_types if t))}", f"target:{node.id}")
+        ctx.add(
+            "error",
+            "structure",
+            path,
+            f"reference {reference} points to {target_type}, allowed: "
+            f"{', '.join(sorted(t for t in allowed_types if t))}",
+            f"target:{node.id}",
+        )
         return
     claimed = set((target.get("meta") or {}).get("profile") or [])
     ours = {url for url in targets if url in ctx.index.profiles}
     if claimed and ours and not claimed & set(targets) and claimed & set(ctx.index.profiles):
-        ctx.add("error", "structure", path,
-                f"reference {reference} must conform to one of {sorted(ours)}", f"target:{node.id}")
+        ctx.add(
+            "error",
+            "structure",
+            path,
+            f"reference {reference} must conform to one of {sorted(ours)}",
+            f"target:{node.id}",
+        )
 
 
 def _profile_type(url: str, ctx: Ctx) -> str | None:
     profile = ctx.index.profiles.get(url)
     if profile is not None:
         return profile.type
-    return url.rsplit("/", 1)[-1] if url.startswith("http://hl7.org/fhir/StructureDefinition/") else None
+    return (
+        url.rsplit("/", 1)[-1]
+        if url.startswith("http://hl7.org/fhir/StructureDefinition/")
+        else None
+    )
 
 
 __all__ = ["check_element", "check_resource", "check_value", "values_at"]

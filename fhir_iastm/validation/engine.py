@@ -23,9 +23,7 @@ from fhir_iastm.validation.structure import check_structure, model_class
 from fhir_iastm.validation.trace import record_field
 
 
-def _select_profiles(
-    resource: dict[str, Any], profile: str | None, ctx: Ctx
-) -> list[Profile]:
+def _select_profiles(resource: dict[str, Any], profile: str | None, ctx: Ctx) -> list[Profile]:
     resource_type = str(resource.get("resourceType"))
     index = ctx.index
     claimed = [profile] if profile else list((resource.get("meta") or {}).get("profile") or [])
@@ -36,17 +34,27 @@ def _select_profiles(
         if found is None:
             ctx.add("error", "not-supported", where, f"unknown profile {url}", "unknown-profile")
         elif found.type != resource_type:
-            ctx.add("error", "invalid", where,
-                    f"profile {url} constrains {found.type}, not {resource_type}", "profile-type")
+            ctx.add(
+                "error",
+                "invalid",
+                where,
+                f"profile {url} constrains {found.type}, not {resource_type}",
+                "profile-type",
+            )
         else:
             selected.append(found)
     if not claimed:
         default = index.default_profile(resource_type)
         if default is not None:
             return [index.profiles[default]]
-        ctx.add("information", "informational", resource_type,
-                f"no profile selected for {resource_type}; validated against the base "
-                "specification only", "no-profile")
+        ctx.add(
+            "information",
+            "informational",
+            resource_type,
+            f"no profile selected for {resource_type}; validated against the base "
+            "specification only",
+            "no-profile",
+        )
     return selected
 
 
@@ -64,9 +72,13 @@ def _check_extensions(found: list[tuple[str, dict[str, Any]]], ctx: Ctx) -> None
         if definition is not None:
             check_resource(definition.root, ext, ctx, path)
         elif isinstance(url, str) and ("://" in url or url.startswith("urn:")):
-            ctx.add("warning", "not-supported", path,
-                    f"unknown extension {url} (no definition available; not checked)",
-                    f"extension:{url}")
+            ctx.add(
+                "warning",
+                "not-supported",
+                path,
+                f"unknown extension {url} (no definition available; not checked)",
+                f"extension:{url}",
+            )
 
 
 def _check_references(found: list[tuple[str, dict[str, Any]]], ctx: Ctx) -> None:
@@ -77,15 +89,23 @@ def _check_references(found: list[tuple[str, dict[str, Any]]], ctx: Ctx) -> None
         target = ctx.resolve(target_ref)
         if target is None:
             if target_ref.startswith(("urn:uuid:", "urn:oid:")):
-                ctx.add("error", "not-found", path,
-                        f"reference {target_ref} does not resolve within the Bundle",
-                        "ref:unresolved")
+                ctx.add(
+                    "error",
+                    "not-found",
+                    path,
+                    f"reference {target_ref} does not resolve within the Bundle",
+                    "ref:unresolved",
+                )
             continue
         declared = ref.get("type")
         if isinstance(declared, str) and declared != target.get("resourceType"):
-            ctx.add("error", "structure", path,
-                    f"Reference.type {declared} but {target_ref} is a "
-                    f"{target.get('resourceType')}", "ref:type")
+            ctx.add(
+                "error",
+                "structure",
+                path,
+                f"Reference.type {declared} but {target_ref} is a {target.get('resourceType')}",
+                "ref:type",
+            )
 
 
 def validate_resource(

@@ -12,7 +12,7 @@ per-1 and ext-1 (native). Rule id = the constraint key.
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 from typing import Any
 
 from fhirpathpy.engine.nodes import ResourceNode
@@ -24,25 +24,37 @@ from fhir_iastm.validation.scan import instant, utc_copy
 
 _VER = "http://terminology.hl7.org/CodeSystem/condition-ver-status"
 
-#: Base R4 invariants (keys, severities and expressions of FHIR 4.0.1; con-5 as decision 3 words it).
+#: Base R4 invariants (keys, severities, expressions of FHIR 4.0.1; con-5 as decision 3 words it).
 BASE_RULES: dict[str, tuple[dict[str, str], ...]] = {
     "Condition": (
-        {"key": "con-3", "severity": "warning",
-         "human": "Condition.clinicalStatus SHALL be present if verificationStatus is not "
-                  "entered-in-error and category is problem-list-item",
-         "expression": "clinicalStatus.exists() or verificationStatus.coding.where(system='"
-                       + _VER + "' and code = 'entered-in-error').exists() or "
-                       "category.select($this='problem-list-item').empty()"},
-        {"key": "con-5", "severity": "error",
-         "human": "Condition.clinicalStatus SHALL NOT be present if verification Status is "
-                  "entered-in-error",
-         "expression": "verificationStatus.coding.where(system='" + _VER
-                       + "' and code='entered-in-error').empty() or clinicalStatus.empty()"},
+        {
+            "key": "con-3",
+            "severity": "warning",
+            "human": "Condition.clinicalStatus SHALL be present if verificationStatus is not "
+            "entered-in-error and category is problem-list-item",
+            "expression": "clinicalStatus.exists() or verificationStatus.coding.where(system='"
+            + _VER
+            + "' and code = 'entered-in-error').exists() or "
+            "category.select($this='problem-list-item').empty()",
+        },
+        {
+            "key": "con-5",
+            "severity": "error",
+            "human": "Condition.clinicalStatus SHALL NOT be present if verification Status is "
+            "entered-in-error",
+            "expression": "verificationStatus.coding.where(system='"
+            + _VER
+            + "' and code='entered-in-error').empty() or clinicalStatus.empty()",
+        },
     ),
     "Observation": (
-        {"key": "obs-6", "severity": "error",
-         "human": "dataAbsentReason SHALL only be present if Observation.value[x] is not present",
-         "expression": "dataAbsentReason.empty() or value.empty()"},
+        {
+            "key": "obs-6",
+            "severity": "error",
+            "human": "dataAbsentReason SHALL only be present if Observation.value[x] is not "
+            "present",
+            "expression": "dataAbsentReason.empty() or value.empty()",
+        },
     ),
 }
 
@@ -64,10 +76,15 @@ def _period_order(resource: dict[str, Any], strict: bool) -> bool | None:
 #: Normalised FHIRPath text -> native check (True/False, or None = evaluate the FHIRPath).
 NATIVE: dict[str, Native] = {
     PERIOD_ORDER: lambda r, _t: _period_order(r, strict=True),
-    PERIOD_ORDER.replace("start < end", "start <= end"): lambda r, _t: _period_order(r, strict=False),
+    PERIOD_ORDER.replace("start < end", "start <= end"): lambda r, _t: _period_order(
+        r, strict=False
+    ),
     **NATIVE_BY_TEXT,
-    **{" ".join(rule["expression"].split()): BASE_BY_KEY[rule["key"]]
-       for rules in BASE_RULES.values() for rule in rules},
+    **{
+        " ".join(rule["expression"].split()): BASE_BY_KEY[rule["key"]]
+        for rules in BASE_RULES.values()
+        for rule in rules
+    },
 }
 
 
@@ -76,16 +93,18 @@ def normalise(expression: str) -> str:
     return " ".join(expression.split())
 
 
-@lru_cache(maxsize=None)
+@cache
 def native_for(expression: str) -> Native | None:
     """The native twin of an expression, if one is registered (looked up once per text)."""
     return NATIVE.get(normalise(expression))
 
 
-@lru_cache(maxsize=None)
+@cache
 def base_constraints(resource_type: str) -> tuple[Constraint, ...]:
     """Compiled base-spec invariants for a resource type (compiled once per process)."""
-    return tuple(compile_constraint(raw, "FHIR R4 base") for raw in BASE_RULES.get(resource_type, ()))
+    return tuple(
+        compile_constraint(raw, "FHIR R4 base") for raw in BASE_RULES.get(resource_type, ())
+    )
 
 
 def passes(result: list[Any]) -> bool:
@@ -120,18 +139,34 @@ def evaluate(
     return evaluate_fhirpath(constraint, data, root, type_name)
 
 
-def run(constraint: Constraint, data: Any, root: dict[str, Any], path: str, ctx: Ctx,
-        type_name: str | None = None) -> None:
+def run(
+    constraint: Constraint,
+    data: Any,
+    root: dict[str, Any],
+    path: str,
+    ctx: Ctx,
+    type_name: str | None = None,
+) -> None:
     """Evaluate and record a failure; an exception becomes an error issue."""
     try:
         ok = evaluate(constraint, data, root, type_name)
     except Exception as exc:  # noqa: BLE001 - fhirpathpy raises bare Exception; never crash
-        ctx.add("error", "invariant", path,
-                f"invariant could not be evaluated: {constraint.key}: {exc}", constraint.key)
+        ctx.add(
+            "error",
+            "invariant",
+            path,
+            f"invariant could not be evaluated: {constraint.key}: {exc}",
+            constraint.key,
+        )
         return
     if not ok:
-        ctx.add(constraint.severity, "invariant", path,
-                f"{constraint.key}: {constraint.human} [{constraint.expression}]", constraint.key)
+        ctx.add(
+            constraint.severity,
+            "invariant",
+            path,
+            f"{constraint.key}: {constraint.human} [{constraint.expression}]",
+            constraint.key,
+        )
 
 
 def check_element_constraints(node: ElementNode, path: str, key: str, value: Any, ctx: Ctx) -> None:
@@ -149,8 +184,27 @@ def check_element_constraints(node: ElementNode, path: str, key: str, value: Any
 
 
 _PRIMITIVES = frozenset(
-    "Boolean Integer String Decimal Uri Url Canonical Base64Binary Instant Date DateTime Time "
-    "Code Oid Id Markdown UnsignedInt PositiveInt Uuid".split()
+    [
+        "Boolean",
+        "Integer",
+        "String",
+        "Decimal",
+        "Uri",
+        "Url",
+        "Canonical",
+        "Base64Binary",
+        "Instant",
+        "Date",
+        "DateTime",
+        "Time",
+        "Code",
+        "Oid",
+        "Id",
+        "Markdown",
+        "UnsignedInt",
+        "PositiveInt",
+        "Uuid",
+    ]
 )
 
 
@@ -174,8 +228,13 @@ def check_periods(periods: list[tuple[str, dict[str, Any]]], ctx: Ctx) -> None:
     for path, period in periods:
         start, end = instant(period.get("start")), instant(period.get("end"))
         if start is not None and end is not None and start > end:
-            ctx.add("error", "invariant", path,
-                    "per-1: If present, start SHALL have a lower value than end", "per-1")
+            ctx.add(
+                "error",
+                "invariant",
+                path,
+                "per-1: If present, start SHALL have a lower value than end",
+                "per-1",
+            )
 
 
 def check_extension_shape(extensions: list[tuple[str, dict[str, Any]]], ctx: Ctx) -> None:
@@ -183,8 +242,13 @@ def check_extension_shape(extensions: list[tuple[str, dict[str, Any]]], ctx: Ctx
     for path, ext in extensions:
         has_value = any(k.startswith("value") and k[5:6].isupper() for k in ext)
         if bool(ext.get("extension")) == has_value:
-            ctx.add("error", "invariant", path,
-                    "ext-1: Must have either extensions or value[x], not both", "ext-1")
+            ctx.add(
+                "error",
+                "invariant",
+                path,
+                "ext-1: Must have either extensions or value[x], not both",
+                "ext-1",
+            )
 
 
 __all__ = [

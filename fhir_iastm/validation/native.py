@@ -36,8 +36,11 @@ def _list(value: Any) -> list[Any]:
 
 def _has(obj: dict[str, Any], base: str) -> bool:
     """``base.exists()`` for a (choice) element: ``performed`` matches ``performedPeriod``."""
-    return any(k == base or (k.startswith(base) and k[len(base):len(base) + 1].isupper())
-               for k in obj if obj[k] not in (None, [], {}))
+    return any(
+        k == base or (k.startswith(base) and k[len(base) : len(base) + 1].isupper())
+        for k in obj
+        if obj[k] not in (None, [], {})
+    )
 
 
 def _value(ext: dict[str, Any]) -> Any:
@@ -86,14 +89,18 @@ def _matching_codes(res: dict[str, Any], system: str, patterns: tuple[str, ...])
 
 
 def _laterality_is(res: dict[str, Any], code: str) -> bool:
-    return any(_has_coding(_value(e), SCT, code)
-               for site in _list(res.get("bodySite")) for e in _exts(site, LAT))
+    return any(
+        _has_coding(_value(e), SCT, code)
+        for site in _list(res.get("bodySite"))
+        for e in _exts(site, LAT)
+    )
 
 
 def _lateral(patterns: tuple[str, ...], side: str) -> Native:
     def check(res: Any, _type: str) -> bool | None:
         premise = _matching_codes(res, ICD, patterns)
         return None if premise is None else _implies(premise, _laterality_is(res, side))
+
     return check
 
 
@@ -101,13 +108,15 @@ def _location_qualifiers_ok(res: Any, _type: str) -> bool:
     allowed = {"49370004", "255561001", "255551008"}
     return all(
         any(c.get("system") == SCT and c.get("code") in allowed for c in _codings(_value(e)))
-        for site in _list(res.get("bodySite")) for e in _exts(site, LOC)
+        for site in _list(res.get("bodySite"))
+        for e in _exts(site, LOC)
     )
 
 
 def _each_has_one(element: str, url: str) -> Native:
     def check(res: Any, _type: str) -> bool:
         return all(len(_exts(item, url)) == 1 for item in _list(res.get(element)))
+
     return check
 
 
@@ -148,9 +157,12 @@ def _pain_timing(res: Any, _type: str) -> bool | None:
 
 
 def _rom_in_degrees(res: Any, _type: str) -> bool:
-    rom = any(c.get("system") == f"{C}/CodeSystem/iastm-observation"
-              and isinstance(c.get("code"), str) and c["code"].startswith("rom-")
-              for c in _codings(res.get("code")))
+    rom = any(
+        c.get("system") == f"{C}/CodeSystem/iastm-observation"
+        and isinstance(c.get("code"), str)
+        and c["code"].startswith("rom-")
+        for c in _codings(res.get("code"))
+    )
     qty = res.get("valueQuantity")
     return _implies(rom, isinstance(qty, dict) and qty.get("code") == "deg")
 
@@ -187,8 +199,7 @@ def _npi_format(identifier: Any, _type: str) -> bool | None:
     value = identifier.get("value") if isinstance(identifier, dict) else None
     if value is None:
         return False
-    return None if not isinstance(value, str) else bool(
-        re.search(r"^[0-9]{10}$", value, re.DOTALL))
+    return None if not isinstance(value, str) else bool(re.search(r"^[0-9]{10}$", value, re.DOTALL))
 
 
 def _name_or_absent(name: Any, _type: str) -> bool | None:
@@ -198,8 +209,11 @@ def _name_or_absent(name: Any, _type: str) -> bool | None:
 
 
 def _ucum(value: Any, type_name: str) -> bool:
-    return type_name != "Quantity" or not isinstance(value, dict) or value.get("system") in (
-        None, "http://unitsofmeasure.org")
+    return (
+        type_name != "Quantity"
+        or not isinstance(value, dict)
+        or value.get("system") in (None, "http://unitsofmeasure.org")
+    )
 
 
 def _effective_precision(value: Any, type_name: str) -> bool | None:
@@ -213,33 +227,46 @@ def _entered_in_error(res: dict[str, Any]) -> bool:
 
 
 BY_KEY: dict[str, Native] = {
-    "us-core-7": lambda r, _t: _implies(_status_is(r, "completed", "in-progress"),
-                                        _has(r, "performed")),
+    "us-core-7": lambda r, _t: _implies(
+        _status_is(r, "completed", "in-progress"), _has(r, "performed")
+    ),
     "iastm-proc-3": lambda r, _t: _implies(_status_is(r, "not-done"), _has(r, "statusReason")),
-    "iastm-proc-7": lambda r, _t: _implies(_status_is(r, "completed"),
-                                           _has(r, "reasonReference") or _has(r, "reasonCode")),
-    "iastm-proc-9": lambda r, _t: _implies(_status_is(r, "completed"),
-                                           isinstance(r.get("performedPeriod"), dict)),
+    "iastm-proc-7": lambda r, _t: _implies(
+        _status_is(r, "completed"), _has(r, "reasonReference") or _has(r, "reasonCode")
+    ),
+    "iastm-proc-9": lambda r, _t: _implies(
+        _status_is(r, "completed"), isinstance(r.get("performedPeriod"), dict)
+    ),
     "iastm-proc-2": lambda r, _t: _implies(
         _has_coding(r.get("code"), f"{C}/CodeSystem/iastm-technique", "iastm"),
-        len(_exts(r, SD + "iastm-technique")) == 1),
+        len(_exts(r, SD + "iastm-technique")) == 1,
+    ),
     "iastm-proc-4": _each_has_one("bodySite", LAT),
-    "iastm-proc-5": lambda r, _t: sum(isinstance(i, dict) and i.get("system") == f"{C}/sid/iastm-session"
-                                      for i in _list(r.get("identifier"))) == 1,
+    "iastm-proc-5": lambda r, _t: (
+        sum(
+            isinstance(i, dict) and i.get("system") == f"{C}/sid/iastm-session"
+            for i in _list(r.get("identifier"))
+        )
+        == 1
+    ),
     "iastm-proc-6": _plan_not_exceeded,
     "iastm-proc-8": _each_has_one("complication", SD + "iastm-adverse-effect-severity"),
     "iastm-proc-10": _location_qualifiers_ok,
     "iastm-cond-4": _location_qualifiers_ok,
     "iastm-obs-5": _location_qualifiers_ok,
     "iastm-cond-1": lambda r, _t: sum(c.get("system") == ICD for c in _codings(r.get("code"))) == 1,
-    "iastm-cond-2r": _lateral((r"^(M77\.[01]|M76\.5)1$", r"^S76\.3[0-9]1[ADS]$",
-                               r"^Z96\.6[45]1$"), "24028007"),
-    "iastm-cond-2l": _lateral((r"^(M77\.[01]|M76\.5)2$", r"^S76\.3[0-9]2[ADS]$",
-                               r"^Z96\.6[45]2$"), "7771000"),
+    "iastm-cond-2r": _lateral(
+        (r"^(M77\.[01]|M76\.5)1$", r"^S76\.3[0-9]1[ADS]$", r"^Z96\.6[45]1$"), "24028007"
+    ),
+    "iastm-cond-2l": _lateral(
+        (r"^(M77\.[01]|M76\.5)2$", r"^S76\.3[0-9]2[ADS]$", r"^Z96\.6[45]2$"), "7771000"
+    ),
     "iastm-cond-2b": _lateral((r"^Z96\.6[45]3$",), "51440002"),
     "iastm-cond-3": _injury_seventh,
-    "us-core-2": lambda r, _t: _implies(not _has(r, "component") and not _has(r, "hasMember"),
-                                        _has(r, "dataAbsentReason") or _has(r, "value")),
+    "us-core-2": lambda r, _t: _implies(
+        not _has(r, "component") and not _has(r, "hasMember"),
+        _has(r, "dataAbsentReason") or _has(r, "value"),
+    ),
     "us-core-1": _effective_precision,
     "us-core-3": _ucum,
     "us-core-6": _name_or_absent,
@@ -253,7 +280,9 @@ BY_KEY: dict[str, Native] = {
 
 #: Base-spec invariants (keys of ``invariants.BASE_RULES``).
 BASE_BY_KEY: dict[str, Native] = {
-    "con-3": lambda r, _t: _has(r, "clinicalStatus") or _entered_in_error(r) or not _has(r, "category"),
+    "con-3": lambda r, _t: (
+        _has(r, "clinicalStatus") or _entered_in_error(r) or not _has(r, "category")
+    ),
     "con-5": lambda r, _t: not _entered_in_error(r) or not _has(r, "clinicalStatus"),
     "obs-6": lambda r, _t: not _has(r, "dataAbsentReason") or not _has(r, "value"),
 }

@@ -11,11 +11,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-_DATETIME = re.compile(
-    r"^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})(\.\d+)?(Z|[+-]\d{2}:\d{2})$"
-)
+_DATETIME = re.compile(r"^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})(\.\d+)?(Z|[+-]\d{2}:\d{2})$")
 
-#: Element names whose values are Codings (CodeableConcept.coding, valueCoding, Encounter.class, meta.tag).
+#: Element names whose values are Codings (CodeableConcept.coding, valueCoding, Encounter.class,
+#: meta.tag, meta.security).
 _CODING_KEYS = frozenset({"coding", "valueCoding", "class", "tag", "security"})
 
 

@@ -5,7 +5,7 @@ Layer: core. Imports the standard library, pydantic (via fhir.resources) and ``f
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 from typing import Any
 
 from fhir.resources.R4B import get_fhir_model_class
@@ -21,7 +21,7 @@ _ISSUE_TYPE = {
 }
 
 
-@lru_cache(maxsize=None)
+@cache
 def model_class(resource_type: str) -> Any:
     """The R4B model class for a resource type, or None when fhir.resources has none."""
     try:
@@ -31,7 +31,7 @@ def model_class(resource_type: str) -> Any:
 
 
 def fhirpath_of(resource_type: str, loc: tuple[Any, ...]) -> str:
-    """pydantic ``loc`` -> FHIRPath, e.g. ('bodySite', 0, 'coding') -> Procedure.bodySite[0].coding."""
+    """pydantic ``loc`` -> FHIRPath: ('bodySite', 0, 'coding') -> Procedure.bodySite[0].coding."""
     path = resource_type
     for part in loc:
         if isinstance(part, int):
@@ -47,12 +47,20 @@ def check_structure(resource: dict[str, Any]) -> list[Issue]:
     """Parse once with fhir.resources R4B; each pydantic error becomes an error Issue."""
     resource_type = resource.get("resourceType")
     if not isinstance(resource_type, str):
-        return [Issue("error", "structure", None, "resourceType is missing",
-                      "structure:resourceType")]
+        return [
+            Issue("error", "structure", None, "resourceType is missing", "structure:resourceType")
+        ]
     cls = model_class(resource_type)
     if cls is None:
-        return [Issue("error", "structure", resource_type,
-                      f"unknown resource type {resource_type!r}", "structure:resourceType")]
+        return [
+            Issue(
+                "error",
+                "structure",
+                resource_type,
+                f"unknown resource type {resource_type!r}",
+                "structure:resourceType",
+            )
+        ]
     try:
         cls.model_validate(resource)
     except ValidationError as exc:

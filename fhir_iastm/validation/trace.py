@@ -36,91 +36,143 @@ EXT_FIELDS: dict[str, str] = {
 
 #: role regex (on the identifier value after ``{session_id}/``) -> (base template, rows).
 ROLE_FIELDS: tuple[tuple[str, str, Rows], ...] = (
-    (r"procedure$", "", (
-        (r"bodySite\[(?P<i>\d+)\]", "treatment_sites[{i}]"),
-        (r"complication\[(?P<i>\d+)\]", "adverse_effects[{i}]"),
-        (r"usedCode\[(?P<i>\d+)\]", "instruments[{i}]"),
-        (r"performedPeriod\.start", "session.start"),
-        (r"performedPeriod\.end", "session.end"),
-        (r"performed", "session"),
-        (r"statusReason", "status_reason"),
-        (r"status", "status"),
-        (r"reason", "conditions"),
-        (r"note", "notes"),
-        (r"subject", "patient"),
-        (r"performer", "therapist"),
-        (r"basedOn", "session.plan_of_care_id"),
-        (r"identifier", "session_id"),
-        (r"code", "technique"),
-        (r"", "session_id"),
-    )),
-    (r"condition/(?P<cid>.+)$", "conditions.where(condition_id='{cid}')", (
-        (r"code\.coding\[\d+\]", "{base}.{coding_field}"),
-        (r"code\.text", "{base}.text"),
-        (r"code", "{base}.icd10cm"),
-        (r"bodySite", "{base}.laterality"),
-        (r"clinicalStatus", "{base}.clinical_status"),
-        (r"verificationStatus", "{base}.verification_status"),
-        (r"onset", "{base}.onset_date"),
-        (r"recordedDate", "recorded_at"),
-        (r"", "{base}"),
-    )),
-    (r"obs/pain-(?P<t>pre|post)$", "pain.{t}", (
-        (r"effective", "session.{when}"),
-        (r"", "{base}"),
-    )),
-    (r"obs/rom/(?P<joint>[a-z]+)-(?P<motion>.+)-(?P<lat>[a-z]+)-(?P<mode>[a-z]+)-(?P<t>[a-z]+)$",
-     "rom.where(joint='{joint}' and motion='{motion}' and laterality='{lat}' and mode='{mode}' "
-     "and timing='{t}')", (
-        (r"value", "{base}.degrees"),
-        (r"bodySite", "{base}.laterality"),
-        (r"method", "{base}.method"),
-        (r"code", "{base}.motion"),
-        (r"effective", "{base}.timing"),
-        (r"", "{base}"),
-    )),
-    (r"obs/prom/(?P<inst>.+)$", "outcome_measures.where(instrument='{inst}')", (
-        (r"value", "{base}.score"),
-        (r"component\[(?P<i>\d+)\]", "{base}.items[{i}]"),
-        (r"", "{base}"),
-    )),
-    (r"adjunct/(?P<type>.+)$", "adjunct_therapies.where(type='{type}')", (
-        (r"code\.text", "{base}.text"),
-        (r"code", "{base}.type"),
-        (r"", "{base}"),
-    )),
-    (r"encounter$", "session", (
-        (r"period\.start", "session.start"),
-        (r"period\.end", "session.end"),
-        (r"diagnosis", "conditions"),
-        (r"status", "status"),
-        (r"", "session"),
-    )),
+    (
+        r"procedure$",
+        "",
+        (
+            (r"bodySite\[(?P<i>\d+)\]", "treatment_sites[{i}]"),
+            (r"complication\[(?P<i>\d+)\]", "adverse_effects[{i}]"),
+            (r"usedCode\[(?P<i>\d+)\]", "instruments[{i}]"),
+            (r"performedPeriod\.start", "session.start"),
+            (r"performedPeriod\.end", "session.end"),
+            (r"performed", "session"),
+            (r"statusReason", "status_reason"),
+            (r"status", "status"),
+            (r"reason", "conditions"),
+            (r"note", "notes"),
+            (r"subject", "patient"),
+            (r"performer", "therapist"),
+            (r"basedOn", "session.plan_of_care_id"),
+            (r"identifier", "session_id"),
+            (r"code", "technique"),
+            (r"", "session_id"),
+        ),
+    ),
+    (
+        r"condition/(?P<cid>.+)$",
+        "conditions.where(condition_id='{cid}')",
+        (
+            (r"code\.coding\[\d+\]", "{base}.{coding_field}"),
+            (r"code\.text", "{base}.text"),
+            (r"code", "{base}.icd10cm"),
+            (r"bodySite", "{base}.laterality"),
+            (r"clinicalStatus", "{base}.clinical_status"),
+            (r"verificationStatus", "{base}.verification_status"),
+            (r"onset", "{base}.onset_date"),
+            (r"recordedDate", "recorded_at"),
+            (r"", "{base}"),
+        ),
+    ),
+    (
+        r"obs/pain-(?P<t>pre|post)$",
+        "pain.{t}",
+        (
+            (r"effective", "session.{when}"),
+            (r"", "{base}"),
+        ),
+    ),
+    (
+        r"obs/rom/(?P<joint>[a-z]+)-(?P<motion>.+)-(?P<lat>[a-z]+)-(?P<mode>[a-z]+)-(?P<t>[a-z]+)$",
+        "rom.where(joint='{joint}' and motion='{motion}' and laterality='{lat}' and mode='{mode}' "
+        "and timing='{t}')",
+        (
+            (r"value", "{base}.degrees"),
+            (r"bodySite", "{base}.laterality"),
+            (r"method", "{base}.method"),
+            (r"code", "{base}.motion"),
+            (r"effective", "{base}.timing"),
+            (r"", "{base}"),
+        ),
+    ),
+    (
+        r"obs/prom/(?P<inst>.+)$",
+        "outcome_measures.where(instrument='{inst}')",
+        (
+            (r"value", "{base}.score"),
+            (r"component\[(?P<i>\d+)\]", "{base}.items[{i}]"),
+            (r"", "{base}"),
+        ),
+    ),
+    (
+        r"adjunct/(?P<type>.+)$",
+        "adjunct_therapies.where(type='{type}')",
+        (
+            (r"code\.text", "{base}.text"),
+            (r"code", "{base}.type"),
+            (r"", "{base}"),
+        ),
+    ),
+    (
+        r"encounter$",
+        "session",
+        (
+            (r"period\.start", "session.start"),
+            (r"period\.end", "session.end"),
+            (r"diagnosis", "conditions"),
+            (r"status", "status"),
+            (r"", "session"),
+        ),
+    ),
 )
 
 #: Resource-level invariant key -> record path template (an invariant sits on the resource root,
 #: so its location alone does not say which field broke it).
 RULE_FIELDS: dict[str, str] = {
-    "iastm-proc-1": "session.end", "iastm-proc-2": "technique", "iastm-proc-3": "status_reason",
-    "iastm-proc-4": "treatment_sites", "iastm-proc-5": "session_id",
-    "iastm-proc-6": "session.session_number", "iastm-proc-7": "conditions",
-    "iastm-proc-8": "adverse_effects", "iastm-proc-9": "session.end", "us-core-7": "session.end",
+    "iastm-proc-1": "session.end",
+    "iastm-proc-2": "technique",
+    "iastm-proc-3": "status_reason",
+    "iastm-proc-4": "treatment_sites",
+    "iastm-proc-5": "session_id",
+    "iastm-proc-6": "session.session_number",
+    "iastm-proc-7": "conditions",
+    "iastm-proc-8": "adverse_effects",
+    "iastm-proc-9": "session.end",
+    "us-core-7": "session.end",
     "iastm-proc-10": "treatment_sites",
-    "iastm-cond-1": "{base}.icd10cm", "iastm-cond-2r": "{base}.laterality",
-    "iastm-cond-2l": "{base}.laterality", "iastm-cond-2b": "{base}.laterality",
-    "iastm-cond-3": "{base}.icd10cm", "iastm-cond-4": "{base}.laterality",
-    "con-5": "{base}.clinical_status", "con-3": "{base}.clinical_status",
+    "iastm-cond-1": "{base}.icd10cm",
+    "iastm-cond-2r": "{base}.laterality",
+    "iastm-cond-2l": "{base}.laterality",
+    "iastm-cond-2b": "{base}.laterality",
+    "iastm-cond-3": "{base}.icd10cm",
+    "iastm-cond-4": "{base}.laterality",
+    "con-5": "{base}.clinical_status",
+    "con-3": "{base}.clinical_status",
 }
 
 #: Shared resources: type -> rows.
 TYPE_FIELDS: dict[str, Rows] = {
-    "Patient": ((r"identifier", "patient.mrn"), (r"name", "patient.family_name"),
-                (r"gender", "patient.gender"), (r"birthDate", "patient.birth_date"),
-                (r"telecom", "patient.phone"), (r"address", "patient.address"), (r"", "patient")),
-    "Practitioner": ((r"identifier", "therapist.npi"), (r"name", "therapist.family_name"),
-                     (r"qualification", "therapist.license_number"), (r"", "therapist")),
-    "Organization": ((r"identifier", "clinic"), (r"name", "clinic.name"),
-                     (r"address", "clinic.address"), (r"telecom", "clinic.phone"), (r"", "clinic")),
+    "Patient": (
+        (r"identifier", "patient.mrn"),
+        (r"name", "patient.family_name"),
+        (r"gender", "patient.gender"),
+        (r"birthDate", "patient.birth_date"),
+        (r"telecom", "patient.phone"),
+        (r"address", "patient.address"),
+        (r"", "patient"),
+    ),
+    "Practitioner": (
+        (r"identifier", "therapist.npi"),
+        (r"name", "therapist.family_name"),
+        (r"qualification", "therapist.license_number"),
+        (r"", "therapist"),
+    ),
+    "Organization": (
+        (r"identifier", "clinic"),
+        (r"name", "clinic.name"),
+        (r"address", "clinic.address"),
+        (r"telecom", "clinic.phone"),
+        (r"", "clinic"),
+    ),
 }
 
 
@@ -193,8 +245,9 @@ def _by_rule(resource: dict[str, Any], template: str) -> str | None:
     return None
 
 
-def _first(rows: Rows, tail: str, variables: dict[str, str], base: str,
-           resource: dict[str, Any]) -> str | None:
+def _first(
+    rows: Rows, tail: str, variables: dict[str, str], base: str, resource: dict[str, Any]
+) -> str | None:
     site = _extension_field(resource, tail) if "extension[" in tail else None
     for pattern, template in rows:
         match = re.match(pattern, tail)

@@ -84,6 +84,7 @@ def drop_ext(url: str, path: tuple[Any, ...] = ()) -> Mutate:
         owner["extension"] = [e for e in owner["extension"] if e["url"] != url]
         if not owner["extension"]:
             del owner["extension"]
+
     return mutate
 
 
@@ -91,6 +92,7 @@ def dup_ext(url: str, path: tuple[Any, ...] = ()) -> Mutate:
     def mutate(res: Json) -> None:
         owner = dig(res, path)
         owner["extension"].append(copy.deepcopy(ext(owner, url)))
+
     return mutate
 
 
@@ -103,18 +105,21 @@ def dig(res: Any, path: tuple[Any, ...]) -> Any:
 def setter(path: tuple[Any, ...], value: Any) -> Mutate:
     def mutate(res: Json) -> None:
         dig(res, path[:-1])[path[-1]] = copy.deepcopy(value)
+
     return mutate
 
 
 def remover(*path: Any) -> Mutate:
     def mutate(res: Json) -> None:
         del dig(res, path[:-1])[path[-1]]
+
     return mutate
 
 
 def appender(path: tuple[Any, ...], value: Any) -> Mutate:
     def mutate(res: Json) -> None:
         dig(res, path).append(copy.deepcopy(value))
+
     return mutate
 
 
@@ -122,6 +127,7 @@ def dup_item(path: tuple[Any, ...], index: int = 0) -> Mutate:
     def mutate(res: Json) -> None:
         items = dig(res, path)
         items.append(copy.deepcopy(items[index]))
+
     return mutate
 
 
@@ -129,15 +135,18 @@ def both(*steps: Mutate) -> Mutate:
     def mutate(res: Json) -> None:
         for step in steps:
             step(res)
+
     return mutate
 
 
 def replace_identifier(system: str) -> Mutate:
     """Swap the identifier with this system for one of an unrelated system (keeps 1..* happy)."""
+
     def mutate(res: Json) -> None:
         for ident in res["identifier"]:
             if ident["system"] == system:
                 ident["system"] = "https://other.example.org/id"
+
     return mutate
 
 
@@ -149,7 +158,11 @@ def E(severity: str, expression: str, rule: str) -> Json:  # noqa: N802 - table 
     return {"severity": severity, "expression": expression, "rule": rule}
 
 
-G1, G3, G4 = "good-01-lateral-epicondylitis-graston", "good-03-plantar-fasciitis-hawkgrips-bruising", "good-04-bilateral-patellar-tendinopathy-sastm"  # noqa: E501
+G1, G3, G4 = (
+    "good-01-lateral-epicondylitis-graston",
+    "good-03-plantar-fasciitis-hawkgrips-bruising",
+    "good-04-bilateral-patellar-tendinopathy-sastm",
+)  # noqa: E501
 G5, G6 = "good-05-hamstring-strain-gua-sha", "good-06-post-tka-tecnica-gavilan-rom-lefs"
 G7, G8 = "good-07-entered-in-error", "good-08-cancelled-post-tha"
 PROC, ADJ = "procedure", "adjunct/stretching"
@@ -157,17 +170,42 @@ ROM = "rom/knee-flexion-right-active-pre"
 PERIOD_END = ("performedPeriod", "end")
 
 
-TECH, SNUM, PLAN, DUR = SD + "iastm-technique", SD + "iastm-session-number", SD + "iastm-planned-sessions", SD + "iastm-duration"  # noqa: E501
-SRV, SRH, TIMING, MODE = SD + "source-record-version", SD + "source-record-hash", SD + "iastm-measurement-timing", SD + "iastm-rom-mode"  # noqa: E501
-SEV, EXPECTED, SITE = SD + "iastm-adverse-effect-severity", SD + "iastm-adverse-effect-expected", SD + "iastm-adverse-effect-site"  # noqa: E501
+TECH, SNUM, PLAN, DUR = (
+    SD + "iastm-technique",
+    SD + "iastm-session-number",
+    SD + "iastm-planned-sessions",
+    SD + "iastm-duration",
+)  # noqa: E501
+SRV, SRH, TIMING, MODE = (
+    SD + "source-record-version",
+    SD + "source-record-hash",
+    SD + "iastm-measurement-timing",
+    SD + "iastm-rom-mode",
+)  # noqa: E501
+SEV, EXPECTED, SITE = (
+    SD + "iastm-adverse-effect-severity",
+    SD + "iastm-adverse-effect-expected",
+    SD + "iastm-adverse-effect-site",
+)  # noqa: E501
 SESSION, SESSION_RES = f"{C}/sid/iastm-session", f"{C}/sid/iastm-session-resource"
 OTHER_ID = {"system": "https://other.example.org/id", "value": "X-1"}
 LOC_EXT = {"url": LOC, "valueCodeableConcept": cc(SCT, "261183002")}
-RP, PP, OP, CP = "iastm-procedure", "iastm-adjunct-procedure", "iastm-pain-observation", "iastm-condition"  # noqa: E501
+RP, PP, OP, CP = (
+    "iastm-procedure",
+    "iastm-adjunct-procedure",
+    "iastm-pain-observation",
+    "iastm-condition",
+)  # noqa: E501
 RO, MO = "iastm-rom-observation", "iastm-prom-observation"
 PAIN = "obs/pain-post"
-COND1, COND3, COND5, COND6Z = "condition/DX-100245-01", "condition/DX-100512-01", "condition/DX-100801-01", "condition/DX-100934-03"  # noqa: E501
+COND1, COND3, COND5, COND6Z = (
+    "condition/DX-100245-01",
+    "condition/DX-100512-01",
+    "condition/DX-100801-01",
+    "condition/DX-100934-03",
+)  # noqa: E501
 
+# fmt: off
 #: (name, example, role, profile id, description, mutation, expected, also_expected)
 MUTATIONS: list[tuple[str, str, str, str, str, Mutate, Json, list[Json]]] = [
     # --- iastm-procedure: invariants
@@ -249,7 +287,8 @@ MUTATIONS: list[tuple[str, str, str, str, str, Mutate, Json, list[Json]]] = [
      setter(("code", "coding"), [{"system": SCT, "code": "91251008"}]),
      E("error", "Procedure.code", "slice:Procedure.code.coding:iastm"), []),
     ("proc-code-two-sct", G3, PROC, RP, "code with SNOMED 91251008 twice",
-     dup_item(("code", "coding"), 0), E("error", "Procedure.code", "slice:Procedure.code.coding:sct"),
+     dup_item(("code", "coding"), 0),
+     E("error", "Procedure.code", "slice:Procedure.code.coding:sct"),
      []),
     ("proc-no-body-site", G3, PROC, RP, "bodySite removed", remover("bodySite"),
      E("error", "Procedure", "card:Procedure.bodySite"), []),
@@ -277,7 +316,8 @@ MUTATIONS: list[tuple[str, str, str, str, str, Mutate, Json, list[Json]]] = [
      E("warning", "Procedure.complication[0]", "binding:Procedure.complication"), []),
     ("proc-complication-two-expected", G3, PROC, RP, "two adverse-effect-expected extensions",
      dup_ext(EXPECTED, ("complication", 0)),
-     E("error", "Procedure.complication[0]", "slice:Procedure.complication.extension:expected"), []),
+     E("error", "Procedure.complication[0]", "slice:Procedure.complication.extension:expected"),
+     []),
     ("proc-complication-two-sites", G3, PROC, RP, "two adverse-effect-site extensions",
      dup_ext(SITE, ("complication", 0)),
      E("error", "Procedure.complication[0]", "slice:Procedure.complication.extension:site"), []),
@@ -334,7 +374,8 @@ MUTATIONS: list[tuple[str, str, str, str, str, Mutate, Json, list[Json]]] = [
     ("cond-2l-left-code-right-side", G1, COND1, CP, "M77.12 (left) with laterality Right",
      setter(("code", "coding", 0, "code"), "M77.12"), E("error", "Condition", "iastm-cond-2l"), []),
     ("cond-2b-bilateral-code-right-side", G6, COND6Z, CP, "Z96.653 (bilateral) with Right",
-     setter(("code", "coding", 0, "code"), "Z96.653"), E("error", "Condition", "iastm-cond-2b"), []),
+     setter(("code", "coding", 0, "code"), "Z96.653"),
+     E("error", "Condition", "iastm-cond-2b"), []),
     ("cond-3-injury-no-7th-char", G5, COND5, CP, "S76.312 without 7th character",
      setter(("code", "coding", 0, "code"), "S76.312"), E("error", "Condition", "iastm-cond-3"), []),
     ("con-5-entered-in-error-with-clinical", G7, COND1, CP,
@@ -344,7 +385,8 @@ MUTATIONS: list[tuple[str, str, str, str, str, Mutate, Json, list[Json]]] = [
     ("con-3-no-clinical-status", G1, COND1, CP, "confirmed Condition without clinicalStatus",
      remover("clinicalStatus"), E("warning", "Condition", "con-3"), []),
     ("cond-no-verification", G1, COND1, CP, "verificationStatus removed",
-     remover("verificationStatus"), E("error", "Condition", "card:Condition.verificationStatus"), []),
+     remover("verificationStatus"),
+     E("error", "Condition", "card:Condition.verificationStatus"), []),
     ("cond-category-not-encounter-dx", G1, COND1, CP, "category problem-list-item only",
      setter(("category",), [cc("http://terminology.hl7.org/CodeSystem/condition-category",
                                "problem-list-item")]),
@@ -388,7 +430,8 @@ MUTATIONS: list[tuple[str, str, str, str, str, Mutate, Json, list[Json]]] = [
      E("error", "Encounter.period", "per-1"), []),
     ("per-1-across-dst", G3, "encounter", "iastm-encounter",
      "DST fall-back: 01:10-05:00 (06:10Z) to 01:50-04:00 (05:50Z) looks later but is earlier",
-     setter(("period",), {"start": "2025-11-02T01:10:00-05:00", "end": "2025-11-02T01:50:00-04:00"}),
+     setter(("period",), {"start": "2025-11-02T01:10:00-05:00",
+                          "end": "2025-11-02T01:50:00-04:00"}),
      E("error", "Encounter.period", "per-1"), []),
     ("enc-record-hash-twice", G3, "encounter", "iastm-encounter", "two source-record-hash",
      dup_ext(SRH), E("error", "Encounter", "slice:Encounter.extension:source-record-hash"), []),
@@ -465,7 +508,8 @@ MUTATIONS: list[tuple[str, str, str, str, str, Mutate, Json, list[Json]]] = [
      setter(("effectiveDateTime",), "2025"),
      E("error", "Observation.effectiveDateTime", "us-core-1"), []),
     ("obs-4-no-part-of", G3, PAIN, OP, "partOf removed", remover("partOf"),
-     E("error", "Observation", "iastm-obs-4"), [E("error", "Observation", "card:Observation.partOf")]),
+     E("error", "Observation", "iastm-obs-4"),
+     [E("error", "Observation", "card:Observation.partOf")]),
     ("pain-no-subject", G3, PAIN, OP, "subject removed", remover("subject"),
      E("error", "Observation", "card:Observation.subject"), []),
     ("pain-category-exam", G3, PAIN, OP, "category exam instead of survey",
@@ -487,7 +531,8 @@ MUTATIONS: list[tuple[str, str, str, str, str, Mutate, Json, list[Json]]] = [
      [E("error", "Observation.valueQuantity", "pattern:Observation.value[x]")]),
     ("rom-no-mode", G6, ROM, RO, "rom-mode extension removed", drop_ext(MODE),
      E("error", "Observation", "slice:Observation.extension:rom-mode"), []),
-    ("rom-mode-semi", G6, ROM, RO, "rom-mode 'semi'", lambda r: ext(r, MODE).update(valueCode="semi"),
+    ("rom-mode-semi", G6, ROM, RO, "rom-mode 'semi'",
+     lambda r: ext(r, MODE).update(valueCode="semi"),
      E("error", "Observation.extension[3].valueCode", "binding:Extension.value[x]"), []),
     ("rom-no-timing", G6, ROM, RO, "timing extension removed", drop_ext(TIMING),
      E("error", "Observation", "slice:Observation.extension:timing"), []),
@@ -527,12 +572,14 @@ MUTATIONS: list[tuple[str, str, str, str, str, Mutate, Json, list[Json]]] = [
      setter(("component",), [{"code": {"text": "Walking"}, "valueString": "5"}]),
      E("error", "Observation.component[0].valueString", "type:Observation.component.value[x]"), []),
     ("prom-no-part-of", G6, "prom/LEFS", MO, "partOf removed", remover("partOf"),
-     E("error", "Observation", "iastm-obs-4"), [E("error", "Observation", "card:Observation.partOf")]),
+     E("error", "Observation", "iastm-obs-4"),
+     [E("error", "Observation", "card:Observation.partOf")]),
     ("prom-timing-twice", G6, "prom/LEFS", MO, "two timing extensions",
      both(appender(("extension",), {"url": TIMING, "valueCode": "pre"}),
           appender(("extension",), {"url": TIMING, "valueCode": "post"})),
      E("error", "Observation", "slice:Observation.extension:timing"), []),
 ]
+# fmt: on
 
 
 def main() -> int:
@@ -554,7 +601,7 @@ def main() -> int:
             doc["also_expected"] = also
         path = HERE / f"{n:03d}-{name}.json"
         path.write_text(json.dumps(doc, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    print(f"wrote {len(MUTATIONS)} mutations to {HERE}")
+    print(f"wrote {len(MUTATIONS)} mutations to {HERE}")  # noqa: T201 - a generator script
     return 0
 
 
