@@ -102,8 +102,9 @@ class Worker:
     poll_interval: float = 1.0
     max_attempts: int = 8
     backoff: Backoff = field(default_factory=Backoff)
-    lease_seconds: float = 120.0
+    lease_seconds: float = 60.0
     load: Loader | None = None
+    heartbeat: bool = True
     stop: threading.Event = field(default_factory=threading.Event)
     stats: WorkerStats = field(default_factory=WorkerStats)
 
@@ -162,7 +163,8 @@ class Worker:
             self._dead(item, _failure(exc), ctx)
             return
         try:
-            outcome = self.push(record, item.last_pushed)
+            with lease_heartbeat(self.store, item, self.lease_seconds, enabled=self.heartbeat):
+                outcome = self.push(record, item.last_pushed)
         except FhirServerError as exc:
             self._retry_or_dead(item, _failure(exc), getattr(exc, "retry_after", None), ctx)
             return
@@ -212,6 +214,33 @@ def _failure(exc: IastmError) -> PushOutcome:
 
 
 @contextmanager
+def lease_heartbeat(
+    store: Store, item: OutboxItem, lease_seconds: float, *, enabled: bool = True
+) -> Iterator[None]:
+    """Extend the lease every ``lease_seconds / 3`` while a push runs: a slow push (client
+    retries, long timeouts) keeps its claim, yet a crashed worker's claim still expires soon."""
+    done = threading.Event()
+
+    def beat() -> None:
+        current = item
+        while not done.wait(lease_seconds / 3):
+            try:
+                current = store.extend_lease(current, lease_seconds)
+            except Exception:  # lease lost or store unreachable: complete() will find out
+                return
+
+    thread = threading.Thread(target=beat, name=f"lease-{item.id}", daemon=True)
+    if enabled:
+        thread.start()
+    try:
+        yield
+    finally:
+        done.set()
+        if enabled:
+            thread.join()
+
+
+@contextmanager
 def stop_on_signals(stop: threading.Event) -> Iterator[None]:
     """SIGTERM/SIGINT set ``stop`` (main thread only; elsewhere this does nothing)."""
     if threading.current_thread() is not threading.main_thread():
@@ -241,9 +270,10 @@ def run_worker(
     poll_interval: float = 1.0,
     max_attempts: int = 8,
     backoff: Backoff | None = None,
-    lease_seconds: float = 120.0,
+    lease_seconds: float = 60.0,
     load: Loader | None = None,
     stop: threading.Event | None = None,
+    heartbeat: bool = True,
 ) -> WorkerStats:
     """Run one outbox worker until stopped (or, with ``once``, until nothing is due)."""
     worker = Worker(
@@ -255,6 +285,7 @@ def run_worker(
         backoff=backoff or Backoff(),
         lease_seconds=lease_seconds,
         load=load,
+        heartbeat=heartbeat,
         stop=stop or threading.Event(),
     )
     with stop_on_signals(worker.stop):
@@ -268,6 +299,7 @@ __all__ = [
     "Worker",
     "WorkerStats",
     "default_worker_id",
+    "lease_heartbeat",
     "run_worker",
     "session_ref",
     "stop_on_signals",

@@ -258,3 +258,36 @@ def test_backoff_is_capped_and_jittered() -> None:
     assert backoff.delay(9, rng=lambda: 0.5) == 50
     assert backoff.delay(1, rng=lambda: 0.0) == 1
     assert backoff.delay(1, rng=lambda: 1.0) == 3
+
+
+@pytest.mark.parametrize(("heartbeat", "stolen"), [(True, False), (False, True)])
+def test_the_heartbeat_keeps_a_slow_push_claimed(tmp_path, make_record, heartbeat, stolen) -> None:
+    """Real clock: the push lasts ~3 leases; with the heartbeat nobody else can claim it."""
+    import time
+
+    from fhir_iastm.storage import Store
+
+    url = f"sqlite:///{tmp_path / 'hb.db'}"
+    store, rival = Store(url), Store(url)
+    store.migrate()
+    store.save_record(*make_record("S-1", 1), actor="a")
+    rival_claims = []
+
+    def slow(record, last):
+        for _ in range(3):
+            time.sleep(0.6)
+            rival_claims.append(rival.claim("rival", lease_seconds=30))
+        return "pushed"
+
+    stats = run_worker(
+        store,
+        FakePush({"S-1": slow}),
+        worker_id="w",
+        once=True,
+        lease_seconds=1.0,
+        heartbeat=heartbeat,
+    )
+    taken = [c for c in rival_claims if c is not None]
+    assert bool(taken) is stolen
+    assert stats.lease_lost == (1 if stolen else 0)
+    assert store.get_sync("S-1").state == ("pushing" if stolen else "pushed")
