@@ -6,6 +6,7 @@ See https://hl7.org/fhir/R4/operationoutcome.html for the rendered shape.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -14,6 +15,9 @@ from typing import Any
 ERROR_CODE_SYSTEM = "https://iastm.example.org/fhir/CodeSystem/iastm-error-code"
 
 SEVERITIES = ("fatal", "error", "warning", "information")
+
+#: Shape of the codes listed in profiles/CodeSystem-iastm-error-code.json (E_… errors, W_… warnings).
+STABLE_CODE = re.compile(r"[EW]_[A-Z_]+")
 
 #: OperationOutcome.issue extension naming the internal-record field an issue traces back to.
 RECORD_FIELD_EXTENSION = "https://iastm.example.org/fhir/StructureDefinition/issue-record-field"
@@ -41,11 +45,13 @@ class Issue:
         out: dict[str, Any] = {"severity": self.severity, "code": self.code}
         if self.record_field:
             out["extension"] = [{"url": RECORD_FIELD_EXTENSION, "valueString": self.record_field}]
-        if self.details:
+        if self.details and STABLE_CODE.fullmatch(self.details):
             out["details"] = {
                 "coding": [{"system": ERROR_CODE_SYSTEM, "code": self.details}],
                 "text": self.details,
             }
+        elif self.details:  # a profile rule id (e.g. iastm-proc-4), not one of our error codes
+            out["details"] = {"text": self.details}
         if self.diagnostics:
             out["diagnostics"] = self.diagnostics
         if self.record_field:

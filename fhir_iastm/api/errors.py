@@ -17,16 +17,15 @@ from fhir_iastm.errors import IastmError, Issue, operation_outcome
 FHIR_JSON = "application/fhir+json"
 log = logging.getLogger("fhir_iastm.api")
 
-_HTTP_ISSUE_TYPES = {
-    400: "invalid",
-    401: "login",
-    403: "forbidden",
-    404: "not-found",
-    405: "not-supported",
-    409: "conflict",
-    413: "too-costly",
-    415: "not-supported",
-    422: "invalid",
+#: HTTP status -> (FHIR IssueType, our stable code in CodeSystem iastm-error-code)
+_HTTP_ISSUES = {
+    400: ("invalid", "E_BAD_REQUEST"),
+    401: ("login", "E_UNAUTHORIZED"),
+    403: ("forbidden", "E_FORBIDDEN"),
+    404: ("not-found", "E_NOT_FOUND"),
+    405: ("not-supported", "E_METHOD_NOT_ALLOWED"),
+    413: ("too-costly", "E_TOO_LARGE"),
+    415: ("not-supported", "E_MEDIA_TYPE"),
 }
 
 
@@ -46,12 +45,8 @@ def _iastm_error(exc: IastmError) -> Response:
 
 def _http_error(exc: HTTPException) -> Response:
     status = exc.code or 500
-    issue = Issue(
-        "error",
-        _HTTP_ISSUE_TYPES.get(status, "processing"),
-        diagnostics=exc.description or exc.name,
-        details=f"HTTP_{status}",
-    )
+    issue_type, code = _HTTP_ISSUES.get(status, ("processing", "E_BAD_REQUEST"))
+    issue = Issue("error", issue_type, diagnostics=exc.description or exc.name, details=code)
     response = outcome_response([issue], status)
     if status == 401:
         response.headers["WWW-Authenticate"] = "Bearer"
