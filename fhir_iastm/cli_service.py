@@ -95,8 +95,12 @@ def serve_command(host: str, port: int, debug: bool) -> None:
 @click.option("--once", is_flag=True, help="Drain what is due, then exit.")
 @click.option("--poll-interval", default=1.0, show_default=True, type=float)
 @click.option("--worker-id", default=None, help="Name in claims and logs (default host:pid).")
+@click.option("--lease-seconds", default=None, type=click.FloatRange(min=1.0),
+              help="How long a claim holds before another worker may take the entry over "
+                   "(a crashed worker's sessions wait this long; default: the worker's).")
 def worker_command(database_url: str | None, server: str, token: str | None, once: bool,
-                   poll_interval: float, worker_id: str | None) -> None:
+                   poll_interval: float, worker_id: str | None,
+                   lease_seconds: float | None) -> None:
     """Drain the push outbox to the FHIR server (several workers may share one PostgreSQL)."""
     from fhir_iastm.api.logs import configure_logging
     from fhir_iastm.service import make_client, make_pusher, mapping_settings
@@ -105,8 +109,9 @@ def worker_command(database_url: str | None, server: str, token: str | None, onc
     configure_logging()
     store = _store(database_url)
     client = make_client(server, token)
+    lease = {} if lease_seconds is None else {"lease_seconds": lease_seconds}
     stats = run_worker(store, make_pusher(client, mapping_settings(from_environ())),
-                       worker_id=worker_id, once=once, poll_interval=poll_interval)
+                       worker_id=worker_id, once=once, poll_interval=poll_interval, **lease)
     store.close()
     click.echo(json.dumps(dataclasses.asdict(stats)), err=True)
 
