@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
-import pytest
+from typing import Any
 
-from fhir_iastm.errors import InvalidRecordError, MappingError
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from fhir_iastm.errors import IastmError, InvalidRecordError, MappingError
 from fhir_iastm.mapping import canonical_for_roundtrip, from_fhir, to_fhir
 from tests.test_mapping_support import (
     BASE,
@@ -120,8 +124,8 @@ def test_no_iastm_procedure_is_rejected() -> None:
     assert _error(info.value) == ("E_REQUIRED", "Procedure.identifier")
 
 
-@pytest.mark.parametrize("status", ["in-progress", "stopped", "unknown", None])
-def test_unknown_procedure_status_is_rejected(status: str | None) -> None:
+@pytest.mark.parametrize("status", ["in-progress", "stopped", "unknown", "on-hold"])
+def test_unknown_procedure_status_is_rejected(status: str) -> None:
     bundle = to_fhir(good("good-03"))
     session_procedure(bundle)["status"] = status
     with pytest.raises(MappingError) as info:
@@ -171,3 +175,63 @@ def test_not_a_bundle_is_rejected() -> None:
     with pytest.raises(MappingError) as info:
         from_fhir("nope")  # type: ignore[arg-type]
     assert _error(info.value)[0] == "E_TYPE"
+
+
+# ---------------------------------------------------------------- malformed input never crashes
+
+_BUNDLES = [to_fhir(good(name)) for name in ("good-03", "good-06", "good-07", "good-08")]
+_BUNDLES += [as_searchset(b) for b in _BUNDLES]
+_JUNK = st.sampled_from([None, 1, "x", [], {}, True, [1], {"a": 1}, -3.5, "Patient/1"])
+
+
+def _paths(node: Any, prefix: tuple = ()) -> list[tuple]:
+    out = [prefix] if prefix else []
+    items = (
+        node.items()
+        if isinstance(node, dict)
+        else enumerate(node)
+        if isinstance(node, list)
+        else ()
+    )
+    for key, value in items:
+        out += _paths(value, (*prefix, key))
+    return out
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.data())
+def test_damaged_fhir_input_gives_mapping_errors_never_crashes(data: st.DataObject) -> None:
+    bundle = mutate(data.draw(st.sampled_from(_BUNDLES)))
+    for _ in range(data.draw(st.integers(1, 3))):
+        path = data.draw(st.sampled_from(_paths(bundle)))
+        parent = bundle
+        for key in path[:-1]:
+            parent = parent[key]
+        if data.draw(st.booleans()):
+            parent.pop(path[-1])
+        else:
+            parent[path[-1]] = data.draw(_JUNK)
+    failure: IastmError | None = None
+    try:
+        from_fhir(bundle)
+    except IastmError as exc:
+        failure = exc
+    if failure is not None:
+        assert failure.issues
+        assert all(i.details for i in failure.issues)
+
+
+def test_structural_damage_is_reported_at_its_fhirpath() -> None:
+    bundle = to_fhir(good("good-03"))
+    bundle["entry"][5]["resource"]["bodySite"] = "right foot"
+    with pytest.raises(MappingError) as info:
+        from_fhir(bundle)
+    assert info.value.issues[0].expression.startswith("Bundle.entry[5].resource.bodySite")
+
+
+def test_missing_procedure_status_is_a_structural_error() -> None:
+    bundle = to_fhir(good("good-03"))
+    del session_procedure(bundle)["status"]
+    with pytest.raises(MappingError) as info:
+        from_fhir(bundle)
+    assert info.value.issues[0].expression == "Bundle.entry[5].resource.status"

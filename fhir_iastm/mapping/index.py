@@ -13,11 +13,11 @@ from fhir_iastm.errors import Issue, MappingError
 from fhir_iastm.mapping.datatypes import JSON
 
 
-def _ref_keys(full_url: str | None, resource: JSON) -> list[str]:
-    keys = [full_url] if full_url else []
-    rid = resource.get("id")
-    if rid:
-        keys.append(f"{resource['resourceType']}/{rid}")
+def _ref_keys(full_url: object, resource: JSON) -> list[str]:
+    keys = [full_url] if isinstance(full_url, str) and full_url else []
+    rid, rtype = resource.get("id"), resource.get("resourceType")
+    if isinstance(rid, str) and rid and isinstance(rtype, str):
+        keys.append(f"{rtype}/{rid}")
     return keys
 
 
@@ -34,6 +34,8 @@ class Index:
     """The resources, in input order, and a reference -> resource map."""
 
     resources: list[JSON] = field(default_factory=list)
+    #: FHIRPath of each resource in the input (``Bundle.entry[3].resource``), for error reports.
+    roots: list[str] = field(default_factory=list)
     by_ref: dict[str, JSON] = field(default_factory=dict)
 
     @classmethod
@@ -41,13 +43,16 @@ class Index:
         """Accept a Bundle (any type) or a list of resources."""
         index = cls()
         if isinstance(data, dict) and data.get("resourceType") == "Bundle":
-            for entry in data.get("entry") or ():
+            entries = data.get("entry") or []
+            for i, entry in enumerate(entries if isinstance(entries, list) else []):
                 if isinstance(entry, dict) and isinstance(entry.get("resource"), dict):
-                    index.add(entry["resource"], entry.get("fullUrl"))
+                    index.add(
+                        entry["resource"], entry.get("fullUrl"), f"Bundle.entry[{i}].resource"
+                    )
         elif isinstance(data, list):
             for item in data:
                 if isinstance(item, dict) and item.get("resourceType"):
-                    index.add(item, None)
+                    index.add(item, None, str(item["resourceType"]))
         else:
             raise MappingError(
                 "expected a Bundle or a list of resources",
@@ -63,8 +68,9 @@ class Index:
             )
         return index
 
-    def add(self, resource: JSON, full_url: str | None) -> None:
+    def add(self, resource: JSON, full_url: object, root: str) -> None:
         self.resources.append(resource)
+        self.roots.append(root)
         for key in _ref_keys(full_url, resource):
             self.by_ref[key] = resource
             self.by_ref.setdefault(_normal(key), resource)
@@ -75,8 +81,8 @@ class Index:
 
     def resolve(self, reference: JSON | None) -> JSON | None:
         """The resource a Reference points to, or None."""
-        ref = (reference or {}).get("reference")
-        if not ref:
+        ref = reference.get("reference") if isinstance(reference, dict) else None
+        if not isinstance(ref, str) or not ref:
             return None
         return self.by_ref.get(ref) or self.by_ref.get(_normal(ref))
 

@@ -22,6 +22,7 @@ from fhir_iastm.mapping.observation import from_prom, from_rom, pain_value, read
 from fhir_iastm.mapping.parties import from_organization, from_patient, from_practitioner
 from fhir_iastm.mapping.procedure_reverse import from_procedure, missing
 from fhir_iastm.mapping.settings import MappingSettings
+from fhir_iastm.mapping.structure import check_resource
 from fhir_iastm.model import SessionRecord
 
 LOINC = "http://loinc.org"
@@ -37,9 +38,30 @@ def from_fhir(
 
 
 def record_dict(data: Any, settings: MappingSettings | None = None) -> JSON:
-    """The unvalidated record dict read from FHIR (``from_fhir`` without the final validation)."""
+    """The unvalidated record dict read from FHIR (``from_fhir`` without the final validation).
+
+    Every resource is first parsed once with its R4B model, so malformed input is reported at its
+    FHIRPath; anything the mapper still cannot read becomes a MappingError, never a crash.
+    """
     base = (settings or MappingSettings()).base
     index = Index.build(data)
+    issues = [
+        i
+        for r, root in zip(index.resources, index.roots, strict=True)
+        for i in check_resource(r, root)
+    ]
+    if issues:
+        raise MappingError(f"malformed FHIR input ({len(issues)} structural issues)", issues)
+    try:
+        return _record_dict(index, base)
+    except (KeyError, TypeError, AttributeError, ValueError) as exc:  # module boundary
+        message = f"cannot map the FHIR input back: {type(exc).__name__}: {exc}"
+        raise MappingError(
+            message, [Issue("error", "structure", None, message, "E_FORMAT")]
+        ) from exc
+
+
+def _record_dict(index: Index, base: str) -> JSON:
     proc = session_procedure(index, base)
     session_id = str(identifier_value(proc, f"{base}/sid/iastm-session"))
     owned = _owned(index, base, session_id)
