@@ -223,3 +223,8 @@ def test_racing_first_saves_store_one_content(store, make_record) -> None:
         results = sorted(pool.map(save, range(8)))
     assert results == ["E_DUPLICATE_SESSION"] * 7 + ["created"]
     assert (count(store, record_versions), count(store, outbox)) == (1, 1)
+
+
+def test_long_actor_names_are_cut_to_the_column(store, make_record) -> None:
+    store.save_record(*make_record(SID, 1), actor="n" * 100)
+    assert store.audit_log()[0]["actor"] == "n" * 64

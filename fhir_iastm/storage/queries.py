@@ -52,7 +52,11 @@ def add_audit(
     """Append one audit row (no PHI: names of things, never their values)."""
     conn.execute(
         insert(audit).values(
-            ts=now, actor=actor, action=action, session_id=session_id, outcome=outcome
+            ts=now,
+            actor=actor and actor[:64],
+            action=action,
+            session_id=session_id,
+            outcome=outcome,
         )
     )
 

@@ -139,7 +139,7 @@ class Store:
                 record_hash=digest,
                 body=raw,
                 received_at=now,
-                actor=actor,
+                actor=actor and actor[:64],  # column width; a token name, never the token
             )
         )
         outbox_id = ob.insert_entry(conn, sid, version, now)
