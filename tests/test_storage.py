@@ -228,3 +228,29 @@ def test_racing_first_saves_store_one_content(store, make_record) -> None:
 def test_long_actor_names_are_cut_to_the_column(store, make_record) -> None:
     store.save_record(*make_record(SID, 1), actor="n" * 100)
     assert store.audit_log()[0]["actor"] == "n" * 64
+
+
+def test_reprs_carry_no_phi(store, make_record) -> None:
+    record, raw = make_record(SID, 1)
+    store.save_record(record, raw, actor="a")
+    shown = repr(store.get_record(SID)) + repr(store.claim("w"))
+    for phi in (record.patient.mrn, record.patient.family_name, record.patient.birth_date):
+        assert phi not in shown
+    assert SID in shown
+
+
+def test_migrations_downgrade_and_upgrade_again(tmp_path) -> None:
+    from alembic import command
+
+    from fhir_iastm.storage.engine import alembic_config
+
+    store = Store(f"sqlite:///{tmp_path / 'm.db'}")
+    store.migrate()
+    cfg = alembic_config()
+    with store.engine.connect() as conn:
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, "base")
+        conn.commit()
+    assert current_revision(store.engine) is None
+    store.migrate()
+    assert current_revision(store.engine) == "0001"

@@ -42,7 +42,7 @@ class StoredRecord:
     session_id: str
     record_version: int
     record_hash: str
-    body: dict[str, Any]
+    body: dict[str, Any] = field(repr=False)  # PHI: never in a repr, hence never in a log
     received_at: datetime
     status: str
     current_version: int
@@ -117,7 +117,7 @@ class OutboxItem:
     session_id: str
     record_version: int
     record_hash: str
-    body: dict[str, Any]
+    body: dict[str, Any] = field(repr=False)  # PHI: never in a repr, hence never in a log
     attempts: int
     claimed_by: str
     claim_token: str
