@@ -171,3 +171,18 @@ def test_extend_lease(store, make_record, clock) -> None:
     assert store.claim("w2") is not None
     with pytest.raises(LeaseLostError):
         store.extend_lease(item, 10)
+
+
+def test_prune_outbox_deletes_only_old_finished_entries(store, make_record, clock) -> None:
+    for sid in ("A", "B", "C"):
+        store.save_record(*make_record(sid, 1), actor="a")
+    store.complete(store.claim("w"), PushOutcome("pushed"))  # A done at t0
+    store.dead_letter(store.claim("w"), PushOutcome("rejected"))  # B dead at t0
+    clock.advance(3600)
+    cutoff = clock.now
+    store.save_record(*make_record("A", 2, notes="n"), actor="a")
+    store.complete(store.claim("w"), PushOutcome("pushed"))  # C done after the cutoff
+    assert store.prune_outbox(cutoff) == 2
+    counts = store.outbox_counts()
+    assert (counts["pending"], counts["done"], counts["dead-letter"]) == (1, 1, 0)
+    assert store.last_pushed("A").record_version == 1  # sync state is untouched

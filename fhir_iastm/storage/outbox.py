@@ -20,7 +20,7 @@ from datetime import datetime, timedelta
 from typing import Any
 from uuid import uuid4
 
-from sqlalchemy import Connection, and_, case, exists, insert, literal, or_, select, update
+from sqlalchemy import Connection, and_, case, delete, exists, insert, literal, or_, select, update
 
 from fhir_iastm.errors import IastmError
 from fhir_iastm.storage.schema import outbox, record_versions, sync_state
@@ -256,7 +256,16 @@ def extend_lease(
     return replace(item, claimed_until=until)
 
 
+def prune(conn: Connection, before: datetime) -> int:
+    """Delete finished entries older than ``before``; returns how many."""
+    result = conn.execute(
+        delete(outbox).where(outbox.c.done_at.is_not(None), outbox.c.done_at < before)
+    )
+    return int(result.rowcount)
+
+
 __all__ = [
+    "prune",
     "LeaseLostError",
     "claim",
     "complete",

@@ -276,6 +276,14 @@ class Store:
         with self.write() as conn:
             return ob.extend_lease(conn, item, lease_seconds, self.clock())
 
+    def prune_outbox(self, before: datetime) -> int:
+        """Delete finished entries (done or dead-lettered) older than ``before``; returns the count.
+
+        Sync state and version history keep what was pushed, so finished entries are only a log.
+        """
+        with self.write() as conn:
+            return ob.prune(conn, before)
+
     def outbox_counts(self) -> dict[str, int]:
         """Entries by state: pending, in_flight, done, dead-letter (for health and tests)."""
         with self.read() as conn:
