@@ -1,0 +1,82 @@
+"""Oracle agreement: our offline validator and HAPI ``$validate`` give the same verdict.
+
+Every resource of the mutation corpus (tests/data/mutations/) and every resource the mapper emits
+for the good examples is validated by both, against our profiles (uploaded to HAPI first). The
+verdict is "has an error/fatal issue or not". Disagreements must be listed, with their reason, in
+tests/data/oracle_exceptions.json; a listed case that agrees again fails too (stale exception).
+The agreement rate is printed (``-s`` shows it).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from fhir_iastm.client import FhirClient
+from fhir_iastm.mapping import to_fhir
+from fhir_iastm.profiles import ProfileIndex, load_profiles
+from fhir_iastm.records import load_record
+from fhir_iastm.service import upload_profiles
+from fhir_iastm.validation import validate
+
+pytestmark = pytest.mark.integration
+
+ROOT = Path(__file__).resolve().parents[2]
+MUTATIONS = sorted((ROOT / "tests/data/mutations").glob("[0-9][0-9][0-9]-*.json"))
+EXAMPLES = sorted((ROOT / "tests/data/examples").glob("good-*.json"))
+EXCEPTIONS = ROOT / "tests/data/oracle_exceptions.json"
+
+
+def cases() -> list[tuple[str, dict[str, Any], str | None]]:
+    """(case id, resource, profile URL or None = the resource's meta.profile)."""
+    out = []
+    for path in MUTATIONS:
+        doc = json.loads(path.read_text())
+        out.append((f"mutation/{path.stem}", doc["resource"], doc.get("profile")))
+    for path in EXAMPLES:
+        bundle = to_fhir(load_record(json.loads(path.read_text())), None)
+        for n, entry in enumerate(bundle["entry"]):
+            resource = entry["resource"]
+            profile = (resource.get("meta") or {}).get("profile", [None])[0]
+            out.append((f"mapped/{path.stem}/{n}-{resource['resourceType']}", resource, profile))
+    return out
+
+
+def hapi_errors(client: FhirClient, resource: dict[str, Any], profile: str | None) -> list[str]:
+    outcome = client.validate(resource, profile)
+    return [str(i.get("diagnostics") or i.get("details", {}).get("text") or i.get("code"))
+            for i in outcome.get("issue") or [] if i.get("severity") in ("error", "fatal")]
+
+
+def our_errors(index: ProfileIndex, resource: dict[str, Any], profile: str | None) -> list[str]:
+    return [f"{i.details}: {i.diagnostics}" for i in validate(resource, index, profile=profile)
+            if i.is_error]
+
+
+def compare(client: FhirClient, index: ProfileIndex) -> dict[str, dict[str, Any]]:
+    """case id -> both verdicts and the error texts, for every case that disagrees."""
+    disagreements = {}
+    for case, resource, profile in cases():
+        theirs, ours = hapi_errors(client, resource, profile), our_errors(index, resource, profile)
+        if bool(theirs) != bool(ours):
+            disagreements[case] = {"hapi_invalid": bool(theirs), "ours_invalid": bool(ours),
+                                   "hapi": theirs[:3], "ours": ours[:3]}
+    return disagreements
+
+
+def test_hapi_validate_agrees_with_our_validator(hapi_base_url: str) -> None:
+    client = FhirClient(hapi_base_url)
+    index = load_profiles(ROOT / "profiles")
+    upload_profiles(client, index)
+    total = len(cases())
+    assert total >= 190  # 126 mutations + the mapped resources of 8 examples
+    found = compare(client, index)
+    print(f"\noracle agreement: {total - len(found)}/{total} = {(total - len(found)) / total:.1%}")
+    listed = json.loads(EXCEPTIONS.read_text())["exceptions"]
+    unexplained = {k: v for k, v in found.items() if k not in listed}
+    stale = sorted(set(listed) - set(found))
+    assert not unexplained, json.dumps(unexplained, indent=1)[:4000]
+    assert not stale, f"listed in oracle_exceptions.json but now agreeing: {stale}"
