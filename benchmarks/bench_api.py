@@ -1,0 +1,270 @@
+"""API load benchmark (DESIGN §9: ``POST /api/sessions`` p99 < 50 ms at 200 requests/s, SQLite).
+
+    .venv/bin/python benchmarks/bench_api.py [--rate 200] [--duration 20] [--seed 300] [--workers 2]
+
+Starts ``gunicorn --workers 2 wsgi:app`` on a free loopback port with a fresh SQLite database in a
+temporary folder, waits for ``/healthz``, stores ``--seed`` records (10 sessions per patient), then
+drives each scenario from this process (a second process, over loopback) with an open-loop load
+generator: request ``i`` is due at ``start + i / rate``; a pool of threads sends each request when it
+is due, and its latency is measured from that scheduled time, so a stalled server is charged for the
+requests it delayed (no coordinated omission). Each scenario gets a short unrecorded warm-up.
+
+Scenarios, in order: ``GET /healthz`` (the baseline on this machine, same run), ``GET
+/api/sessions/<id>``, ``GET /fhir/Procedure?patient=<id>``, ``GET /fhir/Procedure?_count=50``,
+``POST /api/sessions`` (distinct valid records: the good examples with fresh session ids), then the
+patient search again over everything stored. Prints offered rate, achieved throughput,
+p50/p90/p99/max latency and errors per scenario, and each p99 as a ratio to the baseline's.
+Numbers, not assertions: the machine's load matters.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.parse
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLES = sorted((ROOT / "tests/data/examples").glob("good-*.json"))
+HOST = "127.0.0.1"
+#: A request: (method, path, body or None).
+Request = tuple[str, str, bytes | None]
+
+
+@dataclass
+class Result:
+    """One scenario's outcome."""
+
+    name: str
+    offered: float
+    latencies: list[float] = field(default_factory=list)
+    errors: dict[str, int] = field(default_factory=dict)
+    elapsed: float = 0.0
+
+    def pct(self, p: float) -> float:
+        ordered = sorted(self.latencies)
+        if not ordered:
+            return float("nan")
+        return ordered[min(len(ordered) - 1, int(p / 100 * len(ordered)))] * 1000
+
+    def row(self, base_p99: float | None) -> str:
+        ratio = f"{self.pct(99) / base_p99:7.1f}x" if base_p99 else "    base"
+        throughput = len(self.latencies) / self.elapsed if self.elapsed else 0.0
+        errors = sum(self.errors.values())
+        return (f"{self.name:<34} {self.offered:6.0f} {throughput:7.1f} {self.pct(50):7.1f} "
+                f"{self.pct(90):7.1f} {self.pct(99):7.1f} {max(self.latencies, default=0) * 1000:8.1f}"
+                f" {errors:6d} {ratio}")
+
+
+HEADER = (f"{'scenario':<34} {'offer/s':>6} {'got/s':>7} {'p50 ms':>7} {'p90 ms':>7} "
+          f"{'p99 ms':>7} {'max ms':>8} {'errors':>6} p99/base")
+
+
+def send(port: int, req: Request) -> tuple[int, bytes]:
+    """One HTTP/1.1 request on a fresh connection (gunicorn's sync workers close each one)."""
+    method, path, body = req
+    conn = http.client.HTTPConnection(HOST, port, timeout=30)
+    try:
+        headers = {"Content-Type": "application/json"} if body is not None else {}
+        conn.request(method, path, body=body, headers=headers)
+        response = conn.getresponse()
+        return response.status, response.read()
+    finally:
+        conn.close()
+
+
+def drive(port: int, name: str, requests: list[Request], rate: float, expect: int,
+          threads: int = 64) -> Result:
+    """Open loop: request i is due at start + i/rate; latency counts from that due time."""
+    result = Result(name, rate)
+    lock = threading.Lock()
+    counter = iter(range(len(requests)))
+    start = time.perf_counter() + 0.05
+
+    def worker() -> None:
+        while True:
+            with lock:
+                i = next(counter, None)
+            if i is None:
+                return
+            due = start + i / rate
+            delay = due - time.perf_counter()
+            if delay > 0:
+                time.sleep(delay)
+            try:
+                status, _ = send(port, requests[i])
+                outcome = None if status == expect else f"HTTP {status}"
+            except OSError as exc:
+                outcome = type(exc).__name__
+            done = time.perf_counter()
+            with lock:
+                if outcome is None:
+                    result.latencies.append(done - due)
+                else:
+                    result.errors[outcome] = result.errors.get(outcome, 0) + 1
+                result.elapsed = max(result.elapsed, done - start)
+
+    pool = [threading.Thread(target=worker, daemon=True) for _ in range(threads)]
+    for t in pool:
+        t.start()
+    for t in pool:
+        t.join()
+    return result
+
+
+# --- the data -----------------------------------------------------------------------------------
+
+def records(n: int, run: str, per_patient: int = 10) -> list[dict[str, Any]]:
+    """N distinct valid records: the good examples with fresh session ids and shared patients."""
+    sources = [json.loads(p.read_text()) for p in EXAMPLES]
+    out = []
+    for i in range(n):
+        data = json.loads(json.dumps(sources[i % len(sources)]))
+        data["session_id"] = f"B{run}-{i:06d}-{uuid.uuid4().hex[:8]}"
+        data["patient"]["mrn"] = f"MRN-{run}-{i // per_patient:05d}"
+        out.append(data)
+    return out
+
+
+def posts(bodies: list[dict[str, Any]]) -> list[Request]:
+    return [("POST", "/api/sessions", json.dumps(b).encode()) for b in bodies]
+
+
+def patient_ids(port: int, mrns: list[str]) -> list[str]:
+    """The facade's logical Patient ids of some MRNs (via ``/fhir/Patient?identifier=``)."""
+    ids = []
+    for mrn in mrns:
+        status, body = send(port, ("GET", f"/fhir/Patient?identifier={urllib.parse.quote(mrn)}", None))
+        entries = json.loads(body).get("entry") or [] if status == 200 else []
+        if entries:
+            ids.append(entries[0]["resource"]["id"])
+    if not ids:
+        raise SystemExit("could not find any stored Patient through the facade")
+    return ids
+
+
+# --- the server ---------------------------------------------------------------------------------
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind((HOST, 0))
+        return int(s.getsockname()[1])
+
+
+def start_server(folder: Path, workers: int) -> tuple[subprocess.Popen[bytes], int]:
+    port = free_port()
+    env = dict(os.environ, DATABASE_URL=f"sqlite:///{folder}/bench.db")
+    env.pop("IASTM_DATABASE_URL", None)
+    env.pop("IASTM_API_TOKENS", None)
+    log = (folder / "gunicorn.log").open("wb")
+    cmd = [str(ROOT / ".venv/bin/gunicorn"), "--bind", f"{HOST}:{port}", "--workers",
+           str(workers), "wsgi:app"]
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"gunicorn exited with {proc.returncode}; see {folder}/gunicorn.log")
+        try:
+            if send(port, ("GET", "/healthz", None))[0] == 200:
+                return proc, port
+        except OSError:
+            time.sleep(0.2)
+    proc.terminate()
+    raise SystemExit("gunicorn did not answer /healthz within 60 s")
+
+
+def stop_server(proc: subprocess.Popen[bytes]) -> None:
+    proc.terminate()
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+# --- the run ------------------------------------------------------------------------------------
+
+def scenario(port: int, name: str, make: Callable[[int], list[Request]], args: argparse.Namespace,
+             expect: int = 200) -> Result:
+    warm = max(1, int(args.rate * args.warmup))
+    drive(port, name, make(warm), args.rate, expect)
+    result = drive(port, name, make(int(args.rate * args.duration)), args.rate, expect)
+    print(result.row(BASE[0] if BASE else None), flush=True)
+    if result.errors:
+        print(f"    errors: {result.errors}", flush=True)
+    return result
+
+
+BASE: list[float] = []
+
+
+def run(port: int, args: argparse.Namespace) -> list[Result]:
+    run_id = uuid.uuid4().hex[:6]
+    seeded = records(args.seed, run_id)
+    for req in posts(seeded):
+        status, body = send(port, req)
+        if status != 201:
+            raise SystemExit(f"seeding failed: HTTP {status} {body[:300]!r}")
+    sids = [r["session_id"] for r in seeded]
+    mrns = sorted({r["patient"]["mrn"] for r in seeded})
+    pids = patient_ids(port, mrns[:20])
+
+    def cycle(paths: list[str]) -> Callable[[int], list[Request]]:
+        return lambda n: [("GET", paths[i % len(paths)], None) for i in range(n)]
+
+    fresh = iter(records(int(args.rate * (args.duration + args.warmup)) + 10, run_id + "p"))
+    print(f"{args.seed} records seeded; {args.rate:.0f} req/s for {args.duration:.0f} s per scenario "
+          f"(+{args.warmup:.0f} s warm-up), gunicorn --workers {args.workers}, SQLite\n")
+    print(HEADER)
+    results = [scenario(port, "GET /healthz (baseline)", cycle(["/healthz"]), args)]
+    BASE.append(results[0].pct(99))
+    by_patient = cycle([f"/fhir/Procedure?patient={p}" for p in pids])
+    results += [
+        scenario(port, "GET /api/sessions/<id>", cycle([f"/api/sessions/{s}" for s in sids]), args),
+        scenario(port, f"GET /fhir/Procedure?patient= ({args.seed})", by_patient, args),
+        scenario(port, f"GET /fhir/Procedure?_count=50 ({args.seed})",
+                 cycle(["/fhir/Procedure?_count=50"]), args),
+        scenario(port, "POST /api/sessions (new records)",
+                 lambda n: posts([next(fresh) for _ in range(n)]), args, expect=201),
+    ]
+    stored = args.seed + int(args.rate * (args.duration + args.warmup))
+    results.append(scenario(port, f"GET /fhir/Procedure?patient= ({stored})", by_patient, args))
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rate", type=float, default=200.0, help="offered requests per second")
+    parser.add_argument("--duration", type=float, default=20.0, help="measured seconds per scenario")
+    parser.add_argument("--warmup", type=float, default=2.0, help="unrecorded seconds per scenario")
+    parser.add_argument("--seed", type=int, default=300, help="records stored before the GETs")
+    parser.add_argument("--workers", type=int, default=2, help="gunicorn worker processes")
+    parser.add_argument("--keep", action="store_true", help="keep the temporary folder (db, log)")
+    args = parser.parse_args(argv)
+    folder = Path(tempfile.mkdtemp(prefix="bench-api-"))
+    proc, port = start_server(folder, args.workers)
+    try:
+        run(port, args)
+    finally:
+        stop_server(proc)
+        if args.keep:
+            print(f"\nkept {folder}")
+        else:
+            subprocess.run(["rm", "-rf", str(folder)], check=False)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
