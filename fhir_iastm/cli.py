@@ -214,7 +214,7 @@ def _client(server: str, token: str | None) -> Any:
 
 
 def _load_push_inputs(files: tuple[IO[str], ...]) -> tuple[list[Any], bool]:
-    """Every valid record of FILES (invalid ones reported on stderr), and whether any was invalid."""
+    """Every valid record of FILES (invalid ones reported on stderr); whether any was invalid."""
     from fhir_iastm.records import load_record
 
     records, invalid = [], False
@@ -282,7 +282,8 @@ def push_command(files: tuple[IO[str], ...], server: str, token: str | None,
 @click.option("--patient", "patient_mrn", default=None, help="Only this patient's MRN.")
 @click.option("--clinic", "clinic_id", default=None,
               help="Only this clinic's patients (qualifies --patient's MRN system).")
-@click.option("--since", default=None, help="Only sessions updated at or after DATE[Thh:mm:ss±hh:mm].")
+@click.option("--since", default=None,
+              help="Only sessions updated at or after DATE[Thh:mm:ss±hh:mm].")
 @click.option("--session", "session_id", default=None, help="Only this session_id.")
 def pull_command(server: str, token: str | None, canonical_base: str, patient_mrn: str | None,
                  clinic_id: str | None, since: str | None, session_id: str | None) -> None:
@@ -293,7 +294,8 @@ def pull_command(server: str, token: str | None, canonical_base: str, patient_mr
     from fhir_iastm.pull import PullError, pull_records
 
     if since is not None and not _valid_since(since):
-        raise click.BadParameter("expected YYYY-MM-DD or an RFC 3339 date-time", param_hint="--since")
+        raise click.BadParameter("expected YYYY-MM-DD or an RFC 3339 date-time",
+                                 param_hint="--since")
     results = pull_records(_client(server, token), session_id=session_id, patient_mrn=patient_mrn,
                            clinic_id=clinic_id, since=since,
                            settings=MappingSettings(canonical_base=canonical_base))

@@ -24,8 +24,12 @@ from fhir_iastm.mapping.settings import MappingSettings
 from fhir_iastm.model import SessionRecord
 from fhir_iastm.push_bundle import Json, Systems, is_session_procedure, source_version
 
-INCLUDES = ("Procedure:encounter", "Procedure:reason-reference", "Procedure:patient",
-            "Procedure:performer")
+INCLUDES = (
+    "Procedure:encounter",
+    "Procedure:reason-reference",
+    "Procedure:patient",
+    "Procedure:performer",
+)
 REVINCLUDES = ("Observation:part-of", "Procedure:part-of")
 SHARED_TYPES = ("Patient", "Practitioner", "Organization")
 
@@ -46,13 +50,23 @@ class PullError:
 
     def to_json(self) -> dict[str, Any]:
         """One JSON line for the CLI."""
-        return {"session_id": self.session_id, "procedure": self.procedure,
-                "error": operation_outcome(self.issues)}
+        return {
+            "session_id": self.session_id,
+            "procedure": self.procedure,
+            "error": operation_outcome(self.issues),
+        }
 
 
-def pull_query(systems: Systems, *, base: str, session_id: str | None = None,
-               patient_mrn: str | None = None, clinic_id: str | None = None,
-               since: str | None = None, page_size: int = 50) -> list[tuple[str, str]]:
+def pull_query(
+    systems: Systems,
+    *,
+    base: str,
+    session_id: str | None = None,
+    patient_mrn: str | None = None,
+    clinic_id: str | None = None,
+    since: str | None = None,
+    page_size: int = 50,
+) -> list[tuple[str, str]]:
     """The decision-11 search parameters (``GET Procedure?…``)."""
     value = ids.fhir_escape(session_id) if session_id else ""
     params = [("identifier", f"{systems.session}|{value}")]
@@ -68,16 +82,28 @@ def pull_query(systems: Systems, *, base: str, session_id: str | None = None,
     return params
 
 
-def pull_records(client: PullClient, *, session_id: str | None = None,
-                 patient_mrn: str | None = None, clinic_id: str | None = None,
-                 since: str | None = None, settings: MappingSettings | None = None,
-                 page_size: int = 50) -> Iterator[SessionRecord | PullError]:
+def pull_records(
+    client: PullClient,
+    *,
+    session_id: str | None = None,
+    patient_mrn: str | None = None,
+    clinic_id: str | None = None,
+    since: str | None = None,
+    settings: MappingSettings | None = None,
+    page_size: int = 50,
+) -> Iterator[SessionRecord | PullError]:
     """Every matching session as a record (or a ``PullError``), page by page."""
     settings = settings or MappingSettings()
     systems = Systems.of(settings.base)
-    params = pull_query(systems, base=settings.base, session_id=session_id,
-                        patient_mrn=patient_mrn, clinic_id=clinic_id, since=since,
-                        page_size=page_size)
+    params = pull_query(
+        systems,
+        base=settings.base,
+        session_id=session_id,
+        patient_mrn=patient_mrn,
+        clinic_id=clinic_id,
+        since=since,
+        page_size=page_size,
+    )
     shared: dict[str, Json] = {}  # Patients, Practitioners, Organizations seen on earlier pages
     for page in client.search_pages("Procedure", params):
         index, matches = _index_page(page, systems)
@@ -85,8 +111,9 @@ def pull_records(client: PullClient, *, session_id: str | None = None,
         index = {**shared, **index}
         children = _children(index.values())
         for procedure in matches:
-            yield _reverse(session_resources(procedure, index, children, systems), procedure,
-                           systems)
+            yield _reverse(
+                session_resources(procedure, index, children, systems), procedure, systems
+            )
 
 
 def ref_key(reference: str | None) -> str | None:
@@ -122,15 +149,20 @@ def _children(resources: Any) -> dict[str, list[Json]]:
     return out
 
 
-def session_resources(procedure: Json, index: Mapping[str, Json],
-                      children: Mapping[str, list[Json]], systems: Systems) -> list[Json]:
+def session_resources(
+    procedure: Json, index: Mapping[str, Json], children: Mapping[str, list[Json]], systems: Systems
+) -> list[Json]:
     """The IASTM Procedure and every resource of its record found in ``index``."""
-    refs = [(procedure.get("encounter") or {}).get("reference"),
-            (procedure.get("subject") or {}).get("reference")]
+    refs = [
+        (procedure.get("encounter") or {}).get("reference"),
+        (procedure.get("subject") or {}).get("reference"),
+    ]
     refs += [r.get("reference") for r in procedure.get("reasonReference") or []]
     for performer in procedure.get("performer") or []:
-        refs += [(performer.get("actor") or {}).get("reference"),
-                 (performer.get("onBehalfOf") or {}).get("reference")]
+        refs += [
+            (performer.get("actor") or {}).get("reference"),
+            (performer.get("onBehalfOf") or {}).get("reference"),
+        ]
     encounter = index.get(ref_key(refs[0]) or "") or {}
     refs.append((encounter.get("serviceProvider") or {}).get("reference"))
     out, seen = [procedure], {f"Procedure/{procedure['id']}"}
@@ -150,18 +182,28 @@ def session_resources(procedure: Json, index: Mapping[str, Json],
 def _reverse(resources: list[Json], procedure: Json, systems: Systems) -> SessionRecord | PullError:
     from fhir_iastm.mapping import from_fhir  # noqa: PLC0415 (heavy core import, loaded late)
 
-    session_id = next((i.get("value") for i in procedure.get("identifier") or []
-                       if i.get("system") == systems.session), None)
+    session_id = next(
+        (
+            i.get("value")
+            for i in procedure.get("identifier") or []
+            if i.get("system") == systems.session
+        ),
+        None,
+    )
     where = f"Procedure/{procedure.get('id')}"
     try:
         return from_fhir(resources)
     except IastmError as exc:
         return PullError(session_id, where, tuple(exc.issues))
     except (KeyError, TypeError, ValueError, IndexError) as exc:  # a malformed server resource
-        issue = Issue("error", "structure", where, f"cannot map back: {type(exc).__name__}: {exc}",
-                      "E_MAPPING")
+        issue = Issue(
+            "error",
+            "structure",
+            where,
+            f"cannot map back: {type(exc).__name__}: {exc}",
+            "E_MAPPING",
+        )
         return PullError(session_id, where, (issue,))
 
 
-__all__ = ["PullClient", "PullError", "pull_query", "pull_records", "ref_key",
-           "session_resources"]
+__all__ = ["PullClient", "PullError", "pull_query", "pull_records", "ref_key", "session_resources"]

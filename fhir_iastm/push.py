@@ -20,14 +20,21 @@ Algorithm (MAPPING decisions 5–13, §2.3–§2.5):
 
 from __future__ import annotations
 
+import contextlib
 import random
 import time
-from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Any, Protocol
 
-from fhir_iastm.errors import FhirConflictError, FhirServerError, FhirUnavailableError, Issue
-from fhir_iastm.errors import FhirAuthError, operation_outcome
+from fhir_iastm.errors import (
+    FhirAuthError,
+    FhirConflictError,
+    FhirServerError,
+    FhirUnavailableError,
+    Issue,
+    operation_outcome,
+)
 from fhir_iastm.mapping import ids
 from fhir_iastm.mapping.settings import MappingSettings
 from fhir_iastm.model import SessionRecord
@@ -44,9 +51,9 @@ from fhir_iastm.push_bundle import (
     with_entries,
 )
 from fhir_iastm.push_fallback import degrade, missing_features
+from fhir_iastm.push_outcome import STATUSES, PushOutcome
 from fhir_iastm.push_retract import History, plan_retractions
 
-STATUSES = ("pushed", "unchanged", "superseded", "rejected")
 MAX_ATTEMPTS = 6
 
 
@@ -60,54 +67,6 @@ class PushClient(Protocol):
     def search_all(self, resource_type: str, params: Any) -> Iterator[Json]: ...
 
     def transaction(self, bundle: Json, *, idempotent: bool | None = None) -> Json: ...
-
-
-@dataclass(frozen=True)
-class PushOutcome:
-    """Result of pushing one record version (the worker stores it; the CLI prints ``to_json``).
-
-    ``identifiers``: session-owned business identifiers (``system|value``) now on the server for
-    this version — the next version's retraction diff. ``fhir_ids``: identifier -> ``Type/id``.
-    """
-
-    status: str
-    session_id: str
-    record_version: int
-    record_hash: str | None = None
-    identifiers: tuple[str, ...] = ()
-    fhir_ids: Mapping[str, str] = field(default_factory=dict)
-    operation_outcome: dict[str, Any] | None = None
-    error_code: str | None = None
-    server_version: int | None = None
-    retracted: tuple[str, ...] = ()
-    sent: bool = False
-    note: str | None = None
-
-    @property
-    def resource_ids(self) -> tuple[str, ...]:
-        """Every ``Type/id`` written or found for this session."""
-        return tuple(sorted(set(self.fhir_ids.values())))
-
-    @property
-    def ok(self) -> bool:
-        """True for pushed, unchanged and superseded."""
-        return self.status != "rejected"
-
-    def to_json(self) -> dict[str, Any]:
-        """The CLI's one JSON result line."""
-        out: dict[str, Any] = {"session_id": self.session_id,
-                               "record_version": self.record_version, "status": self.status}
-        if self.server_version is not None:
-            out["server_version"] = self.server_version
-        if self.resource_ids:
-            out["resources"] = list(self.resource_ids)
-        if self.retracted:
-            out["retracted"] = list(self.retracted)
-        if self.note:
-            out["note"] = self.note
-        if self.operation_outcome is not None:
-            out["operationOutcome"] = self.operation_outcome
-        return out
 
 
 @dataclass(frozen=True)
@@ -127,10 +86,16 @@ class _Plan:
         return self.record.session_id
 
 
-def push_record(client: PushClient, record: SessionRecord, *,
-                settings: MappingSettings | None = None, last_pushed: History | None = None,
-                bundle: Json | None = None, max_attempts: int = MAX_ATTEMPTS,
-                sleep: Callable[[float], None] = time.sleep) -> PushOutcome:
+def push_record(
+    client: PushClient,
+    record: SessionRecord,
+    *,
+    settings: MappingSettings | None = None,
+    last_pushed: History | None = None,
+    bundle: Json | None = None,
+    max_attempts: int = MAX_ATTEMPTS,
+    sleep: Callable[[float], None] = time.sleep,
+) -> PushOutcome:
     """Push one record version (``bundle``: its pre-mapped Bundle, else ``to_fhir`` runs here).
 
     Raises ``FhirUnavailableError`` / ``FhirAuthError`` / ``FhirServerError`` (5xx, malformed
@@ -160,9 +125,15 @@ def _plan(record: SessionRecord, settings: MappingSettings, bundle: Json | None)
         bundle = to_fhir(record, settings)
     systems = Systems.of(settings.base)
     index = session_entry_index(bundle, systems)
-    return _Plan(record=record, bundle=bundle, systems=systems, base=settings.base, index=index,
-                 emitted=emitted_identifiers(bundle, systems),
-                 record_hash=source_hash(bundle["entry"][index]["resource"], systems))
+    return _Plan(
+        record=record,
+        bundle=bundle,
+        systems=systems,
+        base=settings.base,
+        index=index,
+        emitted=emitted_identifiers(bundle, systems),
+        record_hash=source_hash(bundle["entry"][index]["resource"], systems),
+    )
 
 
 def _missing(client: PushClient) -> frozenset[str]:
@@ -170,10 +141,8 @@ def _missing(client: PushClient) -> frozenset[str]:
     cached = getattr(client, "_iastm_missing_features", None)
     if cached is None:
         cached = missing_features(client.capabilities())
-        try:
+        with contextlib.suppress(AttributeError):  # a client with __slots__: check every time
             client._iastm_missing_features = cached  # type: ignore[attr-defined]
-        except AttributeError:  # a client with __slots__: check every time
-            pass
     return cached
 
 
@@ -181,19 +150,33 @@ def find_session_procedure(client: PushClient, systems: Systems, session_id: str
     """The server's IASTM Procedure of this session, or None; several -> E_AMBIGUOUS_MATCH."""
     query = f"{systems.session}|{ids.fhir_escape(session_id)}"
     page = client.search("Procedure", [("identifier", query)])
-    found = [e["resource"] for e in page.get("entry") or []
-             if is_session_procedure(e.get("resource") or {}, systems)]
+    found = [
+        e["resource"]
+        for e in page.get("entry") or []
+        if is_session_procedure(e.get("resource") or {}, systems)
+    ]
     if len(found) > 1:
         message = f"{len(found)} IASTM Procedures carry this session's identifier"
-        error = FhirConflictError(message, [Issue("error", "multiple-matches", "Procedure.identifier",
-                                                  message, "E_AMBIGUOUS_MATCH")])
+        error = FhirConflictError(
+            message,
+            [
+                Issue(
+                    "error",
+                    "multiple-matches",
+                    "Procedure.identifier",
+                    message,
+                    "E_AMBIGUOUS_MATCH",
+                )
+            ],
+        )
         error.code = "E_AMBIGUOUS_MATCH"
         raise error
     return found[0] if found else None
 
 
-def _attempt(client: PushClient, plan: _Plan, last_pushed: History | None,
-             missing: frozenset[str]) -> PushOutcome:
+def _attempt(
+    client: PushClient, plan: _Plan, last_pushed: History | None, missing: frozenset[str]
+) -> PushOutcome:
     server = find_session_procedure(client, plan.systems, plan.session_id)
     early = _guard(plan, server)
     if early is not None:
@@ -201,16 +184,29 @@ def _attempt(client: PushClient, plan: _Plan, last_pushed: History | None,
     entries = list(plan.bundle["entry"])
     if server is not None:
         entries[plan.index] = guarded_entry(entries[plan.index], server)
-    retractions = plan_retractions(client, systems=plan.systems, base=plan.base,
-                                   session_id=plan.session_id, emitted=plan.emitted,
-                                   server_procedure=server, last_pushed=last_pushed)
+    retractions = plan_retractions(
+        client,
+        systems=plan.systems,
+        base=plan.base,
+        session_id=plan.session_id,
+        emitted=plan.emitted,
+        server_procedure=server,
+        last_pushed=last_pushed,
+    )
     tx = degrade(client, with_entries(plan.bundle, entries + retractions), missing)
     response = client.transaction(tx)
     written = response_ids(tx["entry"], response)
-    return PushOutcome("pushed", plan.session_id, plan.record.record_version, plan.record_hash,
-                       identifiers=plan.emitted, fhir_ids=written,
-                       server_version=source_version(server, plan.systems) if server else None,
-                       retracted=tuple(e["request"]["url"] for e in retractions), sent=True)
+    return PushOutcome(
+        "pushed",
+        plan.session_id,
+        plan.record.record_version,
+        plan.record_hash,
+        identifiers=plan.emitted,
+        fhir_ids=written,
+        server_version=source_version(server, plan.systems) if server else None,
+        retracted=tuple(e["request"]["url"] for e in retractions),
+        sent=True,
+    )
 
 
 def _guard(plan: _Plan, server: Json | None) -> PushOutcome | None:
@@ -219,17 +215,35 @@ def _guard(plan: _Plan, server: Json | None) -> PushOutcome | None:
     if server is None:
         if plan.record.status != "entered-in-error":
             return None
-        return PushOutcome("unchanged", plan.session_id, version, plan.record_hash, note=(
-            "entered-in-error session was never pushed: nothing sent (MAPPING decision 10)"))
+        return PushOutcome(
+            "unchanged",
+            plan.session_id,
+            version,
+            plan.record_hash,
+            note=("entered-in-error session was never pushed: nothing sent (MAPPING decision 10)"),
+        )
     ref = {f"{plan.systems.session}|{plan.session_id}": f"Procedure/{server['id']}"}
     theirs = source_version(server, plan.systems)
     if theirs is not None and theirs > version:
-        return PushOutcome("superseded", plan.session_id, version, plan.record_hash, fhir_ids=ref,
-                           server_version=theirs, note="the server holds a newer record_version")
+        return PushOutcome(
+            "superseded",
+            plan.session_id,
+            version,
+            plan.record_hash,
+            fhir_ids=ref,
+            server_version=theirs,
+            note="the server holds a newer record_version",
+        )
     if theirs == version and source_hash(server, plan.systems) == plan.record_hash:
-        return PushOutcome("unchanged", plan.session_id, version, plan.record_hash,
-                           identifiers=plan.emitted,
-                           fhir_ids=ref, server_version=theirs)
+        return PushOutcome(
+            "unchanged",
+            plan.session_id,
+            version,
+            plan.record_hash,
+            identifiers=plan.emitted,
+            fhir_ids=ref,
+            server_version=theirs,
+        )
     return None
 
 
@@ -241,9 +255,15 @@ def _is_record_fault(exc: FhirServerError) -> bool:
 
 
 def _rejected(plan: _Plan, exc: FhirServerError) -> PushOutcome:
-    return PushOutcome("rejected", plan.session_id, plan.record.record_version, plan.record_hash,
-                       operation_outcome=operation_outcome(exc.issues), error_code=exc.code,
-                       sent=exc.status is not None)
+    return PushOutcome(
+        "rejected",
+        plan.session_id,
+        plan.record.record_version,
+        plan.record_hash,
+        operation_outcome=operation_outcome(exc.issues),
+        error_code=exc.code,
+        sent=exc.status is not None,
+    )
 
 
 __all__ = ["STATUSES", "PushClient", "PushOutcome", "find_session_procedure", "push_record"]

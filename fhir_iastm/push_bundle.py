@@ -34,10 +34,12 @@ class Systems:
     @classmethod
     def of(cls, base: str) -> Systems:
         """Systems under ``{CANON}`` (``base`` without a trailing slash)."""
-        return cls(session=ids.sid(base, "iastm-session"),
-                   resource=ids.sid(base, "iastm-session-resource"),
-                   version_ext=ids.sd(base, "source-record-version"),
-                   hash_ext=ids.sd(base, "source-record-hash"))
+        return cls(
+            session=ids.sid(base, "iastm-session"),
+            resource=ids.sid(base, "iastm-session-resource"),
+            version_ext=ids.sd(base, "source-record-version"),
+            hash_ext=ids.sd(base, "source-record-hash"),
+        )
 
 
 def key(system: str, value: str) -> str:
@@ -55,8 +57,11 @@ def split_key(identifier: str) -> tuple[str, str]:
 
 def session_entry_index(bundle: Mapping[str, Any], systems: Systems) -> int:
     """Index of the one entry holding the IASTM Procedure (``iastm-session`` identifier)."""
-    found = [i for i, entry in enumerate(bundle.get("entry") or [])
-             if is_session_procedure(entry.get("resource") or {}, systems)]
+    found = [
+        i
+        for i, entry in enumerate(bundle.get("entry") or [])
+        if is_session_procedure(entry.get("resource") or {}, systems)
+    ]
     if len(found) != 1:
         raise MappingError(f"the Bundle holds {len(found)} IASTM session Procedures, expected 1")
     return found[0]
@@ -65,13 +70,17 @@ def session_entry_index(bundle: Mapping[str, Any], systems: Systems) -> int:
 def is_session_procedure(resource: Mapping[str, Any], systems: Systems) -> bool:
     """True for a Procedure carrying the ``{CANON}/sid/iastm-session`` identifier."""
     return resource.get("resourceType") == "Procedure" and any(
-        i.get("system") == systems.session for i in resource.get("identifier") or [])
+        i.get("system") == systems.session for i in resource.get("identifier") or []
+    )
 
 
 def resource_keys(resource: Mapping[str, Any], systems: Systems) -> list[str]:
     """The session-owned business identifiers of a resource (``iastm-session-resource`` system)."""
-    return [key(i["system"], i["value"]) for i in resource.get("identifier") or []
-            if i.get("system") == systems.resource and isinstance(i.get("value"), str)]
+    return [
+        key(i["system"], i["value"])
+        for i in resource.get("identifier") or []
+        if i.get("system") == systems.resource and isinstance(i.get("value"), str)
+    ]
 
 
 def emitted_identifiers(bundle: Mapping[str, Any], systems: Systems) -> tuple[str, ...]:
@@ -131,7 +140,7 @@ def with_entries(bundle: Mapping[str, Any], entries: list[Json]) -> Json:
 
 
 def retracted(resource: Mapping[str, Any]) -> Json:
-    """A server resource marked ``entered-in-error`` (§2.5; con-5: a Condition loses clinicalStatus).
+    """A server resource marked ``entered-in-error`` (§2.5; con-5: no Condition.clinicalStatus).
 
     Its version extensions keep the version that wrote it, so the pull can tell that it is no
     longer part of the current record. Server-owned ``meta`` elements are dropped.
@@ -142,9 +151,15 @@ def retracted(resource: Mapping[str, Any]) -> Json:
         out["meta"] = meta
     if out.get("resourceType") == "Condition":
         out.pop("clinicalStatus", None)
-        out["verificationStatus"] = {"coding": [{
-            "system": CONDITION_VER_STATUS, "code": "entered-in-error",
-            "display": "Entered in Error"}]}
+        out["verificationStatus"] = {
+            "coding": [
+                {
+                    "system": CONDITION_VER_STATUS,
+                    "code": "entered-in-error",
+                    "display": "Entered in Error",
+                }
+            ]
+        }
     else:
         out["status"] = "entered-in-error"
     return out
@@ -186,8 +201,10 @@ def response_ids(sent: Iterable[Mapping[str, Any]], response: Mapping[str, Any])
 def rewrite_references(value: Any, old: str, new: str) -> Any:
     """``value`` with every ``{"reference": old}`` replaced by ``new`` (deep, returns a copy)."""
     if isinstance(value, dict):
-        return {k: (new if k == "reference" and v == old else rewrite_references(v, old, new))
-                for k, v in value.items()}
+        return {
+            k: (new if k == "reference" and v == old else rewrite_references(v, old, new))
+            for k, v in value.items()
+        }
     if isinstance(value, list):
         return [rewrite_references(v, old, new) for v in value]
     return value

@@ -50,8 +50,10 @@ def missing_features(caps: CapabilityView) -> frozenset[str]:
     Raises ``FhirServerError`` when ``transaction`` itself is missing: every path sends one.
     """
     if not caps.supports_transaction:
-        raise FhirServerError("the FHIR server does not declare the 'transaction' interaction "
-                              "(MAPPING decision 13): cannot push")
+        raise FhirServerError(
+            "the FHIR server does not declare the 'transaction' interaction "
+            "(MAPPING decision 13): cannot push"
+        )
     missing = {f"update:{t}" for t in SESSION_OWNED if not caps.conditional_update(t)}
     missing |= {f"create:{t}" for t in SHARED if not caps.conditional_create(t)}
     if caps.update_create("Provenance") is False:  # HAPI 8.8 is silent yet creates: only False
@@ -63,15 +65,20 @@ def _matches(client: Searcher, resource_type: str, query: str) -> list[Json]:
     """Resources of ``resource_type`` matching a bare ``identifier=system|value`` query."""
     name, _, value = query.partition("=")
     page = client.search(resource_type, [(name, unquote(value))])
-    return [e["resource"] for e in page.get("entry") or []
-            if (e.get("resource") or {}).get("resourceType") == resource_type
-            and (e.get("search") or {}).get("mode", "match") == "match"]
+    return [
+        e["resource"]
+        for e in page.get("entry") or []
+        if (e.get("resource") or {}).get("resourceType") == resource_type
+        and (e.get("search") or {}).get("mode", "match") == "match"
+    ]
 
 
 def _ambiguous(resource_type: str, count: int) -> FhirConflictError:
     message = f"{resource_type}: the business identifier matched {count} resources"
-    error = FhirConflictError(message, [Issue("error", "multiple-matches", diagnostics=message,
-                                              details="E_AMBIGUOUS_MATCH")])
+    error = FhirConflictError(
+        message,
+        [Issue("error", "multiple-matches", diagnostics=message, details="E_AMBIGUOUS_MATCH")],
+    )
     error.code = "E_AMBIGUOUS_MATCH"
     return error
 
@@ -88,8 +95,11 @@ def _resolve(client: Searcher, entry: Json, missing: frozenset[str]) -> tuple[Js
         if not found:
             return {**entry, "request": {"method": "POST", "url": rtype}}, ""
         resource = {**entry["resource"], "id": found[0]["id"]}
-        return {**entry, "resource": resource,
-                "request": {"method": "PUT", "url": f"{rtype}/{found[0]['id']}"}}, ""
+        return {
+            **entry,
+            "resource": resource,
+            "request": {"method": "PUT", "url": f"{rtype}/{found[0]['id']}"},
+        }, ""
     if method == "POST" and request.get("ifNoneExist") and f"create:{rtype}" in missing:
         found = _matches(client, rtype, str(request["ifNoneExist"]))
         if len(found) > 1:

@@ -1,14 +1,15 @@
 """Retractions: elements a new record version dropped become ``entered-in-error`` (decision 8).
 
-Layer: orchestration helper. Reads the server through the client passed in (duck-typed: ``search_all``);
-imports only the core. Nothing is ever deleted (§2.4): each dropped resource is read, marked
-``entered-in-error`` and written back as ``PUT Type/{id}`` with ``ifMatch`` in the SAME transaction
-as the new version.
+Layer: orchestration helper. Reads the server through the client passed in (duck-typed:
+``search_all``); imports only the core. Nothing is ever deleted (§2.4): each dropped resource is
+read, marked ``entered-in-error`` and written back as ``PUT Type/{id}`` with ``ifMatch`` in the SAME
+transaction as the new version.
 
-* With local history (``last_pushed``): the identifiers it emitted that the new Bundle does not emit.
+* With local history (``last_pushed``): the identifiers it emitted that the new Bundle does not
+  emit.
 * Without (a pulled record, a fresh store): FHIR search has no identifier prefix match, so search
-  ``Observation|Procedure|Condition?encounter=`` of the session's Encounter and keep what carries our
-  ``iastm-session-resource`` identifier for this session.
+  ``Observation|Procedure|Condition?encounter=`` of the session's Encounter and keep what carries
+  our ``iastm-session-resource`` identifier for this session.
 """
 
 from __future__ import annotations
@@ -28,8 +29,13 @@ from fhir_iastm.push_bundle import (
 )
 
 #: role prefix of an ``iastm-session-resource`` value -> resource type (§2.2).
-_ROLE_TYPES = (("obs/", "Observation"), ("adjunct/", "Procedure"), ("condition/", "Condition"),
-               ("encounter", "Encounter"), ("procedure", "Procedure"))
+_ROLE_TYPES = (
+    ("obs/", "Observation"),
+    ("adjunct/", "Procedure"),
+    ("condition/", "Condition"),
+    ("encounter", "Encounter"),
+    ("procedure", "Procedure"),
+)
 _CHUNK = 20
 
 
@@ -42,10 +48,17 @@ class Searcher(Protocol):
 class History(Protocol):
     """What the store remembers of the last push (``storage.LastPushed``)."""
 
-    record_version: int
-    record_hash: str
-    identifiers: tuple[str, ...]
-    fhir_ids: Mapping[str, str]
+    @property
+    def record_version(self) -> int: ...
+
+    @property
+    def record_hash(self) -> str | None: ...
+
+    @property
+    def identifiers(self) -> tuple[str, ...]: ...
+
+    @property
+    def fhir_ids(self) -> Mapping[str, str]: ...
 
 
 def type_of(identifier: str, fhir_ids: Mapping[str, str]) -> str | None:
@@ -58,15 +71,17 @@ def type_of(identifier: str, fhir_ids: Mapping[str, str]) -> str | None:
     return next((rtype for prefix, rtype in _ROLE_TYPES if role.startswith(prefix)), None)
 
 
-def dropped_identifiers(previous: Iterable[str], emitted: Iterable[str],
-                        systems: Systems) -> list[str]:
+def dropped_identifiers(
+    previous: Iterable[str], emitted: Iterable[str], systems: Systems
+) -> list[str]:
     """Session-owned identifiers pushed before and absent now (sorted, deterministic)."""
     prefix = systems.resource + "|"
     return sorted({k for k in previous if k.startswith(prefix)} - set(emitted))
 
 
-def fetch_by_identifiers(client: Searcher, identifiers: Sequence[str],
-                         fhir_ids: Mapping[str, str], systems: Systems) -> list[Json]:
+def fetch_by_identifiers(
+    client: Searcher, identifiers: Sequence[str], fhir_ids: Mapping[str, str], systems: Systems
+) -> list[Json]:
     """The server resources holding these identifiers (one OR-search per type and chunk)."""
     by_type: dict[str, list[str]] = {}
     for ident in identifiers:
@@ -77,11 +92,15 @@ def fetch_by_identifiers(client: Searcher, identifiers: Sequence[str],
     found: list[Json] = []
     for rtype, keys in sorted(by_type.items()):
         for start in range(0, len(keys), _CHUNK):
-            query = ",".join(f"{s}|{ids.fhir_escape(v)}" for s, v in map(split_key,
-                                                                          keys[start:start + _CHUNK]))
+            query = ",".join(
+                f"{s}|{ids.fhir_escape(v)}" for s, v in map(split_key, keys[start : start + _CHUNK])
+            )
             params = [("identifier", query), ("_count", "100")]
-            found += [r for r in client.search_all(rtype, params)
-                      if r.get("resourceType") == rtype and wanted & set(resource_keys(r, systems))]
+            found += [
+                r
+                for r in client.search_all(rtype, params)
+                if r.get("resourceType") == rtype and wanted & set(resource_keys(r, systems))
+            ]
     return found
 
 
@@ -94,8 +113,14 @@ def fetch_by_encounter(client: Searcher, encounter_ref: str) -> list[Json]:
     return found
 
 
-def retraction_entries(candidates: Iterable[Json], emitted: Iterable[str], *, systems: Systems,
-                       base: str, session_id: str) -> list[Json]:
+def retraction_entries(
+    candidates: Iterable[Json],
+    emitted: Iterable[str],
+    *,
+    systems: Systems,
+    base: str,
+    session_id: str,
+) -> list[Json]:
     """Transaction entries retracting every candidate this session owns and no longer emits."""
     keep, own = set(emitted), f"{systems.resource}|{session_id}/"
     entries: list[Json] = []
@@ -103,18 +128,31 @@ def retraction_entries(candidates: Iterable[Json], emitted: Iterable[str], *, sy
     for resource in candidates:
         keys = resource_keys(resource, systems)
         ref = f"{resource.get('resourceType')}/{resource.get('id')}"
-        if (not keys or not all(k.startswith(own) for k in keys) or keep & set(keys)
-                or is_retracted(resource) or is_session_procedure(resource, systems)
-                or ref in seen or not resource.get("id")):
+        if (
+            not keys
+            or not all(k.startswith(own) for k in keys)
+            or keep & set(keys)
+            or is_retracted(resource)
+            or is_session_procedure(resource, systems)
+            or ref in seen
+            or not resource.get("id")
+        ):
             continue
         seen.add(ref)
         entries.append(retraction_entry(resource, ids.full_url(base, session_id, f"retract/{ref}")))
     return entries
 
 
-def plan_retractions(client: Searcher, *, systems: Systems, base: str, session_id: str,
-                     emitted: Sequence[str], server_procedure: Mapping[str, Any] | None,
-                     last_pushed: History | None) -> list[Json]:
+def plan_retractions(
+    client: Searcher,
+    *,
+    systems: Systems,
+    base: str,
+    session_id: str,
+    emitted: Sequence[str],
+    server_procedure: Mapping[str, Any] | None,
+    last_pushed: History | None,
+) -> list[Json]:
     """The ``entered-in-error`` entries to add to this session's transaction (maybe none)."""
     if server_procedure is None:
         return []  # nothing of this session is on the server: nothing to retract
@@ -128,8 +166,9 @@ def plan_retractions(client: Searcher, *, systems: Systems, base: str, session_i
         if not isinstance(encounter, str) or not encounter:
             return []
         candidates = fetch_by_encounter(client, encounter)
-    return retraction_entries(candidates, emitted, systems=systems, base=base,
-                              session_id=session_id)
+    return retraction_entries(
+        candidates, emitted, systems=systems, base=base, session_id=session_id
+    )
 
 
 __all__ = [

@@ -1,10 +1,10 @@
-"""Wiring: the use cases that join the core (records, mapping, profiles) and the edges (client, store).
+"""Wiring: use cases joining the core (records, mapping, profiles) and the edges (client, store).
 
 Layer: wiring — the only module that joins core and edges. Every function receives its store,
 client, settings or profile index as parameters; nothing here reads the environment except
 :func:`mapping_settings` / :func:`client_from_config`, which take the config mapping explicitly.
 
-* :func:`make_pusher` — ``push.push_record`` bound to a client, in the shape the outbox worker injects.
+* :func:`make_pusher` — ``push.push_record`` bound to a client, shaped as the outbox worker's push.
 * :func:`push_many` — push records one by one (the CLI), reporting each outcome.
 * :func:`drain_outbox` — run the outbox worker with that pusher until nothing is due.
 * :func:`pull` — ``pull.pull_records`` with the configured canonical base.
@@ -36,13 +36,16 @@ _UPLOAD_ORDER = {"CodeSystem": 0, "ValueSet": 1, "StructureDefinition": 2, "Conc
 def mapping_settings(config: Mapping[str, Any] | None = None) -> MappingSettings:
     """MappingSettings from a config mapping (``config.from_environ()`` keys)."""
     config = config or {}
-    return MappingSettings(canonical_base=config.get("CANONICAL_BASE") or DEFAULT_CANONICAL_BASE,
-                           include_cpt=bool(config.get("INCLUDE_CPT", False)),
-                           claim_us_core=bool(config.get("CLAIM_US_CORE", False)))
+    return MappingSettings(
+        canonical_base=config.get("CANONICAL_BASE") or DEFAULT_CANONICAL_BASE,
+        include_cpt=bool(config.get("INCLUDE_CPT", False)),
+        claim_us_core=bool(config.get("CLAIM_US_CORE", False)),
+    )
 
 
-def make_client(base_url: str, token: str | None = None, *,
-                retry: RetryPolicy | None = None) -> FhirClient:
+def make_client(
+    base_url: str, token: str | None = None, *, retry: RetryPolicy | None = None
+) -> FhirClient:
     """A FhirClient for one server (bearer ``token`` optional)."""
     return FhirClient(base_url, token=token, retry=retry)
 
@@ -63,35 +66,56 @@ def make_pusher(client: FhirClient, settings: MappingSettings | None = None) -> 
     return push
 
 
-def push_many(client: FhirClient, records: Iterable[SessionRecord], *,
-              settings: MappingSettings | None = None) -> Iterator[PushOutcome]:
+def push_many(
+    client: FhirClient, records: Iterable[SessionRecord], *, settings: MappingSettings | None = None
+) -> Iterator[PushOutcome]:
     """Push records in order (no local history: retractions come from the server search)."""
     push = make_pusher(client, settings)
     for record in records:
         yield push(record, None)
 
 
-def drain_outbox(store: Store, client: FhirClient, *, settings: MappingSettings | None = None,
-                 worker_id: str | None = None) -> WorkerStats:
+def drain_outbox(
+    store: Store,
+    client: FhirClient,
+    *,
+    settings: MappingSettings | None = None,
+    worker_id: str | None = None,
+) -> WorkerStats:
     """Run one outbox worker with the real pusher until nothing is due."""
     return run_worker(store, make_pusher(client, settings), worker_id=worker_id, once=True)
 
 
-def pull(client: FhirClient, *, settings: MappingSettings | None = None,
-         session_id: str | None = None, patient_mrn: str | None = None,
-         clinic_id: str | None = None, since: str | None = None,
-         page_size: int = 50) -> Iterator[SessionRecord | PullError]:
+def pull(
+    client: FhirClient,
+    *,
+    settings: MappingSettings | None = None,
+    session_id: str | None = None,
+    patient_mrn: str | None = None,
+    clinic_id: str | None = None,
+    since: str | None = None,
+    page_size: int = 50,
+) -> Iterator[SessionRecord | PullError]:
     """Sessions read back from the server (decision 11), one record or PullError each."""
-    return pull_records(client, session_id=session_id, patient_mrn=patient_mrn,
-                        clinic_id=clinic_id, since=since, settings=settings,
-                        page_size=page_size)
+    return pull_records(
+        client,
+        session_id=session_id,
+        patient_mrn=patient_mrn,
+        clinic_id=clinic_id,
+        since=since,
+        settings=settings,
+        page_size=page_size,
+    )
 
 
 def conformance_resources(source: ProfileIndex | str | Path) -> list[dict[str, Any]]:
     """The conformance resources of a ProfileIndex or a profiles/ folder, in upload order."""
     index = source if isinstance(source, ProfileIndex) else load_profiles(source)
-    resources = [{k: v for k, v in doc.items() if not k.startswith("_")}
-                 for doc in index.resources if doc.get("resourceType") in _UPLOAD_ORDER]
+    resources = [
+        {k: v for k, v in doc.items() if not k.startswith("_")}
+        for doc in index.resources
+        if doc.get("resourceType") in _UPLOAD_ORDER
+    ]
     return sorted(resources, key=lambda r: (_UPLOAD_ORDER[r["resourceType"]], str(r.get("id"))))
 
 

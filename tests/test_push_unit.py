@@ -31,7 +31,12 @@ BASE = "http://fhir.test/fhir"
 CANON = "https://iastm.example.org/fhir"
 SYS = Systems.of(CANON)
 SID = "RBPT-2025-000518"
-EXAMPLE = Path(__file__).parent / "data" / "examples" / "good-03-plantar-fasciitis-hawkgrips-bruising.json"
+EXAMPLE = (
+    Path(__file__).parent
+    / "data"
+    / "examples"
+    / "good-03-plantar-fasciitis-hawkgrips-bruising.json"
+)
 SETTINGS = MappingSettings()
 
 
@@ -48,69 +53,135 @@ def res_key(role: str) -> str:
 
 
 def version_exts(version: int, digest: str) -> list[dict[str, Any]]:
-    return [{"url": SYS.version_ext, "valuePositiveInt": version},
-            {"url": SYS.hash_ext, "valueString": digest}]
+    return [
+        {"url": SYS.version_ext, "valuePositiveInt": version},
+        {"url": SYS.hash_ext, "valueString": digest},
+    ]
 
 
-def make_bundle(version: int = 2, digest: str = "h2", with_pain_post: bool = True) -> dict[str, Any]:
+def make_bundle(
+    version: int = 2, digest: str = "h2", with_pain_post: bool = True
+) -> dict[str, Any]:
     """A small Bundle in the shape to_fhir emits (decisions 5-7)."""
-    def owned(rtype: str, role: str, **extra: Any) -> dict[str, Any]:
-        resource = {"resourceType": rtype, "extension": version_exts(version, digest),
-                    "identifier": [{"system": SYS.resource, "value": f"{SID}/{role}"}], **extra}
-        url = f"{rtype}?identifier={SYS.resource}|{SID}/{role}"
-        return {"fullUrl": f"urn:uuid:{role}", "resource": resource,
-                "request": {"method": "PUT", "url": url}}
 
-    procedure = owned("Procedure", "procedure", status="completed",
-                      encounter={"reference": "urn:uuid:encounter"},
-                      subject={"reference": "urn:uuid:patient"})
+    def owned(rtype: str, role: str, **extra: Any) -> dict[str, Any]:
+        resource = {
+            "resourceType": rtype,
+            "extension": version_exts(version, digest),
+            "identifier": [{"system": SYS.resource, "value": f"{SID}/{role}"}],
+            **extra,
+        }
+        url = f"{rtype}?identifier={SYS.resource}|{SID}/{role}"
+        return {
+            "fullUrl": f"urn:uuid:{role}",
+            "resource": resource,
+            "request": {"method": "PUT", "url": url},
+        }
+
+    procedure = owned(
+        "Procedure",
+        "procedure",
+        status="completed",
+        encounter={"reference": "urn:uuid:encounter"},
+        subject={"reference": "urn:uuid:patient"},
+    )
     procedure["resource"]["identifier"].insert(0, {"system": SYS.session, "value": SID})
     entries = [
-        {"fullUrl": "urn:uuid:patient",
-         "resource": {"resourceType": "Patient", "identifier": [{"system": "mrn", "value": "M1"}]},
-         "request": {"method": "POST", "url": "Patient", "ifNoneExist": "identifier=mrn%7CM1"}},
-        owned("Encounter", "encounter", status="finished",
-              subject={"reference": "urn:uuid:patient"}),
+        {
+            "fullUrl": "urn:uuid:patient",
+            "resource": {
+                "resourceType": "Patient",
+                "identifier": [{"system": "mrn", "value": "M1"}],
+            },
+            "request": {"method": "POST", "url": "Patient", "ifNoneExist": "identifier=mrn%7CM1"},
+        },
+        owned(
+            "Encounter", "encounter", status="finished", subject={"reference": "urn:uuid:patient"}
+        ),
         procedure,
-        owned("Observation", "obs/pain-pre", status="final",
-              subject={"reference": "urn:uuid:patient"}),
+        owned(
+            "Observation", "obs/pain-pre", status="final", subject={"reference": "urn:uuid:patient"}
+        ),
     ]
     if with_pain_post:
         entries.append(owned("Observation", "obs/pain-post", status="final"))
     return {"resourceType": "Bundle", "type": "transaction", "entry": entries}
 
 
-def capability(*, transaction: bool = True, cond_update: bool = True,
-               cond_create: bool = True) -> dict[str, Any]:
-    types = ["Patient", "Practitioner", "Organization", "Encounter", "Condition", "Procedure",
-             "Observation", "Provenance"]
-    return {"resourceType": "CapabilityStatement", "fhirVersion": "4.0.1", "rest": [{
-        "mode": "server",
-        "interaction": [{"code": "transaction"}] if transaction else [],
-        "resource": [{"type": t, "conditionalUpdate": cond_update, "conditionalCreate": cond_create,
-                      "updateCreate": True} for t in types]}]}
+def capability(
+    *, transaction: bool = True, cond_update: bool = True, cond_create: bool = True
+) -> dict[str, Any]:
+    types = [
+        "Patient",
+        "Practitioner",
+        "Organization",
+        "Encounter",
+        "Condition",
+        "Procedure",
+        "Observation",
+        "Provenance",
+    ]
+    return {
+        "resourceType": "CapabilityStatement",
+        "fhirVersion": "4.0.1",
+        "rest": [
+            {
+                "mode": "server",
+                "interaction": [{"code": "transaction"}] if transaction else [],
+                "resource": [
+                    {
+                        "type": t,
+                        "conditionalUpdate": cond_update,
+                        "conditionalCreate": cond_create,
+                        "updateCreate": True,
+                    }
+                    for t in types
+                ],
+            }
+        ],
+    }
 
 
 def searchset(*resources: dict[str, Any]) -> dict[str, Any]:
-    return {"resourceType": "Bundle", "type": "searchset", "total": len(resources),
-            "entry": [{"resource": r, "search": {"mode": "match"}} for r in resources]}
+    return {
+        "resourceType": "Bundle",
+        "type": "searchset",
+        "total": len(resources),
+        "entry": [{"resource": r, "search": {"mode": "match"}} for r in resources],
+    }
 
 
 def server_procedure(version: int, digest: str, vid: str = "3") -> dict[str, Any]:
-    return {"resourceType": "Procedure", "id": "p1", "meta": {"versionId": vid},
-            "status": "completed", "extension": version_exts(version, digest),
-            "encounter": {"reference": "Encounter/e1"},
-            "identifier": [{"system": SYS.session, "value": SID},
-                           {"system": SYS.resource, "value": f"{SID}/procedure"}]}
+    return {
+        "resourceType": "Procedure",
+        "id": "p1",
+        "meta": {"versionId": vid},
+        "status": "completed",
+        "extension": version_exts(version, digest),
+        "encounter": {"reference": "Encounter/e1"},
+        "identifier": [
+            {"system": SYS.session, "value": SID},
+            {"system": SYS.resource, "value": f"{SID}/procedure"},
+        ],
+    }
 
 
 def tx_response(request: Any) -> tuple[int, dict[str, str], str]:
     sent = json.loads(request.body)
-    entries = [{"response": {"status": "200 OK",
-                             "location": f"{e['resource']['resourceType']}/id{i}/_history/1"}}
-               for i, e in enumerate(sent["entry"])]
-    return 200, {}, json.dumps({"resourceType": "Bundle", "type": "transaction-response",
-                                "entry": entries})
+    entries = [
+        {
+            "response": {
+                "status": "200 OK",
+                "location": f"{e['resource']['resourceType']}/id{i}/_history/1",
+            }
+        }
+        for i, e in enumerate(sent["entry"])
+    ]
+    return (
+        200,
+        {},
+        json.dumps({"resourceType": "Bundle", "type": "transaction-response", "entry": entries}),
+    )
 
 
 @pytest.fixture
@@ -141,8 +212,11 @@ def mock_lookup(server: responses.RequestsMock, *pages: dict[str, Any]) -> None:
 
 
 def sent_transactions(server: responses.RequestsMock) -> list[dict[str, Any]]:
-    return [json.loads(c.request.body) for c in server.calls
-            if c.request.method == "POST" and c.request.url == BASE]
+    return [
+        json.loads(c.request.body)
+        for c in server.calls
+        if c.request.method == "POST" and c.request.url == BASE
+    ]
 
 
 def push(client: FhirClient, record: Any, **kw: Any) -> PushOutcome:
@@ -155,11 +229,13 @@ def test_new_session_sends_the_mapped_bundle_unchanged(server, client, record) -
     mock_lookup(server, searchset())
     server.add_callback(responses.POST, BASE, callback=tx_response)
     outcome = push(client, record)
-    assert outcome.status == "pushed" and outcome.sent
+    assert outcome.status == "pushed"
+    assert outcome.sent
     [tx] = sent_transactions(server)
     assert tx == make_bundle()
-    assert outcome.identifiers == tuple(sorted(
-        res_key(r) for r in ("encounter", "procedure", "obs/pain-pre", "obs/pain-post")))
+    assert outcome.identifiers == tuple(
+        sorted(res_key(r) for r in ("encounter", "procedure", "obs/pain-pre", "obs/pain-post"))
+    )
     assert outcome.fhir_ids[f"{SYS.session}|{SID}"] == "Procedure/id2"
     lookup = server.calls[1].request
     assert lookup.headers["Cache-Control"] == "no-cache"
@@ -179,12 +255,14 @@ def test_higher_server_version_is_superseded_and_sends_nothing(server, client, r
     mock_lookup(server, searchset(server_procedure(3, "h3")))
     outcome = push(client, record)
     assert (outcome.status, outcome.server_version) == ("superseded", 3)
-    assert outcome.ok and sent_transactions(server) == []
+    assert outcome.ok
+    assert sent_transactions(server) == []
 
 
 @pytest.mark.parametrize(("version", "digest"), [(1, "h1"), (2, "other-hash")])
 def test_older_or_different_server_copy_is_overwritten_with_if_match(
-        server, client, record, version: int, digest: str) -> None:
+    server, client, record, version: int, digest: str
+) -> None:
     mock_metadata(server)
     mock_lookup(server, searchset(server_procedure(version, digest, vid="7")))
     server.add_callback(responses.POST, BASE, callback=tx_response)
@@ -192,7 +270,8 @@ def test_older_or_different_server_copy_is_overwritten_with_if_match(
     [tx] = sent_transactions(server)
     entry = tx["entry"][2]
     assert entry["request"] == {"method": "PUT", "url": "Procedure/p1", "ifMatch": 'W/"7"'}
-    assert entry["resource"]["id"] == "p1" and entry["fullUrl"] == "urn:uuid:procedure"
+    assert entry["resource"]["id"] == "p1"
+    assert entry["fullUrl"] == "urn:uuid:procedure"
     others = [e for i, e in enumerate(tx["entry"]) if i != 2]
     assert others == [e for i, e in enumerate(make_bundle()["entry"]) if i != 2]
 
@@ -200,8 +279,21 @@ def test_older_or_different_server_copy_is_overwritten_with_if_match(
 def test_version_conflict_rereads_and_then_finds_it_unchanged(server, client, record) -> None:
     mock_metadata(server)
     mock_lookup(server, searchset(server_procedure(1, "h1")), searchset(server_procedure(2, "h2")))
-    server.add(responses.POST, BASE, status=409, json={"resourceType": "OperationOutcome", "issue": [
-        {"severity": "error", "code": "conflict", "diagnostics": "HAPI-0989: not current version"}]})
+    server.add(
+        responses.POST,
+        BASE,
+        status=409,
+        json={
+            "resourceType": "OperationOutcome",
+            "issue": [
+                {
+                    "severity": "error",
+                    "code": "conflict",
+                    "diagnostics": "HAPI-0989: not current version",
+                }
+            ],
+        },
+    )
     outcome = push(client, record, last_pushed=History(1, "h1"))
     assert outcome.status == "unchanged"
     assert len(sent_transactions(server)) == 1
@@ -209,11 +301,19 @@ def test_version_conflict_rereads_and_then_finds_it_unchanged(server, client, re
 
 
 def test_persistent_conflict_is_rejected_after_a_bounded_number_of_attempts(
-        server, client, record) -> None:
+    server, client, record
+) -> None:
     mock_metadata(server)
     mock_lookup(server, searchset(server_procedure(1, "h1")))
-    server.add(responses.POST, BASE, status=412, json={"resourceType": "OperationOutcome", "issue": [
-        {"severity": "error", "code": "conflict", "diagnostics": "version mismatch"}]})
+    server.add(
+        responses.POST,
+        BASE,
+        status=412,
+        json={
+            "resourceType": "OperationOutcome",
+            "issue": [{"severity": "error", "code": "conflict", "diagnostics": "version mismatch"}],
+        },
+    )
     outcome = push(client, record, max_attempts=3, last_pushed=History(1, "h1"))
     assert (outcome.status, outcome.error_code) == ("rejected", "E_PUSH_REJECTED")
     assert len(sent_transactions(server)) == 3
@@ -223,9 +323,22 @@ def test_persistent_conflict_is_rejected_after_a_bounded_number_of_attempts(
 def test_412_multiple_matches_is_ambiguous_and_not_retried(server, client, record) -> None:
     mock_metadata(server)
     mock_lookup(server, searchset())
-    server.add(responses.POST, BASE, status=412, json={"resourceType": "OperationOutcome", "issue": [
-        {"severity": "error", "code": "processing", "diagnostics":
-         "HAPI-0988: Failed to UPDATE resource with match URL because this search matched 2 resources"}]})
+    server.add(
+        responses.POST,
+        BASE,
+        status=412,
+        json={
+            "resourceType": "OperationOutcome",
+            "issue": [
+                {
+                    "severity": "error",
+                    "code": "processing",
+                    "diagnostics": "HAPI-0988: Failed to UPDATE resource with match URL because "
+                    "this search matched 2 resources",
+                }
+            ],
+        },
+    )
     outcome = push(client, record)
     assert (outcome.status, outcome.error_code) == ("rejected", "E_AMBIGUOUS_MATCH")
     assert len(sent_transactions(server)) == 1
@@ -244,8 +357,12 @@ def test_two_session_procedures_on_the_server_are_ambiguous(server, client, reco
 def test_entered_in_error_never_pushed_sends_nothing(server, client, record) -> None:
     mock_metadata(server)
     mock_lookup(server, searchset())
-    eie = record.__class__(**{**{f: getattr(record, f) for f in record.__dataclass_fields__},
-                              "status": "entered-in-error"})
+    eie = record.__class__(
+        **{
+            **{f: getattr(record, f) for f in record.__dataclass_fields__},
+            "status": "entered-in-error",
+        }
+    )
     outcome = push(client, eie)
     assert (outcome.status, outcome.sent) == ("unchanged", False)
     assert "never pushed" in outcome.note
@@ -255,8 +372,17 @@ def test_entered_in_error_never_pushed_sends_nothing(server, client, record) -> 
 def test_server_rejection_is_kept_and_unavailability_raises(server, client, record) -> None:
     mock_metadata(server)
     mock_lookup(server, searchset())
-    server.add(responses.POST, BASE, status=422, json={"resourceType": "OperationOutcome", "issue": [
-        {"severity": "error", "code": "invalid", "diagnostics": "Procedure.status: bad"}]})
+    server.add(
+        responses.POST,
+        BASE,
+        status=422,
+        json={
+            "resourceType": "OperationOutcome",
+            "issue": [
+                {"severity": "error", "code": "invalid", "diagnostics": "Procedure.status: bad"}
+            ],
+        },
+    )
     outcome = push(client, record)
     assert (outcome.status, outcome.error_code) == ("rejected", "E_FHIR_SERVER")
     server.replace(responses.POST, BASE, status=503)
@@ -265,16 +391,26 @@ def test_server_rejection_is_kept_and_unavailability_raises(server, client, reco
 
 
 def test_dropped_elements_from_local_history_are_retracted_in_the_same_transaction(
-        server, client, record) -> None:
+    server, client, record
+) -> None:
     mock_metadata(server)
     mock_lookup(server, searchset(server_procedure(1, "h1", vid="4")))
-    old_post = {"resourceType": "Observation", "id": "o9", "meta": {"versionId": "2"},
-                "status": "final", "extension": version_exts(1, "h1"),
-                "identifier": [{"system": SYS.resource, "value": f"{SID}/obs/pain-post"}]}
+    old_post = {
+        "resourceType": "Observation",
+        "id": "o9",
+        "meta": {"versionId": "2"},
+        "status": "final",
+        "extension": version_exts(1, "h1"),
+        "identifier": [{"system": SYS.resource, "value": f"{SID}/obs/pain-post"}],
+    }
     server.add(responses.GET, f"{BASE}/Observation", json=searchset(old_post))
     server.add_callback(responses.POST, BASE, callback=tx_response)
-    history = History(1, "h1", identifiers=(res_key("obs/pain-pre"), res_key("obs/pain-post")),
-                      fhir_ids={res_key("obs/pain-post"): "Observation/o9"})
+    history = History(
+        1,
+        "h1",
+        identifiers=(res_key("obs/pain-pre"), res_key("obs/pain-post")),
+        fhir_ids={res_key("obs/pain-post"): "Observation/o9"},
+    )
     outcome = push(client, record, bundle=make_bundle(with_pain_post=False), last_pushed=history)
     assert outcome.retracted == ("Observation/o9",)
     [tx] = sent_transactions(server)
@@ -284,66 +420,92 @@ def test_dropped_elements_from_local_history_are_retracted_in_the_same_transacti
     assert retraction["resource"]["extension"] == version_exts(1, "h1")
     assert res_key("obs/pain-post") not in outcome.identifiers
     search = [c.request.url for c in server.calls if "/Observation" in c.request.url]
-    assert len(search) == 1 and "pain-post" in search[0]
+    assert len(search) == 1
+    assert "pain-post" in search[0]
 
 
 def test_without_history_the_encounter_search_finds_what_to_retract(server, client, record) -> None:
     mock_metadata(server)
     mock_lookup(server, searchset(server_procedure(1, "h1")))
-    stale = {"resourceType": "Observation", "id": "o9", "meta": {"versionId": "1"},
-             "status": "final", "identifier": [{"system": SYS.resource,
-                                                "value": f"{SID}/obs/pain-post"}]}
-    current = {**stale, "id": "o8",
-               "identifier": [{"system": SYS.resource, "value": f"{SID}/obs/pain-pre"}]}
+    stale = {
+        "resourceType": "Observation",
+        "id": "o9",
+        "meta": {"versionId": "1"},
+        "status": "final",
+        "identifier": [{"system": SYS.resource, "value": f"{SID}/obs/pain-post"}],
+    }
+    current = {
+        **stale,
+        "id": "o8",
+        "identifier": [{"system": SYS.resource, "value": f"{SID}/obs/pain-pre"}],
+    }
     foreign = {**stale, "id": "o7", "identifier": [{"system": "other", "value": "x"}]}
-    done = {**stale, "id": "o6", "status": "entered-in-error",
-            "identifier": [{"system": SYS.resource, "value": f"{SID}/obs/rom/x"}]}
+    done = {
+        **stale,
+        "id": "o6",
+        "status": "entered-in-error",
+        "identifier": [{"system": SYS.resource, "value": f"{SID}/obs/rom/x"}],
+    }
     server.add(responses.GET, f"{BASE}/Observation", json=searchset(stale, current, foreign, done))
     server.add(responses.GET, f"{BASE}/Procedure", json=searchset(server_procedure(1, "h1")))
     server.add(responses.GET, f"{BASE}/Condition", json=searchset())
     server.add_callback(responses.POST, BASE, callback=tx_response)
     outcome = push(client, record, bundle=make_bundle(with_pain_post=False))
     assert outcome.retracted == ("Observation/o9",)
-    enc_searches = [c.request.url for c in server.calls if "encounter=Encounter%2Fe1" in c.request.url]
+    enc_searches = [
+        c.request.url for c in server.calls if "encounter=Encounter%2Fe1" in c.request.url
+    ]
     assert len(enc_searches) == 3
 
 
 def test_condition_retraction_follows_con_5() -> None:
-    condition = {"resourceType": "Condition", "id": "c1", "meta": {"versionId": "3",
-                 "lastUpdated": "2025-01-01T00:00:00Z", "profile": ["p"]},
-                 "clinicalStatus": {"coding": [{"code": "active"}]},
-                 "verificationStatus": {"coding": [{"code": "confirmed"}]}}
+    condition = {
+        "resourceType": "Condition",
+        "id": "c1",
+        "meta": {"versionId": "3", "lastUpdated": "2025-01-01T00:00:00Z", "profile": ["p"]},
+        "clinicalStatus": {"coding": [{"code": "active"}]},
+        "verificationStatus": {"coding": [{"code": "confirmed"}]},
+    }
     out = retracted(condition)
-    assert "clinicalStatus" not in out and out["meta"] == {"profile": ["p"]}
+    assert "clinicalStatus" not in out
+    assert out["meta"] == {"profile": ["p"]}
     assert out["verificationStatus"]["coding"][0]["code"] == "entered-in-error"
     assert condition["clinicalStatus"]  # the input is not modified
 
 
 def test_missing_conditional_update_falls_back_to_search_then_put_or_post(
-        server, client, record) -> None:
+    server, client, record
+) -> None:
     mock_metadata(server, cond_update=False)
     mock_lookup(server, searchset())  # the session lookup
-    server.add(responses.GET, f"{BASE}/Encounter", json=searchset({"resourceType": "Encounter",
-                                                                  "id": "e5"}))
+    server.add(
+        responses.GET,
+        f"{BASE}/Encounter",
+        json=searchset({"resourceType": "Encounter", "id": "e5"}),
+    )
     mock_lookup(server, searchset())  # the Procedure entry: no match
     server.add(responses.GET, f"{BASE}/Observation", json=searchset())
     server.add_callback(responses.POST, BASE, callback=tx_response)
     assert push(client, record).status == "pushed"
     [tx] = sent_transactions(server)
     requests_sent = [e["request"] for e in tx["entry"]]
-    assert requests_sent[0]["method"] == "POST" and requests_sent[0]["ifNoneExist"]
+    assert requests_sent[0]["method"] == "POST"
+    assert requests_sent[0]["ifNoneExist"]
     assert requests_sent[1] == {"method": "PUT", "url": "Encounter/e5"}
     assert tx["entry"][1]["resource"]["id"] == "e5"
-    assert requests_sent[2:] == [{"method": "POST", "url": t} for t in
-                                 ("Procedure", "Observation", "Observation")]
+    assert requests_sent[2:] == [
+        {"method": "POST", "url": t} for t in ("Procedure", "Observation", "Observation")
+    ]
 
 
 def test_missing_conditional_create_references_the_found_shared_resource(
-        server, client, record) -> None:
+    server, client, record
+) -> None:
     mock_metadata(server, cond_create=False)
     mock_lookup(server, searchset())
-    server.add(responses.GET, f"{BASE}/Patient", json=searchset({"resourceType": "Patient",
-                                                                "id": "pat9"}))
+    server.add(
+        responses.GET, f"{BASE}/Patient", json=searchset({"resourceType": "Patient", "id": "pat9"})
+    )
     server.add_callback(responses.POST, BASE, callback=tx_response)
     assert push(client, record).status == "pushed"
     [tx] = sent_transactions(server)
@@ -367,10 +529,16 @@ def test_capabilities_are_read_once_per_client(server, client, record) -> None:
 
 
 def test_outcome_json_line_names_the_session_version_and_status() -> None:
-    outcome = PushOutcome("rejected", "S1", 3, operation_outcome={"resourceType": "OperationOutcome"})
+    outcome = PushOutcome(
+        "rejected", "S1", 3, operation_outcome={"resourceType": "OperationOutcome"}
+    )
     line = outcome.to_json()
-    assert line == {"session_id": "S1", "record_version": 3, "status": "rejected",
-                    "operationOutcome": {"resourceType": "OperationOutcome"}}
+    assert line == {
+        "session_id": "S1",
+        "record_version": 3,
+        "status": "rejected",
+        "operationOutcome": {"resourceType": "OperationOutcome"},
+    }
     assert not outcome.ok
 
 
@@ -398,7 +566,8 @@ def write_records(tmp_path: Path, *items: dict[str, Any]) -> str:
 
 
 def test_cli_push_prints_one_line_per_record_and_exits_1_for_an_invalid_one(
-        server, tmp_path) -> None:
+    server, tmp_path
+) -> None:
     good = json.loads(EXAMPLE.read_text())
     bad = {**good, "session_id": "S-BAD", "pain": {"scale": "NRS-11", "pre": 11}}
     mock_metadata(server)
@@ -407,7 +576,9 @@ def test_cli_push_prints_one_line_per_record_and_exits_1_for_an_invalid_one(
     server.add(responses.GET, f"{BASE}/Procedure", json=searchset())
     server.add(responses.GET, f"{BASE}/Condition", json=searchset())
     server.add_callback(responses.POST, BASE, callback=tx_response)
-    result = CliRunner().invoke(main, ["push", "--server", BASE, write_records(tmp_path, good, bad)])
+    result = CliRunner().invoke(
+        main, ["push", "--server", BASE, write_records(tmp_path, good, bad)]
+    )
     assert result.exit_code == 1, result.output
     [line] = [json.loads(x) for x in result.stdout.splitlines()]
     assert (line["session_id"], line["record_version"], line["status"]) == (SID, 2, "pushed")
@@ -418,14 +589,21 @@ def test_cli_push_prints_one_line_per_record_and_exits_1_for_an_invalid_one(
 def test_cli_push_exit_3_when_the_server_is_unavailable(server, tmp_path, monkeypatch) -> None:
     import fhir_iastm.service as service
 
-    monkeypatch.setattr(service, "make_client", lambda base, token=None: FhirClient(
-        base, token=token, retry=RetryPolicy(max_attempts=3), sleep=lambda _s: None))
+    monkeypatch.setattr(
+        service,
+        "make_client",
+        lambda base, token=None: FhirClient(
+            base, token=token, retry=RetryPolicy(max_attempts=3), sleep=lambda _s: None
+        ),
+    )
     good = json.loads(EXAMPLE.read_text())
     second = {**good, "session_id": "S-2"}
     server.add(responses.GET, f"{BASE}/metadata", status=503)
-    result = CliRunner().invoke(main, ["push", "--server", BASE,
-                                       write_records(tmp_path, good, second)],
-                                env={"IASTM_FHIR_TOKEN": ""})
+    result = CliRunner().invoke(
+        main,
+        ["push", "--server", BASE, write_records(tmp_path, good, second)],
+        env={"IASTM_FHIR_TOKEN": ""},
+    )
     assert result.exit_code == 3
     lines = [json.loads(x) for x in result.stdout.splitlines()]
     assert [line["status"] for line in lines] == ["error", "error"]
@@ -436,8 +614,9 @@ def test_cli_push_exit_3_when_the_server_is_unavailable(server, tmp_path, monkey
 def test_cli_push_superseded_is_not_exit_0(server, tmp_path) -> None:
     mock_metadata(server)
     mock_lookup(server, searchset(server_procedure(9, "h9")))
-    result = CliRunner().invoke(main, ["push", "--server", BASE,
-                                       write_records(tmp_path, json.loads(EXAMPLE.read_text()))])
+    result = CliRunner().invoke(
+        main, ["push", "--server", BASE, write_records(tmp_path, json.loads(EXAMPLE.read_text()))]
+    )
     assert result.exit_code == 1
     assert json.loads(result.stdout)["status"] == "superseded"
 

@@ -68,8 +68,9 @@ def npi() -> str:
     return body + str((10 - total % 10) % 10)
 
 
-def variant(path: Path, tag: str | None = None, *, shared: dict[str, Any] | None = None,
-            **changes: Any) -> dict[str, Any]:
+def variant(
+    path: Path, tag: str | None = None, *, shared: dict[str, Any] | None = None, **changes: Any
+) -> dict[str, Any]:
     """An example with a fresh session id, MRN, clinic id and NPIs.
 
     ``shared``: another variant whose clinic, patient and therapist are copied (the same people:
@@ -91,8 +92,12 @@ def variant(path: Path, tag: str | None = None, *, shared: dict[str, Any] | None
 
 
 def people_of(data: dict[str, Any]) -> dict[str, str]:
-    return {"mrn": data["patient"]["mrn"], "clinic": data["clinic"]["clinic_id"],
-            "org_npi": data["clinic"]["npi"], "pt_npi": data["therapist"]["npi"]}
+    return {
+        "mrn": data["patient"]["mrn"],
+        "clinic": data["clinic"]["clinic_id"],
+        "org_npi": data["clinic"]["npi"],
+        "pt_npi": data["therapist"]["npi"],
+    }
 
 
 def expected_owned(record: SessionRecord) -> dict[str, str]:
@@ -102,8 +107,11 @@ def expected_owned(record: SessionRecord) -> dict[str, str]:
     out |= {f"{sid}/condition/{c.condition_id}": "Condition" for c in record.conditions}
     out |= {f"{sid}/adjunct/{a.type}": "Procedure" for a in record.adjunct_therapies}
     if record.pain and record.status != "cancelled":
-        out |= {f"{sid}/obs/pain-{t}": "Observation" for t in ("pre", "post")
-                if getattr(record.pain, t) is not None}
+        out |= {
+            f"{sid}/obs/pain-{t}": "Observation"
+            for t in ("pre", "post")
+            if getattr(record.pain, t) is not None
+        }
     out |= {f"{sid}/obs/rom/{r.key}": "Observation" for r in record.rom}
     out |= {f"{sid}/obs/prom/{m.instrument}": "Observation" for m in record.outcome_measures}
     return out
@@ -120,20 +128,25 @@ def find(client: FhirClient, rtype: str, system: str, value: str) -> list[dict[s
 
 def session_census(client: FhirClient, record: SessionRecord) -> dict[str, int]:
     """How many resources the server holds per identifier and per Encounter (nothing extra)."""
-    census = {value: count(client, rtype, SYS.resource, value)
-              for value, rtype in expected_owned(record).items()}
+    census = {
+        value: count(client, rtype, SYS.resource, value)
+        for value, rtype in expected_owned(record).items()
+    }
     census["session"] = count(client, "Procedure", SYS.session, record.session_id)
     [encounter] = find(client, "Encounter", SYS.resource, f"{record.session_id}/encounter")
     for rtype in ("Observation", "Procedure", "Condition"):
         census[f"{rtype}?encounter"] = client.count(
-            rtype, [("encounter", f"Encounter/{encounter['id']}")])
+            rtype, [("encounter", f"Encounter/{encounter['id']}")]
+        )
     return census
 
 
 def shared_census(client: FhirClient, people: dict[str, str]) -> tuple[int, int, int]:
-    return (count(client, "Patient", f"{CANON}/sid/clinic/{people['clinic']}/mrn", people["mrn"]),
-            count(client, "Practitioner", NPI, people["pt_npi"]),
-            count(client, "Organization", f"{CANON}/sid/clinic", people["clinic"]))
+    return (
+        count(client, "Patient", f"{CANON}/sid/clinic/{people['clinic']}/mrn", people["mrn"]),
+        count(client, "Practitioner", NPI, people["pt_npi"]),
+        count(client, "Organization", f"{CANON}/sid/clinic", people["clinic"]),
+    )
 
 
 def assert_lands_exactly(client: FhirClient, record: SessionRecord) -> dict[str, int]:
@@ -150,11 +163,17 @@ def assert_lands_exactly(client: FhirClient, record: SessionRecord) -> dict[str,
 
 
 def people_of_record(record: SessionRecord) -> dict[str, str]:
-    return {"mrn": record.patient.mrn, "clinic": record.clinic.clinic_id,
-            "org_npi": record.clinic.npi, "pt_npi": record.therapist.npi}
+    return {
+        "mrn": record.patient.mrn,
+        "clinic": record.clinic.clinic_id,
+        "org_npi": record.clinic.npi,
+        "pt_npi": record.therapist.npi,
+    }
 
 
-def in_threads(fn: Callable[[Any], PushOutcome], items: list[Any], workers: int = 4) -> list[PushOutcome]:
+def in_threads(
+    fn: Callable[[Any], PushOutcome], items: list[Any], workers: int = 4
+) -> list[PushOutcome]:
     barrier = threading.Barrier(workers)
 
     def run(chunk: list[Any]) -> list[PushOutcome]:
@@ -167,29 +186,40 @@ def in_threads(fn: Callable[[Any], PushOutcome], items: list[Any], workers: int 
 
 
 def test_every_good_example_lands_once_and_repushes_change_nothing(
-        client: FhirClient, hapi_base_url: str) -> None:
+    client: FhirClient, hapi_base_url: str
+) -> None:
     records = [load_record(variant(p)) for p in GOOD]
     outcomes = [push_record(client, r) for r in records]
     assert [o.status for o in outcomes] == [
-        "unchanged" if r.status == "entered-in-error" else "pushed" for r in records]
-    landed = {r.session_id: assert_lands_exactly(client, r) for r in records
-              if r.status != "entered-in-error"}
+        "unchanged" if r.status == "entered-in-error" else "pushed" for r in records
+    ]
+    landed = {
+        r.session_id: assert_lands_exactly(client, r)
+        for r in records
+        if r.status != "entered-in-error"
+    }
     assert [o.status for o in (push_record(client, r) for r in records)] == ["unchanged"] * 8
     # again, concurrently, each record from 4 threads at once (one client per thread)
     clients = [FhirClient(hapi_base_url) for _ in range(4)]
-    racing = in_threads(lambda pair: push_record(clients[pair[0]], pair[1]),
-                        [(t, r) for r in records for t in range(4)])
+    racing = in_threads(
+        lambda pair: push_record(clients[pair[0]], pair[1]),
+        [(t, r) for r in records for t in range(4)],
+    )
     assert {o.status for o in racing} == {"unchanged"}
-    assert {r.session_id: session_census(client, r) for r in records
-            if r.status != "entered-in-error"} == landed
+    assert {
+        r.session_id: session_census(client, r) for r in records if r.status != "entered-in-error"
+    } == landed
 
 
 def test_first_push_of_the_same_sessions_from_4_threads_creates_no_duplicate(
-        hapi_base_url: str) -> None:
+    hapi_base_url: str,
+) -> None:
     records = [load_record(variant(p)) for p in GOOD if "entered-in-error" not in p.name]
     clients = [FhirClient(hapi_base_url) for _ in range(4)]
-    outcomes = in_threads(lambda pair: push_record(clients[pair[0]], pair[1]),
-                          [(t, r) for r in records for t in range(4)])
+    outcomes = in_threads(
+        lambda pair: push_record(clients[pair[0]], pair[1]),
+        [(t, r) for r in records for t in range(4)],
+    )
     failed = [o.to_json() for o in outcomes if o.status not in ("pushed", "unchanged")]
     assert not failed, json.dumps(failed)[:3000]
     for record in records:
@@ -197,13 +227,17 @@ def test_first_push_of_the_same_sessions_from_4_threads_creates_no_duplicate(
 
 
 def test_two_sessions_of_one_patient_pushed_concurrently_share_the_parties(
-        hapi_base_url: str) -> None:
+    hapi_base_url: str,
+) -> None:
     for _ in range(3):
         first = variant(GOOD[0])
         second = variant(GOOD[4], shared=first)
         clients = [FhirClient(hapi_base_url) for _ in range(2)]
-        outcomes = in_threads(lambda pair: push_record(clients[pair[0]], load_record(pair[1])),
-                              [(0, first), (1, second)], workers=2)
+        outcomes = in_threads(
+            lambda pair, pool=clients: push_record(pool[pair[0]], load_record(pair[1])),
+            [(0, first), (1, second)],
+            workers=2,
+        )
         assert [o.status for o in outcomes] == ["pushed", "pushed"]
         assert shared_census(clients[0], people_of(first)) == (1, 1, 1)
 
@@ -223,32 +257,39 @@ def _amended(data: dict[str, Any]) -> dict[str, Any]:
 
 @pytest.mark.parametrize("history", ["local-diff", "server-search"])
 def test_higher_version_updates_in_place_and_retracts_dropped_elements(
-        client: FhirClient, counting: CountingSession, history: str) -> None:
+    client: FhirClient, counting: CountingSession, history: str
+) -> None:
     v1 = variant(GOOD[5])
     first = push_record(client, load_record(v1))
-    before = {v: find(client, t, SYS.resource, v)[0]
-              for v, t in expected_owned(load_record(v1)).items()}
+    before = {
+        v: find(client, t, SYS.resource, v)[0] for v, t in expected_owned(load_record(v1)).items()
+    }
     v2 = load_record(_amended(v1))
     last = first if history == "local-diff" else None
     second = push_record(client, v2, last_pushed=last)
     assert second.status == "pushed"
     dropped = set(expected_owned(load_record(v1))) - set(expected_owned(v2))
-    assert len(dropped) == 5 and len(second.retracted) == 5
+    assert len(dropped) == 5
+    assert len(second.retracted) == 5
     for value, old in before.items():
         [now] = find(client, old["resourceType"], SYS.resource, value)
         assert now["id"] == old["id"], "updated in place, never re-created"
         if value in dropped:
             assert now["meta"]["versionId"] == str(int(old["meta"]["versionId"]) + 1)
-            assert (now.get("status") == "entered-in-error" or
-                    now["verificationStatus"]["coding"][0]["code"] == "entered-in-error")
+            assert (
+                now.get("status") == "entered-in-error"
+                or now["verificationStatus"]["coding"][0]["code"] == "entered-in-error"
+            )
             assert "clinicalStatus" not in now
     [procedure] = find(client, "Procedure", SYS.session, v2.session_id)
     assert procedure["id"] == before[f"{v2.session_id}/procedure"]["id"]
     assert int(procedure["meta"]["versionId"]) > int(
-        before[f"{v2.session_id}/procedure"]["meta"]["versionId"])
+        before[f"{v2.session_id}/procedure"]["meta"]["versionId"]
+    )
     census = session_census(client, load_record(v1))  # dropped ones still there: nothing deleted
     assert {k: v for k, v in census.items() if "?" not in k} == dict.fromkeys(
-        [*expected_owned(load_record(v1)), "session"], 1)
+        [*expected_owned(load_record(v1)), "session"], 1
+    )
     # the lower version afterwards: superseded, nothing written
     posts = counting.sent.count("POST")
     stale = push_record(client, load_record(v1))
@@ -262,8 +303,9 @@ def test_higher_version_updates_in_place_and_retracts_dropped_elements(
 
 def test_pull_returns_every_record_equal_to_the_original(client: FhirClient) -> None:
     first = variant(GOOD[0])
-    sources = [first] + [variant(p, shared=first) for p in GOOD[1:]
-                         if "entered-in-error" not in p.name]
+    sources = [first] + [
+        variant(p, shared=first) for p in GOOD[1:] if "entered-in-error" not in p.name
+    ]
     shared = people_of(first)
     records = [load_record(d) for d in sources]
     for record in records:
@@ -272,22 +314,26 @@ def test_pull_returns_every_record_equal_to_the_original(client: FhirClient) -> 
         [pulled] = pull_records(client, session_id=record.session_id)
         assert not isinstance(pulled, PullError), pulled
         assert canonical_for_roundtrip(pulled) == canonical_for_roundtrip(record)
-    by_patient = list(pull_records(client, patient_mrn=shared["mrn"], clinic_id=shared["clinic"],
-                                   page_size=2))
+    by_patient = list(
+        pull_records(client, patient_mrn=shared["mrn"], clinic_id=shared["clinic"], page_size=2)
+    )
     assert not [p for p in by_patient if isinstance(p, PullError)]
     assert sorted(canonical_for_roundtrip(p)["session_id"] for p in by_patient) == sorted(
-        r.session_id for r in records)
+        r.session_id for r in records
+    )
     originals = {r.session_id: canonical_for_roundtrip(r) for r in records}
     assert all(canonical_for_roundtrip(p) == originals[p.session_id] for p in by_patient)
 
 
 def test_entered_in_error_session_never_pushed_sends_nothing(
-        client: FhirClient, counting: CountingSession) -> None:
+    client: FhirClient, counting: CountingSession
+) -> None:
     record = load_record(variant(GOOD[6]))
     assert record.status == "entered-in-error"
     outcome = push_record(client, record)
     assert (outcome.status, outcome.sent) == ("unchanged", False)
-    assert "POST" not in counting.sent and "PUT" not in counting.sent
+    assert "POST" not in counting.sent
+    assert "PUT" not in counting.sent
     assert count(client, "Procedure", SYS.session, record.session_id) == 0
     assert shared_census(client, people_of_record(record)) == (0, 0, 0)
 
@@ -295,8 +341,9 @@ def test_entered_in_error_session_never_pushed_sends_nothing(
 def test_entered_in_error_after_a_push_marks_every_resource(client: FhirClient) -> None:
     data = variant(GOOD[0])
     assert push_record(client, load_record(data)).status == "pushed"
-    retraction = dict(data, record_version=2, status="entered-in-error",
-                      status_reason="wrong chart")
+    retraction = dict(
+        data, record_version=2, status="entered-in-error", status_reason="wrong chart"
+    )
     record = load_record(retraction)
     assert push_record(client, record).status == "pushed"
     for value, rtype in expected_owned(record).items():
@@ -311,7 +358,8 @@ def test_entered_in_error_after_a_push_marks_every_resource(client: FhirClient) 
 
 
 def test_cli_push_then_pull_round_trips_through_the_server(
-        hapi_base_url: str, tmp_path: Path) -> None:
+    hapi_base_url: str, tmp_path: Path
+) -> None:
     from click.testing import CliRunner
 
     from fhir_iastm.cli import main
@@ -327,15 +375,28 @@ def test_cli_push_then_pull_round_trips_through_the_server(
     assert pushed.exit_code == 0, pushed.output
     lines = [json.loads(x) for x in pushed.stdout.splitlines()]
     assert [(x["session_id"], x["status"]) for x in lines] == [
-        (sources[0]["session_id"], "pushed"), (sources[1]["session_id"], "pushed"),
-        (sources[2]["session_id"], "unchanged")]  # the entered-in-error one was never pushed
+        (sources[0]["session_id"], "pushed"),
+        (sources[1]["session_id"], "pushed"),
+        (sources[2]["session_id"], "unchanged"),
+    ]  # the entered-in-error one was never pushed
     people = people_of(first)
-    pulled = runner.invoke(main, ["pull", "--server", hapi_base_url, "--patient", people["mrn"],
-                                  "--clinic", people["clinic"]])
+    pulled = runner.invoke(
+        main,
+        [
+            "pull",
+            "--server",
+            hapi_base_url,
+            "--patient",
+            people["mrn"],
+            "--clinic",
+            people["clinic"],
+        ],
+    )
     assert pulled.exit_code == 0, pulled.output
     records = [load_record(json.loads(x)) for x in pulled.stdout.splitlines()]
     assert sorted(canonical_for_roundtrip(r)["session_id"] for r in records) == sorted(
-        s["session_id"] for s in sources[:2])
+        s["session_id"] for s in sources[:2]
+    )
     expected = {s["session_id"]: canonical_for_roundtrip(load_record(s)) for s in sources[:2]}
     assert all(canonical_for_roundtrip(r) == expected[r.session_id] for r in records)
     repeat = runner.invoke(main, ["push", "--server", hapi_base_url, *map(str, files[:2])])
