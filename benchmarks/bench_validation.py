@@ -9,6 +9,8 @@ this one run on the same resources (the Bundles mapped from tests/data/examples/
 * map+validate     — ``to_fhir(record)`` + profile validation of the Bundle, sessions/s
 
 Ratios > 1 mean faster than the floor. Profiles are compiled once, before timing.
+With ``--hapi BASE_URL`` (a running HAPI R4 server) it also uploads profiles/ there and times
+``$validate`` of the first ``--hapi-sample`` resources: ours vs HAPI, resources/s (DESIGN §9).
 """
 
 from __future__ import annotations
@@ -42,10 +44,30 @@ def best_of(rounds: int, work: Callable[[], int]) -> tuple[float, int]:
     return best, items
 
 
+def hapi_report(base_url: str, sample: list[dict[str, Any]], ours: float) -> dict[str, Any]:
+    """Upload profiles/ to the server, then time its $validate on ``sample`` (one warm-up)."""
+    from fhir_iastm.client import FhirClient
+    from fhir_iastm.service import upload_profiles
+
+    client = FhirClient(base_url, timeout=(5, 300))
+    upload_profiles(client, ROOT / "profiles")
+    client.validate(sample[0])
+    start = time.perf_counter()
+    for res in sample:
+        client.validate(res)
+    hapi = len(sample) / (time.perf_counter() - start)
+    return {
+        "hapi_validate_resources_per_s": round(hapi, 1),
+        "ratio_validate_full_vs_hapi": round(ours / hapi, 1),
+    }
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--repeat", type=int, default=20, help="copies of the example set")
+    parser.add_argument("--hapi", default=None, help="base URL of a HAPI R4 server to compare")
+    parser.add_argument("--hapi-sample", type=int, default=40)
     args = parser.parse_args()
 
     index = load_profiles(ROOT / "profiles")
@@ -109,6 +131,8 @@ def main() -> int:
         "ratio_validate_profile_vs_floor": round(rows["validate_profile"] / rows["floor"], 2),
         "ratio_map_validate_vs_floor": round(rows["map_validate"] / floor_sessions, 2),
     }
+    if args.hapi:
+        report.update(hapi_report(args.hapi, resources[: args.hapi_sample], rows["validate_full"]))
     print(json.dumps(report, indent=2))  # noqa: T201 - a benchmark script prints its report
     return 0
 

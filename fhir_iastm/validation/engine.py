@@ -17,7 +17,12 @@ from fhir_iastm.profiles import ElementNode, Profile, ProfileIndex
 from fhir_iastm.validation.bindings import check_local_codes
 from fhir_iastm.validation.context import Ctx, Resolver, locate
 from fhir_iastm.validation.elements import check_resource
-from fhir_iastm.validation.invariants import check_base, check_extension_shape, check_periods
+from fhir_iastm.validation.invariants import (
+    check_base,
+    check_extension_shape,
+    check_periods,
+    check_quantities,
+)
 from fhir_iastm.validation.scan import scan
 from fhir_iastm.validation.structure import check_structure, model_class
 from fhir_iastm.validation.trace import record_field
@@ -131,6 +136,7 @@ def validate_resource(
     found = scan(resource)
     check_base(resource, declared, ctx)
     check_periods(found.periods, ctx)
+    check_quantities(found.quantities, ctx)
     check_extension_shape(found.extensions, ctx)
     _check_extensions(found.extensions, ctx)
     check_local_codes(found.codings, ctx)

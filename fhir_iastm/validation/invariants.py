@@ -237,6 +237,19 @@ def check_periods(periods: list[tuple[str, dict[str, Any]]], ctx: Ctx) -> None:
             )
 
 
+def check_quantities(quantities: list[tuple[str, dict[str, Any]]], ctx: Ctx) -> None:
+    """qty-3 natively: ``code.empty() or system.exists()`` on every Quantity value."""
+    for path, quantity in quantities:
+        if quantity.get("code") is not None and quantity.get("system") is None:
+            ctx.add(
+                "error",
+                "invariant",
+                path,
+                "qty-3: If a code for the unit is present, the system SHALL also be present",
+                "qty-3",
+            )
+
+
 def check_extension_shape(extensions: list[tuple[str, dict[str, Any]]], ctx: Ctx) -> None:
     """ext-1 natively: an extension has either nested extensions or a value[x], not both."""
     for path, ext in extensions:
@@ -260,6 +273,7 @@ __all__ = [
     "check_element_constraints",
     "check_extension_shape",
     "check_periods",
+    "check_quantities",
     "evaluate",
     "evaluate_fhirpath",
     "native_for",

@@ -17,6 +17,11 @@ _DATETIME = re.compile(r"^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})(\.\d+)?(Z|[+-]\d
 #: meta.tag, meta.security).
 _CODING_KEYS = frozenset({"coding", "valueCoding", "class", "tag", "security"})
 
+#: value[x] keys whose type is Quantity or one of its R4 profiles (all carry qty-3).
+_QUANTITY_KEYS = frozenset(
+    {"valueQuantity", "valueDuration", "valueAge", "valueDistance", "valueCount"}
+)
+
 
 @dataclass(slots=True)
 class Scan:
@@ -26,6 +31,7 @@ class Scan:
     references: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     codings: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     periods: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    quantities: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
 
 
 def scan(resource: dict[str, Any]) -> Scan:
@@ -56,6 +62,8 @@ def _visit(key: str, item: dict[str, Any], path: str, out: Scan) -> None:
         out.references.append((path, item))
     elif (key == "period" or key.endswith("Period")) and ("start" in item or "end" in item):
         out.periods.append((path, item))
+    elif key in _QUANTITY_KEYS:
+        out.quantities.append((path, item))
     _walk(item, path, out)
 
 
