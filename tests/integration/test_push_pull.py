@@ -323,6 +323,11 @@ def test_pull_returns_every_record_equal_to_the_original(client: FhirClient) -> 
     )
     originals = {r.session_id: canonical_for_roundtrip(r) for r in records}
     assert all(canonical_for_roundtrip(p) == originals[p.session_id] for p in by_patient)
+    by_clinic = [p.session_id for p in pull_records(client, clinic_id=shared["clinic"])]
+    assert sorted(by_clinic) == sorted(originals)
+    since_past = pull_records(client, clinic_id=shared["clinic"], since="2000-01-01")
+    assert sorted(p.session_id for p in since_past) == sorted(originals)
+    assert list(pull_records(client, clinic_id=shared["clinic"], since="2999-01-01")) == []
 
 
 def test_entered_in_error_session_never_pushed_sends_nothing(
@@ -401,3 +406,38 @@ def test_cli_push_then_pull_round_trips_through_the_server(
     assert all(canonical_for_roundtrip(r) == expected[r.session_id] for r in records)
     repeat = runner.invoke(main, ["push", "--server", hapi_base_url, *map(str, files[:2])])
     assert [json.loads(x)["status"] for x in repeat.stdout.splitlines()] == ["unchanged"] * 2
+
+
+def test_outbox_worker_pushes_versions_and_retracts_by_the_stored_diff(
+    hapi_base_url: str, sqlite_store: Any
+) -> None:
+    from fhir_iastm.service import drain_outbox
+
+    urls: list[str] = []
+
+    class Recording(requests.Session):
+        def request(self, method: str, url: str, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
+            response = super().request(method, url, *args, **kwargs)
+            urls.append(f"{method} {response.url}")
+            return response
+
+    client = FhirClient(hapi_base_url, session=Recording())
+    v1 = variant(GOOD[5])
+    sqlite_store.save_record(load_record(v1), v1, actor="test")
+    assert drain_outbox(sqlite_store, client).done == {"pushed": 1}
+    last = sqlite_store.last_pushed(v1["session_id"])
+    assert last.record_version == 1
+    assert set(last.identifiers) == {f"{SYS.resource}|{v}" for v in expected_owned(load_record(v1))}
+    v2 = _amended(v1)
+    sqlite_store.save_record(load_record(v2), v2, actor="test")
+    urls.clear()
+    assert drain_outbox(sqlite_store, client).done == {"pushed": 1}
+    assert not [u for u in urls if "encounter=" in u], "local diff: no server-side search"
+    for value in set(expected_owned(load_record(v1))) - set(expected_owned(load_record(v2))):
+        rtype = expected_owned(load_record(v1))[value]
+        [now] = find(client, rtype, SYS.resource, value)
+        assert "entered-in-error" in json.dumps(now.get("status") or now.get("verificationStatus"))
+    state = sqlite_store.get_sync(v1["session_id"])
+    assert (state.state, state.pushed_version) == ("pushed", 2)
+    [pulled] = pull_records(client, session_id=v2["session_id"])
+    assert canonical_for_roundtrip(pulled) == canonical_for_roundtrip(load_record(v2))
