@@ -5,9 +5,6 @@ Layer: core (standard library only).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from functools import cached_property
-
 from fhir_iastm.mapping import ids
 from fhir_iastm.mapping.codes import STATUS, Tables, tables
 from fhir_iastm.mapping.datatypes import JSON, identifier
@@ -54,34 +51,35 @@ def prom_role(instrument: str) -> str:
     return f"obs/prom/{instrument}"
 
 
-@dataclass(frozen=True)
 class Ctx:
-    """One record being mapped, with its settings and precomputed pieces."""
+    """One record being mapped, with its settings and precomputed pieces (built once per record)."""
 
-    record: SessionRecord
-    settings: MappingSettings
-    record_hash: str
-    _urls: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
+    __slots__ = (
+        "base",
+        "codes",
+        "conditions",
+        "record",
+        "record_hash",
+        "settings",
+        "statuses",
+        "_urls",
+    )
 
-    @cached_property
-    def base(self) -> str:
-        return self.settings.base
-
-    @cached_property
-    def codes(self) -> Tables:
-        return tables(self.base)
-
-    @cached_property
-    def statuses(self) -> tuple[str, str, str | None]:
-        """(Encounter.status, Procedure.status, Observation.status) per §2.5."""
-        return STATUS[self.record.status]
-
-    @cached_property
-    def conditions(self) -> tuple[Condition, ...]:
-        """Conditions that get a per-encounter copy (§2.5; emit_conditions_for_cancelled)."""
-        if self.record.status == "cancelled" and not self.settings.emit_conditions_for_cancelled:
-            return ()
-        return self.record.conditions
+    def __init__(self, record: SessionRecord, settings: MappingSettings, record_hash: str) -> None:
+        self.record = record
+        self.settings = settings
+        self.record_hash = record_hash
+        self.base: str = settings.base
+        self.codes: Tables = tables(self.base)
+        #: (Encounter.status, Procedure.status, Observation.status) per §2.5.
+        self.statuses: tuple[str, str, str | None] = STATUS[record.status]
+        #: Conditions that get a per-encounter copy (§2.5; emit_conditions_for_cancelled).
+        self.conditions: tuple[Condition, ...] = (
+            ()
+            if record.status == "cancelled" and not settings.emit_conditions_for_cancelled
+            else record.conditions
+        )
+        self._urls: dict[str, str] = {}
 
     def url(self, role: str) -> str:
         """The fullUrl of the entry playing ``role`` (memoised: every entry references several)."""
