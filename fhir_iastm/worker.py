@@ -28,7 +28,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from fhir_iastm.errors import FhirServerError, IastmError, operation_outcome
+from fhir_iastm.errors import FhirServerError, IastmError, Issue, operation_outcome
 from fhir_iastm.storage import LastPushed, LeaseLostError, OutboxItem, PushOutcome, Store
 from fhir_iastm.storage.types import SUCCESS_STATUSES, OutcomeLike
 
@@ -115,20 +115,19 @@ class Worker:
         _log("worker_start", worker=self.worker_id)
         while not self.stop.is_set():
             try:
-                item = self.store.claim(self.worker_id, self.lease_seconds)
-            except Exception as exc:  # database down or busy: keep polling (a drain reports it)
+                busy = self.step()
+            except Exception as exc:
+                # The store failed (database down, disk full): a drain reports it; a long-running
+                # worker keeps polling. An entry it held is retried when its lease expires.
                 if once:
                     raise
-                _log("claim_failed", logging.ERROR, worker=self.worker_id, error=type(exc).__name__)
+                _log("store_failed", logging.ERROR, worker=self.worker_id, error=type(exc).__name__)
                 self.stop.wait(self.poll_interval)
                 continue
-            if item is None:
+            if not busy:
                 if once:
                     break
                 self.stop.wait(self.poll_interval)
-                continue
-            self.stats.claimed += 1
-            self.process(item)
         _log(
             "worker_stop",
             worker=self.worker_id,
@@ -139,6 +138,15 @@ class Worker:
             lease_lost=self.stats.lease_lost,
         )
         return self.stats
+
+    def step(self) -> bool:
+        """Claim and process one entry; False when nothing was due."""
+        item = self.store.claim(self.worker_id, self.lease_seconds)
+        if item is None:
+            return False
+        self.stats.claimed += 1
+        self.process(item)
+        return True
 
     def process(self, item: OutboxItem) -> None:
         """Push one claimed entry and record the outcome; never raises for a push failure."""
@@ -171,11 +179,16 @@ class Worker:
         except IastmError as exc:  # mapping / profile errors: retrying cannot help
             self._dead(item, _failure(exc), ctx)
             return
-        except (
-            Exception
-        ) as exc:  # a bug or an unforeseen failure: bounded retries, then dead letter
+        except Exception as exc:
+            # A bug or an unforeseen failure: bounded retries, then the dead letter.
             _log("push_crashed", logging.ERROR, error=type(exc).__name__, **ctx)
-            self._retry_or_dead(item, PushOutcome("rejected", error_code="E_INTERNAL"), None, ctx)
+            crash = Issue(
+                "error", "exception", diagnostics=type(exc).__name__, details="E_INTERNAL"
+            )
+            failure = PushOutcome(
+                "rejected", operation_outcome=operation_outcome([crash]), error_code="E_INTERNAL"
+            )
+            self._retry_or_dead(item, failure, None, ctx)
             return
         if outcome.status in SUCCESS_STATUSES:
             self.store.complete(item, outcome)

@@ -8,6 +8,7 @@ import logging
 import os
 import signal
 import threading
+import time
 from datetime import timedelta
 
 import pytest
@@ -263,7 +264,6 @@ def test_backoff_is_capped_and_jittered() -> None:
 @pytest.mark.parametrize(("heartbeat", "stolen"), [(True, False), (False, True)])
 def test_the_heartbeat_keeps_a_slow_push_claimed(tmp_path, make_record, heartbeat, stolen) -> None:
     """Real clock: the push lasts ~3 leases; with the heartbeat nobody else can claim it."""
-    import time
 
     from fhir_iastm.storage import Store
 
@@ -291,3 +291,34 @@ def test_the_heartbeat_keeps_a_slow_push_claimed(tmp_path, make_record, heartbea
     assert bool(taken) is stolen
     assert stats.lease_lost == (1 if stolen else 0)
     assert store.get_sync("S-1").state == ("pushing" if stolen else "pushed")
+
+
+def test_a_store_failure_stops_a_drain_but_not_a_polling_worker(
+    sqlite_store, make_record, monkeypatch
+) -> None:
+    from sqlalchemy.exc import OperationalError
+
+    sqlite_store.save_record(*make_record("S-1", 1), actor="a")
+    real_claim, failures = sqlite_store.claim, iter([True, True])
+
+    def flaky_claim(*args, **kwargs):
+        if next(failures, False):
+            raise OperationalError("SELECT", {}, Exception("database is down"))
+        return real_claim(*args, **kwargs)
+
+    monkeypatch.setattr(sqlite_store, "claim", flaky_claim)
+    with pytest.raises(OperationalError):  # a drain (once) reports the failure
+        run_worker(sqlite_store, FakePush(), worker_id="w", once=True)
+    stop, push = threading.Event(), FakePush()
+    thread = threading.Thread(
+        target=run_worker,
+        args=(sqlite_store, push),
+        kwargs={"worker_id": "w", "poll_interval": 0.01, "stop": stop},
+    )
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not push.calls and time.monotonic() < deadline:
+        time.sleep(0.01)
+    stop.set()
+    thread.join(10)
+    assert [(sid, v) for sid, v, _ in push.calls] == [("S-1", 1)]  # survived the 2nd failure
