@@ -247,31 +247,22 @@ def _failure_line(record: Any, exc: IastmError, status: str = "error") -> dict[s
 def push_command(files: tuple[IO[str], ...], server: str, token: str | None,
                  canonical_base: str) -> None:
     """Push record(s) from FILES to a FHIR server: one JSON result line per record on stdout."""
-    from fhir_iastm.errors import FhirServerError
     from fhir_iastm.mapping import MappingSettings
-    from fhir_iastm.push import push_record
+    from fhir_iastm.service import push_many
 
     records, failed = _load_push_inputs(files)
     client, settings = _client(server, token), MappingSettings(canonical_base=canonical_base)
-    history: dict[str, Any] = {}
-    server_down: IastmError | None = None
-    with click.progressbar(records, label="push", file=sys.stderr) as bar:
-        for record in bar:
-            if server_down is not None:
-                emit_result(_failure_line(record, server_down), False)
+    server_down = False
+    results = push_many(client, records, settings=settings)
+    with click.progressbar(results, length=len(records), label="push", file=sys.stderr) as bar:
+        for record, outcome in bar:
+            if isinstance(outcome, IastmError):
+                server_down = True
+                emit_result(_failure_line(record, outcome), False)
                 continue
-            try:
-                outcome = push_record(client, record, settings=settings,
-                                      last_pushed=history.get(record.session_id))
-            except FhirServerError as exc:
-                server_down = exc
-                emit_result(_failure_line(record, exc), False)
-                continue
-            if outcome.status in ("pushed", "unchanged"):
-                history[record.session_id] = outcome
             failed = failed or outcome.status not in ("pushed", "unchanged")
             emit_result(outcome.to_json(), False)
-    if server_down is not None:
+    if server_down:
         sys.exit(EXIT_SERVER)
     if failed:
         sys.exit(EXIT_INVALID)
@@ -291,14 +282,15 @@ def pull_command(server: str, token: str | None, canonical_base: str, patient_mr
     from fhir_iastm.errors import FhirServerError
     from fhir_iastm.mapping import MappingSettings
     from fhir_iastm.model import to_dict
-    from fhir_iastm.pull import PullError, pull_records
+    from fhir_iastm.pull import PullError
+    from fhir_iastm.service import pull
 
     if since is not None and not _valid_since(since):
         raise click.BadParameter("expected YYYY-MM-DD or an RFC 3339 date-time",
                                  param_hint="--since")
-    results = pull_records(_client(server, token), session_id=session_id, patient_mrn=patient_mrn,
-                           clinic_id=clinic_id, since=since,
-                           settings=MappingSettings(canonical_base=canonical_base))
+    results = pull(_client(server, token), session_id=session_id, patient_mrn=patient_mrn,
+                   clinic_id=clinic_id, since=since,
+                   settings=MappingSettings(canonical_base=canonical_base))
     failed = False
     try:
         with click.progressbar(results, label="pull", file=sys.stderr) as bar:

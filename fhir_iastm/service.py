@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from fhir_iastm.client import FhirClient, RetryPolicy
+from fhir_iastm.errors import FhirServerError
 from fhir_iastm.mapping.settings import DEFAULT_CANONICAL_BASE, MappingSettings
 from fhir_iastm.model import SessionRecord
 from fhir_iastm.profiles import ProfileIndex, load_profiles
@@ -68,11 +69,28 @@ def make_pusher(client: FhirClient, settings: MappingSettings | None = None) -> 
 
 def push_many(
     client: FhirClient, records: Iterable[SessionRecord], *, settings: MappingSettings | None = None
-) -> Iterator[PushOutcome]:
-    """Push records in order (no local history: retractions come from the server search)."""
+) -> Iterator[tuple[SessionRecord, PushOutcome | FhirServerError]]:
+    """Push records in order, each with its outcome (the CLI's ``push``).
+
+    A session's earlier success in the same run is the history of its next version (local diff,
+    decision 8); otherwise retractions come from the server search. After a server failure
+    (unreachable, 5xx, auth) the remaining records are not attempted: they come back with it.
+    """
     push = make_pusher(client, settings)
+    history: dict[str, PushOutcome] = {}
+    failure: FhirServerError | None = None
     for record in records:
-        yield push(record, None)
+        if failure is None:
+            try:
+                outcome = push(record, history.get(record.session_id))
+            except FhirServerError as exc:
+                failure = exc
+            else:
+                if outcome.status in ("pushed", "unchanged"):
+                    history[record.session_id] = outcome
+                yield record, outcome
+                continue
+        yield record, failure
 
 
 def drain_outbox(
