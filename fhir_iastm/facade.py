@@ -113,9 +113,14 @@ def matches_code(resource: dict[str, Any], param: str) -> bool:
     )
 
 
+def patient_reference(param: str) -> str:
+    """The literal reference a ``patient`` / ``subject`` value means (``Patient/id`` or bare id)."""
+    return param if "/" in param else f"Patient/{param}"
+
+
 def matches_patient(resource: dict[str, Any], param: str) -> bool:
     """``patient`` / ``subject`` = ``Patient/id`` or a bare id."""
-    wanted = param if "/" in param else f"Patient/{param}"
+    wanted = patient_reference(param)
     if resource.get("resourceType") == "Patient":
         return f"Patient/{resource.get('id')}" == wanted
     return (resource.get("subject") or {}).get("reference") == wanted
@@ -169,6 +174,7 @@ __all__ = [
     "matches_date",
     "matches_identifier",
     "matches_patient",
+    "patient_reference",
     "split_date_param",
     "stored_resources",
 ]

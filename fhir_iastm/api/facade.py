@@ -32,6 +32,11 @@ class Facade:
         self._lock = threading.Lock()
         self._by_session: dict[str, tuple[int, list[dict[str, Any]]]] = {}
         self._by_id: dict[tuple[str, str], dict[str, Any]] = {}
+        # Indexes over _by_id so a search reads only its candidates, sorted once per change:
+        # type -> {id: resource}, (type, subject reference) -> {id: resource}, and the sorted lists.
+        self._by_type: dict[str, dict[str, dict[str, Any]]] = {}
+        self._by_subject: dict[tuple[str, str], dict[str, dict[str, Any]]] = {}
+        self._sorted: dict[tuple[str, str | None], list[dict[str, Any]]] = {}
         self._since: datetime | None = None
 
     def refresh(self) -> None:
@@ -58,21 +63,55 @@ class Facade:
             # shared ones (Patient, Practitioner, Organization) may belong to other sessions.
             for old in known[1]:
                 if old["resourceType"] not in SHARED_TYPES:
-                    self._by_id.pop((old["resourceType"], old["id"]), None)
+                    self._drop(old["resourceType"], old["id"])
         self._by_session[session_id] = (version, resources)
         for resource in resources:
-            self._by_id[(resource["resourceType"], resource["id"])] = resource
+            self._put(resource)
+
+    def _put(self, resource: dict[str, Any]) -> None:
+        rtype, id_ = resource["resourceType"], resource["id"]
+        self._drop(rtype, id_)
+        self._by_id[(rtype, id_)] = resource
+        self._by_type.setdefault(rtype, {})[id_] = resource
+        subject = _subject(resource)
+        if subject is not None:
+            self._by_subject.setdefault((rtype, subject), {})[id_] = resource
+        self._sorted.clear()
+
+    def _drop(self, rtype: str, id_: str) -> None:
+        old = self._by_id.pop((rtype, id_), None)
+        if old is None:
+            return
+        self._by_type[rtype].pop(id_, None)
+        subject = _subject(old)
+        if subject is not None:
+            self._by_subject[(rtype, subject)].pop(id_, None)
+        self._sorted.clear()
 
     def read(self, resource_type: str, id_: str) -> dict[str, Any] | None:
         """One resource by type and logical id."""
         self.refresh()
         return self._by_id.get((resource_type, id_))
 
-    def of_type(self, resource_type: str) -> Iterator[dict[str, Any]]:
-        """Every resource of a type, in a stable order (by id)."""
+    def of_type(self, resource_type: str, subject: str | None = None) -> Iterator[dict[str, Any]]:
+        """Every resource of a type, in a stable order (by id); with ``subject`` (a literal
+        reference such as ``Patient/<id>``) only those whose ``subject.reference`` is it."""
         self.refresh()
-        found = [r for (t, _), r in self._by_id.items() if t == resource_type]
-        return iter(sorted(found, key=lambda r: r["id"]))
+        with self._lock:
+            key = (resource_type, subject)
+            found = self._sorted.get(key)
+            if found is None:
+                if subject is None:
+                    pool = self._by_type.get(resource_type, {})
+                else:
+                    pool = self._by_subject.get((resource_type, subject), {})
+                found = self._sorted[key] = sorted(pool.values(), key=lambda r: r["id"])
+            return iter(found)
+
+
+def _subject(resource: dict[str, Any]) -> str | None:
+    ref = (resource.get("subject") or {}).get("reference")
+    return ref if isinstance(ref, str) else None
 
 
 __all__ = ["Facade"]

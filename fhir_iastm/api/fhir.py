@@ -18,7 +18,7 @@ from fhir_iastm import __version__
 from fhir_iastm.api.errors import fhir_response
 from fhir_iastm.api.sessions import json_body
 from fhir_iastm.errors import operation_outcome
-from fhir_iastm.facade import SEARCHES, split_date_param
+from fhir_iastm.facade import SEARCHES, patient_reference, split_date_param
 from fhir_iastm.validation import validate
 
 bp = Blueprint("fhir", __name__, url_prefix="/fhir")
@@ -105,11 +105,20 @@ def _filters(rtype: str) -> list[tuple[str, str]]:
     return filters
 
 
+def _subject(rtype: str, filters: list[tuple[str, str]]) -> str | None:
+    """The reference of the first patient/subject filter: the facade's index narrows the
+    candidates by it, and every filter (that one included) is still applied to each candidate."""
+    if rtype == "Patient":
+        return None
+    return next((patient_reference(v) for n, v in filters if n in ("patient", "subject")), None)
+
+
 def _search(rtype: str) -> Response:
     filters = _filters(rtype)
     count, offset = _count()
-    hits = [r for r in _state().facade.of_type(rtype)
-            if all(SEARCHES[name](r, value) for name, value in filters)]
+    hits = list(_state().facade.of_type(rtype, _subject(rtype, filters)))
+    if filters:
+        hits = [r for r in hits if all(SEARCHES[name](r, value) for name, value in filters)]
     page = hits[offset: offset + count]
     base = request.url_root.rstrip("/")
     bundle: dict[str, Any] = {
