@@ -1,11 +1,12 @@
 """Benchmark: push_record against a raw HTTP replay of the same Bundles (DESIGN §9: >= 0.9x).
 
 Usage: ``.venv/bin/python benchmarks/bench_push.py [BASE_URL] [N]``
-(default ``$HAPI_BASE_URL`` or http://127.0.0.1:18080/fhir, N = 40 sessions per arm and round).
+(default ``$HAPI_BASE_URL`` or http://127.0.0.1:18080/fhir, N = 100 sessions per arm).
 
 Needs a running FHIR server (``scripts/hapi start``). Records are the non-entered-in-error good
-examples with fresh session ids, MRNs, clinics and NPIs per run. Three arms, measured in the same
-run, against the same server, interleaved in rounds so warm-up and server growth hit them alike:
+examples with fresh session ids, MRNs, clinics and NPIs per run. Four arms, measured in the same
+run against the same server, alternating session by session so that warm-up, server growth and
+the load of other processes on the machine hit them alike:
 
 * ``push``   — ``push_record`` of fresh sessions (map + capability check + session lookup + one
   transaction; everything it does for a real push).
@@ -78,52 +79,58 @@ RUN = uuid.uuid4().hex[:8]
 CLINIC_NPI, THERAPIST_NPI = npi(), npi()
 
 
-Arm = tuple[str, Callable[[], None]]
+Step = tuple[str, Callable[[], None]]
 
 
-def timed(arms: list[Arm], results: dict[str, list[float]]) -> None:
-    """Run each arm once, adding its wall time to ``results``."""
-    for label, fn in arms:
-        started = time.perf_counter()
-        fn()
-        results.setdefault(label, []).append(time.perf_counter() - started)
+def alternate(pairs: list[tuple[Step, Step]], spent: dict[str, float]) -> None:
+    """Run the two steps of each pair back to back, swapping their order every other pair, and
+    add each step's wall time to its arm: load changes on the machine hit both arms alike."""
+    for index, pair in enumerate(pairs):
+        for label, step in pair if index % 2 == 0 else pair[::-1]:
+            started = time.perf_counter()
+            step()
+            spent[label] = spent.get(label, 0.0) + time.perf_counter() - started
 
 
-def run(base: str, n: int, rounds: int = 3) -> dict[str, float]:
-    """sessions/s per arm, over ``rounds`` interleaved rounds of ``n`` sessions each."""
+def run(base: str, n: int) -> dict[str, float]:
+    """sessions/s per arm over ``n`` sessions each, the arms alternating session by session."""
     settings = MappingSettings()
     client = FhirClient(base)
     raw = requests.Session()
     raw.headers.update({"Content-Type": FHIR_JSON, "Accept": FHIR_JSON})
-    warm = fresh_records(4)
-    for record in warm:  # JIT and caches of the server, capability check of the client
+    for record in fresh_records(4):  # JIT and caches of the server, capability check of the client
         push_record(client, record, settings=settings)
-    times: dict[str, list[float]] = {}
-    for index in range(rounds):
-        mine, theirs = fresh_records(n), fresh_records(n)
-        bundles = [to_fhir(r, settings) for r in theirs]
+    mine, theirs = fresh_records(n), fresh_records(n)
+    bundles = [to_fhir(r, settings) for r in theirs]  # pre-built: outside the timing
+    statuses: list[str] = []
 
-        def push_all(records: list[SessionRecord] = mine) -> None:
-            for record in records:
-                assert push_record(client, record, settings=settings).status == "pushed"
+    def push(record: SessionRecord, expect: str) -> Callable[[], None]:
+        return lambda: statuses.append(
+            "ok" if push_record(client, record, settings=settings).status == expect else expect
+        )
 
-        statuses: list[int] = []
+    def replay(bundle: dict[str, Any]) -> Callable[[], None]:
+        return lambda: statuses.append(
+            "ok" if raw.post(base, json=bundle, timeout=60).status_code == 200 else "raw"
+        )
 
-        def replay(items: list[dict[str, Any]] = bundles, seen: list[int] = statuses) -> None:
-            for bundle in items:
-                seen.append(raw.post(base, json=bundle, timeout=60).status_code)
-
-        arms: list[Arm] = [("push", push_all), ("raw", replay)]
-        timed(arms if index % 2 == 0 else arms[::-1], times)
-
-        def repush(records: list[SessionRecord] = mine) -> None:
-            for record in records:
-                assert push_record(client, record, settings=settings).status == "unchanged"
-
-        arms = [("repush", repush), ("raw-repush", replay)]
-        timed(arms if index % 2 == 0 else arms[::-1], times)
-        assert set(statuses) == {200}, f"the raw replay failed: {sorted(set(statuses))}"
-    return {label: n * len(spent) / sum(spent) for label, spent in times.items()}
+    spent: dict[str, float] = {}
+    alternate(
+        [
+            (("push", push(r, "pushed")), ("raw", replay(b)))
+            for r, b in zip(mine, bundles, strict=True)
+        ],
+        spent,
+    )
+    alternate(
+        [
+            (("repush", push(r, "unchanged")), ("raw-repush", replay(b)))
+            for r, b in zip(mine, bundles, strict=True)
+        ],
+        spent,
+    )
+    assert set(statuses) == {"ok"}, f"unexpected results: {sorted(set(statuses))}"
+    return {label: n / seconds for label, seconds in spent.items()}
 
 
 def main() -> None:
@@ -132,7 +139,7 @@ def main() -> None:
         if len(sys.argv) > 1
         else os.environ.get("HAPI_BASE_URL", "http://127.0.0.1:18080/fhir")
     )
-    n = int(sys.argv[2]) if len(sys.argv) > 2 else 40
+    n = int(sys.argv[2]) if len(sys.argv) > 2 else 100
     rates = run(base.rstrip("/"), n)
     for label, rate in rates.items():
         print(f"{label:>11}: {rate:7.1f} sessions/s")
