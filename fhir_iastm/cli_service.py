@@ -109,7 +109,7 @@ def worker_command(database_url: str | None, server: str, token: str | None, onc
     configure_logging()
     store = _store(database_url)
     client = make_client(server, token)
-    lease = {} if lease_seconds is None else {"lease_seconds": lease_seconds}
+    lease: dict[str, Any] = {} if lease_seconds is None else {"lease_seconds": lease_seconds}
     stats = run_worker(store, make_pusher(client, mapping_settings(from_environ())),
                        worker_id=worker_id, once=once, poll_interval=poll_interval, **lease)
     store.close()

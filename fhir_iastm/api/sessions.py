@@ -89,11 +89,22 @@ def post_session() -> Response:
     return response
 
 
+#: Largest value of an INTEGER column (record_version) on every supported database.
+MAX_INT = 2**31 - 1
+
+
 def _int_arg(name: str, default: int, low: int, high: int) -> int:
+    value = _optional_int_arg(name, low, high)
+    return default if value is None else value
+
+
+def _optional_int_arg(name: str, low: int, high: int) -> int | None:
     raw = request.args.get(name)
     if raw is None:
-        return default
-    if not raw.isdigit() or not low <= int(raw) <= high:
+        return None
+    # ASCII digits only: str.isdigit() also accepts '²' (int() refuses it), and the length bound
+    # keeps a 30-digit value from reaching the database driver (an overflow there is a 500).
+    if not (raw.isascii() and raw.isdigit() and len(raw) <= 10) or not low <= int(raw) <= high:
         raise BadRequest(f"'{name}' must be an integer from {low} to {high}")
     return int(raw)
 
@@ -169,11 +180,9 @@ def get_session(session_id: str) -> Response:
         200: {description: the record}
         404: {description: unknown session (OperationOutcome)}
     """
-    version = request.args.get("version")
-    if version is not None and not version.isdigit():
-        raise BadRequest("'version' must be a positive integer")
+    version = _optional_int_arg("version", 1, MAX_INT)
     state = _state()
-    stored = state.store.get_record(session_id, int(version) if version else None)
+    stored = state.store.get_record(session_id, version)
     state.store.audit(g.get("actor"), "read", session_id, "ok")
     return jsonify(stored.body)
 

@@ -41,13 +41,14 @@ class TcpProxy:
             sock.listen(64)
             self.port = sock.getsockname()[1]
             self._listener = sock
-        threading.Thread(target=self._accept, args=(sock,), daemon=True, name="proxy-accept").start()
+        threading.Thread(target=self._accept, args=(sock,), daemon=True,
+                         name="proxy-accept").start()
         return self
 
     up = start
 
     def down(self) -> None:
-        """Close the listening socket and cut every live connection (connection refused from now)."""
+        """Close the listening socket and cut every live connection (then: connection refused)."""
         with self._lock:
             listener, self._listener = self._listener, None
             conns, self._conns = self._conns, set()
