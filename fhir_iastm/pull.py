@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from fhir_iastm.errors import IastmError, Issue, operation_outcome
-from fhir_iastm.mapping import ids
+from fhir_iastm.mapping import from_fhir, ids
 from fhir_iastm.mapping.settings import MappingSettings
 from fhir_iastm.model import SessionRecord
 from fhir_iastm.push_bundle import Json, Systems, is_session_procedure, source_version
@@ -111,9 +111,8 @@ def pull_records(
         index = {**shared, **index}
         children = _children(index.values())
         for procedure in matches:
-            yield _reverse(
-                session_resources(procedure, index, children, systems), procedure, systems
-            )
+            resources = session_resources(procedure, index, children, systems)
+            yield _reverse(resources, procedure, systems, settings)
 
 
 def ref_key(reference: str | None) -> str | None:
@@ -179,9 +178,9 @@ def session_resources(
     return out
 
 
-def _reverse(resources: list[Json], procedure: Json, systems: Systems) -> SessionRecord | PullError:
-    from fhir_iastm.mapping import from_fhir  # noqa: PLC0415 (heavy core import, loaded late)
-
+def _reverse(
+    resources: list[Json], procedure: Json, systems: Systems, settings: MappingSettings
+) -> SessionRecord | PullError:
     session_id = next(
         (
             i.get("value")
@@ -192,7 +191,7 @@ def _reverse(resources: list[Json], procedure: Json, systems: Systems) -> Sessio
     )
     where = f"Procedure/{procedure.get('id')}"
     try:
-        return from_fhir(resources)
+        return from_fhir(resources, settings)
     except IastmError as exc:
         return PullError(session_id, where, tuple(exc.issues))
     except (KeyError, TypeError, ValueError, IndexError) as exc:  # a malformed server resource

@@ -35,7 +35,7 @@ from fhir_iastm.errors import (
     Issue,
     operation_outcome,
 )
-from fhir_iastm.mapping import ids
+from fhir_iastm.mapping import ids, to_fhir
 from fhir_iastm.mapping.settings import MappingSettings
 from fhir_iastm.model import SessionRecord
 from fhir_iastm.push_bundle import (
@@ -120,8 +120,6 @@ def push_record(
 
 def _plan(record: SessionRecord, settings: MappingSettings, bundle: Json | None) -> _Plan:
     if bundle is None:
-        from fhir_iastm.mapping import to_fhir  # noqa: PLC0415 (mapping is the heavy core import)
-
         bundle = to_fhir(record, settings)
     systems = Systems.of(settings.base)
     index = session_entry_index(bundle, systems)

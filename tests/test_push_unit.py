@@ -21,9 +21,11 @@ from fhir_iastm.capabilities import Capabilities
 from fhir_iastm.cli import main
 from fhir_iastm.client import FhirClient, RetryPolicy
 from fhir_iastm.errors import FhirServerError, FhirUnavailableError
+from fhir_iastm.mapping import canonical_for_roundtrip, to_fhir
 from fhir_iastm.mapping.settings import MappingSettings
+from fhir_iastm.pull import PullError, pull_query, pull_records
 from fhir_iastm.push import PushOutcome, push_record
-from fhir_iastm.push_bundle import Systems, retracted
+from fhir_iastm.push_bundle import Systems, is_session_procedure, retracted, rewrite_references
 from fhir_iastm.push_fallback import missing_features
 from fhir_iastm.records import load_record
 
@@ -31,12 +33,8 @@ BASE = "http://fhir.test/fhir"
 CANON = "https://iastm.example.org/fhir"
 SYS = Systems.of(CANON)
 SID = "RBPT-2025-000518"
-EXAMPLE = (
-    Path(__file__).parent
-    / "data"
-    / "examples"
-    / "good-03-plantar-fasciitis-hawkgrips-bruising.json"
-)
+EXAMPLES = Path(__file__).parent / "data" / "examples"
+EXAMPLE = EXAMPLES / "good-03-plantar-fasciitis-hawkgrips-bruising.json"
 SETTINGS = MappingSettings()
 
 
@@ -625,3 +623,102 @@ def test_cli_pull_rejects_a_bad_since_as_usage_error() -> None:
     result = CliRunner().invoke(main, ["pull", "--server", BASE, "--since", "2025-13-40"])
     assert result.exit_code == 2
     assert "--since" in result.stderr
+
+
+# ---------------------------------------------------------------- pull
+
+
+def as_searchset(bundle: dict[str, Any], prefix: str, drop: tuple[str, ...] = ()) -> list[Any]:
+    """A mapped transaction Bundle as a server would return it: ids, literal references."""
+    refs = {
+        e["fullUrl"]: f"{e['resource']['resourceType']}/{prefix}{n}"
+        for n, e in enumerate(bundle["entry"])
+    }
+    entries = []
+    for entry in bundle["entry"]:
+        resource: Any = entry["resource"]
+        for old, new in refs.items():
+            resource = rewrite_references(resource, old, new)
+        resource = {**resource, "id": refs[entry["fullUrl"]].split("/")[1]}
+        mode = "match" if is_session_procedure(resource, SYS) else "include"
+        if resource["resourceType"] not in drop:
+            entries.append({"resource": resource, "search": {"mode": mode}})
+    return entries
+
+
+def mapped(path: Path, **changes: Any) -> tuple[Any, dict[str, Any]]:
+    record = load_record({**json.loads(path.read_text()), **changes})
+    return record, to_fhir(record, SETTINGS)
+
+
+def test_pull_query_is_decision_11() -> None:
+    params = pull_query(SYS, base=CANON, patient_mrn="M,1", clinic_id="C1", since="2025-01-01")
+    assert params[:3] == [
+        ("identifier", f"{SYS.session}|"),
+        ("patient.identifier", f"{CANON}/sid/clinic/C1/mrn|M\\,1"),
+        ("_lastUpdated", "ge2025-01-01"),
+    ]
+    assert ("_include:iterate", "Encounter:service-provider") in params
+    assert {v for k, v in params if k == "_revinclude"} == {
+        "Observation:part-of",
+        "Procedure:part-of",
+    }
+    assert {v for k, v in params if k == "_include"} == {
+        "Procedure:encounter",
+        "Procedure:reason-reference",
+        "Procedure:patient",
+        "Procedure:performer",
+    }
+
+
+def test_pull_follows_paging_and_yields_a_failing_session_as_an_error(server, client) -> None:
+    first, bundle_a = mapped(EXAMPLE)
+    _, bundle_b = mapped(EXAMPLES / "good-01-lateral-epicondylitis-graston.json")
+    page2_url = f"{BASE}?_getpages=abc&_getpagesoffset=1"
+    server.add(
+        responses.GET,
+        f"{BASE}/Procedure",
+        json={
+            "resourceType": "Bundle",
+            "type": "searchset",
+            "entry": as_searchset(bundle_a, "a"),
+            "link": [{"relation": "next", "url": page2_url}],
+        },
+    )
+    page2 = {
+        "resourceType": "Bundle",
+        "type": "searchset",
+        "entry": as_searchset(bundle_b, "b", drop=("Patient",)),
+    }
+    server.add(responses.GET, page2_url, json=page2)
+    results = list(pull_records(client, clinic_id="RBPT-01"))
+    assert len(results) == 2
+    assert canonical_for_roundtrip(results[0]) == canonical_for_roundtrip(first)
+    error = results[1]
+    assert isinstance(error, PullError)
+    assert error.session_id == "RBPT-2025-000311"
+    assert error.to_json()["error"]["issue"][0]["severity"] == "error"
+
+
+def test_pull_leaves_out_children_retracted_by_a_later_version(server, client) -> None:
+    record, bundle = mapped(EXAMPLE, record_version=3)
+    entries = as_searchset(bundle, "x")
+    [post] = [
+        e["resource"]
+        for e in entries
+        if any(i["value"].endswith("/obs/pain-post") for i in e["resource"].get("identifier", []))
+    ]
+    stale = json.loads(json.dumps(post))
+    stale["id"] = "stale-1"
+    stale["identifier"][0]["value"] += "-v1"
+    for ext in stale["extension"]:
+        if ext["url"] == SYS.version_ext:
+            ext["valuePositiveInt"] = 1
+    entries.append({"resource": stale, "search": {"mode": "include"}})
+    server.add(
+        responses.GET,
+        f"{BASE}/Procedure",
+        json={"resourceType": "Bundle", "type": "searchset", "entry": entries},
+    )
+    [pulled] = pull_records(client, session_id=record.session_id)
+    assert canonical_for_roundtrip(pulled) == canonical_for_roundtrip(record)
