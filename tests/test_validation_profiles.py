@@ -212,3 +212,27 @@ def test_unresolvable_reference_inside_mapped_bundle(index: ProfileIndex) -> Non
     proc["subject"]["reference"] = "urn:uuid:00000000-0000-5000-8000-000000000000"
     found = {(x.expression, x.details) for x in validate(broken, index) if x.is_error}
     assert found == {(f"Bundle.entry[{i}].resource.subject", "ref:unresolved")}
+
+
+def test_resource_without_meta_profile_uses_the_one_profile_of_its_type(
+    index: ProfileIndex,
+) -> None:
+    bundle = mapped("good-03-plantar-fasciitis-hawkgrips-bruising.json")
+    i, patient = next(
+        (n, e["resource"])
+        for n, e in enumerate(bundle["entry"])
+        if e["resource"]["resourceType"] == "Patient"
+    )
+    patient.pop("meta")
+    patient.pop("name")
+    found = {(x.expression, x.details) for x in validate(bundle, index) if x.is_error}
+    assert found == {(f"Bundle.entry[{i}].resource", "card:Patient.name")}
+
+
+def test_observation_without_meta_profile_gets_base_checks_only(index: ProfileIndex) -> None:
+    bundle = mapped("good-03-plantar-fasciitis-hawkgrips-bruising.json")
+    i, post = entry(bundle, "/obs/pain-post")
+    post.pop("meta")
+    post["valueQuantity"]["value"] = 11  # iastm-obs-1 is a profile rule: not checked now
+    issues = [x for x in validate(bundle, index) if x.expression == f"Bundle.entry[{i}].resource"]
+    assert [(x.severity, x.details) for x in issues] == [("information", "no-profile")]
