@@ -11,9 +11,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 from flask.testing import FlaskClient
 
 from fhir_iastm.api import create_app
+from fhir_iastm.client import FhirClient
 from fhir_iastm.service import drain_outbox, make_client
 from fhir_iastm.storage import Store
 from tests.integration.e2e_support import (
@@ -142,3 +144,34 @@ def test_a_new_version_through_the_api_updates_the_session_in_place(
     [procedure] = [e["resource"] for e in bundle["entry"]]
     assert procedure["meta"]["versionId"] == "2"  # updated in place, not created twice
     assert [n["text"] for n in procedure.get("note", [])] == ["amended"]
+
+
+class RecordingSession(requests.Session):
+    """A real HTTP session that records the method of every request it sends."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.methods: list[str] = []
+
+    def request(self, method: str | bytes, url: str | bytes, *args: Any,  # type: ignore[override]
+                **kwargs: Any) -> requests.Response:
+        self.methods.append(str(method))
+        return super().request(method, url, *args, **kwargs)
+
+
+def test_an_entered_in_error_session_never_pushed_sends_nothing(
+    app_client: FlaskClient, counter: HapiCounter, hapi_base_url: str
+) -> None:
+    """Decision 10, through the service: only reads reach the server, no resource is written."""
+    [record] = batch(1, ["good-07"])  # its own patient: nothing of it may appear on the server
+    post_all(app_client, [record])
+    session = RecordingSession()
+
+    stats = drain_outbox(store_of(app_client), FhirClient(hapi_base_url, session=session))
+
+    assert (stats.claimed, stats.done, stats.dead_lettered) == (1, {"unchanged": 1}, 0)
+    assert set(session.methods) == {"GET"}, session.methods  # metadata and a search, no write
+    assert counter.sessions(record["session_id"]) == 0
+    assert counter.patients(record) == 0
+    sync = sync_of(app_client, record["session_id"])
+    assert (sync["state"], sync["pending"], sync["fhir_ids"]) == ("unchanged", 0, {})

@@ -158,7 +158,7 @@ def test_nothing_is_lost_while_the_server_is_down_and_all_arrive_once_it_is_back
 
     assert worker.stats is not None
     assert worker.stats.dead_lettered == 0
-    assert worker.stats.retried >= 2 * len(records)
+    assert worker.stats.retried >= len(records)
     assert sum(worker.stats.done.values()) == len(records)
     assert_all_pushed(store, records)
     assert {store.get_sync(r["session_id"]).state for r in records} == {"pushed"}
@@ -242,13 +242,14 @@ def test_a_worker_killed_mid_drain_loses_nothing_and_duplicates_nothing(
         wait_until(lambda: store.outbox_counts()["done"] >= third and
                    in_flight_entry(store) is not None, "a third of the drain, push in flight",
                    interval=0.02)
-        killed = in_flight_entry(store)
         doomed.send_signal(signal.SIGKILL)
     finally:
         doomed.kill()
         returncode = doomed.wait(30)
     assert returncode == -signal.SIGKILL
-    assert killed is not None
+    # The push the worker died in (its lease still runs). Pushes take ~0.3-1 s and the gap between
+    # two claims a few ms, so this is almost always one entry; None only if the kill fell between.
+    killed = in_flight_entry(store)
     counts = store.outbox_counts()
     assert 0 < counts["pending"] < len(records), counts
 
@@ -262,10 +263,11 @@ def test_a_worker_killed_mid_drain_loses_nothing_and_duplicates_nothing(
 
     assert_all_pushed(store, records)
     with store.read() as conn:
-        entry = conn.execute(select(outbox.c.attempts, outbox.c.claimed_by)
-                             .where(outbox.c.id == killed[0])).one()
-    # the doomed worker's claim, then the newcomer's once the lease ran out
-    assert (entry.attempts, entry.claimed_by) == (2, "newcomer")
+        attempts = dict(conn.execute(select(outbox.c.id, outbox.c.attempts)).tuples().all())
+    # One claim per entry; the killed push twice: the doomed worker's claim, then the newcomer's
+    # once the lease ran out (nothing waited for the doomed worker, nothing else was repeated).
+    expected = dict.fromkeys(attempts, 1) | ({killed[0]: 2} if killed else {})
+    assert attempts == expected
     assert final_stats(tmp_path / "newcomer.log")["claimed"] == counts["pending"]
     assert_exactly_once(counter, records)
     store.close()
