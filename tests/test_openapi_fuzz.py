@@ -33,8 +33,7 @@ FHIR_JSON = "application/fhir+json"
 def fuzz_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Flask]:
     """The service on an empty SQLite file, with two stored sessions for path values to hit."""
     db = Path(tmp_path_factory.mktemp("fuzz")) / "fuzz.db"
-    app = create_app({"DATABASE_URL": f"sqlite:///{db}", "FHIR_BASE_URL": None,
-                      "API_TOKENS": None})
+    app = create_app({"DATABASE_URL": f"sqlite:///{db}", "FHIR_BASE_URL": None, "API_TOKENS": None})
     client = app.test_client()
     for name in ("good-01", "good-07"):
         assert client.post("/api/sessions", json=example(name)).status_code == 201
@@ -82,22 +81,28 @@ def assert_client_errors_are_outcomes(response: Any, case: Any) -> None:
 
 
 def test_every_documented_operation_is_fuzzed(api_schema: Any) -> None:
-    found = sorted((op.ok().method.upper(), op.ok().path)
-                   for op in api_schema.get_all_operations())
+    found = sorted((op.ok().method.upper(), op.ok().path) for op in api_schema.get_all_operations())
     assert found == sorted(OPERATIONS)
 
 
 #: Negative data needs an input that can break the schema: a body or a typed/enum query value.
 #: (An operation whose only input is a free string path segment has no invalid value.)
-NEGATABLE = {("POST", "/api/sessions"), ("GET", "/api/sessions"),
-             ("GET", "/api/sessions/{session_id}")}
-CASES = [(method, path, mode) for method, path in OPERATIONS
-         for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE)
-         if mode is GenerationMode.POSITIVE or (method, path) in NEGATABLE]
+NEGATABLE = {
+    ("POST", "/api/sessions"),
+    ("GET", "/api/sessions"),
+    ("GET", "/api/sessions/{session_id}"),
+}
+CASES = [
+    (method, path, mode)
+    for method, path in OPERATIONS
+    for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE)
+    if mode is GenerationMode.POSITIVE or (method, path) in NEGATABLE
+]
 
 
-@pytest.mark.parametrize(("method", "path", "mode"), CASES,
-                         ids=[f"{m} {p} {g.value}" for m, p, g in CASES])
+@pytest.mark.parametrize(
+    ("method", "path", "mode"), CASES, ids=[f"{m} {p} {g.value}" for m, p, g in CASES]
+)
 def test_no_server_errors_and_every_client_error_is_an_operation_outcome(
     api_schema: Any, method: str, path: str, mode: GenerationMode
 ) -> None:
@@ -105,8 +110,12 @@ def test_no_server_errors_and_every_client_error_is_an_operation_outcome(
     statuses: list[int] = []
 
     @given(case=operation.as_strategy(generation_mode=mode))
-    @settings(max_examples=MAX_EXAMPLES, deadline=None, database=None,
-              suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+    @settings(
+        max_examples=MAX_EXAMPLES,
+        deadline=None,
+        database=None,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
+    )
     def run(case: Any) -> None:
         response = case.call()
         statuses.append(response.status_code)
@@ -127,8 +136,7 @@ def test_no_server_errors_and_every_client_error_is_an_operation_outcome(
         "/api/sessions?limit=1000000000000",
     ],
 )
-def test_integer_query_values_the_database_cannot_take_are_400(fuzz_app: Flask,
-                                                               query: str) -> None:
+def test_integer_query_values_the_database_cannot_take_are_400(fuzz_app: Flask, query: str) -> None:
     """Found by the fuzzer: these were 500s (ValueError / driver OverflowError)."""
     response = fuzz_app.test_client().get(query)
     assert response.status_code == 400, response.get_data(as_text=True)

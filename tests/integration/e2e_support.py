@@ -111,8 +111,9 @@ class HapiCounter:
         return {
             "sessions": {r["session_id"]: self.sessions(r["session_id"]) for r in records},
             "patients": {r["patient"]["mrn"]: self.patients(r) for r in records},
-            "organizations": self.count("Organization", CLINIC_SYSTEM,
-                                        first["clinic"]["clinic_id"]),
+            "organizations": self.count(
+                "Organization", CLINIC_SYSTEM, first["clinic"]["clinic_id"]
+            ),
             "practitioners": self.count("Practitioner", NPI_SYSTEM, first["therapist"]["npi"]),
         }
 

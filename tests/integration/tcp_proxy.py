@@ -41,8 +41,9 @@ class TcpProxy:
             sock.listen(64)
             self.port = sock.getsockname()[1]
             self._listener = sock
-        threading.Thread(target=self._accept, args=(sock,), daemon=True,
-                         name="proxy-accept").start()
+        threading.Thread(
+            target=self._accept, args=(sock,), daemon=True, name="proxy-accept"
+        ).start()
         return self
 
     up = start
@@ -102,8 +103,9 @@ class TcpProxy:
                 self.accepted += 1
             finished = [0]  # directions of this pair that have ended
             for src, dst in ((client, upstream), (upstream, client)):
-                threading.Thread(target=self._pipe, args=(src, dst, finished), daemon=True,
-                                 name="proxy-pipe").start()
+                threading.Thread(
+                    target=self._pipe, args=(src, dst, finished), daemon=True, name="proxy-pipe"
+                ).start()
 
     def _pipe(self, src: socket.socket, dst: socket.socket, finished: list[int]) -> None:
         try:

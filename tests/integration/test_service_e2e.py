@@ -153,9 +153,10 @@ class RecordingSession(requests.Session):
         super().__init__()
         self.methods: list[str] = []
 
-    def request(self, method: str | bytes, url: str | bytes, *args: Any,  # type: ignore[override]
-                **kwargs: Any) -> requests.Response:
-        self.methods.append(str(method))
+    def request(  # type: ignore[override]
+        self, method: str, url: str, *args: Any, **kwargs: Any
+    ) -> requests.Response:
+        self.methods.append(method)
         return super().request(method, url, *args, **kwargs)
 
 

@@ -82,8 +82,12 @@ def stored(url: str, records: list[dict[str, Any]]) -> Store:
     return store
 
 
-def wait_until(condition: Callable[[], bool], what: str, timeout: float = DRAIN_DEADLINE_S,
-               interval: float = 0.1) -> None:
+def wait_until(
+    condition: Callable[[], bool],
+    what: str,
+    timeout: float = DRAIN_DEADLINE_S,
+    interval: float = 0.1,
+) -> None:
     deadline = time.monotonic() + timeout
     while not condition():
         assert time.monotonic() < deadline, f"timed out after {timeout:.0f} s waiting for {what}"
@@ -100,9 +104,16 @@ class WorkerThread:
         self.thread = threading.Thread(target=self._run, args=(store,), name="e2e-worker")
 
     def _run(self, store: Store) -> None:
-        self.stats = run_worker(store, make_pusher(self.client), worker_id="e2e-thread",
-                                poll_interval=0.05, max_attempts=100_000, backoff=FAST_BACKOFF,
-                                lease_seconds=30, stop=self.stop)
+        self.stats = run_worker(
+            store,
+            make_pusher(self.client),
+            worker_id="e2e-thread",
+            poll_interval=0.05,
+            max_attempts=100_000,
+            backoff=FAST_BACKOFF,
+            lease_seconds=30,
+            stop=self.stop,
+        )
 
     def __enter__(self) -> WorkerThread:
         self.thread.start()
@@ -116,13 +127,18 @@ class WorkerThread:
 
 
 def assert_all_pushed(store: Store, records: list[dict[str, Any]]) -> None:
-    assert store.outbox_counts() == {"pending": 0, "in_flight": 0, "done": len(records),
-                                     "dead-letter": 0}
+    assert store.outbox_counts() == {
+        "pending": 0,
+        "in_flight": 0,
+        "done": len(records),
+        "dead-letter": 0,
+    }
     states = {store.get_sync(r["session_id"]).state for r in records}
     assert states <= {"pushed", "unchanged"}, states
 
 
 # --- an unreachable server ---------------------------------------------------------------------
+
 
 def test_nothing_is_lost_while_the_server_is_down_and_all_arrive_once_it_is_back(
     sqlite_url: str, proxy: TcpProxy, counter: HapiCounter, hapi_base_url: str
@@ -197,14 +213,32 @@ def test_a_flapping_network_cutting_requests_midway_loses_and_duplicates_nothing
 
 # --- worker processes ---------------------------------------------------------------------------
 
-def worker_process(database_url: str, server: str, worker_id: str, log: Path, *,
-                   once: bool, lease_seconds: float = 60.0) -> subprocess.Popen[bytes]:
+
+def worker_process(
+    database_url: str,
+    server: str,
+    worker_id: str,
+    log: Path,
+    *,
+    once: bool,
+    lease_seconds: float = 60.0,
+) -> subprocess.Popen[bytes]:
     """``fhir-iastm worker`` as a real OS process (stderr -> ``log``)."""
     script = Path(sys.executable).with_name("fhir-iastm")
     command = [str(script)] if script.exists() else [sys.executable, "-m", "fhir_iastm"]
-    command += ["worker", "--server", server, "--database-url", database_url,
-                "--worker-id", worker_id, "--poll-interval", "0.2",
-                "--lease-seconds", str(lease_seconds)]
+    command += [
+        "worker",
+        "--server",
+        server,
+        "--database-url",
+        database_url,
+        "--worker-id",
+        worker_id,
+        "--poll-interval",
+        "0.2",
+        "--lease-seconds",
+        str(lease_seconds),
+    ]
     if once:
         command.append("--once")
     env = {k: v for k, v in os.environ.items() if not k.startswith("IASTM_")}
@@ -235,13 +269,16 @@ def test_a_worker_killed_mid_drain_loses_nothing_and_duplicates_nothing(
     records = batch(records_per_test(100), PUSHABLE)
     store = stored(sqlite_url, records)
     lease = 3.0
-    doomed = worker_process(sqlite_url, hapi_base_url, "doomed", tmp_path / "doomed.log",
-                            once=True, lease_seconds=lease)
+    doomed = worker_process(
+        sqlite_url, hapi_base_url, "doomed", tmp_path / "doomed.log", once=True, lease_seconds=lease
+    )
     try:
         third = len(records) // 3
-        wait_until(lambda: store.outbox_counts()["done"] >= third and
-                   in_flight_entry(store) is not None, "a third of the drain, push in flight",
-                   interval=0.02)
+        wait_until(
+            lambda: store.outbox_counts()["done"] >= third and in_flight_entry(store) is not None,
+            "a third of the drain, push in flight",
+            interval=0.02,
+        )
         doomed.send_signal(signal.SIGKILL)
     finally:
         doomed.kill()
@@ -253,8 +290,14 @@ def test_a_worker_killed_mid_drain_loses_nothing_and_duplicates_nothing(
     counts = store.outbox_counts()
     assert 0 < counts["pending"] < len(records), counts
 
-    newcomer = worker_process(sqlite_url, hapi_base_url, "newcomer", tmp_path / "newcomer.log",
-                              once=False, lease_seconds=lease)
+    newcomer = worker_process(
+        sqlite_url,
+        hapi_base_url,
+        "newcomer",
+        tmp_path / "newcomer.log",
+        once=False,
+        lease_seconds=lease,
+    )
     try:
         wait_until(lambda: store.outbox_counts()["pending"] == 0, "the newcomer's drain")
     finally:
@@ -280,8 +323,9 @@ def test_two_worker_processes_on_postgresql_push_each_record_exactly_once(
     with dedicated_database(pg_url) as url:
         store = stored(url, records)
         logs = [tmp_path / f"w{n}.log" for n in range(2)]
-        workers = [worker_process(url, hapi_base_url, f"w{n}", logs[n], once=True)
-                   for n in range(2)]
+        workers = [
+            worker_process(url, hapi_base_url, f"w{n}", logs[n], once=True) for n in range(2)
+        ]
         try:
             returncodes = [w.wait(DRAIN_DEADLINE_S) for w in workers]
         finally:
