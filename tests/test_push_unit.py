@@ -722,3 +722,25 @@ def test_pull_leaves_out_children_retracted_by_a_later_version(server, client) -
     )
     [pulled] = pull_records(client, session_id=record.session_id)
     assert canonical_for_roundtrip(pulled) == canonical_for_roundtrip(record)
+
+
+def test_push_and_pull_import_no_edge_library() -> None:
+    """push/pull take the client as a parameter: importing them loads no HTTP, DB or web library."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, fhir_iastm.push, fhir_iastm.pull\n"
+        "print(sorted(m for m in ('requests', 'urllib3', 'flask', 'sqlalchemy', 'click')"
+        " if m in sys.modules))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=Path(__file__).parent.parent,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
