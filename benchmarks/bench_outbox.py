@@ -6,7 +6,8 @@ Without ``--pg`` (or ``TEST_DATABASE_URL``) it runs ``scripts/postgres start``. 
 fresh schema; records are saved through ``Store.save_record`` (one transaction each: version,
 outbox entry, sync state, audit), then drained by worker threads and by worker processes running
 ``run_worker`` with a no-op push, so the numbers are the store's own cost per entry. Prints one
-JSON line per measurement and a summary table. Numbers, not assertions: the machine's load matters.
+JSON line per measurement and a summary table; the "floor" line (empty write transactions per
+second, one thread) shows what the machine gives in this run; read the others against it.
 """
 
 from __future__ import annotations
@@ -126,10 +127,20 @@ def rearm(store: Store) -> None:
         conn.execute(text("UPDATE sync_state SET state = 'queued', pushed_version = NULL"))
 
 
+def floor(store: Store, count: int = 300) -> float:
+    """The backend's floor in this run: trivial write transactions (BEGIN; SELECT 1; COMMIT)/s."""
+    start = time.perf_counter()
+    for _ in range(count):
+        with store.write() as conn:
+            conn.execute(text("SELECT 1"))
+    return count / (time.perf_counter() - start)
+
+
 def measure(label: str, url: str, entries: int, workers: int) -> list[dict[str, Any]]:
     store = reset(url)
+    results = [{"backend": label, "what": "floor: empty txn", "per_s": round(floor(store), 1)}]
     saves = fill(store, entries)
-    results = [{"backend": label, "what": "save_record", "per_s": round(saves, 1)}]
+    results.append({"backend": label, "what": "save_record", "per_s": round(saves, 1)})
     for kind in ("threads", "processes"):
         rearm(store)
         seconds = drain(url, workers, kind)

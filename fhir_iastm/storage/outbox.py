@@ -20,10 +20,24 @@ from datetime import datetime, timedelta
 from typing import Any
 from uuid import uuid4
 
-from sqlalchemy import Connection, and_, case, delete, exists, insert, literal, or_, select, update
+from sqlalchemy import (
+    Connection,
+    Select,
+    and_,
+    bindparam,
+    case,
+    delete,
+    exists,
+    insert,
+    literal,
+    or_,
+    select,
+    update,
+)
 
 from fhir_iastm.errors import IastmError
-from fhir_iastm.storage.schema import outbox, record_versions, sync_state
+from fhir_iastm.storage.queries import update_sync
+from fhir_iastm.storage.schema import UtcDateTime, outbox, record_versions, sync_state
 from fhir_iastm.storage.types import LastPushed, OutboxItem, OutcomeLike
 
 
@@ -35,19 +49,13 @@ class LeaseLostError(IastmError):
     issue_type = "conflict"
 
 
+_INSERT_ENTRY = insert(outbox).returning(outbox.c.id)
+
+
 def insert_entry(conn: Connection, session_id: str, version: int, now: datetime) -> int:
     """Add an outbox entry for one version, due now; returns its id."""
-    result = conn.execute(
-        insert(outbox)
-        .values(
-            session_id=session_id,
-            record_version=version,
-            created_at=now,
-            attempts=0,
-            next_attempt_at=now,
-        )
-        .returning(outbox.c.id)
-    )
+    row = {"session_id": session_id, "record_version": version, "attempts": 0}
+    result = conn.execute(_INSERT_ENTRY, {**row, "created_at": now, "next_attempt_at": now})
     return int(result.scalar_one())
 
 
@@ -74,11 +82,10 @@ def _not_in_flight(now: datetime) -> Any:
     return or_(outbox.c.claimed_until.is_(None), outbox.c.claimed_until <= now)
 
 
-def claim(
-    conn: Connection, worker_id: str, lease_seconds: float, now: datetime
-) -> OutboxItem | None:
-    """Lease the oldest due head-of-session entry to ``worker_id``; None when nothing is due."""
+def _claim_statement() -> Select[Any]:
+    """The oldest due, unleased head-of-session entry; FOR UPDATE SKIP LOCKED on PostgreSQL."""
     o, p = outbox.alias("o"), outbox.alias("p")
+    now = bindparam("b_now", type_=UtcDateTime())
     earlier = select(literal(1)).where(
         p.c.session_id == o.c.session_id,
         p.c.done_at.is_(None),
@@ -88,7 +95,7 @@ def claim(
         ),
     )
     rv, ss = record_versions, sync_state
-    candidate = conn.execute(
+    return (
         select(
             o.c.id,
             o.c.session_id,
@@ -114,7 +121,18 @@ def claim(
         .order_by(o.c.next_attempt_at, o.c.id)
         .limit(1)
         .with_for_update(of=o, skip_locked=True)
-    ).first()
+    )
+
+
+_CLAIM = _claim_statement()
+_LEASE = update(outbox).where(outbox.c.id == bindparam("b_id"))
+
+
+def claim(
+    conn: Connection, worker_id: str, lease_seconds: float, now: datetime
+) -> OutboxItem | None:
+    """Lease the oldest due head-of-session entry to ``worker_id``; None when nothing is due."""
+    candidate = conn.execute(_CLAIM, {"b_now": now}).first()
     if candidate is None:
         return None
     token, until, attempts = (
@@ -122,12 +140,9 @@ def claim(
         now + timedelta(seconds=lease_seconds),
         candidate.attempts + 1,
     )
-    conn.execute(
-        update(outbox)
-        .where(outbox.c.id == candidate.id)
-        .values(claimed_by=worker_id, claimed_until=until, claim_token=token, attempts=attempts)
-    )
-    _update_sync(
+    lease = {"claimed_by": worker_id, "claimed_until": until, "claim_token": token}
+    conn.execute(_LEASE, {"b_id": candidate.id, "attempts": attempts, **lease})
+    update_sync(
         conn, candidate.session_id, {"state": "pushing", "attempts": attempts, "updated_at": now}
     )
     return OutboxItem(

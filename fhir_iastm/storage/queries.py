@@ -8,36 +8,46 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Row, and_, func, insert, select, update
+from sqlalchemy import Connection, Row, and_, bindparam, func, insert, select, update
 
 from fhir_iastm.errors import ConflictRecordError, Issue
 from fhir_iastm.storage.schema import audit, outbox, record_versions, records, sync_state
 from fhir_iastm.storage.types import LastPushed, StoredRecord, SyncState
 
+# Statements built once: executing them with parameter dicts skips SQLAlchemy's per-call
+# construction and cache-key work on the hot path (save, claim).
+_LOCK_RECORD = (
+    select(records.c.record_version, records.c.record_hash)
+    .where(records.c.session_id == bindparam("b_sid"))
+    .with_for_update()
+)
+_INSERT_SYNC = insert(sync_state)
+_UPDATE_SYNC = update(sync_state).where(sync_state.c.session_id == bindparam("b_sid"))
+_INSERT_AUDIT = insert(audit)
+
 
 def lock_record(conn: Connection, session_id: str) -> Row[Any, Any] | None:
     """The session's records row, locked FOR UPDATE on PostgreSQL (SQLite holds the write lock)."""
-    stmt = (
-        select(records.c.record_version, records.c.record_hash)
-        .where(records.c.session_id == session_id)
-        .with_for_update()
-    )
-    return conn.execute(stmt).first()
+    return conn.execute(_LOCK_RECORD, {"b_sid": session_id}).first()
+
+
+def update_sync(conn: Connection, session_id: str, values: dict[str, Any]) -> None:
+    """Set plain values on a session's sync_state row."""
+    conn.execute(_UPDATE_SYNC, {"b_sid": session_id, **values})
 
 
 def set_queued(conn: Connection, session_id: str, now: datetime, *, created: bool) -> None:
     """Mark a session queued for push (first save creates its sync_state row)."""
     if created:
         conn.execute(
-            insert(sync_state).values(
-                session_id=session_id, state="queued", attempts=0, updated_at=now
-            )
+            _INSERT_SYNC,
+            {"session_id": session_id, "state": "queued", "attempts": 0, "updated_at": now},
         )
         return
-    conn.execute(
-        update(sync_state)
-        .where(sync_state.c.session_id == session_id)
-        .values(state="queued", attempts=0, next_retry_at=None, updated_at=now)
+    update_sync(
+        conn,
+        session_id,
+        {"state": "queued", "attempts": 0, "next_retry_at": None, "updated_at": now},
     )
 
 
@@ -50,15 +60,8 @@ def add_audit(
     outcome: str | None,
 ) -> None:
     """Append one audit row (no PHI: names of things, never their values)."""
-    conn.execute(
-        insert(audit).values(
-            ts=now,
-            actor=actor and actor[:64],
-            action=action,
-            session_id=session_id,
-            outcome=outcome,
-        )
-    )
+    row = {"ts": now, "actor": actor and actor[:64], "action": action}
+    conn.execute(_INSERT_AUDIT, {**row, "session_id": session_id, "outcome": outcome})
 
 
 def select_records(
@@ -237,4 +240,5 @@ __all__ = [
     "select_records",
     "select_sync",
     "set_queued",
+    "update_sync",
 ]

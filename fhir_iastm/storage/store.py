@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, Engine, insert, select, update
+from sqlalchemy import Connection, Engine, bindparam, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from fhir_iastm.errors import NotFoundError
@@ -37,6 +37,11 @@ if TYPE_CHECKING:
 DEFAULT_URL = "sqlite:///fhir_iastm.db"
 Clock = Callable[[], datetime]
 Hasher = Callable[["SessionRecord"], str]
+
+
+_INSERT_RECORD = insert(records)
+_UPDATE_RECORD = update(records).where(records.c.session_id == bindparam("b_sid"))
+_INSERT_VERSION = insert(record_versions)
 
 
 def utc_now() -> datetime:
@@ -129,19 +134,13 @@ class Store:
             "updated_at": now,
         }
         if current is None:
-            conn.execute(insert(records).values(session_id=sid, created_at=now, **row))
+            conn.execute(_INSERT_RECORD, {"session_id": sid, "created_at": now, **row})
         else:
-            conn.execute(update(records).where(records.c.session_id == sid).values(**row))
-        conn.execute(
-            insert(record_versions).values(
-                session_id=sid,
-                record_version=version,
-                record_hash=digest,
-                body=raw,
-                received_at=now,
-                actor=actor and actor[:64],  # column width; a token name, never the token
-            )
-        )
+            conn.execute(_UPDATE_RECORD, {"b_sid": sid, **row})
+        version_row = {"session_id": sid, "record_version": version, "record_hash": digest}
+        # actor: cut to the column width; it is a token's name, never the token
+        extra = {"body": raw, "received_at": now, "actor": actor and actor[:64]}
+        conn.execute(_INSERT_VERSION, {**version_row, **extra})
         outbox_id = ob.insert_entry(conn, sid, version, now)
         q.set_queued(conn, sid, now, created=current is None)
         return SaveResult(
