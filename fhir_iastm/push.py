@@ -99,7 +99,9 @@ def push_record(
     """Push one record version (``bundle``: its pre-mapped Bundle, else ``to_fhir`` runs here).
 
     Raises ``FhirUnavailableError`` / ``FhirAuthError`` / ``FhirServerError`` (5xx, malformed
-    replies) — the outbox retries those; a record the server refuses comes back ``rejected``.
+    replies) and ``FhirConflictError`` (409 still there after ``max_attempts`` re-reads) — the
+    outbox retries those later; a record the server refuses (4xx, a 412 that re-reading does not
+    cure, several matches) comes back ``rejected`` with the server's OperationOutcome.
     """
     settings = settings or MappingSettings()
     plan = _plan(record, settings, bundle)
@@ -108,8 +110,12 @@ def push_record(
         try:
             return _attempt(client, plan, last_pushed, missing)
         except FhirConflictError as exc:
-            if exc.code == "E_AMBIGUOUS_MATCH" or attempt == max_attempts:
+            if exc.code == "E_AMBIGUOUS_MATCH":
                 return _rejected(plan, exc)
+            if attempt == max_attempts:
+                if exc.status == 409:  # still contended: transient, the outbox retries later
+                    raise
+                return _rejected(plan, exc)  # a 412 that re-reading did not cure (decision 9)
             sleep(random.uniform(0.02, 0.1) * 2 ** (attempt - 1))  # noqa: S311 (jitter only)
         except FhirServerError as exc:
             if _is_record_fault(exc):

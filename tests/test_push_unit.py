@@ -20,7 +20,7 @@ from click.testing import CliRunner
 from fhir_iastm.capabilities import Capabilities
 from fhir_iastm.cli import main
 from fhir_iastm.client import FhirClient, RetryPolicy
-from fhir_iastm.errors import FhirServerError, FhirUnavailableError
+from fhir_iastm.errors import FhirConflictError, FhirServerError, FhirUnavailableError
 from fhir_iastm.mapping import canonical_for_roundtrip, to_fhir
 from fhir_iastm.mapping.settings import MappingSettings
 from fhir_iastm.pull import PullError, pull_query, pull_records
@@ -316,6 +316,30 @@ def test_persistent_conflict_is_rejected_after_a_bounded_number_of_attempts(
     assert (outcome.status, outcome.error_code) == ("rejected", "E_PUSH_REJECTED")
     assert len(sent_transactions(server)) == 3
     assert outcome.operation_outcome["issue"][0]["diagnostics"] == "version mismatch"
+
+
+def test_persistent_409_is_raised_for_the_outbox_to_retry_later(server, client, record) -> None:
+    mock_metadata(server)
+    mock_lookup(server, searchset(server_procedure(1, "h1")))
+    server.add(
+        responses.POST,
+        BASE,
+        status=409,
+        json={
+            "resourceType": "OperationOutcome",
+            "issue": [
+                {
+                    "severity": "error",
+                    "code": "conflict",
+                    "diagnostics": "HAPI-0989: not current version",
+                }
+            ],
+        },
+    )
+    with pytest.raises(FhirConflictError) as caught:
+        push(client, record, max_attempts=3, last_pushed=History(1, "h1"))
+    assert caught.value.status == 409
+    assert len(sent_transactions(server)) == 3
 
 
 def test_412_multiple_matches_is_ambiguous_and_not_retried(server, client, record) -> None:
