@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from fhir_iastm.client import FhirClient, RetryPolicy
-from fhir_iastm.errors import FhirServerError
+from fhir_iastm.errors import FhirConflictError, FhirServerError
 from fhir_iastm.mapping.settings import DEFAULT_CANONICAL_BASE, MappingSettings
 from fhir_iastm.model import SessionRecord
 from fhir_iastm.profiles import ProfileIndex, load_profiles
@@ -74,7 +74,8 @@ def push_many(
 
     A session's earlier success in the same run is the history of its next version (local diff,
     decision 8); otherwise retractions come from the server search. After a server failure
-    (unreachable, 5xx, auth) the remaining records are not attempted: they come back with it.
+    (unreachable, 5xx, auth) the remaining records are not attempted: they come back with it; a
+    409 that outlasted the re-reads concerns that session only.
     """
     push = make_pusher(client, settings)
     history: dict[str, PushOutcome] = {}
@@ -83,6 +84,9 @@ def push_many(
         if failure is None:
             try:
                 outcome = push(record, history.get(record.session_id))
+            except FhirConflictError as exc:  # contention on this session only: go on
+                yield record, exc
+                continue
             except FhirServerError as exc:
                 failure = exc
             else:
