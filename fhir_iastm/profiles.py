@@ -119,6 +119,8 @@ class Profile:
     kind: str
     root: ElementNode
     source: str
+    #: extension definitions: allowed contexts as (type, expression), e.g. ("element", "Procedure")
+    contexts: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(slots=True)
@@ -294,6 +296,10 @@ def parse_structure_definition(sd: dict[str, Any], source: str) -> Profile:
         kind=str(sd.get("kind", "resource")),
         root=root,
         source=source,
+        contexts=tuple(
+            (str(c.get("type", "element")), str(c.get("expression", "")))
+            for c in sd.get("context") or []
+        ),
     )
 
 

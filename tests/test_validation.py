@@ -305,3 +305,11 @@ def test_record_field_renders_as_extension_and_diagnostics_suffix() -> None:
     assert rendered["extension"] == [
         {"url": RECORD_FIELD_EXTENSION, "valueString": "treatment_sites[0]"}
     ]
+
+
+def test_extension_outside_its_context_is_an_error(index: ProfileIndex) -> None:
+    ext = copy.deepcopy(GOOD["extension"][0])
+    res = mutated(lambda r: r["code"].update(extension=[ext]))
+    found = errors(validate(res, index))
+    assert ("Procedure.code", f"context:{COLOR}") in found
+    assert ("Procedure", f"context:{COLOR}") not in found  # the root use stays allowed

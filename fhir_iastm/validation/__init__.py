@@ -30,6 +30,7 @@ Rule-id scheme (``Issue.details``):
 ``profile-type``                profile constrains another resource type
 ``no-profile``                  (information) no profile for the type: base checks only
 ``extension:<url>``             (warning) extension without a definition here
+``context:<url>``               extension used where its definition's context forbids it
 ``ref:unresolved``/``ref:type`` urn: reference not in the Bundle / Reference.type mismatch
 ``internal``                    (fatal) the validator itself failed — a bug, never a crash
 ==============================  ==========================================================

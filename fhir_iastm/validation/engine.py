@@ -4,7 +4,7 @@ Layer: core. Stage 1 = one ``fhir.resources`` R4B parse (skippable for our own m
 which was built through those models already: never re-parse our own output, DESIGN §9);
 stage 2 = the profile checks on the dict. Rule ids for profile-independent checks:
 ``unknown-profile``, ``profile-type``, ``no-profile``, ``extension:<url>`` (unknown extension),
-``ref:unresolved``, ``ref:type``.
+``ref:unresolved``, ``ref:type``, ``context:<url>`` (extension used outside its context).
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from fhir_iastm.profiles import ElementNode, Profile, ProfileIndex
 from fhir_iastm.validation.bindings import check_local_codes
 from fhir_iastm.validation.context import Ctx, Resolver, locate
 from fhir_iastm.validation.elements import check_resource
+from fhir_iastm.validation.extcontext import allowed, owner_of, parent_extension_url
 from fhir_iastm.validation.invariants import (
     check_base,
     check_extension_shape,
@@ -75,6 +76,16 @@ def _check_extensions(found: list[tuple[str, dict[str, Any]]], ctx: Ctx) -> None
         url = ext.get("url")
         definition = ctx.index.extensions.get(url) if isinstance(url, str) else None
         if definition is not None:
+            if not allowed(definition, path, parent_extension_url(ctx.root or {}, path)):
+                element = owner_of(path)[0]
+                ctx.add(
+                    "error",
+                    "structure",
+                    path.rsplit(".", 1)[0],  # located on the owner element, as HAPI does
+                    f"extension {url} is not allowed on {element} (its context: "
+                    f"{', '.join(e for _k, e in definition.contexts)})",
+                    f"context:{url}",
+                )
             check_resource(definition.root, ext, ctx, path)
         elif isinstance(url, str) and ("://" in url or url.startswith("urn:")):
             ctx.add(

@@ -335,6 +335,13 @@ MUTATIONS: list[tuple[str, str, str, str, str, Mutate, Json, list[Json]]] = [
      lambda r: ext(r, SRV).update(extension=[{"url": "x", "valueString": "y"}]),
      E("error", "Procedure.extension[0]", "card:Extension.extension"),
      [E("error", "Procedure.extension[0]", "ext-1")]),
+    ("proc-rom-mode-extension", G3, PROC, RP, "iastm-rom-mode (context Observation) on Procedure",
+     appender(("extension",), {"url": MODE, "valueCode": "active"}),
+     E("error", "Procedure", f"context:{MODE}"), []),
+    ("proc-technique-on-body-site", G3, PROC, RP, "iastm-technique (context Procedure) on bodySite",
+     appender(("bodySite", 0, "extension"), {"url": TECH, "valueCodeableConcept": cc(
+         f"{C}/CodeSystem/iastm-technique", "graston")}),
+     E("error", "Procedure.bodySite[0]", f"context:{TECH}"), []),
     # --- iastm-adjunct-procedure
     ("adj-duration-missing", G3, ADJ, PP, "adjunct without iastm-duration", drop_ext(DUR),
      E("error", "Procedure", "slice:Procedure.extension:duration"), []),
@@ -522,6 +529,10 @@ MUTATIONS: list[tuple[str, str, str, str, str, Mutate, Json, list[Json]]] = [
     ("pain-code-38208-5", G3, PAIN, OP, "LOINC 38208-5 instead of 72514-3",
      setter(("code", "coding"), [{"system": "http://loinc.org", "code": "38208-5"}]),
      E("error", "Observation.code", "pattern:Observation.code"), []),
+    ("pain-technique-extension", G3, PAIN, OP, "iastm-technique (context Procedure) on Observation",
+     appender(("extension",), {"url": TECH, "valueCodeableConcept": cc(
+         f"{C}/CodeSystem/iastm-technique", "graston")}),
+     E("error", "Observation", f"context:{TECH}"), []),
     ("pain-no-session-resource-id", G3, PAIN, OP, "session-resource identifier replaced",
      replace_identifier(SESSION_RES),
      E("error", "Observation", "slice:Observation.identifier:session-resource"), []),
