@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 from typing import Any
 
 import pytest
@@ -210,7 +212,9 @@ def test_damaged_fhir_input_gives_mapping_errors_never_crashes(data: st.DataObje
         if data.draw(st.booleans()):
             parent.pop(path[-1])
         else:
-            parent[path[-1]] = data.draw(_JUNK)
+            # a fresh copy: sampled_from hands out the same list/dict objects, and sharing one
+            # between two places of the bundle could make the damaged tree cyclic
+            parent[path[-1]] = copy.deepcopy(data.draw(_JUNK))
     failure: IastmError | None = None
     try:
         from_fhir(bundle)
