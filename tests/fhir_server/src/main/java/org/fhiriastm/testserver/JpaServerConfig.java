@@ -60,6 +60,7 @@ public class JpaServerConfig {
 		// Fulltext indexing needs Hibernate Search, which is switched off below.
 		s.setHibernateSearchIndexFullText(false);
 		s.setAdvancedHSearchIndexing(false);
+		s.setNonResourceDbHistoryEnabled(false);
 		return s;
 	}
 
@@ -88,6 +89,8 @@ public class JpaServerConfig {
 		props.put("hibernate.dialect", HapiFhirH2Dialect.class.getName());
 		props.put("hibernate.hbm2ddl.auto", "update");
 		props.put("hibernate.search.enabled", "false");
+		// No audit (_AUD) tables: nothing here reads Envers history, and it costs start-up time.
+		props.put("hibernate.integration.envers.enabled", "false");
 		props.put("hibernate.format_sql", "false");
 		props.put("hibernate.show_sql", "false");
 		props.put("hibernate.jdbc.batch_size", "20");
