@@ -5,15 +5,18 @@
 Starts ``gunicorn --workers 2 wsgi:app`` on a free loopback port with a fresh SQLite database in a
 temporary folder, waits for ``/healthz``, stores ``--seed`` records (10 sessions per patient), then
 drives each scenario from this process (a second process, over loopback) with an open-loop load
-generator: request ``i`` is due at ``start + i / rate``; a pool of threads sends each request when it
-is due, and its latency is measured from that scheduled time, so a stalled server is charged for the
-requests it delayed (no coordinated omission). Each scenario gets a short unrecorded warm-up.
+generator: request ``i`` is due at ``start + i / rate``; a pool of threads sends each request when
+it is due, and its latency is measured from that scheduled time, so a stalled server is charged for
+the requests it delayed (no coordinated omission). Each scenario gets a short unrecorded warm-up.
 
 Scenarios, in order: ``GET /healthz`` (the baseline on this machine, same run), ``GET
 /api/sessions/<id>``, ``GET /fhir/Procedure?patient=<id>``, ``GET /fhir/Procedure?_count=50``,
 ``POST /api/sessions`` (distinct valid records: the good examples with fresh session ids), then the
 patient search again over everything stored. Prints offered rate, achieved throughput,
-p50/p90/p99/max latency and errors per scenario, and each p99 as a ratio to the baseline's.
+p50/p90/p99/max latency and errors per scenario, each p99 as a ratio to the baseline's, the
+server's CPU time per request (gunicorn master + workers, from /proc: what the request costs,
+whatever else runs) and the machine's 1-minute load average (other processes on the 2 cores show
+up in every latency).
 Numbers, not assertions: the machine's load matters.
 """
 
@@ -52,6 +55,7 @@ class Result:
     latencies: list[float] = field(default_factory=list)
     errors: dict[str, int] = field(default_factory=dict)
     elapsed: float = 0.0
+    server_cpu: float = 0.0
 
     def pct(self, p: float) -> float:
         ordered = sorted(self.latencies)
@@ -63,13 +67,35 @@ class Result:
         ratio = f"{self.pct(99) / base_p99:7.1f}x" if base_p99 else "    base"
         throughput = len(self.latencies) / self.elapsed if self.elapsed else 0.0
         errors = sum(self.errors.values())
+        worst = max(self.latencies, default=0) * 1000
+        done = len(self.latencies) + errors
+        cpu = self.server_cpu * 1000 / done if done else 0.0
         return (f"{self.name:<34} {self.offered:6.0f} {throughput:7.1f} {self.pct(50):7.1f} "
-                f"{self.pct(90):7.1f} {self.pct(99):7.1f} {max(self.latencies, default=0) * 1000:8.1f}"
-                f" {errors:6d} {ratio}")
+                f"{self.pct(90):7.1f} {self.pct(99):7.1f} {worst:8.1f} {errors:6d} {ratio} "
+                f"{cpu:8.2f} {os.getloadavg()[0]:6.1f}")
 
 
 HEADER = (f"{'scenario':<34} {'offer/s':>6} {'got/s':>7} {'p50 ms':>7} {'p90 ms':>7} "
-          f"{'p99 ms':>7} {'max ms':>8} {'errors':>6} p99/base")
+          f"{'p99 ms':>7} {'max ms':>8} {'errors':>6} p99/base cpu ms/r  load1")
+
+
+def server_cpu(master: int) -> float:
+    """CPU seconds (user + system) used so far by gunicorn's master and workers (Linux /proc)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # the process ended meanwhile
+        if stat.parent.name == str(master) or fields[1] == str(master):
+            total += (int(fields[11]) + int(fields[12])) / tick
+    return total
+
+
+def say(text: str) -> None:
+    """A benchmark reports on stdout."""
+    print(text, flush=True)  # noqa: T201
 
 
 def send(port: int, req: Request) -> tuple[int, bytes]:
@@ -146,7 +172,8 @@ def patient_ids(port: int, mrns: list[str]) -> list[str]:
     """The facade's logical Patient ids of some MRNs (via ``/fhir/Patient?identifier=``)."""
     ids = []
     for mrn in mrns:
-        status, body = send(port, ("GET", f"/fhir/Patient?identifier={urllib.parse.quote(mrn)}", None))
+        query = urllib.parse.quote(mrn)
+        status, body = send(port, ("GET", f"/fhir/Patient?identifier={query}", None))
         entries = json.loads(body).get("entry") or [] if status == 200 else []
         if entries:
             ids.append(entries[0]["resource"]["id"])
@@ -196,21 +223,38 @@ def stop_server(proc: subprocess.Popen[bytes]) -> None:
 
 # --- the run ------------------------------------------------------------------------------------
 
+def catch_up(port: int, path: str, n: int) -> None:
+    """N concurrent facade requests, so every worker projects the records stored since its last
+    refresh before the scenario is measured; prints how long that took."""
+    started = time.perf_counter()
+    pool = [threading.Thread(target=send, args=(port, ("GET", path, None))) for _ in range(n)]
+    for t in pool:
+        t.start()
+    for t in pool:
+        t.join()
+    say(f"  (facade catch-up before the next scenario: {time.perf_counter() - started:.1f} s, "
+        f"{n} concurrent requests)")
+
+
 def scenario(port: int, name: str, make: Callable[[int], list[Request]], args: argparse.Namespace,
-             expect: int = 200) -> Result:
-    warm = max(1, int(args.rate * args.warmup))
-    drive(port, name, make(warm), args.rate, expect)
-    result = drive(port, name, make(int(args.rate * args.duration)), args.rate, expect)
-    print(result.row(BASE[0] if BASE else None), flush=True)
+             base: Result | None, expect: int = 200) -> Result:
+    """A warm-up (not recorded), then ``rate * duration`` requests at the fixed rate."""
+    drive(port, name, make(max(1, int(args.rate * args.warmup))), args.rate, expect)
+    requests = make(int(args.rate * args.duration))
+    cpu = server_cpu(args.master)
+    result = drive(port, name, requests, args.rate, expect)
+    result.server_cpu = server_cpu(args.master) - cpu
+    say(result.row(base.pct(99) if base else None))
     if result.errors:
-        print(f"    errors: {result.errors}", flush=True)
+        say(f"    errors: {result.errors}")
     return result
 
 
-BASE: list[float] = []
+SCENARIOS = ("healthz", "read", "patient", "count", "post", "patient-after")
 
 
 def run(port: int, args: argparse.Namespace) -> list[Result]:
+    """Seed, then the scenarios named by ``--only`` (all by default), in the order above."""
     run_id = uuid.uuid4().hex[:6]
     seeded = records(args.seed, run_id)
     for req in posts(seeded):
@@ -218,49 +262,64 @@ def run(port: int, args: argparse.Namespace) -> list[Result]:
         if status != 201:
             raise SystemExit(f"seeding failed: HTTP {status} {body[:300]!r}")
     sids = [r["session_id"] for r in seeded]
-    mrns = sorted({r["patient"]["mrn"] for r in seeded})
-    pids = patient_ids(port, mrns[:20])
+    pids = patient_ids(port, sorted({r["patient"]["mrn"] for r in seeded})[:20])
 
     def cycle(paths: list[str]) -> Callable[[int], list[Request]]:
         return lambda n: [("GET", paths[i % len(paths)], None) for i in range(n)]
 
-    fresh = iter(records(int(args.rate * (args.duration + args.warmup)) + 10, run_id + "p"))
-    print(f"{args.seed} records seeded; {args.rate:.0f} req/s for {args.duration:.0f} s per scenario "
-          f"(+{args.warmup:.0f} s warm-up), gunicorn --workers {args.workers}, SQLite\n")
-    print(HEADER)
-    results = [scenario(port, "GET /healthz (baseline)", cycle(["/healthz"]), args)]
-    BASE.append(results[0].pct(99))
+    per_scenario = int(args.rate * (args.duration + args.warmup)) + 10
+    fresh = iter(records(per_scenario, run_id + "p"))
+    stored = args.seed + per_scenario - 10
     by_patient = cycle([f"/fhir/Procedure?patient={p}" for p in pids])
-    results += [
-        scenario(port, "GET /api/sessions/<id>", cycle([f"/api/sessions/{s}" for s in sids]), args),
-        scenario(port, f"GET /fhir/Procedure?patient= ({args.seed})", by_patient, args),
-        scenario(port, f"GET /fhir/Procedure?_count=50 ({args.seed})",
-                 cycle(["/fhir/Procedure?_count=50"]), args),
-        scenario(port, "POST /api/sessions (new records)",
-                 lambda n: posts([next(fresh) for _ in range(n)]), args, expect=201),
-    ]
-    stored = args.seed + int(args.rate * (args.duration + args.warmup))
-    results.append(scenario(port, f"GET /fhir/Procedure?patient= ({stored})", by_patient, args))
+    plan: dict[str, tuple[str, Callable[[int], list[Request]], int]] = {
+        "healthz": ("GET /healthz (baseline)", cycle(["/healthz"]), 200),
+        "read": ("GET /api/sessions/<id>", cycle([f"/api/sessions/{s}" for s in sids]), 200),
+        "patient": (f"GET /fhir/Procedure?patient= ({args.seed})", by_patient, 200),
+        "count": (f"GET /fhir/Procedure?_count=50 ({args.seed})",
+                  cycle(["/fhir/Procedure?_count=50"]), 200),
+        "post": ("POST /api/sessions (new records)",
+                 lambda n: posts([next(fresh) for _ in range(n)]), 201),
+        "patient-after": (f"GET /fhir/Procedure?patient= ({stored})", by_patient, 200),
+    }
+    say(f"{args.seed} records seeded; {args.rate:.0f} req/s for {args.duration:.0f} s per "
+        f"scenario (+{args.warmup:.0f} s warm-up), gunicorn --workers {args.workers}, SQLite, "
+        f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}\n")
+    say(HEADER)
+    results: list[Result] = []
+    base = None
+    for key in args.only:
+        name, make, expect = plan[key]
+        if key == "patient-after":
+            catch_up(port, f"/fhir/Procedure?patient={pids[0]}", 2 * args.workers)
+        results.append(scenario(port, name, make, args, base, expect))
+        if key == "healthz":
+            base = results[-1]
     return results
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rate", type=float, default=200.0, help="offered requests per second")
-    parser.add_argument("--duration", type=float, default=20.0, help="measured seconds per scenario")
+    parser.add_argument("--duration", type=float, default=20.0, help="measured s per scenario")
     parser.add_argument("--warmup", type=float, default=2.0, help="unrecorded seconds per scenario")
     parser.add_argument("--seed", type=int, default=300, help="records stored before the GETs")
     parser.add_argument("--workers", type=int, default=2, help="gunicorn worker processes")
+    parser.add_argument("--only", type=lambda v: v.split(","), default=list(SCENARIOS),
+                        help=f"comma-separated scenarios, from: {','.join(SCENARIOS)}")
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder (db, log)")
     args = parser.parse_args(argv)
+    unknown = sorted(set(args.only) - set(SCENARIOS))
+    if unknown:
+        parser.error(f"unknown scenarios {unknown}; choose from {', '.join(SCENARIOS)}")
     folder = Path(tempfile.mkdtemp(prefix="bench-api-"))
     proc, port = start_server(folder, args.workers)
+    args.master = proc.pid
     try:
         run(port, args)
     finally:
         stop_server(proc)
         if args.keep:
-            print(f"\nkept {folder}")
+            say(f"\nkept {folder}")
         else:
             subprocess.run(["rm", "-rf", str(folder)], check=False)
     return 0
