@@ -325,6 +325,8 @@ def test_pull_returns_every_record_equal_to_the_original(client: FhirClient) -> 
     assert all(canonical_for_roundtrip(p) == originals[p.session_id] for p in by_patient)
     by_clinic = [p.session_id for p in pull_records(client, clinic_id=shared["clinic"])]
     assert sorted(by_clinic) == sorted(originals)
+    by_mrn_only = [p.session_id for p in pull_records(client, patient_mrn=shared["mrn"])]
+    assert sorted(by_mrn_only) == sorted(originals)
     since_past = pull_records(client, clinic_id=shared["clinic"], since="2000-01-01")
     assert sorted(p.session_id for p in since_past) == sorted(originals)
     assert list(pull_records(client, clinic_id=shared["clinic"], since="2999-01-01")) == []
