@@ -48,28 +48,52 @@ def check_resource(
 
 
 def check_value(node: ElementNode, path: str, key: str, value: Any, ctx: Ctx) -> None:
-    """Checks on one value of an element, then its children."""
-    if node.types and not _type_ok(node, key, path, value, ctx):
-        return
+    """Checks on one value of an element, then its children (a value of a type the element
+    does not allow still gets its fixed/pattern/binding checks, as HAPI reports them)."""
+    typed = _type_ok(node, key, path, value, ctx) if node.types else True
     if node.fixed is not None and not fixed_matches(node.fixed[1], value):
-        ctx.add(
-            "error", "value", path, f"value must be exactly {node.fixed[1]!r}", f"fixed:{node.id}"
-        )
+        for where in mismatch_paths(node.fixed[1], value, path):
+            ctx.add(
+                "error",
+                "value",
+                where,
+                f"value must be exactly {node.fixed[1]!r}",
+                f"fixed:{node.id}",
+            )
     if node.pattern is not None and not pattern_matches(node.pattern[1], value):
-        ctx.add(
-            "error",
-            "value",
-            path,
-            f"value must match pattern {node.pattern[1]!r}",
-            f"pattern:{node.id}",
-        )
+        for where in mismatch_paths(node.pattern[1], value, path):
+            ctx.add(
+                "error",
+                "value",
+                where,
+                f"value must match pattern {node.pattern[1]!r}",
+                f"pattern:{node.id}",
+            )
     if node.binding is not None:
         check_binding(node, path, value, ctx)
+    if not typed:
+        return
     if node.constraints:
         check_element_constraints(node, path, key, value, ctx)
     if node.children and isinstance(value, dict):
         for name, child in node.children.items():
             check_element(child, values_at(value, name, path), path, ctx)
+
+
+def mismatch_paths(expected: Any, value: Any, path: str) -> list[str]:
+    """Where a fixed/pattern value differs: the first differing property of an object (HAPI
+    names the leaf, e.g. ``valueQuantity.system``), every pattern property when the value is
+    not an object, else the element itself (lists and primitives)."""
+    if not isinstance(expected, dict):
+        return [path]
+    if not isinstance(value, dict):
+        return [f"{path}.{k}" for k in expected]
+    for k, sub in expected.items():
+        if k not in value:
+            return [f"{path}.{k}"]
+        if not pattern_matches(sub, value[k]):
+            return [path] if isinstance(sub, list) else mismatch_paths(sub, value[k], f"{path}.{k}")
+    return [path]
 
 
 def check_element(node: ElementNode, values: list[Located], parent_path: str, ctx: Ctx) -> None:
@@ -127,10 +151,12 @@ def _type_ok(node: ElementNode, key: str, path: str, value: Any, ctx: Ctx) -> bo
     if node.name.endswith("[x]") and key != node.name:
         suffix = key[len(node.name) - 3 :]
         if not any(c[:1].upper() + c[1:] == suffix for c in codes):
+            # an extension's value of the wrong type is reported on the extension (as HAPI does)
+            where = path.rsplit(".", 1)[0] if node.id == "Extension.value[x]" else path
             ctx.add(
                 "error",
                 "structure",
-                path,
+                where,
                 f"type {suffix} is not allowed here (allowed: {', '.join(sorted(codes))})",
                 f"type:{node.id}",
             )
@@ -183,4 +209,4 @@ def _profile_type(url: str, ctx: Ctx) -> str | None:
     )
 
 
-__all__ = ["check_element", "check_resource", "check_value", "values_at"]
+__all__ = ["check_element", "check_resource", "check_value", "mismatch_paths", "values_at"]
