@@ -306,7 +306,9 @@ def test_a_worker_killed_mid_drain_loses_nothing_and_duplicates_nothing(
 
     assert_all_pushed(store, records)
     with store.read() as conn:
-        attempts = dict(conn.execute(select(outbox.c.id, outbox.c.attempts)).tuples().all())
+        attempts = {
+            row.id: row.attempts for row in conn.execute(select(outbox.c.id, outbox.c.attempts))
+        }
     # One claim per entry; the killed push twice: the doomed worker's claim, then the newcomer's
     # once the lease ran out (nothing waited for the doomed worker, nothing else was repeated).
     expected = dict.fromkeys(attempts, 1) | ({killed[0]: 2} if killed else {})
