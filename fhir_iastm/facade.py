@@ -46,8 +46,9 @@ def _rewrite(node: Any, refs: dict[str, str]) -> None:
             _rewrite(value, refs)
 
 
-def stored_resources(bundle: dict[str, Any]) -> list[dict[str, Any]]:
-    """Resources of a transaction Bundle with logical ids and literal references (a deep copy)."""
+def stored_resources(bundle: dict[str, Any], *, copy_: bool = True) -> list[dict[str, Any]]:
+    """Resources of a transaction Bundle with logical ids and literal references (a deep copy;
+    ``copy_=False`` rewrites the Bundle's own resources instead, for a Bundle nobody else holds)."""
     entries = bundle.get("entry") or []
     refs: dict[str, str] = {}
     ids: list[str] = []
@@ -58,7 +59,7 @@ def stored_resources(bundle: dict[str, Any]) -> list[dict[str, Any]]:
             refs[entry["fullUrl"]] = f"{entry['resource']['resourceType']}/{rid}"
     out = []
     for entry, rid in zip(entries, ids, strict=True):
-        resource = copy.deepcopy(entry["resource"])
+        resource = copy.deepcopy(entry["resource"]) if copy_ else entry["resource"]
         resource["id"] = rid
         _rewrite(resource, refs)
         out.append(resource)

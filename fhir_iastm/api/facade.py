@@ -10,15 +10,17 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
 from fhir_iastm.facade import stored_resources
 from fhir_iastm.mapping import MappingSettings, to_fhir
 from fhir_iastm.records import load_record
-from fhir_iastm.storage import Store
+from fhir_iastm.storage import Store, StoredRecord
 
-#: Re-read records updated within this margin of the last refresh (clock granularity, racing writes).
+#: Re-read records updated within this margin of the last refresh (clock granularity, racing
+#: writes).
 _MARGIN = timedelta(seconds=2)
 SHARED_TYPES = frozenset({"Patient", "Practitioner", "Organization"})
 
@@ -47,17 +49,22 @@ class Facade:
             while True:
                 page = self.store.list_records(since=self._since, limit=500, cursor=cursor)
                 for stored in page.items:
-                    self._project(stored.session_id, stored.record_version, stored.body)
+                    self._project(stored)
                 if page.next_cursor is None:
                     break
                 cursor = page.next_cursor
             self._since = started - _MARGIN
 
-    def _project(self, session_id: str, version: int, body: dict[str, Any]) -> None:
+    def _project(self, stored: StoredRecord) -> None:
+        session_id, version = stored.session_id, stored.record_version
         known = self._by_session.get(session_id)
         if known is not None and known[0] == version:
             return
-        resources = stored_resources(to_fhir(load_record(body), self.mapping))
+        # The stored hash is the one to_fhir would compute (records.record_hash of this body), and
+        # the fresh Bundle is ours alone: no second hash, no deep copy.
+        mapping = replace(self.mapping, record_hash=stored.record_hash)
+        bundle = to_fhir(load_record(stored.body), mapping)
+        resources = stored_resources(bundle, copy_=False)
         if known is not None:
             # Session-owned resources a newer version no longer emits leave the read model;
             # shared ones (Patient, Practitioner, Organization) may belong to other sessions.
