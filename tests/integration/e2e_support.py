@@ -12,6 +12,9 @@ from __future__ import annotations
 
 import os
 import random
+import sys
+import tempfile
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -158,6 +161,31 @@ def dedicated_database(pg_url: str) -> Iterator[str]:
         admin.dispose()
 
 
+def measure_push_rate(base_url: str, n: int) -> str:
+    """Store ``n`` unique records in a fresh SQLite file and drain them to ``base_url`` with one
+    worker (``service.drain_outbox``): the sessions/s the fault tests are sized by."""
+    from fhir_iastm.records import load_record
+    from fhir_iastm.service import drain_outbox, make_client
+
+    records = batch(n, PUSHABLE)
+    with tempfile.TemporaryDirectory() as folder:
+        store = Store(f"sqlite:///{folder}/rate.db")
+        store.migrate()
+        for record in records:
+            store.save_record(load_record(record), record, actor="measure")
+        started = time.perf_counter()
+        stats = drain_outbox(store, make_client(base_url))
+        elapsed = time.perf_counter() - started
+        store.close()
+    counter = HapiCounter(base_url)
+    assert_exactly_once(counter, records)
+    counter.close()
+    return (
+        f"{n} sessions in {elapsed:.1f} s = {n / elapsed:.1f} sessions/s "
+        f"(done {stats.done}, retried {stats.retried}, dead {stats.dead_lettered})"
+    )
+
+
 __all__ = [
     "CANON",
     "GOOD",
@@ -167,7 +195,12 @@ __all__ = [
     "assert_exactly_once",
     "batch",
     "dedicated_database",
+    "measure_push_rate",
     "npi",
     "reaches_server",
     "records_per_test",
 ]
+
+
+if __name__ == "__main__":  # python -m tests.integration.e2e_support BASE_URL [N]
+    print(measure_push_rate(sys.argv[1], int(sys.argv[2]) if len(sys.argv) > 2 else 100))  # noqa: T201
