@@ -236,3 +236,62 @@ def test_observation_without_meta_profile_gets_base_checks_only(index: ProfileIn
     post["valueQuantity"]["value"] = 11  # iastm-obs-1 is a profile rule: not checked now
     issues = [x for x in validate(bundle, index) if x.expression == f"Bundle.entry[{i}].resource"]
     assert [(x.severity, x.details) for x in issues] == [("information", "no-profile")]
+
+
+_json = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-5, 5)
+    | st.text(max_size=5)
+    | st.sampled_from(["2025-04-02T08:15:00-05:00", "urn:uuid:x", "Patient/1", "{score}"]),
+    lambda inner: (
+        st.lists(inner, max_size=3)
+        | st.dictionaries(
+            st.sampled_from(
+                [
+                    "url",
+                    "value",
+                    "valueCode",
+                    "coding",
+                    "system",
+                    "code",
+                    "extension",
+                    "reference",
+                    "start",
+                    "end",
+                    "valueQuantity",
+                    "text",
+                ]
+            ),
+            inner,
+            max_size=3,
+        )
+    ),
+    max_leaves=8,
+)
+
+
+def _paths(obj: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    out = [prefix] if prefix else []
+    items = (
+        obj.items() if isinstance(obj, dict) else enumerate(obj) if isinstance(obj, list) else []
+    )
+    for key, value in items:
+        out += _paths(value, (*prefix, key))
+    return out
+
+
+@settings(max_examples=150, deadline=None)
+@given(data=st.data())
+def test_garbage_anywhere_never_crashes_the_validator(data: st.DataObject) -> None:
+    if not _INDEX:
+        _INDEX.append(load_profiles(ROOT / "profiles"))
+    bundle = mapped("good-05-hamstring-strain-gua-sha.json")
+    for _ in range(3):
+        path = data.draw(st.sampled_from(_paths(bundle)))
+        owner = bundle
+        for step in path[:-1]:
+            owner = owner[step]
+        owner[path[-1]] = data.draw(_json)
+    issues = validate(bundle, _INDEX[0])
+    assert not [i for i in issues if i.details == "internal"], issues

@@ -63,14 +63,20 @@ def _codings(value: Any) -> list[tuple[str | None, str]] | None:
     if not isinstance(value, dict):
         return None
     if "coding" in value or ("text" in value and "code" not in value):
+        codings = value.get("coding")
         return [
-            (c.get("system"), str(c.get("code")))
-            for c in value.get("coding", [])
+            (_text(c.get("system")), str(c.get("code")))
+            for c in (codings if isinstance(codings, list) else [])
             if isinstance(c, dict) and "code" in c
         ]
     if "code" in value:
-        return [(value.get("system"), str(value["code"]))]
+        return [(_text(value.get("system")), str(value["code"]))]
     return None
+
+
+def _text(value: Any) -> str | None:
+    """A string as is; anything else (malformed input) as its JSON-ish text."""
+    return value if isinstance(value, str) or value is None else str(value)
 
 
 def _in(expansion: Expansion, system: str | None, code: str) -> bool:
@@ -128,7 +134,8 @@ def check_local_codes(codings: list[tuple[str, dict[str, Any]]], ctx: Ctx) -> No
     for path, coding in codings:
         system = coding.get("system")
         known = code_sets.get(system) if isinstance(system, str) else None
-        if known is None or coding.get("code") in known:
+        code = coding.get("code")
+        if known is None or (isinstance(code, str) and code in known):
             continue
         ctx.add(
             "error",

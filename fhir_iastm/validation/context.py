@@ -32,6 +32,13 @@ class Ctx:
         self.issues.append(Issue(severity, code, path, diagnostics, rule))
 
 
+def claimed_profiles(resource: dict[str, Any]) -> list[str]:
+    """The string entries of ``meta.profile`` (tolerating any malformed shape)."""
+    meta = resource.get("meta")
+    profiles = meta.get("profile") if isinstance(meta, dict) else None
+    return [p for p in profiles if isinstance(p, str)] if isinstance(profiles, list) else []
+
+
 def locate(prefix: str, path: str | None) -> str | None:
     """Prefix + ``Procedure.bodySite[0]`` -> ``Bundle.entry[3].resource.bodySite[0]``."""
     if not prefix or path is None:
@@ -42,4 +49,4 @@ def locate(prefix: str, path: str | None) -> str | None:
     return prefix + path
 
 
-__all__ = ["Ctx", "Resolver", "locate"]
+__all__ = ["Ctx", "Resolver", "claimed_profiles", "locate"]

@@ -13,7 +13,7 @@ from typing import Any
 
 from fhir_iastm.profiles import ElementNode
 from fhir_iastm.validation.bindings import check_binding
-from fhir_iastm.validation.context import Ctx
+from fhir_iastm.validation.context import Ctx, claimed_profiles
 from fhir_iastm.validation.invariants import check_element_constraints
 from fhir_iastm.validation.matching import fixed_matches, pattern_matches, slice_for
 
@@ -175,7 +175,7 @@ def _check_target(node: ElementNode, path: str, value: dict[str, Any], ctx: Ctx)
     if target is None:
         return
     allowed_types = {_profile_type(url, ctx) for url in targets}
-    target_type = target.get("resourceType")
+    target_type = str(target.get("resourceType"))
     if target_type not in allowed_types:
         ctx.add(
             "error",
@@ -186,7 +186,7 @@ def _check_target(node: ElementNode, path: str, value: dict[str, Any], ctx: Ctx)
             f"target:{node.id}",
         )
         return
-    claimed = set((target.get("meta") or {}).get("profile") or [])
+    claimed = set(claimed_profiles(target))
     ours = {url for url in targets if url in ctx.index.profiles}
     if claimed and ours and not claimed & set(targets) and claimed & set(ctx.index.profiles):
         ctx.add(

@@ -15,7 +15,7 @@ from typing import Any
 from fhir_iastm.errors import Issue
 from fhir_iastm.profiles import ElementNode, Profile, ProfileIndex
 from fhir_iastm.validation.bindings import check_local_codes
-from fhir_iastm.validation.context import Ctx, Resolver, locate
+from fhir_iastm.validation.context import Ctx, Resolver, claimed_profiles, locate
 from fhir_iastm.validation.elements import check_resource
 from fhir_iastm.validation.extcontext import allowed, owner_of, parent_extension_url
 from fhir_iastm.validation.invariants import (
@@ -32,7 +32,7 @@ from fhir_iastm.validation.trace import record_field
 def _select_profiles(resource: dict[str, Any], profile: str | None, ctx: Ctx) -> list[Profile]:
     resource_type = str(resource.get("resourceType"))
     index = ctx.index
-    claimed = [profile] if profile else list((resource.get("meta") or {}).get("profile") or [])
+    claimed = [profile] if profile else claimed_profiles(resource)
     selected: list[Profile] = []
     for i, url in enumerate(claimed):
         where = f"{resource_type}.meta.profile[{i}]" if not profile else resource_type

@@ -107,7 +107,7 @@ def _lateral(patterns: tuple[str, ...], side: str) -> Native:
 def _location_qualifiers_ok(res: Any, _type: str) -> bool:
     allowed = {"49370004", "255561001", "255551008"}
     return all(
-        any(c.get("system") == SCT and c.get("code") in allowed for c in _codings(_value(e)))
+        any(c.get("system") == SCT and str(c.get("code")) in allowed for c in _codings(_value(e)))
         for site in _list(res.get("bodySite"))
         for e in _exts(site, LOC)
     )

@@ -65,7 +65,9 @@ def check_structure(resource: dict[str, Any]) -> list[Issue]:
         cls.model_validate(resource)
     except ValidationError as exc:
         return [_issue(resource_type, err) for err in exc.errors()]
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, KeyError, AttributeError) as exc:
+        # fhir.resources raises these for shapes pydantic does not catch (e.g. an unknown
+        # resourceType inside ``contained``)
         return [Issue("error", "structure", resource_type, str(exc), "structure")]
     return []
 

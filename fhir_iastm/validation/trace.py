@@ -177,7 +177,8 @@ TYPE_FIELDS: dict[str, Rows] = {
 
 
 def _role(resource: dict[str, Any]) -> str | None:
-    for ident in resource.get("identifier") or []:
+    identifiers = resource.get("identifier")
+    for ident in identifiers if isinstance(identifiers, list) else []:
         if isinstance(ident, dict) and str(ident.get("system", "")).endswith(_SESSION_RESOURCE):
             value = str(ident.get("value", ""))
             return value.split("/", 1)[1] if "/" in value else None
@@ -187,11 +188,13 @@ def _role(resource: dict[str, Any]) -> str | None:
 def _variables(resource: dict[str, Any], tail: str, groups: dict[str, str]) -> dict[str, str]:
     out = dict(groups)
     out["when"] = "start" if groups.get("t") == "pre" else "end"
-    coding = re.match(r"code\.coding\[(\d+)\]", tail)
-    if coding:
-        codings = (resource.get("code") or {}).get("coding") or []
-        i = int(coding.group(1))
-        system = codings[i].get("system") if i < len(codings) else None
+    located = re.match(r"code\.coding\[(\d+)\]", tail)
+    if located:
+        code = resource.get("code")
+        codings = code.get("coding") if isinstance(code, dict) else None
+        i = int(located.group(1))
+        coding = codings[i] if isinstance(codings, list) and i < len(codings) else None
+        system = coding.get("system") if isinstance(coding, dict) else None
         out["coding_field"] = "icd10cm" if system == _ICD else "snomed"
     return out
 
