@@ -5,28 +5,12 @@ Layer: edge; imports SQLAlchemy and Alembic.
 SQLite is a single-writer database: every write transaction starts with ``BEGIN IMMEDIATE``, so
 two writers (threads or processes) serialize on the database lock instead of failing with
 "database is locked" half-way through a read-modify-write. Reads use a deferred ``BEGIN``.
-
-A writer that finds the database lock taken would wait in SQLite's busy handler, which polls with
-sleeps of 1, 2, 5, 10, 15, 20, 25 … ms: two gunicorn workers posting at 200 requests/s then spend
-most of their time asleep while the lock is free. So a file database's writers first queue on an
-``flock`` of ``<database>-wlock`` (one open file per connection, so threads and processes queue
-alike), taken just before ``BEGIN IMMEDIATE`` and released right after ``COMMIT`` / ``ROLLBACK``: a
-waiter wakes the moment the lock is free. SQLite's own locking still decides correctness; the busy
-timeout remains for writers that do not take the flock (another tool, a nested write).
 """
 
 from __future__ import annotations
 
-import os
-import sqlite3
-import threading
 from importlib import resources
 from typing import Any
-
-try:
-    import fcntl
-except ImportError:  # pragma: no cover - not POSIX: SQLite's busy timeout alone
-    fcntl = None  # type: ignore[assignment]
 
 from alembic import command
 from alembic.config import Config
@@ -54,11 +38,9 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         # No pool_pre_ping: it costs a round trip per transaction; recycle idle connections instead.
         kwargs.setdefault("pool_recycle", 300)
         return create_engine(url, **kwargs)
-    connect_args: dict[str, Any] = {"timeout": 60, "check_same_thread": False}
+    connect_args = {"timeout": 60, "check_same_thread": False}
     if parsed.database in (None, "", ":memory:"):
         kwargs.setdefault("poolclass", StaticPool)
-    elif fcntl is not None and not parsed.database.startswith("file:"):
-        connect_args["factory"] = _queued_writer(os.path.abspath(parsed.database) + "-wlock")
     engine = create_engine(url, connect_args=connect_args, **kwargs)
     event.listen(engine, "connect", _sqlite_on_connect)
     event.listen(engine, "begin", _sqlite_on_begin)
@@ -81,69 +63,7 @@ def _sqlite_on_connect(dbapi_conn: Any, _record: Any) -> None:
 
 def _sqlite_on_begin(conn: Any) -> None:
     mode = conn.get_execution_options().get("sqlite_begin", "IMMEDIATE")
-    dbapi_conn = conn.connection.dbapi_connection
-    queued = mode == "IMMEDIATE" and isinstance(dbapi_conn, QueuedWriter)
-    if queued:
-        dbapi_conn.acquire_write_lock()
-    try:
-        conn.exec_driver_sql(f"BEGIN {mode}")
-    except BaseException:
-        if queued:
-            dbapi_conn.release_write_lock()
-        raise
-
-
-#: Per thread: does this thread hold the writers' flock through one of its connections?
-_held = threading.local()
-
-
-class QueuedWriter(sqlite3.Connection):
-    """A sqlite3 connection whose write transactions queue on an ``flock`` (module docstring)."""
-
-    lock_path = ""
-
-    def acquire_write_lock(self) -> None:
-        """Wait for the writers' flock (skipped when this thread already holds it elsewhere)."""
-        if getattr(self, "_lock_fd", None) is not None or getattr(_held, "active", False):
-            return  # a nested writer in this thread: SQLite's busy timeout handles it, as before
-        fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)  # type: ignore[union-attr]
-        except BaseException:
-            os.close(fd)
-            raise
-        self._lock_fd: int | None = fd
-        _held.active = True
-
-    def release_write_lock(self) -> None:
-        """Release the flock, if this connection holds it (closing the file releases it)."""
-        fd = getattr(self, "_lock_fd", None)
-        if fd is not None:
-            self._lock_fd = None
-            _held.active = False
-            os.close(fd)
-
-    def commit(self) -> None:
-        try:
-            super().commit()
-        finally:
-            self.release_write_lock()
-
-    def rollback(self) -> None:
-        try:
-            super().rollback()
-        finally:
-            self.release_write_lock()
-
-    def close(self) -> None:
-        try:
-            super().close()
-        finally:
-            self.release_write_lock()
-
-
-def _queued_writer(lock_path: str) -> type[QueuedWriter]:
-    return type("QueuedWriter", (QueuedWriter,), {"lock_path": lock_path})
+    conn.exec_driver_sql(f"BEGIN {mode}")
 
 
 def alembic_config() -> Config:
