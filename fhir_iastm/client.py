@@ -171,11 +171,15 @@ class FhirClient:
         url = f"{_path(resource_type, resource_id)}/_history/{_path(None, version_id)}"
         return self._send(_Request("GET", url, f"GET {resource_type}", True, expect=resource_type))
 
-    def search(self, resource_type: str, params: Params) -> Json:
+    def search(
+        self, resource_type: str, params: Params, *, cache_control: str = "no-cache"
+    ) -> Json:
         """``GET Type?params`` (with ``Cache-Control: no-cache``): the first searchset page.
 
         Values are sent as given (percent-encoded by requests); FHIR-escaping ``\\ , $ |`` in
-        identifier values is the caller's job (MAPPING decision 16).
+        identifier values is the caller's job (MAPPING decision 16). ``cache_control`` =
+        ``"no-cache, no-store"`` suits a lookup of at most a few matches: HAPI then runs it
+        synchronously and keeps no search (and no paging) state for it.
         """
         return self._send(
             _Request(
@@ -184,7 +188,7 @@ class FhirClient:
                 f"GET {resource_type}",
                 True,
                 params=params,
-                headers={"Cache-Control": "no-cache"},
+                headers={"Cache-Control": cache_control},
                 expect="Bundle",
             )
         )

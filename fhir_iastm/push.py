@@ -55,6 +55,7 @@ from fhir_iastm.push_outcome import STATUSES, PushOutcome
 from fhir_iastm.push_retract import History, plan_retractions
 
 MAX_ATTEMPTS = 6
+LOOKUP_CACHE_CONTROL = "no-cache, no-store"
 
 
 class PushClient(Protocol):
@@ -62,7 +63,9 @@ class PushClient(Protocol):
 
     def capabilities(self) -> Any: ...
 
-    def search(self, resource_type: str, params: Any) -> Json: ...
+    def search(
+        self, resource_type: str, params: Any, *, cache_control: str = "no-cache"
+    ) -> Json: ...
 
     def search_all(self, resource_type: str, params: Any) -> Iterator[Json]: ...
 
@@ -153,7 +156,8 @@ def _missing(client: PushClient) -> frozenset[str]:
 def find_session_procedure(client: PushClient, systems: Systems, session_id: str) -> Json | None:
     """The server's IASTM Procedure of this session, or None; several -> E_AMBIGUOUS_MATCH."""
     query = f"{systems.session}|{ids.fhir_escape(session_id)}"
-    page = client.search("Procedure", [("identifier", query)])
+    # a synchronous search that HAPI does not store: at most a few matches, no paging needed
+    page = client.search("Procedure", [("identifier", query)], cache_control=LOOKUP_CACHE_CONTROL)
     found = [
         e["resource"]
         for e in page.get("entry") or []

@@ -236,7 +236,7 @@ def test_new_session_sends_the_mapped_bundle_unchanged(server, client, record) -
     )
     assert outcome.fhir_ids[f"{SYS.session}|{SID}"] == "Procedure/id2"
     lookup = server.calls[1].request
-    assert lookup.headers["Cache-Control"] == "no-cache"
+    assert lookup.headers["Cache-Control"] == "no-cache, no-store"
     assert parse_qs(urlsplit(lookup.url).query)["identifier"] == [f"{SYS.session}|{SID}"]
 
 
