@@ -34,7 +34,9 @@ def _answers(base_url: str, wait_s: float = 0.0) -> bool:
     deadline = time.monotonic() + wait_s
     while True:
         try:
-            r = requests.get(f"{base_url}/metadata", headers={"Accept": "application/fhir+json"}, timeout=10)
+            r = requests.get(
+                f"{base_url}/metadata", headers={"Accept": "application/fhir+json"}, timeout=10
+            )
             if r.status_code == 200 and r.json().get("resourceType") == "CapabilityStatement":
                 return True
         except (requests.RequestException, ValueError):
@@ -61,7 +63,10 @@ def hapi_base_url() -> Iterator[str]:
     external = os.environ.get("HAPI_BASE_URL", "").strip().rstrip("/")
     if external:
         if not _answers(external, wait_s=30):
-            pytest.fail(f"HAPI_BASE_URL={external} does not answer {external}/metadata with a CapabilityStatement")
+            pytest.fail(
+                f"HAPI_BASE_URL={external} does not answer {external}/metadata"
+                " with a CapabilityStatement"
+            )
         yield external
         return
 
