@@ -11,9 +11,10 @@ the requests it delayed (no coordinated omission). Each scenario gets a short un
 
 Scenarios, in order: ``GET /healthz`` (the baseline on this machine, same run), ``GET
 /api/sessions/<id>``, ``GET /fhir/Procedure?patient=<id>``, ``GET /fhir/Procedure?_count=50``,
-``POST /api/sessions`` (distinct valid records: the good examples with fresh session ids), then the
-patient search again over everything stored. Prints offered rate, achieved throughput,
-p50/p90/p99/max latency and errors per scenario, each p99 as a ratio to the baseline's, the
+``POST /api/sessions`` (distinct valid records: the good examples with fresh session ids), the
+patient search again over everything stored, and a mix (3 POSTs : 1 patient search, each row
+split by method). Prints offered rate, achieved throughput, p50/p90/p99/max latency and errors
+per scenario, each p99 as a ratio to the baseline's, the
 server's CPU time per request (gunicorn master + workers, from /proc: what the request costs,
 whatever else runs) and the machine's 1-minute load average (other processes on the 2 cores show
 up in every latency).
@@ -56,6 +57,7 @@ class Result:
     errors: dict[str, int] = field(default_factory=dict)
     elapsed: float = 0.0
     server_cpu: float = 0.0
+    by_method: dict[str, list[float]] = field(default_factory=dict)
 
     def pct(self, p: float) -> float:
         ordered = sorted(self.latencies)
@@ -63,7 +65,8 @@ class Result:
             return float("nan")
         return ordered[min(len(ordered) - 1, int(p / 100 * len(ordered)))] * 1000
 
-    def row(self, base_p99: float | None) -> str:
+    def row(self, base_p99: float | None, machine: bool = True) -> str:
+        """One table line; ``machine=False`` leaves out CPU per request and load average."""
         ratio = f"{self.pct(99) / base_p99:7.1f}x" if base_p99 else "    base"
         throughput = len(self.latencies) / self.elapsed if self.elapsed else 0.0
         errors = sum(self.errors.values())
@@ -71,8 +74,8 @@ class Result:
         done = len(self.latencies) + errors
         cpu = self.server_cpu * 1000 / done if done else 0.0
         return (f"{self.name:<34} {self.offered:6.0f} {throughput:7.1f} {self.pct(50):7.1f} "
-                f"{self.pct(90):7.1f} {self.pct(99):7.1f} {worst:8.1f} {errors:6d} {ratio} "
-                f"{cpu:8.2f} {os.getloadavg()[0]:6.1f}")
+                f"{self.pct(90):7.1f} {self.pct(99):7.1f} {worst:8.1f} {errors:6d} {ratio}"
+                + (f" {cpu:8.2f} {os.getloadavg()[0]:6.1f}" if machine else ""))
 
 
 HEADER = (f"{'scenario':<34} {'offer/s':>6} {'got/s':>7} {'p50 ms':>7} {'p90 ms':>7} "
@@ -111,7 +114,7 @@ def send(port: int, req: Request, timeout: float = 30.0) -> tuple[int, bytes]:
         conn.close()
 
 
-def drive(port: int, name: str, requests: list[Request], rate: float, expect: int,
+def drive(port: int, name: str, requests: list[Request], rate: float, expect: tuple[int, ...],
           threads: int = 64) -> Result:
     """Open loop: request i is due at start + i/rate; latency counts from that due time."""
     result = Result(name, rate)
@@ -131,13 +134,14 @@ def drive(port: int, name: str, requests: list[Request], rate: float, expect: in
                 time.sleep(delay)
             try:
                 status, _ = send(port, requests[i])
-                outcome = None if status == expect else f"HTTP {status}"
+                outcome = None if status in expect else f"HTTP {status}"
             except OSError as exc:
                 outcome = type(exc).__name__
             done = time.perf_counter()
             with lock:
                 if outcome is None:
                     result.latencies.append(done - due)
+                    result.by_method.setdefault(requests[i][0], []).append(done - due)
                 else:
                     result.errors[outcome] = result.errors.get(outcome, 0) + 1
                 result.elapsed = max(result.elapsed, done - start)
@@ -246,7 +250,7 @@ def catch_up(port: int, path: str, n: int) -> None:
 
 
 def scenario(port: int, name: str, make: Callable[[int], list[Request]], args: argparse.Namespace,
-             base: Result | None, expect: int = 200) -> Result:
+             base: Result | None, expect: tuple[int, ...] = (200,)) -> Result:
     """A warm-up (not recorded), then ``rate * duration`` requests at the fixed rate."""
     drive(port, name, make(max(1, int(args.rate * args.warmup))), args.rate, expect)
     requests = make(int(args.rate * args.duration))
@@ -254,12 +258,18 @@ def scenario(port: int, name: str, make: Callable[[int], list[Request]], args: a
     result = drive(port, name, requests, args.rate, expect)
     result.server_cpu = server_cpu(args.master) - cpu
     say(result.row(base.pct(99) if base else None))
+    if len(result.by_method) > 1:
+        for method, latencies in sorted(result.by_method.items()):
+            share = len(latencies) / len(result.latencies)
+            part = Result(f"  of which {method}", args.rate * share, latencies,
+                          elapsed=result.elapsed)
+            say(part.row(base.pct(99) if base else None, machine=False))
     if result.errors:
         say(f"    errors: {result.errors}")
     return result
 
 
-SCENARIOS = ("healthz", "read", "patient", "count", "post", "patient-after")
+SCENARIOS = ("healthz", "read", "patient", "count", "post", "patient-after", "mixed")
 
 
 def run(port: int, args: argparse.Namespace) -> list[Result]:
@@ -277,18 +287,24 @@ def run(port: int, args: argparse.Namespace) -> list[Result]:
         return lambda n: [("GET", paths[i % len(paths)], None) for i in range(n)]
 
     per_scenario = int(args.rate * (args.duration + args.warmup)) + 10
-    fresh = iter(records(per_scenario, run_id + "p"))
+    fresh = iter(records(2 * per_scenario, run_id + "p"))
     stored = args.seed + per_scenario - 10
     by_patient = cycle([f"/fhir/Procedure?patient={p}" for p in pids])
-    plan: dict[str, tuple[str, Callable[[int], list[Request]], int]] = {
-        "healthz": ("GET /healthz (baseline)", cycle(["/healthz"]), 200),
-        "read": ("GET /api/sessions/<id>", cycle([f"/api/sessions/{s}" for s in sids]), 200),
-        "patient": (f"GET /fhir/Procedure?patient= ({args.seed})", by_patient, 200),
+    def mixed(n: int) -> list[Request]:
+        searches = by_patient(n)
+        return [searches[i] if i % 4 == 3 else posts([next(fresh)])[0] for i in range(n)]
+
+    ok, created = (200,), (201,)
+    plan: dict[str, tuple[str, Callable[[int], list[Request]], tuple[int, ...]]] = {
+        "healthz": ("GET /healthz (baseline)", cycle(["/healthz"]), ok),
+        "read": ("GET /api/sessions/<id>", cycle([f"/api/sessions/{s}" for s in sids]), ok),
+        "patient": (f"GET /fhir/Procedure?patient= ({args.seed})", by_patient, ok),
         "count": (f"GET /fhir/Procedure?_count=50 ({args.seed})",
-                  cycle(["/fhir/Procedure?_count=50"]), 200),
+                  cycle(["/fhir/Procedure?_count=50"]), ok),
         "post": ("POST /api/sessions (new records)",
-                 lambda n: posts([next(fresh) for _ in range(n)]), 201),
-        "patient-after": (f"GET /fhir/Procedure?patient= ({stored})", by_patient, 200),
+                 lambda n: posts([next(fresh) for _ in range(n)]), created),
+        "patient-after": (f"GET /fhir/Procedure?patient= ({stored})", by_patient, ok),
+        "mixed": ("mixed: 3 POST : 1 patient search", mixed, ok + created),
     }
     say(f"{args.seed} records seeded; {args.rate:.0f} req/s for {args.duration:.0f} s per "
         f"scenario (+{args.warmup:.0f} s warm-up), gunicorn --workers {args.workers}, SQLite, "
