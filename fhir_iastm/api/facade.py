@@ -2,8 +2,9 @@
 
 Each app process keeps an in-memory projection: for every current stored record, the resources of
 its mapped Bundle with stable logical ids (``facade.stored_resources``). The projection is refreshed
-from the store before each facade request, reading only records updated since the last refresh, so
-several gunicorn processes (or machines) on one database serve the same data.
+from the store before each facade request, reading only records updated since the last refresh (ids
+and versions first, then the bodies of the sessions it lacks), so several gunicorn processes (or
+machines) on one database serve the same data.
 """
 
 from __future__ import annotations
@@ -14,14 +15,20 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
+from sqlalchemy import select
+
+from fhir_iastm.errors import NotFoundError
 from fhir_iastm.facade import stored_resources
 from fhir_iastm.mapping import MappingSettings, to_fhir
 from fhir_iastm.records import load_record
 from fhir_iastm.storage import Store, StoredRecord
+from fhir_iastm.storage.schema import records
 
 #: Re-read records updated within this margin of the last refresh (clock granularity, racing
 #: writes).
 _MARGIN = timedelta(seconds=2)
+#: Up to this many changed sessions are read one by one; more (a first refresh, a burst) in pages.
+_ONE_BY_ONE = 100
 SHARED_TYPES = frozenset({"Patient", "Practitioner", "Organization"})
 
 
@@ -45,15 +52,39 @@ class Facade:
         """Project every record stored or changed since the last refresh."""
         with self._lock:
             started = self.store.clock()
-            cursor: str | None = None
-            while True:
-                page = self.store.list_records(since=self._since, limit=500, cursor=cursor)
-                for stored in page.items:
-                    self._project(stored)
-                if page.next_cursor is None:
-                    break
-                cursor = page.next_cursor
+            changed = self._changed() if self._since is not None else None
+            if changed is None or len(changed) > _ONE_BY_ONE:
+                self._project_pages()
+            else:
+                for session_id in changed:
+                    try:
+                        self._project(self.store.get_record(session_id))
+                    except NotFoundError:
+                        continue
             self._since = started - _MARGIN
+
+    def _changed(self) -> list[str]:
+        """Sessions updated since the last refresh (margin included) whose current version the
+        projection lacks, in session_id order; reads ids and versions only, not the bodies."""
+        stmt = (
+            select(records.c.session_id, records.c.record_version)
+            .where(records.c.updated_at >= self._since)
+            .order_by(records.c.session_id)
+        )
+        with self.store.read() as conn:
+            rows = conn.execute(stmt).all()
+        return [sid for sid, version in rows
+                if self._by_session.get(sid, (None,))[0] != version]
+
+    def _project_pages(self) -> None:
+        cursor: str | None = None
+        while True:
+            page = self.store.list_records(since=self._since, limit=500, cursor=cursor)
+            for stored in page.items:
+                self._project(stored)
+            if page.next_cursor is None:
+                return
+            cursor = page.next_cursor
 
     def _project(self, stored: StoredRecord) -> None:
         session_id, version = stored.session_id, stored.record_version
