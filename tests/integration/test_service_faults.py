@@ -274,7 +274,7 @@ def in_flight_entry(store: Store) -> tuple[int, datetime] | None:
 def test_a_worker_killed_mid_drain_loses_nothing_and_duplicates_nothing(
     sqlite_url: str, counter: HapiCounter, hapi_base_url: str, tmp_path: Path
 ) -> None:
-    records = batch(records_per_test(150), PUSHABLE)
+    records = batch(records_per_test(500), PUSHABLE)
     store = stored(sqlite_url, records)
     lease = 3.0
     doomed = worker_process(
@@ -331,7 +331,7 @@ def test_a_worker_killed_mid_drain_loses_nothing_and_duplicates_nothing(
 def test_two_worker_processes_on_postgresql_push_each_record_exactly_once(
     pg_url: str, counter: HapiCounter, hapi_base_url: str, tmp_path: Path
 ) -> None:
-    records = batch(records_per_test(150), PUSHABLE)
+    records = batch(records_per_test(500), PUSHABLE)
     with dedicated_database(pg_url) as url:
         store = stored(url, records)
         logs = [tmp_path / f"w{n}.log" for n in range(2)]
