@@ -354,7 +354,8 @@ def validate_command(files: tuple[IO[str], ...], profile: str | None,
     from fhir_iastm.profiles import load_profiles
     from fhir_iastm.validation import validate
 
-    folder = Path(profiles_dir) if profiles_dir else Path(fhir_iastm.__file__).parent.parent / "profiles"
+    default = Path(fhir_iastm.__file__).parent.parent / "profiles"
+    folder = Path(profiles_dir) if profiles_dir else default
     try:
         index = load_profiles(folder)
     except ConfigError as exc:
@@ -368,7 +369,8 @@ def validate_command(files: tuple[IO[str], ...], profile: str | None,
             outcomes.append([exc.issue])
             continue
         except UnicodeDecodeError as exc:
-            outcomes.append([Issue("error", "structure", None, f"not UTF-8 text: {exc}", "E_FORMAT")])
+            issue = Issue("error", "structure", None, f"not UTF-8 text: {exc}", "E_FORMAT")
+            outcomes.append([issue])
             continue
         outcomes.extend(validate(item, index, profile=profile) for item in items)
     for issues in outcomes:

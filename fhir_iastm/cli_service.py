@@ -80,7 +80,7 @@ def import_command(files: tuple[IO[str], ...], database_url: str | None) -> None
 @click.option("--port", default=8000, show_default=True, type=int)
 @click.option("--debug/--no-debug", default=False)
 def serve_command(host: str, port: int, debug: bool) -> None:
-    """Run the HTTP service with Flask's development server (use gunicorn wsgi:app in production)."""
+    """Run the HTTP service on Flask's development server (production: gunicorn wsgi:app)."""
     from fhir_iastm.api import create_app
 
     create_app().run(host=host, port=port, debug=debug, use_reloader=False)

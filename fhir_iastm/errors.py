@@ -16,7 +16,7 @@ ERROR_CODE_SYSTEM = "https://iastm.example.org/fhir/CodeSystem/iastm-error-code"
 
 SEVERITIES = ("fatal", "error", "warning", "information")
 
-#: Shape of the codes listed in profiles/CodeSystem-iastm-error-code.json (E_… errors, W_… warnings).
+#: Shape of the codes of profiles/CodeSystem-iastm-error-code.json (E_… errors, W_… warnings).
 STABLE_CODE = re.compile(r"[EW]_[A-Z_]+")
 
 #: OperationOutcome.issue extension naming the internal-record field an issue traces back to.
@@ -55,14 +55,15 @@ class Issue:
         if self.diagnostics:
             out["diagnostics"] = self.diagnostics
         if self.record_field:
-            out["diagnostics"] = f"{self.diagnostics or ''} (record field: {self.record_field})".lstrip()
+            where = f"(record field: {self.record_field})"
+            out["diagnostics"] = f"{self.diagnostics or ''} {where}".lstrip()
         if self.expression:
             out["expression"] = [self.expression]
         return out
 
 
 def operation_outcome(issues: Iterable[Issue]) -> dict[str, Any]:
-    """Render issues as an R4 OperationOutcome; an empty list becomes one 'all OK' information issue."""
+    """Render issues as an R4 OperationOutcome; no issue becomes one 'All OK' information issue."""
     rendered = [issue.to_fhir() for issue in issues]
     if not rendered:
         rendered = [{"severity": "information", "code": "informational", "diagnostics": "All OK"}]

@@ -1,7 +1,7 @@
-"""Core: the internal IASTM session record as frozen dataclasses (MAPPING.md §1, schema_version "1.0").
+"""Core: the internal IASTM session record as frozen dataclasses (MAPPING.md §1, schema "1.0").
 
-Layer: core. Standard library only. Attribute names are exactly the record's JSON keys; nested objects
-are nested dataclasses, arrays are tuples (an absent array is an empty tuple), absent optional values
+Layer: core. Standard library only. Attribute names are exactly the record's JSON keys; nested
+objects are nested dataclasses, arrays are tuples (an absent array is an empty tuple), absent values
 are ``None``. Date-times and dates keep the exact text the clinic sent (already validated by
 ``records.load_record``), so nothing is re-formatted on the way to FHIR or back.
 
