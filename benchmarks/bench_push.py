@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import json
 import os
-import random
 import sys
 import time
 import uuid
@@ -42,19 +41,10 @@ from fhir_iastm.mapping import MappingSettings, to_fhir  # noqa: E402
 from fhir_iastm.model import SessionRecord  # noqa: E402
 from fhir_iastm.push import push_record  # noqa: E402
 from fhir_iastm.records import load_record  # noqa: E402
+from tests.strategies import random_npi as npi  # noqa: E402
 
 EXAMPLES = sorted((ROOT / "tests/data/examples").glob("good-*.json"))
 FHIR_JSON = "application/fhir+json"
-
-
-def npi() -> str:
-    """A random NPI passing the Luhn check with prefix 80840."""
-    body = f"{random.randrange(10**8, 10**9)}"
-    total = 0
-    for i, ch in enumerate(reversed("80840" + body)):
-        digit = int(ch) * (2 if i % 2 == 0 else 1)
-        total += digit - 9 if digit > 9 else digit
-    return body + str((10 - total % 10) % 10)
 
 
 def fresh_records(n: int) -> list[SessionRecord]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import json
+import random
 from datetime import UTC, date, datetime, timedelta, timezone
 from functools import cache
 from pathlib import Path
@@ -152,7 +153,8 @@ _ident = st.from_regex(r"[A-Za-z0-9][A-Za-z0-9._-]{0,20}", fullmatch=True)
 _session_id = st.from_regex(r"[A-Za-z0-9][A-Za-z0-9.-]{0,30}", fullmatch=True)
 
 
-def _npi_with_check_digit(base9: str) -> str:
+def npi_with_check_digit(base9: str) -> str:
+    """``base9`` + the Luhn check digit over ``80840`` + base9 (US Core us-core-17)."""
     digits = [int(c) for c in "80840" + base9]
     total = 0
     for i, d in enumerate(reversed(digits)):  # positions 1.. from the right after the check digit
@@ -162,8 +164,13 @@ def _npi_with_check_digit(base9: str) -> str:
     return base9 + str((10 - total % 10) % 10)
 
 
+def random_npi() -> str:
+    """A random NPI that passes the Luhn check (for unique parties in integration tests)."""
+    return npi_with_check_digit(f"{random.randrange(10**8, 10**9)}")
+
+
 _postal = st.from_regex(r"[0-9]{5}(-[0-9]{4})?", fullmatch=True)
-_npi = st.from_regex(r"[12][0-9]{8}", fullmatch=True).map(_npi_with_check_digit)
+_npi = st.from_regex(r"[12][0-9]{8}", fullmatch=True).map(npi_with_check_digit)
 
 
 def _stamp(moment: datetime, offset: str, fraction: str) -> str:

@@ -7,7 +7,6 @@ session ids, MRNs, clinic ids and NPIs get a fresh suffix, and every count is ma
 from __future__ import annotations
 
 import json
-import random
 import threading
 import uuid
 from collections.abc import Callable
@@ -26,6 +25,7 @@ from fhir_iastm.pull import PullError, pull_records
 from fhir_iastm.push import PushOutcome, push_record
 from fhir_iastm.push_bundle import Systems
 from fhir_iastm.records import load_record
+from tests.strategies import random_npi as npi
 
 pytestmark = pytest.mark.integration
 
@@ -56,16 +56,6 @@ def counting() -> CountingSession:
 @pytest.fixture
 def client(hapi_base_url: str, counting: CountingSession) -> FhirClient:
     return FhirClient(hapi_base_url, session=counting, retry=RetryPolicy(max_attempts=4))
-
-
-def npi() -> str:
-    """A random NPI that passes the Luhn check with prefix 80840."""
-    body = f"{random.randrange(10**8, 10**9)}"
-    total = 0
-    for i, ch in enumerate(reversed("80840" + body)):
-        digit = int(ch) * (2 if i % 2 == 0 else 1)
-        total += digit - 9 if digit > 9 else digit
-    return body + str((10 - total % 10) % 10)
 
 
 def variant(
