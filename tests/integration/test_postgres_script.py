@@ -69,3 +69,34 @@ def test_unreachable_folder_is_a_clear_error(tmp_path: Path) -> None:
     result = run("start", tmp_path / "pg", free_port())
     assert result.returncode == 1
     assert "cannot reach" in result.stderr
+
+
+def test_concurrent_starts_share_one_server(pg_dir: Path) -> None:
+    port = free_port()
+    env = {**os.environ, "PG_DIR": str(pg_dir), "PG_PORT": str(port), "PG_DB": "script_check"}
+    try:
+        procs = [
+            subprocess.Popen([str(SCRIPT), "start"], stdout=subprocess.PIPE, text=True, env=env)
+            for _ in range(3)
+        ]
+        outputs = [proc.communicate(timeout=300)[0] for proc in procs]
+        assert [proc.returncode for proc in procs] == [0, 0, 0]
+        urls = {out.strip().splitlines()[-1] for out in outputs}
+        assert urls == {f"postgresql+psycopg://postgres@127.0.0.1:{port}/script_check"}
+    finally:
+        assert run("stop", pg_dir, port).returncode == 0
+
+
+def test_a_port_that_cannot_be_bound_moves_to_the_next(pg_dir: Path) -> None:
+    """A bound, non-listening socket (like a client's ephemeral port) looks free but is not."""
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", 0))
+        port = squatter.getsockname()[1]
+        try:
+            started = run("start", pg_dir, port)
+            assert started.returncode == 0, started.stderr
+            assert "is taken; trying the next one" in started.stderr
+            url = started.stdout.strip().splitlines()[-1]
+            assert not url.startswith(f"postgresql+psycopg://postgres@127.0.0.1:{port}/")
+        finally:
+            run("stop", pg_dir, port)
