@@ -287,7 +287,8 @@ def run(port: int, args: argparse.Namespace) -> list[Result]:
         return lambda n: [("GET", paths[i % len(paths)], None) for i in range(n)]
 
     per_scenario = int(args.rate * (args.duration + args.warmup)) + 10
-    fresh = iter(records(2 * per_scenario, run_id + "p"))
+    writers = sum(args.only.count(k) for k in ("post", "mixed"))  # a scenario may repeat
+    fresh = iter(records(max(1, writers) * per_scenario, run_id + "p"))
     stored = args.seed + per_scenario - 10
     by_patient = cycle([f"/fhir/Procedure?patient={p}" for p in pids])
     def mixed(n: int) -> list[Request]:
