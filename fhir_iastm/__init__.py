@@ -4,8 +4,9 @@ Layers (enforced by ``tests/test_layering.py``):
 
 * **Core** — ``errors``, ``records``, ``mapping``, ``profiles``, ``validation``: pure functions over
   data. They import only the standard library, marshmallow, ``fhir.resources.R4B``, fhirpathpy,
-  simple-icd-10-cm and rfc8785. They read no configuration, no clock and no network; "now", ids and
-  profiles come in as arguments.
+  and rfc8785 (ICD-10-CM validity comes from ``data/icd10cm.txt.gz``, derived from the pinned
+  simple-icd-10-cm package by ``scripts/derive_icd10cm.py``). They read no configuration, no
+  clock and no network; "now", ids and profiles come in as arguments.
 * **Edges** — ``client`` (requests), ``storage`` (SQLAlchemy), ``api`` (Flask), ``cli`` (click).
 * **Wiring** — ``service`` is the only module that joins core and edges.
 

@@ -1,24 +1,37 @@
 """Core: code lists and single-value checks of the internal record (MAPPING.md §1, §4.3).
 
-Layer: core. Imports the standard library, marshmallow (via ``record_fields``) and
-simple-icd-10-cm. Each check raises a ValidationError whose message starts with our stable code.
+Layer: core. Imports the standard library and marshmallow (via ``record_fields``); ICD-10-CM
+validity and billability come from a table derived from the pinned simple-icd-10-cm package.
+Each check raises a ValidationError whose message starts with our stable code.
 """
 
 from __future__ import annotations
 
+import functools
+import gzip
 import json
 import re
-import warnings
 from collections.abc import Callable
 from datetime import date, datetime
 from importlib import resources
 
 from fhir_iastm.record_fields import err
 
-with warnings.catch_warnings():
-    # simple-icd-10-cm 1.5.0 loads its data with the deprecated importlib.resources.read_text.
-    warnings.simplefilter("ignore", DeprecationWarning)
-    import simple_icd_10_cm as icd
+
+@functools.cache
+def icd10cm_table() -> dict[str, bool]:
+    """Dotted ICD-10-CM code -> billable leaf, for the configured FY.
+
+    Derived from the pinned simple-icd-10-cm package by scripts/derive_icd10cm.py (the package
+    itself holds ~190 MB per process); tests/test_icd10cm_table.py proves it answers as the
+    package does for every code."""
+    data = resources.files("fhir_iastm").joinpath("data/icd10cm.txt.gz").read_bytes()
+    table: dict[str, bool] = {}
+    for line in gzip.decompress(data).decode().splitlines():
+        if line and not line.startswith("#"):
+            code, _, billable = line.partition("\t")
+            table[code] = billable == "1"
+    return table
 
 #: Decision 16: clinic_id, condition_id, mrn.
 IDENTIFIER_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
@@ -115,9 +128,10 @@ def check_icd10cm(value: str) -> None:
         raise err(
             "E_FORMAT", f"ICD-10-CM {value!r:.40} must be upper-case and dotted (e.g. M77.11)"
         )
-    if not icd.is_valid_item(value):
+    billable = icd10cm_table().get(value)
+    if billable is None:
         raise err("E_ICD_INVALID", f"{value} is not an ICD-10-CM code of the configured FY")
-    if not icd.is_leaf(value):
+    if not billable:
         raise err("E_ICD_NOT_BILLABLE", f"{value} is a category, not a billable code")
 
 

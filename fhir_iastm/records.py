@@ -1,6 +1,6 @@
 """Core: the validated loading of an internal IASTM session record (MAPPING.md §1, decisions 14–22).
 
-Layer: core. Imports the standard library, marshmallow, rfc8785, simple-icd-10-cm and core modules.
+Layer: core. Imports the standard library, marshmallow, rfc8785 and core modules.
 
 ``load_record`` checks every field (``record_schemas``), then every cross-field rule (``rules``),
 and reports *all* errors at once as ``Issue``s whose ``expression`` is a FHIRPath-style path into

@@ -32,7 +32,7 @@ def from_fhir(
     data: dict[str, Any] | list[dict[str, Any]], settings: MappingSettings | None = None
 ) -> SessionRecord:
     """One session's resources -> a validated SessionRecord (MappingError / InvalidRecordError)."""
-    from fhir_iastm.records import load_record  # lazy: records pulls in simple-icd-10-cm
+    from fhir_iastm.records import load_record  # lazy: records loads the ICD-10-CM table
 
     return load_record(record_dict(data, settings))
 
