@@ -1,6 +1,7 @@
 """Edge (Flask): ``create_app(config=None)`` — the fhir-iastm HTTP service.
 
-Settings are applied in order: defaults (``config.DEFAULTS``), then ``IASTM_*`` environment variables
+Settings are applied in order: defaults (``config.DEFAULTS``), then ``IASTM_*`` environment
+variables
 (``config.from_environ``), then the ``config`` mapping passed in (tests). The app builds its store,
 profile index and FHIR facade once and keeps them in ``app.extensions["fhir_iastm"]``.
 Blueprints: ``/api/sessions`` (records API), ``/fhir`` (facade for EHRs), ``/healthz``,
@@ -53,7 +54,7 @@ def _profiles(path: str, fingerprint: tuple[tuple[str, float], ...]) -> ProfileI
 
 
 def profile_index(path: Path) -> ProfileIndex:
-    """The compiled profiles of a folder, compiled once per process while its files are unchanged."""
+    """The compiled profiles of a folder: compiled once per process until its files change."""
     fingerprint = tuple(sorted((p.name, p.stat().st_mtime) for p in path.glob("*.json")))
     return _profiles(str(path.resolve()), fingerprint)
 

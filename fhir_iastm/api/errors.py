@@ -1,8 +1,8 @@
 """Edge (Flask): every error leaves the service as an OperationOutcome (``application/fhir+json``).
 
-One handler on ``IastmError`` serves all its subclasses (Flask resolves handlers by MRO); HTTP errors
-raised by Flask itself (404 route, 405, 413, 415 …) are rendered the same way; anything else is
-logged and answered with a plain 500 OperationOutcome that reveals nothing.
+One handler on ``IastmError`` serves all its subclasses (Flask resolves handlers by MRO); HTTP
+errors raised by Flask itself (404 route, 405, 413, 415 …) are rendered the same way; anything
+else is logged and answered with a plain 500 OperationOutcome that reveals nothing.
 """
 
 from __future__ import annotations

@@ -3,7 +3,8 @@
 ``metadata`` (CapabilityStatement), read ``/<type>/<id>``, search on Procedure, Condition,
 Observation, Patient (``patient``/``subject``, ``date``, ``code``, ``identifier``, ``_count``,
 ``_offset`` with ``next`` links), ``POST /<type>/$validate`` (our validator), and the conformance
-resources of ``profiles/``. Everything is ``application/fhir+json``; every error an OperationOutcome.
+resources of ``profiles/``. Everything is ``application/fhir+json``; every error is an
+OperationOutcome.
 Spec: https://hl7.org/fhir/R4/http.html
 """
 
@@ -68,7 +69,8 @@ def metadata() -> Response:
         "date": "2026-11-27",
         "kind": "instance",
         "software": {"name": "fhir-iastm", "version": __version__},
-        "implementation": {"description": "fhir-iastm FHIR facade", "url": request.url_root + "fhir"},
+        "implementation": {"description": "fhir-iastm FHIR facade",
+                           "url": request.url_root + "fhir"},
         "fhirVersion": "4.0.1",
         "format": ["application/fhir+json"],
         "rest": [{"mode": "server", "resource": resources}],

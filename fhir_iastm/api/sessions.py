@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
+from urllib.parse import urlencode
 
 from flask import Blueprint, Response, current_app, g, jsonify, request, url_for
 from werkzeug.exceptions import BadRequest, UnsupportedMediaType
@@ -32,7 +33,8 @@ def json_body() -> Any:
     """The request's JSON body: 415 for another media type, 400 for malformed JSON."""
     mimetype = request.mimetype or ""
     if mimetype not in JSON_TYPES:
-        raise UnsupportedMediaType(f"send the record as application/json, not '{mimetype or 'none'}'")
+        given = mimetype or "none"
+        raise UnsupportedMediaType(f"send the record as application/json, not '{given}'")
     data = request.get_data(cache=False)
     try:
         return current_app.json.loads(data)
@@ -137,9 +139,18 @@ def list_sessions() -> Response:
       summary: Current versions of stored sessions, filtered and paged by cursor
       parameters:
         - {in: query, name: patient, schema: {type: string}, description: patient MRN}
-        - {in: query, name: since, schema: {type: string}, description: stored at or after (ISO 8601 with offset)}
-        - {in: query, name: status, schema: {type: string, enum: [completed, entered-in-error, cancelled]}}
-        - {in: query, name: sync, schema: {type: string, enum: [queued, pushing, pushed, unchanged, superseded, dead-letter]}}
+        - in: query
+          name: since
+          schema: {type: string}
+          description: stored at or after (ISO 8601 with offset)
+        - in: query
+          name: status
+          schema: {type: string, enum: [completed, entered-in-error, cancelled]}
+        - in: query
+          name: sync
+          schema:
+            type: string
+            enum: [queued, pushing, pushed, unchanged, superseded, dead-letter]
         - {in: query, name: limit, schema: {type: integer, minimum: 1, maximum: 1000}}
         - {in: query, name: cursor, schema: {type: string}}
       responses:
@@ -163,7 +174,7 @@ def list_sessions() -> Response:
     if page.next_cursor:
         args = request.args.to_dict()
         args["cursor"] = page.next_cursor
-        body["next"] = url_for("sessions.list_sessions", **args)
+        body["next"] = f"{url_for('sessions.list_sessions')}?{urlencode(args)}"
     return jsonify(body)
 
 
@@ -230,7 +241,7 @@ def get_sync(session_id: str) -> Response:
     """Push state.
     ---
     get:
-      summary: Push state (queued / pushed / unchanged / superseded / dead-letter), attempts, last OperationOutcome
+      summary: Push state (queued/pushed/unchanged/superseded/dead-letter), attempts, last outcome
       parameters:
         - {in: path, name: session_id, required: true, schema: {type: string}}
       responses:
