@@ -80,14 +80,14 @@ def fill(store: Store, entries: int) -> float:
 
 def _thread_worker(url: str, name: str, barrier: threading.Barrier) -> None:
     store = Store(url)
-    barrier.wait()
+    barrier.wait(120)
     run_worker(store, noop_push, worker_id=name, once=True, load=light_load)
     store.close()
 
 
 def _process_worker(url: str, name: str, barrier: Any) -> None:
     store = Store(url)
-    barrier.wait()
+    barrier.wait(120)
     run_worker(store, noop_push, worker_id=name, once=True, load=light_load)
     store.close()
 
@@ -109,7 +109,7 @@ def drain(url: str, workers: int, kind: str) -> float:
         ]
     for runner in runners:
         runner.start()
-    barrier.wait()
+    barrier.wait(120)  # a worker that dies at start-up fails the run
     start = time.perf_counter()
     for runner in runners:
         runner.join()
