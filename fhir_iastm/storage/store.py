@@ -250,7 +250,7 @@ class Store:
             q.add_audit(conn, now, actor, "enqueue", session_id, None)
             return entry
 
-    def claim(self, worker_id: str, lease_seconds: float = 120.0) -> OutboxItem | None:
+    def claim(self, worker_id: str, lease_seconds: float = 60.0) -> OutboxItem | None:
         """Lease the next pushable entry (the oldest pending version of a session not in flight)."""
         with self.write() as conn:
             return ob.claim(conn, worker_id, lease_seconds, self.clock())
