@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import sys
+from dataclasses import replace
 from typing import IO, Any
 
 import click
@@ -122,14 +123,17 @@ def export_command(database_url: str | None) -> None:
     """Every stored session's FHIR resources as NDJSON on stdout (streamed, constant memory)."""
     from fhir_iastm.facade import stored_resources
     from fhir_iastm.mapping import to_fhir
-    from fhir_iastm.records import load_record
+    from fhir_iastm.model import SessionRecord, from_dict
     from fhir_iastm.service import mapping_settings
 
     store = _store(database_url)
     settings = mapping_settings(from_environ())
     out = sys.stdout
     for stored in store.iter_records():
-        for resource in stored_resources(to_fhir(load_record(stored.body), settings)):
+        # stored bodies were validated when they were saved: rebuild, don't re-validate
+        record = from_dict(SessionRecord, stored.body)
+        bundle = to_fhir(record, replace(settings, record_hash=stored.record_hash))
+        for resource in stored_resources(bundle):
             out.write(json.dumps(resource, separators=(",", ":")))
             out.write("\n")
     store.close()

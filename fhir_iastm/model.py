@@ -6,13 +6,19 @@ are ``None``. Date-times and dates keep the exact text the clinic sent (already 
 ``records.load_record``), so nothing is re-formatted on the way to FHIR or back.
 
 ``records.load_record`` is the only validated way to build a ``SessionRecord``; ``to_dict`` is the
-inverse (JSON-ready, absent values and empty arrays omitted).
+inverse (JSON-ready, absent values and empty arrays omitted); ``from_dict`` rebuilds a record that
+was already validated (stored records) without validating it again.
 """
 
 from __future__ import annotations
 
+import functools
+import types
+import typing
 from dataclasses import dataclass, fields, is_dataclass
-from typing import Any
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,6 +188,36 @@ class SessionRecord:
     billing: Billing | None = None
 
 
+@functools.cache
+def _hints(cls: Any) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def _build(hint: Any, value: Any) -> Any:
+    """``value`` (JSON) as ``hint``: a dataclass, a tuple of items, or the value itself."""
+    if value is None:
+        return None
+    if isinstance(hint, types.UnionType):  # ``X | None``: the non-None member
+        hint = next(arg for arg in typing.get_args(hint) if arg is not type(None))
+    if typing.get_origin(hint) is tuple:
+        item = typing.get_args(hint)[0]
+        return tuple(_build(item, v) for v in value)
+    if is_dataclass(hint):
+        return from_dict(hint, value)  # type: ignore[arg-type]
+    return value
+
+
+def from_dict(cls: type[T], data: dict[str, Any]) -> T:
+    """Rebuild a dataclass tree from a dict that ``records.load_record`` ALREADY accepted.
+
+    No validation: use it only for trusted, stored records (the FHIR facade, export). Untrusted
+    input always goes through ``records.load_record``. tests/test_model.py proves both give the
+    same record."""
+    hints = _hints(typing.cast(Any, cls))
+    names = [f.name for f in fields(cls)]  # type: ignore[arg-type]  # cls is a dataclass type
+    return cls(**{name: _build(hints[name], data[name]) for name in names if name in data})
+
+
 def to_dict(value: Any) -> Any:
     """Dataclass tree -> JSON-ready dict; ``None`` values and empty arrays are omitted."""
     if is_dataclass(value) and not isinstance(value, type):
@@ -216,5 +252,6 @@ __all__ = [
     "Technique",
     "Therapist",
     "TreatmentSite",
+    "from_dict",
     "to_dict",
 ]

@@ -20,7 +20,7 @@ from sqlalchemy import select
 from fhir_iastm.errors import NotFoundError
 from fhir_iastm.facade import stored_resources
 from fhir_iastm.mapping import MappingSettings, to_fhir
-from fhir_iastm.records import load_record
+from fhir_iastm.model import SessionRecord, from_dict
 from fhir_iastm.storage import Store, StoredRecord
 from fhir_iastm.storage.schema import records
 
@@ -91,10 +91,11 @@ class Facade:
         known = self._by_session.get(session_id)
         if known is not None and known[0] == version:
             return
-        # The stored hash is the one to_fhir would compute (records.record_hash of this body), and
-        # the fresh Bundle is ours alone: no second hash, no deep copy.
+        # The stored body passed records.load_record when it was saved: rebuild it without a second
+        # validation. The stored hash is the one to_fhir would compute, and the fresh Bundle is
+        # ours alone: no second hash, no deep copy.
         mapping = replace(self.mapping, record_hash=stored.record_hash)
-        bundle = to_fhir(load_record(stored.body), mapping)
+        bundle = to_fhir(from_dict(SessionRecord, stored.body), mapping)
         resources = stored_resources(bundle, copy_=False)
         if known is not None:
             # Session-owned resources a newer version no longer emits leave the read model;
