@@ -149,6 +149,12 @@ def searchset(*resources: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def server_error(code: str, diagnostics: str) -> dict[str, Any]:
+    """An OperationOutcome reply with one error issue, as a FHIR server sends it."""
+    issue = {"severity": "error", "code": code, "diagnostics": diagnostics}
+    return {"resourceType": "OperationOutcome", "issue": [issue]}
+
+
 def server_procedure(version: int, digest: str, vid: str = "3") -> dict[str, Any]:
     return {
         "resourceType": "Procedure",
@@ -281,16 +287,7 @@ def test_version_conflict_rereads_and_then_finds_it_unchanged(server, client, re
         responses.POST,
         BASE,
         status=409,
-        json={
-            "resourceType": "OperationOutcome",
-            "issue": [
-                {
-                    "severity": "error",
-                    "code": "conflict",
-                    "diagnostics": "HAPI-0989: not current version",
-                }
-            ],
-        },
+        json=server_error("conflict", "HAPI-0989: not current version"),
     )
     outcome = push(client, record, last_pushed=History(1, "h1"))
     assert outcome.status == "unchanged"
@@ -307,10 +304,7 @@ def test_persistent_conflict_is_rejected_after_a_bounded_number_of_attempts(
         responses.POST,
         BASE,
         status=412,
-        json={
-            "resourceType": "OperationOutcome",
-            "issue": [{"severity": "error", "code": "conflict", "diagnostics": "version mismatch"}],
-        },
+        json=server_error("conflict", "version mismatch"),
     )
     outcome = push(client, record, max_attempts=3, last_pushed=History(1, "h1"))
     assert (outcome.status, outcome.error_code) == ("rejected", "E_PUSH_REJECTED")
@@ -325,16 +319,7 @@ def test_persistent_409_is_raised_for_the_outbox_to_retry_later(server, client, 
         responses.POST,
         BASE,
         status=409,
-        json={
-            "resourceType": "OperationOutcome",
-            "issue": [
-                {
-                    "severity": "error",
-                    "code": "conflict",
-                    "diagnostics": "HAPI-0989: not current version",
-                }
-            ],
-        },
+        json=server_error("conflict", "HAPI-0989: not current version"),
     )
     with pytest.raises(FhirConflictError) as caught:
         push(client, record, max_attempts=3, last_pushed=History(1, "h1"))
@@ -349,17 +334,11 @@ def test_412_multiple_matches_is_ambiguous_and_not_retried(server, client, recor
         responses.POST,
         BASE,
         status=412,
-        json={
-            "resourceType": "OperationOutcome",
-            "issue": [
-                {
-                    "severity": "error",
-                    "code": "processing",
-                    "diagnostics": "HAPI-0988: Failed to UPDATE resource with match URL because "
-                    "this search matched 2 resources",
-                }
-            ],
-        },
+        json=server_error(
+            "processing",
+            "HAPI-0988: Failed to UPDATE resource with match URL because "
+            "this search matched 2 resources",
+        ),
     )
     outcome = push(client, record)
     assert (outcome.status, outcome.error_code) == ("rejected", "E_AMBIGUOUS_MATCH")
@@ -398,12 +377,7 @@ def test_server_rejection_is_kept_and_unavailability_raises(server, client, reco
         responses.POST,
         BASE,
         status=422,
-        json={
-            "resourceType": "OperationOutcome",
-            "issue": [
-                {"severity": "error", "code": "invalid", "diagnostics": "Procedure.status: bad"}
-            ],
-        },
+        json=server_error("invalid", "Procedure.status: bad"),
     )
     outcome = push(client, record)
     assert (outcome.status, outcome.error_code) == ("rejected", "E_FHIR_SERVER")

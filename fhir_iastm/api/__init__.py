@@ -25,6 +25,7 @@ from fhir_iastm.api.logs import configure_logging, install_request_logging
 from fhir_iastm.config import from_environ, parse_api_tokens
 from fhir_iastm.mapping import MappingSettings
 from fhir_iastm.profiles import ProfileIndex, load_profiles
+from fhir_iastm.service import mapping_settings
 from fhir_iastm.storage import Store
 
 
@@ -38,14 +39,6 @@ class AppState:
     mapping: MappingSettings
     api_tokens: dict[str, frozenset[str]]
     facade: Any
-
-
-def _mapping_settings(settings: Mapping[str, Any]) -> MappingSettings:
-    return MappingSettings(
-        canonical_base=settings["CANONICAL_BASE"],
-        include_cpt=bool(settings["INCLUDE_CPT"]),
-        claim_us_core=bool(settings["CLAIM_US_CORE"]),
-    )
 
 
 @lru_cache(maxsize=4)
@@ -74,7 +67,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.json.sort_keys = False  # type: ignore[attr-defined]
     store = Store(settings["DATABASE_URL"])
     store.migrate()
-    mapping = _mapping_settings(settings)
+    mapping = mapping_settings(settings)
     state = AppState(
         settings=settings,
         store=store,
