@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from fhir_iastm.mapping import MappingSettings, to_fhir  # noqa: E402
-from fhir_iastm.model import SessionRecord  # noqa: E402
+from fhir_iastm.records.model import SessionRecord  # noqa: E402
 from fhir_iastm.records import load_record, record_hash  # noqa: E402
 
 

@@ -33,7 +33,7 @@ from sqlalchemy import text  # noqa: E402
 
 from fhir_iastm.records import load_record  # noqa: E402
 from fhir_iastm.storage import PushOutcome, Store  # noqa: E402
-from fhir_iastm.worker import run_worker  # noqa: E402
+from fhir_iastm.sync.worker import run_worker  # noqa: E402
 
 EXAMPLE = ROOT / "tests" / "data" / "examples" / "good-01-lateral-epicondylitis-graston.json"
 TABLES = "records, record_versions, sync_state, outbox, audit"

@@ -21,13 +21,13 @@ from typing import Any
 from fhir_iastm.client import FhirClient, RetryPolicy
 from fhir_iastm.errors import FhirConflictError, FhirServerError
 from fhir_iastm.mapping.settings import DEFAULT_CANONICAL_BASE, MappingSettings
-from fhir_iastm.model import SessionRecord
 from fhir_iastm.profiles import ProfileIndex, load_profiles
-from fhir_iastm.pull import PullError, pull_records
-from fhir_iastm.push import PushOutcome, push_record
-from fhir_iastm.push_retract import History
+from fhir_iastm.records.model import SessionRecord
 from fhir_iastm.storage import Store
-from fhir_iastm.worker import WorkerStats, run_worker
+from fhir_iastm.sync.pull import PullError, pull_records
+from fhir_iastm.sync.push import PushOutcome, push_record
+from fhir_iastm.sync.retract import History
+from fhir_iastm.sync.worker import WorkerStats, run_worker
 
 Pusher = Callable[[SessionRecord, History | None], PushOutcome]
 #: Upload order: what a StructureDefinition or ValueSet refers to goes first.

@@ -24,7 +24,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
-from fhir_iastm.model import SessionRecord
+from fhir_iastm.records.model import SessionRecord
 from fhir_iastm.records import load_record
 from fhir_iastm.storage import Store
 from fhir_iastm.storage.engine import make_engine, normalize_url

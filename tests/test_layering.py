@@ -11,7 +11,7 @@ ROOT = Path(__file__).resolve().parent.parent
 CORE = [
     "fhir_iastm",
     "fhir_iastm.errors",
-    "fhir_iastm.model",
+    "fhir_iastm.records.model",
     "fhir_iastm.records",
     "fhir_iastm.mapping",
 ]

@@ -21,8 +21,9 @@ from flask import Flask, jsonify
 from fhir_iastm import __version__
 from fhir_iastm.api.auth import install_auth
 from fhir_iastm.api.errors import register_error_handlers
-from fhir_iastm.api.logs import configure_logging, install_request_logging
+from fhir_iastm.api.logs import install_request_logging
 from fhir_iastm.config import from_environ, parse_api_tokens
+from fhir_iastm.logging import configure_logging
 from fhir_iastm.mapping import MappingSettings
 from fhir_iastm.profiles import ProfileIndex, load_profiles
 from fhir_iastm.service import mapping_settings
@@ -87,10 +88,6 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     @app.get("/healthz")
     def healthz() -> Any:
         return jsonify({"status": "ok", "version": __version__})
-
-    from fhir_iastm.cli import main as cli_group
-
-    app.cli.add_command(cli_group, "iastm")
     return app
 
 

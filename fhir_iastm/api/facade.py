@@ -20,7 +20,7 @@ from sqlalchemy import select
 from fhir_iastm.errors import NotFoundError
 from fhir_iastm.facade import stored_resources
 from fhir_iastm.mapping import MappingSettings, to_fhir
-from fhir_iastm.model import SessionRecord, from_dict
+from fhir_iastm.records.model import SessionRecord, from_dict
 from fhir_iastm.storage import Store, StoredRecord
 from fhir_iastm.storage.schema import records
 

@@ -7,7 +7,6 @@ logged: they carry MRNs, names and birth dates.
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 import uuid
@@ -15,32 +14,6 @@ import uuid
 from flask import Flask, Response, g, request
 
 access_log = logging.getLogger("fhir_iastm.access")
-
-
-class JsonFormatter(logging.Formatter):
-    """Render a record as one JSON object (message plus the ``fields`` extra)."""
-
-    def format(self, record: logging.LogRecord) -> str:
-        body = {
-            "ts": round(record.created, 3),
-            "level": record.levelname.lower(),
-            "logger": record.name,
-            "msg": record.getMessage(),
-        }
-        body.update(getattr(record, "fields", {}))
-        if record.exc_info:
-            body["exc_type"] = record.exc_info[0].__name__ if record.exc_info[0] else None
-        return json.dumps(body, separators=(",", ":"))
-
-
-def configure_logging(level: int = logging.INFO) -> None:
-    """Send fhir_iastm logs to stderr as JSON lines (idempotent)."""
-    root = logging.getLogger("fhir_iastm")
-    if not any(isinstance(h.formatter, JsonFormatter) for h in root.handlers):
-        handler = logging.StreamHandler()
-        handler.setFormatter(JsonFormatter())
-        root.addHandler(handler)
-    root.setLevel(level)
 
 
 def _start() -> None:
@@ -74,4 +47,4 @@ def install_request_logging(app: Flask) -> None:
     app.after_request(_finish)
 
 
-__all__ = ["JsonFormatter", "configure_logging", "install_request_logging"]
+__all__ = ["install_request_logging"]

@@ -11,7 +11,7 @@ from apispec_webframeworks.flask import FlaskPlugin
 from flask import Blueprint, Response, current_app, jsonify
 
 from fhir_iastm import __version__
-from fhir_iastm.record_schemas import SessionRecordSchema
+from fhir_iastm.records.schemas import SessionRecordSchema
 
 bp = Blueprint("openapi", __name__)
 

@@ -19,7 +19,7 @@ from fhir_iastm.mapping.datatypes import (
     reference,
 )
 from fhir_iastm.mapping.procedure import performed, performers, reasons
-from fhir_iastm.model import AdjunctTherapy
+from fhir_iastm.records.model import AdjunctTherapy
 
 
 def to_adjunct(ctx: Ctx, a: AdjunctTherapy) -> JSON:

@@ -26,7 +26,7 @@ from fhir_iastm.mapping.observation import to_observations
 from fhir_iastm.mapping.parties import patient_system, to_organization, to_patient, to_practitioner
 from fhir_iastm.mapping.procedure import to_procedure
 from fhir_iastm.mapping.settings import MappingSettings
-from fhir_iastm.model import SessionRecord
+from fhir_iastm.records.model import SessionRecord
 
 
 def to_fhir(record: SessionRecord, settings: MappingSettings | None = None) -> JSON:

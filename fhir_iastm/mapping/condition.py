@@ -21,7 +21,7 @@ from fhir_iastm.mapping.datatypes import (
     reference,
 )
 from fhir_iastm.mapping.ids import MCODE_LATERALITY
-from fhir_iastm.model import Condition
+from fhir_iastm.records.model import Condition
 
 ICD10CM = "http://hl7.org/fhir/sid/icd-10-cm"
 SNOMED = "http://snomed.info/sct"

@@ -9,7 +9,7 @@ from fhir_iastm.mapping import ids
 from fhir_iastm.mapping.codes import STATUS, Tables, tables
 from fhir_iastm.mapping.datatypes import JSON, identifier
 from fhir_iastm.mapping.settings import MappingSettings
-from fhir_iastm.model import Condition, SessionRecord
+from fhir_iastm.records.model import Condition, SessionRecord
 
 US_CORE = "http://hl7.org/fhir/us/core/StructureDefinition/"
 #: Our profile id -> the US Core profile it satisfies (emitted only with claim_us_core, decision 1).

@@ -29,7 +29,7 @@ from fhir_iastm.mapping.datatypes import (
     quantity,
     reference,
 )
-from fhir_iastm.model import OutcomeMeasure, RangeOfMotion
+from fhir_iastm.records.model import OutcomeMeasure, RangeOfMotion
 
 PAIN_TEXT = "Pain severity 0-10 numeric rating (NRS-11)"
 

@@ -17,7 +17,7 @@ from fhir_iastm.mapping.datatypes import (
     telecom,
 )
 from fhir_iastm.mapping.ids import NPI_SYSTEM
-from fhir_iastm.model import Address
+from fhir_iastm.records.model import Address
 
 LICENSE_TEXT = "State physical therapist license"
 

@@ -26,7 +26,7 @@ from fhir_iastm.mapping.datatypes import (
     reference,
 )
 from fhir_iastm.mapping.ids import MCODE_LOCATION
-from fhir_iastm.model import AdverseEffect, TreatmentSite
+from fhir_iastm.records.model import AdverseEffect, TreatmentSite
 
 
 def to_procedure(ctx: Ctx) -> JSON:

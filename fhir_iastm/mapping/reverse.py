@@ -23,7 +23,7 @@ from fhir_iastm.mapping.parties import from_organization, from_patient, from_pra
 from fhir_iastm.mapping.procedure_reverse import from_procedure, missing
 from fhir_iastm.mapping.settings import MappingSettings
 from fhir_iastm.mapping.structure import check_resource
-from fhir_iastm.model import SessionRecord
+from fhir_iastm.records.model import SessionRecord
 
 LOINC = "http://loinc.org"
 

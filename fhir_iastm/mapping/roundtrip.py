@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from fhir_iastm.model import SessionRecord, to_dict
+from fhir_iastm.records.model import SessionRecord, to_dict
 
 #: Array -> the fields of its unique key (the Round trip paragraph).
 _KEYS = {

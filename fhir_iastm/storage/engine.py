@@ -67,9 +67,9 @@ def _sqlite_on_begin(conn: Any) -> None:
 
 
 def alembic_config() -> Config:
-    """Alembic configuration pointing at the packaged ``fhir_iastm/migrations``."""
+    """Alembic configuration pointing at the packaged ``fhir_iastm/storage/migrations``."""
     cfg = Config()
-    location = resources.files("fhir_iastm") / "migrations"
+    location = resources.files("fhir_iastm.storage") / "migrations"
     cfg.set_main_option("script_location", str(location))
     return cfg
 

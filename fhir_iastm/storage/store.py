@@ -32,7 +32,7 @@ from fhir_iastm.storage.types import (
 )
 
 if TYPE_CHECKING:
-    from fhir_iastm.model import SessionRecord
+    from fhir_iastm.records.model import SessionRecord
 
 DEFAULT_URL = "sqlite:///fhir_iastm.db"
 Clock = Callable[[], datetime]

@@ -21,7 +21,7 @@ from sqlalchemy import select
 from fhir_iastm.records import load_record
 from fhir_iastm.storage import PushOutcome, Store
 from fhir_iastm.storage.schema import outbox, sync_state
-from fhir_iastm.worker import run_worker
+from fhir_iastm.sync.worker import run_worker
 
 pytestmark = pytest.mark.integration
 
@@ -40,7 +40,7 @@ from pathlib import Path
 from types import SimpleNamespace
 import psycopg
 from fhir_iastm.storage import PushOutcome, Store
-from fhir_iastm.worker import run_worker
+from fhir_iastm.sync.worker import run_worker
 
 url, worker_id, go_file, hang_after, lease, once = sys.argv[1:7]
 hang_after, lease = int(hang_after), float(lease)

@@ -20,10 +20,10 @@ import requests
 from fhir_iastm.client import FhirClient, RetryPolicy
 from fhir_iastm.mapping import canonical_for_roundtrip
 from fhir_iastm.mapping.ids import fhir_escape
-from fhir_iastm.model import SessionRecord
-from fhir_iastm.pull import PullError, pull_records
-from fhir_iastm.push import PushOutcome, push_record
-from fhir_iastm.push_bundle import Systems
+from fhir_iastm.records.model import SessionRecord
+from fhir_iastm.sync.pull import PullError, pull_records
+from fhir_iastm.sync.push import PushOutcome, push_record
+from fhir_iastm.sync.bundle_ops import Systems
 from fhir_iastm.records import load_record
 from tests.strategies import random_npi as npi
 

@@ -41,7 +41,7 @@ from fhir_iastm.records import load_record
 from fhir_iastm.service import make_pusher
 from fhir_iastm.storage import Store
 from fhir_iastm.storage.schema import outbox
-from fhir_iastm.worker import Backoff, WorkerStats, run_worker
+from fhir_iastm.sync.worker import Backoff, WorkerStats, run_worker
 from tests.integration.e2e_support import (
     PUSHABLE,
     HapiCounter,

@@ -1,0 +1,27 @@
+"""EDGE (click): the ``fhir-iastm`` command line — one click group, ``main`` (also
+``python -m fhir_iastm`` and ``flask iastm``). Commands call ``fhir_iastm.service``; nothing imports
+this package.
+
+``io`` (documents in, results and OperationOutcomes out, exit codes), ``offline`` (map,
+unmap, validate), ``remote`` (push, pull, load-profiles), ``store`` (init-db, import, serve,
+worker, export).
+"""
+
+from __future__ import annotations
+
+import click
+
+from fhir_iastm import __version__
+from fhir_iastm.cli import offline, remote, store
+
+
+@click.group()
+@click.version_option(__version__, prog_name="fhir-iastm")
+def main() -> None:
+    """fhir-iastm: IASTM session records <-> FHIR R4."""
+
+
+for _command in (*offline.COMMANDS, *remote.COMMANDS, *store.COMMANDS):
+    main.add_command(_command)
+
+__all__ = ["main"]

@@ -1,0 +1,188 @@
+"""FHIR server commands: ``push``, ``pull`` and ``load-profiles``.
+
+Exit codes: 0 every record pushed or unchanged; 1 an invalid record, a record the server rejected
+or one it already holds newer (superseded); 3 the FHIR server failed (unreachable, 5xx, auth) —
+3 wins over 1.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from typing import IO, Any
+
+import click
+
+from fhir_iastm.cli.io import (
+    EXIT_INVALID,
+    EXIT_SERVER,
+    InputError,
+    emit_outcome,
+    emit_result,
+    read_documents,
+)
+from fhir_iastm.errors import IastmError, operation_outcome
+from fhir_iastm.mapping.settings import DEFAULT_CANONICAL_BASE
+
+# FHIR server commands (MAPPING decisions 5-13). Exit codes: 0 every record pushed or unchanged;
+# 1 an invalid record, a record the server rejected or one it already holds newer (superseded);
+# 3 the FHIR server failed (unreachable, 5xx, auth) — 3 wins over 1.
+
+
+
+def _valid_since(value: str) -> bool:
+    """YYYY-MM-DD or an ISO 8601 / RFC 3339 date-time (the FHIR ``_lastUpdated`` operand)."""
+    from datetime import date, datetime
+
+    for parse in (date.fromisoformat, datetime.fromisoformat):
+        try:
+            parse(value.replace("Z", "+00:00"))
+        except ValueError:
+            continue
+        return "T" in value or len(value) == 10
+    return False
+
+
+def _server_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """--server / --token / --canonical-base, shared by the server commands."""
+    command = click.option("--canonical-base", envvar="IASTM_CANONICAL_BASE",
+                           default=DEFAULT_CANONICAL_BASE, show_default=True,
+                           help="Base of our canonical URLs (env IASTM_CANONICAL_BASE).")(command)
+    command = click.option("--token", envvar="IASTM_FHIR_TOKEN", default=None,
+                           help="Bearer token for the server (env IASTM_FHIR_TOKEN).")(command)
+    return click.option("--server", envvar="IASTM_FHIR_BASE_URL", required=True,
+                        help="FHIR R4 base URL, e.g. http://127.0.0.1:18080/fhir "
+                             "(env IASTM_FHIR_BASE_URL).")(command)
+
+
+def _client(server: str, token: str | None) -> Any:
+    from fhir_iastm.errors import ConfigError
+    from fhir_iastm.service import make_client
+
+    try:
+        return make_client(server, token)
+    except ConfigError as exc:
+        raise click.BadParameter(exc.message, param_hint="--server") from exc
+
+
+def _load_push_inputs(files: tuple[IO[str], ...]) -> tuple[list[Any], bool]:
+    """Every valid record of FILES (invalid ones reported on stderr); whether any was invalid."""
+    from fhir_iastm.records import load_record
+
+    records, invalid = [], False
+    for stream in files:
+        try:
+            items, single = read_documents(stream)
+        except InputError as exc:
+            emit_outcome([exc.issue], None)
+            invalid = True
+            continue
+        for position, item in enumerate(items):
+            try:
+                records.append(load_record(item))
+            except IastmError as exc:
+                invalid = True
+                emit_outcome(exc.issues, None if single else position)
+    first = {r.session_id: i for i, r in reversed(list(enumerate(records)))}
+    records.sort(key=lambda r: (first[r.session_id], r.record_version))  # decision 9 order
+    return records, invalid
+
+
+def _failure_line(record: Any, exc: IastmError, status: str = "error") -> dict[str, Any]:
+    return {"session_id": record.session_id, "record_version": record.record_version,
+            "status": status, "operationOutcome": operation_outcome(exc.issues)}
+
+
+@click.command("push")
+@click.argument("files", nargs=-1, required=True, type=click.File("r", encoding="utf-8"))
+@_server_options
+def push_command(files: tuple[IO[str], ...], server: str, token: str | None,
+                 canonical_base: str) -> None:
+    """Push record(s) from FILES to a FHIR server: one JSON result line per record on stdout."""
+    from fhir_iastm.mapping import MappingSettings
+    from fhir_iastm.service import push_many
+
+    records, failed = _load_push_inputs(files)
+    client, settings = _client(server, token), MappingSettings(canonical_base=canonical_base)
+    server_down = False
+    results = push_many(client, records, settings=settings)
+    with click.progressbar(results, length=len(records), label="push", file=sys.stderr) as bar:
+        for record, outcome in bar:
+            if isinstance(outcome, IastmError):
+                server_down = True
+                emit_result(_failure_line(record, outcome), False)
+                continue
+            failed = failed or outcome.status not in ("pushed", "unchanged")
+            emit_result(outcome.to_json(), False)
+    if server_down:
+        sys.exit(EXIT_SERVER)
+    if failed:
+        sys.exit(EXIT_INVALID)
+
+
+@click.command("pull")
+@_server_options
+@click.option("--patient", "patient_mrn", default=None, help="Only this patient's MRN.")
+@click.option("--clinic", "clinic_id", default=None,
+              help="Only this clinic's patients (qualifies --patient's MRN system).")
+@click.option("--since", default=None,
+              help="Only sessions updated at or after DATE[Thh:mm:ss±hh:mm].")
+@click.option("--session", "session_id", default=None, help="Only this session_id.")
+def pull_command(server: str, token: str | None, canonical_base: str, patient_mrn: str | None,
+                 clinic_id: str | None, since: str | None, session_id: str | None) -> None:
+    """Pull sessions from a FHIR server: one record per line (JSON Lines) on stdout."""
+    from fhir_iastm.errors import FhirServerError
+    from fhir_iastm.mapping import MappingSettings
+    from fhir_iastm.records.model import to_dict
+    from fhir_iastm.service import pull
+    from fhir_iastm.sync.pull import PullError
+
+    if since is not None and not _valid_since(since):
+        raise click.BadParameter("expected YYYY-MM-DD or an RFC 3339 date-time",
+                                 param_hint="--since")
+    results = pull(_client(server, token), session_id=session_id, patient_mrn=patient_mrn,
+                   clinic_id=clinic_id, since=since,
+                   settings=MappingSettings(canonical_base=canonical_base))
+    failed = False
+    try:
+        with click.progressbar(results, label="pull", file=sys.stderr) as bar:
+            for result in bar:
+                if isinstance(result, PullError):
+                    failed = True
+                    click.echo(json.dumps(result.to_json(), ensure_ascii=False), err=True)
+                else:
+                    emit_result(to_dict(result), False)
+    except FhirServerError as exc:
+        emit_outcome(exc.issues, None)
+        sys.exit(EXIT_SERVER)
+    if failed:
+        sys.exit(EXIT_INVALID)
+
+
+@click.command("load-profiles")
+@_server_options
+@click.option("--profiles", "profiles_dir", type=click.Path(file_okay=False), default=None,
+              help="Folder of conformance resources (default: the repository's profiles/).")
+def load_profiles_command(server: str, token: str | None, canonical_base: str,
+                          profiles_dir: str | None) -> None:
+    """PUT every profiles/ resource to a FHIR server (so its $validate knows our profiles)."""
+    from fhir_iastm.config import DEFAULT_PROFILES_DIR
+    from fhir_iastm.errors import ConfigError, FhirServerError
+    from fhir_iastm.service import upload_profiles
+
+    del canonical_base  # the profiles carry their own canonical URLs
+    try:
+        written = upload_profiles(_client(server, token), profiles_dir or DEFAULT_PROFILES_DIR)
+    except ConfigError as exc:
+        emit_outcome(exc.issues, None)
+        sys.exit(EXIT_INVALID)
+    except FhirServerError as exc:
+        emit_outcome(exc.issues, None)
+        sys.exit(EXIT_SERVER)
+    emit_result({"uploaded": len(written), "resources": written}, True)
+
+
+COMMANDS = (push_command, pull_command, load_profiles_command)
+
+__all__ = ["COMMANDS"]

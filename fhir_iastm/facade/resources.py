@@ -1,0 +1,68 @@
+"""A mapped transaction Bundle as a server holds it: the resources the FHIR facade serves.
+
+The facade serves what ``mapping.to_fhir`` builds, but as a
+server would hold it: every resource gets a stable logical ``id`` derived from its business key
+(the conditional ``request.url`` / ``ifNoneExist`` of its entry), and ``urn:uuid:`` references are
+rewritten to literal ``Type/id`` references. The same Patient (same clinic and MRN) therefore has
+the same id in every session.
+"""
+
+from __future__ import annotations
+
+import copy
+import uuid
+from typing import Any
+
+_NAMESPACE = uuid.UUID("5b0c8f0e-2a4e-4c55-9a9e-6f1b8d3f7a11")
+
+
+def business_key(entry: dict[str, Any]) -> str:
+    """The entry's business key: its conditional query, else its fullUrl."""
+    request = entry.get("request") or {}
+    resource_type = entry["resource"]["resourceType"]
+    if request.get("ifNoneExist"):
+        return f"{resource_type}?{request['ifNoneExist']}"
+    url = request.get("url") or ""
+    if "?" in url:
+        return url
+    return entry.get("fullUrl") or f"{resource_type}/{url}"
+
+
+def logical_id(key: str) -> str:
+    """Stable logical id for a business key (lower-case RFC 4122 uuid5)."""
+    return str(uuid.uuid5(_NAMESPACE, key))
+
+
+def _rewrite(node: Any, refs: dict[str, str]) -> None:
+    if isinstance(node, dict):
+        ref = node.get("reference")
+        if isinstance(ref, str) and ref in refs:
+            node["reference"] = refs[ref]
+        for value in node.values():
+            _rewrite(value, refs)
+    elif isinstance(node, list):
+        for value in node:
+            _rewrite(value, refs)
+
+
+def stored_resources(bundle: dict[str, Any], *, copy_: bool = True) -> list[dict[str, Any]]:
+    """Resources of a transaction Bundle with logical ids and literal references (a deep copy;
+    ``copy_=False`` rewrites the Bundle's own resources instead, for a Bundle nobody else holds)."""
+    entries = bundle.get("entry") or []
+    refs: dict[str, str] = {}
+    ids: list[str] = []
+    for entry in entries:
+        rid = logical_id(business_key(entry))
+        ids.append(rid)
+        if entry.get("fullUrl"):
+            refs[entry["fullUrl"]] = f"{entry['resource']['resourceType']}/{rid}"
+    out = []
+    for entry, rid in zip(entries, ids, strict=True):
+        resource = copy.deepcopy(entry["resource"]) if copy_ else entry["resource"]
+        resource["id"] = rid
+        _rewrite(resource, refs)
+        out.append(resource)
+    return out
+
+
+__all__ = ["business_key", "logical_id", "stored_resources"]

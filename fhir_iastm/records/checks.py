@@ -1,0 +1,258 @@
+"""Core: code lists and single-value checks of the internal record (MAPPING.md §1, §4.3).
+
+Layer: core. Imports the standard library and marshmallow (via ``record_fields``); ICD-10-CM
+validity and billability come from a table derived from the pinned simple-icd-10-cm package.
+Each check raises a ValidationError whose message starts with our stable code.
+"""
+
+from __future__ import annotations
+
+import functools
+import gzip
+import json
+import re
+from collections.abc import Callable
+from datetime import date, datetime
+from importlib import resources
+
+from fhir_iastm.records.fields import err
+
+
+@functools.cache
+def icd10cm_table() -> dict[str, bool]:
+    """Dotted ICD-10-CM code -> billable leaf, for the configured FY.
+
+    Derived from the pinned simple-icd-10-cm package by scripts/derive_icd10cm.py (the package
+    itself holds ~190 MB per process); tests/test_icd10cm_table.py proves it answers as the
+    package does for every code."""
+    data = resources.files("fhir_iastm").joinpath("data/icd10cm.txt.gz").read_bytes()
+    table: dict[str, bool] = {}
+    for line in gzip.decompress(data).decode().splitlines():
+        if line and not line.startswith("#"):
+            code, _, billable = line.partition("\t")
+            table[code] = billable == "1"
+    return table
+
+#: Decision 16: clinic_id, condition_id, mrn.
+IDENTIFIER_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+#: §1.1: session_id (no underscore, unlike decision 16's identifiers).
+SESSION_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9.-]{0,63}")
+#: Decision 20: RFC 3339 date-time with an explicit offset.
+DATETIME_RE = re.compile(
+    r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-](0\d|1[0-3]):[0-5]\d|[+-]14:00)"
+)
+DATE_RE = re.compile(r"\d{4}-\d{2}-\d{2}")
+PARTIAL_DATE_RE = re.compile(r"\d{4}(-\d{2}(-\d{2})?)?")
+#: Decision 19: upper-case, dotted ICD-10-CM.
+ICD_RE = re.compile(r"[A-TV-Z][0-9][0-9AB](\.[0-9A-Z]{1,4})?")
+NPI_RE = re.compile(r"\d{10}")
+CPT_RE = re.compile(r"\d{4}[0-9FTU]")
+POSTAL_RE = re.compile(r"\d{5}(-\d{4})?")
+EMAIL_RE = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
+#: USPS state, district, territory and military codes.
+_USPS = (
+    "AL AK AZ AR CA CO CT DE FL GA HI ID IL IN IA KS KY LA ME MD MA MI MN MS MO MT NE NV NH NJ"
+    " NM NY NC ND OH OK OR PA RI SC SD TN TX UT VT VA WA WV WI WY DC AS GU MP PR VI UM FM MH PW"
+    " AA AE AP"
+)
+USPS_STATES = frozenset(_USPS.split())
+
+
+def pattern(regex: re.Pattern[str], what: str, *, echo: bool = False) -> Callable[[str], None]:
+    """A check that the whole value matches ``regex`` (E_FORMAT); ``echo`` quotes the value.
+
+    Patient values (MRN, e-mail, postal code) and dates are never echoed: messages may be logged.
+    """
+
+    def check(value: str) -> None:
+        if not regex.fullmatch(value):
+            shown = f" {value!r:.80}" if echo else ""
+            raise err("E_FORMAT", f"{what}{shown} does not match {regex.pattern}")
+
+    return check
+
+
+def check_datetime(value: str) -> None:
+    """Decision 20 date-time with an offset, and a real calendar instant."""
+    if not DATETIME_RE.fullmatch(value):
+        raise err("E_FORMAT", "date-time must be RFC 3339 with seconds and a UTC offset")
+    try:
+        datetime.fromisoformat(value)
+    except ValueError as exc:
+        raise err("E_FORMAT", f"date-time is not a real instant: {exc}") from exc
+
+
+def check_date(value: str) -> None:
+    """A full date YYYY-MM-DD that exists."""
+    if not DATE_RE.fullmatch(value):
+        raise err("E_FORMAT", "date must be YYYY-MM-DD")
+    _real_date(value)
+
+
+def check_partial_date(value: str) -> None:
+    """YYYY, YYYY-MM or YYYY-MM-DD (FHIR partial dateTime)."""
+    if not PARTIAL_DATE_RE.fullmatch(value):
+        raise err("E_FORMAT", "date must be YYYY, YYYY-MM or YYYY-MM-DD")
+    _real_date((value + "-01-01")[:10] if len(value) < 10 else value)
+
+
+def _real_date(value: str) -> None:
+    try:
+        date.fromisoformat(value)
+    except ValueError as exc:
+        raise err("E_FORMAT", f"date does not exist: {exc}") from exc
+
+
+def npi_is_valid(npi: str) -> bool:
+    """10 digits and the Luhn check over ``80840`` + the NPI (US Core us-core-16/17)."""
+    if not NPI_RE.fullmatch(npi):
+        return False
+    total = 0
+    for i, ch in enumerate(reversed("80840" + npi)):
+        digit = int(ch)
+        if i % 2 == 1:
+            digit = digit * 2 - 9 if digit > 4 else digit * 2
+        total += digit
+    return total % 10 == 0
+
+
+def check_npi(value: str) -> None:
+    """E_NPI_INVALID unless a 10-digit NPI with a good Luhn check digit."""
+    if not npi_is_valid(value):
+        raise err("E_NPI_INVALID", f"NPI {value!r:.40} is not 10 digits with a valid check digit")
+
+
+def check_icd10cm(value: str) -> None:
+    """Decision 19 format, then validity and billability in simple-icd-10-cm's FY tabular."""
+    if not ICD_RE.fullmatch(value):
+        raise err(
+            "E_FORMAT", f"ICD-10-CM {value!r:.40} must be upper-case and dotted (e.g. M77.11)"
+        )
+    billable = icd10cm_table().get(value)
+    if billable is None:
+        raise err("E_ICD_INVALID", f"{value} is not an ICD-10-CM code of the configured FY")
+    if not billable:
+        raise err("E_ICD_NOT_BILLABLE", f"{value} is a category, not a billable code")
+
+
+def check_usps(value: str) -> None:
+    """A USPS two-letter state code (E_CODE_UNKNOWN)."""
+    if value not in USPS_STATES:
+        raise err("E_CODE_UNKNOWN", f"unknown USPS state code {value!r:.20}")
+
+
+# --- closed code lists of §1 (other modules import these) -----------------------------------
+SCHEMA_VERSIONS = ("1.0",)
+STATUSES = ("completed", "entered-in-error", "cancelled")
+GENDERS = ("male", "female", "other", "unknown")
+TECHNIQUES = (
+    "graston", "astym", "sastm", "gua-sha", "hawkgrips", "tecnica-gavilan", "iastm-other",
+)  # fmt: skip
+INSTRUMENTS = (
+    "steel-single-bevel", "steel-double-bevel", "steel-multi-curve", "ceramic-tool",
+    "jade-or-stone-tool", "horn-tool", "polymer-tool", "other",
+)  # fmt: skip
+SITES = (
+    "elbow-lateral", "elbow-medial", "plantar-fascia", "patellar-tendon", "knee", "hamstring",
+    "thigh", "hip",
+)  # fmt: skip
+SITE_LATERALITIES = ("left", "right", "bilateral")
+CONDITION_LATERALITIES = ("left", "right", "bilateral", "not-applicable")
+CLINICAL_STATUSES = ("active", "recurrence", "relapse", "inactive", "remission", "resolved")
+VERIFICATION_STATUSES = (
+    "unconfirmed", "provisional", "differential", "confirmed", "refuted", "entered-in-error",
+)  # fmt: skip
+PAIN_SCALES = ("NRS-11",)
+ROM_JOINTS = ("knee", "elbow", "hip", "ankle", "wrist")
+ROM_MOTIONS = (
+    "flexion", "extension", "dorsiflexion", "plantarflexion", "internal-rotation",
+    "external-rotation", "abduction", "adduction", "pronation", "supination",
+)  # fmt: skip
+#: The joint/motion pairs coded in ``iastm-observation`` (§4.7: ``rom-{joint}-{motion}``).
+ROM_MOTIONS_BY_JOINT = {
+    "knee": ("flexion", "extension"),
+    "elbow": ("flexion", "extension", "pronation", "supination"),
+    "hip": (
+        "flexion",
+        "extension",
+        "abduction",
+        "adduction",
+        "internal-rotation",
+        "external-rotation",
+    ),  # fmt: skip
+    "ankle": ("dorsiflexion", "plantarflexion"),
+    "wrist": ("flexion", "extension"),
+}
+ROM_LATERALITIES = ("left", "right")
+ROM_MODES = ("active", "passive")
+ROM_METHODS = ("goniometer", "inclinometer", "visual-estimate")
+TIMINGS = ("pre", "post")
+OUTCOME_INSTRUMENTS = ("LEFS", "QuickDASH", "PSFS")
+ADVERSE_TYPES = ("bruising", "petechiae", "soreness")
+SEVERITIES = ("mild", "moderate", "severe")
+ADJUNCT_TYPES = ("stretching", "strengthening")
+
+#: Length bounds (E_FORMAT): §1.1 notes ≤ 4000; identifier system/value ≤ 200 (decision 16).
+NOTES_MAX = 4000
+TEXT_MAX = 1000
+SHORT_MAX = 200
+
+
+def _load_snomed_pairs() -> dict[str, str]:
+    """ICD-10-CM prefix -> SNOMED code, from ``condition_snomed_by_icd_prefix`` (decision 19)."""
+    raw = resources.files("fhir_iastm").joinpath("data/codes.json").read_text(encoding="utf-8")
+    table = json.loads(raw)["condition_snomed_by_icd_prefix"]
+    return {prefix: entry["code"] for prefix, entry in table.items() if not prefix.startswith("_")}
+
+
+#: Decision 19 pairs; the SNOMED codes allowed in ``conditions[].snomed`` are its values.
+SNOMED_BY_ICD_PREFIX: dict[str, str] = _load_snomed_pairs()
+VERIFIED_CONDITION_SNOMED = tuple(dict.fromkeys(SNOMED_BY_ICD_PREFIX.values()))
+
+
+def check_snomed(value: str) -> None:
+    """One of the verified condition concepts of decision 19 (E_CODE_UNKNOWN)."""
+    if value not in VERIFIED_CONDITION_SNOMED:
+        raise err(
+            "E_CODE_UNKNOWN",
+            f"SNOMED {value!r:.40} is not a verified condition concept; expected "
+            + "|".join(VERIFIED_CONDITION_SNOMED),
+        )
+
+
+def check_schema_version(value: str) -> None:
+    """Only schema_version 1.0 is supported (E_SCHEMA_VERSION)."""
+    if value not in SCHEMA_VERSIONS:
+        raise err("E_SCHEMA_VERSION", f"schema_version {value!r:.20} is not supported; use 1.0")
+
+
+#: Score bounds per instrument (§1.5); LEFS also must be an integer.
+SCORE_RANGES = {"LEFS": (0, 80), "QuickDASH": (0, 100), "PSFS": (0, 10)}
+
+
+__all__ = [  # noqa: RUF022 - grouped: patterns, code lists, checks
+    "SNOMED_BY_ICD_PREFIX",
+    "VERIFIED_CONDITION_SNOMED",
+    "STATUSES",
+    "TECHNIQUES",
+    "SITES",
+    "SITE_LATERALITIES",
+    "CONDITION_LATERALITIES",
+    "ROM_MOTIONS_BY_JOINT",
+    "SCORE_RANGES",
+    "check_schema_version",
+    "check_snomed",
+    "DATETIME_RE",
+    "ICD_RE",
+    "IDENTIFIER_RE",
+    "SESSION_ID_RE",
+    "USPS_STATES",
+    "check_date",
+    "check_datetime",
+    "check_icd10cm",
+    "check_npi",
+    "check_partial_date",
+    "check_usps",
+    "npi_is_valid",
+    "pattern",
+]

@@ -1,0 +1,289 @@
+"""Core: the rules of MAPPING.md §1.6 that read more than one field (decisions 17, 18, 19, 21).
+
+Layer: core. Imports the standard library and ``fhir_iastm`` core modules only.
+
+Every rule runs on the submitted JSON (a mapping) and only when each field it reads passed its
+own check (decision 21): ``bad`` holds the paths that already have an issue, and a rule whose
+input is bad, or absent, stays silent. So one defect yields one issue.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from datetime import datetime
+from functools import cache
+from typing import Any
+
+from fhir_iastm.errors import Issue
+from fhir_iastm.records.checks import SNOMED_BY_ICD_PREFIX
+from fhir_iastm.records.fields import make_issue
+
+#: ICD-10-CM codes with a laterality character (§4.3 and the iastm-cond-2 patterns of §3.14):
+#: the captured character is 1 right, 2 left, 3 bilateral, 0 or 9 unspecified.
+_ICD_SIDE_PATTERNS = (
+    re.compile(r"(?:M77\.[01]|M76\.5)([0129])"),
+    re.compile(r"S76\.3[0-9]([129])[ADS]"),
+    re.compile(r"Z96\.6[45]([1239])"),
+    re.compile(r"M25\.56([129])"),
+)
+_SIDE_BY_DIGIT = {
+    "1": "right",
+    "2": "left",
+    "3": "bilateral",
+    "0": "unspecified",
+    "9": "unspecified",
+}
+
+#: What a cancelled session must not carry (decision 21).
+_NOT_WHEN_CANCELLED = (
+    "session.end", "session.duration_min", "instruments", "adjunct_therapies", "pain", "rom",
+    "outcome_measures", "adverse_effects",
+)  # fmt: skip
+
+_ROM_KEY = ("joint", "motion", "laterality", "mode", "timing")
+
+
+def icd_side(code: str) -> str | None:
+    """The side an ICD-10-CM code states (right/left/bilateral/unspecified), None if non-lateral."""
+    for regex in _ICD_SIDE_PATTERNS:
+        match = regex.fullmatch(code)
+        if match:
+            return _SIDE_BY_DIGIT[match.group(1)]
+    return None
+
+
+def snomed_for_icd(code: str) -> str | None:
+    """The one SNOMED concept that may accompany ``code`` (decision 19), None if there is none."""
+    for prefix in sorted(SNOMED_BY_ICD_PREFIX, key=len, reverse=True):
+        if code.startswith(prefix):
+            return SNOMED_BY_ICD_PREFIX[prefix]
+    return None
+
+
+@cache
+def _parts(path: str) -> tuple[str, ...]:
+    """``conditions[0].icd10cm`` -> ("conditions", "0", "icd10cm")."""
+    return tuple(re.findall(r"[^.\[\]]+", path))
+
+
+class _View:
+    """Read access to the raw record that hides any value whose path already has an issue."""
+
+    def __init__(self, data: Mapping[str, Any], bad: set[str]) -> None:
+        self.data, self.bad = data, bad
+
+    def _blocked(self, path: str, *, descendants: bool) -> bool:
+        for b in self.bad:
+            if b == "" or b == path or path.startswith((b + ".", b + "[")):
+                return True
+            if descendants and b.startswith((path + ".", path + "[")):
+                return True
+        return False
+
+    def get(self, path: str, *, whole: bool = True) -> Any:
+        """The value at ``path`` or None when absent or (``whole``: anywhere inside it) bad."""
+        if self._blocked(path, descendants=whole):
+            return None
+        return self.raw(path)
+
+    def raw(self, path: str) -> Any:
+        """The value at ``path`` whatever its checks said (for "is it there at all")."""
+        value: Any = self.data
+        for part in _parts(path):
+            if isinstance(value, Mapping):
+                value = value.get(part)
+            elif isinstance(value, list | tuple) and part.isdigit() and int(part) < len(value):
+                value = value[int(part)]
+            else:
+                return None
+        return value
+
+    def items(self, path: str) -> list[tuple[int, str]]:
+        """(index, path) of each element of the array at ``path`` (if the array is sound)."""
+        value = self.get(path, whole=False)
+        if not isinstance(value, list | tuple):
+            return []
+        return [(i, f"{path}[{i}]") for i in range(len(value))]
+
+
+def _status_rules(v: _View) -> Iterator[Issue]:
+    status = v.get("status")
+    if status is None:
+        return
+    if status != "completed" and v.raw("status_reason") is None:
+        yield make_issue("E_REQUIRED", "status_reason", f"status_reason is required when {status}")
+    if status == "completed" and v.get("status_reason") is not None:
+        yield make_issue(
+            "E_STATUS_CONFLICT", "status_reason", "a completed session carries no status_reason"
+        )
+    session = v.get("session", whole=False)
+    if status != "cancelled" and isinstance(session, Mapping) and session.get("end") is None:
+        yield make_issue("E_REQUIRED", "session.end", f"session.end is required when {status}")
+    pain = v.get("pain", whole=False)
+    if status == "completed" and isinstance(pain, Mapping) and pain.get("pre") is None:
+        yield make_issue("E_REQUIRED", "pain.pre", "pain.pre is required for a completed session")
+    if status == "cancelled":
+        for path in _NOT_WHEN_CANCELLED:
+            if v.get(path) not in (None, [], ()):
+                yield make_issue(
+                    "E_STATUS_CONFLICT", path, f"a cancelled session carries no {path}"
+                )
+
+
+def _technique_rules(v: _View) -> Iterator[Issue]:
+    technique = v.get("technique", whole=False)
+    other = v.get("technique.code") == "iastm-other"
+    if other and isinstance(technique, Mapping) and technique.get("text") is None:
+        yield make_issue(
+            "E_REQUIRED", "technique.text", "technique.text is required for iastm-other"
+        )
+
+
+def _session_rules(v: _View) -> Iterator[Issue]:
+    start, end = v.get("session.start"), v.get("session.end")
+    if start is not None and end is not None:
+        minutes = (datetime.fromisoformat(end) - datetime.fromisoformat(start)).total_seconds() / 60
+        duration = v.get("session.duration_min")
+        if minutes <= 0:
+            msg = f"session.end is not after session.start ({-minutes:g} min before it)"
+            yield make_issue("E_PERIOD_ORDER", "session.end", msg)
+        elif duration is not None and abs(duration - minutes) > 1:
+            yield make_issue(
+                "E_DURATION_MISMATCH",
+                "session.duration_min",
+                f"duration_min {duration} differs from end - start = {minutes:g} min by over 1",
+            )
+    number, planned = v.get("session.session_number"), v.get("session.planned_sessions")
+    if number is not None and planned is not None and number > planned:
+        yield make_issue(
+            "W_PLAN_EXCEEDED",
+            "session.session_number",
+            f"session {number} exceeds the {planned} planned sessions (plan extended?)",
+        )
+
+
+def _site_sides(v: _View) -> set[str] | None:
+    """The lateralities of all treatment sites, None when any of them is unreadable."""
+    sides = set()
+    for _, path in v.items("treatment_sites"):
+        side = v.get(f"{path}.laterality")
+        if side is None:
+            return None
+        sides.add(side)
+    return sides or None
+
+
+def _laterality_issue(v: _View, path: str, sides: set[str] | None) -> Issue | None:
+    side, icd = v.get(f"{path}.laterality"), v.get(f"{path}.icd10cm")
+    if side is None or icd is None:
+        return None
+    stated = icd_side(icd)
+    if stated == "unspecified" and side != "not-applicable":
+        msg = f"{icd} is an unspecified-side code but laterality is {side}; code the side"
+        return make_issue("E_LATERALITY_CONFLICT", f"{path}.laterality", msg)
+    if stated not in (None, "unspecified") and side != stated:
+        msg = f"{icd} states {stated} but laterality is {side}"
+        return make_issue("E_LATERALITY_CONFLICT", f"{path}.laterality", msg)
+    if sides is None or side == "not-applicable":
+        return None
+    covered = (
+        bool(sides & {side, "bilateral"})
+        if side != "bilateral"
+        else "bilateral" in sides or {"left", "right"} <= sides
+    )
+    if covered:
+        return None
+    msg = f"no treatment site on the {side} side (sites: {', '.join(sorted(sides))})"
+    return make_issue("E_LATERALITY_CONFLICT", f"{path}.laterality", msg)
+
+
+def _condition_rules(v: _View) -> Iterator[Issue]:
+    sides = _site_sides(v)
+    primaries = []
+    for _, path in v.items("conditions"):
+        verification = v.get(f"{path}.verification_status")
+        clinical = f"{path}.clinical_status"
+        if verification == "entered-in-error" and v.get(clinical) is not None:
+            msg = "an entered-in-error condition carries no clinical_status (R4 con-5)"
+            yield make_issue("E_STATUS_CONFLICT", clinical, msg)
+        elif verification not in (None, "entered-in-error") and v.raw(clinical) is None:
+            msg = f"clinical_status is required when verification_status is {verification}"
+            yield make_issue("E_REQUIRED", clinical, msg)
+        issue = _laterality_issue(v, path, sides)
+        if issue is not None:
+            yield issue
+        icd, snomed = v.get(f"{path}.icd10cm"), v.get(f"{path}.snomed")
+        if icd is not None and snomed is not None and snomed_for_icd(icd) != snomed:
+            expected = snomed_for_icd(icd)
+            hint = f"expected {expected}" if expected else "no verified SNOMED concept; omit snomed"
+            msg = f"SNOMED {snomed} does not pair with ICD-10-CM {icd}; {hint}"
+            yield make_issue("E_CODE_MISMATCH", f"{path}.snomed", msg)
+        if v.get(f"{path}.is_primary") is True:
+            primaries.append(f"{path}.is_primary")
+    for path in primaries[1:]:
+        yield make_issue(
+            "E_MULTIPLE_PRIMARY", path, f"more than one primary condition ({primaries[0]})"
+        )
+
+
+def _duplicates(
+    v: _View, array: str, fields: Sequence[str], report: Callable[[str], str], what: str
+) -> Iterator[Issue]:
+    """E_DUPLICATE_KEY for every element whose key repeats an earlier element's (decision 17)."""
+    seen: dict[tuple[Any, ...], str] = {}
+    for _, path in v.items(array):
+        key = tuple(v.get(f"{path}.{name}") for name in fields)
+        if None in key:
+            continue
+        if key in seen:
+            shown = "/".join(str(k) for k in key)
+            msg = f"{what} {shown} repeats {seen[key]}"
+            yield make_issue("E_DUPLICATE_KEY", report(path), msg)
+        else:
+            seen[key] = path
+
+
+def _key_rules(v: _View) -> Iterator[Issue]:
+    yield from _duplicates(
+        v, "conditions", ("condition_id",), lambda p: f"{p}.condition_id", "condition_id"
+    )
+    yield from _duplicates(
+        v, "conditions", ("icd10cm",), lambda p: f"{p}.icd10cm", "ICD-10-CM code"
+    )
+    yield from _duplicates(v, "treatment_sites", ("site", "laterality"), str, "treatment site")
+    yield from _duplicates(v, "rom", _ROM_KEY, str, "ROM measurement")
+    yield from _duplicates(
+        v, "outcome_measures", ("instrument",), lambda p: f"{p}.instrument", "instrument"
+    )
+    yield from _duplicates(v, "adjunct_therapies", ("type",), lambda p: f"{p}.type", "adjunct type")
+
+
+def _reference_rules(v: _View) -> Iterator[Issue]:
+    sites = v.items("treatment_sites")
+    if not sites:
+        return
+    for _, path in v.items("adverse_effects"):
+        index = v.get(f"{path}.site_index")
+        if index is not None and not 0 <= index < len(sites):
+            msg = f"site_index {index} does not point into treatment_sites (0-{len(sites) - 1})"
+            yield make_issue("E_REF", f"{path}.site_index", msg)
+
+
+_RULES = (
+    _status_rules,
+    _technique_rules,
+    _session_rules,
+    _condition_rules,
+    _key_rules,
+    _reference_rules,
+)
+
+
+def cross_field_issues(data: Mapping[str, Any], bad: set[str]) -> list[Issue]:
+    """All cross-field errors and warnings of ``data``; ``bad``: paths that already have issues."""
+    view = _View(data, bad)
+    return [issue for rule in _RULES for issue in rule(view)]
+
+
+__all__ = ["cross_field_issues", "icd_side", "snomed_for_icd"]

@@ -1,0 +1,209 @@
+"""Core: the validated loading of an internal IASTM session record (MAPPING.md §1, decisions 14–22).
+
+Layer: core. Imports the standard library, marshmallow, rfc8785 and core modules.
+
+``load_record`` checks every field (``record_schemas``), then every cross-field rule (``rules``),
+and reports *all* errors at once as ``Issue``s whose ``expression`` is a FHIRPath-style path into
+the record (``treatment_sites[0].laterality``; ``None`` = the record as a whole) and whose
+``details`` is the stable code. Values are kept exactly as sent.
+
+Error catalogue (code, FHIR IssueType, HTTP, when):
+
+* ``E_SCHEMA_VERSION`` not-supported 422 — ``schema_version`` is not ``"1.0"``.
+* ``E_REQUIRED`` required 422 — missing, null, blank or empty array; also the conditional
+  requirements (status_reason, session.end, pain.pre, technique.text, clinical_status).
+* ``E_TYPE`` value 422 — wrong JSON type (pain ``"7"``, ``6.5``, ``true``); record not an object.
+* ``E_FORMAT`` value 422 — patterns, dates, date-times, lengths, integers >= 1, array sizes.
+* ``E_RANGE`` value 422 — pain 0–10, ROM −30…180, LEFS/QuickDASH/PSFS, FHIR integer maximum.
+* ``E_UNKNOWN_FIELD`` structure 422 — a field that is not in the contract (``unknown = RAISE``).
+* ``E_CODE_UNKNOWN`` code-invalid 422 — value outside its code list (allowed values named).
+* ``E_CODE_MISMATCH`` code-invalid 422 — SNOMED/ICD pair not in ``condition_snomed_by_icd_prefix``.
+* ``E_ICD_INVALID`` / ``E_ICD_NOT_BILLABLE`` code-invalid 422 — unknown code / category.
+* ``E_NPI_INVALID`` value 422 — not 10 digits, or the Luhn check (prefix 80840) fails.
+* ``E_PERIOD_ORDER`` invariant 422 — ``session.end`` <= ``session.start`` (offset-aware).
+* ``E_DURATION_MISMATCH`` invariant 422 — ``duration_min`` off end − start by more than 1 min.
+* ``E_LATERALITY_CONFLICT`` invariant 422 — ICD side character vs laterality (decision 18), or a
+  side with no treatment site on it.
+* ``E_MULTIPLE_PRIMARY`` invariant 422 — more than one ``is_primary: true``.
+* ``E_DUPLICATE_KEY`` duplicate 422 — repeated condition_id, ICD code, (site, laterality), ROM
+  key, instrument or adjunct type (decision 17).
+* ``E_REF`` value 422 — ``site_index`` outside ``treatment_sites``.
+* ``E_STATUS_CONFLICT`` business-rule 422 — decision 21; an entered-in-error condition with a
+  clinical_status (R4 con-5).
+* ``E_DUPLICATE_SESSION`` duplicate 409 — batch: same session_id and version, other content.
+* ``E_STALE_VERSION`` conflict 409 — batch: same session_id with a lower record_version.
+* ``W_PLAN_EXCEEDED`` business-rule (warning) — ``session_number`` > ``planned_sessions``.
+* ``W_IDEMPOTENT_REPEAT`` informational (information) 200 — batch: identical record repeated.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from typing import Any
+
+import rfc8785
+from marshmallow import ValidationError
+
+from fhir_iastm.errors import InvalidRecordError, Issue, has_errors
+from fhir_iastm.records import model
+from fhir_iastm.records.cross_field import cross_field_issues
+from fhir_iastm.records.fields import CATALOGUE, json_type, make_issue
+from fhir_iastm.records.schemas import RECORD_SCHEMA
+
+#: Top-level keys that do not count as content (decision 15).
+NON_CONTENT_KEYS = ("last_modified", "billing")
+CONFLICT_CODES = frozenset({"E_DUPLICATE_SESSION", "E_STALE_VERSION", "E_AMBIGUOUS_MATCH"})
+_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def _step(path: str, key: object) -> str:
+    """Extend a FHIRPath-style path by an object key or an array index."""
+    if isinstance(key, int) and not isinstance(key, bool):
+        return f"{path}[{key}]"
+    name = str(key)
+    if not _NAME_RE.fullmatch(name):
+        name = "`" + name[:64].replace("\\", "\\\\").replace("`", "\\`") + "`"
+    return f"{path}.{name}" if path else name
+
+
+def _flatten(messages: Any, path: str = "") -> Iterator[tuple[str, str]]:
+    """marshmallow's nested message dict -> (path, coded message) pairs."""
+    if isinstance(messages, Mapping):
+        for key, sub in messages.items():
+            yield from _flatten(sub, path if key == "_schema" else _step(path, key))
+    elif isinstance(messages, list | tuple):
+        for message in messages:
+            yield from _flatten(message, path)
+    else:
+        yield path, str(messages)
+
+
+def _field_issues(messages: Any) -> list[Issue]:
+    issues = []
+    for path, text in _flatten(messages):
+        code, sep, message = text.partition("|")
+        if not sep or code not in CATALOGUE:
+            code, message = "E_FORMAT", text
+        if code == "E_UNKNOWN_FIELD":
+            message = f"unknown field '{path}': {message}"
+        issues.append(make_issue(code, path, message))
+    return issues
+
+
+def check_record(data: object) -> tuple[model.SessionRecord | None, list[Issue]]:
+    """Validate one record: (record or None, all errors and warnings). Never raises for bad data."""
+    if not isinstance(data, Mapping):
+        message = f"the record must be a JSON object, got {json_type(data)}"
+        return None, [make_issue("E_TYPE", "", message)]
+    record: model.SessionRecord | None = None
+    try:
+        record = RECORD_SCHEMA.load(data)
+        issues: list[Issue] = []
+    except ValidationError as exc:
+        issues = _field_issues(exc.messages)
+    bad = {issue.expression or "" for issue in issues}
+    issues += cross_field_issues(data, bad)
+    return (None if has_errors(issues) else record), issues
+
+
+def load_record(data: object) -> model.SessionRecord:
+    """Validate and load one record; raises InvalidRecordError carrying every error found."""
+    record, issues = check_record(data)
+    if record is None:
+        errors = [issue for issue in issues if issue.is_error]
+        summary = "; ".join(f"{i.details} at {i.expression or 'record'}" for i in errors[:5])
+        more = f" (+{len(errors) - 5} more)" if len(errors) > 5 else ""
+        raise InvalidRecordError(f"invalid session record: {summary}{more}", errors)
+    return record
+
+
+def _content(value: Any) -> Any:
+    """JSON content for hashing: None and empty arrays dropped, ``is_primary: false`` = absent."""
+    if isinstance(value, Mapping):
+        out = {}
+        for key, item in value.items():
+            item = _content(item)
+            if item is None or item == [] or (key == "is_primary" and item is False):
+                continue
+            out[key] = item
+        return out
+    if isinstance(value, list | tuple):
+        return [_content(item) for item in value]
+    return value
+
+
+def canonical_json(record_or_dict: model.SessionRecord | Mapping[str, Any]) -> bytes:
+    """RFC 8785 (JCS) bytes of the record's content (decisions 7, 15).
+
+    ``last_modified`` and ``billing`` are left out; so are nulls and empty arrays, and
+    ``is_primary: false`` counts as absent (the "Round trip" canonical form). Key order never
+    matters; array order does (``site_index`` points into ``treatment_sites``).
+    """
+    data = record_or_dict
+    if isinstance(data, model.SessionRecord):
+        data = model.to_dict(data)
+    content = _content({k: v for k, v in data.items() if k not in NON_CONTENT_KEYS})
+    return rfc8785.dumps(content)
+
+
+def record_hash(record: model.SessionRecord | Mapping[str, Any]) -> str:
+    """SHA-256 hex digest of ``canonical_json(record)`` (decision 7: ``source-record-hash``)."""
+    return hashlib.sha256(canonical_json(record)).hexdigest()
+
+
+def _batch_issue(
+    record: model.SessionRecord, seen: dict[str, tuple[model.SessionRecord, str]]
+) -> Issue | None:
+    """Compare with the last accepted record of the same session_id in the batch (decision 15)."""
+    previous = seen.get(record.session_id)
+    digest = record_hash(record)
+    if previous is None or record.record_version > previous[0].record_version:
+        seen[record.session_id] = (record, digest)
+        return None
+    sid, version, earlier = record.session_id, record.record_version, previous[0].record_version
+    if digest == previous[1]:
+        message = f"identical to the earlier record {sid} v{version} in this batch; nothing to do"
+        return make_issue("W_IDEMPOTENT_REPEAT", "session_id", message)
+    if version == earlier:
+        message = (
+            f"session_id {sid} already used in this batch with different content and "
+            f"record_version >= {version}"
+        )
+        return make_issue("E_DUPLICATE_SESSION", "session_id", message)
+    message = f"record_version {version} of {sid} is older than v{earlier} earlier in this batch"
+    return make_issue("E_STALE_VERSION", "record_version", message)
+
+
+def check_batch(items: Sequence[object]) -> list[tuple[model.SessionRecord | None, list[Issue]]]:
+    """``check_record`` for each item, then duplicate / stale / repeat checks across the batch."""
+    seen: dict[str, tuple[model.SessionRecord, str]] = {}
+    results: list[tuple[model.SessionRecord | None, list[Issue]]] = []
+    for item in items:
+        record, issues = check_record(item)
+        if record is not None:
+            issue = _batch_issue(record, seen)
+            if issue is not None:
+                issues = [*issues, issue]
+                record = None if issue.is_error else record
+        results.append((record, issues))
+    return results
+
+
+def http_status_for(issues: Iterable[Issue]) -> int:
+    """409 for a session conflict, 422 for any other error, 200 when there is no error."""
+    errors = [issue for issue in issues if issue.is_error]
+    if any(issue.details in CONFLICT_CODES for issue in errors):
+        return 409
+    return 422 if errors else 200
+
+
+__all__ = [
+    "canonical_json",
+    "check_batch",
+    "check_record",
+    "http_status_for",
+    "load_record",
+    "record_hash",
+]

@@ -1,0 +1,133 @@
+"""Capability check (decision 13) and the degraded write path of MAPPING §2.3.
+
+Layer: orchestration helper; imports only the core and uses the client passed in (``search``).
+The preferred path needs ``transaction``, conditional update for the session-owned types,
+conditional create for the shared types and ``updateCreate`` for Provenance. Where the
+CapabilityStatement does not declare one of these, the affected entries are resolved by the client:
+``GET Type?identifier=system|value`` -> one match: ``PUT Type/{id}`` (session-owned) or a literal
+reference to it (shared: never overwritten, decision 5); no match: plain ``POST``; several matches:
+``E_AMBIGUOUS_MATCH``. The result is still ONE transaction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Protocol
+from urllib.parse import unquote
+
+from fhir_iastm.errors import FhirConflictError, FhirServerError, Issue
+from fhir_iastm.sync.bundle_ops import Json, rewrite_references, with_entries
+
+SESSION_OWNED = ("Encounter", "Condition", "Procedure", "Observation")
+SHARED = ("Patient", "Practitioner", "Organization")
+
+
+class CapabilityView(Protocol):
+    """The part of ``capabilities.Capabilities`` used here."""
+
+    @property
+    def supports_transaction(self) -> bool: ...
+
+    def conditional_update(self, resource_type: str) -> bool | None: ...
+
+    def conditional_create(self, resource_type: str) -> bool | None: ...
+
+    def update_create(self, resource_type: str) -> bool | None: ...
+
+
+class Searcher(Protocol):
+    """The part of ``client.FhirClient`` used here."""
+
+    def search(self, resource_type: str, params: Any) -> Json: ...
+
+
+def missing_features(caps: CapabilityView) -> frozenset[str]:
+    """``"update:Type"`` / ``"create:Type"`` / ``"updateCreate:Provenance"`` the server lacks.
+
+    Conditional update / create must be declared true (decision 13: a silent server takes the
+    search-first path); ``updateCreate`` counts as missing only when declared false.
+
+    Raises ``FhirServerError`` when ``transaction`` itself is missing: every path sends one.
+    """
+    if not caps.supports_transaction:
+        raise FhirServerError(
+            "the FHIR server does not declare the 'transaction' interaction "
+            "(MAPPING decision 13): cannot push"
+        )
+    missing = {f"update:{t}" for t in SESSION_OWNED if not caps.conditional_update(t)}
+    missing |= {f"create:{t}" for t in SHARED if not caps.conditional_create(t)}
+    if caps.update_create("Provenance") is False:  # HAPI 8.8 is silent yet creates: only False
+        missing.add("updateCreate:Provenance")
+    return frozenset(missing)
+
+
+def _matches(client: Searcher, resource_type: str, query: str) -> list[Json]:
+    """Resources of ``resource_type`` matching a bare ``identifier=system|value`` query."""
+    name, _, value = query.partition("=")
+    page = client.search(resource_type, [(name, unquote(value))])
+    return [
+        e["resource"]
+        for e in page.get("entry") or []
+        if (e.get("resource") or {}).get("resourceType") == resource_type
+        and (e.get("search") or {}).get("mode", "match") == "match"
+    ]
+
+
+def _ambiguous(resource_type: str, count: int) -> FhirConflictError:
+    message = f"{resource_type}: the business identifier matched {count} resources"
+    error = FhirConflictError(
+        message,
+        [Issue("error", "multiple-matches", diagnostics=message, details="E_AMBIGUOUS_MATCH")],
+    )
+    error.code = "E_AMBIGUOUS_MATCH"
+    return error
+
+
+def _resolve(client: Searcher, entry: Json, missing: frozenset[str]) -> tuple[Json | None, str]:
+    """(the entry to send or None to drop it, literal reference replacing its fullUrl or "")."""
+    request = entry.get("request") or {}
+    rtype = str((entry.get("resource") or {}).get("resourceType"))
+    method, url = request.get("method"), str(request.get("url", ""))
+    if method == "PUT" and "?" in url and f"update:{rtype}" in missing:
+        found = _matches(client, rtype, url.split("?", 1)[1])
+        if len(found) > 1:
+            raise _ambiguous(rtype, len(found))
+        if not found:
+            return {**entry, "request": {"method": "POST", "url": rtype}}, ""
+        resource = {**entry["resource"], "id": found[0]["id"]}
+        return {
+            **entry,
+            "resource": resource,
+            "request": {"method": "PUT", "url": f"{rtype}/{found[0]['id']}"},
+        }, ""
+    if method == "POST" and request.get("ifNoneExist") and f"create:{rtype}" in missing:
+        found = _matches(client, rtype, str(request["ifNoneExist"]))
+        if len(found) > 1:
+            raise _ambiguous(rtype, len(found))
+        if found:
+            return None, f"{rtype}/{found[0]['id']}"
+        return {**entry, "request": {"method": "POST", "url": rtype}}, ""
+    if method == "PUT" and rtype == "Provenance" and "updateCreate:Provenance" in missing:
+        resource = {k: v for k, v in entry["resource"].items() if k != "id"}
+        return {**entry, "resource": resource, "request": {"method": "POST", "url": rtype}}, ""
+    return entry, ""
+
+
+def degrade(client: Searcher, bundle: Mapping[str, Any], missing: frozenset[str]) -> Json:
+    """The Bundle rewritten for a server lacking ``missing`` features (unchanged when empty)."""
+    if not missing:
+        return dict(bundle)
+    kept: list[Json] = []
+    replaced: dict[str, str] = {}
+    for entry in bundle.get("entry") or []:
+        new, literal = _resolve(client, entry, missing)
+        if new is None:
+            replaced[str(entry.get("fullUrl"))] = literal
+        else:
+            kept.append(new)
+    for old, new_ref in replaced.items():
+        kept = rewrite_references(kept, old, new_ref)
+    return with_entries(bundle, kept)
+
+
+__all__ = ["SESSION_OWNED", "SHARED", "degrade", "missing_features"]

@@ -1,0 +1,277 @@
+"""Push one IASTM session record to a FHIR server: idempotent, never losing or duplicating it.
+
+Layer: orchestration. Imports the core (``mapping``, ``errors``, ``push_bundle``) and receives the
+FHIR client as a parameter (duck-typed like ``client.FhirClient``); it never imports requests,
+flask or sqlalchemy. ``service`` wires it to the store and the outbox worker.
+
+Algorithm (MAPPING decisions 5–13, §2.3–§2.5):
+
+1. Map the record to its transaction Bundle (shared resources ``POST`` + ``ifNoneExist``,
+   session-owned ones conditional ``PUT Type?identifier=``).
+2. Check the server's capabilities once per client (decision 13); degrade entries if needed.
+3. Look the IASTM Procedure up by its ``iastm-session`` identifier. Its ``source-record-version``
+   extension higher than ours -> ``superseded``; equal version and hash -> ``unchanged``; several
+   matches -> ``rejected`` (E_AMBIGUOUS_MATCH). Nothing on the server and the record is
+   ``entered-in-error`` -> nothing is sent (decision 10).
+4. Otherwise write the Procedure entry as ``PUT Procedure/{id}`` with ``ifMatch`` (decision 7), add
+   the retractions of dropped elements (decision 8) and POST ONE transaction. A 409, or a 412 that
+   is not "multiple matches", means someone wrote in between: re-read and retry (bounded).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import random
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from fhir_iastm.errors import (
+    FhirAuthError,
+    FhirConflictError,
+    FhirServerError,
+    FhirUnavailableError,
+    Issue,
+    operation_outcome,
+)
+from fhir_iastm.mapping import ids, to_fhir
+from fhir_iastm.mapping.settings import MappingSettings
+from fhir_iastm.records.model import SessionRecord
+from fhir_iastm.sync.bundle_ops import (
+    Json,
+    Systems,
+    emitted_identifiers,
+    guarded_entry,
+    is_session_procedure,
+    response_ids,
+    session_entry_index,
+    source_hash,
+    source_version,
+    with_entries,
+)
+from fhir_iastm.sync.fallback import degrade, missing_features
+from fhir_iastm.sync.outcome import STATUSES, PushOutcome
+from fhir_iastm.sync.retract import History, plan_retractions
+
+MAX_ATTEMPTS = 6
+LOOKUP_CACHE_CONTROL = "no-cache, no-store"
+
+
+class PushClient(Protocol):
+    """What ``push_record`` needs of ``client.FhirClient``."""
+
+    def capabilities(self) -> Any: ...
+
+    def search(
+        self, resource_type: str, params: Any, *, cache_control: str = "no-cache"
+    ) -> Json: ...
+
+    def search_all(self, resource_type: str, params: Any) -> Iterator[Json]: ...
+
+    def transaction(self, bundle: Json, *, idempotent: bool | None = None) -> Json: ...
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """What one record turns into, computed once and reused across retries."""
+
+    record: SessionRecord
+    bundle: Json
+    systems: Systems
+    base: str
+    index: int
+    emitted: tuple[str, ...]
+    record_hash: str | None
+
+    @property
+    def session_id(self) -> str:
+        return self.record.session_id
+
+
+def push_record(
+    client: PushClient,
+    record: SessionRecord,
+    *,
+    settings: MappingSettings | None = None,
+    last_pushed: History | None = None,
+    bundle: Json | None = None,
+    max_attempts: int = MAX_ATTEMPTS,
+    sleep: Callable[[float], None] = time.sleep,
+) -> PushOutcome:
+    """Push one record version (``bundle``: its pre-mapped Bundle, else ``to_fhir`` runs here).
+
+    Raises ``FhirUnavailableError`` / ``FhirAuthError`` / ``FhirServerError`` (5xx, malformed
+    replies) and ``FhirConflictError`` (409 still there after ``max_attempts`` re-reads) — the
+    outbox retries those later; a record the server refuses (4xx, a 412 that re-reading does not
+    cure, several matches) comes back ``rejected`` with the server's OperationOutcome.
+    """
+    settings = settings or MappingSettings()
+    plan = _plan(record, settings, bundle)
+    missing = _missing(client)
+    for attempt in range(1, max_attempts + 1):
+        try:
+            return _attempt(client, plan, last_pushed, missing)
+        except FhirConflictError as exc:
+            if exc.code == "E_AMBIGUOUS_MATCH":
+                return _rejected(plan, exc)
+            if attempt == max_attempts:
+                if exc.status == 409:  # still contended: transient, the outbox retries later
+                    raise
+                return _rejected(plan, exc)  # a 412 that re-reading did not cure (decision 9)
+            sleep(random.uniform(0.02, 0.1) * 2 ** (attempt - 1))  # noqa: S311 (jitter only)
+        except FhirServerError as exc:
+            if _is_record_fault(exc):
+                return _rejected(plan, exc)
+            raise
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _plan(record: SessionRecord, settings: MappingSettings, bundle: Json | None) -> _Plan:
+    if bundle is None:
+        bundle = to_fhir(record, settings)
+    systems = Systems.of(settings.base)
+    index = session_entry_index(bundle, systems)
+    return _Plan(
+        record=record,
+        bundle=bundle,
+        systems=systems,
+        base=settings.base,
+        index=index,
+        emitted=emitted_identifiers(bundle, systems),
+        record_hash=source_hash(bundle["entry"][index]["resource"], systems),
+    )
+
+
+def _missing(client: PushClient) -> frozenset[str]:
+    """Features the server lacks (decision 13); read once per client and cached on it."""
+    cached = getattr(client, "_iastm_missing_features", None)
+    if cached is None:
+        cached = missing_features(client.capabilities())
+        with contextlib.suppress(AttributeError):  # a client with __slots__: check every time
+            client._iastm_missing_features = cached  # type: ignore[attr-defined]
+    return cached
+
+
+def find_session_procedure(client: PushClient, systems: Systems, session_id: str) -> Json | None:
+    """The server's IASTM Procedure of this session, or None; several -> E_AMBIGUOUS_MATCH."""
+    query = f"{systems.session}|{ids.fhir_escape(session_id)}"
+    # a synchronous search that HAPI does not store: at most a few matches, no paging needed
+    page = client.search("Procedure", [("identifier", query)], cache_control=LOOKUP_CACHE_CONTROL)
+    found = [
+        e["resource"]
+        for e in page.get("entry") or []
+        if is_session_procedure(e.get("resource") or {}, systems)
+    ]
+    if len(found) > 1:
+        message = f"{len(found)} IASTM Procedures carry this session's identifier"
+        error = FhirConflictError(
+            message,
+            [
+                Issue(
+                    "error",
+                    "multiple-matches",
+                    "Procedure.identifier",
+                    message,
+                    "E_AMBIGUOUS_MATCH",
+                )
+            ],
+        )
+        error.code = "E_AMBIGUOUS_MATCH"
+        raise error
+    return found[0] if found else None
+
+
+def _attempt(
+    client: PushClient, plan: _Plan, last_pushed: History | None, missing: frozenset[str]
+) -> PushOutcome:
+    server = find_session_procedure(client, plan.systems, plan.session_id)
+    early = _guard(plan, server)
+    if early is not None:
+        return early
+    entries = list(plan.bundle["entry"])
+    if server is not None:
+        entries[plan.index] = guarded_entry(entries[plan.index], server)
+    retractions = plan_retractions(
+        client,
+        systems=plan.systems,
+        base=plan.base,
+        session_id=plan.session_id,
+        emitted=plan.emitted,
+        server_procedure=server,
+        last_pushed=last_pushed,
+    )
+    tx = degrade(client, with_entries(plan.bundle, entries + retractions), missing)
+    response = client.transaction(tx)
+    written = response_ids(tx["entry"], response)
+    return PushOutcome(
+        "pushed",
+        plan.session_id,
+        plan.record.record_version,
+        plan.record_hash,
+        identifiers=plan.emitted,
+        fhir_ids=written,
+        server_version=source_version(server, plan.systems) if server else None,
+        retracted=tuple(e["request"]["url"] for e in retractions),
+        sent=True,
+    )
+
+
+def _guard(plan: _Plan, server: Json | None) -> PushOutcome | None:
+    """The outcome that needs no write (superseded / unchanged / never-pushed retraction)."""
+    version = plan.record.record_version
+    if server is None:
+        if plan.record.status != "entered-in-error":
+            return None
+        return PushOutcome(
+            "unchanged",
+            plan.session_id,
+            version,
+            plan.record_hash,
+            note=("entered-in-error session was never pushed: nothing sent (MAPPING decision 10)"),
+        )
+    ref = {f"{plan.systems.session}|{plan.session_id}": f"Procedure/{server['id']}"}
+    theirs = source_version(server, plan.systems)
+    if theirs is not None and theirs > version:
+        return PushOutcome(
+            "superseded",
+            plan.session_id,
+            version,
+            plan.record_hash,
+            fhir_ids=ref,
+            server_version=theirs,
+            note="the server holds a newer record_version",
+        )
+    if theirs == version and source_hash(server, plan.systems) == plan.record_hash:
+        return PushOutcome(
+            "unchanged",
+            plan.session_id,
+            version,
+            plan.record_hash,
+            identifiers=plan.emitted,
+            fhir_ids=ref,
+            server_version=theirs,
+        )
+    return None
+
+
+def _is_record_fault(exc: FhirServerError) -> bool:
+    """A 4xx refusal of this record (kept as a dead letter) rather than a server failure."""
+    if isinstance(exc, FhirUnavailableError | FhirAuthError):
+        return False
+    return exc.status is not None and 400 <= exc.status < 500
+
+
+def _rejected(plan: _Plan, exc: FhirServerError) -> PushOutcome:
+    return PushOutcome(
+        "rejected",
+        plan.session_id,
+        plan.record.record_version,
+        plan.record_hash,
+        operation_outcome=operation_outcome(exc.issues),
+        error_code=exc.code,
+        sent=exc.status is not None,
+    )
+
+
+__all__ = ["STATUSES", "PushClient", "PushOutcome", "find_session_procedure", "push_record"]

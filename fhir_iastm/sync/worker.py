@@ -1,0 +1,319 @@
+"""Edge (wiring helper): the outbox worker — claim an entry, push it, record the outcome.
+
+Layer: edge. Imports ``storage`` types and the core's errors; the push function is injected, so the
+worker knows nothing of HTTP (``service`` passes ``push.push_record`` bound to a client; tests pass
+fakes). Run several workers, on several machines: the store's per-session leases keep one session's
+versions in record_version order and never in flight twice at once (MAPPING.md decision 9).
+
+Outcomes: pushed / unchanged / superseded -> done; ``rejected`` -> dead letter with the server's
+OperationOutcome; ``FhirServerError`` and its subclasses (timeouts, 429/5xx, 401/403, 409) and
+unexpected exceptions -> retry later with per-entry exponential backoff (honouring a ``retry_after``
+the error may carry) until ``max_attempts``, then dead letter. SIGTERM/SIGINT finish the push in
+hand and stop. Log lines are JSON with no PHI: the session appears only as a hash prefix.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import random
+import signal
+import socket
+import threading
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from fhir_iastm.errors import FhirServerError, IastmError, Issue, operation_outcome
+from fhir_iastm.storage import LastPushed, LeaseLostError, OutboxItem, PushOutcome, Store
+from fhir_iastm.storage.types import SUCCESS_STATUSES, OutcomeLike
+
+if TYPE_CHECKING:
+    from fhir_iastm.records.model import SessionRecord
+
+log = logging.getLogger("fhir_iastm.sync.worker")
+
+PushFn = Callable[["SessionRecord", LastPushed | None], OutcomeLike]
+Loader = Callable[[dict[str, Any]], "SessionRecord"]
+
+
+@dataclass(frozen=True)
+class Backoff:
+    """Delay before retry n (1-based): ``min(cap, base * factor**(n-1))``, ± ``jitter`` share."""
+
+    base: float = 2.0
+    factor: float = 2.0
+    cap: float = 600.0
+    jitter: float = 0.1
+
+    def delay(self, attempt: int, rng: Callable[[], float] = random.random) -> float:
+        """Seconds to wait after the ``attempt``-th failed attempt."""
+        raw = min(self.cap, self.base * self.factor ** max(0, attempt - 1))
+        return raw * (1 + self.jitter * (2 * rng() - 1))
+
+
+@dataclass
+class WorkerStats:
+    """Counts of what one ``run_worker`` call did."""
+
+    claimed: int = 0
+    done: dict[str, int] = field(default_factory=dict)
+    retried: int = 0
+    dead_lettered: int = 0
+    lease_lost: int = 0
+
+    def count(self, status: str) -> None:
+        """Count one finished entry by outcome status."""
+        self.done[status] = self.done.get(status, 0) + 1
+
+
+def default_worker_id() -> str:
+    """host:pid:random — unique per worker, readable in ``outbox.claimed_by``."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+
+
+def session_ref(session_id: str) -> str:
+    """A stable, non-reversible handle for a session in logs (no identifiers in log lines)."""
+    return hashlib.sha256(session_id.encode()).hexdigest()[:12]
+
+
+def _log(event: str, level: int = logging.INFO, **fields: Any) -> None:
+    if log.isEnabledFor(level):
+        log.log(level, json.dumps({"event": event, **fields}, sort_keys=True, default=str))
+
+
+def _default_loader() -> Loader:
+    from fhir_iastm.records import load_record
+
+    return load_record
+
+
+@dataclass
+class Worker:
+    """One worker's settings; ``run`` loops, ``process`` handles one claimed entry."""
+
+    store: Store
+    push: PushFn
+    worker_id: str = field(default_factory=default_worker_id)
+    poll_interval: float = 1.0
+    max_attempts: int = 8
+    backoff: Backoff = field(default_factory=Backoff)
+    lease_seconds: float = 60.0
+    load: Loader | None = None
+    heartbeat: bool = True
+    stop: threading.Event = field(default_factory=threading.Event)
+    stats: WorkerStats = field(default_factory=WorkerStats)
+
+    def run(self, *, once: bool = False) -> WorkerStats:
+        """Drain the outbox; with ``once`` return when nothing is due, else poll until stopped."""
+        if self.load is None:  # import before the first claim: a lease must not pay for it
+            self.load = _default_loader()
+        _log("worker_start", worker=self.worker_id)
+        while not self.stop.is_set():
+            try:
+                busy = self.step()
+            except Exception as exc:
+                # The store failed (database down, disk full): a drain reports it; a long-running
+                # worker keeps polling. An entry it held is retried when its lease expires.
+                if once:
+                    raise
+                _log("store_failed", logging.ERROR, worker=self.worker_id, error=type(exc).__name__)
+                self.stop.wait(self.poll_interval)
+                continue
+            if not busy:
+                if once:
+                    break
+                self.stop.wait(self.poll_interval)
+        _log(
+            "worker_stop",
+            worker=self.worker_id,
+            claimed=self.stats.claimed,
+            done=self.stats.done,
+            retried=self.stats.retried,
+            dead_lettered=self.stats.dead_lettered,
+            lease_lost=self.stats.lease_lost,
+        )
+        return self.stats
+
+    def step(self) -> bool:
+        """Claim and process one entry; False when nothing was due."""
+        item = self.store.claim(self.worker_id, self.lease_seconds)
+        if item is None:
+            return False
+        self.stats.claimed += 1
+        self.process(item)
+        return True
+
+    def process(self, item: OutboxItem) -> None:
+        """Push one claimed entry and record the outcome; never raises for a push failure."""
+        ctx = {
+            "worker": self.worker_id,
+            "outbox_id": item.id,
+            "session": session_ref(item.session_id),
+            "record_version": item.record_version,
+            "attempt": item.attempts,
+        }
+        try:
+            self._process(item, ctx)
+        except LeaseLostError:
+            self.stats.lease_lost += 1
+            _log("lease_lost", logging.WARNING, **ctx)
+
+    def _process(self, item: OutboxItem, ctx: dict[str, Any]) -> None:
+        load = self.load or _default_loader()
+        try:
+            record = load(item.body)
+        except IastmError as exc:  # a stored body that no longer loads: never pushable
+            self._dead(item, _failure(exc), ctx)
+            return
+        try:
+            with lease_heartbeat(self.store, item, self.lease_seconds, enabled=self.heartbeat):
+                outcome = self.push(record, item.last_pushed)
+        except FhirServerError as exc:
+            self._retry_or_dead(item, _failure(exc), getattr(exc, "retry_after", None), ctx)
+            return
+        except IastmError as exc:  # mapping / profile errors: retrying cannot help
+            self._dead(item, _failure(exc), ctx)
+            return
+        except Exception as exc:
+            # A bug or an unforeseen failure: bounded retries, then the dead letter.
+            _log("push_crashed", logging.ERROR, error=type(exc).__name__, **ctx)
+            crash = Issue(
+                "error", "exception", diagnostics=type(exc).__name__, details="E_INTERNAL"
+            )
+            failure = PushOutcome(
+                "rejected", operation_outcome=operation_outcome([crash]), error_code="E_INTERNAL"
+            )
+            self._retry_or_dead(item, failure, None, ctx)
+            return
+        if outcome.status in SUCCESS_STATUSES:
+            self.store.complete(item, outcome)
+            self.stats.count(outcome.status)
+            _log("push_done", status=outcome.status, **ctx)
+        else:
+            self._dead(item, outcome, ctx)
+
+    def _retry_or_dead(
+        self, item: OutboxItem, failure: OutcomeLike, retry_after: float | None, ctx: dict[str, Any]
+    ) -> None:
+        if item.attempts >= self.max_attempts:
+            self._dead(item, failure, ctx)
+            return
+        delay = max(self.backoff.delay(item.attempts), retry_after or 0.0)
+        self.store.retry_later(item, delay, failure)
+        self.stats.retried += 1
+        _log(
+            "push_retry",
+            logging.WARNING,
+            error_code=failure.error_code,
+            delay_s=round(delay, 3),
+            **ctx,
+        )
+
+    def _dead(self, item: OutboxItem, failure: OutcomeLike, ctx: dict[str, Any]) -> None:
+        self.store.dead_letter(item, failure)
+        self.stats.dead_lettered += 1
+        _log("push_dead_letter", logging.ERROR, error_code=failure.error_code, **ctx)
+
+
+def _failure(exc: IastmError) -> PushOutcome:
+    """A rejected outcome carrying the error's code and OperationOutcome (not its message)."""
+    outcome = getattr(exc, "outcome", None) or operation_outcome(exc.issues)
+    return PushOutcome("rejected", operation_outcome=outcome, error_code=exc.code)
+
+
+@contextmanager
+def lease_heartbeat(
+    store: Store, item: OutboxItem, lease_seconds: float, *, enabled: bool = True
+) -> Iterator[None]:
+    """Extend the lease every ``lease_seconds / 3`` while a push runs: a slow push (client
+    retries, long timeouts) keeps its claim, yet a crashed worker's claim still expires soon."""
+    done = threading.Event()
+
+    def beat() -> None:
+        current = item
+        while not done.wait(lease_seconds / 3):
+            try:
+                current = store.extend_lease(current, lease_seconds)
+            except Exception:  # lease lost or store unreachable: complete() will find out
+                return
+
+    thread = threading.Thread(target=beat, name=f"lease-{item.id}", daemon=True)
+    if enabled:
+        thread.start()
+    try:
+        yield
+    finally:
+        done.set()
+        if enabled:
+            thread.join()
+
+
+@contextmanager
+def stop_on_signals(stop: threading.Event) -> Iterator[None]:
+    """SIGTERM/SIGINT set ``stop`` (main thread only; elsewhere this does nothing)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
+
+    def handler(signum: int, _frame: Any) -> None:
+        _log("worker_signal", signal=signal.Signals(signum).name)
+        stop.set()
+
+    for sig in previous:
+        signal.signal(sig, handler)
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+def run_worker(
+    store: Store,
+    push: PushFn,
+    *,
+    worker_id: str | None = None,
+    once: bool = False,
+    poll_interval: float = 1.0,
+    max_attempts: int = 8,
+    backoff: Backoff | None = None,
+    lease_seconds: float = 60.0,
+    load: Loader | None = None,
+    stop: threading.Event | None = None,
+    heartbeat: bool = True,
+) -> WorkerStats:
+    """Run one outbox worker until stopped (or, with ``once``, until nothing is due)."""
+    worker = Worker(
+        store,
+        push,
+        worker_id=worker_id or default_worker_id(),
+        poll_interval=poll_interval,
+        max_attempts=max_attempts,
+        backoff=backoff or Backoff(),
+        lease_seconds=lease_seconds,
+        load=load,
+        heartbeat=heartbeat,
+        stop=stop or threading.Event(),
+    )
+    with stop_on_signals(worker.stop):
+        return worker.run(once=once)
+
+
+__all__ = [
+    "Backoff",
+    "Loader",
+    "PushFn",
+    "Worker",
+    "WorkerStats",
+    "default_worker_id",
+    "lease_heartbeat",
+    "run_worker",
+    "session_ref",
+    "stop_on_signals",
+]
