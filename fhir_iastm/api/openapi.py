@@ -1,5 +1,5 @@
 """Edge (Flask): ``/openapi.json``, generated — not hand-written — by apispec from the marshmallow
-record schemas (``record_schemas``) and the YAML blocks of the view docstrings."""
+record schemas (``records.schemas``) and the YAML blocks of the view docstrings."""
 
 from __future__ import annotations
 

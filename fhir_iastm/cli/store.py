@@ -1,5 +1,5 @@
 """Edge: the service-side commands of ``fhir-iastm`` — ``init-db``, ``import``, ``serve``,
-``worker`` and ``export`` (registered on the group in ``cli.py``).
+``worker`` and ``export`` (registered on the group in ``cli/__init__.py``).
 
 Layer: edge. Settings come from the same ``IASTM_*`` environment as the HTTP service
 (``config.from_environ``); options override them.

@@ -2,7 +2,8 @@
 
 Layer: core. Imports the standard library, marshmallow, rfc8785 and core modules.
 
-``load_record`` checks every field (``record_schemas``), then every cross-field rule (``rules``),
+``load_record`` checks every field (``records.schemas``), then every cross-field rule
+(``records.cross_field``),
 and reports *all* errors at once as ``Issue``s whose ``expression`` is a FHIRPath-style path into
 the record (``treatment_sites[0].laterality``; ``None`` = the record as a whole) and whose
 ``details`` is the stable code. Values are kept exactly as sent.
