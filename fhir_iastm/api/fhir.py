@@ -20,6 +20,7 @@ from fhir_iastm.api.errors import fhir_response
 from fhir_iastm.api.sessions import json_body
 from fhir_iastm.errors import operation_outcome
 from fhir_iastm.facade import SEARCHES, patient_reference, split_date_param
+from fhir_iastm.mapping.trace import record_field
 from fhir_iastm.validation import validate
 
 bp = Blueprint("fhir", __name__, url_prefix="/fhir")
@@ -183,7 +184,8 @@ def _resource_from_body(rtype: str) -> dict[str, Any]:
 def validate_resource(rtype: str) -> Response:
     """``$validate`` against our profiles: 200 with an OperationOutcome (errors are issues)."""
     resource = _resource_from_body(rtype)
-    issues = validate(resource, _state().profiles, profile=request.args.get("profile"))
+    profile = request.args.get("profile")
+    issues = validate(resource, _state().profiles, profile=profile, trace=record_field)
     return fhir_response(operation_outcome(issues))
 
 

@@ -1,7 +1,7 @@
 """Edge (storage): ``Store`` — records with their version history, sync state, outbox and audit.
 
 Layer: edge; imports SQLAlchemy and the core's record types. One code path for SQLite and
-PostgreSQL. Saving a record (MAPPING.md decision 15) writes the version, the sync state, the outbox
+PostgreSQL. Saving a record (docs/decisions.md#d15) writes the version, the sync state, the outbox
 entry and the audit row in ONE transaction: no record is accepted without being queued for push.
 The outbox half (claim / complete / retry / dead letter) is in ``storage.outbox``.
 """
@@ -50,7 +50,8 @@ def utc_now() -> datetime:
 
 
 def _default_hasher(record: SessionRecord) -> str:
-    from fhir_iastm.records import record_hash  # the core's canonical (JCS) hash, decision 7
+    # the core's canonical (JCS) hash, docs/decisions.md#d7
+    from fhir_iastm.records import record_hash
 
     return record_hash(record)
 
@@ -95,7 +96,8 @@ class Store:
     def save_record(
         self, record: SessionRecord, raw: dict[str, Any], *, actor: str | None
     ) -> SaveResult:
-        """Store a record by decision 15 and queue its push, atomically; 409 conflicts raise."""
+        """Store a record by docs/decisions.md#d15 and queue its push, atomically; 409 conflicts
+        raise."""
         digest = self.hasher(record)
         for attempt in range(3):
             try:
