@@ -13,6 +13,7 @@ import pytest
 from flask.testing import FlaskClient
 
 from fhir_iastm.api import create_app
+from fhir_iastm.config import Settings
 from fhir_iastm.errors import ERROR_CODE_SYSTEM
 from fhir_iastm.storage import Store
 
@@ -32,12 +33,13 @@ def good(name: str) -> dict[str, Any]:
 
 @pytest.fixture
 def app_for(store: Store) -> Iterator[Callable[..., Any]]:
-    """``app_for(**config)``: an app on the test's store; its connections are closed afterwards."""
+    """``app_for(**environ)``: an app on the test's store with these ``IASTM_*`` variables (and no
+    others); its connections are closed afterwards."""
     apps: list[Any] = []
 
-    def make(**config: Any) -> Any:
+    def make(**environ: str) -> Any:
         url = store.engine.url.render_as_string(hide_password=False)
-        apps.append(create_app({"DATABASE_URL": url, **config}))
+        apps.append(create_app(Settings.from_env({"IASTM_DATABASE_URL": url, **environ})))
         return apps[-1]
 
     yield make
@@ -147,7 +149,7 @@ def test_malformed_requests_get_an_outcome(client: FlaskClient, data: str,
 
 
 def test_oversized_body_is_413(app_for: Callable[..., Any]) -> None:
-    app = app_for(MAX_BODY_BYTES=2048)
+    app = app_for(IASTM_MAX_BODY_BYTES="2KiB")
     record = good("good-01") | {"notes": "x" * 4000}
     assert_outcome(app.test_client().post("/api/sessions", json=record), 413)
 
@@ -307,7 +309,7 @@ def test_newer_version_replaces_session_resources_in_the_facade(loaded: FlaskCli
 # --- auth, OpenAPI, logs -----------------------------------------------------------------------
 
 def test_bearer_tokens_and_scopes(app_for: Callable[..., Any]) -> None:
-    app = app_for(API_TOKENS="rtok:read,wtok:read+write")
+    app = app_for(IASTM_API_TOKENS="rtok:read,wtok:read+write")
     client = app.test_client()
     record = good("good-02")
     assert client.get("/healthz").status_code == 200
