@@ -9,13 +9,38 @@ from __future__ import annotations
 
 import functools
 import gzip
-import json
 import re
 from collections.abc import Callable
 from datetime import date, datetime
 from importlib import resources
 
 from fhir_iastm.records.fields import err
+from fhir_iastm.records.vocab import (  # noqa: F401 - the code lists are re-exported here
+    ADJUNCT_TYPES,
+    ADVERSE_TYPES,
+    CLINICAL_STATUSES,
+    CONDITION_LATERALITIES,
+    GENDERS,
+    INSTRUMENTS,
+    OUTCOME_INSTRUMENTS,
+    PAIN_SCALES,
+    ROM_JOINTS,
+    ROM_LATERALITIES,
+    ROM_METHODS,
+    ROM_MODES,
+    ROM_MOTIONS,
+    ROM_MOTIONS_BY_JOINT,
+    SCHEMA_VERSIONS,
+    SEVERITIES,
+    SITE_LATERALITIES,
+    SITES,
+    SNOMED_BY_ICD_PREFIX,
+    STATUSES,
+    TECHNIQUES,
+    TIMINGS,
+    VERIFICATION_STATUSES,
+    VERIFIED_CONDITION_SNOMED,
+)
 
 
 @functools.cache
@@ -141,73 +166,10 @@ def check_usps(value: str) -> None:
         raise err("E_CODE_UNKNOWN", f"unknown USPS state code {value!r:.20}")
 
 
-# --- closed code lists of §1 (other modules import these) -----------------------------------
-SCHEMA_VERSIONS = ("1.0",)
-STATUSES = ("completed", "entered-in-error", "cancelled")
-GENDERS = ("male", "female", "other", "unknown")
-TECHNIQUES = (
-    "graston", "astym", "sastm", "gua-sha", "hawkgrips", "tecnica-gavilan", "iastm-other",
-)  # fmt: skip
-INSTRUMENTS = (
-    "steel-single-bevel", "steel-double-bevel", "steel-multi-curve", "ceramic-tool",
-    "jade-or-stone-tool", "horn-tool", "polymer-tool", "other",
-)  # fmt: skip
-SITES = (
-    "elbow-lateral", "elbow-medial", "plantar-fascia", "patellar-tendon", "knee", "hamstring",
-    "thigh", "hip",
-)  # fmt: skip
-SITE_LATERALITIES = ("left", "right", "bilateral")
-CONDITION_LATERALITIES = ("left", "right", "bilateral", "not-applicable")
-CLINICAL_STATUSES = ("active", "recurrence", "relapse", "inactive", "remission", "resolved")
-VERIFICATION_STATUSES = (
-    "unconfirmed", "provisional", "differential", "confirmed", "refuted", "entered-in-error",
-)  # fmt: skip
-PAIN_SCALES = ("NRS-11",)
-ROM_JOINTS = ("knee", "elbow", "hip", "ankle", "wrist")
-ROM_MOTIONS = (
-    "flexion", "extension", "dorsiflexion", "plantarflexion", "internal-rotation",
-    "external-rotation", "abduction", "adduction", "pronation", "supination",
-)  # fmt: skip
-#: The joint/motion pairs coded in ``iastm-observation`` (§4.7: ``rom-{joint}-{motion}``).
-ROM_MOTIONS_BY_JOINT = {
-    "knee": ("flexion", "extension"),
-    "elbow": ("flexion", "extension", "pronation", "supination"),
-    "hip": (
-        "flexion",
-        "extension",
-        "abduction",
-        "adduction",
-        "internal-rotation",
-        "external-rotation",
-    ),  # fmt: skip
-    "ankle": ("dorsiflexion", "plantarflexion"),
-    "wrist": ("flexion", "extension"),
-}
-ROM_LATERALITIES = ("left", "right")
-ROM_MODES = ("active", "passive")
-ROM_METHODS = ("goniometer", "inclinometer", "visual-estimate")
-TIMINGS = ("pre", "post")
-OUTCOME_INSTRUMENTS = ("LEFS", "QuickDASH", "PSFS")
-ADVERSE_TYPES = ("bruising", "petechiae", "soreness")
-SEVERITIES = ("mild", "moderate", "severe")
-ADJUNCT_TYPES = ("stretching", "strengthening")
-
 #: Length bounds (E_FORMAT): §1.1 notes ≤ 4000; identifier system/value ≤ 200 (decision 16).
 NOTES_MAX = 4000
 TEXT_MAX = 1000
 SHORT_MAX = 200
-
-
-def _load_snomed_pairs() -> dict[str, str]:
-    """ICD-10-CM prefix -> SNOMED code, from ``condition_snomed_by_icd_prefix`` (decision 19)."""
-    raw = resources.files("fhir_iastm").joinpath("data/codes.json").read_text(encoding="utf-8")
-    table = json.loads(raw)["condition_snomed_by_icd_prefix"]
-    return {prefix: entry["code"] for prefix, entry in table.items() if not prefix.startswith("_")}
-
-
-#: Decision 19 pairs; the SNOMED codes allowed in ``conditions[].snomed`` are its values.
-SNOMED_BY_ICD_PREFIX: dict[str, str] = _load_snomed_pairs()
-VERIFIED_CONDITION_SNOMED = tuple(dict.fromkeys(SNOMED_BY_ICD_PREFIX.values()))
 
 
 def check_snomed(value: str) -> None:

@@ -23,6 +23,7 @@ from fhir_iastm.records.checks import (
     CONDITION_LATERALITIES,
     CPT_RE,
     EMAIL_RE,
+    GENDERS,
     IDENTIFIER_RE,
     INSTRUMENTS,
     NOTES_MAX,
@@ -130,7 +131,7 @@ class PatientSchema(_Base):
         _short("given name"), required=True, min_items=1, max_items=10, what="given_names"
     )
     birth_date = Text(max_len=10, required=True, check=check_date, what="birth_date")
-    gender = Code(("male", "female", "other", "unknown"), what="gender")
+    gender = Code(GENDERS, what="gender")
     phone = Text(max_len=40, what="phone")
     email = Text(max_len=SHORT_MAX, check=pattern(EMAIL_RE, "email"), what="email")
     address = _nested(AddressSchema, required=False, what="address")
