@@ -1,4 +1,4 @@
-"""Offline commands: ``map``, ``unmap`` and ``validate`` (no server, no database).
+"""Offline commands: ``map``, ``unmap``, ``validate`` and ``schema`` (no server, no database).
 
 Input of ``map`` and ``unmap``: one JSON document, a JSON array, or JSON Lines. Output: a single
 input object gives one pretty-printed JSON document; an array or JSON Lines gives **JSON Lines**
@@ -118,6 +118,14 @@ def validate_command(files: tuple[IO[str], ...], profile: str | None,
         sys.exit(EXIT_INVALID)
 
 
-COMMANDS = (map_command, unmap_command, validate_command)
+@click.command("schema")
+def schema_command() -> None:
+    """Print the JSON Schema (draft 2020-12) of the internal record (docs/record.md)."""
+    from fhir_iastm.records.contract import record_json_schema
+
+    emit_result(record_json_schema(), True)
+
+
+COMMANDS = (map_command, unmap_command, validate_command, schema_command)
 
 __all__ = ["COMMANDS"]

@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 import gzip
 import re
-from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import date, datetime
 from importlib import resources
 
@@ -80,21 +80,31 @@ _USPS = (
     " NM NY NC ND OH OK OR PA RI SC SD TN TX UT VT VA WA WV WI WY DC AS GU MP PR VI UM FM MH PW"
     " AA AE AP"
 )
-USPS_STATES = frozenset(_USPS.split())
+USPS_STATE_CODES = tuple(_USPS.split())
+USPS_STATES = frozenset(USPS_STATE_CODES)
 
 
-def pattern(regex: re.Pattern[str], what: str, *, echo: bool = False) -> Callable[[str], None]:
+@dataclass(frozen=True)
+class PatternCheck:
     """A check that the whole value matches ``regex`` (E_FORMAT); ``echo`` quotes the value.
 
     Patient values (MRN, e-mail, postal code) and dates are never echoed: messages may be logged.
+    The record's JSON Schema publishes ``regex`` as the field's ``pattern``.
     """
 
-    def check(value: str) -> None:
-        if not regex.fullmatch(value):
-            shown = f" {value!r:.80}" if echo else ""
-            raise err("E_FORMAT", f"{what}{shown} does not match {regex.pattern}")
+    regex: re.Pattern[str]
+    what: str
+    echo: bool = False
 
-    return check
+    def __call__(self, value: str) -> None:
+        if not self.regex.fullmatch(value):
+            shown = f" {value!r:.80}" if self.echo else ""
+            raise err("E_FORMAT", f"{self.what}{shown} does not match {self.regex.pattern}")
+
+
+def pattern(regex: re.Pattern[str], what: str, *, echo: bool = False) -> PatternCheck:
+    """A :class:`PatternCheck` of ``regex`` for the field ``what``."""
+    return PatternCheck(regex, what, echo)
 
 
 def check_datetime(value: str) -> None:
@@ -209,6 +219,8 @@ __all__ = [  # noqa: RUF022 - grouped: patterns, code lists, checks
     "IDENTIFIER_RE",
     "SESSION_ID_RE",
     "USPS_STATES",
+    "USPS_STATE_CODES",
+    "PatternCheck",
     "check_date",
     "check_datetime",
     "check_icd10cm",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import json
 import logging
+import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -357,3 +358,27 @@ def test_logs_carry_no_phi(app_for: Callable[..., Any], caplog: pytest.LogCaptur
                *patient.get("given_names", [])]
         for value in (v for v in phi if v and len(v) >= 3):
             assert value not in text, f"PHI value found in logs: {value[:2]}…"
+
+
+def test_record_schema_is_served_and_used_by_openapi(client: FlaskClient) -> None:
+    from fhir_iastm.records.contract import record_json_schema
+
+    response = client.get("/api/record.schema.json")
+    assert response.status_code == 200
+    assert response.mimetype == "application/schema+json"
+    served = response.get_json()
+    assert served == record_json_schema()
+    spec = client.get("/openapi.json").get_json()
+    assert spec["openapi"] == "3.1.0"
+    components = spec["components"]["schemas"]
+    assert components["SessionRecord"]["properties"]["session_id"] == served["properties"][
+        "session_id"]
+    assert components["Patient"] == json.loads(
+        json.dumps(served["$defs"]["Patient"]).replace("#/$defs/", "#/components/schemas/"))
+    untyped = [(name, key) for name, obj in components.items() if "properties" in obj
+               for key, prop in obj["properties"].items()
+               if not all("type" in a or "$ref" in a for a in prop.get("anyOf", [prop]))]
+    assert untyped == []
+    refs = re.findall(r'"\$ref": "#/components/schemas/(\w+)"', json.dumps(spec))
+    assert refs
+    assert set(refs) <= set(components)
