@@ -52,7 +52,7 @@ def _motions_by_joint() -> dict[str, tuple[str, ...]]:
 ROM_MOTIONS_BY_JOINT = _motions_by_joint()
 ROM_MOTIONS = tuple(dict.fromkeys(m for ms in ROM_MOTIONS_BY_JOINT.values() for m in ms))
 
-#: Decision 19 pairs ICD-10-CM prefix -> SNOMED; the SNOMED codes allowed in
+#: ICD-10-CM prefix -> the verified SNOMED CT concept it pairs with; the codes allowed in
 #: ``conditions[].snomed`` are its values.
 SNOMED_BY_ICD_PREFIX: dict[str, str] = {
     prefix: entry["code"]
