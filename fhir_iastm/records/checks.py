@@ -15,32 +15,7 @@ from datetime import date, datetime
 from importlib import resources
 
 from fhir_iastm.records.fields import err
-from fhir_iastm.records.vocab import (  # noqa: F401 - the code lists are re-exported here
-    ADJUNCT_TYPES,
-    ADVERSE_TYPES,
-    CLINICAL_STATUSES,
-    CONDITION_LATERALITIES,
-    GENDERS,
-    INSTRUMENTS,
-    OUTCOME_INSTRUMENTS,
-    PAIN_SCALES,
-    ROM_JOINTS,
-    ROM_LATERALITIES,
-    ROM_METHODS,
-    ROM_MODES,
-    ROM_MOTIONS,
-    ROM_MOTIONS_BY_JOINT,
-    SCHEMA_VERSIONS,
-    SEVERITIES,
-    SITE_LATERALITIES,
-    SITES,
-    SNOMED_BY_ICD_PREFIX,
-    STATUSES,
-    TECHNIQUES,
-    TIMINGS,
-    VERIFICATION_STATUSES,
-    VERIFIED_CONDITION_SNOMED,
-)
+from fhir_iastm.records.vocab import SCHEMA_VERSIONS, VERIFIED_CONDITION_SNOMED
 
 
 @functools.cache
@@ -203,14 +178,6 @@ SCORE_RANGES = {"LEFS": (0, 80), "QuickDASH": (0, 100), "PSFS": (0, 10)}
 
 
 __all__ = [  # noqa: RUF022 - grouped: patterns, code lists, checks
-    "SNOMED_BY_ICD_PREFIX",
-    "VERIFIED_CONDITION_SNOMED",
-    "STATUSES",
-    "TECHNIQUES",
-    "SITES",
-    "SITE_LATERALITIES",
-    "CONDITION_LATERALITIES",
-    "ROM_MOTIONS_BY_JOINT",
     "SCORE_RANGES",
     "check_schema_version",
     "check_snomed",

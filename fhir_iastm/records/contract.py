@@ -19,7 +19,7 @@ from typing import Any
 
 from marshmallow import Schema, fields
 
-from fhir_iastm.records import checks
+from fhir_iastm.records import checks, vocab
 from fhir_iastm.records.descriptions import FIELDS, OBJECTS
 from fhir_iastm.records.fields import Array, Bool, Code, Int, Number, Text
 from fhir_iastm.records.schemas import SessionRecordSchema
@@ -45,8 +45,8 @@ _CHECKS: dict[Callable[[str], None], dict[str, Any]] = {
     checks.check_npi: {"pattern": _anchored(checks.NPI_RE.pattern)},
     checks.check_icd10cm: {"pattern": _anchored(checks.ICD_RE.pattern)},
     checks.check_usps: {"enum": list(checks.USPS_STATE_CODES)},
-    checks.check_snomed: {"enum": list(checks.VERIFIED_CONDITION_SNOMED)},
-    checks.check_schema_version: {"enum": list(checks.SCHEMA_VERSIONS)},
+    checks.check_snomed: {"enum": list(vocab.VERIFIED_CONDITION_SNOMED)},
+    checks.check_schema_version: {"enum": list(vocab.SCHEMA_VERSIONS)},
 }
 
 

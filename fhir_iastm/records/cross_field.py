@@ -16,8 +16,8 @@ from functools import cache
 from typing import Any
 
 from fhir_iastm.errors import Issue
-from fhir_iastm.records.checks import SNOMED_BY_ICD_PREFIX
 from fhir_iastm.records.fields import make_issue
+from fhir_iastm.records.vocab import SNOMED_BY_ICD_PREFIX
 
 #: ICD-10-CM codes with a laterality character (§4.3 and the iastm-cond-2 patterns of §3.14):
 #: the captured character is 1 right, 2 left, 3 bilateral, 0 or 9 unspecified.
