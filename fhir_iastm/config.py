@@ -1,67 +1,287 @@
-"""Edge: defaults and the environment variables that configure fhir-iastm (README "Configuration").
+"""Edge: the typed settings of fhir-iastm, read from the environment once (README "Configuration").
 
-Layer: edge helper (standard library only). The core never reads configuration: values read here are
-passed into it as arguments.
+This module is the only reader of the environment. :meth:`Settings.from_env` parses every
+variable with one parser per kind, so the CLI, the HTTP service, the worker and the migrations read
+a value identically; a bad value raises :class:`~fhir_iastm.errors.ConfigError` naming the
+variable and the accepted forms. The core never reads configuration: values read here are passed
+into it as arguments.
+
+Accepted forms (``docs``: README "Configuration"):
+
+* an empty or blank value is the same as an unset variable (the default applies);
+* booleans: ``true/false``, ``1/0``, ``yes/no``, ``on/off``, in any case;
+* sizes: integer bytes, or a whole number with a ``KiB``, ``MiB`` or ``GiB`` suffix (any case);
+* URLs: ``http://`` or ``https://`` with a host, no query or fragment; a trailing ``/`` is
+  dropped; database URLs: ``dialect[+driver]://…`` (SQLAlchemy);
+* API tokens: ``token:scope[+scope],…`` with scopes ``read`` and ``write`` (none given: ``read``).
+
+To add a setting: one field below, declared with :func:`setting`; the README table test
+(``tests/test_config.py``) then asks for its row.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
-from collections.abc import Mapping
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
+from urllib.parse import urlsplit
+
+from fhir_iastm.errors import ConfigError
 
 #: The repository's profiles/ folder (next to the package in a source checkout).
 DEFAULT_PROFILES_DIR = Path(__file__).resolve().parent.parent / "profiles"
-
-DEFAULTS: dict[str, Any] = {
-    "DATABASE_URL": "sqlite:///fhir_iastm.db",
-    "FHIR_BASE_URL": None,
-    "FHIR_TOKEN": None,
-    "API_TOKENS": None,
-    "CANONICAL_BASE": "https://iastm.example.org/fhir",
-    "INCLUDE_CPT": False,
-    "CLAIM_US_CORE": False,
-    "MAX_BODY_BYTES": 1024 * 1024,
-    "PROFILES_DIR": str(DEFAULT_PROFILES_DIR),
-    "LOAD_SAMPLES": False,
-    "PAGE_SIZE": 50,
-}
-
-_BOOL_TRUE = {"1", "true", "yes", "on"}
+#: The placeholder base of our canonical URLs (the mapper's own default is the same value).
+DEFAULT_CANONICAL_BASE = "https://iastm.example.org/fhir"
+#: The scopes an API token may carry (``api/auth.py`` checks them).
+API_SCOPES = ("read", "write")
 
 
-def _coerce(key: str, value: Any) -> Any:
-    default = DEFAULTS.get(key)
-    if isinstance(value, str) and isinstance(default, bool):
-        return value.strip().lower() in _BOOL_TRUE
-    if isinstance(value, str) and isinstance(default, int) and not isinstance(default, bool):
-        return int(value)
-    return value
+# --- parsers: text -> value, or ValueError with what is wrong ---------------------------------
+
+_TRUE = frozenset({"1", "true", "yes", "on"})
+_FALSE = frozenset({"0", "false", "no", "off"})
+BOOL_FORMS = "true/false, 1/0, yes/no or on/off (any case)"
 
 
-def from_environ(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
-    """Settings from ``IASTM_*`` variables (``DATABASE_URL`` also unprefixed), over the defaults."""
-    env = os.environ if environ is None else environ
-    settings = dict(DEFAULTS)
-    for key in DEFAULTS:
-        if f"IASTM_{key}" in env:
-            settings[key] = _coerce(key, env[f"IASTM_{key}"])
-    if "DATABASE_URL" in env and "IASTM_DATABASE_URL" not in env:
-        settings["DATABASE_URL"] = env["DATABASE_URL"]
-    return settings
+def parse_bool(text: str) -> bool:
+    """``true/false``, ``1/0``, ``yes/no``, ``on/off`` in any case."""
+    word = text.strip().lower()
+    if word in _TRUE:
+        return True
+    if word in _FALSE:
+        return False
+    raise ValueError("not a boolean")
 
 
-def parse_api_tokens(spec: str | None) -> dict[str, frozenset[str]]:
-    """``token:scope[+scope],…`` -> {token: scopes}; an empty spec means an open service."""
+_SIZE_RE = re.compile(r"(\d+)\s*(kib|mib|gib)?", re.IGNORECASE)
+_SIZE_UNITS = {None: 1, "kib": 1024, "mib": 1024**2, "gib": 1024**3}
+SIZE_FORMS = "a positive integer of bytes, or with a KiB, MiB or GiB suffix (e.g. 1048576, 1MiB)"
+
+
+def parse_size(text: str) -> int:
+    """Integer bytes, or a whole number with a KiB/MiB/GiB suffix; at least 1 byte."""
+    match = _SIZE_RE.fullmatch(text.strip())
+    if match is None:
+        raise ValueError("not a size")
+    unit = match.group(2).lower() if match.group(2) else None
+    size = int(match.group(1)) * _SIZE_UNITS[unit]
+    if size < 1:
+        raise ValueError("must be at least 1 byte")
+    return size
+
+
+URL_FORMS = "an http:// or https:// URL with a host, without query or fragment"
+
+
+def parse_url(text: str) -> str:
+    """An http(s) URL with a host and no query or fragment; a trailing ``/`` is dropped."""
+    url = text.strip()
+    parts = urlsplit(url)
+    if parts.scheme.lower() not in ("http", "https"):
+        raise ValueError(f"scheme {parts.scheme or '(none)'!r} is not http or https")
+    if not parts.hostname:
+        raise ValueError("no host")
+    if parts.query or parts.fragment or url.endswith(("?", "#")):
+        raise ValueError("a base URL has no query or fragment")
+    return url.rstrip("/")
+
+
+_DB_URL_RE = re.compile(r"[A-Za-z][A-Za-z0-9_]*(\+[A-Za-z0-9_]+)?://.*", re.DOTALL)
+DB_URL_FORMS = "a SQLAlchemy URL dialect[+driver]://… (e.g. sqlite:///fhir_iastm.db, " \
+    "postgresql+psycopg://user@host/db)"
+
+
+def parse_database_url(text: str) -> str:
+    """A SQLAlchemy URL ``dialect[+driver]://…``."""
+    url = text.strip()
+    if not _DB_URL_RE.fullmatch(url):
+        raise ValueError("not a dialect[+driver]://… URL")
+    return url
+
+
+TOKENS_FORMS = "token:scope[+scope],… with scopes read, write (no scope: read)"
+
+
+def parse_api_tokens(text: str) -> Mapping[str, frozenset[str]]:
+    """``token:scope[+scope],…`` -> {token: scopes}; never echoes a token in its errors."""
     tokens: dict[str, frozenset[str]] = {}
-    for part in (spec or "").split(","):
-        part = part.strip()
+    for number, part in enumerate((p.strip() for p in text.split(",")), 1):
         if not part:
             continue
-        token, _, scopes = part.partition(":")
-        tokens[token] = frozenset(s for s in scopes.split("+") if s) or frozenset({"read"})
-    return tokens
+        token, _, spec = part.partition(":")
+        token = token.strip()
+        if not token or any(ch.isspace() for ch in token):
+            raise ValueError(f"entry {number}: the token is empty or has white space")
+        scopes = frozenset(s.strip() for s in spec.split("+") if s.strip()) or frozenset({"read"})
+        unknown = sorted(scopes - set(API_SCOPES))
+        if unknown:
+            raise ValueError(f"entry {number}: unknown scope {unknown[0]!r}")
+        if token in tokens:
+            raise ValueError(f"entry {number}: the same token twice")
+        tokens[token] = scopes
+    return MappingProxyType(tokens)
 
 
-__all__ = ["DEFAULTS", "DEFAULT_PROFILES_DIR", "from_environ", "parse_api_tokens"]
+TEXT_FORMS = "any non-blank text"
+
+
+def parse_text(text: str) -> str:
+    """Non-blank text, surrounding white space removed."""
+    return text.strip()
+
+
+FOLDER_FORMS = "the path of an existing folder"
+
+
+def parse_folder(text: str) -> Path:
+    """The path of an existing folder (``~`` expanded)."""
+    path = Path(text.strip()).expanduser()
+    if not path.is_dir():
+        raise ValueError("no such folder")
+    return path
+
+
+# --- the settings -----------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Variable:
+    """How one setting is read: its variable name(s) (the first wins), parser and forms."""
+
+    names: tuple[str, ...]
+    parse: Callable[[str], Any]
+    forms: str
+    doc: str
+    default_doc: str
+    secret: bool = False
+
+
+def setting(default: Any, *names: str, parse: Callable[[str], Any], forms: str, doc: str,
+            default_doc: str, secret: bool = False) -> Any:
+    """A Settings field read from ``names`` (documented in the README table)."""
+    variable = Variable(names, parse, forms, doc, default_doc, secret)
+    metadata = {"variable": variable}
+    if isinstance(default, Mapping):  # read-only, but a dataclass wants a factory for it
+        return field(default_factory=lambda: MappingProxyType(dict(default)), repr=not secret,
+                     metadata=metadata)
+    return field(default=default, repr=not secret, metadata=metadata)
+
+
+_NO_TOKENS: Mapping[str, frozenset[str]] = MappingProxyType({})
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every setting of fhir-iastm, typed, with its default; build with :meth:`from_env`."""
+
+    database_url: str = setting(
+        "sqlite:///fhir_iastm.db", "IASTM_DATABASE_URL", "DATABASE_URL",
+        parse=parse_database_url, forms=DB_URL_FORMS, secret=True,
+        doc="SQLAlchemy URL of the store", default_doc="`sqlite:///fhir_iastm.db`")
+    fhir_base_url: str | None = setting(
+        None, "IASTM_FHIR_BASE_URL", parse=parse_url, forms=URL_FORMS,
+        doc="the FHIR server the outbox worker pushes to", default_doc="none (push disabled)")
+    fhir_token: str | None = setting(
+        None, "IASTM_FHIR_TOKEN", parse=parse_text, forms=TEXT_FORMS, secret=True,
+        doc="bearer token for that server", default_doc="none")
+    api_tokens: Mapping[str, frozenset[str]] = setting(
+        _NO_TOKENS, "IASTM_API_TOKENS", parse=parse_api_tokens, forms=TOKENS_FORMS, secret=True,
+        doc="the bearer tokens this service accepts, each with its scopes",
+        default_doc="none (open, for local use)")
+    canonical_base: str = setting(
+        DEFAULT_CANONICAL_BASE, "IASTM_CANONICAL_BASE", parse=parse_url, forms=URL_FORMS,
+        doc="base of our canonical URLs (profiles, extensions, identifier systems)",
+        default_doc=f"`{DEFAULT_CANONICAL_BASE}`")
+    include_cpt: bool = setting(
+        False, "IASTM_INCLUDE_CPT", parse=parse_bool, forms=BOOL_FORMS,
+        doc="add CPT codings (needs the deployment's own AMA licence; never a display)",
+        default_doc="`false`")
+    claim_us_core: bool = setting(
+        False, "IASTM_CLAIM_US_CORE", parse=parse_bool, forms=BOOL_FORMS,
+        doc="add US Core profile URLs to `meta.profile`", default_doc="`false`")
+    max_body_bytes: int = setting(
+        1024 * 1024, "IASTM_MAX_BODY_BYTES", parse=parse_size, forms=SIZE_FORMS,
+        doc="request size limit", default_doc="`1MiB` (1048576)")
+    profiles_dir: Path = setting(
+        DEFAULT_PROFILES_DIR, "IASTM_PROFILES_DIR", parse=parse_folder, forms=FOLDER_FORMS,
+        doc="folder of conformance resources", default_doc="the packaged `profiles/`")
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """The settings of ``environ`` (default: the process environment) over the defaults.
+
+        Raises ConfigError naming the first variable whose value is not accepted.
+        """
+        env = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for name, variable in variables().items():
+            present = [n for n in variable.names if (env.get(n) or "").strip()]
+            if present:
+                values[name] = read_variable(variable, present[0], env[present[0]])
+        return cls(**values)
+
+    def override(self, **options: Any) -> Settings:
+        """A copy with the options that were given (None: not given, the setting stays)."""
+        return dataclasses.replace(self, **{k: v for k, v in options.items() if v is not None})
+
+    def public(self) -> dict[str, Any]:
+        """The settings as JSON values, secrets shown only as set or not (``fhir-iastm config``)."""
+        shown: dict[str, Any] = {}
+        for name, variable in variables().items():
+            value = getattr(self, name)
+            if variable.secret:
+                shown[name] = "(set)" if value else None
+            elif isinstance(value, Path):
+                shown[name] = str(value)
+            else:
+                shown[name] = value
+        return shown
+
+
+def variables() -> dict[str, Variable]:
+    """Settings field name -> how it is read."""
+    return {f.name: f.metadata["variable"] for f in dataclasses.fields(Settings)}
+
+
+def markdown_table() -> str:
+    """The README "Configuration" table (``tests/test_config.py`` keeps the README equal to it)."""
+    rows = ["| variable | meaning | accepted values | default |", "|---|---|---|---|"]
+    for variable in variables().values():
+        names = f"`{variable.names[0]}`" + "".join(f" (or `{n}`)" for n in variable.names[1:])
+        rows.append(f"| {names} | {variable.doc} | {variable.forms} | {variable.default_doc} |")
+    return "\n".join(rows)
+
+
+def read_variable(variable: Variable, name: str, text: str) -> Any:
+    """Parse one variable's text, or raise ConfigError naming it and its accepted forms."""
+    try:
+        return variable.parse(text)
+    except ValueError as exc:
+        shown = "(value not shown)" if variable.secret else f"{text.strip()[:80]!r}"
+        raise ConfigError(
+            f"{name}={shown} is not accepted ({exc}); expected {variable.forms}"
+        ) from exc
+
+
+__all__ = [
+    "API_SCOPES",
+    "DEFAULT_CANONICAL_BASE",
+    "DEFAULT_PROFILES_DIR",
+    "Settings",
+    "Variable",
+    "parse_api_tokens",
+    "parse_bool",
+    "parse_database_url",
+    "parse_folder",
+    "parse_size",
+    "parse_text",
+    "parse_url",
+    "markdown_table",
+    "read_variable",
+    "setting",
+    "variables",
+]

@@ -1,8 +1,8 @@
 """Wiring: use cases joining the core (records, mapping, profiles) and the edges (client, store).
 
 Layer: wiring — the only module that joins core and edges. Every function receives its store,
-client, settings or profile index as parameters; nothing here reads the environment except
-:func:`mapping_settings` / :func:`client_from_config`, which take the config mapping explicitly.
+client, settings or profile index as parameters; nothing here reads the environment
+(:class:`~fhir_iastm.config.Settings` does, once, at start-up).
 
 * :func:`make_pusher` — ``push.push_record`` bound to a client, shaped as the outbox worker's push.
 * :func:`push_many` — push records one by one (the CLI), reporting each outcome.
@@ -14,13 +14,14 @@ client, settings or profile index as parameters; nothing here reads the environm
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 from fhir_iastm.client import FhirClient, RetryPolicy
+from fhir_iastm.config import Settings
 from fhir_iastm.errors import FhirConflictError, FhirServerError
-from fhir_iastm.mapping.settings import DEFAULT_CANONICAL_BASE, MappingSettings
+from fhir_iastm.mapping.settings import MappingSettings
 from fhir_iastm.profiles import ProfileIndex, load_profiles
 from fhir_iastm.records.model import SessionRecord
 from fhir_iastm.storage import Store
@@ -34,13 +35,13 @@ Pusher = Callable[[SessionRecord, History | None], PushOutcome]
 _UPLOAD_ORDER = {"CodeSystem": 0, "ValueSet": 1, "StructureDefinition": 2, "ConceptMap": 3}
 
 
-def mapping_settings(config: Mapping[str, Any] | None = None) -> MappingSettings:
-    """MappingSettings from a config mapping (``config.from_environ()`` keys)."""
-    config = config or {}
+def mapping_settings(settings: Settings | None = None) -> MappingSettings:
+    """The mapper's settings of the service's settings (defaults: ``Settings()``)."""
+    settings = Settings() if settings is None else settings
     return MappingSettings(
-        canonical_base=config.get("CANONICAL_BASE") or DEFAULT_CANONICAL_BASE,
-        include_cpt=bool(config.get("INCLUDE_CPT", False)),
-        claim_us_core=bool(config.get("CLAIM_US_CORE", False)),
+        canonical_base=settings.canonical_base,
+        include_cpt=settings.include_cpt,
+        claim_us_core=settings.claim_us_core,
     )
 
 
@@ -51,10 +52,11 @@ def make_client(
     return FhirClient(base_url, token=token, retry=retry)
 
 
-def client_from_config(config: Mapping[str, Any]) -> FhirClient | None:
-    """The client of ``FHIR_BASE_URL`` / ``FHIR_TOKEN``, or None when no server is configured."""
-    base = config.get("FHIR_BASE_URL")
-    return make_client(str(base), config.get("FHIR_TOKEN")) if base else None
+def configured_client(settings: Settings) -> FhirClient | None:
+    """The client of ``fhir_base_url`` / ``fhir_token``, or None when no server is configured."""
+    if settings.fhir_base_url is None:
+        return None
+    return make_client(settings.fhir_base_url, settings.fhir_token)
 
 
 def make_pusher(client: FhirClient, settings: MappingSettings | None = None) -> Pusher:
@@ -152,7 +154,7 @@ def upload_profiles(client: FhirClient, source: ProfileIndex | str | Path) -> li
 
 __all__ = [
     "Pusher",
-    "client_from_config",
+    "configured_client",
     "conformance_resources",
     "drain_outbox",
     "make_client",

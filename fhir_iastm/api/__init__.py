@@ -1,16 +1,15 @@
-"""Edge (Flask): ``create_app(config=None)`` — the fhir-iastm HTTP service.
+"""Edge (Flask): ``create_app(settings=None)`` — the fhir-iastm HTTP service.
 
-Settings are applied in order: defaults (``config.DEFAULTS``), then ``IASTM_*`` environment
-variables
-(``config.from_environ``), then the ``config`` mapping passed in (tests). The app builds its store,
-profile index and FHIR facade once and keeps them in ``app.extensions["fhir_iastm"]``.
+Its settings are the :class:`~fhir_iastm.config.Settings` passed in, or else
+``Settings.from_env()`` (the ``IASTM_*`` environment); a bad value raises ConfigError before
+anything is served. The app builds its store, profile index and FHIR facade once and keeps them in
+``app.extensions["fhir_iastm"]``.
 Blueprints: ``/api/sessions`` (records API), ``/fhir`` (facade for EHRs), ``/healthz``,
 ``/openapi.json``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -22,7 +21,7 @@ from fhir_iastm import __version__
 from fhir_iastm.api.auth import install_auth
 from fhir_iastm.api.errors import register_error_handlers
 from fhir_iastm.api.logs import install_request_logging
-from fhir_iastm.config import from_environ, parse_api_tokens
+from fhir_iastm.config import Settings
 from fhir_iastm.logging import configure_logging
 from fhir_iastm.mapping import MappingSettings
 from fhir_iastm.profiles import ProfileIndex, load_profiles
@@ -34,11 +33,10 @@ from fhir_iastm.storage import Store
 class AppState:
     """What the views share: built once per app."""
 
-    settings: dict[str, Any]
+    settings: Settings
     store: Store
     profiles: ProfileIndex
     mapping: MappingSettings
-    api_tokens: dict[str, frozenset[str]]
     facade: Any
 
 
@@ -53,28 +51,26 @@ def profile_index(path: Path) -> ProfileIndex:
     return _profiles(str(path.resolve()), fingerprint)
 
 
-def create_app(config: Mapping[str, Any] | None = None) -> Flask:
-    """Build the Flask application (see the module docstring for the settings order)."""
+def create_app(settings: Settings | None = None) -> Flask:
+    """Build the Flask application; ``settings`` default to ``Settings.from_env()``."""
     from fhir_iastm.api.facade import Facade
     from fhir_iastm.api.fhir import bp as fhir_bp
     from fhir_iastm.api.openapi import bp as openapi_bp
     from fhir_iastm.api.sessions import bp as sessions_bp
 
-    settings = from_environ()
-    settings.update(config or {})
+    settings = Settings.from_env() if settings is None else settings
     configure_logging()
     app = Flask(__name__)
-    app.config["MAX_CONTENT_LENGTH"] = int(settings["MAX_BODY_BYTES"])
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     app.json.sort_keys = False  # type: ignore[attr-defined]
-    store = Store(settings["DATABASE_URL"])
+    store = Store(settings.database_url)
     store.migrate()
     mapping = mapping_settings(settings)
     state = AppState(
         settings=settings,
         store=store,
-        profiles=profile_index(Path(settings["PROFILES_DIR"])),
+        profiles=profile_index(settings.profiles_dir),
         mapping=mapping,
-        api_tokens=parse_api_tokens(settings.get("API_TOKENS")),
         facade=Facade(store, mapping),
     )
     app.extensions["fhir_iastm"] = state

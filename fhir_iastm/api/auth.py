@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from collections.abc import Mapping
 
 from flask import Flask, current_app, g, request
 from werkzeug.exceptions import Forbidden, Unauthorized
@@ -24,7 +25,7 @@ def _required_scope() -> str:
     return "write"
 
 
-def _match(presented: str, tokens: dict[str, frozenset[str]]) -> frozenset[str] | None:
+def _match(presented: str, tokens: Mapping[str, frozenset[str]]) -> frozenset[str] | None:
     for token, scopes in tokens.items():
         if hmac.compare_digest(presented.encode(), token.encode()):
             return scopes
@@ -32,7 +33,7 @@ def _match(presented: str, tokens: dict[str, frozenset[str]]) -> frozenset[str] 
 
 
 def _check() -> None:
-    tokens = current_app.extensions["fhir_iastm"].api_tokens
+    tokens = current_app.extensions["fhir_iastm"].settings.api_tokens
     if not tokens or request.path in OPEN_PATHS:
         return
     header = request.headers.get("Authorization", "")

@@ -1,4 +1,4 @@
-"""Offline commands: ``map``, ``unmap`` and ``validate`` (no server, no database).
+"""Offline commands: ``map``, ``unmap``, ``validate`` and ``schema`` (no server, no database).
 
 Input of ``map`` and ``unmap``: one JSON document, a JSON array, or JSON Lines. Output: a single
 input object gives one pretty-printed JSON document; an array or JSON Lines gives **JSON Lines**
@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import json
 import sys
+from pathlib import Path
 from typing import IO, Any
 
 import click
@@ -23,39 +24,39 @@ from fhir_iastm.cli.io import (
     read_documents,
     run_items,
 )
+from fhir_iastm.cli.options import canonical_base_option, load_settings, profiles_option
 from fhir_iastm.errors import Issue, operation_outcome
-from fhir_iastm.mapping.settings import DEFAULT_CANONICAL_BASE
 
 
 @click.command("map")
 @click.argument("source", type=click.File("r", encoding="utf-8"), default="-")
-@click.option("--canonical-base", envvar="IASTM_CANONICAL_BASE", default=DEFAULT_CANONICAL_BASE,
-              show_default=True, help="Base of our canonical URLs (env IASTM_CANONICAL_BASE).")
-@click.option("--include-cpt/--no-include-cpt", envvar="IASTM_INCLUDE_CPT", default=False,
-              help="Add CPT codings (needs an AMA licence; env IASTM_INCLUDE_CPT).")
-@click.option("--claim-us-core/--no-claim-us-core", envvar="IASTM_CLAIM_US_CORE", default=False,
-              help="Also list US Core profiles in meta.profile (env IASTM_CLAIM_US_CORE).")
-def map_command(source: IO[str], canonical_base: str, include_cpt: bool,
-                claim_us_core: bool) -> None:
+@canonical_base_option
+@click.option("--include-cpt/--no-include-cpt", default=None,
+              help="Add CPT codings (needs an AMA licence; default: IASTM_INCLUDE_CPT).")
+@click.option("--claim-us-core/--no-claim-us-core", default=None,
+              help="Also list US Core profiles in meta.profile (default: IASTM_CLAIM_US_CORE).")
+def map_command(source: IO[str], canonical_base: str | None, include_cpt: bool | None,
+                claim_us_core: bool | None) -> None:
     """Map internal record(s) from SOURCE (file or -) to FHIR transaction Bundle(s)."""
-    from fhir_iastm.mapping import MappingSettings, to_fhir
+    from fhir_iastm.mapping import to_fhir
     from fhir_iastm.records import load_record
+    from fhir_iastm.service import mapping_settings
 
-    settings = MappingSettings(canonical_base=canonical_base, include_cpt=include_cpt,
-                               claim_us_core=claim_us_core)
+    settings = mapping_settings(load_settings(
+        canonical_base=canonical_base, include_cpt=include_cpt, claim_us_core=claim_us_core))
     run_items(source, lambda item: to_fhir(load_record(item), settings))
 
 
 @click.command("unmap")
 @click.argument("source", type=click.File("r", encoding="utf-8"), default="-")
-@click.option("--canonical-base", envvar="IASTM_CANONICAL_BASE", default=DEFAULT_CANONICAL_BASE,
-              show_default=True, help="Base of our canonical URLs (env IASTM_CANONICAL_BASE).")
-def unmap_command(source: IO[str], canonical_base: str) -> None:
+@canonical_base_option
+def unmap_command(source: IO[str], canonical_base: str | None) -> None:
     """Map FHIR Bundle(s) (or one JSON array of resources) from SOURCE back to record JSON."""
-    from fhir_iastm.mapping import MappingSettings, from_fhir
+    from fhir_iastm.mapping import from_fhir
     from fhir_iastm.records.model import to_dict
+    from fhir_iastm.service import mapping_settings
 
-    settings = MappingSettings(canonical_base=canonical_base)
+    settings = mapping_settings(load_settings(canonical_base=canonical_base))
 
     def convert(item: Any) -> Any:
         return to_dict(from_fhir(item, settings))
@@ -81,28 +82,22 @@ def _one_session_if_resource_list(text: str) -> str:
 @click.argument("files", nargs=-1, required=True, type=click.File("r", encoding="utf-8"))
 @click.option("--profile", default=None,
               help="Validate against this profile URL instead of each resource's meta.profile.")
-@click.option("--profiles", "profiles_dir", envvar="IASTM_PROFILES_DIR", default=None,
-              type=click.Path(file_okay=False),
-              help="Folder of conformance resources (default: the repository's profiles/).")
+@profiles_option
 def validate_command(files: tuple[IO[str], ...], profile: str | None,
-                     profiles_dir: str | None) -> None:
+                     profiles_dir: Path | None) -> None:
     """Validate FHIR resources / Bundles (FILE or - ; JSON, array or JSON Lines) against profiles/.
 
     One OperationOutcome per input document on stdout (JSON Lines when several); exit 1 when any
     has an error or fatal issue (broken JSON included), else 0.
     """
-    from pathlib import Path
-
-    import fhir_iastm
     from fhir_iastm.errors import ConfigError, has_errors
     from fhir_iastm.mapping.trace import record_field
     from fhir_iastm.profiles import load_profiles
     from fhir_iastm.validation import validate
 
-    default = Path(fhir_iastm.__file__).parent.parent / "profiles"
-    folder = Path(profiles_dir) if profiles_dir else default
+    settings = load_settings(profiles_dir=profiles_dir)
     try:
-        index = load_profiles(folder)
+        index = load_profiles(settings.profiles_dir)
     except ConfigError as exc:
         emit_outcome(exc.issues, None)
         sys.exit(EXIT_INVALID)
@@ -126,6 +121,14 @@ def validate_command(files: tuple[IO[str], ...], profile: str | None,
         sys.exit(EXIT_INVALID)
 
 
-COMMANDS = (map_command, unmap_command, validate_command)
+@click.command("schema")
+def schema_command() -> None:
+    """Print the JSON Schema (draft 2020-12) of the internal record (docs/record.md)."""
+    from fhir_iastm.records.contract import record_json_schema
+
+    emit_result(record_json_schema(), True)
+
+
+COMMANDS = (map_command, unmap_command, validate_command, schema_command)
 
 __all__ = ["COMMANDS"]

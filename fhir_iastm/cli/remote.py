@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable
+from pathlib import Path
 from typing import IO, Any
 
 import click
@@ -22,14 +22,20 @@ from fhir_iastm.cli.io import (
     emit_result,
     read_documents,
 )
-from fhir_iastm.errors import IastmError, operation_outcome
-from fhir_iastm.mapping.settings import DEFAULT_CANONICAL_BASE
+from fhir_iastm.cli.options import (
+    canonical_base_option,
+    load_settings,
+    profiles_option,
+    require_server,
+    server_options,
+)
+from fhir_iastm.config import Settings
+from fhir_iastm.errors import ConfigError, IastmError, operation_outcome
 
 # FHIR server commands (docs/decisions.md#d5 to #d13). Exit codes: 0 every record pushed or
 # unchanged;
 # 1 an invalid record, a record the server rejected or one it already holds newer (superseded);
 # 3 the FHIR server failed (unreachable, 5xx, auth) — 3 wins over 1.
-
 
 
 def _valid_since(value: str) -> bool:
@@ -45,24 +51,11 @@ def _valid_since(value: str) -> bool:
     return False
 
 
-def _server_options(command: Callable[..., Any]) -> Callable[..., Any]:
-    """--server / --token / --canonical-base, shared by the server commands."""
-    command = click.option("--canonical-base", envvar="IASTM_CANONICAL_BASE",
-                           default=DEFAULT_CANONICAL_BASE, show_default=True,
-                           help="Base of our canonical URLs (env IASTM_CANONICAL_BASE).")(command)
-    command = click.option("--token", envvar="IASTM_FHIR_TOKEN", default=None,
-                           help="Bearer token for the server (env IASTM_FHIR_TOKEN).")(command)
-    return click.option("--server", envvar="IASTM_FHIR_BASE_URL", required=True,
-                        help="FHIR R4 base URL, e.g. http://127.0.0.1:18080/fhir "
-                             "(env IASTM_FHIR_BASE_URL).")(command)
-
-
-def _client(server: str, token: str | None) -> Any:
-    from fhir_iastm.errors import ConfigError
+def _client(settings: Settings) -> Any:
     from fhir_iastm.service import make_client
 
     try:
-        return make_client(server, token)
+        return make_client(require_server(settings), settings.fhir_token)
     except ConfigError as exc:
         raise click.BadParameter(exc.message, param_hint="--server") from exc
 
@@ -98,17 +91,19 @@ def _failure_line(record: Any, exc: IastmError, status: str = "error") -> dict[s
 
 @click.command("push")
 @click.argument("files", nargs=-1, required=True, type=click.File("r", encoding="utf-8"))
-@_server_options
-def push_command(files: tuple[IO[str], ...], server: str, token: str | None,
-                 canonical_base: str) -> None:
+@server_options
+@canonical_base_option
+def push_command(files: tuple[IO[str], ...], fhir_base_url: str | None, fhir_token: str | None,
+                 canonical_base: str | None) -> None:
     """Push record(s) from FILES to a FHIR server: one JSON result line per record on stdout."""
-    from fhir_iastm.mapping import MappingSettings
-    from fhir_iastm.service import push_many
+    from fhir_iastm.service import mapping_settings, push_many
 
+    settings = load_settings(fhir_base_url=fhir_base_url, fhir_token=fhir_token,
+                             canonical_base=canonical_base)
+    client = _client(settings)
     records, failed = _load_push_inputs(files)
-    client, settings = _client(server, token), MappingSettings(canonical_base=canonical_base)
     server_down = False
-    results = push_many(client, records, settings=settings)
+    results = push_many(client, records, settings=mapping_settings(settings))
     with click.progressbar(results, length=len(records), label="push", file=sys.stderr) as bar:
         for record, outcome in bar:
             if isinstance(outcome, IastmError):
@@ -124,28 +119,31 @@ def push_command(files: tuple[IO[str], ...], server: str, token: str | None,
 
 
 @click.command("pull")
-@_server_options
+@server_options
+@canonical_base_option
 @click.option("--patient", "patient_mrn", default=None, help="Only this patient's MRN.")
 @click.option("--clinic", "clinic_id", default=None,
               help="Only this clinic's patients (qualifies --patient's MRN system).")
 @click.option("--since", default=None,
               help="Only sessions updated at or after DATE[Thh:mm:ss±hh:mm].")
 @click.option("--session", "session_id", default=None, help="Only this session_id.")
-def pull_command(server: str, token: str | None, canonical_base: str, patient_mrn: str | None,
-                 clinic_id: str | None, since: str | None, session_id: str | None) -> None:
+def pull_command(fhir_base_url: str | None, fhir_token: str | None, canonical_base: str | None,
+                 patient_mrn: str | None, clinic_id: str | None, since: str | None,
+                 session_id: str | None) -> None:
     """Pull sessions from a FHIR server: one record per line (JSON Lines) on stdout."""
     from fhir_iastm.errors import FhirServerError
-    from fhir_iastm.mapping import MappingSettings
     from fhir_iastm.records.model import to_dict
-    from fhir_iastm.service import pull
+    from fhir_iastm.service import mapping_settings, pull
     from fhir_iastm.sync.pull import PullError
+
+    settings = load_settings(fhir_base_url=fhir_base_url, fhir_token=fhir_token,
+                             canonical_base=canonical_base)
 
     if since is not None and not _valid_since(since):
         raise click.BadParameter("expected YYYY-MM-DD or an RFC 3339 date-time",
                                  param_hint="--since")
-    results = pull(_client(server, token), session_id=session_id, patient_mrn=patient_mrn,
-                   clinic_id=clinic_id, since=since,
-                   settings=MappingSettings(canonical_base=canonical_base))
+    results = pull(_client(settings), session_id=session_id, patient_mrn=patient_mrn,
+                   clinic_id=clinic_id, since=since, settings=mapping_settings(settings))
     failed = False
     try:
         with click.progressbar(results, label="pull", file=sys.stderr) as bar:
@@ -163,19 +161,20 @@ def pull_command(server: str, token: str | None, canonical_base: str, patient_mr
 
 
 @click.command("load-profiles")
-@_server_options
-@click.option("--profiles", "profiles_dir", type=click.Path(file_okay=False), default=None,
-              help="Folder of conformance resources (default: the repository's profiles/).")
-def load_profiles_command(server: str, token: str | None, canonical_base: str,
-                          profiles_dir: str | None) -> None:
+@server_options
+@canonical_base_option
+@profiles_option
+def load_profiles_command(fhir_base_url: str | None, fhir_token: str | None,
+                          canonical_base: str | None, profiles_dir: Path | None) -> None:
     """PUT every profiles/ resource to a FHIR server (so its $validate knows our profiles)."""
-    from fhir_iastm.config import DEFAULT_PROFILES_DIR
-    from fhir_iastm.errors import ConfigError, FhirServerError
+    from fhir_iastm.errors import FhirServerError
     from fhir_iastm.service import upload_profiles
 
-    del canonical_base  # the profiles carry their own canonical URLs
+    # the profiles carry their own canonical URLs: canonical_base is read (and checked) only
+    settings = load_settings(fhir_base_url=fhir_base_url, fhir_token=fhir_token,
+                             canonical_base=canonical_base, profiles_dir=profiles_dir)
     try:
-        written = upload_profiles(_client(server, token), profiles_dir or DEFAULT_PROFILES_DIR)
+        written = upload_profiles(_client(settings), settings.profiles_dir)
     except ConfigError as exc:
         emit_outcome(exc.issues, None)
         sys.exit(EXIT_INVALID)

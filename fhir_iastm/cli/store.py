@@ -1,8 +1,8 @@
 """Edge: the service-side commands of ``fhir-iastm`` — ``init-db``, ``import``, ``serve``,
-``worker`` and ``export`` (registered on the group in ``cli/__init__.py``).
+``worker``, ``export`` and ``config`` (registered on the group in ``cli/__init__.py``).
 
 Layer: edge. Settings come from the same ``IASTM_*`` environment as the HTTP service
-(``config.from_environ``); options override them.
+(``config.Settings``); options override them.
 """
 
 from __future__ import annotations
@@ -16,32 +16,34 @@ from typing import IO, Any
 import click
 
 from fhir_iastm.cli.io import EXIT_INVALID
-from fhir_iastm.config import from_environ
+from fhir_iastm.cli.options import (
+    database_option,
+    load_settings,
+    require_server,
+    server_options,
+)
+from fhir_iastm.config import Settings, variables
 
-_db_option = click.option(
-    "--database-url", envvar=["IASTM_DATABASE_URL", "DATABASE_URL"], default=None,
-    help="SQLAlchemy URL of the store (env DATABASE_URL; default sqlite:///fhir_iastm.db).")
 
-
-def _store(database_url: str | None) -> Any:
+def _store(settings: Settings) -> Any:
     from fhir_iastm.storage import Store
 
-    store = Store(database_url or from_environ()["DATABASE_URL"])
+    store = Store(settings.database_url)
     store.migrate()
     return store
 
 
 @click.command("init-db")
-@_db_option
+@database_option
 def init_db_command(database_url: str | None) -> None:
     """Create or upgrade the store's schema (Alembic)."""
-    _store(database_url).close()
+    _store(load_settings(database_url=database_url)).close()
     click.echo("store schema is up to date", err=True)
 
 
 @click.command("import")
 @click.argument("files", nargs=-1, required=True, type=click.File("r", encoding="utf-8"))
-@_db_option
+@database_option
 def import_command(files: tuple[IO[str], ...], database_url: str | None) -> None:
     """Store record(s) from FILES exactly as ``POST /api/sessions`` would, queueing their push.
 
@@ -52,7 +54,7 @@ def import_command(files: tuple[IO[str], ...], database_url: str | None) -> None
     from fhir_iastm.errors import IastmError, operation_outcome
     from fhir_iastm.records import check_record
 
-    store = _store(database_url)
+    store = _store(load_settings(database_url=database_url))
     failed = False
     for stream in files:
         items, _single = read_documents(stream)
@@ -82,41 +84,40 @@ def serve_command(host: str, port: int, debug: bool) -> None:
     """Run the HTTP service on Flask's development server (production: gunicorn wsgi:app)."""
     from fhir_iastm.api import create_app
 
-    create_app().run(host=host, port=port, debug=debug, use_reloader=False)
+    create_app(load_settings()).run(host=host, port=port, debug=debug, use_reloader=False)
 
 
 @click.command("worker")
-@_db_option
-@click.option("--server", envvar="IASTM_FHIR_BASE_URL", required=True,
-              help="FHIR R4 base URL to push to (env IASTM_FHIR_BASE_URL).")
-@click.option("--token", envvar="IASTM_FHIR_TOKEN", default=None,
-              help="Bearer token for that server (env IASTM_FHIR_TOKEN).")
+@database_option
+@server_options
 @click.option("--once", is_flag=True, help="Drain what is due, then exit.")
 @click.option("--poll-interval", default=1.0, show_default=True, type=float)
 @click.option("--worker-id", default=None, help="Name in claims and logs (default host:pid).")
 @click.option("--lease-seconds", default=None, type=click.FloatRange(min=1.0),
               help="How long a claim holds before another worker may take the entry over "
                    "(a crashed worker's sessions wait this long; default: the worker's).")
-def worker_command(database_url: str | None, server: str, token: str | None, once: bool,
-                   poll_interval: float, worker_id: str | None,
+def worker_command(database_url: str | None, fhir_base_url: str | None, fhir_token: str | None,
+                   once: bool, poll_interval: float, worker_id: str | None,
                    lease_seconds: float | None) -> None:
     """Drain the push outbox to the FHIR server (several workers may share one PostgreSQL)."""
     from fhir_iastm.logging import configure_logging
     from fhir_iastm.service import make_client, make_pusher, mapping_settings
     from fhir_iastm.sync.worker import run_worker
 
+    settings = load_settings(database_url=database_url, fhir_base_url=fhir_base_url,
+                             fhir_token=fhir_token)
+    client = make_client(require_server(settings), settings.fhir_token)
     configure_logging()
-    store = _store(database_url)
-    client = make_client(server, token)
+    store = _store(settings)
     lease: dict[str, Any] = {} if lease_seconds is None else {"lease_seconds": lease_seconds}
-    stats = run_worker(store, make_pusher(client, mapping_settings(from_environ())),
+    stats = run_worker(store, make_pusher(client, mapping_settings(settings)),
                        worker_id=worker_id, once=once, poll_interval=poll_interval, **lease)
     store.close()
     click.echo(json.dumps(dataclasses.asdict(stats)), err=True)
 
 
 @click.command("export")
-@_db_option
+@database_option
 def export_command(database_url: str | None) -> None:
     """Every stored session's FHIR resources as NDJSON on stdout (streamed, constant memory)."""
     from fhir_iastm.facade import stored_resources
@@ -124,8 +125,8 @@ def export_command(database_url: str | None) -> None:
     from fhir_iastm.records.model import SessionRecord, from_dict
     from fhir_iastm.service import mapping_settings
 
-    store = _store(database_url)
-    settings = mapping_settings(from_environ())
+    config = load_settings(database_url=database_url)
+    store, settings = _store(config), mapping_settings(config)
     out = sys.stdout
     for stored in store.iter_records():
         # stored bodies were validated when they were saved: rebuild, don't re-validate
@@ -137,6 +138,23 @@ def export_command(database_url: str | None) -> None:
     store.close()
 
 
-COMMANDS = (init_db_command, import_command, serve_command, worker_command, export_command)
+@click.command("config")
+@click.option("--get", "name", type=click.Choice(sorted(variables())), default=None,
+              help="Print this one setting's value only (empty when unset).")
+def config_command(name: str | None) -> None:
+    """Check the IASTM_* settings and print them as JSON (secrets only as "(set)").
+
+    Exit 2 with one line naming the variable when a value is not accepted.
+    """
+    shown = load_settings().public()
+    if name is None:
+        click.echo(json.dumps(shown, indent=2))
+    else:
+        value = shown[name]
+        click.echo("" if value is None else value if isinstance(value, str) else json.dumps(value))
+
+
+COMMANDS = (init_db_command, import_command, serve_command, worker_command, export_command,
+            config_command)
 
 __all__ = ["COMMANDS"]

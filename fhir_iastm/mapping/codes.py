@@ -9,13 +9,12 @@ value; fallback ``omit`` yields no coding. Reverse tables are derived from the f
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from functools import lru_cache
-from importlib import resources
 from typing import Any
 
 from fhir_iastm.errors import Issue, MappingError
+from fhir_iastm.records.vocab import ROM_MODES, TIMINGS, raw_codes
 
 Coding = dict[str, str]
 
@@ -41,8 +40,6 @@ STATUS = {
 #: E_CODE_UNKNOWN.
 STATUS_FROM_PROCEDURE = {proc: status for status, (_, proc, _) in STATUS.items()}
 
-ROM_MODES = ("active", "passive")
-TIMINGS = ("pre", "post")
 
 
 class CodeTable(dict[str, tuple[Coding, ...]]):
@@ -101,12 +98,9 @@ def _coding(entry: dict[str, Any], base: str) -> Coding:
     return out
 
 
-@lru_cache(maxsize=1)
 def raw_data() -> dict[str, Any]:
-    """The parsed terminology file (read once)."""
-    text = resources.files("fhir_iastm").joinpath("data/codes.json").read_text("utf-8")
-    data: dict[str, Any] = json.loads(text)
-    return data
+    """The parsed terminology file (read once, by ``records.vocab``)."""
+    return raw_codes()
 
 
 @lru_cache(maxsize=8)

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import functools
 import gzip
-import json
 import re
-from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import date, datetime
 from importlib import resources
 
 from fhir_iastm.records.fields import err
+from fhir_iastm.records.vocab import SCHEMA_VERSIONS, VERIFIED_CONDITION_SNOMED
 
 
 @functools.cache
@@ -57,21 +57,31 @@ _USPS = (
     " NM NY NC ND OH OK OR PA RI SC SD TN TX UT VT VA WA WV WI WY DC AS GU MP PR VI UM FM MH PW"
     " AA AE AP"
 )
-USPS_STATES = frozenset(_USPS.split())
+USPS_STATE_CODES = tuple(_USPS.split())
+USPS_STATES = frozenset(USPS_STATE_CODES)
 
 
-def pattern(regex: re.Pattern[str], what: str, *, echo: bool = False) -> Callable[[str], None]:
+@dataclass(frozen=True)
+class PatternCheck:
     """A check that the whole value matches ``regex`` (E_FORMAT); ``echo`` quotes the value.
 
     Patient values (MRN, e-mail, postal code) and dates are never echoed: messages may be logged.
+    The record's JSON Schema publishes ``regex`` as the field's ``pattern``.
     """
 
-    def check(value: str) -> None:
-        if not regex.fullmatch(value):
-            shown = f" {value!r:.80}" if echo else ""
-            raise err("E_FORMAT", f"{what}{shown} does not match {regex.pattern}")
+    regex: re.Pattern[str]
+    what: str
+    echo: bool = False
 
-    return check
+    def __call__(self, value: str) -> None:
+        if not self.regex.fullmatch(value):
+            shown = f" {value!r:.80}" if self.echo else ""
+            raise err("E_FORMAT", f"{self.what}{shown} does not match {self.regex.pattern}")
+
+
+def pattern(regex: re.Pattern[str], what: str, *, echo: bool = False) -> PatternCheck:
+    """A :class:`PatternCheck` of ``regex`` for the field ``what``."""
+    return PatternCheck(regex, what, echo)
 
 
 def check_datetime(value: str) -> None:
@@ -144,77 +154,10 @@ def check_usps(value: str) -> None:
         raise err("E_CODE_UNKNOWN", f"unknown USPS state code {value!r:.20}")
 
 
-# --- closed code lists of docs/validation.md#record-validation (other modules import these)
-# -----------------------------------
-SCHEMA_VERSIONS = ("1.0",)
-STATUSES = ("completed", "entered-in-error", "cancelled")
-GENDERS = ("male", "female", "other", "unknown")
-TECHNIQUES = (
-    "graston", "astym", "sastm", "gua-sha", "hawkgrips", "tecnica-gavilan", "iastm-other",
-)  # fmt: skip
-INSTRUMENTS = (
-    "steel-single-bevel", "steel-double-bevel", "steel-multi-curve", "ceramic-tool",
-    "jade-or-stone-tool", "horn-tool", "polymer-tool", "other",
-)  # fmt: skip
-SITES = (
-    "elbow-lateral", "elbow-medial", "plantar-fascia", "patellar-tendon", "knee", "hamstring",
-    "thigh", "hip",
-)  # fmt: skip
-SITE_LATERALITIES = ("left", "right", "bilateral")
-CONDITION_LATERALITIES = ("left", "right", "bilateral", "not-applicable")
-CLINICAL_STATUSES = ("active", "recurrence", "relapse", "inactive", "remission", "resolved")
-VERIFICATION_STATUSES = (
-    "unconfirmed", "provisional", "differential", "confirmed", "refuted", "entered-in-error",
-)  # fmt: skip
-PAIN_SCALES = ("NRS-11",)
-ROM_JOINTS = ("knee", "elbow", "hip", "ankle", "wrist")
-ROM_MOTIONS = (
-    "flexion", "extension", "dorsiflexion", "plantarflexion", "internal-rotation",
-    "external-rotation", "abduction", "adduction", "pronation", "supination",
-)  # fmt: skip
-#: The joint/motion pairs coded in ``iastm-observation`` (docs/codes.md#project-code-systems:
-#: ``rom-{joint}-{motion}``).
-ROM_MOTIONS_BY_JOINT = {
-    "knee": ("flexion", "extension"),
-    "elbow": ("flexion", "extension", "pronation", "supination"),
-    "hip": (
-        "flexion",
-        "extension",
-        "abduction",
-        "adduction",
-        "internal-rotation",
-        "external-rotation",
-    ),  # fmt: skip
-    "ankle": ("dorsiflexion", "plantarflexion"),
-    "wrist": ("flexion", "extension"),
-}
-ROM_LATERALITIES = ("left", "right")
-ROM_MODES = ("active", "passive")
-ROM_METHODS = ("goniometer", "inclinometer", "visual-estimate")
-TIMINGS = ("pre", "post")
-OUTCOME_INSTRUMENTS = ("LEFS", "QuickDASH", "PSFS")
-ADVERSE_TYPES = ("bruising", "petechiae", "soreness")
-SEVERITIES = ("mild", "moderate", "severe")
-ADJUNCT_TYPES = ("stretching", "strengthening")
-
-#: Length bounds (E_FORMAT): docs/validation.md#record-validation notes ≤ 4000; identifier
-#: system/value ≤ 200 (docs/decisions.md#d16).
+#: Length bounds (E_FORMAT): notes ≤ 4000; identifier system/value ≤ 200 (docs/decisions.md#d16).
 NOTES_MAX = 4000
 TEXT_MAX = 1000
 SHORT_MAX = 200
-
-
-def _load_snomed_pairs() -> dict[str, str]:
-    """ICD-10-CM prefix -> SNOMED code, from ``condition_snomed_by_icd_prefix``
-    (docs/decisions.md#d19)."""
-    raw = resources.files("fhir_iastm").joinpath("data/codes.json").read_text(encoding="utf-8")
-    table = json.loads(raw)["condition_snomed_by_icd_prefix"]
-    return {prefix: entry["code"] for prefix, entry in table.items() if not prefix.startswith("_")}
-
-
-#: docs/decisions.md#d19 pairs; the SNOMED codes allowed in ``conditions[].snomed`` are its values.
-SNOMED_BY_ICD_PREFIX: dict[str, str] = _load_snomed_pairs()
-VERIFIED_CONDITION_SNOMED = tuple(dict.fromkeys(SNOMED_BY_ICD_PREFIX.values()))
 
 
 def check_snomed(value: str) -> None:
@@ -238,14 +181,6 @@ SCORE_RANGES = {"LEFS": (0, 80), "QuickDASH": (0, 100), "PSFS": (0, 10)}
 
 
 __all__ = [  # noqa: RUF022 - grouped: patterns, code lists, checks
-    "SNOMED_BY_ICD_PREFIX",
-    "VERIFIED_CONDITION_SNOMED",
-    "STATUSES",
-    "TECHNIQUES",
-    "SITES",
-    "SITE_LATERALITIES",
-    "CONDITION_LATERALITIES",
-    "ROM_MOTIONS_BY_JOINT",
     "SCORE_RANGES",
     "check_schema_version",
     "check_snomed",
@@ -254,6 +189,8 @@ __all__ = [  # noqa: RUF022 - grouped: patterns, code lists, checks
     "IDENTIFIER_RE",
     "SESSION_ID_RE",
     "USPS_STATES",
+    "USPS_STATE_CODES",
+    "PatternCheck",
     "check_date",
     "check_datetime",
     "check_icd10cm",

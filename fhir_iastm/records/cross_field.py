@@ -18,8 +18,8 @@ from functools import cache
 from typing import Any
 
 from fhir_iastm.errors import Issue
-from fhir_iastm.records.checks import SNOMED_BY_ICD_PREFIX
 from fhir_iastm.records.fields import make_issue
+from fhir_iastm.records.vocab import SNOMED_BY_ICD_PREFIX
 
 #: ICD-10-CM codes with a laterality character (docs/codes.md#icd-10-cm and the iastm-cond-2
 #: patterns of docs/decisions.md#d3):

@@ -18,35 +18,15 @@ from marshmallow import RAISE, Schema, ValidationError, fields, post_load, valid
 
 from fhir_iastm.records import model
 from fhir_iastm.records.checks import (
-    ADJUNCT_TYPES,
-    ADVERSE_TYPES,
-    CLINICAL_STATUSES,
-    CONDITION_LATERALITIES,
     CPT_RE,
     EMAIL_RE,
     IDENTIFIER_RE,
-    INSTRUMENTS,
     NOTES_MAX,
-    OUTCOME_INSTRUMENTS,
-    PAIN_SCALES,
     POSTAL_RE,
-    ROM_JOINTS,
-    ROM_LATERALITIES,
-    ROM_METHODS,
-    ROM_MODES,
-    ROM_MOTIONS,
-    ROM_MOTIONS_BY_JOINT,
     SCORE_RANGES,
     SESSION_ID_RE,
-    SEVERITIES,
     SHORT_MAX,
-    SITE_LATERALITIES,
-    SITES,
-    STATUSES,
-    TECHNIQUES,
     TEXT_MAX,
-    TIMINGS,
-    VERIFICATION_STATUSES,
     check_date,
     check_datetime,
     check_icd10cm,
@@ -58,6 +38,29 @@ from fhir_iastm.records.checks import (
     pattern,
 )
 from fhir_iastm.records.fields import Array, Bool, Code, Int, Number, Text
+from fhir_iastm.records.vocab import (
+    ADJUNCT_TYPES,
+    ADVERSE_TYPES,
+    CLINICAL_STATUSES,
+    CONDITION_LATERALITIES,
+    GENDERS,
+    INSTRUMENTS,
+    OUTCOME_INSTRUMENTS,
+    PAIN_SCALES,
+    ROM_JOINTS,
+    ROM_LATERALITIES,
+    ROM_METHODS,
+    ROM_MODES,
+    ROM_MOTIONS,
+    ROM_MOTIONS_BY_JOINT,
+    SEVERITIES,
+    SITE_LATERALITIES,
+    SITES,
+    STATUSES,
+    TECHNIQUES,
+    TIMINGS,
+    VERIFICATION_STATUSES,
+)
 
 
 def _short(what: str, required: bool = True) -> Text:
@@ -131,7 +134,7 @@ class PatientSchema(_Base):
         _short("given name"), required=True, min_items=1, max_items=10, what="given_names"
     )
     birth_date = Text(max_len=10, required=True, check=check_date, what="birth_date")
-    gender = Code(("male", "female", "other", "unknown"), what="gender")
+    gender = Code(GENDERS, what="gender")
     phone = Text(max_len=40, what="phone")
     email = Text(max_len=SHORT_MAX, check=pattern(EMAIL_RE, "email"), what="email")
     address = _nested(AddressSchema, required=False, what="address")

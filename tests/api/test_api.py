@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import json
 import logging
+import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,7 @@ import pytest
 from flask.testing import FlaskClient
 
 from fhir_iastm.api import create_app
+from fhir_iastm.config import Settings
 from fhir_iastm.errors import ERROR_CODE_SYSTEM
 from fhir_iastm.storage import Store
 
@@ -32,12 +34,13 @@ def good(name: str) -> dict[str, Any]:
 
 @pytest.fixture
 def app_for(store: Store) -> Iterator[Callable[..., Any]]:
-    """``app_for(**config)``: an app on the test's store; its connections are closed afterwards."""
+    """``app_for(**environ)``: an app on the test's store with these ``IASTM_*`` variables (and no
+    others); its connections are closed afterwards."""
     apps: list[Any] = []
 
-    def make(**config: Any) -> Any:
+    def make(**environ: str) -> Any:
         url = store.engine.url.render_as_string(hide_password=False)
-        apps.append(create_app({"DATABASE_URL": url, **config}))
+        apps.append(create_app(Settings.from_env({"IASTM_DATABASE_URL": url, **environ})))
         return apps[-1]
 
     yield make
@@ -147,7 +150,7 @@ def test_malformed_requests_get_an_outcome(client: FlaskClient, data: str,
 
 
 def test_oversized_body_is_413(app_for: Callable[..., Any]) -> None:
-    app = app_for(MAX_BODY_BYTES=2048)
+    app = app_for(IASTM_MAX_BODY_BYTES="2KiB")
     record = good("good-01") | {"notes": "x" * 4000}
     assert_outcome(app.test_client().post("/api/sessions", json=record), 413)
 
@@ -307,7 +310,7 @@ def test_newer_version_replaces_session_resources_in_the_facade(loaded: FlaskCli
 # --- auth, OpenAPI, logs -----------------------------------------------------------------------
 
 def test_bearer_tokens_and_scopes(app_for: Callable[..., Any]) -> None:
-    app = app_for(API_TOKENS="rtok:read,wtok:read+write")
+    app = app_for(IASTM_API_TOKENS="rtok:read,wtok:read+write")
     client = app.test_client()
     record = good("good-02")
     assert client.get("/healthz").status_code == 200
@@ -355,3 +358,27 @@ def test_logs_carry_no_phi(app_for: Callable[..., Any], caplog: pytest.LogCaptur
                *patient.get("given_names", [])]
         for value in (v for v in phi if v and len(v) >= 3):
             assert value not in text, f"PHI value found in logs: {value[:2]}…"
+
+
+def test_record_schema_is_served_and_used_by_openapi(client: FlaskClient) -> None:
+    from fhir_iastm.records.contract import record_json_schema
+
+    response = client.get("/api/record.schema.json")
+    assert response.status_code == 200
+    assert response.mimetype == "application/schema+json"
+    served = response.get_json()
+    assert served == record_json_schema()
+    spec = client.get("/openapi.json").get_json()
+    assert spec["openapi"] == "3.1.0"
+    components = spec["components"]["schemas"]
+    assert components["SessionRecord"]["properties"]["session_id"] == served["properties"][
+        "session_id"]
+    assert components["Patient"] == json.loads(
+        json.dumps(served["$defs"]["Patient"]).replace("#/$defs/", "#/components/schemas/"))
+    untyped = [(name, key) for name, obj in components.items() if "properties" in obj
+               for key, prop in obj["properties"].items()
+               if not all("type" in a or "$ref" in a for a in prop.get("anyOf", [prop]))]
+    assert untyped == []
+    refs = re.findall(r'"\$ref": "#/components/schemas/(\w+)"', json.dumps(spec))
+    assert refs
+    assert set(refs) <= set(components)

@@ -23,6 +23,7 @@ from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
 
 from fhir_iastm.api import create_app
+from fhir_iastm.config import Settings
 from tests.strategies import example
 
 MAX_EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "50"))
@@ -33,7 +34,7 @@ FHIR_JSON = "application/fhir+json"
 def fuzz_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Flask]:
     """The service on an empty SQLite file, with two stored sessions for path values to hit."""
     db = Path(tmp_path_factory.mktemp("fuzz")) / "fuzz.db"
-    app = create_app({"DATABASE_URL": f"sqlite:///{db}", "FHIR_BASE_URL": None, "API_TOKENS": None})
+    app = create_app(Settings(database_url=f"sqlite:///{db}"))
     client = app.test_client()
     for name in ("good-01", "good-07"):
         assert client.post("/api/sessions", json=example(name)).status_code == 201

@@ -16,6 +16,7 @@ from flask.testing import FlaskClient
 
 from fhir_iastm.api import create_app
 from fhir_iastm.client import FhirClient
+from fhir_iastm.config import Settings
 from fhir_iastm.service import drain_outbox, make_client
 from fhir_iastm.storage import Store
 from tests.integration.e2e_support import (
@@ -49,7 +50,7 @@ def counter(hapi_base_url: str) -> Iterator[HapiCounter]:
 
 @pytest.fixture
 def app_client(database_url: str, hapi_base_url: str) -> Iterator[FlaskClient]:
-    app = create_app({"DATABASE_URL": database_url, "FHIR_BASE_URL": hapi_base_url})
+    app = create_app(Settings(database_url=database_url, fhir_base_url=hapi_base_url))
     yield app.test_client()
     app.extensions["fhir_iastm"].store.close()
 

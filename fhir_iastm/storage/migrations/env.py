@@ -1,16 +1,16 @@
 """Alembic environment for fhir-iastm (packaged; run through ``Store.migrate()``).
 
 The caller passes an open connection in ``config.attributes["connection"]``; with none, the URL
-comes from ``sqlalchemy.url`` or ``DATABASE_URL``. No logging configuration is touched.
+comes from ``sqlalchemy.url`` or the ``database_url`` setting (``IASTM_DATABASE_URL`` /
+``DATABASE_URL``). No logging configuration is touched.
 """
 
 from __future__ import annotations
 
-import os
-
 from alembic import context
 from sqlalchemy import Connection, text
 
+from fhir_iastm.config import Settings
 from fhir_iastm.storage.engine import make_engine
 from fhir_iastm.storage.schema import metadata
 
@@ -37,9 +37,7 @@ def main() -> None:
     if connection is not None:
         run(connection)
         return
-    url = config.get_main_option("sqlalchemy.url") or os.environ.get(
-        "IASTM_DATABASE_URL", os.environ.get("DATABASE_URL", "sqlite:///fhir_iastm.db")
-    )
+    url = config.get_main_option("sqlalchemy.url") or Settings.from_env().database_url
     engine = make_engine(url)
     try:
         with engine.connect() as conn:
