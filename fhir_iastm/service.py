@@ -61,7 +61,7 @@ def save_record(
     (``POST /api/sessions`` and ``fhir-iastm import``)."""
     digest = record_hash(record)
     resources = resource_set(record, replace(settings, record_hash=digest))
-    return store.save_record(record, raw, actor=actor, resources=resources)
+    return store.save_record(record, raw, actor=actor, resources=resources, digest=digest)
 
 
 def index_store(

@@ -103,13 +103,15 @@ class Store:
         *,
         actor: str | None,
         resources: ResourceSet | None = None,
+        digest: str | None = None,
     ) -> SaveResult:
         """Store a record by docs/decisions.md#d15 and queue its push, atomically; 409
         conflicts raise.
 
         ``resources``: the record's FHIR resources and index rows, written in the same
-        transaction (without them the record waits for ``index_records``)."""
-        digest = self.hasher(record)
+        transaction (without them the record waits for ``index_store``). ``digest``: the
+        record's hash when the caller already computed it."""
+        digest = digest or self.hasher(record)
         for attempt in range(3):
             try:
                 with self.write() as conn:
