@@ -48,6 +48,25 @@ _FALSE = frozenset({"0", "false", "no", "off"})
 BOOL_FORMS = "true/false, 1/0, yes/no or on/off (any case)"
 
 
+COUNT_FORMS = "a whole number (0 or more)"
+PAGE_FORMS = "a whole number from 1 to 500"
+
+
+def parse_count(text: str) -> int:
+    """A whole number, 0 or more."""
+    if not text.strip().isdigit():
+        raise ValueError("not a whole number")
+    return int(text.strip())
+
+
+def parse_page_size(text: str) -> int:
+    """A whole number from 1 to 500 (the facade's ``_count`` maximum)."""
+    size = parse_count(text)
+    if not 1 <= size <= 500:
+        raise ValueError("out of range")
+    return size
+
+
 def parse_bool(text: str) -> bool:
     """``true/false``, ``1/0``, ``yes/no``, ``on/off`` in any case."""
     word = text.strip().lower()
@@ -209,6 +228,17 @@ class Settings:
     profiles_dir: Path = setting(
         DEFAULT_PROFILES_DIR, "IASTM_PROFILES_DIR", parse=parse_folder, forms=FOLDER_FORMS,
         doc="folder of conformance resources", default_doc="the packaged `profiles/`")
+    page_size: int = setting(
+        50, "IASTM_PAGE_SIZE", parse=parse_page_size, forms=PAGE_FORMS,
+        doc="the FHIR facade's default `_count` (its maximum is 500)", default_doc="`50`")
+    public_base_url: str | None = setting(
+        None, "IASTM_PUBLIC_BASE_URL", parse=parse_url, forms=URL_FORMS,
+        doc="the facade's public FHIR base URL, used in every link and `fullUrl` (set it behind "
+            "a reverse proxy)", default_doc="none (the request's own URL)")
+    trusted_proxies: int = setting(
+        0, "IASTM_TRUSTED_PROXIES", parse=parse_count, forms=COUNT_FORMS,
+        doc="how many reverse proxies in front are trusted for `X-Forwarded-*` headers",
+        default_doc="`0` (the headers are ignored)")
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -275,6 +305,8 @@ __all__ = [
     "Variable",
     "parse_api_tokens",
     "parse_bool",
+    "parse_count",
+    "parse_page_size",
     "parse_database_url",
     "parse_folder",
     "parse_size",

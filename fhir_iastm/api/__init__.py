@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from flask import Flask, jsonify
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from fhir_iastm import __version__
 from fhir_iastm.api.auth import install_auth
@@ -37,7 +38,6 @@ class AppState:
     store: Store
     profiles: ProfileIndex
     mapping: MappingSettings
-    facade: Any
 
 
 @lru_cache(maxsize=4)
@@ -53,7 +53,6 @@ def profile_index(path: Path) -> ProfileIndex:
 
 def create_app(settings: Settings | None = None) -> Flask:
     """Build the Flask application; ``settings`` default to ``Settings.from_env()``."""
-    from fhir_iastm.api.facade import Facade
     from fhir_iastm.api.fhir import bp as fhir_bp
     from fhir_iastm.api.openapi import bp as openapi_bp
     from fhir_iastm.api.sessions import bp as sessions_bp
@@ -63,6 +62,11 @@ def create_app(settings: Settings | None = None) -> Flask:
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     app.json.sort_keys = False  # type: ignore[attr-defined]
+    proxies = settings.trusted_proxies
+    if proxies:  # X-Forwarded-For/-Proto/-Host/-Port/-Prefix from that many trusted proxies
+        app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
+            app.wsgi_app, x_for=proxies, x_proto=proxies, x_host=proxies, x_port=proxies,
+            x_prefix=proxies)
     store = Store(settings.database_url)
     store.migrate()
     mapping = mapping_settings(settings)
@@ -71,7 +75,6 @@ def create_app(settings: Settings | None = None) -> Flask:
         store=store,
         profiles=profile_index(settings.profiles_dir),
         mapping=mapping,
-        facade=Facade(store, mapping),
     )
     app.extensions["fhir_iastm"] = state
     install_request_logging(app)
@@ -84,6 +87,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     @app.get("/healthz")
     def healthz() -> Any:
         return jsonify({"status": "ok", "version": __version__})
+
     return app
 
 

@@ -1,5 +1,5 @@
-"""Edge: the service-side commands of ``fhir-iastm`` — ``init-db``, ``import``, ``serve``,
-``worker``, ``export`` and ``config`` (registered on the group in ``cli/__init__.py``).
+"""Edge: the service-side commands of ``fhir-iastm`` — ``init-db``, ``reindex``, ``import``,
+``serve``, ``worker``, ``export`` and ``config`` (registered on the group in ``cli/__init__.py``).
 
 Layer: edge. Settings come from the same ``IASTM_*`` environment as the HTTP service
 (``config.Settings``); options override them.
@@ -33,12 +33,43 @@ def _store(settings: Settings) -> Any:
     return store
 
 
+def _index(database_url: str | None, *, everything: bool) -> int:
+    from fhir_iastm.service import index_store, mapping_settings
+
+    settings = load_settings(database_url=database_url)
+    store = _store(settings)
+    total = store.count_unindexed() if not everything else None
+    with click.progressbar(length=total or 0, label="indexing FHIR resources", file=sys.stderr,
+                           show_pos=True) as bar:
+        last = 0
+
+        def progress(done: int) -> None:
+            nonlocal last
+            bar.update(done - last)
+            last = done
+
+        count = index_store(store, mapping_settings(settings), everything=everything,
+                            progress=progress)
+    store.close()
+    return count
+
+
 @click.command("init-db")
 @database_option
 def init_db_command(database_url: str | None) -> None:
-    """Create or upgrade the store's schema (Alembic)."""
-    _store(load_settings(database_url=database_url)).close()
-    click.echo("store schema is up to date", err=True)
+    """Create or upgrade the store's schema (Alembic), then index the FHIR resources of every
+    record stored before the facade's tables existed."""
+    count = _index(database_url, everything=False)
+    click.echo(f"store schema is up to date; {count} record(s) indexed", err=True)
+
+
+@click.command("reindex")
+@database_option
+def reindex_command(database_url: str | None) -> None:
+    """Rebuild the FHIR resources and search index of every record (after a mapping change);
+    resources whose content changed get a new version."""
+    count = _index(database_url, everything=True)
+    click.echo(f"{count} record(s) reindexed", err=True)
 
 
 @click.command("import")
@@ -53,8 +84,11 @@ def import_command(files: tuple[IO[str], ...], database_url: str | None) -> None
     from fhir_iastm.cli.io import read_documents
     from fhir_iastm.errors import IastmError, operation_outcome
     from fhir_iastm.records import check_record
+    from fhir_iastm.service import mapping_settings, save_record
 
-    store = _store(load_settings(database_url=database_url))
+    settings = load_settings(database_url=database_url)
+    store = _store(settings)
+    mapping = mapping_settings(settings)
     failed = False
     for stream in files:
         items, _single = read_documents(stream)
@@ -65,7 +99,7 @@ def import_command(files: tuple[IO[str], ...], database_url: str | None) -> None
             try:
                 if record is None:
                     raise IastmError("invalid record", [i for i in issues if i.is_error])
-                result = store.save_record(record, item, actor="cli")
+                result = save_record(store, record, item, mapping, actor="cli")
                 line.update(status=result.status, record_version=result.record_version)
             except IastmError as exc:
                 failed = True
@@ -154,7 +188,7 @@ def config_command(name: str | None) -> None:
         click.echo("" if value is None else value if isinstance(value, str) else json.dumps(value))
 
 
-COMMANDS = (init_db_command, import_command, serve_command, worker_command, export_command,
-            config_command)
+COMMANDS = (init_db_command, reindex_command, import_command, serve_command, worker_command,
+            export_command, config_command)
 
 __all__ = ["COMMANDS"]
