@@ -185,8 +185,6 @@ def identifier_values(resource: dict[str, Any], system: str | None = None) -> se
             if system is None or i.get("system") == system}
 
 
-__all__ = ["PATIENTS", "Run", "business_key", "entries", "expected_resources", "identifier_values", "mrn_system", "new_run", "serve",
-           "store_records"]
 
 
 def expected_resources(run: Run) -> dict[str, list[dict[str, Any]]]:
@@ -220,3 +218,39 @@ def push_records(base_url: str, records: list[dict[str, Any]]) -> None:
     for record, outcome in push_many(client, [load_record(r) for r in records]):
         status = getattr(outcome, "status", outcome)
         assert status == "pushed", (record.session_id, outcome)
+
+
+def identity_tokens(run: Run) -> dict[str, list[str]]:
+    """One ``system|value`` per resource the run ever emitted (every record version), by type:
+    what scopes a search to the run's resources on a server that holds other data too."""
+    from fhir_iastm.mapping import MappingSettings, to_fhir
+    from fhir_iastm.records import load_record
+
+    systems = (RESOURCE_SYSTEM, NPI_SYSTEM, CLINIC_SYSTEM, *(mrn_system(c) for c in run.clinic_ids))
+    out: dict[str, list[str]] = {}
+    for record in run.records:
+        for entry in to_fhir(load_record(record), MappingSettings())["entry"]:
+            resource = entry["resource"]
+            token = next(f"{i['system']}|{i['value']}" for i in resource["identifier"]
+                         if i["system"] in systems)
+            found = out.setdefault(resource["resourceType"], [])
+            if token not in found:
+                found.append(token)
+    return out
+
+
+def retracted_keys(run: Run) -> set[frozenset[str]]:
+    """Resources an older record version emitted that the newest no longer does."""
+    from fhir_iastm.mapping import MappingSettings, to_fhir
+    from fhir_iastm.records import load_record
+
+    current = {business_key(r) for found in expected_resources(run).values() for r in found}
+    ever = {business_key(e["resource"]) for record in run.records
+            for e in to_fhir(load_record(record), MappingSettings())["entry"]}
+    return ever - current
+
+
+__all__ = ["CLINIC_SYSTEM", "NPI_SYSTEM", "PATIENTS", "RESOURCE_SYSTEM", "SESSION_SYSTEM", "Run",
+           "business_key", "entries", "expected_resources", "identifier_values",
+           "identity_tokens", "mrn_system", "new_run", "push_records", "retracted_keys", "serve",
+           "store_records"]

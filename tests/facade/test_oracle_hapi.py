@@ -1,0 +1,283 @@
+"""HAPI FHIR as the oracle of the facade's search: the same records, the same queries, the same
+resource sets (compared by business identifier; logical ids differ between servers).
+
+One run's records (``support.new_run``) are pushed to the shared HAPI server with the project's
+push (``service.push_many``) and stored through ``POST /api/sessions`` in a live facade on SQLite
+and on PostgreSQL. Each query of ``QUERIES`` runs on both, scoped to the run's own resources
+(``_id=``; see ``oracle``), every page followed. Agreement means: the same matches, the same
+``_include`` / ``_revinclude`` resources, the same order of the sorted values under ``_sort``, the
+same ``total`` under ``_summary=count`` / ``_total=accurate``, the same elements under
+``_elements``, or both refusing the query with the same 4xx.
+
+One difference is by design, not a deviation of either server: the push never deletes on a remote
+server, so a resource a newer record version dropped stays on HAPI marked ``entered-in-error``,
+while the facade answers 410 Gone for it and leaves it out of searches (see ``docs/facade.md``).
+Those resources (``support.retracted_keys``) are removed from HAPI's answers before comparing;
+the facade's answers are compared as they are.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+import pytest
+
+from fhir_iastm.api import create_app
+from tests.facade.oracle import Answer, Side, keys, param, sort_values
+from tests.facade.support import (
+    Run,
+    business_key,
+    identity_tokens,
+    new_run,
+    push_records,
+    retracted_keys,
+    serve,
+    store_records,
+)
+from tests.integration.conftest import hapi_base_url  # noqa: F401 — the fixture
+
+pytestmark = pytest.mark.integration
+
+LOINC, SCT = "http://loinc.org", "http://snomed.info/sct"
+ICD = "http://hl7.org/fhir/sid/icd-10-cm"
+OBS_CAT = "http://terminology.hl7.org/CodeSystem/observation-category"
+RES = "https://iastm.example.org/fhir/sid/iastm-session-resource"
+SESSION = "https://iastm.example.org/fhir/sid/iastm-session"
+ADJUNCT = "https://iastm.example.org/fhir/CodeSystem/iastm-adjunct"
+NPI = "http://hl7.org/fhir/sid/us-npi"
+CLINIC = "https://iastm.example.org/fhir/sid/clinic"
+
+#: The agreement table. Sessions (support.SESSIONS): S0 2025-03-04 -06:00, S1 2025-03-10 -05:00
+#: (version 2 drops its PROM), S2 2025-04-02T08:15+13:45 (= 04-01 18:30 UTC), S3 2025-04-15,
+#: S4 2025-05-06 -09:30, S5 2025-05-20 +05:30, S6 2025-03-06 (entered in error), S7 2025-06-03
+#: (cancelled), S8 2025-03-10T14:00Z.
+QUERIES: tuple[str, ...] = (
+    # Procedure
+    "Procedure?patient={P0}",
+    "Procedure?patient=Patient/{P1}",
+    "Procedure?patient={BASE}/Patient/{P2}",
+    "Procedure?patient={P0},{P3}",
+    "Procedure?subject=Patient/{P4}",
+    "Procedure?date=2025-03-10",
+    "Procedure?date=2025-04",
+    "Procedure?date=2025-04-01",
+    "Procedure?date=ge2025-04-01&date=lt2025-05-21",
+    "Procedure?date=gt2025-04-01T18:00:00Z",
+    "Procedure?date=le2025-03-10T14:00:00-05:00",
+    "Procedure?date=sa2025-05-06",
+    "Procedure?date=eb2025-03-10T14:20:00+00:00",
+    "Procedure?date=ne2025-03-10",
+    "Procedure?code=" + SCT + "|91251008",
+    "Procedure?code=strengthening,stretching",
+    "Procedure?code=" + ADJUNCT + "|",
+    "Procedure?status=completed",
+    "Procedure?status:not=completed",
+    "Procedure?status=not-done,entered-in-error",
+    "Procedure?identifier=" + SESSION + "|{S3}",
+    "Procedure?identifier=|{S3}",
+    "Procedure?encounter={E3}",
+    "Procedure?encounter=Encounter/{E1}",
+    "Procedure?part-of={X0}",
+    "Procedure?part-of:missing=true",
+    "Procedure?reason-reference=Condition/{C5}",
+    "Procedure?patient.identifier={MRN1}",
+    "Procedure?patient={P0}&_include=Procedure:patient",
+    "Procedure?code=" + SCT + "|91251008&_include=Procedure:encounter"
+    "&_include=Procedure:reason-reference",
+    "Procedure?_sort=date",
+    "Procedure?_sort=-date&_count=4",
+    "Procedure?_count=3",
+    "Procedure?_summary=count",
+    "Procedure?patient={P2}&_total=accurate",
+    "Procedure?_lastUpdated=gt2020-01-01",
+    "Procedure?_id={X2}",
+    "Procedure?patient={P1}&_elements=status,code",
+    # Observation
+    "Observation?code=" + LOINC + "|72514-3",
+    "Observation?code=72514-3,38208-5",
+    "Observation?category=survey",
+    "Observation?category=" + OBS_CAT + "|survey",
+    "Observation?category=http://hl7.org/fhir/us/core/CodeSystem/us-core-category|",
+    "Observation?status=final",
+    "Observation?status:not=final",
+    "Observation?date=2025-03-10T14:35:00-05:00",
+    "Observation?date=lt2025-03-10T19:35:00Z",
+    "Observation?date=2025-05",
+    "Observation?part-of={X1}&_include=Observation:part-of",
+    "Observation?encounter=Encounter/{E5}",
+    "Observation?subject=Patient/{P2}",
+    "Observation?identifier=" + RES + "|{S4}/obs/pain-pre",
+    "Observation?patient={P0}&_sort=-date&_count=3",
+    "Observation?patient.identifier={MRN2}&code=" + LOINC + "|72514-3",
+    # Condition
+    "Condition?code=" + ICD + "|M77.11",
+    "Condition?code=M76.51,M76.52",
+    "Condition?clinical-status=active",
+    "Condition?clinical-status:missing=true",
+    "Condition?verification-status=entered-in-error",
+    "Condition?verification-status:not=confirmed",
+    "Condition?category=encounter-diagnosis",
+    "Condition?recorded-date=ge2025-05-01",
+    "Condition?recorded-date=2025-04-02",
+    "Condition?encounter={E5}",
+    "Condition?patient={P1}&_sort=-recorded-date",
+    "Condition?identifier=https://iastm.example.org/fhir/sid/iastm-condition|DX-{RUN}-3-01",
+    # Encounter
+    "Encounter?patient={P1}",
+    "Encounter?date=2025-05",
+    "Encounter?date=le2025-03-31",
+    "Encounter?status=cancelled,entered-in-error",
+    "Encounter?identifier=" + RES + "|{S0}/encounter",
+    "Encounter?identifier=" + RES + "|{S0}/encounter&_revinclude=Procedure:encounter",
+    "Encounter?_sort=date",
+    # Patient
+    "Patient?identifier={MRN2}",
+    "Patient?identifier={MRNSYS0}|",
+    "Patient?family=alvar",
+    "Patient?family:exact=Alvarez",
+    "Patient?family:contains=rie",
+    "Patient?given=jose",
+    "Patient?given=maria,ana",
+    "Patient?birthdate=1969-09-30",
+    "Patient?birthdate=lt1970",
+    "Patient?gender=female,other",
+    "Patient?gender:not=male",
+    "Patient?identifier={MRN0}&_revinclude=Procedure:patient",
+    "Patient?_sort=-birthdate",
+    "Patient?_summary=count",
+    "Patient?identifier={MRN3}&_elements=name,gender",
+    # Practitioner
+    "Practitioner?identifier=" + NPI + "|{NPI0}",
+    "Practitioner?name=ortega",
+    "Practitioner?name=anna",
+    "Practitioner?name:exact=Kowalski",
+    # Organization
+    "Organization?identifier=" + CLINIC + "|{CLINIC1}",
+    "Organization?name=lakeside",
+    "Organization?name:contains=bend",
+    "Organization?name:exact=Riverbend Physical Therapy",
+)
+
+#: Queries whose right answer is empty: ``|code`` means "no system", and every identifier has one.
+EMPTY = frozenset({"Procedure?identifier=|{S3}"})
+
+
+@pytest.fixture(scope="module")
+def run() -> Run:
+    return new_run()
+
+
+@pytest.fixture(scope="module")
+def hapi(hapi_base_url: str, run: Run) -> Iterator[Side]:  # noqa: F811
+    push_records(hapi_base_url, run.records)
+    side = Side("HAPI", hapi_base_url, run)
+    yield side
+    side.close()
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def facade(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory,
+           run: Run) -> Iterator[Side]:
+    if request.param == "sqlite":
+        folder: Path = tmp_path_factory.mktemp("oracle")
+        url = f"sqlite:///{folder}/facade.db"
+    else:
+        url = request.getfixturevalue("pg_url")
+    app = create_app({"DATABASE_URL": url})
+    try:
+        with serve(app) as base:
+            store_records(base, run.records)
+            side = Side(f"facade/{request.param}", base, run)
+            yield side
+            side.close()
+    finally:
+        app.extensions["fhir_iastm"].store.close()
+
+
+def scope(side: Side, run: Run, rtype: str) -> list[str]:
+    """The run's logical ids of one type on a server."""
+    return [i for token in identity_tokens(run)[rtype] for i in side.find_ids(rtype, token)]
+
+
+def compare(template: str, ours: Answer, theirs: Answer, run: Run) -> list[str]:
+    """The differences between the facade's answer and HAPI's (empty: they agree)."""
+    if ours.status != 200 or theirs.status != 200:
+        if ours.status == theirs.status or (ours.status // 100 == theirs.status // 100 == 4):
+            return []
+        return [f"status: facade {ours.status} {ours.error!r}, HAPI {theirs.status} "
+                f"{theirs.error!r}"]
+    gone = retracted_keys(run)
+    theirs.matches = [r for r in theirs.matches if business_key(r) not in gone]
+    problems = []
+    if set(keys(ours.matches)) != set(keys(theirs.matches)):
+        only_ours = set(keys(ours.matches)) - set(keys(theirs.matches))
+        only_theirs = set(keys(theirs.matches)) - set(keys(ours.matches))
+        problems.append(f"matches: only facade {_short(only_ours)}, only HAPI {_short(only_theirs)}")
+    if len(keys(ours.matches)) != len(set(keys(ours.matches))):
+        problems.append("the facade repeated a match across pages")
+    if set(keys(ours.included)) != set(keys(theirs.included)):
+        problems.append(f"included: facade {_short(set(keys(ours.included)))}, "
+                        f"HAPI {_short(set(keys(theirs.included)))}")
+    problems += _compare_modifiers(template, ours, theirs)
+    return problems
+
+
+def _compare_modifiers(template: str, ours: Answer, theirs: Answer) -> list[str]:
+    problems = []
+    rtype = template.partition("?")[0]
+    sort = param(template, "_sort")
+    if sort and sort.lstrip("-") != "_lastUpdated":
+        mine, hapi = sort_values(rtype, sort, ours.matches), sort_values(rtype, sort,
+                                                                        theirs.matches)
+        if mine != hapi:
+            problems.append(f"sort order: facade {mine}, HAPI {hapi}")
+    if param(template, "_summary") == "count" or param(template, "_total") == "accurate":
+        if ours.total != theirs.total:
+            problems.append(f"total: facade {ours.total}, HAPI {theirs.total}")
+    elements = param(template, "_elements")
+    if elements:
+        def shape(answer: Answer) -> set[str]:
+            return {k for r in answer.matches for k in r} - {"meta", "id", "resourceType"}
+        if shape(ours) != shape(theirs):
+            problems.append(f"_elements: facade {sorted(shape(ours))}, "
+                            f"HAPI {sorted(shape(theirs))}")
+    count = param(template, "_count")
+    if count and ours.pages < len(ours.matches) / int(count):
+        problems.append(f"_count={count}: the facade gave {len(ours.matches)} in {ours.pages}")
+    return problems
+
+
+def _short(found: set[frozenset[str]]) -> list[str]:
+    return sorted(min(k).rsplit("|", 1)[-1] for k in found)
+
+
+RESULTS: dict[tuple[str, str], list[str]] = {}
+
+
+@pytest.mark.parametrize("template", QUERIES)
+def test_the_facade_answers_as_hapi(template: str, facade: Side, hapi: Side, run: Run) -> None:
+    rtype = template.partition("?")[0]
+    ours = facade.search(template, scope(facade, run, rtype))
+    theirs = hapi.search(template, scope(hapi, run, rtype))
+    problems = compare(template, ours, theirs, run)
+    RESULTS[(facade.name, template)] = problems
+    assert theirs.status != 200 or theirs.matches or template in EMPTY, (
+        "the query matches nothing on HAPI: it proves nothing")
+    assert not problems, "\n".join(problems)
+
+
+def test_agreement_table(capsys: pytest.CaptureFixture[str]) -> None:
+    """Prints the table (run with -s); fails when any query of the table disagreed."""
+    if not RESULTS:
+        pytest.fail("no oracle query ran")
+    lines = [f"{'server':<18} {'agree':<5} query"]
+    for (name, template), problems in sorted(RESULTS.items()):
+        lines.append(f"{name:<18} {'yes' if not problems else 'NO':<5} {template}")
+        lines += [f"{'':<24}{p}" for p in problems]
+    for name in sorted({n for n, _ in RESULTS}):
+        rows = [p for (n, _), p in RESULTS.items() if n == name]
+        agree = sum(1 for p in rows if not p)
+        lines.append(f"{name}: {agree}/{len(rows)} queries agree ({100 * agree / len(rows):.1f} %)")
+    with capsys.disabled():
+        print("\n" + "\n".join(lines))  # noqa: T201
+    assert all(not p for p in RESULTS.values())
