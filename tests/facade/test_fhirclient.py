@@ -87,7 +87,9 @@ def test_patient_search_by_identifier(server: FHIRServer, run: Run) -> None:
     found = patient(server, run, 3)
     assert found.name[0].family == PATIENTS[3].family
     assert found.gender == PATIENTS[3].gender
-    assert found.meta is not None and found.meta.versionId and found.meta.lastUpdated
+    assert found.meta is not None
+    assert found.meta.versionId
+    assert found.meta.lastUpdated
 
 
 def test_include_resolves_the_subject_from_the_bundle(server: FHIRServer, run: Run) -> None:
@@ -102,7 +104,8 @@ def test_include_resolves_the_subject_from_the_bundle(server: FHIRServer, run: R
     assert [(type(r), r.id) for r in included] == [(Patient, subject.id)]
     for procedure in procedures:
         resolved = procedure.subject.resolved(Patient)
-        assert resolved is not None and resolved.id == subject.id
+        assert resolved is not None
+        assert resolved.id == subject.id
 
 
 def test_revinclude_of_observations_on_a_patient(server: FHIRServer, run: Run) -> None:
@@ -117,7 +120,8 @@ def test_revinclude_of_observations_on_a_patient(server: FHIRServer, run: Run) -
             if o["identifier"][0]["value"].startswith(
                 tuple(r["session_id"] + "/" for r in run.records
                       if r["patient"]["mrn"] == run.mrn(2)))}
-    assert want and session_keys(observations) == want
+    assert want
+    assert session_keys(observations) == want
 
 
 def test_count_sort_and_paging(server: FHIRServer, run: Run) -> None:
@@ -139,8 +143,11 @@ def test_read_and_resolve_by_reference(server: FHIRServer, run: Run) -> None:
     (procedure,) = Procedure.where(
         {"identifier": f"{SESSION_SYSTEM}|{session}"}).perform_resources_iter(server)
     again = Procedure.read(procedure.id, server)
-    assert again.id == procedure.id and again.meta.versionId == procedure.meta.versionId
+    assert again.id == procedure.id
+    assert again.meta.versionId == procedure.meta.versionId
     encounter = procedure.encounter.resolved(Encounter)
-    assert encounter is not None and encounter.subject.reference == procedure.subject.reference
+    assert encounter is not None
+    assert encounter.subject.reference == procedure.subject.reference
     subject = procedure.subject.resolved(Patient)
-    assert subject is not None and subject.identifier[0].value == run.mrn(2)
+    assert subject is not None
+    assert subject.identifier[0].value == run.mrn(2)

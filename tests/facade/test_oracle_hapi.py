@@ -18,8 +18,13 @@ the facade's answers are compared as they are.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import unicodedata
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
+from typing import Any
+
 import pytest
 
 from fhir_iastm.api import create_app
@@ -91,7 +96,10 @@ QUERIES: tuple[str, ...] = (
     "Procedure?patient={P2}&_total=accurate",
     "Procedure?_lastUpdated=gt2020-01-01",
     "Procedure?_id={X2}",
-    "Procedure?patient={P1}&_elements=status,code",
+    "Procedure?patient={P1}&_elements=identifier,status,code",
+    "Procedure?identifier=" + SESSION + "|{S1}&_revinclude=Observation:part-of",
+    "Procedure?patient={P0}&_sort=-_lastUpdated",
+    "Procedure?patient={P2}&_total=none",
     # Observation
     "Observation?code=" + LOINC + "|72514-3",
     "Observation?code=72514-3,38208-5",
@@ -122,6 +130,7 @@ QUERIES: tuple[str, ...] = (
     "Condition?encounter={E5}",
     "Condition?patient={P1}&_sort=-recorded-date",
     "Condition?identifier=https://iastm.example.org/fhir/sid/iastm-condition|DX-{RUN}-3-01",
+    "Condition?patient.identifier={MRN1}",
     # Encounter
     "Encounter?patient={P1}",
     "Encounter?date=2025-05",
@@ -130,6 +139,7 @@ QUERIES: tuple[str, ...] = (
     "Encounter?identifier=" + RES + "|{S0}/encounter",
     "Encounter?identifier=" + RES + "|{S0}/encounter&_revinclude=Procedure:encounter",
     "Encounter?_sort=date",
+    "Encounter?patient.identifier={MRN0}&_sort=-date",
     # Patient
     "Patient?identifier={MRN2}",
     "Patient?identifier={MRNSYS0}|",
@@ -145,7 +155,7 @@ QUERIES: tuple[str, ...] = (
     "Patient?identifier={MRN0}&_revinclude=Procedure:patient",
     "Patient?_sort=-birthdate",
     "Patient?_summary=count",
-    "Patient?identifier={MRN3}&_elements=name,gender",
+    "Patient?identifier={MRN3}&_elements=identifier,name,gender",
     # Practitioner
     "Practitioner?identifier=" + NPI + "|{NPI0}",
     "Practitioner?name=ortega",
@@ -158,8 +168,61 @@ QUERIES: tuple[str, ...] = (
     "Organization?name:exact=Riverbend Physical Therapy",
 )
 
-#: Queries whose right answer is empty: ``|code`` means "no system", and every identifier has one.
-EMPTY = frozenset({"Procedure?identifier=|{S3}"})
+@dataclass(frozen=True)
+class Deviation:
+    """Where HAPI answers a query differently from the spec (or is configured not to answer it):
+    why, and the query whose HAPI answer is the spec's answer to ours (``keep``: a filter applied
+    to HAPI's matches, for a modifier the shared server has disabled)."""
+
+    reason: str
+    hapi_query: str
+    keep: Callable[[dict[str, Any]], bool] | None = None
+
+
+def _name_contains(element: str, text: str) -> Callable[[dict[str, Any]], bool]:
+    """R4 ``:contains`` on a string parameter: case- and accent-insensitive substring."""
+    def keep(resource: dict[str, Any]) -> bool:
+        names = resource.get(element)
+        parts = [names] if isinstance(names, str) else [
+            v for n in names or [] for v in ([n.get("family")] + n.get("given", []))]
+        return any(_fold(text) in _fold(p) for p in parts if p)
+    return keep
+
+
+def _fold(text: str) -> str:
+    return "".join(c for c in unicodedata.normalize("NFD", text.casefold())
+                   if not unicodedata.combining(c))
+
+
+_DAY_PRECISION = (
+    "HAPI compares a date parameter of day precision with the calendar date the stored dateTime "
+    "shows in its own offset (its 'date ordinal'); R4 search.html#date defines a date parameter "
+    "as the range it covers, and leaves open the zone of a value written without one. The facade "
+    "reads it as UTC (docs/facade.md): 2025-04-02T08:15+13:45 is 2025-04-01T18:30Z, on 2025-04-01. "
+    "The same range written as instants gets HAPI's spec answer.")
+_CONTAINS = ("the shared HAPI server has :contains disabled (HAPI-1258, a server setting); "
+             "the spec answer is the run's resources filtered by the R4 rule (case- and "
+             "accent-insensitive substring)")
+DEVIATIONS: dict[str, Deviation] = {
+    "Procedure?date=2025-04-01": Deviation(
+        _DAY_PRECISION, "Procedure?date=ge2025-04-01T00:00:00Z&date=lt2025-04-02T00:00:00Z"),
+    "Condition?recorded-date=2025-04-02": Deviation(
+        _DAY_PRECISION, "Condition?recorded-date=ge2025-04-02T00:00:00Z"
+        "&recorded-date=lt2025-04-03T00:00:00Z"),
+    "Procedure?patient={BASE}/Patient/{P2}": Deviation(
+        "an absolute reference under the server's own base is a local reference (R4 "
+        "search.html#reference, references.html#literal); HAPI matches it only for bases listed "
+        "in its 'treatBaseUrlsAsLocal' setting, empty on the shared server",
+        "Procedure?patient=Patient/{P2}"),
+    "Patient?family:contains=rie": Deviation(
+        _CONTAINS, "Patient?", _name_contains("name", "rie")),
+    "Organization?name:contains=bend": Deviation(
+        _CONTAINS, "Organization?", _name_contains("name", "bend")),
+}
+
+#: Queries whose right answer is empty: ``|code`` means "no system", and every identifier has one;
+#: no Condition was recorded on 2025-04-02 UTC (the +13:45 one was on 04-01 UTC).
+EMPTY = frozenset({"Procedure?identifier=|{S3}", "Condition?recorded-date=2025-04-02"})
 
 
 @pytest.fixture(scope="module")
@@ -208,11 +271,13 @@ def compare(template: str, ours: Answer, theirs: Answer, run: Run) -> list[str]:
                 f"{theirs.error!r}"]
     gone = retracted_keys(run)
     theirs.matches = [r for r in theirs.matches if business_key(r) not in gone]
+    theirs.included = [r for r in theirs.included if business_key(r) not in gone]
     problems = []
     if set(keys(ours.matches)) != set(keys(theirs.matches)):
         only_ours = set(keys(ours.matches)) - set(keys(theirs.matches))
         only_theirs = set(keys(theirs.matches)) - set(keys(ours.matches))
-        problems.append(f"matches: only facade {_short(only_ours)}, only HAPI {_short(only_theirs)}")
+        problems.append(f"matches: only facade {_short(only_ours)}, "
+                        f"only HAPI {_short(only_theirs)}")
     if len(keys(ours.matches)) != len(set(keys(ours.matches))):
         problems.append("the facade repeated a match across pages")
     if set(keys(ours.included)) != set(keys(theirs.included)):
@@ -226,14 +291,19 @@ def _compare_modifiers(template: str, ours: Answer, theirs: Answer) -> list[str]
     problems = []
     rtype = template.partition("?")[0]
     sort = param(template, "_sort")
-    if sort and sort.lstrip("-") != "_lastUpdated":
+    if sort and sort.lstrip("-") == "_lastUpdated":  # each server's own clock: its own order
+        for side, answer in (("facade", ours), ("HAPI", theirs)):
+            stamps = [datetime.fromisoformat(v) for v in sort_values(rtype, sort, answer.matches)]
+            if stamps != sorted(stamps, reverse=sort.startswith("-")):
+                problems.append(f"{side} is not sorted by its own meta.lastUpdated: {stamps}")
+    elif sort:
         mine, hapi = sort_values(rtype, sort, ours.matches), sort_values(rtype, sort,
                                                                         theirs.matches)
         if mine != hapi:
             problems.append(f"sort order: facade {mine}, HAPI {hapi}")
-    if param(template, "_summary") == "count" or param(template, "_total") == "accurate":
-        if ours.total != theirs.total:
-            problems.append(f"total: facade {ours.total}, HAPI {theirs.total}")
+    counted = param(template, "_summary") == "count" or param(template, "_total") == "accurate"
+    if counted and ours.total != theirs.total:
+        problems.append(f"total: facade {ours.total}, HAPI {theirs.total}")
     elements = param(template, "_elements")
     if elements:
         def shape(answer: Answer) -> set[str]:
@@ -258,10 +328,16 @@ RESULTS: dict[tuple[str, str], list[str]] = {}
 def test_the_facade_answers_as_hapi(template: str, facade: Side, hapi: Side, run: Run) -> None:
     rtype = template.partition("?")[0]
     ours = facade.search(template, scope(facade, run, rtype))
-    theirs = hapi.search(template, scope(hapi, run, rtype))
+    deviation = DEVIATIONS.get(template)
+    theirs = hapi.search(deviation.hapi_query if deviation else template, scope(hapi, run, rtype))
+    if deviation and deviation.keep:
+        theirs.matches = [r for r in theirs.matches if deviation.keep(r)]
     problems = compare(template, ours, theirs, run)
     RESULTS[(facade.name, template)] = problems
-    assert theirs.status != 200 or theirs.matches or template in EMPTY, (
+    if deviation:  # the deviation is real: HAPI's literal answer differs from the spec's
+        literal = hapi.search(template, scope(hapi, run, rtype))
+        assert compare(template, ours, literal, run), f"no HAPI deviation any more: {template}"
+    assert theirs.status != 200 or theirs.matches or theirs.total or template in EMPTY, (
         "the query matches nothing on HAPI: it proves nothing")
     assert not problems, "\n".join(problems)
 
@@ -272,12 +348,14 @@ def test_agreement_table(capsys: pytest.CaptureFixture[str]) -> None:
         pytest.fail("no oracle query ran")
     lines = [f"{'server':<18} {'agree':<5} query"]
     for (name, template), problems in sorted(RESULTS.items()):
-        lines.append(f"{name:<18} {'yes' if not problems else 'NO':<5} {template}")
+        verdict = "NO" if problems else "dev." if template in DEVIATIONS else "yes"
+        lines.append(f"{name:<18} {verdict:<5} {template}")
         lines += [f"{'':<24}{p}" for p in problems]
     for name in sorted({n for n, _ in RESULTS}):
         rows = [p for (n, _), p in RESULTS.items() if n == name]
         agree = sum(1 for p in rows if not p)
-        lines.append(f"{name}: {agree}/{len(rows)} queries agree ({100 * agree / len(rows):.1f} %)")
+        lines.append(f"{name}: {agree}/{len(rows)} queries agree ({100 * agree / len(rows):.1f} %"
+                     f"; {len(DEVIATIONS)} of them with a documented HAPI deviation)")
     with capsys.disabled():
         print("\n" + "\n".join(lines))  # noqa: T201
     assert all(not p for p in RESULTS.values())
