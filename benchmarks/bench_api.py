@@ -194,9 +194,11 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def start_server(folder: Path, workers: int, nice: int) -> tuple[subprocess.Popen[bytes], int]:
+def start_server(folder: Path, workers: int, nice: int, database_url: str | None = None
+                 ) -> tuple[subprocess.Popen[bytes], int]:
+    """gunicorn on a free loopback port, on ``database_url`` (default: SQLite in ``folder``)."""
     port = free_port()
-    env = dict(os.environ, DATABASE_URL=f"sqlite:///{folder}/bench.db")
+    env = dict(os.environ, DATABASE_URL=database_url or f"sqlite:///{folder}/bench.db")
     env.pop("IASTM_DATABASE_URL", None)
     env.pop("IASTM_API_TOKENS", None)
     log = (folder / "gunicorn.log").open("wb")
