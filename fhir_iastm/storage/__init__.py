@@ -6,6 +6,21 @@ created and upgraded by the packaged Alembic migrations: ``Store(url).migrate()`
 The core never imports this package.
 """
 
+from fhir_iastm.storage.fhir_types import (
+    Chain,
+    Condition,
+    DateMatch,
+    Include,
+    RefMatch,
+    ResourceSet,
+    ResourceWrite,
+    SearchQuery,
+    SearchResult,
+    Sort,
+    StoredResource,
+    StringMatch,
+    TokenMatch,
+)
 from fhir_iastm.storage.outbox import LeaseLostError
 from fhir_iastm.storage.store import DEFAULT_URL, Store, utc_now
 from fhir_iastm.storage.types import (
@@ -19,6 +34,19 @@ from fhir_iastm.storage.types import (
 )
 
 __all__ = [
+    "Chain",
+    "Condition",
+    "DateMatch",
+    "Include",
+    "RefMatch",
+    "ResourceSet",
+    "ResourceWrite",
+    "SearchQuery",
+    "SearchResult",
+    "Sort",
+    "StoredResource",
+    "StringMatch",
+    "TokenMatch",
     "DEFAULT_URL",
     "LastPushed",
     "LeaseLostError",

@@ -8,7 +8,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Row, and_, bindparam, func, insert, select, update
+from sqlalchemy import Connection, Row, and_, bindparam, func, insert, or_, select, update
 
 from fhir_iastm.errors import ConflictRecordError, Issue
 from fhir_iastm.storage.schema import audit, outbox, record_versions, records, sync_state
@@ -104,6 +104,39 @@ def select_records(
     if offset:
         stmt = stmt.offset(offset)
     return [_stored(row) for row in conn.execute(stmt)]
+
+
+def select_unindexed(conn: Connection, after: str, limit: int, *, everything: bool
+                     ) -> list[StoredRecord]:
+    """Current records after ``after`` (session_id order) not indexed at their version."""
+    rv = record_versions
+    stmt = (
+        select(records.c.status, records.c.record_version.label("current"), rv)
+        .join(rv, and_(rv.c.session_id == records.c.session_id,
+                       rv.c.record_version == records.c.record_version))
+        .where(records.c.session_id > after)
+        .order_by(records.c.session_id)
+        .limit(limit)
+    )
+    if not everything:
+        stmt = stmt.where(_unindexed())
+    return [_stored(row) for row in conn.execute(stmt)]
+
+
+def _unindexed() -> Any:
+    return or_(records.c.indexed_version.is_(None),
+               records.c.indexed_version != records.c.record_version)
+
+
+def count_unindexed(conn: Connection) -> int:
+    """Current records whose resources are not in the facade's tables."""
+    return int(conn.execute(select(func.count()).where(_unindexed())).scalar_one())
+
+
+def set_indexed(conn: Connection, session_id: str, version: int) -> None:
+    """Record that a session's resources are indexed at ``version``."""
+    conn.execute(update(records).where(records.c.session_id == session_id)
+                 .values(indexed_version=version))
 
 
 def _stored(row: Row[Any]) -> StoredRecord:
@@ -232,6 +265,9 @@ def sync_counts(conn: Connection) -> dict[str, int]:
 
 __all__ = [
     "check_decision_15",
+    "count_unindexed",
+    "select_unindexed",
+    "set_indexed",
     "outbox_counts",
     "sync_counts",
     "add_audit",

@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     Column,
     DateTime,
     ForeignKey,
@@ -76,6 +77,8 @@ records = Table(
     Column("session_start", String(40), nullable=False),
     Column("created_at", UtcDateTime, nullable=False),
     Column("updated_at", UtcDateTime, nullable=False),
+    # the record_version whose FHIR resources are in fhir_resource (None: not indexed yet)
+    Column("indexed_version", Integer, nullable=True),
     Index(None, "patient_mrn", "clinic_id"),
     Index(None, "updated_at"),
     Index(None, "status"),
@@ -157,4 +160,95 @@ audit = Table(
     Index(None, "session_id"),
 )
 
-__all__ = ["audit", "metadata", "outbox", "record_versions", "records", "sync_state", "UtcDateTime"]
+# --- the FHIR facade's resources and search indexes (like HAPI's JPA tables) ---------------------
+#: UTC timestamps as fixed-width text (``YYYY-MM-DDTHH:MM:SS.ffffff``): ordered alike everywhere.
+Bound = String(26)
+ResType = String(40)
+ResId = String(64)
+Param = String(40)
+
+fhir_resource = Table(
+    "fhir_resource",
+    metadata,
+    Column("pk", Id, primary_key=True, autoincrement=True),
+    Column("res_type", ResType, nullable=False),
+    Column("res_id", ResId, nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("last_updated", Bound, nullable=False),
+    Column("gone", Boolean, nullable=False),
+    Column("shared", Boolean, nullable=False),
+    # owning session; for a shared resource the session whose data it carries
+    Column("session_id", SessionId, nullable=False),
+    Column("source_key", String(128), nullable=False),
+    Column("content_hash", Hash, nullable=False),
+    Column("body", Json, nullable=False),
+    UniqueConstraint("res_type", "res_id"),
+    Index(None, "res_id"),
+    Index(None, "session_id"),
+    Index(None, "res_type", "last_updated"),
+)
+
+fhir_resource_version = Table(
+    "fhir_resource_version",
+    metadata,
+    Column("res_pk", Id, ForeignKey("fhir_resource.pk"), primary_key=True),
+    Column("version", Integer, primary_key=True),
+    Column("last_updated", Bound, nullable=False),
+    Column("gone", Boolean, nullable=False),
+    Column("body", Json, nullable=False),
+)
+
+fhir_token = Table(
+    "fhir_token",
+    metadata,
+    Column("res_pk", Id, ForeignKey("fhir_resource.pk"), nullable=False),
+    Column("res_type", ResType, nullable=False),
+    Column("param", Param, nullable=False),
+    Column("system", String(200), nullable=False),
+    Column("code", String(200), nullable=False),
+    Index(None, "res_type", "param", "code", "system"),
+    Index(None, "res_pk"),
+)
+
+fhir_string = Table(
+    "fhir_string",
+    metadata,
+    Column("res_pk", Id, ForeignKey("fhir_resource.pk"), nullable=False),
+    Column("res_type", ResType, nullable=False),
+    Column("param", Param, nullable=False),
+    Column("norm", String(200), nullable=False),
+    Column("exact", String(200), nullable=False),
+    Index(None, "res_type", "param", "norm"),
+    Index(None, "res_pk"),
+)
+
+fhir_date = Table(
+    "fhir_date",
+    metadata,
+    Column("res_pk", Id, ForeignKey("fhir_resource.pk"), nullable=False),
+    Column("res_type", ResType, nullable=False),
+    Column("param", Param, nullable=False),
+    Column("ordinal", Integer, nullable=False),
+    Column("low", Bound, nullable=False),
+    Column("high", Bound, nullable=False),
+    Index(None, "res_type", "param", "low"),
+    Index(None, "res_type", "param", "high"),
+    Index(None, "res_pk"),
+)
+
+fhir_link = Table(
+    "fhir_link",
+    metadata,
+    Column("res_pk", Id, ForeignKey("fhir_resource.pk"), nullable=False),
+    Column("res_type", ResType, nullable=False),
+    Column("param", Param, nullable=False),
+    Column("target_type", ResType, nullable=False),
+    Column("target_id", ResId, nullable=False),
+    Index(None, "target_id", "param", "res_type"),
+    Index(None, "res_pk"),
+)
+
+INDEX_TABLES = (fhir_token, fhir_string, fhir_date, fhir_link)
+
+__all__ = ["INDEX_TABLES", "fhir_date", "fhir_link", "fhir_resource", "fhir_resource_version",
+           "fhir_string", "fhir_token", "audit", "metadata", "outbox", "record_versions", "records", "sync_state", "UtcDateTime"]
