@@ -48,6 +48,8 @@ from fhir_iastm.storage.schema import (
 )
 
 R = fhir_resource
+HV = fhir_resource_version
+L = fhir_link
 _TABLES = {"token": fhir_token, "string": fhir_string, "date": fhir_date, "reference": fhir_link}
 #: Sort value of a resource without the sorted date: last in either direction.
 _NO_DATE = {False: "9999-12-31T23:59:59.999999~", True: "0000"}
@@ -70,12 +72,11 @@ def read_resource(conn: Connection, rtype: str, rid: str,
         row = conn.execute(select(*_columns(R)).where(R.c.res_type == rtype,
                                                       R.c.res_id == rid)).first()
         return None if row is None else _resource(row)
-    V = fhir_resource_version
     row = conn.execute(
-        select(R.c.pk, R.c.res_type, R.c.res_id, V.c.version, V.c.last_updated, V.c.gone,
-               V.c.body)
-        .join(V, V.c.res_pk == R.c.pk)
-        .where(R.c.res_type == rtype, R.c.res_id == rid, V.c.version == version)
+        select(R.c.pk, R.c.res_type, R.c.res_id, HV.c.version, HV.c.last_updated, HV.c.gone,
+               HV.c.body)
+        .join(HV, HV.c.res_pk == R.c.pk)
+        .where(R.c.res_type == rtype, R.c.res_id == rid, HV.c.version == version)
     ).first()
     return None if row is None else _resource(row)
 
@@ -83,17 +84,16 @@ def read_resource(conn: Connection, rtype: str, rid: str,
 def resource_history(conn: Connection, rtype: str, rid: str, limit: int,
                      before: int | None = None) -> list[StoredResource]:
     """Versions of a resource, newest first (``before``: only versions below it)."""
-    V = fhir_resource_version
     stmt = (
-        select(R.c.pk, R.c.res_type, R.c.res_id, V.c.version, V.c.last_updated, V.c.gone,
-               V.c.body)
-        .join(V, V.c.res_pk == R.c.pk)
+        select(R.c.pk, R.c.res_type, R.c.res_id, HV.c.version, HV.c.last_updated, HV.c.gone,
+               HV.c.body)
+        .join(HV, HV.c.res_pk == R.c.pk)
         .where(R.c.res_type == rtype, R.c.res_id == rid)
-        .order_by(V.c.version.desc())
+        .order_by(HV.c.version.desc())
         .limit(limit)
     )
     if before is not None:
-        stmt = stmt.where(V.c.version < before)
+        stmt = stmt.where(HV.c.version < before)
     return [_resource(row) for row in conn.execute(stmt)]
 
 
@@ -228,7 +228,6 @@ def _included(conn: Connection, q: SearchQuery,
     """``_include`` targets and ``_revinclude`` sources of a page (at most ``max_included``)."""
     if not matches or not (q.includes or q.revincludes):
         return [], False
-    L = fhir_link
     pks = [m.pk for m in matches]
     wanted = []
     for inc in q.includes:

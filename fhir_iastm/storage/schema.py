@@ -251,4 +251,5 @@ fhir_link = Table(
 INDEX_TABLES = (fhir_token, fhir_string, fhir_date, fhir_link)
 
 __all__ = ["INDEX_TABLES", "fhir_date", "fhir_link", "fhir_resource", "fhir_resource_version",
-           "fhir_string", "fhir_token", "audit", "metadata", "outbox", "record_versions", "records", "sync_state", "UtcDateTime"]
+           "fhir_string", "fhir_token", "audit", "metadata", "outbox", "record_versions", "records",
+           "sync_state", "UtcDateTime"]

@@ -20,9 +20,9 @@ from fhir_iastm.errors import NotFoundError
 from fhir_iastm.storage import fhir_search as fs
 from fhir_iastm.storage import outbox as ob
 from fhir_iastm.storage import queries as q
+from fhir_iastm.storage.engine import READ_ONLY, make_engine, migrate
 from fhir_iastm.storage.fhir_types import ResourceSet, SearchQuery, SearchResult, StoredResource
 from fhir_iastm.storage.fhir_write import bound_text, write_resources
-from fhir_iastm.storage.engine import READ_ONLY, make_engine, migrate
 from fhir_iastm.storage.schema import audit, record_versions, records
 from fhir_iastm.storage.types import (
     LastPushed,
