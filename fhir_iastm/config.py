@@ -26,6 +26,10 @@ DEFAULTS: dict[str, Any] = {
     "PROFILES_DIR": str(DEFAULT_PROFILES_DIR),
     "LOAD_SAMPLES": False,
     "PAGE_SIZE": 50,
+    # the facade's public FHIR base URL (links, fullUrls); None: from the request's Host
+    "PUBLIC_BASE_URL": None,
+    # how many reverse proxies in front are trusted for X-Forwarded-*; 0: none (ignored)
+    "TRUSTED_PROXIES": 0,
 }
 
 _BOOL_TRUE = {"1", "true", "yes", "on"}

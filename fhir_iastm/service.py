@@ -4,6 +4,8 @@ Layer: wiring — the only module that joins core and edges. Every function rece
 client, settings or profile index as parameters; nothing here reads the environment except
 :func:`mapping_settings` / :func:`client_from_config`, which take the config mapping explicitly.
 
+* :func:`save_record` — store a record with its FHIR resources and search index (one transaction).
+* :func:`index_store` — index records stored without their resources (``init-db``, ``reindex``).
 * :func:`make_pusher` — ``push.push_record`` bound to a client, shaped as the outbox worker's push.
 * :func:`push_many` — push records one by one (the CLI), reporting each outcome.
 * :func:`drain_outbox` — run the outbox worker with that pusher until nothing is due.
@@ -15,15 +17,18 @@ client, settings or profile index as parameters; nothing here reads the environm
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from fhir_iastm.client import FhirClient, RetryPolicy
 from fhir_iastm.errors import FhirConflictError, FhirServerError
+from fhir_iastm.facade import resource_set
 from fhir_iastm.mapping.settings import DEFAULT_CANONICAL_BASE, MappingSettings
 from fhir_iastm.profiles import ProfileIndex, load_profiles
-from fhir_iastm.records.model import SessionRecord
-from fhir_iastm.storage import Store
+from fhir_iastm.records import record_hash
+from fhir_iastm.records.model import SessionRecord, from_dict
+from fhir_iastm.storage import ResourceSet, SaveResult, Store, StoredRecord
 from fhir_iastm.sync.pull import PullError, pull_records
 from fhir_iastm.sync.push import PushOutcome, push_record
 from fhir_iastm.sync.retract import History
@@ -42,6 +47,53 @@ def mapping_settings(config: Mapping[str, Any] | None = None) -> MappingSettings
         include_cpt=bool(config.get("INCLUDE_CPT", False)),
         claim_us_core=bool(config.get("CLAIM_US_CORE", False)),
     )
+
+
+def save_record(
+    store: Store,
+    record: SessionRecord,
+    raw: dict[str, Any],
+    settings: MappingSettings,
+    *,
+    actor: str | None,
+) -> SaveResult:
+    """Store a record (decision 15) with its FHIR resources and search index, in one transaction
+    (``POST /api/sessions`` and ``fhir-iastm import``)."""
+    digest = record_hash(record)
+    resources = resource_set(record, replace(settings, record_hash=digest))
+    return store.save_record(record, raw, actor=actor, resources=resources)
+
+
+def index_store(
+    store: Store,
+    settings: MappingSettings,
+    *,
+    everything: bool = False,
+    progress: Callable[[int], None] | None = None,
+    batch: int = 200,
+) -> int:
+    """Write the FHIR resources of every record not indexed at its current version (``init-db``
+    back-fill), or of every record (``everything``: ``reindex`` after a mapping change).
+    Stored bodies were validated when saved: they are rebuilt, not re-validated. Returns how many
+    records were indexed; ``progress(n)`` after each batch."""
+    done = 0
+    pending: list[tuple[StoredRecord, ResourceSet]] = []
+    for stored in store.records_to_index(everything=everything, batch=batch):
+        record = from_dict(SessionRecord, stored.body)
+        mapping = replace(settings, record_hash=stored.record_hash)
+        pending.append((stored, resource_set(record, mapping)))
+        if len(pending) == batch:
+            store.write_index(pending)
+            done += len(pending)
+            pending = []
+            if progress is not None:
+                progress(done)
+    if pending:
+        store.write_index(pending)
+        done += len(pending)
+        if progress is not None:
+            progress(done)
+    return done
 
 
 def make_client(
@@ -158,7 +210,9 @@ __all__ = [
     "make_client",
     "make_pusher",
     "mapping_settings",
+    "index_store",
     "pull",
     "push_many",
+    "save_record",
     "upload_profiles",
 ]

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from flask import Flask, jsonify
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from fhir_iastm import __version__
 from fhir_iastm.api.auth import install_auth
@@ -39,7 +40,6 @@ class AppState:
     profiles: ProfileIndex
     mapping: MappingSettings
     api_tokens: dict[str, frozenset[str]]
-    facade: Any
 
 
 @lru_cache(maxsize=4)
@@ -55,7 +55,6 @@ def profile_index(path: Path) -> ProfileIndex:
 
 def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     """Build the Flask application (see the module docstring for the settings order)."""
-    from fhir_iastm.api.facade import Facade
     from fhir_iastm.api.fhir import bp as fhir_bp
     from fhir_iastm.api.openapi import bp as openapi_bp
     from fhir_iastm.api.sessions import bp as sessions_bp
@@ -66,6 +65,11 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = int(settings["MAX_BODY_BYTES"])
     app.json.sort_keys = False  # type: ignore[attr-defined]
+    proxies = int(settings.get("TRUSTED_PROXIES") or 0)
+    if proxies:  # X-Forwarded-For/-Proto/-Host/-Port/-Prefix from that many trusted proxies
+        app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
+            app.wsgi_app, x_for=proxies, x_proto=proxies, x_host=proxies, x_port=proxies,
+            x_prefix=proxies)
     store = Store(settings["DATABASE_URL"])
     store.migrate()
     mapping = mapping_settings(settings)
@@ -75,7 +79,6 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         profiles=profile_index(Path(settings["PROFILES_DIR"])),
         mapping=mapping,
         api_tokens=parse_api_tokens(settings.get("API_TOKENS")),
-        facade=Facade(store, mapping),
     )
     app.extensions["fhir_iastm"] = state
     install_request_logging(app)

@@ -17,6 +17,7 @@ from fhir_iastm.api.errors import fhir_response
 from fhir_iastm.errors import InvalidRecordError, operation_outcome
 from fhir_iastm.mapping import to_fhir
 from fhir_iastm.records import check_record, load_record
+from fhir_iastm.service import save_record
 
 bp = Blueprint("sessions", __name__, url_prefix="/api/sessions")
 
@@ -74,7 +75,8 @@ def post_session() -> Response:
     if record is None:
         errors = [i for i in issues if i.is_error]
         raise InvalidRecordError("invalid session record", errors)
-    result = _state().store.save_record(record, body, actor=g.get("actor"))
+    state = _state()
+    result = save_record(state.store, record, body, state.mapping, actor=g.get("actor"))
     payload = {
         "session_id": result.session_id,
         "record_version": result.record_version,

@@ -1,5 +1,5 @@
-"""Edge: the service-side commands of ``fhir-iastm`` — ``init-db``, ``import``, ``serve``,
-``worker`` and ``export`` (registered on the group in ``cli/__init__.py``).
+"""Edge: the service-side commands of ``fhir-iastm`` — ``init-db``, ``reindex``, ``import``,
+``serve``, ``worker`` and ``export`` (registered on the group in ``cli/__init__.py``).
 
 Layer: edge. Settings come from the same ``IASTM_*`` environment as the HTTP service
 (``config.from_environ``); options override them.
@@ -31,12 +31,42 @@ def _store(database_url: str | None) -> Any:
     return store
 
 
+def _index(database_url: str | None, *, everything: bool) -> int:
+    from fhir_iastm.service import index_store, mapping_settings
+
+    store = _store(database_url)
+    total = store.count_unindexed() if not everything else None
+    with click.progressbar(length=total or 0, label="indexing FHIR resources", file=sys.stderr,
+                           show_pos=True) as bar:
+        last = 0
+
+        def progress(done: int) -> None:
+            nonlocal last
+            bar.update(done - last)
+            last = done
+
+        count = index_store(store, mapping_settings(from_environ()), everything=everything,
+                            progress=progress)
+    store.close()
+    return count
+
+
 @click.command("init-db")
 @_db_option
 def init_db_command(database_url: str | None) -> None:
-    """Create or upgrade the store's schema (Alembic)."""
-    _store(database_url).close()
-    click.echo("store schema is up to date", err=True)
+    """Create or upgrade the store's schema (Alembic), then index the FHIR resources of every
+    record stored before the facade's tables existed."""
+    count = _index(database_url, everything=False)
+    click.echo(f"store schema is up to date; {count} record(s) indexed", err=True)
+
+
+@click.command("reindex")
+@_db_option
+def reindex_command(database_url: str | None) -> None:
+    """Rebuild the FHIR resources and search index of every record (after a mapping change);
+    resources whose content changed get a new version."""
+    count = _index(database_url, everything=True)
+    click.echo(f"{count} record(s) reindexed", err=True)
 
 
 @click.command("import")
@@ -51,8 +81,10 @@ def import_command(files: tuple[IO[str], ...], database_url: str | None) -> None
     from fhir_iastm.cli.io import read_documents
     from fhir_iastm.errors import IastmError, operation_outcome
     from fhir_iastm.records import check_record
+    from fhir_iastm.service import mapping_settings, save_record
 
     store = _store(database_url)
+    mapping = mapping_settings(from_environ())
     failed = False
     for stream in files:
         items, _single = read_documents(stream)
@@ -63,7 +95,7 @@ def import_command(files: tuple[IO[str], ...], database_url: str | None) -> None
             try:
                 if record is None:
                     raise IastmError("invalid record", [i for i in issues if i.is_error])
-                result = store.save_record(record, item, actor="cli")
+                result = save_record(store, record, item, mapping, actor="cli")
                 line.update(status=result.status, record_version=result.record_version)
             except IastmError as exc:
                 failed = True
@@ -137,6 +169,7 @@ def export_command(database_url: str | None) -> None:
     store.close()
 
 
-COMMANDS = (init_db_command, import_command, serve_command, worker_command, export_command)
+COMMANDS = (init_db_command, reindex_command, import_command, serve_command, worker_command,
+            export_command)
 
 __all__ = ["COMMANDS"]
