@@ -261,7 +261,8 @@ def test_search_pages_with_next_links(loaded: FlaskClient) -> None:
 
 
 def test_facade_errors_are_outcomes(loaded: FlaskClient) -> None:
-    assert_outcome(loaded.get("/fhir/Procedure?foo=bar"), 400)
+    strict = {"Prefer": "handling=strict"}
+    assert_outcome(loaded.get("/fhir/Procedure?foo=bar", headers=strict), 400)
     assert_outcome(loaded.get("/fhir/Procedure?date=yesterday"), 400)
     assert_outcome(loaded.get("/fhir/Procedure/does-not-exist"), 404)
     assert_outcome(loaded.get("/fhir/Medication?code=1"), 404)

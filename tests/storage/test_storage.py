@@ -194,7 +194,7 @@ def test_enqueue_reuses_pending_entry_and_requeues_finished_sessions(store, make
 
 
 def test_migrations_match_the_schema_module(store) -> None:
-    assert current_revision(store.engine) == "0001"
+    assert current_revision(store.engine) == "0002"
     store.migrate()  # idempotent
     with store.engine.connect() as conn:
         diff = compare_metadata(
@@ -253,4 +253,4 @@ def test_migrations_downgrade_and_upgrade_again(tmp_path) -> None:
         conn.commit()
     assert current_revision(store.engine) is None
     store.migrate()
-    assert current_revision(store.engine) == "0001"
+    assert current_revision(store.engine) == "0002"
