@@ -6,8 +6,8 @@ from __future__ import annotations
 import copy
 import json
 from collections.abc import Callable, Iterator
-from email.utils import format_datetime
 from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -79,10 +79,12 @@ def procedure_of(client: FlaskClient, session_id: str) -> dict[str, Any]:
 
 def test_read_carries_version_and_answers_conditional_reads(client: FlaskClient) -> None:
     proc = procedure_of(client, good("good-01")["session_id"])
-    assert proc["meta"]["versionId"] == "1" and proc["meta"]["lastUpdated"].endswith("Z")
+    assert proc["meta"]["versionId"] == "1"
+    assert proc["meta"]["lastUpdated"].endswith("Z")
     url = f"/fhir/Procedure/{proc['id']}"
     first = client.get(url)
-    assert first.headers["ETag"] == 'W/"1"' and first.headers["Last-Modified"]
+    assert first.headers["ETag"] == 'W/"1"'
+    assert first.headers["Last-Modified"]
     assert client.get(url, headers={"If-None-Match": 'W/"1"'}).status_code == 304
     assert client.get(url, headers={"If-None-Match": 'W/"2"'}).status_code == 200
     later = format_datetime(datetime.now(UTC) + timedelta(hours=1), usegmt=True)
@@ -108,7 +110,8 @@ def test_dropped_resource_is_gone_with_history(client: FlaskClient) -> None:
     url = f"/fhir/Observation/{gone[0]['id']}"
     assert "retracted" in outcome(client.get(url), 410)
     hist = bundle(client.get(f"{url}/_history"))
-    assert hist["type"] == "history" and hist["total"] == 2
+    assert hist["type"] == "history"
+    assert hist["total"] == 2
     assert hist["entry"][0]["request"]["method"] == "DELETE"
     assert client.get(f"{url}/_history/1").status_code == 200
     assert client.get(f"{url}/_history/2").status_code == 410
@@ -129,7 +132,8 @@ def test_shared_patient_carries_the_newest_record(client: FlaskClient, make_app:
     for record in (newest, older):  # the older one arrives last and must not win
         assert client.post("/api/sessions", json=record).status_code == 201
     (patient,) = matches(client.get(f"/fhir/Patient?identifier={base['patient']['mrn']}"))
-    assert patient["name"][0]["family"] == "Newer" and patient["meta"]["versionId"] == "2"
+    assert patient["name"][0]["family"] == "Newer"
+    assert patient["meta"]["versionId"] == "2"
     assert matches(client.get("/fhir/Patient?family=older")) == []
     other = make_app().test_client()  # another process on the same database answers alike
     assert other.get(f"/fhir/Patient/{patient['id']}").get_json() == patient
@@ -143,7 +147,8 @@ def test_token_reference_date_and_chain_searches(client: FlaskClient) -> None:
     patient_id = proc["subject"]["reference"].split("/")[1]
     pain = matches(client.get("/fhir/Observation?code=72514-3&_count=500"))
     either = matches(client.get("/fhir/Observation?code=72514-3,38208-5&_count=500"))
-    assert pain and len(either) >= len(pain)
+    assert pain
+    assert len(either) >= len(pain)
     assert matches(client.get("/fhir/Observation?code=http://loinc.org|&_count=500"))
     assert matches(client.get("/fhir/Observation?code=|72514-3")) == []
     notpain = matches(client.get("/fhir/Observation?code:not=72514-3&_count=500"))
@@ -154,7 +159,8 @@ def test_token_reference_date_and_chain_searches(client: FlaskClient) -> None:
         assert {p["id"] for p in matches(client.get(f"/fhir/Procedure?patient={value}"))} \
             == by_ref
     chained = matches(client.get(f"/fhir/Procedure?patient.identifier={record['patient']['mrn']}"))
-    assert {p["id"] for p in chained} == by_ref and proc["id"] in by_ref
+    assert {p["id"] for p in chained} == by_ref
+    assert proc["id"] in by_ref
     day = record["session"]["start"][:16] + record["session"]["start"][19:]  # minute precision
     at = matches(client.get("/fhir/Procedure", query_string={
         "date": f"le{day}", "identifier": f"{SESSION}|{record['session_id']}"}))
@@ -166,7 +172,8 @@ def test_token_reference_date_and_chain_searches(client: FlaskClient) -> None:
     assert matches(client.get("/fhir/Patient?family:exact=Nguyen"))
     assert matches(client.get("/fhir/Patient?given:contains=HOM"))
     missing = matches(client.get("/fhir/Procedure?part-of:missing=false&_count=500"))
-    assert missing and all("partOf" in p for p in missing)
+    assert missing
+    assert all("partOf" in p for p in missing)
 
 
 def test_sort_include_revinclude_summary_elements_total(client: FlaskClient) -> None:
@@ -184,11 +191,13 @@ def test_sort_include_revinclude_summary_elements_total(client: FlaskClient) -> 
                             "&_revinclude=Procedure:patient"))
     assert {e["resource"]["resourceType"] for e in rev["entry"]} == {"Patient", "Procedure"}
     summary = matches(client.get("/fhir/Procedure?_summary=true&_count=1"))[0]
-    assert "note" not in summary and "SUBSETTED" in json.dumps(summary["meta"])
+    assert "note" not in summary
+    assert "SUBSETTED" in json.dumps(summary["meta"])
     elements = matches(client.get("/fhir/Procedure?_elements=status&_count=1"))[0]
     assert set(elements) == {"resourceType", "id", "meta", "status"}
     count = bundle(client.get("/fhir/Procedure?_summary=count"))
-    assert count["total"] > 0 and "entry" not in count
+    assert count["total"] > 0
+    assert "entry" not in count
     assert "total" not in bundle(client.get("/fhir/Procedure?_total=none"))
     pretty = client.get("/fhir/Procedure?_count=1&_pretty=true").get_data(as_text=True)
     assert "\n  " in pretty
@@ -223,7 +232,8 @@ def test_capability_statement_states_what_is_implemented(client: FlaskClient) ->
     proc = next(r for r in rest["resource"] if r["type"] == "Procedure")
     assert {i["code"] for i in proc["interaction"]} == {"read", "vread", "history-instance",
                                                         "search-type"}
-    assert proc["versioning"] == "versioned" and "Procedure:reason-reference" in \
+    assert proc["versioning"] == "versioned"
+    assert "Procedure:reason-reference" in \
         proc["searchInclude"]
     names = {p["name"]: p for p in proc["searchParam"]}
     assert names["date"]["definition"] == "http://hl7.org/fhir/SearchParameter/clinical-date"

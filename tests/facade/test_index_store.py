@@ -19,12 +19,15 @@ def _procedures(store: Store) -> list[tuple[str, int]]:
 def test_back_fill_then_reindex(store: Store, make_record) -> None:  # type: ignore[no-untyped-def]
     record, raw = make_record("RBPT-2025-880001", 1)
     store.save_record(record, raw, actor="t")  # stored the old way: no resources yet
-    assert store.count_unindexed() == 1 and _procedures(store) == []
+    assert store.count_unindexed() == 1
+    assert _procedures(store) == []
     seen: list[int] = []
     assert index_store(store, MappingSettings(), progress=seen.append) == 1
-    assert seen == [1] and store.count_unindexed() == 0
+    assert seen == [1]
+    assert store.count_unindexed() == 0
     found = _procedures(store)
-    assert found and all(version == 1 for _, version in found)
+    assert found
+    assert all(version == 1 for _, version in found)
     assert index_store(store, MappingSettings()) == 0
     assert index_store(store, MappingSettings(), everything=True) == 1
     assert _procedures(store) == found  # same content: same versions
@@ -43,4 +46,5 @@ def test_reindex_command_reports_progress(tmp_path, make_record) -> None:  # typ
     assert done.exit_code == 0, done.output
     assert "1 record(s) indexed" in done.output
     again = CliRunner().invoke(main, ["reindex", "--database-url", url])
-    assert again.exit_code == 0 and "1 record(s) reindexed" in again.output
+    assert again.exit_code == 0
+    assert "1 record(s) reindexed" in again.output
