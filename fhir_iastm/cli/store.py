@@ -1,5 +1,4 @@
 """Edge: the service-side commands of ``fhir-iastm`` — ``init-db``, ``reindex``, ``import``,
-"""Edge: the service-side commands of ``fhir-iastm`` — ``init-db``, ``reindex``, ``import``,
 ``serve``, ``worker`` and ``export`` (registered on the group in ``cli/__init__.py``).
 
 Layer: edge. Settings come from the same ``IASTM_*`` environment as the HTTP service
