@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import copy
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from pathlib import Path
@@ -14,9 +14,6 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from flask.testing import FlaskClient
-
-from fhir_iastm.api import create_app
-from fhir_iastm.storage import Store
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "data" / "examples"
 GOOD = sorted(EXAMPLES.glob("good-*.json"))
@@ -29,22 +26,8 @@ def good(name: str) -> dict[str, Any]:
 
 
 @pytest.fixture
-def make_app(store: Store) -> Iterator[Callable[..., Any]]:
-    apps: list[Any] = []
-
-    def make(**config: Any) -> Any:
-        url = store.engine.url.render_as_string(hide_password=False)
-        apps.append(create_app({"DATABASE_URL": url, **config}))
-        return apps[-1]
-
-    yield make
-    for app in apps:
-        app.extensions["fhir_iastm"].store.close()
-
-
-@pytest.fixture
-def client(make_app: Callable[..., Any]) -> FlaskClient:
-    client = make_app().test_client()
+def client(app_for: Callable[..., Any]) -> FlaskClient:
+    client = app_for().test_client()
     for path in GOOD:
         assert client.post("/api/sessions", json=json.loads(path.read_text())).status_code == 201
     return client
@@ -121,7 +104,7 @@ def test_dropped_resource_is_gone_with_history(client: FlaskClient) -> None:
                for o in matches(client.get("/fhir/Observation?_count=500")))
 
 
-def test_shared_patient_carries_the_newest_record(client: FlaskClient, make_app: Any) -> None:
+def test_shared_patient_carries_the_newest_record(client: FlaskClient, app_for: Any) -> None:
     base = good("good-01")
     newest = copy.deepcopy(base) | {"session_id": "RBPT-2025-900001",
                                     "recorded_at": "2030-01-01T00:00:00Z"}
@@ -135,7 +118,7 @@ def test_shared_patient_carries_the_newest_record(client: FlaskClient, make_app:
     assert patient["name"][0]["family"] == "Newer"
     assert patient["meta"]["versionId"] == "2"
     assert matches(client.get("/fhir/Patient?family=older")) == []
-    other = make_app().test_client()  # another process on the same database answers alike
+    other = app_for().test_client()  # another process on the same database answers alike
     assert other.get(f"/fhir/Patient/{patient['id']}").get_json() == patient
 
 
@@ -254,8 +237,8 @@ def test_conformance_search_honours_url_and_name(client: FlaskClient) -> None:
 
 # --- links and paging --------------------------------------------------------------------------
 
-def test_links_are_absolute_encoded_and_honour_the_public_base(make_app: Any) -> None:
-    app = make_app()
+def test_links_are_absolute_encoded_and_honour_the_public_base(app_for: Any) -> None:
+    app = app_for()
     client = app.test_client()
     for path in GOOD:
         client.post("/api/sessions", json=json.loads(path.read_text()))
@@ -269,10 +252,10 @@ def test_links_are_absolute_encoded_and_honour_the_public_base(make_app: Any) ->
     forwarded = {"X-Forwarded-Host": "evil.example", "X-Forwarded-Proto": "https"}
     assert "evil" not in json.dumps(bundle(client.get("/fhir/Procedure?_count=1",
                                                       headers=forwarded))["link"])
-    trusting = make_app(TRUSTED_PROXIES=1).test_client()
+    trusting = app_for(TRUSTED_PROXIES=1).test_client()
     assert bundle(trusting.get("/fhir/Procedure?_count=1", headers=forwarded))["link"][0][
         "url"].startswith("https://evil.example/fhir/")
-    public = make_app(PUBLIC_BASE_URL="https://ehr.example.org/iastm/fhir/").test_client()
+    public = app_for(PUBLIC_BASE_URL="https://ehr.example.org/iastm/fhir/").test_client()
     body = bundle(public.get("/fhir/Procedure?_count=1", headers={"Host": "other"}))
     assert all(link["url"].startswith("https://ehr.example.org/iastm/fhir/Procedure?")
                for link in body["link"])
