@@ -18,6 +18,8 @@ from fhir_iastm.storage import StoredResource
 JSON_FORMATS = frozenset({"json", "application/json", "application/fhir+json",
                           "application/json+fhir"})
 FHIR_VERSIONS = frozenset({"4.0", "4.0.1"})
+_ACCEPTED = frozenset({FHIR_JSON, "application/json", "application/*", "*/*",
+                       "application/json+fhir"})
 
 
 class NotAcceptableError(IastmError):
@@ -43,14 +45,20 @@ def negotiate() -> None:
         if fmt.split(";")[0].strip() not in JSON_FORMATS:
             raise NotAcceptableError(f"_format '{fmt}' is not served; use json")
         return
-    for value, _quality in request.accept_mimetypes:
-        for param in value.split(";")[1:]:
-            key, _, version = param.strip().partition("=")
-            if key == "fhirVersion" and version not in FHIR_VERSIONS:
-                raise NotAcceptableError(f"fhirVersion {version} is not served; this is R4 "
-                                         "(4.0)")
-    if request.accept_mimetypes and request.accept_mimetypes.best_match(
-            [FHIR_JSON, "application/json"]) is None:
+    header = request.headers.get("Accept", "").strip()
+    if not header:
+        return
+    ranges = []
+    for part in header.split(","):
+        media, *params = (p.strip() for p in part.split(";"))
+        options = dict(p.partition("=")[::2] for p in params)
+        if options.get("q", "1").strip() in ("0", "0.0", "0.00", "0.000"):
+            continue
+        version = options.get("fhirVersion")
+        if version is not None and version not in FHIR_VERSIONS:
+            raise NotAcceptableError(f"fhirVersion {version} is not served; this is R4 (4.0)")
+        ranges.append(media.lower())
+    if not any(m in _ACCEPTED for m in ranges):
         raise NotAcceptableError("only application/fhir+json (or application/json) is served")
 
 

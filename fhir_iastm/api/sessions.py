@@ -77,7 +77,7 @@ def post_session() -> Response:
         raise InvalidRecordError("invalid session record", errors)
     state = _state()
     result = save_record(state.store, record, body, state.mapping, actor=g.get("actor"))
-    payload = {
+    payload: dict[str, Any] = {
         "session_id": result.session_id,
         "record_version": result.record_version,
         "status": result.status,

@@ -10,7 +10,6 @@ from __future__ import annotations
 from typing import Any
 
 from fhir_iastm import __version__
-from fhir_iastm.facade.parse import DEFAULT_COUNT, MAX_COUNT, RESULT_PARAMS
 from fhir_iastm.facade.params import (
     DATE_PREFIXES,
     MODIFIERS,
@@ -18,6 +17,7 @@ from fhir_iastm.facade.params import (
     RESOURCE_TYPES,
     reference_params,
 )
+from fhir_iastm.facade.parse import DEFAULT_COUNT, MAX_COUNT, RESULT_PARAMS
 
 CONFORMANCE_TYPES = ("StructureDefinition", "ValueSet", "CodeSystem", "ConceptMap")
 FORMATS = ("application/fhir+json", "application/json")

@@ -161,8 +161,8 @@ def _include(rtype: str, raw: str, *, reverse: bool) -> Include:
         raise SearchError(name, f"{source}:{pname} never refers to {rtype}")
     if not reverse and source != rtype:
         raise SearchError(name, f"'{raw}' does not start with the searched type {rtype}")
-    if target is not None and target not in param.targets:
-        raise SearchError(name, f"{target} is not a target type of {source}:{pname}")
+    if target is not None and (target not in param.targets or reverse and target != rtype):
+        raise SearchError(name, f"{target} is not a target type of {source}:{pname} here")
     return Include(source, pname, target)
 
 

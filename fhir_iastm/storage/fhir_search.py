@@ -15,7 +15,6 @@ from sqlalchemy import (
     ColumnElement,
     Connection,
     FromClause,
-    Row,
     Select,
     and_,
     false,
@@ -60,7 +59,7 @@ def _columns(table: FromClause) -> list[Any]:
     return [c.pk, c.res_type, c.res_id, c.version, c.last_updated, c.gone, c.body]
 
 
-def _resource(row: Row[Any]) -> StoredResource:
+def _resource(row: Any) -> StoredResource:
     return StoredResource(row.pk, row.res_type, row.res_id, row.version, row.last_updated,
                           bool(row.gone), row.body)
 

@@ -21,7 +21,7 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Row, and_, bindparam, delete, insert, or_, select, update
+from sqlalchemy import Connection, and_, bindparam, delete, insert, or_, select, update
 
 from fhir_iastm.storage.fhir_types import ResourceSet, ResourceWrite
 from fhir_iastm.storage.schema import (
@@ -51,7 +51,7 @@ def write_resources(conn: Connection, session_id: str, rset: ResourceSet, now: s
     """Store the resources of one record version of ``session_id`` (see the module docstring)."""
     current = _lock_current(conn, session_id, rset)
     new: list[ResourceWrite] = []
-    changed: list[tuple[Row[Any], ResourceWrite]] = []
+    changed: list[tuple[Any, ResourceWrite]] = []
     source_only: list[dict[str, Any]] = []
     for item in rset.resources:
         row = current.pop((item.resource_type, item.resource_id), None)
@@ -75,7 +75,7 @@ def write_resources(conn: Connection, session_id: str, rset: ResourceSet, now: s
 
 def _lock_current(
     conn: Connection, session_id: str, rset: ResourceSet
-) -> dict[tuple[str, str], Row[Any]]:
+) -> dict[tuple[str, str], Any]:
     """The rows of the resources written, and this session's own rows (to find dropped ones)."""
     ids = [item.resource_id for item in rset.resources]
     stmt = (
@@ -108,7 +108,7 @@ def _insert_new(
 
 def _update_changed(
     conn: Connection, session_id: str, source_key: str,
-    changed: list[tuple[Row[Any], ResourceWrite]], now: str,
+    changed: list[tuple[Any, ResourceWrite]], now: str,
 ) -> None:
     if not changed:
         return
@@ -125,7 +125,7 @@ def _update_changed(
     ])
 
 
-def _mark_gone(conn: Connection, dropped: list[Row[Any]], now: str) -> None:
+def _mark_gone(conn: Connection, dropped: list[Any], now: str) -> None:
     """Retract resources a newer record version no longer emits (their last body is kept)."""
     if not dropped:
         return

@@ -198,54 +198,43 @@ fhir_resource_version = Table(
     Column("body", Json, nullable=False),
 )
 
-fhir_token = Table(
+def _index_table(name: str, *columns: Column[Any], indexes: tuple[tuple[str, ...], ...]) -> Table:
+    """A search index table: rows of (resource row, resource type, parameter, values…)."""
+    return Table(
+        name,
+        metadata,
+        Column("res_pk", Id, ForeignKey("fhir_resource.pk"), nullable=False),
+        Column("res_type", ResType, nullable=False),
+        Column("param", Param, nullable=False),
+        *columns,
+        *(Index(None, *cols) for cols in (*indexes, ("res_pk",))),
+    )
+
+
+fhir_token = _index_table(
     "fhir_token",
-    metadata,
-    Column("res_pk", Id, ForeignKey("fhir_resource.pk"), nullable=False),
-    Column("res_type", ResType, nullable=False),
-    Column("param", Param, nullable=False),
     Column("system", String(200), nullable=False),
     Column("code", String(200), nullable=False),
-    Index(None, "res_type", "param", "code", "system"),
-    Index(None, "res_pk"),
+    indexes=(("res_type", "param", "code", "system"),),
 )
-
-fhir_string = Table(
+fhir_string = _index_table(
     "fhir_string",
-    metadata,
-    Column("res_pk", Id, ForeignKey("fhir_resource.pk"), nullable=False),
-    Column("res_type", ResType, nullable=False),
-    Column("param", Param, nullable=False),
     Column("norm", String(200), nullable=False),
     Column("exact", String(200), nullable=False),
-    Index(None, "res_type", "param", "norm"),
-    Index(None, "res_pk"),
+    indexes=(("res_type", "param", "norm"),),
 )
-
-fhir_date = Table(
+fhir_date = _index_table(
     "fhir_date",
-    metadata,
-    Column("res_pk", Id, ForeignKey("fhir_resource.pk"), nullable=False),
-    Column("res_type", ResType, nullable=False),
-    Column("param", Param, nullable=False),
     Column("ordinal", Integer, nullable=False),
     Column("low", Bound, nullable=False),
     Column("high", Bound, nullable=False),
-    Index(None, "res_type", "param", "low"),
-    Index(None, "res_type", "param", "high"),
-    Index(None, "res_pk"),
+    indexes=(("res_type", "param", "low"), ("res_type", "param", "high")),
 )
-
-fhir_link = Table(
+fhir_link = _index_table(
     "fhir_link",
-    metadata,
-    Column("res_pk", Id, ForeignKey("fhir_resource.pk"), nullable=False),
-    Column("res_type", ResType, nullable=False),
-    Column("param", Param, nullable=False),
     Column("target_type", ResType, nullable=False),
     Column("target_id", ResId, nullable=False),
-    Index(None, "target_id", "param", "res_type"),
-    Index(None, "res_pk"),
+    indexes=(("target_id", "param", "res_type"),),
 )
 
 INDEX_TABLES = (fhir_token, fhir_string, fhir_date, fhir_link)

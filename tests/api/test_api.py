@@ -5,16 +5,14 @@ from __future__ import annotations
 import copy
 import json
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 from flask.testing import FlaskClient
 
-from fhir_iastm.api import create_app
 from fhir_iastm.errors import ERROR_CODE_SYSTEM
-from fhir_iastm.storage import Store
 
 EXAMPLES = Path(__file__).parents[1] / "data" / "examples"
 GOOD = sorted(EXAMPLES.glob("good-*.json"))
@@ -28,21 +26,6 @@ def load(path: Path) -> dict[str, Any]:
 
 def good(name: str) -> dict[str, Any]:
     return load(next(p for p in GOOD if name in p.name))
-
-
-@pytest.fixture
-def app_for(store: Store) -> Iterator[Callable[..., Any]]:
-    """``app_for(**config)``: an app on the test's store; its connections are closed afterwards."""
-    apps: list[Any] = []
-
-    def make(**config: Any) -> Any:
-        url = store.engine.url.render_as_string(hide_password=False)
-        apps.append(create_app({"DATABASE_URL": url, **config}))
-        return apps[-1]
-
-    yield make
-    for app in apps:
-        app.extensions["fhir_iastm"].store.close()
 
 
 @pytest.fixture

@@ -1,0 +1,26 @@
+"""Fixtures of the HTTP tests: apps on the test's store (SQLite or PostgreSQL)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from fhir_iastm.api import create_app
+from fhir_iastm.storage import Store
+
+
+@pytest.fixture
+def app_for(store: Store) -> Iterator[Callable[..., Any]]:
+    """``app_for(**config)``: an app on the test's store; its connections are closed afterwards."""
+    apps: list[Any] = []
+
+    def make(**config: Any) -> Any:
+        url = store.engine.url.render_as_string(hide_password=False)
+        apps.append(create_app({"DATABASE_URL": url, **config}))
+        return apps[-1]
+
+    yield make
+    for app in apps:
+        app.extensions["fhir_iastm"].store.close()
