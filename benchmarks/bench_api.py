@@ -252,18 +252,21 @@ def catch_up(port: int, path: str, n: int) -> None:
 
 
 def scenario(port: int, name: str, make: Callable[[int], list[Request]], args: argparse.Namespace,
-             base: Result | None, expect: tuple[int, ...] = (200,)) -> Result:
-    """A warm-up (not recorded), then ``rate * duration`` requests at the fixed rate."""
-    drive(port, name, make(max(1, int(args.rate * args.warmup))), args.rate, expect)
-    requests = make(int(args.rate * args.duration))
+             base: Result | None, expect: tuple[int, ...] = (200,),
+             rate: float | None = None) -> Result:
+    """A warm-up (not recorded), then ``rate * duration`` requests at the fixed rate
+    (``rate``: ``args.rate`` unless given); rows split by method when several are mixed."""
+    rate = rate or args.rate
+    drive(port, name, make(max(1, int(rate * args.warmup))), rate, expect)
+    requests = make(int(rate * args.duration))
     cpu = server_cpu(args.master)
-    result = drive(port, name, requests, args.rate, expect)
+    result = drive(port, name, requests, rate, expect)
     result.server_cpu = server_cpu(args.master) - cpu
     say(result.row(base.pct(99) if base else None))
     if len(result.by_method) > 1:
         for method, latencies in sorted(result.by_method.items()):
             share = len(latencies) / len(result.latencies)
-            part = Result(f"  of which {method}", args.rate * share, latencies,
+            part = Result(f"  of which {method}", rate * share, latencies,
                           elapsed=result.elapsed)
             say(part.row(base.pct(99) if base else None, machine=False))
     if result.errors:

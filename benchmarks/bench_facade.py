@@ -48,10 +48,9 @@ from bench_api import (  # noqa: E402 — a sibling script
     ROOT,
     Request,
     Result,
-    drive,
     say,
+    scenario,
     send,
-    server_cpu,
     start_server,
     stop_server,
 )
@@ -86,13 +85,13 @@ def database(backend: str, folder: Path, size: int) -> Iterator[str]:
 def import_store(url: str, folder: Path, size: int, run: str, nice: int) -> tuple[float, float]:
     """Write ``size`` sessions as JSON Lines files, ``fhir-iastm import`` them: (sessions/s,
     CPU ms per session of the import process)."""
-    files = []
+    files: list[str] = []
     for first in range(0, size, CHUNK):
-        path = folder / f"sessions-{first:07d}.jsonl"
-        with path.open("w", encoding="utf-8") as out:
+        out_path = folder / f"sessions-{first:07d}.jsonl"
+        with out_path.open("w", encoding="utf-8") as out:
             for record in records(min(CHUNK, size - first), run, start=first):
                 out.write(json.dumps(record, ensure_ascii=False) + "\n")
-        files.append(str(path))
+        files.append(str(out_path))
     cli = str(ROOT / ".venv/bin/fhir-iastm")
     env = dict(os.environ, DATABASE_URL=url)
     subprocess.run([cli, "init-db"], env=env, check=True, capture_output=True)
@@ -190,20 +189,8 @@ def closed_loop(port: int, paths: list[str], count: int, threads: int = 4) -> fl
 
 def measure(name: str, port: int, make: Callable[[int], list[Request]], rate: float,
             args: argparse.Namespace, base: Result | None) -> Result:
-    """Warm-up (unrecorded), then ``rate * duration`` requests at the fixed rate."""
-    drive(port, name, make(max(1, int(rate * args.warmup))), rate, (200, 201))
-    cpu = server_cpu(args.master)
-    result = drive(port, name, make(int(rate * args.duration)), rate, (200, 201))
-    result.server_cpu = server_cpu(args.master) - cpu
-    say(result.row(base.pct(99) if base else None))
-    if len(result.by_method) > 1:
-        for method, latencies in sorted(result.by_method.items()):
-            part = Result(f"  of which {method}", rate * len(latencies) / len(result.latencies),
-                          latencies, elapsed=result.elapsed)
-            say(part.row(base.pct(99) if base else None, machine=False))
-    if result.errors:
-        say(f"    errors: {result.errors}")
-    return result
+    """``bench_api.scenario`` at ``rate``, accepting 200 and 201."""
+    return scenario(port, name, make, args, base, (200, 201), rate=rate)
 
 
 def bench_store(backend: str, size: int, args: argparse.Namespace) -> dict[str, float]:

@@ -117,14 +117,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--therapists", type=int, default=200)
     parser.add_argument("--check", type=int, default=1000, help="validate every K-th (0: none)")
     args = parser.parse_args(argv)
-    load_record = None
-    if args.check:
-        from fhir_iastm.records import load_record
+    from fhir_iastm.records import load_record
     out = sys.stdout
     for k, record in enumerate(records(args.n, args.run, start=args.start,
                                        per_patient=args.per_patient, clinics=args.clinics,
                                        therapists=args.therapists)):
-        if load_record is not None and k % args.check == 0:
+        if args.check and k % args.check == 0:
             load_record(record)
         out.write(json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n")
     return 0

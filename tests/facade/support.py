@@ -19,6 +19,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import requests
@@ -164,6 +165,21 @@ def serve(app: Any) -> Iterator[str]:
         thread.join(timeout=10)
 
 
+@contextmanager
+def live_facade(folder: Path, run: Run, database_url: str | None = None) -> Iterator[str]:
+    """The app on ``database_url`` (default: SQLite in ``folder``) served for real, holding the
+    run's records stored through ``POST /api/sessions``; yields its FHIR base URL."""
+    from fhir_iastm.api import create_app
+
+    app = create_app({"DATABASE_URL": database_url or f"sqlite:///{folder}/facade.db"})
+    try:
+        with serve(app) as base:
+            store_records(base, run.records)
+            yield base
+    finally:
+        app.extensions["fhir_iastm"].store.close()
+
+
 def store_records(base_url: str, records: list[dict[str, Any]]) -> None:
     """POST each record to ``/api/sessions`` of the service at ``base_url`` (its ``/fhir``)."""
     root = base_url.removesuffix("/fhir")
@@ -252,5 +268,5 @@ def retracted_keys(run: Run) -> set[frozenset[str]]:
 
 __all__ = ["CLINIC_SYSTEM", "NPI_SYSTEM", "PATIENTS", "RESOURCE_SYSTEM", "SESSION_SYSTEM", "Run",
            "business_key", "entries", "expected_resources", "identifier_values",
-           "identity_tokens", "mrn_system", "new_run", "push_records", "retracted_keys", "serve",
-           "store_records"]
+           "identity_tokens", "live_facade", "mrn_system", "new_run", "push_records",
+           "retracted_keys", "serve", "store_records"]

@@ -8,7 +8,6 @@ CapabilityStatement first, resolves references from the included entries of a se
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -20,31 +19,23 @@ from fhirclient.models.patient import Patient
 from fhirclient.models.procedure import Procedure
 from fhirclient.server import FHIRServer
 
-from fhir_iastm.api import create_app
 from tests.facade.support import (
     PATIENTS,
     SESSION_SYSTEM,
     Run,
     business_key,
     expected_resources,
+    live_facade,
     new_run,
-    serve,
-    store_records,
 )
 
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Run]]:
     """(FHIR base URL, run) of a live app holding the run's records."""
-    folder: Path = tmp_path_factory.mktemp("fhirclient")
-    app = create_app({"DATABASE_URL": f"sqlite:///{folder}/facade.db"})
     run = new_run()
-    try:
-        with serve(app) as base:
-            store_records(base, run.records)
-            yield base, run
-    finally:
-        app.extensions["fhir_iastm"].store.close()
+    with live_facade(tmp_path_factory.mktemp("fhirclient"), run) as base:
+        yield base, run
 
 
 @pytest.fixture(scope="module")

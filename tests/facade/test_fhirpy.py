@@ -8,13 +8,11 @@ stored through ``POST /api/sessions``. Expected answers come from mapping the sa
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 from fhirpy import SyncFHIRClient
 
-from fhir_iastm.api import create_app
 from tests.facade.support import (
     PATIENTS,
     RESOURCE_SYSTEM,
@@ -23,24 +21,17 @@ from tests.facade.support import (
     business_key,
     entries,
     expected_resources,
+    live_facade,
     new_run,
-    serve,
-    store_records,
 )
 
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Run]]:
     """(FHIR base URL, run) of a live app holding the run's records."""
-    folder: Path = tmp_path_factory.mktemp("fhirpy")
-    app = create_app({"DATABASE_URL": f"sqlite:///{folder}/facade.db"})
     run = new_run()
-    try:
-        with serve(app) as base:
-            store_records(base, run.records)
-            yield base, run
-    finally:
-        app.extensions["fhir_iastm"].store.close()
+    with live_facade(tmp_path_factory.mktemp("fhirpy"), run) as base:
+        yield base, run
 
 
 @pytest.fixture(scope="module")

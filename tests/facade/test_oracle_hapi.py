@@ -22,22 +22,19 @@ import unicodedata
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from fhir_iastm.api import create_app
 from tests.facade.oracle import Answer, Side, keys, param, sort_values
 from tests.facade.support import (
     Run,
     business_key,
     identity_tokens,
+    live_facade,
     new_run,
     push_records,
     retracted_keys,
-    serve,
-    store_records,
 )
 from tests.integration.conftest import hapi_base_url  # noqa: F401 — the fixture
 
@@ -241,20 +238,11 @@ def hapi(hapi_base_url: str, run: Run) -> Iterator[Side]:  # noqa: F811
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
 def facade(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory,
            run: Run) -> Iterator[Side]:
-    if request.param == "sqlite":
-        folder: Path = tmp_path_factory.mktemp("oracle")
-        url = f"sqlite:///{folder}/facade.db"
-    else:
-        url = request.getfixturevalue("pg_url")
-    app = create_app({"DATABASE_URL": url})
-    try:
-        with serve(app) as base:
-            store_records(base, run.records)
-            side = Side(f"facade/{request.param}", base, run)
-            yield side
-            side.close()
-    finally:
-        app.extensions["fhir_iastm"].store.close()
+    url = None if request.param == "sqlite" else request.getfixturevalue("pg_url")
+    with live_facade(tmp_path_factory.mktemp("oracle"), run, url) as base:
+        side = Side(f"facade/{request.param}", base, run)
+        yield side
+        side.close()
 
 
 def scope(side: Side, run: Run, rtype: str) -> list[str]:
