@@ -1,4 +1,5 @@
-"""API load benchmark (DESIGN §9: ``POST /api/sessions`` p99 < 50 ms at 200 requests/s, SQLite).
+"""API load benchmark (docs/performance.md#targets: ``POST /api/sessions`` p99 < 50 ms at 200
+requests/s, SQLite).
 
     .venv/bin/python benchmarks/bench_api.py [--rate 200] [--duration 20] [--seed 300] [--workers 2]
 

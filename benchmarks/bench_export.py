@@ -1,6 +1,7 @@
 """Benchmark: ``fhir-iastm export`` of N stored sessions as NDJSON — throughput and peak RSS.
 
-DESIGN.md §9 target: 100,000 sessions with peak RSS < 200 MB (the export streams: keyset pages of
+docs/performance.md#targets target: 100,000 sessions with peak RSS < 200 MB (the export streams:
+keyset pages of
 records, one Bundle mapped and written at a time). The baseline in the same run is the peak RSS of
 a bare ``fhir-iastm --version`` (interpreter + imports), so the report shows what the data adds.
 

@@ -1,4 +1,5 @@
-"""Benchmark: record -> FHIR mapping speed against the fhir.resources floor (DESIGN §9).
+"""Benchmark: record -> FHIR mapping speed against the fhir.resources floor
+(docs/performance.md#targets).
 
 Usage: ``.venv/bin/python benchmarks/bench_mapping.py [N]`` (default N = 2000 sessions).
 

@@ -1,4 +1,5 @@
-"""Benchmark: push_record against a raw HTTP replay of the same Bundles (DESIGN §9: >= 0.9x).
+"""Benchmark: push_record against a raw HTTP replay of the same Bundles
+(docs/performance.md#targets: >= 0.9x).
 
 Usage: ``.venv/bin/python benchmarks/bench_push.py [BASE_URL] [N]``
 (default ``$HAPI_BASE_URL`` or http://127.0.0.1:18080/fhir, N = 100 sessions per arm).

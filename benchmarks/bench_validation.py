@@ -1,4 +1,5 @@
-"""Benchmark: offline profile validation vs the fhir.resources parse+serialize floor (DESIGN §9).
+"""Benchmark: offline profile validation vs the fhir.resources parse+serialize floor
+(docs/performance.md#targets).
 
 Run: ``.venv/bin/python benchmarks/bench_validation.py [--rounds N]``. Everything is measured in
 this one run on the same resources (the Bundles mapped from tests/data/examples/good-*.json):
@@ -10,7 +11,8 @@ this one run on the same resources (the Bundles mapped from tests/data/examples/
 
 Ratios > 1 mean faster than the floor. Profiles are compiled once, before timing.
 With ``--hapi BASE_URL`` (a running HAPI R4 server) it also uploads profiles/ there and times
-``$validate`` of the first ``--hapi-sample`` resources: ours vs HAPI, resources/s (DESIGN §9).
+``$validate`` of the first ``--hapi-sample`` resources: ours vs HAPI, resources/s
+(docs/performance.md#targets).
 """
 
 from __future__ import annotations

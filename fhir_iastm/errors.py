@@ -11,7 +11,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-#: Project CodeSystem that carries the stable error codes of MAPPING.md §1.6 (decision 14).
+#: Project CodeSystem that carries the stable error codes of docs/validation.md#record-errors
+#: (docs/decisions.md#d14).
 ERROR_CODE_SYSTEM = "https://iastm.example.org/fhir/CodeSystem/iastm-error-code"
 
 SEVERITIES = ("fatal", "error", "warning", "information")
@@ -95,7 +96,8 @@ class IastmError(Exception):
 
 
 class InvalidRecordError(IastmError):
-    """The internal record breaks the contract of MAPPING.md §1 (HTTP 422)."""
+    """The internal record breaks the contract of docs/validation.md#record-validation (HTTP
+    422)."""
 
     code = "E_INVALID_RECORD"
     http_status = 422
@@ -108,7 +110,8 @@ class InvalidRecordError(IastmError):
 
 
 class ConflictRecordError(InvalidRecordError):
-    """Same session_id with other content or a lower record_version (HTTP 409, decision 15)."""
+    """Same session_id with other content or a lower record_version (HTTP 409,
+    docs/decisions.md#d15)."""
 
     code = "E_DUPLICATE_SESSION"
     http_status = 409

@@ -11,7 +11,7 @@ client, settings or profile index as parameters; nothing here reads the environm
 * :func:`drain_outbox` — run the outbox worker with that pusher until nothing is due.
 * :func:`pull` — ``pull.pull_records`` with the configured canonical base.
 * :func:`upload_profiles` — PUT every conformance resource of profiles/ to a FHIR server, so its
-  ``$validate`` checks our profiles (MAPPING decision 1; research hapi-local §3.3).
+  ``$validate`` checks our profiles (docs/decisions.md#d1; docs/validation.md#oracle).
 """
 
 from __future__ import annotations
@@ -61,7 +61,7 @@ def save_record(
     (``POST /api/sessions`` and ``fhir-iastm import``)."""
     digest = record_hash(record)
     resources = resource_set(record, replace(settings, record_hash=digest))
-    return store.save_record(record, raw, actor=actor, resources=resources)
+    return store.save_record(record, raw, actor=actor, resources=resources, digest=digest)
 
 
 def index_store(
@@ -125,7 +125,7 @@ def push_many(
     """Push records in order, each with its outcome (the CLI's ``push``).
 
     A session's earlier success in the same run is the history of its next version (local diff,
-    decision 8); otherwise retractions come from the server search. After a server failure
+    docs/decisions.md#d8); otherwise retractions come from the server search. After a server failure
     (unreachable, 5xx, auth) the remaining records are not attempted: they come back with it; a
     409 that outlasted the re-reads concerns that session only.
     """
@@ -170,7 +170,7 @@ def pull(
     since: str | None = None,
     page_size: int = 50,
 ) -> Iterator[SessionRecord | PullError]:
-    """Sessions read back from the server (decision 11), one record or PullError each."""
+    """Sessions read back from the server (docs/decisions.md#d11), one record or PullError each."""
     return pull_records(
         client,
         session_id=session_id,

@@ -3,7 +3,8 @@
 The package keeps the whole FY tabular in memory (~190 MB per process). fhir-iastm needs only
 which dotted codes exist and which are billable leaves, so this script writes them once:
 one line per code, ``<code>\\t<1 if billable leaf else 0>``, for every code that can pass the
-record's ICD format (decision 19; chapters and blocks cannot). tests/test_icd10cm_table.py proves
+record's ICD format (docs/decisions.md#d19; chapters and blocks cannot). tests/test_icd10cm_table.py
+proves
 the table answers exactly as the package does for every code.
 
     .venv/bin/python scripts/derive_icd10cm.py

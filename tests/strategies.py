@@ -1,8 +1,11 @@
 """Test data for internal records: the example files, JSON Pointer edits, and ``valid_records()``.
 
-``valid_records()`` is a hypothesis strategy of VALID record dicts (MAPPING.md §1, decisions 16–22):
-varied techniques, sites and lateralities consistent with the conditions' ICD-10-CM codes (§4.3,
-billable only, SNOMED paired per decision 19), all three statuses with their conditional fields,
+``valid_records()`` is a hypothesis strategy of VALID record dicts
+(docs/validation.md#record-validation, docs/decisions.md#d16 to #d22):
+varied techniques, sites and lateralities consistent with the conditions' ICD-10-CM codes
+(docs/codes.md#icd-10-cm,
+billable only, SNOMED paired per docs/decisions.md#d19), all three statuses with their conditional
+fields,
 pain / ROM / PROMs / adverse effects / adjuncts, and date-times in odd UTC offsets (+05:30, -03:00,
 +05:45, +13:45, -09:30, Z, ...). Other test modules build on it: keep its name and contract.
 """
@@ -72,9 +75,10 @@ def pointer_to_path(pointer: str) -> str:
 
 # --- valid_records() -------------------------------------------------------------------------
 
-#: Condition families of MAPPING §4.3: ICD code per side ("any": the code has no side;
+#: Condition families of docs/codes.md#icd-10-cm: ICD code per side ("any": the code has no side;
 #: "unspecified": an unspecified-side code), the sites treated for it, the SNOMED pair of
-#: decision 19 (None: no verified concept) and a clinician's wording. ``{x}``: 7th character.
+#: docs/decisions.md#d19 (None: no verified concept) and a clinician's wording. ``{x}``: 7th
+#: character.
 _FAMILIES: list[dict[str, Any]] = [
     {"icd": {"right": "M77.11", "left": "M77.12"}, "sites": ["elbow-lateral"],
      "snomed": "202855006", "text": "Lateral epicondylitis"},
@@ -417,7 +421,8 @@ def valid_records(draw: st.DrawFn, *, fractions: bool = True) -> dict[str, Any]:
     """A VALID internal record dict (``load_record`` accepts it with no issue at all).
 
     ``fractions=False`` keeps date-times to whole seconds. With the default, some carry 1 to 9
-    fractional digits (decision 20 allows them; note fhir.resources re-formats such values).
+    fractional digits (docs/decisions.md#d20 allows them; note fhir.resources re-formats such
+    values).
     """
     status = draw(st.sampled_from(["completed", "completed", "cancelled", "entered-in-error"]))
     conditions, sites = draw(_conditions())

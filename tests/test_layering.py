@@ -1,4 +1,5 @@
-"""The core imports no edge library (DESIGN §1, STYLE §2): checked in a fresh interpreter."""
+"""The core imports no edge library (docs/architecture.md#layers, docs/architecture.md#layers):
+checked in a fresh interpreter."""
 
 from __future__ import annotations
 

@@ -30,6 +30,7 @@ from fhir_iastm.facade.bundle import history, searchset, with_meta
 from fhir_iastm.facade.capability import CONFORMANCE_TYPES, capability_statement
 from fhir_iastm.facade.params import RESOURCE_TYPES
 from fhir_iastm.facade.parse import SearchError, parse_search
+from fhir_iastm.mapping.trace import record_field
 from fhir_iastm.storage import StoredResource
 from fhir_iastm.validation import validate
 
@@ -160,7 +161,8 @@ def _resource_from_body(rtype: str) -> dict[str, Any]:
 def validate_resource(rtype: str) -> Response:
     """``$validate`` against our profiles: 200 with an OperationOutcome (errors are issues)."""
     resource = _resource_from_body(rtype)
-    issues = validate(resource, _state().profiles, profile=request.args.get("profile"))
+    profile = request.args.get("profile")
+    issues = validate(resource, _state().profiles, profile=profile, trace=record_field)
     return respond(operation_outcome(issues))
 
 

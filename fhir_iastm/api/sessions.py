@@ -1,4 +1,4 @@
-"""Edge (Flask): the records API under ``/api/sessions`` (DESIGN.md §3, MAPPING.md decision 15).
+"""Edge (Flask): the records API under ``/api/sessions`` (README.md, docs/decisions.md#d15).
 
 Views stay thin: parse the request, call the core or the store, serialize. Errors are raised as
 ``IastmError`` and rendered as OperationOutcomes by ``api.errors``.
@@ -56,7 +56,7 @@ def post_session() -> Response:
     """Store a session record and queue its push.
     ---
     post:
-      summary: Store one IASTM session record (decision 15 semantics) and queue its push
+      summary: Store one IASTM session record (docs/decisions.md#d15 semantics) and queue its push
       requestBody:
         required: true
         content:

@@ -95,6 +95,7 @@ def validate_command(files: tuple[IO[str], ...], profile: str | None,
 
     import fhir_iastm
     from fhir_iastm.errors import ConfigError, has_errors
+    from fhir_iastm.mapping.trace import record_field
     from fhir_iastm.profiles import load_profiles
     from fhir_iastm.validation import validate
 
@@ -116,7 +117,9 @@ def validate_command(files: tuple[IO[str], ...], profile: str | None,
             issue = Issue("error", "structure", None, f"not UTF-8 text: {exc}", "E_FORMAT")
             outcomes.append([issue])
             continue
-        outcomes.extend(validate(item, index, profile=profile) for item in items)
+        outcomes.extend(
+            validate(item, index, profile=profile, trace=record_field) for item in items
+        )
     for issues in outcomes:
         emit_result(operation_outcome(issues), len(outcomes) == 1)
     if any(has_errors(issues) for issues in outcomes):

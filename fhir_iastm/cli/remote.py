@@ -25,7 +25,8 @@ from fhir_iastm.cli.io import (
 from fhir_iastm.errors import IastmError, operation_outcome
 from fhir_iastm.mapping.settings import DEFAULT_CANONICAL_BASE
 
-# FHIR server commands (MAPPING decisions 5-13). Exit codes: 0 every record pushed or unchanged;
+# FHIR server commands (docs/decisions.md#d5 to #d13). Exit codes: 0 every record pushed or
+# unchanged;
 # 1 an invalid record, a record the server rejected or one it already holds newer (superseded);
 # 3 the FHIR server failed (unreachable, 5xx, auth) — 3 wins over 1.
 
@@ -85,7 +86,8 @@ def _load_push_inputs(files: tuple[IO[str], ...]) -> tuple[list[Any], bool]:
                 invalid = True
                 emit_outcome(exc.issues, None if single else position)
     first = {r.session_id: i for i, r in reversed(list(enumerate(records)))}
-    records.sort(key=lambda r: (first[r.session_id], r.record_version))  # decision 9 order
+    # docs/decisions.md#d9: one session's versions in order
+    records.sort(key=lambda r: (first[r.session_id], r.record_version))
     return records, invalid
 
 

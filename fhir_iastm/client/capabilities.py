@@ -1,7 +1,8 @@
 """A server's CapabilityStatement, read for what the push and pull code needs to decide.
 
 Layer: core (standard library only); ``client.FhirClient.capabilities()`` builds it from
-``GET /metadata``. Which fallbacks to take is the push code's decision (MAPPING §2.3, decision 13).
+``GET /metadata``. Which fallbacks to take is the push code's decision (docs/push.md#capabilities,
+docs/decisions.md#d13).
 Spec: https://hl7.org/fhir/R4/capabilitystatement.html
 """
 

@@ -177,7 +177,7 @@ class FhirClient:
         """``GET Type?params`` (with ``Cache-Control: no-cache``): the first searchset page.
 
         Values are sent as given (percent-encoded by requests); FHIR-escaping ``\\ , $ |`` in
-        identifier values is the caller's job (MAPPING decision 16). ``cache_control`` =
+        identifier values is the caller's job (docs/decisions.md#d16). ``cache_control`` =
         ``"no-cache, no-store"`` suits a lookup of at most a few matches: HAPI then runs it
         synchronously and keeps no search (and no paging) state for it.
         """

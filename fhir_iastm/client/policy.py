@@ -136,7 +136,7 @@ def error_for_status(
     """The one map from an HTTP error status (+ OperationOutcome) to our exception.
 
     401/403 -> FhirAuthError; 409/412 -> FhirConflictError (412 whose outcome reports several
-    matches -> code ``E_AMBIGUOUS_MATCH``, else ``E_PUSH_REJECTED``; MAPPING decision 9);
+    matches -> code ``E_AMBIGUOUS_MATCH``, else ``E_PUSH_REJECTED``; docs/decisions.md#d9);
     429/502/503/504 -> FhirUnavailableError; anything else (400, 404, 410, 422, 500, ...) ->
     FhirServerError. ``status`` and ``outcome`` are kept on the exception.
     """

@@ -22,6 +22,7 @@ import json
 import re
 import unicodedata
 from collections.abc import Iterator
+from functools import cache
 from typing import Any
 
 from fhir_iastm.facade.dates import date_bounds, period_bounds
@@ -116,6 +117,13 @@ def _refs(node: Any, only: str | None) -> Iterator[tuple[str, str]]:
             yield rtype, rid
 
 
+@cache
+def _compiled(rtype: str) -> list[tuple[SearchParam, list[str], str, str | None]]:
+    """The parameters of a type with their parsed expression branches (parsed once)."""
+    return [(p, steps, path, only) for p in PARAMS if p.resource == rtype
+            for steps, path, only in branches(p)]
+
+
 def index_resource(resource: dict[str, Any]) -> ResourceWrite:
     """A resource (with its logical id) and its index rows, as the store writes them."""
     rtype = resource["resourceType"]
@@ -123,20 +131,17 @@ def index_resource(resource: dict[str, Any]) -> ResourceWrite:
     strings: list[tuple[str, str, str]] = []
     dates: list[tuple[str, str, str]] = []
     refs: list[tuple[str, str, str]] = []
-    for param in PARAMS:
-        if param.resource != rtype:
-            continue
-        for steps, path, only in branches(param):
-            for node in evaluate(resource, steps):
-                name = param.name
-                if param.type == "token":
-                    tokens += [(name, s[:MAX_TEXT], c[:MAX_TEXT]) for s, c in _tokens(node, path)]
-                elif param.type == "string":
-                    strings += [(name, normalize(v), v[:MAX_TEXT]) for v in _strings(node)]
-                elif param.type == "date":
-                    dates += [(name, low, high) for low, high in _dates(node)]
-                else:
-                    refs += [(name, t, i) for t, i in _refs(node, only)]
+    for param, steps, path, only in _compiled(rtype):
+        for node in evaluate(resource, steps):
+            name = param.name
+            if param.type == "token":
+                tokens += [(name, s[:MAX_TEXT], c[:MAX_TEXT]) for s, c in _tokens(node, path)]
+            elif param.type == "string":
+                strings += [(name, normalize(v), v[:MAX_TEXT]) for v in _strings(node)]
+            elif param.type == "date":
+                dates += [(name, low, high) for low, high in _dates(node)]
+            else:
+                refs += [(name, t, i) for t, i in _refs(node, only)]
     dates.sort(key=lambda row: (row[0], row[1]))
     return ResourceWrite(
         resource_type=rtype,

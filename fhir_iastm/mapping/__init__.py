@@ -1,4 +1,4 @@
-"""Core: the mapping between internal IASTM session records and FHIR R4 (MAPPING.md §2-§4).
+"""Core: the mapping between internal IASTM session records and FHIR R4 (docs/mapping.md).
 
 Layer: core. Imports only the standard library, core modules and (lazily) ``fhir.resources.R4B``
 and ``fhir_iastm.records``; never flask, requests, sqlalchemy or click.
@@ -9,7 +9,7 @@ and ``fhir_iastm.records``; never flask, requests, sqlalchemy or click.
 * :func:`check_structure` — one R4B model parse per resource of a Bundle.
 
 One module per resource family (``parties``, ``encounter``, ``condition``, ``procedure``,
-``adjunct``, ``observation``), written in FHIR element order against MAPPING §3.
+``adjunct``, ``observation``), written in FHIR element order against docs/mapping.md.
 """
 
 from fhir_iastm.mapping.bundle import to_fhir

@@ -1,4 +1,4 @@
-"""Core: adjunct-therapy Procedures (MAPPING §3.7, decision 11) and back.
+"""Core: adjunct-therapy Procedures (docs/mapping.md#adjunct, docs/decisions.md#d11) and back.
 
 Layer: core (standard library only). Each adjunct is ``partOf`` the IASTM Procedure and carries
 ``reasonReference`` whatever its status, so the pull query's ``_revinclude`` finds it.

@@ -1,4 +1,5 @@
-"""Core: one record -> one FHIR R4 transaction Bundle (MAPPING §2.1, decisions 5-7).
+"""Core: one record -> one FHIR R4 transaction Bundle (docs/push.md#one-transaction,
+docs/decisions.md#d5 to #d7).
 
 Layer: core (standard library + ``fhir_iastm.records`` for the content hash). Pure: no clock, no
 configuration; the same record and settings give a byte-identical Bundle.
@@ -30,7 +31,8 @@ from fhir_iastm.records.model import SessionRecord
 
 
 def to_fhir(record: SessionRecord, settings: MappingSettings | None = None) -> JSON:
-    """The transaction Bundle for one validated record (§2.1 order: parties, visit, dx, session)."""
+    """The transaction Bundle for one validated record (entries in the order parties, visit,
+    diagnoses, session; docs/push.md#one-transaction)."""
     settings = settings or MappingSettings()
     ctx = Ctx(record, settings, settings.record_hash or _hash(record))
     r = record
@@ -66,7 +68,8 @@ def _role(ctx: Ctx, resource: JSON) -> str:
 
 
 def shared_entry(ctx: Ctx, role: str, resource: JSON, system: str, value: str) -> JSON:
-    """Patient / Practitioner / Organization: POST + ifNoneExist, never PUT (decision 5)."""
+    """Patient / Practitioner / Organization: POST + ifNoneExist, never PUT
+    (docs/decisions.md#d5)."""
     return {
         "fullUrl": ctx.url(role),
         "resource": resource,
@@ -81,7 +84,8 @@ def shared_entry(ctx: Ctx, role: str, resource: JSON, system: str, value: str) -
 def owned_entry(
     ctx: Ctx, role: str, resource: JSON, system: str | None = None, value: str | None = None
 ) -> JSON:
-    """Session-owned resources: conditional PUT on their business identifier, no id (decision 6)."""
+    """Session-owned resources: conditional PUT on their business identifier, no id
+    (docs/decisions.md#d6)."""
     if system is None or value is None:
         system = ctx.sid("iastm-session-resource")
         value = f"{ctx.record.session_id}/{role}"
@@ -96,7 +100,7 @@ def owned_entry(
 
 
 def assert_distinct(entries: list[JSON]) -> None:
-    """Every fullUrl and every request.url of a Bundle is distinct (decision 6)."""
+    """Every fullUrl and every request.url of a Bundle is distinct (docs/decisions.md#d6)."""
     seen: set[str] = set()
     for i, entry in enumerate(entries):
         for key in (entry["fullUrl"], entry["request"]["url"]):

@@ -1,4 +1,4 @@
-"""Core: the code tables of MAPPING.md §4, loaded once from ``fhir_iastm/data/codes.json``.
+"""Core: the code tables of docs/codes.md, loaded once from ``fhir_iastm/data/codes.json``.
 
 Layer: core (standard library only). Every table is a plain dict ``internal value -> Coding``
 (a :class:`CodeTable`, which is a ``dict`` that also knows its name and its fallback). A value
@@ -30,13 +30,15 @@ STANDARD_SYSTEMS = frozenset(
     }
 )
 
-#: Record status -> (Encounter.status, Procedure.status, Observation.status); MAPPING §2.5.
+#: Record status -> (Encounter.status, Procedure.status, Observation.status);
+#: docs/decisions.md#statuses.
 STATUS = {
     "completed": ("finished", "completed", "final"),
     "entered-in-error": ("entered-in-error", "entered-in-error", "entered-in-error"),
     "cancelled": ("cancelled", "not-done", None),
 }
-#: Procedure.status -> record status (§2.6); any other value is E_CODE_UNKNOWN.
+#: Procedure.status -> record status (docs/decisions.md#round-trip); any other value is
+#: E_CODE_UNKNOWN.
 STATUS_FROM_PROCEDURE = {proc: status for status, (_, proc, _) in STATUS.items()}
 
 ROM_MODES = ("active", "passive")
@@ -146,7 +148,7 @@ def reverse_table(base: str, name: str) -> dict[tuple[str, str], str]:
 
 
 def condition_snomed_display(code: str) -> str | None:
-    """The display of a verified condition SNOMED code (decision 19's pair table)."""
+    """The display of a verified condition SNOMED code (docs/decisions.md#d19's pair table)."""
     for prefix, entry in raw_data()["condition_snomed_by_icd_prefix"].items():
         if not prefix.startswith("_") and entry["code"] == code:
             return str(entry["display"])

@@ -1,7 +1,9 @@
-"""Core: one per-encounter Condition per ``conditions[]`` entry (MAPPING §3.5) and back.
+"""Core: one per-encounter Condition per ``conditions[]`` entry (docs/mapping.md#condition) and
+back.
 
 Layer: core (standard library only). For an entered-in-error session every copy is retracted:
-``verificationStatus = entered-in-error`` and no ``clinicalStatus`` (§2.5, R4 con-5).
+``verificationStatus = entered-in-error`` and no ``clinicalStatus`` (docs/decisions.md#statuses, R4
+con-5).
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ SNOMED = "http://snomed.info/sct"
 
 
 def to_condition(ctx: Ctx, c: Condition) -> JSON:
-    """One encounter-diagnosis Condition (§3.5)."""
+    """One encounter-diagnosis Condition (docs/mapping.md#condition)."""
     retracted = (
         ctx.record.status == "entered-in-error" or c.verification_status == "entered-in-error"
     )
@@ -74,13 +76,15 @@ def _code_codings(c: Condition) -> list[JSON]:
 
 
 def laterality_extension(ctx: Ctx, laterality: str) -> JSON:
-    """The mCODE laterality-qualifier extension (decision 2) for left / right / bilateral."""
+    """The mCODE laterality-qualifier extension (docs/decisions.md#d2) for left / right /
+    bilateral."""
     value = codeable([ctx.codes["laterality"].coding(laterality)])
     return ext(MCODE_LATERALITY, "CodeableConcept", value)
 
 
 def _laterality_site(ctx: Ctx, laterality: str) -> JSON:
-    """bodySite carrying only the side (the site itself is on the Procedure, §3.5)."""
+    """bodySite carrying only the side (the site itself is on the Procedure,
+    docs/mapping.md#condition)."""
     return codeable(text=laterality, extension=[laterality_extension(ctx, laterality)])
 
 
@@ -120,7 +124,7 @@ def condition_laterality(resource: JSON, base: str, where: str) -> str:
 
 
 def laterality_of(site: JSON, base: str, where: str) -> str:
-    """The record laterality of a bodySite; never guessed (§2.6)."""
+    """The record laterality of a bodySite; never guessed (docs/decisions.md#round-trip)."""
     found = ext_all(site, MCODE_LATERALITY)
     if len(found) != 1:
         raise MappingError(

@@ -12,7 +12,8 @@ from fhir_iastm.mapping.settings import MappingSettings
 from fhir_iastm.records.model import Condition, SessionRecord
 
 US_CORE = "http://hl7.org/fhir/us/core/StructureDefinition/"
-#: Our profile id -> the US Core profile it satisfies (emitted only with claim_us_core, decision 1).
+#: Our profile id -> the US Core profile it satisfies (emitted only with claim_us_core,
+#: docs/decisions.md#d1).
 US_CORE_PROFILE = {
     "iastm-organization": US_CORE + "us-core-organization",
     "iastm-practitioner": US_CORE + "us-core-practitioner",
@@ -26,7 +27,8 @@ US_CORE_PROFILE = {
     "iastm-prom-observation": US_CORE + "us-core-observation-screening-assessment",
 }
 
-# Roles: the suffix of fullUrl seeds and of iastm-session-resource identifier values (§2.2).
+# Roles: the suffix of fullUrl seeds and of iastm-session-resource identifier values
+# (docs/decisions.md#identifiers).
 ORGANIZATION, PRACTITIONER, PATIENT = "organization", "practitioner", "patient"
 ENCOUNTER, PROCEDURE = "encounter", "procedure"
 
@@ -71,9 +73,10 @@ class Ctx:
         self.record_hash = record_hash
         self.base: str = settings.base
         self.codes: Tables = tables(self.base)
-        #: (Encounter.status, Procedure.status, Observation.status) per §2.5.
+        #: (Encounter.status, Procedure.status, Observation.status) per docs/decisions.md#statuses.
         self.statuses: tuple[str, str, str | None] = STATUS[record.status]
-        #: Conditions that get a per-encounter copy (§2.5; emit_conditions_for_cancelled).
+        #: Conditions that get a per-encounter copy (docs/decisions.md#statuses;
+        #: emit_conditions_for_cancelled).
         self.conditions: tuple[Condition, ...] = (
             ()
             if record.status == "cancelled" and not settings.emit_conditions_for_cancelled
@@ -97,7 +100,8 @@ class Ctx:
         return identifier(self.sid("iastm-session-resource"), value)
 
     def meta(self, profile: str) -> JSON:
-        """``meta.profile``: our profile, plus US Core's only when claimed (decision 1)."""
+        """``meta.profile``: our profile, plus US Core's only when claimed
+        (docs/decisions.md#d1)."""
         profiles = [ids.sd(self.base, profile)]
         if self.settings.claim_us_core and profile in US_CORE_PROFILE:
             profiles.append(US_CORE_PROFILE[profile])
@@ -107,7 +111,7 @@ class Ctx:
         return ids.sd(self.base, name)
 
     def source_extensions(self) -> list[JSON]:
-        """source-record-version and source-record-hash (decision 7), fresh dicts."""
+        """source-record-version and source-record-hash (docs/decisions.md#d7), fresh dicts."""
         return [
             {
                 "url": self.ext_url("source-record-version"),

@@ -1,4 +1,4 @@
-"""Core: the Encounter of one session (MAPPING §3.4) and back.
+"""Core: the Encounter of one session (docs/mapping.md#encounter) and back.
 
 Layer: core (standard library only).
 """
@@ -19,7 +19,8 @@ ENCOUNTER_TYPE_TEXT = "Outpatient physical therapy visit"
 
 
 def to_encounter(ctx: Ctx) -> JSON:
-    """The visit: status §2.5, class AMB, type 390906007, period (no end when cancelled)."""
+    """The visit: status (docs/decisions.md#statuses), class AMB, type 390906007, period (no end
+    when cancelled)."""
     r = ctx.record
     return prune(
         {

@@ -1,9 +1,10 @@
-"""Core: deterministic identity — identifier systems, fullUrls and conditional URLs (MAPPING §2.2).
+"""Core: deterministic identity — identifier systems, fullUrls and conditional URLs
+(docs/decisions.md#identifiers).
 
 Layer: core (standard library only). ``fullUrl`` = ``urn:uuid:`` + uuid5(namespace of the canonical
-base, ``f"{session_id}/{role}"``) so a retried Bundle is byte-identical (decision 6).
+base, ``f"{session_id}/{role}"``) so a retried Bundle is byte-identical (docs/decisions.md#d6).
 Conditional URLs
-FHIR-escape the value, then percent-encode system and value separately (decision 16).
+FHIR-escape the value, then percent-encode system and value separately (docs/decisions.md#d16).
 """
 
 from __future__ import annotations
@@ -54,7 +55,7 @@ def _quoted_system(system: str) -> str:
 
 
 def identifier_query(system: str, value: str) -> str:
-    """``identifier=system|value`` with escaping and percent-encoding (decision 16)."""
+    """``identifier=system|value`` with escaping and percent-encoding (docs/decisions.md#d16)."""
     return f"identifier={_quoted_system(system)}|{quote(fhir_escape(value), safe='')}"
 
 

@@ -1,7 +1,8 @@
-"""Core: pain NRS, range-of-motion and PROM Observations (MAPPING §3.8-§3.10) and back.
+"""Core: pain NRS, range-of-motion and PROM Observations (docs/mapping.md) and back.
 
 Layer: core (standard library only). Pain and ROM timing travel only in the
-``iastm-measurement-timing`` extension; the reverse never infers it from order or timestamps (§2.6).
+``iastm-measurement-timing`` extension; the reverse never infers it from order or timestamps
+(docs/decisions.md#round-trip).
 """
 
 from __future__ import annotations
@@ -68,12 +69,12 @@ def _timing(ctx: Ctx, timing: str) -> JSON:
 
 
 def _when(ctx: Ctx, timing: str) -> str | None:
-    """pre -> session.start, post -> session.end (§3.8)."""
+    """pre -> session.start, post -> session.end (docs/mapping.md#pain)."""
     return ctx.record.session.start if timing == "pre" else ctx.record.session.end
 
 
 def to_pain(ctx: Ctx, timing: str, score: int) -> JSON:
-    """Pain NRS (§3.8): survey category, LOINC 72514-3, valueQuantity {score}."""
+    """Pain NRS (docs/mapping.md#pain): survey category, LOINC 72514-3, valueQuantity {score}."""
     codes = ctx.codes
     return prune(
         _observation(
@@ -90,7 +91,8 @@ def to_pain(ctx: Ctx, timing: str, score: int) -> JSON:
 
 
 def to_rom(ctx: Ctx, rom: RangeOfMotion) -> JSON:
-    """Range of motion (§3.9): exam category, local rom-* code, degrees, joint + laterality."""
+    """Range of motion (docs/mapping.md#rom): exam category, local rom-* code, degrees, joint +
+    laterality."""
     codes = ctx.codes
     rom_code = codes["rom_code"].coding(f"{rom.joint}-{rom.motion}")
     if rom.mode not in ("active", "passive"):
@@ -115,7 +117,8 @@ def to_rom(ctx: Ctx, rom: RangeOfMotion) -> JSON:
 
 
 def to_prom(ctx: Ctx, measure: OutcomeMeasure) -> JSON:
-    """Patient-reported outcome (§3.10): survey + functional-status, local code, {score}."""
+    """Patient-reported outcome (docs/mapping.md#prom): survey + functional-status, local code,
+    {score}."""
     codes = ctx.codes
     score_unit = codes["ucum"].coding("{score}")
     resource = _observation(
@@ -142,7 +145,7 @@ def to_prom(ctx: Ctx, measure: OutcomeMeasure) -> JSON:
 
 
 def to_observations(ctx: Ctx) -> list[JSON]:
-    """Every Observation of the session; none for a cancelled one (§2.5)."""
+    """Every Observation of the session; none for a cancelled one (docs/decisions.md#statuses)."""
     r = ctx.record
     if r.status == "cancelled":
         return []
@@ -167,7 +170,7 @@ def _number(value: object) -> object:
 
 
 def read_timing(resource: JSON, base: str, where: str) -> str:
-    """pre/post from the timing extension only (§2.6)."""
+    """pre/post from the timing extension only (docs/decisions.md#round-trip)."""
     url = f"{base}/StructureDefinition/iastm-measurement-timing"
     timing = ext_value(resource, url, "Code")
     if timing in TIMINGS:

@@ -1,7 +1,8 @@
-"""Core: Organization, Practitioner and Patient <-> clinic, therapist, patient (MAPPING §3.1-§3.3).
+"""Core: Organization, Practitioner and Patient <-> clinic, therapist, patient (docs/mapping.md).
 
 Layer: core (standard library only). Shared resources carry no source-record extensions: they are
-not session-derived (decision 7) and are written with POST + ifNoneExist (decision 5).
+not session-derived (docs/decisions.md#d7) and are written with POST + ifNoneExist
+(docs/decisions.md#d5).
 """
 
 from __future__ import annotations
@@ -40,7 +41,8 @@ def address(value: Address | None, country: str | None = None) -> list[JSON]:
 
 
 def to_organization(ctx: Ctx) -> JSON:
-    """The clinic (§3.1); keyed on ``{CANON}/sid/clinic`` with the NPI second (decision 5)."""
+    """The clinic (docs/mapping.md#organization); keyed on ``{CANON}/sid/clinic`` with the NPI
+    second (docs/decisions.md#d5)."""
     clinic = ctx.record.clinic
     return prune(
         {
@@ -59,7 +61,7 @@ def to_organization(ctx: Ctx) -> JSON:
 
 
 def to_practitioner(ctx: Ctx) -> JSON:
-    """The treating PT (§3.2)."""
+    """The treating PT (docs/mapping.md#practitioner)."""
     t = ctx.record.therapist
     return prune(
         {
@@ -91,12 +93,12 @@ def _qualification(ctx: Ctx) -> list[JSON]:
 
 
 def patient_system(ctx: Ctx) -> str:
-    """``{CANON}/sid/clinic/{clinic_id}/mrn`` (§2.2)."""
+    """``{CANON}/sid/clinic/{clinic_id}/mrn`` (docs/decisions.md#identifiers)."""
     return ctx.sid(f"clinic/{ctx.record.clinic.clinic_id}/mrn")
 
 
 def to_patient(ctx: Ctx) -> JSON:
-    """The patient (§3.3)."""
+    """The patient (docs/mapping.md#patient)."""
     p = ctx.record.patient
     return prune(
         {

@@ -1,4 +1,5 @@
-"""Core: the IASTM session Procedure (MAPPING §3.6, decisions 7, 11, 22) — forward builder.
+"""Core: the IASTM session Procedure (docs/mapping.md#procedure, docs/decisions.md#d7, #d11, #d22) —
+forward builder.
 
 Layer: core (standard library only). The reverse lives in ``procedure_reverse.py``.
 """
@@ -69,7 +70,7 @@ def _session_extensions(ctx: Ctx) -> list[JSON]:
 
 
 def _plan_of_care(ctx: Ctx) -> JSON:
-    """Identifier-only reference to the plan of care (§3.6)."""
+    """Identifier-only reference to the plan of care (docs/mapping.md#procedure)."""
     return {
         "type": "CarePlan",
         "identifier": identifier(ctx.sid("plan-of-care"), ctx.record.session.plan_of_care_id or ""),
@@ -94,7 +95,8 @@ def _procedure_text(ctx: Ctx) -> str:
 
 
 def performed(ctx: Ctx) -> JSON | None:
-    """performedPeriod for completed / entered-in-error; none for not-done (§2.5, us-core-7)."""
+    """performedPeriod for completed / entered-in-error; none for not-done
+    (docs/decisions.md#statuses, us-core-7)."""
     s = ctx.record.session
     return None if ctx.record.status == "cancelled" else period(s.start, s.end)
 
@@ -107,12 +109,13 @@ def performers(ctx: Ctx) -> list[JSON]:
 
 
 def reasons(ctx: Ctx) -> list[JSON]:
-    """reasonReference -> every emitted Condition, whatever the status (decision 11)."""
+    """reasonReference -> every emitted Condition, whatever the status (docs/decisions.md#d11)."""
     return [reference(ctx.url(condition_role(c.condition_id))) for c in ctx.conditions]
 
 
 def body_site(ctx: Ctx, site: TreatmentSite) -> JSON:
-    """Local + SNOMED site codings, mCODE laterality (1..1) and location qualifier, text (§3.6)."""
+    """Local + SNOMED site codings, mCODE laterality (1..1) and location qualifier, text
+    (docs/mapping.md#procedure)."""
     codes = ctx.codes
     lat = laterality_extension(ctx, site.laterality)
     qualifiers = codes["body_location_qualifier"].codings(site.site)

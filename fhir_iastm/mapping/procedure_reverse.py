@@ -1,4 +1,5 @@
-"""Core: the IASTM session Procedure -> record fields (MAPPING §2.6, §3.6 read backwards).
+"""Core: the IASTM session Procedure -> record fields (docs/decisions.md#round-trip,
+docs/mapping.md#procedure read backwards).
 
 Layer: core (standard library only). Laterality only from the mCODE extension, technique only from
 the technique extension, version only from ``source-record-version``: nothing is guessed.

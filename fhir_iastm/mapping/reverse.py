@@ -1,4 +1,4 @@
-"""Core: FHIR -> internal record (MAPPING §2.6, decision 11 and the "Round trip" paragraph).
+"""Core: FHIR -> internal record (docs/decisions.md#round-trip, docs/decisions.md#d11).
 
 Layer: core (standard library + ``fhir_iastm.records`` for the final validation). Accepts a
 transaction Bundle, a searchset Bundle (server ids, ``Patient/123`` references) or a list of
@@ -88,7 +88,8 @@ def _record_dict(index: Index, base: str) -> JSON:
 
 
 def session_procedure(index: Index, base: str) -> JSON:
-    """Exactly one Procedure carrying ``{C}/sid/iastm-session`` (else E_REQUIRED, §2.6)."""
+    """Exactly one Procedure carrying ``{C}/sid/iastm-session`` (else E_REQUIRED,
+    docs/decisions.md#round-trip)."""
     system = f"{base}/sid/iastm-session"
     found = [p for p in index.of_type("Procedure") if identifier_value(p, system)]
     if len(found) != 1:
@@ -110,7 +111,8 @@ def session_procedure(index: Index, base: str) -> JSON:
 
 
 def _owned(index: Index, base: str, session_id: str) -> dict[str, JSON]:
-    """role -> resource for every resource keyed ``{session_id}/{role}`` (§2.2)."""
+    """role -> resource for every resource keyed ``{session_id}/{role}``
+    (docs/decisions.md#identifiers)."""
     system, prefix = f"{base}/sid/iastm-session-resource", f"{session_id}/"
     out: dict[str, JSON] = {}
     for resource in index.resources:

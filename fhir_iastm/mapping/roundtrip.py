@@ -1,5 +1,5 @@
-"""Core: the canonical form in which record -> FHIR -> record must be lossless (MAPPING §2.6 and
-the decisions' "Round trip" paragraph).
+"""Core: the canonical form in which record -> FHIR -> record must be lossless
+(docs/decisions.md#round-trip).
 
 Layer: core (standard library only). Applies exactly these exclusions: ``billing``,
 ``last_modified``, ``session.duration_min``; for entered-in-error sessions the conditions'
@@ -17,7 +17,7 @@ from typing import Any
 
 from fhir_iastm.records.model import SessionRecord, to_dict
 
-#: Array -> the fields of its unique key (the Round trip paragraph).
+#: Array -> the fields of its unique key (docs/decisions.md#round-trip).
 _KEYS = {
     "conditions": ("condition_id",),
     "treatment_sites": ("site", "laterality"),

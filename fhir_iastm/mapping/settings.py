@@ -1,4 +1,5 @@
-"""Core: the mapper's settings (MAPPING.md "Settings"); values come in as arguments, never from env.
+"""Core: the mapper's settings (docs/decisions.md#settings); values come in as arguments, never from
+env.
 
 Layer: core (standard library only).
 """
@@ -12,7 +13,7 @@ DEFAULT_CANONICAL_BASE = "https://iastm.example.org/fhir"
 
 @dataclass(frozen=True, slots=True)
 class MappingSettings:
-    """How ``to_fhir`` renders a record; the defaults are MAPPING.md's defaults."""
+    """How ``to_fhir`` renders a record; the defaults are docs/decisions.md#settings."""
 
     canonical_base: str = DEFAULT_CANONICAL_BASE
     include_cpt: bool = False

@@ -2,7 +2,7 @@
 
 Layer: core (standard library). Extensional includes, whole local CodeSystems (nested concepts
 included), ``valueSet`` imports and ``exclude``; an intensional (``filter``) or unresolvable
-include makes the expansion ``None`` ("cannot be checked offline", MAPPING decision 2).
+include makes the expansion ``None`` ("cannot be checked offline", docs/decisions.md#d2).
 Spec: https://hl7.org/fhir/R4/valueset.html#compositions
 """
 

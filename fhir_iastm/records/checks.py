@@ -1,4 +1,5 @@
-"""Core: code lists and single-value checks of the internal record (MAPPING.md §1, §4.3).
+"""Core: code lists and single-value checks of the internal record
+(docs/validation.md#record-validation, docs/codes.md#icd-10-cm).
 
 Layer: core. Imports the standard library and marshmallow (via ``record_fields``); ICD-10-CM
 validity and billability come from a table derived from the pinned simple-icd-10-cm package.
@@ -33,17 +34,18 @@ def icd10cm_table() -> dict[str, bool]:
             table[code] = billable == "1"
     return table
 
-#: Decision 16: clinic_id, condition_id, mrn.
+#: docs/decisions.md#d16: clinic_id, condition_id, mrn.
 IDENTIFIER_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
-#: §1.1: session_id (no underscore, unlike decision 16's identifiers).
+#: docs/validation.md#record-validation: session_id (no underscore, unlike docs/decisions.md#d16's
+#: identifiers).
 SESSION_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9.-]{0,63}")
-#: Decision 20: RFC 3339 date-time with an explicit offset.
+#: docs/decisions.md#d20: RFC 3339 date-time with an explicit offset.
 DATETIME_RE = re.compile(
     r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-](0\d|1[0-3]):[0-5]\d|[+-]14:00)"
 )
 DATE_RE = re.compile(r"\d{4}-\d{2}-\d{2}")
 PARTIAL_DATE_RE = re.compile(r"\d{4}(-\d{2}(-\d{2})?)?")
-#: Decision 19: upper-case, dotted ICD-10-CM.
+#: docs/decisions.md#d19: upper-case, dotted ICD-10-CM.
 ICD_RE = re.compile(r"[A-TV-Z][0-9][0-9AB](\.[0-9A-Z]{1,4})?")
 NPI_RE = re.compile(r"\d{10}")
 CPT_RE = re.compile(r"\d{4}[0-9FTU]")
@@ -73,7 +75,7 @@ def pattern(regex: re.Pattern[str], what: str, *, echo: bool = False) -> Callabl
 
 
 def check_datetime(value: str) -> None:
-    """Decision 20 date-time with an offset, and a real calendar instant."""
+    """docs/decisions.md#d20 date-time with an offset, and a real calendar instant."""
     if not DATETIME_RE.fullmatch(value):
         raise err("E_FORMAT", "date-time must be RFC 3339 with seconds and a UTC offset")
     try:
@@ -123,7 +125,8 @@ def check_npi(value: str) -> None:
 
 
 def check_icd10cm(value: str) -> None:
-    """Decision 19 format, then validity and billability in simple-icd-10-cm's FY tabular."""
+    """docs/decisions.md#d19 format, then validity and billability in simple-icd-10-cm's FY
+    tabular."""
     if not ICD_RE.fullmatch(value):
         raise err(
             "E_FORMAT", f"ICD-10-CM {value!r:.40} must be upper-case and dotted (e.g. M77.11)"
@@ -141,7 +144,8 @@ def check_usps(value: str) -> None:
         raise err("E_CODE_UNKNOWN", f"unknown USPS state code {value!r:.20}")
 
 
-# --- closed code lists of §1 (other modules import these) -----------------------------------
+# --- closed code lists of docs/validation.md#record-validation (other modules import these)
+# -----------------------------------
 SCHEMA_VERSIONS = ("1.0",)
 STATUSES = ("completed", "entered-in-error", "cancelled")
 GENDERS = ("male", "female", "other", "unknown")
@@ -168,7 +172,8 @@ ROM_MOTIONS = (
     "flexion", "extension", "dorsiflexion", "plantarflexion", "internal-rotation",
     "external-rotation", "abduction", "adduction", "pronation", "supination",
 )  # fmt: skip
-#: The joint/motion pairs coded in ``iastm-observation`` (§4.7: ``rom-{joint}-{motion}``).
+#: The joint/motion pairs coded in ``iastm-observation`` (docs/codes.md#project-code-systems:
+#: ``rom-{joint}-{motion}``).
 ROM_MOTIONS_BY_JOINT = {
     "knee": ("flexion", "extension"),
     "elbow": ("flexion", "extension", "pronation", "supination"),
@@ -192,26 +197,28 @@ ADVERSE_TYPES = ("bruising", "petechiae", "soreness")
 SEVERITIES = ("mild", "moderate", "severe")
 ADJUNCT_TYPES = ("stretching", "strengthening")
 
-#: Length bounds (E_FORMAT): §1.1 notes ≤ 4000; identifier system/value ≤ 200 (decision 16).
+#: Length bounds (E_FORMAT): docs/validation.md#record-validation notes ≤ 4000; identifier
+#: system/value ≤ 200 (docs/decisions.md#d16).
 NOTES_MAX = 4000
 TEXT_MAX = 1000
 SHORT_MAX = 200
 
 
 def _load_snomed_pairs() -> dict[str, str]:
-    """ICD-10-CM prefix -> SNOMED code, from ``condition_snomed_by_icd_prefix`` (decision 19)."""
+    """ICD-10-CM prefix -> SNOMED code, from ``condition_snomed_by_icd_prefix``
+    (docs/decisions.md#d19)."""
     raw = resources.files("fhir_iastm").joinpath("data/codes.json").read_text(encoding="utf-8")
     table = json.loads(raw)["condition_snomed_by_icd_prefix"]
     return {prefix: entry["code"] for prefix, entry in table.items() if not prefix.startswith("_")}
 
 
-#: Decision 19 pairs; the SNOMED codes allowed in ``conditions[].snomed`` are its values.
+#: docs/decisions.md#d19 pairs; the SNOMED codes allowed in ``conditions[].snomed`` are its values.
 SNOMED_BY_ICD_PREFIX: dict[str, str] = _load_snomed_pairs()
 VERIFIED_CONDITION_SNOMED = tuple(dict.fromkeys(SNOMED_BY_ICD_PREFIX.values()))
 
 
 def check_snomed(value: str) -> None:
-    """One of the verified condition concepts of decision 19 (E_CODE_UNKNOWN)."""
+    """One of the verified condition concepts of docs/decisions.md#d19 (E_CODE_UNKNOWN)."""
     if value not in VERIFIED_CONDITION_SNOMED:
         raise err(
             "E_CODE_UNKNOWN",
@@ -226,7 +233,7 @@ def check_schema_version(value: str) -> None:
         raise err("E_SCHEMA_VERSION", f"schema_version {value!r:.20} is not supported; use 1.0")
 
 
-#: Score bounds per instrument (§1.5); LEFS also must be an integer.
+#: Score bounds per instrument (docs/validation.md#record-validation); LEFS also must be an integer.
 SCORE_RANGES = {"LEFS": (0, 80), "QuickDASH": (0, 100), "PSFS": (0, 10)}
 
 

@@ -1,9 +1,11 @@
-"""Core: the rules of MAPPING.md §1.6 that read more than one field (decisions 17, 18, 19, 21).
+"""Core: the rules of docs/validation.md#record-errors that read more than one field
+(docs/decisions.md#d17, #d18, #d19, #d21).
 
 Layer: core. Imports the standard library and ``fhir_iastm`` core modules only.
 
 Every rule runs on the submitted JSON (a mapping) and only when each field it reads passed its
-own check (decision 21): ``bad`` holds the paths that already have an issue, and a rule whose
+own check (docs/decisions.md#d21): ``bad`` holds the paths that already have an issue, and a rule
+whose
 input is bad, or absent, stays silent. So one defect yields one issue.
 """
 
@@ -19,7 +21,8 @@ from fhir_iastm.errors import Issue
 from fhir_iastm.records.checks import SNOMED_BY_ICD_PREFIX
 from fhir_iastm.records.fields import make_issue
 
-#: ICD-10-CM codes with a laterality character (§4.3 and the iastm-cond-2 patterns of §3.14):
+#: ICD-10-CM codes with a laterality character (docs/codes.md#icd-10-cm and the iastm-cond-2
+#: patterns of docs/decisions.md#d3):
 #: the captured character is 1 right, 2 left, 3 bilateral, 0 or 9 unspecified.
 _ICD_SIDE_PATTERNS = (
     re.compile(r"(?:M77\.[01]|M76\.5)([0129])"),
@@ -35,7 +38,7 @@ _SIDE_BY_DIGIT = {
     "9": "unspecified",
 }
 
-#: What a cancelled session must not carry (decision 21).
+#: What a cancelled session must not carry (docs/decisions.md#d21).
 _NOT_WHEN_CANCELLED = (
     "session.end", "session.duration_min", "instruments", "adjunct_therapies", "pain", "rom",
     "outcome_measures", "adverse_effects",
@@ -54,7 +57,8 @@ def icd_side(code: str) -> str | None:
 
 
 def snomed_for_icd(code: str) -> str | None:
-    """The one SNOMED concept that may accompany ``code`` (decision 19), None if there is none."""
+    """The one SNOMED concept that may accompany ``code`` (docs/decisions.md#d19), None if there is
+    none."""
     for prefix in sorted(SNOMED_BY_ICD_PREFIX, key=len, reverse=True):
         if code.startswith(prefix):
             return SNOMED_BY_ICD_PREFIX[prefix]
@@ -230,7 +234,8 @@ def _condition_rules(v: _View) -> Iterator[Issue]:
 def _duplicates(
     v: _View, array: str, fields: Sequence[str], report: Callable[[str], str], what: str
 ) -> Iterator[Issue]:
-    """E_DUPLICATE_KEY for every element whose key repeats an earlier element's (decision 17)."""
+    """E_DUPLICATE_KEY for every element whose key repeats an earlier element's
+    (docs/decisions.md#d17)."""
     seen: dict[tuple[Any, ...], str] = {}
     for _, path in v.items(array):
         key = tuple(v.get(f"{path}.{name}") for name in fields)

@@ -1,4 +1,5 @@
-"""Core: strict marshmallow fields and the error catalogue of the internal record (MAPPING.md §1.6).
+"""Core: strict marshmallow fields and the error catalogue of the internal record
+(docs/validation.md#record-errors).
 
 Layer: core. Imports the standard library, marshmallow and ``fhir_iastm.errors`` only.
 
@@ -24,7 +25,8 @@ _CONTROL_RE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 #: FHIR integer maximum (positiveInt, integer).
 INT_MAX = 2_147_483_647
 
-#: Our stable codes -> (FHIR R4 IssueType, severity). MAPPING.md §1.6 plus decisions 15, 17, 19;
+#: Our stable codes -> (FHIR R4 IssueType, severity). docs/validation.md#record-errors plus
+#: docs/decisions.md#d15, #d17, #d19;
 #: E_UNKNOWN_FIELD is ours: a field that is not in the contract is a structural error.
 CATALOGUE: dict[str, tuple[str, str]] = {
     "E_SCHEMA_VERSION": ("not-supported", "error"),

@@ -1,4 +1,5 @@
-"""Core: the validated loading of an internal IASTM session record (MAPPING.md §1, decisions 14–22).
+"""Core: the validated loading of an internal IASTM session record
+(docs/validation.md#record-validation, docs/decisions.md#d14 to #d22).
 
 Layer: core. Imports the standard library, marshmallow, rfc8785 and core modules.
 
@@ -23,13 +24,15 @@ Error catalogue (code, FHIR IssueType, HTTP, when):
 * ``E_NPI_INVALID`` value 422 — not 10 digits, or the Luhn check (prefix 80840) fails.
 * ``E_PERIOD_ORDER`` invariant 422 — ``session.end`` <= ``session.start`` (offset-aware).
 * ``E_DURATION_MISMATCH`` invariant 422 — ``duration_min`` off end − start by more than 1 min.
-* ``E_LATERALITY_CONFLICT`` invariant 422 — ICD side character vs laterality (decision 18), or a
+* ``E_LATERALITY_CONFLICT`` invariant 422 — ICD side character vs laterality
+  (docs/decisions.md#d18), or a
   side with no treatment site on it.
 * ``E_MULTIPLE_PRIMARY`` invariant 422 — more than one ``is_primary: true``.
 * ``E_DUPLICATE_KEY`` duplicate 422 — repeated condition_id, ICD code, (site, laterality), ROM
-  key, instrument or adjunct type (decision 17).
+  key, instrument or adjunct type (docs/decisions.md#d17).
 * ``E_REF`` value 422 — ``site_index`` outside ``treatment_sites``.
-* ``E_STATUS_CONFLICT`` business-rule 422 — decision 21; an entered-in-error condition with a
+* ``E_STATUS_CONFLICT`` business-rule 422 — docs/decisions.md#d21; an entered-in-error condition
+  with a
   clinical_status (R4 con-5).
 * ``E_DUPLICATE_SESSION`` duplicate 409 — batch: same session_id and version, other content.
 * ``E_STALE_VERSION`` conflict 409 — batch: same session_id with a lower record_version.
@@ -53,7 +56,7 @@ from fhir_iastm.records.cross_field import cross_field_issues
 from fhir_iastm.records.fields import CATALOGUE, json_type, make_issue
 from fhir_iastm.records.schemas import RECORD_SCHEMA
 
-#: Top-level keys that do not count as content (decision 15).
+#: Top-level keys that do not count as content (docs/decisions.md#d15).
 NON_CONTENT_KEYS = ("last_modified", "billing")
 CONFLICT_CODES = frozenset({"E_DUPLICATE_SESSION", "E_STALE_VERSION", "E_AMBIGUOUS_MATCH"})
 _NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -136,11 +139,11 @@ def _content(value: Any) -> Any:
 
 
 def canonical_json(record_or_dict: model.SessionRecord | Mapping[str, Any]) -> bytes:
-    """RFC 8785 (JCS) bytes of the record's content (decisions 7, 15).
+    """RFC 8785 (JCS) bytes of the record's content (docs/decisions.md#d7, #d15).
 
     ``last_modified`` and ``billing`` are left out; so are nulls and empty arrays, and
-    ``is_primary: false`` counts as absent (the "Round trip" canonical form). Key order never
-    matters; array order does (``site_index`` points into ``treatment_sites``).
+    ``is_primary: false`` counts as absent (the canonical form of docs/decisions.md#round-trip).
+    Key order never matters; array order does (``site_index`` points into ``treatment_sites``).
     """
     data = record_or_dict
     if isinstance(data, model.SessionRecord):
@@ -150,14 +153,16 @@ def canonical_json(record_or_dict: model.SessionRecord | Mapping[str, Any]) -> b
 
 
 def record_hash(record: model.SessionRecord | Mapping[str, Any]) -> str:
-    """SHA-256 hex digest of ``canonical_json(record)`` (decision 7: ``source-record-hash``)."""
+    """SHA-256 hex digest of ``canonical_json(record)`` (docs/decisions.md#d7:
+    ``source-record-hash``)."""
     return hashlib.sha256(canonical_json(record)).hexdigest()
 
 
 def _batch_issue(
     record: model.SessionRecord, seen: dict[str, tuple[model.SessionRecord, str]]
 ) -> Issue | None:
-    """Compare with the last accepted record of the same session_id in the batch (decision 15)."""
+    """Compare with the last accepted record of the same session_id in the batch
+    (docs/decisions.md#d15)."""
     previous = seen.get(record.session_id)
     digest = record_hash(record)
     if previous is None or record.record_version > previous[0].record_version:

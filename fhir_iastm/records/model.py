@@ -1,4 +1,5 @@
-"""Core: the internal IASTM session record as frozen dataclasses (MAPPING.md §1, schema "1.0").
+"""Core: the internal IASTM session record as frozen dataclasses
+(docs/validation.md#record-validation, schema "1.0").
 
 Layer: core. Standard library only. Attribute names are exactly the record's JSON keys; nested
 objects are nested dataclasses, arrays are tuples (an absent array is an empty tuple), absent values
@@ -119,7 +120,7 @@ class RangeOfMotion:
 
     @property
     def key(self) -> str:
-        """The natural key of MAPPING.md §2.2: joint-motion-laterality-mode-timing."""
+        """The natural key of docs/decisions.md#identifiers: joint-motion-laterality-mode-timing."""
         return f"{self.joint}-{self.motion}-{self.laterality}-{self.mode}-{self.timing}"
 
 

@@ -1,4 +1,5 @@
-"""Core: marshmallow 4 schemas of the internal session record (MAPPING.md §1.1–§1.5, dec. 16–20).
+"""Core: marshmallow 4 schemas of the internal session record (docs/validation.md,
+docs/decisions.md#d16 to #d20).
 
 Layer: core. Imports the standard library, marshmallow and ``fhir_iastm`` core modules.
 
@@ -213,7 +214,8 @@ class RangeOfMotionSchema(_Base):
 
     @validates_schema
     def _motion_fits_joint(self, data: dict[str, Any], **_: Any) -> None:
-        """Only the §4.7 pairs can be coded (E_CODE_UNKNOWN). Skipped on field errors."""
+        """Only the docs/codes.md#project-code-systems pairs can be coded (E_CODE_UNKNOWN). Skipped
+        on field errors."""
         allowed = ROM_MOTIONS_BY_JOINT[data["joint"]]
         if data["motion"] not in allowed:
             message = (
@@ -239,7 +241,8 @@ class OutcomeMeasureSchema(_Base):
 
     @validates_schema
     def _score_fits_instrument(self, data: dict[str, Any], **_: Any) -> None:
-        """§1.5 per-instrument ranges (E_RANGE); PSFS alone has items. Skipped on field errors."""
+        """docs/validation.md#record-validation per-instrument ranges (E_RANGE); PSFS alone has
+        items. Skipped on field errors."""
         instrument, score = data["instrument"], data["score"]
         low, high = SCORE_RANGES[instrument]
         if not low <= score <= high or (instrument == "LEFS" and not isinstance(score, int)):

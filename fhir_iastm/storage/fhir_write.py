@@ -70,7 +70,8 @@ def write_resources(conn: Connection, session_id: str, rset: ResourceSet, now: s
     _mark_gone(conn, dropped, now)
     if source_only:
         conn.execute(_UPDATE, source_only)
-    _reindex(conn, [(row.pk, item) for row, item in changed] + pks, [r.pk for r in dropped])
+    stale = [row.pk for row, _ in changed] + [row.pk for row in dropped]
+    _reindex(conn, [(row.pk, item) for row, item in changed] + pks, stale)
 
 
 def _lock_current(
@@ -138,9 +139,8 @@ def _mark_gone(conn: Connection, dropped: list[Any], now: str) -> None:
 
 
 def _reindex(conn: Connection, items: list[tuple[int, ResourceWrite]],
-             cleared: list[int]) -> None:
-    """Replace the index rows of ``items`` and delete those of ``cleared``."""
-    stale = [pk for pk, _ in items] + cleared
+             stale: list[int]) -> None:
+    """Delete the index rows of the ``stale`` resources, then write those of ``items``."""
     if stale:
         for table in INDEX_TABLES:
             conn.execute(delete(table).where(table.c.res_pk.in_(stale)))

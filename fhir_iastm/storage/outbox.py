@@ -2,7 +2,8 @@
 
 Layer: edge; imports SQLAlchemy. Functions take an open ``Connection`` and never commit.
 
-Ordering and locking (MAPPING.md decision 9, DESIGN §4): only the *head* of a session — its pending
+Ordering and locking (docs/decisions.md#d9, docs/push.md): only the *head* of a session — its
+pending
 entry with the lowest (record_version, id) — can be claimed, and only while no lease on it is live.
 So a session has at most one entry in flight, whatever the number of workers, and its versions go
 out in record_version order. On PostgreSQL the candidate row is locked ``FOR UPDATE SKIP LOCKED``,
@@ -10,7 +11,7 @@ so concurrent claimers pass over each other's rows instead of waiting; on SQLite
 runs under ``BEGIN IMMEDIATE`` (one writer at a time). A lease that expires (crashed or killed
 worker) makes the entry claimable again; the old holder's later ``complete`` fails with
 ``LeaseLostError`` because the claim token changed. Delivery is therefore at-least-once, and the
-push itself (conditional PUTs, decision 6) makes a repeated push of one version harmless.
+push itself (conditional PUTs, docs/decisions.md#d6) makes a repeated push of one version harmless.
 """
 
 from __future__ import annotations
@@ -198,7 +199,8 @@ def _update_sync(conn: Connection, session_id: str, values: dict[str, Any]) -> N
 
 
 def complete(conn: Connection, item: OutboxItem, outcome: OutcomeLike, now: datetime) -> None:
-    """Mark a successful push done and remember what the server now holds (decision 8's base)."""
+    """Mark a successful push done and remember what the server now holds (docs/decisions.md#d8's
+    base)."""
     if outcome.status not in ("pushed", "unchanged", "superseded"):
         raise ValueError(f"complete() needs a successful outcome, not {outcome.status!r}")
     _finish_entry(conn, item, {"done_at": now, "outcome": outcome.status, "claimed_until": None})

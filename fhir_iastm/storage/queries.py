@@ -209,7 +209,8 @@ def select_last_pushed(conn: Connection, session_id: str) -> LastPushed | None:
 def check_decision_15(
     sid: str, version: int, digest: str, stored_version: int, stored_hash: str
 ) -> None:
-    """Raise the 409s of decision 15; return when the record is the same or a newer version."""
+    """Raise the 409s of docs/decisions.md#d15; return when the record is the same or a newer
+    version."""
     if version < stored_version:
         stale = ConflictRecordError(
             f"record_version {version} of session {sid} is older than the stored {stored_version}",

@@ -1,7 +1,7 @@
 """Edge (storage): ``Store`` — records with their version history, sync state, outbox and audit.
 
 Layer: edge; imports SQLAlchemy and the core's record types. One code path for SQLite and
-PostgreSQL. Saving a record (MAPPING.md decision 15) writes the version, the sync state, the outbox
+PostgreSQL. Saving a record (docs/decisions.md#d15) writes the version, the sync state, the outbox
 entry and the audit row in ONE transaction: no record is accepted without being queued for push.
 The outbox half (claim / complete / retry / dead letter) is in ``storage.outbox``.
 """
@@ -53,7 +53,8 @@ def utc_now() -> datetime:
 
 
 def _default_hasher(record: SessionRecord) -> str:
-    from fhir_iastm.records import record_hash  # the core's canonical (JCS) hash, decision 7
+    # the core's canonical (JCS) hash, docs/decisions.md#d7
+    from fhir_iastm.records import record_hash
 
     return record_hash(record)
 
@@ -102,12 +103,15 @@ class Store:
         *,
         actor: str | None,
         resources: ResourceSet | None = None,
+        digest: str | None = None,
     ) -> SaveResult:
-        """Store a record by decision 15 and queue its push, atomically; 409 conflicts raise.
+        """Store a record by docs/decisions.md#d15 and queue its push, atomically; 409
+        conflicts raise.
 
         ``resources``: the record's FHIR resources and index rows, written in the same
-        transaction (without them the record waits for ``index_records``)."""
-        digest = self.hasher(record)
+        transaction (without them the record waits for ``index_store``). ``digest``: the
+        record's hash when the caller already computed it."""
+        digest = digest or self.hasher(record)
         for attempt in range(3):
             try:
                 with self.write() as conn:

@@ -15,13 +15,13 @@ from typing import Any, Protocol
 SYNC_STATES = ("queued", "pushing", "pushed", "unchanged", "superseded", "dead-letter")
 #: ``PushOutcome.status`` values that finish an outbox entry successfully.
 SUCCESS_STATUSES = ("pushed", "unchanged", "superseded")
-#: ``SaveResult.status`` -> HTTP status of ``POST /api/sessions`` (MAPPING.md decision 15).
+#: ``SaveResult.status`` -> HTTP status of ``POST /api/sessions`` (docs/decisions.md#d15).
 SAVE_HTTP_STATUS = {"created": 201, "new-version": 201, "unchanged": 200}
 
 
 @dataclass(frozen=True, slots=True)
 class SaveResult:
-    """What ``Store.save_record`` did with one record (decision 15)."""
+    """What ``Store.save_record`` did with one record (docs/decisions.md#d15)."""
 
     status: str  # created | new-version | unchanged
     session_id: str
@@ -63,7 +63,8 @@ class Page:
 
 @dataclass(frozen=True, slots=True)
 class LastPushed:
-    """What the FHIR server last accepted for a session: the retraction diff's base (decision 8)."""
+    """What the FHIR server last accepted for a session: the retraction diff's base
+    (docs/decisions.md#d8)."""
 
     record_version: int
     record_hash: str

@@ -1,4 +1,4 @@
-"""Reading and rewriting a mapped transaction Bundle for the push (MAPPING decisions 6–8).
+"""Reading and rewriting a mapped transaction Bundle for the push (docs/decisions.md#d6 to #d8).
 
 Layer: core (standard library and ``fhir_iastm.mapping.ids`` only). Pure functions over the JSON
 dicts that ``mapping.to_fhir`` returns and that a FHIR server sends back; no I/O.
@@ -18,7 +18,8 @@ from fhir_iastm.mapping import ids
 Json = dict[str, Any]
 
 CONDITION_VER_STATUS = "http://terminology.hl7.org/CodeSystem/condition-ver-status"
-#: Session-owned resource types and the ``status`` element a retraction sets (§2.5, decision 8).
+#: Session-owned resource types and the ``status`` element a retraction sets
+#: (docs/decisions.md#statuses, docs/decisions.md#d8).
 RETRACTABLE = ("Observation", "Procedure", "Condition", "Encounter")
 
 
@@ -100,13 +101,13 @@ def ext_value(resource: Mapping[str, Any], url: str) -> Any:
 
 
 def source_version(resource: Mapping[str, Any], systems: Systems) -> int | None:
-    """The ``source-record-version`` extension (decision 7), or None."""
+    """The ``source-record-version`` extension (docs/decisions.md#d7), or None."""
     value = ext_value(resource, systems.version_ext)
     return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 def source_hash(resource: Mapping[str, Any], systems: Systems) -> str | None:
-    """The ``source-record-hash`` extension (decision 7), or None."""
+    """The ``source-record-hash`` extension (docs/decisions.md#d7), or None."""
     value = ext_value(resource, systems.hash_ext)
     return value if isinstance(value, str) else None
 
@@ -118,7 +119,7 @@ def version_id(resource: Mapping[str, Any]) -> str | None:
 
 
 def guarded_entry(entry: Mapping[str, Any], server: Mapping[str, Any]) -> Json:
-    """The IASTM Procedure entry as ``PUT Procedure/{id}`` with ``ifMatch`` (decision 7).
+    """The IASTM Procedure entry as ``PUT Procedure/{id}`` with ``ifMatch`` (docs/decisions.md#d7).
 
     HAPI ignores If-Match on a conditional PUT, so the resolved id is written instead; the
     ``fullUrl`` stays, so the other entries' ``urn:uuid`` references still resolve to it.
@@ -140,7 +141,8 @@ def with_entries(bundle: Mapping[str, Any], entries: list[Json]) -> Json:
 
 
 def retracted(resource: Mapping[str, Any]) -> Json:
-    """A server resource marked ``entered-in-error`` (§2.5; con-5: no Condition.clinicalStatus).
+    """A server resource marked ``entered-in-error`` (docs/decisions.md#statuses; con-5: no
+    Condition.clinicalStatus).
 
     Its version extensions keep the version that wrote it, so the pull can tell that it is no
     longer part of the current record. Server-owned ``meta`` elements are dropped.

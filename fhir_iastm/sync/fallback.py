@@ -1,11 +1,13 @@
-"""Capability check (decision 13) and the degraded write path of MAPPING §2.3.
+"""Capability check (docs/decisions.md#d13) and the degraded write path of
+docs/push.md#capabilities.
 
 Layer: orchestration helper; imports only the core and uses the client passed in (``search``).
 The preferred path needs ``transaction``, conditional update for the session-owned types,
 conditional create for the shared types and ``updateCreate`` for Provenance. Where the
 CapabilityStatement does not declare one of these, the affected entries are resolved by the client:
 ``GET Type?identifier=system|value`` -> one match: ``PUT Type/{id}`` (session-owned) or a literal
-reference to it (shared: never overwritten, decision 5); no match: plain ``POST``; several matches:
+reference to it (shared: never overwritten, docs/decisions.md#d5); no match: plain ``POST``; several
+matches:
 ``E_AMBIGUOUS_MATCH``. The result is still ONE transaction.
 """
 
@@ -44,7 +46,8 @@ class Searcher(Protocol):
 def missing_features(caps: CapabilityView) -> frozenset[str]:
     """``"update:Type"`` / ``"create:Type"`` / ``"updateCreate:Provenance"`` the server lacks.
 
-    Conditional update / create must be declared true (decision 13: a silent server takes the
+    Conditional update / create must be declared true (docs/decisions.md#d13: a silent server takes
+    the
     search-first path); ``updateCreate`` counts as missing only when declared false.
 
     Raises ``FhirServerError`` when ``transaction`` itself is missing: every path sends one.
@@ -52,7 +55,7 @@ def missing_features(caps: CapabilityView) -> frozenset[str]:
     if not caps.supports_transaction:
         raise FhirServerError(
             "the FHIR server does not declare the 'transaction' interaction "
-            "(MAPPING decision 13): cannot push"
+            "(docs/decisions.md#d13): cannot push"
         )
     missing = {f"update:{t}" for t in SESSION_OWNED if not caps.conditional_update(t)}
     missing |= {f"create:{t}" for t in SHARED if not caps.conditional_create(t)}

@@ -1,4 +1,5 @@
-"""Pull IASTM session records back from a FHIR server (MAPPING decision 11, §2.6).
+"""Pull IASTM session records back from a FHIR server (docs/decisions.md#d11,
+docs/decisions.md#round-trip).
 
 Layer: orchestration. Imports the core (``mapping.from_fhir``, ``errors``, ``push_bundle``) and
 receives the client as a parameter (``search_pages``); never imports requests.
@@ -9,7 +10,7 @@ the Patient and the performers, ``_include:iterate`` of the Encounter's Organiza
 ``_revinclude`` of the Observations and adjunct Procedures that are ``partOf`` it. Paging follows
 ``next`` links. Each session is reverse-mapped on its own; one that fails yields a ``PullError``
 (never silently dropped). Children whose ``source-record-version`` differs from the session
-Procedure's were retracted by a later version (decision 8) and are not part of the record.
+Procedure's were retracted by a later version (docs/decisions.md#d8) and are not part of the record.
 """
 
 from __future__ import annotations

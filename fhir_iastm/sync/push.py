@@ -4,17 +4,20 @@ Layer: orchestration. Imports the core (``mapping``, ``errors``, ``push_bundle``
 FHIR client as a parameter (duck-typed like ``client.FhirClient``); it never imports requests,
 flask or sqlalchemy. ``service`` wires it to the store and the outbox worker.
 
-Algorithm (MAPPING decisions 5–13, §2.3–§2.5):
+Algorithm (docs/decisions.md#d5 to #d13, docs/mapping.md):
 
 1. Map the record to its transaction Bundle (shared resources ``POST`` + ``ifNoneExist``,
    session-owned ones conditional ``PUT Type?identifier=``).
-2. Check the server's capabilities once per client (decision 13); degrade entries if needed.
+2. Check the server's capabilities once per client (docs/decisions.md#d13); degrade entries if
+needed.
 3. Look the IASTM Procedure up by its ``iastm-session`` identifier. Its ``source-record-version``
    extension higher than ours -> ``superseded``; equal version and hash -> ``unchanged``; several
    matches -> ``rejected`` (E_AMBIGUOUS_MATCH). Nothing on the server and the record is
-   ``entered-in-error`` -> nothing is sent (decision 10).
-4. Otherwise write the Procedure entry as ``PUT Procedure/{id}`` with ``ifMatch`` (decision 7), add
-   the retractions of dropped elements (decision 8) and POST ONE transaction. A 409, or a 412 that
+   ``entered-in-error`` -> nothing is sent (docs/decisions.md#d10).
+4. Otherwise write the Procedure entry as ``PUT Procedure/{id}`` with ``ifMatch``
+(docs/decisions.md#d7), add
+   the retractions of dropped elements (docs/decisions.md#d8) and POST ONE transaction. A 409, or a
+   412 that
    is not "multiple matches", means someone wrote in between: re-read and retry (bounded).
 """
 
@@ -118,7 +121,8 @@ def push_record(
             if attempt == max_attempts:
                 if exc.status == 409:  # still contended: transient, the outbox retries later
                     raise
-                return _rejected(plan, exc)  # a 412 that re-reading did not cure (decision 9)
+                # a 412 that re-reading did not cure (docs/decisions.md#d9)
+                return _rejected(plan, exc)
             sleep(random.uniform(0.02, 0.1) * 2 ** (attempt - 1))  # noqa: S311 (jitter only)
         except FhirServerError as exc:
             if _is_record_fault(exc):
@@ -144,7 +148,7 @@ def _plan(record: SessionRecord, settings: MappingSettings, bundle: Json | None)
 
 
 def _missing(client: PushClient) -> frozenset[str]:
-    """Features the server lacks (decision 13); read once per client and cached on it."""
+    """Features the server lacks (docs/decisions.md#d13); read once per client and cached on it."""
     cached = getattr(client, "_iastm_missing_features", None)
     if cached is None:
         cached = missing_features(client.capabilities())
@@ -228,7 +232,7 @@ def _guard(plan: _Plan, server: Json | None) -> PushOutcome | None:
             plan.session_id,
             version,
             plan.record_hash,
-            note=("entered-in-error session was never pushed: nothing sent (MAPPING decision 10)"),
+            note="entered-in-error session never pushed: nothing sent (docs/decisions.md#d10)",
         )
     ref = {f"{plan.systems.session}|{plan.session_id}": f"Procedure/{server['id']}"}
     theirs = source_version(server, plan.systems)

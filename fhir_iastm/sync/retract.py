@@ -1,7 +1,9 @@
-"""Retractions: elements a new record version dropped become ``entered-in-error`` (decision 8).
+"""Retractions: elements a new record version dropped become ``entered-in-error``
+(docs/decisions.md#d8).
 
 Layer: orchestration helper. Reads the server through the client passed in (duck-typed:
-``search_all``); imports only the core. Nothing is ever deleted (§2.4): each dropped resource is
+``search_all``); imports only the core. Nothing is ever deleted (docs/decisions.md#d8): each dropped
+resource is
 read, marked ``entered-in-error`` and written back as ``PUT Type/{id}`` with ``ifMatch`` in the SAME
 transaction as the new version.
 
@@ -28,7 +30,8 @@ from fhir_iastm.sync.bundle_ops import (
     split_key,
 )
 
-#: role prefix of an ``iastm-session-resource`` value -> resource type (§2.2).
+#: role prefix of an ``iastm-session-resource`` value -> resource type
+#: (docs/decisions.md#identifiers).
 _ROLE_TYPES = (
     ("obs/", "Observation"),
     ("adjunct/", "Procedure"),

@@ -3,7 +3,7 @@
 Layer: edge. Imports ``storage`` types and the core's errors; the push function is injected, so the
 worker knows nothing of HTTP (``service`` passes ``push.push_record`` bound to a client; tests pass
 fakes). Run several workers, on several machines: the store's per-session leases keep one session's
-versions in record_version order and never in flight twice at once (MAPPING.md decision 9).
+versions in record_version order and never in flight twice at once (docs/decisions.md#d9).
 
 Outcomes: pushed / unchanged / superseded -> done; ``rejected`` -> dead letter with the server's
 OperationOutcome; ``FhirServerError`` and its subclasses (timeouts, 429/5xx, 401/403, 409) and

@@ -3,11 +3,12 @@
 Layer: core. Imports the standard library, ``fhir.resources.R4B`` (structure), fhirpathpy
 (invariants, compiled once in ``fhir_iastm.profiles``) and project core modules; no I/O.
 
-``validate(resource_or_bundle, index, *, profile=None, structure=True) -> list[Issue]``.
+``validate(resource_or_bundle, index, *, profile=None, structure=True, trace=None)``.
 Issue fields: ``severity`` (error/warning/information), ``code`` (FHIR IssueType),
 ``expression`` (FHIRPath, ``Bundle.entry[i].resource.`` prefixed inside Bundles),
 ``diagnostics`` (human text), ``details`` (the rule id) and ``record_field`` (the internal
-record field, when the resource was mapped by us).
+record field, filled by ``trace`` — ``fhir_iastm.mapping.trace.record_field`` for resources we
+mapped; validation does not import the mapping, docs/validation.md#tracing).
 
 Rule-id scheme (``Issue.details``):
 
@@ -43,6 +44,7 @@ from typing import Any
 from fhir_iastm.errors import Issue
 from fhir_iastm.profiles import ProfileIndex
 from fhir_iastm.validation.bundle import validate_bundle
+from fhir_iastm.validation.context import Tracer
 from fhir_iastm.validation.engine import validate_resource
 
 
@@ -52,9 +54,11 @@ def validate(
     *,
     profile: str | None = None,
     structure: bool = True,
+    trace: Tracer | None = None,
 ) -> list[Issue]:
     """Validate a resource or a Bundle; ``structure=False`` skips the fhir.resources parse (only
-    for resources built through fhir.resources models, e.g. the mapper's output)."""
+    for resources built through fhir.resources models, e.g. the mapper's output); ``trace``
+    names the record field behind each issue."""
     if not isinstance(resource_or_bundle, dict):
         return [
             Issue(
@@ -63,8 +67,10 @@ def validate(
         ]
     try:
         if resource_or_bundle.get("resourceType") == "Bundle" and profile is None:
-            return validate_bundle(resource_or_bundle, index, structure=structure)
-        return validate_resource(resource_or_bundle, index, profile=profile, structure=structure)
+            return validate_bundle(resource_or_bundle, index, structure=structure, trace=trace)
+        return validate_resource(
+            resource_or_bundle, index, profile=profile, structure=structure, trace=trace
+        )
     except Exception as exc:  # noqa: BLE001 - module boundary: report, never crash
         return [
             Issue(
@@ -77,4 +83,4 @@ def validate(
         ]
 
 
-__all__ = ["validate"]
+__all__ = ["Tracer", "validate"]

@@ -3,7 +3,7 @@ CodeSystems wherever they appear.
 
 Layer: core (standard library + project core). Required → error, extensible → warning,
 preferred/example → nothing; a ValueSet that is intensional or unknown here → warning
-"cannot be checked offline" (MAPPING decision 2), never an error.
+"cannot be checked offline" (docs/decisions.md#d2), never an error.
 Rule ids: ``binding:<element id>``, ``codesystem:<system url>``.
 Spec: https://hl7.org/fhir/R4/terminologies.html#strength
 """

@@ -2,7 +2,7 @@
 
 Layer: core. Each entry resource is parsed exactly once (the Bundle shell is parsed without its
 entry resources). Native Bundle rules: ``bdl-3`` (request on transaction/batch entries),
-``bdl-7`` (fullUrl unique), ``bdl-entry-url`` (request.url unique, MAPPING decision 6).
+``bdl-7`` (fullUrl unique), ``bdl-entry-url`` (request.url unique, docs/decisions.md#d6).
 Spec: https://hl7.org/fhir/R4/bundle.html#invs
 """
 
@@ -12,7 +12,7 @@ from typing import Any
 
 from fhir_iastm.errors import Issue
 from fhir_iastm.profiles import ProfileIndex
-from fhir_iastm.validation.context import Resolver
+from fhir_iastm.validation.context import Resolver, Tracer
 from fhir_iastm.validation.engine import validate_resource
 from fhir_iastm.validation.structure import check_structure
 
@@ -95,7 +95,11 @@ def _bundle_rules(bundle: dict[str, Any], entries: list[dict[str, Any]]) -> list
 
 
 def validate_bundle(
-    bundle: dict[str, Any], index: ProfileIndex, *, structure: bool = True
+    bundle: dict[str, Any],
+    index: ProfileIndex,
+    *,
+    structure: bool = True,
+    trace: Tracer | None = None,
 ) -> list[Issue]:
     """Bundle structure and rules, then each entry.resource (``Bundle.entry[i].resource.``)."""
     raw_entries = bundle.get("entry") or []
@@ -114,6 +118,7 @@ def validate_bundle(
                 prefix=f"Bundle.entry[{i}].resource.",
                 resolve=resolve,
                 structure=structure,
+                trace=trace,
             )
     return issues
 

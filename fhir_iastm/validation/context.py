@@ -13,6 +13,9 @@ from fhir_iastm.errors import Issue
 from fhir_iastm.profiles import ProfileIndex
 
 Resolver = Callable[[str], dict[str, Any] | None]
+#: (resource, issue expression, rule id) -> the internal-record field behind the issue, or None.
+#: Injected by callers that know the resource was mapped by us (docs/validation.md#tracing).
+Tracer = Callable[[dict[str, Any], str | None, str | None], str | None]
 
 
 @dataclass(slots=True)
@@ -49,4 +52,4 @@ def locate(prefix: str, path: str | None) -> str | None:
     return prefix + path
 
 
-__all__ = ["Ctx", "Resolver", "claimed_profiles", "locate"]
+__all__ = ["Ctx", "Resolver", "Tracer", "claimed_profiles", "locate"]

@@ -1,7 +1,8 @@
 """Core: validate one resource against the profiles it claims (or the one for its type).
 
 Layer: core. Stage 1 = one ``fhir.resources`` R4B parse (skippable for our own mapper output,
-which was built through those models already: never re-parse our own output, DESIGN §9);
+which was built through those models already: never re-parse our own output,
+docs/performance.md#targets);
 stage 2 = the profile checks on the dict. Rule ids for profile-independent checks:
 ``unknown-profile``, ``profile-type``, ``no-profile``, ``extension:<url>`` (unknown extension),
 ``ref:unresolved``, ``ref:type``, ``context:<url>`` (extension used outside its context).
@@ -15,7 +16,7 @@ from typing import Any
 from fhir_iastm.errors import Issue
 from fhir_iastm.profiles import ElementNode, Profile, ProfileIndex
 from fhir_iastm.validation.bindings import check_local_codes
-from fhir_iastm.validation.context import Ctx, Resolver, claimed_profiles, locate
+from fhir_iastm.validation.context import Ctx, Resolver, Tracer, claimed_profiles, locate
 from fhir_iastm.validation.elements import check_resource
 from fhir_iastm.validation.extcontext import allowed, owner_of, parent_extension_url
 from fhir_iastm.validation.invariants import (
@@ -26,7 +27,6 @@ from fhir_iastm.validation.invariants import (
 )
 from fhir_iastm.validation.scan import scan
 from fhir_iastm.validation.structure import check_structure, model_class
-from fhir_iastm.validation.trace import record_field
 
 
 def _select_profiles(resource: dict[str, Any], profile: str | None, ctx: Ctx) -> list[Profile]:
@@ -132,13 +132,15 @@ def validate_resource(
     prefix: str = "",
     resolve: Resolver | None = None,
     structure: bool = True,
+    trace: Tracer | None = None,
 ) -> list[Issue]:
-    """All checks on one resource; ``prefix`` locates it inside a Bundle."""
+    """All checks on one resource; ``prefix`` locates it inside a Bundle; ``trace`` names the
+    record field behind each issue (docs/validation.md#tracing)."""
     issues = check_structure(resource) if structure else []
     if model_class(str(resource.get("resourceType"))) is None:
         if not structure:
             issues = check_structure(resource)
-        return finish(resource, issues, prefix)
+        return finish(resource, issues, prefix, trace)
     ctx = Ctx(index, prefix, resolve, root=resource)
     declared: set[str] = set()
     for selected in _select_profiles(resource, profile, ctx):
@@ -152,14 +154,16 @@ def validate_resource(
     _check_extensions(found.extensions, ctx)
     check_local_codes(found.codings, ctx)
     _check_references(found.references, ctx)
-    return finish(resource, issues + dedupe(ctx.issues), prefix)
+    return finish(resource, issues + dedupe(ctx.issues), prefix, trace)
 
 
-def finish(resource: dict[str, Any], issues: list[Issue], prefix: str) -> list[Issue]:
-    """Trace each issue to its record field, then locate it inside the Bundle."""
+def finish(
+    resource: dict[str, Any], issues: list[Issue], prefix: str, trace: Tracer | None = None
+) -> list[Issue]:
+    """Trace each issue to its record field (with ``trace``), then locate it inside the Bundle."""
     out = []
     for issue in issues:
-        field = record_field(resource, issue.expression, issue.details)
+        field = trace(resource, issue.expression, issue.details) if trace else None
         out.append(replace(issue, expression=locate(prefix, issue.expression), record_field=field))
     return out
 

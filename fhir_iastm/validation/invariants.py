@@ -2,7 +2,7 @@
 
 Layer: core. Imports fhirpathpy and project core modules.
 
-Rules (MAPPING decision 3): an invariant whose result is empty FAILS; an exception while
+Rules (docs/decisions.md#d3): an invariant whose result is empty FAILS; an exception while
 evaluating becomes an error issue "invariant could not be evaluated"; ordering comparisons run
 on a copy whose date-times are all UTC with millisecond precision (fhirpathpy ignores offsets).
 Hot rules may run natively (``NATIVE``); ``tests/test_validation_invariants.py`` proves each native
@@ -24,7 +24,8 @@ from fhir_iastm.validation.scan import instant, utc_copy
 
 _VER = "http://terminology.hl7.org/CodeSystem/condition-ver-status"
 
-#: Base R4 invariants (keys, severities, expressions of FHIR 4.0.1; con-5 as decision 3 words it).
+#: Base R4 invariants (keys, severities, expressions of FHIR 4.0.1; con-5 as docs/decisions.md#d3
+#: words it).
 BASE_RULES: dict[str, tuple[dict[str, str], ...]] = {
     "Condition": (
         {

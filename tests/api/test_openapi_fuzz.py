@@ -3,7 +3,7 @@
 The WSGI app runs in-process on a temporary SQLite store (nothing leaves the process). For every
 documented operation, a bounded number of generated requests — valid and invalid bodies, query
 and path values — must never produce a 5xx, and every 4xx must be a FHIR OperationOutcome with
-the ``application/fhir+json`` media type (MAPPING decision 14: one error format everywhere).
+the ``application/fhir+json`` media type (docs/decisions.md#d14: one error format everywhere).
 ``FUZZ_EXAMPLES`` raises or lowers the per-operation bound (default 50).
 """
 

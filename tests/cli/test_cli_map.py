@@ -1,4 +1,4 @@
-"""``fhir-iastm map`` / ``unmap`` (DESIGN §3): CliRunner for the contract, one real subprocess."""
+"""``fhir-iastm map`` / ``unmap`` (README.md): CliRunner for the contract, one real subprocess."""
 
 from __future__ import annotations
 

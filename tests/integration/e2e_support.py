@@ -34,7 +34,7 @@ SESSION_SYSTEM = f"{CANON}/sid/iastm-session"
 CLINIC_SYSTEM = f"{CANON}/sid/clinic"
 NPI_SYSTEM = "http://hl7.org/fhir/sid/us-npi"
 GOOD = sorted(p.stem for p in EXAMPLES.glob("good-*.json"))
-#: Examples that reach the server (good-07 is an entered-in-error session: decision 10).
+#: Examples that reach the server (good-07 is an entered-in-error session: docs/decisions.md#d10).
 PUSHABLE = [name for name in GOOD if "entered-in-error" not in name]
 
 

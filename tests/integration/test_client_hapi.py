@@ -57,7 +57,8 @@ def patient(system: str, value: str) -> dict[str, Any]:
 
 
 def session_bundle(system: str) -> dict[str, Any]:
-    """Patient POST + ifNoneExist, Procedure conditional PUT by identifier (decisions 5 and 6)."""
+    """Patient POST + ifNoneExist, Procedure conditional PUT by identifier (docs/decisions.md#d5 and
+    #d6)."""
     pat_url = f"urn:uuid:{uuid.uuid5(uuid.NAMESPACE_URL, system + '/patient')}"
     proc_url = f"urn:uuid:{uuid.uuid5(uuid.NAMESPACE_URL, system + '/procedure')}"
     procedure = {
@@ -105,7 +106,8 @@ def test_capabilities_are_parsed(client: FhirClient, session: CountingSession) -
 
 
 def test_put_by_client_id_creates_although_undeclared(client: FhirClient) -> None:
-    """The updateCreate that decision 13 needs for Provenance works on HAPI (not declared)."""
+    """The updateCreate that docs/decisions.md#d13 needs for Provenance works on HAPI (not
+    declared)."""
     new_id = f"iastm-{uuid.uuid4().hex[:20]}"
     created = client.update("Patient", new_id, {"resourceType": "Patient", "id": new_id})
     assert (created["id"], created["meta"]["versionId"]) == (new_id, "1")
@@ -230,7 +232,8 @@ def test_update_with_stale_if_match_is_a_conflict(
 def test_transaction_entry_with_stale_if_match_is_a_conflict(
     client: FhirClient, session: CountingSession, system: str
 ) -> None:
-    """Decision 7's guarded entry ``PUT Type/id`` + ``ifMatch``: stale -> conflict, no retry."""
+    """docs/decisions.md#d7's guarded entry ``PUT Type/id`` + ``ifMatch``: stale -> conflict, no
+    retry."""
     created = client.create("Patient", patient(system, "guarded"))
     pid = created["id"]
     client.update("Patient", pid, {**created, "gender": "female"})

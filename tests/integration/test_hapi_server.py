@@ -1,5 +1,6 @@
 """The local HAPI FHIR R4 server (tests/fhir_server, started by scripts/hapi) behaves as the push
-design (DESIGN.md §4, §5, §7) needs. Plain ``requests``: these tests check the server, not our
+design (docs/push.md, docs/validation.md#stages, docs/validation.md#oracle) needs. Plain
+``requests``: these tests check the server, not our
 client.
 
 Every test keys its data on fresh identifiers, so the tests can run again against a server that is
@@ -135,7 +136,7 @@ def _session_bundle(patient_value: str, procedure_value: str, note: str) -> dict
                     "resourceType": "Patient",
                     "identifier": [{"system": PATIENT_SYSTEM, "value": patient_value}],
                 },
-                # bare spec form, as our push sends it (DESIGN §4)
+                # bare spec form, as our push sends it (docs/push.md)
                 "request": {
                     "method": "POST",
                     "url": "Patient",

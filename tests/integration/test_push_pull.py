@@ -91,7 +91,8 @@ def people_of(data: dict[str, Any]) -> dict[str, str]:
 
 
 def expected_owned(record: SessionRecord) -> dict[str, str]:
-    """MAPPING §2.1/§2.2 from the record alone: session-owned identifier value -> type."""
+    """docs/push.md#one-transaction/docs/decisions.md#identifiers from the record alone:
+    session-owned identifier value -> type."""
     sid = record.session_id
     out = {f"{sid}/encounter": "Encounter", f"{sid}/procedure": "Procedure"}
     out |= {f"{sid}/condition/{c.condition_id}": "Condition" for c in record.conditions}

@@ -83,7 +83,8 @@ def test_every_good_example_posted_to_the_api_lands_on_hapi_exactly_once(
     stats = drain_outbox(store_of(app_client), make_client(hapi_base_url))
 
     assert (stats.claimed, stats.retried, stats.dead_lettered) == (8, 0, 0)
-    assert stats.done == {"pushed": 7, "unchanged": 1}  # decision 10: good-07 sends nothing
+    # docs/decisions.md#d10: good-07 sends nothing
+    assert stats.done == {"pushed": 7, "unchanged": 1}
     assert_exactly_once(counter, records)
     for record in records:
         sync = sync_of(app_client, record["session_id"])
@@ -163,7 +164,8 @@ class RecordingSession(requests.Session):
 def test_an_entered_in_error_session_never_pushed_sends_nothing(
     app_client: FlaskClient, counter: HapiCounter, hapi_base_url: str
 ) -> None:
-    """Decision 10, through the service: only reads reach the server, no resource is written."""
+    """docs/decisions.md#d10, through the service: only reads reach the server, no resource is
+    written."""
     [record] = batch(1, ["good-07"])  # its own patient: nothing of it may appear on the server
     post_all(app_client, [record])
     session = RecordingSession()

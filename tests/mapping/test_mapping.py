@@ -1,5 +1,6 @@
-"""record -> FHIR transaction Bundle for every good example: MAPPING §2.1, §2.2, §2.5 and
-decisions 1, 5-7, 11, 22."""
+"""record -> FHIR transaction Bundle for every good example: docs/push.md#one-transaction,
+docs/decisions.md#identifiers, docs/decisions.md#statuses and
+docs/decisions.md#d1, #d5 to #d7, #d11, #d22."""
 
 from __future__ import annotations
 
@@ -21,7 +22,8 @@ from tests.mapping.support import BASE, GOOD, by_profile, good, resources, sessi
 SESSION_OWNED = {"Encounter", "Condition", "Procedure", "Observation"}
 SHARED = {"Organization", "Practitioner", "Patient"}
 
-#: Expected entries per example (§2.1), counted by hand from the example files:
+#: Expected entries per example (docs/push.md#one-transaction), counted by hand from the example
+#: files:
 #: (total, Conditions, Procedures incl. adjuncts, pain, ROM, PROM Observations)
 COUNTS = {
     "good-01": (10, 1, 3, 2, 0, 0),
@@ -161,7 +163,8 @@ def test_adjuncts_are_part_of_the_session_with_reasons(mapped: tuple) -> None:
         assert obs["partOf"] == [{"reference": proc_url}]
 
 
-# ---------------------------------------------------------------- statuses (§2.5, decision 22)
+# ---------------------------------------------------------------- statuses
+# (docs/decisions.md#statuses, docs/decisions.md#d22)
 
 
 def test_completed_statuses() -> None:
@@ -189,7 +192,7 @@ def test_entered_in_error_retracts_everything() -> None:
         assert condition["verificationStatus"]["coding"][0]["code"] == "entered-in-error"
     proc = session_procedure(bundle)
     assert proc["statusReason"] == {"text": record.status_reason}
-    assert "note" not in proc  # decision 22: note holds only notes
+    assert "note" not in proc  # docs/decisions.md#d22: note holds only notes
 
 
 def test_cancelled_is_not_done_without_performed_or_observations() -> None:
@@ -254,7 +257,8 @@ def test_precomputed_hash_is_used() -> None:
     assert '"valueString": "' + "ab" * 32 in json.dumps(bundle)
 
 
-# ---------------------------------------------------------------- conditional URLs (decision 16)
+# ---------------------------------------------------------------- conditional URLs
+# (docs/decisions.md#d16)
 
 
 def test_conditional_urls_escape_then_percent_encode() -> None:
@@ -265,7 +269,7 @@ def test_conditional_urls_escape_then_percent_encode() -> None:
     assert conditional_url("Condition", "s", "a b&c=d") == "Condition?identifier=s|a%20b%26c%3Dd"
 
 
-# ---------------------------------------------------------------- field details (§3)
+# ---------------------------------------------------------------- field details (docs/mapping.md)
 
 
 def test_bilateral_and_qualified_body_sites() -> None:

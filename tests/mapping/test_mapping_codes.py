@@ -1,4 +1,4 @@
-"""The terminology file and the code tables (MAPPING §4, STYLE §4)."""
+"""The terminology file and the code tables (docs/codes.md, docs/codes.md#the-code-table)."""
 
 from __future__ import annotations
 

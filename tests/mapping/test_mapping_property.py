@@ -1,5 +1,5 @@
 """Property tests over ``tests.strategies.valid_records``: every valid record maps, round-trips,
-is deterministic, parses with the R4B models and passes our profiles (DESIGN §5)."""
+is deterministic, parses with the R4B models and passes our profiles (docs/validation.md#stages)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""FHIR -> record (MAPPING §2.6, decision 11): input shapes, rejections at FHIRPath locations."""
+"""FHIR -> record (docs/decisions.md#round-trip, docs/decisions.md#d11): input shapes, rejections at
+FHIRPath locations."""
 
 from __future__ import annotations
 
@@ -58,7 +59,8 @@ def test_record_version_comes_from_the_extension() -> None:
 
 
 def test_retracted_observation_of_a_live_session_is_ignored() -> None:
-    """A dropped measurement pushed as entered-in-error (decision 8) is not part of the record."""
+    """A dropped measurement pushed as entered-in-error (docs/decisions.md#d8) is not part of the
+    record."""
     bundle = as_searchset(to_fhir(good("good-03")))
     extra = mutate(by_profile(bundle, "iastm-pain-observation")[0])
     extra["id"] = "999"

@@ -1,10 +1,13 @@
-"""Checks on the conformance resources in profiles/ (MAPPING.md decisions 1-4, §3.12-§3.14, §4, §5).
+"""Checks on the conformance resources in profiles/ (docs/decisions.md#d1 to #d4, docs/mapping.md,
+docs/codes.md, docs/decisions.md#d1).
 
 What is checked here: every file parses with its fhir.resources R4B model and is named after its id; every
 canonical it references resolves to a file in profiles/ or to an allowed external base; constraint keys are
 unique per StructureDefinition; every FHIRPath expression compiles (fhirpathpy, R4 model) and — on hand-built
-resources shaped as MAPPING.md describes — holds on good data and fails on a targeted bad case; the project
-CodeSystems and ValueSets agree with each other; every standard code used is one that MAPPING.md §4 lists as
+resources shaped as docs/mapping.md describes — holds on good data and fails on a targeted bad case;
+the project
+CodeSystems and ValueSets agree with each other; every standard code used is one that docs/codes.md
+lists as
 verified (or one HL7 publishes in the copied mCODE value sets).
 
 Not checked here: full profile validation of instances (that is fhir_iastm/validation.py's job).
@@ -40,7 +43,8 @@ ALLOWED_EXTERNAL_PREFIXES = (
     "http://terminology.hl7.org/CodeSystem/",
 )
 
-# Standard codes that MAPPING.md §4 marks verified (✅ / ⚠️) and that profiles/ may use, plus the codes HL7
+# Standard codes that docs/codes.md marks verified (✅ / ⚠️) and that profiles/ may use, plus the
+# codes HL7
 # publishes in the copied mCODE 4.0.0 value sets (399488007 Midline, 106233006, 272424004, 255503000).
 VERIFIED_SNOMED = {
     "91251008", "51998003", "266741004", "277132007",
@@ -77,7 +81,7 @@ RESOURCE_PROFILES = {
     "iastm-prom-observation": "Observation", "iastm-patient": "Patient", "iastm-practitioner": "Practitioner",
     "iastm-organization": "Organization", "iastm-encounter": "Encounter",
 }
-EXTENSIONS = {  # id -> (value type, contexts) per MAPPING.md §3.12 and decisions 2 and 7
+EXTENSIONS = {  # id -> (value type, contexts) per docs/mapping.md and docs/decisions.md#d2 and #d7
     "iastm-technique": ("CodeableConcept", ["Procedure"]),
     "iastm-session-number": ("positiveInt", ["Procedure"]),
     "iastm-planned-sessions": ("positiveInt", ["Procedure"]),
@@ -385,7 +389,7 @@ def _context_path(sd_id: str, key: str) -> str:
 
 
 def _holds(sd_id: str, key: str, resource: dict) -> bool:
-    """Evaluate one invariant the way MAPPING.md decision 3 says: empty result = failure."""
+    """Evaluate one invariant the way docs/decisions.md#d3 says: empty result = failure."""
     expression = _constraint(sd_id, key)["expression"]
     context = _context_path(sd_id, key)
     if not context:
@@ -395,7 +399,8 @@ def _holds(sd_id: str, key: str, resource: dict) -> bool:
     return all(r is True for r in results)
 
 
-# ---- sample resources shaped as MAPPING.md §3 describes (good-03: HawkGrips, right plantar fascia, bruising)
+# ---- sample resources shaped as docs/mapping.md describes (good-03: HawkGrips, right plantar
+# fascia, bruising)
 def _lat(code):
     return {"url": LAT, "valueCodeableConcept": {"coding": [{"system": SCT, "code": code}]}}
 

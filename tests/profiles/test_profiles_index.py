@@ -139,7 +139,7 @@ def test_real_profiles_load_and_expand() -> None:
     index = load_profiles(ROOT / "profiles")
     technique = index.value_sets[f"{C}/ValueSet/iastm-technique"]
     assert technique is not None
-    assert (f"{C}/CodeSystem/iastm-technique", "iastm") not in technique  # decision 4
+    assert (f"{C}/CodeSystem/iastm-technique", "iastm") not in technique  # docs/decisions.md#d4
     assert (f"{C}/CodeSystem/iastm-technique", "graston") in technique
     assert (
         index.value_sets["http://hl7.org/fhir/us/mcode/ValueSet/mcode-body-location-qualifier-vs"]

@@ -1,4 +1,5 @@
-"""records: one table row per rule of MAPPING.md §1.6 and decisions 16–22.
+"""records: one table row per rule of docs/validation.md#record-errors and docs/decisions.md#d16 to
+#d22.
 
 Each row starts from a good example, applies JSON Pointer edits, and lists the exact (code, path)
 pairs expected; an empty list means the edit is valid. Codes and paths only, never message text.
@@ -61,7 +62,9 @@ REQUIRED = [
     _case(G1, {"/conditions/0/text": DELETE}, "E_REQUIRED /conditions/0/text"),
     _case(G1, {"/pain/scale": DELETE}, "E_REQUIRED /pain/scale"),
     _case(G1, {"/adjunct_therapies/0/minutes": DELETE}, "E_REQUIRED /adjunct_therapies/0/minutes"),
-    # conditional requirements (§1.1, §1.3, §1.4, §1.5)
+    # conditional requirements (docs/validation.md#record-validation,
+    # docs/validation.md#record-validation, docs/validation.md#record-validation,
+    # docs/validation.md#record-validation)
     _case(G1, {"/pain/pre": DELETE}, "E_REQUIRED /pain/pre"),
     _case(G7, {"/pain/pre": DELETE}),
     _case(G1, {"/pain": DELETE}),
@@ -224,7 +227,7 @@ CODES = [
     _case(G1, {"/clinic/address/state": "XX"}, "E_CODE_UNKNOWN /clinic/address/state"),
     _case(G1, {"/conditions/0/snomed": "13370002"}, "E_CODE_UNKNOWN /conditions/0/snomed"),
     _case(G3, {"/conditions/0/snomed": "13370002"}, "E_CODE_UNKNOWN /conditions/0/snomed"),
-    # ICD-10-CM validity and billability (decision 19, simple-icd-10-cm)
+    # ICD-10-CM validity and billability (docs/decisions.md#d19, simple-icd-10-cm)
     _case(G1, {"/conditions/0/icd10cm": "M77.13"}, "E_ICD_INVALID /conditions/0/icd10cm"),
     _case(G1, {"/conditions/0/icd10cm": "U99.9"}, "E_FORMAT /conditions/0/icd10cm"),
     _case(G1, {"/conditions/0/icd10cm": "M77.1"}, "E_ICD_NOT_BILLABLE /conditions/0/icd10cm"),
@@ -235,7 +238,7 @@ CODES = [
     _case(G1, {"/clinic/npi": "1234567890"}, "E_NPI_INVALID /clinic/npi"),
     _case(G1, {"/therapist/npi": "198765432"}, "E_NPI_INVALID /therapist/npi"),
     _case(G1, {"/therapist/npi": "19876543AB"}, "E_NPI_INVALID /therapist/npi"),
-    # SNOMED/ICD pairs (decision 19)
+    # SNOMED/ICD pairs (docs/decisions.md#d19)
     _case(G1, {"/conditions/0/snomed": "53286005"}, "E_CODE_MISMATCH /conditions/0/snomed"),
     _case(G6, {"/conditions/0/snomed": "202855006"}, "E_CODE_MISMATCH /conditions/0/snomed"),
     _case(G1, {"/conditions/0/snomed": DELETE}),
@@ -255,9 +258,9 @@ CROSS_FIELD = [
     _case(G1, {"/session/duration_min": 42}, "E_DURATION_MISMATCH /session/duration_min"),
     _case(G1, {"/session/duration_min": 41}),
     _case(G1, {"/session/duration_min": 39}),
-    # start broken: the cross-field rules that read it stay silent (decision 21)
+    # start broken: the cross-field rules that read it stay silent (docs/decisions.md#d21)
     _case(G1, {"/session/start": "2025-03-04T10:00:00"}, "E_FORMAT /session/start"),
-    # E_LATERALITY_CONFLICT (decision 18)
+    # E_LATERALITY_CONFLICT (docs/decisions.md#d18)
     _case(
         G1, {"/conditions/0/laterality": "left"}, "E_LATERALITY_CONFLICT /conditions/0/laterality"
     ),
@@ -338,7 +341,7 @@ CROSS_FIELD = [
     # E_MULTIPLE_PRIMARY
     _case(G4, {"/conditions/1/is_primary": True}, "E_MULTIPLE_PRIMARY /conditions/1/is_primary"),
     _case(G4, {"/conditions/0/is_primary": False}),
-    # E_DUPLICATE_KEY (decision 17)
+    # E_DUPLICATE_KEY (docs/decisions.md#d17)
     _case(
         G4,
         {"/conditions/1/condition_id": "DX-100689-01"},
@@ -369,7 +372,7 @@ CROSS_FIELD = [
     _case(G3, {"/adverse_effects/0/site_index": 1}, "E_REF /adverse_effects/0/site_index"),
     _case(G3, {"/adverse_effects/1/site_index": -1}, "E_REF /adverse_effects/1/site_index"),
     _case(G3, {"/adverse_effects/0/site_index": DELETE}),
-    # E_STATUS_CONFLICT (decision 21) and R4 con-5
+    # E_STATUS_CONFLICT (docs/decisions.md#d21) and R4 con-5
     _case(G8, {"/pain": {"scale": "NRS-11", "pre": 5}}, "E_STATUS_CONFLICT /pain"),
     _case(G8, {"/session/end": "2025-06-03T13:30:00-05:00"}, "E_STATUS_CONFLICT /session/end"),
     _case(G8, {"/session/duration_min": 30}, "E_STATUS_CONFLICT /session/duration_min"),
@@ -397,7 +400,7 @@ CROSS_FIELD = [
         {"/conditions/0/verification_status": "entered-in-error"},
         "E_STATUS_CONFLICT /conditions/0/clinical_status",
     ),  # fmt: skip
-    # a conditional requirement never doubles a field's own error (decision 21)
+    # a conditional requirement never doubles a field's own error (docs/decisions.md#d21)
     _case(G8, {"/status_reason": 5}, "E_TYPE /status_reason"),
     _case(
         G1,

@@ -122,7 +122,7 @@ def test_failure_after_insert_stores_nothing(store, make_record, monkeypatch, fa
 
 
 def test_unique_session_version_constraint(store, make_record) -> None:
-    """Even bypassing decision 15, the database refuses two contents under one version."""
+    """Even bypassing docs/decisions.md#d15, the database refuses two contents under one version."""
     from sqlalchemy.exc import IntegrityError
 
     store.save_record(*make_record(SID, 1), actor="a")

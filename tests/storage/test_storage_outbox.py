@@ -41,7 +41,7 @@ def test_a_session_in_flight_is_not_claimed_again_until_its_lease_expires(
     store.save_record(*make_record("S-1", 2, notes="v2"), actor="a")
     first = store.claim("w1", lease_seconds=60)
     assert first.record_version == 1
-    assert store.claim("w2") is None  # v2 waits: its session is in flight (decision 9)
+    assert store.claim("w2") is None  # v2 waits: its session is in flight (docs/decisions.md#d9)
     clock.advance(59)
     assert store.claim("w2") is None
     clock.advance(2)  # w1 crashed: the lease expired, the SAME entry (v1) is re-claimed first

@@ -60,7 +60,7 @@ def version_exts(version: int, digest: str) -> list[dict[str, Any]]:
 def make_bundle(
     version: int = 2, digest: str = "h2", with_pain_post: bool = True
 ) -> dict[str, Any]:
-    """A small Bundle in the shape to_fhir emits (decisions 5-7)."""
+    """A small Bundle in the shape to_fhir emits (docs/decisions.md#d5 to #d7)."""
 
     def owned(rtype: str, role: str, **extra: Any) -> dict[str, Any]:
         resource = {

@@ -15,6 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from fhir_iastm.mapping import to_fhir
+from fhir_iastm.mapping.trace import record_field
 from fhir_iastm.profiles import ProfileIndex, load_profiles
 from fhir_iastm.records import load_record
 from fhir_iastm.validation import validate
@@ -55,7 +56,7 @@ def test_good_example_bundle_has_zero_errors(path: Path, index: ProfileIndex) ->
     issues = validate(mapped(path.name), index)
     assert [i for i in issues if i.is_error] == []
     for warning in (i for i in issues if i.severity == "warning"):
-        # only what MAPPING decision 2 says cannot be checked offline
+        # only what docs/decisions.md#d2 says cannot be checked offline
         assert warning.code == "not-supported"
         assert MCODE_LOCATION_VS in (warning.diagnostics or "")
 
@@ -189,7 +190,8 @@ def test_issues_trace_back_to_record_fields(index: ProfileIndex) -> None:
     post["valueQuantity"].pop("system")
     _, cond = entry(bundle, "/condition/DX-100245-01")
     cond["code"]["coding"][0]["code"] = "M77.12"
-    fields = {i.details: i.record_field for i in validate(bundle, index) if i.is_error}
+    found = validate(bundle, index, trace=record_field)
+    fields = {i.details: i.record_field for i in found if i.is_error}
     assert fields["slice:Procedure.bodySite.extension:laterality"] == "treatment_sites[0]"
     assert fields["iastm-proc-4"] == "treatment_sites"
     assert fields["pattern:Observation.value[x]"] == "pain.post"
@@ -201,8 +203,12 @@ def test_record_field_of_an_extension_value(index: ProfileIndex) -> None:
     _, proc = entry(bundle, "/procedure")
     technique = next(e for e in proc["extension"] if e["url"].endswith("iastm-technique"))
     technique["valueCodeableConcept"]["coding"][0]["code"] = "iastm"
-    hits = [i for i in validate(bundle, index) if i.details == "binding:Extension.value[x]"]
-    assert [i.record_field for i in hits] == ["technique"]
+    hits = [
+        i
+        for i in validate(bundle, index, trace=record_field)
+        if i.details == "binding:Extension.value[x]"
+    ]
+    assert [i.record_field for i in hits] == ["technique.code"]
 
 
 def test_unresolvable_reference_inside_mapped_bundle(index: ProfileIndex) -> None:
