@@ -26,17 +26,32 @@ import os
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 from urllib.parse import urlsplit
 
+from fhir_iastm.canonical import DEFAULT_CANONICAL_BASE
 from fhir_iastm.errors import ConfigError
 
-#: The repository's profiles/ folder (next to the package in a source checkout).
-DEFAULT_PROFILES_DIR = Path(__file__).resolve().parent.parent / "profiles"
-#: The placeholder base of our canonical URLs (the mapper's own default is the same value).
-DEFAULT_CANONICAL_BASE = "https://iastm.example.org/fhir"
+
+def bundled_profiles_dir() -> Path:
+    """The profiles/ folder shipped with the package (overridden by ``IASTM_PROFILES_DIR``).
+
+    A wheel carries the repository's top-level ``profiles/`` as ``fhir_iastm/profile_files/``
+    (pyproject.toml); an editable install or a source checkout reads the repository's folder itself.
+    """
+    package = resources.files("fhir_iastm")
+    for candidate in (package / "profile_files", package / ".." / "profiles"):
+        if isinstance(candidate, Path) and candidate.is_dir():
+            return candidate.resolve()
+    # neither exists: name the packaged place; load_profiles reports it as "not found"
+    return Path(str(package / "profile_files"))
+
+
+#: Where the conformance resources are read from when no folder is configured.
+DEFAULT_PROFILES_DIR = bundled_profiles_dir()
 #: The scopes an API token may carry (``api/auth.py`` checks them).
 API_SCOPES = ("read", "write")
 
@@ -303,6 +318,7 @@ __all__ = [
     "DEFAULT_PROFILES_DIR",
     "Settings",
     "Variable",
+    "bundled_profiles_dir",
     "parse_api_tokens",
     "parse_bool",
     "parse_count",
