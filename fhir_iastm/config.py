@@ -228,8 +228,18 @@ class Settings:
         default_doc="none (open, for local use)")
     canonical_base: str = setting(
         DEFAULT_CANONICAL_BASE, "IASTM_CANONICAL_BASE", parse=parse_url, forms=URL_FORMS,
-        doc="base of our canonical URLs (profiles, extensions, identifier systems)",
-        default_doc=f"`{DEFAULT_CANONICAL_BASE}`")
+        doc="base of every project URL (profiles, extensions, code systems, value sets, "
+            "identifier systems), used alike by `map`, `validate`, `$validate`, the served "
+            "conformance resources and `load-profiles`; the worker refuses to push under another "
+            "base than the store's sessions were pushed under "
+            "([docs/canonical-base.md](docs/canonical-base.md))",
+        default_doc=f"`{DEFAULT_CANONICAL_BASE}` (a placeholder: set your own)")
+    allow_canonical_base_change: bool = setting(
+        False, "IASTM_ALLOW_CANONICAL_BASE_CHANGE", parse=parse_bool, forms=BOOL_FORMS,
+        doc="let the worker push under a new canonical base although the store's sessions were "
+            "pushed under another one: a deliberate migration ([docs/canonical-base.md]"
+            "(docs/canonical-base.md); same as `worker --allow-canonical-base-change`)",
+        default_doc="`false`")
     include_cpt: bool = setting(
         False, "IASTM_INCLUDE_CPT", parse=parse_bool, forms=BOOL_FORMS,
         doc="add CPT codings (needs the deployment's own AMA licence; never a display)",
@@ -242,7 +252,8 @@ class Settings:
         doc="request size limit", default_doc="`1MiB` (1048576)")
     profiles_dir: Path = setting(
         DEFAULT_PROFILES_DIR, "IASTM_PROFILES_DIR", parse=parse_folder, forms=FOLDER_FORMS,
-        doc="folder of conformance resources", default_doc="the packaged `profiles/`")
+        doc="folder of conformance resources (written under the default canonical base, "
+            "rebased when read)", default_doc="the `profiles/` shipped in the package")
     page_size: int = setting(
         50, "IASTM_PAGE_SIZE", parse=parse_page_size, forms=PAGE_FORMS,
         doc="the FHIR facade's default `_count` (its maximum is 500)", default_doc="`50`")

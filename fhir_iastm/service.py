@@ -157,9 +157,19 @@ def drain_outbox(
     *,
     settings: MappingSettings | None = None,
     worker_id: str | None = None,
+    allow_canonical_base_change: bool = False,
 ) -> WorkerStats:
-    """Run one outbox worker with the real pusher until nothing is due."""
-    return run_worker(store, make_pusher(client, settings), worker_id=worker_id, once=True)
+    """Run one outbox worker with the real pusher until nothing is due (refusing to push under
+    another canonical base than the store's sessions were pushed under, unless allowed)."""
+    settings = settings or MappingSettings()
+    return run_worker(
+        store,
+        make_pusher(client, settings),
+        worker_id=worker_id,
+        once=True,
+        canonical_base=settings.base,
+        allow_canonical_base_change=allow_canonical_base_change,
+    )
 
 
 def pull(
