@@ -1,8 +1,8 @@
 """The canonical base is configurable end to end (docs/canonical-base.md).
 
-``rebase`` moves project URLs only; under a non-default base, what ``map`` emits passes ``validate``,
-the service's ``$validate``, and is defined by the conformance resources the facade serves and
-``load-profiles`` uploads (the HAPI half is tests/integration/test_canonical_base_hapi.py).
+``rebase`` moves project URLs only; under a non-default base, what ``map`` emits passes
+``validate``, the service's ``$validate``, and is defined by the conformance resources the facade
+serves and ``load-profiles`` uploads (the HAPI half: tests/integration/test_canonical_base_hapi.py).
 """
 
 from __future__ import annotations
@@ -53,7 +53,8 @@ def test_rebase_moves_project_urls_and_nothing_else() -> None:
         "number": 3,
     }
     assert doc == kept  # pure
-    assert rebase(doc, D) is doc and rebase(doc, None) is doc
+    assert rebase(doc, D) is doc
+    assert rebase(doc, None) is doc
     assert rebase(moved, D, source="https://pt.example.com/fhir") == doc
 
 
@@ -97,7 +98,8 @@ def check_offline_chain(base: str, tmp_path: Path) -> None:
         assert_no_errors(json.loads(checked.stdout), name)
         # the default profiles do not know these URLs: the same check fails without the option
         unrebased = CliRunner().invoke(main, ["validate", str(tmp_path / "b.json")])
-        assert unrebased.exit_code == 1 and "unknown profile" in unrebased.output
+        assert unrebased.exit_code == 1
+        assert "unknown profile" in unrebased.output
         for entry in bundle["entry"]:
             resource = entry["resource"]
             answer = http.post(f"/fhir/{resource['resourceType']}/$validate", json=resource)
@@ -121,10 +123,12 @@ def test_the_served_and_uploaded_profiles_define_what_the_mapper_emits(tmp_path:
         json.dumps(r, sort_keys=True) for r in uploaded
     )
     text = json.dumps(uploaded)
-    assert D not in text and MCODE in text  # project URLs moved, external ones kept
+    assert D not in text
+    assert MCODE in text
     defined = {r["url"] for r in uploaded}
     claimed = {p for r in metadata["rest"][0]["resource"] for p in r.get("supportedProfile", [])}
-    assert claimed and claimed <= defined
+    assert claimed
+    assert claimed <= defined
 
     index = load_profiles(ROOT / "profiles", base)
     assert index.canonical_base == base

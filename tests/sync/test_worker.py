@@ -340,7 +340,9 @@ def test_a_worker_refuses_another_canonical_base_after_a_push(sqlite_store, make
     with pytest.raises(ConfigError) as refused:
         run_worker(sqlite_store, push, once=True, heartbeat=False, canonical_base=NEW_BASE)
     message = refused.value.message
-    assert "IASTM_CANONICAL_BASE" in message and OLD_BASE in message and NEW_BASE in message
+    assert "IASTM_CANONICAL_BASE" in message
+    assert OLD_BASE in message
+    assert NEW_BASE in message
     assert "--allow-canonical-base-change" in message
     assert [c[0] for c in push.calls] == ["S-1"]  # nothing pushed under the new base
     assert sqlite_store.outbox_counts()["pending"] == 1
@@ -379,4 +381,5 @@ def test_the_worker_command_exits_1_naming_the_setting(sqlite_store, make_record
     args = ["worker", "--once", "--database-url", url, "--server", "http://127.0.0.1:9/fhir"]
     result = CliRunner().invoke(main, args, env={"IASTM_CANONICAL_BASE": NEW_BASE})
     assert result.exit_code == 1, result.output
-    assert "IASTM_CANONICAL_BASE" in result.stderr and OLD_BASE in result.stderr
+    assert "IASTM_CANONICAL_BASE" in result.stderr
+    assert OLD_BASE in result.stderr
