@@ -21,7 +21,6 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from fhir_iastm.canonical import DEFAULT_CANONICAL_BASE
 from fhir_iastm.client import FhirClient, RetryPolicy
 from fhir_iastm.config import Settings
 from fhir_iastm.errors import FhirConflictError, FhirServerError

@@ -19,6 +19,7 @@ from click.testing import CliRunner
 from fhir_iastm.api import create_app
 from fhir_iastm.canonical import DEFAULT_CANONICAL_BASE, rebase
 from fhir_iastm.cli import main
+from fhir_iastm.config import Settings
 from fhir_iastm.profiles import load_profiles
 from fhir_iastm.service import conformance_resources
 
@@ -85,7 +86,7 @@ def test_map_validate_and_dollar_validate_agree_under_another_base(tmp_path: Pat
 
 def check_offline_chain(base: str, tmp_path: Path) -> None:
     """map -> validate (CLI) -> $validate (service), zero errors under ``base``."""
-    app = create_app({"CANONICAL_BASE": base, "DATABASE_URL": f"sqlite:///{tmp_path / 's.db'}"})
+    app = create_app(Settings(canonical_base=base, database_url=f"sqlite:///{tmp_path / 's.db'}"))
     http = app.test_client()
     bundles = dict(mapped(base))
     for name, bundle in bundles.items():
@@ -110,7 +111,7 @@ def check_offline_chain(base: str, tmp_path: Path) -> None:
 
 def test_the_served_and_uploaded_profiles_define_what_the_mapper_emits(tmp_path: Path) -> None:
     base = unique_base()
-    app = create_app({"CANONICAL_BASE": base, "DATABASE_URL": f"sqlite:///{tmp_path / 's.db'}"})
+    app = create_app(Settings(canonical_base=base, database_url=f"sqlite:///{tmp_path / 's.db'}"))
     http = app.test_client()
     served = {
         rtype: [e["resource"] for e in http.get(f"/fhir/{rtype}").get_json()["entry"]]
