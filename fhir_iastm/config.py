@@ -26,17 +26,32 @@ import os
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 from urllib.parse import urlsplit
 
+from fhir_iastm.canonical import DEFAULT_CANONICAL_BASE
 from fhir_iastm.errors import ConfigError
 
-#: The repository's profiles/ folder (next to the package in a source checkout).
-DEFAULT_PROFILES_DIR = Path(__file__).resolve().parent.parent / "profiles"
-#: The placeholder base of our canonical URLs (the mapper's own default is the same value).
-DEFAULT_CANONICAL_BASE = "https://iastm.example.org/fhir"
+
+def bundled_profiles_dir() -> Path:
+    """The profiles/ folder shipped with the package (overridden by ``IASTM_PROFILES_DIR``).
+
+    A wheel carries the repository's top-level ``profiles/`` as ``fhir_iastm/profile_files/``
+    (pyproject.toml); an editable install or a source checkout reads the repository's folder itself.
+    """
+    package = resources.files("fhir_iastm")
+    for candidate in (package / "profile_files", package / ".." / "profiles"):
+        if isinstance(candidate, Path) and candidate.is_dir():
+            return candidate.resolve()
+    # neither exists: name the packaged place; load_profiles reports it as "not found"
+    return Path(str(package / "profile_files"))
+
+
+#: Where the conformance resources are read from when no folder is configured.
+DEFAULT_PROFILES_DIR = bundled_profiles_dir()
 #: The scopes an API token may carry (``api/auth.py`` checks them).
 API_SCOPES = ("read", "write")
 
@@ -213,8 +228,18 @@ class Settings:
         default_doc="none (open, for local use)")
     canonical_base: str = setting(
         DEFAULT_CANONICAL_BASE, "IASTM_CANONICAL_BASE", parse=parse_url, forms=URL_FORMS,
-        doc="base of our canonical URLs (profiles, extensions, identifier systems)",
-        default_doc=f"`{DEFAULT_CANONICAL_BASE}`")
+        doc="base of every project URL (profiles, extensions, code systems, value sets, "
+            "identifier systems), used alike by `map`, `validate`, `$validate`, the served "
+            "conformance resources and `load-profiles`; the worker refuses to push under another "
+            "base than the store's sessions were pushed under "
+            "([docs/canonical-base.md](docs/canonical-base.md))",
+        default_doc=f"`{DEFAULT_CANONICAL_BASE}` (a placeholder: set your own)")
+    allow_canonical_base_change: bool = setting(
+        False, "IASTM_ALLOW_CANONICAL_BASE_CHANGE", parse=parse_bool, forms=BOOL_FORMS,
+        doc="let the worker push under a new canonical base although the store's sessions were "
+            "pushed under another one: a deliberate migration ([docs/canonical-base.md]"
+            "(docs/canonical-base.md); same as `worker --allow-canonical-base-change`)",
+        default_doc="`false`")
     include_cpt: bool = setting(
         False, "IASTM_INCLUDE_CPT", parse=parse_bool, forms=BOOL_FORMS,
         doc="add CPT codings (needs the deployment's own AMA licence; never a display)",
@@ -227,7 +252,8 @@ class Settings:
         doc="request size limit", default_doc="`1MiB` (1048576)")
     profiles_dir: Path = setting(
         DEFAULT_PROFILES_DIR, "IASTM_PROFILES_DIR", parse=parse_folder, forms=FOLDER_FORMS,
-        doc="folder of conformance resources", default_doc="the packaged `profiles/`")
+        doc="folder of conformance resources (written under the default canonical base, "
+            "rebased when read)", default_doc="the `profiles/` shipped in the package")
     page_size: int = setting(
         50, "IASTM_PAGE_SIZE", parse=parse_page_size, forms=PAGE_FORMS,
         doc="the FHIR facade's default `_count` (its maximum is 500)", default_doc="`50`")
@@ -303,6 +329,7 @@ __all__ = [
     "DEFAULT_PROFILES_DIR",
     "Settings",
     "Variable",
+    "bundled_profiles_dir",
     "parse_api_tokens",
     "parse_bool",
     "parse_count",

@@ -157,9 +157,19 @@ def drain_outbox(
     *,
     settings: MappingSettings | None = None,
     worker_id: str | None = None,
+    allow_canonical_base_change: bool = False,
 ) -> WorkerStats:
-    """Run one outbox worker with the real pusher until nothing is due."""
-    return run_worker(store, make_pusher(client, settings), worker_id=worker_id, once=True)
+    """Run one outbox worker with the real pusher until nothing is due (refusing to push under
+    another canonical base than the store's sessions were pushed under, unless allowed)."""
+    settings = settings or MappingSettings()
+    return run_worker(
+        store,
+        make_pusher(client, settings),
+        worker_id=worker_id,
+        once=True,
+        canonical_base=settings.base,
+        allow_canonical_base_change=allow_canonical_base_change,
+    )
 
 
 def pull(
@@ -184,9 +194,12 @@ def pull(
     )
 
 
-def conformance_resources(source: ProfileIndex | str | Path) -> list[dict[str, Any]]:
-    """The conformance resources of a ProfileIndex or a profiles/ folder, in upload order."""
-    index = source if isinstance(source, ProfileIndex) else load_profiles(source)
+def conformance_resources(
+    source: ProfileIndex | str | Path, canonical_base: str | None = None
+) -> list[dict[str, Any]]:
+    """The conformance resources of a ProfileIndex (already rebased) or of a profiles/ folder
+    rebased to ``canonical_base``, in upload order."""
+    index = source if isinstance(source, ProfileIndex) else load_profiles(source, canonical_base)
     resources = [
         {k: v for k, v in doc.items() if not k.startswith("_")}
         for doc in index.resources
@@ -195,10 +208,12 @@ def conformance_resources(source: ProfileIndex | str | Path) -> list[dict[str, A
     return sorted(resources, key=lambda r: (_UPLOAD_ORDER[r["resourceType"]], str(r.get("id"))))
 
 
-def upload_profiles(client: FhirClient, source: ProfileIndex | str | Path) -> list[str]:
+def upload_profiles(
+    client: FhirClient, source: ProfileIndex | str | Path, canonical_base: str | None = None
+) -> list[str]:
     """PUT every profiles/ resource (``Type/id``) to the server; returns what was written."""
     written = []
-    for resource in conformance_resources(source):
+    for resource in conformance_resources(source, canonical_base):
         client.post_conformance(resource)
         written.append(f"{resource['resourceType']}/{resource['id']}")
     return written

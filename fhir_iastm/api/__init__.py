@@ -41,14 +41,17 @@ class AppState:
 
 
 @lru_cache(maxsize=4)
-def _profiles(path: str, fingerprint: tuple[tuple[str, float], ...]) -> ProfileIndex:
-    return load_profiles(Path(path))
+def _profiles(
+    path: str, fingerprint: tuple[tuple[str, float], ...], canonical_base: str
+) -> ProfileIndex:
+    return load_profiles(Path(path), canonical_base)
 
 
-def profile_index(path: Path) -> ProfileIndex:
-    """The compiled profiles of a folder: compiled once per process until its files change."""
+def profile_index(path: Path, canonical_base: str) -> ProfileIndex:
+    """The compiled profiles of a folder rebased to ``canonical_base``: compiled once per process
+    until its files change."""
     fingerprint = tuple(sorted((p.name, p.stat().st_mtime) for p in path.glob("*.json")))
-    return _profiles(str(path.resolve()), fingerprint)
+    return _profiles(str(path.resolve()), fingerprint, canonical_base)
 
 
 def create_app(settings: Settings | None = None) -> Flask:
@@ -73,7 +76,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     state = AppState(
         settings=settings,
         store=store,
-        profiles=profile_index(settings.profiles_dir),
+        profiles=profile_index(settings.profiles_dir, mapping.base),
         mapping=mapping,
     )
     app.extensions["fhir_iastm"] = state

@@ -166,15 +166,16 @@ def pull_command(fhir_base_url: str | None, fhir_token: str | None, canonical_ba
 @profiles_option
 def load_profiles_command(fhir_base_url: str | None, fhir_token: str | None,
                           canonical_base: str | None, profiles_dir: Path | None) -> None:
-    """PUT every profiles/ resource to a FHIR server (so its $validate knows our profiles)."""
+    """PUT every profiles/ resource, rebased to the canonical base, to a FHIR server (so its
+    $validate knows our profiles under the URLs the mapper emits)."""
     from fhir_iastm.errors import FhirServerError
     from fhir_iastm.service import upload_profiles
 
-    # the profiles carry their own canonical URLs: canonical_base is read (and checked) only
     settings = load_settings(fhir_base_url=fhir_base_url, fhir_token=fhir_token,
                              canonical_base=canonical_base, profiles_dir=profiles_dir)
     try:
-        written = upload_profiles(_client(settings), settings.profiles_dir)
+        written = upload_profiles(_client(settings), settings.profiles_dir,
+                                  settings.canonical_base)
     except ConfigError as exc:
         emit_outcome(exc.issues, None)
         sys.exit(EXIT_INVALID)

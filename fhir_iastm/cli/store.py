@@ -17,6 +17,7 @@ import click
 
 from fhir_iastm.cli.io import EXIT_INVALID
 from fhir_iastm.cli.options import (
+    canonical_base_option,
     database_option,
     load_settings,
     require_server,
@@ -130,23 +131,42 @@ def serve_command(host: str, port: int, debug: bool) -> None:
 @click.option("--lease-seconds", default=None, type=click.FloatRange(min=1.0),
               help="How long a claim holds before another worker may take the entry over "
                    "(a crashed worker's sessions wait this long; default: the worker's).")
+@canonical_base_option
+@click.option("--allow-canonical-base-change", is_flag=True, default=False,
+              help="Push under the canonical base although the store's sessions were pushed "
+                   "under another one: a deliberate migration, docs/canonical-base.md (default: "
+                   "IASTM_ALLOW_CANONICAL_BASE_CHANGE).")
 def worker_command(database_url: str | None, fhir_base_url: str | None, fhir_token: str | None,
                    once: bool, poll_interval: float, worker_id: str | None,
-                   lease_seconds: float | None) -> None:
-    """Drain the push outbox to the FHIR server (several workers may share one PostgreSQL)."""
+                   lease_seconds: float | None, canonical_base: str | None,
+                   allow_canonical_base_change: bool) -> None:
+    """Drain the push outbox to the FHIR server (several workers may share one PostgreSQL).
+
+    Exit 1 when the canonical base differs from the one the store's sessions were pushed under.
+    """
+    from fhir_iastm.errors import ConfigError
     from fhir_iastm.logging import configure_logging
     from fhir_iastm.service import make_client, make_pusher, mapping_settings
     from fhir_iastm.sync.worker import run_worker
 
     settings = load_settings(database_url=database_url, fhir_base_url=fhir_base_url,
-                             fhir_token=fhir_token)
+                             fhir_token=fhir_token, canonical_base=canonical_base,
+                             allow_canonical_base_change=allow_canonical_base_change or None)
     client = make_client(require_server(settings), settings.fhir_token)
     configure_logging()
     store = _store(settings)
+    mapping = mapping_settings(settings)
     lease: dict[str, Any] = {} if lease_seconds is None else {"lease_seconds": lease_seconds}
-    stats = run_worker(store, make_pusher(client, mapping_settings(settings)),
-                       worker_id=worker_id, once=once, poll_interval=poll_interval, **lease)
-    store.close()
+    try:
+        stats = run_worker(store, make_pusher(client, mapping), worker_id=worker_id, once=once,
+                           poll_interval=poll_interval, canonical_base=mapping.base,
+                           allow_canonical_base_change=settings.allow_canonical_base_change,
+                           **lease)
+    except ConfigError as exc:
+        click.echo(f"Error: {exc.message}", err=True)
+        sys.exit(EXIT_INVALID)
+    finally:
+        store.close()
     click.echo(json.dumps(dataclasses.asdict(stats)), err=True)
 
 

@@ -11,7 +11,14 @@ from typing import Any
 from sqlalchemy import Connection, Row, and_, bindparam, func, insert, or_, select, update
 
 from fhir_iastm.errors import ConflictRecordError, Issue
-from fhir_iastm.storage.schema import audit, outbox, record_versions, records, sync_state
+from fhir_iastm.storage.schema import (
+    audit,
+    outbox,
+    pushed_canonical_base,
+    record_versions,
+    records,
+    sync_state,
+)
 from fhir_iastm.storage.types import LastPushed, StoredRecord, SyncState
 
 # Statements built once: executing them with parameter dicts skips SQLAlchemy's per-call
@@ -264,7 +271,33 @@ def sync_counts(conn: Connection) -> dict[str, int]:
     return {state: count for state, count in rows}
 
 
+
+def bind_canonical_base(
+    conn: Connection, base: str, allow_change: bool, now: datetime
+) -> str | None:
+    """Record ``base`` as the store's push base; returns the other recorded base, changing
+    nothing, when sessions were already pushed under it and ``allow_change`` is False."""
+    table = pushed_canonical_base
+    recorded = conn.execute(select(table.c.canonical_base).where(table.c.id == 1)).scalar()
+    if recorded == base:
+        return None
+    if recorded is None:
+        conn.execute(insert(table).values(id=1, canonical_base=base, recorded_at=now))
+        return None
+    pushed = conn.execute(
+        select(sync_state.c.session_id).where(sync_state.c.pushed_version.is_not(None)).limit(1)
+    ).first()
+    if pushed is not None and not allow_change:
+        return str(recorded)
+    conn.execute(
+        update(table).where(table.c.id == 1).values(canonical_base=base, recorded_at=now)
+    )
+    add_audit(conn, now, None, "canonical-base-change", None, None)
+    return None
+
+
 __all__ = [
+    "bind_canonical_base",
     "check_decision_15",
     "count_unindexed",
     "select_unindexed",

@@ -239,6 +239,16 @@ fhir_link = _index_table(
 
 INDEX_TABLES = (fhir_token, fhir_string, fhir_date, fhir_link)
 
+#: The canonical base the store's sessions were pushed under (one row, id 1): a worker configured
+#: with another base refuses to push (docs/canonical-base.md).
+pushed_canonical_base = Table(
+    "pushed_canonical_base",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("canonical_base", String(2048), nullable=False),
+    Column("recorded_at", UtcDateTime, nullable=False),
+)
+
 __all__ = ["INDEX_TABLES", "fhir_date", "fhir_link", "fhir_resource", "fhir_resource_version",
-           "fhir_string", "fhir_token", "audit", "metadata", "outbox", "record_versions", "records",
-           "sync_state", "UtcDateTime"]
+           "fhir_string", "fhir_token", "audit", "metadata", "outbox", "pushed_canonical_base",
+           "record_versions", "records", "sync_state", "UtcDateTime"]

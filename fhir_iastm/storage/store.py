@@ -356,6 +356,19 @@ class Store:
         with self.read() as conn:
             return q.outbox_counts(conn, self.clock())
 
+    def bind_canonical_base(self, base: str, *, allow_change: bool = False) -> str | None:
+        """Record the canonical base the store pushes under (docs/canonical-base.md).
+
+        Returns the base already recorded when sessions were pushed under it and it differs from
+        ``base`` (nothing changes then); ``allow_change`` records ``base`` instead (audited).
+        """
+        try:
+            with self.write() as conn:
+                return q.bind_canonical_base(conn, base, allow_change, self.clock())
+        except IntegrityError:  # PostgreSQL: another worker recorded the first base meanwhile
+            with self.write() as conn:
+                return q.bind_canonical_base(conn, base, allow_change, self.clock())
+
     def sync_counts(self) -> dict[str, int]:
         """Sessions by sync state."""
         with self.read() as conn:

@@ -28,7 +28,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from fhir_iastm.errors import FhirServerError, IastmError, Issue, operation_outcome
+from fhir_iastm.errors import ConfigError, FhirServerError, IastmError, Issue, operation_outcome
 from fhir_iastm.storage import LastPushed, LeaseLostError, OutboxItem, PushOutcome, Store
 from fhir_iastm.storage.types import SUCCESS_STATUSES, OutcomeLike
 
@@ -92,9 +92,33 @@ def _default_loader() -> Loader:
     return load_record
 
 
+def check_canonical_base(store: Store, base: str, *, allow_change: bool = False) -> None:
+    """Refuse to push under ``base`` when the store's sessions were pushed under another one.
+
+    Every identifier system of a Patient, Organization and session is under the canonical base:
+    pushing under a new base would create a second copy of each on the server instead of
+    updating it. The store records the base (docs/canonical-base.md); ``allow_change`` is the
+    deliberate migration.
+    """
+    recorded = store.bind_canonical_base(base, allow_change=allow_change)
+    if recorded is not None:
+        raise ConfigError(
+            f"IASTM_CANONICAL_BASE is {base!r}, but this store's sessions were pushed under "
+            f"{recorded!r}: pushing under another base would create a second Patient, "
+            "Organization and session resources on the FHIR server for every one already there. "
+            f"Set IASTM_CANONICAL_BASE back to {recorded!r}, or migrate deliberately with "
+            "`fhir-iastm worker --allow-canonical-base-change` (env "
+            "IASTM_ALLOW_CANONICAL_BASE_CHANGE=1); see docs/canonical-base.md"
+        )
+
+
 @dataclass
 class Worker:
-    """One worker's settings; ``run`` loops, ``process`` handles one claimed entry."""
+    """One worker's settings; ``run`` loops, ``process`` handles one claimed entry.
+
+    ``canonical_base`` is the base the push function maps with: checked against the store's once
+    at start (``check_canonical_base``); None skips the check (tests with fake pushes).
+    """
 
     store: Store
     push: PushFn
@@ -107,9 +131,15 @@ class Worker:
     heartbeat: bool = True
     stop: threading.Event = field(default_factory=threading.Event)
     stats: WorkerStats = field(default_factory=WorkerStats)
+    canonical_base: str | None = None
+    allow_canonical_base_change: bool = False
 
     def run(self, *, once: bool = False) -> WorkerStats:
         """Drain the outbox; with ``once`` return when nothing is due, else poll until stopped."""
+        if self.canonical_base is not None:
+            check_canonical_base(
+                self.store, self.canonical_base, allow_change=self.allow_canonical_base_change
+            )
         if self.load is None:  # import before the first claim: a lease must not pay for it
             self.load = _default_loader()
         _log("worker_start", worker=self.worker_id)
@@ -287,8 +317,14 @@ def run_worker(
     load: Loader | None = None,
     stop: threading.Event | None = None,
     heartbeat: bool = True,
+    canonical_base: str | None = None,
+    allow_canonical_base_change: bool = False,
 ) -> WorkerStats:
-    """Run one outbox worker until stopped (or, with ``once``, until nothing is due)."""
+    """Run one outbox worker until stopped (or, with ``once``, until nothing is due).
+
+    ``canonical_base``: the base ``push`` maps with, checked against the store's first
+    (:func:`check_canonical_base`; ConfigError when it changed and the change is not allowed).
+    """
     worker = Worker(
         store,
         push,
@@ -300,6 +336,8 @@ def run_worker(
         load=load,
         heartbeat=heartbeat,
         stop=stop or threading.Event(),
+        canonical_base=canonical_base,
+        allow_canonical_base_change=allow_canonical_base_change,
     )
     with stop_on_signals(worker.stop):
         return worker.run(once=once)
@@ -311,6 +349,7 @@ __all__ = [
     "PushFn",
     "Worker",
     "WorkerStats",
+    "check_canonical_base",
     "default_worker_id",
     "lease_heartbeat",
     "run_worker",

@@ -16,9 +16,12 @@ import re
 from collections.abc import Callable
 from typing import Any
 
+from fhir_iastm.canonical import DEFAULT_CANONICAL_BASE
 from fhir_iastm.validation.native_texts import EXPRESSIONS
 
-C = "https://iastm.example.org/fhir"
+#: The twins are written for the texts of the default base; under another base the profiles'
+#: texts differ and the FHIRPath is evaluated instead (docs/canonical-base.md).
+C = DEFAULT_CANONICAL_BASE
 SD = f"{C}/StructureDefinition/"
 ICD = "http://hl7.org/fhir/sid/icd-10-cm"
 SCT = "http://snomed.info/sct"
