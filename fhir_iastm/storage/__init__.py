@@ -6,6 +6,7 @@ created and upgraded by the packaged Alembic migrations: ``Store(url).migrate()`
 The core never imports this package.
 """
 
+from fhir_iastm.errors import LeaseLostError
 from fhir_iastm.storage.fhir_types import (
     Chain,
     Condition,
@@ -21,13 +22,11 @@ from fhir_iastm.storage.fhir_types import (
     StringMatch,
     TokenMatch,
 )
-from fhir_iastm.storage.outbox import LeaseLostError
 from fhir_iastm.storage.store import DEFAULT_URL, Store, utc_now
 from fhir_iastm.storage.types import (
     LastPushed,
     OutboxItem,
     Page,
-    PushOutcome,
     SaveResult,
     StoredRecord,
     SyncState,
@@ -52,7 +51,6 @@ __all__ = [
     "LeaseLostError",
     "OutboxItem",
     "Page",
-    "PushOutcome",
     "SaveResult",
     "Store",
     "StoredRecord",

@@ -14,8 +14,7 @@ from typing import Any
 
 from fhir_iastm.errors import MappingError
 from fhir_iastm.mapping import ids
-
-Json = dict[str, Any]
+from fhir_iastm.sync.ports import Json
 
 CONDITION_VER_STATUS = "http://terminology.hl7.org/CodeSystem/condition-ver-status"
 #: Session-owned resource types and the ``status`` element a retraction sets

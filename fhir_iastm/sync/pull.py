@@ -17,13 +17,14 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 from fhir_iastm.errors import IastmError, Issue, operation_outcome
 from fhir_iastm.mapping import from_fhir, ids
 from fhir_iastm.mapping.settings import MappingSettings
 from fhir_iastm.records.model import SessionRecord
-from fhir_iastm.sync.bundle_ops import Json, Systems, is_session_procedure, source_version
+from fhir_iastm.sync.bundle_ops import Systems, is_session_procedure, source_version
+from fhir_iastm.sync.ports import FhirPort, Json
 
 INCLUDES = (
     "Procedure:encounter",
@@ -33,12 +34,6 @@ INCLUDES = (
 )
 REVINCLUDES = ("Observation:part-of", "Procedure:part-of")
 SHARED_TYPES = ("Patient", "Practitioner", "Organization")
-
-
-class PullClient(Protocol):
-    """What ``pull_records`` needs of ``client.FhirClient``."""
-
-    def search_pages(self, resource_type: str, params: Any) -> Iterator[Json]: ...
 
 
 @dataclass(frozen=True)
@@ -84,7 +79,7 @@ def pull_query(
 
 
 def pull_records(
-    client: PullClient,
+    client: FhirPort,
     *,
     session_id: str | None = None,
     patient_mrn: str | None = None,
@@ -206,4 +201,4 @@ def _reverse(
         return PullError(session_id, where, (issue,))
 
 
-__all__ = ["PullClient", "PullError", "pull_query", "pull_records", "ref_key", "session_resources"]
+__all__ = ["PullError", "pull_query", "pull_records", "ref_key", "session_resources"]
