@@ -291,6 +291,7 @@ def upload_profiles(client: FhirClient, source: ProfileIndex | str | Path) -> li
 
 __all__ = [
     "Collaborators",
+    "PullError",
     "Pusher",
     "Saved",
     "build",
