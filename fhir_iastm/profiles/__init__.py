@@ -27,8 +27,8 @@ from fhir_iastm.profiles.compile import (
     compile_constraint,
     parse_structure_definition,
 )
-from fhir_iastm.profiles.model import (
-    R4_MODEL,
+from fhir_iastm.profiles.definitions import (
+    FHIRPATH_R4_TYPES,
     Binding,
     Constraint,
     Discriminator,
@@ -144,7 +144,7 @@ def load_profiles(path: str | Path) -> ProfileIndex:
 
 
 __all__ = [
-    "R4_MODEL",
+    "FHIRPATH_R4_TYPES",
     "Binding",
     "Constraint",
     "Discriminator",

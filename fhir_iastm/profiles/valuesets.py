@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from fhir_iastm.profiles.model import Expansion, canonical
+from fhir_iastm.profiles.definitions import Expansion, canonical
 
 
 def concept_codes(concepts: Iterable[dict[str, Any]]) -> Iterable[str]:

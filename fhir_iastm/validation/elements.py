@@ -13,7 +13,7 @@ from typing import Any
 
 from fhir_iastm.profiles import ElementNode
 from fhir_iastm.validation.bindings import check_binding
-from fhir_iastm.validation.context import Ctx, claimed_profiles
+from fhir_iastm.validation.context import ValidationContext, claimed_profiles
 from fhir_iastm.validation.invariants import check_element_constraints
 from fhir_iastm.validation.matching import fixed_matches, pattern_matches, slice_for
 
@@ -41,13 +41,13 @@ def values_at(parent: dict[str, Any], name: str, parent_path: str) -> list[Locat
 
 
 def check_resource(
-    root: ElementNode, data: dict[str, Any], ctx: Ctx, path: str | None = None
+    root: ElementNode, data: dict[str, Any], ctx: ValidationContext, path: str | None = None
 ) -> None:
     """Check a resource (or, with its ``path``, an extension instance) against a differential."""
     check_value(root, path or str(data.get("resourceType") or root.name), root.name, data, ctx)
 
 
-def check_value(node: ElementNode, path: str, key: str, value: Any, ctx: Ctx) -> None:
+def check_value(node: ElementNode, path: str, key: str, value: Any, ctx: ValidationContext) -> None:
     """Checks on one value of an element, then its children (a value of a type the element
     does not allow still gets its fixed/pattern/binding checks, as HAPI reports them)."""
     typed = _type_ok(node, key, path, value, ctx) if node.types else True
@@ -96,7 +96,9 @@ def mismatch_paths(expected: Any, value: Any, path: str) -> list[str]:
     return [path]
 
 
-def check_element(node: ElementNode, values: list[Located], parent_path: str, ctx: Ctx) -> None:
+def check_element(
+    node: ElementNode, values: list[Located], parent_path: str, ctx: ValidationContext
+) -> None:
     """Cardinality of an element within one parent, each value, then its slices."""
     _cardinality(node, len(values), parent_path, ctx, "card")
     for path, key, value in values:
@@ -105,7 +107,9 @@ def check_element(node: ElementNode, values: list[Located], parent_path: str, ct
         _check_slices(node, values, parent_path, ctx)
 
 
-def _check_slices(node: ElementNode, values: list[Located], parent_path: str, ctx: Ctx) -> None:
+def _check_slices(
+    node: ElementNode, values: list[Located], parent_path: str, ctx: ValidationContext
+) -> None:
     matched: dict[str, list[Located]] = {name: [] for name in node.slices}
     for located in values:
         name = slice_for(node, located[1], located[2], ctx.index)
@@ -126,7 +130,9 @@ def _check_slices(node: ElementNode, values: list[Located], parent_path: str, ct
             check_value(slice_node, path, key, value, ctx)
 
 
-def _cardinality(node: ElementNode, count: int, parent_path: str, ctx: Ctx, kind: str) -> None:
+def _cardinality(
+    node: ElementNode, count: int, parent_path: str, ctx: ValidationContext, kind: str
+) -> None:
     if node.min is not None and count < node.min:
         ctx.add(
             "error",
@@ -146,7 +152,7 @@ def _cardinality(node: ElementNode, count: int, parent_path: str, ctx: Ctx, kind
         )
 
 
-def _type_ok(node: ElementNode, key: str, path: str, value: Any, ctx: Ctx) -> bool:
+def _type_ok(node: ElementNode, key: str, path: str, value: Any, ctx: ValidationContext) -> bool:
     codes = {t.code for t in node.types}
     if node.name.endswith("[x]") and key != node.name:
         suffix = key[len(node.name) - 3 :]
@@ -166,7 +172,9 @@ def _type_ok(node: ElementNode, key: str, path: str, value: Any, ctx: Ctx) -> bo
     return True
 
 
-def _check_target(node: ElementNode, path: str, value: dict[str, Any], ctx: Ctx) -> None:
+def _check_target(
+    node: ElementNode, path: str, value: dict[str, Any], ctx: ValidationContext
+) -> None:
     targets = [p for t in node.types if t.code == "Reference" for p in t.target_profiles]
     reference = value.get("reference")
     if not targets or ctx.resolve is None or not isinstance(reference, str):
@@ -198,7 +206,7 @@ def _check_target(node: ElementNode, path: str, value: dict[str, Any], ctx: Ctx)
         )
 
 
-def _profile_type(url: str, ctx: Ctx) -> str | None:
+def _profile_type(url: str, ctx: ValidationContext) -> str | None:
     profile = ctx.index.profiles.get(url)
     if profile is not None:
         return profile.type

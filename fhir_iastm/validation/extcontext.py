@@ -14,11 +14,11 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from fhir_iastm.profiles import R4_MODEL, Profile
+from fhir_iastm.profiles import FHIRPATH_R4_TYPES, Profile
 
 _INDEX = re.compile(r"\[\d+\]")
-_PATH2TYPE: dict[str, str] = R4_MODEL["path2Type"]
-_CHOICES: dict[str, list[str]] = R4_MODEL["choiceTypePaths"]
+_PATH2TYPE: dict[str, str] = FHIRPATH_R4_TYPES["path2Type"]
+_CHOICES: dict[str, list[str]] = FHIRPATH_R4_TYPES["choiceTypePaths"]
 
 
 def owner_of(path: str) -> tuple[str, str, bool]:

@@ -13,7 +13,7 @@ from typing import Any
 
 from fhirpathpy.models import models as _fhirpath_models
 
-R4_MODEL: dict[str, Any] = _fhirpath_models["r4"]
+FHIRPATH_R4_TYPES: dict[str, Any] = _fhirpath_models["r4"]
 #: Comparisons in an expression may touch date-times, which fhirpathpy compares ignoring offsets.
 ORDERING = re.compile(r"[<>]")
 
@@ -113,7 +113,7 @@ def canonical(url: str) -> str:
 
 __all__ = [
     "ORDERING",
-    "R4_MODEL",
+    "FHIRPATH_R4_TYPES",
     "Binding",
     "CompiledFn",
     "Constraint",
