@@ -22,15 +22,12 @@ Spec: https://hl7.org/fhir/R4/http.html (RESTful API), .../R4/bundle.html#transa
 from __future__ import annotations
 
 import re
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from urllib.parse import urljoin
 
-import requests
-
 from fhir_iastm.client.capabilities import Capabilities
-from fhir_iastm.client.policy import RetryPolicy, is_idempotent_bundle
-from fhir_iastm.client.transport import Json, Params, Request, Timeout, Transport, param_list
+from fhir_iastm.client.policy import is_idempotent_bundle
+from fhir_iastm.client.transport import Json, Params, Request, Transport, param_list
 from fhir_iastm.errors import FhirServerError
 
 #: Resource types :meth:`FhirClient.post_conformance` may write.
@@ -43,33 +40,12 @@ _REPRESENTATION = {"Prefer": "return=representation"}
 __all__ = ["CONFORMANCE_TYPES", "FhirClient"]
 
 
-class FhirClient:
-    """Client of one FHIR R4 server (base URL such as ``http://127.0.0.1:18080/fhir``)."""
+class FhirClient(Transport):
+    """Client of one FHIR R4 server (base URL such as ``http://127.0.0.1:18080/fhir``): the
+    transport (``Transport(base_url, token=, timeout=, session=, retry=, sleep=)``) plus one
+    method per FHIR interaction."""
 
-    def __init__(
-        self,
-        base_url: str,
-        *,
-        token: str | None = None,
-        timeout: Timeout = (5, 60),
-        session: requests.Session | None = None,
-        retry: RetryPolicy | None = None,
-        sleep: Callable[[float], None] = time.sleep,
-    ) -> None:
-        self._transport = Transport(
-            base_url, token=token, timeout=timeout, session=session, retry=retry, sleep=sleep
-        )
-        self.base_url = self._transport.base_url
-        self._capabilities: Capabilities | None = None
-
-    @property
-    def retry(self) -> RetryPolicy:
-        """The retry policy of every request."""
-        return self._transport.retry
-
-    def close(self) -> None:
-        """Close the session if this client created it."""
-        self._transport.close()
+    _capabilities: Capabilities | None = None  # read once per client, on first use
 
     def __enter__(self) -> FhirClient:
         return self
@@ -82,7 +58,7 @@ class FhirClient:
     def capabilities(self) -> Capabilities:
         """The server's CapabilityStatement (``GET /metadata``), read once and cached."""
         if self._capabilities is None:
-            statement = self._transport.send(
+            statement = self.send(
                 Request("GET", "metadata", "GET metadata", True, expect="CapabilityStatement")
             )
             self._capabilities = Capabilities(statement)
@@ -90,7 +66,7 @@ class FhirClient:
 
     def read(self, resource_type: str, resource_id: str) -> Json:
         """``GET Type/id``: the current version."""
-        return self._transport.send(
+        return self.send(
             Request(
                 "GET",
                 _path(resource_type, resource_id),
@@ -104,7 +80,7 @@ class FhirClient:
         """``GET Type/id/_history/vid``: one version."""
         url = f"{_path(resource_type, resource_id)}/_history/{_path(None, version_id)}"
         request = Request("GET", url, f"GET {resource_type}", True, expect=resource_type)
-        return self._transport.send(request)
+        return self.send(request)
 
     def search(
         self, resource_type: str, params: Params, *, cache_control: str = "no-cache"
@@ -116,7 +92,7 @@ class FhirClient:
         ``"no-cache, no-store"`` suits a lookup of at most a few matches: HAPI then runs it
         synchronously and keeps no search (and no paging) state for it.
         """
-        return self._transport.send(
+        return self.send(
             Request(
                 "GET",
                 _path(resource_type),
@@ -138,11 +114,11 @@ class FhirClient:
             if next_url is None:
                 return
             next_url = urljoin(self.base_url + "/", next_url)
-            self._transport.check_under_base(next_url, resource_type)
+            self.check_under_base(next_url, resource_type)
             if next_url in seen:
                 raise FhirServerError(f"GET {resource_type}: the server's next links loop")
             seen.add(next_url)
-            page = self._transport.send(
+            page = self.send(
                 Request(
                     "GET",
                     next_url,
@@ -190,7 +166,7 @@ class FhirClient:
             retry_conflict=not guarded,
             expect="Bundle",
         )
-        response = self._transport.send(request)
+        response = self.send(request)
         _check_transaction_response(response, len(entries))
         return response
 
@@ -199,7 +175,7 @@ class FhirClient:
     ) -> Json:
         """``PUT Type/id`` (If-Match ``W/"vid"`` when given; a bare ``vid`` is wrapped)."""
         headers = {**_REPRESENTATION, **({"If-Match": _etag(if_match)} if if_match else {})}
-        return self._transport.send(
+        return self.send(
             Request(
                 "PUT",
                 _path(resource_type, resource_id),
@@ -215,7 +191,7 @@ class FhirClient:
     def create(self, resource_type: str, resource: Json, if_none_exist: str | None = None) -> Json:
         """``POST Type`` (conditional with ``If-None-Exist: identifier=system|value``)."""
         headers = {**_REPRESENTATION, **({"If-None-Exist": if_none_exist} if if_none_exist else {})}
-        return self._transport.send(
+        return self.send(
             Request(
                 "POST",
                 _path(resource_type),
@@ -231,7 +207,7 @@ class FhirClient:
         """``POST Type/$validate[?profile=]``: the OperationOutcome, also when served with a 4xx."""
         resource_type = str(resource.get("resourceType", ""))
         params = [("profile", profile)] if profile else None
-        return self._transport.send(
+        return self.send(
             Request(
                 "POST",
                 f"{_path(resource_type)}/$validate",

@@ -204,12 +204,3 @@ def http_status_for(issues: Iterable[Issue]) -> int:
         return 409
     return 422 if errors else 200
 
-
-__all__ = [
-    "canonical_json",
-    "check_batch",
-    "check_record",
-    "http_status_for",
-    "load_record",
-    "record_hash",
-]

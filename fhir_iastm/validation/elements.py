@@ -51,24 +51,14 @@ def check_value(node: ElementNode, path: str, key: str, value: Any, ctx: Validat
     """Checks on one value of an element, then its children (a value of a type the element
     does not allow still gets its fixed/pattern/binding checks, as HAPI reports them)."""
     typed = _type_ok(node, key, path, value, ctx) if node.types else True
-    if node.fixed is not None and not fixed_matches(node.fixed[1], value):
-        for where in mismatch_paths(node.fixed[1], value, path):
-            ctx.add(
-                "error",
-                "value",
-                where,
-                f"value must be exactly {node.fixed[1]!r}",
-                f"fixed:{node.id}",
-            )
-    if node.pattern is not None and not pattern_matches(node.pattern[1], value):
-        for where in mismatch_paths(node.pattern[1], value, path):
-            ctx.add(
-                "error",
-                "value",
-                where,
-                f"value must match pattern {node.pattern[1]!r}",
-                f"pattern:{node.id}",
-            )
+    for rule, spec, matches, wording in (
+        ("fixed", node.fixed, fixed_matches, "be exactly"),
+        ("pattern", node.pattern, pattern_matches, "match pattern"),
+    ):
+        if spec is not None and not matches(spec[1], value):
+            for where in mismatch_paths(spec[1], value, path):
+                message = f"value must {wording} {spec[1]!r}"
+                ctx.add("error", "value", where, message, f"{rule}:{node.id}")
     if node.binding is not None:
         check_binding(node, path, value, ctx)
     if not typed:
