@@ -1,6 +1,5 @@
-"""Core: the exception hierarchy and the Issue record; every error renders as an OperationOutcome.
+"""The exception hierarchy and the Issue record; every error renders as an OperationOutcome.
 
-Layer: core. Imports only the standard library.
 See https://hl7.org/fhir/R4/operationoutcome.html for the rendered shape.
 """
 

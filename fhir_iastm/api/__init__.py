@@ -1,4 +1,5 @@
-"""Edge (Flask): ``create_app(settings=None)`` — the fhir-iastm HTTP service.
+"""EDGE (Flask): ``create_app(settings=None)`` — the fhir-iastm HTTP service. Views call
+``fhir_iastm.service`` (and the store's package API); only the CLI's ``serve`` imports this package.
 
 Its settings are the :class:`~fhir_iastm.config.Settings` passed in, or else
 ``Settings.from_env()`` (the ``IASTM_*`` environment); a bad value raises ConfigError before

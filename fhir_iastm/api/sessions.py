@@ -1,4 +1,4 @@
-"""Edge (Flask): the records API under ``/api/sessions`` (README.md, docs/decisions.md#d15).
+"""The records API under ``/api/sessions`` (README.md, docs/decisions.md#d15).
 
 Views stay thin: parse the request, call ``fhir_iastm.service`` or the store, serialize. Errors
 are raised as ``IastmError`` and rendered as OperationOutcomes by ``api.errors``.

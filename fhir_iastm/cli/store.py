@@ -1,8 +1,8 @@
-"""Edge: the service-side commands of ``fhir-iastm`` — ``init-db``, ``reindex``, ``import``,
+"""The service-side commands of ``fhir-iastm`` — ``init-db``, ``reindex``, ``import``,
 ``serve``, ``worker``, ``export`` and ``config`` (registered on the group in ``cli/__init__.py``).
 
-Layer: edge. Settings come from the same ``IASTM_*`` environment as the HTTP service
-(``config.Settings``); options override them.
+Settings come from the same ``IASTM_*`` environment as the HTTP service (``config.Settings``);
+options override them.
 """
 
 from __future__ import annotations

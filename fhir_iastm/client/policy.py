@@ -1,7 +1,7 @@
 """The pure rules of the FHIR client: what may be retried, how long to wait, which error a reply is.
 
-Layer: core (standard library and ``fhir_iastm.errors`` only), so the rules are testable without
-HTTP; :mod:`fhir_iastm.client` applies them. Spec: https://hl7.org/fhir/R4/http.html,
+They import no HTTP library, so they are testable without HTTP; :mod:`fhir_iastm.client` applies
+them. Spec: https://hl7.org/fhir/R4/http.html,
 https://hl7.org/fhir/R4/bundle.html#transaction, RFC 9110 §10.2.3 (Retry-After).
 """
 

@@ -1,7 +1,7 @@
-"""Core: adjunct-therapy Procedures (docs/mapping.md#adjunct, docs/decisions.md#d11) and back.
+"""adjunct-therapy Procedures (docs/mapping.md#adjunct, docs/decisions.md#d11) and back.
 
-Layer: core (standard library only). Each adjunct is ``partOf`` the IASTM Procedure and carries
-``reasonReference`` whatever its status, so the pull query's ``_revinclude`` finds it.
+Each adjunct is ``partOf`` the IASTM Procedure and carries ``reasonReference`` whatever its status,
+so the pull query's ``_revinclude`` finds it.
 """
 
 from __future__ import annotations

@@ -1,8 +1,7 @@
-"""Core: one record -> one FHIR R4 transaction Bundle (docs/push.md#one-transaction,
+"""One record -> one FHIR R4 transaction Bundle (docs/push.md#one-transaction,
 docs/decisions.md#d5 to #d7).
 
-Layer: core (standard library + ``fhir_iastm.records`` for the content hash). Pure: no clock, no
-configuration; the same record and settings give a byte-identical Bundle.
+Pure: no clock, no configuration; the same record and settings give a byte-identical Bundle.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
-"""Core: one per-encounter Condition per ``conditions[]`` entry (docs/mapping.md#condition) and
+"""One per-encounter Condition per ``conditions[]`` entry (docs/mapping.md#condition) and
 back.
 
-Layer: core (standard library only). For an entered-in-error session every copy is retracted:
+For an entered-in-error session every copy is retracted:
 ``verificationStatus = entered-in-error`` and no ``clinicalStatus`` (docs/decisions.md#statuses, R4
 con-5).
 """

@@ -1,6 +1,4 @@
-"""Core: what every forward builder needs for one record — settings, codes, fullUrls, profiles.
-
-Layer: core (standard library only).
+"""What every forward builder needs for one record — settings, codes, fullUrls, profiles.
 """
 
 from __future__ import annotations

@@ -1,8 +1,7 @@
-"""Core: small builders and readers for FHIR R4 datatypes, so resource modules read like tables.
+"""Small builders and readers for FHIR R4 datatypes, so resource modules read like tables.
 
-Layer: core (standard library only). Builders return plain JSON dicts in FHIR element order and
-``None`` for absent values; :func:`prune` drops absent elements from a resource or element.
-See https://hl7.org/fhir/R4/datatypes.html.
+Builders return plain JSON dicts in FHIR element order and ``None`` for absent values; :func:`prune`
+drops absent elements from a resource or element. See https://hl7.org/fhir/R4/datatypes.html.
 """
 
 from __future__ import annotations

@@ -1,6 +1,4 @@
-"""Core: the Encounter of one session (docs/mapping.md#encounter) and back.
-
-Layer: core (standard library only).
+"""The Encounter of one session (docs/mapping.md#encounter) and back.
 """
 
 from __future__ import annotations

@@ -1,7 +1,5 @@
-"""Core: an index over the resources handed to the reverse mapper (transaction Bundle, searchset
+"""An index over the resources handed to the reverse mapper (transaction Bundle, searchset
 Bundle with server ids, or a plain list) that resolves literal references of any of those forms.
-
-Layer: core (standard library only).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
-"""Core: pain NRS, range-of-motion and PROM Observations (docs/mapping.md) and back.
+"""Pain NRS, range-of-motion and PROM Observations (docs/mapping.md) and back.
 
-Layer: core (standard library only). Pain and ROM timing travel only in the
+Pain and ROM timing travel only in the
 ``iastm-measurement-timing`` extension; the reverse never infers it from order or timestamps
 (docs/decisions.md#round-trip).
 """

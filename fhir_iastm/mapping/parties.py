@@ -1,6 +1,6 @@
-"""Core: Organization, Practitioner and Patient <-> clinic, therapist, patient (docs/mapping.md).
+"""Organization, Practitioner and Patient <-> clinic, therapist, patient (docs/mapping.md).
 
-Layer: core (standard library only). Shared resources carry no source-record extensions: they are
+Shared resources carry no source-record extensions: they are
 not session-derived (docs/decisions.md#d7) and are written with POST + ifNoneExist
 (docs/decisions.md#d5).
 """

@@ -1,7 +1,7 @@
-"""Core: the IASTM session Procedure (docs/mapping.md#procedure, docs/decisions.md#d7, #d11, #d22) —
+"""The IASTM session Procedure (docs/mapping.md#procedure, docs/decisions.md#d7, #d11, #d22) —
 forward builder.
 
-Layer: core (standard library only). The reverse lives in ``procedure_reverse.py``.
+The reverse lives in ``procedure_reverse.py``.
 """
 
 from __future__ import annotations

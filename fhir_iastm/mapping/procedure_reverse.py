@@ -1,8 +1,8 @@
-"""Core: the IASTM session Procedure -> record fields (docs/decisions.md#round-trip,
+"""The IASTM session Procedure -> record fields (docs/decisions.md#round-trip,
 docs/mapping.md#procedure read backwards).
 
-Layer: core (standard library only). Laterality only from the mCODE extension, technique only from
-the technique extension, version only from ``source-record-version``: nothing is guessed.
+Laterality only from the mCODE extension, technique only from the technique extension, version only
+from ``source-record-version``: nothing is guessed.
 """
 
 from __future__ import annotations

@@ -1,9 +1,8 @@
-"""Core: FHIR -> internal record (docs/decisions.md#round-trip, docs/decisions.md#d11).
+"""FHIR -> internal record (docs/decisions.md#round-trip, docs/decisions.md#d11).
 
-Layer: core (standard library + ``fhir_iastm.records`` for the final validation). Accepts a
-transaction Bundle, a searchset Bundle (server ids, ``Patient/123`` references) or a list of
-resources; finds exactly one Procedure with the ``{C}/sid/iastm-session`` identifier; finishes with
-``records.load_record`` so the result obeys the same contract as a submitted record.
+Accepts a transaction Bundle, a searchset Bundle (server ids, ``Patient/123`` references) or a list
+of resources; finds exactly one Procedure with the ``{C}/sid/iastm-session`` identifier; finishes
+with ``records.load_record`` so the result obeys the same contract as a submitted record.
 """
 
 from __future__ import annotations

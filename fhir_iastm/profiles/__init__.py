@@ -1,7 +1,7 @@
-"""Core: profiles/ conformance resources -> a compiled, read-only ``ProfileIndex``.
+"""CORE: profiles/ conformance resources -> a compiled, read-only ``ProfileIndex``.
 
-Layer: core. Imports the standard library, fhirpathpy and ``fhir_iastm.errors``; only
-``load_profiles`` touches the file system (it reads the folder once).
+Imports the standard library, fhirpathpy and ``fhir_iastm.errors``; only ``load_profiles`` touches
+the file system (it reads the folder once).
 
 Each StructureDefinition *differential* becomes a tree of ``ElementNode`` (children by element
 name, slices by slice name) carrying cardinality, fixed[x]/pattern[x], binding, types and

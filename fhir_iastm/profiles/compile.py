@@ -1,7 +1,6 @@
-"""Core: StructureDefinition differential -> ``ElementNode`` tree; FHIRPath constraints compiled
+"""StructureDefinition differential -> ``ElementNode`` tree; FHIRPath constraints compiled
 once (syntax checked first: fhirpathpy's own parser silently recovers from syntax errors).
 
-Layer: core (standard library, fhirpathpy and its antlr4 parser, ``fhir_iastm.errors``).
 Spec: https://hl7.org/fhir/R4/profiling.html
 """
 

@@ -1,7 +1,6 @@
-"""Core: the compiled forms of conformance resources (element tree nodes, constraints, profiles).
+"""The compiled forms of conformance resources (element tree nodes, constraints, profiles).
 
-Layer: core (standard library + the fhirpathpy R4 model). Spec:
-https://hl7.org/fhir/R4/elementdefinition.html
+Spec: https://hl7.org/fhir/R4/elementdefinition.html
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
-"""Core: ValueSet expansion from local CodeSystems and ValueSets (pure).
+"""ValueSet expansion from local CodeSystems and ValueSets (pure).
 
-Layer: core (standard library). Extensional includes, whole local CodeSystems (nested concepts
+Extensional includes, whole local CodeSystems (nested concepts
 included), ``valueSet`` imports and ``exclude``; an intensional (``filter``) or unresolvable
 include makes the expansion ``None`` ("cannot be checked offline", docs/decisions.md#d2).
 Spec: https://hl7.org/fhir/R4/valueset.html#compositions

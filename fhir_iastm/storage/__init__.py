@@ -1,9 +1,10 @@
-"""Edge: the durable store — records with version history, sync state, push outbox, audit.
+"""EDGE (SQLAlchemy, Alembic): the durable store — records with version history, sync state, push
+outbox, audit, the FHIR resources and their search index. The only package that runs SQL; it
+imports ``fhir_iastm.records`` (the record hash) and ``fhir_iastm.errors``.
 
-Layer: edge (SQLAlchemy, Alembic). One code path for SQLite (default
+One code path for SQLite (default
 ``sqlite:///fhir_iastm.db``) and PostgreSQL (``DATABASE_URL=postgresql://…``). The schema is
 created and upgraded by the packaged Alembic migrations: ``Store(url).migrate()``.
-The core never imports this package.
 """
 
 from fhir_iastm.errors import LeaseLostError

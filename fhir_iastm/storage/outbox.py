@@ -1,6 +1,6 @@
-"""Edge (storage): the push outbox — claim with a lease, then complete, retry later or dead-letter.
+"""The push outbox — claim with a lease, then complete, retry later or dead-letter.
 
-Layer: edge; imports SQLAlchemy. Functions take an open ``Connection`` and never commit.
+Functions take an open ``Connection`` and never commit.
 
 Ordering and locking (docs/decisions.md#d9, docs/push.md): only the *head* of a session — its
 pending

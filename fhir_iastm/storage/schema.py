@@ -1,7 +1,7 @@
-"""Edge (storage): the tables, as SQLAlchemy Core metadata. Alembic's migrations create them.
+"""The tables, as SQLAlchemy Core metadata. Alembic's migrations create them.
 
-Layer: edge; imports SQLAlchemy. ``tests/test_storage_schema.py`` proves the migrations produce
-exactly this metadata on SQLite and PostgreSQL.
+``tests/test_storage_schema.py`` proves the migrations produce exactly this metadata on SQLite and
+PostgreSQL.
 
 The database may hold PHI (the record bodies, the MRN column used by ``?patient=``); logs never do.
 """
@@ -181,7 +181,7 @@ fhir_resource = Table(
     Column("session_id", SessionId, nullable=False),
     Column("source_key", String(128), nullable=False),
     Column("content_hash", Hash, nullable=False),
-    Column("body", Json, nullable=False),
+    Column("body", JsonColumn, nullable=False),
     UniqueConstraint("res_type", "res_id"),
     Index(None, "res_id"),
     Index(None, "session_id"),
@@ -195,7 +195,7 @@ fhir_resource_version = Table(
     Column("version", Integer, primary_key=True),
     Column("last_updated", Bound, nullable=False),
     Column("gone", Boolean, nullable=False),
-    Column("body", Json, nullable=False),
+    Column("body", JsonColumn, nullable=False),
 )
 
 def _index_table(name: str, *columns: Column[Any], indexes: tuple[tuple[str, ...], ...]) -> Table:

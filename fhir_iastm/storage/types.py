@@ -1,7 +1,5 @@
-"""Edge (storage): the plain values the store hands out and takes in.
-
-Layer: edge. Standard library only, so callers (service, worker, api) can use these types without
-touching SQLAlchemy.
+"""The plain values the store hands out and takes in: standard library only, so callers (service,
+worker, api) can use these types without touching SQLAlchemy.
 """
 
 from __future__ import annotations

@@ -1,8 +1,7 @@
 """Reading and rewriting a mapped transaction Bundle for the push (docs/decisions.md#d6 to #d8).
 
-Layer: core (standard library and ``fhir_iastm.mapping.ids`` only). Pure functions over the JSON
-dicts that ``mapping.to_fhir`` returns and that a FHIR server sends back; no I/O.
-Spec: https://hl7.org/fhir/R4/bundle.html#transaction
+Pure functions over the JSON dicts that ``mapping.to_fhir`` returns and that a FHIR server sends
+back; no I/O. Spec: https://hl7.org/fhir/R4/bundle.html#transaction
 """
 
 from __future__ import annotations

@@ -1,7 +1,6 @@
 """Capability check (docs/decisions.md#d13) and the degraded write path of
 docs/push.md#capabilities.
 
-Layer: orchestration helper; imports only the core and uses the client passed in (``search``).
 The preferred path needs ``transaction``, conditional update for the session-owned types,
 conditional create for the shared types and ``updateCreate`` for Provenance. Where the
 CapabilityStatement does not declare one of these, the affected entries are resolved by the client:

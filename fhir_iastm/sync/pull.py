@@ -1,9 +1,6 @@
 """Pull IASTM session records back from a FHIR server (docs/decisions.md#d11,
 docs/decisions.md#round-trip).
 
-Layer: orchestration. Imports the core (``mapping.from_fhir``, ``errors``, ``push_bundle``) and
-receives the client as a parameter (``search_pages``); never imports requests.
-
 One search finds the IASTM Procedures (``identifier={CANON}/sid/iastm-session|…``) and brings
 everything a record needs on the same page: ``_include`` of the Encounter, the reason Conditions,
 the Patient and the performers, ``_include:iterate`` of the Encounter's Organization, and

@@ -1,8 +1,6 @@
 """Push one IASTM session record to a FHIR server: idempotent, never losing or duplicating it.
 
-Layer: orchestration. Imports the core (``mapping``, ``errors``, ``push_bundle``) and receives the
-FHIR client as a parameter (duck-typed like ``client.FhirClient``); it never imports requests,
-flask or sqlalchemy. ``service`` wires it to the store and the outbox worker.
+``service`` wires it to the store and the outbox worker.
 
 Algorithm (docs/decisions.md#d5 to #d13, docs/mapping.md):
 

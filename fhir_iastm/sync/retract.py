@@ -1,8 +1,7 @@
 """Retractions: elements a new record version dropped become ``entered-in-error``
 (docs/decisions.md#d8).
 
-Layer: orchestration helper. Reads the server through the client passed in (duck-typed:
-``search_all``); imports only the core. Nothing is ever deleted (docs/decisions.md#d8): each dropped
+Nothing is ever deleted (docs/decisions.md#d8): each dropped
 resource is
 read, marked ``entered-in-error`` and written back as ``PUT Type/{id}`` with ``ifMatch`` in the SAME
 transaction as the new version.

@@ -1,7 +1,7 @@
-"""Core: terminology checks — element bindings against local ValueSets, and codes of local
+"""Terminology checks — element bindings against local ValueSets, and codes of local
 CodeSystems wherever they appear.
 
-Layer: core (standard library + project core). Required → error, extensible → warning,
+Required → error, extensible → warning,
 preferred/example → nothing; a ValueSet that is intensional or unknown here → warning
 "cannot be checked offline" (docs/decisions.md#d2), never an error.
 Rule ids: ``binding:<element id>``, ``codesystem:<system url>``.

@@ -1,6 +1,4 @@
-"""Core: the per-resource validation context (index, issue sink, Bundle resolver).
-
-Layer: core (standard library + ``fhir_iastm.errors``/``fhir_iastm.profiles``).
+"""The per-resource validation context (index, issue sink, Bundle resolver).
 """
 
 from __future__ import annotations

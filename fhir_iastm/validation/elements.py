@@ -1,10 +1,10 @@
-"""Core: walk a resource dict along a profile's differential tree.
+"""Walk a resource dict along a profile's differential tree.
 
-Layer: core. Checks cardinality (incl. slices and extensions by URL), fixed[x]/pattern[x],
-bindings, types/targetProfile, slicing (value/pattern discriminators, closed rules) and
-element-level invariants. Rule ids: ``card:<element id>``, ``slice:<slice element id>``,
-``slicing:<element id>`` (closed slicing), ``fixed:``/``pattern:``/``binding:``/``type:``/
-``target:<element id>``. Spec: https://hl7.org/fhir/R4/profiling.html#slicing
+Checks cardinality (incl. slices and extensions by URL), fixed[x]/pattern[x], bindings,
+types/targetProfile, slicing (value/pattern discriminators, closed rules) and element-level
+invariants. Rule ids: ``card:<element id>``, ``slice:<slice element id>``, ``slicing:<element id>``
+(closed slicing), ``fixed:``/``pattern:``/``binding:``/``type:``/``target:<element id>``. Spec:
+https://hl7.org/fhir/R4/profiling.html#slicing
 """
 
 from __future__ import annotations

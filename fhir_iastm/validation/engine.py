@@ -1,11 +1,10 @@
-"""Core: validate one resource against the profiles it claims (or the one for its type).
+"""Validate one resource against the profiles it claims (or the one for its type).
 
-Layer: core. Stage 1 = one ``fhir.resources`` R4B parse (skippable for our own mapper output,
-which was built through those models already: never re-parse our own output,
-docs/performance.md#targets);
-stage 2 = the profile checks on the dict. Rule ids for profile-independent checks:
-``unknown-profile``, ``profile-type``, ``no-profile``, ``extension:<url>`` (unknown extension),
-``ref:unresolved``, ``ref:type``, ``context:<url>`` (extension used outside its context).
+Stage 1 = one ``fhir.resources`` R4B parse (skippable for our own mapper output, which was built
+through those models already: never re-parse our own output, docs/performance.md#targets); stage 2 =
+the profile checks on the dict. Rule ids for profile-independent checks: ``unknown-profile``,
+``profile-type``, ``no-profile``, ``extension:<url>`` (unknown extension), ``ref:unresolved``,
+``ref:type``, ``context:<url>`` (extension used outside its context).
 """
 
 from __future__ import annotations

@@ -1,12 +1,12 @@
-"""Core: is an extension used where its definition allows it (StructureDefinition.context)?
+"""Is an extension used where its definition allows it (StructureDefinition.context)?
 
-Layer: core (standard library + the fhirpathpy R4 type model). The owner of an extension at
+The owner of an extension at
 ``Procedure.complication[0].extension[2].valueCodeableConcept.extension[0]`` is the element
 ``Extension.valueCodeableConcept`` of type CodeableConcept; an ``element`` context matches the
 owner's element path (``Procedure.bodySite``), its type (``CodeableConcept``), ``Element``,
 ``Resource``/``DomainResource``/the resource type at the root, or ``Extension``; an ``extension``
-context names the parent extension's URL; ``fhirpath`` contexts are not evaluated (accepted).
-Rule id ``context:<url>``. Spec: https://hl7.org/fhir/R4/defining-extensions.html#context
+context names the parent extension's URL; ``fhirpath`` contexts are not evaluated (accepted). Rule
+id ``context:<url>``. Spec: https://hl7.org/fhir/R4/defining-extensions.html#context
 """
 
 from __future__ import annotations

@@ -1,6 +1,4 @@
-"""Core: FHIRPath invariants (compiled once at profile load) and the base-spec ones we must hold.
-
-Layer: core. Imports fhirpathpy and project core modules.
+"""FHIRPath invariants (compiled once at profile load) and the base-spec ones we must hold.
 
 Rules (docs/decisions.md#d3): an invariant whose result is empty FAILS; an exception while
 evaluating becomes an error issue "invariant could not be evaluated"; ordering comparisons run
