@@ -45,7 +45,8 @@ class FhirPort(Protocol):
 
 
 class LastPushedView(Protocol):
-    """What the server last accepted for a session: the retraction diff's base (decision 8)."""
+    """What the server last accepted for a session: the retraction diff's base
+    (docs/decisions.md#d8)."""
 
     @property
     def record_version(self) -> int: ...
