@@ -22,10 +22,10 @@ SETTINGS = MappingSettings()
 
 def test_save_record_validates_and_stores(sqlite_store) -> None:
     raw = sample_raw("S-SAVE-1")
-    saved = service.save_record(sqlite_store, raw, actor="test")
+    saved = service.save_record(sqlite_store, raw, SETTINGS, actor="test")
     assert (saved.result.status, saved.result.http_status) == ("created", 201)
     assert sqlite_store.get_record("S-SAVE-1").body == raw
-    again = service.save_record(sqlite_store, raw, actor="test")
+    again = service.save_record(sqlite_store, raw, SETTINGS, actor="test")
     assert again.result.status == "unchanged"
 
 
@@ -33,7 +33,7 @@ def test_save_record_refuses_an_invalid_body_naming_the_field(sqlite_store) -> N
     raw = sample_raw("S-SAVE-2")
     raw["pain"]["pre"] = 11
     with pytest.raises(InvalidRecordError) as caught:
-        service.save_record(sqlite_store, raw, actor="test")
+        service.save_record(sqlite_store, raw, SETTINGS, actor="test")
     assert any(path and "pain" in path for _code, path in caught.value.codes)
     assert sqlite_store.list_records().items == []
 
@@ -41,14 +41,14 @@ def test_save_record_refuses_an_invalid_body_naming_the_field(sqlite_store) -> N
 @pytest.mark.parametrize("path", sorted(EXAMPLES.glob("good-*.json")), ids=lambda p: p.stem)
 def test_stored_bundle_is_the_bundle_of_the_record(sqlite_store, path: Path) -> None:
     raw = json.loads(path.read_text())
-    service.save_record(sqlite_store, raw, actor="test")
+    service.save_record(sqlite_store, raw, SETTINGS, actor="test")
     stored = sqlite_store.get_record(raw["session_id"])
     assert service.stored_bundle(stored, SETTINGS) == to_fhir(load_record(raw), SETTINGS)
 
 
 def test_stored_bundle_does_not_validate_the_stored_body_again(sqlite_store, monkeypatch) -> None:
     raw = sample_raw("S-BUNDLE-1")
-    service.save_record(sqlite_store, raw, actor="test")
+    service.save_record(sqlite_store, raw, SETTINGS, actor="test")
     stored = sqlite_store.get_record("S-BUNDLE-1")
     expected = to_fhir(load_record(raw), SETTINGS)
 
@@ -65,7 +65,7 @@ def test_stored_bundle_does_not_validate_the_stored_body_again(sqlite_store, mon
 def test_export_streams_the_resources_of_every_stored_session(sqlite_store) -> None:
     raws = [sample_raw("S-EXPORT-1"), sample_raw("S-EXPORT-2")]
     for raw in raws:
-        service.save_record(sqlite_store, raw, actor="test")
+        service.save_record(sqlite_store, raw, SETTINGS, actor="test")
     exported = list(service.export(sqlite_store, SETTINGS))
     expected = [r for raw in raws for r in stored_resources(to_fhir(load_record(raw), SETTINGS))]
     assert exported == expected
