@@ -1,4 +1,4 @@
-"""Edge (Flask): every error leaves the service as an OperationOutcome (``application/fhir+json``).
+"""Every error leaves the service as an OperationOutcome (``application/fhir+json``).
 
 One handler on ``IastmError`` serves all its subclasses (Flask resolves handlers by MRO); HTTP
 errors raised by Flask itself (404 route, 405, 413, 415 …) are rendered the same way; anything

@@ -1,4 +1,4 @@
-"""Edge (Flask): the FHIR R4 facade under ``/fhir`` for EHRs that pull — thin views.
+"""The FHIR R4 facade under ``/fhir`` for EHRs that pull — thin views.
 
 ``metadata``; read ``/<type>/<id>``, vread ``/<type>/<id>/_history/<vid>``, instance history
 ``/<type>/<id>/_history``; search ``/<type>?…`` (parsed by ``facade.parse``, answered by

@@ -1,4 +1,4 @@
-"""Edge (Flask): the HTTP side of the FHIR facade (R4 http.html) — content negotiation, the base
+"""The HTTP side of the FHIR facade (R4 http.html) — content negotiation, the base
 URL of links, ``Prefer: handling``, conditional reads and the response writer.
 """
 

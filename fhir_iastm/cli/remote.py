@@ -133,8 +133,7 @@ def pull_command(fhir_base_url: str | None, fhir_token: str | None, canonical_ba
     """Pull sessions from a FHIR server: one record per line (JSON Lines) on stdout."""
     from fhir_iastm.errors import FhirServerError
     from fhir_iastm.records.model import to_dict
-    from fhir_iastm.service import mapping_settings, pull
-    from fhir_iastm.sync.pull import PullError
+    from fhir_iastm.service import PullError, mapping_settings, pull
 
     settings = load_settings(fhir_base_url=fhir_base_url, fhir_token=fhir_token,
                              canonical_base=canonical_base)

@@ -1,8 +1,8 @@
-"""Edge: the service-side commands of ``fhir-iastm`` — ``init-db``, ``reindex``, ``import``,
+"""The service-side commands of ``fhir-iastm`` — ``init-db``, ``reindex``, ``import``,
 ``serve``, ``worker``, ``export`` and ``config`` (registered on the group in ``cli/__init__.py``).
 
-Layer: edge. Settings come from the same ``IASTM_*`` environment as the HTTP service
-(``config.Settings``); options override them.
+Settings come from the same ``IASTM_*`` environment as the HTTP service (``config.Settings``);
+options override them.
 """
 
 from __future__ import annotations
@@ -10,7 +10,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import sys
-from dataclasses import replace
 from typing import IO, Any
 
 import click
@@ -27,11 +26,9 @@ from fhir_iastm.config import Settings, variables
 
 
 def _store(settings: Settings) -> Any:
-    from fhir_iastm.storage import Store
+    from fhir_iastm.service import open_store
 
-    store = Store(settings.database_url)
-    store.migrate()
-    return store
+    return open_store(settings.database_url)
 
 
 def _index(database_url: str | None, *, everything: bool) -> int:
@@ -84,7 +81,6 @@ def import_command(files: tuple[IO[str], ...], database_url: str | None) -> None
     """
     from fhir_iastm.cli.io import read_documents
     from fhir_iastm.errors import IastmError, operation_outcome
-    from fhir_iastm.records import check_record
     from fhir_iastm.service import mapping_settings, save_record
 
     settings = load_settings(database_url=database_url)
@@ -94,13 +90,10 @@ def import_command(files: tuple[IO[str], ...], database_url: str | None) -> None
     for stream in files:
         items, _single = read_documents(stream)
         for item in items:
-            record, issues = check_record(item)
             line: dict[str, Any] = {"session_id": (item or {}).get("session_id")
                                     if isinstance(item, dict) else None}
             try:
-                if record is None:
-                    raise IastmError("invalid record", [i for i in issues if i.is_error])
-                result = save_record(store, record, item, mapping, actor="cli")
+                result = save_record(store, item, mapping, actor="cli").result
                 line.update(status=result.status, record_version=result.record_version)
             except IastmError as exc:
                 failed = True
@@ -146,8 +139,7 @@ def worker_command(database_url: str | None, fhir_base_url: str | None, fhir_tok
     """
     from fhir_iastm.errors import ConfigError
     from fhir_iastm.logging import configure_logging
-    from fhir_iastm.service import make_client, make_pusher, mapping_settings
-    from fhir_iastm.sync.worker import run_worker
+    from fhir_iastm.service import drain_outbox, make_client, mapping_settings
 
     settings = load_settings(database_url=database_url, fhir_base_url=fhir_base_url,
                              fhir_token=fhir_token, canonical_base=canonical_base,
@@ -155,13 +147,11 @@ def worker_command(database_url: str | None, fhir_base_url: str | None, fhir_tok
     client = make_client(require_server(settings), settings.fhir_token)
     configure_logging()
     store = _store(settings)
-    mapping = mapping_settings(settings)
-    lease: dict[str, Any] = {} if lease_seconds is None else {"lease_seconds": lease_seconds}
     try:
-        stats = run_worker(store, make_pusher(client, mapping), worker_id=worker_id, once=once,
-                           poll_interval=poll_interval, canonical_base=mapping.base,
-                           allow_canonical_base_change=settings.allow_canonical_base_change,
-                           **lease)
+        stats = drain_outbox(store, client, settings=mapping_settings(settings),
+                             worker_id=worker_id, once=once, poll_interval=poll_interval,
+                             lease_seconds=lease_seconds,
+                             allow_canonical_base_change=settings.allow_canonical_base_change)
     except ConfigError as exc:
         click.echo(f"Error: {exc.message}", err=True)
         sys.exit(EXIT_INVALID)
@@ -174,21 +164,14 @@ def worker_command(database_url: str | None, fhir_base_url: str | None, fhir_tok
 @database_option
 def export_command(database_url: str | None) -> None:
     """Every stored session's FHIR resources as NDJSON on stdout (streamed, constant memory)."""
-    from fhir_iastm.facade import stored_resources
-    from fhir_iastm.mapping import to_fhir
-    from fhir_iastm.records.model import SessionRecord, from_dict
-    from fhir_iastm.service import mapping_settings
+    from fhir_iastm.service import export, mapping_settings
 
     config = load_settings(database_url=database_url)
     store, settings = _store(config), mapping_settings(config)
     out = sys.stdout
-    for stored in store.iter_records():
-        # stored bodies were validated when they were saved: rebuild, don't re-validate
-        record = from_dict(SessionRecord, stored.body)
-        bundle = to_fhir(record, replace(settings, record_hash=stored.record_hash))
-        for resource in stored_resources(bundle):
-            out.write(json.dumps(resource, separators=(",", ":")))
-            out.write("\n")
+    for resource in export(store, settings):
+        out.write(json.dumps(resource, separators=(",", ":")))
+        out.write("\n")
     store.close()
 
 

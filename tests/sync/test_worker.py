@@ -13,9 +13,10 @@ from datetime import timedelta
 
 import pytest
 
+from fhir_iastm.backoff import Backoff
 from fhir_iastm.errors import FhirUnavailableError, MappingError
-from fhir_iastm.storage import PushOutcome
-from fhir_iastm.sync.worker import Backoff, run_worker, session_ref
+from fhir_iastm.sync.outcome import PushOutcome
+from fhir_iastm.sync.worker import run_worker, session_ref
 
 OO = {
     "resourceType": "OperationOutcome",
@@ -41,9 +42,18 @@ class FakePush:
         if isinstance(answer, BaseException):
             raise answer
         if answer == "rejected":
-            return PushOutcome("rejected", operation_outcome=OO, error_code="E_PUSH_REJECTED")
+            return PushOutcome(
+                "rejected",
+                record.session_id,
+                record.record_version,
+                operation_outcome=OO,
+                error_code="E_PUSH_REJECTED",
+            )
         return PushOutcome(
-            answer, identifiers=(f"sys|{record.session_id}/v{record.record_version}",)
+            answer,
+            record.session_id,
+            record.record_version,
+            identifiers=(f"sys|{record.session_id}/v{record.record_version}",),
         )
 
 
