@@ -97,7 +97,8 @@ def import_command(files: tuple[IO[str], ...], database_url: str | None) -> None
                 line.update(status=result.status, record_version=result.record_version)
             except IastmError as exc:
                 failed = True
-                line.update(status="rejected", operationOutcome=operation_outcome(exc.issues))
+                outcome = operation_outcome(exc.issues, base=settings.canonical_base)
+                line.update(status="rejected", operationOutcome=outcome)
             click.echo(json.dumps(line))
     store.close()
     if failed:

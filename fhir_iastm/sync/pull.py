@@ -41,12 +41,13 @@ class PullError:
     procedure: str
     issues: tuple[Issue, ...]
 
-    def to_json(self) -> dict[str, Any]:
-        """One JSON line for the CLI."""
+    def to_json(self, base: str | None = None) -> dict[str, Any]:
+        """One JSON line for the CLI; the OperationOutcome's project URLs under the canonical
+        ``base`` (None: the default)."""
         return {
             "session_id": self.session_id,
             "procedure": self.procedure,
-            "error": operation_outcome(self.issues),
+            "error": operation_outcome(self.issues, base=base),
         }
 
 
