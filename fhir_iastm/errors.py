@@ -140,7 +140,7 @@ class ConflictRecordError(InvalidRecordError):
 class MappingError(IastmError):
     """A value has no mapping in a code table, or FHIR cannot be mapped back (HTTP 422)."""
 
-    code = "E_MAPPING"
+    code = "E_UNMAPPABLE"
     http_status = 422
     issue_type = "code-invalid"
 

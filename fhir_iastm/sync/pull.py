@@ -194,7 +194,7 @@ def _reverse(
             "structure",
             where,
             f"cannot map back: {type(exc).__name__}: {exc}",
-            "E_MAPPING",
+            "E_UNMAPPABLE",
         )
         return PullError(session_id, where, (issue,))
 

@@ -136,7 +136,7 @@ def test_bounded_retries_end_in_the_dead_letter(sqlite_store, make_record, clock
 @pytest.mark.parametrize(
     ("error", "code", "calls"),
     [
-        (MappingError("no code for x"), "E_MAPPING", 1),  # cannot get better: dead letter at once
+        (MappingError("no code for x"), "E_UNMAPPABLE", 1),  # cannot get better: dead letter at once
         (ZeroDivisionError("bug"), "E_INTERNAL", 2),  # unexpected: retried (bounded), then dead
     ],
 )
@@ -404,7 +404,7 @@ def test_the_outcomes_the_worker_writes_are_under_its_canonical_base(
     push = FakePush({"S-1": MappingError("no code"), "S-2": ZeroDivisionError("bug")})
     run_worker(sqlite_store, push, once=True, heartbeat=False, canonical_base=NEW_BASE,
                max_attempts=1, backoff=NO_JITTER)
-    for sid, code in (("S-1", "E_MAPPING"), ("S-2", "E_INTERNAL")):
+    for sid, code in (("S-1", "E_UNMAPPABLE"), ("S-2", "E_INTERNAL")):
         sync = sqlite_store.get_sync(sid)
         assert (sync.state, sync.last_error_code) == ("dead-letter", code)
         (issue,) = sync.last_outcome["issue"]
