@@ -12,7 +12,12 @@ every process's facade already answers with the new data. Rules (documented in
   record with the greatest ``source_key`` (newest ``recorded_at``, ties by session id) among the
   writes it has seen, whatever order processes write in.
 
-Statements are batched (one ``executemany`` per table); rows are locked in primary-key order.
+History rows store a body only once it is no longer the current one: a history row whose
+``body`` is NULL has the body of its ``fhir_resource`` row. Before a resource's body changes, its
+NULL history bodies are filled from the current row, in the database (no body is read back).
+
+Statements are batched (one multi-row INSERT or ``executemany`` per table, about a dozen per
+record version whatever its size); rows are locked in primary-key order.
 """
 
 from __future__ import annotations
@@ -35,9 +40,12 @@ from fhir_iastm.storage.schema import (
 )
 
 R = fhir_resource
-_INSERT = insert(R).returning(R.c.pk, R.c.res_type, R.c.res_id, sort_by_parameter_order=True)
+HV = fhir_resource_version
+# One multi-row INSERT … RETURNING; rows are matched back by (type, id), not by position.
+_INSERT = insert(R).returning(R.c.pk, R.c.res_type, R.c.res_id)
 _UPDATE = update(R).where(R.c.pk == bindparam("b_pk"))
-_HISTORY = insert(fhir_resource_version)
+_HISTORY = insert(HV)
+_INSERT_INDEX = {table.name: insert(table) for table in INDEX_TABLES}
 
 
 def bound_text(value: datetime) -> str:
@@ -100,11 +108,11 @@ def _insert_new(
          "source_key": source_key, "content_hash": i.content_hash, "body": i.body}
         for i in items
     ]
-    result = conn.execute(_INSERT, rows)
-    pks = [row.pk for row in result]
+    pk_of = {(row.res_type, row.res_id): row.pk for row in conn.execute(_INSERT, rows)}
+    pks = [(pk_of[(i.resource_type, i.resource_id)], i) for i in items]
     conn.execute(_HISTORY, [{"res_pk": pk, "version": 1, "last_updated": now, "gone": False,
-                             "body": i.body} for pk, i in zip(pks, items, strict=True)])
-    return list(zip(pks, items, strict=True))
+                             "body": None} for pk, _ in pks])
+    return pks
 
 
 def _update_changed(
@@ -113,6 +121,7 @@ def _update_changed(
 ) -> None:
     if not changed:
         return
+    _keep_history_bodies(conn, [row.pk for row, _ in changed])
     conn.execute(_UPDATE, [
         {"b_pk": row.pk, "version": row.version + 1, "last_updated": now, "gone": False,
          "session_id": session_id, "source_key": source_key, "content_hash": item.content_hash,
@@ -121,21 +130,27 @@ def _update_changed(
     ])
     conn.execute(_HISTORY, [
         {"res_pk": row.pk, "version": row.version + 1, "last_updated": now, "gone": False,
-         "body": item.body}
-        for row, item in changed
+         "body": None}
+        for row, _ in changed
     ])
 
 
+def _keep_history_bodies(conn: Connection, pks: list[int]) -> None:
+    """Copy the current body into the history rows that share it, before it is replaced."""
+    current = select(R.c.body).where(R.c.pk == HV.c.res_pk).scalar_subquery()
+    conn.execute(update(HV).where(HV.c.res_pk.in_(pks), HV.c.body.is_(None))
+                 .values(body=current))
+
+
 def _mark_gone(conn: Connection, dropped: list[Any], now: str) -> None:
-    """Retract resources a newer record version no longer emits (their last body is kept)."""
+    """Retract resources a newer record version no longer emits (their last body is kept, so
+    the gone version's history row shares it)."""
     if not dropped:
         return
     conn.execute(_UPDATE, [{"b_pk": row.pk, "version": row.version + 1, "last_updated": now,
                             "gone": True} for row in dropped])
-    bodies = dict(conn.execute(select(R.c.pk, R.c.body).where(
-        R.c.pk.in_([row.pk for row in dropped]))).all())
     conn.execute(_HISTORY, [{"res_pk": row.pk, "version": row.version + 1, "last_updated": now,
-                             "gone": True, "body": bodies[row.pk]} for row in dropped])
+                             "gone": True, "body": None} for row in dropped])
 
 
 def _reindex(conn: Connection, items: list[tuple[int, ResourceWrite]],
@@ -169,7 +184,7 @@ def _date_rows(pk: int, item: ResourceWrite) -> Iterable[dict[str, Any]]:
 def _insert_rows(conn: Connection, table: Any, rows: Iterable[dict[str, Any]]) -> None:
     batch = list(rows)
     if batch:
-        conn.execute(insert(table), batch)
+        conn.execute(_INSERT_INDEX[table.name], batch)
 
 
 __all__ = ["bound_text", "write_resources"]
