@@ -72,3 +72,25 @@ def test_a_refused_record_in_a_batch_keeps_the_others(store: Store) -> None:
     assert isinstance(results[2], ConflictRecordError)
     assert store.get_record("RBPT-2025-870001").record_version == 2
     assert store.get_record("RBPT-2025-870004").record_version == 1
+
+
+def test_a_batch_that_hits_a_database_error_is_stored_record_by_record(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sqlalchemy.exc import IntegrityError
+
+    settings = MappingSettings()
+    writes = [p for p in (prepare_record(r, settings) for r in _records()) if isinstance(p, tuple)]
+    original = Store._save_audited
+
+    def racing(self: Store, conn: Any, item: Any, actor: str | None) -> Any:
+        if item[0].session_id == "RBPT-2025-870002":  # as if another process stored it first
+            monkeypatch.setattr(Store, "_save_audited", original)
+            raise IntegrityError("INSERT", {}, Exception("duplicate key"))
+        return original(self, conn, item, actor)
+
+    monkeypatch.setattr(Store, "_save_audited", racing)
+    results = store.save_records(writes, actor="t")
+    assert [r.status if isinstance(r, SaveResult) else "rejected" for r in results] \
+        == ["created", "unchanged", "rejected", "created", "new-version", "created"]
+    assert store.list_versions("RBPT-2025-870001") == [1, 2]  # the rolled-back batch, redone
