@@ -17,24 +17,8 @@ from typing import Any
 
 from fhir_iastm.errors import Issue
 from fhir_iastm.records.fields import make_issue
+from fhir_iastm.records.icd10cm import icd_side
 from fhir_iastm.records.vocab import SNOMED_BY_ICD_PREFIX
-
-#: ICD-10-CM codes with a laterality character (docs/codes.md#icd-10-cm and the iastm-cond-2
-#: patterns of docs/decisions.md#d3):
-#: the captured character is 1 right, 2 left, 3 bilateral, 0 or 9 unspecified.
-_ICD_SIDE_PATTERNS = (
-    re.compile(r"(?:M77\.[01]|M76\.5)([0129])"),
-    re.compile(r"S76\.3[0-9]([129])[ADS]"),
-    re.compile(r"Z96\.6[45]([1239])"),
-    re.compile(r"M25\.56([129])"),
-)
-_SIDE_BY_DIGIT = {
-    "1": "right",
-    "2": "left",
-    "3": "bilateral",
-    "0": "unspecified",
-    "9": "unspecified",
-}
 
 #: What a cancelled session must not carry (docs/decisions.md#d21).
 _NOT_WHEN_CANCELLED = (
@@ -43,15 +27,6 @@ _NOT_WHEN_CANCELLED = (
 )  # fmt: skip
 
 _ROM_KEY = ("joint", "motion", "laterality", "mode", "timing")
-
-
-def icd_side(code: str) -> str | None:
-    """The side an ICD-10-CM code states (right/left/bilateral/unspecified), None if non-lateral."""
-    for regex in _ICD_SIDE_PATTERNS:
-        match = regex.fullmatch(code)
-        if match:
-            return _SIDE_BY_DIGIT[match.group(1)]
-    return None
 
 
 def snomed_for_icd(code: str) -> str | None:

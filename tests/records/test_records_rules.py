@@ -310,6 +310,26 @@ CROSS_FIELD = [
         },
     ),  # fmt: skip
     _case(G3, {"/conditions/0/laterality": "not-applicable"}),
+    # laterality from the ICD-10-CM table: every sided code, not four patterns (issue 10 #1)
+    *(
+        _case(
+            G3,
+            {"/conditions/0/icd10cm": code, "/conditions/0/snomed": DELETE,
+             "/conditions/0/laterality": side, "/treatment_sites/0/laterality": site},
+            *(["E_LATERALITY_CONFLICT /conditions/0/laterality"] if bad else []),
+        )
+        for code, side, site, bad in [
+            ("M76.61", "left", "left", True), ("M76.61", "not-applicable", "right", True),
+            ("M76.61", "right", "right", False), ("M79.672", "right", "right", True),
+            ("M79.672", "left", "left", False), ("M25.551", "left", "left", True),
+            ("M25.552", "right", "right", True), ("M25.661", "left", "left", True),
+            ("M76.31", "left", "left", True), ("M70.61", "left", "left", True),
+            ("S76.111A", "left", "left", True), ("S86.011A", "left", "left", True),
+            ("S86.011A", "bilateral", "bilateral", True), ("M17.0", "right", "right", True),
+            ("M17.0", "bilateral", "bilateral", False), ("M79.673", "right", "right", True),
+            ("M79.673", "not-applicable", "right", False), ("M72.2", "left", "left", False),
+        ]
+    ),  # fmt: skip
     _case(
         G5, {"/conditions/0/icd10cm": "S76.311D"}, "E_LATERALITY_CONFLICT /conditions/0/laterality"
     ),

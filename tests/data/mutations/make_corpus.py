@@ -154,6 +154,20 @@ def cc(system: str, code: str) -> Json:
     return {"coding": [{"system": system, "code": code}]}
 
 
+def code_and_side(code: str, laterality: str | None) -> Mutate:
+    """The ICD-10-CM code set to ``code``; the laterality qualifier to ``laterality`` (None: no
+    bodySite, as the mapper writes a not-applicable laterality)."""
+
+    def mutate(res: Json) -> None:
+        res["code"]["coding"][0]["code"] = code
+        if laterality is None:
+            res.pop("bodySite", None)
+        else:
+            res["bodySite"][0]["extension"][0]["valueCodeableConcept"] = cc(SCT, laterality)
+
+    return mutate
+
+
 def E(severity: str, expression: str, rule: str) -> Json:  # noqa: N802 - table shorthand
     return {"severity": severity, "expression": expression, "rule": rule}
 
@@ -599,6 +613,31 @@ MUTATIONS: list[tuple[str, str, str, str, str, Mutate, Json, list[Json]]] = [
      both(appender(("extension",), {"url": TIMING, "valueCode": "pre"}),
           appender(("extension",), {"url": TIMING, "valueCode": "post"})),
      E("error", "Observation", "slice:Observation.extension:timing"), []),
+    # --- issue 10 #1: laterality from the ICD-10-CM table (every sided code)
+    *[(f"cond-{key[11:]}-{code.lower().replace('.', '')}-{name.split()[-1].lower()}", G1, COND1,
+       CP, f"{code} ({title}) with {name}",
+       code_and_side(code, lat), E("error", "Condition", key), [])
+      for key, code, title, name, lat in [
+          ("iastm-cond-2r", "M76.61", "Achilles tendinitis, right leg", "laterality Left",
+           "7771000"),
+          ("iastm-cond-2r", "M76.61", "Achilles tendinitis, right leg", "laterality absent", None),
+          ("iastm-cond-2l", "M79.672", "pain in left foot", "laterality Right", "24028007"),
+          ("iastm-cond-2r", "M25.551", "pain in right hip", "laterality Left", "7771000"),
+          ("iastm-cond-2l", "M25.552", "pain in left hip", "laterality Right", "24028007"),
+          ("iastm-cond-2r", "M25.661", "stiffness of right knee", "laterality Left", "7771000"),
+          ("iastm-cond-2r", "M76.31", "iliotibial band syndrome, right leg", "laterality Left",
+           "7771000"),
+          ("iastm-cond-2r", "M70.61", "trochanteric bursitis, right hip", "laterality Left",
+           "7771000"),
+          ("iastm-cond-2r", "S76.111A", "strain of right quadriceps", "laterality Left",
+           "7771000"),
+          ("iastm-cond-2r", "S86.011A", "strain of right Achilles tendon", "laterality Left",
+           "7771000"),
+          ("iastm-cond-2b", "M17.0", "bilateral primary osteoarthritis of knee",
+           "laterality Right", "24028007"),
+          ("iastm-cond-2u", "M76.60", "Achilles tendinitis, unspecified leg", "laterality Right",
+           "24028007"),
+      ]],
 ]
 # fmt: on
 
