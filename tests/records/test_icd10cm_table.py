@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import gzip
+import importlib.util
 import re
 import subprocess
 import sys
 import warnings
-import importlib.util
 from importlib import resources
 from importlib.metadata import version
 from pathlib import Path
@@ -20,7 +20,8 @@ from fhir_iastm.records.icd10cm import icd10cm_entries, icd10cm_table, icd_side,
 _SPEC = importlib.util.spec_from_file_location(
     "derive_icd10cm", Path(__file__).resolve().parents[2] / "scripts" / "derive_icd10cm.py"
 )
-assert _SPEC is not None and _SPEC.loader is not None
+assert _SPEC is not None
+assert _SPEC.loader is not None
 derive = importlib.util.module_from_spec(_SPEC)
 _SPEC.loader.exec_module(derive)
 

@@ -14,8 +14,8 @@ from fhir_iastm.profiles.compile import compile_constraint
 from fhir_iastm.records.icd10cm import codes_with_side
 from fhir_iastm.validation.invariants import evaluate_fhirpath
 from fhir_iastm.validation.laterality import (
-    LATERALITY_INVARIANTS,
     LAT,
+    LATERALITY_INVARIANTS,
     code_regex,
     invariant_expression,
     native_check,
