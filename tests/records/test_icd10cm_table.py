@@ -76,7 +76,7 @@ def test_every_title_is_the_package_description() -> None:
         if entry.billable:
             assert entry.title == " ".join(icd.get_description(code).split()), code
         else:
-            assert entry.title is None and entry.side is None, code
+            assert (entry.title, entry.side) == (None, None), code
 
 
 def test_every_title_naming_a_side_has_one() -> None:
