@@ -638,6 +638,28 @@ MUTATIONS: list[tuple[str, str, str, str, str, Mutate, Json, list[Json]]] = [
           ("iastm-cond-2u", "M76.60", "Achilles tendinitis, unspecified leg", "laterality Right",
            "24028007"),
       ]],
+    # --- issue 10 #2: required bindings of the base specification (not re-declared by us)
+    ("proc-status-bogus", G3, PROC, RP, "Procedure.status 'bogus'", setter(("status",), "bogus"),
+     E("error", "Procedure.status", "binding:Procedure.status"), []),
+    ("adj-status-bogus", G1, ADJ, PP, "adjunct Procedure.status 'bogus'",
+     setter(("status",), "bogus"), E("error", "Procedure.status", "binding:Procedure.status"), []),
+    ("pain-status-bogus", G1, PAIN, OP, "Observation.status 'bogus'", setter(("status",), "bogus"),
+     E("error", "Observation.status", "binding:Observation.status"), []),
+    ("rom-status-bogus", G6, ROM, RO, "ROM Observation.status 'bogus'",
+     setter(("status",), "bogus"),
+     E("error", "Observation.status", "binding:Observation.status"), []),
+    ("enc-status-bogus", G1, "encounter", "iastm-encounter", "Encounter.status 'bogus'",
+     setter(("status",), "bogus"), E("error", "Encounter.status", "binding:Encounter.status"), []),
+    ("cond-clinical-status-bogus", G1, COND1, CP, "Condition.clinicalStatus 'bogus'",
+     setter(("clinicalStatus",), cc("http://terminology.hl7.org/CodeSystem/condition-clinical",
+                                    "bogus")),
+     E("error", "Condition.clinicalStatus", "binding:Condition.clinicalStatus"), []),
+    ("pat-name-use-bogus", G1, "Patient", "iastm-patient", "HumanName.use 'bogus'",
+     setter(("name", 0, "use"), "bogus"),
+     E("error", "Patient.name[0].use", "binding:Patient.name.use"), []),
+    ("proc-identifier-use-bogus", G3, PROC, RP, "Identifier.use 'bogus'",
+     setter(("identifier", 0, "use"), "bogus"),
+     E("error", "Procedure.identifier[0].use", "binding:Procedure.identifier.use"), []),
 ]
 # fmt: on
 
