@@ -279,28 +279,52 @@ def pull(
     )
 
 
+#: Resources of profiles/ a validating server cannot use (profiles/README.md, "Loading into
+#: HAPI"): the intensional SNOMED CT ValueSets of the mCODE body-location qualifier. A server
+#: without SNOMED CT content cannot expand their ``descendent-of`` filters and reports an *error*
+#: for every qualifier; without them it reports the *warning* "ValueSet not found", which is what
+#: the project's validation rules ask for (the qualifier is checked by our own invariants).
+NOT_FOR_SERVERS = frozenset(
+    {
+        "ValueSet/mcode-body-location-qualifier-vs",
+        "ValueSet/mcode-body-location-and-laterality-qualifier-vs",
+    }
+)
+
+
+def _key(resource: Mapping[str, Any]) -> str:
+    return f"{resource['resourceType']}/{resource.get('id')}"
+
+
 def conformance_resources(
-    source: ProfileIndex | str | Path, canonical_base: str | None = None
+    source: ProfileIndex | str | Path,
+    canonical_base: str | None = None,
+    *,
+    for_server: bool = False,
 ) -> list[dict[str, Any]]:
     """The conformance resources of a ProfileIndex (already rebased) or of a profiles/ folder
-    rebased to ``canonical_base``, in upload order."""
+    rebased to ``canonical_base``, in upload order; ``for_server`` leaves out
+    :data:`NOT_FOR_SERVERS`."""
     index = source if isinstance(source, ProfileIndex) else load_profiles(source, canonical_base)
     resources = [
         {k: v for k, v in doc.items() if not k.startswith("_")}
         for doc in index.resources
         if doc.get("resourceType") in _UPLOAD_ORDER
     ]
+    if for_server:
+        resources = [r for r in resources if _key(r) not in NOT_FOR_SERVERS]
     return sorted(resources, key=lambda r: (_UPLOAD_ORDER[r["resourceType"]], str(r.get("id"))))
 
 
 def upload_profiles(
     client: FhirClient, source: ProfileIndex | str | Path, canonical_base: str | None = None
 ) -> list[str]:
-    """PUT every profiles/ resource (``Type/id``) to the server; returns what was written."""
+    """PUT every profiles/ resource a validating server can use (``Type/id``) to the server;
+    returns what was written."""
     written = []
-    for resource in conformance_resources(source, canonical_base):
+    for resource in conformance_resources(source, canonical_base, for_server=True):
         client.post_conformance(resource)
-        written.append(f"{resource['resourceType']}/{resource['id']}")
+        written.append(_key(resource))
     return written
 
 
@@ -308,6 +332,7 @@ __all__ = [
     "Collaborators",
     "PullError",
     "Pusher",
+    "NOT_FOR_SERVERS",
     "Saved",
     "build",
     "configured_client",
