@@ -20,7 +20,7 @@ reads the environment (:class:`~fhir_iastm.config.Settings` does, once, at start
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
@@ -31,6 +31,7 @@ from fhir_iastm.config import Settings
 from fhir_iastm.errors import FhirConflictError, FhirServerError, InvalidRecordError, Issue
 from fhir_iastm.facade import resource_set, stored_resources
 from fhir_iastm.mapping import to_fhir
+from fhir_iastm.mapping.amend import amended_identifiers
 from fhir_iastm.mapping.settings import MappingSettings
 from fhir_iastm.profiles import ProfileIndex, load_profiles
 from fhir_iastm.records import check_record, record_hash
@@ -189,14 +190,40 @@ def configured_client(settings: Settings) -> FhirClient | None:
     return make_client(settings.fhir_base_url, settings.fhir_token)
 
 
-def make_pusher(client: FhirClient, settings: MappingSettings | None = None) -> Pusher:
-    """``push(record, last_pushed) -> PushOutcome`` bound to one client (the worker's ``push``)."""
+Earlier = Callable[[SessionRecord], Iterable[SessionRecord]]
+
+
+def make_pusher(
+    client: FhirClient, settings: MappingSettings | None = None, *, earlier: Earlier | None = None
+) -> Pusher:
+    """``push(record, last_pushed) -> PushOutcome`` bound to one client (the worker's ``push``).
+
+    ``earlier(record)``: the session's earlier record versions; an Observation whose value one
+    of them had otherwise is sent as ``amended`` (mapping/amend.py)."""
     settings = settings or MappingSettings()
 
     def push(record: SessionRecord, last_pushed: LastPushedView | None) -> PushOutcome:
-        return push_record(client, record, settings=settings, last_pushed=last_pushed)
+        bundle = None
+        if earlier is not None and record.record_version > 1:
+            amended = amended_identifiers(record, earlier(record), settings)
+            bundle = to_fhir(record, settings, amended=amended) if amended else None
+        return push_record(
+            client, record, settings=settings, last_pushed=last_pushed, bundle=bundle
+        )
 
     return push
+
+
+def stored_versions(store: Store) -> Earlier:
+    """``earlier`` for :func:`make_pusher`: the versions the store holds below the record's."""
+
+    def earlier(record: SessionRecord) -> Iterator[SessionRecord]:
+        for version in store.list_versions(record.session_id):
+            if version < record.record_version:
+                body = store.get_record(record.session_id, version).body
+                yield from_dict(SessionRecord, body)
+
+    return earlier
 
 
 def push_many(
@@ -209,13 +236,15 @@ def push_many(
     (unreachable, 5xx, auth) the remaining records are not attempted: they come back with it; a
     409 that outlasted the re-reads concerns that session only.
     """
-    push = make_pusher(client, settings)
+    seen: dict[str, list[SessionRecord]] = {}
+    push = make_pusher(client, settings, earlier=lambda r: seen.get(r.session_id, []))
     history: dict[str, PushOutcome] = {}
     failure: FhirServerError | None = None
     for record in records:
         if failure is None:
             try:
                 outcome = push(record, history.get(record.session_id))
+                seen.setdefault(record.session_id, []).append(record)
             except FhirConflictError as exc:  # contention on this session only: go on
                 yield record, exc
                 continue
@@ -247,7 +276,7 @@ def drain_outbox(
     lease: dict[str, Any] = {} if lease_seconds is None else {"lease_seconds": lease_seconds}
     return run_worker(
         store,
-        make_pusher(client, settings),
+        make_pusher(client, settings, earlier=stored_versions(store)),
         worker_id=worker_id,
         once=once,
         poll_interval=poll_interval,
@@ -345,6 +374,7 @@ __all__ = [
     "mapping_settings",
     "open_store",
     "profile_index",
+    "stored_versions",
     "pull",
     "push_many",
     "save_record",

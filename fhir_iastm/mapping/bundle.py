@@ -29,11 +29,19 @@ from fhir_iastm.mapping.settings import MappingSettings
 from fhir_iastm.records.model import SessionRecord
 
 
-def to_fhir(record: SessionRecord, settings: MappingSettings | None = None) -> Json:
+def to_fhir(
+    record: SessionRecord,
+    settings: MappingSettings | None = None,
+    *,
+    amended: frozenset[str] = frozenset(),
+) -> Json:
     """The transaction Bundle for one validated record (entries in the order parties, visit,
-    diagnoses, session; docs/push.md#one-transaction)."""
+    diagnoses, session; docs/push.md#one-transaction).
+
+    ``amended``: identifier values of Observations an earlier version had with another value
+    (``mapping.amend.amended_identifiers``); they are sent with status ``amended``."""
     settings = settings or MappingSettings()
-    ctx = MappingContext(record, settings, settings.record_hash or _hash(record))
+    ctx = MappingContext(record, settings, settings.record_hash or _hash(record), amended)
     r = record
     entries = [
         shared_entry(

@@ -62,11 +62,20 @@ class MappingContext:
         "record_hash",
         "settings",
         "statuses",
+        "amended",
         "_urls",
     )
 
-    def __init__(self, record: SessionRecord, settings: MappingSettings, record_hash: str) -> None:
+    def __init__(
+        self,
+        record: SessionRecord,
+        settings: MappingSettings,
+        record_hash: str,
+        amended: frozenset[str] = frozenset(),
+    ) -> None:
         self.record = record
+        #: identifier values of the Observations sent as ``amended`` (mapping/amend.py)
+        self.amended = amended
         self.settings = settings
         self.record_hash = record_hash
         self.base: str = settings.base

@@ -46,13 +46,17 @@ def _observation(
     value: Json,
 ) -> Json:
     """The elements every IASTM Observation shares, in R4 element order up to ``value[x]``."""
+    identifier = ctx.session_identifier(role)
+    status = ctx.statuses[2]
+    if status == "final" and identifier["value"] in ctx.amended:
+        status = "amended"
     return {
         "resourceType": "Observation",
         "meta": ctx.meta(profile),
         "extension": ctx.source_extensions() + own_ext,
-        "identifier": [ctx.session_identifier(role)],
+        "identifier": [identifier],
         "partOf": [reference(ctx.url(PROCEDURE))],
-        "status": ctx.statuses[2],
+        "status": status,
         "category": category,
         "code": code,
         "subject": reference(ctx.url(PATIENT)),

@@ -140,6 +140,36 @@ def _session_rules(v: _View) -> Iterator[Issue]:
         )
 
 
+#: A session longer than this is implausible for IASTM (a warning, W_LONG_SESSION).
+LONG_SESSION_HOURS = 3
+#: PSFS score = mean of the item scores, to this tolerance (E_SCORE_MISMATCH).
+PSFS_TOLERANCE = 0.05
+
+
+def _plausibility_rules(v: _View) -> Iterator[Issue]:
+    start, end = v.get("session.start"), v.get("session.end")
+    if start is not None and end is not None:
+        hours = (datetime.fromisoformat(end) - datetime.fromisoformat(start)).total_seconds() / 3600
+        if hours > LONG_SESSION_HOURS:
+            msg = f"the session lasts {hours:.1f} h (over {LONG_SESSION_HOURS} h): check the times"
+            yield make_issue("W_LONG_SESSION", "session.end", msg)
+    recorded = v.get("recorded_at")
+    completed = v.get("status") == "completed" and start is not None and recorded is not None
+    if completed and datetime.fromisoformat(recorded) < datetime.fromisoformat(start):
+        msg = "a completed session is recorded before it started (recorded_at < session.start)"
+        yield make_issue("W_RECORDED_BEFORE_START", "recorded_at", msg)
+    for _, path in v.items("outcome_measures"):
+        if v.get(f"{path}.instrument") != "PSFS":
+            continue
+        score, items = v.get(f"{path}.score"), v.get(f"{path}.items")
+        if score is None or not items:
+            continue
+        mean = sum(item["score"] for item in items) / len(items)
+        if abs(score - mean) > PSFS_TOLERANCE:
+            msg = f"PSFS score {score:g} is not the mean of its {len(items)} items ({mean:.2f})"
+            yield make_issue("E_SCORE_MISMATCH", f"{path}.score", msg)
+
+
 def _site_sides(v: _View) -> set[str] | None:
     """The lateralities of all treatment sites, None when any of them is unreadable."""
     sides = set()
@@ -255,6 +285,7 @@ _RULES = (
     _condition_rules,
     _key_rules,
     _reference_rules,
+    _plausibility_rules,
 )
 
 

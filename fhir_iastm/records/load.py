@@ -34,7 +34,11 @@ Error catalogue (code, FHIR IssueType, HTTP, when):
   clinical_status (R4 con-5).
 * ``E_DUPLICATE_SESSION`` duplicate 409 — batch: same session_id and version, other content.
 * ``E_STALE_VERSION`` conflict 409 — batch: same session_id with a lower record_version.
+* ``E_SCORE_MISMATCH`` invariant 422 — a PSFS score that is not the mean of its items (± 0.05).
 * ``W_PLAN_EXCEEDED`` business-rule (warning) — ``session_number`` > ``planned_sessions``.
+* ``W_RECORDED_BEFORE_START`` business-rule (warning) — a completed session recorded before it
+  started.
+* ``W_LONG_SESSION`` business-rule (warning) — a session over ``LONG_SESSION_HOURS`` (3 h).
 * ``W_IDEMPOTENT_REPEAT`` informational (information) 200 — batch: identical record repeated.
 """
 

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from fhir_iastm.validation.bindings import BUILTIN_VALUE_SETS
-from fhir_iastm.validation.context import Ctx
+from fhir_iastm.validation.context import ValidationContext
 
 _VS = "http://hl7.org/fhir/ValueSet/"
 
@@ -113,7 +113,7 @@ def _codes(value: Any) -> list[str] | None:
     return None
 
 
-def check_base_bindings(resource: dict[str, Any], ctx: Ctx) -> None:
+def check_base_bindings(resource: dict[str, Any], ctx: ValidationContext) -> None:
     """An error for each value of a base required-bound element that is not in its ValueSet."""
     resource_type = str(resource.get("resourceType"))
     for path, url in required_bindings(resource_type).items():

@@ -21,6 +21,14 @@ G1, G2, G3, G4, G5, G6, G7, G8 = (f"good-0{i}" for i in range(1, 9))
 Row = tuple[str, dict[str, Any], list[str]]  # example, edits, ["CODE /json/pointer", ...]
 
 
+OM0 = "/outcome_measures/0/score"
+
+
+def _psfs(score: float, items: list[int]) -> dict[str, Any]:
+    activities = [{"activity": f"task {i}", "score": x} for i, x in enumerate(items)]
+    return {"instrument": "PSFS", "score": score, "items": activities}
+
+
 def _case(base: str, edits: dict[str, Any], *want: str) -> Any:
     label = f"{base}:{','.join(edits)}={'+'.join(w.split()[0] for w in want) or 'ok'}"
     return pytest.param(base, edits, list(want), id=label[:120])
@@ -310,6 +318,12 @@ CROSS_FIELD = [
         },
     ),  # fmt: skip
     _case(G3, {"/conditions/0/laterality": "not-applicable"}),
+    # plausibility (issue 10 #14): PSFS = mean of its items; recorded before start; long sessions
+    _case(G1, {"/outcome_measures": [_psfs(9, [2, 3])]}, f"E_SCORE_MISMATCH {OM0}"),
+    _case(G1, {"/outcome_measures": [_psfs(2.5, [2, 3])]}),
+    _case(G1, {"/outcome_measures": [_psfs(2.33, [2, 2, 3])]}),
+    _case(G1, {"/outcome_measures": [_psfs(2.4, [2, 2, 3])]}, f"E_SCORE_MISMATCH {OM0}"),
+    _case(G1, {"/outcome_measures": [{"instrument": "PSFS", "score": 9}]}),
     # laterality from the ICD-10-CM table: every sided code, not four patterns (issue 10 #1)
     *(
         _case(
@@ -461,6 +475,8 @@ def test_every_catalogue_code_is_exercised() -> None:
         "E_STALE_VERSION",
         "W_IDEMPOTENT_REPEAT",
         "W_PLAN_EXCEEDED",
+        "W_RECORDED_BEFORE_START",  # test_plausibility_warnings
+        "W_LONG_SESSION",
     }
     assert set(CATALOGUE) - used - batch_only == {"E_UNKNOWN_FIELD"}  # in test_records.py
 
@@ -496,3 +512,21 @@ def test_snomed_pairs_come_from_the_terminology_file() -> None:
     assert snomed_for_icd("S76.312D") == "481000119104"
     assert snomed_for_icd("S76.302D") is None
     assert snomed_for_icd("T84.84XD") is None
+
+
+@pytest.mark.parametrize(
+    ("edits", "warnings"),
+    [
+        ({"/recorded_at": "2025-03-04T08:59:59-06:00"},
+         [("W_RECORDED_BEFORE_START", "recorded_at")]),
+        ({"/recorded_at": "2025-03-04T09:00:00-06:00"}, []),
+        ({"/session/end": "2025-03-04T19:00:00-06:00", "/session/duration_min": 600},
+         [("W_LONG_SESSION", "session.end")]),
+        ({"/session/end": "2025-03-04T12:00:00-06:00", "/session/duration_min": 180}, []),
+    ],
+)  # fmt: skip
+def test_plausibility_warnings(edits: dict[str, Any], warnings: list[tuple[str, str]]) -> None:
+    """Issue 10 #14: accepted (no error), with a warning in the OperationOutcome."""
+    _, issues = check_record(with_changes(example(G1), edits))
+    assert not [i for i in issues if i.is_error]
+    assert sorted((i.details, i.expression) for i in issues if i.severity == "warning") == warnings
