@@ -34,7 +34,8 @@ def _rich_record() -> dict[str, Any]:
         address={"line": ["1 Main St"], "city": "Salem", "state": "IL", "postal_code": "62701"},
     )
     data["outcome_measures"].append(
-        {"instrument": "PSFS", "score": 4.5, "items": [{"activity": "gripping", "score": 4}]}
+        {"instrument": "PSFS", "score": 4.5, "items": [{"activity": "gripping", "score": 4},
+                                                       {"activity": "lifting", "score": 5}]}
     )
     return data
 
