@@ -143,6 +143,8 @@ def mapping_settings(settings: Settings | None = None) -> MappingSettings:
         canonical_base=settings.canonical_base,
         include_cpt=settings.include_cpt,
         claim_us_core=settings.claim_us_core,
+        performed_as_datetime=settings.performed_as_datetime,
+        strip_profiles=settings.strip_profiles,
     )
 
 

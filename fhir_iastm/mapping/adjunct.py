@@ -39,7 +39,7 @@ def to_adjunct(ctx: MappingContext, a: AdjunctTherapy) -> Json:
             "code": codeable(_codings(ctx, a.type), a.text),
             "subject": reference(ctx.url(PATIENT)),
             "encounter": reference(ctx.url(ENCOUNTER)),
-            "performedPeriod": performed(ctx),
+            **performed(ctx),
             "performer": performers(ctx),
             "reasonReference": reasons(ctx),
         }

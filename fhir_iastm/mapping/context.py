@@ -106,9 +106,11 @@ class MappingContext:
         value = ids.session_resource_value(self.record.session_id, role)
         return identifier(self.sid("iastm-session-resource"), value)
 
-    def meta(self, profile: str) -> Json:
+    def meta(self, profile: str) -> Json | None:
         """``meta.profile``: our profile, plus US Core's only when claimed
-        (docs/decisions.md#d1)."""
+        (docs/decisions.md#d1); none with the ``strip_profiles`` receiver option."""
+        if self.settings.strip_profiles:
+            return None
         profiles = [ids.sd(self.base, profile)]
         if self.settings.claim_us_core and profile in US_CORE_PROFILE:
             profiles.append(US_CORE_PROFILE[profile])

@@ -218,6 +218,9 @@ ELEMENTS: tuple[Element, ...] = (
     E("procedure", "performedPeriod.start", ("session.start",), reverse="session.start"),
     E("procedure", "performedPeriod.end", ("session.end",), reverse="session.end",
       invariants=("iastm-proc-1", "iastm-proc-9", "us-core-7")),
+    E("procedure", "performedDateTime", ("session.start",),
+      reverse="not read back: session.start and end from the Encounter (receiver option "
+              "performed_as_datetime)", invariants=("iastm-proc-9", "us-core-7")),
     E("procedure", "performer", ("therapist", "clinic"), reverse=_REF),
     E("procedure", "reasonReference", ("conditions",), reverse="the conditions, in this order",
       invariants=("iastm-proc-7",)),
@@ -284,6 +287,9 @@ ELEMENTS: tuple[Element, ...] = (
     E("adjunct", "performedPeriod.end", ("session.end",),
       reverse="not read back (copied from the session)",
       invariants=("iastm-proc-1", "iastm-proc-9", "us-core-7")),
+    E("adjunct", "performedDateTime", ("session.start",),
+      reverse="not read back (receiver option performed_as_datetime)",
+      invariants=("iastm-proc-9", "us-core-7")),
     E("adjunct", "performer", ("therapist", "clinic"), reverse=_REF),
     E("adjunct", "reasonReference", ("conditions",), reverse=_REF, invariants=("iastm-proc-7",)),
     # pain

@@ -48,7 +48,7 @@ def to_procedure(ctx: MappingContext) -> Json:
             "code": codeable(_procedure_codings(ctx), _procedure_text(ctx)),
             "subject": reference(ctx.url(PATIENT)),
             "encounter": reference(ctx.url(ENCOUNTER)),
-            "performedPeriod": performed(ctx),
+            **performed(ctx),
             "performer": performers(ctx),
             "reasonReference": reasons(ctx),
             "bodySite": [body_site(ctx, s) for s in r.treatment_sites],
@@ -94,11 +94,16 @@ def _procedure_text(ctx: MappingContext) -> str:
     return f"Instrument-assisted soft tissue mobilization ({brand})"
 
 
-def performed(ctx: MappingContext) -> Json | None:
+def performed(ctx: MappingContext) -> Json:
     """performedPeriod for completed / entered-in-error; none for not-done
-    (docs/decisions.md#statuses, us-core-7)."""
+    (docs/decisions.md#statuses, us-core-7). With the ``performed_as_datetime`` receiver option,
+    ``performedDateTime`` = the visit start (the visit's period stays on the Encounter)."""
     s = ctx.record.session
-    return None if ctx.record.status == "cancelled" else period(s.start, s.end)
+    if ctx.record.status == "cancelled":
+        return {}
+    if ctx.settings.performed_as_datetime:
+        return {"performedDateTime": s.start}
+    return {"performedPeriod": period(s.start, s.end)}
 
 
 def performers(ctx: MappingContext) -> list[Json]:

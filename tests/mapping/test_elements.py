@@ -22,7 +22,11 @@ from tests.mapping.support import EXAMPLES, GOOD
 
 ROOT = Path(__file__).parents[2]
 GOLDEN = sorted((ROOT / "tests/data/golden").glob("*.bundle.json"))
-SETTINGS = (MappingSettings(), MappingSettings(include_cpt=True, claim_us_core=True))
+SETTINGS = (
+    MappingSettings(),
+    MappingSettings(include_cpt=True, claim_us_core=True),
+    MappingSettings(performed_as_datetime=True, strip_profiles=True),
+)
 
 
 def _rich_record() -> dict[str, Any]:
