@@ -451,7 +451,24 @@ def valid_records(draw: st.DrawFn, *, fractions: bool = True) -> dict[str, Any]:
         record["last_modified"] = draw(_instant(last, 600, 6000, fractions))[1]
     if draw(_bools):
         record["billing"] = {"cpt_lines": [{"code": "97140", "units": draw(st.integers(1, 4))}]}
+    if draw(_bools):
+        _version_2(draw, record)
     return record
+
+
+def _version_2(draw: st.DrawFn, record: dict[str, Any]) -> None:
+    """Make ``record`` a schema 2.0 record when its IASTM minutes can fit in the visit."""
+    session = record["session"]
+    if record["status"] == "completed":
+        span = datetime.fromisoformat(session["end"]) - datetime.fromisoformat(session["start"])
+        adjuncts = sum(a["minutes"] for a in record.get("adjunct_therapies", []))
+        room = int(span.total_seconds() // 60) - adjuncts
+        if room < 1:
+            return
+        session["iastm_minutes"] = draw(st.integers(1, room))
+    record["schema_version"] = "2.0"
+    if draw(_bools):
+        record["visit_kind"] = draw(st.sampled_from(["evaluation", "re-evaluation", "treatment"]))
 
 
 __all__ = ["DELETE", "EXAMPLES", "example", "pointer_to_path", "valid_records", "with_changes"]

@@ -14,8 +14,8 @@ from fhir_iastm.mapping import ids
 from fhir_iastm.mapping.adjunct import from_adjunct
 from fhir_iastm.mapping.codes import reverse_table, tables, unmapped
 from fhir_iastm.mapping.condition import from_condition
-from fhir_iastm.mapping.datatypes import Json, code_in, identifier_value, prune
-from fhir_iastm.mapping.encounter import primary_references
+from fhir_iastm.mapping.datatypes import Json, code_in, ext_value, identifier_value, prune
+from fhir_iastm.mapping.encounter import primary_references, visit_kind
 from fhir_iastm.mapping.index import Index
 from fhir_iastm.mapping.observation import from_prom, from_rom, pain_value, read_timing
 from fhir_iastm.mapping.parties import from_organization, from_patient, from_practitioner
@@ -69,12 +69,15 @@ def _record_dict(index: Index, base: str) -> Json:
     out = from_procedure(proc, base)
     eie = out["status"] == "entered-in-error"
     live = [(role, r) for role, r in owned.items() if eie or r.get("status") != "entered-in-error"]
-    period = proc.get("performedPeriod") or (encounter or {}).get("period") or {}
+    # the visit's time is the Encounter's (a 2.0 Procedure has its own part of it)
+    period = (encounter or {}).get("period") or proc.get("performedPeriod") or {}
     out["session"] = {
         "start": period.get("start"),
         "end": period.get("end"),
+        "duration_min": ((encounter or {}).get("length") or {}).get("value"),
         **out.get("session", {}),
     }
+    out["visit_kind"] = visit_kind(encounter, base)
     out.update(_parties(index, proc, encounter, base))
     out["conditions"], out["recorded_at"] = _conditions(index, proc, encounter, owned, base)
     out.update(_observations(live, base))
@@ -83,7 +86,8 @@ def _record_dict(index: Index, base: str) -> Json:
         for role, r in live
         if role.startswith("adjunct/") and r.get("resourceType") == "Procedure"
     ]
-    return prune({"schema_version": "1.0", "session_id": session_id, **out})
+    version = ext_value(proc, f"{base}/StructureDefinition/source-schema-version", "String")
+    return prune({"schema_version": version or "1.0", "session_id": session_id, **out})
 
 
 def session_procedure(index: Index, base: str) -> Json:

@@ -152,9 +152,12 @@ def check_snomed(value: str) -> None:
 
 
 def check_schema_version(value: str) -> None:
-    """Only schema_version 1.0 is supported (E_SCHEMA_VERSION)."""
+    """schema_version 1.0 or 2.0 (E_SCHEMA_VERSION)."""
     if value not in SCHEMA_VERSIONS:
-        raise err("E_SCHEMA_VERSION", f"schema_version {value!r:.20} is not supported; use 1.0")
+        supported = " or ".join(SCHEMA_VERSIONS)
+        raise err(
+            "E_SCHEMA_VERSION", f"schema_version {value!r:.20} is not supported; use {supported}"
+        )
 
 
 #: Score bounds per instrument (docs/validation.md#record-validation); LEFS also must be an integer.

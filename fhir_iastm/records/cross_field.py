@@ -22,11 +22,14 @@ from fhir_iastm.records.vocab import SNOMED_BY_ICD_PREFIX
 
 #: What a cancelled session must not carry (docs/decisions.md#d21).
 _NOT_WHEN_CANCELLED = (
-    "session.end", "session.duration_min", "instruments", "adjunct_therapies", "pain", "rom",
-    "outcome_measures", "adverse_effects",
+    "session.end", "session.duration_min", "session.iastm_minutes", "instruments",
+    "adjunct_therapies", "pain", "rom", "outcome_measures", "adverse_effects",
 )  # fmt: skip
 
 _ROM_KEY = ("joint", "motion", "laterality", "mode", "timing")
+
+#: Fields of record contract 2.0 (docs/clinical.md#record-contract-version-2).
+V2_FIELDS = ("visit_kind", "session.iastm_minutes")
 
 
 def snomed_for_icd(code: str) -> str | None:
@@ -106,6 +109,33 @@ def _status_rules(v: _View) -> Iterator[Issue]:
                 yield make_issue(
                     "E_STATUS_CONFLICT", path, f"a cancelled session carries no {path}"
                 )
+
+
+def _version_rules(v: _View) -> Iterator[Issue]:
+    """2.0 fields need schema_version 2.0; a completed 2.0 session states its IASTM minutes,
+    which with the adjuncts' minutes fit in the visit."""
+    version = v.get("schema_version")
+    if version == "1.0":
+        for path in V2_FIELDS:
+            if v.raw(path) is not None:
+                msg = f"{path} is a field of schema_version 2.0 (this record says 1.0)"
+                yield make_issue("E_SCHEMA_VERSION", path, msg)
+    if version != "2.0" or v.get("status") != "completed":
+        return
+    session = v.get("session", whole=False)
+    minutes = v.get("session.iastm_minutes")
+    if isinstance(session, Mapping) and v.raw("session.iastm_minutes") is None:
+        msg = "session.iastm_minutes is required for a completed session (schema_version 2.0)"
+        yield make_issue("E_REQUIRED", "session.iastm_minutes", msg)
+    start, end = v.get("session.start"), v.get("session.end")
+    adjuncts = [v.get(f"{p}.minutes") for _, p in v.items("adjunct_therapies")]
+    if minutes is None or start is None or end is None or None in adjuncts:
+        return
+    visit = (datetime.fromisoformat(end) - datetime.fromisoformat(start)).total_seconds() / 60
+    total = minutes + sum(adjuncts)
+    if visit > 0 and total > visit:
+        msg = f"IASTM {minutes} + adjunct {total - minutes} min exceed the {visit:g}-min visit"
+        yield make_issue("E_DURATION_MISMATCH", "session.iastm_minutes", msg)
 
 
 def _technique_rules(v: _View) -> Iterator[Issue]:
@@ -279,6 +309,7 @@ def _reference_rules(v: _View) -> Iterator[Issue]:
 
 
 _RULES = (
+    _version_rules,
     _status_rules,
     _technique_rules,
     _session_rules,

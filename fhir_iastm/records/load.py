@@ -9,7 +9,8 @@ the record (``treatment_sites[0].laterality``; ``None`` = the record as a whole)
 
 Error catalogue (code, FHIR IssueType, HTTP, when):
 
-* ``E_SCHEMA_VERSION`` not-supported 422 — ``schema_version`` is not ``"1.0"``.
+* ``E_SCHEMA_VERSION`` not-supported 422 — ``schema_version`` is not ``"1.0"`` or ``"2.0"``, or
+  a 1.0 record carries a 2.0 field.
 * ``E_REQUIRED`` required 422 — missing, null, blank or empty array; also the conditional
   requirements (status_reason, session.end, pain.pre, technique.text, clinical_status).
 * ``E_TYPE`` value 422 — wrong JSON type (pain ``"7"``, ``6.5``, ``true``); record not an object.

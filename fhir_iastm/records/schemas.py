@@ -58,6 +58,7 @@ from fhir_iastm.records.vocab import (
     TECHNIQUES,
     TIMINGS,
     VERIFICATION_STATUSES,
+    VISIT_KINDS,
 )
 
 
@@ -97,7 +98,7 @@ class _Base(Schema):
 
     error_messages = {
         "type": "E_TYPE|expected a JSON object",
-        "unknown": "E_UNKNOWN_FIELD|field is not part of the record contract (schema_version 1.0)",
+        "unknown": "E_UNKNOWN_FIELD|field is not part of the record contract",
     }
     target: type = dict
 
@@ -164,6 +165,7 @@ class SessionSchema(_Base):
     session_number = Int(required=True, minimum=1, range_code="E_FORMAT", what="session_number")
     planned_sessions = Int(minimum=1, range_code="E_FORMAT", what="planned_sessions")
     plan_of_care_id = _short("plan_of_care_id", required=False)
+    iastm_minutes = Int(minimum=1, maximum=1440, range_code="E_FORMAT", what="iastm_minutes")
 
 
 class TechniqueSchema(_Base):
@@ -326,6 +328,7 @@ class SessionRecordSchema(_Base):
     adverse_effects = _list(AdverseEffectSchema, "adverse_effects")
     adjunct_therapies = _list(AdjunctTherapySchema, "adjunct_therapies")
     billing = _nested(BillingSchema, required=False, what="billing")
+    visit_kind = Code(VISIT_KINDS, required=False, what="visit_kind")
 
 
 RECORD_SCHEMA = SessionRecordSchema()

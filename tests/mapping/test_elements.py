@@ -44,13 +44,21 @@ def _rich_record() -> dict[str, Any]:
     return data
 
 
+def _v2_record() -> dict[str, Any]:
+    """good-01 as a schema 2.0 record: visit kind, IASTM minutes."""
+    data = json.loads((EXAMPLES / f"{GOOD[0]}.json").read_text("utf-8"))
+    data.update(schema_version="2.0", visit_kind="treatment")
+    data["session"]["iastm_minutes"] = 15
+    return data
+
+
 def corpus() -> Iterator[tuple[str, dict[str, Any]]]:
     """(case, resource) for every resource of the golden Bundles and of the mapped examples."""
     for path in GOLDEN:
         for entry in json.loads(path.read_text("utf-8"))["entry"]:
             yield path.name, entry["resource"]
     records = [json.loads((EXAMPLES / f"{g}.json").read_text("utf-8")) for g in GOOD]
-    for i, data in enumerate([*records, _rich_record()]):
+    for i, data in enumerate([*records, _rich_record(), _v2_record()]):
         for settings in SETTINGS:
             for entry in to_fhir(load_record(data), settings)["entry"]:
                 yield f"record {i}", entry["resource"]

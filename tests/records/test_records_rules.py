@@ -187,7 +187,26 @@ RANGES = [
 ]
 
 CODES = [
-    _case(G1, {"/schema_version": "2.0"}, "E_SCHEMA_VERSION /schema_version"),
+    _case(G1, {"/schema_version": "3.0"}, "E_SCHEMA_VERSION /schema_version"),
+    # record contract 2.0 (issue 10 #4, #13)
+    _case(G1, {"/schema_version": "2.0"}, "E_REQUIRED /session/iastm_minutes"),
+    _case(G1, {"/schema_version": "2.0", "/session/iastm_minutes": 20}),
+    _case(G1, {"/schema_version": "2.0", "/session/iastm_minutes": 20, "/visit_kind": "evaluation"}),
+    _case(G1, {"/visit_kind": "treatment"}, "E_SCHEMA_VERSION /visit_kind"),
+    _case(G1, {"/session/iastm_minutes": 20}, "E_SCHEMA_VERSION /session/iastm_minutes"),
+    _case(
+        G1,
+        {"/schema_version": "2.0", "/session/iastm_minutes": 39},
+        "E_DURATION_MISMATCH /session/iastm_minutes",
+    ),
+    _case(
+        G1,
+        {"/schema_version": "2.0", "/session/iastm_minutes": 20, "/visit_kind": "follow-up"},
+        "E_CODE_UNKNOWN /visit_kind",
+    ),
+    _case(
+        G1, {"/schema_version": "2.0", "/session/iastm_minutes": 0}, "E_FORMAT /session/iastm_minutes"
+    ),
     _case(G1, {"/schema_version": 1.0}, "E_TYPE /schema_version"),
     _case(G1, {"/status": "done"}, "E_CODE_UNKNOWN /status"),
     _case(G1, {"/patient/gender": "M"}, "E_CODE_UNKNOWN /patient/gender"),
