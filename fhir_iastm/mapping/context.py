@@ -23,6 +23,7 @@ US_CORE_PROFILE = {
     "iastm-pain-observation": US_CORE + "us-core-observation-screening-assessment",
     "iastm-rom-observation": US_CORE + "us-core-observation-clinical-result",
     "iastm-prom-observation": US_CORE + "us-core-observation-screening-assessment",
+    "iastm-effect-observation": US_CORE + "us-core-observation-clinical-result",
 }
 
 # Roles: the suffix of fullUrl seeds and of iastm-session-resource identifier values

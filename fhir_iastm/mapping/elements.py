@@ -93,6 +93,10 @@ KINDS: tuple[Kind, ...] = (
     Kind("prom", "Observation", "iastm-prom-observation", r"obs/prom/(?P<inst>.+)$",
          "outcome_measures[]", "outcome_measures.where(instrument='{inst}')",
          "Observation (outcome measure)"),
+    Kind("effect", "Observation", "iastm-effect-observation",
+         r"obs/effect/(?P<type>[a-z]+)(?:/(?P<site>.+))?$", "adverse_effects[]",
+         "adverse_effects.where(type='{type}')",
+         "Observation (an expected mild effect, docs/clinical.md#expected-effects)"),
 )
 # fmt: on
 
@@ -359,6 +363,29 @@ ELEMENTS: tuple[Element, ...] = (
     E("prom", "component", ("outcome_measures[].items[]",), "fixed.psfs_item",
       "items: activity from code.text, score from valueQuantity", ("component",)),
     E("prom", "effectiveDateTime", ("session.start",), reverse="not read back (session time)"),
+    # effect (expected mild adverse effects)
+    E("effect", "meta.profile", reverse=_PROFILE),
+    E("effect", "extension:source-record-version", ("record_version",), reverse=_VERSION),
+    E("effect", "extension:source-record-hash", ("record_version",), reverse=_HASH),
+    E("effect", "identifier:iastm-session-resource", ("session_id",), reverse=_KEY),
+    E("effect", "subject", ("patient",), reverse=_REF),
+    E("effect", "encounter", ("session",), reverse=_REF),
+    E("effect", "status", ("status",), reverse="status via docs/decisions.md#statuses"),
+    E("effect", "category", table="fixed.category_exam", reverse="not read back (constant)"),
+    E("effect", "partOf", reverse="links it to the session (docs/decisions.md#d11)"),
+    E("effect", "performer", ("therapist",), reverse=_REF),
+    E("effect", "code", ("adverse_effects[].type",), "adverse_effect",
+      "type; the finding makes it an expected effect (expected: true)"),
+    E("effect", "code.text", ("adverse_effects[].type",), reverse="not read back (words)"),
+    E("effect", "valueCodeableConcept", ("adverse_effects[].severity",), "adverse_severity",
+      "severity (mild)"),
+    E("effect", "bodySite", ("adverse_effects[].site_index",), "body_site_local",
+      "site_index: the Procedure bodySite equal to this one"),
+    E("effect", "bodySite.extension:mcode-laterality-qualifier", ("adverse_effects[].site_index",),
+      "laterality", "part of the site"),
+    E("effect", "bodySite.extension:mcode-body-location-qualifier",
+      ("adverse_effects[].site_index",), "body_location_qualifier", "part of the site"),
+    E("effect", "effectiveDateTime", ("session.end",), reverse="not read back (session time)"),
 )
 # fmt: on
 KIND_BY_NAME: dict[str, Kind] = {k.name: k for k in KINDS}

@@ -35,7 +35,7 @@ from fhir_iastm.records.model import OutcomeMeasure, RangeOfMotion
 PAIN_TEXT = "Pain severity 0-10 numeric rating (NRS-11)"
 
 
-def _observation(
+def observation_base(
     ctx: MappingContext,
     profile: str,
     role: str,
@@ -43,7 +43,7 @@ def _observation(
     category: list[Json],
     code: Json,
     effective: str | None,
-    value: Json,
+    value: Json | None,
 ) -> Json:
     """The elements every IASTM Observation shares, in R4 element order up to ``value[x]``."""
     identifier = ctx.session_identifier(role)
@@ -81,7 +81,7 @@ def to_pain(ctx: MappingContext, timing: str, score: int) -> Json:
     """Pain NRS (docs/mapping.md#pain): survey category, LOINC 72514-3, valueQuantity {score}."""
     codes = ctx.codes
     return prune(
-        _observation(
+        observation_base(
             ctx,
             "iastm-pain-observation",
             pain_role(timing),
@@ -103,7 +103,7 @@ def to_rom(ctx: MappingContext, rom: RangeOfMotion) -> Json:
         raise unmapped("rom_mode", rom.mode)
     lat = laterality_extension(ctx, rom.laterality)
     joint = codes["rom_joint"].coding(rom.joint)
-    resource = _observation(
+    resource = observation_base(
         ctx,
         "iastm-rom-observation",
         rom_role(rom.key),
@@ -125,7 +125,7 @@ def to_prom(ctx: MappingContext, measure: OutcomeMeasure) -> Json:
     {score}."""
     codes = ctx.codes
     score_unit = codes["ucum"].coding("{score}")
-    resource = _observation(
+    resource = observation_base(
         ctx,
         "iastm-prom-observation",
         prom_role(measure.instrument),
@@ -162,6 +162,9 @@ def to_observations(ctx: MappingContext) -> list[Json]:
         ]
     out += [to_rom(ctx, rom) for rom in r.rom]
     out += [to_prom(ctx, m) for m in r.outcome_measures]
+    from fhir_iastm.mapping.effect import is_expected_finding, to_effect  # effect imports us
+
+    out += [to_effect(ctx, e) for e in r.adverse_effects if is_expected_finding(e)]
     return out
 
 

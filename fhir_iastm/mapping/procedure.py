@@ -54,7 +54,9 @@ def to_procedure(ctx: MappingContext) -> Json:
             "performer": performers(ctx),
             "reasonReference": reasons(ctx),
             "bodySite": [body_site(ctx, s) for s in r.treatment_sites],
-            "complication": [_complication(ctx, a) for a in r.adverse_effects],
+            "complication": [
+                _complication(ctx, a) for a in r.adverse_effects if not is_expected_finding(a)
+            ],
             "note": [{"text": r.notes}] if r.notes else [],
             "usedCode": [codeable([ctx.codes["instrument"].coding(i.code)]) for i in r.instruments],
         }
@@ -158,6 +160,13 @@ def body_site(ctx: MappingContext, site: TreatmentSite) -> Json:
     return codeable(
         [local, codes["body_site_snomed"].coding(site.site)], text, extensions(lat, loc)
     )
+
+
+def is_expected_finding(effect: AdverseEffect) -> bool:
+    """An expected mild effect is a finding (an Observation, mapping/effect.py); anything
+    unexpected (or not said to be expected) or at least moderate is a complication
+    (docs/clinical.md#expected-effects)."""
+    return effect.expected is True and effect.severity == "mild"
 
 
 def _complication(ctx: MappingContext, effect: AdverseEffect) -> Json:

@@ -15,6 +15,7 @@ from fhir_iastm.mapping.adjunct import from_adjunct
 from fhir_iastm.mapping.codes import reverse_table, tables, unmapped
 from fhir_iastm.mapping.condition import from_condition
 from fhir_iastm.mapping.datatypes import Json, code_in, ext_value, identifier_value, prune
+from fhir_iastm.mapping.effect import from_effect, is_effect_observation
 from fhir_iastm.mapping.encounter import primary_references, visit_kind
 from fhir_iastm.mapping.index import Index
 from fhir_iastm.mapping.observation import from_prom, from_rom, pain_value, read_timing
@@ -80,7 +81,10 @@ def _record_dict(index: Index, base: str) -> Json:
     out["visit_kind"] = visit_kind(encounter, base)
     out.update(_parties(index, proc, encounter, base))
     out["conditions"], out["recorded_at"] = _conditions(index, proc, encounter, owned, base)
-    out.update(_observations(live, base))
+    observed = _observations(live, base, out.get("treatment_sites") or [])
+    findings = observed.pop("findings")
+    out.update(observed)
+    out["adverse_effects"] = [*out.get("adverse_effects", []), *findings]
     out["adjunct_therapies"] = [
         from_adjunct(r, base, "Procedure")
         for role, r in live
@@ -171,11 +175,12 @@ def _conditions(
     return conditions, recorded
 
 
-def _observations(live: list[tuple[str, Json]], base: str) -> Json:
+def _observations(live: list[tuple[str, Json]], base: str, sites: list[Json]) -> Json:
     """pain / rom / outcome_measures from the session's Observations, classified by code."""
     pain: Json = {}
     rom: list[Json] = []
     proms: list[Json] = []
+    findings: list[Json] = []
     obs_system = tables(base)["prom_code"]["LEFS"][0]["system"]
     rom_codes, prom_codes = reverse_table(base, "rom_code"), reverse_table(base, "prom_code")
     for _role, r in live:
@@ -203,12 +208,15 @@ def _observations(live: list[tuple[str, Json]], base: str) -> Json:
             rom.append(from_rom(r, base, "Observation", rom_codes[(obs_system, local)]))
         elif (obs_system, local) in prom_codes:
             proms.append(from_prom(r, prom_codes[(obs_system, local)]))
+        elif is_effect_observation(r, base):
+            findings.append(from_effect(r, base, "Observation", sites))
         else:
             raise unmapped("observation code", local or code.get("text"), "Observation.code")
     return {
         "pain": {"scale": "NRS-11", **pain} if pain else None,
         "rom": rom,
         "outcome_measures": proms,
+        "findings": findings,
     }
 
 

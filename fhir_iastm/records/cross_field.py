@@ -295,6 +295,9 @@ def _key_rules(v: _View) -> Iterator[Issue]:
         v, "outcome_measures", ("instrument",), lambda p: f"{p}.instrument", "instrument"
     )
     yield from _duplicates(v, "adjunct_therapies", ("type",), lambda p: f"{p}.type", "adjunct type")
+    yield from _duplicates(
+        v, "adverse_effects", ("type", "site_index"), str, "adverse effect (type, site)"
+    )
 
 
 def _reference_rules(v: _View) -> Iterator[Issue]:

@@ -37,6 +37,10 @@ def _rich_record() -> dict[str, Any]:
         email="patient@example.org",
         address={"line": ["1 Main St"], "city": "Salem", "state": "IL", "postal_code": "62701"},
     )
+    # an expected but moderate effect stays a complication (with its expected flag)
+    data["adverse_effects"] = [
+        {"type": "bruising", "severity": "moderate", "site_index": 0, "expected": True}
+    ]
     data["outcome_measures"].append(
         {"instrument": "PSFS", "score": 4.5, "items": [{"activity": "gripping", "score": 4},
                                                        {"activity": "lifting", "score": 5}]}
@@ -171,8 +175,8 @@ def _by_role(bundle: dict[str, Any], role: str) -> dict[str, Any]:
         ("/procedure", "Procedure.bodySite[0]", None, "treatment_sites[0]"),
         ("/procedure", "Procedure.bodySite[0].extension[0].valueCodeableConcept", None,
          "treatment_sites[0].laterality"),
-        ("/procedure", "Procedure.complication[1].extension[0]", None,
-         "adverse_effects[1].severity"),
+        ("/obs/effect/petechiae/plantar-fascia-right", "Observation.valueCodeableConcept", None,
+         "adverse_effects.where(type='petechiae').severity"),
         ("/procedure", "Procedure", "iastm-proc-8", "adverse_effects"),
         ("/procedure", "Procedure", "card:Procedure.subject", "patient"),
         ("/procedure", "Procedure", "slice:Procedure.extension:session-number",

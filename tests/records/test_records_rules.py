@@ -343,6 +343,13 @@ CROSS_FIELD = [
     _case(G1, {"/outcome_measures": [_psfs(2.33, [2, 2, 3])]}),
     _case(G1, {"/outcome_measures": [_psfs(2.4, [2, 2, 3])]}, f"E_SCORE_MISMATCH {OM0}"),
     _case(G1, {"/outcome_measures": [{"instrument": "PSFS", "score": 9}]}),
+    # one finding per (type, site): the effect Observation's key (issue 10 #6)
+    _case(
+        G3,
+        {"/adverse_effects/1/type": "bruising"},
+        "E_DUPLICATE_KEY /adverse_effects/1",
+    ),
+    _case(G3, {"/adverse_effects/1/type": "bruising", "/adverse_effects/1/site_index": DELETE}),
     # laterality from the ICD-10-CM table: every sided code, not four patterns (issue 10 #1)
     *(
         _case(

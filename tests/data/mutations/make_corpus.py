@@ -42,10 +42,16 @@ _BUNDLES: dict[str, Json] = {}
 
 
 def bundle(example: str) -> Json:
-    """The mapped Bundle of ``tests/data/examples/<example>.json``."""
+    """The mapped Bundle of ``tests/data/examples/<example>.json``; ``<example>+moderate``: with
+    every adverse effect moderate (a complication; expected mild effects are findings)."""
     if example not in _BUNDLES:
-        record = load_record(json.loads((EXAMPLES / f"{example}.json").read_text()))
-        _BUNDLES[example] = to_fhir(record)
+        name, _, tweak = example.partition("+")
+        data = json.loads((EXAMPLES / f"{name}.json").read_text())
+        if tweak == "moderate":
+            data["adverse_effects"] = [
+                dict(a, severity="moderate") for a in data["adverse_effects"]
+            ]
+        _BUNDLES[example] = to_fhir(load_record(data))
     return _BUNDLES[example]
 
 
@@ -177,6 +183,7 @@ G1, G3, G4 = (
     "good-03-plantar-fasciitis-hawkgrips-bruising",
     "good-04-bilateral-patellar-tendinopathy-sastm",
 )  # noqa: E501
+G3M = G3 + "+moderate"
 G5, G6 = "good-05-hamstring-strain-gua-sha", "good-06-post-tka-tecnica-gavilan-rom-lefs"
 G7, G8 = "good-07-entered-in-error", "good-08-cancelled-post-tha"
 PROC, ADJ = "procedure", "adjunct/stretching"
@@ -211,6 +218,7 @@ RP, PP, OP, CP = (
     "iastm-condition",
 )  # noqa: E501
 RO, MO = "iastm-rom-observation", "iastm-prom-observation"
+EO, EFFECT = "iastm-effect-observation", "obs/effect/bruising/plantar-fascia-right"
 PAIN = "obs/pain-post"
 COND1, COND3, COND5, COND6Z = (
     "condition/DX-100245-01",
@@ -257,10 +265,10 @@ MUTATIONS: list[tuple[str, str, str, str, str, Mutate, Json, list[Json]]] = [
      []),
     ("proc-7-no-reason", G3, PROC, RP, "completed without reasonReference",
      remover("reasonReference"), E("error", "Procedure", "iastm-proc-7"), []),
-    ("proc-8-complication-no-severity", G3, PROC, RP, "adverse effect without severity",
+    ("proc-8-complication-no-severity", G3M, PROC, RP, "adverse effect without severity",
      drop_ext(SEV, ("complication", 0)), E("error", "Procedure", "iastm-proc-8"),
      [E("error", "Procedure.complication[0]", "slice:Procedure.complication.extension:severity")]),
-    ("proc-8-complication-two-severities", G3, PROC, RP, "adverse effect with two severities",
+    ("proc-8-complication-two-severities", G3M, PROC, RP, "adverse effect with two severities",
      dup_ext(SEV, ("complication", 0)), E("error", "Procedure", "iastm-proc-8"),
      [E("error", "Procedure.complication[0]", "slice:Procedure.complication.extension:severity")]),
     ("proc-9-performed-datetime", G3, PROC, RP, "completed with performedDateTime, no Period",
@@ -325,14 +333,14 @@ MUTATIONS: list[tuple[str, str, str, str, str, Mutate, Json, list[Json]]] = [
     ("proc-used-code-not-in-vs", G3, PROC, RP, "usedCode coded in SNOMED",
      setter(("usedCode", 0), cc(SCT, "706172005")),
      E("error", "Procedure.usedCode[0]", "binding:Procedure.usedCode"), []),
-    ("proc-complication-not-in-vs", G3, PROC, RP, "complication Contusion (extensible: warning)",
+    ("proc-complication-not-in-vs", G3M, PROC, RP, "complication Contusion (extensible: warning)",
      setter(("complication", 0, "coding"), [{"system": SCT, "code": "125667009"}]),
      E("warning", "Procedure.complication[0]", "binding:Procedure.complication"), []),
-    ("proc-complication-two-expected", G3, PROC, RP, "two adverse-effect-expected extensions",
+    ("proc-complication-two-expected", G3M, PROC, RP, "two adverse-effect-expected extensions",
      dup_ext(EXPECTED, ("complication", 0)),
      E("error", "Procedure.complication[0]", "slice:Procedure.complication.extension:expected"),
      []),
-    ("proc-complication-two-sites", G3, PROC, RP, "two adverse-effect-site extensions",
+    ("proc-complication-two-sites", G3M, PROC, RP, "two adverse-effect-site extensions",
      dup_ext(SITE, ("complication", 0)),
      E("error", "Procedure.complication[0]", "slice:Procedure.complication.extension:site"), []),
     ("proc-technique-abstract-code", G3, PROC, RP,
@@ -660,6 +668,20 @@ MUTATIONS: list[tuple[str, str, str, str, str, Mutate, Json, list[Json]]] = [
     ("proc-identifier-use-bogus", G3, PROC, RP, "Identifier.use 'bogus'",
      setter(("identifier", 0, "use"), "bogus"),
      E("error", "Procedure.identifier[0].use", "binding:Procedure.identifier.use"), []),
+    # --- issue 10 #6: expected mild effects are findings (iastm-effect-observation)
+    ("effect-code-contusion", G3, EFFECT, EO, "finding Contusion (not an IASTM effect)",
+     setter(("code", "coding"), [{"system": SCT, "code": "125667009"}]),
+     E("error", "Observation.code", "binding:Observation.code"), []),
+    ("effect-value-not-a-severity", G3, EFFECT, EO, "value 'Right' instead of a severity",
+     setter(("valueCodeableConcept",), cc(SCT, "24028007")),
+     E("error", "Observation.valueCodeableConcept", "binding:Observation.value[x]"), []),
+    ("effect-no-part-of", G3, EFFECT, EO, "finding not part of the IASTM Procedure",
+     remover("partOf"), E("error", "Observation", "iastm-obs-4"),
+     [E("error", "Observation", "card:Observation.partOf")]),
+    ("effect-category-survey", G3, EFFECT, EO, "category survey instead of exam",
+     setter(("category",), [cc("http://terminology.hl7.org/CodeSystem/observation-category",
+                               "survey")]),
+     E("error", "Observation", "slice:Observation.category:exam"), []),
 ]
 # fmt: on
 
