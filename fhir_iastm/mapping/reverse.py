@@ -175,6 +175,15 @@ def _conditions(
     return conditions, recorded
 
 
+def _prom_instrument(code: Json, prom_codes: dict[tuple[str, str], str]) -> str | None:
+    """The instrument of a PROM code (LOINC where verified, else our local code)."""
+    for coding in code.get("coding") or []:
+        found = prom_codes.get((coding.get("system"), coding.get("code")))
+        if found:
+            return found
+    return None
+
+
 def _observations(live: list[tuple[str, Json]], base: str, sites: list[Json]) -> Json:
     """pain / rom / outcome_measures from the session's Observations, classified by code."""
     pain: Json = {}
@@ -206,8 +215,8 @@ def _observations(live: list[tuple[str, Json]], base: str, sites: list[Json]) ->
             pain[timing] = pain_value(r)
         elif (obs_system, local) in rom_codes:
             rom.append(from_rom(r, base, "Observation", rom_codes[(obs_system, local)]))
-        elif (obs_system, local) in prom_codes:
-            proms.append(from_prom(r, prom_codes[(obs_system, local)]))
+        elif _prom_instrument(code, prom_codes):
+            proms.append(from_prom(r, str(_prom_instrument(code, prom_codes))))
         elif is_effect_observation(r, base):
             findings.append(from_effect(r, base, "Observation", sites))
         else:

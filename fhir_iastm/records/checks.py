@@ -161,7 +161,13 @@ def check_schema_version(value: str) -> None:
 
 
 #: Score bounds per instrument (docs/validation.md#record-validation); LEFS also must be an integer.
-SCORE_RANGES = {"LEFS": (0, 80), "QuickDASH": (0, 100), "PSFS": (0, 10)}
+SCORE_RANGES = {
+    "LEFS": (0, 80), "QuickDASH": (0, 100), "PSFS": (0, 10), "PRTEE": (0, 100),
+    "FAAM-ADL": (0, 100), "FAAM-Sports": (0, 100), "VISA-P": (0, 100), "KOOS-JR": (0, 100),
+    "HOOS-JR": (0, 100),
+}  # fmt: skip
+#: Instruments whose score is a whole number.
+INTEGER_SCORES = ("LEFS", "VISA-P")
 
 
 __all__ = [  # noqa: RUF022 - grouped: patterns, code lists, checks

@@ -18,7 +18,7 @@ from typing import Any
 from fhir_iastm.errors import Issue
 from fhir_iastm.records.fields import make_issue
 from fhir_iastm.records.icd10cm import icd_side
-from fhir_iastm.records.vocab import SNOMED_BY_ICD_PREFIX
+from fhir_iastm.records.vocab import OUTCOME_INSTRUMENTS_V1, SNOMED_BY_ICD_PREFIX
 
 #: What a cancelled session must not carry (docs/decisions.md#d21).
 _NOT_WHEN_CANCELLED = (
@@ -120,6 +120,11 @@ def _version_rules(v: _View) -> Iterator[Issue]:
             if v.raw(path) is not None:
                 msg = f"{path} is a field of schema_version 2.0 (this record says 1.0)"
                 yield make_issue("E_SCHEMA_VERSION", path, msg)
+        for _, path in v.items("outcome_measures"):
+            instrument = v.get(f"{path}.instrument")
+            if instrument is not None and instrument not in OUTCOME_INSTRUMENTS_V1:
+                msg = f"{instrument} is an instrument of schema_version 2.0 (this record says 1.0)"
+                yield make_issue("E_SCHEMA_VERSION", f"{path}.instrument", msg)
     if version != "2.0" or v.get("status") != "completed":
         return
     session = v.get("session", whole=False)

@@ -19,6 +19,7 @@ from fhir_iastm.records.checks import (
     CPT_RE,
     EMAIL_RE,
     IDENTIFIER_RE,
+    INTEGER_SCORES,
     NOTES_MAX,
     POSTAL_RE,
     SCORE_RANGES,
@@ -248,8 +249,9 @@ class OutcomeMeasureSchema(_Base):
         items. Skipped on field errors."""
         instrument, score = data["instrument"], data["score"]
         low, high = SCORE_RANGES[instrument]
-        if not low <= score <= high or (instrument == "LEFS" and not isinstance(score, int)):
-            kind = "an integer " if instrument == "LEFS" else ""
+        whole = instrument in INTEGER_SCORES
+        if not low <= score <= high or (whole and not isinstance(score, int)):
+            kind = "an integer " if whole else ""
             message = f"E_RANGE|{instrument} score must be {kind}{low}-{high}, got {score}"
             raise ValidationError(message, field_name="score")
         if data.get("items") and instrument != "PSFS":

@@ -37,6 +37,9 @@ ROM_JOINTS = table_values("rom_joint")
 ROM_METHODS = table_values("rom_method")
 TIMINGS = table_values("measurement_timing")
 OUTCOME_INSTRUMENTS = table_values("prom_code")
+#: The instruments a schema 1.0 record may name (the others are schema 2.0,
+#: docs/clinical.md#outcome-measures).
+OUTCOME_INSTRUMENTS_V1 = ("LEFS", "QuickDASH", "PSFS")
 ADVERSE_TYPES = table_values("adverse_effect")
 VISIT_KINDS = table_values("visit_kind")
 SEVERITIES = table_values("adverse_severity")
@@ -86,6 +89,7 @@ __all__ = [
     "GENDERS",
     "INSTRUMENTS",
     "OUTCOME_INSTRUMENTS",
+    "OUTCOME_INSTRUMENTS_V1",
     "PAIN_SCALES",
     "ROM_JOINTS",
     "ROM_LATERALITIES",

@@ -91,3 +91,26 @@ def test_version_1_keeps_the_visit_period_on_every_procedure() -> None:
         }  # fmt: skip
         assert not [e for e in proc["extension"] if e["url"] == SD + "source-schema-version"]
     assert from_fhir(bundle).schema_version == "1.0"
+
+
+def test_condition_specific_measures_use_verified_loinc_or_our_codes() -> None:
+    data = _v2()
+    data["outcome_measures"] = [
+        {"instrument": "KOOS-JR", "score": 50.012},
+        {"instrument": "HOOS-JR", "score": 61.567},
+        {"instrument": "PRTEE", "score": 42.5},
+        {"instrument": "VISA-P", "score": 55},
+    ]
+    record = load_record(data)
+    bundle = to_fhir(record)
+    codes = {
+        o["code"]["text"]: o["code"]["coding"][0]["code"]
+        for o in resources(bundle, "Observation")
+        if o["identifier"][0]["value"].split("/", 2)[2].startswith("prom/")
+    }
+    assert codes == {
+        "KOOS-JR": "82332-8", "HOOS-JR": "82323-7", "PRTEE": "prtee-total", "VISA-P": "visa-p-total"
+    }  # fmt: skip
+    assert canonical_for_roundtrip(from_fhir(bundle)) == canonical_for_roundtrip(record)
+    index = load_profiles(ROOT / "profiles")
+    assert [i for i in validate(bundle, index) if i.is_error] == []

@@ -207,6 +207,25 @@ CODES = [
     _case(
         G1, {"/schema_version": "2.0", "/session/iastm_minutes": 0}, "E_FORMAT /session/iastm_minutes"
     ),
+    # condition-specific outcome measures (schema 2.0, docs/clinical.md#outcome-measures)
+    _case(
+        G1,
+        {"/outcome_measures": [{"instrument": "PRTEE", "score": 42.5}]},
+        "E_SCHEMA_VERSION /outcome_measures/0/instrument",
+    ),
+    *(
+        _case(
+            G1,
+            {"/schema_version": "2.0", "/session/iastm_minutes": 20,
+             "/outcome_measures": [{"instrument": name, "score": score}]},
+            *([f"E_RANGE {OM0}"] if bad else []),
+        )
+        for name, score, bad in [
+            ("PRTEE", 42.5, False), ("PRTEE", 101, True), ("FAAM-ADL", 76.2, False),
+            ("FAAM-Sports", -1, True), ("VISA-P", 55, False), ("VISA-P", 55.5, True),
+            ("KOOS-JR", 50.012, False), ("HOOS-JR", 100.5, True),
+        ]
+    ),  # fmt: skip
     _case(G1, {"/schema_version": 1.0}, "E_TYPE /schema_version"),
     _case(G1, {"/status": "done"}, "E_CODE_UNKNOWN /status"),
     _case(G1, {"/patient/gender": "M"}, "E_CODE_UNKNOWN /patient/gender"),
