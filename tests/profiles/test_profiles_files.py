@@ -56,7 +56,7 @@ VERIFIED_SNOMED = {
     "302227002", "271813007", "71393004", "255604002", "6736007", "24484000",
 }
 MCODE_PUBLISHED_SNOMED = {"399488007", "106233006", "272424004", "255503000"}
-VERIFIED_LOINC = {"72514-3"}
+VERIFIED_LOINC = {"72514-3", "82332-8", "82323-7"}  # pain NRS; KOOS JR, HOOS JR (docs/codes.md#loinc)
 
 
 # ---------------------------------------------------------------------------------------------- loading
@@ -717,7 +717,8 @@ def test_observation_codesystem_matches_mapping():
                                 "elbow-pronation", "elbow-supination", "hip-flexion", "hip-extension",
                                 "hip-abduction", "hip-adduction", "hip-internal-rotation", "hip-external-rotation",
                                 "ankle-dorsiflexion", "ankle-plantarflexion", "wrist-flexion", "wrist-extension"]}
-    assert codes == rom | {"lefs-total", "quickdash-score", "psfs-average", "psfs-item"}
+    assert codes == rom | {"lefs-total", "quickdash-score", "psfs-average", "psfs-item",
+                           "prtee-total", "faam-adl", "faam-sports", "visa-p-total"}
 
 
 def _used_codings():
