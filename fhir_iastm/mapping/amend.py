@@ -1,6 +1,6 @@
-"""Core: which Observations a later record version amends (R4 ``Observation.status``).
+"""Which Observations a later record version amends (R4 ``Observation.status``).
 
-Layer: core (standard library + the mapper). R4 observation-status ``amended``: "the
+R4 observation-status ``amended``: "the
 Observation has been updated subsequent to being released". A measurement whose value in this
 record version differs from its value in an earlier version of the same session is sent as
 ``amended`` (and stays so while any earlier version differs); an unchanged one stays ``final``.

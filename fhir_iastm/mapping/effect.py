@@ -1,6 +1,6 @@
-"""Core: expected mild treatment effects as findings (docs/clinical.md#expected-effects) and back.
+"""Expected mild treatment effects as findings (docs/clinical.md#expected-effects) and back.
 
-Layer: core (standard library only). Mild bruising, petechiae and soreness the clinician recorded
+Mild bruising, petechiae and soreness the clinician recorded
 as expected are the usual response to IASTM, not complications: each becomes an Observation
 (category exam, the SNOMED CT finding, its severity as the value, the treated body site, part of
 the IASTM Procedure). ``Procedure.complication`` keeps only effects that are unexpected (or not

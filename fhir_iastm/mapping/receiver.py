@@ -1,6 +1,6 @@
-"""Core: the receiver options' validation side (docs/clinical.md#receiver-options).
+"""The receiver options' validation side (docs/clinical.md#receiver-options).
 
-Layer: core (standard library + the mapper's element table). ``strip_profiles`` output carries no
+``strip_profiles`` output carries no
 ``meta.profile``; :func:`profile_for` names the profile each resource was built for (from its
 ``iastm-session-resource`` role, or its type for the shared resources), so a validator can still
 check it against our profiles.

@@ -1,6 +1,6 @@
-"""Core: the ICD-10-CM table of the configured FY — validity, billability, side and title.
+"""The ICD-10-CM table of the configured FY — validity, billability, side and title.
 
-Layer: core (standard library). The table ``data/icd10cm.txt.gz`` is derived from the pinned
+The table ``data/icd10cm.txt.gz`` is derived from the pinned
 simple-icd-10-cm package by scripts/derive_icd10cm.py (the package itself holds ~190 MB per
 process); tests/records/test_icd10cm_table.py re-derives every line from the package. The side of
 a billable code comes from its tabular title (docs/clinical.md, "Laterality"); the record rules

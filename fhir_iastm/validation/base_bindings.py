@@ -1,6 +1,6 @@
-"""Core: the required bindings of the base R4 specification, checked whatever a profile says.
+"""The required bindings of the base R4 specification, checked whatever a profile says.
 
-Layer: core (standard library + project core). A profile that does not re-declare a base element
+A profile that does not re-declare a base element
 still inherits its binding (HAPI checks it): ``Procedure.status = "bogus"`` is an error. This
 table lists the **required** bindings of FHIR R4 4.0.1 on the elements of the resource types this
 project reads and writes, and of the datatypes they use (Identifier, HumanName, ContactPoint,

@@ -1,6 +1,6 @@
-"""Core: the Condition laterality invariants, generated from the ICD-10-CM table.
+"""The Condition laterality invariants, generated from the ICD-10-CM table.
 
-Layer: core (standard library + ``fhir_iastm.records.icd10cm``). ``iastm-cond-2r/2l/2b`` require
+``iastm-cond-2r/2l/2b`` require
 the mCODE laterality right / left / bilateral on ``bodySite`` when the ICD-10-CM code's title
 states that side; ``iastm-cond-2u`` forbids a laterality on a code that leaves the side
 unspecified. Their FHIRPath (in profiles/StructureDefinition-iastm-condition.json, written by
