@@ -50,6 +50,13 @@ def to_effect(ctx: MappingContext, effect: AdverseEffect) -> Json:
     return prune(resource)
 
 
+def to_effects(ctx: MappingContext) -> list[Json]:
+    """The finding Observations of the session's expected mild effects (none when cancelled)."""
+    if ctx.record.status == "cancelled":
+        return []
+    return [to_effect(ctx, e) for e in ctx.record.adverse_effects if is_expected_finding(e)]
+
+
 def from_effect(resource: Json, base: str, where: str, sites: list[Json]) -> Json:
     """Finding Observation -> ``adverse_effects[]`` entry (expected, by construction)."""
     types, severities = (
@@ -88,4 +95,5 @@ __all__ = [
     "is_effect_observation",
     "is_expected_finding",
     "to_effect",
+    "to_effects",
 ]

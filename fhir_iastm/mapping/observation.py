@@ -162,9 +162,6 @@ def to_observations(ctx: MappingContext) -> list[Json]:
         ]
     out += [to_rom(ctx, rom) for rom in r.rom]
     out += [to_prom(ctx, m) for m in r.outcome_measures]
-    from fhir_iastm.mapping.effect import is_expected_finding, to_effect  # effect imports us
-
-    out += [to_effect(ctx, e) for e in r.adverse_effects if is_expected_finding(e)]
     return out
 
 
