@@ -19,6 +19,8 @@ import requests
 
 from fhir_iastm.client import FhirClient, RetryPolicy
 from fhir_iastm.mapping import canonical_for_roundtrip
+from fhir_iastm.mapping.effect import effect_role
+from fhir_iastm.mapping.procedure import is_expected_finding
 from fhir_iastm.mapping.ids import fhir_escape
 from fhir_iastm.records.model import SessionRecord
 from fhir_iastm.sync.pull import PullError, pull_records
@@ -105,6 +107,12 @@ def expected_owned(record: SessionRecord) -> dict[str, str]:
         }
     out |= {f"{sid}/obs/rom/{r.key}": "Observation" for r in record.rom}
     out |= {f"{sid}/obs/prom/{m.instrument}": "Observation" for m in record.outcome_measures}
+    if record.status != "cancelled":  # expected mild effects are findings (docs/clinical.md)
+        out |= {
+            f"{sid}/{effect_role(record, e)}": "Observation"
+            for e in record.adverse_effects
+            if is_expected_finding(e)
+        }
     return out
 
 
