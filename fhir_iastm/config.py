@@ -247,6 +247,14 @@ class Settings:
     claim_us_core: bool = setting(
         False, "IASTM_CLAIM_US_CORE", parse=parse_bool, forms=BOOL_FORMS,
         doc="add US Core profile URLs to `meta.profile`", default_doc="`false`")
+    performed_as_datetime: bool = setting(
+        False, "IASTM_PERFORMED_AS_DATETIME", parse=parse_bool, forms=BOOL_FORMS,
+        doc="receiver option: Procedures carry `performedDateTime` instead of `performedPeriod` "
+            "([docs/clinical.md](docs/clinical.md#receiver-options))", default_doc="`false`")
+    strip_profiles: bool = setting(
+        False, "IASTM_STRIP_PROFILES", parse=parse_bool, forms=BOOL_FORMS,
+        doc="receiver option: no `meta.profile` on any resource "
+            "([docs/clinical.md](docs/clinical.md#receiver-options))", default_doc="`false`")
     max_body_bytes: int = setting(
         1024 * 1024, "IASTM_MAX_BODY_BYTES", parse=parse_size, forms=SIZE_FORMS,
         doc="request size limit", default_doc="`1MiB` (1048576)")

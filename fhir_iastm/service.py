@@ -22,7 +22,7 @@ reads the environment (:class:`~fhir_iastm.config.Settings` does, once, at start
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, replace
 from functools import lru_cache, partial
@@ -35,6 +35,7 @@ from fhir_iastm.config import Settings
 from fhir_iastm.errors import FhirConflictError, FhirServerError, InvalidRecordError, Issue
 from fhir_iastm.facade import resource_set, stored_resources
 from fhir_iastm.mapping import to_fhir
+from fhir_iastm.mapping.amend import amended_identifiers
 from fhir_iastm.mapping.settings import MappingSettings
 from fhir_iastm.profiles import ProfileIndex, load_profiles
 from fhir_iastm.records import check_record, record_hash
@@ -201,6 +202,8 @@ def mapping_settings(settings: Settings | None = None) -> MappingSettings:
         canonical_base=settings.canonical_base,
         include_cpt=settings.include_cpt,
         claim_us_core=settings.claim_us_core,
+        performed_as_datetime=settings.performed_as_datetime,
+        strip_profiles=settings.strip_profiles,
     )
 
 
@@ -248,14 +251,40 @@ def configured_client(settings: Settings) -> FhirClient | None:
     return make_client(settings.fhir_base_url, settings.fhir_token)
 
 
-def make_pusher(client: FhirClient, settings: MappingSettings | None = None) -> Pusher:
-    """``push(record, last_pushed) -> PushOutcome`` bound to one client (the worker's ``push``)."""
+Earlier = Callable[[SessionRecord], Iterable[SessionRecord]]
+
+
+def make_pusher(
+    client: FhirClient, settings: MappingSettings | None = None, *, earlier: Earlier | None = None
+) -> Pusher:
+    """``push(record, last_pushed) -> PushOutcome`` bound to one client (the worker's ``push``).
+
+    ``earlier(record)``: the session's earlier record versions; an Observation whose value one
+    of them had otherwise is sent as ``amended`` (mapping/amend.py)."""
     settings = settings or MappingSettings()
 
     def push(record: SessionRecord, last_pushed: LastPushedView | None) -> PushOutcome:
-        return push_record(client, record, settings=settings, last_pushed=last_pushed)
+        bundle = None
+        if earlier is not None and record.record_version > 1:
+            amended = amended_identifiers(record, earlier(record), settings)
+            bundle = to_fhir(record, settings, amended=amended) if amended else None
+        return push_record(
+            client, record, settings=settings, last_pushed=last_pushed, bundle=bundle
+        )
 
     return push
+
+
+def stored_versions(store: Store) -> Earlier:
+    """``earlier`` for :func:`make_pusher`: the versions the store holds below the record's."""
+
+    def earlier(record: SessionRecord) -> Iterator[SessionRecord]:
+        for version in store.list_versions(record.session_id):
+            if version < record.record_version:
+                body = store.get_record(record.session_id, version).body
+                yield from_dict(SessionRecord, body)
+
+    return earlier
 
 
 def push_many(
@@ -268,13 +297,15 @@ def push_many(
     (unreachable, 5xx, auth) the remaining records are not attempted: they come back with it; a
     409 that outlasted the re-reads concerns that session only.
     """
-    push = make_pusher(client, settings)
+    seen: dict[str, list[SessionRecord]] = {}
+    push = make_pusher(client, settings, earlier=lambda r: seen.get(r.session_id, []))
     history: dict[str, PushOutcome] = {}
     failure: FhirServerError | None = None
     for record in records:
         if failure is None:
             try:
                 outcome = push(record, history.get(record.session_id))
+                seen.setdefault(record.session_id, []).append(record)
             except FhirConflictError as exc:  # contention on this session only: go on
                 yield record, exc
                 continue
@@ -306,7 +337,7 @@ def drain_outbox(
     lease: dict[str, Any] = {} if lease_seconds is None else {"lease_seconds": lease_seconds}
     return run_worker(
         store,
-        make_pusher(client, settings),
+        make_pusher(client, settings, earlier=stored_versions(store)),
         worker_id=worker_id,
         once=once,
         poll_interval=poll_interval,
@@ -338,28 +369,52 @@ def pull(
     )
 
 
+#: Resources of profiles/ a validating server cannot use (profiles/README.md, "Loading into
+#: HAPI"): the intensional SNOMED CT ValueSets of the mCODE body-location qualifier. A server
+#: without SNOMED CT content cannot expand their ``descendent-of`` filters and reports an *error*
+#: for every qualifier; without them it reports the *warning* "ValueSet not found", which is what
+#: the project's validation rules ask for (the qualifier is checked by our own invariants).
+NOT_FOR_SERVERS = frozenset(
+    {
+        "ValueSet/mcode-body-location-qualifier-vs",
+        "ValueSet/mcode-body-location-and-laterality-qualifier-vs",
+    }
+)
+
+
+def _key(resource: Mapping[str, Any]) -> str:
+    return f"{resource['resourceType']}/{resource.get('id')}"
+
+
 def conformance_resources(
-    source: ProfileIndex | str | Path, canonical_base: str | None = None
+    source: ProfileIndex | str | Path,
+    canonical_base: str | None = None,
+    *,
+    for_server: bool = False,
 ) -> list[dict[str, Any]]:
     """The conformance resources of a ProfileIndex (already rebased) or of a profiles/ folder
-    rebased to ``canonical_base``, in upload order."""
+    rebased to ``canonical_base``, in upload order; ``for_server`` leaves out
+    :data:`NOT_FOR_SERVERS`."""
     index = source if isinstance(source, ProfileIndex) else load_profiles(source, canonical_base)
     resources = [
         {k: v for k, v in doc.items() if not k.startswith("_")}
         for doc in index.resources
         if doc.get("resourceType") in _UPLOAD_ORDER
     ]
+    if for_server:
+        resources = [r for r in resources if _key(r) not in NOT_FOR_SERVERS]
     return sorted(resources, key=lambda r: (_UPLOAD_ORDER[r["resourceType"]], str(r.get("id"))))
 
 
 def upload_profiles(
     client: FhirClient, source: ProfileIndex | str | Path, canonical_base: str | None = None
 ) -> list[str]:
-    """PUT every profiles/ resource (``Type/id``) to the server; returns what was written."""
+    """PUT every profiles/ resource a validating server can use (``Type/id``) to the server;
+    returns what was written."""
     written = []
-    for resource in conformance_resources(source, canonical_base):
+    for resource in conformance_resources(source, canonical_base, for_server=True):
         client.post_conformance(resource)
-        written.append(f"{resource['resourceType']}/{resource['id']}")
+        written.append(_key(resource))
     return written
 
 
@@ -367,6 +422,7 @@ __all__ = [
     "Collaborators",
     "PullError",
     "Pusher",
+    "NOT_FOR_SERVERS",
     "Saved",
     "build",
     "configured_client",
@@ -381,6 +437,7 @@ __all__ = [
     "open_store",
     "profile_index",
     "prepare_record",
+    "stored_versions",
     "pull",
     "push_many",
     "save_record",

@@ -375,7 +375,9 @@ def _measurements(draw: st.DrawFn, status: str, site_count: int) -> dict[str, An
             effect["site_index"] = draw(st.integers(0, site_count - 1))
         if draw(_bools):
             effect["expected"] = draw(_bools)
-        effects.append(effect)
+        keys = {(e["type"], e.get("site_index")) for e in effects}
+        if (effect["type"], effect.get("site_index")) not in keys:  # one per (type, site)
+            effects.append(effect)
     out["adverse_effects"] = effects
     adjuncts = draw(
         st.lists(st.sampled_from(["stretching", "strengthening"]), max_size=2, unique=True)
@@ -451,7 +453,30 @@ def valid_records(draw: st.DrawFn, *, fractions: bool = True) -> dict[str, Any]:
         record["last_modified"] = draw(_instant(last, 600, 6000, fractions))[1]
     if draw(_bools):
         record["billing"] = {"cpt_lines": [{"code": "97140", "units": draw(st.integers(1, 4))}]}
+    if draw(_bools):
+        _version_2(draw, record)
     return record
+
+
+def _version_2(draw: st.DrawFn, record: dict[str, Any]) -> None:
+    """Make ``record`` a schema 2.0 record when its IASTM minutes can fit in the visit."""
+    session = record["session"]
+    if record["status"] == "completed":
+        span = datetime.fromisoformat(session["end"]) - datetime.fromisoformat(session["start"])
+        adjuncts = sum(a["minutes"] for a in record.get("adjunct_therapies", []))
+        room = int(span.total_seconds() // 60) - adjuncts
+        if room < 1:
+            return
+        session["iastm_minutes"] = draw(st.integers(1, room))
+    record["schema_version"] = "2.0"
+    if draw(_bools):
+        record["visit_kind"] = draw(st.sampled_from(["evaluation", "re-evaluation", "treatment"]))
+    if record["status"] != "cancelled" and draw(_bools):
+        name = draw(st.sampled_from(["PRTEE", "FAAM-ADL", "FAAM-Sports", "VISA-P", "KOOS-JR"]))
+        score = (
+            draw(st.integers(0, 100)) if name == "VISA-P" else draw(st.sampled_from([0, 37.5, 100]))
+        )
+        record.setdefault("outcome_measures", []).append({"instrument": name, "score": score})
 
 
 __all__ = ["DELETE", "EXAMPLES", "example", "pointer_to_path", "valid_records", "with_changes"]

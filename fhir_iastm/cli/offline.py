@@ -35,15 +35,23 @@ from fhir_iastm.errors import Issue, operation_outcome
               help="Add CPT codings (needs an AMA licence; default: IASTM_INCLUDE_CPT).")
 @click.option("--claim-us-core/--no-claim-us-core", default=None,
               help="Also list US Core profiles in meta.profile (default: IASTM_CLAIM_US_CORE).")
+@click.option("--performed-as-datetime/--no-performed-as-datetime", default=None,
+              help="Receiver option: Procedure.performedDateTime instead of performedPeriod "
+                   "(default: IASTM_PERFORMED_AS_DATETIME).")
+@click.option("--strip-profiles/--no-strip-profiles", default=None,
+              help="Receiver option: no meta.profile on any resource "
+                   "(default: IASTM_STRIP_PROFILES).")
 def map_command(source: IO[str], canonical_base: str | None, include_cpt: bool | None,
-                claim_us_core: bool | None) -> None:
+                claim_us_core: bool | None, performed_as_datetime: bool | None,
+                strip_profiles: bool | None) -> None:
     """Map internal record(s) from SOURCE (file or -) to FHIR transaction Bundle(s)."""
     from fhir_iastm.mapping import to_fhir
     from fhir_iastm.records import load_record
     from fhir_iastm.service import mapping_settings
 
     settings = mapping_settings(load_settings(
-        canonical_base=canonical_base, include_cpt=include_cpt, claim_us_core=claim_us_core))
+        canonical_base=canonical_base, include_cpt=include_cpt, claim_us_core=claim_us_core,
+        performed_as_datetime=performed_as_datetime, strip_profiles=strip_profiles))
     run_items(source, lambda item: to_fhir(load_record(item), settings), settings.base)
 
 
@@ -84,8 +92,14 @@ def _one_session_if_resource_list(text: str) -> str:
               help="Validate against this profile URL instead of each resource's meta.profile.")
 @profiles_option
 @canonical_base_option
+@click.option("--performed-as-datetime", is_flag=True, default=False,
+              help="Validate output mapped with that receiver option (its profile variant).")
+@click.option("--stripped", is_flag=True, default=False,
+              help="Output mapped with strip_profiles: each resource is checked against the "
+                   "profile it was built for.")
 def validate_command(files: tuple[IO[str], ...], profile: str | None,
-                     profiles_dir: Path | None, canonical_base: str | None) -> None:
+                     profiles_dir: Path | None, canonical_base: str | None,
+                     performed_as_datetime: bool, stripped: bool) -> None:
     """Validate FHIR resources / Bundles (FILE or - ; JSON, array or JSON Lines) against profiles/
     (rebased to the canonical base).
 
@@ -93,13 +107,16 @@ def validate_command(files: tuple[IO[str], ...], profile: str | None,
     has an error or fatal issue (broken JSON included), else 0.
     """
     from fhir_iastm.errors import ConfigError, has_errors
+    from fhir_iastm.mapping.receiver import claim_profiles
     from fhir_iastm.mapping.trace import record_field
-    from fhir_iastm.profiles import load_profiles
+    from fhir_iastm.profiles import load_profiles, performed_as_datetime_variant
     from fhir_iastm.validation import validate
 
     settings = load_settings(profiles_dir=profiles_dir, canonical_base=canonical_base)
     try:
         index = load_profiles(settings.profiles_dir, settings.canonical_base)
+        if performed_as_datetime:
+            index = performed_as_datetime_variant(index)
     except ConfigError as exc:
         emit_outcome(exc.issues, None, settings.canonical_base)
         sys.exit(EXIT_INVALID)
@@ -114,6 +131,8 @@ def validate_command(files: tuple[IO[str], ...], profile: str | None,
             issue = Issue("error", "structure", None, f"not UTF-8 text: {exc}", "E_FORMAT")
             outcomes.append([issue])
             continue
+        if stripped:
+            items = [claim_profiles(item, settings.canonical_base) for item in items]
         outcomes.extend(
             validate(item, index, profile=profile, trace=record_field) for item in items
         )

@@ -167,10 +167,11 @@ def pull_command(fhir_base_url: str | None, fhir_token: str | None, canonical_ba
 @profiles_option
 def load_profiles_command(fhir_base_url: str | None, fhir_token: str | None,
                           canonical_base: str | None, profiles_dir: Path | None) -> None:
-    """PUT every profiles/ resource, rebased to the canonical base, to a FHIR server (so its
-    $validate knows our profiles under the URLs the mapper emits)."""
+    """PUT the profiles/ resources a validating server can use, rebased to the canonical base,
+    to a FHIR server (so its $validate knows our profiles under the URLs the mapper emits); the
+    intensional mCODE body-location ValueSets are left out (profiles/README.md)."""
     from fhir_iastm.errors import FhirServerError
-    from fhir_iastm.service import upload_profiles
+    from fhir_iastm.service import NOT_FOR_SERVERS, upload_profiles
 
     settings = load_settings(fhir_base_url=fhir_base_url, fhir_token=fhir_token,
                              canonical_base=canonical_base, profiles_dir=profiles_dir)
@@ -183,7 +184,10 @@ def load_profiles_command(fhir_base_url: str | None, fhir_token: str | None,
     except FhirServerError as exc:
         emit_outcome(exc.issues, None, settings.canonical_base)
         sys.exit(EXIT_SERVER)
-    emit_result({"uploaded": len(written), "resources": written}, True)
+    emit_result(
+        {"uploaded": len(written), "resources": written, "not_uploaded": sorted(NOT_FOR_SERVERS)},
+        True,
+    )
 
 
 COMMANDS = (push_command, pull_command, load_profiles_command)

@@ -18,7 +18,7 @@ from fhir_iastm.mapping.datatypes import (
     quantity,
     reference,
 )
-from fhir_iastm.mapping.procedure import performed, performers, reasons
+from fhir_iastm.mapping.procedure import adjunct_slot, performed, performers, reasons
 from fhir_iastm.records.model import AdjunctTherapy
 
 
@@ -39,7 +39,7 @@ def to_adjunct(ctx: MappingContext, a: AdjunctTherapy) -> Json:
             "code": codeable(_codings(ctx, a.type), a.text),
             "subject": reference(ctx.url(PATIENT)),
             "encounter": reference(ctx.url(ENCOUNTER)),
-            "performedPeriod": performed(ctx),
+            **performed(ctx, *adjunct_slot(ctx, ctx.record.adjunct_therapies.index(a))),
             "performer": performers(ctx),
             "reasonReference": reasons(ctx),
         }

@@ -20,6 +20,7 @@ from fhir_iastm.mapping.context import (
     condition_role,
 )
 from fhir_iastm.mapping.datatypes import Json
+from fhir_iastm.mapping.effect import to_effects
 from fhir_iastm.mapping.encounter import to_encounter
 from fhir_iastm.mapping.ids import NPI_SYSTEM, conditional_url, identifier_query
 from fhir_iastm.mapping.observation import to_observations
@@ -29,11 +30,19 @@ from fhir_iastm.mapping.settings import MappingSettings
 from fhir_iastm.records.model import SessionRecord
 
 
-def to_fhir(record: SessionRecord, settings: MappingSettings | None = None) -> Json:
+def to_fhir(
+    record: SessionRecord,
+    settings: MappingSettings | None = None,
+    *,
+    amended: frozenset[str] = frozenset(),
+) -> Json:
     """The transaction Bundle for one validated record (entries in the order parties, visit,
-    diagnoses, session; docs/push.md#one-transaction)."""
+    diagnoses, session; docs/push.md#one-transaction).
+
+    ``amended``: identifier values of Observations an earlier version had with another value
+    (``mapping.amend.amended_identifiers``); they are sent with status ``amended``."""
     settings = settings or MappingSettings()
-    ctx = MappingContext(record, settings, settings.record_hash or _hash(record))
+    ctx = MappingContext(record, settings, settings.record_hash or _hash(record), amended)
     r = record
     entries = [
         shared_entry(
@@ -49,6 +58,7 @@ def to_fhir(record: SessionRecord, settings: MappingSettings | None = None) -> J
         owned_entry(ctx, PROCEDURE, to_procedure(ctx), ctx.sid("iastm-session"), r.session_id),
         *(owned_entry(ctx, adjunct_role(a.type), to_adjunct(ctx, a)) for a in r.adjunct_therapies),
         *(owned_entry(ctx, _role(ctx, o), o) for o in to_observations(ctx)),
+        *(owned_entry(ctx, _role(ctx, o), o) for o in to_effects(ctx)),
     ]
     assert_distinct(entries)
     return {"resourceType": "Bundle", "type": "transaction", "entry": entries}

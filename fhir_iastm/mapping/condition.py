@@ -23,6 +23,7 @@ from fhir_iastm.mapping.datatypes import (
     reference,
 )
 from fhir_iastm.mapping.ids import MCODE_LATERALITY
+from fhir_iastm.records.icd10cm import icd_title
 from fhir_iastm.records.model import Condition
 
 ICD10CM = "http://hl7.org/fhir/sid/icd-10-cm"
@@ -65,7 +66,10 @@ def to_condition(ctx: MappingContext, c: Condition) -> Json:
 
 
 def _code_codings(c: Condition) -> list[Json]:
-    codings: list[Json] = [{"system": ICD10CM, "code": c.icd10cm}]
+    # the display is the code's title in the pinned FY tabular (public domain, CMS)
+    codings: list[Json] = [
+        prune({"system": ICD10CM, "code": c.icd10cm, "display": icd_title(c.icd10cm)})
+    ]
     if c.snomed:
         codings.append(
             prune(

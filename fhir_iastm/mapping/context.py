@@ -23,6 +23,7 @@ US_CORE_PROFILE = {
     "iastm-pain-observation": US_CORE + "us-core-observation-screening-assessment",
     "iastm-rom-observation": US_CORE + "us-core-observation-clinical-result",
     "iastm-prom-observation": US_CORE + "us-core-observation-screening-assessment",
+    "iastm-effect-observation": US_CORE + "us-core-observation-clinical-result",
 }
 
 # Roles: the suffix of fullUrl seeds and of iastm-session-resource identifier values
@@ -62,11 +63,20 @@ class MappingContext:
         "record_hash",
         "settings",
         "statuses",
+        "amended",
         "_urls",
     )
 
-    def __init__(self, record: SessionRecord, settings: MappingSettings, record_hash: str) -> None:
+    def __init__(
+        self,
+        record: SessionRecord,
+        settings: MappingSettings,
+        record_hash: str,
+        amended: frozenset[str] = frozenset(),
+    ) -> None:
         self.record = record
+        #: identifier values of the Observations sent as ``amended`` (mapping/amend.py)
+        self.amended = amended
         self.settings = settings
         self.record_hash = record_hash
         self.base: str = settings.base
@@ -97,9 +107,11 @@ class MappingContext:
         value = ids.session_resource_value(self.record.session_id, role)
         return identifier(self.sid("iastm-session-resource"), value)
 
-    def meta(self, profile: str) -> Json:
+    def meta(self, profile: str) -> Json | None:
         """``meta.profile``: our profile, plus US Core's only when claimed
-        (docs/decisions.md#d1)."""
+        (docs/decisions.md#d1); none with the ``strip_profiles`` receiver option."""
+        if self.settings.strip_profiles:
+            return None
         profiles = [ids.sd(self.base, profile)]
         if self.settings.claim_us_core and profile in US_CORE_PROFILE:
             profiles.append(US_CORE_PROFILE[profile])

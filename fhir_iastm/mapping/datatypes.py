@@ -7,6 +7,7 @@ drops absent elements from a resource or element. See https://hl7.org/fhir/R4/da
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import datetime, timedelta
 from typing import Any
 
 from fhir_iastm.mapping.codes import Coding
@@ -43,6 +44,11 @@ def identifier(system: str, value: str, type_: Coding | None = None) -> Json:
 def period(start: str | None, end: str | None) -> Json | None:
     """A Period; the record keeps the exact RFC 3339 text, so it is copied verbatim."""
     return prune({"start": start, "end": end}) or None
+
+
+def plus_minutes(instant: str, minutes: int) -> str:
+    """An RFC 3339 date-time ``minutes`` later, in the same UTC offset."""
+    return (datetime.fromisoformat(instant) + timedelta(minutes=minutes)).isoformat()
 
 
 def quantity(value: int | float, unit: Coding) -> Json:

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from fhir_iastm.mapping.codes import reverse_table
 from fhir_iastm.mapping.context import (
     ENCOUNTER,
     ORGANIZATION,
@@ -11,7 +12,7 @@ from fhir_iastm.mapping.context import (
     MappingContext,
     condition_role,
 )
-from fhir_iastm.mapping.datatypes import Json, codeable, period, prune, reference
+from fhir_iastm.mapping.datatypes import Json, codeable, period, prune, quantity, reference
 
 ENCOUNTER_TYPE_TEXT = "Outpatient physical therapy visit"
 
@@ -28,14 +29,37 @@ def to_encounter(ctx: MappingContext) -> Json:
             "identifier": [ctx.session_identifier(ENCOUNTER)],
             "status": ctx.statuses[0],
             "class": ctx.codes.fixed("encounter_class"),
-            "type": [codeable([ctx.codes.fixed("encounter_type")], ENCOUNTER_TYPE_TEXT)],
+            "type": [_type(ctx)],
             "subject": reference(ctx.url(PATIENT)),
-            "participant": [{"individual": reference(ctx.url(PRACTITIONER))}],
+            "participant": [
+                {
+                    "type": [codeable([ctx.codes.fixed("encounter_participant_primary")])],
+                    "individual": reference(ctx.url(PRACTITIONER)),
+                }
+            ],
             "period": period(r.session.start, r.session.end),
+            "length": _length(ctx),
             "diagnosis": _diagnoses(ctx),
             "serviceProvider": reference(ctx.url(ORGANIZATION)),
         }
     )
+
+
+def _type(ctx: MappingContext) -> Json:
+    """The visit kind (schema 2.0; local code, plus SNOMED 390906007 Follow-up encounter for a
+    treatment visit); a 1.0 record's visit is typed follow-up."""
+    kind = ctx.record.visit_kind
+    if kind is None:
+        return codeable([ctx.codes.fixed("encounter_type")], ENCOUNTER_TYPE_TEXT)
+    local = ctx.codes["visit_kind"].coding(kind)
+    snomed = [ctx.codes.fixed("encounter_type")] if kind == "treatment" else []
+    return codeable([local, *snomed], f"Outpatient physical therapy {local['display'].lower()}")
+
+
+def _length(ctx: MappingContext) -> Json | None:
+    """Encounter.length = session.duration_min (UCUM min)."""
+    minutes = ctx.record.session.duration_min
+    return None if minutes is None else quantity(minutes, ctx.codes["ucum"].coding("min"))
 
 
 def _diagnoses(ctx: MappingContext) -> list[Json]:
@@ -51,6 +75,17 @@ def _diagnoses(ctx: MappingContext) -> list[Json]:
     return out
 
 
+def visit_kind(encounter: Json | None, base: str) -> str | None:
+    """visit_kind from the iastm-visit-kind coding of Encounter.type (None: a 1.0 visit)."""
+    table = reverse_table(base, "visit_kind")
+    for concept in (encounter or {}).get("type") or []:
+        for coding in concept.get("coding") or []:
+            found = table.get((coding.get("system"), coding.get("code")))
+            if found:
+                return found
+    return None
+
+
 def primary_references(encounter: Json | None) -> set[str]:
     """The references of the diagnoses ranked 1 (the primary condition)."""
     return {
@@ -60,4 +95,4 @@ def primary_references(encounter: Json | None) -> set[str]:
     }
 
 
-__all__ = ["primary_references", "to_encounter"]
+__all__ = ["primary_references", "to_encounter", "visit_kind"]

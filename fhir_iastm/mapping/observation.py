@@ -35,7 +35,7 @@ from fhir_iastm.records.model import OutcomeMeasure, RangeOfMotion
 PAIN_TEXT = "Pain severity 0-10 numeric rating (NRS-11)"
 
 
-def _observation(
+def observation_base(
     ctx: MappingContext,
     profile: str,
     role: str,
@@ -43,16 +43,20 @@ def _observation(
     category: list[Json],
     code: Json,
     effective: str | None,
-    value: Json,
+    value: Json | None,
 ) -> Json:
     """The elements every IASTM Observation shares, in R4 element order up to ``value[x]``."""
+    identifier = ctx.session_identifier(role)
+    status = ctx.statuses[2]
+    if status == "final" and identifier["value"] in ctx.amended:
+        status = "amended"
     return {
         "resourceType": "Observation",
         "meta": ctx.meta(profile),
         "extension": ctx.source_extensions() + own_ext,
-        "identifier": [ctx.session_identifier(role)],
+        "identifier": [identifier],
         "partOf": [reference(ctx.url(PROCEDURE))],
-        "status": ctx.statuses[2],
+        "status": status,
         "category": category,
         "code": code,
         "subject": reference(ctx.url(PATIENT)),
@@ -77,7 +81,7 @@ def to_pain(ctx: MappingContext, timing: str, score: int) -> Json:
     """Pain NRS (docs/mapping.md#pain): survey category, LOINC 72514-3, valueQuantity {score}."""
     codes = ctx.codes
     return prune(
-        _observation(
+        observation_base(
             ctx,
             "iastm-pain-observation",
             pain_role(timing),
@@ -99,7 +103,7 @@ def to_rom(ctx: MappingContext, rom: RangeOfMotion) -> Json:
         raise unmapped("rom_mode", rom.mode)
     lat = laterality_extension(ctx, rom.laterality)
     joint = codes["rom_joint"].coding(rom.joint)
-    resource = _observation(
+    resource = observation_base(
         ctx,
         "iastm-rom-observation",
         rom_role(rom.key),
@@ -121,7 +125,7 @@ def to_prom(ctx: MappingContext, measure: OutcomeMeasure) -> Json:
     {score}."""
     codes = ctx.codes
     score_unit = codes["ucum"].coding("{score}")
-    resource = _observation(
+    resource = observation_base(
         ctx,
         "iastm-prom-observation",
         prom_role(measure.instrument),

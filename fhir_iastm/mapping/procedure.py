@@ -23,7 +23,9 @@ from fhir_iastm.mapping.datatypes import (
     extensions,
     identifier,
     period,
+    plus_minutes,
     prune,
+    quantity,
     reference,
 )
 from fhir_iastm.mapping.ids import MCODE_LOCATION
@@ -48,11 +50,13 @@ def to_procedure(ctx: MappingContext) -> Json:
             "code": codeable(_procedure_codings(ctx), _procedure_text(ctx)),
             "subject": reference(ctx.url(PATIENT)),
             "encounter": reference(ctx.url(ENCOUNTER)),
-            "performedPeriod": performed(ctx),
+            **performed(ctx, *iastm_slot(ctx)),
             "performer": performers(ctx),
             "reasonReference": reasons(ctx),
             "bodySite": [body_site(ctx, s) for s in r.treatment_sites],
-            "complication": [_complication(ctx, a) for a in r.adverse_effects],
+            "complication": [
+                _complication(ctx, a) for a in r.adverse_effects if not is_expected_finding(a)
+            ],
             "note": [{"text": r.notes}] if r.notes else [],
             "usedCode": [codeable([ctx.codes["instrument"].coding(i.code)]) for i in r.instruments],
         }
@@ -62,10 +66,15 @@ def to_procedure(ctx: MappingContext) -> Json:
 def _session_extensions(ctx: MappingContext) -> list[Json]:
     r = ctx.record
     technique = codeable([ctx.codes["technique"].coding(r.technique.code)], r.technique.text)
+    minutes = r.session.iastm_minutes
+    duration = None if minutes is None else quantity(minutes, ctx.codes["ucum"].coding("min"))
+    version = None if r.schema_version == "1.0" else r.schema_version
     return extensions(
         extension(ctx.ext_url("iastm-technique"), "CodeableConcept", technique),
         extension(ctx.ext_url("iastm-session-number"), "PositiveInt", r.session.session_number),
         extension(ctx.ext_url("iastm-planned-sessions"), "PositiveInt", r.session.planned_sessions),
+        extension(ctx.ext_url("iastm-duration"), "Duration", duration),
+        extension(ctx.ext_url("source-schema-version"), "String", version),
     )
 
 
@@ -94,11 +103,37 @@ def _procedure_text(ctx: MappingContext) -> str:
     return f"Instrument-assisted soft tissue mobilization ({brand})"
 
 
-def performed(ctx: MappingContext) -> Json | None:
+def performed(ctx: MappingContext, start: str | None = None, end: str | None = None) -> Json:
     """performedPeriod for completed / entered-in-error; none for not-done
-    (docs/decisions.md#statuses, us-core-7)."""
+    (docs/decisions.md#statuses, us-core-7): the procedure's own ``start``-``end`` when the record
+    gives its minutes (schema 2.0), else the visit's. With the ``performed_as_datetime`` receiver
+    option, ``performedDateTime`` = that start (the visit's period stays on the Encounter)."""
     s = ctx.record.session
-    return None if ctx.record.status == "cancelled" else period(s.start, s.end)
+    if ctx.record.status == "cancelled":
+        return {}
+    start, end = (start, end) if start else (s.start, s.end)
+    if ctx.settings.performed_as_datetime:
+        return {"performedDateTime": start}
+    return {"performedPeriod": period(start, end)}
+
+
+def iastm_slot(ctx: MappingContext) -> tuple[str | None, str | None]:
+    """The IASTM part of the visit (schema 2.0): ``iastm_minutes`` from the visit start."""
+    s = ctx.record.session
+    if s.iastm_minutes is None or ctx.record.status == "cancelled":
+        return None, None
+    return s.start, plus_minutes(s.start, s.iastm_minutes)
+
+
+def adjunct_slot(ctx: MappingContext, index: int) -> tuple[str | None, str | None]:
+    """An adjunct's part of the visit (schema 2.0): after the IASTM part and the adjuncts
+    before it, in record order, each ``minutes`` long (docs/clinical.md#iastm-time)."""
+    start, end = iastm_slot(ctx)
+    if start is None or end is None:
+        return None, None
+    for adjunct in ctx.record.adjunct_therapies[: index + 1]:
+        start, end = end, plus_minutes(end, adjunct.minutes)
+    return start, end
 
 
 def performers(ctx: MappingContext) -> list[Json]:
@@ -125,6 +160,13 @@ def body_site(ctx: MappingContext, site: TreatmentSite) -> Json:
     return codeable(
         [local, codes["body_site_snomed"].coding(site.site)], text, extensions(lat, loc)
     )
+
+
+def is_expected_finding(effect: AdverseEffect) -> bool:
+    """An expected mild effect is a finding (an Observation, mapping/effect.py); anything
+    unexpected (or not said to be expected) or at least moderate is a complication
+    (docs/clinical.md#expected-effects)."""
+    return effect.expected is True and effect.severity == "mild"
 
 
 def _complication(ctx: MappingContext, effect: AdverseEffect) -> Json:

@@ -86,6 +86,9 @@ def from_procedure(proc: Json, base: str) -> Json:
                     "session_number": _ext(proc, base, "iastm-session-number", "PositiveInt"),
                     "planned_sessions": _ext(proc, base, "iastm-planned-sessions", "PositiveInt"),
                     "plan_of_care_id": _plan_of_care(proc, base),
+                    "iastm_minutes": (_ext(proc, base, "iastm-duration", "Duration") or {}).get(
+                        "value"
+                    ),
                 }
             ),
             "technique": prune(

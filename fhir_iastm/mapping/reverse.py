@@ -14,8 +14,9 @@ from fhir_iastm.mapping import ids
 from fhir_iastm.mapping.adjunct import from_adjunct
 from fhir_iastm.mapping.codes import reverse_table, tables, unmapped
 from fhir_iastm.mapping.condition import from_condition
-from fhir_iastm.mapping.datatypes import Json, code_in, identifier_value, prune
-from fhir_iastm.mapping.encounter import primary_references
+from fhir_iastm.mapping.datatypes import Json, code_in, ext_value, identifier_value, prune
+from fhir_iastm.mapping.effect import from_effect, is_effect_observation
+from fhir_iastm.mapping.encounter import primary_references, visit_kind
 from fhir_iastm.mapping.index import Index
 from fhir_iastm.mapping.observation import from_prom, from_rom, pain_value, read_timing
 from fhir_iastm.mapping.parties import from_organization, from_patient, from_practitioner
@@ -69,21 +70,28 @@ def _record_dict(index: Index, base: str) -> Json:
     out = from_procedure(proc, base)
     eie = out["status"] == "entered-in-error"
     live = [(role, r) for role, r in owned.items() if eie or r.get("status") != "entered-in-error"]
-    period = proc.get("performedPeriod") or (encounter or {}).get("period") or {}
+    # the visit's time is the Encounter's (a 2.0 Procedure has its own part of it)
+    period = (encounter or {}).get("period") or proc.get("performedPeriod") or {}
     out["session"] = {
         "start": period.get("start"),
         "end": period.get("end"),
+        "duration_min": ((encounter or {}).get("length") or {}).get("value"),
         **out.get("session", {}),
     }
+    out["visit_kind"] = visit_kind(encounter, base)
     out.update(_parties(index, proc, encounter, base))
     out["conditions"], out["recorded_at"] = _conditions(index, proc, encounter, owned, base)
-    out.update(_observations(live, base))
+    observed = _observations(live, base, out.get("treatment_sites") or [])
+    findings = observed.pop("findings")
+    out.update(observed)
+    out["adverse_effects"] = [*out.get("adverse_effects", []), *findings]
     out["adjunct_therapies"] = [
         from_adjunct(r, base, "Procedure")
         for role, r in live
         if role.startswith("adjunct/") and r.get("resourceType") == "Procedure"
     ]
-    return prune({"schema_version": "1.0", "session_id": session_id, **out})
+    version = ext_value(proc, f"{base}/StructureDefinition/source-schema-version", "String")
+    return prune({"schema_version": version or "1.0", "session_id": session_id, **out})
 
 
 def session_procedure(index: Index, base: str) -> Json:
@@ -167,11 +175,21 @@ def _conditions(
     return conditions, recorded
 
 
-def _observations(live: list[tuple[str, Json]], base: str) -> Json:
+def _prom_instrument(code: Json, prom_codes: dict[tuple[str, str], str]) -> str | None:
+    """The instrument of a PROM code (LOINC where verified, else our local code)."""
+    for coding in code.get("coding") or []:
+        found = prom_codes.get((coding.get("system"), coding.get("code")))
+        if found:
+            return found
+    return None
+
+
+def _observations(live: list[tuple[str, Json]], base: str, sites: list[Json]) -> Json:
     """pain / rom / outcome_measures from the session's Observations, classified by code."""
     pain: Json = {}
     rom: list[Json] = []
     proms: list[Json] = []
+    findings: list[Json] = []
     obs_system = tables(base)["prom_code"]["LEFS"][0]["system"]
     rom_codes, prom_codes = reverse_table(base, "rom_code"), reverse_table(base, "prom_code")
     for _role, r in live:
@@ -197,14 +215,17 @@ def _observations(live: list[tuple[str, Json]], base: str) -> Json:
             pain[timing] = pain_value(r)
         elif (obs_system, local) in rom_codes:
             rom.append(from_rom(r, base, "Observation", rom_codes[(obs_system, local)]))
-        elif (obs_system, local) in prom_codes:
-            proms.append(from_prom(r, prom_codes[(obs_system, local)]))
+        elif _prom_instrument(code, prom_codes):
+            proms.append(from_prom(r, str(_prom_instrument(code, prom_codes))))
+        elif is_effect_observation(r, base):
+            findings.append(from_effect(r, base, "Observation", sites))
         else:
             raise unmapped("observation code", local or code.get("text"), "Observation.code")
     return {
         "pain": {"scale": "NRS-11", **pain} if pain else None,
         "rom": rom,
         "outcome_measures": proms,
+        "findings": findings,
     }
 
 

@@ -43,7 +43,6 @@ def canonical_for_roundtrip(record: SessionRecord) -> dict[str, Any]:
     data: dict[str, Any] = to_dict(record)
     data.pop("billing", None)
     data.pop("last_modified", None)
-    data.get("session", {}).pop("duration_min", None)
     if "pain" in data and not ({"pre", "post"} & set(data["pain"])):
         del data["pain"]
     sites = data.get("treatment_sites", [])

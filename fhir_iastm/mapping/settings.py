@@ -17,6 +17,13 @@ class MappingSettings:
     include_cpt: bool = False
     claim_us_core: bool = False
     emit_conditions_for_cancelled: bool = True
+    #: Receiver option: Procedures carry ``performedDateTime`` (the visit start; US Core's
+    #: must-support type) instead of ``performedPeriod``; validate with the profile variant
+    #: ``profiles.performed_as_datetime_variant`` (docs/clinical.md#receiver-options).
+    performed_as_datetime: bool = False
+    #: Receiver option: no ``meta.profile`` (receivers that reject unknown profiles); validate
+    #: with ``mapping.profile_for`` choosing each resource's profile.
+    strip_profiles: bool = False
     #: Precomputed ``records.record_hash(record)``; computed when None.
     record_hash: str | None = None
 

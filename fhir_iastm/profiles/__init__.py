@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -135,6 +135,29 @@ def _register(
         by_type.setdefault(profile.type, []).append(profile.url)
 
 
+#: Constraints the ``performed_as_datetime`` receiver variant drops: iastm-proc-9 asks for a
+#: performedPeriod; us-core-7 (performed[x] exists when completed) stays.
+PERFORMED_AS_DATETIME_DROPS = frozenset({"iastm-proc-9"})
+
+
+def without_constraints(index: ProfileIndex, keys: frozenset[str]) -> ProfileIndex:
+    """A copy of ``index`` whose profiles lack the root constraints ``keys`` (a profile variant)."""
+    profiles = {}
+    for url, profile in index.profiles.items():
+        root = profile.root
+        kept = [c for c in root.constraints if c.key not in keys]
+        if len(kept) != len(root.constraints):
+            profile = replace(profile, root=replace(root, constraints=kept))
+        profiles[url] = profile
+    return replace(index, profiles=profiles)
+
+
+def performed_as_datetime_variant(index: ProfileIndex) -> ProfileIndex:
+    """The profiles for output mapped with ``performed_as_datetime``
+    (docs/clinical.md#receiver-options)."""
+    return without_constraints(index, PERFORMED_AS_DATETIME_DROPS)
+
+
 def load_profiles(path: str | Path, canonical_base: str | None = None) -> ProfileIndex:
     """Read every ``*.json`` of a folder once, rebased to ``canonical_base`` (None: the default).
 
@@ -176,7 +199,10 @@ __all__ = [
     "check_syntax",
     "compile_constraint",
     "expand_value_sets",
+    "PERFORMED_AS_DATETIME_DROPS",
     "load_profiles",
     "parse_profiles",
+    "performed_as_datetime_variant",
+    "without_constraints",
     "parse_structure_definition",
 ]

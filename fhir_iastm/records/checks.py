@@ -7,31 +7,13 @@ package. Each check raises a ValidationError whose message starts with our stabl
 
 from __future__ import annotations
 
-import functools
-import gzip
 import re
 from dataclasses import dataclass
 from datetime import date, datetime
-from importlib import resources
 
 from fhir_iastm.records.fields import err
+from fhir_iastm.records.icd10cm import icd10cm_table
 from fhir_iastm.records.vocab import SCHEMA_VERSIONS, VERIFIED_CONDITION_SNOMED
-
-
-@functools.cache
-def icd10cm_table() -> dict[str, bool]:
-    """Dotted ICD-10-CM code -> billable leaf, for the configured FY.
-
-    Derived from the pinned simple-icd-10-cm package by scripts/derive_icd10cm.py (the package
-    itself holds ~190 MB per process); tests/test_icd10cm_table.py proves it answers as the
-    package does for every code."""
-    data = resources.files("fhir_iastm").joinpath("data/icd10cm.txt.gz").read_bytes()
-    table: dict[str, bool] = {}
-    for line in gzip.decompress(data).decode().splitlines():
-        if line and not line.startswith("#"):
-            code, _, billable = line.partition("\t")
-            table[code] = billable == "1"
-    return table
 
 #: docs/decisions.md#d16: clinic_id, condition_id, mrn.
 IDENTIFIER_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
@@ -170,16 +152,26 @@ def check_snomed(value: str) -> None:
 
 
 def check_schema_version(value: str) -> None:
-    """Only schema_version 1.0 is supported (E_SCHEMA_VERSION)."""
+    """schema_version 1.0 or 2.0 (E_SCHEMA_VERSION)."""
     if value not in SCHEMA_VERSIONS:
-        raise err("E_SCHEMA_VERSION", f"schema_version {value!r:.20} is not supported; use 1.0")
+        supported = " or ".join(SCHEMA_VERSIONS)
+        raise err(
+            "E_SCHEMA_VERSION", f"schema_version {value!r:.20} is not supported; use {supported}"
+        )
 
 
 #: Score bounds per instrument (docs/validation.md#record-validation); LEFS also must be an integer.
-SCORE_RANGES = {"LEFS": (0, 80), "QuickDASH": (0, 100), "PSFS": (0, 10)}
+SCORE_RANGES = {
+    "LEFS": (0, 80), "QuickDASH": (0, 100), "PSFS": (0, 10), "PRTEE": (0, 100),
+    "FAAM-ADL": (0, 100), "FAAM-Sports": (0, 100), "VISA-P": (0, 100), "KOOS-JR": (0, 100),
+    "HOOS-JR": (0, 100),
+}  # fmt: skip
+#: Instruments whose score is a whole number.
+INTEGER_SCORES = ("LEFS", "VISA-P")
 
 
 __all__ = [  # noqa: RUF022 - grouped: patterns, code lists, checks
+    "icd10cm_table",
     "SCORE_RANGES",
     "check_schema_version",
     "check_snomed",

@@ -17,41 +17,19 @@ from typing import Any
 
 from fhir_iastm.errors import Issue
 from fhir_iastm.records.fields import make_issue
-from fhir_iastm.records.vocab import SNOMED_BY_ICD_PREFIX
-
-#: ICD-10-CM codes with a laterality character (docs/codes.md#icd-10-cm and the iastm-cond-2
-#: patterns of docs/decisions.md#d3):
-#: the captured character is 1 right, 2 left, 3 bilateral, 0 or 9 unspecified.
-_ICD_SIDE_PATTERNS = (
-    re.compile(r"(?:M77\.[01]|M76\.5)([0129])"),
-    re.compile(r"S76\.3[0-9]([129])[ADS]"),
-    re.compile(r"Z96\.6[45]([1239])"),
-    re.compile(r"M25\.56([129])"),
-)
-_SIDE_BY_DIGIT = {
-    "1": "right",
-    "2": "left",
-    "3": "bilateral",
-    "0": "unspecified",
-    "9": "unspecified",
-}
+from fhir_iastm.records.icd10cm import icd_side
+from fhir_iastm.records.vocab import OUTCOME_INSTRUMENTS_V1, SNOMED_BY_ICD_PREFIX
 
 #: What a cancelled session must not carry (docs/decisions.md#d21).
 _NOT_WHEN_CANCELLED = (
-    "session.end", "session.duration_min", "instruments", "adjunct_therapies", "pain", "rom",
-    "outcome_measures", "adverse_effects",
+    "session.end", "session.duration_min", "session.iastm_minutes", "instruments",
+    "adjunct_therapies", "pain", "rom", "outcome_measures", "adverse_effects",
 )  # fmt: skip
 
 _ROM_KEY = ("joint", "motion", "laterality", "mode", "timing")
 
-
-def icd_side(code: str) -> str | None:
-    """The side an ICD-10-CM code states (right/left/bilateral/unspecified), None if non-lateral."""
-    for regex in _ICD_SIDE_PATTERNS:
-        match = regex.fullmatch(code)
-        if match:
-            return _SIDE_BY_DIGIT[match.group(1)]
-    return None
+#: Fields of record contract 2.0 (docs/clinical.md#record-contract-version-2).
+V2_FIELDS = ("visit_kind", "session.iastm_minutes")
 
 
 def snomed_for_icd(code: str) -> str | None:
@@ -133,6 +111,38 @@ def _status_rules(v: _View) -> Iterator[Issue]:
                 )
 
 
+def _version_rules(v: _View) -> Iterator[Issue]:
+    """2.0 fields need schema_version 2.0; a completed 2.0 session states its IASTM minutes,
+    which with the adjuncts' minutes fit in the visit."""
+    version = v.get("schema_version")
+    if version == "1.0":
+        for path in V2_FIELDS:
+            if v.raw(path) is not None:
+                msg = f"{path} is a field of schema_version 2.0 (this record says 1.0)"
+                yield make_issue("E_SCHEMA_VERSION", path, msg)
+        for _, path in v.items("outcome_measures"):
+            instrument = v.get(f"{path}.instrument")
+            if instrument is not None and instrument not in OUTCOME_INSTRUMENTS_V1:
+                msg = f"{instrument} is an instrument of schema_version 2.0 (this record says 1.0)"
+                yield make_issue("E_SCHEMA_VERSION", f"{path}.instrument", msg)
+    if version != "2.0" or v.get("status") != "completed":
+        return
+    session = v.get("session", whole=False)
+    minutes = v.get("session.iastm_minutes")
+    if isinstance(session, Mapping) and v.raw("session.iastm_minutes") is None:
+        msg = "session.iastm_minutes is required for a completed session (schema_version 2.0)"
+        yield make_issue("E_REQUIRED", "session.iastm_minutes", msg)
+    start, end = v.get("session.start"), v.get("session.end")
+    adjuncts = [v.get(f"{p}.minutes") for _, p in v.items("adjunct_therapies")]
+    if minutes is None or start is None or end is None or None in adjuncts:
+        return
+    visit = (datetime.fromisoformat(end) - datetime.fromisoformat(start)).total_seconds() / 60
+    total = minutes + sum(adjuncts)
+    if visit > 0 and total > visit:
+        msg = f"IASTM {minutes} + adjunct {total - minutes} min exceed the {visit:g}-min visit"
+        yield make_issue("E_DURATION_MISMATCH", "session.iastm_minutes", msg)
+
+
 def _technique_rules(v: _View) -> Iterator[Issue]:
     technique = v.get("technique", whole=False)
     other = v.get("technique.code") == "iastm-other"
@@ -163,6 +173,36 @@ def _session_rules(v: _View) -> Iterator[Issue]:
             "session.session_number",
             f"session {number} exceeds the {planned} planned sessions (plan extended?)",
         )
+
+
+#: A session longer than this is implausible for IASTM (a warning, W_LONG_SESSION).
+LONG_SESSION_HOURS = 3
+#: PSFS score = mean of the item scores, to this tolerance (E_SCORE_MISMATCH).
+PSFS_TOLERANCE = 0.05
+
+
+def _plausibility_rules(v: _View) -> Iterator[Issue]:
+    start, end = v.get("session.start"), v.get("session.end")
+    if start is not None and end is not None:
+        hours = (datetime.fromisoformat(end) - datetime.fromisoformat(start)).total_seconds() / 3600
+        if hours > LONG_SESSION_HOURS:
+            msg = f"the session lasts {hours:.1f} h (over {LONG_SESSION_HOURS} h): check the times"
+            yield make_issue("W_LONG_SESSION", "session.end", msg)
+    recorded = v.get("recorded_at")
+    completed = v.get("status") == "completed" and start is not None and recorded is not None
+    if completed and datetime.fromisoformat(recorded) < datetime.fromisoformat(start):
+        msg = "a completed session is recorded before it started (recorded_at < session.start)"
+        yield make_issue("W_RECORDED_BEFORE_START", "recorded_at", msg)
+    for _, path in v.items("outcome_measures"):
+        if v.get(f"{path}.instrument") != "PSFS":
+            continue
+        score, items = v.get(f"{path}.score"), v.get(f"{path}.items")
+        if score is None or not items:
+            continue
+        mean = sum(item["score"] for item in items) / len(items)
+        if abs(score - mean) > PSFS_TOLERANCE:
+            msg = f"PSFS score {score:g} is not the mean of its {len(items)} items ({mean:.2f})"
+            yield make_issue("E_SCORE_MISMATCH", f"{path}.score", msg)
 
 
 def _site_sides(v: _View) -> set[str] | None:
@@ -260,6 +300,9 @@ def _key_rules(v: _View) -> Iterator[Issue]:
         v, "outcome_measures", ("instrument",), lambda p: f"{p}.instrument", "instrument"
     )
     yield from _duplicates(v, "adjunct_therapies", ("type",), lambda p: f"{p}.type", "adjunct type")
+    yield from _duplicates(
+        v, "adverse_effects", ("type", "site_index"), str, "adverse effect (type, site)"
+    )
 
 
 def _reference_rules(v: _View) -> Iterator[Issue]:
@@ -274,12 +317,14 @@ def _reference_rules(v: _View) -> Iterator[Issue]:
 
 
 _RULES = (
+    _version_rules,
     _status_rules,
     _technique_rules,
     _session_rules,
     _condition_rules,
     _key_rules,
     _reference_rules,
+    _plausibility_rules,
 )
 
 

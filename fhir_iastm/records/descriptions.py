@@ -32,7 +32,8 @@ OBJECTS: dict[str, str] = {
 
 FIELDS: dict[str, dict[str, str]] = {
     "SessionRecord": {
-        "schema_version": "Version of this record contract; only \"1.0\".",
+        "schema_version": "Version of this record contract: \"1.0\" or \"2.0\" "
+                          "(docs/clinical.md#record-contract-version-2).",
         "session_id": "The clinic system's session key: stable, never reused; the basis of every "
                       "FHIR identifier the session produces.",
         "record_version": "1 for the first version, +1 on every amendment; a lower version than "
@@ -63,6 +64,7 @@ FIELDS: dict[str, dict[str, str]] = {
         "adjunct_therapies": "Stretching or strengthening given in the same visit, unique by "
                              "type.",
         "billing": "CPT billing lines.",
+        "visit_kind": "Schema 2.0: evaluation, re-evaluation or treatment (Encounter.type).",
     },
     "Clinic": {
         "clinic_id": "The clinic's identifier in the clinic system (letters, digits, . _ -).",
@@ -105,6 +107,8 @@ FIELDS: dict[str, dict[str, str]] = {
         "planned_sessions": "Sessions planned (1 or more); a session_number above it is a "
                             "warning, not an error.",
         "plan_of_care_id": "The plan of care's identifier in the clinic system.",
+        "iastm_minutes": "Schema 2.0: minutes of IASTM in the visit (required when completed); "
+                         "with the adjuncts' minutes it fits in the visit.",
     },
     "Technique": {
         "code": "The technique (a local code system: no standard code exists for the brands).",
@@ -147,7 +151,8 @@ FIELDS: dict[str, dict[str, str]] = {
         "timing": "Before (pre) or after (post) the treatment.",
     },
     "OutcomeMeasure": {
-        "instrument": "The instrument: LEFS, QuickDASH or PSFS.",
+        "instrument": "The instrument: LEFS, QuickDASH or PSFS; schema 2.0 adds PRTEE, FAAM-ADL, "
+                      "FAAM-Sports, VISA-P, KOOS-JR and HOOS-JR.",
         "score": "The score: LEFS an integer 0-80, QuickDASH 0-100, PSFS 0-10 (mean of its "
                  "items).",
         "items": "The PSFS activities and their scores (PSFS only).",

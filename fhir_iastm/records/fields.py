@@ -47,7 +47,10 @@ CATALOGUE: dict[str, tuple[str, str]] = {
     "E_STATUS_CONFLICT": ("business-rule", "error"),
     "E_DUPLICATE_SESSION": ("duplicate", "error"),
     "E_STALE_VERSION": ("conflict", "error"),
+    "E_SCORE_MISMATCH": ("invariant", "error"),
     "W_PLAN_EXCEEDED": ("business-rule", "warning"),
+    "W_RECORDED_BEFORE_START": ("business-rule", "warning"),
+    "W_LONG_SESSION": ("business-rule", "warning"),
     "W_IDEMPOTENT_REPEAT": ("informational", "information"),
 }
 

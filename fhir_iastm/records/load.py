@@ -9,7 +9,8 @@ the record (``treatment_sites[0].laterality``; ``None`` = the record as a whole)
 
 Error catalogue (code, FHIR IssueType, HTTP, when):
 
-* ``E_SCHEMA_VERSION`` not-supported 422 — ``schema_version`` is not ``"1.0"``.
+* ``E_SCHEMA_VERSION`` not-supported 422 — ``schema_version`` is not ``"1.0"`` or ``"2.0"``, or
+  a 1.0 record carries a 2.0 field.
 * ``E_REQUIRED`` required 422 — missing, null, blank or empty array; also the conditional
   requirements (status_reason, session.end, pain.pre, technique.text, clinical_status).
 * ``E_TYPE`` value 422 — wrong JSON type (pain ``"7"``, ``6.5``, ``true``); record not an object.
@@ -34,7 +35,11 @@ Error catalogue (code, FHIR IssueType, HTTP, when):
   clinical_status (R4 con-5).
 * ``E_DUPLICATE_SESSION`` duplicate 409 — batch: same session_id and version, other content.
 * ``E_STALE_VERSION`` conflict 409 — batch: same session_id with a lower record_version.
+* ``E_SCORE_MISMATCH`` invariant 422 — a PSFS score that is not the mean of its items (± 0.05).
 * ``W_PLAN_EXCEEDED`` business-rule (warning) — ``session_number`` > ``planned_sessions``.
+* ``W_RECORDED_BEFORE_START`` business-rule (warning) — a completed session recorded before it
+  started.
+* ``W_LONG_SESSION`` business-rule (warning) — a session over ``LONG_SESSION_HOURS`` (3 h).
 * ``W_IDEMPOTENT_REPEAT`` informational (information) 200 — batch: identical record repeated.
 """
 

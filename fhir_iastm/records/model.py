@@ -69,6 +69,8 @@ class Session:
     duration_min: int | None = None
     planned_sessions: int | None = None
     plan_of_care_id: str | None = None
+    #: schema 2.0: minutes of IASTM within the visit (the IASTM Procedure's own time)
+    iastm_minutes: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,6 +189,8 @@ class SessionRecord:
     adverse_effects: tuple[AdverseEffect, ...] = ()
     adjunct_therapies: tuple[AdjunctTherapy, ...] = ()
     billing: Billing | None = None
+    #: schema 2.0: evaluation / re-evaluation / treatment
+    visit_kind: str | None = None
 
 
 @functools.cache

@@ -19,6 +19,7 @@ from fhir_iastm.records.checks import (
     CPT_RE,
     EMAIL_RE,
     IDENTIFIER_RE,
+    INTEGER_SCORES,
     NOTES_MAX,
     POSTAL_RE,
     SCORE_RANGES,
@@ -58,6 +59,7 @@ from fhir_iastm.records.vocab import (
     TECHNIQUES,
     TIMINGS,
     VERIFICATION_STATUSES,
+    VISIT_KINDS,
 )
 
 
@@ -97,7 +99,7 @@ class _Base(Schema):
 
     error_messages = {
         "type": "E_TYPE|expected a JSON object",
-        "unknown": "E_UNKNOWN_FIELD|field is not part of the record contract (schema_version 1.0)",
+        "unknown": "E_UNKNOWN_FIELD|field is not part of the record contract",
     }
     target: type = dict
 
@@ -164,6 +166,7 @@ class SessionSchema(_Base):
     session_number = Int(required=True, minimum=1, range_code="E_FORMAT", what="session_number")
     planned_sessions = Int(minimum=1, range_code="E_FORMAT", what="planned_sessions")
     plan_of_care_id = _short("plan_of_care_id", required=False)
+    iastm_minutes = Int(minimum=1, maximum=1440, range_code="E_FORMAT", what="iastm_minutes")
 
 
 class TechniqueSchema(_Base):
@@ -246,8 +249,9 @@ class OutcomeMeasureSchema(_Base):
         items. Skipped on field errors."""
         instrument, score = data["instrument"], data["score"]
         low, high = SCORE_RANGES[instrument]
-        if not low <= score <= high or (instrument == "LEFS" and not isinstance(score, int)):
-            kind = "an integer " if instrument == "LEFS" else ""
+        whole = instrument in INTEGER_SCORES
+        if not low <= score <= high or (whole and not isinstance(score, int)):
+            kind = "an integer " if whole else ""
             message = f"E_RANGE|{instrument} score must be {kind}{low}-{high}, got {score}"
             raise ValidationError(message, field_name="score")
         if data.get("items") and instrument != "PSFS":
@@ -326,6 +330,7 @@ class SessionRecordSchema(_Base):
     adverse_effects = _list(AdverseEffectSchema, "adverse_effects")
     adjunct_therapies = _list(AdjunctTherapySchema, "adjunct_therapies")
     billing = _nested(BillingSchema, required=False, what="billing")
+    visit_kind = Code(VISIT_KINDS, required=False, what="visit_kind")
 
 
 RECORD_SCHEMA = SessionRecordSchema()

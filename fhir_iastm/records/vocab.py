@@ -37,7 +37,11 @@ ROM_JOINTS = table_values("rom_joint")
 ROM_METHODS = table_values("rom_method")
 TIMINGS = table_values("measurement_timing")
 OUTCOME_INSTRUMENTS = table_values("prom_code")
+#: The instruments a schema 1.0 record may name (the others are schema 2.0,
+#: docs/clinical.md#outcome-measures).
+OUTCOME_INSTRUMENTS_V1 = ("LEFS", "QuickDASH", "PSFS")
 ADVERSE_TYPES = table_values("adverse_effect")
+VISIT_KINDS = table_values("visit_kind")
 SEVERITIES = table_values("adverse_severity")
 ADJUNCT_TYPES = table_values("adjunct_local")
 
@@ -62,7 +66,9 @@ SNOMED_BY_ICD_PREFIX: dict[str, str] = {
 VERIFIED_CONDITION_SNOMED = tuple(dict.fromkeys(SNOMED_BY_ICD_PREFIX.values()))
 
 # Not tables of codes.json: FHIR value sets and record-only choices.
-SCHEMA_VERSIONS = ("1.0",)
+#: 1.0: the original contract; 2.0 adds visit_kind, session.iastm_minutes and the
+#: condition-specific outcome measures (docs/clinical.md#record-contract-version-2).
+SCHEMA_VERSIONS = ("1.0", "2.0")
 #: The record's own status (mapped to three FHIR statuses, ``mapping.codes.STATUS``).
 STATUSES = ("completed", "entered-in-error", "cancelled")
 #: FHIR administrative-gender (required binding of Patient.gender).
@@ -83,6 +89,7 @@ __all__ = [
     "GENDERS",
     "INSTRUMENTS",
     "OUTCOME_INSTRUMENTS",
+    "OUTCOME_INSTRUMENTS_V1",
     "PAIN_SCALES",
     "ROM_JOINTS",
     "ROM_LATERALITIES",
@@ -98,6 +105,7 @@ __all__ = [
     "STATUSES",
     "TECHNIQUES",
     "TIMINGS",
+    "VISIT_KINDS",
     "VERIFICATION_STATUSES",
     "VERIFIED_CONDITION_SNOMED",
     "raw_codes",

@@ -53,6 +53,29 @@ BUILTIN_VALUE_SETS: dict[str, Expansion] = {
     _HL7 + "ValueSet/contact-point-use": _vs(
         _HL7 + "contact-point-use", "home work temp old mobile"
     ),
+    _HL7 + "ValueSet/identifier-use": _vs(
+        _HL7 + "identifier-use", "usual official temp secondary old"
+    ),
+    _HL7 + "ValueSet/name-use": _vs(
+        _HL7 + "name-use", "usual official temp nickname anonymous old maiden"
+    ),
+    _HL7 + "ValueSet/address-use": _vs(_HL7 + "address-use", "home work temp old billing"),
+    _HL7 + "ValueSet/address-type": _vs(_HL7 + "address-type", "postal physical both"),
+    _HL7 + "ValueSet/quantity-comparator": _vs(_HL7 + "quantity-comparator", "< <= >= >"),
+    _HL7 + "ValueSet/narrative-status": _vs(
+        _HL7 + "narrative-status", "generated extensions additional empty"
+    ),
+    _HL7 + "ValueSet/link-type": _vs(_HL7 + "link-type", "replaced-by replaces refer seealso"),
+    _HL7 + "ValueSet/encounter-location-status": _vs(
+        _HL7 + "encounter-location-status", "planned active reserved completed"
+    ),
+    _HL7 + "ValueSet/provenance-entity-role": _vs(
+        _HL7 + "provenance-entity-role", "derivation revision quotation source removal"
+    ),
+    _HL7 + "ValueSet/questionnaire-answers-status": _vs(
+        _HL7 + "questionnaire-answers-status",
+        "in-progress completed amended entered-in-error stopped",
+    ),
 }
 
 

@@ -14,6 +14,7 @@ from typing import Any
 
 from fhir_iastm.errors import Issue
 from fhir_iastm.profiles import ElementNode, Profile, ProfileIndex
+from fhir_iastm.validation.base_bindings import check_base_bindings
 from fhir_iastm.validation.bindings import check_local_codes
 from fhir_iastm.validation.context import (
     Resolver,
@@ -155,6 +156,7 @@ def validate_resource(
         declared |= _declared_keys(selected.root)
     found = scan(resource)
     check_base(resource, declared, ctx)
+    check_base_bindings(resource, ctx)
     check_periods(found.periods, ctx)
     check_quantities(found.quantities, ctx)
     check_extension_shape(found.extensions, ctx)

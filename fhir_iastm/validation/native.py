@@ -17,6 +17,7 @@ from collections.abc import Callable
 from typing import Any
 
 from fhir_iastm.canonical import DEFAULT_CANONICAL_BASE
+from fhir_iastm.validation.laterality import LATERALITY_INVARIANTS, native_check
 from fhir_iastm.validation.native_texts import EXPRESSIONS
 
 #: The twins are written for the texts of the default base; under another base the profiles'
@@ -78,34 +79,6 @@ def _implies(premise: bool | None, conclusion: bool) -> bool:
 def _status_is(res: dict[str, Any], *codes: str) -> bool | None:
     status = res.get("status")
     return None if status is None else status in codes
-
-
-def _matching_codes(res: dict[str, Any], system: str, patterns: tuple[str, ...]) -> bool | None:
-    found = False
-    for coding in _codings(res.get("code")):
-        if coding.get("system") != system or "code" not in coding:
-            continue
-        code = coding["code"]
-        if not isinstance(code, str):
-            return None
-        found = found or any(re.search(p, code, re.DOTALL) for p in patterns)
-    return found
-
-
-def _laterality_is(res: dict[str, Any], code: str) -> bool:
-    return any(
-        _has_coding(_value(e), SCT, code)
-        for site in _list(res.get("bodySite"))
-        for e in _exts(site, LAT)
-    )
-
-
-def _lateral(patterns: tuple[str, ...], side: str) -> Native:
-    def check(res: Any, _type: str) -> bool | None:
-        premise = _matching_codes(res, ICD, patterns)
-        return None if premise is None else _implies(premise, _laterality_is(res, side))
-
-    return check
 
 
 def _location_qualifiers_ok(res: Any, _type: str) -> bool:
@@ -259,13 +232,7 @@ BY_KEY: dict[str, Native] = {
     "iastm-cond-4": _location_qualifiers_ok,
     "iastm-obs-5": _location_qualifiers_ok,
     "iastm-cond-1": lambda r, _t: sum(c.get("system") == ICD for c in _codings(r.get("code"))) == 1,
-    "iastm-cond-2r": _lateral(
-        (r"^(M77\.[01]|M76\.5)1$", r"^S76\.3[0-9]1[ADS]$", r"^Z96\.6[45]1$"), "24028007"
-    ),
-    "iastm-cond-2l": _lateral(
-        (r"^(M77\.[01]|M76\.5)2$", r"^S76\.3[0-9]2[ADS]$", r"^Z96\.6[45]2$"), "7771000"
-    ),
-    "iastm-cond-2b": _lateral((r"^Z96\.6[45]3$",), "51440002"),
+    **{key: native_check(key) for key in LATERALITY_INVARIANTS},
     "iastm-cond-3": _injury_seventh,
     "us-core-2": lambda r, _t: _implies(
         not _has(r, "component") and not _has(r, "hasMember"),

@@ -7,6 +7,8 @@ evaluated instead (``tests/test_validation_native.py`` reports it).
 
 from __future__ import annotations
 
+from fhir_iastm.validation.laterality import LATERALITY_INVARIANTS, invariant_expression
+
 EXPRESSIONS: dict[str, str] = {
     "us-core-7": ("(status='completed' or status='in-progress') implies performed.exists()"),
     "iastm-proc-1": (
@@ -18,26 +20,6 @@ EXPRESSIONS: dict[str, str] = {
     ),
     "iastm-proc-9": ("status = 'completed' implies performed.ofType(Period).exists()"),
     "iastm-cond-1": ("code.coding.where(system='http://hl7.org/fhir/sid/icd-10-cm').count() = 1"),
-    "iastm-cond-2r": (
-        "code.coding.where(system='http://hl7.org/fhir/sid/icd-10-cm' and (code.matches('^(M77\\\\."
-        "[01]|M76\\\\.5)1$') or code.matches('^S76\\\\.3[0-9]1[ADS]$') or code.matches('^Z96\\\\.6[45]1"  # noqa: E501
-        "$'))).exists() implies bodySite.extension.where(url='http://hl7.org/fhir/us/mcode/Struct"
-        "ureDefinition/mcode-laterality-qualifier').value.coding.where(system='http://snomed.info"
-        "/sct' and code='24028007').exists()"
-    ),
-    "iastm-cond-2l": (
-        "code.coding.where(system='http://hl7.org/fhir/sid/icd-10-cm' and (code.matches('^(M77\\\\."
-        "[01]|M76\\\\.5)2$') or code.matches('^S76\\\\.3[0-9]2[ADS]$') or code.matches('^Z96\\\\.6[45]2"  # noqa: E501
-        "$'))).exists() implies bodySite.extension.where(url='http://hl7.org/fhir/us/mcode/Struct"
-        "ureDefinition/mcode-laterality-qualifier').value.coding.where(system='http://snomed.info"
-        "/sct' and code='7771000').exists()"
-    ),
-    "iastm-cond-2b": (
-        "code.coding.where(system='http://hl7.org/fhir/sid/icd-10-cm' and code.matches('^Z96\\\\.6["
-        "45]3$')).exists() implies bodySite.extension.where(url='http://hl7.org/fhir/us/mcode/Str"
-        "uctureDefinition/mcode-laterality-qualifier').value.coding.where(system='http://snomed.i"
-        "nfo/sct' and code='51440002').exists()"
-    ),
     "iastm-cond-3": (
         "code.coding.where(system='http://hl7.org/fhir/sid/icd-10-cm' and code.startsWith('S76.')"
         ").all(code.matches('^S76\\\\.[0-9]{3}[ADS]$'))"
@@ -120,5 +102,7 @@ EXPRESSIONS: dict[str, str] = {
         "'49370004' or code='255561001' or code='255551008')).exists())"
     ),
 }
+#: The laterality invariants are generated from the ICD-10-CM table (validation/laterality.py).
+EXPRESSIONS.update({key: invariant_expression(key) for key in LATERALITY_INVARIANTS})
 
 __all__ = ["EXPRESSIONS"]

@@ -175,7 +175,7 @@ def test_python_dash_m_subprocess() -> None:
     )
     assert done.returncode == 0, done.stderr
     bundle = json.loads(done.stdout)
-    assert len(bundle["entry"]) == 9
+    assert len(bundle["entry"]) == 11  # good-03: 9 + 2 expected-effect findings
     bad = subprocess.run(
         [sys.executable, "-m", "fhir_iastm", "map", str(BAD_02)],
         cwd=ROOT,

@@ -130,3 +130,20 @@ def test_subprocess_never_prints_a_traceback(tmp_path: Path) -> None:
     assert proc.returncode == 1
     assert "Traceback" not in proc.stderr
     assert len(outcomes(proc.stdout)) == 2
+
+
+@pytest.mark.parametrize(
+    "case",
+    [p for p in sorted((ROOT / "tests/data/mutations").glob("1[34][0-9]-cond-2*.json"))],
+    ids=lambda p: p.stem,
+)
+def test_wrong_side_diagnoses_fail_validate(case: Path, tmp_path: Path) -> None:
+    """Issue 10 #1: M76.61 + left, M79.672 + right, M76.61 without a side, … exit 1."""
+    doc = json.loads(case.read_text())
+    path = tmp_path / "condition.json"
+    path.write_text(json.dumps(doc["resource"]))
+    result = run([str(path)])
+    assert result.exit_code == 1, result.output
+    [outcome] = outcomes(result.output)
+    errors = [i["details"]["text"] for i in outcome["issue"] if i["severity"] == "error"]
+    assert errors == [doc["expected"]["rule"]]

@@ -10,16 +10,18 @@ The agreement rate is printed (``-s`` shows it).
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 
 from fhir_iastm.client import FhirClient
 from fhir_iastm.mapping import to_fhir
 from fhir_iastm.profiles import ProfileIndex, load_profiles
 from fhir_iastm.records import load_record
-from fhir_iastm.service import upload_profiles
+from fhir_iastm.service import NOT_FOR_SERVERS, upload_profiles
 from fhir_iastm.validation import validate
 
 pytestmark = pytest.mark.integration
@@ -62,10 +64,14 @@ def our_errors(index: ProfileIndex, resource: dict[str, Any], profile: str | Non
     ]
 
 
-def compare(client: FhirClient, index: ProfileIndex) -> dict[str, dict[str, Any]]:
+def compare(
+    client: FhirClient, index: ProfileIndex, only: set[str] | None = None
+) -> dict[str, dict[str, Any]]:
     """case id -> both verdicts and the error texts, for every case that disagrees."""
     disagreements = {}
     for case, resource, profile in cases():
+        if only is not None and case not in only:
+            continue
         theirs, ours = hapi_errors(client, resource, profile), our_errors(index, resource, profile)
         if bool(theirs) != bool(ours):
             disagreements[case] = {
@@ -77,13 +83,45 @@ def compare(client: FhirClient, index: ProfileIndex) -> dict[str, dict[str, Any]
     return disagreements
 
 
+_UNUSABLE_TEXT = "mcode-body-location-qualifier-vs"
+
+
+def _wait_until_forgotten(client: FhirClient, found: dict[str, Any], limit_s: float = 180) -> None:
+    """Poll one affected case until HAPI no longer cites the deleted ValueSet (or give up)."""
+    case = next(c for c, v in found.items() if _UNUSABLE_TEXT in " ".join(v["hapi"]))
+    resource, profile = next((r, p) for c, r, p in cases() if c == case)
+    deadline = time.monotonic() + limit_s
+    while time.monotonic() < deadline:
+        if _UNUSABLE_TEXT not in " ".join(hapi_errors(client, resource, profile)):
+            return
+        time.sleep(5)
+
+
+def remove_unusable(base_url: str, index: ProfileIndex) -> None:
+    """The shared server may still hold what older uploads put there: delete NOT_FOR_SERVERS."""
+    for doc in index.resources:
+        if f"{doc.get('resourceType')}/{doc.get('id')}" in NOT_FOR_SERVERS:
+            done = requests.delete(f"{base_url}/ValueSet", params={"url": doc["url"]}, timeout=60)
+            assert done.status_code in (200, 204), done.text
+
+
 def test_hapi_validate_agrees_with_our_validator(hapi_base_url: str) -> None:
     client = FhirClient(hapi_base_url)
     index = load_profiles(ROOT / "profiles")
     upload_profiles(client, index)
+    remove_unusable(hapi_base_url, index)
     total = len(cases())
     assert total >= 190  # 126 mutations + the mapped resources of 8 examples
     found = compare(client, index)
+    for _ in range(3):
+        if not any(_UNUSABLE_TEXT in " ".join(v["hapi"]) for v in found.values()):
+            break
+        # another checkout's upload put the unusable ValueSets back on the shared server
+        # meanwhile (HAPI also caches them for a while): restore the state under test, wait
+        # until HAPI has forgotten them, and check those cases again
+        remove_unusable(hapi_base_url, index)
+        _wait_until_forgotten(client, found)
+        found = compare(client, index, set(found))
     rate = (total - len(found)) / total
     print(f"\noracle agreement: {total - len(found)}/{total} = {rate:.1%}")  # noqa: T201 (asked for)
     listed = json.loads(EXCEPTIONS.read_text())["exceptions"]

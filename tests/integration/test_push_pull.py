@@ -19,6 +19,8 @@ import requests
 
 from fhir_iastm.client import FhirClient, RetryPolicy
 from fhir_iastm.mapping import canonical_for_roundtrip
+from fhir_iastm.mapping.effect import effect_role
+from fhir_iastm.mapping.procedure import is_expected_finding
 from fhir_iastm.mapping.ids import fhir_escape
 from fhir_iastm.records.model import SessionRecord
 from fhir_iastm.sync.pull import PullError, pull_records
@@ -105,6 +107,12 @@ def expected_owned(record: SessionRecord) -> dict[str, str]:
         }
     out |= {f"{sid}/obs/rom/{r.key}": "Observation" for r in record.rom}
     out |= {f"{sid}/obs/prom/{m.instrument}": "Observation" for m in record.outcome_measures}
+    if record.status != "cancelled":  # expected mild effects are findings (docs/clinical.md)
+        out |= {
+            f"{sid}/{effect_role(record, e)}": "Observation"
+            for e in record.adverse_effects
+            if is_expected_finding(e)
+        }
     return out
 
 
@@ -433,3 +441,25 @@ def test_outbox_worker_pushes_versions_and_retracts_by_the_stored_diff(
     assert (state.state, state.pushed_version) == ("pushed", 2)
     [pulled] = pull_records(client, session_id=v2["session_id"])
     assert canonical_for_roundtrip(pulled) == canonical_for_roundtrip(load_record(v2))
+
+
+def test_a_later_version_that_changes_a_value_sends_it_amended(client: FhirClient) -> None:
+    """Issue 10 #9: push_many knows the earlier versions of the run; the changed ROM is amended."""
+    from fhir_iastm.service import push_many
+
+    v1 = variant(GOOD[5])
+    v2 = json.loads(json.dumps(v1))
+    v2["record_version"] = v1["record_version"] + 1
+    v2["rom"][0]["degrees"] += 4
+    results = list(push_many(client, [load_record(v1), load_record(v2)]))
+    assert [o.status for _r, o in results] == ["pushed", "pushed"]  # type: ignore[union-attr]
+    record = load_record(v2)
+    statuses = {
+        value: find(client, "Observation", SYS.resource, value)[0]["status"]
+        for value, rtype in expected_owned(record).items()
+        if rtype == "Observation"
+    }
+    amended = {v for v, s in statuses.items() if s == "amended"}
+    assert len(amended) == 1
+    assert "/obs/rom/" in next(iter(amended))
+    assert set(statuses.values()) == {"final", "amended"}

@@ -22,7 +22,11 @@ from tests.mapping.support import EXAMPLES, GOOD
 
 ROOT = Path(__file__).parents[2]
 GOLDEN = sorted((ROOT / "tests/data/golden").glob("*.bundle.json"))
-SETTINGS = (MappingSettings(), MappingSettings(include_cpt=True, claim_us_core=True))
+SETTINGS = (
+    MappingSettings(),
+    MappingSettings(include_cpt=True, claim_us_core=True),
+    MappingSettings(performed_as_datetime=True, strip_profiles=True),
+)
 
 
 def _rich_record() -> dict[str, Any]:
@@ -33,9 +37,22 @@ def _rich_record() -> dict[str, Any]:
         email="patient@example.org",
         address={"line": ["1 Main St"], "city": "Salem", "state": "IL", "postal_code": "62701"},
     )
+    # an expected but moderate effect stays a complication (with its expected flag)
+    data["adverse_effects"] = [
+        {"type": "bruising", "severity": "moderate", "site_index": 0, "expected": True}
+    ]
     data["outcome_measures"].append(
-        {"instrument": "PSFS", "score": 4.5, "items": [{"activity": "gripping", "score": 4}]}
+        {"instrument": "PSFS", "score": 4.5, "items": [{"activity": "gripping", "score": 4},
+                                                       {"activity": "lifting", "score": 5}]}
     )
+    return data
+
+
+def _v2_record() -> dict[str, Any]:
+    """good-01 as a schema 2.0 record: visit kind, IASTM minutes."""
+    data = json.loads((EXAMPLES / f"{GOOD[0]}.json").read_text("utf-8"))
+    data.update(schema_version="2.0", visit_kind="treatment")
+    data["session"]["iastm_minutes"] = 15
     return data
 
 
@@ -45,7 +62,7 @@ def corpus() -> Iterator[tuple[str, dict[str, Any]]]:
         for entry in json.loads(path.read_text("utf-8"))["entry"]:
             yield path.name, entry["resource"]
     records = [json.loads((EXAMPLES / f"{g}.json").read_text("utf-8")) for g in GOOD]
-    for i, data in enumerate([*records, _rich_record()]):
+    for i, data in enumerate([*records, _rich_record(), _v2_record()]):
         for settings in SETTINGS:
             for entry in to_fhir(load_record(data), settings)["entry"]:
                 yield f"record {i}", entry["resource"]
@@ -158,8 +175,8 @@ def _by_role(bundle: dict[str, Any], role: str) -> dict[str, Any]:
         ("/procedure", "Procedure.bodySite[0]", None, "treatment_sites[0]"),
         ("/procedure", "Procedure.bodySite[0].extension[0].valueCodeableConcept", None,
          "treatment_sites[0].laterality"),
-        ("/procedure", "Procedure.complication[1].extension[0]", None,
-         "adverse_effects[1].severity"),
+        ("/obs/effect/petechiae/plantar-fascia-right", "Observation.valueCodeableConcept", None,
+         "adverse_effects.where(type='petechiae').severity"),
         ("/procedure", "Procedure", "iastm-proc-8", "adverse_effects"),
         ("/procedure", "Procedure", "card:Procedure.subject", "patient"),
         ("/procedure", "Procedure", "slice:Procedure.extension:session-number",

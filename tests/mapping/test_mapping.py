@@ -28,9 +28,9 @@ SHARED = {"Organization", "Practitioner", "Patient"}
 COUNTS = {
     "good-01": (10, 1, 3, 2, 0, 0),
     "good-02": (10, 1, 2, 2, 0, 1),
-    "good-03": (9, 1, 2, 2, 0, 0),
+    "good-03": (11, 1, 2, 2, 0, 0),  # + 2 expected-effect findings
     "good-04": (11, 2, 2, 2, 0, 1),
-    "good-05": (10, 1, 3, 2, 0, 0),
+    "good-05": (11, 1, 3, 2, 0, 0),  # + 1 expected-effect finding
     "good-06": (16, 3, 3, 2, 3, 1),
     "good-07": (8, 1, 1, 2, 0, 0),
     "good-08": (7, 2, 1, 0, 0, 0),
@@ -69,6 +69,8 @@ def test_resource_counts_follow_section_2_1(mapped: tuple) -> None:
     assert len(by_profile(bundle, "iastm-pain-observation")) == pain
     assert len(by_profile(bundle, "iastm-rom-observation")) == rom
     assert len(by_profile(bundle, "iastm-prom-observation")) == prom
+    findings = {"good-03": 2, "good-05": 1}.get(name[:7], 0)
+    assert len(by_profile(bundle, "iastm-effect-observation")) == findings
     assert "Provenance" not in {r["resourceType"] for r in resources(bundle)}
 
 

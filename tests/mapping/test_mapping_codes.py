@@ -47,7 +47,9 @@ def _all_outputs() -> Iterator[dict[str, Any]]:
 
 def test_every_entry_is_complete() -> None:
     for name, value, entry in _entries():
-        assert set(entry) >= {"system", "code", "display", "status", "source"}, (name, value)
+        assert set(entry) >= {"system", "code", "status", "source"}, (name, value)
+        # a display is sent only when sourced; otherwise the entry says why there is none
+        assert ("display" in entry) != bool(entry.get("display_omitted")), (name, value)
         assert entry["status"] in STATUSES, (name, value)
         assert entry["code"], (name, value)
         assert entry["source"], (name, value)
@@ -137,3 +139,23 @@ def test_codes_are_copied_not_shared() -> None:
     again = to_fhir(good("good-03"))
     assert again["entry"][3]["resource"]["class"]["code"] == "AMB"
     assert canonical_for_roundtrip(good("good-03"))  # sanity: record untouched
+
+
+def test_icd10cm_displays_are_the_tabular_titles() -> None:
+    from fhir_iastm.records.icd10cm import icd_title
+
+    seen = 0
+    for bundle in _all_outputs():
+        for coding in _codings(bundle):
+            if coding["system"] == "http://hl7.org/fhir/sid/icd-10-cm":
+                assert coding["display"] == icd_title(coding["code"]), coding
+                seen += 1
+    assert seen > 0
+    assert icd_title("M77.11") == "Lateral epicondylitis, right elbow"
+
+
+def test_unsourced_patellar_tendon_display_is_not_sent() -> None:
+    for bundle in _all_outputs():
+        for coding in _codings(bundle):
+            if coding.get("code") == "18033002":
+                assert "display" not in coding

@@ -56,7 +56,7 @@ VERIFIED_SNOMED = {
     "302227002", "271813007", "71393004", "255604002", "6736007", "24484000",
 }
 MCODE_PUBLISHED_SNOMED = {"399488007", "106233006", "272424004", "255503000"}
-VERIFIED_LOINC = {"72514-3"}
+VERIFIED_LOINC = {"72514-3", "82332-8", "82323-7"}  # pain NRS; KOOS JR, HOOS JR (docs/codes.md#loinc)
 
 
 # ---------------------------------------------------------------------------------------------- loading
@@ -356,7 +356,8 @@ def test_no_placeholder_left_in_expressions():
 def test_expected_invariant_keys_present():
     expected = {
         "iastm-procedure": {"us-core-7"} | {f"iastm-proc-{n}" for n in range(1, 11)},
-        "iastm-condition": {"iastm-cond-1", "iastm-cond-2r", "iastm-cond-2l", "iastm-cond-2b", "iastm-cond-3",
+        "iastm-condition": {"iastm-cond-1", "iastm-cond-2r", "iastm-cond-2l", "iastm-cond-2b", "iastm-cond-2u",
+                            "iastm-cond-3",
                             "iastm-cond-4"},
         "iastm-pain-observation": {"us-core-1", "us-core-2", "us-core-3", "iastm-obs-1", "iastm-obs-2", "iastm-obs-4"},
         "iastm-rom-observation": {"us-core-1", "us-core-2", "us-core-3", "iastm-obs-3", "iastm-obs-4", "iastm-obs-5"},
@@ -613,6 +614,10 @@ BAD = [
     ("iastm-condition", "iastm-cond-2l", _condition("Z96.652", "24028007")),
     ("iastm-condition", "iastm-cond-2b", _condition("Z96.653", "24028007")),
     ("iastm-condition", "iastm-cond-2b", _condition("Z96.643")),
+    ("iastm-condition", "iastm-cond-2r", _condition("M76.61", "7771000")),
+    ("iastm-condition", "iastm-cond-2l", _condition("M79.672", "24028007")),
+    ("iastm-condition", "iastm-cond-2b", _condition("M17.0", "24028007")),
+    ("iastm-condition", "iastm-cond-2u", _condition("M76.60", "24028007")),
     ("iastm-condition", "iastm-cond-3", _condition("S76.312", "7771000")),
     ("iastm-pain-observation", "iastm-obs-1", _with(PAIN, valueQuantity={"value": 11, "system": UCUM, "code": "{score}"})),
     ("iastm-pain-observation", "iastm-obs-1", _with(PAIN, valueQuantity={"value": 6.5, "system": UCUM, "code": "{score}"})),
@@ -712,7 +717,8 @@ def test_observation_codesystem_matches_mapping():
                                 "elbow-pronation", "elbow-supination", "hip-flexion", "hip-extension",
                                 "hip-abduction", "hip-adduction", "hip-internal-rotation", "hip-external-rotation",
                                 "ankle-dorsiflexion", "ankle-plantarflexion", "wrist-flexion", "wrist-extension"]}
-    assert codes == rom | {"lefs-total", "quickdash-score", "psfs-average", "psfs-item"}
+    assert codes == rom | {"lefs-total", "quickdash-score", "psfs-average", "psfs-item",
+                           "prtee-total", "faam-adl", "faam-sports", "visa-p-total"}
 
 
 def _used_codings():

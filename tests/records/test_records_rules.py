@@ -21,6 +21,14 @@ G1, G2, G3, G4, G5, G6, G7, G8 = (f"good-0{i}" for i in range(1, 9))
 Row = tuple[str, dict[str, Any], list[str]]  # example, edits, ["CODE /json/pointer", ...]
 
 
+OM0 = "/outcome_measures/0/score"
+
+
+def _psfs(score: float, items: list[int]) -> dict[str, Any]:
+    activities = [{"activity": f"task {i}", "score": x} for i, x in enumerate(items)]
+    return {"instrument": "PSFS", "score": score, "items": activities}
+
+
 def _case(base: str, edits: dict[str, Any], *want: str) -> Any:
     label = f"{base}:{','.join(edits)}={'+'.join(w.split()[0] for w in want) or 'ok'}"
     return pytest.param(base, edits, list(want), id=label[:120])
@@ -179,7 +187,45 @@ RANGES = [
 ]
 
 CODES = [
-    _case(G1, {"/schema_version": "2.0"}, "E_SCHEMA_VERSION /schema_version"),
+    _case(G1, {"/schema_version": "3.0"}, "E_SCHEMA_VERSION /schema_version"),
+    # record contract 2.0 (issue 10 #4, #13)
+    _case(G1, {"/schema_version": "2.0"}, "E_REQUIRED /session/iastm_minutes"),
+    _case(G1, {"/schema_version": "2.0", "/session/iastm_minutes": 20}),
+    _case(G1, {"/schema_version": "2.0", "/session/iastm_minutes": 20, "/visit_kind": "evaluation"}),
+    _case(G1, {"/visit_kind": "treatment"}, "E_SCHEMA_VERSION /visit_kind"),
+    _case(G1, {"/session/iastm_minutes": 20}, "E_SCHEMA_VERSION /session/iastm_minutes"),
+    _case(
+        G1,
+        {"/schema_version": "2.0", "/session/iastm_minutes": 39},
+        "E_DURATION_MISMATCH /session/iastm_minutes",
+    ),
+    _case(
+        G1,
+        {"/schema_version": "2.0", "/session/iastm_minutes": 20, "/visit_kind": "follow-up"},
+        "E_CODE_UNKNOWN /visit_kind",
+    ),
+    _case(
+        G1, {"/schema_version": "2.0", "/session/iastm_minutes": 0}, "E_FORMAT /session/iastm_minutes"
+    ),
+    # condition-specific outcome measures (schema 2.0, docs/clinical.md#outcome-measures)
+    _case(
+        G1,
+        {"/outcome_measures": [{"instrument": "PRTEE", "score": 42.5}]},
+        "E_SCHEMA_VERSION /outcome_measures/0/instrument",
+    ),
+    *(
+        _case(
+            G1,
+            {"/schema_version": "2.0", "/session/iastm_minutes": 20,
+             "/outcome_measures": [{"instrument": name, "score": score}]},
+            *([f"E_RANGE {OM0}"] if bad else []),
+        )
+        for name, score, bad in [
+            ("PRTEE", 42.5, False), ("PRTEE", 101, True), ("FAAM-ADL", 76.2, False),
+            ("FAAM-Sports", -1, True), ("VISA-P", 55, False), ("VISA-P", 55.5, True),
+            ("KOOS-JR", 50.012, False), ("HOOS-JR", 100.5, True),
+        ]
+    ),  # fmt: skip
     _case(G1, {"/schema_version": 1.0}, "E_TYPE /schema_version"),
     _case(G1, {"/status": "done"}, "E_CODE_UNKNOWN /status"),
     _case(G1, {"/patient/gender": "M"}, "E_CODE_UNKNOWN /patient/gender"),
@@ -310,6 +356,39 @@ CROSS_FIELD = [
         },
     ),  # fmt: skip
     _case(G3, {"/conditions/0/laterality": "not-applicable"}),
+    # plausibility (issue 10 #14): PSFS = mean of its items; recorded before start; long sessions
+    _case(G1, {"/outcome_measures": [_psfs(9, [2, 3])]}, f"E_SCORE_MISMATCH {OM0}"),
+    _case(G1, {"/outcome_measures": [_psfs(2.5, [2, 3])]}),
+    _case(G1, {"/outcome_measures": [_psfs(2.33, [2, 2, 3])]}),
+    _case(G1, {"/outcome_measures": [_psfs(2.4, [2, 2, 3])]}, f"E_SCORE_MISMATCH {OM0}"),
+    _case(G1, {"/outcome_measures": [{"instrument": "PSFS", "score": 9}]}),
+    # one finding per (type, site): the effect Observation's key (issue 10 #6)
+    _case(
+        G3,
+        {"/adverse_effects/1/type": "bruising"},
+        "E_DUPLICATE_KEY /adverse_effects/1",
+    ),
+    _case(G3, {"/adverse_effects/1/type": "bruising", "/adverse_effects/1/site_index": DELETE}),
+    # laterality from the ICD-10-CM table: every sided code, not four patterns (issue 10 #1)
+    *(
+        _case(
+            G3,
+            {"/conditions/0/icd10cm": code, "/conditions/0/snomed": DELETE,
+             "/conditions/0/laterality": side, "/treatment_sites/0/laterality": site},
+            *(["E_LATERALITY_CONFLICT /conditions/0/laterality"] if bad else []),
+        )
+        for code, side, site, bad in [
+            ("M76.61", "left", "left", True), ("M76.61", "not-applicable", "right", True),
+            ("M76.61", "right", "right", False), ("M79.672", "right", "right", True),
+            ("M79.672", "left", "left", False), ("M25.551", "left", "left", True),
+            ("M25.552", "right", "right", True), ("M25.661", "left", "left", True),
+            ("M76.31", "left", "left", True), ("M70.61", "left", "left", True),
+            ("S76.111A", "left", "left", True), ("S86.011A", "left", "left", True),
+            ("S86.011A", "bilateral", "bilateral", True), ("M17.0", "right", "right", True),
+            ("M17.0", "bilateral", "bilateral", False), ("M79.673", "right", "right", True),
+            ("M79.673", "not-applicable", "right", False), ("M72.2", "left", "left", False),
+        ]
+    ),  # fmt: skip
     _case(
         G5, {"/conditions/0/icd10cm": "S76.311D"}, "E_LATERALITY_CONFLICT /conditions/0/laterality"
     ),
@@ -441,6 +520,8 @@ def test_every_catalogue_code_is_exercised() -> None:
         "E_STALE_VERSION",
         "W_IDEMPOTENT_REPEAT",
         "W_PLAN_EXCEEDED",
+        "W_RECORDED_BEFORE_START",  # test_plausibility_warnings
+        "W_LONG_SESSION",
     }
     assert set(CATALOGUE) - used - batch_only == {"E_UNKNOWN_FIELD"}  # in test_records.py
 
@@ -476,3 +557,21 @@ def test_snomed_pairs_come_from_the_terminology_file() -> None:
     assert snomed_for_icd("S76.312D") == "481000119104"
     assert snomed_for_icd("S76.302D") is None
     assert snomed_for_icd("T84.84XD") is None
+
+
+@pytest.mark.parametrize(
+    ("edits", "warnings"),
+    [
+        ({"/recorded_at": "2025-03-04T08:59:59-06:00"},
+         [("W_RECORDED_BEFORE_START", "recorded_at")]),
+        ({"/recorded_at": "2025-03-04T09:00:00-06:00"}, []),
+        ({"/session/end": "2025-03-04T19:00:00-06:00", "/session/duration_min": 600},
+         [("W_LONG_SESSION", "session.end")]),
+        ({"/session/end": "2025-03-04T12:00:00-06:00", "/session/duration_min": 180}, []),
+    ],
+)  # fmt: skip
+def test_plausibility_warnings(edits: dict[str, Any], warnings: list[tuple[str, str]]) -> None:
+    """Issue 10 #14: accepted (no error), with a warning in the OperationOutcome."""
+    _, issues = check_record(with_changes(example(G1), edits))
+    assert not [i for i in issues if i.is_error]
+    assert sorted((i.details, i.expression) for i in issues if i.severity == "warning") == warnings

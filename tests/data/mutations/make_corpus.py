@@ -42,10 +42,16 @@ _BUNDLES: dict[str, Json] = {}
 
 
 def bundle(example: str) -> Json:
-    """The mapped Bundle of ``tests/data/examples/<example>.json``."""
+    """The mapped Bundle of ``tests/data/examples/<example>.json``; ``<example>+moderate``: with
+    every adverse effect moderate (a complication; expected mild effects are findings)."""
     if example not in _BUNDLES:
-        record = load_record(json.loads((EXAMPLES / f"{example}.json").read_text()))
-        _BUNDLES[example] = to_fhir(record)
+        name, _, tweak = example.partition("+")
+        data = json.loads((EXAMPLES / f"{name}.json").read_text())
+        if tweak == "moderate":
+            data["adverse_effects"] = [
+                dict(a, severity="moderate") for a in data["adverse_effects"]
+            ]
+        _BUNDLES[example] = to_fhir(load_record(data))
     return _BUNDLES[example]
 
 
@@ -154,6 +160,20 @@ def cc(system: str, code: str) -> Json:
     return {"coding": [{"system": system, "code": code}]}
 
 
+def code_and_side(code: str, laterality: str | None) -> Mutate:
+    """The ICD-10-CM code set to ``code``; the laterality qualifier to ``laterality`` (None: no
+    bodySite, as the mapper writes a not-applicable laterality)."""
+
+    def mutate(res: Json) -> None:
+        res["code"]["coding"][0]["code"] = code
+        if laterality is None:
+            res.pop("bodySite", None)
+        else:
+            res["bodySite"][0]["extension"][0]["valueCodeableConcept"] = cc(SCT, laterality)
+
+    return mutate
+
+
 def E(severity: str, expression: str, rule: str) -> Json:  # noqa: N802 - table shorthand
     return {"severity": severity, "expression": expression, "rule": rule}
 
@@ -163,6 +183,7 @@ G1, G3, G4 = (
     "good-03-plantar-fasciitis-hawkgrips-bruising",
     "good-04-bilateral-patellar-tendinopathy-sastm",
 )  # noqa: E501
+G3M = G3 + "+moderate"
 G5, G6 = "good-05-hamstring-strain-gua-sha", "good-06-post-tka-tecnica-gavilan-rom-lefs"
 G7, G8 = "good-07-entered-in-error", "good-08-cancelled-post-tha"
 PROC, ADJ = "procedure", "adjunct/stretching"
@@ -197,6 +218,7 @@ RP, PP, OP, CP = (
     "iastm-condition",
 )  # noqa: E501
 RO, MO = "iastm-rom-observation", "iastm-prom-observation"
+EO, EFFECT = "iastm-effect-observation", "obs/effect/bruising/plantar-fascia-right"
 PAIN = "obs/pain-post"
 COND1, COND3, COND5, COND6Z = (
     "condition/DX-100245-01",
@@ -243,10 +265,10 @@ MUTATIONS: list[tuple[str, str, str, str, str, Mutate, Json, list[Json]]] = [
      []),
     ("proc-7-no-reason", G3, PROC, RP, "completed without reasonReference",
      remover("reasonReference"), E("error", "Procedure", "iastm-proc-7"), []),
-    ("proc-8-complication-no-severity", G3, PROC, RP, "adverse effect without severity",
+    ("proc-8-complication-no-severity", G3M, PROC, RP, "adverse effect without severity",
      drop_ext(SEV, ("complication", 0)), E("error", "Procedure", "iastm-proc-8"),
      [E("error", "Procedure.complication[0]", "slice:Procedure.complication.extension:severity")]),
-    ("proc-8-complication-two-severities", G3, PROC, RP, "adverse effect with two severities",
+    ("proc-8-complication-two-severities", G3M, PROC, RP, "adverse effect with two severities",
      dup_ext(SEV, ("complication", 0)), E("error", "Procedure", "iastm-proc-8"),
      [E("error", "Procedure.complication[0]", "slice:Procedure.complication.extension:severity")]),
     ("proc-9-performed-datetime", G3, PROC, RP, "completed with performedDateTime, no Period",
@@ -311,14 +333,14 @@ MUTATIONS: list[tuple[str, str, str, str, str, Mutate, Json, list[Json]]] = [
     ("proc-used-code-not-in-vs", G3, PROC, RP, "usedCode coded in SNOMED",
      setter(("usedCode", 0), cc(SCT, "706172005")),
      E("error", "Procedure.usedCode[0]", "binding:Procedure.usedCode"), []),
-    ("proc-complication-not-in-vs", G3, PROC, RP, "complication Contusion (extensible: warning)",
+    ("proc-complication-not-in-vs", G3M, PROC, RP, "complication Contusion (extensible: warning)",
      setter(("complication", 0, "coding"), [{"system": SCT, "code": "125667009"}]),
      E("warning", "Procedure.complication[0]", "binding:Procedure.complication"), []),
-    ("proc-complication-two-expected", G3, PROC, RP, "two adverse-effect-expected extensions",
+    ("proc-complication-two-expected", G3M, PROC, RP, "two adverse-effect-expected extensions",
      dup_ext(EXPECTED, ("complication", 0)),
      E("error", "Procedure.complication[0]", "slice:Procedure.complication.extension:expected"),
      []),
-    ("proc-complication-two-sites", G3, PROC, RP, "two adverse-effect-site extensions",
+    ("proc-complication-two-sites", G3M, PROC, RP, "two adverse-effect-site extensions",
      dup_ext(SITE, ("complication", 0)),
      E("error", "Procedure.complication[0]", "slice:Procedure.complication.extension:site"), []),
     ("proc-technique-abstract-code", G3, PROC, RP,
@@ -599,6 +621,67 @@ MUTATIONS: list[tuple[str, str, str, str, str, Mutate, Json, list[Json]]] = [
      both(appender(("extension",), {"url": TIMING, "valueCode": "pre"}),
           appender(("extension",), {"url": TIMING, "valueCode": "post"})),
      E("error", "Observation", "slice:Observation.extension:timing"), []),
+    # --- issue 10 #1: laterality from the ICD-10-CM table (every sided code)
+    *[(f"cond-{key[11:]}-{code.lower().replace('.', '')}-{name.split()[-1].lower()}", G1, COND1,
+       CP, f"{code} ({title}) with {name}",
+       code_and_side(code, lat), E("error", "Condition", key), [])
+      for key, code, title, name, lat in [
+          ("iastm-cond-2r", "M76.61", "Achilles tendinitis, right leg", "laterality Left",
+           "7771000"),
+          ("iastm-cond-2r", "M76.61", "Achilles tendinitis, right leg", "laterality absent", None),
+          ("iastm-cond-2l", "M79.672", "pain in left foot", "laterality Right", "24028007"),
+          ("iastm-cond-2r", "M25.551", "pain in right hip", "laterality Left", "7771000"),
+          ("iastm-cond-2l", "M25.552", "pain in left hip", "laterality Right", "24028007"),
+          ("iastm-cond-2r", "M25.661", "stiffness of right knee", "laterality Left", "7771000"),
+          ("iastm-cond-2r", "M76.31", "iliotibial band syndrome, right leg", "laterality Left",
+           "7771000"),
+          ("iastm-cond-2r", "M70.61", "trochanteric bursitis, right hip", "laterality Left",
+           "7771000"),
+          ("iastm-cond-2r", "S76.111A", "strain of right quadriceps", "laterality Left",
+           "7771000"),
+          ("iastm-cond-2r", "S86.011A", "strain of right Achilles tendon", "laterality Left",
+           "7771000"),
+          ("iastm-cond-2b", "M17.0", "bilateral primary osteoarthritis of knee",
+           "laterality Right", "24028007"),
+          ("iastm-cond-2u", "M76.60", "Achilles tendinitis, unspecified leg", "laterality Right",
+           "24028007"),
+      ]],
+    # --- issue 10 #2: required bindings of the base specification (not re-declared by us)
+    ("proc-status-bogus", G3, PROC, RP, "Procedure.status 'bogus'", setter(("status",), "bogus"),
+     E("error", "Procedure.status", "binding:Procedure.status"), []),
+    ("adj-status-bogus", G1, ADJ, PP, "adjunct Procedure.status 'bogus'",
+     setter(("status",), "bogus"), E("error", "Procedure.status", "binding:Procedure.status"), []),
+    ("pain-status-bogus", G1, PAIN, OP, "Observation.status 'bogus'", setter(("status",), "bogus"),
+     E("error", "Observation.status", "binding:Observation.status"), []),
+    ("rom-status-bogus", G6, ROM, RO, "ROM Observation.status 'bogus'",
+     setter(("status",), "bogus"),
+     E("error", "Observation.status", "binding:Observation.status"), []),
+    ("enc-status-bogus", G1, "encounter", "iastm-encounter", "Encounter.status 'bogus'",
+     setter(("status",), "bogus"), E("error", "Encounter.status", "binding:Encounter.status"), []),
+    ("cond-clinical-status-bogus", G1, COND1, CP, "Condition.clinicalStatus 'bogus'",
+     setter(("clinicalStatus",), cc("http://terminology.hl7.org/CodeSystem/condition-clinical",
+                                    "bogus")),
+     E("error", "Condition.clinicalStatus", "binding:Condition.clinicalStatus"), []),
+    ("pat-name-use-bogus", G1, "Patient", "iastm-patient", "HumanName.use 'bogus'",
+     setter(("name", 0, "use"), "bogus"),
+     E("error", "Patient.name[0].use", "binding:Patient.name.use"), []),
+    ("proc-identifier-use-bogus", G3, PROC, RP, "Identifier.use 'bogus'",
+     setter(("identifier", 0, "use"), "bogus"),
+     E("error", "Procedure.identifier[0].use", "binding:Procedure.identifier.use"), []),
+    # --- issue 10 #6: expected mild effects are findings (iastm-effect-observation)
+    ("effect-code-contusion", G3, EFFECT, EO, "finding Contusion (not an IASTM effect)",
+     setter(("code", "coding"), [{"system": SCT, "code": "125667009"}]),
+     E("error", "Observation.code", "binding:Observation.code"), []),
+    ("effect-value-not-a-severity", G3, EFFECT, EO, "value 'Right' instead of a severity",
+     setter(("valueCodeableConcept",), cc(SCT, "24028007")),
+     E("error", "Observation.valueCodeableConcept", "binding:Observation.value[x]"), []),
+    ("effect-no-part-of", G3, EFFECT, EO, "finding not part of the IASTM Procedure",
+     remover("partOf"), E("error", "Observation", "iastm-obs-4"),
+     [E("error", "Observation", "card:Observation.partOf")]),
+    ("effect-category-survey", G3, EFFECT, EO, "category survey instead of exam",
+     setter(("category",), [cc("http://terminology.hl7.org/CodeSystem/observation-category",
+                               "survey")]),
+     E("error", "Observation", "slice:Observation.category:exam"), []),
 ]
 # fmt: on
 
