@@ -53,7 +53,12 @@ SD = "http://hl7.org/fhir/StructureDefinition/"
 def default_jar() -> Path:
     """Where Maven keeps the pinned artifact."""
     return (
-        Path.home() / ".m2" / "repository" / Path(*GROUP.split(".")) / NAME / VERSION
+        Path.home()
+        / ".m2"
+        / "repository"
+        / Path(*GROUP.split("."))
+        / NAME
+        / VERSION
         / f"{NAME}-{VERSION}.jar"
     )
 

@@ -1,7 +1,8 @@
 """Core: Bundle validation — Bundle-level structure, then every entry.resource with a resolver.
 
-Layer: core. Each entry resource is parsed exactly once (the Bundle shell is parsed without its
-entry resources). Native Bundle rules: ``bdl-3`` (request on transaction/batch entries),
+Layer: core. The Bundle is walked by the core R4 Bundle definition without its entry resources;
+each entry resource is then validated once, with a resolver. Native Bundle rules: ``bdl-3``
+(request on transaction/batch entries),
 ``bdl-7`` (fullUrl unique), ``bdl-entry-url`` (request.url unique, docs/decisions.md#d6).
 Spec: https://hl7.org/fhir/R4/bundle.html#invs
 """
@@ -12,9 +13,9 @@ from typing import Any
 
 from fhir_iastm.errors import Issue
 from fhir_iastm.profiles import ProfileIndex
-from fhir_iastm.validation.context import Resolver, Tracer
+from fhir_iastm.validation.context import Ctx, Resolver, Tracer
 from fhir_iastm.validation.engine import validate_resource
-from fhir_iastm.validation.structure import check_structure
+from fhir_iastm.validation.r4check import check_r4
 
 
 def resolver(entries: list[dict[str, Any]]) -> Resolver:
@@ -35,15 +36,12 @@ def resolver(entries: list[dict[str, Any]]) -> Resolver:
     return table.get
 
 
-def _shell_issues(bundle: dict[str, Any], entries: list[Any]) -> list[Issue]:
-    shell = dict(bundle)
-    shell["entry"] = [
-        {k: v for k, v in e.items() if k != "resource"} if isinstance(e, dict) else e
-        for e in entries
-    ]
-    if not shell["entry"]:
-        del shell["entry"]
-    return check_structure(shell)
+def _shell_issues(bundle: dict[str, Any], index: ProfileIndex, structure: bool) -> list[Issue]:
+    """The Bundle by the core R4 Bundle definition; its entries' resources are walked one by
+    one below (with a resolver)."""
+    ctx = Ctx(index, root=bundle)
+    check_r4(bundle, ctx, shape_checks=structure)
+    return ctx.issues
 
 
 def _bundle_rules(bundle: dict[str, Any], entries: list[dict[str, Any]]) -> list[Issue]:
@@ -105,7 +103,7 @@ def validate_bundle(
     raw_entries = bundle.get("entry") or []
     if not isinstance(raw_entries, list):
         raw_entries = []
-    issues = _shell_issues(bundle, raw_entries) if structure else []
+    issues = _shell_issues(bundle, index, structure)
     entries = [e for e in raw_entries if isinstance(e, dict)]
     issues += _bundle_rules(bundle, entries)
     resolve = resolver(entries)

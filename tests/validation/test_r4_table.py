@@ -22,7 +22,8 @@ ROOT = Path(__file__).resolve().parents[2]
 @cache
 def derive_module() -> ModuleType:
     spec = importlib.util.spec_from_file_location("derive_r4", ROOT / "scripts" / "derive_r4.py")
-    assert spec is not None and spec.loader is not None
+    assert spec is not None
+    assert spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -84,8 +85,15 @@ def test_required_bindings_and_invariants_are_the_published_ones() -> None:
     assert status[4] == "http://hl7.org/fhir/ValueSet/event-status"
     codes = {code for _s, code in table["valuesets"][status[4]]}
     assert codes == {
-        "preparation", "in-progress", "not-done", "on-hold", "stopped", "completed",
-        "entered-in-error", "unknown",
+        "preparation",
+        "in-progress",
+        "not-done",
+        "on-hold",
+        "stopped",
+        "completed",
+        "entered-in-error",
+        "unknown",
     }
-    assert table["constraints"]["per-1"][2] == "start.hasValue().not() or end.hasValue().not() or (start <= end)"
+    per_1 = "start.hasValue().not() or end.hasValue().not() or (start <= end)"
+    assert table["constraints"]["per-1"][2] == per_1
     assert "con-5" in table["types"]["Condition"]["elements"]["Condition"][5]
