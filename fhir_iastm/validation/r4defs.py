@@ -12,7 +12,7 @@ from __future__ import annotations
 import gzip
 import json
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cache
 from importlib import resources
 from typing import Any
@@ -149,6 +149,10 @@ def shape(path: str) -> Shape | None:
     built = []
     for child in children_of.get(path, []):
         element = _element(child, elements[child], child in children_of)
+        if child == f"{path}.id" and definition["kind"] == "resource" and path == type_name:
+            # the 4.0.1 snapshots type Resource.id as a FHIRPath System.String; the resource
+            # pages, the XML and JSON schemas make it an ``id`` (docs/r4-definitions.md#r4b)
+            element = replace(element, keys={"id": "id"})
         built.append(element)
         for key in element.keys:
             compiled.by_key[key] = element
