@@ -68,8 +68,10 @@ def validate(
             )
         ]
     try:
-        if resource_or_bundle.get("resourceType") == "Bundle" and profile is None:
-            return validate_bundle(resource_or_bundle, index, structure=structure, trace=trace)
+        if resource_or_bundle.get("resourceType") == "Bundle":
+            return validate_bundle(
+                resource_or_bundle, index, profile=profile, structure=structure, trace=trace
+            )
         return validate_resource(
             resource_or_bundle, index, profile=profile, structure=structure, trace=trace
         )

@@ -13,8 +13,9 @@ from typing import Any
 
 from fhir_iastm.errors import Issue
 from fhir_iastm.profiles import ProfileIndex
-from fhir_iastm.validation.context import Ctx, Resolver, Tracer
-from fhir_iastm.validation.engine import validate_resource
+from fhir_iastm.validation.context import Ctx, Resolver, Tracer, claimed_profiles
+from fhir_iastm.validation.elements import check_resource
+from fhir_iastm.validation.engine import profile_type, validate_resource
 from fhir_iastm.validation.r4check import check_r4
 
 
@@ -92,27 +93,61 @@ def _bundle_rules(bundle: dict[str, Any], entries: list[dict[str, Any]]) -> list
     return issues
 
 
+def _bundle_profile(profile: str | None, index: ProfileIndex) -> tuple[str | None, list[Issue]]:
+    """The type ``--profile`` constrains, or an unknown-profile error (then entries keep their
+    own claims)."""
+    if profile is None:
+        return None, []
+    target = profile_type(profile, index)
+    if target is None:
+        return None, [
+            Issue(
+                "error", "not-supported", "Bundle", f"unknown profile {profile}", "unknown-profile"
+            )
+        ]
+    return target, []
+
+
+def _fills_claim(resource: dict[str, Any], target: str | None) -> bool:
+    """``--profile`` stands in for the claim of an entry of its type that claims none."""
+    return resource.get("resourceType") == target and not claimed_profiles(resource)
+
+
 def validate_bundle(
     bundle: dict[str, Any],
     index: ProfileIndex,
     *,
+    profile: str | None = None,
     structure: bool = True,
     trace: Tracer | None = None,
 ) -> list[Issue]:
-    """Bundle structure and rules, then each entry.resource (``Bundle.entry[i].resource.``)."""
+    """Bundle structure and rules, then each entry.resource (``Bundle.entry[i].resource.``)
+    against its own claimed profiles; ``profile`` (``--profile``) applies to the Bundle when it
+    constrains Bundle (the core Bundle URL: the core definition only), else to the entries of
+    its type that claim no profile."""
     raw_entries = bundle.get("entry") or []
     if not isinstance(raw_entries, list):
         raw_entries = []
-    issues = _shell_issues(bundle, index, structure)
+    target, issues = _bundle_profile(profile, index)
+    issues += _shell_issues(bundle, index, structure)
+    bundle_profile = (
+        index.profiles.get(str(profile).split("|", 1)[0]) if target == "Bundle" else None
+    )
+    if bundle_profile is not None:
+        ctx = Ctx(index, root=bundle)
+        check_resource(bundle_profile.root, bundle, ctx)
+        issues += ctx.issues
     entries = [e for e in raw_entries if isinstance(e, dict)]
     issues += _bundle_rules(bundle, entries)
     resolve = resolver(entries)
     for i, entry in enumerate(raw_entries):
         resource = entry.get("resource") if isinstance(entry, dict) else None
         if isinstance(resource, dict):
+            own = profile if _fills_claim(resource, target) else None
             issues += validate_resource(
                 resource,
                 index,
+                profile=own,
                 prefix=f"Bundle.entry[{i}].resource.",
                 resolve=resolve,
                 structure=structure,

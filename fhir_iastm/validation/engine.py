@@ -23,6 +23,20 @@ from fhir_iastm.validation.r4check import check_r4
 from fhir_iastm.validation.r4defs import resource_types
 from fhir_iastm.validation.scan import scan
 
+CORE = "http://hl7.org/fhir/StructureDefinition/"
+
+
+def profile_type(url: str, index: ProfileIndex) -> str | None:
+    """The type a profile URL constrains: a core R4 definition
+    (``http://hl7.org/fhir/StructureDefinition/<Type>``) or a profile of the index; None when
+    unknown."""
+    url = url.split("|", 1)[0]
+    found = index.profiles.get(url)
+    if found is not None:
+        return found.type
+    name = url.removeprefix(CORE)
+    return name if url.startswith(CORE) and name in resource_types() else None
+
 
 def _select_profiles(resource: dict[str, Any], profile: str | None, ctx: Ctx) -> list[Profile]:
     resource_type = str(resource.get("resourceType"))
@@ -32,7 +46,18 @@ def _select_profiles(resource: dict[str, Any], profile: str | None, ctx: Ctx) ->
     for i, url in enumerate(claimed):
         where = f"{resource_type}.meta.profile[{i}]" if not profile else resource_type
         found = index.profiles.get(str(url).split("|", 1)[0])
-        if found is None:
+        core = profile_type(str(url), index) if found is None else None
+        if core == resource_type:
+            continue  # the core definition itself: the R4 walk below checks it
+        if core is not None:
+            ctx.add(
+                "error",
+                "invalid",
+                where,
+                f"profile {url} is the core {core} definition, not {resource_type}",
+                "profile-type",
+            )
+        elif found is None:
             ctx.add("error", "not-supported", where, f"unknown profile {url}", "unknown-profile")
         elif found.type != resource_type:
             ctx.add(
@@ -167,4 +192,4 @@ def dedupe(issues: list[Issue]) -> list[Issue]:
     return out
 
 
-__all__ = ["dedupe", "validate_resource"]
+__all__ = ["CORE", "dedupe", "profile_type", "validate_resource"]

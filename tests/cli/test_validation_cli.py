@@ -130,3 +130,21 @@ def test_subprocess_never_prints_a_traceback(tmp_path: Path) -> None:
     assert proc.returncode == 1
     assert "Traceback" not in proc.stderr
     assert len(outcomes(proc.stdout)) == 2
+
+
+@pytest.mark.parametrize(
+    "profile",
+    [
+        "http://hl7.org/fhir/StructureDefinition/Bundle",
+        "https://iastm.example.org/fhir/StructureDefinition/iastm-procedure",
+    ],
+)
+def test_profile_option_on_a_mapped_bundle_gives_no_error(profile: str) -> None:
+    cli = [sys.executable, "-m", "fhir_iastm"]
+    mapped = subprocess.run(
+        [*cli, "map", str(GOOD_06)], capture_output=True, text=True, cwd=ROOT, check=True
+    )
+    result = run(["--profile", profile, "-"], stdin=mapped.stdout)
+    assert result.exit_code == 0, result.output
+    [outcome] = outcomes(result.output)
+    assert not [i for i in outcome["issue"] if i["severity"] in ("error", "fatal")]
