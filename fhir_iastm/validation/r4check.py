@@ -62,11 +62,22 @@ class Walker:
         run_core(shape.constraints, value, path, None, self.ctx, contained=path != rtype)
 
     def members(self, value: dict[str, Any], shape: Shape, path: str) -> None:
-        """Every property of an object, then the min/max and choices of the shape's elements."""
+        """Every property of an object (one type per choice), then min/max of the elements."""
+        choices: dict[str, str] = {}
         for key, item in value.items():
             if key == "resourceType" and shape.path == shape.type_name:
                 continue
-            element = shape.by_key.get(key[1:] if key[:1] == "_" else key)
+            base = key[1:] if key[:1] == "_" else key
+            element = shape.by_key.get(base)
+            if element is not None and len(element.keys) > 1:
+                first = choices.setdefault(element.id, base)
+                if first != base:
+                    self.error(
+                        "structure",
+                        f"{path}.{base}",
+                        f"{element.name} has one type only: {first} and {base}",
+                        "structure:choice",
+                    )
             if element is None:
                 self.error(
                     "structure",
@@ -78,7 +89,7 @@ class Walker:
                 self.primitive_extras(key, item, element, value, path)
             else:
                 self.property(key, item, element, value, path)
-        for element in shape.elements:
+        for element in shape.counted:
             self.cardinality(value, element, path)
 
     def property(
@@ -242,15 +253,8 @@ class Walker:
             )
 
     def cardinality(self, value: dict[str, Any], element: Element, path: str) -> None:
-        """min/max of one element, and at most one type of a choice."""
+        """min/max of one element."""
         present = [k for k in element.keys if k in value or "_" + k in value]
-        if len(present) > 1:
-            self.error(
-                "structure",
-                f"{path}.{present[1]}",
-                f"{element.name} has one type only: {', '.join(present)}",
-                "structure:choice",
-            )
         if not present:
             if element.min > 0:
                 self.error(

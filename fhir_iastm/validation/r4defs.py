@@ -89,6 +89,8 @@ class Shape:
     by_key: dict[str, Element] = field(default_factory=dict)
     elements: tuple[Element, ...] = ()
     constraints: tuple[str, ...] = ()
+    #: the elements whose count can be wrong when present or absent (min > 0, bounded max > 1)
+    counted: tuple[Element, ...] = ()
 
 
 def _upper(code: str) -> str:
@@ -157,6 +159,9 @@ def shape(path: str) -> Shape | None:
         for key in element.keys:
             compiled.by_key[key] = element
     compiled.elements = tuple(built)
+    compiled.counted = tuple(
+        e for e in built if e.min > 0 or (e.many and (e.min > 1 or e.max is not None))
+    )
     return compiled
 
 

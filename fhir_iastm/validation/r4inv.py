@@ -19,6 +19,7 @@ from fhir_iastm.errors import ConfigError
 from fhir_iastm.profiles import Constraint, compile_constraint
 from fhir_iastm.validation import invariants
 from fhir_iastm.validation.context import Ctx
+from fhir_iastm.validation.invariants import UCUM
 from fhir_iastm.validation.native import BASE_BY_KEY, Native
 from fhir_iastm.validation.r4defs import constraint
 from fhir_iastm.validation.scan import instant
@@ -141,9 +142,61 @@ def _absent_or(field: str, *needs: str) -> Native:
     return check
 
 
+def _has_abatement(r: dict[str, Any]) -> bool:
+    return any(k.startswith("abatement") and r[k] not in (None, [], {}) for k in r)
+
+
+def _no_home(v: Any, _t: str) -> bool | None:
+    """org-2/org-3 on one Address/ContactPoint: ``where(use = 'home').empty()``."""
+    return v.get("use") != "home" if isinstance(v, dict) else None
+
+
+def _org_1(r: Any, _t: str) -> bool | None:
+    if not isinstance(r, dict):
+        return None
+    count = 0
+    for key in ("identifier", "name"):
+        value = r.get(key)
+        count += len(value) if isinstance(value, list) else int(value is not None)
+    return count > 0
+
+
+def _drt_1(d: Any, _t: str) -> bool | None:
+    if not isinstance(d, dict):
+        return None
+    if d.get("code") is None:
+        return True
+    return d.get("system") == UCUM and d.get("value") is not None
+
+
+def _codings(cc: Any) -> list[Any] | None:
+    if cc is None:
+        return []
+    coding = cc.get("coding", []) if isinstance(cc, dict) else None
+    return coding if isinstance(coding, list) else None
+
+
+def _obs_7(r: Any, _t: str) -> bool | None:
+    """No component code shares a coding with Observation.code when a value is present."""
+    if not isinstance(r, dict):
+        return None
+    if not any(k.startswith("value") and k[5:6].isupper() for k in r) or not r.get("component"):
+        return True
+    own, components = _codings(r.get("code")), r.get("component")
+    if own is None or not isinstance(components, list):
+        return None
+    for component in components:
+        theirs = _codings(component.get("code")) if isinstance(component, dict) else None
+        if theirs is None:
+            return None
+        if any(c in own for c in theirs):
+            return False
+    return True
+
+
 #: Twins that only short-cut the common case (no contained resource, no local reference) and
 #: leave every other input to the FHIRPath: they never answer False themselves.
-SHORTCUT_ONLY = frozenset({"ref-1"})
+SHORTCUT_ONLY = frozenset({"ref-1", "con-4"})
 
 #: R4 constraint key -> native twin (value, type name) -> True/False, None = ask FHIRPath.
 R4_NATIVE: dict[str, Native] = {
@@ -158,6 +211,12 @@ R4_NATIVE: dict[str, Native] = {
     "qty-3": _absent_or("code", "system"),
     "cpt-2": _absent_or("value", "system"),
     "att-1": _absent_or("data", "contentType"),
+    "con-4": lambda r, _t: True if isinstance(r, dict) and not _has_abatement(r) else None,
+    "drt-1": _drt_1,
+    "obs-7": _obs_7,
+    "org-1": _org_1,
+    "org-2": _no_home,
+    "org-3": _no_home,
     **BASE_BY_KEY,
 }
 

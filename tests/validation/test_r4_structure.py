@@ -66,7 +66,7 @@ CASES: list[tuple[str, dict[str, Any], set[tuple[str, str]]]] = [
     (
         "two types of one choice",
         {"performedDateTime": "2025-04-02"},
-        {("Procedure.performedPeriod", "structure:choice")},
+        {("Procedure.performedDateTime", "structure:choice")},
     ),
     (
         "choice type not allowed",

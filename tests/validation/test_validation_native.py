@@ -186,6 +186,27 @@ EDGE_CASES: list[dict[str, Any]] = [
         "valueQuantity": {"value": 1, "code": "mm"},
         "text": {"status": "generated", "div": '<div xmlns="http://www.w3.org/1999/xhtml">x</div>'},
     },
+    {
+        "resourceType": "Observation",
+        "status": "final",
+        "code": {"coding": [{"system": "http://loinc.org", "code": "8480-6"}]},
+        "valueString": "x",
+        "component": [{"code": {"coding": [{"system": "http://loinc.org", "code": "8480-6"}]}}],
+    },
+    {
+        "resourceType": "Organization",
+        "active": True,
+        "address": [{"use": "home", "city": "x"}],
+        "telecom": [{"use": "home", "value": "1", "system": "phone"}],
+    },
+    {
+        "resourceType": "Procedure",
+        "status": "completed",
+        "subject": {"reference": "Patient/1"},
+        "extension": [
+            {"url": "http://example.org/d", "valueDuration": {"value": 5, "code": "min"}},
+        ],
+    },
 ]
 
 
