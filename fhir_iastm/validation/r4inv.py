@@ -12,6 +12,7 @@ stage checks them per entry, located on the entry: ``validation/bundle.py``).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import cache
 from typing import Any
 
@@ -194,6 +195,64 @@ def _obs_7(r: Any, _t: str) -> bool | None:
     return True
 
 
+def _entries(b: Any) -> tuple[str, list[dict[str, Any]]] | None:
+    """(Bundle.type, entries) when both have the shape the twins model, else None."""
+    kind = b.get("type") if isinstance(b, dict) else None
+    entries = b.get("entry", [])
+    if not isinstance(kind, str) or not isinstance(entries, list):
+        return None
+    if not all(isinstance(e, dict) for e in entries):
+        return None
+    return kind, entries
+
+
+def _bundle_twin(check: Callable[[str, list[dict[str, Any]], dict[str, Any]], bool]) -> Native:
+    def twin(b: Any, _t: str) -> bool | None:
+        found = _entries(b)
+        return None if found is None else check(found[0], found[1], b)
+
+    return twin
+
+
+def _first_is(entries: list[dict[str, Any]], resource_type: str) -> bool:
+    first = entries[0].get("resource") if entries else None
+    return isinstance(first, dict) and first.get("resourceType") == resource_type
+
+
+def _document_identifier(b: dict[str, Any]) -> bool:
+    ident = b.get("identifier")
+    return (
+        isinstance(ident, dict)
+        and ident.get("system") is not None
+        and (ident.get("value") is not None)
+    )
+
+
+_RESPONSES = ("batch-response", "transaction-response", "history")
+BUNDLE_NATIVE: dict[str, Native] = {
+    "bdl-1": _bundle_twin(lambda k, _e, b: b.get("total") is None or k in ("searchset", "history")),
+    "bdl-2": _bundle_twin(
+        lambda k, e, _b: k == "searchset" or all(x.get("search") in (None, {}) for x in e)
+    ),
+    "bdl-4": _bundle_twin(
+        lambda k, e, _b: all((x.get("response") is not None) == (k in _RESPONSES) for x in e)
+    ),
+    "bdl-9": _bundle_twin(lambda k, _e, b: k != "document" or _document_identifier(b)),
+    "bdl-10": _bundle_twin(lambda k, _e, b: k != "document" or isinstance(b.get("timestamp"), str)),
+    "bdl-11": _bundle_twin(lambda k, e, _b: k != "document" or _first_is(e, "Composition")),
+    "bdl-12": _bundle_twin(lambda k, e, _b: k != "message" or _first_is(e, "MessageHeader")),
+    "bdl-5": lambda e, _t: (
+        any(e.get(k) is not None for k in ("resource", "request", "response"))
+        if isinstance(e, dict)
+        else None
+    ),
+    "bdl-8": lambda e, _t: (
+        "/_history/" not in e["fullUrl"]
+        if isinstance(e, dict) and isinstance(e.get("fullUrl"), str)
+        else None
+    ),
+}
+
 #: Twins that only short-cut the common case (no contained resource, no local reference) and
 #: leave every other input to the FHIRPath: they never answer False themselves.
 SHORTCUT_ONLY = frozenset({"ref-1", "con-4"})
@@ -218,6 +277,7 @@ R4_NATIVE: dict[str, Native] = {
     "org-2": _no_home,
     "org-3": _no_home,
     **BASE_BY_KEY,
+    **BUNDLE_NATIVE,
 }
 
 

@@ -207,6 +207,26 @@ EDGE_CASES: list[dict[str, Any]] = [
             {"url": "http://example.org/d", "valueDuration": {"value": 5, "code": "min"}},
         ],
     },
+    # Bundle twins (bdl-1, 2, 4, 5, 8, 9, 10, 11, 12)
+    {
+        "resourceType": "Bundle",
+        "type": "collection",
+        "total": 1,
+        "entry": [
+            {"fullUrl": "http://x.org/Patient/1/_history/1", "search": {"mode": "match"}},
+            {"fullUrl": "urn:uuid:1", "response": {"status": "200"}},
+        ],
+    },
+    {
+        "resourceType": "Bundle",
+        "type": "document",
+        "entry": [{"fullUrl": "urn:uuid:2", "resource": {"resourceType": "Patient"}}],
+    },
+    {
+        "resourceType": "Bundle",
+        "type": "message",
+        "entry": [{"fullUrl": "urn:uuid:3", "resource": {"resourceType": "Patient"}}],
+    },
 ]
 
 
