@@ -13,6 +13,7 @@ required bindings (``binding:<element id>``) and the core invariants (rule id = 
 from __future__ import annotations
 
 import math
+import re
 from typing import Any
 
 from fhir_iastm.validation import r4defs as defs
@@ -21,6 +22,7 @@ from fhir_iastm.validation.r4defs import Element, Shape
 from fhir_iastm.validation.r4inv import run_core
 
 _INT_MIN, _INT_MAX = -(2**31), 2**31 - 1
+_INDEX = re.compile(r"\[\d+\]")
 #: Elements walked by another stage (Bundle entries are validated one by one, with a resolver).
 _ELSEWHERE = frozenset({"Bundle.entry.resource"})
 
@@ -28,12 +30,14 @@ _ELSEWHERE = frozenset({"Bundle.entry.resource"})
 class Walker:
     """Walks one resource; issues go to ``ctx`` (paths relative to the resource)."""
 
-    __slots__ = ("ctx", "entries", "shape_checks")
+    __slots__ = ("ctx", "entries", "root", "shape_checks")
 
     def __init__(self, ctx: Ctx, *, shape_checks: bool = True, entries: bool = False) -> None:
         self.ctx = ctx
         self.shape_checks = shape_checks
         self.entries = entries
+        #: (path, type) of the resource being walked: rule ids name elements from it
+        self.root = ("", "")
 
     def error(self, code: str, path: str, message: str, rule: str) -> None:
         """A structural error (suppressed when only invariants and bindings are wanted)."""
@@ -58,8 +62,18 @@ class Walker:
             return
         shape = defs.shape(rtype)
         assert shape is not None  # every R4 resource type has a definition
+        outer, self.root = self.root, (path, rtype)
         self.members(value, shape, path)
         run_core(shape.constraints, value, path, None, self.ctx, contained=path != rtype)
+        self.root = outer
+
+    def element_id(self, path: str, name: str = "") -> str:
+        """The element id of a place in the resource, as profiles name it
+        (``Patient.name[0].use`` -> ``Patient.name.use``; inside a contained resource, from
+        that resource's type)."""
+        root_path, root_type = self.root
+        rest = _INDEX.sub("", path[len(root_path) :])
+        return f"{root_type}{rest}.{name}" if name else f"{root_type}{rest}"
 
     def members(self, value: dict[str, Any], shape: Shape, path: str) -> None:
         """Every property of an object (one type per choice), then min/max of the elements."""
@@ -225,7 +239,7 @@ class Walker:
                 "code-invalid",
                 path,
                 f"{value!r} is not in the required ValueSet {element.valueset}",
-                f"binding:{element.id}",
+                f"binding:{self.element_id(path)}",
             )
 
     def coded_binding(self, value: dict[str, Any], code: str, element: Element, path: str) -> None:
@@ -249,7 +263,7 @@ class Walker:
                 "code-invalid",
                 path,
                 f"no coding is in the required ValueSet {element.valueset}",
-                f"binding:{element.id}",
+                f"binding:{self.element_id(path)}",
             )
 
     def cardinality(self, value: dict[str, Any], element: Element, path: str) -> None:
@@ -261,7 +275,7 @@ class Walker:
                     "required",
                     path,
                     f"{element.id}: minimum required = {element.min}, but only found 0",
-                    f"card:{element.id}",
+                    f"card:{self.element_id(path, element.name)}",
                 )
             return
         if not element.many or (element.min <= 1 and element.max is None):
@@ -273,7 +287,7 @@ class Walker:
                 "structure",
                 path,
                 f"{element.id}: {count} found, allowed {element.min}..{element.max or '*'}",
-                f"card:{element.id}",
+                f"card:{self.element_id(path, element.name)}",
             )
 
 

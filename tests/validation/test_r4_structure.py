@@ -81,7 +81,7 @@ CASES: list[tuple[str, dict[str, Any], set[tuple[str, str]]]] = [
     (
         "required binding inside a data type",
         {"identifier": [{"use": "primary", "value": "x"}]},
-        {("Procedure.identifier[0].use", "binding:Identifier.use")},
+        {("Procedure.identifier[0].use", "binding:Procedure.identifier.use")},
     ),
     (
         "core invariant of a data type (per-1)",
