@@ -23,6 +23,7 @@ from fhir_iastm.validation.r4inv import run_core
 
 _INT_MIN, _INT_MAX = -(2**31), 2**31 - 1
 _INDEX = re.compile(r"\[\d+\]")
+_PRIMITIVES = defs.primitives()
 #: Elements walked by another stage (Bundle entries are validated one by one, with a resolver).
 _ELSEWHERE = frozenset({"Bundle.entry.resource"})
 
@@ -167,11 +168,11 @@ class Walker:
 
     def value(self, value: Any, element: Element, code: str, path: str) -> None:
         """One value of an element, checked as its type."""
-        if defs.is_primitive(code):
+        if code in _PRIMITIVES:
             self.primitive(value, code, path)
             if element.valueset is not None and isinstance(value, str):
                 self.code_binding(value, element, path)
-            if len(element.constraints) > 1:  # more than ele-1: Narrative.div's txt-1, txt-2
+            if element.constraints:  # Narrative.div's txt-1, txt-2
                 run_core(element.constraints, value, path, code, self.ctx)
         elif code == "Resource":
             if element.id not in _ELSEWHERE or self.entries:
@@ -190,7 +191,7 @@ class Walker:
         if not isinstance(value, dict):
             self.error("structure", path, f"expected an object ({shape.path})", "structure:type")
             return
-        if not value.keys() - {"id"}:
+        if not value or (len(value) == 1 and "id" in value):
             self.error(
                 "structure",
                 path,
@@ -203,7 +204,8 @@ class Walker:
         if len(self.ctx.issues) != before:  # a data type's invariants judge well-formed data only
             return
         type_name = None if shape.path != shape.type_name else shape.type_name
-        run_core(constraints, value, path, type_name or shape.path, self.ctx)
+        if constraints:
+            run_core(constraints, value, path, type_name or shape.path, self.ctx)
         if type_name is not None and shape.constraints:
             run_core(shape.constraints, value, path, type_name, self.ctx)
 

@@ -51,9 +51,15 @@ def primitive_pattern(name: str) -> re.Pattern[str] | None:
     return re.compile(regex, re.ASCII) if regex else None
 
 
+@cache
+def primitives() -> frozenset[str]:
+    """The R4 primitive types (``string``, ``date``, ``code``…)."""
+    return frozenset(table()["primitives"])
+
+
 def is_primitive(name: str) -> bool:
-    """True for the R4 primitive types (``string``, ``date``, ``code``…)."""
-    return name in table()["primitives"]
+    """True for the R4 primitive types."""
+    return name in primitives()
 
 
 def json_kind(name: str) -> str:
@@ -75,6 +81,7 @@ class Element:
     #: Reference/canonical target types per JSON property (empty: any)
     targets: tuple[str, ...]
     valueset: str | None
+    #: invariant refs of the table, but ele-1 (checked as JSON shape: no empty object/array/null)
     constraints: tuple[str, ...]
     #: the path whose children this element has (a backbone element or a contentReference)
     children: str | None
@@ -116,7 +123,7 @@ def _element(path: str, raw: list[Any], has_children: bool) -> Element:
         keys=keys,
         targets=targets,
         valueset=valueset,
-        constraints=tuple(constraints),
+        constraints=tuple(c for c in constraints if c != "ele-1"),
         children=children,
     )
 
@@ -147,7 +154,8 @@ def shape(path: str) -> Shape | None:
     elements = definition["elements"]
     children_of = _children(type_name)
     own = elements.get(path)
-    compiled = Shape(type_name, path, constraints=tuple(own[5]) if own else ())
+    own_constraints = tuple(c for c in own[5] if c != "ele-1") if own else ()
+    compiled = Shape(type_name, path, constraints=own_constraints)
     built = []
     for child in children_of.get(path, []):
         element = _element(child, elements[child], child in children_of)
@@ -191,6 +199,7 @@ __all__ = [
     "is_primitive",
     "json_kind",
     "primitive_pattern",
+    "primitives",
     "resource_types",
     "shape",
     "table",
