@@ -12,6 +12,7 @@ required bindings (``binding:<element id>``) and the core invariants (rule id = 
 
 from __future__ import annotations
 
+import calendar
 import math
 import re
 from typing import Any
@@ -24,6 +25,7 @@ from fhir_iastm.validation.r4inv import run_core
 _INT_MIN, _INT_MAX = -(2**31), 2**31 - 1
 _INDEX = re.compile(r"\[\d+\]")
 _PRIMITIVES = defs.primitives()
+_DATED = frozenset({"date", "dateTime", "instant"})
 #: Elements walked by another stage (Bundle entries are validated one by one, with a resolver).
 _ELSEWHERE = frozenset({"Bundle.entry.resource"})
 
@@ -231,6 +233,8 @@ class Walker:
         text = value if kind == defs.STRING else str(value).lower()
         if pattern is not None and not pattern.fullmatch(text):
             self.error("value", path, f"{_show(value)} is not a valid {code}", "structure:format")
+        elif code in _DATED and not _real_day(text):
+            self.error("value", path, f"{_show(value)} is not a calendar date", "structure:format")
 
     def code_binding(self, value: str, element: Element, path: str) -> None:
         """A ``code`` element bound (required) to a core ValueSet."""
@@ -291,6 +295,14 @@ class Walker:
                 f"{element.id}: {count} found, allowed {element.min}..{element.max or '*'}",
                 f"card:{self.element_id(path, element.name)}",
             )
+
+
+def _real_day(text: str) -> bool:
+    """A day that exists (the regexes allow 2025-02-30); year or month precision passes."""
+    if len(text) < 10:
+        return True
+    year, month, day = int(text[0:4]), int(text[5:7]), int(text[8:10])
+    return day <= calendar.monthrange(year, month)[1]
 
 
 def _show(value: Any) -> str:

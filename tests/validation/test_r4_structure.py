@@ -64,6 +64,11 @@ CASES: list[tuple[str, dict[str, Any], set[tuple[str, str]]]] = [
         {("Procedure.performedPeriod.start", "structure:format")},
     ),
     (
+        "a day that does not exist",
+        {"performedPeriod": {"start": "2024-02-29T08:00:00Z", "end": "2025-02-29T08:00:00Z"}},
+        {("Procedure.performedPeriod.end", "structure:format")},
+    ),
+    (
         "two types of one choice",
         {"performedDateTime": "2025-04-02"},
         {("Procedure.performedDateTime", "structure:choice")},
