@@ -195,9 +195,11 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def start_server(folder: Path, workers: int, nice: int) -> tuple[subprocess.Popen[bytes], int]:
+def start_server(folder: Path, workers: int, nice: int, database_url: str | None = None
+                 ) -> tuple[subprocess.Popen[bytes], int]:
+    """gunicorn on a free loopback port, on ``database_url`` (default: SQLite in ``folder``)."""
     port = free_port()
-    env = dict(os.environ, DATABASE_URL=f"sqlite:///{folder}/bench.db")
+    env = dict(os.environ, DATABASE_URL=database_url or f"sqlite:///{folder}/bench.db")
     env.pop("IASTM_DATABASE_URL", None)
     env.pop("IASTM_API_TOKENS", None)
     log = (folder / "gunicorn.log").open("wb")
@@ -251,18 +253,21 @@ def catch_up(port: int, path: str, n: int) -> None:
 
 
 def scenario(port: int, name: str, make: Callable[[int], list[Request]], args: argparse.Namespace,
-             base: Result | None, expect: tuple[int, ...] = (200,)) -> Result:
-    """A warm-up (not recorded), then ``rate * duration`` requests at the fixed rate."""
-    drive(port, name, make(max(1, int(args.rate * args.warmup))), args.rate, expect)
-    requests = make(int(args.rate * args.duration))
+             base: Result | None, expect: tuple[int, ...] = (200,),
+             rate: float | None = None) -> Result:
+    """A warm-up (not recorded), then ``rate * duration`` requests at the fixed rate
+    (``rate``: ``args.rate`` unless given); rows split by method when several are mixed."""
+    rate = rate or args.rate
+    drive(port, name, make(max(1, int(rate * args.warmup))), rate, expect)
+    requests = make(int(rate * args.duration))
     cpu = server_cpu(args.master)
-    result = drive(port, name, requests, args.rate, expect)
+    result = drive(port, name, requests, rate, expect)
     result.server_cpu = server_cpu(args.master) - cpu
     say(result.row(base.pct(99) if base else None))
     if len(result.by_method) > 1:
         for method, latencies in sorted(result.by_method.items()):
             share = len(latencies) / len(result.latencies)
-            part = Result(f"  of which {method}", args.rate * share, latencies,
+            part = Result(f"  of which {method}", rate * share, latencies,
                           elapsed=result.elapsed)
             say(part.row(base.pct(99) if base else None, machine=False))
     if result.errors:

@@ -1,4 +1,4 @@
-"""Edge: the typed settings of fhir-iastm, read from the environment once (README "Configuration").
+"""The typed settings of fhir-iastm, read from the environment once (README "Configuration").
 
 This module is the only reader of the environment. :meth:`Settings.from_env` parses every
 variable with one parser per kind, so the CLI, the HTTP service, the worker and the migrations read
@@ -26,17 +26,32 @@ import os
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 from urllib.parse import urlsplit
 
+from fhir_iastm.canonical import DEFAULT_CANONICAL_BASE
 from fhir_iastm.errors import ConfigError
 
-#: The repository's profiles/ folder (next to the package in a source checkout).
-DEFAULT_PROFILES_DIR = Path(__file__).resolve().parent.parent / "profiles"
-#: The placeholder base of our canonical URLs (the mapper's own default is the same value).
-DEFAULT_CANONICAL_BASE = "https://iastm.example.org/fhir"
+
+def bundled_profiles_dir() -> Path:
+    """The profiles/ folder shipped with the package (overridden by ``IASTM_PROFILES_DIR``).
+
+    A wheel carries the repository's top-level ``profiles/`` as ``fhir_iastm/profile_files/``
+    (pyproject.toml); an editable install or a source checkout reads the repository's folder itself.
+    """
+    package = resources.files("fhir_iastm")
+    for candidate in (package / "profile_files", package / ".." / "profiles"):
+        if isinstance(candidate, Path) and candidate.is_dir():
+            return candidate.resolve()
+    # neither exists: name the packaged place; load_profiles reports it as "not found"
+    return Path(str(package / "profile_files"))
+
+
+#: Where the conformance resources are read from when no folder is configured.
+DEFAULT_PROFILES_DIR = bundled_profiles_dir()
 #: The scopes an API token may carry (``api/auth.py`` checks them).
 API_SCOPES = ("read", "write")
 
@@ -46,6 +61,25 @@ API_SCOPES = ("read", "write")
 _TRUE = frozenset({"1", "true", "yes", "on"})
 _FALSE = frozenset({"0", "false", "no", "off"})
 BOOL_FORMS = "true/false, 1/0, yes/no or on/off (any case)"
+
+
+COUNT_FORMS = "a whole number (0 or more)"
+PAGE_FORMS = "a whole number from 1 to 500"
+
+
+def parse_count(text: str) -> int:
+    """A whole number, 0 or more."""
+    if not text.strip().isdigit():
+        raise ValueError("not a whole number")
+    return int(text.strip())
+
+
+def parse_page_size(text: str) -> int:
+    """A whole number from 1 to 500 (the facade's ``_count`` maximum)."""
+    size = parse_count(text)
+    if not 1 <= size <= 500:
+        raise ValueError("out of range")
+    return size
 
 
 def parse_bool(text: str) -> bool:
@@ -194,8 +228,18 @@ class Settings:
         default_doc="none (open, for local use)")
     canonical_base: str = setting(
         DEFAULT_CANONICAL_BASE, "IASTM_CANONICAL_BASE", parse=parse_url, forms=URL_FORMS,
-        doc="base of our canonical URLs (profiles, extensions, identifier systems)",
-        default_doc=f"`{DEFAULT_CANONICAL_BASE}`")
+        doc="base of every project URL (profiles, extensions, code systems, value sets, "
+            "identifier systems), used alike by `map`, `validate`, `$validate`, the served "
+            "conformance resources and `load-profiles`; the worker refuses to push under another "
+            "base than the store's sessions were pushed under "
+            "([docs/canonical-base.md](docs/canonical-base.md))",
+        default_doc=f"`{DEFAULT_CANONICAL_BASE}` (a placeholder: set your own)")
+    allow_canonical_base_change: bool = setting(
+        False, "IASTM_ALLOW_CANONICAL_BASE_CHANGE", parse=parse_bool, forms=BOOL_FORMS,
+        doc="let the worker push under a new canonical base although the store's sessions were "
+            "pushed under another one: a deliberate migration ([docs/canonical-base.md]"
+            "(docs/canonical-base.md); same as `worker --allow-canonical-base-change`)",
+        default_doc="`false`")
     include_cpt: bool = setting(
         False, "IASTM_INCLUDE_CPT", parse=parse_bool, forms=BOOL_FORMS,
         doc="add CPT codings (needs the deployment's own AMA licence; never a display)",
@@ -208,7 +252,19 @@ class Settings:
         doc="request size limit", default_doc="`1MiB` (1048576)")
     profiles_dir: Path = setting(
         DEFAULT_PROFILES_DIR, "IASTM_PROFILES_DIR", parse=parse_folder, forms=FOLDER_FORMS,
-        doc="folder of conformance resources", default_doc="the packaged `profiles/`")
+        doc="folder of conformance resources (written under the default canonical base, "
+            "rebased when read)", default_doc="the `profiles/` shipped in the package")
+    page_size: int = setting(
+        50, "IASTM_PAGE_SIZE", parse=parse_page_size, forms=PAGE_FORMS,
+        doc="the FHIR facade's default `_count` (its maximum is 500)", default_doc="`50`")
+    public_base_url: str | None = setting(
+        None, "IASTM_PUBLIC_BASE_URL", parse=parse_url, forms=URL_FORMS,
+        doc="the facade's public FHIR base URL, used in every link and `fullUrl` (set it behind "
+            "a reverse proxy)", default_doc="none (the request's own URL)")
+    trusted_proxies: int = setting(
+        0, "IASTM_TRUSTED_PROXIES", parse=parse_count, forms=COUNT_FORMS,
+        doc="how many reverse proxies in front are trusted for `X-Forwarded-*` headers",
+        default_doc="`0` (the headers are ignored)")
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -273,8 +329,11 @@ __all__ = [
     "DEFAULT_PROFILES_DIR",
     "Settings",
     "Variable",
+    "bundled_profiles_dir",
     "parse_api_tokens",
     "parse_bool",
+    "parse_count",
+    "parse_page_size",
     "parse_database_url",
     "parse_folder",
     "parse_size",

@@ -1,6 +1,5 @@
-"""Core: the exception hierarchy and the Issue record; every error renders as an OperationOutcome.
+"""The exception hierarchy and the Issue record; every error renders as an OperationOutcome.
 
-Layer: core. Imports only the standard library.
 See https://hl7.org/fhir/R4/operationoutcome.html for the rendered shape.
 """
 
@@ -195,9 +194,45 @@ class FhirConflictError(FhirServerError):
     issue_type = "conflict"
 
 
+class AmbiguousMatchError(FhirConflictError):
+    """A business identifier matched several resources on the FHIR server: the record cannot be
+    written without guessing which one is ours (HTTP 409; never retried)."""
+
+    code = "E_AMBIGUOUS_MATCH"
+    issue_type = "multiple-matches"
+
+
+def ambiguous_match(
+    message: str,
+    expression: str | None = None,
+    *,
+    issues: Sequence[Issue] | None = None,
+    status: int | None = None,
+    outcome: dict[str, Any] | None = None,
+) -> AmbiguousMatchError:
+    """The one constructor of the ambiguous-match error: our own finding (``message`` at
+    ``expression``), or a server's 412 reply (its ``issues``, ``status`` and ``outcome``)."""
+    if issues is None:
+        issues = [
+            Issue("error", AmbiguousMatchError.issue_type, expression, message,
+                  AmbiguousMatchError.code)
+        ]
+    return AmbiguousMatchError(message, issues, status=status, outcome=outcome)
+
+
+class LeaseLostError(IastmError):
+    """The outbox entry's lease expired and another worker claimed it; this worker's result is
+    dropped (the store raises it, the worker counts it)."""
+
+    code = "E_LEASE_LOST"
+    http_status = 409
+    issue_type = "conflict"
+
+
 __all__ = [
     "ERROR_CODE_SYSTEM",
     "RECORD_FIELD_EXTENSION",
+    "AmbiguousMatchError",
     "ConfigError",
     "ConflictRecordError",
     "FhirAuthError",
@@ -207,9 +242,11 @@ __all__ = [
     "IastmError",
     "InvalidRecordError",
     "Issue",
+    "LeaseLostError",
     "MappingError",
     "NotFoundError",
     "ProfileValidationError",
+    "ambiguous_match",
     "has_errors",
     "operation_outcome",
 ]

@@ -1,4 +1,5 @@
-"""Edge (Flask): ``create_app(settings=None)`` — the fhir-iastm HTTP service.
+"""EDGE (Flask): ``create_app(settings=None)`` — the fhir-iastm HTTP service. Views call
+``fhir_iastm.service`` (and the store's package API); only the CLI's ``serve`` imports this package.
 
 Its settings are the :class:`~fhir_iastm.config.Settings` passed in, or else
 ``Settings.from_env()`` (the ``IASTM_*`` environment); a bad value raises ConfigError before
@@ -11,11 +12,10 @@ Blueprints: ``/api/sessions`` (records API), ``/fhir`` (facade for EHRs), ``/hea
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
-from pathlib import Path
 from typing import Any
 
 from flask import Flask, jsonify
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from fhir_iastm import __version__
 from fhir_iastm.api.auth import install_auth
@@ -24,8 +24,8 @@ from fhir_iastm.api.logs import install_request_logging
 from fhir_iastm.config import Settings
 from fhir_iastm.logging import configure_logging
 from fhir_iastm.mapping import MappingSettings
-from fhir_iastm.profiles import ProfileIndex, load_profiles
-from fhir_iastm.service import mapping_settings
+from fhir_iastm.profiles import ProfileIndex
+from fhir_iastm.service import build
 from fhir_iastm.storage import Store
 
 
@@ -37,23 +37,10 @@ class AppState:
     store: Store
     profiles: ProfileIndex
     mapping: MappingSettings
-    facade: Any
-
-
-@lru_cache(maxsize=4)
-def _profiles(path: str, fingerprint: tuple[tuple[str, float], ...]) -> ProfileIndex:
-    return load_profiles(Path(path))
-
-
-def profile_index(path: Path) -> ProfileIndex:
-    """The compiled profiles of a folder: compiled once per process until its files change."""
-    fingerprint = tuple(sorted((p.name, p.stat().st_mtime) for p in path.glob("*.json")))
-    return _profiles(str(path.resolve()), fingerprint)
 
 
 def create_app(settings: Settings | None = None) -> Flask:
     """Build the Flask application; ``settings`` default to ``Settings.from_env()``."""
-    from fhir_iastm.api.facade import Facade
     from fhir_iastm.api.fhir import bp as fhir_bp
     from fhir_iastm.api.openapi import bp as openapi_bp
     from fhir_iastm.api.sessions import bp as sessions_bp
@@ -63,15 +50,17 @@ def create_app(settings: Settings | None = None) -> Flask:
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     app.json.sort_keys = False  # type: ignore[attr-defined]
-    store = Store(settings.database_url)
-    store.migrate()
-    mapping = mapping_settings(settings)
+    proxies = settings.trusted_proxies
+    if proxies:  # X-Forwarded-For/-Proto/-Host/-Port/-Prefix from that many trusted proxies
+        app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
+            app.wsgi_app, x_for=proxies, x_proto=proxies, x_host=proxies, x_port=proxies,
+            x_prefix=proxies)
+    parts = build(settings)
     state = AppState(
         settings=settings,
-        store=store,
-        profiles=profile_index(settings.profiles_dir),
-        mapping=mapping,
-        facade=Facade(store, mapping),
+        store=parts.store,
+        profiles=parts.profiles,
+        mapping=parts.mapping,
     )
     app.extensions["fhir_iastm"] = state
     install_request_logging(app)
@@ -84,6 +73,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     @app.get("/healthz")
     def healthz() -> Any:
         return jsonify({"status": "ok", "version": __version__})
+
     return app
 
 

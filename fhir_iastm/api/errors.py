@@ -1,4 +1,4 @@
-"""Edge (Flask): every error leaves the service as an OperationOutcome (``application/fhir+json``).
+"""Every error leaves the service as an OperationOutcome (``application/fhir+json``).
 
 One handler on ``IastmError`` serves all its subclasses (Flask resolves handlers by MRO); HTTP
 errors raised by Flask itself (404 route, 405, 413, 415 …) are rendered the same way; anything
@@ -25,6 +25,7 @@ _HTTP_ISSUES = {
     404: ("not-found", "E_NOT_FOUND"),
     405: ("not-supported", "E_METHOD_NOT_ALLOWED"),
     413: ("too-costly", "E_TOO_LARGE"),
+    406: ("not-supported", "E_NOT_ACCEPTABLE"),
     415: ("not-supported", "E_MEDIA_TYPE"),
 }
 
@@ -50,6 +51,9 @@ def _http_error(exc: HTTPException) -> Response:
     response = outcome_response([issue], status)
     if status == 401:
         response.headers["WWW-Authenticate"] = "Bearer"
+    for key, value in exc.get_headers():
+        if key == "Allow":  # a 405 names the methods that are allowed
+            response.headers["Allow"] = value
     return response
 
 

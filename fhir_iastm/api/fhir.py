@@ -1,171 +1,148 @@
-"""Edge (Flask): the FHIR R4 facade under ``/fhir`` for EHRs that pull.
+"""The FHIR R4 facade under ``/fhir`` for EHRs that pull — thin views.
 
-``metadata`` (CapabilityStatement), read ``/<type>/<id>``, search on Procedure, Condition,
-Observation, Patient (``patient``/``subject``, ``date``, ``code``, ``identifier``, ``_count``,
-``_offset`` with ``next`` links), ``POST /<type>/$validate`` (our validator), and the conformance
-resources of ``profiles/``. Everything is ``application/fhir+json``; every error is an
-OperationOutcome.
-Spec: https://hl7.org/fhir/R4/http.html
+``metadata``; read ``/<type>/<id>``, vread ``/<type>/<id>/_history/<vid>``, instance history
+``/<type>/<id>/_history``; search ``/<type>?…`` (parsed by ``facade.parse``, answered by
+``Store.search`` in SQL, rendered by ``facade.bundle``); ``POST /<type>/$validate``; the
+conformance resources of ``profiles/``. Everything is ``application/fhir+json``; every error is
+an OperationOutcome. Spec: https://hl7.org/fhir/R4/http.html, https://hl7.org/fhir/R4/search.html
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, Response, current_app, request, url_for
+from flask import Blueprint, Response, current_app, request
 from werkzeug.exceptions import BadRequest, NotFound
 
-from fhir_iastm import __version__
-from fhir_iastm.api.errors import fhir_response
+from fhir_iastm.api.fhir_http import (
+    GoneError,
+    fhir_base,
+    ignored_outcome,
+    negotiate,
+    not_modified,
+    respond,
+    strict,
+    version_headers,
+)
 from fhir_iastm.api.sessions import json_body
 from fhir_iastm.errors import operation_outcome
-from fhir_iastm.facade import SEARCHES, patient_reference, split_date_param
+from fhir_iastm.facade.bundle import history, searchset, with_meta
+from fhir_iastm.facade.capability import CONFORMANCE_TYPES, capability_statement
+from fhir_iastm.facade.params import RESOURCE_TYPES
+from fhir_iastm.facade.parse import SearchError, parse_search
 from fhir_iastm.mapping.trace import record_field
+from fhir_iastm.storage import StoredResource
 from fhir_iastm.validation import validate
 
 bp = Blueprint("fhir", __name__, url_prefix="/fhir")
-
-SEARCHABLE = {
-    "Procedure": ("patient", "subject", "date", "code", "identifier"),
-    "Condition": ("patient", "subject", "date", "code", "identifier"),
-    "Observation": ("patient", "subject", "date", "code", "identifier"),
-    "Patient": ("identifier",),
-}
-READABLE = ("Procedure", "Condition", "Observation", "Patient", "Practitioner", "Organization",
-            "Encounter")
-CONFORMANCE = ("StructureDefinition", "ValueSet", "CodeSystem", "ConceptMap")
-PAGING = ("_count", "_offset", "_format")
-MAX_COUNT = 500
+#: Parameters of the conformance resources' search (besides _format / _pretty).
+CONFORMANCE_PARAMS = ("url", "version", "name", "_id")
+MAX_HISTORY = 100
 
 
 def _state() -> Any:
     return current_app.extensions["fhir_iastm"]
 
 
+bp.before_request(negotiate)
+
+
 @bp.get("/metadata")
 def metadata() -> Response:
-    """The CapabilityStatement: our profiles, interactions and search parameters."""
-    profiles = _state().profiles
-    resources = []
-    for rtype in READABLE:
-        entry: dict[str, Any] = {"type": rtype, "interaction": [{"code": "read"}]}
-        supported = profiles.by_type.get(rtype, [])
-        if supported:
-            entry["supportedProfile"] = sorted(supported)
-        if rtype in SEARCHABLE:
-            entry["interaction"].append({"code": "search-type"})
-            entry["searchParam"] = [
-                {"name": name, "type": "date" if name == "date" else
-                 "reference" if name in ("patient", "subject") else "token"}
-                for name in SEARCHABLE[rtype]
-            ]
-        entry["operation"] = [{"name": "validate",
-                               "definition": "http://hl7.org/fhir/OperationDefinition/Resource-validate"}]
-        resources.append(entry)
-    resources += [{"type": t, "interaction": [{"code": "read"}, {"code": "search-type"}]}
-                  for t in CONFORMANCE]
-    body = {
-        "resourceType": "CapabilityStatement",
-        "status": "active",
-        "date": "2026-11-27",
-        "kind": "instance",
-        "software": {"name": "fhir-iastm", "version": __version__},
-        "implementation": {"description": "fhir-iastm FHIR facade",
-                           "url": request.url_root + "fhir"},
-        "fhirVersion": "4.0.1",
-        "format": ["application/fhir+json"],
-        "rest": [{"mode": "server", "resource": resources}],
-    }
-    return fhir_response(body)
+    """The CapabilityStatement: exactly what this facade implements."""
+    state = _state()
+    profiles = {t: list(state.profiles.by_type.get(t, [])) for t in RESOURCE_TYPES}
+    return respond(capability_statement(fhir_base(), profiles, bool(state.settings.api_tokens)))
 
 
-def _count() -> tuple[int, int]:
-    try:
-        count = int(request.args.get("_count", 50))
-        offset = int(request.args.get("_offset", 0))
-    except ValueError as exc:
-        raise BadRequest("_count and _offset must be integers") from exc
-    if not 0 <= count <= MAX_COUNT or offset < 0:
-        raise BadRequest(f"_count must be 0..{MAX_COUNT} and _offset ≥ 0")
-    return count, offset
-
-
-def _filters(rtype: str) -> list[tuple[str, str]]:
-    allowed = SEARCHABLE[rtype]
-    filters = []
-    for name, value in request.args.items(multi=True):
-        if name in PAGING:
-            continue
-        if name not in allowed:
-            raise BadRequest(f"unsupported search parameter '{name}' for {rtype}; "
-                             f"supported: {', '.join(allowed)}")
-        if name == "date":
-            try:
-                split_date_param(value)
-            except ValueError as exc:
-                raise BadRequest(str(exc)) from exc
-        filters.append((name, value))
-    return filters
-
-
-def _subject(rtype: str, filters: list[tuple[str, str]]) -> str | None:
-    """The reference of the first patient/subject filter: the facade's index narrows the
-    candidates by it, and every filter (that one included) is still applied to each candidate."""
-    if rtype == "Patient":
-        return None
-    return next((patient_reference(v) for n, v in filters if n in ("patient", "subject")), None)
-
-
-def _search(rtype: str) -> Response:
-    filters = _filters(rtype)
-    count, offset = _count()
-    hits = list(_state().facade.of_type(rtype, _subject(rtype, filters)))
-    if filters:
-        hits = [r for r in hits if all(SEARCHES[name](r, value) for name, value in filters)]
-    page = hits[offset: offset + count]
-    base = request.url_root.rstrip("/")
-    bundle: dict[str, Any] = {
-        "resourceType": "Bundle",
-        "type": "searchset",
-        "total": len(hits),
-        "link": [{"relation": "self", "url": request.url}],
-        "entry": [{"fullUrl": f"{base}/fhir/{rtype}/{r['id']}", "resource": r,
-                   "search": {"mode": "match"}} for r in page],
-    }
-    if offset + count < len(hits) and count > 0:
-        args = [(k, v) for k, v in request.args.items(multi=True) if k != "_offset"]
-        args.append(("_offset", str(offset + count)))
-        query = "&".join(f"{k}={v}" for k, v in args)
-        bundle["link"].append({"relation": "next",
-                               "url": f"{base}{url_for('fhir.search', rtype=rtype)}?{query}"})
-    return fhir_response(bundle)
+def _served(rtype: str) -> None:
+    if rtype not in RESOURCE_TYPES:
+        raise NotFound(f"resource type '{rtype}' is not served here")
 
 
 @bp.get("/<rtype>")
 def search(rtype: str) -> Response:
-    """Search Procedure | Condition | Observation | Patient, or list our conformance resources."""
-    if rtype in CONFORMANCE:
-        found = [r for r in _state().profiles.resources if r.get("resourceType") == rtype]
-        return fhir_response({"resourceType": "Bundle", "type": "searchset", "total": len(found),
-                              "entry": [{"resource": r} for r in found]})
-    if rtype not in SEARCHABLE:
-        raise NotFound(f"search is not supported on '{rtype}'")
-    return _search(rtype)
+    """Search a served type, or list conformance resources by url / version / name / _id."""
+    if rtype in CONFORMANCE_TYPES:
+        return _conformance_search(rtype)
+    _served(rtype)
+    args = list(request.args.items(multi=True))
+    base = fhir_base()
+    parsed = parse_search(rtype, args, base, _state().settings.page_size)
+    if parsed.ignored and strict():
+        raise SearchError(parsed.ignored[0], f"is not a supported search parameter of {rtype}")
+    result = _state().store.search(parsed.query)
+    outcome = ignored_outcome(parsed.ignored) if parsed.ignored else None
+    return respond(searchset(base, parsed, result, args, outcome))
+
+
+def _conformance_search(rtype: str) -> Response:
+    unknown = [k for k in request.args if k not in (*CONFORMANCE_PARAMS, "_format", "_pretty")]
+    if unknown and strict():
+        raise SearchError(unknown[0], f"is not a supported search parameter of {rtype}")
+    wanted = {k: set(request.args.getlist(k)) for k in CONFORMANCE_PARAMS if k in request.args}
+    found = [r for r in _state().profiles.resources if r.get("resourceType") == rtype
+             and all(str(r.get("id" if k == "_id" else k)) in v for k, v in wanted.items())]
+    base = fhir_base()
+    entries: list[dict[str, Any]] = [
+        {"fullUrl": f"{base}/{rtype}/{r['id']}", "resource": _public(r),
+         "search": {"mode": "match"}} for r in found]
+    if unknown:
+        entries.append({"resource": ignored_outcome(unknown), "search": {"mode": "outcome"}})
+    return respond({"resourceType": "Bundle", "type": "searchset", "total": len(found),
+                    "link": [{"relation": "self", "url": request.url}], "entry": entries})
+
+
+def _public(resource: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in resource.items() if not k.startswith("_")}
+
+
+def _current(rtype: str, rid: str, version: int | None = None) -> StoredResource:
+    _served(rtype)
+    stored = _state().store.read_resource(rtype, rid, version)
+    if stored is None:
+        what = f"version {version} of {rtype}/{rid}" if version else f"{rtype}/{rid}"
+        raise NotFound(f"{what} is not known")
+    if stored.gone:
+        raise GoneError(f"{rtype}/{rid} was retracted by a newer record version (version "
+                        f"{stored.version}); its history remains readable")
+    return stored
+
+
+def _versioned(stored: StoredResource) -> Response:
+    headers = version_headers(stored)
+    if not_modified(stored):
+        return Response(status=304, headers=headers)
+    return respond(with_meta(stored), headers=headers)
 
 
 @bp.get("/<rtype>/<rid>")
 def read(rtype: str, rid: str) -> Response:
-    """Read one resource by logical id."""
-    state = _state()
-    if rtype in CONFORMANCE:
-        found = state.profiles.resource(rtype, rid)
-    elif rtype in READABLE:
-        found = state.facade.read(rtype, rid)
-    else:
-        raise NotFound(f"resource type '{rtype}' is not served here")
-    if found is None:
+    """Read one resource (or a conformance resource) by logical id."""
+    if rtype in CONFORMANCE_TYPES:
+        found = _state().profiles.resource(rtype, rid)
+        if found is None:
+            raise NotFound(f"{rtype}/{rid} is not known")
+        return respond(_public(found))
+    return _versioned(_current(rtype, rid))
+
+
+@bp.get("/<rtype>/<rid>/_history/<vid>")
+def vread(rtype: str, rid: str, vid: str) -> Response:
+    """One version of a resource (410 for the version that retracted it)."""
+    if not (vid.isascii() and vid.isdigit() and len(vid) <= 9):
+        raise NotFound(f"version '{vid}' of {rtype}/{rid} is not known")
+    return _versioned(_current(rtype, rid, int(vid)))
+
+
+@bp.get("/<rtype>/<rid>/_history")
+def instance_history(rtype: str, rid: str) -> Response:
+    """Every version of one resource, newest first (also of a retracted one)."""
+    _served(rtype)
+    versions = _state().store.resource_history(rtype, rid, MAX_HISTORY)
+    if not versions:
         raise NotFound(f"{rtype}/{rid} is not known")
-    return fhir_response(found)
+    return respond(history(fhir_base(), rtype, rid, versions, total=versions[0].version))
 
 
 def _resource_from_body(rtype: str) -> dict[str, Any]:
@@ -186,7 +163,7 @@ def validate_resource(rtype: str) -> Response:
     resource = _resource_from_body(rtype)
     profile = request.args.get("profile")
     issues = validate(resource, _state().profiles, profile=profile, trace=record_field)
-    return fhir_response(operation_outcome(issues))
+    return respond(operation_outcome(issues))
 
 
 __all__ = ["bp"]

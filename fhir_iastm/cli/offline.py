@@ -83,9 +83,11 @@ def _one_session_if_resource_list(text: str) -> str:
 @click.option("--profile", default=None,
               help="Validate against this profile URL instead of each resource's meta.profile.")
 @profiles_option
+@canonical_base_option
 def validate_command(files: tuple[IO[str], ...], profile: str | None,
-                     profiles_dir: Path | None) -> None:
-    """Validate FHIR resources / Bundles (FILE or - ; JSON, array or JSON Lines) against profiles/.
+                     profiles_dir: Path | None, canonical_base: str | None) -> None:
+    """Validate FHIR resources / Bundles (FILE or - ; JSON, array or JSON Lines) against profiles/
+    (rebased to the canonical base).
 
     One OperationOutcome per input document on stdout (JSON Lines when several); exit 1 when any
     has an error or fatal issue (broken JSON included), else 0.
@@ -95,9 +97,9 @@ def validate_command(files: tuple[IO[str], ...], profile: str | None,
     from fhir_iastm.profiles import load_profiles
     from fhir_iastm.validation import validate
 
-    settings = load_settings(profiles_dir=profiles_dir)
+    settings = load_settings(profiles_dir=profiles_dir, canonical_base=canonical_base)
     try:
-        index = load_profiles(settings.profiles_dir)
+        index = load_profiles(settings.profiles_dir, settings.canonical_base)
     except ConfigError as exc:
         emit_outcome(exc.issues, None)
         sys.exit(EXIT_INVALID)

@@ -133,8 +133,7 @@ def pull_command(fhir_base_url: str | None, fhir_token: str | None, canonical_ba
     """Pull sessions from a FHIR server: one record per line (JSON Lines) on stdout."""
     from fhir_iastm.errors import FhirServerError
     from fhir_iastm.records.model import to_dict
-    from fhir_iastm.service import mapping_settings, pull
-    from fhir_iastm.sync.pull import PullError
+    from fhir_iastm.service import PullError, mapping_settings, pull
 
     settings = load_settings(fhir_base_url=fhir_base_url, fhir_token=fhir_token,
                              canonical_base=canonical_base)
@@ -166,15 +165,16 @@ def pull_command(fhir_base_url: str | None, fhir_token: str | None, canonical_ba
 @profiles_option
 def load_profiles_command(fhir_base_url: str | None, fhir_token: str | None,
                           canonical_base: str | None, profiles_dir: Path | None) -> None:
-    """PUT every profiles/ resource to a FHIR server (so its $validate knows our profiles)."""
+    """PUT every profiles/ resource, rebased to the canonical base, to a FHIR server (so its
+    $validate knows our profiles under the URLs the mapper emits)."""
     from fhir_iastm.errors import FhirServerError
     from fhir_iastm.service import upload_profiles
 
-    # the profiles carry their own canonical URLs: canonical_base is read (and checked) only
     settings = load_settings(fhir_base_url=fhir_base_url, fhir_token=fhir_token,
                              canonical_base=canonical_base, profiles_dir=profiles_dir)
     try:
-        written = upload_profiles(_client(settings), settings.profiles_dir)
+        written = upload_profiles(_client(settings), settings.profiles_dir,
+                                  settings.canonical_base)
     except ConfigError as exc:
         emit_outcome(exc.issues, None)
         sys.exit(EXIT_INVALID)

@@ -1,8 +1,8 @@
-"""Edge: the service-side commands of ``fhir-iastm`` — ``init-db``, ``import``, ``serve``,
-``worker``, ``export`` and ``config`` (registered on the group in ``cli/__init__.py``).
+"""The service-side commands of ``fhir-iastm`` — ``init-db``, ``reindex``, ``import``,
+``serve``, ``worker``, ``export`` and ``config`` (registered on the group in ``cli/__init__.py``).
 
-Layer: edge. Settings come from the same ``IASTM_*`` environment as the HTTP service
-(``config.Settings``); options override them.
+Settings come from the same ``IASTM_*`` environment as the HTTP service (``config.Settings``);
+options override them.
 """
 
 from __future__ import annotations
@@ -10,13 +10,13 @@ from __future__ import annotations
 import dataclasses
 import json
 import sys
-from dataclasses import replace
 from typing import IO, Any
 
 import click
 
 from fhir_iastm.cli.io import EXIT_INVALID
 from fhir_iastm.cli.options import (
+    canonical_base_option,
     database_option,
     load_settings,
     require_server,
@@ -26,19 +26,48 @@ from fhir_iastm.config import Settings, variables
 
 
 def _store(settings: Settings) -> Any:
-    from fhir_iastm.storage import Store
+    from fhir_iastm.service import open_store
 
-    store = Store(settings.database_url)
-    store.migrate()
-    return store
+    return open_store(settings.database_url)
+
+
+def _index(database_url: str | None, *, everything: bool) -> int:
+    from fhir_iastm.service import index_store, mapping_settings
+
+    settings = load_settings(database_url=database_url)
+    store = _store(settings)
+    total = store.count_unindexed() if not everything else None
+    with click.progressbar(length=total or 0, label="indexing FHIR resources", file=sys.stderr,
+                           show_pos=True) as bar:
+        last = 0
+
+        def progress(done: int) -> None:
+            nonlocal last
+            bar.update(done - last)
+            last = done
+
+        count = index_store(store, mapping_settings(settings), everything=everything,
+                            progress=progress)
+    store.close()
+    return count
 
 
 @click.command("init-db")
 @database_option
 def init_db_command(database_url: str | None) -> None:
-    """Create or upgrade the store's schema (Alembic)."""
-    _store(load_settings(database_url=database_url)).close()
-    click.echo("store schema is up to date", err=True)
+    """Create or upgrade the store's schema (Alembic), then index the FHIR resources of every
+    record stored before the facade's tables existed."""
+    count = _index(database_url, everything=False)
+    click.echo(f"store schema is up to date; {count} record(s) indexed", err=True)
+
+
+@click.command("reindex")
+@database_option
+def reindex_command(database_url: str | None) -> None:
+    """Rebuild the FHIR resources and search index of every record (after a mapping change);
+    resources whose content changed get a new version."""
+    count = _index(database_url, everything=True)
+    click.echo(f"{count} record(s) reindexed", err=True)
 
 
 @click.command("import")
@@ -52,20 +81,19 @@ def import_command(files: tuple[IO[str], ...], database_url: str | None) -> None
     """
     from fhir_iastm.cli.io import read_documents
     from fhir_iastm.errors import IastmError, operation_outcome
-    from fhir_iastm.records import check_record
+    from fhir_iastm.service import mapping_settings, save_record
 
-    store = _store(load_settings(database_url=database_url))
+    settings = load_settings(database_url=database_url)
+    store = _store(settings)
+    mapping = mapping_settings(settings)
     failed = False
     for stream in files:
         items, _single = read_documents(stream)
         for item in items:
-            record, issues = check_record(item)
             line: dict[str, Any] = {"session_id": (item or {}).get("session_id")
                                     if isinstance(item, dict) else None}
             try:
-                if record is None:
-                    raise IastmError("invalid record", [i for i in issues if i.is_error])
-                result = store.save_record(record, item, actor="cli")
+                result = save_record(store, item, mapping, actor="cli").result
                 line.update(status=result.status, record_version=result.record_version)
             except IastmError as exc:
                 failed = True
@@ -96,23 +124,39 @@ def serve_command(host: str, port: int, debug: bool) -> None:
 @click.option("--lease-seconds", default=None, type=click.FloatRange(min=1.0),
               help="How long a claim holds before another worker may take the entry over "
                    "(a crashed worker's sessions wait this long; default: the worker's).")
+@canonical_base_option
+@click.option("--allow-canonical-base-change", is_flag=True, default=False,
+              help="Push under the canonical base although the store's sessions were pushed "
+                   "under another one: a deliberate migration, docs/canonical-base.md (default: "
+                   "IASTM_ALLOW_CANONICAL_BASE_CHANGE).")
 def worker_command(database_url: str | None, fhir_base_url: str | None, fhir_token: str | None,
                    once: bool, poll_interval: float, worker_id: str | None,
-                   lease_seconds: float | None) -> None:
-    """Drain the push outbox to the FHIR server (several workers may share one PostgreSQL)."""
+                   lease_seconds: float | None, canonical_base: str | None,
+                   allow_canonical_base_change: bool) -> None:
+    """Drain the push outbox to the FHIR server (several workers may share one PostgreSQL).
+
+    Exit 1 when the canonical base differs from the one the store's sessions were pushed under.
+    """
+    from fhir_iastm.errors import ConfigError
     from fhir_iastm.logging import configure_logging
-    from fhir_iastm.service import make_client, make_pusher, mapping_settings
-    from fhir_iastm.sync.worker import run_worker
+    from fhir_iastm.service import drain_outbox, make_client, mapping_settings
 
     settings = load_settings(database_url=database_url, fhir_base_url=fhir_base_url,
-                             fhir_token=fhir_token)
+                             fhir_token=fhir_token, canonical_base=canonical_base,
+                             allow_canonical_base_change=allow_canonical_base_change or None)
     client = make_client(require_server(settings), settings.fhir_token)
     configure_logging()
     store = _store(settings)
-    lease: dict[str, Any] = {} if lease_seconds is None else {"lease_seconds": lease_seconds}
-    stats = run_worker(store, make_pusher(client, mapping_settings(settings)),
-                       worker_id=worker_id, once=once, poll_interval=poll_interval, **lease)
-    store.close()
+    try:
+        stats = drain_outbox(store, client, settings=mapping_settings(settings),
+                             worker_id=worker_id, once=once, poll_interval=poll_interval,
+                             lease_seconds=lease_seconds,
+                             allow_canonical_base_change=settings.allow_canonical_base_change)
+    except ConfigError as exc:
+        click.echo(f"Error: {exc.message}", err=True)
+        sys.exit(EXIT_INVALID)
+    finally:
+        store.close()
     click.echo(json.dumps(dataclasses.asdict(stats)), err=True)
 
 
@@ -120,21 +164,14 @@ def worker_command(database_url: str | None, fhir_base_url: str | None, fhir_tok
 @database_option
 def export_command(database_url: str | None) -> None:
     """Every stored session's FHIR resources as NDJSON on stdout (streamed, constant memory)."""
-    from fhir_iastm.facade import stored_resources
-    from fhir_iastm.mapping import to_fhir
-    from fhir_iastm.records.model import SessionRecord, from_dict
-    from fhir_iastm.service import mapping_settings
+    from fhir_iastm.service import export, mapping_settings
 
     config = load_settings(database_url=database_url)
     store, settings = _store(config), mapping_settings(config)
     out = sys.stdout
-    for stored in store.iter_records():
-        # stored bodies were validated when they were saved: rebuild, don't re-validate
-        record = from_dict(SessionRecord, stored.body)
-        bundle = to_fhir(record, replace(settings, record_hash=stored.record_hash))
-        for resource in stored_resources(bundle):
-            out.write(json.dumps(resource, separators=(",", ":")))
-            out.write("\n")
+    for resource in export(store, settings):
+        out.write(json.dumps(resource, separators=(",", ":")))
+        out.write("\n")
     store.close()
 
 
@@ -154,7 +191,7 @@ def config_command(name: str | None) -> None:
         click.echo("" if value is None else value if isinstance(value, str) else json.dumps(value))
 
 
-COMMANDS = (init_db_command, import_command, serve_command, worker_command, export_command,
-            config_command)
+COMMANDS = (init_db_command, reindex_command, import_command, serve_command, worker_command,
+            export_command, config_command)
 
 __all__ = ["COMMANDS"]

@@ -1,14 +1,12 @@
-"""Core: the mapper's settings (docs/decisions.md#settings); values come in as arguments, never from
+"""The mapper's settings (docs/decisions.md#settings); values come in as arguments, never from
 env.
-
-Layer: core (standard library only).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-DEFAULT_CANONICAL_BASE = "https://iastm.example.org/fhir"
+from fhir_iastm.canonical import DEFAULT_CANONICAL_BASE, normalize_base
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,7 +23,7 @@ class MappingSettings:
     @property
     def base(self) -> str:
         """The canonical base without a trailing slash."""
-        return self.canonical_base.rstrip("/")
+        return normalize_base(self.canonical_base)
 
 
 __all__ = ["DEFAULT_CANONICAL_BASE", "MappingSettings"]

@@ -1,7 +1,12 @@
-"""Core: profiles/ conformance resources -> a compiled, read-only ``ProfileIndex``.
+"""CORE: profiles/ conformance resources -> a compiled, read-only ``ProfileIndex``.
 
-Layer: core. Imports the standard library, fhirpathpy and ``fhir_iastm.errors``; only
-``load_profiles`` touches the file system (it reads the folder once).
+Imports the standard library, fhirpathpy, ``fhir_iastm.errors`` and ``fhir_iastm.canonical``;
+only ``load_profiles`` touches the file system (it reads the folder once).
+
+The resources are written under the default canonical base; ``parse_profiles`` and
+``load_profiles`` move every project URL to the configured base first (``canonical.rebase``, the
+same base the mapper builds its URLs from — docs/canonical-base.md), so the index, the resources it
+serves and uploads, and the validator all speak of the configured URLs.
 
 Each StructureDefinition *differential* becomes a tree of ``ElementNode`` (children by element
 name, slices by slice name) carrying cardinality, fixed[x]/pattern[x], binding, types and
@@ -20,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from fhir_iastm.canonical import DEFAULT_CANONICAL_BASE, normalize_base, rebase
 from fhir_iastm.errors import ConfigError
 from fhir_iastm.profiles.compile import (
     build_tree,
@@ -27,8 +33,8 @@ from fhir_iastm.profiles.compile import (
     compile_constraint,
     parse_structure_definition,
 )
-from fhir_iastm.profiles.model import (
-    R4_MODEL,
+from fhir_iastm.profiles.definitions import (
+    FHIRPATH_R4_TYPES,
     Binding,
     Constraint,
     Discriminator,
@@ -54,6 +60,8 @@ class ProfileIndex:
     by_type: dict[str, list[str]]
     #: codes of every local CodeSystem with content = complete (nested concepts included)
     code_sets: dict[str, frozenset[str]] = field(default_factory=dict)
+    #: the base every project URL of the index is under (docs/canonical-base.md)
+    canonical_base: str = DEFAULT_CANONICAL_BASE
 
     def default_profile(self, resource_type: str) -> str | None:
         """The one profile declared for a resource type, or None when there are zero or several."""
@@ -68,9 +76,14 @@ class ProfileIndex:
         return None
 
 
-def parse_profiles(resources: Iterable[dict[str, Any]]) -> ProfileIndex:
-    """Compile conformance resources (pure). A resource may carry ``_source`` naming its file."""
-    raw = list(resources)
+def parse_profiles(
+    resources: Iterable[dict[str, Any]], canonical_base: str | None = None
+) -> ProfileIndex:
+    """Compile conformance resources (pure), rebased to ``canonical_base`` (None: the default).
+
+    A resource may carry ``_source`` naming its file.
+    """
+    raw = rebase(list(resources), canonical_base)
     profiles: dict[str, Profile] = {}
     extensions: dict[str, Profile] = {}
     by_type: dict[str, list[str]] = {}
@@ -99,6 +112,7 @@ def parse_profiles(resources: Iterable[dict[str, Any]]) -> ProfileIndex:
             for url, cs in code_systems.items()
             if cs.get("content", "complete") == "complete"
         },
+        canonical_base=normalize_base(canonical_base),
     )
 
 
@@ -121,8 +135,11 @@ def _register(
         by_type.setdefault(profile.type, []).append(profile.url)
 
 
-def load_profiles(path: str | Path) -> ProfileIndex:
-    """Read every ``*.json`` of a folder once; a broken file -> ConfigError naming the file."""
+def load_profiles(path: str | Path, canonical_base: str | None = None) -> ProfileIndex:
+    """Read every ``*.json`` of a folder once, rebased to ``canonical_base`` (None: the default).
+
+    A broken file -> ConfigError naming the file.
+    """
     folder = Path(path)
     if not folder.is_dir():
         raise ConfigError(f"profiles folder not found: {folder}")
@@ -136,7 +153,7 @@ def load_profiles(path: str | Path) -> ProfileIndex:
             raise ConfigError(f"{file.name}: not a FHIR resource (no resourceType)")
         docs.append({**doc, "_source": file.name})
     try:
-        return parse_profiles(docs)
+        return parse_profiles(docs, canonical_base)
     except ConfigError:
         raise
     except (TypeError, ValueError, AttributeError, KeyError) as exc:
@@ -144,7 +161,7 @@ def load_profiles(path: str | Path) -> ProfileIndex:
 
 
 __all__ = [
-    "R4_MODEL",
+    "FHIRPATH_R4_TYPES",
     "Binding",
     "Constraint",
     "Discriminator",

@@ -1,6 +1,4 @@
-"""Edge (storage): build the SQLAlchemy engine for SQLite or PostgreSQL and run the migrations.
-
-Layer: edge; imports SQLAlchemy and Alembic.
+"""Build the SQLAlchemy engine for SQLite or PostgreSQL and run the migrations.
 
 SQLite is a single-writer database: every write transaction starts with ``BEGIN IMMEDIATE``, so
 two writers (threads or processes) serialize on the database lock instead of failing with

@@ -1,6 +1,6 @@
-"""Edge (storage): record, sync-state and audit statements ``Store`` runs in its transactions.
+"""Record, sync-state and audit statements ``Store`` runs in its transactions.
 
-Layer: edge; imports SQLAlchemy. Functions take an open ``Connection`` and never commit.
+Functions take an open ``Connection`` and never commit.
 """
 
 from __future__ import annotations
@@ -8,10 +8,17 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Row, and_, bindparam, func, insert, select, update
+from sqlalchemy import Connection, Row, and_, bindparam, func, insert, or_, select, update
 
 from fhir_iastm.errors import ConflictRecordError, Issue
-from fhir_iastm.storage.schema import audit, outbox, record_versions, records, sync_state
+from fhir_iastm.storage.schema import (
+    audit,
+    outbox,
+    pushed_canonical_base,
+    record_versions,
+    records,
+    sync_state,
+)
 from fhir_iastm.storage.types import LastPushed, StoredRecord, SyncState
 
 # Statements built once: executing them with parameter dicts skips SQLAlchemy's per-call
@@ -104,6 +111,39 @@ def select_records(
     if offset:
         stmt = stmt.offset(offset)
     return [_stored(row) for row in conn.execute(stmt)]
+
+
+def select_unindexed(conn: Connection, after: str, limit: int, *, everything: bool
+                     ) -> list[StoredRecord]:
+    """Current records after ``after`` (session_id order) not indexed at their version."""
+    rv = record_versions
+    stmt = (
+        select(records.c.status, records.c.record_version.label("current"), rv)
+        .join(rv, and_(rv.c.session_id == records.c.session_id,
+                       rv.c.record_version == records.c.record_version))
+        .where(records.c.session_id > after)
+        .order_by(records.c.session_id)
+        .limit(limit)
+    )
+    if not everything:
+        stmt = stmt.where(_unindexed())
+    return [_stored(row) for row in conn.execute(stmt)]
+
+
+def _unindexed() -> Any:
+    return or_(records.c.indexed_version.is_(None),
+               records.c.indexed_version != records.c.record_version)
+
+
+def count_unindexed(conn: Connection) -> int:
+    """Current records whose resources are not in the facade's tables."""
+    return int(conn.execute(select(func.count()).where(_unindexed())).scalar_one())
+
+
+def set_indexed(conn: Connection, session_id: str, version: int) -> None:
+    """Record that a session's resources are indexed at ``version``."""
+    conn.execute(update(records).where(records.c.session_id == session_id)
+                 .values(indexed_version=version))
 
 
 def _stored(row: Row[Any]) -> StoredRecord:
@@ -231,8 +271,37 @@ def sync_counts(conn: Connection) -> dict[str, int]:
     return {state: count for state, count in rows}
 
 
+
+def bind_canonical_base(
+    conn: Connection, base: str, allow_change: bool, now: datetime
+) -> str | None:
+    """Record ``base`` as the store's push base; returns the other recorded base, changing
+    nothing, when sessions were already pushed under it and ``allow_change`` is False."""
+    table = pushed_canonical_base
+    recorded = conn.execute(select(table.c.canonical_base).where(table.c.id == 1)).scalar()
+    if recorded == base:
+        return None
+    if recorded is None:
+        conn.execute(insert(table).values(id=1, canonical_base=base, recorded_at=now))
+        return None
+    pushed = conn.execute(
+        select(sync_state.c.session_id).where(sync_state.c.pushed_version.is_not(None)).limit(1)
+    ).first()
+    if pushed is not None and not allow_change:
+        return str(recorded)
+    conn.execute(
+        update(table).where(table.c.id == 1).values(canonical_base=base, recorded_at=now)
+    )
+    add_audit(conn, now, None, "canonical-base-change", None, None)
+    return None
+
+
 __all__ = [
+    "bind_canonical_base",
     "check_decision_15",
+    "count_unindexed",
+    "select_unindexed",
+    "set_indexed",
     "outbox_counts",
     "sync_counts",
     "add_audit",

@@ -1,7 +1,7 @@
-"""Edge (storage): the tables, as SQLAlchemy Core metadata. Alembic's migrations create them.
+"""The tables, as SQLAlchemy Core metadata. Alembic's migrations create them.
 
-Layer: edge; imports SQLAlchemy. ``tests/test_storage_schema.py`` proves the migrations produce
-exactly this metadata on SQLite and PostgreSQL.
+``tests/test_storage_schema.py`` proves the migrations produce exactly this metadata on SQLite and
+PostgreSQL.
 
 The database may hold PHI (the record bodies, the MRN column used by ``?patient=``); logs never do.
 """
@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     Column,
     DateTime,
     ForeignKey,
@@ -37,7 +38,7 @@ NAMING = {
 metadata = MetaData(naming_convention=NAMING)
 
 #: JSON everywhere, JSONB on PostgreSQL.
-Json = JSON().with_variant(JSONB(), "postgresql")
+JsonColumn = JSON().with_variant(JSONB(), "postgresql")
 #: 64-bit ids on PostgreSQL; SQLite needs plain INTEGER for its rowid alias (autoincrement).
 Id = BigInteger().with_variant(Integer(), "sqlite")
 SessionId = String(64)
@@ -76,6 +77,8 @@ records = Table(
     Column("session_start", String(40), nullable=False),
     Column("created_at", UtcDateTime, nullable=False),
     Column("updated_at", UtcDateTime, nullable=False),
+    # the record_version whose FHIR resources are in fhir_resource (None: not indexed yet)
+    Column("indexed_version", Integer, nullable=True),
     Index(None, "patient_mrn", "clinic_id"),
     Index(None, "updated_at"),
     Index(None, "status"),
@@ -88,7 +91,7 @@ record_versions = Table(
     Column("session_id", SessionId, ForeignKey("records.session_id"), nullable=False),
     Column("record_version", Integer, nullable=False),
     Column("record_hash", Hash, nullable=False),
-    Column("body", Json, nullable=False),
+    Column("body", JsonColumn, nullable=False),
     Column("received_at", UtcDateTime, nullable=False),
     Column("actor", String(64), nullable=True),
     # a race can never store two different contents under one version
@@ -102,13 +105,13 @@ sync_state = Table(
     Column("state", String(16), nullable=False),
     Column("pushed_version", Integer, nullable=True),
     Column("pushed_hash", Hash, nullable=True),
-    Column("pushed_identifiers", Json, nullable=True),
-    Column("fhir_ids", Json, nullable=True),
+    Column("pushed_identifiers", JsonColumn, nullable=True),
+    Column("fhir_ids", JsonColumn, nullable=True),
     Column("attempts", Integer, nullable=False, default=0),
     Column("next_retry_at", UtcDateTime, nullable=True),
     Column("last_pushed_at", UtcDateTime, nullable=True),
     Column("last_error_code", String(64), nullable=True),
-    Column("last_outcome", Json, nullable=True),
+    Column("last_outcome", JsonColumn, nullable=True),
     Column("updated_at", UtcDateTime, nullable=False),
     Index(None, "state"),
 )
@@ -157,4 +160,95 @@ audit = Table(
     Index(None, "session_id"),
 )
 
-__all__ = ["audit", "metadata", "outbox", "record_versions", "records", "sync_state", "UtcDateTime"]
+# --- the FHIR facade's resources and search indexes (like HAPI's JPA tables) ---------------------
+#: UTC timestamps as fixed-width text (``YYYY-MM-DDTHH:MM:SS.ffffff``): ordered alike everywhere.
+Bound = String(26)
+ResType = String(40)
+ResId = String(64)
+Param = String(40)
+
+fhir_resource = Table(
+    "fhir_resource",
+    metadata,
+    Column("pk", Id, primary_key=True, autoincrement=True),
+    Column("res_type", ResType, nullable=False),
+    Column("res_id", ResId, nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("last_updated", Bound, nullable=False),
+    Column("gone", Boolean, nullable=False),
+    Column("shared", Boolean, nullable=False),
+    # owning session; for a shared resource the session whose data it carries
+    Column("session_id", SessionId, nullable=False),
+    Column("source_key", String(128), nullable=False),
+    Column("content_hash", Hash, nullable=False),
+    Column("body", JsonColumn, nullable=False),
+    UniqueConstraint("res_type", "res_id"),
+    Index(None, "res_id"),
+    Index(None, "session_id"),
+    Index(None, "res_type", "last_updated"),
+)
+
+fhir_resource_version = Table(
+    "fhir_resource_version",
+    metadata,
+    Column("res_pk", Id, ForeignKey("fhir_resource.pk"), primary_key=True),
+    Column("version", Integer, primary_key=True),
+    Column("last_updated", Bound, nullable=False),
+    Column("gone", Boolean, nullable=False),
+    Column("body", JsonColumn, nullable=False),
+)
+
+def _index_table(name: str, *columns: Column[Any], indexes: tuple[tuple[str, ...], ...]) -> Table:
+    """A search index table: rows of (resource row, resource type, parameter, values…)."""
+    return Table(
+        name,
+        metadata,
+        Column("res_pk", Id, ForeignKey("fhir_resource.pk"), nullable=False),
+        Column("res_type", ResType, nullable=False),
+        Column("param", Param, nullable=False),
+        *columns,
+        *(Index(None, *cols) for cols in (*indexes, ("res_pk",))),
+    )
+
+
+fhir_token = _index_table(
+    "fhir_token",
+    Column("system", String(200), nullable=False),
+    Column("code", String(200), nullable=False),
+    indexes=(("res_type", "param", "code", "system"),),
+)
+fhir_string = _index_table(
+    "fhir_string",
+    Column("norm", String(200), nullable=False),
+    Column("exact", String(200), nullable=False),
+    indexes=(("res_type", "param", "norm"),),
+)
+fhir_date = _index_table(
+    "fhir_date",
+    Column("ordinal", Integer, nullable=False),
+    Column("low", Bound, nullable=False),
+    Column("high", Bound, nullable=False),
+    indexes=(("res_type", "param", "low"), ("res_type", "param", "high")),
+)
+fhir_link = _index_table(
+    "fhir_link",
+    Column("target_type", ResType, nullable=False),
+    Column("target_id", ResId, nullable=False),
+    indexes=(("target_id", "param", "res_type"),),
+)
+
+INDEX_TABLES = (fhir_token, fhir_string, fhir_date, fhir_link)
+
+#: The canonical base the store's sessions were pushed under (one row, id 1): a worker configured
+#: with another base refuses to push (docs/canonical-base.md).
+pushed_canonical_base = Table(
+    "pushed_canonical_base",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("canonical_base", String(2048), nullable=False),
+    Column("recorded_at", UtcDateTime, nullable=False),
+)
+
+__all__ = ["INDEX_TABLES", "fhir_date", "fhir_link", "fhir_resource", "fhir_resource_version",
+           "fhir_string", "fhir_token", "audit", "metadata", "outbox", "pushed_canonical_base",
+           "record_versions", "records", "sync_state", "UtcDateTime"]

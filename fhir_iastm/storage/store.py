@@ -1,6 +1,6 @@
-"""Edge (storage): ``Store`` — records with their version history, sync state, outbox and audit.
+"""``Store`` — records with their version history, sync state, outbox and audit.
 
-Layer: edge; imports SQLAlchemy and the core's record types. One code path for SQLite and
+One code path for SQLite and
 PostgreSQL. Saving a record (docs/decisions.md#d15) writes the version, the sync state, the outbox
 entry and the audit row in ONE transaction: no record is accepted without being queued for push.
 The outbox half (claim / complete / retry / dead letter) is in ``storage.outbox``.
@@ -17,9 +17,12 @@ from sqlalchemy import Connection, Engine, bindparam, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from fhir_iastm.errors import NotFoundError
+from fhir_iastm.storage import fhir_search as fs
 from fhir_iastm.storage import outbox as ob
 from fhir_iastm.storage import queries as q
 from fhir_iastm.storage.engine import READ_ONLY, make_engine, migrate
+from fhir_iastm.storage.fhir_types import ResourceSet, SearchQuery, SearchResult, StoredResource
+from fhir_iastm.storage.fhir_write import bound_text, write_resources
 from fhir_iastm.storage.schema import audit, record_versions, records
 from fhir_iastm.storage.types import (
     LastPushed,
@@ -94,15 +97,25 @@ class Store:
 
     # -- records --------------------------------------------------------------------------------
     def save_record(
-        self, record: SessionRecord, raw: dict[str, Any], *, actor: str | None
+        self,
+        record: SessionRecord,
+        raw: dict[str, Any],
+        *,
+        actor: str | None,
+        resources: ResourceSet | None = None,
+        digest: str | None = None,
     ) -> SaveResult:
-        """Store a record by docs/decisions.md#d15 and queue its push, atomically; 409 conflicts
-        raise."""
-        digest = self.hasher(record)
+        """Store a record by docs/decisions.md#d15 and queue its push, atomically; 409
+        conflicts raise.
+
+        ``resources``: the record's FHIR resources and index rows, written in the same
+        transaction (without them the record waits for ``index_store``). ``digest``: the
+        record's hash when the caller already computed it."""
+        digest = digest or self.hasher(record)
         for attempt in range(3):
             try:
                 with self.write() as conn:
-                    result = self._save(conn, record, raw, digest, actor)
+                    result = self._save(conn, record, raw, digest, actor, resources)
                     q.add_audit(conn, self.clock(), actor, "save", record.session_id, result.status)
                     return result
             except IntegrityError:
@@ -118,6 +131,7 @@ class Store:
         raw: dict[str, Any],
         digest: str,
         actor: str | None,
+        resources: ResourceSet | None,
     ) -> SaveResult:
         sid, version = record.session_id, record.record_version
         current = q.lock_record(conn, sid)
@@ -134,6 +148,7 @@ class Store:
             "patient_mrn": record.patient.mrn,
             "session_start": record.session.start,
             "updated_at": now,
+            "indexed_version": version if resources is not None else None,
         }
         if current is None:
             conn.execute(_INSERT_RECORD, {"session_id": sid, "created_at": now, **row})
@@ -143,6 +158,8 @@ class Store:
         # actor: cut to the column width; it is a token's name, never the token
         extra = {"body": raw, "received_at": now, "actor": actor and actor[:64]}
         conn.execute(_INSERT_VERSION, {**version_row, **extra})
+        if resources is not None:
+            write_resources(conn, sid, resources, bound_text(now))
         outbox_id = ob.insert_entry(conn, sid, version, now)
         q.set_queued(conn, sid, now, created=current is None)
         return SaveResult(
@@ -205,6 +222,55 @@ class Store:
             if page.next_cursor is None:
                 return
             cursor = page.next_cursor
+
+    # -- FHIR resources (the facade) -------------------------------------------------------------
+    def read_resource(
+        self, resource_type: str, resource_id: str, version: int | None = None
+    ) -> StoredResource | None:
+        """The current state (or one version) of a FHIR resource; None when unknown."""
+        with self.read() as conn:
+            return fs.read_resource(conn, resource_type, resource_id, version)
+
+    def resource_history(
+        self, resource_type: str, resource_id: str, limit: int = 100, before: int | None = None
+    ) -> list[StoredResource]:
+        """A resource's versions, newest first."""
+        with self.read() as conn:
+            return fs.resource_history(conn, resource_type, resource_id, limit, before)
+
+    def search(self, query: SearchQuery) -> SearchResult:
+        """One page of a FHIR search (in one read transaction: page, includes and total agree)."""
+        with self.read() as conn:
+            return fs.search(conn, query)
+
+    def records_to_index(self, *, everything: bool = False, batch: int = 200
+                         ) -> Iterator[StoredRecord]:
+        """Current records whose resources are not (``everything``: or are) indexed, in pages."""
+        cursor = ""
+        while True:
+            with self.read() as conn:
+                items = q.select_unindexed(conn, cursor, batch, everything=everything)
+            yield from items
+            if len(items) < batch:
+                return
+            cursor = items[-1].session_id
+
+    def write_index(self, items: list[tuple[StoredRecord, ResourceSet]]) -> None:
+        """Write the resources of stored record versions (``init-db`` back-fill, ``reindex``);
+        a record changed meanwhile is skipped (its own save indexed it)."""
+        with self.write() as conn:
+            now = bound_text(self.clock())
+            for stored, resources in items:
+                current = q.lock_record(conn, stored.session_id)
+                if current is None or current.record_version != stored.record_version:
+                    continue
+                write_resources(conn, stored.session_id, resources, now)
+                q.set_indexed(conn, stored.session_id, stored.record_version)
+
+    def count_unindexed(self) -> int:
+        """How many current records have no resources in the facade yet."""
+        with self.read() as conn:
+            return q.count_unindexed(conn)
 
     # -- sync state and audit -------------------------------------------------------------------
     def get_sync(self, session_id: str) -> SyncState:
@@ -289,6 +355,19 @@ class Store:
         """Entries by state: pending, in_flight, done, dead-letter (for health and tests)."""
         with self.read() as conn:
             return q.outbox_counts(conn, self.clock())
+
+    def bind_canonical_base(self, base: str, *, allow_change: bool = False) -> str | None:
+        """Record the canonical base the store pushes under (docs/canonical-base.md).
+
+        Returns the base already recorded when sessions were pushed under it and it differs from
+        ``base`` (nothing changes then); ``allow_change`` records ``base`` instead (audited).
+        """
+        try:
+            with self.write() as conn:
+                return q.bind_canonical_base(conn, base, allow_change, self.clock())
+        except IntegrityError:  # PostgreSQL: another worker recorded the first base meanwhile
+            with self.write() as conn:
+                return q.bind_canonical_base(conn, base, allow_change, self.clock())
 
     def sync_counts(self) -> dict[str, int]:
         """Sessions by sync state."""

@@ -1,9 +1,6 @@
 """Pull IASTM session records back from a FHIR server (docs/decisions.md#d11,
 docs/decisions.md#round-trip).
 
-Layer: orchestration. Imports the core (``mapping.from_fhir``, ``errors``, ``push_bundle``) and
-receives the client as a parameter (``search_pages``); never imports requests.
-
 One search finds the IASTM Procedures (``identifier={CANON}/sid/iastm-session|…``) and brings
 everything a record needs on the same page: ``_include`` of the Encounter, the reason Conditions,
 the Patient and the performers, ``_include:iterate`` of the Encounter's Organization, and
@@ -17,13 +14,14 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 from fhir_iastm.errors import IastmError, Issue, operation_outcome
 from fhir_iastm.mapping import from_fhir, ids
 from fhir_iastm.mapping.settings import MappingSettings
 from fhir_iastm.records.model import SessionRecord
-from fhir_iastm.sync.bundle_ops import Json, Systems, is_session_procedure, source_version
+from fhir_iastm.sync.bundle_ops import Systems, is_session_procedure, source_version
+from fhir_iastm.sync.ports import FhirPort, Json
 
 INCLUDES = (
     "Procedure:encounter",
@@ -33,12 +31,6 @@ INCLUDES = (
 )
 REVINCLUDES = ("Observation:part-of", "Procedure:part-of")
 SHARED_TYPES = ("Patient", "Practitioner", "Organization")
-
-
-class PullClient(Protocol):
-    """What ``pull_records`` needs of ``client.FhirClient``."""
-
-    def search_pages(self, resource_type: str, params: Any) -> Iterator[Json]: ...
 
 
 @dataclass(frozen=True)
@@ -84,7 +76,7 @@ def pull_query(
 
 
 def pull_records(
-    client: PullClient,
+    client: FhirPort,
     *,
     session_id: str | None = None,
     patient_mrn: str | None = None,
@@ -206,4 +198,4 @@ def _reverse(
         return PullError(session_id, where, (issue,))
 
 
-__all__ = ["PullClient", "PullError", "pull_query", "pull_records", "ref_key", "session_resources"]
+__all__ = ["PullError", "pull_query", "pull_records", "ref_key", "session_resources"]

@@ -1,9 +1,9 @@
-"""Edge (wiring helper): the outbox worker — claim an entry, push it, record the outcome.
+"""The outbox worker — claim an entry, push it, record the outcome.
 
-Layer: edge. Imports ``storage`` types and the core's errors; the push function is injected, so the
-worker knows nothing of HTTP (``service`` passes ``push.push_record`` bound to a client; tests pass
-fakes). Run several workers, on several machines: the store's per-session leases keep one session's
-versions in record_version order and never in flight twice at once (docs/decisions.md#d9).
+The store (``ports.OutboxPort``) and the push function are injected, so the worker knows
+nothing of HTTP or SQL (``service`` passes them; tests pass fakes). Run several workers, on
+several machines: the store's per-session leases keep one session's versions in record_version
+order and never in flight twice at once (docs/decisions.md#d9).
 
 Outcomes: pushed / unchanged / superseded -> done; ``rejected`` -> dead letter with the server's
 OperationOutcome; ``FhirServerError`` and its subclasses (timeouts, 429/5xx, 401/403, 409) and
@@ -18,7 +18,6 @@ import hashlib
 import json
 import logging
 import os
-import random
 import signal
 import socket
 import threading
@@ -28,32 +27,25 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from fhir_iastm.errors import FhirServerError, IastmError, Issue, operation_outcome
-from fhir_iastm.storage import LastPushed, LeaseLostError, OutboxItem, PushOutcome, Store
-from fhir_iastm.storage.types import SUCCESS_STATUSES, OutcomeLike
+from fhir_iastm.backoff import Backoff
+from fhir_iastm.errors import (
+    ConfigError,
+    FhirServerError,
+    IastmError,
+    Issue,
+    LeaseLostError,
+    operation_outcome,
+)
+from fhir_iastm.sync.outcome import PushOutcome
+from fhir_iastm.sync.ports import LastPushedView, OutboxEntry, OutboxPort
 
 if TYPE_CHECKING:
     from fhir_iastm.records.model import SessionRecord
 
 log = logging.getLogger("fhir_iastm.sync.worker")
 
-PushFn = Callable[["SessionRecord", LastPushed | None], OutcomeLike]
+PushFn = Callable[["SessionRecord", LastPushedView | None], PushOutcome]
 Loader = Callable[[dict[str, Any]], "SessionRecord"]
-
-
-@dataclass(frozen=True)
-class Backoff:
-    """Delay before retry n (1-based): ``min(cap, base * factor**(n-1))``, ± ``jitter`` share."""
-
-    base: float = 2.0
-    factor: float = 2.0
-    cap: float = 600.0
-    jitter: float = 0.1
-
-    def delay(self, attempt: int, rng: Callable[[], float] = random.random) -> float:
-        """Seconds to wait after the ``attempt``-th failed attempt."""
-        raw = min(self.cap, self.base * self.factor ** max(0, attempt - 1))
-        return raw * (1 + self.jitter * (2 * rng() - 1))
 
 
 @dataclass
@@ -92,11 +84,35 @@ def _default_loader() -> Loader:
     return load_record
 
 
+def check_canonical_base(store: OutboxPort, base: str, *, allow_change: bool = False) -> None:
+    """Refuse to push under ``base`` when the store's sessions were pushed under another one.
+
+    Every identifier system of a Patient, Organization and session is under the canonical base:
+    pushing under a new base would create a second copy of each on the server instead of
+    updating it. The store records the base (docs/canonical-base.md); ``allow_change`` is the
+    deliberate migration.
+    """
+    recorded = store.bind_canonical_base(base, allow_change=allow_change)
+    if recorded is not None:
+        raise ConfigError(
+            f"IASTM_CANONICAL_BASE is {base!r}, but this store's sessions were pushed under "
+            f"{recorded!r}: pushing under another base would create a second Patient, "
+            "Organization and session resources on the FHIR server for every one already there. "
+            f"Set IASTM_CANONICAL_BASE back to {recorded!r}, or migrate deliberately with "
+            "`fhir-iastm worker --allow-canonical-base-change` (env "
+            "IASTM_ALLOW_CANONICAL_BASE_CHANGE=1); see docs/canonical-base.md"
+        )
+
+
 @dataclass
 class Worker:
-    """One worker's settings; ``run`` loops, ``process`` handles one claimed entry."""
+    """One worker's settings; ``run`` loops, ``process`` handles one claimed entry.
 
-    store: Store
+    ``canonical_base`` is the base the push function maps with: checked against the store's once
+    at start (``check_canonical_base``); None skips the check (tests with fake pushes).
+    """
+
+    store: OutboxPort[Any]
     push: PushFn
     worker_id: str = field(default_factory=default_worker_id)
     poll_interval: float = 1.0
@@ -107,9 +123,15 @@ class Worker:
     heartbeat: bool = True
     stop: threading.Event = field(default_factory=threading.Event)
     stats: WorkerStats = field(default_factory=WorkerStats)
+    canonical_base: str | None = None
+    allow_canonical_base_change: bool = False
 
     def run(self, *, once: bool = False) -> WorkerStats:
         """Drain the outbox; with ``once`` return when nothing is due, else poll until stopped."""
+        if self.canonical_base is not None:
+            check_canonical_base(
+                self.store, self.canonical_base, allow_change=self.allow_canonical_base_change
+            )
         if self.load is None:  # import before the first claim: a lease must not pay for it
             self.load = _default_loader()
         _log("worker_start", worker=self.worker_id)
@@ -148,7 +170,7 @@ class Worker:
         self.process(item)
         return True
 
-    def process(self, item: OutboxItem) -> None:
+    def process(self, item: OutboxEntry) -> None:
         """Push one claimed entry and record the outcome; never raises for a push failure."""
         ctx = {
             "worker": self.worker_id,
@@ -163,21 +185,21 @@ class Worker:
             self.stats.lease_lost += 1
             _log("lease_lost", logging.WARNING, **ctx)
 
-    def _process(self, item: OutboxItem, ctx: dict[str, Any]) -> None:
+    def _process(self, item: OutboxEntry, ctx: dict[str, Any]) -> None:
         load = self.load or _default_loader()
         try:
             record = load(item.body)
         except IastmError as exc:  # a stored body that no longer loads: never pushable
-            self._dead(item, _failure(exc), ctx)
+            self._dead(item, _failure(item, exc), ctx)
             return
         try:
             with lease_heartbeat(self.store, item, self.lease_seconds, enabled=self.heartbeat):
                 outcome = self.push(record, item.last_pushed)
         except FhirServerError as exc:
-            self._retry_or_dead(item, _failure(exc), getattr(exc, "retry_after", None), ctx)
+            self._retry_or_dead(item, _failure(item, exc), getattr(exc, "retry_after", None), ctx)
             return
         except IastmError as exc:  # mapping / profile errors: retrying cannot help
-            self._dead(item, _failure(exc), ctx)
+            self._dead(item, _failure(item, exc), ctx)
             return
         except Exception as exc:
             # A bug or an unforeseen failure: bounded retries, then the dead letter.
@@ -186,11 +208,15 @@ class Worker:
                 "error", "exception", diagnostics=type(exc).__name__, details="E_INTERNAL"
             )
             failure = PushOutcome(
-                "rejected", operation_outcome=operation_outcome([crash]), error_code="E_INTERNAL"
+                "rejected",
+                item.session_id,
+                item.record_version,
+                operation_outcome=operation_outcome([crash]),
+                error_code="E_INTERNAL",
             )
             self._retry_or_dead(item, failure, None, ctx)
             return
-        if outcome.status in SUCCESS_STATUSES:
+        if outcome.ok:
             self.store.complete(item, outcome)
             self.stats.count(outcome.status)
             _log("push_done", status=outcome.status, **ctx)
@@ -198,7 +224,11 @@ class Worker:
             self._dead(item, outcome, ctx)
 
     def _retry_or_dead(
-        self, item: OutboxItem, failure: OutcomeLike, retry_after: float | None, ctx: dict[str, Any]
+        self,
+        item: OutboxEntry,
+        failure: PushOutcome,
+        retry_after: float | None,
+        ctx: dict[str, Any],
     ) -> None:
         if item.attempts >= self.max_attempts:
             self._dead(item, failure, ctx)
@@ -214,21 +244,27 @@ class Worker:
             **ctx,
         )
 
-    def _dead(self, item: OutboxItem, failure: OutcomeLike, ctx: dict[str, Any]) -> None:
+    def _dead(self, item: OutboxEntry, failure: PushOutcome, ctx: dict[str, Any]) -> None:
         self.store.dead_letter(item, failure)
         self.stats.dead_lettered += 1
         _log("push_dead_letter", logging.ERROR, error_code=failure.error_code, **ctx)
 
 
-def _failure(exc: IastmError) -> PushOutcome:
+def _failure(item: OutboxEntry, exc: IastmError) -> PushOutcome:
     """A rejected outcome carrying the error's code and OperationOutcome (not its message)."""
     outcome = getattr(exc, "outcome", None) or operation_outcome(exc.issues)
-    return PushOutcome("rejected", operation_outcome=outcome, error_code=exc.code)
+    return PushOutcome(
+        "rejected",
+        item.session_id,
+        item.record_version,
+        operation_outcome=outcome,
+        error_code=exc.code,
+    )
 
 
 @contextmanager
 def lease_heartbeat(
-    store: Store, item: OutboxItem, lease_seconds: float, *, enabled: bool = True
+    store: OutboxPort[Any], item: OutboxEntry, lease_seconds: float, *, enabled: bool = True
 ) -> Iterator[None]:
     """Extend the lease every ``lease_seconds / 3`` while a push runs: a slow push (client
     retries, long timeouts) keeps its claim, yet a crashed worker's claim still expires soon."""
@@ -275,7 +311,7 @@ def stop_on_signals(stop: threading.Event) -> Iterator[None]:
 
 
 def run_worker(
-    store: Store,
+    store: OutboxPort[Any],
     push: PushFn,
     *,
     worker_id: str | None = None,
@@ -287,8 +323,14 @@ def run_worker(
     load: Loader | None = None,
     stop: threading.Event | None = None,
     heartbeat: bool = True,
+    canonical_base: str | None = None,
+    allow_canonical_base_change: bool = False,
 ) -> WorkerStats:
-    """Run one outbox worker until stopped (or, with ``once``, until nothing is due)."""
+    """Run one outbox worker until stopped (or, with ``once``, until nothing is due).
+
+    ``canonical_base``: the base ``push`` maps with, checked against the store's first
+    (:func:`check_canonical_base`; ConfigError when it changed and the change is not allowed).
+    """
     worker = Worker(
         store,
         push,
@@ -300,17 +342,19 @@ def run_worker(
         load=load,
         heartbeat=heartbeat,
         stop=stop or threading.Event(),
+        canonical_base=canonical_base,
+        allow_canonical_base_change=allow_canonical_base_change,
     )
     with stop_on_signals(worker.stop):
         return worker.run(once=once)
 
 
 __all__ = [
-    "Backoff",
     "Loader",
     "PushFn",
     "Worker",
     "WorkerStats",
+    "check_canonical_base",
     "default_worker_id",
     "lease_heartbeat",
     "run_worker",

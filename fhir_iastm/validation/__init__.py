@@ -1,8 +1,8 @@
-"""Core: offline FHIR R4 profile validation against the ``profiles/`` index.
+"""CORE: offline FHIR R4 profile validation against the ``profiles/`` index.
 
-Layer: core. Imports the standard library, fhirpathpy (invariants, compiled once in
-``fhir_iastm.profiles``) and project core modules; no I/O. Structure is judged by the FHIR R4
-4.0.1 definitions themselves (``r4check``, docs/r4-definitions.md).
+Imports the standard library, fhirpathpy (invariants, compiled once in ``fhir_iastm.profiles``),
+``fhir_iastm.profiles`` and ``fhir_iastm.errors``; never the mapping; no I/O. Structure is judged
+by the FHIR R4 4.0.1 definitions themselves (``r4check``, docs/r4-definitions.md).
 
 ``validate(resource_or_bundle, index, *, profile=None, structure=True, trace=None)``.
 Issue fields: ``severity`` (error/warning/information), ``code`` (FHIR IssueType),

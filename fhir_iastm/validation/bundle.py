@@ -1,7 +1,7 @@
-"""Core: Bundle validation — Bundle-level structure, then every entry.resource with a resolver.
+"""Bundle validation — Bundle-level structure, then every entry.resource with a resolver.
 
-Layer: core. The Bundle is walked by the core R4 Bundle definition without its entry resources;
-each entry resource is then validated once, with a resolver. Native Bundle rules: ``bdl-3``
+The Bundle is walked by the core R4 Bundle definition without its entry resources; each entry
+resource is then validated once, with a resolver. Native Bundle rules: ``bdl-3``
 (request on transaction/batch entries),
 ``bdl-7`` (fullUrl unique), ``bdl-entry-url`` (request.url unique, docs/decisions.md#d6).
 Spec: https://hl7.org/fhir/R4/bundle.html#invs
@@ -13,7 +13,7 @@ from typing import Any
 
 from fhir_iastm.errors import Issue
 from fhir_iastm.profiles import ProfileIndex
-from fhir_iastm.validation.context import Ctx, Resolver, Tracer, claimed_profiles
+from fhir_iastm.validation.context import Resolver, Tracer, ValidationContext, claimed_profiles
 from fhir_iastm.validation.elements import check_resource
 from fhir_iastm.validation.engine import profile_type, validate_resource
 from fhir_iastm.validation.r4check import check_r4
@@ -40,7 +40,7 @@ def resolver(entries: list[dict[str, Any]]) -> Resolver:
 def _shell_issues(bundle: dict[str, Any], index: ProfileIndex, structure: bool) -> list[Issue]:
     """The Bundle by the core R4 Bundle definition; its entries' resources are walked one by
     one below (with a resolver)."""
-    ctx = Ctx(index, root=bundle)
+    ctx = ValidationContext(index, root=bundle)
     check_r4(bundle, ctx, shape_checks=structure)
     return ctx.issues
 
@@ -134,7 +134,7 @@ def validate_bundle(
         index.profiles.get(str(profile).split("|", 1)[0]) if target == "Bundle" else None
     )
     if bundle_profile is not None:
-        ctx = Ctx(index, root=bundle)
+        ctx = ValidationContext(index, root=bundle)
         check_resource(bundle_profile.root, bundle, ctx)
         issues += ctx.issues
     entries = [e for e in raw_entries if isinstance(e, dict)]

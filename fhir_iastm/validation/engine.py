@@ -1,11 +1,11 @@
-"""Core: validate one resource against the profiles it claims (or the one for its type).
+"""Validate one resource against the profiles it claims (or the one for its type).
 
-Layer: core. The profile checks on the dict, then the walk by the R4 4.0.1 definitions
-(``r4check``: structure, core required bindings and invariants; its shape checks are skipped
-for our own mapper output, built through models already, docs/performance.md#targets).
-Rule ids for profile-independent checks:
-``unknown-profile``, ``profile-type``, ``no-profile``, ``extension:<url>`` (unknown extension),
-``ref:unresolved``, ``ref:type``, ``context:<url>`` (extension used outside its context).
+The profile checks on the dict, then the walk by the R4 4.0.1 definitions (``r4check``:
+structure, core required bindings and invariants; its shape checks are skipped for our own mapper
+output, built through models already, docs/performance.md#targets). Rule ids for
+profile-independent checks: ``unknown-profile``, ``profile-type``, ``no-profile``,
+``extension:<url>`` (unknown extension), ``ref:unresolved``, ``ref:type``, ``context:<url>``
+(extension used outside its context).
 """
 
 from __future__ import annotations
@@ -16,7 +16,13 @@ from typing import Any
 from fhir_iastm.errors import Issue
 from fhir_iastm.profiles import Profile, ProfileIndex
 from fhir_iastm.validation.bindings import check_local_codes
-from fhir_iastm.validation.context import Ctx, Resolver, Tracer, claimed_profiles, locate
+from fhir_iastm.validation.context import (
+    Resolver,
+    Tracer,
+    ValidationContext,
+    claimed_profiles,
+    locate,
+)
 from fhir_iastm.validation.elements import check_resource
 from fhir_iastm.validation.extcontext import allowed, owner_of, parent_extension_url
 from fhir_iastm.validation.r4check import check_r4
@@ -38,7 +44,9 @@ def profile_type(url: str, index: ProfileIndex) -> str | None:
     return name if url.startswith(CORE) and name in resource_types() else None
 
 
-def _select_profiles(resource: dict[str, Any], profile: str | None, ctx: Ctx) -> list[Profile]:
+def _select_profiles(
+    resource: dict[str, Any], profile: str | None, ctx: ValidationContext
+) -> list[Profile]:
     resource_type = str(resource.get("resourceType"))
     index = ctx.index
     claimed = [profile] if profile else claimed_profiles(resource)
@@ -84,7 +92,7 @@ def _select_profiles(resource: dict[str, Any], profile: str | None, ctx: Ctx) ->
     return selected
 
 
-def _check_extensions(found: list[tuple[str, dict[str, Any]]], ctx: Ctx) -> None:
+def _check_extensions(found: list[tuple[str, dict[str, Any]]], ctx: ValidationContext) -> None:
     for path, ext in found:
         url = ext.get("url")
         definition = ctx.index.extensions.get(url) if isinstance(url, str) else None
@@ -110,7 +118,7 @@ def _check_extensions(found: list[tuple[str, dict[str, Any]]], ctx: Ctx) -> None
             )
 
 
-def _check_references(found: list[tuple[str, dict[str, Any]]], ctx: Ctx) -> None:
+def _check_references(found: list[tuple[str, dict[str, Any]]], ctx: ValidationContext) -> None:
     if ctx.resolve is None:
         return
     for path, ref in found:
@@ -149,7 +157,7 @@ def validate_resource(
 ) -> list[Issue]:
     """All checks on one resource; ``prefix`` locates it inside a Bundle; ``trace`` names the
     record field behind each issue (docs/validation.md#tracing)."""
-    ctx = Ctx(index, prefix, resolve, root=resource)
+    ctx = ValidationContext(index, prefix, resolve, root=resource)
     if str(resource.get("resourceType")) not in resource_types():
         check_r4(resource, ctx)  # judged even with shape checks off
         return finish(resource, ctx.issues, prefix, trace)

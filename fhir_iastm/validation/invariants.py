@@ -1,6 +1,4 @@
-"""Core: FHIRPath invariants (compiled once at profile load) and the base-spec ones we must hold.
-
-Layer: core. Imports fhirpathpy and project core modules.
+"""FHIRPath invariants (compiled once at profile load) and the base-spec ones we must hold.
 
 Rules (docs/decisions.md#d3): an invariant whose result is empty FAILS; an exception while
 evaluating becomes an error issue "invariant could not be evaluated"; ordering comparisons run
@@ -17,8 +15,8 @@ from typing import Any
 
 from fhirpathpy.engine.nodes import ResourceNode
 
-from fhir_iastm.profiles import R4_MODEL, Constraint, ElementNode
-from fhir_iastm.validation.context import Ctx
+from fhir_iastm.profiles import FHIRPATH_R4_TYPES, Constraint, ElementNode
+from fhir_iastm.validation.context import ValidationContext
 from fhir_iastm.validation.native import NATIVE_BY_TEXT, Native
 from fhir_iastm.validation.scan import instant, utc_copy
 
@@ -98,7 +96,7 @@ def run(
     data: Any,
     root: dict[str, Any],
     path: str,
-    ctx: Ctx,
+    ctx: ValidationContext,
     type_name: str | None = None,
 ) -> None:
     """Evaluate and record a failure; an exception becomes an error issue."""
@@ -123,7 +121,9 @@ def run(
         )
 
 
-def check_element_constraints(node: ElementNode, path: str, key: str, value: Any, ctx: Ctx) -> None:
+def check_element_constraints(
+    node: ElementNode, path: str, key: str, value: Any, ctx: ValidationContext
+) -> None:
     """The invariants declared on one element, evaluated for one of its values."""
     root = ctx.root if ctx.root is not None else value
     if "." not in node.id:
@@ -167,7 +167,7 @@ def _type_name(element_path: str, key: str, node: ElementNode) -> str:
         suffix = key[len(node.name) - 3 :]
         return suffix[0].lower() + suffix[1:] if suffix in _PRIMITIVES else suffix
     clean = ".".join(part.split(":")[0] for part in element_path.split("."))
-    return str(R4_MODEL["path2Type"].get(clean) or clean)
+    return str(FHIRPATH_R4_TYPES["path2Type"].get(clean) or clean)
 
 
 __all__ = [

@@ -1,8 +1,8 @@
-"""Core: native Python twins of the hot FHIRPath invariants (docs/performance.md#targets: "native
+"""Native Python twins of the hot FHIRPath invariants (docs/performance.md#targets: "native
 checks for the
 hottest rules are fine when a test proves they agree with the FHIRPath text").
 
-Layer: core (standard library). Each function takes the constraint's context (the resource for
+Each function takes the constraint's context (the resource for
 root invariants, the element value for element invariants) and returns True/False, or None when
 the input has a shape the twin does not model (then the FHIRPath is evaluated instead). An empty
 FHIRPath result is a failure (docs/decisions.md#d3), so every "empty" path below returns False.
@@ -16,9 +16,12 @@ import re
 from collections.abc import Callable
 from typing import Any
 
+from fhir_iastm.canonical import DEFAULT_CANONICAL_BASE
 from fhir_iastm.validation.native_texts import EXPRESSIONS
 
-C = "https://iastm.example.org/fhir"
+#: The twins are written for the texts of the default base; under another base the profiles'
+#: texts differ and the FHIRPath is evaluated instead (docs/canonical-base.md).
+C = DEFAULT_CANONICAL_BASE
 SD = f"{C}/StructureDefinition/"
 ICD = "http://hl7.org/fhir/sid/icd-10-cm"
 SCT = "http://snomed.info/sct"

@@ -1,6 +1,6 @@
-"""Core: structural validation by the FHIR R4 4.0.1 definitions (docs/validation.md#stages).
+"""Structural validation by the FHIR R4 4.0.1 definitions (docs/validation.md#stages).
 
-Layer: core. Imports the standard library and project core modules. One walk over the JSON,
+One walk over the JSON,
 guided by the shapes compiled from the R4 table (``r4defs``): every property must be an element
 of its type (unknown -> ``structure:unknown``), arrays exactly where the element repeats
 (``structure:array``), each value of its type (``structure:type``) and primitive format
@@ -18,7 +18,7 @@ import re
 from typing import Any
 
 from fhir_iastm.validation import r4defs as defs
-from fhir_iastm.validation.context import Ctx
+from fhir_iastm.validation.context import ValidationContext
 from fhir_iastm.validation.r4defs import Element, Shape
 from fhir_iastm.validation.r4inv import run_core
 
@@ -35,7 +35,9 @@ class Walker:
 
     __slots__ = ("ctx", "entries", "root", "shape_checks")
 
-    def __init__(self, ctx: Ctx, *, shape_checks: bool = True, entries: bool = False) -> None:
+    def __init__(
+        self, ctx: ValidationContext, *, shape_checks: bool = True, entries: bool = False
+    ) -> None:
         self.ctx = ctx
         self.shape_checks = shape_checks
         self.entries = entries
@@ -311,7 +313,11 @@ def _show(value: Any) -> str:
 
 
 def check_r4(
-    resource: dict[str, Any], ctx: Ctx, *, shape_checks: bool = True, entries: bool = False
+    resource: dict[str, Any],
+    ctx: ValidationContext,
+    *,
+    shape_checks: bool = True,
+    entries: bool = False,
 ) -> None:
     """Walk one resource by the R4 definitions (``entries``: walk ``Bundle.entry.resource`` too;
     without, the Bundle stage validates each entry). ``shape_checks=False`` keeps only the core

@@ -1,6 +1,6 @@
-"""Core: the FHIR R4 4.0.1 definitions (fhir_iastm/data/r4.json.gz) compiled for validation.
+"""The FHIR R4 4.0.1 definitions (fhir_iastm/data/r4.json.gz) compiled for validation.
 
-Layer: core (standard library). The table is derived from the official definitions by
+The table is derived from the official definitions by
 scripts/derive_r4.py (docs/r4-definitions.md). Each type, and each backbone element inside one,
 compiles once (lazily, cached) into a :class:`Shape`: the JSON property names it allows, each
 mapped to its element definition and the type that property holds (``performedPeriod`` ->

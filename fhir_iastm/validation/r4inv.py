@@ -1,6 +1,5 @@
-"""Core: the core R4 4.0.1 invariants of the R4 table, compiled once, with native twins.
+"""The core R4 4.0.1 invariants of the R4 table, compiled once, with native twins.
 
-Layer: core. Imports fhirpathpy (through ``fhir_iastm.profiles``) and project core modules.
 Each invariant is compiled with fhirpathpy on first use and evaluated by
 ``invariants.run`` (empty result fails, an exception is an error issue: docs/decisions.md#d3).
 The hottest ones, met on nearly every resource, have native twins registered by their FHIRPath
@@ -19,7 +18,7 @@ from typing import Any
 from fhir_iastm.errors import ConfigError
 from fhir_iastm.profiles import Constraint, compile_constraint
 from fhir_iastm.validation import invariants
-from fhir_iastm.validation.context import Ctx
+from fhir_iastm.validation.context import ValidationContext
 from fhir_iastm.validation.invariants import UCUM
 from fhir_iastm.validation.native import BASE_BY_KEY, Native
 from fhir_iastm.validation.r4defs import constraint
@@ -303,7 +302,7 @@ def run_core(
     value: Any,
     path: str,
     type_name: str | None,
-    ctx: Ctx,
+    ctx: ValidationContext,
     contained: bool = False,
 ) -> None:
     """Evaluate the core invariants ``refs`` on one value (``type_name`` None: a resource;

@@ -6,17 +6,14 @@ import copy
 import json
 import logging
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 from flask.testing import FlaskClient
 
-from fhir_iastm.api import create_app
-from fhir_iastm.config import Settings
 from fhir_iastm.errors import ERROR_CODE_SYSTEM
-from fhir_iastm.storage import Store
 
 EXAMPLES = Path(__file__).parents[1] / "data" / "examples"
 GOOD = sorted(EXAMPLES.glob("good-*.json"))
@@ -30,22 +27,6 @@ def load(path: Path) -> dict[str, Any]:
 
 def good(name: str) -> dict[str, Any]:
     return load(next(p for p in GOOD if name in p.name))
-
-
-@pytest.fixture
-def app_for(store: Store) -> Iterator[Callable[..., Any]]:
-    """``app_for(**environ)``: an app on the test's store with these ``IASTM_*`` variables (and no
-    others); its connections are closed afterwards."""
-    apps: list[Any] = []
-
-    def make(**environ: str) -> Any:
-        url = store.engine.url.render_as_string(hide_password=False)
-        apps.append(create_app(Settings.from_env({"IASTM_DATABASE_URL": url, **environ})))
-        return apps[-1]
-
-    yield make
-    for app in apps:
-        app.extensions["fhir_iastm"].store.close()
 
 
 @pytest.fixture
@@ -264,7 +245,8 @@ def test_search_pages_with_next_links(loaded: FlaskClient) -> None:
 
 
 def test_facade_errors_are_outcomes(loaded: FlaskClient) -> None:
-    assert_outcome(loaded.get("/fhir/Procedure?foo=bar"), 400)
+    strict = {"Prefer": "handling=strict"}
+    assert_outcome(loaded.get("/fhir/Procedure?foo=bar", headers=strict), 400)
     assert_outcome(loaded.get("/fhir/Procedure?date=yesterday"), 400)
     assert_outcome(loaded.get("/fhir/Procedure/does-not-exist"), 404)
     assert_outcome(loaded.get("/fhir/Medication?code=1"), 404)

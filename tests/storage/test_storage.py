@@ -184,9 +184,9 @@ def test_enqueue_reuses_pending_entry_and_requeues_finished_sessions(store, make
     store.save_record(*make_record(SID, 1), actor="a")
     assert store.enqueue(SID) == 1  # the pending entry is made due now, not duplicated
     assert count(store, outbox) == 1
-    from fhir_iastm.storage import PushOutcome
+    from fhir_iastm.sync.outcome import PushOutcome
 
-    store.complete(store.claim("w"), PushOutcome("pushed"))
+    store.complete(store.claim("w"), PushOutcome("pushed", "S-1", 1))
     assert store.enqueue(SID) == 2
     assert store.get_sync(SID).state == "queued"
     with pytest.raises(NotFoundError):
@@ -194,13 +194,21 @@ def test_enqueue_reuses_pending_entry_and_requeues_finished_sessions(store, make
 
 
 def test_migrations_match_the_schema_module(store) -> None:
-    assert current_revision(store.engine) == "0001"
+    assert current_revision(store.engine) == head_revision()
     store.migrate()  # idempotent
     with store.engine.connect() as conn:
         diff = compare_metadata(
             MigrationContext.configure(conn, opts={"compare_type": True}), metadata
         )
     assert diff == []
+
+
+def head_revision() -> str | None:
+    from alembic.script import ScriptDirectory
+
+    from fhir_iastm.storage.engine import alembic_config
+
+    return ScriptDirectory.from_config(alembic_config()).get_current_head()
 
 
 def test_postgres_urls_use_psycopg3() -> None:
@@ -253,4 +261,4 @@ def test_migrations_downgrade_and_upgrade_again(tmp_path) -> None:
         conn.commit()
     assert current_revision(store.engine) is None
     store.migrate()
-    assert current_revision(store.engine) == "0001"
+    assert current_revision(store.engine) == head_revision()

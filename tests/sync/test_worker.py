@@ -13,9 +13,10 @@ from datetime import timedelta
 
 import pytest
 
+from fhir_iastm.backoff import Backoff
 from fhir_iastm.errors import FhirUnavailableError, MappingError
-from fhir_iastm.storage import PushOutcome
-from fhir_iastm.sync.worker import Backoff, run_worker, session_ref
+from fhir_iastm.sync.outcome import PushOutcome
+from fhir_iastm.sync.worker import run_worker, session_ref
 
 OO = {
     "resourceType": "OperationOutcome",
@@ -41,9 +42,18 @@ class FakePush:
         if isinstance(answer, BaseException):
             raise answer
         if answer == "rejected":
-            return PushOutcome("rejected", operation_outcome=OO, error_code="E_PUSH_REJECTED")
+            return PushOutcome(
+                "rejected",
+                record.session_id,
+                record.record_version,
+                operation_outcome=OO,
+                error_code="E_PUSH_REJECTED",
+            )
         return PushOutcome(
-            answer, identifiers=(f"sys|{record.session_id}/v{record.record_version}",)
+            answer,
+            record.session_id,
+            record.record_version,
+            identifiers=(f"sys|{record.session_id}/v{record.record_version}",),
         )
 
 
@@ -322,3 +332,64 @@ def test_a_store_failure_stops_a_drain_but_not_a_polling_worker(
     stop.set()
     thread.join(10)
     assert [(sid, v) for sid, v, _ in push.calls] == [("S-1", 1)]  # survived the 2nd failure
+
+
+OLD_BASE, NEW_BASE = "https://old.example.com/fhir", "https://new.example.com/fhir"
+
+
+def test_a_worker_refuses_another_canonical_base_after_a_push(sqlite_store, make_record) -> None:
+    """A changed IASTM_CANONICAL_BASE would create duplicate Patients: refused until allowed."""
+    from fhir_iastm.errors import ConfigError
+
+    sqlite_store.save_record(*make_record("S-1", 1), actor="t")
+    push = FakePush()
+    run_worker(sqlite_store, push, once=True, heartbeat=False, canonical_base=OLD_BASE)
+    assert sqlite_store.get_sync("S-1").state == "pushed"
+
+    sqlite_store.save_record(*make_record("S-2", 1), actor="t")
+    with pytest.raises(ConfigError) as refused:
+        run_worker(sqlite_store, push, once=True, heartbeat=False, canonical_base=NEW_BASE)
+    message = refused.value.message
+    assert "IASTM_CANONICAL_BASE" in message
+    assert OLD_BASE in message
+    assert NEW_BASE in message
+    assert "--allow-canonical-base-change" in message
+    assert [c[0] for c in push.calls] == ["S-1"]  # nothing pushed under the new base
+    assert sqlite_store.outbox_counts()["pending"] == 1
+
+    # the old base still works; the deliberate migration is recorded and then sticks
+    run_worker(sqlite_store, FakePush(), once=True, heartbeat=False, canonical_base=OLD_BASE)
+    sqlite_store.save_record(*make_record("S-3", 1), actor="t")
+    run_worker(sqlite_store, push, once=True, heartbeat=False, canonical_base=NEW_BASE,
+               allow_canonical_base_change=True)
+    assert [c[0] for c in push.calls] == ["S-1", "S-3"]
+    assert any(a["action"] == "canonical-base-change" for a in sqlite_store.audit_log())
+    with pytest.raises(ConfigError):
+        run_worker(sqlite_store, push, once=True, heartbeat=False, canonical_base=OLD_BASE)
+
+
+def test_a_store_that_never_pushed_adopts_a_new_base_silently(sqlite_store, make_record) -> None:
+    sqlite_store.save_record(*make_record("S-1", 1), actor="t")
+    rejected = FakePush({"S-1": "rejected"})  # nothing reaches the server
+    run_worker(sqlite_store, rejected, once=True, heartbeat=False, canonical_base=OLD_BASE)
+    sqlite_store.save_record(*make_record("S-2", 1), actor="t")
+    push = FakePush()
+    run_worker(sqlite_store, push, once=True, heartbeat=False, canonical_base=NEW_BASE)
+    assert [c[0] for c in push.calls] == ["S-2"]
+    assert sqlite_store.bind_canonical_base(NEW_BASE) is None
+    assert sqlite_store.bind_canonical_base(OLD_BASE) == NEW_BASE
+
+
+def test_the_worker_command_exits_1_naming_the_setting(sqlite_store, make_record, tmp_path) -> None:
+    from click.testing import CliRunner
+
+    from fhir_iastm.cli import main
+
+    sqlite_store.save_record(*make_record("S-1", 1), actor="t")
+    run_worker(sqlite_store, FakePush(), once=True, heartbeat=False, canonical_base=OLD_BASE)
+    url = f"sqlite:///{tmp_path / 'store.db'}"
+    args = ["worker", "--once", "--database-url", url, "--server", "http://127.0.0.1:9/fhir"]
+    result = CliRunner().invoke(main, args, env={"IASTM_CANONICAL_BASE": NEW_BASE})
+    assert result.exit_code == 1, result.output
+    assert "IASTM_CANONICAL_BASE" in result.stderr
+    assert OLD_BASE in result.stderr

@@ -1,0 +1,182 @@
+"""The search index of a resource, read from the parameter table (``facade.params``).
+
+Each parameter's R4 expression is evaluated on the resource with a small path walker that knows
+exactly the forms the table uses: ``Type.a.b``, a choice element by its base name
+(``Procedure.performed`` → ``performedPeriod`` / ``performedDateTime``), unions (``a | b``) and
+``.where(resolve() is Type)`` on references. A test proves every expression of the table is one
+of these forms. What each datatype contributes follows HAPI FHIR's JPA indexer:
+
+* token — Identifier (system, value); CodeableConcept / Coding (system, code); ``code`` (its
+  required binding's system from ``params.CODE_SYSTEMS``, code); boolean;
+* string — text, and every part of a HumanName (family, given, prefix, suffix, text); stored
+  normalized (accents removed, upper case; for the default starts-with and ``:contains``) and
+  exact (``:exact``);
+* date — date, dateTime, instant and Period as inclusive UTC ranges (``facade.dates``);
+* reference — literal ``Type/id`` references.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import unicodedata
+from collections.abc import Iterator
+from functools import cache
+from typing import Any
+
+from fhir_iastm.facade.dates import date_bounds, period_bounds
+from fhir_iastm.facade.params import CODE_SYSTEMS, PARAMS, SearchParam
+from fhir_iastm.facade.resources import stored_resources
+from fhir_iastm.mapping import MappingSettings, to_fhir
+from fhir_iastm.records.model import SessionRecord
+from fhir_iastm.storage.fhir_types import ResourceSet, ResourceWrite
+
+SHARED_TYPES = frozenset({"Patient", "Practitioner", "Organization"})
+#: Longest indexed string or token part (longer values are cut; HAPI cuts at 200 as well).
+MAX_TEXT = 200
+_WHERE = re.compile(r"(?P<path>[\w.]+)\.where\(resolve\(\) is (?P<type>\w+)\)")
+_PATH = re.compile(r"[A-Z]\w*(\.\w+)+")
+
+
+def branches(param: SearchParam) -> list[tuple[list[str], str, str | None]]:
+    """The expression's branches as (element path after the type, dotted text, target filter)."""
+    out = []
+    for text in param.expression.split(" | "):
+        match = _WHERE.fullmatch(text)
+        path, only = (match["path"], match["type"]) if match else (text, None)
+        if not _PATH.fullmatch(path):
+            raise ValueError(f"unsupported search expression '{text}' ({param.name})")
+        out.append((path.split(".")[1:], path, only))
+    return out
+
+
+def _children(node: Any, name: str) -> Iterator[Any]:
+    if not isinstance(node, dict):
+        return
+    if name in node:
+        found = [node[name]]
+    else:  # a choice element: name + an upper-case type suffix
+        found = [v for k, v in node.items()
+                 if k.startswith(name) and len(k) > len(name) and k[len(name)].isupper()]
+    for value in found:
+        yield from value if isinstance(value, list) else [value]
+
+
+def evaluate(resource: dict[str, Any], steps: list[str]) -> list[Any]:
+    """The values at an element path (lists flattened)."""
+    nodes: list[Any] = [resource]
+    for step in steps:
+        nodes = [child for node in nodes for child in _children(node, step)]
+    return nodes
+
+
+def normalize(text: str) -> str:
+    """Search form of a string: accents removed, upper case, cut to ``MAX_TEXT``."""
+    decomposed = unicodedata.normalize("NFKD", text)
+    return "".join(c for c in decomposed if not unicodedata.combining(c)).upper()[:MAX_TEXT]
+
+
+def _tokens(node: Any, path: str) -> Iterator[tuple[str, str]]:
+    if isinstance(node, bool):
+        yield "", "true" if node else "false"
+    elif isinstance(node, str):
+        yield CODE_SYSTEMS.get(path, ""), node
+    elif isinstance(node, dict) and "coding" in node:
+        for coding in node["coding"]:
+            yield from _tokens(coding, path)
+    elif isinstance(node, dict) and ("value" in node or "code" in node):
+        code = node.get("value", node.get("code"))
+        if isinstance(code, str):
+            yield node.get("system") or "", code
+
+
+def _strings(node: Any) -> Iterator[str]:
+    if isinstance(node, str):
+        yield node
+    elif isinstance(node, dict):  # HumanName
+        for key in ("family", "text"):
+            if isinstance(node.get(key), str):
+                yield node[key]
+        for key in ("given", "prefix", "suffix"):
+            yield from (v for v in node.get(key) or () if isinstance(v, str))
+
+
+def _dates(node: Any) -> Iterator[tuple[str, str]]:
+    if isinstance(node, str):
+        yield date_bounds(node)
+    elif isinstance(node, dict) and ("start" in node or "end" in node):
+        yield period_bounds(node.get("start"), node.get("end"))
+
+
+def _refs(node: Any, only: str | None) -> Iterator[tuple[str, str]]:
+    ref = node.get("reference") if isinstance(node, dict) else None
+    if isinstance(ref, str) and ref.count("/") == 1:
+        rtype, rid = ref.split("/")
+        if only is None or rtype == only:
+            yield rtype, rid
+
+
+@cache
+def _compiled(rtype: str) -> list[tuple[SearchParam, list[str], str, str | None]]:
+    """The parameters of a type with their parsed expression branches (parsed once)."""
+    return [(p, steps, path, only) for p in PARAMS if p.resource == rtype
+            for steps, path, only in branches(p)]
+
+
+def index_resource(resource: dict[str, Any]) -> ResourceWrite:
+    """A resource (with its logical id) and its index rows, as the store writes them."""
+    rtype = resource["resourceType"]
+    tokens: list[tuple[str, str, str]] = []
+    strings: list[tuple[str, str, str]] = []
+    dates: list[tuple[str, str, str]] = []
+    refs: list[tuple[str, str, str]] = []
+    for param, steps, path, only in _compiled(rtype):
+        for node in evaluate(resource, steps):
+            name = param.name
+            if param.type == "token":
+                tokens += [(name, s[:MAX_TEXT], c[:MAX_TEXT]) for s, c in _tokens(node, path)]
+            elif param.type == "string":
+                strings += [(name, normalize(v), v[:MAX_TEXT]) for v in _strings(node)]
+            elif param.type == "date":
+                dates += [(name, low, high) for low, high in _dates(node)]
+            else:
+                refs += [(name, t, i) for t, i in _refs(node, only)]
+    dates.sort(key=lambda row: (row[0], row[1]))
+    return ResourceWrite(
+        resource_type=rtype,
+        resource_id=resource["id"],
+        body=resource,
+        content_hash=content_hash(resource),
+        shared=rtype in SHARED_TYPES,
+        tokens=tuple(dict.fromkeys(tokens)),
+        strings=tuple(dict.fromkeys(strings)),
+        dates=tuple(dates),
+        refs=tuple(dict.fromkeys(refs)),
+    )
+
+
+def content_hash(resource: dict[str, Any]) -> str:
+    """SHA-256 of the resource's canonical JSON (sorted keys): what decides a new version."""
+    text = json.dumps(resource, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+
+
+def resource_set(record: SessionRecord, settings: MappingSettings) -> ResourceSet:
+    """Every FHIR resource of a record (as ``mapping.to_fhir`` builds it, with logical ids) and
+    its index rows. Shared resources carry the record with the greatest ``source_key``: the
+    newest ``recorded_at`` (as a UTC instant), ties broken by session id."""
+    bundle = to_fhir(record, settings)
+    writes = tuple(index_resource(r) for r in stored_resources(bundle, copy_=False))
+    return ResourceSet(source_key=source_key(record), resources=writes)
+
+
+def source_key(record: SessionRecord) -> str:
+    """``<recorded_at as UTC bound>|<session_id>``: orders the records carrying shared data."""
+    return f"{date_bounds(record.recorded_at)[0]}|{record.session_id}"
+
+
+__all__ = ["SHARED_TYPES", "branches", "content_hash", "evaluate", "index_resource", "normalize",
+           "resource_set", "source_key"]

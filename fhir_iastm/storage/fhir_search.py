@@ -1,0 +1,252 @@
+"""FHIR reads and searches as SQL over the resource and index tables.
+
+A ``SearchQuery`` (parsed by the facade) becomes one SELECT on ``fhir_resource``: each condition is
+``pk IN (SELECT res_pk FROM <index table> WHERE …)`` (``NOT IN`` for ``:not`` and
+``:missing=true``), ordered by the sort key then ``pk`` and cut by a keyset position, so a page
+costs the same on page 1 and page 10,000 and no entry repeats or is skipped when rows are added.
+Date semantics follow R4 search.html#prefix with both sides as inclusive UTC ranges.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    FromClause,
+    Select,
+    and_,
+    false,
+    func,
+    literal,
+    or_,
+    select,
+    true,
+)
+
+from fhir_iastm.storage.fhir_types import (
+    Chain,
+    Condition,
+    DateMatch,
+    Match,
+    RefMatch,
+    SearchQuery,
+    SearchResult,
+    StoredResource,
+    StringMatch,
+    TokenMatch,
+)
+from fhir_iastm.storage.schema import (
+    fhir_date,
+    fhir_link,
+    fhir_resource,
+    fhir_resource_version,
+    fhir_string,
+    fhir_token,
+)
+
+R = fhir_resource
+HV = fhir_resource_version
+L = fhir_link
+_TABLES = {"token": fhir_token, "string": fhir_string, "date": fhir_date, "reference": fhir_link}
+#: Sort value of a resource without the sorted date: last in either direction.
+_NO_DATE = {False: "9999-12-31T23:59:59.999999~", True: "0000"}
+
+
+def _columns(table: FromClause) -> list[Any]:
+    c = table.c
+    return [c.pk, c.res_type, c.res_id, c.version, c.last_updated, c.gone, c.body]
+
+
+def _resource(row: Any) -> StoredResource:
+    return StoredResource(row.pk, row.res_type, row.res_id, row.version, row.last_updated,
+                          bool(row.gone), row.body)
+
+
+def read_resource(conn: Connection, rtype: str, rid: str,
+                  version: int | None = None) -> StoredResource | None:
+    """The current row (or one version from the history) of a resource; None when unknown."""
+    if version is None:
+        row = conn.execute(select(*_columns(R)).where(R.c.res_type == rtype,
+                                                      R.c.res_id == rid)).first()
+        return None if row is None else _resource(row)
+    row = conn.execute(
+        select(R.c.pk, R.c.res_type, R.c.res_id, HV.c.version, HV.c.last_updated, HV.c.gone,
+               HV.c.body)
+        .join(HV, HV.c.res_pk == R.c.pk)
+        .where(R.c.res_type == rtype, R.c.res_id == rid, HV.c.version == version)
+    ).first()
+    return None if row is None else _resource(row)
+
+
+def resource_history(conn: Connection, rtype: str, rid: str, limit: int,
+                     before: int | None = None) -> list[StoredResource]:
+    """Versions of a resource, newest first (``before``: only versions below it)."""
+    stmt = (
+        select(R.c.pk, R.c.res_type, R.c.res_id, HV.c.version, HV.c.last_updated, HV.c.gone,
+               HV.c.body)
+        .join(HV, HV.c.res_pk == R.c.pk)
+        .where(R.c.res_type == rtype, R.c.res_id == rid)
+        .order_by(HV.c.version.desc())
+        .limit(limit)
+    )
+    if before is not None:
+        stmt = stmt.where(HV.c.version < before)
+    return [_resource(row) for row in conn.execute(stmt)]
+
+
+# --- predicates ----------------------------------------------------------------------------------
+
+def _date(low: Any, high: Any, m: DateMatch) -> ColumnElement[bool]:
+    """R4 prefixes on a stored range [low, high] against the value's range [m.low, m.high]."""
+    return {
+        "eq": and_(low >= m.low, high <= m.high),
+        "ne": or_(low < m.low, high > m.high),
+        "gt": high > m.high,
+        "lt": low < m.low,
+        "ge": high >= m.low,
+        "le": low <= m.high,
+        "sa": low > m.high,
+        "eb": high < m.low,
+    }[m.prefix]
+
+
+def _like(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def _match(table: Any, rtype: str, m: Match) -> ColumnElement[bool]:
+    c = table.c
+    if isinstance(m, TokenMatch):
+        parts = []
+        if m.code is not None:
+            parts.append(c.code == m.code)
+        if m.system is not None:
+            parts.append(c.system == m.system)
+        return and_(true(), *parts)
+    if isinstance(m, StringMatch):
+        if m.mode == "exact":
+            return c.exact == m.text  # type: ignore[no-any-return]
+        pattern = ("%" if m.mode == "contains" else "") + _like(m.text) + "%"
+        return c.norm.like(pattern, escape="\\")  # type: ignore[no-any-return]
+    if isinstance(m, DateMatch):
+        return _date(c.low, c.high, m)
+    if isinstance(m, RefMatch):
+        wanted = c.target_id == m.target_id
+        return wanted if m.target_type is None else and_(wanted, c.target_type == m.target_type)
+    if isinstance(m, Chain):
+        target = R.alias()
+        inner = select(target.c.res_id).where(
+            target.c.res_type == m.target_type, ~target.c.gone,
+            condition(target, m.target_type, m.condition))
+        return and_(c.target_type == m.target_type, c.target_id.in_(inner))
+    raise TypeError(f"unknown match {m!r}")  # pragma: no cover
+
+
+def condition(res: Any, rtype: str, cond: Condition) -> ColumnElement[bool]:
+    """The predicate of one search condition on the resource table ``res``."""
+    if cond.kind in ("id", "lastUpdated"):
+        if cond.missing is not None:  # every resource has both
+            return false() if cond.missing else true()
+        if cond.kind == "id":
+            found = res.c.res_id.in_([m.code for m in cond.matches])  # type: ignore[union-attr]
+        else:
+            found = or_(*(_date(res.c.last_updated, res.c.last_updated, m)
+                          for m in cond.matches if isinstance(m, DateMatch)))
+        return ~found if cond.negate else found
+    table = _TABLES[cond.kind]
+    rows = select(table.c.res_pk).where(table.c.res_type == rtype, table.c.param == cond.param)
+    if cond.missing is not None:
+        present = res.c.pk.in_(rows)
+        return ~present if cond.missing else present
+    found = res.c.pk.in_(rows.where(or_(*(_match(table, rtype, m) for m in cond.matches))))
+    return ~found if cond.negate else found
+
+
+# --- search --------------------------------------------------------------------------------------
+
+def _filtered(q: SearchQuery, columns: list[Any]) -> Select[Any]:
+    stmt = select(*columns).where(R.c.res_type == q.resource_type, ~R.c.gone)
+    for cond in q.conditions:
+        stmt = stmt.where(condition(R, q.resource_type, cond))
+    return stmt
+
+
+def _sort_column(q: SearchQuery) -> tuple[Any, Any]:
+    """(sort value expression or None, the join it needs or None)."""
+    sort = q.sort
+    if sort is None:
+        return None, None
+    if sort.key == "_lastUpdated":
+        return R.c.last_updated, None
+    if sort.key == "_id":
+        return R.c.res_id, None
+    d = fhir_date.alias("sort_date")
+    on = and_(d.c.res_pk == R.c.pk, d.c.param == sort.key, d.c.ordinal == 0)
+    return func.coalesce(d.c.low, literal(_NO_DATE[sort.descending])), (d, on)
+
+
+def search(conn: Connection, q: SearchQuery) -> SearchResult:
+    """One page of a search, its includes, and the total when asked."""
+    total = None
+    if q.total:
+        total = conn.execute(_filtered(q, [func.count()])).scalar_one()
+    if q.count == 0:
+        return SearchResult([], [], total, None)
+    value, join = _sort_column(q)
+    desc = q.sort is not None and q.sort.descending
+    columns = _columns(R) + [(value if value is not None else literal(None)).label("sort_value")]
+    stmt = _filtered(q, columns)
+    if join is not None:
+        stmt = stmt.select_from(R.outerjoin(*join))
+    if q.after is not None:
+        stmt = stmt.where(_after(value, q.after, desc))
+    order = [value] if value is not None else []
+    stmt = stmt.order_by(*[(o.desc() if desc else o.asc()) for o in [*order, R.c.pk]])
+    rows = conn.execute(stmt.limit(q.count + 1)).all()
+    more = len(rows) > q.count
+    rows = rows[: q.count]
+    matches = [_resource(r) for r in rows]
+    next_after = (rows[-1].sort_value, rows[-1].pk) if more else None
+    included, truncated = _included(conn, q, matches)
+    return SearchResult(matches, included, total, next_after, truncated)
+
+
+def _after(value: Any, after: tuple[str | None, int], desc: bool) -> ColumnElement[bool]:
+    key, pk = after
+    if value is None:
+        return R.c.pk < pk if desc else R.c.pk > pk
+    if desc:
+        return or_(value < key, and_(value == key, R.c.pk < pk))
+    return or_(value > key, and_(value == key, R.c.pk > pk))
+
+
+def _included(conn: Connection, q: SearchQuery,
+              matches: list[StoredResource]) -> tuple[list[StoredResource], bool]:
+    """``_include`` targets and ``_revinclude`` sources of a page (at most ``max_included``)."""
+    if not matches or not (q.includes or q.revincludes):
+        return [], False
+    pks = [m.pk for m in matches]
+    wanted = []
+    for inc in q.includes:
+        target = R.alias()
+        on_link = and_(target.c.res_type == L.c.target_type, target.c.res_id == L.c.target_id)
+        sub = select(target.c.pk).join(L, on_link).where(L.c.res_pk.in_(pks),
+                                                         L.c.param == inc.param)
+        if inc.target_type is not None:
+            sub = sub.where(L.c.target_type == inc.target_type)
+        wanted.append(R.c.pk.in_(sub))
+    ids = [m.resource_id for m in matches]
+    for inc in q.revincludes:
+        sub = select(L.c.res_pk).where(L.c.res_type == inc.source_type, L.c.param == inc.param,
+                                       L.c.target_type == q.resource_type,
+                                       L.c.target_id.in_(ids))
+        wanted.append(R.c.pk.in_(sub))
+    stmt = (select(*_columns(R)).where(or_(*wanted), ~R.c.gone, R.c.pk.not_in(pks))
+            .order_by(R.c.pk).limit(q.max_included + 1))
+    rows = conn.execute(stmt).all()
+    return [_resource(r) for r in rows[: q.max_included]], len(rows) > q.max_included
+
+
+__all__ = ["condition", "read_resource", "resource_history", "search"]

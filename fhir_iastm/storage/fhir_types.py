@@ -1,0 +1,173 @@
+"""The values the FHIR resource store takes and gives — no SQLAlchemy here.
+
+``ResourceSet`` is what a record version writes (the facade builds it: bodies and index rows);
+``SearchQuery`` is a parsed FHIR search (the facade builds it from the request) and
+``SearchResult`` what ``Store.search`` answers. Dates are inclusive UTC bounds as fixed-width text
+(``YYYY-MM-DDTHH:MM:SS.ffffff``), so they compare the same on SQLite and PostgreSQL.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+#: Reference to a resource: (type, logical id).
+Key = tuple[str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class ResourceWrite:
+    """One resource of a record version with its search index rows."""
+
+    resource_type: str
+    resource_id: str
+    body: dict[str, Any] = field(repr=False)
+    content_hash: str
+    shared: bool
+    tokens: tuple[tuple[str, str, str], ...] = ()  # (param, system or "", code)
+    strings: tuple[tuple[str, str, str], ...] = ()  # (param, normalized, exact)
+    dates: tuple[tuple[str, str, str], ...] = ()  # (param, low, high), lowest first per param
+    refs: tuple[tuple[str, str, str], ...] = ()  # (param, target type, target id)
+
+
+@dataclass(frozen=True, slots=True)
+class ResourceSet:
+    """Every resource of one record version. ``source_key`` orders the records that carry a
+    shared resource (Patient, Practitioner, Organization): the greatest key's data wins."""
+
+    source_key: str
+    resources: tuple[ResourceWrite, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class StoredResource:
+    """One version of a stored resource (``gone``: retracted by a newer record version)."""
+
+    pk: int
+    resource_type: str
+    resource_id: str
+    version: int
+    last_updated: str  # UTC bound text
+    gone: bool
+    body: dict[str, Any] = field(repr=False)
+
+
+# --- search ------------------------------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class TokenMatch:
+    """``[system|]code``: system None = any system, "" = no system; code None = any code."""
+
+    system: str | None
+    code: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class StringMatch:
+    """``mode``: start (default), exact, contains; ``text`` normalized unless exact."""
+
+    text: str
+    mode: str = "start"
+
+
+@dataclass(frozen=True, slots=True)
+class DateMatch:
+    """A prefix and the parameter value's bounds."""
+
+    prefix: str
+    low: str
+    high: str
+
+
+@dataclass(frozen=True, slots=True)
+class RefMatch:
+    """A reference target (type None: any type)."""
+
+    target_type: str | None
+    target_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class Chain:
+    """``param.chained=value``: resources whose ``param`` targets a match of ``condition``."""
+
+    target_type: str
+    condition: Condition
+
+
+Match = TokenMatch | StringMatch | DateMatch | RefMatch | Chain
+
+
+@dataclass(frozen=True, slots=True)
+class Condition:
+    """One parameter of a search: any of ``matches`` (comma OR); ``negate`` for ``:not``;
+    ``missing`` for ``:missing=true|false`` (then ``matches`` is empty).
+    ``kind``: token | string | date | reference | id | lastUpdated."""
+
+    param: str
+    kind: str
+    matches: tuple[Match, ...] = ()
+    negate: bool = False
+    missing: bool | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Sort:
+    """``key``: ``_id``, ``_lastUpdated`` or a date parameter's name."""
+
+    key: str
+    descending: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Include:
+    """``_include=Source:param[:Target]`` / ``_revinclude`` (the same shape)."""
+
+    source_type: str
+    param: str
+    target_type: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SearchQuery:
+    """A parsed search; ``after`` is the keyset position (sort value, pk) of the previous page."""
+
+    resource_type: str
+    conditions: tuple[Condition, ...] = ()
+    sort: Sort | None = None
+    count: int = 50
+    after: tuple[str | None, int] | None = None
+    total: bool = True
+    includes: tuple[Include, ...] = ()
+    revincludes: tuple[Include, ...] = ()
+    max_included: int = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class SearchResult:
+    """A page of matches, what it included, the total (if asked) and the next page's position."""
+
+    matches: list[StoredResource]
+    included: list[StoredResource]
+    total: int | None
+    next_after: tuple[str | None, int] | None
+    included_truncated: bool = False
+
+
+__all__ = [
+    "Chain",
+    "Condition",
+    "DateMatch",
+    "Include",
+    "Key",
+    "Match",
+    "RefMatch",
+    "ResourceSet",
+    "ResourceWrite",
+    "SearchQuery",
+    "SearchResult",
+    "Sort",
+    "StoredResource",
+    "StringMatch",
+    "TokenMatch",
+]
