@@ -17,7 +17,9 @@ contracts of ``pyproject.toml`` enforce the table and ``tests/test_import_contra
 8. ``records`` — CORE: the internal record contract.
 9. ``config`` ∥ ``logging`` ∥ ``backoff`` — settings read once ∥ JSON log lines ∥ the one backoff
    policy.
-10. ``errors`` — the error tree and ``Issue``.
+10. ``errors`` — the error tree and ``Issue``; an OperationOutcome's project URLs are rendered under
+    the canonical base the caller passes.
+11. ``canonical`` — the canonical base and ``rebase`` (docs/canonical-base.md).
 
 The core (``records``, ``mapping``, ``profiles``, ``validation``) and ``sync`` import no flask,
 werkzeug, requests, sqlalchemy, alembic, psycopg or click; they read no configuration, no clock and

@@ -65,7 +65,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.extensions["fhir_iastm"] = state
     install_request_logging(app)
     install_auth(app)
-    register_error_handlers(app)
+    register_error_handlers(app, settings.canonical_base)
     app.register_blueprint(sessions_bp)
     app.register_blueprint(fhir_bp)
     app.register_blueprint(openapi_bp)

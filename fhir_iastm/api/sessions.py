@@ -79,7 +79,8 @@ def post_session() -> Response:
         "links": _links(result.session_id),
     }
     if saved.warnings:
-        payload["warnings"] = operation_outcome(saved.warnings)
+        payload["warnings"] = operation_outcome(saved.warnings,
+                                                base=state.settings.canonical_base)
     response = jsonify(payload)
     response.status_code = result.http_status
     response.headers["Location"] = payload["links"]["self"]

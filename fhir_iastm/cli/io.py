@@ -60,12 +60,13 @@ def _json_lines(text: str, first_error: json.JSONDecodeError) -> list[Any]:
     return items
 
 
-def emit_outcome(issues: list[Issue], position: int | None) -> None:
-    """One OperationOutcome line on stderr; ``position`` names the item of a multi-item input."""
+def emit_outcome(issues: list[Issue], position: int | None, base: str) -> None:
+    """One OperationOutcome line on stderr, its project URLs under the canonical ``base``;
+    ``position`` names the item of a multi-item input."""
     if position is not None:
         issues = [dataclasses.replace(i, diagnostics=f"item {position}: {i.diagnostics or ''}")
                   for i in issues]
-    click.echo(json.dumps(operation_outcome(issues), ensure_ascii=False), err=True)
+    click.echo(json.dumps(operation_outcome(issues, base=base), ensure_ascii=False), err=True)
 
 
 def emit_result(document: Any, single: bool) -> None:
@@ -76,12 +77,13 @@ def emit_result(document: Any, single: bool) -> None:
         click.echo(json.dumps(document, ensure_ascii=False, separators=(",", ":")))
 
 
-def run_items(stream: IO[str], convert: Callable[[Any], Any]) -> None:
-    """Read the input, convert every item, print results and outcomes; exit 1 if any failed."""
+def run_items(stream: IO[str], convert: Callable[[Any], Any], base: str) -> None:
+    """Read the input, convert every item, print results and outcomes (under the canonical
+    ``base``); exit 1 if any failed."""
     try:
         items, single = read_documents(stream)
     except InputError as exc:
-        emit_outcome([exc.issue], None)
+        emit_outcome([exc.issue], None, base)
         sys.exit(EXIT_INVALID)
     failed = False
     for position, item in enumerate(items):
@@ -89,7 +91,7 @@ def run_items(stream: IO[str], convert: Callable[[Any], Any]) -> None:
             result = convert(item)
         except IastmError as exc:
             failed = True
-            emit_outcome(exc.issues, None if single else position)
+            emit_outcome(exc.issues, None if single else position, base)
             continue
         emit_result(result, single)
     if failed:

@@ -44,7 +44,7 @@ def map_command(source: IO[str], canonical_base: str | None, include_cpt: bool |
 
     settings = mapping_settings(load_settings(
         canonical_base=canonical_base, include_cpt=include_cpt, claim_us_core=claim_us_core))
-    run_items(source, lambda item: to_fhir(load_record(item), settings))
+    run_items(source, lambda item: to_fhir(load_record(item), settings), settings.base)
 
 
 @click.command("unmap")
@@ -61,7 +61,7 @@ def unmap_command(source: IO[str], canonical_base: str | None) -> None:
     def convert(item: Any) -> Any:
         return to_dict(from_fhir(item, settings))
 
-    run_items(io.StringIO(_one_session_if_resource_list(source.read())), convert)
+    run_items(io.StringIO(_one_session_if_resource_list(source.read())), convert, settings.base)
 
 
 def _one_session_if_resource_list(text: str) -> str:
@@ -101,7 +101,7 @@ def validate_command(files: tuple[IO[str], ...], profile: str | None,
     try:
         index = load_profiles(settings.profiles_dir, settings.canonical_base)
     except ConfigError as exc:
-        emit_outcome(exc.issues, None)
+        emit_outcome(exc.issues, None, settings.canonical_base)
         sys.exit(EXIT_INVALID)
     outcomes: list[list[Issue]] = []
     for stream in files:
@@ -118,7 +118,7 @@ def validate_command(files: tuple[IO[str], ...], profile: str | None,
             validate(item, index, profile=profile, trace=record_field) for item in items
         )
     for issues in outcomes:
-        emit_result(operation_outcome(issues), len(outcomes) == 1)
+        emit_result(operation_outcome(issues, base=settings.canonical_base), len(outcomes) == 1)
     if any(has_errors(issues) for issues in outcomes):
         sys.exit(EXIT_INVALID)
 

@@ -60,8 +60,9 @@ def _client(settings: Settings) -> Any:
         raise click.BadParameter(exc.message, param_hint="--server") from exc
 
 
-def _load_push_inputs(files: tuple[IO[str], ...]) -> tuple[list[Any], bool]:
-    """Every valid record of FILES (invalid ones reported on stderr); whether any was invalid."""
+def _load_push_inputs(files: tuple[IO[str], ...], base: str) -> tuple[list[Any], bool]:
+    """Every valid record of FILES (invalid ones reported on stderr, under the canonical ``base``);
+    whether any was invalid."""
     from fhir_iastm.records import load_record
 
     records, invalid = [], False
@@ -69,7 +70,7 @@ def _load_push_inputs(files: tuple[IO[str], ...]) -> tuple[list[Any], bool]:
         try:
             items, single = read_documents(stream)
         except InputError as exc:
-            emit_outcome([exc.issue], None)
+            emit_outcome([exc.issue], None, base)
             invalid = True
             continue
         for position, item in enumerate(items):
@@ -77,16 +78,16 @@ def _load_push_inputs(files: tuple[IO[str], ...]) -> tuple[list[Any], bool]:
                 records.append(load_record(item))
             except IastmError as exc:
                 invalid = True
-                emit_outcome(exc.issues, None if single else position)
+                emit_outcome(exc.issues, None if single else position, base)
     first = {r.session_id: i for i, r in reversed(list(enumerate(records)))}
     # docs/decisions.md#d9: one session's versions in order
     records.sort(key=lambda r: (first[r.session_id], r.record_version))
     return records, invalid
 
 
-def _failure_line(record: Any, exc: IastmError, status: str = "error") -> dict[str, Any]:
+def _failure_line(record: Any, exc: IastmError, base: str) -> dict[str, Any]:
     return {"session_id": record.session_id, "record_version": record.record_version,
-            "status": status, "operationOutcome": operation_outcome(exc.issues)}
+            "status": "error", "operationOutcome": operation_outcome(exc.issues, base=base)}
 
 
 @click.command("push")
@@ -101,14 +102,14 @@ def push_command(files: tuple[IO[str], ...], fhir_base_url: str | None, fhir_tok
     settings = load_settings(fhir_base_url=fhir_base_url, fhir_token=fhir_token,
                              canonical_base=canonical_base)
     client = _client(settings)
-    records, failed = _load_push_inputs(files)
+    records, failed = _load_push_inputs(files, settings.canonical_base)
     server_down = False
     results = push_many(client, records, settings=mapping_settings(settings))
     with click.progressbar(results, length=len(records), label="push", file=sys.stderr) as bar:
         for record, outcome in bar:
             if isinstance(outcome, IastmError):
                 server_down = True
-                emit_result(_failure_line(record, outcome), False)
+                emit_result(_failure_line(record, outcome, settings.canonical_base), False)
                 continue
             failed = failed or outcome.status not in ("pushed", "unchanged")
             emit_result(outcome.to_json(), False)
@@ -149,11 +150,12 @@ def pull_command(fhir_base_url: str | None, fhir_token: str | None, canonical_ba
             for result in bar:
                 if isinstance(result, PullError):
                     failed = True
-                    click.echo(json.dumps(result.to_json(), ensure_ascii=False), err=True)
+                    line = result.to_json(settings.canonical_base)
+                    click.echo(json.dumps(line, ensure_ascii=False), err=True)
                 else:
                     emit_result(to_dict(result), False)
     except FhirServerError as exc:
-        emit_outcome(exc.issues, None)
+        emit_outcome(exc.issues, None, settings.canonical_base)
         sys.exit(EXIT_SERVER)
     if failed:
         sys.exit(EXIT_INVALID)
@@ -176,10 +178,10 @@ def load_profiles_command(fhir_base_url: str | None, fhir_token: str | None,
         written = upload_profiles(_client(settings), settings.profiles_dir,
                                   settings.canonical_base)
     except ConfigError as exc:
-        emit_outcome(exc.issues, None)
+        emit_outcome(exc.issues, None, settings.canonical_base)
         sys.exit(EXIT_INVALID)
     except FhirServerError as exc:
-        emit_outcome(exc.issues, None)
+        emit_outcome(exc.issues, None, settings.canonical_base)
         sys.exit(EXIT_SERVER)
     emit_result({"uploaded": len(written), "resources": written}, True)
 

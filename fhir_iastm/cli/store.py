@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import sys
+import time
 from typing import IO, Any
 
 import click
@@ -73,33 +75,45 @@ def reindex_command(database_url: str | None) -> None:
 @click.command("import")
 @click.argument("files", nargs=-1, required=True, type=click.File("r", encoding="utf-8"))
 @database_option
-def import_command(files: tuple[IO[str], ...], database_url: str | None) -> None:
+@click.option("--jobs", type=click.IntRange(min=1), default=None,
+              help="Worker processes that validate and map records (default: the CPU count).")
+@click.option("--batch", type=click.IntRange(min=1), default=100, show_default=True,
+              help="Records per database transaction (each record is still all-or-nothing).")
+def import_command(files: tuple[IO[str], ...], database_url: str | None, jobs: int | None,
+                   batch: int) -> None:
     """Store record(s) from FILES exactly as ``POST /api/sessions`` would, queueing their push.
 
     One JSON line per record on stdout (created / new-version / unchanged, or the error's
-    OperationOutcome); exit 1 if any record was rejected.
+    OperationOutcome); the count and rate on stderr; exit 1 if any record was rejected.
     """
     from fhir_iastm.cli.io import read_documents
-    from fhir_iastm.errors import IastmError, operation_outcome
-    from fhir_iastm.service import mapping_settings, save_record
+    from fhir_iastm.errors import operation_outcome
+    from fhir_iastm.service import import_records, mapping_settings
+    from fhir_iastm.storage import SaveResult
 
     settings = load_settings(database_url=database_url)
     store = _store(settings)
     mapping = mapping_settings(settings)
-    failed = False
+    failed = done = 0
+    started = time.monotonic()
     for stream in files:
         items, _single = read_documents(stream)
-        for item in items:
-            line: dict[str, Any] = {"session_id": (item or {}).get("session_id")
+        for item, result in import_records(store, items, mapping, actor="cli",
+                                           jobs=jobs or os.cpu_count() or 1, batch=batch):
+            line: dict[str, Any] = {"session_id": item.get("session_id")
                                     if isinstance(item, dict) else None}
-            try:
-                result = save_record(store, item, mapping, actor="cli").result
+            if isinstance(result, SaveResult):
                 line.update(status=result.status, record_version=result.record_version)
-            except IastmError as exc:
-                failed = True
-                line.update(status="rejected", operationOutcome=operation_outcome(exc.issues))
+            else:
+                failed += 1
+                outcome = operation_outcome(result.issues, base=settings.canonical_base)
+                line.update(status="rejected", operationOutcome=outcome)
+            done += 1
             click.echo(json.dumps(line))
     store.close()
+    elapsed = max(time.monotonic() - started, 1e-9)
+    click.echo(f"{done} record(s) in {elapsed:.1f} s ({done / elapsed:.0f}/s), "
+               f"{failed} rejected", err=True)
     if failed:
         sys.exit(EXIT_INVALID)
 

@@ -41,12 +41,13 @@ class PullError:
     procedure: str
     issues: tuple[Issue, ...]
 
-    def to_json(self) -> dict[str, Any]:
-        """One JSON line for the CLI."""
+    def to_json(self, base: str | None = None) -> dict[str, Any]:
+        """One JSON line for the CLI; the OperationOutcome's project URLs under the canonical
+        ``base`` (None: the default)."""
         return {
             "session_id": self.session_id,
             "procedure": self.procedure,
-            "error": operation_outcome(self.issues),
+            "error": operation_outcome(self.issues, base=base),
         }
 
 
@@ -193,7 +194,7 @@ def _reverse(
             "structure",
             where,
             f"cannot map back: {type(exc).__name__}: {exc}",
-            "E_MAPPING",
+            "E_UNMAPPABLE",
         )
         return PullError(session_id, where, (issue,))
 

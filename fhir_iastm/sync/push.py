@@ -246,7 +246,7 @@ def _rejected(plan: _Plan, exc: FhirServerError) -> PushOutcome:
         plan.session_id,
         plan.record.record_version,
         plan.record_hash,
-        operation_outcome=operation_outcome(exc.issues),
+        operation_outcome=operation_outcome(exc.issues, base=plan.base),
         error_code=exc.code,
         sent=exc.status is not None,
     )

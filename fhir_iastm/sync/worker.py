@@ -109,7 +109,8 @@ class Worker:
     """One worker's settings; ``run`` loops, ``process`` handles one claimed entry.
 
     ``canonical_base`` is the base the push function maps with: checked against the store's once
-    at start (``check_canonical_base``); None skips the check (tests with fake pushes).
+    at start (``check_canonical_base``), and the base of the OperationOutcomes the worker writes;
+    None skips the check and renders under the default base (tests with fake pushes).
     """
 
     store: OutboxPort[Any]
@@ -190,16 +191,17 @@ class Worker:
         try:
             record = load(item.body)
         except IastmError as exc:  # a stored body that no longer loads: never pushable
-            self._dead(item, _failure(item, exc), ctx)
+            self._dead(item, _failure(item, exc, self.canonical_base), ctx)
             return
         try:
             with lease_heartbeat(self.store, item, self.lease_seconds, enabled=self.heartbeat):
                 outcome = self.push(record, item.last_pushed)
         except FhirServerError as exc:
-            self._retry_or_dead(item, _failure(item, exc), getattr(exc, "retry_after", None), ctx)
+            failure = _failure(item, exc, self.canonical_base)
+            self._retry_or_dead(item, failure, getattr(exc, "retry_after", None), ctx)
             return
         except IastmError as exc:  # mapping / profile errors: retrying cannot help
-            self._dead(item, _failure(item, exc), ctx)
+            self._dead(item, _failure(item, exc, self.canonical_base), ctx)
             return
         except Exception as exc:
             # A bug or an unforeseen failure: bounded retries, then the dead letter.
@@ -211,7 +213,7 @@ class Worker:
                 "rejected",
                 item.session_id,
                 item.record_version,
-                operation_outcome=operation_outcome([crash]),
+                operation_outcome=operation_outcome([crash], base=self.canonical_base),
                 error_code="E_INTERNAL",
             )
             self._retry_or_dead(item, failure, None, ctx)
@@ -250,9 +252,10 @@ class Worker:
         _log("push_dead_letter", logging.ERROR, error_code=failure.error_code, **ctx)
 
 
-def _failure(item: OutboxEntry, exc: IastmError) -> PushOutcome:
-    """A rejected outcome carrying the error's code and OperationOutcome (not its message)."""
-    outcome = getattr(exc, "outcome", None) or operation_outcome(exc.issues)
+def _failure(item: OutboxEntry, exc: IastmError, base: str | None) -> PushOutcome:
+    """A rejected outcome carrying the error's code and OperationOutcome (not its message): the
+    FHIR server's own, else ours with its project URLs under the canonical ``base``."""
+    outcome = getattr(exc, "outcome", None) or operation_outcome(exc.issues, base=base)
     return PushOutcome(
         "rejected",
         item.session_id,

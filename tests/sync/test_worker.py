@@ -136,7 +136,7 @@ def test_bounded_retries_end_in_the_dead_letter(sqlite_store, make_record, clock
 @pytest.mark.parametrize(
     ("error", "code", "calls"),
     [
-        (MappingError("no code for x"), "E_MAPPING", 1),  # cannot get better: dead letter at once
+        (MappingError("no code for x"), "E_UNMAPPABLE", 1),  # cannot get better: dead letter at once
         (ZeroDivisionError("bug"), "E_INTERNAL", 2),  # unexpected: retried (bounded), then dead
     ],
 )
@@ -393,3 +393,21 @@ def test_the_worker_command_exits_1_naming_the_setting(sqlite_store, make_record
     assert result.exit_code == 1, result.output
     assert "IASTM_CANONICAL_BASE" in result.stderr
     assert OLD_BASE in result.stderr
+
+
+def test_the_outcomes_the_worker_writes_are_under_its_canonical_base(
+    sqlite_store, make_record, clock
+) -> None:
+    """A dead letter's OperationOutcome names the error-code CodeSystem under the worker's base."""
+    sqlite_store.save_record(*make_record("S-1", 1), actor="t")
+    sqlite_store.save_record(*make_record("S-2", 1), actor="t")
+    push = FakePush({"S-1": MappingError("no code"), "S-2": ZeroDivisionError("bug")})
+    run_worker(sqlite_store, push, once=True, heartbeat=False, canonical_base=NEW_BASE,
+               max_attempts=1, backoff=NO_JITTER)
+    for sid, code in (("S-1", "E_UNMAPPABLE"), ("S-2", "E_INTERNAL")):
+        sync = sqlite_store.get_sync(sid)
+        assert (sync.state, sync.last_error_code) == ("dead-letter", code)
+        (issue,) = sync.last_outcome["issue"]
+        assert issue["details"]["coding"] == [
+            {"system": f"{NEW_BASE}/CodeSystem/iastm-error-code", "code": code}
+        ]
