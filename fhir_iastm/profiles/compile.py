@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from typing import Any
+from xml.etree import ElementTree
 
 import fhirpathpy
 from antlr4 import CommonTokenStream, InputStream, Token
@@ -28,6 +29,42 @@ from fhir_iastm.profiles.definitions import (
     TypeRef,
     canonical,
 )
+
+
+def _has_value(inputs: list[Any]) -> list[bool]:
+    """FHIRPath ``hasValue()`` (not in fhirpathpy): a single primitive that has a value."""
+    return [len(inputs) == 1 and inputs[0] is not None and not isinstance(inputs[0], dict | list)]
+
+
+def _html_checks(inputs: list[Any]) -> list[bool]:
+    """FHIR's ``htmlChecks()`` (txt-1, txt-2; not in fhirpathpy): well-formed XHTML whose root is
+    an xhtml ``div``, without scripts, with some non-whitespace text or an image."""
+    if len(inputs) != 1 or not isinstance(inputs[0], str):
+        return [False]
+    if "<!DOCTYPE" in inputs[0].upper() or "<!ENTITY" in inputs[0].upper():
+        return [False]  # no DTDs in a narrative (and no entity expansion while checking it)
+    try:
+        root = ElementTree.fromstring(inputs[0])
+    except ElementTree.ParseError:
+        return [False]
+    tags = {el.tag.rsplit("}", 1)[-1] for el in root.iter()}
+    return [
+        root.tag == f"{{{XHTML}}}div"
+        and not tags & {"script", "form", "iframe", "object", "applet", "embed"}
+        and ("img" in tags or bool("".join(root.itertext()).strip()))
+    ]
+
+
+XHTML = "http://www.w3.org/1999/xhtml"
+#: Functions of FHIR's FHIRPath that fhirpathpy lacks (https://hl7.org/fhir/R4/fhirpath.html).
+#: ``trace()`` (used by core invariants such as ref-1, dom-3) is silenced: no printing to stdout.
+FHIRPATH_OPTIONS = {
+    "userInvocationTable": {
+        "hasValue": {"fn": _has_value, "arity": {0: []}},
+        "htmlChecks": {"fn": _html_checks, "arity": {0: []}},
+    },
+    "traceFn": lambda *_args: None,
+}
 
 
 class _RaisingListener(ErrorListener):  # type: ignore[misc]
@@ -59,7 +96,7 @@ def compile_constraint(raw: dict[str, Any], source: str) -> Constraint:
         raise ConfigError(f"{source}: constraint {key} has no expression")
     try:
         check_syntax(expression)
-        fn = fhirpathpy.compile(expression, model=FHIRPATH_R4_TYPES)
+        fn = fhirpathpy.compile(expression, model=FHIRPATH_R4_TYPES, options=FHIRPATH_OPTIONS)
     except Exception as exc:  # noqa: BLE001 - any parser failure means a broken profile
         raise ConfigError(f"{source}: constraint {key} does not compile: {exc}") from exc
     return Constraint(

@@ -1,8 +1,8 @@
 """CORE: offline FHIR R4 profile validation against the ``profiles/`` index.
 
-Imports the standard library, ``fhir.resources.R4B`` (structure), fhirpathpy (invariants, compiled
-once in ``fhir_iastm.profiles``), ``fhir_iastm.profiles`` and ``fhir_iastm.errors``; never the
-mapping; no I/O.
+Imports the standard library, fhirpathpy (invariants, compiled once in ``fhir_iastm.profiles``),
+``fhir_iastm.profiles`` and ``fhir_iastm.errors``; never the mapping; no I/O. Structure is judged
+by the FHIR R4 4.0.1 definitions themselves (``r4check``, docs/r4-definitions.md).
 
 ``validate(resource_or_bundle, index, *, profile=None, structure=True, trace=None)``.
 Issue fields: ``severity`` (error/warning/information), ``code`` (FHIR IssueType),
@@ -27,7 +27,8 @@ Rule-id scheme (``Issue.details``):
                                 target of the wrong type/profile
 ``<constraint key>``            a FHIRPath invariant (``iastm-proc-4``, ``con-5``, ``per-1``,
                                 ``ext-1``, ``bdl-3``, ``bdl-7`` …)
-``structure:<pydantic type>``   fhir.resources structural error
+``structure:<kind>``            R4 structure: ``unknown``, ``type``, ``format``, ``array``,
+                                ``empty``, ``choice``, ``resourceType``
 ``unknown-profile``             meta.profile (or ``--profile``) not in the index
 ``profile-type``                profile constrains another resource type
 ``no-profile``                  (information) no profile for the type: base checks only
@@ -57,9 +58,9 @@ def validate(
     structure: bool = True,
     trace: Tracer | None = None,
 ) -> list[Issue]:
-    """Validate a resource or a Bundle; ``structure=False`` skips the fhir.resources parse (only
-    for resources built through fhir.resources models, e.g. the mapper's output); ``trace``
-    names the record field behind each issue."""
+    """Validate a resource or a Bundle; ``structure=False`` skips the R4 shape checks but keeps
+    the core bindings and invariants (only for resources built through fhir.resources models,
+    e.g. the mapper's output); ``trace`` names the record field behind each issue."""
     if not isinstance(resource_or_bundle, dict):
         return [
             Issue(
@@ -67,8 +68,10 @@ def validate(
             )
         ]
     try:
-        if resource_or_bundle.get("resourceType") == "Bundle" and profile is None:
-            return validate_bundle(resource_or_bundle, index, structure=structure, trace=trace)
+        if resource_or_bundle.get("resourceType") == "Bundle":
+            return validate_bundle(
+                resource_or_bundle, index, profile=profile, structure=structure, trace=trace
+            )
         return validate_resource(
             resource_or_bundle, index, profile=profile, structure=structure, trace=trace
         )

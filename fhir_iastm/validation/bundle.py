@@ -1,7 +1,8 @@
 """Bundle validation — Bundle-level structure, then every entry.resource with a resolver.
 
-Each entry resource is parsed exactly once (the Bundle shell is parsed without its
-entry resources). Native Bundle rules: ``bdl-3`` (request on transaction/batch entries),
+The Bundle is walked by the core R4 Bundle definition without its entry resources; each entry
+resource is then validated once, with a resolver. Native Bundle rules: ``bdl-3``
+(request on transaction/batch entries),
 ``bdl-7`` (fullUrl unique), ``bdl-entry-url`` (request.url unique, docs/decisions.md#d6).
 Spec: https://hl7.org/fhir/R4/bundle.html#invs
 """
@@ -12,9 +13,10 @@ from typing import Any
 
 from fhir_iastm.errors import Issue
 from fhir_iastm.profiles import ProfileIndex
-from fhir_iastm.validation.context import Resolver, Tracer
-from fhir_iastm.validation.engine import validate_resource
-from fhir_iastm.validation.structure import check_structure
+from fhir_iastm.validation.context import Resolver, Tracer, ValidationContext, claimed_profiles
+from fhir_iastm.validation.elements import check_resource
+from fhir_iastm.validation.engine import profile_type, validate_resource
+from fhir_iastm.validation.r4check import check_r4
 
 
 def resolver(entries: list[dict[str, Any]]) -> Resolver:
@@ -35,15 +37,12 @@ def resolver(entries: list[dict[str, Any]]) -> Resolver:
     return table.get
 
 
-def _shell_issues(bundle: dict[str, Any], entries: list[Any]) -> list[Issue]:
-    shell = dict(bundle)
-    shell["entry"] = [
-        {k: v for k, v in e.items() if k != "resource"} if isinstance(e, dict) else e
-        for e in entries
-    ]
-    if not shell["entry"]:
-        del shell["entry"]
-    return check_structure(shell)
+def _shell_issues(bundle: dict[str, Any], index: ProfileIndex, structure: bool) -> list[Issue]:
+    """The Bundle by the core R4 Bundle definition; its entries' resources are walked one by
+    one below (with a resolver)."""
+    ctx = ValidationContext(index, root=bundle)
+    check_r4(bundle, ctx, shape_checks=structure)
+    return ctx.issues
 
 
 def _bundle_rules(bundle: dict[str, Any], entries: list[dict[str, Any]]) -> list[Issue]:
@@ -94,27 +93,61 @@ def _bundle_rules(bundle: dict[str, Any], entries: list[dict[str, Any]]) -> list
     return issues
 
 
+def _bundle_profile(profile: str | None, index: ProfileIndex) -> tuple[str | None, list[Issue]]:
+    """The type ``--profile`` constrains, or an unknown-profile error (then entries keep their
+    own claims)."""
+    if profile is None:
+        return None, []
+    target = profile_type(profile, index)
+    if target is None:
+        return None, [
+            Issue(
+                "error", "not-supported", "Bundle", f"unknown profile {profile}", "unknown-profile"
+            )
+        ]
+    return target, []
+
+
+def _fills_claim(resource: dict[str, Any], target: str | None) -> bool:
+    """``--profile`` stands in for the claim of an entry of its type that claims none."""
+    return resource.get("resourceType") == target and not claimed_profiles(resource)
+
+
 def validate_bundle(
     bundle: dict[str, Any],
     index: ProfileIndex,
     *,
+    profile: str | None = None,
     structure: bool = True,
     trace: Tracer | None = None,
 ) -> list[Issue]:
-    """Bundle structure and rules, then each entry.resource (``Bundle.entry[i].resource.``)."""
+    """Bundle structure and rules, then each entry.resource (``Bundle.entry[i].resource.``)
+    against its own claimed profiles; ``profile`` (``--profile``) applies to the Bundle when it
+    constrains Bundle (the core Bundle URL: the core definition only), else to the entries of
+    its type that claim no profile."""
     raw_entries = bundle.get("entry") or []
     if not isinstance(raw_entries, list):
         raw_entries = []
-    issues = _shell_issues(bundle, raw_entries) if structure else []
+    target, issues = _bundle_profile(profile, index)
+    issues += _shell_issues(bundle, index, structure)
+    bundle_profile = (
+        index.profiles.get(str(profile).split("|", 1)[0]) if target == "Bundle" else None
+    )
+    if bundle_profile is not None:
+        ctx = ValidationContext(index, root=bundle)
+        check_resource(bundle_profile.root, bundle, ctx)
+        issues += ctx.issues
     entries = [e for e in raw_entries if isinstance(e, dict)]
     issues += _bundle_rules(bundle, entries)
     resolve = resolver(entries)
     for i, entry in enumerate(raw_entries):
         resource = entry.get("resource") if isinstance(entry, dict) else None
         if isinstance(resource, dict):
+            own = profile if _fills_claim(resource, target) else None
             issues += validate_resource(
                 resource,
                 index,
+                profile=own,
                 prefix=f"Bundle.entry[{i}].resource.",
                 resolve=resolve,
                 structure=structure,

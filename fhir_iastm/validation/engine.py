@@ -1,10 +1,11 @@
 """Validate one resource against the profiles it claims (or the one for its type).
 
-Stage 1 = one ``fhir.resources`` R4B parse (skippable for our own mapper output, which was built
-through those models already: never re-parse our own output, docs/performance.md#targets); stage 2 =
-the profile checks on the dict. Rule ids for profile-independent checks: ``unknown-profile``,
-``profile-type``, ``no-profile``, ``extension:<url>`` (unknown extension), ``ref:unresolved``,
-``ref:type``, ``context:<url>`` (extension used outside its context).
+The profile checks on the dict, then the walk by the R4 4.0.1 definitions (``r4check``:
+structure, core required bindings and invariants; its shape checks are skipped for our own mapper
+output, built through models already, docs/performance.md#targets). Rule ids for
+profile-independent checks: ``unknown-profile``, ``profile-type``, ``no-profile``,
+``extension:<url>`` (unknown extension), ``ref:unresolved``, ``ref:type``, ``context:<url>``
+(extension used outside its context).
 """
 
 from __future__ import annotations
@@ -13,8 +14,7 @@ from dataclasses import replace
 from typing import Any
 
 from fhir_iastm.errors import Issue
-from fhir_iastm.profiles import ElementNode, Profile, ProfileIndex
-from fhir_iastm.validation.base_bindings import check_base_bindings
+from fhir_iastm.profiles import Profile, ProfileIndex
 from fhir_iastm.validation.bindings import check_local_codes
 from fhir_iastm.validation.context import (
     Resolver,
@@ -25,14 +25,23 @@ from fhir_iastm.validation.context import (
 )
 from fhir_iastm.validation.elements import check_resource
 from fhir_iastm.validation.extcontext import allowed, owner_of, parent_extension_url
-from fhir_iastm.validation.invariants import (
-    check_base,
-    check_extension_shape,
-    check_periods,
-    check_quantities,
-)
+from fhir_iastm.validation.r4check import check_r4
+from fhir_iastm.validation.r4defs import resource_types
 from fhir_iastm.validation.scan import scan
-from fhir_iastm.validation.structure import check_structure, model_class
+
+CORE = "http://hl7.org/fhir/StructureDefinition/"
+
+
+def profile_type(url: str, index: ProfileIndex) -> str | None:
+    """The type a profile URL constrains: a core R4 definition
+    (``http://hl7.org/fhir/StructureDefinition/<Type>``) or a profile of the index; None when
+    unknown."""
+    url = url.split("|", 1)[0]
+    found = index.profiles.get(url)
+    if found is not None:
+        return found.type
+    name = url.removeprefix(CORE)
+    return name if url.startswith(CORE) and name in resource_types() else None
 
 
 def _select_profiles(
@@ -45,7 +54,18 @@ def _select_profiles(
     for i, url in enumerate(claimed):
         where = f"{resource_type}.meta.profile[{i}]" if not profile else resource_type
         found = index.profiles.get(str(url).split("|", 1)[0])
-        if found is None:
+        core = profile_type(str(url), index) if found is None else None
+        if core == resource_type:
+            continue  # the core definition itself: the R4 walk below checks it
+        if core is not None:
+            ctx.add(
+                "error",
+                "invalid",
+                where,
+                f"profile {url} is the core {core} definition, not {resource_type}",
+                "profile-type",
+            )
+        elif found is None:
             ctx.add("error", "not-supported", where, f"unknown profile {url}", "unknown-profile")
         elif found.type != resource_type:
             ctx.add(
@@ -70,13 +90,6 @@ def _select_profiles(
             "no-profile",
         )
     return selected
-
-
-def _declared_keys(node: ElementNode) -> set[str]:
-    keys = {c.key for c in node.constraints}
-    for child in (*node.children.values(), *node.slices.values()):
-        keys |= _declared_keys(child)
-    return keys
 
 
 def _check_extensions(found: list[tuple[str, dict[str, Any]]], ctx: ValidationContext) -> None:
@@ -144,26 +157,19 @@ def validate_resource(
 ) -> list[Issue]:
     """All checks on one resource; ``prefix`` locates it inside a Bundle; ``trace`` names the
     record field behind each issue (docs/validation.md#tracing)."""
-    issues = check_structure(resource) if structure else []
-    if model_class(str(resource.get("resourceType"))) is None:
-        if not structure:
-            issues = check_structure(resource)
-        return finish(resource, issues, prefix, trace)
     ctx = ValidationContext(index, prefix, resolve, root=resource)
-    declared: set[str] = set()
+    if str(resource.get("resourceType")) not in resource_types():
+        check_r4(resource, ctx)  # judged even with shape checks off
+        return finish(resource, ctx.issues, prefix, trace)
     for selected in _select_profiles(resource, profile, ctx):
         check_resource(selected.root, resource, ctx)
-        declared |= _declared_keys(selected.root)
     found = scan(resource)
-    check_base(resource, declared, ctx)
-    check_base_bindings(resource, ctx)
-    check_periods(found.periods, ctx)
-    check_quantities(found.quantities, ctx)
-    check_extension_shape(found.extensions, ctx)
     _check_extensions(found.extensions, ctx)
     check_local_codes(found.codings, ctx)
     _check_references(found.references, ctx)
-    return finish(resource, issues + dedupe(ctx.issues), prefix, trace)
+    # the core R4 definition last: where a profile restates a base rule, its finding is kept
+    check_r4(resource, ctx, shape_checks=structure)
+    return finish(resource, dedupe(ctx.issues), prefix, trace)
 
 
 def finish(
@@ -178,16 +184,20 @@ def finish(
 
 
 def dedupe(issues: list[Issue]) -> list[Issue]:
-    """Drop repeats of one finding (same severity, type, location and rule kind)."""
+    """Drop repeats of one finding: the same rule at the same place (a base element or invariant
+    a profile states again), or a second binding/extension/code finding at one place."""
     seen: set[tuple[str, str, str | None, str]] = set()
+    exact: set[tuple[str, str | None, str | None]] = set()
     out: list[Issue] = []
     for issue in issues:
         key = (issue.severity, issue.code, issue.expression, (issue.details or "").split(":")[0])
-        if key in seen and key[3] in ("binding", "extension", "codesystem"):
+        same = (issue.severity, issue.expression, issue.details)
+        if same in exact or (key in seen and key[3] in ("binding", "extension", "codesystem")):
             continue
         seen.add(key)
+        exact.add(same)
         out.append(issue)
     return out
 
 
-__all__ = ["dedupe", "validate_resource"]
+__all__ = ["CORE", "dedupe", "profile_type", "validate_resource"]

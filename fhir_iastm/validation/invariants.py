@@ -3,9 +3,9 @@
 Rules (docs/decisions.md#d3): an invariant whose result is empty FAILS; an exception while
 evaluating becomes an error issue "invariant could not be evaluated"; ordering comparisons run
 on a copy whose date-times are all UTC with millisecond precision (fhirpathpy ignores offsets).
-Hot rules may run natively (``NATIVE``); ``tests/test_validation_invariants.py`` proves each native
-rule agrees with its FHIRPath text. Base R4 rules checked here: con-3 (warning), con-5, obs-6,
-per-1 and ext-1 (native). Rule id = the constraint key.
+Hot rules may run natively (``NATIVE``); ``tests/validation/test_validation_native.py`` proves
+each native rule agrees with its FHIRPath text. The core R4 invariants come from the R4 table
+(``r4inv``). Rule id = the constraint key.
 """
 
 from __future__ import annotations
@@ -15,47 +15,13 @@ from typing import Any
 
 from fhirpathpy.engine.nodes import ResourceNode
 
-from fhir_iastm.profiles import FHIRPATH_R4_TYPES, Constraint, ElementNode, compile_constraint
+from fhir_iastm.profiles import FHIRPATH_R4_TYPES, Constraint, ElementNode
 from fhir_iastm.validation.context import ValidationContext
-from fhir_iastm.validation.native import BASE_BY_KEY, NATIVE_BY_TEXT, Native
+from fhir_iastm.validation.native import NATIVE_BY_TEXT, Native
 from fhir_iastm.validation.scan import instant, utc_copy
 
 _VER = "http://terminology.hl7.org/CodeSystem/condition-ver-status"
-
-#: Base R4 invariants (keys, severities, expressions of FHIR 4.0.1; con-5 as docs/decisions.md#d3
-#: words it).
-BASE_RULES: dict[str, tuple[dict[str, str], ...]] = {
-    "Condition": (
-        {
-            "key": "con-3",
-            "severity": "warning",
-            "human": "Condition.clinicalStatus SHALL be present if verificationStatus is not "
-            "entered-in-error and category is problem-list-item",
-            "expression": "clinicalStatus.exists() or verificationStatus.coding.where(system='"
-            + _VER
-            + "' and code = 'entered-in-error').exists() or "
-            "category.select($this='problem-list-item').empty()",
-        },
-        {
-            "key": "con-5",
-            "severity": "error",
-            "human": "Condition.clinicalStatus SHALL NOT be present if verification Status is "
-            "entered-in-error",
-            "expression": "verificationStatus.coding.where(system='"
-            + _VER
-            + "' and code='entered-in-error').empty() or clinicalStatus.empty()",
-        },
-    ),
-    "Observation": (
-        {
-            "key": "obs-6",
-            "severity": "error",
-            "human": "dataAbsentReason SHALL only be present if Observation.value[x] is not "
-            "present",
-            "expression": "dataAbsentReason.empty() or value.empty()",
-        },
-    ),
-}
+UCUM = "http://unitsofmeasure.org"
 
 PERIOD_ORDER = "performed.ofType(Period).all(start.exists() and end.exists() and start < end)"
 
@@ -79,11 +45,6 @@ NATIVE: dict[str, Native] = {
         r, strict=False
     ),
     **NATIVE_BY_TEXT,
-    **{
-        " ".join(rule["expression"].split()): BASE_BY_KEY[rule["key"]]
-        for rules in BASE_RULES.values()
-        for rule in rules
-    },
 }
 
 
@@ -96,14 +57,6 @@ def normalise(expression: str) -> str:
 def native_for(expression: str) -> Native | None:
     """The native twin of an expression, if one is registered (looked up once per text)."""
     return NATIVE.get(normalise(expression))
-
-
-@cache
-def base_constraints(resource_type: str) -> tuple[Constraint, ...]:
-    """Compiled base-spec invariants for a resource type (compiled once per process)."""
-    return tuple(
-        compile_constraint(raw, "FHIR R4 base") for raw in BASE_RULES.get(resource_type, ())
-    )
 
 
 def passes(result: list[Any]) -> bool:
@@ -123,7 +76,7 @@ def evaluate_fhirpath(
         data = utc_copy(data)
     if type_name is not None:
         data = ResourceNode.create_node(data, type_name)
-    return passes(constraint.fn(data, {"resource": root}))
+    return passes(constraint.fn(data, {"resource": root, "rootResource": root, "ucum": UCUM}))
 
 
 def evaluate(
@@ -217,66 +170,10 @@ def _type_name(element_path: str, key: str, node: ElementNode) -> str:
     return str(FHIRPATH_R4_TYPES["path2Type"].get(clean) or clean)
 
 
-def check_base(resource: dict[str, Any], declared: set[str], ctx: ValidationContext) -> None:
-    """Base-spec invariants the profile did not (re)declare."""
-    for constraint in base_constraints(str(resource.get("resourceType"))):
-        if constraint.key not in declared:
-            run(constraint, resource, resource, str(resource["resourceType"]), ctx)
-
-
-def check_periods(periods: list[tuple[str, dict[str, Any]]], ctx: ValidationContext) -> None:
-    """per-1 natively: start <= end when both are full date-times (compared as instants)."""
-    for path, period in periods:
-        start, end = instant(period.get("start")), instant(period.get("end"))
-        if start is not None and end is not None and start > end:
-            ctx.add(
-                "error",
-                "invariant",
-                path,
-                "per-1: If present, start SHALL have a lower value than end",
-                "per-1",
-            )
-
-
-def check_quantities(quantities: list[tuple[str, dict[str, Any]]], ctx: ValidationContext) -> None:
-    """qty-3 natively: ``code.empty() or system.exists()`` on every Quantity value."""
-    for path, quantity in quantities:
-        if quantity.get("code") is not None and quantity.get("system") is None:
-            ctx.add(
-                "error",
-                "invariant",
-                path,
-                "qty-3: If a code for the unit is present, the system SHALL also be present",
-                "qty-3",
-            )
-
-
-def check_extension_shape(
-    extensions: list[tuple[str, dict[str, Any]]], ctx: ValidationContext
-) -> None:
-    """ext-1 natively: an extension has either nested extensions or a value[x], not both."""
-    for path, ext in extensions:
-        has_value = any(k.startswith("value") and k[5:6].isupper() for k in ext)
-        if bool(ext.get("extension")) == has_value:
-            ctx.add(
-                "error",
-                "invariant",
-                path,
-                "ext-1: Must have either extensions or value[x], not both",
-                "ext-1",
-            )
-
-
 __all__ = [
-    "BASE_RULES",
     "NATIVE",
     "PERIOD_ORDER",
-    "base_constraints",
-    "check_base",
     "check_element_constraints",
-    "check_extension_shape",
-    "check_periods",
-    "check_quantities",
     "evaluate",
     "evaluate_fhirpath",
     "native_for",

@@ -249,7 +249,7 @@ BY_KEY: dict[str, Native] = {
     "iastm-obs-4": lambda r, _t: _has(r, "partOf"),
 }
 
-#: Base-spec invariants (keys of ``invariants.BASE_RULES``).
+#: Core R4 invariants con-3, con-5, obs-6 (registered by their R4 text in ``r4inv``).
 BASE_BY_KEY: dict[str, Native] = {
     "con-3": lambda r, _t: (
         _has(r, "clinicalStatus") or _entered_in_error(r) or not _has(r, "category")

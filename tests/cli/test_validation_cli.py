@@ -147,3 +147,21 @@ def test_wrong_side_diagnoses_fail_validate(case: Path, tmp_path: Path) -> None:
     [outcome] = outcomes(result.output)
     errors = [i["details"]["text"] for i in outcome["issue"] if i["severity"] == "error"]
     assert errors == [doc["expected"]["rule"]]
+
+
+@pytest.mark.parametrize(
+    "profile",
+    [
+        "http://hl7.org/fhir/StructureDefinition/Bundle",
+        "https://iastm.example.org/fhir/StructureDefinition/iastm-procedure",
+    ],
+)
+def test_profile_option_on_a_mapped_bundle_gives_no_error(profile: str) -> None:
+    cli = [sys.executable, "-m", "fhir_iastm"]
+    mapped = subprocess.run(
+        [*cli, "map", str(GOOD_06)], capture_output=True, text=True, cwd=ROOT, check=True
+    )
+    result = run(["--profile", profile, "-"], stdin=mapped.stdout)
+    assert result.exit_code == 0, result.output
+    [outcome] = outcomes(result.output)
+    assert not [i for i in outcome["issue"] if i["severity"] in ("error", "fatal")]

@@ -1,0 +1,333 @@
+"""Structural validation by the FHIR R4 4.0.1 definitions (docs/validation.md#stages).
+
+One walk over the JSON,
+guided by the shapes compiled from the R4 table (``r4defs``): every property must be an element
+of its type (unknown -> ``structure:unknown``), arrays exactly where the element repeats
+(``structure:array``), each value of its type (``structure:type``) and primitive format
+(``structure:format``), no empty objects/arrays or nulls (ele-1, ``structure:empty``), min/max
+(``card:<element id>``), one type per choice (``structure:choice``), ``resourceType`` an R4
+resource (``structure:resourceType``), contained resources walked as resources, the core
+required bindings (``binding:<element id>``) and the core invariants (rule id = the key).
+"""
+
+from __future__ import annotations
+
+import calendar
+import math
+import re
+from typing import Any
+
+from fhir_iastm.validation import r4defs as defs
+from fhir_iastm.validation.context import ValidationContext
+from fhir_iastm.validation.r4defs import Element, Shape
+from fhir_iastm.validation.r4inv import run_core
+
+_INT_MIN, _INT_MAX = -(2**31), 2**31 - 1
+_INDEX = re.compile(r"\[\d+\]")
+_PRIMITIVES = defs.primitives()
+_DATED = frozenset({"date", "dateTime", "instant"})
+#: Elements walked by another stage (Bundle entries are validated one by one, with a resolver).
+_ELSEWHERE = frozenset({"Bundle.entry.resource"})
+
+
+class Walker:
+    """Walks one resource; issues go to ``ctx`` (paths relative to the resource)."""
+
+    __slots__ = ("ctx", "entries", "root", "shape_checks")
+
+    def __init__(
+        self, ctx: ValidationContext, *, shape_checks: bool = True, entries: bool = False
+    ) -> None:
+        self.ctx = ctx
+        self.shape_checks = shape_checks
+        self.entries = entries
+        #: (path, type) of the resource being walked: rule ids name elements from it
+        self.root = ("", "")
+
+    def error(self, code: str, path: str, message: str, rule: str) -> None:
+        """A structural error (suppressed when only invariants and bindings are wanted)."""
+        if self.shape_checks:
+            self.ctx.add("error", code, path, message, rule)
+
+    def resource(self, value: Any, path: str) -> None:
+        """A resource at ``path``: its type, its elements, its root invariants."""
+        rtype = value.get("resourceType") if isinstance(value, dict) else None
+        if not isinstance(value, dict) or not isinstance(rtype, str):
+            self.error(
+                "structure", path, "a resource needs a resourceType", "structure:resourceType"
+            )
+            return
+        if rtype not in defs.resource_types():
+            self.error(
+                "structure",
+                path,
+                f"unknown resource type {rtype!r}: not a FHIR R4 4.0.1 resource",
+                "structure:resourceType",
+            )
+            return
+        shape = defs.shape(rtype)
+        assert shape is not None  # every R4 resource type has a definition
+        outer, self.root = self.root, (path, rtype)
+        self.members(value, shape, path)
+        run_core(shape.constraints, value, path, None, self.ctx, contained=path != rtype)
+        self.root = outer
+
+    def element_id(self, path: str, name: str = "") -> str:
+        """The element id of a place in the resource, as profiles name it
+        (``Patient.name[0].use`` -> ``Patient.name.use``; inside a contained resource, from
+        that resource's type)."""
+        root_path, root_type = self.root
+        rest = _INDEX.sub("", path[len(root_path) :])
+        return f"{root_type}{rest}.{name}" if name else f"{root_type}{rest}"
+
+    def members(self, value: dict[str, Any], shape: Shape, path: str) -> None:
+        """Every property of an object (one type per choice), then min/max of the elements."""
+        choices: dict[str, str] = {}
+        for key, item in value.items():
+            if key == "resourceType" and shape.path == shape.type_name:
+                continue
+            base = key[1:] if key[:1] == "_" else key
+            element = shape.by_key.get(base)
+            if element is not None and len(element.keys) > 1:
+                first = choices.setdefault(element.id, base)
+                if first != base:
+                    self.error(
+                        "structure",
+                        f"{path}.{base}",
+                        f"{element.name} has one type only: {first} and {base}",
+                        "structure:choice",
+                    )
+            if element is None:
+                self.error(
+                    "structure",
+                    f"{path}.{key}",
+                    f"unknown element {key!r} in {shape.path} (FHIR R4 4.0.1)",
+                    "structure:unknown",
+                )
+            elif key[:1] == "_":
+                self.primitive_extras(key, item, element, value, path)
+            else:
+                self.property(key, item, element, value, path)
+        for element in shape.counted:
+            self.cardinality(value, element, path)
+
+    def property(
+        self, key: str, item: Any, element: Element, owner: dict[str, Any], path: str
+    ) -> None:
+        """One JSON property: array or single as the element repeats, then each value."""
+        code = element.keys[key]
+        if element.many:
+            if not isinstance(item, list):
+                self.error(
+                    "structure",
+                    f"{path}.{key}",
+                    f"{key} repeats: it must be an array",
+                    "structure:array",
+                )
+                item = [item]
+            elif not item:
+                self.error("structure", f"{path}.{key}", "empty array", "structure:empty")
+            extras = owner.get("_" + key)
+            for i, value in enumerate(item):
+                where = f"{path}.{key}[{i}]"
+                if value is None:
+                    ext = extras[i] if isinstance(extras, list) and i < len(extras) else None
+                    if ext is None:
+                        self.error("structure", where, "null in an array", "structure:empty")
+                    continue
+                self.value(value, element, code, where)
+        elif isinstance(item, list):
+            self.error(
+                "structure",
+                f"{path}.{key}",
+                f"{key} does not repeat: an array is not allowed",
+                "structure:array",
+            )
+        elif item is None:
+            self.error("structure", f"{path}.{key}", "null is not a value", "structure:empty")
+        else:
+            self.value(item, element, code, f"{path}.{key}")
+
+    def primitive_extras(
+        self, key: str, item: Any, element: Element, owner: dict[str, Any], path: str
+    ) -> None:
+        """``_status``: the id/extensions of a primitive value (an ``Element``)."""
+        if not defs.is_primitive(element.keys[key[1:]]):
+            self.error(
+                "structure", f"{path}.{key}", f"{key[1:]} is not a primitive", "structure:unknown"
+            )
+            return
+        items = item if isinstance(item, list) and element.many else [item]
+        shape = defs.shape("Element")
+        assert shape is not None
+        for i, value in enumerate(items):
+            where = f"{path}.{key}[{i}]" if element.many else f"{path}.{key}"
+            if value is None and element.many:
+                continue
+            if isinstance(value, dict):
+                self.complex(value, shape, where, ())
+            else:
+                self.error("structure", where, "expected an object", "structure:type")
+        del owner
+
+    def value(self, value: Any, element: Element, code: str, path: str) -> None:
+        """One value of an element, checked as its type."""
+        if code in _PRIMITIVES:
+            self.primitive(value, code, path)
+            if element.valueset is not None and isinstance(value, str):
+                self.code_binding(value, element, path)
+            if element.constraints:  # Narrative.div's txt-1, txt-2
+                run_core(element.constraints, value, path, code, self.ctx)
+        elif code == "Resource":
+            if element.id not in _ELSEWHERE or self.entries:
+                self.resource(value, path)
+        else:
+            shape = defs.shape(element.children or code)
+            if shape is None:  # a type code the table does not define: never in R4 4.0.1
+                self.error("structure", path, f"unknown type {code}", "structure:type")
+                return
+            self.complex(value, shape, path, element.constraints)
+            if element.valueset is not None and isinstance(value, dict):
+                self.coded_binding(value, code, element, path)
+
+    def complex(self, value: Any, shape: Shape, path: str, constraints: tuple[str, ...]) -> None:
+        """An object of a complex type or backbone element, then its invariants."""
+        if not isinstance(value, dict):
+            self.error("structure", path, f"expected an object ({shape.path})", "structure:type")
+            return
+        if not value or (len(value) == 1 and "id" in value):
+            self.error(
+                "structure",
+                path,
+                "ele-1: an element needs a value or children",
+                "structure:empty",
+            )
+            return
+        before = len(self.ctx.issues)
+        self.members(value, shape, path)
+        if len(self.ctx.issues) != before:  # a data type's invariants judge well-formed data only
+            return
+        type_name = None if shape.path != shape.type_name else shape.type_name
+        if constraints:
+            run_core(constraints, value, path, type_name or shape.path, self.ctx)
+        if type_name is not None and shape.constraints:
+            run_core(shape.constraints, value, path, type_name, self.ctx)
+
+    def primitive(self, value: Any, code: str, path: str) -> None:
+        """JSON type, range and the spec's regex of a primitive value."""
+        kind = defs.json_kind(code)
+        if kind == defs.BOOLEAN:
+            ok = isinstance(value, bool)
+        elif kind == defs.INTEGER:
+            ok = isinstance(value, int) and not isinstance(value, bool)
+            ok = ok and _INT_MIN <= value <= _INT_MAX
+        elif kind == defs.DECIMAL:
+            ok = isinstance(value, int | float) and not isinstance(value, bool)
+            ok = ok and math.isfinite(value)
+        else:
+            ok = isinstance(value, str)
+        if not ok:
+            self.error("structure", path, f"{_show(value)} is not a valid {code}", "structure:type")
+            return
+        if kind == defs.DECIMAL:
+            return
+        pattern = defs.primitive_pattern(code)
+        text = value if kind == defs.STRING else str(value).lower()
+        if pattern is not None and not pattern.fullmatch(text):
+            self.error("value", path, f"{_show(value)} is not a valid {code}", "structure:format")
+        elif code in _DATED and not _real_day(text):
+            self.error("value", path, f"{_show(value)} is not a calendar date", "structure:format")
+
+    def code_binding(self, value: str, element: Element, path: str) -> None:
+        """A ``code`` element bound (required) to a core ValueSet."""
+        codes = defs.valueset_codes(str(element.valueset))
+        if codes is not None and value not in codes[0]:
+            self.ctx.add(
+                "error",
+                "code-invalid",
+                path,
+                f"{value!r} is not in the required ValueSet {element.valueset}",
+                f"binding:{self.element_id(path)}",
+            )
+
+    def coded_binding(self, value: dict[str, Any], code: str, element: Element, path: str) -> None:
+        """A Coding / CodeableConcept bound (required) to a core ValueSet: some coding in it."""
+        codes = defs.valueset_codes(str(element.valueset))
+        if codes is None or code not in ("Coding", "CodeableConcept"):
+            return
+        codings = value.get("coding") if code == "CodeableConcept" else [value]
+        if not isinstance(codings, list) or not codings:
+            return  # text only: nothing coded to check
+        pairs = {
+            (c.get("system"), c.get("code"))
+            for c in codings
+            if isinstance(c, dict)
+            and isinstance(c.get("system"), str)
+            and isinstance(c.get("code"), str)
+        }
+        if not pairs & codes[1]:
+            self.ctx.add(
+                "error",
+                "code-invalid",
+                path,
+                f"no coding is in the required ValueSet {element.valueset}",
+                f"binding:{self.element_id(path)}",
+            )
+
+    def cardinality(self, value: dict[str, Any], element: Element, path: str) -> None:
+        """min/max of one element."""
+        present = [k for k in element.keys if k in value or "_" + k in value]
+        if not present:
+            if element.min > 0:
+                self.error(
+                    "required",
+                    path,
+                    f"{element.id}: minimum required = {element.min}, but only found 0",
+                    f"card:{self.element_id(path, element.name)}",
+                )
+            return
+        if not element.many or (element.min <= 1 and element.max is None):
+            return
+        item = value.get(present[0]) or value.get("_" + present[0])
+        count = len(item) if isinstance(item, list) else 1
+        if count < element.min or (element.max is not None and count > element.max):
+            self.error(
+                "structure",
+                path,
+                f"{element.id}: {count} found, allowed {element.min}..{element.max or '*'}",
+                f"card:{self.element_id(path, element.name)}",
+            )
+
+
+def _real_day(text: str) -> bool:
+    """A day that exists (the regexes allow 2025-02-30); year or month precision passes."""
+    if len(text) < 10:
+        return True
+    year, month, day = int(text[0:4]), int(text[5:7]), int(text[8:10])
+    return day <= calendar.monthrange(year, month)[1]
+
+
+def _show(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def check_r4(
+    resource: dict[str, Any],
+    ctx: ValidationContext,
+    *,
+    shape_checks: bool = True,
+    entries: bool = False,
+) -> None:
+    """Walk one resource by the R4 definitions (``entries``: walk ``Bundle.entry.resource`` too;
+    without, the Bundle stage validates each entry). ``shape_checks=False`` keeps only the core
+    required bindings and invariants (for resources built through models, e.g. the mapper's)."""
+    Walker(ctx, shape_checks=shape_checks, entries=entries).resource(
+        resource,
+        str(resource.get("resourceType"))
+        if isinstance(resource.get("resourceType"), str)
+        else "Resource",
+    )
+
+
+__all__ = ["Walker", "check_r4"]
