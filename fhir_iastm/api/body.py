@@ -14,7 +14,7 @@ import time
 from typing import IO, Any
 
 from flask import current_app, request
-from werkzeug.exceptions import RequestEntityTooLarge, UnsupportedMediaType
+from werkzeug.exceptions import ClientDisconnected, RequestEntityTooLarge, UnsupportedMediaType
 
 from fhir_iastm.errors import IastmError, Issue
 from fhir_iastm.jsonin import JsonInputError, JsonLimits, parse
@@ -57,8 +57,12 @@ def read_body(limit: int, timeout_s: float) -> bytes:
     while True:
         try:
             block = stream.read(min(BLOCK, limit + 1 - size))
-        except TimeoutError:
-            raise BodyTimeoutError(f"the body did not arrive within {timeout_s:g} s") from None
+        except (TimeoutError, ClientDisconnected) as exc:
+            # a socket timeout (fhir_iastm.serving) reaches us as is or wrapped by werkzeug
+            if isinstance(exc, TimeoutError) or isinstance(exc.__context__, TimeoutError):
+                raise BodyTimeoutError(
+                    f"the body did not arrive within {timeout_s:g} s") from None
+            raise
         if not block:
             return b"".join(parts)
         parts.append(block)
