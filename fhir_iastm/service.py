@@ -111,6 +111,16 @@ def configured_client(settings: Settings) -> FhirClient | None:
     return make_client(settings.fhir_base_url, settings.fhir_token)
 
 
+#: The outbox worker's client retries once, briefly: the worker's per-entry backoff and its
+#: circuit breaker (``sync.circuit``) wait out a dead server, not each request.
+WORKER_RETRY = RetryPolicy(max_attempts=2, base_delay=0.25, max_delay=1.0)
+
+
+def worker_client(base_url: str, token: str | None = None) -> FhirClient:
+    """The client of an outbox worker (``WORKER_RETRY``)."""
+    return make_client(base_url, token, retry=WORKER_RETRY)
+
+
 def make_pusher(client: FhirClient, settings: MappingSettings | None = None) -> Pusher:
     """``push(record, last_pushed) -> PushOutcome`` bound to one client (the worker's ``push``)."""
     settings = settings or MappingSettings()
@@ -232,4 +242,5 @@ __all__ = [
     "push_many",
     "save_record",
     "upload_profiles",
+    "worker_client",
 ]

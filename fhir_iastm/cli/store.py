@@ -15,7 +15,7 @@ from typing import IO, Any
 
 import click
 
-from fhir_iastm.cli.io import EXIT_INVALID
+from fhir_iastm.cli.io import EXIT_INVALID, EXIT_SERVER
 from fhir_iastm.cli.options import (
     canonical_base_option,
     database_option,
@@ -136,38 +136,64 @@ def serve_command(host: str, port: int, debug: bool) -> None:
               help="Push under the canonical base although the store's sessions were pushed "
                    "under another one: a deliberate migration, docs/canonical-base.md (default: "
                    "IASTM_ALLOW_CANONICAL_BASE_CHANGE).")
+@click.option("--max-attempts", default=None, type=click.IntRange(min=1),
+              help="Attempts per entry before the dead letter (default: IASTM_WORKER_MAX_ATTEMPTS, "
+                   "8).")
+@click.option("--backoff-base", default=None, type=click.FloatRange(min=0.0, min_open=True),
+              help="Seconds before an entry's first retry, doubling after each (default: "
+                   "IASTM_WORKER_BACKOFF_BASE_S, 2).")
+@click.option("--backoff-cap", default=None, type=click.FloatRange(min=0.0, min_open=True),
+              help="Longest wait between an entry's retries (default: "
+                   "IASTM_WORKER_BACKOFF_CAP_S, 600).")
 def worker_command(database_url: str | None, fhir_base_url: str | None, fhir_token: str | None,
                    once: bool, poll_interval: float, worker_id: str | None,
                    lease_seconds: float | None, canonical_base: str | None,
-                   allow_canonical_base_change: bool) -> None:
+                   allow_canonical_base_change: bool, max_attempts: int | None,
+                   backoff_base: float | None, backoff_cap: float | None) -> None:
     """Drain the push outbox to the FHIR server (several workers may share one PostgreSQL).
 
     Exit 1 when the canonical base differs from the one the store's sessions were pushed under.
+    While the server is down the worker claims nothing and probes it at growing delays; with
+    --once it then stops at once and exits 3. A 401/403 pauses pushing (exit 3 with --once).
     """
     from fhir_iastm.errors import ConfigError
     from fhir_iastm.logging import configure_logging
-    from fhir_iastm.service import make_client, make_pusher, mapping_settings
+    from fhir_iastm.service import make_pusher, mapping_settings, worker_client
+    from fhir_iastm.sync.circuit import Backoff, Circuit
     from fhir_iastm.sync.worker import run_worker
 
     settings = load_settings(database_url=database_url, fhir_base_url=fhir_base_url,
                              fhir_token=fhir_token, canonical_base=canonical_base,
                              allow_canonical_base_change=allow_canonical_base_change or None)
-    client = make_client(require_server(settings), settings.fhir_token)
+    client = worker_client(require_server(settings), settings.fhir_token)
     configure_logging()
+    settings = settings.override(worker_max_attempts=max_attempts,
+                                 worker_backoff_base_s=backoff_base,
+                                 worker_backoff_cap_s=backoff_cap)
     store = _store(settings)
     mapping = mapping_settings(settings)
     lease: dict[str, Any] = {} if lease_seconds is None else {"lease_seconds": lease_seconds}
+    backoff = Backoff(base=settings.worker_backoff_base_s, cap=settings.worker_backoff_cap_s)
+    circuit = Circuit(threshold=settings.circuit_threshold,
+                      probe=Backoff(base=1.0, cap=settings.circuit_probe_cap_s))
     try:
         stats = run_worker(store, make_pusher(client, mapping), worker_id=worker_id, once=once,
                            poll_interval=poll_interval, canonical_base=mapping.base,
                            allow_canonical_base_change=settings.allow_canonical_base_change,
-                           **lease)
+                           max_attempts=settings.worker_max_attempts, backoff=backoff,
+                           circuit=circuit, **lease)
     except ConfigError as exc:
         click.echo(f"Error: {exc.message}", err=True)
         sys.exit(EXIT_INVALID)
     finally:
         store.close()
     click.echo(json.dumps(dataclasses.asdict(stats)), err=True)
+    if once and stats.circuit != "closed":
+        reason = ("refused the credentials (401/403)" if stats.circuit == "paused"
+                  else "is unreachable or failing (connection, timeout, 429/5xx)")
+        click.echo(f"fhir-iastm worker: the FHIR server {reason}; queued entries keep their "
+                   "attempts and wait", err=True)
+        sys.exit(EXIT_SERVER)
 
 
 @click.command("export")
