@@ -8,8 +8,9 @@ server; "down" closes it (connections refused). Phase 1 (down): ``worker --once`
 it (timed, circuit starting half-open), then a polling worker for ``--down-seconds``: its claims
 and push attempts are counted. Baseline in the same run: the behaviour before the circuit breaker
 (a circuit that never opens, so every failure counts against its entry, and the default client
-retry budget of 5 attempts per push), polling for as long, on a copy of the same queue. Phase 2 (up): a polling worker drains ``--push`` entries
-(default: all) to the server; every session is then counted on the server by identifier
+retry budget of 5 attempts per push), polling for as long, on a copy of the same queue.
+Phase 2 (up): a polling worker drains ``--push`` entries (default: all) to the server; every
+session is then counted on the server by identifier
 (exactly once), and dead letters are counted (none expected).
 
 Pushing 10,000 sessions needs ~2.2 GB of HAPI heap (about 220 KB a session): on a shared test
