@@ -62,6 +62,21 @@ def _object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return marked
 
 
+_DECODER = json.JSONDecoder(object_pairs_hook=_object)
+
+
+def parse_at(text: str, pos: int, limits: JsonLimits = DEFAULT_LIMITS) -> tuple[Any, int]:
+    """The JSON value starting at ``text[pos]`` and the index after it (for a stream of values).
+    ``json.JSONDecodeError`` when the text there is malformed or incomplete; ``JsonInputError``
+    when the value is out of bounds."""
+    try:
+        value, end = _DECODER.raw_decode(text, pos)
+    except RecursionError:
+        raise JsonInputError(f"JSON nested deeper than {limits.max_depth} levels") from None
+    check(value, limits)
+    return value, end
+
+
 def decode(data: bytes, source: str = "the input") -> str:
     """UTF-8 text of ``data`` (a leading byte order mark dropped); else a JsonInputError naming
     ``source`` and the byte offset of the first byte that is not UTF-8."""
@@ -84,15 +99,18 @@ def parse(text: str | bytes, limits: JsonLimits = DEFAULT_LIMITS,
     elif text.startswith("\ufeff"):
         text = text[1:]
     try:
-        value = json.loads(text, object_pairs_hook=_object)
+        value = _DECODER.decode(text)
     except RecursionError:
         raise JsonInputError(f"JSON nested deeper than {limits.max_depth} levels") from None
     except json.JSONDecodeError as exc:
-        raise JsonInputError(
-            f"malformed JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
-        ) from None
+        raise JsonInputError(malformed(exc)) from None
     check(value, limits)
     return value
+
+
+def malformed(exc: json.JSONDecodeError, first_line: int = 1) -> str:
+    """'malformed JSON: <what> at line L column C' (lines counted from ``first_line``)."""
+    return f"malformed JSON: {exc.msg} at line {exc.lineno + first_line - 1} column {exc.colno}"
 
 
 def _path(parent: str, step: str | int) -> str:
@@ -137,4 +155,7 @@ def check(value: Any, limits: JsonLimits = DEFAULT_LIMITS) -> None:
             stack.append((child, _path(where, step), depth + 1))
 
 
-__all__ = ["DEFAULT_LIMITS", "JsonInputError", "JsonLimits", "check", "decode", "parse"]
+__all__ = [
+    "DEFAULT_LIMITS", "JsonInputError", "JsonLimits", "check", "decode", "malformed", "parse",
+    "parse_at",
+]

@@ -8,14 +8,24 @@ Layer: edge. Settings come from the same ``IASTM_*`` environment as the HTTP ser
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import sys
 from dataclasses import replace
+from pathlib import Path
 from typing import IO, Any
 
 import click
 
-from fhir_iastm.cli.io import EXIT_INVALID, EXIT_SERVER
+from fhir_iastm.cli.io import (
+    EXIT_INVALID,
+    EXIT_SERVER,
+    EXIT_STORE,
+    Run,
+    emit_result,
+    label,
+    store_errors,
+)
 from fhir_iastm.cli.options import (
     canonical_base_option,
     database_option,
@@ -26,10 +36,22 @@ from fhir_iastm.cli.options import (
 from fhir_iastm.config import Settings, variables
 
 
-def _store(settings: Settings) -> Any:
+def _store(settings: Settings, *, existing: bool = False) -> Any:
+    """The migrated store; with ``existing``, a SQLite file that is not there is an error (exit 4)
+    instead of a new empty database (a mistyped path must not look like an empty store)."""
+    from sqlalchemy.engine import make_url
+
     from fhir_iastm.storage import Store
 
-    store = Store(settings.database_url)
+    url = settings.database_url
+    parsed = make_url(url)
+    if existing and parsed.get_backend_name() == "sqlite":
+        path = parsed.database or ""
+        if not path or path == ":memory:" or not Path(path).is_file():
+            click.echo(f"fhir-iastm: no database at {path or 'memory'!r} (create one with "
+                       "init-db or import)", err=True)
+            sys.exit(EXIT_STORE)
+    store = Store(url)
     store.migrate()
     return store
 
@@ -57,6 +79,7 @@ def _index(database_url: str | None, *, everything: bool) -> int:
 
 @click.command("init-db")
 @database_option
+@store_errors
 def init_db_command(database_url: str | None) -> None:
     """Create or upgrade the store's schema (Alembic), then index the FHIR resources of every
     record stored before the facade's tables existed."""
@@ -74,15 +97,16 @@ def reindex_command(database_url: str | None) -> None:
 
 
 @click.command("import")
-@click.argument("files", nargs=-1, required=True, type=click.File("r", encoding="utf-8"))
+@click.argument("files", nargs=-1, required=True, type=click.File("rb"))
 @database_option
-def import_command(files: tuple[IO[str], ...], database_url: str | None) -> None:
+@store_errors
+def import_command(files: tuple[IO[bytes], ...], database_url: str | None) -> None:
     """Store record(s) from FILES exactly as ``POST /api/sessions`` would, queueing their push.
 
-    One JSON line per record on stdout (created / new-version / unchanged, or the error's
-    OperationOutcome); exit 1 if any record was rejected.
+    One JSON line per record on stdout as it is stored (created / new-version / unchanged, or
+    the error's OperationOutcome; with its "input": file, line, item), then a summary on stderr;
+    exit 1 if any record was rejected, 4 if the database failed.
     """
-    from fhir_iastm.cli.io import read_documents
     from fhir_iastm.errors import IastmError, operation_outcome
     from fhir_iastm.records import check_record
     from fhir_iastm.service import mapping_settings, save_record
@@ -90,24 +114,29 @@ def import_command(files: tuple[IO[str], ...], database_url: str | None) -> None
     settings = load_settings(database_url=database_url)
     store = _store(settings)
     mapping = mapping_settings(settings)
-    failed = False
-    for stream in files:
-        items, _single = read_documents(stream)
-        for item in items:
-            record, issues = check_record(item)
-            line: dict[str, Any] = {"session_id": (item or {}).get("session_id")
-                                    if isinstance(item, dict) else None}
-            try:
-                if record is None:
-                    raise IastmError("invalid record", [i for i in issues if i.is_error])
-                result = save_record(store, record, item, mapping, actor="cli")
-                line.update(status=result.status, record_version=result.record_version)
-            except IastmError as exc:
-                failed = True
-                line.update(status="rejected", operationOutcome=operation_outcome(exc.issues))
-            click.echo(json.dumps(line))
+    run = Run("import", files)
+    for item in run.items():
+        line: dict[str, Any] = {"session_id": item.value.get("session_id")
+                                if isinstance(item.value, dict) else None,
+                                "input": item.source.to_json()}
+        try:
+            if item.issue is not None:
+                raise IastmError(item.issue.diagnostics or "unreadable", [item.issue])
+            record, issues = check_record(item.value)
+            if record is None:
+                raise IastmError("invalid record", [i for i in issues if i.is_error])
+            result = save_record(store, record, item.value, mapping, actor="cli")
+            line.update(status=result.status, record_version=result.record_version)
+        except IastmError as exc:
+            where = label(item.source, item.value)
+            issues = [dataclasses.replace(i, diagnostics=f"{where}: {i.diagnostics or ''}")
+                      for i in exc.issues]
+            line.update(status="rejected", operationOutcome=operation_outcome(issues))
+        run.count(line["status"])
+        emit_result(line, False)
     store.close()
-    if failed:
+    run.summary()
+    if run.counts["rejected"]:
         sys.exit(EXIT_INVALID)
 
 
@@ -145,6 +174,7 @@ def serve_command(host: str, port: int, debug: bool) -> None:
 @click.option("--backoff-cap", default=None, type=click.FloatRange(min=0.0, min_open=True),
               help="Longest wait between an entry's retries (default: "
                    "IASTM_WORKER_BACKOFF_CAP_S, 600).")
+@store_errors
 def worker_command(database_url: str | None, fhir_base_url: str | None, fhir_token: str | None,
                    once: bool, poll_interval: float, worker_id: str | None,
                    lease_seconds: float | None, canonical_base: str | None,
@@ -196,26 +226,54 @@ def worker_command(database_url: str | None, fhir_base_url: str | None, fhir_tok
         sys.exit(EXIT_SERVER)
 
 
+#: Resource types that several sessions share (one per clinic, therapist, patient): export
+#: remembers a digest of each one written (memory grows with patients, not sessions).
+SHARED_TYPES = frozenset({"Organization", "Practitioner", "PractitionerRole", "Patient",
+                          "Device", "Location"})
+
+
 @click.command("export")
 @database_option
+@store_errors
 def export_command(database_url: str | None) -> None:
-    """Every stored session's FHIR resources as NDJSON on stdout (streamed, constant memory)."""
+    """Every stored session's FHIR resources as NDJSON on stdout (streamed, constant memory).
+
+    A resource shared by sessions (the clinic's Organization, a therapist, a patient) is
+    written once while it is the same; a changed version is written again. The database must
+    exist (a mistyped SQLite path is exit 4, not an empty export).
+    """
     from fhir_iastm.facade import stored_resources
     from fhir_iastm.mapping import to_fhir
     from fhir_iastm.records.model import SessionRecord, from_dict
     from fhir_iastm.service import mapping_settings
 
     config = load_settings(database_url=database_url)
-    store, settings = _store(config), mapping_settings(config)
+    store, settings = _store(config, existing=True), mapping_settings(config)
     out = sys.stdout
+    seen: set[bytes] = set()
+    sessions = resources = 0
+    tty = sys.stderr.isatty()
     for stored in store.iter_records():
         # stored bodies were validated when they were saved: rebuild, don't re-validate
         record = from_dict(SessionRecord, stored.body)
         bundle = to_fhir(record, replace(settings, record_hash=stored.record_hash))
+        sessions += 1
         for resource in stored_resources(bundle):
-            out.write(json.dumps(resource, separators=(",", ":")))
+            text = json.dumps(resource, separators=(",", ":"))
+            if resource.get("resourceType") in SHARED_TYPES:
+                key = hashlib.sha256(text.encode()).digest()
+                if key in seen:
+                    continue
+                seen.add(key)
+            resources += 1
+            out.write(text)
             out.write("\n")
+        if tty and sessions % 100 == 0:
+            sys.stderr.write(f"\rexport: {sessions} sessions\x1b[K")
     store.close()
+    if tty:
+        sys.stderr.write("\r\x1b[K")
+    click.echo(f"export: {sessions} sessions, {resources} resources", err=True)
 
 
 @click.command("config")
