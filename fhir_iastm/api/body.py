@@ -16,27 +16,11 @@ from typing import IO, Any
 from flask import current_app, request
 from werkzeug.exceptions import ClientDisconnected, RequestEntityTooLarge, UnsupportedMediaType
 
-from fhir_iastm.errors import IastmError, Issue
+from fhir_iastm.errors import BadBodyError, BodyTimeoutError, Issue
 from fhir_iastm.jsonin import JsonInputError, JsonLimits, parse
 
 JSON_TYPES = ("application/json", "application/fhir+json")
 BLOCK = 64 * 1024
-
-
-class BadBodyError(IastmError):
-    """The body is not acceptable JSON (HTTP 400); the issue names where."""
-
-    code = "E_BAD_REQUEST"
-    http_status = 400
-    issue_type = "structure"
-
-
-class BodyTimeoutError(IastmError):
-    """The client did not send the whole body in time (HTTP 408)."""
-
-    code = "E_TIMEOUT"
-    http_status = 408
-    issue_type = "timeout"
 
 
 def _stream() -> IO[bytes]:
@@ -91,4 +75,4 @@ def json_body() -> Any:
         ]) from None
 
 
-__all__ = ["JSON_TYPES", "BadBodyError", "BodyTimeoutError", "json_body", "read_body"]
+__all__ = ["JSON_TYPES", "json_body", "read_body"]

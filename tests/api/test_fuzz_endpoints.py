@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -23,7 +22,7 @@ from flask import Flask
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from fhir_iastm.api import create_app
+from tests.api.support import sqlite_app, stored_rows
 from tests.strategies import example
 
 MAX_EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "400"))
@@ -38,25 +37,16 @@ PARAMS = ["patient", "subject", "date", "code", "identifier", "_count", "_offset
 
 @pytest.fixture(scope="module")
 def app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Flask]:
-    db = Path(tmp_path_factory.mktemp("fuzz-all")) / "db.sqlite"
-    app = create_app({"DATABASE_URL": f"sqlite:///{db}", "API_TOKENS": None,
-                      "FHIR_BASE_URL": None})
+    app = sqlite_app(Path(tmp_path_factory.mktemp("fuzz-all")) / "db.sqlite")
     for name in ("good-01", "good-06", "good-07"):
         assert app.test_client().post("/api/sessions", json=example(name)).status_code == 201
     yield app
     app.extensions["fhir_iastm"].store.close()
 
 
-def snapshot(app: Flask) -> list[str]:
-    """Every stored row but the audit log's (reads are audited by design)."""
-    url = app.extensions["fhir_iastm"].settings["DATABASE_URL"]
-    with sqlite3.connect(url.removeprefix("sqlite:///")) as db:
-        return [line for line in db.iterdump() if 'INTO "audit"' not in line]
-
-
 def check(app: Flask, method: str, url: str, body: bytes | None = None,
           content_type: str = "application/json") -> int:
-    before = snapshot(app)
+    before = stored_rows(app)
     client = app.test_client()
     response = (client.get(url) if method == "GET" else
                 client.post(url, data=body, content_type=content_type))
@@ -69,7 +59,7 @@ def check(app: Flask, method: str, url: str, body: bytes | None = None,
         assert all(i["severity"] in ("error", "fatal") for i in outcome["issue"]), label
         assert "Traceback" not in response.get_data(as_text=True), label
     if response.status_code >= 400 or method == "GET" or "$validate" in url:
-        assert snapshot(app) == before, f"{label} changed stored data"
+        assert stored_rows(app) == before, f"{label} changed stored data"
     return response.status_code
 
 

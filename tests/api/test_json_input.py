@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import io
 import json
-import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,8 +13,8 @@ from typing import Any
 import pytest
 from flask import Flask
 
-from fhir_iastm.api import create_app
 from fhir_iastm.jsonin import JsonInputError, JsonLimits, decode, parse
+from tests.api.support import sqlite_app, stored_rows
 from tests.strategies import example
 
 FHIR_JSON = "application/fhir+json"
@@ -65,17 +64,9 @@ def test_bytes_that_are_not_utf8_are_named_by_byte_offset(data: bytes, offset: i
 
 @pytest.fixture
 def app(tmp_path: Path) -> Iterator[Flask]:
-    app = create_app({"DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite'}", "API_TOKENS": None,
-                      "FHIR_BASE_URL": None})
+    app = sqlite_app(tmp_path / "db.sqlite")
     yield app
     app.extensions["fhir_iastm"].store.close()
-
-
-def stored(app: Flask) -> list[str]:
-    """Every row of every table but the audit log (reads are audited), as SQL text."""
-    url = app.extensions["fhir_iastm"].settings["DATABASE_URL"]
-    with sqlite3.connect(url.removeprefix("sqlite:///")) as db:
-        return [line for line in db.iterdump() if 'INTO "audit"' not in line]
 
 
 def assert_outcome(response: Any, status: int, where: str | None = None) -> str:
@@ -109,10 +100,10 @@ def test_hostile_bodies_are_400_and_change_nothing(app: Flask, url: str, text: s
                                                    where: str | None) -> None:
     client = app.test_client()
     assert client.post("/api/sessions", json=example("good-07")).status_code == 201
-    before = stored(app)
+    before = stored_rows(app)
     response = client.post(url, data=text, content_type="application/json")
     assert_outcome(response, 400, where)
-    assert stored(app) == before
+    assert stored_rows(app) == before
 
 
 def test_duplicate_key_is_not_last_one_wins(app: Flask) -> None:
@@ -156,8 +147,7 @@ def chunked(app: Flask, url: str, data: bytes) -> Any:
 
 @pytest.mark.parametrize("url", JSON_ENDPOINTS)
 def test_chunked_body_over_the_limit_is_413_not_cut_and_parsed(tmp_path: Path, url: str) -> None:
-    app = create_app({"DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite'}", "API_TOKENS": None,
-                      "MAX_BODY_BYTES": 4096})
+    app = sqlite_app(tmp_path / "db.sqlite", MAX_BODY_BYTES=4096)
     record = example("good-01") | {"notes": "x" * 5000}
     assert_outcome(chunked(app, url, json.dumps(record).encode()), 413)
     small = json.dumps(example("good-01")).encode()
