@@ -48,7 +48,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     env = {**os.environ, "PORT": str(port), "DATABASE_URL": f"sqlite:///{tmp / 'db.sqlite'}",
            "IASTM_CLIENT_TIMEOUT_S": str(CLIENT_TIMEOUT_S), "HOME": str(tmp)}
     for name in ("IASTM_DATABASE_URL", "IASTM_API_TOKENS", "IASTM_FHIR_BASE_URL",
-                 "WEB_CONCURRENCY", "IASTM_WEB_THREADS"):
+                 "WEB_CONCURRENCY", "IASTM_WEB_THREADS", "XDG_RUNTIME_DIR"):
         env.pop(name, None)
     out, err = tmp / "stdout.log", tmp / "stderr.log"
     with out.open("wb") as stdout, err.open("wb") as stderr:
@@ -64,12 +64,13 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
             except OSError:
                 assert time.monotonic() < deadline, "gunicorn did not start"
                 time.sleep(0.2)
+        # gunicorn's default control socket is $HOME/.gunicorn/gunicorn.ctl, shared by every
+        # instance of a user: there must be none
+        assert not (tmp / ".gunicorn").exists(), "a control socket"
         yield Server(port, out, err)
     finally:
         proc.terminate()
         proc.wait(timeout=30)
-    assert not list(tmp.glob("*.ctl")), "a control socket"
-    assert not list(tmp.glob(".gunicorn*")), "a control socket"
 
 
 def get(port: int, path: str, timeout: float = 3) -> tuple[int, bytes]:
