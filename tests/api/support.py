@@ -4,20 +4,21 @@ from __future__ import annotations
 
 import sqlite3
 from pathlib import Path
+from typing import Any
 
 from flask import Flask
 
 from fhir_iastm.api import create_app
+from fhir_iastm.config import Settings
 
 
-def sqlite_app(path: Path, **config: object) -> Flask:
+def sqlite_app(path: Path, **settings: Any) -> Flask:
     """The service on the SQLite file ``path``, open, with no FHIR server."""
-    return create_app({"DATABASE_URL": f"sqlite:///{path}", "API_TOKENS": None,
-                       "FHIR_BASE_URL": None, **config})
+    return create_app(Settings(database_url=f"sqlite:///{path}", **settings))
 
 
 def stored_rows(app: Flask) -> list[str]:
     """Every stored row but the audit log's (reads are audited by design), as SQL text."""
-    url = app.extensions["fhir_iastm"].settings["DATABASE_URL"]
+    url = app.extensions["fhir_iastm"].settings.database_url
     with sqlite3.connect(url.removeprefix("sqlite:///")) as db:
         return [line for line in db.iterdump() if 'INTO "audit"' not in line]

@@ -32,7 +32,8 @@ FHIR_JSON = "application/fhir+json"
 TYPES = ["Procedure", "Condition", "Observation", "Patient", "Practitioner", "Organization",
          "Encounter", "StructureDefinition", "ValueSet", "Bundle", "$validate", "metadata", ""]
 PARAMS = ["patient", "subject", "date", "code", "identifier", "_count", "_offset", "_format",
-          "limit", "cursor", "since", "status", "sync", "version", "profile", "x"]
+          "limit", "cursor", "since", "status", "sync", "version", "profile", "x", "_id", "_sort",
+          "_cursor", "_lastUpdated", "_include", "_revinclude", "_summary", "_elements"]
 
 
 @pytest.fixture(scope="module")
@@ -64,7 +65,8 @@ def check(app: Flask, method: str, url: str, body: bytes | None = None,
 
 
 segment = st.one_of(
-    st.sampled_from(["RBPT-2025-000311", "iastm-proc-RBPT-2025-000311", "..", "%00", "a" * 300]),
+    st.sampled_from(["RBPT-2025-000311", "iastm-proc-RBPT-2025-000311", "..", "%00", "a" * 300,
+                     "_history", "_search"]),
     st.text(min_size=1, max_size=40),
 )
 query = st.lists(st.tuples(st.sampled_from(PARAMS), st.text(max_size=40)), max_size=4)

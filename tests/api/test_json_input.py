@@ -147,7 +147,7 @@ def chunked(app: Flask, url: str, data: bytes) -> Any:
 
 @pytest.mark.parametrize("url", JSON_ENDPOINTS)
 def test_chunked_body_over_the_limit_is_413_not_cut_and_parsed(tmp_path: Path, url: str) -> None:
-    app = sqlite_app(tmp_path / "db.sqlite", MAX_BODY_BYTES=4096)
+    app = sqlite_app(tmp_path / "db.sqlite", max_body_bytes=4096)
     record = example("good-01") | {"notes": "x" * 5000}
     assert_outcome(chunked(app, url, json.dumps(record).encode()), 413)
     small = json.dumps(example("good-01")).encode()
