@@ -5,7 +5,7 @@ read or ``$validate``, changes what is stored.
 The schema-driven fuzz of the documented records API is ``test_openapi_fuzz.py``; this one adds
 what a schema does not describe: the facade, raw bodies (bytes that are not UTF-8, surrogates,
 duplicate keys, deep nesting, mutated records), and path and query values of any text.
-``FUZZ_EXAMPLES`` scales the bound of each test (default 400; README records the count run).
+``FUZZ_EXAMPLES`` scales the bound of each test (default 150; README records the count run).
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from hypothesis import strategies as st
 from tests.api.support import sqlite_app, stored_rows
 from tests.strategies import example
 
-MAX_EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "400"))
+MAX_EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "150"))
 FUZZ = settings(max_examples=MAX_EXAMPLES, deadline=None, database=None,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 FHIR_JSON = "application/fhir+json"
