@@ -38,7 +38,8 @@ from fhir_iastm.logging import configure_logging  # noqa: E402
 from fhir_iastm.records import load_record  # noqa: E402
 from fhir_iastm.service import make_client, make_pusher, worker_client  # noqa: E402
 from fhir_iastm.storage import Store  # noqa: E402
-from fhir_iastm.sync.circuit import CLOSED, Backoff, Circuit  # noqa: E402
+from fhir_iastm.backoff import Backoff  # noqa: E402
+from fhir_iastm.sync.circuit import CLOSED, Circuit  # noqa: E402
 from fhir_iastm.sync.worker import Worker  # noqa: E402
 from tests.integration.e2e_support import PUSHABLE, HapiCounter, batch  # noqa: E402
 from tests.integration.tcp_proxy import TcpProxy  # noqa: E402

@@ -32,7 +32,8 @@ sys.path.insert(0, str(ROOT))
 from sqlalchemy import text  # noqa: E402
 
 from fhir_iastm.records import load_record  # noqa: E402
-from fhir_iastm.storage import PushOutcome, Store  # noqa: E402
+from fhir_iastm.storage import Store  # noqa: E402
+from fhir_iastm.sync.outcome import PushOutcome  # noqa: E402
 from fhir_iastm.sync.worker import run_worker  # noqa: E402
 
 EXAMPLE = ROOT / "tests" / "data" / "examples" / "good-01-lateral-epicondylitis-graston.json"
@@ -40,7 +41,7 @@ TABLES = "records, record_versions, sync_state, outbox, audit"
 
 
 def noop_push(record: Any, last: Any) -> PushOutcome:
-    return PushOutcome("pushed")
+    return PushOutcome("pushed", record.session_id, record.record_version)
 
 
 def light_load(body: dict[str, Any]) -> Any:

@@ -1,16 +1,31 @@
 """fhir-iastm: map IASTM physical-therapy session records to FHIR R4 and back.
 
-Layers (enforced by ``tests/test_layering.py``):
+The layers, top to bottom (the only place this table is written; each package's ``__init__``
+states its own rule in one sentence). A layer imports only the layers below it; the import-linter
+contracts of ``pyproject.toml`` enforce the table and ``tests/test_import_contracts.py`` runs them.
 
-* **Core** — ``errors``, ``records``, ``mapping``, ``profiles``, ``validation``: pure functions over
-  data. They import only the standard library, marshmallow, ``fhir.resources.R4B``, fhirpathpy,
-  and rfc8785 (ICD-10-CM validity comes from ``data/icd10cm.txt.gz``, derived from the pinned
-  simple-icd-10-cm package by ``scripts/derive_icd10cm.py``). They read no configuration, no
-  clock and no network; "now", ids and profiles come in as arguments.
-* **Edges** — ``client`` (requests), ``storage`` (SQLAlchemy), ``api`` (Flask), ``cli`` (click).
-* **Wiring** — ``service`` is the only module that joins core and edges.
+1. ``cli`` ∥ ``serving`` ∥ ``gunicorn_conf`` — click commands, the only importer of ``api`` (for
+   ``serve``) ∥ gunicorn's worker class and logger ∥ gunicorn's settings (``scripts/run``).
+2. ``api`` — Flask views; they reach FHIR servers, the sync engine and the database through
+   ``service`` (and the store's package API).
+3. ``service`` — the use cases: the only place that joins the core and the edges.
+4. ``sync`` ∥ ``facade`` — push, pull and the outbox worker (the client and the store only through
+   ``sync.ports``) ∥ the FHIR read side for EHRs.
+5. ``client`` ∥ ``storage`` — EDGES: requests (knows no record or mapping) ∥ SQLAlchemy (the only
+   SQL).
+6. ``validation`` ∥ ``mapping`` — CORE: the offline validator ∥ record <-> FHIR R4.
+7. ``profiles`` — CORE: conformance resources compiled into a read-only index.
+8. ``records`` — CORE: the internal record contract.
+9. ``config`` ∥ ``logging`` ∥ ``backoff`` ∥ ``jsonin`` — settings read once ∥ JSON log lines ∥ the
+   one backoff policy ∥ the one strict JSON reader.
+10. ``errors`` — the error tree and ``Issue``; an OperationOutcome's project URLs are rendered under
+    the canonical base the caller passes.
+11. ``canonical`` — the canonical base and ``rebase`` (docs/canonical-base.md).
 
-Nothing imports ``api`` or ``cli``.
+The core (``records``, ``mapping``, ``profiles``, ``validation``, ``jsonin``) and ``sync`` import
+no flask, werkzeug, requests, sqlalchemy, alembic, psycopg or click; they read no configuration, no
+clock and no network: "now", ids and profiles come in as arguments. ``∥``: side by side, neither
+imports the other. No import cycles inside any package.
 """
 
 __version__ = "0.1.0"

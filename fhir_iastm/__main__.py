@@ -1,4 +1,4 @@
-"""Edge: ``python -m fhir_iastm`` runs the click group of ``fhir_iastm.cli``."""
+"""``python -m fhir_iastm`` runs the click group of ``fhir_iastm.cli``."""
 
 from fhir_iastm.cli import main
 

@@ -1,4 +1,4 @@
-"""Edge: the typed settings of fhir-iastm, read from the environment once (README "Configuration").
+"""The typed settings of fhir-iastm, read from the environment once (README "Configuration").
 
 This module is the only reader of the environment. :meth:`Settings.from_env` parses every
 variable with one parser per kind, so the CLI, the HTTP service, the worker and the migrations read

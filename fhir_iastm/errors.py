@@ -1,7 +1,9 @@
-"""Core: the exception hierarchy and the Issue record; every error renders as an OperationOutcome.
+"""The exception hierarchy and the Issue record; every error renders as an OperationOutcome.
 
-Layer: core. Imports only the standard library.
-See https://hl7.org/fhir/R4/operationoutcome.html for the rendered shape.
+See https://hl7.org/fhir/R4/operationoutcome.html for the rendered shape. The rendered outcome names
+two project URLs (the error-code CodeSystem and the record-field extension); they live under the
+canonical base, so every renderer takes the configured ``base`` (None: the default) — the edges
+(API, CLI, worker) pass theirs (docs/canonical-base.md).
 """
 
 from __future__ import annotations
@@ -11,8 +13,10 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from fhir_iastm.canonical import rebase
+
 #: Project CodeSystem that carries the stable error codes of docs/validation.md#record-errors
-#: (docs/decisions.md#d14).
+#: (docs/decisions.md#d14), under the default base (:func:`error_code_system` rebases it).
 ERROR_CODE_SYSTEM = "https://iastm.example.org/fhir/CodeSystem/iastm-error-code"
 
 SEVERITIES = ("fatal", "error", "warning", "information")
@@ -20,8 +24,19 @@ SEVERITIES = ("fatal", "error", "warning", "information")
 #: Shape of the codes of profiles/CodeSystem-iastm-error-code.json (E_… errors, W_… warnings).
 STABLE_CODE = re.compile(r"[EW]_[A-Z_]+")
 
-#: OperationOutcome.issue extension naming the internal-record field an issue traces back to.
+#: OperationOutcome.issue extension naming the internal-record field an issue traces back to,
+#: under the default base (:func:`record_field_extension` rebases it).
 RECORD_FIELD_EXTENSION = "https://iastm.example.org/fhir/StructureDefinition/issue-record-field"
+
+
+def error_code_system(base: str | None = None) -> str:
+    """The error-code CodeSystem's URL under the canonical ``base`` (None: the default)."""
+    return rebase(ERROR_CODE_SYSTEM, base)
+
+
+def record_field_extension(base: str | None = None) -> str:
+    """The record-field extension's URL under the canonical ``base`` (None: the default)."""
+    return rebase(RECORD_FIELD_EXTENSION, base)
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,14 +56,17 @@ class Issue:
         """True for severity error or fatal."""
         return self.severity in ("error", "fatal")
 
-    def to_fhir(self) -> dict[str, Any]:
-        """Render as one ``OperationOutcome.issue`` element."""
+    def to_fhir(self, base: str | None = None) -> dict[str, Any]:
+        """Render as one ``OperationOutcome.issue`` element, its project URLs under the canonical
+        ``base`` (None: the default)."""
         out: dict[str, Any] = {"severity": self.severity, "code": self.code}
         if self.record_field:
-            out["extension"] = [{"url": RECORD_FIELD_EXTENSION, "valueString": self.record_field}]
+            out["extension"] = [
+                {"url": record_field_extension(base), "valueString": self.record_field}
+            ]
         if self.details and STABLE_CODE.fullmatch(self.details):
             out["details"] = {
-                "coding": [{"system": ERROR_CODE_SYSTEM, "code": self.details}],
+                "coding": [{"system": error_code_system(base), "code": self.details}],
                 "text": self.details,
             }
         elif self.details:  # a profile rule id (e.g. iastm-proc-4), not one of our error codes
@@ -63,9 +81,10 @@ class Issue:
         return out
 
 
-def operation_outcome(issues: Iterable[Issue]) -> dict[str, Any]:
-    """Render issues as an R4 OperationOutcome; no issue becomes one 'All OK' information issue."""
-    rendered = [issue.to_fhir() for issue in issues]
+def operation_outcome(issues: Iterable[Issue], *, base: str | None = None) -> dict[str, Any]:
+    """Render issues as an R4 OperationOutcome, its project URLs under the canonical ``base``
+    (None: the default); no issue becomes one 'All OK' information issue."""
+    rendered = [issue.to_fhir(base) for issue in issues]
     if not rendered:
         rendered = [{"severity": "information", "code": "informational", "diagnostics": "All OK"}]
     return {"resourceType": "OperationOutcome", "issue": rendered}
@@ -90,9 +109,9 @@ class IastmError(Exception):
             Issue("error", self.issue_type, diagnostics=message, details=self.code)
         ]
 
-    def operation_outcome(self) -> dict[str, Any]:
-        """This error as an OperationOutcome."""
-        return operation_outcome(self.issues)
+    def operation_outcome(self, *, base: str | None = None) -> dict[str, Any]:
+        """This error as an OperationOutcome under the canonical ``base`` (None: the default)."""
+        return operation_outcome(self.issues, base=base)
 
 
 class InvalidRecordError(IastmError):
@@ -121,7 +140,7 @@ class ConflictRecordError(InvalidRecordError):
 class MappingError(IastmError):
     """A value has no mapping in a code table, or FHIR cannot be mapped back (HTTP 422)."""
 
-    code = "E_MAPPING"
+    code = "E_UNMAPPABLE"
     http_status = 422
     issue_type = "code-invalid"
 
@@ -211,9 +230,45 @@ class FhirConflictError(FhirServerError):
     issue_type = "conflict"
 
 
+class AmbiguousMatchError(FhirConflictError):
+    """A business identifier matched several resources on the FHIR server: the record cannot be
+    written without guessing which one is ours (HTTP 409; never retried)."""
+
+    code = "E_AMBIGUOUS_MATCH"
+    issue_type = "multiple-matches"
+
+
+def ambiguous_match(
+    message: str,
+    expression: str | None = None,
+    *,
+    issues: Sequence[Issue] | None = None,
+    status: int | None = None,
+    outcome: dict[str, Any] | None = None,
+) -> AmbiguousMatchError:
+    """The one constructor of the ambiguous-match error: our own finding (``message`` at
+    ``expression``), or a server's 412 reply (its ``issues``, ``status`` and ``outcome``)."""
+    if issues is None:
+        issues = [
+            Issue("error", AmbiguousMatchError.issue_type, expression, message,
+                  AmbiguousMatchError.code)
+        ]
+    return AmbiguousMatchError(message, issues, status=status, outcome=outcome)
+
+
+class LeaseLostError(IastmError):
+    """The outbox entry's lease expired and another worker claimed it; this worker's result is
+    dropped (the store raises it, the worker counts it)."""
+
+    code = "E_LEASE_LOST"
+    http_status = 409
+    issue_type = "conflict"
+
+
 __all__ = [
     "ERROR_CODE_SYSTEM",
     "RECORD_FIELD_EXTENSION",
+    "AmbiguousMatchError",
     "BadBodyError",
     "BodyTimeoutError",
     "ConfigError",
@@ -225,9 +280,13 @@ __all__ = [
     "IastmError",
     "InvalidRecordError",
     "Issue",
+    "LeaseLostError",
     "MappingError",
     "NotFoundError",
     "ProfileValidationError",
+    "ambiguous_match",
+    "error_code_system",
     "has_errors",
     "operation_outcome",
+    "record_field_extension",
 ]

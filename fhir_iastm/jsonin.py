@@ -1,6 +1,4 @@
-"""Core: the one strict JSON reader for every input (HTTP bodies, CLI files and lines).
-
-Layer: core. Imports only the standard library.
+"""The one strict JSON reader for every input (HTTP bodies, CLI files and lines).
 
 Python's ``json`` accepts inputs that must not reach a record: duplicate keys (the last one wins,
 so ``{"pre": 99, "pre": 7}`` would silently become 7), lone UTF-16 surrogates (``"\\ud800"``,

@@ -1,43 +1,164 @@
-"""Wiring: use cases joining the core (records, mapping, profiles) and the edges (client, store).
+"""The use cases: every path from an entry point (API, CLI, worker) to the core and the edges.
 
-Layer: wiring — the only module that joins core and edges. Every function receives its store,
-client, settings or profile index as parameters; nothing here reads the environment
-(:class:`~fhir_iastm.config.Settings` does, once, at start-up).
+The API, the CLI and the outbox worker call these functions; none of them calls the core around
+them or builds SQL. Every function receives its store, client, settings or profile index as
+parameters; only :func:`build` turns the settings into those collaborators, and nothing here
+reads the environment (:class:`~fhir_iastm.config.Settings` does, once, at start-up).
 
-* :func:`save_record` — store a record with its FHIR resources and search index (one transaction).
+* :func:`save_record` — validate one record body and store it with its FHIR resources and search
+  index, queueing its push (one transaction).
+* :func:`stored_bundle` — the FHIR Bundle of a stored record (rebuilt, not re-validated).
 * :func:`index_store` — index records stored without their resources (``init-db``, ``reindex``).
-* :func:`make_pusher` — ``push.push_record`` bound to a client, shaped as the outbox worker's push.
+* :func:`export` / :func:`export_sessions` — every stored session's FHIR resources, streamed.
 * :func:`push_many` — push records one by one (the CLI), reporting each outcome.
-* :func:`drain_outbox` — run the outbox worker with that pusher until nothing is due.
-* :func:`pull` — ``pull.pull_records`` with the configured canonical base.
+* :func:`drain_outbox` — run the outbox worker with the real pusher.
+* :func:`pull` — ``sync.pull.pull_records`` with the configured canonical base.
 * :func:`upload_profiles` — PUT every conformance resource of profiles/ to a FHIR server, so its
   ``$validate`` checks our profiles (docs/decisions.md#d1; docs/validation.md#oracle).
+* :func:`build` — the collaborators of the HTTP app (store, profile index, mapping settings).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import replace
+from dataclasses import dataclass, replace
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from fhir_iastm.backoff import Backoff
 from fhir_iastm.client import FhirClient, RetryPolicy
 from fhir_iastm.config import Settings
-from fhir_iastm.errors import FhirConflictError, FhirServerError
-from fhir_iastm.facade import resource_set
+from fhir_iastm.errors import FhirConflictError, FhirServerError, InvalidRecordError, Issue
+from fhir_iastm.facade import resource_set, stored_resources
+from fhir_iastm.mapping import to_fhir
 from fhir_iastm.mapping.settings import MappingSettings
 from fhir_iastm.profiles import ProfileIndex, load_profiles
-from fhir_iastm.records import record_hash
+from fhir_iastm.records import check_record, record_hash
 from fhir_iastm.records.model import SessionRecord, from_dict
-from fhir_iastm.storage import ResourceSet, SaveResult, Store, StoredRecord
+from fhir_iastm.storage import (
+    DatabaseError,
+    MissingDatabaseError,
+    ResourceSet,
+    SaveResult,
+    Store,
+    StoredRecord,
+    database_reason,
+    missing_sqlite_file,
+)
+from fhir_iastm.sync.circuit import Circuit
+from fhir_iastm.sync.outcome import PushOutcome
+from fhir_iastm.sync.ports import LastPushedView
 from fhir_iastm.sync.pull import PullError, pull_records
-from fhir_iastm.sync.push import PushOutcome, push_record
-from fhir_iastm.sync.retract import History
+from fhir_iastm.sync.push import push_record
 from fhir_iastm.sync.worker import WorkerStats, run_worker
 
-Pusher = Callable[[SessionRecord, History | None], PushOutcome]
+Pusher = Callable[[SessionRecord, LastPushedView | None], PushOutcome]
 #: Upload order: what a StructureDefinition or ValueSet refers to goes first.
 _UPLOAD_ORDER = {"CodeSystem": 0, "ValueSet": 1, "StructureDefinition": 2, "ConceptMap": 3}
+
+
+@dataclass(frozen=True)
+class Collaborators:
+    """What the HTTP app works with, built once from the configuration by :func:`build`."""
+
+    store: Store
+    profiles: ProfileIndex
+    mapping: MappingSettings
+
+
+def build(settings: Settings) -> Collaborators:
+    """The app's store (schema migrated), compiled profiles (rebased to the configured canonical
+    base) and mapping settings."""
+    mapping = mapping_settings(settings)
+    return Collaborators(
+        store=open_store(settings.database_url),
+        profiles=profile_index(settings.profiles_dir, mapping.base),
+        mapping=mapping,
+    )
+
+
+def open_store(database_url: str, *, existing: bool = False) -> Store:
+    """The store at ``database_url`` with its schema created or upgraded. With ``existing``, a
+    SQLite file that is not there raises ``MissingDatabaseError`` instead of becoming a new empty
+    database (a mistyped path must not look like an empty store)."""
+    missing = missing_sqlite_file(database_url) if existing else None
+    if missing is not None:
+        raise MissingDatabaseError(
+            f"no database at {missing!r} (create one with init-db or import)"
+        )
+    store = Store(database_url)
+    store.migrate()
+    return store
+
+
+@lru_cache(maxsize=4)
+def _profiles(
+    path: str, fingerprint: tuple[tuple[str, float], ...], canonical_base: str
+) -> ProfileIndex:
+    return load_profiles(Path(path), canonical_base)
+
+
+def profile_index(path: Path, canonical_base: str) -> ProfileIndex:
+    """The compiled profiles of a folder rebased to ``canonical_base``: compiled once per process
+    until its files change."""
+    fingerprint = tuple(sorted((p.name, p.stat().st_mtime) for p in path.glob("*.json")))
+    return _profiles(str(path.resolve()), fingerprint, canonical_base)
+
+
+@dataclass(frozen=True)
+class Saved:
+    """What :func:`save_record` did, and the record's warnings (never a reason to refuse it)."""
+
+    result: SaveResult
+    warnings: list[Issue]
+
+
+def save_record(
+    store: Store, body: Any, settings: MappingSettings, *, actor: str | None
+) -> Saved:
+    """Validate one record body and store it as accepted (docs/decisions.md#d15) with its FHIR
+    resources and search index, queueing its push — one transaction (``POST /api/sessions`` and
+    ``fhir-iastm import``).
+
+    Raises ``InvalidRecordError`` naming every error; ``ConflictRecordError`` (from the store)
+    for the same version with other content or a lower version.
+    """
+    record, issues = check_record(body)
+    if record is None:
+        raise InvalidRecordError("invalid session record", [i for i in issues if i.is_error])
+    digest = record_hash(record)
+    resources = resource_set(record, replace(settings, record_hash=digest))
+    result = store.save_record(record, body, actor=actor, resources=resources, digest=digest)
+    return Saved(result, [i for i in issues if not i.is_error])
+
+
+def _rebuilt(
+    stored: StoredRecord, settings: MappingSettings
+) -> tuple[SessionRecord, MappingSettings]:
+    """A stored record version and its mapping settings. The body passed
+    ``records.check_record`` when it was saved: it is rebuilt without a second validation, and the
+    stored hash is the one ``to_fhir`` would compute."""
+    return from_dict(SessionRecord, stored.body), replace(settings, record_hash=stored.record_hash)
+
+
+def stored_bundle(stored: StoredRecord, settings: MappingSettings) -> dict[str, Any]:
+    """The transaction Bundle of a stored record version (rebuilt, not re-validated)."""
+    return to_fhir(*_rebuilt(stored, settings))
+
+
+def export_sessions(
+    store: Store, settings: MappingSettings
+) -> Iterator[Iterable[dict[str, Any]]]:
+    """Each stored session's FHIR resources (stable logical ids), one session at a time."""
+    for stored in store.iter_records():
+        yield stored_resources(stored_bundle(stored, settings), copy_=False)
+
+
+def export(store: Store, settings: MappingSettings) -> Iterator[dict[str, Any]]:
+    """Every stored session's FHIR resources (stable logical ids), streamed in session order."""
+    for resources in export_sessions(store, settings):
+        yield from resources
 
 
 def mapping_settings(settings: Settings | None = None) -> MappingSettings:
@@ -48,21 +169,6 @@ def mapping_settings(settings: Settings | None = None) -> MappingSettings:
         include_cpt=settings.include_cpt,
         claim_us_core=settings.claim_us_core,
     )
-
-
-def save_record(
-    store: Store,
-    record: SessionRecord,
-    raw: dict[str, Any],
-    settings: MappingSettings,
-    *,
-    actor: str | None,
-) -> SaveResult:
-    """Store a record (decision 15) with its FHIR resources and search index, in one transaction
-    (``POST /api/sessions`` and ``fhir-iastm import``)."""
-    digest = record_hash(record)
-    resources = resource_set(record, replace(settings, record_hash=digest))
-    return store.save_record(record, raw, actor=actor, resources=resources, digest=digest)
 
 
 def index_store(
@@ -80,9 +186,7 @@ def index_store(
     done = 0
     pending: list[tuple[StoredRecord, ResourceSet]] = []
     for stored in store.records_to_index(everything=everything, batch=batch):
-        record = from_dict(SessionRecord, stored.body)
-        mapping = replace(settings, record_hash=stored.record_hash)
-        pending.append((stored, resource_set(record, mapping)))
+        pending.append((stored, resource_set(*_rebuilt(stored, settings))))
         if len(pending) == batch:
             store.write_index(pending)
             done += len(pending)
@@ -125,7 +229,7 @@ def make_pusher(client: FhirClient, settings: MappingSettings | None = None) -> 
     """``push(record, last_pushed) -> PushOutcome`` bound to one client (the worker's ``push``)."""
     settings = settings or MappingSettings()
 
-    def push(record: SessionRecord, last_pushed: History | None) -> PushOutcome:
+    def push(record: SessionRecord, last_pushed: LastPushedView | None) -> PushOutcome:
         return push_record(client, record, settings=settings, last_pushed=last_pushed)
 
     return push
@@ -166,19 +270,36 @@ def drain_outbox(
     client: FhirClient,
     *,
     settings: MappingSettings | None = None,
+    policy: Settings | None = None,
     worker_id: str | None = None,
+    once: bool = True,
+    poll_interval: float = 1.0,
+    lease_seconds: float | None = None,
     allow_canonical_base_change: bool = False,
 ) -> WorkerStats:
-    """Run one outbox worker with the real pusher until nothing is due (refusing to push under
-    another canonical base than the store's sessions were pushed under, unless allowed)."""
+    """Run one outbox worker with the real pusher: until nothing is due (``once``), else until
+    SIGTERM/SIGINT. ``lease_seconds`` None keeps the worker's default. It refuses to push under
+    another canonical base than the store's sessions were pushed under, unless allowed.
+
+    ``policy``: the worker's attempts, per-entry backoff and circuit breaker (``worker_*`` and
+    ``circuit_*`` settings; None: their defaults). While the target is down the worker claims
+    nothing and probes it (``sync.circuit``); with ``once`` it returns at once."""
     settings = settings or MappingSettings()
+    policy = policy or Settings()
+    lease: dict[str, Any] = {} if lease_seconds is None else {"lease_seconds": lease_seconds}
     return run_worker(
         store,
         make_pusher(client, settings),
         worker_id=worker_id,
-        once=True,
+        once=once,
+        poll_interval=poll_interval,
         canonical_base=settings.base,
         allow_canonical_base_change=allow_canonical_base_change,
+        max_attempts=policy.worker_max_attempts,
+        backoff=Backoff(base=policy.worker_backoff_base_s, cap=policy.worker_backoff_cap_s),
+        circuit=Circuit(threshold=policy.circuit_threshold,
+                        probe=Backoff(base=1.0, cap=policy.circuit_probe_cap_s)),
+        **lease,
     )
 
 
@@ -230,17 +351,29 @@ def upload_profiles(
 
 
 __all__ = [
+    "Collaborators",
+    "DatabaseError",
+    "MissingDatabaseError",
+    "PullError",
     "Pusher",
+    "Saved",
+    "build",
     "configured_client",
     "conformance_resources",
+    "database_reason",
     "drain_outbox",
+    "export",
+    "export_sessions",
+    "index_store",
     "make_client",
     "make_pusher",
     "mapping_settings",
-    "index_store",
+    "open_store",
+    "profile_index",
     "pull",
     "push_many",
     "save_record",
+    "stored_bundle",
     "upload_profiles",
     "worker_client",
 ]

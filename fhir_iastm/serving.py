@@ -1,4 +1,4 @@
-"""Edge (gunicorn): the serving model of ``scripts/run`` — its worker class and its logger.
+"""The serving model of ``scripts/run`` — its worker class and its logger.
 
 Why threads with socket timeouts (docs/serving in README "Serving"): the service is CPU-light per
 request but clients may be slow. gunicorn's ``gthread`` worker parks idle connections in a poller,
@@ -82,11 +82,13 @@ def error_status(exc: BaseException, client_error: bool = True) -> tuple[int, st
     return 500, "Internal Server Error", "internal server error"
 
 
-def outcome_bytes(status: int, reason: str, message: str) -> bytes:
-    """A complete HTTP/1.1 response carrying an OperationOutcome (the connection closes)."""
+def outcome_bytes(status: int, reason: str, message: str, base: str | None = None) -> bytes:
+    """A complete HTTP/1.1 response carrying an OperationOutcome, its project URLs under the
+    canonical ``base`` (the connection closes)."""
     issue_type, code = _ISSUE_CODES.get(status, ("exception", "E_INTERNAL"))
     severity = "fatal" if status >= 500 else "error"
-    body = json.dumps(operation_outcome([Issue(severity, issue_type, None, message, code)]))
+    issue = Issue(severity, issue_type, None, message, code)
+    body = json.dumps(operation_outcome([issue], base=base))
     head = (f"HTTP/1.1 {status} {reason}\r\nConnection: close\r\n"
             f"Content-Type: application/fhir+json\r\nContent-Length: {len(body)}\r\n\r\n")
     return (head + body).encode("ascii")
@@ -97,7 +99,9 @@ class ThreadWorker(_GThreadWorker):  # type: ignore[misc]
     and OperationOutcome errors."""
 
     def init_process(self) -> None:
-        _TimedSocket.io_timeout = Settings.from_env().client_timeout_s
+        settings = Settings.from_env()
+        _TimedSocket.io_timeout = settings.client_timeout_s
+        self.canonical_base = settings.canonical_base
         self.busy = 0
         super().init_process()  # runs the worker until it stops
 
@@ -135,7 +139,8 @@ class ThreadWorker(_GThreadWorker):  # type: ignore[misc]
         if not client_error:
             self.log.error("unhandled error in the server", exc_info=exc)
         try:
-            util.write_nonblock(client, outcome_bytes(status, reason, message))
+            base = getattr(self, "canonical_base", None)
+            util.write_nonblock(client, outcome_bytes(status, reason, message, base))
         except OSError:
             self.log.debug("could not send the error response")
 

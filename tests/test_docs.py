@@ -19,7 +19,7 @@ CITATION = re.compile(r"docs/([A-Za-z0-9_-]+\.md)(?:#([A-Za-z0-9_-]+))?")
 LINK = re.compile(r"\]\(([A-Za-z0-9_-]+\.md)?(?:#([A-Za-z0-9_-]+))?\)")
 #: What only documents outside this repository were: never cited (docs/README.md says why).
 OUTSIDE = re.compile(
-    r"(?<!E_)MAPPING|DESIGN(?:\.md)? ?§|LAYOUT\.md|STYLE(?:\.md)? ?§|hapi-local|\.\./shared/"
+    r"MAPPING|DESIGN(?:\.md)? ?§|LAYOUT\.md|STYLE(?:\.md)? ?§|hapi-local|\.\./shared/"
 )
 
 

@@ -1,4 +1,5 @@
-"""Edge (Flask): ``create_app(settings=None)`` — the fhir-iastm HTTP service.
+"""EDGE (Flask): ``create_app(settings=None)`` — the fhir-iastm HTTP service. Views call
+``fhir_iastm.service`` (and the store's package API); only the CLI's ``serve`` imports this package.
 
 Its settings are the :class:`~fhir_iastm.config.Settings` passed in, or else
 ``Settings.from_env()`` (the ``IASTM_*`` environment); a bad value raises ConfigError before
@@ -11,8 +12,6 @@ Blueprints: ``/api/sessions`` (records API), ``/fhir`` (facade for EHRs), ``/hea
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
-from pathlib import Path
 from typing import Any
 
 from flask import Flask, jsonify
@@ -25,8 +24,8 @@ from fhir_iastm.api.logs import install_request_logging
 from fhir_iastm.config import Settings
 from fhir_iastm.logging import configure_logging
 from fhir_iastm.mapping import MappingSettings
-from fhir_iastm.profiles import ProfileIndex, load_profiles
-from fhir_iastm.service import mapping_settings
+from fhir_iastm.profiles import ProfileIndex
+from fhir_iastm.service import build
 from fhir_iastm.storage import Store
 
 
@@ -38,20 +37,6 @@ class AppState:
     store: Store
     profiles: ProfileIndex
     mapping: MappingSettings
-
-
-@lru_cache(maxsize=4)
-def _profiles(
-    path: str, fingerprint: tuple[tuple[str, float], ...], canonical_base: str
-) -> ProfileIndex:
-    return load_profiles(Path(path), canonical_base)
-
-
-def profile_index(path: Path, canonical_base: str) -> ProfileIndex:
-    """The compiled profiles of a folder rebased to ``canonical_base``: compiled once per process
-    until its files change."""
-    fingerprint = tuple(sorted((p.name, p.stat().st_mtime) for p in path.glob("*.json")))
-    return _profiles(str(path.resolve()), fingerprint, canonical_base)
 
 
 def create_app(settings: Settings | None = None) -> Flask:
@@ -72,19 +57,17 @@ def create_app(settings: Settings | None = None) -> Flask:
             x_prefix=proxies)
     # "//" in a path is a 404 OperationOutcome, not a redirect to the merged path
     app.url_map.merge_slashes = False
-    store = Store(settings.database_url)
-    store.migrate()
-    mapping = mapping_settings(settings)
+    parts = build(settings)
     state = AppState(
         settings=settings,
-        store=store,
-        profiles=profile_index(settings.profiles_dir, mapping.base),
-        mapping=mapping,
+        store=parts.store,
+        profiles=parts.profiles,
+        mapping=parts.mapping,
     )
     app.extensions["fhir_iastm"] = state
     install_request_logging(app)
     install_auth(app)
-    register_error_handlers(app)
+    register_error_handlers(app, settings.canonical_base)
     app.register_blueprint(sessions_bp)
     app.register_blueprint(fhir_bp)
     app.register_blueprint(openapi_bp)

@@ -1,4 +1,4 @@
-"""Edge (Flask): bearer-token scopes from ``IASTM_API_TOKENS`` (``token:scope[+scope],…``).
+"""bearer-token scopes from ``IASTM_API_TOKENS`` (``token:scope[+scope],…``).
 
 With no tokens configured the service is open (local use). Otherwise every endpoint but
 ``/healthz`` and ``/fhir/metadata`` needs a token: reads need scope ``read``, writes ``write``.

@@ -1,4 +1,4 @@
-"""Edge (Flask): the one request-body reader of every endpoint that takes JSON.
+"""The one request-body reader of every endpoint that takes JSON.
 
 The body is read in blocks and counted against ``MAX_BODY_BYTES`` whatever its framing: with a
 ``Content-Length`` over the limit, or a chunked body that grows past it, the answer is 413 (a

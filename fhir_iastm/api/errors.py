@@ -1,8 +1,9 @@
-"""Edge (Flask): every error leaves the service as an OperationOutcome (``application/fhir+json``).
+"""Every error leaves the service as an OperationOutcome (``application/fhir+json``).
 
 One handler on ``IastmError`` serves all its subclasses (Flask resolves handlers by MRO); HTTP
 errors raised by Flask itself (404 route, 405, 413, 415 …) are rendered the same way; anything
-else is logged and answered with a plain 500 OperationOutcome that reveals nothing.
+else is logged and answered with a plain 500 OperationOutcome that reveals nothing. The outcomes'
+project URLs are under the app's canonical base (docs/canonical-base.md).
 """
 
 from __future__ import annotations
@@ -35,20 +36,16 @@ def fhir_response(body: dict, status: int = 200, headers: dict | None = None) ->
     return Response(json.dumps(body), status=status, mimetype=FHIR_JSON, headers=headers)
 
 
-def outcome_response(issues: list[Issue], status: int) -> Response:
-    """An OperationOutcome response."""
-    return fhir_response(operation_outcome(issues), status)
+def outcome_response(issues: list[Issue], status: int, base: str) -> Response:
+    """An OperationOutcome response, its project URLs under the canonical ``base``."""
+    return fhir_response(operation_outcome(issues, base=base), status)
 
 
-def _iastm_error(exc: IastmError) -> Response:
-    return fhir_response(exc.operation_outcome(), exc.http_status)
-
-
-def _http_error(exc: HTTPException) -> Response:
+def _http_error(exc: HTTPException, base: str) -> Response:
     status = exc.code or 500
     issue_type, code = _HTTP_ISSUES.get(status, ("processing", "E_BAD_REQUEST"))
     issue = Issue("error", issue_type, diagnostics=exc.description or exc.name, details=code)
-    response = outcome_response([issue], status)
+    response = outcome_response([issue], status, base)
     if status == 401:
         response.headers["WWW-Authenticate"] = "Bearer"
     for key, value in exc.get_headers():
@@ -57,17 +54,19 @@ def _http_error(exc: HTTPException) -> Response:
     return response
 
 
-def _unexpected(exc: Exception) -> Response:
+def _unexpected(exc: Exception, base: str) -> Response:
     log.exception("unhandled error: %s", type(exc).__name__)
     issue = Issue("fatal", "exception", diagnostics="internal server error", details="E_INTERNAL")
-    return outcome_response([issue], 500)
+    return outcome_response([issue], 500, base)
 
 
-def register_error_handlers(app: Flask) -> None:
-    """Install the three handlers on the app."""
-    app.register_error_handler(IastmError, _iastm_error)
-    app.register_error_handler(HTTPException, _http_error)
-    app.register_error_handler(Exception, _unexpected)
+def register_error_handlers(app: Flask, base: str) -> None:
+    """Install the three handlers on the app; their outcomes name URLs under the canonical
+    ``base``."""
+    app.register_error_handler(
+        IastmError, lambda exc: outcome_response(exc.issues, exc.http_status, base))
+    app.register_error_handler(HTTPException, lambda exc: _http_error(exc, base))
+    app.register_error_handler(Exception, lambda exc: _unexpected(exc, base))
 
 
 __all__ = ["FHIR_JSON", "fhir_response", "outcome_response", "register_error_handlers"]

@@ -1,4 +1,4 @@
-"""Edge (Flask): the FHIR R4 facade under ``/fhir`` for EHRs that pull — thin views.
+"""The FHIR R4 facade under ``/fhir`` for EHRs that pull — thin views.
 
 ``metadata``; read ``/<type>/<id>``, vread ``/<type>/<id>/_history/<vid>``, instance history
 ``/<type>/<id>/_history``; search ``/<type>?…`` (parsed by ``facade.parse``, answered by
@@ -66,13 +66,16 @@ def search(rtype: str) -> Response:
     if rtype in CONFORMANCE_TYPES:
         return _conformance_search(rtype)
     _served(rtype)
+    state = _state()
     args = list(request.args.items(multi=True))
     base = fhir_base()
-    parsed = parse_search(rtype, args, base, _state().settings.page_size)
+    parsed = parse_search(rtype, args, base, state.settings.page_size)
     if parsed.ignored and strict():
         raise SearchError(parsed.ignored[0], f"is not a supported search parameter of {rtype}")
-    result = _state().store.search(parsed.query)
-    outcome = ignored_outcome(parsed.ignored) if parsed.ignored else None
+    result = state.store.search(parsed.query)
+    outcome = None
+    if parsed.ignored:
+        outcome = ignored_outcome(parsed.ignored, state.settings.canonical_base)
     return respond(searchset(base, parsed, result, args, outcome))
 
 
@@ -88,7 +91,8 @@ def _conformance_search(rtype: str) -> Response:
         {"fullUrl": f"{base}/{rtype}/{r['id']}", "resource": _public(r),
          "search": {"mode": "match"}} for r in found]
     if unknown:
-        entries.append({"resource": ignored_outcome(unknown), "search": {"mode": "outcome"}})
+        outcome = ignored_outcome(unknown, _state().settings.canonical_base)
+        entries.append({"resource": outcome, "search": {"mode": "outcome"}})
     return respond({"resourceType": "Bundle", "type": "searchset", "total": len(found),
                     "link": [{"relation": "self", "url": request.url}], "entry": entries})
 
@@ -175,8 +179,9 @@ def validate_resource(rtype: str) -> Response:
     """``$validate`` against our profiles: 200 with an OperationOutcome (errors are issues)."""
     resource = _resource_from_body(rtype)
     profile = request.args.get("profile")
-    issues = validate(resource, _state().profiles, profile=profile, trace=record_field)
-    return respond(operation_outcome(issues))
+    state = _state()
+    issues = validate(resource, state.profiles, profile=profile, trace=record_field)
+    return respond(operation_outcome(issues, base=state.settings.canonical_base))
 
 
 __all__ = ["bp"]

@@ -1,4 +1,4 @@
-"""Edge (Flask): the HTTP side of the FHIR facade (R4 http.html) — content negotiation, the base
+"""The HTTP side of the FHIR facade (R4 http.html) — content negotiation, the base
 URL of links, ``Prefer: handling``, conditional reads and the response writer.
 """
 
@@ -12,7 +12,7 @@ from typing import Any
 from flask import Response, current_app, request
 
 from fhir_iastm.api.errors import FHIR_JSON
-from fhir_iastm.errors import IastmError, Issue
+from fhir_iastm.errors import IastmError, Issue, operation_outcome
 from fhir_iastm.storage import StoredResource
 
 JSON_FORMATS = frozenset({"json", "application/json", "application/fhir+json",
@@ -115,12 +115,12 @@ def not_modified(stored: StoredResource) -> bool:
     return _modified(stored).replace(microsecond=0) <= when
 
 
-def ignored_outcome(names: list[str]) -> dict[str, Any]:
-    """The searchset's OperationOutcome for parameters ignored under lenient handling."""
+def ignored_outcome(names: list[str], base: str) -> dict[str, Any]:
+    """The searchset's OperationOutcome for parameters ignored under lenient handling, its
+    project URLs under the canonical ``base``."""
     issues = [Issue("warning", "not-supported", diagnostics=f"search parameter '{n}' is not "
-                    "supported and was ignored", details="W_PARAM_IGNORED").to_fhir()
-              for n in names]
-    return {"resourceType": "OperationOutcome", "issue": issues}
+                    "supported and was ignored", details="W_PARAM_IGNORED") for n in names]
+    return operation_outcome(issues, base=base)
 
 
 __all__ = ["GoneError", "NotAcceptableError", "fhir_base", "ignored_outcome",

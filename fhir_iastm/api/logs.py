@@ -1,4 +1,4 @@
-"""Edge (Flask): structured request logs, one JSON object a line, with no PHI.
+"""Structured request logs, one JSON object a line, with no PHI.
 
 A line carries the request id, method, route *rule* (``/api/sessions/<session_id>``, never the
 concrete path, which can hold identifiers), status and duration. Query strings and bodies are never

@@ -1,4 +1,4 @@
-"""Edge (Flask): ``/openapi.json`` and ``/api/record.schema.json``, generated — not hand-written.
+"""``/openapi.json`` and ``/api/record.schema.json``, generated — not hand-written.
 
 The record's JSON Schema comes from the marshmallow record schemas (``records.contract``); the
 OpenAPI 3.1 document (apispec) takes its objects as components, and the operations from the YAML

@@ -1,7 +1,7 @@
-"""Edge (Flask): the records API under ``/api/sessions`` (README.md, docs/decisions.md#d15).
+"""The records API under ``/api/sessions`` (README.md, docs/decisions.md#d15).
 
-Views stay thin: parse the request, call the core or the store, serialize. Errors are raised as
-``IastmError`` and rendered as OperationOutcomes by ``api.errors``.
+Views stay thin: parse the request, call ``fhir_iastm.service`` or the store, serialize. Errors
+are raised as ``IastmError`` and rendered as OperationOutcomes by ``api.errors``.
 """
 
 from __future__ import annotations
@@ -15,10 +15,8 @@ from werkzeug.exceptions import BadRequest
 
 from fhir_iastm.api.body import json_body
 from fhir_iastm.api.errors import fhir_response
-from fhir_iastm.errors import InvalidRecordError, operation_outcome
-from fhir_iastm.mapping import to_fhir
-from fhir_iastm.records import check_record, load_record
-from fhir_iastm.service import save_record
+from fhir_iastm.errors import operation_outcome
+from fhir_iastm.service import save_record, stored_bundle
 
 bp = Blueprint("sessions", __name__, url_prefix="/api/sessions")
 
@@ -57,13 +55,9 @@ def post_session() -> Response:
         415: {description: not JSON (OperationOutcome)}
         422: {description: invalid record (OperationOutcome naming each field)}
     """
-    body = json_body()
-    record, issues = check_record(body)
-    if record is None:
-        errors = [i for i in issues if i.is_error]
-        raise InvalidRecordError("invalid session record", errors)
     state = _state()
-    result = save_record(state.store, record, body, state.mapping, actor=g.get("actor"))
+    saved = save_record(state.store, json_body(), state.mapping, actor=g.get("actor"))
+    result = saved.result
     payload: dict[str, Any] = {
         "session_id": result.session_id,
         "record_version": result.record_version,
@@ -71,9 +65,9 @@ def post_session() -> Response:
         "record_hash": result.record_hash,
         "links": _links(result.session_id),
     }
-    warnings = [i for i in issues if not i.is_error]
-    if warnings:
-        payload["warnings"] = operation_outcome(warnings)
+    if saved.warnings:
+        payload["warnings"] = operation_outcome(saved.warnings,
+                                                base=state.settings.canonical_base)
     response = jsonify(payload)
     response.status_code = result.http_status
     response.headers["Location"] = payload["links"]["self"]
@@ -201,7 +195,7 @@ def get_session_fhir(session_id: str) -> Response:
     """
     state = _state()
     stored = state.store.get_record(session_id)
-    bundle = to_fhir(load_record(stored.body), state.mapping)
+    bundle = stored_bundle(stored, state.mapping)
     state.store.audit(g.get("actor"), "read-fhir", session_id, "ok")
     return fhir_response(bundle)
 

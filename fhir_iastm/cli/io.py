@@ -36,12 +36,13 @@ def label(source: Source, value: Any = None) -> str:
     return source.label() + (f" (session {session})" if session else "")
 
 
-def emit_outcome(issues: list[Issue], where: str | None = None) -> None:
-    """One OperationOutcome line on stderr; ``where`` (an input label) prefixes each issue."""
+def emit_outcome(issues: list[Issue], where: str | None, base: str) -> None:
+    """One OperationOutcome line on stderr, its project URLs under the canonical ``base``;
+    ``where`` (an input label) prefixes each issue."""
     if where is not None:
         issues = [dataclasses.replace(i, diagnostics=f"{where}: {i.diagnostics or ''}")
                   for i in issues]
-    click.echo(json.dumps(operation_outcome(issues), ensure_ascii=False), err=True)
+    click.echo(json.dumps(operation_outcome(issues, base=base), ensure_ascii=False), err=True)
 
 
 def emit_result(document: Any, single: bool) -> None:
@@ -113,22 +114,25 @@ def _total_bytes(files: tuple[IO[bytes], ...]) -> int:
     return total
 
 
-def run_items(command: str, files: tuple[IO[bytes], ...], convert: Callable[[Any], Any]) -> None:
+def run_items(
+    command: str, files: tuple[IO[bytes], ...], convert: Callable[[Any], Any], base: str
+) -> None:
     """Convert every item of FILES, printing each result as it is made; bad items go to stderr
-    tagged with their input; exit 1 if any failed."""
+    tagged with their input (OperationOutcomes under the canonical ``base``); exit 1 if any
+    failed."""
     run = Run(command, files)
     single = len(files) == 1
     for item in run.items():
         one = single and item.single
         if item.issue is not None:
             run.count("invalid")
-            emit_outcome([item.issue], None if one else label(item.source))
+            emit_outcome([item.issue], None if one else label(item.source), base)
             continue
         try:
             result = convert(item.value)
         except IastmError as exc:
             run.count("invalid")
-            emit_outcome(exc.issues, None if one else label(item.source, item.value))
+            emit_outcome(exc.issues, None if one else label(item.source, item.value), base)
             continue
         run.count("ok")
         emit_result(result, one)
@@ -143,27 +147,15 @@ def store_errors(func: F) -> F:
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        from sqlalchemy.exc import SQLAlchemyError
+        from fhir_iastm.service import DatabaseError, database_reason
 
         try:
             return func(*args, **kwargs)
-        except SQLAlchemyError as exc:
+        except DatabaseError as exc:
             click.echo(f"fhir-iastm: database failure: {database_reason(exc)}", err=True)
             sys.exit(EXIT_STORE)
 
     return wrapper  # type: ignore[return-value]
-
-
-def database_reason(exc: Exception) -> str:
-    """The driver's own first line for connection-level errors (no SQL, no parameters, which
-    can carry record data); the error type alone for the others."""
-    from sqlalchemy.exc import InterfaceError, OperationalError
-
-    orig = getattr(exc, "orig", None)
-    if isinstance(exc, (OperationalError, InterfaceError)) and orig is not None:
-        first = str(orig).strip().splitlines()[0] if str(orig).strip() else ""
-        return f"{type(orig).__name__}: {first[:200]}"
-    return type(exc).__name__
 
 
 __all__ = [

@@ -45,7 +45,7 @@ def map_command(files: tuple[IO[bytes], ...], canonical_base: str | None,
         return to_fhir(load_record(item), settings)
 
     stdin: IO[bytes] = sys.stdin.buffer
-    run_items("map", files or (stdin,), convert)
+    run_items("map", files or (stdin,), convert, settings.base)
 
 
 @click.command("unmap")
@@ -64,7 +64,7 @@ def unmap_command(source: IO[bytes], canonical_base: str | None) -> None:
 
     stream = _Named(_one_session_if_resource_list(source.read()))
     stream.name = file_name(source)
-    run_items("unmap", (stream,), convert)
+    run_items("unmap", (stream,), convert, settings.base)
 
 
 class _Named(io.BytesIO):
@@ -115,7 +115,7 @@ def validate_command(files: tuple[IO[bytes], ...], profile: str | None,
     try:
         index = load_profiles(settings.profiles_dir, settings.canonical_base)
     except ConfigError as exc:
-        emit_outcome(exc.issues)
+        emit_outcome(exc.issues, None, settings.canonical_base)
         sys.exit(EXIT_INVALID)
     run = Run("validate", files)
     for item in run.items():
@@ -123,10 +123,11 @@ def validate_command(files: tuple[IO[bytes], ...], profile: str | None,
                   validate(item.value, index, profile=profile, trace=record_field))
         run.count("with errors" if has_errors(issues) else "valid")
         if len(files) == 1 and item.single:
-            emit_result(operation_outcome(issues), True)
+            emit_result(operation_outcome(issues, base=settings.canonical_base), True)
             continue
         tag = item.source.to_json(session_of(item.value))
-        emit_result({"input": tag, "outcome": operation_outcome(issues)}, False)
+        outcome = operation_outcome(issues, base=settings.canonical_base)
+        emit_result({"input": tag, "outcome": outcome}, False)
     if not (len(files) == 1 and run.progress.items == 1):
         run.summary()
     if run.counts["with errors"]:

@@ -53,17 +53,20 @@ def _client(settings: Settings) -> Any:
         raise click.BadParameter(exc.message, param_hint="--server") from exc
 
 
-def _load_push_inputs(run: Run) -> tuple[list[tuple[Any, dict[str, Any]]], bool]:
+def _load_push_inputs(
+    run: Run, base: str
+) -> tuple[list[tuple[Any, dict[str, Any]]], bool]:
     """Every valid record of the run's files with its input tag (invalid ones reported on
-    stderr as read); whether any was invalid. The records are held (small objects, not the
-    text): one session's versions must go out in record_version order (decision 9)."""
+    stderr as read, under the canonical ``base``); whether any was invalid. The records are held
+    (small objects, not the text): one session's versions must go out in record_version order
+    (docs/decisions.md#d9)."""
     from fhir_iastm.records import load_record
 
     records, invalid = [], False
     for item in run.items():
         if item.issue is not None:
             run.count("invalid")
-            emit_outcome([item.issue], label(item.source))
+            emit_outcome([item.issue], label(item.source), base)
             invalid = True
             continue
         try:
@@ -71,16 +74,16 @@ def _load_push_inputs(run: Run) -> tuple[list[tuple[Any, dict[str, Any]]], bool]
         except IastmError as exc:
             run.count("invalid")
             invalid = True
-            emit_outcome(exc.issues, label(item.source, item.value))
+            emit_outcome(exc.issues, label(item.source, item.value), base)
     first = {r.session_id: i for i, (r, _) in reversed(list(enumerate(records)))}
     # docs/decisions.md#d9: one session's versions in order
     records.sort(key=lambda pair: (first[pair[0].session_id], pair[0].record_version))
     return records, invalid
 
 
-def _failure_line(record: Any, exc: IastmError, status: str = "error") -> dict[str, Any]:
+def _failure_line(record: Any, exc: IastmError, base: str) -> dict[str, Any]:
     return {"session_id": record.session_id, "record_version": record.record_version,
-            "status": status, "operationOutcome": operation_outcome(exc.issues)}
+            "status": "error", "operationOutcome": operation_outcome(exc.issues, base=base)}
 
 
 @click.command("push")
@@ -98,7 +101,7 @@ def push_command(files: tuple[IO[bytes], ...], fhir_base_url: str | None,
                              canonical_base=canonical_base)
     client = _client(settings)
     run = Run("push", files)
-    pairs, failed = _load_push_inputs(run)
+    pairs, failed = _load_push_inputs(run, settings.canonical_base)
     server_down = False
     tags = [tag for _, tag in pairs]
     results = push_many(client, [record for record, _ in pairs],
@@ -107,7 +110,8 @@ def push_command(files: tuple[IO[bytes], ...], fhir_base_url: str | None,
         if isinstance(outcome, IastmError):
             server_down = True
             run.count("not sent (server failure)")
-            emit_result({**_failure_line(record, outcome), "input": tag}, False)
+            line = _failure_line(record, outcome, settings.canonical_base)
+            emit_result({**line, "input": tag}, False)
             continue
         run.count(outcome.status)
         failed = failed or outcome.status not in ("pushed", "unchanged")
@@ -134,8 +138,7 @@ def pull_command(fhir_base_url: str | None, fhir_token: str | None, canonical_ba
     """Pull sessions from a FHIR server: one record per line (JSON Lines) on stdout."""
     from fhir_iastm.errors import FhirServerError
     from fhir_iastm.records.model import to_dict
-    from fhir_iastm.service import mapping_settings, pull
-    from fhir_iastm.sync.pull import PullError
+    from fhir_iastm.service import PullError, mapping_settings, pull
 
     settings = load_settings(fhir_base_url=fhir_base_url, fhir_token=fhir_token,
                              canonical_base=canonical_base)
@@ -150,11 +153,12 @@ def pull_command(fhir_base_url: str | None, fhir_token: str | None, canonical_ba
         for result in results:
             if isinstance(result, PullError):
                 failed = True
-                click.echo(json.dumps(result.to_json(), ensure_ascii=False), err=True)
+                line = result.to_json(settings.canonical_base)
+                click.echo(json.dumps(line, ensure_ascii=False), err=True)
             else:
                 emit_result(to_dict(result), False)
     except FhirServerError as exc:
-        emit_outcome(exc.issues)
+        emit_outcome(exc.issues, None, settings.canonical_base)
         sys.exit(EXIT_SERVER)
     if failed:
         sys.exit(EXIT_INVALID)
@@ -177,10 +181,10 @@ def load_profiles_command(fhir_base_url: str | None, fhir_token: str | None,
         written = upload_profiles(_client(settings), settings.profiles_dir,
                                   settings.canonical_base)
     except ConfigError as exc:
-        emit_outcome(exc.issues)
+        emit_outcome(exc.issues, None, settings.canonical_base)
         sys.exit(EXIT_INVALID)
     except FhirServerError as exc:
-        emit_outcome(exc.issues)
+        emit_outcome(exc.issues, None, settings.canonical_base)
         sys.exit(EXIT_SERVER)
     emit_result({"uploaded": len(written), "resources": written}, True)
 

@@ -1,8 +1,8 @@
-"""Edge: the service-side commands of ``fhir-iastm`` — ``init-db``, ``reindex``, ``import``,
+"""The service-side commands of ``fhir-iastm`` — ``init-db``, ``reindex``, ``import``,
 ``serve``, ``worker``, ``export`` and ``config`` (registered on the group in ``cli/__init__.py``).
 
-Layer: edge. Settings come from the same ``IASTM_*`` environment as the HTTP service
-(``config.Settings``); options override them.
+Settings come from the same ``IASTM_*`` environment as the HTTP service (``config.Settings``);
+options override them.
 """
 
 from __future__ import annotations
@@ -11,8 +11,6 @@ import dataclasses
 import hashlib
 import json
 import sys
-from dataclasses import replace
-from pathlib import Path
 from typing import IO, Any
 
 import click
@@ -39,21 +37,13 @@ from fhir_iastm.config import Settings, variables
 def _store(settings: Settings, *, existing: bool = False) -> Any:
     """The migrated store; with ``existing``, a SQLite file that is not there is an error (exit 4)
     instead of a new empty database (a mistyped path must not look like an empty store)."""
-    from sqlalchemy.engine import make_url
+    from fhir_iastm.service import MissingDatabaseError, open_store
 
-    from fhir_iastm.storage import Store
-
-    url = settings.database_url
-    parsed = make_url(url)
-    if existing and parsed.get_backend_name() == "sqlite":
-        path = parsed.database or ""
-        if not path or path == ":memory:" or not Path(path).is_file():
-            click.echo(f"fhir-iastm: no database at {path or 'memory'!r} (create one with "
-                       "init-db or import)", err=True)
-            sys.exit(EXIT_STORE)
-    store = Store(url)
-    store.migrate()
-    return store
+    try:
+        return open_store(settings.database_url, existing=existing)
+    except MissingDatabaseError as exc:
+        click.echo(f"fhir-iastm: {exc}", err=True)
+        sys.exit(EXIT_STORE)
 
 
 def _index(database_url: str | None, *, everything: bool) -> int:
@@ -108,7 +98,6 @@ def import_command(files: tuple[IO[bytes], ...], database_url: str | None) -> No
     exit 1 if any record was rejected, 4 if the database failed.
     """
     from fhir_iastm.errors import IastmError, operation_outcome
-    from fhir_iastm.records import check_record
     from fhir_iastm.service import mapping_settings, save_record
 
     settings = load_settings(database_url=database_url)
@@ -122,16 +111,14 @@ def import_command(files: tuple[IO[bytes], ...], database_url: str | None) -> No
         try:
             if item.issue is not None:
                 raise IastmError(item.issue.diagnostics or "unreadable", [item.issue])
-            record, issues = check_record(item.value)
-            if record is None:
-                raise IastmError("invalid record", [i for i in issues if i.is_error])
-            result = save_record(store, record, item.value, mapping, actor="cli")
+            result = save_record(store, item.value, mapping, actor="cli").result
             line.update(status=result.status, record_version=result.record_version)
         except IastmError as exc:
             where = label(item.source, item.value)
             issues = [dataclasses.replace(i, diagnostics=f"{where}: {i.diagnostics or ''}")
                       for i in exc.issues]
-            line.update(status="rejected", operationOutcome=operation_outcome(issues))
+            outcome = operation_outcome(issues, base=settings.canonical_base)
+            line.update(status="rejected", operationOutcome=outcome)
         run.count(line["status"])
         emit_result(line, False)
     store.close()
@@ -188,9 +175,7 @@ def worker_command(database_url: str | None, fhir_base_url: str | None, fhir_tok
     """
     from fhir_iastm.errors import ConfigError
     from fhir_iastm.logging import configure_logging
-    from fhir_iastm.service import make_pusher, mapping_settings, worker_client
-    from fhir_iastm.sync.circuit import Backoff, Circuit
-    from fhir_iastm.sync.worker import run_worker
+    from fhir_iastm.service import drain_outbox, mapping_settings, worker_client
 
     settings = load_settings(database_url=database_url, fhir_base_url=fhir_base_url,
                              fhir_token=fhir_token, canonical_base=canonical_base,
@@ -201,17 +186,11 @@ def worker_command(database_url: str | None, fhir_base_url: str | None, fhir_tok
                                  worker_backoff_base_s=backoff_base,
                                  worker_backoff_cap_s=backoff_cap)
     store = _store(settings)
-    mapping = mapping_settings(settings)
-    lease: dict[str, Any] = {} if lease_seconds is None else {"lease_seconds": lease_seconds}
-    backoff = Backoff(base=settings.worker_backoff_base_s, cap=settings.worker_backoff_cap_s)
-    circuit = Circuit(threshold=settings.circuit_threshold,
-                      probe=Backoff(base=1.0, cap=settings.circuit_probe_cap_s))
     try:
-        stats = run_worker(store, make_pusher(client, mapping), worker_id=worker_id, once=once,
-                           poll_interval=poll_interval, canonical_base=mapping.base,
-                           allow_canonical_base_change=settings.allow_canonical_base_change,
-                           max_attempts=settings.worker_max_attempts, backoff=backoff,
-                           circuit=circuit, **lease)
+        stats = drain_outbox(store, client, settings=mapping_settings(settings), policy=settings,
+                             worker_id=worker_id, once=once, poll_interval=poll_interval,
+                             lease_seconds=lease_seconds,
+                             allow_canonical_base_change=settings.allow_canonical_base_change)
     except ConfigError as exc:
         click.echo(f"Error: {exc.message}", err=True)
         sys.exit(EXIT_INVALID)
@@ -242,10 +221,7 @@ def export_command(database_url: str | None) -> None:
     written once while it is the same; a changed version is written again. The database must
     exist (a mistyped SQLite path is exit 4, not an empty export).
     """
-    from fhir_iastm.facade import stored_resources
-    from fhir_iastm.mapping import to_fhir
-    from fhir_iastm.records.model import SessionRecord, from_dict
-    from fhir_iastm.service import mapping_settings
+    from fhir_iastm.service import export_sessions, mapping_settings
 
     config = load_settings(database_url=database_url)
     store, settings = _store(config, existing=True), mapping_settings(config)
@@ -253,12 +229,9 @@ def export_command(database_url: str | None) -> None:
     seen: set[bytes] = set()
     sessions = resources = 0
     tty = sys.stderr.isatty()
-    for stored in store.iter_records():
-        # stored bodies were validated when they were saved: rebuild, don't re-validate
-        record = from_dict(SessionRecord, stored.body)
-        bundle = to_fhir(record, replace(settings, record_hash=stored.record_hash))
+    for session in export_sessions(store, settings):
         sessions += 1
-        for resource in stored_resources(bundle):
+        for resource in session:
             text = json.dumps(resource, separators=(",", ":"))
             if resource.get("resourceType") in SHARED_TYPES:
                 key = hashlib.sha256(text.encode()).digest()

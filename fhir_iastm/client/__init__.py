@@ -1,10 +1,12 @@
 """EDGE (requests): the FHIR R4 HTTP client — one place that sends, retries and turns HTTP
 statuses into typed errors carrying the server's OperationOutcome. Knows no record and no mapping;
-imports only ``fhir_iastm.errors`` from the project.
+imports only ``fhir_iastm.errors`` and ``fhir_iastm.backoff`` from the project.
 
-``policy`` (what may be retried, how long to wait, which error a reply is) and ``capabilities``
-(a CapabilityStatement read for the push) are pure and import no HTTP library; the names below
-are loaded from ``client.client`` (requests) on first use, so importing those two stays light.
+``client`` (one method per FHIR interaction), ``transport`` (send, retry, parse), ``policy``
+(what may be retried, how long to wait, which error a reply is) and ``capabilities`` (a
+CapabilityStatement read for the push). ``policy`` and ``capabilities`` import no HTTP library;
+``FhirClient`` is loaded from ``client.client`` (requests) on first use, so importing the package
+stays light.
 """
 
 from __future__ import annotations
@@ -12,10 +14,21 @@ from __future__ import annotations
 from importlib import import_module
 from typing import Any
 
+from fhir_iastm.client.capabilities import Capabilities
+from fhir_iastm.client.policy import (
+    RetryPolicy,
+    error_for_status,
+    is_idempotent_bundle,
+    is_multiple_matches,
+    parse_retry_after,
+)
+
+#: Loaded from ``client.client`` (and so ``requests``) on first use.
+_HTTP_NAMES = ("CONFORMANCE_TYPES", "FhirClient")
+
 __all__ = [
-    "CONFORMANCE_TYPES",
+    *_HTTP_NAMES,
     "Capabilities",
-    "FhirClient",
     "RetryPolicy",
     "error_for_status",
     "is_idempotent_bundle",
@@ -25,6 +38,6 @@ __all__ = [
 
 
 def __getattr__(name: str) -> Any:
-    if name in __all__:
+    if name in _HTTP_NAMES:
         return getattr(import_module("fhir_iastm.client.client"), name)
     raise AttributeError(f"module 'fhir_iastm.client' has no attribute {name!r}")

@@ -1,6 +1,6 @@
 """A server's CapabilityStatement, read for what the push and pull code needs to decide.
 
-Layer: core (standard library only); ``client.FhirClient.capabilities()`` builds it from
+``client.FhirClient.capabilities()`` builds it from
 ``GET /metadata``. Which fallbacks to take is the push code's decision (docs/push.md#capabilities,
 docs/decisions.md#d13).
 Spec: https://hl7.org/fhir/R4/capabilitystatement.html

@@ -1,7 +1,7 @@
 """The pure rules of the FHIR client: what may be retried, how long to wait, which error a reply is.
 
-Layer: core (standard library and ``fhir_iastm.errors`` only), so the rules are testable without
-HTTP; :mod:`fhir_iastm.client` applies them. Spec: https://hl7.org/fhir/R4/http.html,
+They import no HTTP library, so they are testable without HTTP; :mod:`fhir_iastm.client` applies
+them. Spec: https://hl7.org/fhir/R4/http.html,
 https://hl7.org/fhir/R4/bundle.html#transaction, RFC 9110 §10.2.3 (Retry-After).
 """
 
@@ -13,14 +13,17 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from fhir_iastm.backoff import Backoff
 from fhir_iastm.errors import (
     SEVERITIES,
+    AmbiguousMatchError,
     FhirAuthError,
     FhirConflictError,
     FhirServerError,
     FhirUnavailableError,
     Issue,
     NotFoundError,
+    ambiguous_match,
 )
 
 __all__ = [
@@ -52,7 +55,7 @@ class RetryPolicy:
 
     def backoff(self, attempt: int) -> float:
         """Delay after failed attempt ``attempt`` (1-based): base * 2**(attempt-1), capped."""
-        return float(min(self.max_delay, self.base_delay * 2 ** (attempt - 1)))
+        return Backoff(self.base_delay, 2.0, self.max_delay, jitter=0.0).delay(attempt)
 
 
 def parse_retry_after(value: str | None, now: float) -> float | None:
@@ -146,16 +149,19 @@ def error_for_status(
     code, issue_type = FhirServerError.code, "processing"
     if status in (401, 403):
         cls, code, issue_type = FhirAuthError, FhirAuthError.code, "security"
+    elif status == 412 and is_multiple_matches(outcome):
+        cls, code, issue_type = AmbiguousMatchError, AmbiguousMatchError.code, "multiple-matches"
     elif status in (409, 412):
-        ambiguous = status == 412 and is_multiple_matches(outcome)
-        cls, issue_type = FhirConflictError, "multiple-matches" if ambiguous else "conflict"
-        code = "E_AMBIGUOUS_MATCH" if ambiguous else FhirConflictError.code
+        cls, code, issue_type = FhirConflictError, FhirConflictError.code, "conflict"
     elif status in (404, 410):
         code, issue_type = NotFoundError.code, "not-found"
     elif status in (429, 502, 503, 504):
         cls, code, issue_type = FhirUnavailableError, FhirUnavailableError.code, "transient"
     fallback = Issue("error", issue_type, diagnostics=message, details=code)
-    error = cls(message, outcome_issues(outcome, code, fallback), status=status, outcome=kept)
+    issues = outcome_issues(outcome, code, fallback)
+    if cls is AmbiguousMatchError:
+        return ambiguous_match(message, issues=issues, status=status, outcome=kept)
+    error = cls(message, issues, status=status, outcome=kept)
     error.code = code  # the stable code of this case (E_AMBIGUOUS_MATCH, E_NOT_FOUND, ...)
     return error
 

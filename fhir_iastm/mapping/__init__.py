@@ -1,7 +1,7 @@
-"""Core: the mapping between internal IASTM session records and FHIR R4 (docs/mapping.md).
+"""CORE: the mapping between internal IASTM session records and FHIR R4 (docs/mapping.md).
 
-Layer: core. Imports only the standard library, core modules and (lazily) ``fhir.resources.R4B``
-and ``fhir_iastm.records``; never flask, requests, sqlalchemy or click.
+Pure functions: imports the standard library, ``fhir_iastm.records``, ``fhir_iastm.errors`` and
+(lazily) ``fhir.resources.R4B``; no I/O.
 
 * :func:`to_fhir` — record -> transaction Bundle (plain JSON dict, byte-deterministic).
 * :func:`from_fhir` — transaction/searchset Bundle or resource list -> validated record.

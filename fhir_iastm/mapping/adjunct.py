@@ -1,15 +1,15 @@
-"""Core: adjunct-therapy Procedures (docs/mapping.md#adjunct, docs/decisions.md#d11) and back.
+"""adjunct-therapy Procedures (docs/mapping.md#adjunct, docs/decisions.md#d11) and back.
 
-Layer: core (standard library only). Each adjunct is ``partOf`` the IASTM Procedure and carries
-``reasonReference`` whatever its status, so the pull query's ``_revinclude`` finds it.
+Each adjunct is ``partOf`` the IASTM Procedure and carries ``reasonReference`` whatever its status,
+so the pull query's ``_revinclude`` finds it.
 """
 
 from __future__ import annotations
 
 from fhir_iastm.mapping.codes import reverse_table, tables, unmapped
-from fhir_iastm.mapping.context import ENCOUNTER, PATIENT, PROCEDURE, Ctx, adjunct_role
+from fhir_iastm.mapping.context import ENCOUNTER, PATIENT, PROCEDURE, MappingContext, adjunct_role
 from fhir_iastm.mapping.datatypes import (
-    JSON,
+    Json,
     codeable,
     codes_in,
     ext_value,
@@ -22,7 +22,7 @@ from fhir_iastm.mapping.procedure import performed, performers, reasons
 from fhir_iastm.records.model import AdjunctTherapy
 
 
-def to_adjunct(ctx: Ctx, a: AdjunctTherapy) -> JSON:
+def to_adjunct(ctx: MappingContext, a: AdjunctTherapy) -> Json:
     """One adjunct Procedure; status, subject, encounter, period copied from the session."""
     r = ctx.record
     minutes = quantity(a.minutes, ctx.codes["ucum"].coding("min"))
@@ -46,7 +46,7 @@ def to_adjunct(ctx: Ctx, a: AdjunctTherapy) -> JSON:
     )
 
 
-def _codings(ctx: Ctx, adjunct_type: str) -> list[JSON]:
+def _codings(ctx: MappingContext, adjunct_type: str) -> list[Json]:
     codings = [ctx.codes["adjunct_local"].coding(adjunct_type)]
     codings += ctx.codes["adjunct_snomed"].codings(adjunct_type)
     if ctx.settings.include_cpt:
@@ -54,7 +54,7 @@ def _codings(ctx: Ctx, adjunct_type: str) -> list[JSON]:
     return codings
 
 
-def from_adjunct(resource: JSON, base: str, where: str) -> JSON:
+def from_adjunct(resource: Json, base: str, where: str) -> Json:
     """Adjunct Procedure -> ``adjunct_therapies[]`` entry (type from the local coding only)."""
     code = resource.get("code") or {}
     local_system = tables(base)["adjunct_local"]["stretching"][0]["system"]

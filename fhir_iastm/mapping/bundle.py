@@ -1,8 +1,7 @@
-"""Core: one record -> one FHIR R4 transaction Bundle (docs/push.md#one-transaction,
+"""One record -> one FHIR R4 transaction Bundle (docs/push.md#one-transaction,
 docs/decisions.md#d5 to #d7).
 
-Layer: core (standard library + ``fhir_iastm.records`` for the content hash). Pure: no clock, no
-configuration; the same record and settings give a byte-identical Bundle.
+Pure: no clock, no configuration; the same record and settings give a byte-identical Bundle.
 """
 
 from __future__ import annotations
@@ -16,11 +15,11 @@ from fhir_iastm.mapping.context import (
     PATIENT,
     PRACTITIONER,
     PROCEDURE,
-    Ctx,
+    MappingContext,
     adjunct_role,
     condition_role,
 )
-from fhir_iastm.mapping.datatypes import JSON
+from fhir_iastm.mapping.datatypes import Json
 from fhir_iastm.mapping.encounter import to_encounter
 from fhir_iastm.mapping.ids import NPI_SYSTEM, conditional_url, identifier_query
 from fhir_iastm.mapping.observation import to_observations
@@ -30,11 +29,11 @@ from fhir_iastm.mapping.settings import MappingSettings
 from fhir_iastm.records.model import SessionRecord
 
 
-def to_fhir(record: SessionRecord, settings: MappingSettings | None = None) -> JSON:
+def to_fhir(record: SessionRecord, settings: MappingSettings | None = None) -> Json:
     """The transaction Bundle for one validated record (entries in the order parties, visit,
     diagnoses, session; docs/push.md#one-transaction)."""
     settings = settings or MappingSettings()
-    ctx = Ctx(record, settings, settings.record_hash or _hash(record))
+    ctx = MappingContext(record, settings, settings.record_hash or _hash(record))
     r = record
     entries = [
         shared_entry(
@@ -61,13 +60,13 @@ def _hash(record: SessionRecord) -> str:
     return record_hash(record)
 
 
-def _role(ctx: Ctx, resource: JSON) -> str:
+def _role(ctx: MappingContext, resource: Json) -> str:
     """The role of a session-owned resource is the tail of its session-resource identifier."""
     value: str = resource["identifier"][0]["value"]
     return value[len(ctx.record.session_id) + 1 :]
 
 
-def shared_entry(ctx: Ctx, role: str, resource: JSON, system: str, value: str) -> JSON:
+def shared_entry(ctx: MappingContext, role: str, resource: Json, system: str, value: str) -> Json:
     """Patient / Practitioner / Organization: POST + ifNoneExist, never PUT
     (docs/decisions.md#d5)."""
     return {
@@ -82,8 +81,12 @@ def shared_entry(ctx: Ctx, role: str, resource: JSON, system: str, value: str) -
 
 
 def owned_entry(
-    ctx: Ctx, role: str, resource: JSON, system: str | None = None, value: str | None = None
-) -> JSON:
+    ctx: MappingContext,
+    role: str,
+    resource: Json,
+    system: str | None = None,
+    value: str | None = None,
+) -> Json:
     """Session-owned resources: conditional PUT on their business identifier, no id
     (docs/decisions.md#d6)."""
     if system is None or value is None:
@@ -99,7 +102,7 @@ def owned_entry(
     }
 
 
-def assert_distinct(entries: list[JSON]) -> None:
+def assert_distinct(entries: list[Json]) -> None:
     """Every fullUrl and every request.url of a Bundle is distinct (docs/decisions.md#d6)."""
     seen: set[str] = set()
     for i, entry in enumerate(entries):

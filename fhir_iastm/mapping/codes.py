@@ -1,10 +1,10 @@
-"""Core: the code tables of docs/codes.md, loaded once from ``fhir_iastm/data/codes.json``.
+"""The code tables of docs/codes.md, loaded once from ``fhir_iastm/data/codes.json``.
 
-Layer: core (standard library only). Every table is a plain dict ``internal value -> Coding``
-(a :class:`CodeTable`, which is a ``dict`` that also knows its name and its fallback). A value
-missing from a table with fallback ``error`` raises :class:`MappingError` naming the table and the
-value; fallback ``omit`` yields no coding. Reverse tables are derived from the forward ones
-(:func:`reverse`); intended many-to-one entries are listed in the data file (``_many_to_one``).
+Every table is a plain dict ``internal value -> Coding`` (a :class:`CodeTable`, which is a ``dict``
+that also knows its name and its fallback). A value missing from a table with fallback ``error``
+raises :class:`MappingError` naming the table and the value; fallback ``omit`` yields no coding.
+Reverse tables are derived from the forward ones (:func:`reverse`); intended many-to-one entries are
+listed in the data file (``_many_to_one``).
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
-"""Core: one per-encounter Condition per ``conditions[]`` entry (docs/mapping.md#condition) and
+"""One per-encounter Condition per ``conditions[]`` entry (docs/mapping.md#condition) and
 back.
 
-Layer: core (standard library only). For an entered-in-error session every copy is retracted:
+For an entered-in-error session every copy is retracted:
 ``verificationStatus = entered-in-error`` and no ``clinicalStatus`` (docs/decisions.md#statuses, R4
 con-5).
 """
@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from fhir_iastm.errors import Issue, MappingError
 from fhir_iastm.mapping.codes import condition_snomed_display, reverse_table
-from fhir_iastm.mapping.context import ENCOUNTER, PATIENT, Ctx, condition_role
+from fhir_iastm.mapping.context import ENCOUNTER, PATIENT, MappingContext, condition_role
 from fhir_iastm.mapping.datatypes import (
-    JSON,
+    Json,
     code_in,
     codeable,
     ext,
@@ -29,7 +29,7 @@ ICD10CM = "http://hl7.org/fhir/sid/icd-10-cm"
 SNOMED = "http://snomed.info/sct"
 
 
-def to_condition(ctx: Ctx, c: Condition) -> JSON:
+def to_condition(ctx: MappingContext, c: Condition) -> Json:
     """One encounter-diagnosis Condition (docs/mapping.md#condition)."""
     retracted = (
         ctx.record.status == "entered-in-error" or c.verification_status == "entered-in-error"
@@ -64,8 +64,8 @@ def to_condition(ctx: Ctx, c: Condition) -> JSON:
     )
 
 
-def _code_codings(c: Condition) -> list[JSON]:
-    codings: list[JSON] = [{"system": ICD10CM, "code": c.icd10cm}]
+def _code_codings(c: Condition) -> list[Json]:
+    codings: list[Json] = [{"system": ICD10CM, "code": c.icd10cm}]
     if c.snomed:
         codings.append(
             prune(
@@ -75,14 +75,14 @@ def _code_codings(c: Condition) -> list[JSON]:
     return codings
 
 
-def laterality_extension(ctx: Ctx, laterality: str) -> JSON:
+def laterality_extension(ctx: MappingContext, laterality: str) -> Json:
     """The mCODE laterality-qualifier extension (docs/decisions.md#d2) for left / right /
     bilateral."""
     value = codeable([ctx.codes["laterality"].coding(laterality)])
     return ext(MCODE_LATERALITY, "CodeableConcept", value)
 
 
-def _laterality_site(ctx: Ctx, laterality: str) -> JSON:
+def _laterality_site(ctx: MappingContext, laterality: str) -> Json:
     """bodySite carrying only the side (the site itself is on the Procedure,
     docs/mapping.md#condition)."""
     return codeable(text=laterality, extension=[laterality_extension(ctx, laterality)])
@@ -91,7 +91,7 @@ def _laterality_site(ctx: Ctx, laterality: str) -> JSON:
 # ---------------------------------------------------------------- reverse
 
 
-def from_condition(resource: JSON, base: str, where: str, primary: bool) -> JSON:
+def from_condition(resource: Json, base: str, where: str, primary: bool) -> Json:
     """Condition -> one ``conditions[]`` entry; laterality only from the mCODE extension."""
     code = resource.get("code") or {}
     return prune(
@@ -115,7 +115,7 @@ def from_condition(resource: JSON, base: str, where: str, primary: bool) -> JSON
     )
 
 
-def condition_laterality(resource: JSON, base: str, where: str) -> str:
+def condition_laterality(resource: Json, base: str, where: str) -> str:
     """``not-applicable`` without a bodySite; else exactly one known laterality extension."""
     sites = resource.get("bodySite") or []
     if not sites:
@@ -123,7 +123,7 @@ def condition_laterality(resource: JSON, base: str, where: str) -> str:
     return laterality_of(sites[0], base, f"{where}.bodySite[0]")
 
 
-def laterality_of(site: JSON, base: str, where: str) -> str:
+def laterality_of(site: Json, base: str, where: str) -> str:
     """The record laterality of a bodySite; never guessed (docs/decisions.md#round-trip)."""
     found = ext_all(site, MCODE_LATERALITY)
     if len(found) != 1:

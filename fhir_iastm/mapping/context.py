@@ -1,13 +1,11 @@
-"""Core: what every forward builder needs for one record — settings, codes, fullUrls, profiles.
-
-Layer: core (standard library only).
+"""What every forward builder needs for one record — settings, codes, fullUrls, profiles.
 """
 
 from __future__ import annotations
 
 from fhir_iastm.mapping import ids
 from fhir_iastm.mapping.codes import STATUS, Tables, tables
-from fhir_iastm.mapping.datatypes import JSON, identifier
+from fhir_iastm.mapping.datatypes import Json, identifier
 from fhir_iastm.mapping.settings import MappingSettings
 from fhir_iastm.records.model import Condition, SessionRecord
 
@@ -53,7 +51,7 @@ def prom_role(instrument: str) -> str:
     return f"obs/prom/{instrument}"
 
 
-class Ctx:
+class MappingContext:
     """One record being mapped, with its settings and precomputed pieces (built once per record)."""
 
     __slots__ = (
@@ -94,12 +92,12 @@ class Ctx:
     def sid(self, name: str) -> str:
         return ids.sid(self.base, name)
 
-    def session_identifier(self, role: str) -> JSON:
+    def session_identifier(self, role: str) -> Json:
         """The ``iastm-session-resource`` identifier (the conditional-update key) of ``role``."""
         value = ids.session_resource_value(self.record.session_id, role)
         return identifier(self.sid("iastm-session-resource"), value)
 
-    def meta(self, profile: str) -> JSON:
+    def meta(self, profile: str) -> Json:
         """``meta.profile``: our profile, plus US Core's only when claimed
         (docs/decisions.md#d1)."""
         profiles = [ids.sd(self.base, profile)]
@@ -110,7 +108,7 @@ class Ctx:
     def ext_url(self, name: str) -> str:
         return ids.sd(self.base, name)
 
-    def source_extensions(self) -> list[JSON]:
+    def source_extensions(self) -> list[Json]:
         """source-record-version and source-record-hash (docs/decisions.md#d7), fresh dicts."""
         return [
             {
@@ -128,7 +126,7 @@ __all__ = [
     "PRACTITIONER",
     "PROCEDURE",
     "US_CORE_PROFILE",
-    "Ctx",
+    "MappingContext",
     "adjunct_role",
     "condition_role",
     "pain_role",

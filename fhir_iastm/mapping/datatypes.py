@@ -1,8 +1,7 @@
-"""Core: small builders and readers for FHIR R4 datatypes, so resource modules read like tables.
+"""Small builders and readers for FHIR R4 datatypes, so resource modules read like tables.
 
-Layer: core (standard library only). Builders return plain JSON dicts in FHIR element order and
-``None`` for absent values; :func:`prune` drops absent elements from a resource or element.
-See https://hl7.org/fhir/R4/datatypes.html.
+Builders return plain JSON dicts in FHIR element order and ``None`` for absent values; :func:`prune`
+drops absent elements from a resource or element. See https://hl7.org/fhir/R4/datatypes.html.
 """
 
 from __future__ import annotations
@@ -12,11 +11,11 @@ from typing import Any
 
 from fhir_iastm.mapping.codes import Coding
 
-JSON = dict[str, Any]
+Json = dict[str, Any]
 UCUM = "http://unitsofmeasure.org"
 
 
-def prune(element: JSON) -> JSON:
+def prune(element: Json) -> Json:
     """The element without ``None``, empty strings, lists and dicts (FHIR forbids empty elements).
 
     ``v or v == 0`` keeps every truthy value and the falsy numbers/booleans (0, 0.0, False).
@@ -25,48 +24,48 @@ def prune(element: JSON) -> JSON:
 
 
 def codeable(
-    codings: Iterable[Coding] = (), text: str | None = None, extension: list[JSON] | None = None
-) -> JSON:
+    codings: Iterable[Coding] = (), text: str | None = None, extension: list[Json] | None = None
+) -> Json:
     """A CodeableConcept (``extension``, ``coding``, ``text``)."""
     return prune({"extension": extension, "coding": list(codings), "text": text})
 
 
-def reference(url: str) -> JSON:
+def reference(url: str) -> Json:
     """A literal Reference to a Bundle entry's fullUrl."""
     return {"reference": url}
 
 
-def identifier(system: str, value: str, type_: Coding | None = None) -> JSON:
+def identifier(system: str, value: str, type_: Coding | None = None) -> Json:
     """An Identifier (``type`` as a CodeableConcept when given)."""
     return prune({"type": codeable([type_]) if type_ else None, "system": system, "value": value})
 
 
-def period(start: str | None, end: str | None) -> JSON | None:
+def period(start: str | None, end: str | None) -> Json | None:
     """A Period; the record keeps the exact RFC 3339 text, so it is copied verbatim."""
     return prune({"start": start, "end": end}) or None
 
 
-def quantity(value: int | float, unit: Coding) -> JSON:
+def quantity(value: int | float, unit: Coding) -> Json:
     """A UCUM Quantity (``value``, ``unit``, ``system``, ``code``); us-core-3."""
     return {"value": value, "unit": unit["unit"], "system": UCUM, "code": unit["code"]}
 
 
-def extension(url: str, value_type: str, value: Any) -> JSON | None:
+def extension(url: str, value_type: str, value: Any) -> Json | None:
     """An Extension with one ``value[x]`` (None when the value is absent)."""
     return None if value is None else {"url": url, f"value{value_type}": value}
 
 
-def ext(url: str, value_type: str, value: Any) -> JSON:
+def ext(url: str, value_type: str, value: Any) -> Json:
     """An Extension whose value is always present."""
     return {"url": url, f"value{value_type}": value}
 
 
-def extensions(*items: JSON | None) -> list[JSON]:
+def extensions(*items: Json | None) -> list[Json]:
     """The present extensions, in the given order."""
     return [e for e in items if e is not None]
 
 
-def telecom(system: str, value: str | None, use: str | None = None) -> JSON | None:
+def telecom(system: str, value: str | None, use: str | None = None) -> Json | None:
     """A ContactPoint (or None)."""
     return None if value is None else prune({"system": system, "value": value, "use": use})
 
@@ -74,29 +73,29 @@ def telecom(system: str, value: str | None, use: str | None = None) -> JSON | No
 # ---------------------------------------------------------------- readers
 
 
-def ext_all(element: JSON | None, url: str) -> list[JSON]:
+def ext_all(element: Json | None, url: str) -> list[Json]:
     """Every extension of ``element`` with this URL."""
     return [e for e in (element or {}).get("extension", ()) if e.get("url") == url]
 
 
-def ext_value(element: JSON | None, url: str, value_type: str) -> Any:
+def ext_value(element: Json | None, url: str, value_type: str) -> Any:
     """The ``value[x]`` of the first extension with this URL (None when absent)."""
     found = ext_all(element, url)
     return found[0].get(f"value{value_type}") if found else None
 
 
-def codes_in(concept: JSON | None, system: str) -> list[str]:
+def codes_in(concept: Json | None, system: str) -> list[str]:
     """Every code of ``system`` in a CodeableConcept."""
     return [c["code"] for c in (concept or {}).get("coding", ()) if c.get("system") == system]
 
 
-def code_in(concept: JSON | None, system: str) -> str | None:
+def code_in(concept: Json | None, system: str) -> str | None:
     """The first code of ``system`` in a CodeableConcept (None when absent)."""
     found = codes_in(concept, system)
     return found[0] if found else None
 
 
-def identifier_value(resource: JSON, system: str) -> str | None:
+def identifier_value(resource: Json, system: str) -> str | None:
     """The value of the first identifier with this system."""
     for ident in resource.get("identifier", ()):
         if ident.get("system") == system:
@@ -105,7 +104,7 @@ def identifier_value(resource: JSON, system: str) -> str | None:
 
 
 __all__ = [
-    "JSON",
+    "Json",
     "UCUM",
     "code_in",
     "codeable",

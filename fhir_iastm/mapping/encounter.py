@@ -1,6 +1,4 @@
-"""Core: the Encounter of one session (docs/mapping.md#encounter) and back.
-
-Layer: core (standard library only).
+"""The Encounter of one session (docs/mapping.md#encounter) and back.
 """
 
 from __future__ import annotations
@@ -10,15 +8,15 @@ from fhir_iastm.mapping.context import (
     ORGANIZATION,
     PATIENT,
     PRACTITIONER,
-    Ctx,
+    MappingContext,
     condition_role,
 )
-from fhir_iastm.mapping.datatypes import JSON, codeable, period, prune, reference
+from fhir_iastm.mapping.datatypes import Json, codeable, period, prune, reference
 
 ENCOUNTER_TYPE_TEXT = "Outpatient physical therapy visit"
 
 
-def to_encounter(ctx: Ctx) -> JSON:
+def to_encounter(ctx: MappingContext) -> Json:
     """The visit: status (docs/decisions.md#statuses), class AMB, type 390906007, period (no end
     when cancelled)."""
     r = ctx.record
@@ -40,7 +38,7 @@ def to_encounter(ctx: Ctx) -> JSON:
     )
 
 
-def _diagnoses(ctx: Ctx) -> list[JSON]:
+def _diagnoses(ctx: MappingContext) -> list[Json]:
     """One diagnosis per Condition; ranks only when a primary exists (primary 1, others 2..n)."""
     has_primary = any(c.is_primary for c in ctx.conditions)
     others = iter(range(2, len(ctx.conditions) + 2))
@@ -53,7 +51,7 @@ def _diagnoses(ctx: Ctx) -> list[JSON]:
     return out
 
 
-def primary_references(encounter: JSON | None) -> set[str]:
+def primary_references(encounter: Json | None) -> set[str]:
     """The references of the diagnoses ranked 1 (the primary condition)."""
     return {
         d["condition"]["reference"]

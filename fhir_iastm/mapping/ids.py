@@ -1,7 +1,7 @@
-"""Core: deterministic identity — identifier systems, fullUrls and conditional URLs
+"""Deterministic identity — identifier systems, fullUrls and conditional URLs
 (docs/decisions.md#identifiers).
 
-Layer: core (standard library only). ``fullUrl`` = ``urn:uuid:`` + uuid5(namespace of the canonical
+``fullUrl`` = ``urn:uuid:`` + uuid5(namespace of the canonical
 base, ``f"{session_id}/{role}"``) so a retried Bundle is byte-identical (docs/decisions.md#d6).
 Conditional URLs
 FHIR-escape the value, then percent-encode system and value separately (docs/decisions.md#d16).

@@ -1,7 +1,5 @@
-"""Core: an index over the resources handed to the reverse mapper (transaction Bundle, searchset
+"""An index over the resources handed to the reverse mapper (transaction Bundle, searchset
 Bundle with server ids, or a plain list) that resolves literal references of any of those forms.
-
-Layer: core (standard library only).
 """
 
 from __future__ import annotations
@@ -10,10 +8,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from fhir_iastm.errors import Issue, MappingError
-from fhir_iastm.mapping.datatypes import JSON
+from fhir_iastm.mapping.datatypes import Json
 
 
-def _ref_keys(full_url: object, resource: JSON) -> list[str]:
+def _ref_keys(full_url: object, resource: Json) -> list[str]:
     keys = [full_url] if isinstance(full_url, str) and full_url else []
     rid, rtype = resource.get("id"), resource.get("resourceType")
     if isinstance(rid, str) and rid and isinstance(rtype, str):
@@ -33,10 +31,10 @@ def _normal(ref: str) -> str:
 class Index:
     """The resources, in input order, and a reference -> resource map."""
 
-    resources: list[JSON] = field(default_factory=list)
+    resources: list[Json] = field(default_factory=list)
     #: FHIRPath of each resource in the input (``Bundle.entry[3].resource``), for error reports.
     roots: list[str] = field(default_factory=list)
-    by_ref: dict[str, JSON] = field(default_factory=dict)
+    by_ref: dict[str, Json] = field(default_factory=dict)
 
     @classmethod
     def build(cls, data: Any) -> Index:
@@ -68,28 +66,28 @@ class Index:
             )
         return index
 
-    def add(self, resource: JSON, full_url: object, root: str) -> None:
+    def add(self, resource: Json, full_url: object, root: str) -> None:
         self.resources.append(resource)
         self.roots.append(root)
         for key in _ref_keys(full_url, resource):
             self.by_ref[key] = resource
             self.by_ref.setdefault(_normal(key), resource)
 
-    def add_alias(self, key: str, resource: JSON) -> None:
+    def add_alias(self, key: str, resource: Json) -> None:
         """Register one more reference key (never overriding an existing one)."""
         self.by_ref.setdefault(key, resource)
 
-    def resolve(self, reference: JSON | None) -> JSON | None:
+    def resolve(self, reference: Json | None) -> Json | None:
         """The resource a Reference points to, or None."""
         ref = reference.get("reference") if isinstance(reference, dict) else None
         if not isinstance(ref, str) or not ref:
             return None
         return self.by_ref.get(ref) or self.by_ref.get(_normal(ref))
 
-    def of_type(self, resource_type: str) -> list[JSON]:
+    def of_type(self, resource_type: str) -> list[Json]:
         return [r for r in self.resources if r.get("resourceType") == resource_type]
 
-    def one(self, reference: JSON | None, resource_type: str, where: str) -> JSON:
+    def one(self, reference: Json | None, resource_type: str, where: str) -> Json:
         """Resolve ``reference``; else the only resource of that type; else E_REQUIRED."""
         found = self.resolve(reference)
         if found is not None and found.get("resourceType") == resource_type:

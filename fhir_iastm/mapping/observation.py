@@ -1,6 +1,6 @@
-"""Core: pain NRS, range-of-motion and PROM Observations (docs/mapping.md) and back.
+"""Pain NRS, range-of-motion and PROM Observations (docs/mapping.md) and back.
 
-Layer: core (standard library only). Pain and ROM timing travel only in the
+Pain and ROM timing travel only in the
 ``iastm-measurement-timing`` extension; the reverse never infers it from order or timestamps
 (docs/decisions.md#round-trip).
 """
@@ -15,13 +15,13 @@ from fhir_iastm.mapping.context import (
     PATIENT,
     PRACTITIONER,
     PROCEDURE,
-    Ctx,
+    MappingContext,
     pain_role,
     prom_role,
     rom_role,
 )
 from fhir_iastm.mapping.datatypes import (
-    JSON,
+    Json,
     codeable,
     ext,
     ext_value,
@@ -36,15 +36,15 @@ PAIN_TEXT = "Pain severity 0-10 numeric rating (NRS-11)"
 
 
 def _observation(
-    ctx: Ctx,
+    ctx: MappingContext,
     profile: str,
     role: str,
-    own_ext: list[JSON],
-    category: list[JSON],
-    code: JSON,
+    own_ext: list[Json],
+    category: list[Json],
+    code: Json,
     effective: str | None,
-    value: JSON,
-) -> JSON:
+    value: Json,
+) -> Json:
     """The elements every IASTM Observation shares, in R4 element order up to ``value[x]``."""
     return {
         "resourceType": "Observation",
@@ -63,17 +63,17 @@ def _observation(
     }
 
 
-def _timing(ctx: Ctx, timing: str) -> JSON:
+def _timing(ctx: MappingContext, timing: str) -> Json:
     ctx.codes["measurement_timing"].coding(timing)  # unknown timing -> MappingError
     return ext(ctx.ext_url("iastm-measurement-timing"), "Code", timing)
 
 
-def _when(ctx: Ctx, timing: str) -> str | None:
+def _when(ctx: MappingContext, timing: str) -> str | None:
     """pre -> session.start, post -> session.end (docs/mapping.md#pain)."""
     return ctx.record.session.start if timing == "pre" else ctx.record.session.end
 
 
-def to_pain(ctx: Ctx, timing: str, score: int) -> JSON:
+def to_pain(ctx: MappingContext, timing: str, score: int) -> Json:
     """Pain NRS (docs/mapping.md#pain): survey category, LOINC 72514-3, valueQuantity {score}."""
     codes = ctx.codes
     return prune(
@@ -90,7 +90,7 @@ def to_pain(ctx: Ctx, timing: str, score: int) -> JSON:
     )
 
 
-def to_rom(ctx: Ctx, rom: RangeOfMotion) -> JSON:
+def to_rom(ctx: MappingContext, rom: RangeOfMotion) -> Json:
     """Range of motion (docs/mapping.md#rom): exam category, local rom-* code, degrees, joint +
     laterality."""
     codes = ctx.codes
@@ -116,7 +116,7 @@ def to_rom(ctx: Ctx, rom: RangeOfMotion) -> JSON:
     return prune(resource)
 
 
-def to_prom(ctx: Ctx, measure: OutcomeMeasure) -> JSON:
+def to_prom(ctx: MappingContext, measure: OutcomeMeasure) -> Json:
     """Patient-reported outcome (docs/mapping.md#prom): survey + functional-status, local code,
     {score}."""
     codes = ctx.codes
@@ -144,7 +144,7 @@ def to_prom(ctx: Ctx, measure: OutcomeMeasure) -> JSON:
     return prune(resource)
 
 
-def to_observations(ctx: Ctx) -> list[JSON]:
+def to_observations(ctx: MappingContext) -> list[Json]:
     """Every Observation of the session; none for a cancelled one (docs/decisions.md#statuses)."""
     r = ctx.record
     if r.status == "cancelled":
@@ -169,7 +169,7 @@ def _number(value: object) -> object:
     return int(value) if isinstance(value, float) and value.is_integer() else value
 
 
-def read_timing(resource: JSON, base: str, where: str) -> str:
+def read_timing(resource: Json, base: str, where: str) -> str:
     """pre/post from the timing extension only (docs/decisions.md#round-trip)."""
     url = f"{base}/StructureDefinition/iastm-measurement-timing"
     timing = ext_value(resource, url, "Code")
@@ -191,12 +191,12 @@ def read_timing(resource: JSON, base: str, where: str) -> str:
     )
 
 
-def from_rom(resource: JSON, base: str, where: str, rom_key: str) -> JSON:
+def from_rom(resource: Json, base: str, where: str, rom_key: str) -> Json:
     """ROM Observation -> ``rom[]`` entry (laterality from the bodySite extension only)."""
     joint, motion = rom_key.split("-", 1)
     sites = resource.get("bodySite")
     laterality = laterality_of(sites or {}, base, f"{where}.bodySite")
-    method_code: JSON = next(iter((resource.get("method") or {}).get("coding", ())), {})
+    method_code: Json = next(iter((resource.get("method") or {}).get("coding", ())), {})
     key = (str(method_code.get("system")), str(method_code.get("code")))
     method = reverse_table(base, "rom_method").get(key)
     if method is None:
@@ -212,7 +212,7 @@ def from_rom(resource: JSON, base: str, where: str, rom_key: str) -> JSON:
     }
 
 
-def from_prom(resource: JSON, instrument: str) -> JSON:
+def from_prom(resource: Json, instrument: str) -> Json:
     """PROM Observation -> ``outcome_measures[]`` entry."""
     items = [
         {
@@ -225,7 +225,7 @@ def from_prom(resource: JSON, instrument: str) -> JSON:
     return prune({"instrument": instrument, "score": score, "items": items})
 
 
-def pain_value(resource: JSON) -> object:
+def pain_value(resource: Json) -> object:
     """The NRS score of a pain Observation."""
     return _number((resource.get("valueQuantity") or {}).get("value"))
 

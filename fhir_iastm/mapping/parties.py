@@ -1,15 +1,15 @@
-"""Core: Organization, Practitioner and Patient <-> clinic, therapist, patient (docs/mapping.md).
+"""Organization, Practitioner and Patient <-> clinic, therapist, patient (docs/mapping.md).
 
-Layer: core (standard library only). Shared resources carry no source-record extensions: they are
+Shared resources carry no source-record extensions: they are
 not session-derived (docs/decisions.md#d7) and are written with POST + ifNoneExist
 (docs/decisions.md#d5).
 """
 
 from __future__ import annotations
 
-from fhir_iastm.mapping.context import ORGANIZATION, Ctx
+from fhir_iastm.mapping.context import ORGANIZATION, MappingContext
 from fhir_iastm.mapping.datatypes import (
-    JSON,
+    Json,
     codeable,
     identifier,
     identifier_value,
@@ -23,7 +23,7 @@ from fhir_iastm.records.model import Address
 LICENSE_TEXT = "State physical therapist license"
 
 
-def address(value: Address | None, country: str | None = None) -> list[JSON]:
+def address(value: Address | None, country: str | None = None) -> list[Json]:
     """A one-element Address list (empty when absent)."""
     if value is None:
         return []
@@ -40,7 +40,7 @@ def address(value: Address | None, country: str | None = None) -> list[JSON]:
     ]
 
 
-def to_organization(ctx: Ctx) -> JSON:
+def to_organization(ctx: MappingContext) -> Json:
     """The clinic (docs/mapping.md#organization); keyed on ``{CANON}/sid/clinic`` with the NPI
     second (docs/decisions.md#d5)."""
     clinic = ctx.record.clinic
@@ -60,7 +60,7 @@ def to_organization(ctx: Ctx) -> JSON:
     )
 
 
-def to_practitioner(ctx: Ctx) -> JSON:
+def to_practitioner(ctx: MappingContext) -> Json:
     """The treating PT (docs/mapping.md#practitioner)."""
     t = ctx.record.therapist
     return prune(
@@ -82,7 +82,7 @@ def to_practitioner(ctx: Ctx) -> JSON:
     )
 
 
-def _qualification(ctx: Ctx) -> list[JSON]:
+def _qualification(ctx: MappingContext) -> list[Json]:
     t = ctx.record.therapist
     if t.license_number is None:
         return []
@@ -92,12 +92,12 @@ def _qualification(ctx: Ctx) -> list[JSON]:
     ]
 
 
-def patient_system(ctx: Ctx) -> str:
+def patient_system(ctx: MappingContext) -> str:
     """``{CANON}/sid/clinic/{clinic_id}/mrn`` (docs/decisions.md#identifiers)."""
     return ctx.sid(f"clinic/{ctx.record.clinic.clinic_id}/mrn")
 
 
-def to_patient(ctx: Ctx) -> JSON:
+def to_patient(ctx: MappingContext) -> Json:
     """The patient (docs/mapping.md#patient)."""
     p = ctx.record.patient
     return prune(
@@ -120,7 +120,7 @@ def to_patient(ctx: Ctx) -> JSON:
 # ---------------------------------------------------------------- reverse
 
 
-def from_address(resource: JSON) -> JSON | None:
+def from_address(resource: Json) -> Json | None:
     """The first Address back as a record address (``country`` is dropped: the mapper adds it)."""
     found = resource.get("address") or []
     if not found:
@@ -139,14 +139,14 @@ def from_address(resource: JSON) -> JSON | None:
     )
 
 
-def _telecom(resource: JSON, system: str) -> str | None:
+def _telecom(resource: Json, system: str) -> str | None:
     for c in resource.get("telecom", ()):
         if c.get("system") == system:
             return c.get("value")
     return None
 
 
-def from_organization(resource: JSON, base: str) -> JSON:
+def from_organization(resource: Json, base: str) -> Json:
     """Organization -> ``clinic``."""
     return prune(
         {
@@ -159,7 +159,7 @@ def from_organization(resource: JSON, base: str) -> JSON:
     )
 
 
-def from_practitioner(resource: JSON, base: str) -> JSON:
+def from_practitioner(resource: Json, base: str) -> Json:
     """Practitioner -> ``therapist``."""
     name = (resource.get("name") or [{}])[0]
     out = {
@@ -178,7 +178,7 @@ def from_practitioner(resource: JSON, base: str) -> JSON:
     return prune(out)
 
 
-def from_patient(resource: JSON, base: str, clinic_id: str | None) -> JSON:
+def from_patient(resource: Json, base: str, clinic_id: str | None) -> Json:
     """Patient -> ``patient`` (MRN from ``{CANON}/sid/clinic/{clinic_id}/mrn``)."""
     name = (resource.get("name") or [{}])[0]
     return prune(

@@ -1,7 +1,7 @@
-"""Core: the IASTM session Procedure (docs/mapping.md#procedure, docs/decisions.md#d7, #d11, #d22) —
+"""The IASTM session Procedure (docs/mapping.md#procedure, docs/decisions.md#d7, #d11, #d22) —
 forward builder.
 
-Layer: core (standard library only). The reverse lives in ``procedure_reverse.py``.
+The reverse lives in ``procedure_reverse.py``.
 """
 
 from __future__ import annotations
@@ -13,11 +13,11 @@ from fhir_iastm.mapping.context import (
     PATIENT,
     PRACTITIONER,
     PROCEDURE,
-    Ctx,
+    MappingContext,
     condition_role,
 )
 from fhir_iastm.mapping.datatypes import (
-    JSON,
+    Json,
     codeable,
     extension,
     extensions,
@@ -30,7 +30,7 @@ from fhir_iastm.mapping.ids import MCODE_LOCATION
 from fhir_iastm.records.model import AdverseEffect, TreatmentSite
 
 
-def to_procedure(ctx: Ctx) -> JSON:
+def to_procedure(ctx: MappingContext) -> Json:
     """The IASTM session Procedure, in R4 element order."""
     r = ctx.record
     return prune(
@@ -59,7 +59,7 @@ def to_procedure(ctx: Ctx) -> JSON:
     )
 
 
-def _session_extensions(ctx: Ctx) -> list[JSON]:
+def _session_extensions(ctx: MappingContext) -> list[Json]:
     r = ctx.record
     technique = codeable([ctx.codes["technique"].coding(r.technique.code)], r.technique.text)
     return extensions(
@@ -69,7 +69,7 @@ def _session_extensions(ctx: Ctx) -> list[JSON]:
     )
 
 
-def _plan_of_care(ctx: Ctx) -> JSON:
+def _plan_of_care(ctx: MappingContext) -> Json:
     """Identifier-only reference to the plan of care (docs/mapping.md#procedure)."""
     return {
         "type": "CarePlan",
@@ -77,14 +77,14 @@ def _plan_of_care(ctx: Ctx) -> JSON:
     }
 
 
-def _procedure_codings(ctx: Ctx) -> list[JSON]:
+def _procedure_codings(ctx: MappingContext) -> list[Json]:
     codings = [ctx.codes.fixed("procedure_snomed"), ctx.codes.fixed("procedure_local")]
     if ctx.settings.include_cpt:
         codings.append(ctx.codes.fixed("procedure_cpt"))
     return codings
 
 
-def _procedure_text(ctx: Ctx) -> str:
+def _procedure_text(ctx: MappingContext) -> str:
     t = ctx.record.technique
     brand = (
         t.text
@@ -94,26 +94,26 @@ def _procedure_text(ctx: Ctx) -> str:
     return f"Instrument-assisted soft tissue mobilization ({brand})"
 
 
-def performed(ctx: Ctx) -> JSON | None:
+def performed(ctx: MappingContext) -> Json | None:
     """performedPeriod for completed / entered-in-error; none for not-done
     (docs/decisions.md#statuses, us-core-7)."""
     s = ctx.record.session
     return None if ctx.record.status == "cancelled" else period(s.start, s.end)
 
 
-def performers(ctx: Ctx) -> list[JSON]:
+def performers(ctx: MappingContext) -> list[Json]:
     """The PT on behalf of the clinic."""
     return [
         {"actor": reference(ctx.url(PRACTITIONER)), "onBehalfOf": reference(ctx.url(ORGANIZATION))}
     ]
 
 
-def reasons(ctx: Ctx) -> list[JSON]:
+def reasons(ctx: MappingContext) -> list[Json]:
     """reasonReference -> every emitted Condition, whatever the status (docs/decisions.md#d11)."""
     return [reference(ctx.url(condition_role(c.condition_id))) for c in ctx.conditions]
 
 
-def body_site(ctx: Ctx, site: TreatmentSite) -> JSON:
+def body_site(ctx: MappingContext, site: TreatmentSite) -> Json:
     """Local + SNOMED site codings, mCODE laterality (1..1) and location qualifier, text
     (docs/mapping.md#procedure)."""
     codes = ctx.codes
@@ -127,7 +127,7 @@ def body_site(ctx: Ctx, site: TreatmentSite) -> JSON:
     )
 
 
-def _complication(ctx: Ctx, effect: AdverseEffect) -> JSON:
+def _complication(ctx: MappingContext, effect: AdverseEffect) -> Json:
     codes = ctx.codes
     severity = codeable([codes["adverse_severity"].coding(effect.severity)])
     site = None

@@ -1,8 +1,8 @@
-"""Core: the IASTM session Procedure -> record fields (docs/decisions.md#round-trip,
+"""The IASTM session Procedure -> record fields (docs/decisions.md#round-trip,
 docs/mapping.md#procedure read backwards).
 
-Layer: core (standard library only). Laterality only from the mCODE extension, technique only from
-the technique extension, version only from ``source-record-version``: nothing is guessed.
+Laterality only from the mCODE extension, technique only from the technique extension, version only
+from ``source-record-version``: nothing is guessed.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from typing import Any
 from fhir_iastm.errors import Issue, MappingError
 from fhir_iastm.mapping.codes import STATUS_FROM_PROCEDURE, reverse_table, unmapped
 from fhir_iastm.mapping.condition import laterality_of
-from fhir_iastm.mapping.datatypes import JSON, ext_value, prune
+from fhir_iastm.mapping.datatypes import Json, ext_value, prune
 
 WHERE = "Procedure"
 
@@ -25,7 +25,7 @@ def missing(path: str, what: str) -> MappingError:
     )
 
 
-def _ext(proc: JSON, base: str, name: str, value_type: str, required: bool = False) -> Any:
+def _ext(proc: Json, base: str, name: str, value_type: str, required: bool = False) -> Any:
     url = f"{base}/StructureDefinition/{name}"
     value = ext_value(proc, url, value_type)
     if value is None and required:
@@ -33,7 +33,7 @@ def _ext(proc: JSON, base: str, name: str, value_type: str, required: bool = Fal
     return value
 
 
-def _decode(base: str, table: str, concept: JSON | None, where: str) -> str:
+def _decode(base: str, table: str, concept: Json | None, where: str) -> str:
     """The internal value of the first coding of ``concept`` found in ``table``'s reverse."""
     lookup = reverse_table(base, table)
     codings = (concept or {}).get("coding", ())
@@ -44,7 +44,7 @@ def _decode(base: str, table: str, concept: JSON | None, where: str) -> str:
     raise unmapped(table, [c.get("code") for c in codings] or None, where)
 
 
-def read_status(proc: JSON) -> str:
+def read_status(proc: Json) -> str:
     """completed / entered-in-error / not-done -> record status; anything else E_CODE_UNKNOWN."""
     status = proc.get("status")
     if status not in STATUS_FROM_PROCEDURE:
@@ -65,7 +65,7 @@ def read_status(proc: JSON) -> str:
     return STATUS_FROM_PROCEDURE[status]
 
 
-def from_procedure(proc: JSON, base: str) -> JSON:
+def from_procedure(proc: Json, base: str) -> Json:
     """Envelope, technique, session counters, sites, instruments, adverse effects, notes."""
     technique = _ext(proc, base, "iastm-technique", "CodeableConcept", required=True)
     t_where = f"{WHERE}.extension('{base}/StructureDefinition/iastm-technique')"
@@ -107,7 +107,7 @@ def from_procedure(proc: JSON, base: str) -> JSON:
     )
 
 
-def _plan_of_care(proc: JSON, base: str) -> str | None:
+def _plan_of_care(proc: Json, base: str) -> str | None:
     for ref in proc.get("basedOn", ()):
         ident = ref.get("identifier") or {}
         if ident.get("system") == f"{base}/sid/plan-of-care":
@@ -115,7 +115,7 @@ def _plan_of_care(proc: JSON, base: str) -> str | None:
     return None
 
 
-def site_of(site: JSON, base: str, where: str) -> JSON:
+def site_of(site: Json, base: str, where: str) -> Json:
     """A bodySite -> {site, laterality}: site from the local coding, side from mCODE only."""
     return {
         "site": _decode(base, "body_site_local", site, where),
@@ -123,7 +123,7 @@ def site_of(site: JSON, base: str, where: str) -> JSON:
     }
 
 
-def _effect(concept: JSON, base: str, where: str, sites: list[JSON]) -> JSON:
+def _effect(concept: Json, base: str, where: str, sites: list[Json]) -> Json:
     severity_url = f"{base}/StructureDefinition/iastm-adverse-effect-severity"
     severity = ext_value(concept, severity_url, "CodeableConcept")
     if severity is None:

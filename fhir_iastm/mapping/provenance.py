@@ -1,7 +1,7 @@
-"""Core: the audit trail of a push — a Provenance for the session's resources, and the fhir-iastm
+"""The audit trail of a push — a Provenance for the session's resources, and the fhir-iastm
 Device that assembled them (https://hl7.org/fhir/R4/provenance.html).
 
-Layer: core (standard library). Pure: the same record, Bundle and settings give the same entries.
+Pure: the same record, Bundle and settings give the same entries.
 
 * ``target``: every session-owned resource of the Bundle (Encounter, Conditions, Procedures,
   Observations), by their ``fullUrl`` (the server resolves them inside the transaction);
@@ -22,7 +22,7 @@ from __future__ import annotations
 import uuid
 
 from fhir_iastm.mapping.codes import tables
-from fhir_iastm.mapping.datatypes import JSON
+from fhir_iastm.mapping.datatypes import Json
 from fhir_iastm.mapping.ids import full_url, identifier_query, namespace, sd, sid
 from fhir_iastm.mapping.settings import MappingSettings
 from fhir_iastm.records.model import SessionRecord
@@ -40,7 +40,7 @@ def provenance_id(base: str, session_id: str) -> str:
     return str(uuid.uuid5(namespace(base), f"{session_id}/{PROVENANCE_ROLE}"))
 
 
-def device_entry(settings: MappingSettings) -> JSON:
+def device_entry(settings: MappingSettings) -> Json:
     """The fhir-iastm Device: created once per server, found by its identifier afterwards."""
     system = sid(settings.base, "software")
     return {
@@ -55,8 +55,8 @@ def device_entry(settings: MappingSettings) -> JSON:
     }
 
 
-def provenance_entries(bundle: JSON, record: SessionRecord,
-                       settings: MappingSettings) -> list[JSON]:
+def provenance_entries(bundle: Json, record: SessionRecord,
+                       settings: MappingSettings) -> list[Json]:
     """[Device entry, Provenance entry] to add to the session's transaction."""
     base = settings.base
     codes = tables(base)

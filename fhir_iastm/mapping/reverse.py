@@ -1,9 +1,8 @@
-"""Core: FHIR -> internal record (docs/decisions.md#round-trip, docs/decisions.md#d11).
+"""FHIR -> internal record (docs/decisions.md#round-trip, docs/decisions.md#d11).
 
-Layer: core (standard library + ``fhir_iastm.records`` for the final validation). Accepts a
-transaction Bundle, a searchset Bundle (server ids, ``Patient/123`` references) or a list of
-resources; finds exactly one Procedure with the ``{C}/sid/iastm-session`` identifier; finishes with
-``records.load_record`` so the result obeys the same contract as a submitted record.
+Accepts a transaction Bundle, a searchset Bundle (server ids, ``Patient/123`` references) or a list
+of resources; finds exactly one Procedure with the ``{C}/sid/iastm-session`` identifier; finishes
+with ``records.load_record`` so the result obeys the same contract as a submitted record.
 """
 
 from __future__ import annotations
@@ -15,7 +14,7 @@ from fhir_iastm.mapping import ids
 from fhir_iastm.mapping.adjunct import from_adjunct
 from fhir_iastm.mapping.codes import reverse_table, tables, unmapped
 from fhir_iastm.mapping.condition import from_condition
-from fhir_iastm.mapping.datatypes import JSON, code_in, identifier_value, prune
+from fhir_iastm.mapping.datatypes import Json, code_in, identifier_value, prune
 from fhir_iastm.mapping.encounter import primary_references
 from fhir_iastm.mapping.index import Index
 from fhir_iastm.mapping.observation import from_prom, from_rom, pain_value, read_timing
@@ -37,7 +36,7 @@ def from_fhir(
     return load_record(record_dict(data, settings))
 
 
-def record_dict(data: Any, settings: MappingSettings | None = None) -> JSON:
+def record_dict(data: Any, settings: MappingSettings | None = None) -> Json:
     """The unvalidated record dict read from FHIR (``from_fhir`` without the final validation).
 
     Every resource is first parsed once with its R4B model, so malformed input is reported at its
@@ -61,7 +60,7 @@ def record_dict(data: Any, settings: MappingSettings | None = None) -> JSON:
         ) from exc
 
 
-def _record_dict(index: Index, base: str) -> JSON:
+def _record_dict(index: Index, base: str) -> Json:
     proc = session_procedure(index, base)
     session_id = str(identifier_value(proc, f"{base}/sid/iastm-session"))
     owned = _owned(index, base, session_id)
@@ -87,7 +86,7 @@ def _record_dict(index: Index, base: str) -> JSON:
     return prune({"schema_version": "1.0", "session_id": session_id, **out})
 
 
-def session_procedure(index: Index, base: str) -> JSON:
+def session_procedure(index: Index, base: str) -> Json:
     """Exactly one Procedure carrying ``{C}/sid/iastm-session`` (else E_REQUIRED,
     docs/decisions.md#round-trip)."""
     system = f"{base}/sid/iastm-session"
@@ -110,11 +109,11 @@ def session_procedure(index: Index, base: str) -> JSON:
     return found[0]
 
 
-def _owned(index: Index, base: str, session_id: str) -> dict[str, JSON]:
+def _owned(index: Index, base: str, session_id: str) -> dict[str, Json]:
     """role -> resource for every resource keyed ``{session_id}/{role}``
     (docs/decisions.md#identifiers)."""
     system, prefix = f"{base}/sid/iastm-session-resource", f"{session_id}/"
-    out: dict[str, JSON] = {}
+    out: dict[str, Json] = {}
     for resource in index.resources:
         value = identifier_value(resource, system)
         if value and value.startswith(prefix):
@@ -123,7 +122,7 @@ def _owned(index: Index, base: str, session_id: str) -> dict[str, JSON]:
 
 
 def _derive_full_urls(
-    index: Index, base: str, session_id: str, proc: JSON, owned: dict[str, JSON]
+    index: Index, base: str, session_id: str, proc: Json, owned: dict[str, Json]
 ) -> None:
     """Bare resources (no fullUrl, no id) still resolve our urn:uuid references: recompute them."""
     roles = {**owned, "procedure": proc}
@@ -135,7 +134,7 @@ def _derive_full_urls(
         index.add_alias(ids.full_url(base, session_id, role), resource)
 
 
-def _parties(index: Index, proc: JSON, encounter: JSON | None, base: str) -> JSON:
+def _parties(index: Index, proc: Json, encounter: Json | None, base: str) -> Json:
     performer = (proc.get("performer") or [{}])[0]
     org_ref = performer.get("onBehalfOf") or (encounter or {}).get("serviceProvider")
     clinic = from_organization(
@@ -155,8 +154,8 @@ def _parties(index: Index, proc: JSON, encounter: JSON | None, base: str) -> JSO
 
 
 def _conditions(
-    index: Index, proc: JSON, encounter: JSON | None, owned: dict[str, JSON], base: str
-) -> tuple[list[JSON], str | None]:
+    index: Index, proc: Json, encounter: Json | None, owned: dict[str, Json], base: str
+) -> tuple[list[Json], str | None]:
     """The Procedure's reasonReference targets (else every owned Condition) and recordedDate."""
     refs = proc.get("reasonReference") or []
     found = [index.resolve(r) for r in refs]
@@ -168,11 +167,11 @@ def _conditions(
     return conditions, recorded
 
 
-def _observations(live: list[tuple[str, JSON]], base: str) -> JSON:
+def _observations(live: list[tuple[str, Json]], base: str) -> Json:
     """pain / rom / outcome_measures from the session's Observations, classified by code."""
-    pain: JSON = {}
-    rom: list[JSON] = []
-    proms: list[JSON] = []
+    pain: Json = {}
+    rom: list[Json] = []
+    proms: list[Json] = []
     obs_system = tables(base)["prom_code"]["LEFS"][0]["system"]
     rom_codes, prom_codes = reverse_table(base, "rom_code"), reverse_table(base, "prom_code")
     for _role, r in live:

@@ -1,13 +1,11 @@
-"""Core: the canonical form in which record -> FHIR -> record must be lossless
+"""The canonical form in which record -> FHIR -> record must be lossless
 (docs/decisions.md#round-trip).
 
-Layer: core (standard library only). Applies exactly these exclusions: ``billing``,
-``last_modified``, ``session.duration_min``; for entered-in-error sessions the conditions'
-pre-retraction statuses; empty arrays; ``is_primary`` false = absent; arrays compared as sets keyed
-by their unique keys (``site_index`` is replaced by the site's (site, laterality) key so sites
-can be
-sorted). A ``pain`` object without any score counts as empty (no Observation can carry a bare
-scale). Everything else must survive unchanged.
+Applies exactly these exclusions: ``billing``, ``last_modified``, ``session.duration_min``; for
+entered-in-error sessions the conditions' pre-retraction statuses; empty arrays; ``is_primary``
+false = absent; arrays compared as sets keyed by their unique keys (``site_index`` is replaced by
+the site's (site, laterality) key so sites can be sorted). A ``pain`` object without any score
+counts as empty (no Observation can carry a bare scale). Everything else must survive unchanged.
 """
 
 from __future__ import annotations

@@ -1,7 +1,5 @@
-"""Core: the mapper's settings (docs/decisions.md#settings); values come in as arguments, never from
+"""The mapper's settings (docs/decisions.md#settings); values come in as arguments, never from
 env.
-
-Layer: core (standard library only).
 """
 
 from __future__ import annotations

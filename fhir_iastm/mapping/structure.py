@@ -1,8 +1,8 @@
-"""Core: structural check of a mapped Bundle — one ``fhir.resources.R4B`` parse per resource.
+"""Structural check of a mapped Bundle — one ``fhir.resources.R4B`` parse per resource.
 
-Layer: core (``fhir.resources.R4B``, imported lazily because its import costs ~1 s). ``to_fhir``
-builds plain dicts; tests and the validator call :func:`check_structure` once on the result.
-Pydantic error locations become FHIRPath-style ``Issue.expression`` values.
+``fhir.resources.R4B`` is imported lazily (its import costs ~1 s). ``to_fhir`` builds plain dicts;
+tests and the validator call :func:`check_structure` once on the result. Pydantic error locations
+become FHIRPath-style ``Issue.expression`` values.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
-"""Core: profiles/ conformance resources -> a compiled, read-only ``ProfileIndex``.
+"""CORE: profiles/ conformance resources -> a compiled, read-only ``ProfileIndex``.
 
-Layer: core. Imports the standard library, fhirpathpy, ``fhir_iastm.errors`` and
-``fhir_iastm.canonical``; only ``load_profiles`` touches the file system (it reads the folder once).
+Imports the standard library, fhirpathpy, ``fhir_iastm.errors`` and ``fhir_iastm.canonical``;
+only ``load_profiles`` touches the file system (it reads the folder once).
 
 The resources are written under the default canonical base; ``parse_profiles`` and
 ``load_profiles`` move every project URL to the configured base first (``canonical.rebase``, the
@@ -33,8 +33,8 @@ from fhir_iastm.profiles.compile import (
     compile_constraint,
     parse_structure_definition,
 )
-from fhir_iastm.profiles.model import (
-    R4_MODEL,
+from fhir_iastm.profiles.definitions import (
+    FHIRPATH_R4_TYPES,
     Binding,
     Constraint,
     Discriminator,
@@ -161,7 +161,7 @@ def load_profiles(path: str | Path, canonical_base: str | None = None) -> Profil
 
 
 __all__ = [
-    "R4_MODEL",
+    "FHIRPATH_R4_TYPES",
     "Binding",
     "Constraint",
     "Discriminator",

@@ -1,7 +1,6 @@
-"""Core: StructureDefinition differential -> ``ElementNode`` tree; FHIRPath constraints compiled
+"""StructureDefinition differential -> ``ElementNode`` tree; FHIRPath constraints compiled
 once (syntax checked first: fhirpathpy's own parser silently recovers from syntax errors).
 
-Layer: core (standard library, fhirpathpy and its antlr4 parser, ``fhir_iastm.errors``).
 Spec: https://hl7.org/fhir/R4/profiling.html
 """
 
@@ -17,9 +16,9 @@ from fhirpathpy.parser.generated.FHIRPathLexer import FHIRPathLexer
 from fhirpathpy.parser.generated.FHIRPathParser import FHIRPathParser
 
 from fhir_iastm.errors import ConfigError
-from fhir_iastm.profiles.model import (
+from fhir_iastm.profiles.definitions import (
+    FHIRPATH_R4_TYPES,
     ORDERING,
-    R4_MODEL,
     Binding,
     Constraint,
     Discriminator,
@@ -60,7 +59,7 @@ def compile_constraint(raw: dict[str, Any], source: str) -> Constraint:
         raise ConfigError(f"{source}: constraint {key} has no expression")
     try:
         check_syntax(expression)
-        fn = fhirpathpy.compile(expression, model=R4_MODEL)
+        fn = fhirpathpy.compile(expression, model=FHIRPATH_R4_TYPES)
     except Exception as exc:  # noqa: BLE001 - any parser failure means a broken profile
         raise ConfigError(f"{source}: constraint {key} does not compile: {exc}") from exc
     return Constraint(

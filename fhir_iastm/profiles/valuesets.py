@@ -1,6 +1,6 @@
-"""Core: ValueSet expansion from local CodeSystems and ValueSets (pure).
+"""ValueSet expansion from local CodeSystems and ValueSets (pure).
 
-Layer: core (standard library). Extensional includes, whole local CodeSystems (nested concepts
+Extensional includes, whole local CodeSystems (nested concepts
 included), ``valueSet`` imports and ``exclude``; an intensional (``filter``) or unresolvable
 include makes the expansion ``None`` ("cannot be checked offline", docs/decisions.md#d2).
 Spec: https://hl7.org/fhir/R4/valueset.html#compositions
@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from fhir_iastm.profiles.model import Expansion, canonical
+from fhir_iastm.profiles.definitions import Expansion, canonical
 
 
 def concept_codes(concepts: Iterable[dict[str, Any]]) -> Iterable[str]:

@@ -1,9 +1,8 @@
-"""Core: code lists and single-value checks of the internal record
+"""Code lists and single-value checks of the internal record
 (docs/validation.md#record-validation, docs/codes.md#icd-10-cm).
 
-Layer: core. Imports the standard library and marshmallow (via ``record_fields``); ICD-10-CM
-validity and billability come from a table derived from the pinned simple-icd-10-cm package.
-Each check raises a ValidationError whose message starts with our stable code.
+ICD-10-CM validity and billability come from a table derived from the pinned simple-icd-10-cm
+package. Each check raises a ValidationError whose message starts with our stable code.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Core: the record contract as a JSON Schema (draft 2020-12), generated from the marshmallow
+"""The record contract as a JSON Schema (draft 2020-12), generated from the marshmallow
 schemas (``records.schemas``), their fields (``records.fields``) and checks (``records.checks``).
 
 Every property is typed; required lists, lengths, patterns, ranges and the closed code lists

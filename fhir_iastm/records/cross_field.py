@@ -1,7 +1,5 @@
-"""Core: the rules of docs/validation.md#record-errors that read more than one field
+"""The rules of docs/validation.md#record-errors that read more than one field
 (docs/decisions.md#d17, #d18, #d19, #d21).
-
-Layer: core. Imports the standard library and ``fhir_iastm`` core modules only.
 
 Every rule runs on the submitted JSON (a mapping) and only when each field it reads passed its
 own check (docs/decisions.md#d21): ``bad`` holds the paths that already have an issue, and a rule

@@ -1,4 +1,4 @@
-"""Core: what each field of the internal record means — the ``description`` of every property of
+"""What each field of the internal record means — the ``description`` of every property of
 the record's JSON Schema (``records.contract``) and of ``docs/record.md``.
 
 Keyed by the object (the schema class name without ``Schema``) and the field. A test fails when a

@@ -1,7 +1,5 @@
-"""Core: strict marshmallow fields and the error catalogue of the internal record
+"""Strict marshmallow fields and the error catalogue of the internal record
 (docs/validation.md#record-errors).
-
-Layer: core. Imports the standard library, marshmallow and ``fhir_iastm.errors`` only.
 
 Every error message starts with our stable code and a ``|``: ``"E_RANGE|must be 0-10, got 11"``.
 ``records`` splits it back into ``Issue.details`` and ``Issue.diagnostics``. Each field reports at

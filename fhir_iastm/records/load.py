@@ -1,7 +1,5 @@
-"""Core: the validated loading of an internal IASTM session record
+"""The validated loading of an internal IASTM session record
 (docs/validation.md#record-validation, docs/decisions.md#d14 to #d22).
-
-Layer: core. Imports the standard library, marshmallow, rfc8785 and core modules.
 
 ``load_record`` checks every field (``records.schemas``), then every cross-field rule
 (``records.cross_field``),
@@ -204,12 +202,3 @@ def http_status_for(issues: Iterable[Issue]) -> int:
         return 409
     return 422 if errors else 200
 
-
-__all__ = [
-    "canonical_json",
-    "check_batch",
-    "check_record",
-    "http_status_for",
-    "load_record",
-    "record_hash",
-]

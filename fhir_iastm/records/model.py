@@ -1,10 +1,10 @@
-"""Core: the internal IASTM session record as frozen dataclasses
+"""The internal IASTM session record as frozen dataclasses
 (docs/validation.md#record-validation, schema "1.0").
 
-Layer: core. Standard library only. Attribute names are exactly the record's JSON keys; nested
-objects are nested dataclasses, arrays are tuples (an absent array is an empty tuple), absent values
-are ``None``. Date-times and dates keep the exact text the clinic sent (already validated by
-``records.load_record``), so nothing is re-formatted on the way to FHIR or back.
+Attribute names are exactly the record's JSON keys; nested objects are nested dataclasses, arrays
+are tuples (an absent array is an empty tuple), absent values are ``None``. Date-times and dates
+keep the exact text the clinic sent (already validated by ``records.load_record``), so nothing is
+re-formatted on the way to FHIR or back.
 
 ``records.load_record`` is the only validated way to build a ``SessionRecord``; ``to_dict`` is the
 inverse (JSON-ready, absent values and empty arrays omitted); ``from_dict`` rebuilds a record that

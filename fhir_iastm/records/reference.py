@@ -1,4 +1,4 @@
-"""Core: the field reference of ``docs/record.md``, rendered from the record's JSON Schema
+"""The field reference of ``docs/record.md``, rendered from the record's JSON Schema
 (``records.contract``). ``tests/records/test_contract.py`` fails when the file is stale; rewrite
 its generated block with ``scripts/record_reference.py``.
 """

@@ -1,7 +1,5 @@
-"""Core: marshmallow 4 schemas of the internal session record (docs/validation.md,
+"""Marshmallow 4 schemas of the internal session record (docs/validation.md,
 docs/decisions.md#d16 to #d20).
-
-Layer: core. Imports the standard library, marshmallow and ``fhir_iastm`` core modules.
 
 One schema per nested object, ``unknown = RAISE``; ``@post_load`` builds the frozen dataclasses of
 ``fhir_iastm.records.model`` with the values exactly as sent (arrays become tuples, nothing is

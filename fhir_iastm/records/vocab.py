@@ -1,4 +1,4 @@
-"""Core: the closed code lists of the internal record, read from the code tables
+"""The closed code lists of the internal record, read from the code tables
 (``fhir_iastm/data/codes.json``) — one source for the record checks, the record's JSON Schema
 and the mapper.
 

@@ -1,11 +1,19 @@
-"""Edge: the durable store — records with version history, sync state, push outbox, audit.
+"""EDGE (SQLAlchemy, Alembic): the durable store — records with version history, sync state, push
+outbox, audit, the FHIR resources and their search index. The only package that runs SQL; it
+imports ``fhir_iastm.records`` (the record hash) and ``fhir_iastm.errors``.
 
-Layer: edge (SQLAlchemy, Alembic). One code path for SQLite (default
+One code path for SQLite (default
 ``sqlite:///fhir_iastm.db``) and PostgreSQL (``DATABASE_URL=postgresql://…``). The schema is
 created and upgraded by the packaged Alembic migrations: ``Store(url).migrate()``.
-The core never imports this package.
 """
 
+from fhir_iastm.errors import LeaseLostError
+from fhir_iastm.storage.engine import (
+    DatabaseError,
+    MissingDatabaseError,
+    database_reason,
+    missing_sqlite_file,
+)
 from fhir_iastm.storage.fhir_types import (
     Chain,
     Condition,
@@ -21,13 +29,11 @@ from fhir_iastm.storage.fhir_types import (
     StringMatch,
     TokenMatch,
 )
-from fhir_iastm.storage.outbox import LeaseLostError
 from fhir_iastm.storage.store import DEFAULT_URL, Store, utc_now
 from fhir_iastm.storage.types import (
     LastPushed,
     OutboxItem,
     Page,
-    PushOutcome,
     SaveResult,
     StoredRecord,
     SyncState,
@@ -48,11 +54,14 @@ __all__ = [
     "StringMatch",
     "TokenMatch",
     "DEFAULT_URL",
+    "DatabaseError",
+    "MissingDatabaseError",
+    "database_reason",
+    "missing_sqlite_file",
     "LastPushed",
     "LeaseLostError",
     "OutboxItem",
     "Page",
-    "PushOutcome",
     "SaveResult",
     "Store",
     "StoredRecord",

@@ -1,4 +1,4 @@
-"""Edge (storage): FHIR reads and searches as SQL over the resource and index tables.
+"""FHIR reads and searches as SQL over the resource and index tables.
 
 A ``SearchQuery`` (parsed by the facade) becomes one SELECT on ``fhir_resource``: each condition is
 ``pk IN (SELECT res_pk FROM <index table> WHERE …)`` (``NOT IN`` for ``:not`` and

@@ -1,4 +1,4 @@
-"""Edge (storage): the values the FHIR resource store takes and gives — no SQLAlchemy here.
+"""The values the FHIR resource store takes and gives — no SQLAlchemy here.
 
 ``ResourceSet`` is what a record version writes (the facade builds it: bodies and index rows);
 ``SearchQuery`` is a parsed FHIR search (the facade builds it from the request) and

@@ -1,4 +1,4 @@
-"""Edge (storage): write a record version's FHIR resources and their search indexes.
+"""Write a record version's FHIR resources and their search indexes.
 
 Runs inside the transaction that stores the record version (``Store.save_record``), so a 201 means
 every process's facade already answers with the new data. Rules (documented in

@@ -1,6 +1,6 @@
-"""Edge (storage): the push outbox — claim with a lease, then complete, retry later or dead-letter.
+"""The push outbox — claim with a lease, then complete, retry later or dead-letter.
 
-Layer: edge; imports SQLAlchemy. Functions take an open ``Connection`` and never commit.
+Functions take an open ``Connection`` and never commit.
 
 Ordering and locking (docs/decisions.md#d9, docs/push.md): only the *head* of a session — its
 pending
@@ -36,19 +36,10 @@ from sqlalchemy import (
     update,
 )
 
-from fhir_iastm.errors import IastmError
+from fhir_iastm.errors import LeaseLostError
 from fhir_iastm.storage.queries import update_sync
 from fhir_iastm.storage.schema import UtcDateTime, outbox, record_versions, sync_state
 from fhir_iastm.storage.types import LastPushed, OutboxItem, OutcomeLike
-
-
-class LeaseLostError(IastmError):
-    """The entry's lease expired and another worker claimed it; this worker's result is dropped."""
-
-    code = "E_LEASE_LOST"
-    http_status = 409
-    issue_type = "conflict"
-
 
 _INSERT_ENTRY = insert(outbox).returning(outbox.c.id)
 
@@ -287,7 +278,6 @@ def prune(conn: Connection, before: datetime) -> int:
 
 __all__ = [
     "prune",
-    "LeaseLostError",
     "claim",
     "complete",
     "dead_letter",

@@ -1,6 +1,6 @@
-"""Edge (storage): record, sync-state and audit statements ``Store`` runs in its transactions.
+"""Record, sync-state and audit statements ``Store`` runs in its transactions.
 
-Layer: edge; imports SQLAlchemy. Functions take an open ``Connection`` and never commit.
+Functions take an open ``Connection`` and never commit.
 """
 
 from __future__ import annotations

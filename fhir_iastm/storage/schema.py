@@ -1,7 +1,7 @@
-"""Edge (storage): the tables, as SQLAlchemy Core metadata. Alembic's migrations create them.
+"""The tables, as SQLAlchemy Core metadata. Alembic's migrations create them.
 
-Layer: edge; imports SQLAlchemy. ``tests/test_storage_schema.py`` proves the migrations produce
-exactly this metadata on SQLite and PostgreSQL.
+``tests/test_storage_schema.py`` proves the migrations produce exactly this metadata on SQLite and
+PostgreSQL.
 
 The database may hold PHI (the record bodies, the MRN column used by ``?patient=``); logs never do.
 """
@@ -38,7 +38,7 @@ NAMING = {
 metadata = MetaData(naming_convention=NAMING)
 
 #: JSON everywhere, JSONB on PostgreSQL.
-Json = JSON().with_variant(JSONB(), "postgresql")
+JsonColumn = JSON().with_variant(JSONB(), "postgresql")
 #: 64-bit ids on PostgreSQL; SQLite needs plain INTEGER for its rowid alias (autoincrement).
 Id = BigInteger().with_variant(Integer(), "sqlite")
 SessionId = String(64)
@@ -91,7 +91,7 @@ record_versions = Table(
     Column("session_id", SessionId, ForeignKey("records.session_id"), nullable=False),
     Column("record_version", Integer, nullable=False),
     Column("record_hash", Hash, nullable=False),
-    Column("body", Json, nullable=False),
+    Column("body", JsonColumn, nullable=False),
     Column("received_at", UtcDateTime, nullable=False),
     Column("actor", String(64), nullable=True),
     # a race can never store two different contents under one version
@@ -105,13 +105,13 @@ sync_state = Table(
     Column("state", String(16), nullable=False),
     Column("pushed_version", Integer, nullable=True),
     Column("pushed_hash", Hash, nullable=True),
-    Column("pushed_identifiers", Json, nullable=True),
-    Column("fhir_ids", Json, nullable=True),
+    Column("pushed_identifiers", JsonColumn, nullable=True),
+    Column("fhir_ids", JsonColumn, nullable=True),
     Column("attempts", Integer, nullable=False, default=0),
     Column("next_retry_at", UtcDateTime, nullable=True),
     Column("last_pushed_at", UtcDateTime, nullable=True),
     Column("last_error_code", String(64), nullable=True),
-    Column("last_outcome", Json, nullable=True),
+    Column("last_outcome", JsonColumn, nullable=True),
     Column("updated_at", UtcDateTime, nullable=False),
     Index(None, "state"),
 )
@@ -181,7 +181,7 @@ fhir_resource = Table(
     Column("session_id", SessionId, nullable=False),
     Column("source_key", String(128), nullable=False),
     Column("content_hash", Hash, nullable=False),
-    Column("body", Json, nullable=False),
+    Column("body", JsonColumn, nullable=False),
     UniqueConstraint("res_type", "res_id"),
     Index(None, "res_id"),
     Index(None, "session_id"),
@@ -195,7 +195,7 @@ fhir_resource_version = Table(
     Column("version", Integer, primary_key=True),
     Column("last_updated", Bound, nullable=False),
     Column("gone", Boolean, nullable=False),
-    Column("body", Json, nullable=False),
+    Column("body", JsonColumn, nullable=False),
 )
 
 def _index_table(name: str, *columns: Column[Any], indexes: tuple[tuple[str, ...], ...]) -> Table:

@@ -1,6 +1,6 @@
-"""Edge (storage): ``Store`` — records with their version history, sync state, outbox and audit.
+"""``Store`` — records with their version history, sync state, outbox and audit.
 
-Layer: edge; imports SQLAlchemy and the core's record types. One code path for SQLite and
+One code path for SQLite and
 PostgreSQL. Saving a record (docs/decisions.md#d15) writes the version, the sync state, the outbox
 entry and the audit row in ONE transaction: no record is accepted without being queued for push.
 The outbox half (claim / complete / retry / dead letter) is in ``storage.outbox``.

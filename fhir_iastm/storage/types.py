@@ -1,7 +1,5 @@
-"""Edge (storage): the plain values the store hands out and takes in.
-
-Layer: edge. Standard library only, so callers (service, worker, api) can use these types without
-touching SQLAlchemy.
+"""The plain values the store hands out and takes in: standard library only, so callers (service,
+worker, api) can use these types without touching SQLAlchemy.
 """
 
 from __future__ import annotations
@@ -126,24 +124,14 @@ class OutboxItem:
     last_pushed: LastPushed | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class PushOutcome:
-    """Result of pushing one record version.
-
-    ``status``: pushed | unchanged | superseded (success) or rejected (final failure, dead letter).
-    ``identifiers``: the business identifiers (``system|value``) the pushed Bundle emitted, kept for
-    the next version's retraction diff. ``operation_outcome``: the server's OperationOutcome.
-    """
-
-    status: str
-    identifiers: tuple[str, ...] = ()
-    fhir_ids: Mapping[str, str] = field(default_factory=dict)
-    operation_outcome: dict[str, Any] | None = None
-    error_code: str | None = None
-
-
 class OutcomeLike(Protocol):
-    """What the store reads of a push result (``PushOutcome`` here or ``push.PushOutcome``)."""
+    """What the store reads of a push result (the sync engine's ``PushOutcome``).
+
+    ``status``: pushed | unchanged | superseded (success) or rejected (final failure, dead
+    letter). ``identifiers``: the business identifiers (``system|value``) the pushed Bundle
+    emitted, kept for the next version's retraction diff. ``operation_outcome``: the server's
+    OperationOutcome.
+    """
 
     @property
     def status(self) -> str: ...
@@ -169,7 +157,6 @@ __all__ = [
     "LastPushed",
     "OutboxItem",
     "Page",
-    "PushOutcome",
     "SaveResult",
     "StoredRecord",
     "SyncState",

@@ -1,8 +1,7 @@
 """Reading and rewriting a mapped transaction Bundle for the push (docs/decisions.md#d6 to #d8).
 
-Layer: core (standard library and ``fhir_iastm.mapping.ids`` only). Pure functions over the JSON
-dicts that ``mapping.to_fhir`` returns and that a FHIR server sends back; no I/O.
-Spec: https://hl7.org/fhir/R4/bundle.html#transaction
+Pure functions over the JSON dicts that ``mapping.to_fhir`` returns and that a FHIR server sends
+back; no I/O. Spec: https://hl7.org/fhir/R4/bundle.html#transaction
 """
 
 from __future__ import annotations
@@ -14,8 +13,7 @@ from typing import Any
 
 from fhir_iastm.errors import MappingError
 from fhir_iastm.mapping import ids
-
-Json = dict[str, Any]
+from fhir_iastm.sync.ports import Json
 
 CONDITION_VER_STATUS = "http://terminology.hl7.org/CodeSystem/condition-ver-status"
 #: Session-owned resource types and the ``status`` element a retraction sets

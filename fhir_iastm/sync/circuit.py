@@ -5,7 +5,8 @@ started during an outage charges no entry an attempt); ``closed`` (claim and pus
 ``open`` after ``threshold`` consecutive target
 failures (connection refused or reset, timeout, 429 or 5xx): no entry is claimed until the probe
 delay has passed, then ``half-open``: one entry is pushed as the probe; success closes the circuit,
-another target failure opens it again with the next, longer delay (``Backoff``, capped).
+another target failure opens it again with the next, longer delay (the one
+``backoff.Backoff`` policy, capped).
 ``paused`` after a 401/403: the credentials are wrong, retrying entries cannot help and must not
 dead-letter them; the worker probes at the longest delay only (a server-side fix is picked up) and
 logs the state. Pure: the clock is passed in.
@@ -13,26 +14,11 @@ logs the state. Pure: the clock is passed in.
 
 from __future__ import annotations
 
-import random
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from fhir_iastm.backoff import Backoff
+
 CLOSED, OPEN, HALF_OPEN, PAUSED = "closed", "open", "half-open", "paused"
-
-
-@dataclass(frozen=True)
-class Backoff:
-    """Delay before retry n (1-based): ``min(cap, base * factor**(n-1))``, ± ``jitter`` share."""
-
-    base: float = 2.0
-    factor: float = 2.0
-    cap: float = 600.0
-    jitter: float = 0.1
-
-    def delay(self, attempt: int, rng: Callable[[], float] = random.random) -> float:
-        """Seconds to wait after the ``attempt``-th failed attempt."""
-        raw = min(self.cap, self.base * self.factor ** max(0, attempt - 1))
-        return raw * (1 + self.jitter * (2 * rng() - 1))
 
 
 @dataclass
@@ -82,4 +68,4 @@ class Circuit:
         return self.state
 
 
-__all__ = ["CLOSED", "HALF_OPEN", "OPEN", "PAUSED", "Backoff", "Circuit"]
+__all__ = ["CLOSED", "HALF_OPEN", "OPEN", "PAUSED", "Circuit"]

@@ -1,7 +1,6 @@
 """Capability check (docs/decisions.md#d13) and the degraded write path of
 docs/push.md#capabilities.
 
-Layer: orchestration helper; imports only the core and uses the client passed in (``search``).
 The preferred path needs ``transaction``, conditional update for the session-owned types,
 conditional create for the shared types and ``updateCreate`` for Provenance. Where the
 CapabilityStatement does not declare one of these, the affected entries are resolved by the client:
@@ -14,36 +13,18 @@ matches:
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Protocol
+from typing import Any
 from urllib.parse import unquote
 
-from fhir_iastm.errors import FhirConflictError, FhirServerError, Issue
-from fhir_iastm.sync.bundle_ops import Json, rewrite_references, with_entries
+from fhir_iastm.errors import AmbiguousMatchError, FhirServerError, ambiguous_match
+from fhir_iastm.sync.bundle_ops import rewrite_references, with_entries
+from fhir_iastm.sync.ports import CapabilitiesView, FhirPort, Json
 
 SESSION_OWNED = ("Encounter", "Condition", "Procedure", "Observation")
 SHARED = ("Patient", "Practitioner", "Organization")
 
 
-class CapabilityView(Protocol):
-    """The part of ``capabilities.Capabilities`` used here."""
-
-    @property
-    def supports_transaction(self) -> bool: ...
-
-    def conditional_update(self, resource_type: str) -> bool | None: ...
-
-    def conditional_create(self, resource_type: str) -> bool | None: ...
-
-    def update_create(self, resource_type: str) -> bool | None: ...
-
-
-class Searcher(Protocol):
-    """The part of ``client.FhirClient`` used here."""
-
-    def search(self, resource_type: str, params: Any) -> Json: ...
-
-
-def missing_features(caps: CapabilityView) -> frozenset[str]:
+def missing_features(caps: CapabilitiesView) -> frozenset[str]:
     """``"update:Type"`` / ``"create:Type"`` / ``"updateCreate:Provenance"`` the server lacks.
 
     Conditional update / create must be declared true (docs/decisions.md#d13: a silent server takes
@@ -64,7 +45,7 @@ def missing_features(caps: CapabilityView) -> frozenset[str]:
     return frozenset(missing)
 
 
-def _matches(client: Searcher, resource_type: str, query: str) -> list[Json]:
+def _matches(client: FhirPort, resource_type: str, query: str) -> list[Json]:
     """Resources of ``resource_type`` matching a bare ``identifier=system|value`` query."""
     name, _, value = query.partition("=")
     page = client.search(resource_type, [(name, unquote(value))])
@@ -76,17 +57,11 @@ def _matches(client: Searcher, resource_type: str, query: str) -> list[Json]:
     ]
 
 
-def _ambiguous(resource_type: str, count: int) -> FhirConflictError:
-    message = f"{resource_type}: the business identifier matched {count} resources"
-    error = FhirConflictError(
-        message,
-        [Issue("error", "multiple-matches", diagnostics=message, details="E_AMBIGUOUS_MATCH")],
-    )
-    error.code = "E_AMBIGUOUS_MATCH"
-    return error
+def _ambiguous(resource_type: str, count: int) -> AmbiguousMatchError:
+    return ambiguous_match(f"{resource_type}: the business identifier matched {count} resources")
 
 
-def _resolve(client: Searcher, entry: Json, missing: frozenset[str]) -> tuple[Json | None, str]:
+def _resolve(client: FhirPort, entry: Json, missing: frozenset[str]) -> tuple[Json | None, str]:
     """(the entry to send or None to drop it, literal reference replacing its fullUrl or "")."""
     request = entry.get("request") or {}
     rtype = str((entry.get("resource") or {}).get("resourceType"))
@@ -116,7 +91,7 @@ def _resolve(client: Searcher, entry: Json, missing: frozenset[str]) -> tuple[Js
     return entry, ""
 
 
-def degrade(client: Searcher, bundle: Mapping[str, Any], missing: frozenset[str]) -> Json:
+def degrade(client: FhirPort, bundle: Mapping[str, Any], missing: frozenset[str]) -> Json:
     """The Bundle rewritten for a server lacking ``missing`` features (unchanged when empty)."""
     if not missing:
         return dict(bundle)

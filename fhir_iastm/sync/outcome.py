@@ -1,8 +1,7 @@
 """The result of pushing one record version (docs/decisions.md#d7 to #d10).
 
-Layer: core (standard library only). ``push.push_record`` returns it; the outbox worker stores it
-(``storage.OutcomeLike``: status, identifiers, fhir_ids, operation_outcome, error_code); the CLI
-prints :meth:`PushOutcome.to_json`.
+``push.push_record`` returns it; the outbox worker stores it (``storage.OutcomeLike``: status,
+identifiers, fhir_ids, operation_outcome, error_code); the CLI prints :meth:`PushOutcome.to_json`.
 """
 
 from __future__ import annotations

@@ -1,9 +1,6 @@
 """Pull IASTM session records back from a FHIR server (docs/decisions.md#d11,
 docs/decisions.md#round-trip).
 
-Layer: orchestration. Imports the core (``mapping.from_fhir``, ``errors``, ``push_bundle``) and
-receives the client as a parameter (``search_pages``); never imports requests.
-
 One search finds the IASTM Procedures (``identifier={CANON}/sid/iastm-session|…``) and brings
 everything a record needs on the same page: ``_include`` of the Encounter, the reason Conditions,
 the Patient and the performers, ``_include:iterate`` of the Encounter's Organization, and
@@ -17,13 +14,14 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 from fhir_iastm.errors import IastmError, Issue, operation_outcome
 from fhir_iastm.mapping import from_fhir, ids
 from fhir_iastm.mapping.settings import MappingSettings
 from fhir_iastm.records.model import SessionRecord
-from fhir_iastm.sync.bundle_ops import Json, Systems, is_session_procedure, source_version
+from fhir_iastm.sync.bundle_ops import Systems, is_session_procedure, source_version
+from fhir_iastm.sync.ports import FhirPort, Json
 
 INCLUDES = (
     "Procedure:encounter",
@@ -35,12 +33,6 @@ REVINCLUDES = ("Observation:part-of", "Procedure:part-of")
 SHARED_TYPES = ("Patient", "Practitioner", "Organization")
 
 
-class PullClient(Protocol):
-    """What ``pull_records`` needs of ``client.FhirClient``."""
-
-    def search_pages(self, resource_type: str, params: Any) -> Iterator[Json]: ...
-
-
 @dataclass(frozen=True)
 class PullError:
     """A session found on the server that could not be mapped back to a record."""
@@ -49,12 +41,13 @@ class PullError:
     procedure: str
     issues: tuple[Issue, ...]
 
-    def to_json(self) -> dict[str, Any]:
-        """One JSON line for the CLI."""
+    def to_json(self, base: str | None = None) -> dict[str, Any]:
+        """One JSON line for the CLI; the OperationOutcome's project URLs under the canonical
+        ``base`` (None: the default)."""
         return {
             "session_id": self.session_id,
             "procedure": self.procedure,
-            "error": operation_outcome(self.issues),
+            "error": operation_outcome(self.issues, base=base),
         }
 
 
@@ -84,7 +77,7 @@ def pull_query(
 
 
 def pull_records(
-    client: PullClient,
+    client: FhirPort,
     *,
     session_id: str | None = None,
     patient_mrn: str | None = None,
@@ -201,9 +194,9 @@ def _reverse(
             "structure",
             where,
             f"cannot map back: {type(exc).__name__}: {exc}",
-            "E_MAPPING",
+            "E_UNMAPPABLE",
         )
         return PullError(session_id, where, (issue,))
 
 
-__all__ = ["PullClient", "PullError", "pull_query", "pull_records", "ref_key", "session_resources"]
+__all__ = ["PullError", "pull_query", "pull_records", "ref_key", "session_resources"]

@@ -1,8 +1,6 @@
 """Push one IASTM session record to a FHIR server: idempotent, never losing or duplicating it.
 
-Layer: orchestration. Imports the core (``mapping``, ``errors``, ``push_bundle``) and receives the
-FHIR client as a parameter (duck-typed like ``client.FhirClient``); it never imports requests,
-flask or sqlalchemy. ``service`` wires it to the store and the outbox worker.
+``service`` wires it to the store and the outbox worker.
 
 Algorithm (docs/decisions.md#d5 to #d13, docs/mapping.md):
 
@@ -24,18 +22,18 @@ needed.
 from __future__ import annotations
 
 import contextlib
-import random
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
 
+from fhir_iastm.backoff import Backoff
 from fhir_iastm.errors import (
+    AmbiguousMatchError,
     FhirAuthError,
     FhirConflictError,
     FhirServerError,
     FhirUnavailableError,
-    Issue,
+    ambiguous_match,
     operation_outcome,
 )
 from fhir_iastm.mapping import ids, to_fhir
@@ -56,24 +54,13 @@ from fhir_iastm.sync.bundle_ops import (
 )
 from fhir_iastm.sync.fallback import degrade, missing_features
 from fhir_iastm.sync.outcome import STATUSES, PushOutcome
-from fhir_iastm.sync.retract import History, plan_retractions
+from fhir_iastm.sync.ports import FhirPort, LastPushedView
+from fhir_iastm.sync.retract import plan_retractions
 
 MAX_ATTEMPTS = 6
 LOOKUP_CACHE_CONTROL = "no-cache, no-store"
-
-
-class PushClient(Protocol):
-    """What ``push_record`` needs of ``client.FhirClient``."""
-
-    def capabilities(self) -> Any: ...
-
-    def search(
-        self, resource_type: str, params: Any, *, cache_control: str = "no-cache"
-    ) -> Json: ...
-
-    def search_all(self, resource_type: str, params: Any) -> Iterator[Json]: ...
-
-    def transaction(self, bundle: Json, *, idempotent: bool | None = None) -> Json: ...
+#: Wait before re-reading after a 409/412: 0.02-0.1 s, doubling per attempt.
+CONFLICT_BACKOFF = Backoff(base=0.06, factor=2.0, cap=10.0, jitter=2 / 3)
 
 
 @dataclass(frozen=True)
@@ -96,11 +83,11 @@ class _Plan:
 
 
 def push_record(
-    client: PushClient,
+    client: FhirPort,
     record: SessionRecord,
     *,
     settings: MappingSettings | None = None,
-    last_pushed: History | None = None,
+    last_pushed: LastPushedView | None = None,
     bundle: Json | None = None,
     max_attempts: int = MAX_ATTEMPTS,
     sleep: Callable[[float], None] = time.sleep,
@@ -119,14 +106,14 @@ def push_record(
         try:
             return _attempt(client, plan, last_pushed, missing)
         except FhirConflictError as exc:
-            if exc.code == "E_AMBIGUOUS_MATCH":
+            if isinstance(exc, AmbiguousMatchError):
                 return _rejected(plan, exc)
             if attempt == max_attempts:
                 if exc.status == 409:  # still contended: transient, the outbox retries later
                     raise
                 # a 412 that re-reading did not cure (docs/decisions.md#d9)
                 return _rejected(plan, exc)
-            sleep(random.uniform(0.02, 0.1) * 2 ** (attempt - 1))  # noqa: S311 (jitter only)
+            sleep(CONFLICT_BACKOFF.delay(attempt))
         except FhirServerError as exc:
             if _is_record_fault(exc):
                 return _rejected(plan, exc)
@@ -151,7 +138,7 @@ def _plan(record: SessionRecord, settings: MappingSettings, bundle: Json | None)
     )
 
 
-def _missing(client: PushClient) -> frozenset[str]:
+def _missing(client: FhirPort) -> frozenset[str]:
     """Features the server lacks (docs/decisions.md#d13); read once per client and cached on it."""
     cached = getattr(client, "_iastm_missing_features", None)
     if cached is None:
@@ -161,7 +148,7 @@ def _missing(client: PushClient) -> frozenset[str]:
     return cached
 
 
-def find_session_procedure(client: PushClient, systems: Systems, session_id: str) -> Json | None:
+def find_session_procedure(client: FhirPort, systems: Systems, session_id: str) -> Json | None:
     """The server's IASTM Procedure of this session, or None; several -> E_AMBIGUOUS_MATCH."""
     query = f"{systems.session}|{ids.fhir_escape(session_id)}"
     # a synchronous search that HAPI does not store: at most a few matches, no paging needed
@@ -173,25 +160,12 @@ def find_session_procedure(client: PushClient, systems: Systems, session_id: str
     ]
     if len(found) > 1:
         message = f"{len(found)} IASTM Procedures carry this session's identifier"
-        error = FhirConflictError(
-            message,
-            [
-                Issue(
-                    "error",
-                    "multiple-matches",
-                    "Procedure.identifier",
-                    message,
-                    "E_AMBIGUOUS_MATCH",
-                )
-            ],
-        )
-        error.code = "E_AMBIGUOUS_MATCH"
-        raise error
+        raise ambiguous_match(message, "Procedure.identifier")
     return found[0] if found else None
 
 
 def _attempt(
-    client: PushClient, plan: _Plan, last_pushed: History | None, missing: frozenset[str]
+    client: FhirPort, plan: _Plan, last_pushed: LastPushedView | None, missing: frozenset[str]
 ) -> PushOutcome:
     server = find_session_procedure(client, plan.systems, plan.session_id)
     early = _guard(plan, server)
@@ -277,10 +251,10 @@ def _rejected(plan: _Plan, exc: FhirServerError) -> PushOutcome:
         plan.session_id,
         plan.record.record_version,
         plan.record_hash,
-        operation_outcome=operation_outcome(exc.issues),
+        operation_outcome=operation_outcome(exc.issues, base=plan.base),
         error_code=exc.code,
         sent=exc.status is not None,
     )
 
 
-__all__ = ["STATUSES", "PushClient", "PushOutcome", "find_session_procedure", "push_record"]
+__all__ = ["STATUSES", "PushOutcome", "find_session_procedure", "push_record"]

@@ -1,8 +1,7 @@
 """Retractions: elements a new record version dropped become ``entered-in-error``
 (docs/decisions.md#d8).
 
-Layer: orchestration helper. Reads the server through the client passed in (duck-typed:
-``search_all``); imports only the core. Nothing is ever deleted (docs/decisions.md#d8): each dropped
+Nothing is ever deleted (docs/decisions.md#d8): each dropped
 resource is
 read, marked ``entered-in-error`` and written back as ``PUT Type/{id}`` with ``ifMatch`` in the SAME
 transaction as the new version.
@@ -16,12 +15,11 @@ transaction as the new version.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from typing import Any, Protocol
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 from fhir_iastm.mapping import ids
 from fhir_iastm.sync.bundle_ops import (
-    Json,
     Systems,
     is_retracted,
     is_session_procedure,
@@ -29,6 +27,7 @@ from fhir_iastm.sync.bundle_ops import (
     retraction_entry,
     split_key,
 )
+from fhir_iastm.sync.ports import FhirPort, Json, LastPushedView
 
 #: role prefix of an ``iastm-session-resource`` value -> resource type
 #: (docs/decisions.md#identifiers).
@@ -40,28 +39,6 @@ _ROLE_TYPES = (
     ("procedure", "Procedure"),
 )
 _CHUNK = 20
-
-
-class Searcher(Protocol):
-    """The part of ``client.FhirClient`` the retraction planner uses."""
-
-    def search_all(self, resource_type: str, params: Any) -> Iterator[Json]: ...
-
-
-class History(Protocol):
-    """What the store remembers of the last push (``storage.LastPushed``)."""
-
-    @property
-    def record_version(self) -> int: ...
-
-    @property
-    def record_hash(self) -> str | None: ...
-
-    @property
-    def identifiers(self) -> tuple[str, ...]: ...
-
-    @property
-    def fhir_ids(self) -> Mapping[str, str]: ...
 
 
 def type_of(identifier: str, fhir_ids: Mapping[str, str]) -> str | None:
@@ -83,7 +60,7 @@ def dropped_identifiers(
 
 
 def fetch_by_identifiers(
-    client: Searcher, identifiers: Sequence[str], fhir_ids: Mapping[str, str], systems: Systems
+    client: FhirPort, identifiers: Sequence[str], fhir_ids: Mapping[str, str], systems: Systems
 ) -> list[Json]:
     """The server resources holding these identifiers (one OR-search per type and chunk)."""
     by_type: dict[str, list[str]] = {}
@@ -107,7 +84,7 @@ def fetch_by_identifiers(
     return found
 
 
-def fetch_by_encounter(client: Searcher, encounter_ref: str) -> list[Json]:
+def fetch_by_encounter(client: FhirPort, encounter_ref: str) -> list[Json]:
     """Observations, Procedures and Conditions of one Encounter (``?encounter=``)."""
     found: list[Json] = []
     for rtype in ("Observation", "Procedure", "Condition"):
@@ -147,14 +124,14 @@ def retraction_entries(
 
 
 def plan_retractions(
-    client: Searcher,
+    client: FhirPort,
     *,
     systems: Systems,
     base: str,
     session_id: str,
     emitted: Sequence[str],
     server_procedure: Mapping[str, Any] | None,
-    last_pushed: History | None,
+    last_pushed: LastPushedView | None,
 ) -> list[Json]:
     """The ``entered-in-error`` entries to add to this session's transaction (maybe none)."""
     if server_procedure is None:
@@ -175,7 +152,6 @@ def plan_retractions(
 
 
 __all__ = [
-    "History",
     "dropped_identifiers",
     "fetch_by_encounter",
     "fetch_by_identifiers",

@@ -1,9 +1,9 @@
-"""Edge (wiring helper): the outbox worker — claim an entry, push it, record the outcome.
+"""The outbox worker — claim an entry, push it, record the outcome.
 
-Layer: edge. Imports ``storage`` types and the core's errors; the push function is injected, so the
-worker knows nothing of HTTP (``service`` passes ``push.push_record`` bound to a client; tests pass
-fakes). Run several workers, on several machines: the store's per-session leases keep one session's
-versions in record_version order and never in flight twice at once (docs/decisions.md#d9).
+The store (``ports.OutboxPort``) and the push function are injected, so the worker knows
+nothing of HTTP or SQL (``service`` passes them; tests pass fakes). Run several workers, on
+several machines: the store's per-session leases keep one session's versions in record_version
+order and never in flight twice at once (docs/decisions.md#d9).
 
 Outcomes: pushed / unchanged / superseded -> done; ``rejected`` -> dead letter with the server's
 OperationOutcome; ``FhirServerError`` and its subclasses (timeouts, 429/5xx, 409) and unexpected
@@ -32,6 +32,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from fhir_iastm.backoff import Backoff
 from fhir_iastm.errors import (
     ConfigError,
     FhirAuthError,
@@ -39,18 +40,19 @@ from fhir_iastm.errors import (
     FhirUnavailableError,
     IastmError,
     Issue,
+    LeaseLostError,
     operation_outcome,
 )
-from fhir_iastm.storage import LastPushed, LeaseLostError, OutboxItem, PushOutcome, Store
-from fhir_iastm.storage.types import SUCCESS_STATUSES, OutcomeLike
-from fhir_iastm.sync.circuit import CLOSED, HALF_OPEN, OPEN, PAUSED, Backoff, Circuit
+from fhir_iastm.sync.circuit import CLOSED, OPEN, PAUSED, Circuit
+from fhir_iastm.sync.outcome import PushOutcome
+from fhir_iastm.sync.ports import LastPushedView, OutboxEntry, OutboxPort
 
 if TYPE_CHECKING:
     from fhir_iastm.records.model import SessionRecord
 
 log = logging.getLogger("fhir_iastm.sync.worker")
 
-PushFn = Callable[["SessionRecord", LastPushed | None], OutcomeLike]
+PushFn = Callable[["SessionRecord", LastPushedView | None], PushOutcome]
 Loader = Callable[[dict[str, Any]], "SessionRecord"]
 
 
@@ -95,7 +97,7 @@ def _default_loader() -> Loader:
     return load_record
 
 
-def check_canonical_base(store: Store, base: str, *, allow_change: bool = False) -> None:
+def check_canonical_base(store: OutboxPort, base: str, *, allow_change: bool = False) -> None:
     """Refuse to push under ``base`` when the store's sessions were pushed under another one.
 
     Every identifier system of a Patient, Organization and session is under the canonical base:
@@ -120,10 +122,11 @@ class Worker:
     """One worker's settings; ``run`` loops, ``process`` handles one claimed entry.
 
     ``canonical_base`` is the base the push function maps with: checked against the store's once
-    at start (``check_canonical_base``); None skips the check (tests with fake pushes).
+    at start (``check_canonical_base``), and the base of the OperationOutcomes the worker writes;
+    None skips the check and renders under the default base (tests with fake pushes).
     """
 
-    store: Store
+    store: OutboxPort[Any]
     push: PushFn
     worker_id: str = field(default_factory=default_worker_id)
     poll_interval: float = 1.0
@@ -191,7 +194,7 @@ class Worker:
         self.process(item)
         return True
 
-    def process(self, item: OutboxItem) -> None:
+    def process(self, item: OutboxEntry) -> None:
         """Push one claimed entry and record the outcome; never raises for a push failure."""
         ctx = {
             "worker": self.worker_id,
@@ -206,28 +209,30 @@ class Worker:
             self.stats.lease_lost += 1
             _log("lease_lost", logging.WARNING, **ctx)
 
-    def _process(self, item: OutboxItem, ctx: dict[str, Any]) -> None:
+    def _process(self, item: OutboxEntry, ctx: dict[str, Any]) -> None:
         load = self.load or _default_loader()
         try:
             record = load(item.body)
         except IastmError as exc:  # a stored body that no longer loads: never pushable
-            self._dead(item, _failure(exc), ctx)
+            self._dead(item, _failure(item, exc, self.canonical_base), ctx)
             return
         try:
             with lease_heartbeat(self.store, item, self.lease_seconds, enabled=self.heartbeat):
                 outcome = self.push(record, item.last_pushed)
         except FhirAuthError as exc:
-            self._paused(item, _failure(exc), ctx)
+            self._paused(item, _failure(item, exc, self.canonical_base), ctx)
             return
         except FhirUnavailableError as exc:
-            self._target_down(item, _failure(exc), exc.retry_after, ctx)
+            failure = _failure(item, exc, self.canonical_base)
+            self._target_down(item, failure, exc.retry_after, ctx)
             return
         except FhirServerError as exc:  # the target answered: this entry's problem (409, 4xx)
             self._target_up(ctx)
-            self._retry_or_dead(item, _failure(exc), getattr(exc, "retry_after", None), ctx)
+            failure = _failure(item, exc, self.canonical_base)
+            self._retry_or_dead(item, failure, getattr(exc, "retry_after", None), ctx)
             return
         except IastmError as exc:  # mapping / profile errors: retrying cannot help
-            self._dead(item, _failure(exc), ctx)
+            self._dead(item, _failure(item, exc, self.canonical_base), ctx)
             return
         except Exception as exc:
             # A bug or an unforeseen failure: bounded retries, then the dead letter.
@@ -236,12 +241,16 @@ class Worker:
                 "error", "exception", diagnostics=type(exc).__name__, details="E_INTERNAL"
             )
             failure = PushOutcome(
-                "rejected", operation_outcome=operation_outcome([crash]), error_code="E_INTERNAL"
+                "rejected",
+                item.session_id,
+                item.record_version,
+                operation_outcome=operation_outcome([crash], base=self.canonical_base),
+                error_code="E_INTERNAL",
             )
             self._retry_or_dead(item, failure, None, ctx)
             return
         self._target_up(ctx)
-        if outcome.status in SUCCESS_STATUSES:
+        if outcome.ok:
             self.store.complete(item, outcome)
             self.stats.count(outcome.status)
             _log("push_done", status=outcome.status, **ctx)
@@ -253,7 +262,7 @@ class Worker:
             _log("circuit_closed", worker=self.worker_id, was=self.circuit.state)
         self.circuit.success()
 
-    def _target_down(self, item: OutboxItem, failure: OutcomeLike, retry_after: float | None,
+    def _target_down(self, item: OutboxEntry, failure: PushOutcome, retry_after: float | None,
                      ctx: dict[str, Any]) -> None:
         """A target failure: counted on the entry only while the circuit was closed."""
         self.stats.target_failures += 1
@@ -272,7 +281,7 @@ class Worker:
             self.store.retry_later(item, self.circuit.wait(now), failure, count_attempt=False)
             self.stats.retried += 1
 
-    def _paused(self, item: OutboxItem, failure: OutcomeLike, ctx: dict[str, Any]) -> None:
+    def _paused(self, item: OutboxEntry, failure: PushOutcome, ctx: dict[str, Any]) -> None:
         """401/403: the entry keeps its attempt and waits; the worker stops claiming."""
         now = self.clock()
         if self.circuit.state != PAUSED:
@@ -285,7 +294,11 @@ class Worker:
         self.stats.retried += 1
 
     def _retry_or_dead(
-        self, item: OutboxItem, failure: OutcomeLike, retry_after: float | None, ctx: dict[str, Any]
+        self,
+        item: OutboxEntry,
+        failure: PushOutcome,
+        retry_after: float | None,
+        ctx: dict[str, Any],
     ) -> None:
         if item.attempts >= self.max_attempts:
             self._dead(item, failure, ctx)
@@ -301,21 +314,28 @@ class Worker:
             **ctx,
         )
 
-    def _dead(self, item: OutboxItem, failure: OutcomeLike, ctx: dict[str, Any]) -> None:
+    def _dead(self, item: OutboxEntry, failure: PushOutcome, ctx: dict[str, Any]) -> None:
         self.store.dead_letter(item, failure)
         self.stats.dead_lettered += 1
         _log("push_dead_letter", logging.ERROR, error_code=failure.error_code, **ctx)
 
 
-def _failure(exc: IastmError) -> PushOutcome:
-    """A rejected outcome carrying the error's code and OperationOutcome (not its message)."""
-    outcome = getattr(exc, "outcome", None) or operation_outcome(exc.issues)
-    return PushOutcome("rejected", operation_outcome=outcome, error_code=exc.code)
+def _failure(item: OutboxEntry, exc: IastmError, base: str | None) -> PushOutcome:
+    """A rejected outcome carrying the error's code and OperationOutcome (not its message): the
+    FHIR server's own, else ours with its project URLs under the canonical ``base``."""
+    outcome = getattr(exc, "outcome", None) or operation_outcome(exc.issues, base=base)
+    return PushOutcome(
+        "rejected",
+        item.session_id,
+        item.record_version,
+        operation_outcome=outcome,
+        error_code=exc.code,
+    )
 
 
 @contextmanager
 def lease_heartbeat(
-    store: Store, item: OutboxItem, lease_seconds: float, *, enabled: bool = True
+    store: OutboxPort[Any], item: OutboxEntry, lease_seconds: float, *, enabled: bool = True
 ) -> Iterator[None]:
     """Extend the lease every ``lease_seconds / 3`` while a push runs: a slow push (client
     retries, long timeouts) keeps its claim, yet a crashed worker's claim still expires soon."""
@@ -362,7 +382,7 @@ def stop_on_signals(stop: threading.Event) -> Iterator[None]:
 
 
 def run_worker(
-    store: Store,
+    store: OutboxPort[Any],
     push: PushFn,
     *,
     worker_id: str | None = None,
@@ -403,10 +423,6 @@ def run_worker(
 
 
 __all__ = [
-    "HALF_OPEN",
-    "PAUSED",
-    "Backoff",
-    "Circuit",
     "Loader",
     "PushFn",
     "Worker",

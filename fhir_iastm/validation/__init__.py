@@ -1,7 +1,8 @@
-"""Core: offline FHIR R4 profile validation against the ``profiles/`` index.
+"""CORE: offline FHIR R4 profile validation against the ``profiles/`` index.
 
-Layer: core. Imports the standard library, ``fhir.resources.R4B`` (structure), fhirpathpy
-(invariants, compiled once in ``fhir_iastm.profiles``) and project core modules; no I/O.
+Imports the standard library, ``fhir.resources.R4B`` (structure), fhirpathpy (invariants, compiled
+once in ``fhir_iastm.profiles``), ``fhir_iastm.profiles`` and ``fhir_iastm.errors``; never the
+mapping; no I/O.
 
 ``validate(resource_or_bundle, index, *, profile=None, structure=True, trace=None)``.
 Issue fields: ``severity`` (error/warning/information), ``code`` (FHIR IssueType),

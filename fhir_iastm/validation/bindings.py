@@ -1,7 +1,7 @@
-"""Core: terminology checks — element bindings against local ValueSets, and codes of local
+"""Terminology checks — element bindings against local ValueSets, and codes of local
 CodeSystems wherever they appear.
 
-Layer: core (standard library + project core). Required → error, extensible → warning,
+Required → error, extensible → warning,
 preferred/example → nothing; a ValueSet that is intensional or unknown here → warning
 "cannot be checked offline" (docs/decisions.md#d2), never an error.
 Rule ids: ``binding:<element id>``, ``codesystem:<system url>``.
@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from fhir_iastm.profiles import ElementNode, Expansion
-from fhir_iastm.validation.context import Ctx
+from fhir_iastm.validation.context import ValidationContext
 
 _HL7 = "http://hl7.org/fhir/"
 _THO = "http://terminology.hl7.org/CodeSystem/"
@@ -85,7 +85,7 @@ def _in(expansion: Expansion, system: str | None, code: str) -> bool:
     return (system, code) in expansion
 
 
-def check_binding(node: ElementNode, path: str, value: Any, ctx: Ctx) -> None:
+def check_binding(node: ElementNode, path: str, value: Any, ctx: ValidationContext) -> None:
     """Check one value against the element's binding."""
     binding = node.binding
     if binding is None or binding.strength not in ("required", "extensible"):
@@ -128,7 +128,7 @@ def check_binding(node: ElementNode, path: str, value: Any, ctx: Ctx) -> None:
     )
 
 
-def check_local_codes(codings: list[tuple[str, dict[str, Any]]], ctx: Ctx) -> None:
+def check_local_codes(codings: list[tuple[str, dict[str, Any]]], ctx: ValidationContext) -> None:
     """Every Coding of a complete local CodeSystem must name a code defined in it."""
     code_sets = ctx.index.code_sets
     for path, coding in codings:

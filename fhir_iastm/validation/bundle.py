@@ -1,6 +1,6 @@
-"""Core: Bundle validation — Bundle-level structure, then every entry.resource with a resolver.
+"""Bundle validation — Bundle-level structure, then every entry.resource with a resolver.
 
-Layer: core. Each entry resource is parsed exactly once (the Bundle shell is parsed without its
+Each entry resource is parsed exactly once (the Bundle shell is parsed without its
 entry resources). Native Bundle rules: ``bdl-3`` (request on transaction/batch entries),
 ``bdl-7`` (fullUrl unique), ``bdl-entry-url`` (request.url unique, docs/decisions.md#d6).
 Spec: https://hl7.org/fhir/R4/bundle.html#invs

@@ -1,6 +1,4 @@
-"""Core: the per-resource validation context (index, issue sink, Bundle resolver).
-
-Layer: core (standard library + ``fhir_iastm.errors``/``fhir_iastm.profiles``).
+"""The per-resource validation context (index, issue sink, Bundle resolver).
 """
 
 from __future__ import annotations
@@ -19,7 +17,7 @@ Tracer = Callable[[dict[str, Any], str | None, str | None], str | None]
 
 
 @dataclass(slots=True)
-class Ctx:
+class ValidationContext:
     """Where issues go; paths are relative to the resource (``Procedure.bodySite[0]``) and get
     their Bundle prefix later (``locate``)."""
 
@@ -52,4 +50,4 @@ def locate(prefix: str, path: str | None) -> str | None:
     return prefix + path
 
 
-__all__ = ["Ctx", "Resolver", "Tracer", "claimed_profiles", "locate"]
+__all__ = ["ValidationContext", "Resolver", "Tracer", "claimed_profiles", "locate"]

@@ -1,10 +1,10 @@
-"""Core: walk a resource dict along a profile's differential tree.
+"""Walk a resource dict along a profile's differential tree.
 
-Layer: core. Checks cardinality (incl. slices and extensions by URL), fixed[x]/pattern[x],
-bindings, types/targetProfile, slicing (value/pattern discriminators, closed rules) and
-element-level invariants. Rule ids: ``card:<element id>``, ``slice:<slice element id>``,
-``slicing:<element id>`` (closed slicing), ``fixed:``/``pattern:``/``binding:``/``type:``/
-``target:<element id>``. Spec: https://hl7.org/fhir/R4/profiling.html#slicing
+Checks cardinality (incl. slices and extensions by URL), fixed[x]/pattern[x], bindings,
+types/targetProfile, slicing (value/pattern discriminators, closed rules) and element-level
+invariants. Rule ids: ``card:<element id>``, ``slice:<slice element id>``, ``slicing:<element id>``
+(closed slicing), ``fixed:``/``pattern:``/``binding:``/``type:``/``target:<element id>``. Spec:
+https://hl7.org/fhir/R4/profiling.html#slicing
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import Any
 
 from fhir_iastm.profiles import ElementNode
 from fhir_iastm.validation.bindings import check_binding
-from fhir_iastm.validation.context import Ctx, claimed_profiles
+from fhir_iastm.validation.context import ValidationContext, claimed_profiles
 from fhir_iastm.validation.invariants import check_element_constraints
 from fhir_iastm.validation.matching import fixed_matches, pattern_matches, slice_for
 
@@ -41,34 +41,24 @@ def values_at(parent: dict[str, Any], name: str, parent_path: str) -> list[Locat
 
 
 def check_resource(
-    root: ElementNode, data: dict[str, Any], ctx: Ctx, path: str | None = None
+    root: ElementNode, data: dict[str, Any], ctx: ValidationContext, path: str | None = None
 ) -> None:
     """Check a resource (or, with its ``path``, an extension instance) against a differential."""
     check_value(root, path or str(data.get("resourceType") or root.name), root.name, data, ctx)
 
 
-def check_value(node: ElementNode, path: str, key: str, value: Any, ctx: Ctx) -> None:
+def check_value(node: ElementNode, path: str, key: str, value: Any, ctx: ValidationContext) -> None:
     """Checks on one value of an element, then its children (a value of a type the element
     does not allow still gets its fixed/pattern/binding checks, as HAPI reports them)."""
     typed = _type_ok(node, key, path, value, ctx) if node.types else True
-    if node.fixed is not None and not fixed_matches(node.fixed[1], value):
-        for where in mismatch_paths(node.fixed[1], value, path):
-            ctx.add(
-                "error",
-                "value",
-                where,
-                f"value must be exactly {node.fixed[1]!r}",
-                f"fixed:{node.id}",
-            )
-    if node.pattern is not None and not pattern_matches(node.pattern[1], value):
-        for where in mismatch_paths(node.pattern[1], value, path):
-            ctx.add(
-                "error",
-                "value",
-                where,
-                f"value must match pattern {node.pattern[1]!r}",
-                f"pattern:{node.id}",
-            )
+    for rule, spec, matches, wording in (
+        ("fixed", node.fixed, fixed_matches, "be exactly"),
+        ("pattern", node.pattern, pattern_matches, "match pattern"),
+    ):
+        if spec is not None and not matches(spec[1], value):
+            for where in mismatch_paths(spec[1], value, path):
+                message = f"value must {wording} {spec[1]!r}"
+                ctx.add("error", "value", where, message, f"{rule}:{node.id}")
     if node.binding is not None:
         check_binding(node, path, value, ctx)
     if not typed:
@@ -96,7 +86,9 @@ def mismatch_paths(expected: Any, value: Any, path: str) -> list[str]:
     return [path]
 
 
-def check_element(node: ElementNode, values: list[Located], parent_path: str, ctx: Ctx) -> None:
+def check_element(
+    node: ElementNode, values: list[Located], parent_path: str, ctx: ValidationContext
+) -> None:
     """Cardinality of an element within one parent, each value, then its slices."""
     _cardinality(node, len(values), parent_path, ctx, "card")
     for path, key, value in values:
@@ -105,7 +97,9 @@ def check_element(node: ElementNode, values: list[Located], parent_path: str, ct
         _check_slices(node, values, parent_path, ctx)
 
 
-def _check_slices(node: ElementNode, values: list[Located], parent_path: str, ctx: Ctx) -> None:
+def _check_slices(
+    node: ElementNode, values: list[Located], parent_path: str, ctx: ValidationContext
+) -> None:
     matched: dict[str, list[Located]] = {name: [] for name in node.slices}
     for located in values:
         name = slice_for(node, located[1], located[2], ctx.index)
@@ -126,7 +120,9 @@ def _check_slices(node: ElementNode, values: list[Located], parent_path: str, ct
             check_value(slice_node, path, key, value, ctx)
 
 
-def _cardinality(node: ElementNode, count: int, parent_path: str, ctx: Ctx, kind: str) -> None:
+def _cardinality(
+    node: ElementNode, count: int, parent_path: str, ctx: ValidationContext, kind: str
+) -> None:
     if node.min is not None and count < node.min:
         ctx.add(
             "error",
@@ -146,7 +142,7 @@ def _cardinality(node: ElementNode, count: int, parent_path: str, ctx: Ctx, kind
         )
 
 
-def _type_ok(node: ElementNode, key: str, path: str, value: Any, ctx: Ctx) -> bool:
+def _type_ok(node: ElementNode, key: str, path: str, value: Any, ctx: ValidationContext) -> bool:
     codes = {t.code for t in node.types}
     if node.name.endswith("[x]") and key != node.name:
         suffix = key[len(node.name) - 3 :]
@@ -166,7 +162,9 @@ def _type_ok(node: ElementNode, key: str, path: str, value: Any, ctx: Ctx) -> bo
     return True
 
 
-def _check_target(node: ElementNode, path: str, value: dict[str, Any], ctx: Ctx) -> None:
+def _check_target(
+    node: ElementNode, path: str, value: dict[str, Any], ctx: ValidationContext
+) -> None:
     targets = [p for t in node.types if t.code == "Reference" for p in t.target_profiles]
     reference = value.get("reference")
     if not targets or ctx.resolve is None or not isinstance(reference, str):
@@ -198,7 +196,7 @@ def _check_target(node: ElementNode, path: str, value: dict[str, Any], ctx: Ctx)
         )
 
 
-def _profile_type(url: str, ctx: Ctx) -> str | None:
+def _profile_type(url: str, ctx: ValidationContext) -> str | None:
     profile = ctx.index.profiles.get(url)
     if profile is not None:
         return profile.type

@@ -1,11 +1,10 @@
-"""Core: validate one resource against the profiles it claims (or the one for its type).
+"""Validate one resource against the profiles it claims (or the one for its type).
 
-Layer: core. Stage 1 = one ``fhir.resources`` R4B parse (skippable for our own mapper output,
-which was built through those models already: never re-parse our own output,
-docs/performance.md#targets);
-stage 2 = the profile checks on the dict. Rule ids for profile-independent checks:
-``unknown-profile``, ``profile-type``, ``no-profile``, ``extension:<url>`` (unknown extension),
-``ref:unresolved``, ``ref:type``, ``context:<url>`` (extension used outside its context).
+Stage 1 = one ``fhir.resources`` R4B parse (skippable for our own mapper output, which was built
+through those models already: never re-parse our own output, docs/performance.md#targets); stage 2 =
+the profile checks on the dict. Rule ids for profile-independent checks: ``unknown-profile``,
+``profile-type``, ``no-profile``, ``extension:<url>`` (unknown extension), ``ref:unresolved``,
+``ref:type``, ``context:<url>`` (extension used outside its context).
 """
 
 from __future__ import annotations
@@ -16,7 +15,13 @@ from typing import Any
 from fhir_iastm.errors import Issue
 from fhir_iastm.profiles import ElementNode, Profile, ProfileIndex
 from fhir_iastm.validation.bindings import check_local_codes
-from fhir_iastm.validation.context import Ctx, Resolver, Tracer, claimed_profiles, locate
+from fhir_iastm.validation.context import (
+    Resolver,
+    Tracer,
+    ValidationContext,
+    claimed_profiles,
+    locate,
+)
 from fhir_iastm.validation.elements import check_resource
 from fhir_iastm.validation.extcontext import allowed, owner_of, parent_extension_url
 from fhir_iastm.validation.invariants import (
@@ -29,7 +34,9 @@ from fhir_iastm.validation.scan import scan
 from fhir_iastm.validation.structure import check_structure, model_class
 
 
-def _select_profiles(resource: dict[str, Any], profile: str | None, ctx: Ctx) -> list[Profile]:
+def _select_profiles(
+    resource: dict[str, Any], profile: str | None, ctx: ValidationContext
+) -> list[Profile]:
     resource_type = str(resource.get("resourceType"))
     index = ctx.index
     claimed = [profile] if profile else claimed_profiles(resource)
@@ -71,7 +78,7 @@ def _declared_keys(node: ElementNode) -> set[str]:
     return keys
 
 
-def _check_extensions(found: list[tuple[str, dict[str, Any]]], ctx: Ctx) -> None:
+def _check_extensions(found: list[tuple[str, dict[str, Any]]], ctx: ValidationContext) -> None:
     for path, ext in found:
         url = ext.get("url")
         definition = ctx.index.extensions.get(url) if isinstance(url, str) else None
@@ -97,7 +104,7 @@ def _check_extensions(found: list[tuple[str, dict[str, Any]]], ctx: Ctx) -> None
             )
 
 
-def _check_references(found: list[tuple[str, dict[str, Any]]], ctx: Ctx) -> None:
+def _check_references(found: list[tuple[str, dict[str, Any]]], ctx: ValidationContext) -> None:
     if ctx.resolve is None:
         return
     for path, ref in found:
@@ -141,7 +148,7 @@ def validate_resource(
         if not structure:
             issues = check_structure(resource)
         return finish(resource, issues, prefix, trace)
-    ctx = Ctx(index, prefix, resolve, root=resource)
+    ctx = ValidationContext(index, prefix, resolve, root=resource)
     declared: set[str] = set()
     for selected in _select_profiles(resource, profile, ctx):
         check_resource(selected.root, resource, ctx)

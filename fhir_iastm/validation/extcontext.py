@@ -1,12 +1,12 @@
-"""Core: is an extension used where its definition allows it (StructureDefinition.context)?
+"""Is an extension used where its definition allows it (StructureDefinition.context)?
 
-Layer: core (standard library + the fhirpathpy R4 type model). The owner of an extension at
+The owner of an extension at
 ``Procedure.complication[0].extension[2].valueCodeableConcept.extension[0]`` is the element
 ``Extension.valueCodeableConcept`` of type CodeableConcept; an ``element`` context matches the
 owner's element path (``Procedure.bodySite``), its type (``CodeableConcept``), ``Element``,
 ``Resource``/``DomainResource``/the resource type at the root, or ``Extension``; an ``extension``
-context names the parent extension's URL; ``fhirpath`` contexts are not evaluated (accepted).
-Rule id ``context:<url>``. Spec: https://hl7.org/fhir/R4/defining-extensions.html#context
+context names the parent extension's URL; ``fhirpath`` contexts are not evaluated (accepted). Rule
+id ``context:<url>``. Spec: https://hl7.org/fhir/R4/defining-extensions.html#context
 """
 
 from __future__ import annotations
@@ -14,11 +14,11 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from fhir_iastm.profiles import R4_MODEL, Profile
+from fhir_iastm.profiles import FHIRPATH_R4_TYPES, Profile
 
 _INDEX = re.compile(r"\[\d+\]")
-_PATH2TYPE: dict[str, str] = R4_MODEL["path2Type"]
-_CHOICES: dict[str, list[str]] = R4_MODEL["choiceTypePaths"]
+_PATH2TYPE: dict[str, str] = FHIRPATH_R4_TYPES["path2Type"]
+_CHOICES: dict[str, list[str]] = FHIRPATH_R4_TYPES["choiceTypePaths"]
 
 
 def owner_of(path: str) -> tuple[str, str, bool]:

@@ -1,6 +1,4 @@
-"""Core: FHIRPath invariants (compiled once at profile load) and the base-spec ones we must hold.
-
-Layer: core. Imports fhirpathpy and project core modules.
+"""FHIRPath invariants (compiled once at profile load) and the base-spec ones we must hold.
 
 Rules (docs/decisions.md#d3): an invariant whose result is empty FAILS; an exception while
 evaluating becomes an error issue "invariant could not be evaluated"; ordering comparisons run
@@ -17,8 +15,8 @@ from typing import Any
 
 from fhirpathpy.engine.nodes import ResourceNode
 
-from fhir_iastm.profiles import R4_MODEL, Constraint, ElementNode, compile_constraint
-from fhir_iastm.validation.context import Ctx
+from fhir_iastm.profiles import FHIRPATH_R4_TYPES, Constraint, ElementNode, compile_constraint
+from fhir_iastm.validation.context import ValidationContext
 from fhir_iastm.validation.native import BASE_BY_KEY, NATIVE_BY_TEXT, Native
 from fhir_iastm.validation.scan import instant, utc_copy
 
@@ -145,7 +143,7 @@ def run(
     data: Any,
     root: dict[str, Any],
     path: str,
-    ctx: Ctx,
+    ctx: ValidationContext,
     type_name: str | None = None,
 ) -> None:
     """Evaluate and record a failure; an exception becomes an error issue."""
@@ -170,7 +168,9 @@ def run(
         )
 
 
-def check_element_constraints(node: ElementNode, path: str, key: str, value: Any, ctx: Ctx) -> None:
+def check_element_constraints(
+    node: ElementNode, path: str, key: str, value: Any, ctx: ValidationContext
+) -> None:
     """The invariants declared on one element, evaluated for one of its values."""
     root = ctx.root if ctx.root is not None else value
     if "." not in node.id:
@@ -214,17 +214,17 @@ def _type_name(element_path: str, key: str, node: ElementNode) -> str:
         suffix = key[len(node.name) - 3 :]
         return suffix[0].lower() + suffix[1:] if suffix in _PRIMITIVES else suffix
     clean = ".".join(part.split(":")[0] for part in element_path.split("."))
-    return str(R4_MODEL["path2Type"].get(clean) or clean)
+    return str(FHIRPATH_R4_TYPES["path2Type"].get(clean) or clean)
 
 
-def check_base(resource: dict[str, Any], declared: set[str], ctx: Ctx) -> None:
+def check_base(resource: dict[str, Any], declared: set[str], ctx: ValidationContext) -> None:
     """Base-spec invariants the profile did not (re)declare."""
     for constraint in base_constraints(str(resource.get("resourceType"))):
         if constraint.key not in declared:
             run(constraint, resource, resource, str(resource["resourceType"]), ctx)
 
 
-def check_periods(periods: list[tuple[str, dict[str, Any]]], ctx: Ctx) -> None:
+def check_periods(periods: list[tuple[str, dict[str, Any]]], ctx: ValidationContext) -> None:
     """per-1 natively: start <= end when both are full date-times (compared as instants)."""
     for path, period in periods:
         start, end = instant(period.get("start")), instant(period.get("end"))
@@ -238,7 +238,7 @@ def check_periods(periods: list[tuple[str, dict[str, Any]]], ctx: Ctx) -> None:
             )
 
 
-def check_quantities(quantities: list[tuple[str, dict[str, Any]]], ctx: Ctx) -> None:
+def check_quantities(quantities: list[tuple[str, dict[str, Any]]], ctx: ValidationContext) -> None:
     """qty-3 natively: ``code.empty() or system.exists()`` on every Quantity value."""
     for path, quantity in quantities:
         if quantity.get("code") is not None and quantity.get("system") is None:
@@ -251,7 +251,9 @@ def check_quantities(quantities: list[tuple[str, dict[str, Any]]], ctx: Ctx) -> 
             )
 
 
-def check_extension_shape(extensions: list[tuple[str, dict[str, Any]]], ctx: Ctx) -> None:
+def check_extension_shape(
+    extensions: list[tuple[str, dict[str, Any]]], ctx: ValidationContext
+) -> None:
     """ext-1 natively: an extension has either nested extensions or a value[x], not both."""
     for path, ext in extensions:
         has_value = any(k.startswith("value") and k[5:6].isupper() for k in ext)

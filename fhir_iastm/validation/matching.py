@@ -1,6 +1,5 @@
-"""Core: fixed[x]/pattern[x] matching and slice discrimination (value, pattern, exists).
+"""fixed[x]/pattern[x] matching and slice discrimination (value, pattern, exists).
 
-Layer: core (standard library + ``fhir_iastm.profiles``).
 Spec: https://hl7.org/fhir/R4/elementdefinition-definitions.html#ElementDefinition.pattern_x_ and
 https://hl7.org/fhir/R4/profiling.html#discriminator
 """

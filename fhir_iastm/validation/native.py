@@ -1,8 +1,8 @@
-"""Core: native Python twins of the hot FHIRPath invariants (docs/performance.md#targets: "native
+"""Native Python twins of the hot FHIRPath invariants (docs/performance.md#targets: "native
 checks for the
 hottest rules are fine when a test proves they agree with the FHIRPath text").
 
-Layer: core (standard library). Each function takes the constraint's context (the resource for
+Each function takes the constraint's context (the resource for
 root invariants, the element value for element invariants) and returns True/False, or None when
 the input has a shape the twin does not model (then the FHIRPath is evaluated instead). An empty
 FHIRPath result is a failure (docs/decisions.md#d3), so every "empty" path below returns False.

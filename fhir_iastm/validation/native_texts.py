@@ -1,8 +1,8 @@
-"""Core: the FHIRPath texts of profiles/ invariants that ``native.py`` implements natively.
+"""The FHIRPath texts of profiles/ invariants that ``native.py`` implements natively.
 
-Layer: core (data only). Copied verbatim (whitespace-normalised) from profiles/ — a native check
-is used only while the profile's expression is exactly this text; if a profile changes its
-expression, the FHIRPath is evaluated instead (``tests/test_validation_native.py`` reports it).
+Copied verbatim (whitespace-normalised) from profiles/ — a native check is used only while the
+profile's expression is exactly this text; if a profile changes its expression, the FHIRPath is
+evaluated instead (``tests/test_validation_native.py`` reports it).
 """
 
 from __future__ import annotations

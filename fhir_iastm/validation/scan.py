@@ -1,7 +1,7 @@
-"""Core: one generic walk over a resource dict collecting what profile-independent checks need.
+"""One generic walk over a resource dict collecting what profile-independent checks need.
 
-Layer: core (standard library only). Collects every extension (with its FHIRPath location),
-every Reference, every Coding and every Period, in one pass.
+Collects every extension (with its FHIRPath location), every Reference, every Coding and every
+Period, in one pass.
 """
 
 from __future__ import annotations

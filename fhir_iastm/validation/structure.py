@@ -1,6 +1,4 @@
-"""Core: structural validation by one ``fhir.resources.R4B`` parse; pydantic errors -> FHIRPath.
-
-Layer: core. Imports the standard library, pydantic (via fhir.resources) and ``fhir_iastm.errors``.
+"""Structural validation by one ``fhir.resources.R4B`` parse; pydantic errors -> FHIRPath.
 """
 
 from __future__ import annotations

@@ -19,8 +19,9 @@ import pytest
 from sqlalchemy import select
 
 from fhir_iastm.records import load_record
-from fhir_iastm.storage import PushOutcome, Store
+from fhir_iastm.storage import Store
 from fhir_iastm.storage.schema import outbox, sync_state
+from fhir_iastm.sync.outcome import PushOutcome
 from fhir_iastm.sync.worker import run_worker
 
 pytestmark = pytest.mark.integration
@@ -39,7 +40,8 @@ import os, sys, time
 from pathlib import Path
 from types import SimpleNamespace
 import psycopg
-from fhir_iastm.storage import PushOutcome, Store
+from fhir_iastm.storage import Store
+from fhir_iastm.sync.outcome import PushOutcome
 from fhir_iastm.sync.worker import run_worker
 
 url, worker_id, go_file, hang_after, lease, once = sys.argv[1:7]
@@ -56,7 +58,8 @@ def push(record, last):
         (record.session_id, record.record_version, last and last.record_version, worker_id))
     if hang_after and calls > hang_after:
         time.sleep(3600)
-    return PushOutcome("pushed", identifiers=(f"sys|{record.session_id}/{record.record_version}",))
+    return PushOutcome("pushed", record.session_id, record.record_version,
+                       identifiers=(f"sys|{record.session_id}/{record.record_version}",))
 
 def load(body):
     return SimpleNamespace(session_id=body["session_id"], record_version=body["record_version"])
@@ -191,7 +194,7 @@ def test_two_worker_threads_push_each_entry_exactly_once(store, pg_url) -> None:
                     threading.current_thread().name,
                 )
             )
-        return PushOutcome("pushed")
+        return PushOutcome("pushed", record.session_id, record.record_version)
 
     def work(name: str) -> None:
         store = Store(pg_url)  # each worker has its own engine and connections

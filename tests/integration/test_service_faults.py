@@ -36,12 +36,13 @@ from urllib.parse import urlsplit
 import pytest
 from sqlalchemy import select
 
+from fhir_iastm.backoff import Backoff
 from fhir_iastm.client import FhirClient, RetryPolicy
 from fhir_iastm.records import load_record
 from fhir_iastm.service import make_pusher
 from fhir_iastm.storage import Store
 from fhir_iastm.storage.schema import outbox
-from fhir_iastm.sync.worker import Backoff, WorkerStats, run_worker
+from fhir_iastm.sync.worker import WorkerStats, run_worker
 from tests.integration.e2e_support import (
     PUSHABLE,
     HapiCounter,

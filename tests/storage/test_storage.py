@@ -184,9 +184,9 @@ def test_enqueue_reuses_pending_entry_and_requeues_finished_sessions(store, make
     store.save_record(*make_record(SID, 1), actor="a")
     assert store.enqueue(SID) == 1  # the pending entry is made due now, not duplicated
     assert count(store, outbox) == 1
-    from fhir_iastm.storage import PushOutcome
+    from fhir_iastm.sync.outcome import PushOutcome
 
-    store.complete(store.claim("w"), PushOutcome("pushed"))
+    store.complete(store.claim("w"), PushOutcome("pushed", "S-1", 1))
     assert store.enqueue(SID) == 2
     assert store.get_sync(SID).state == "queued"
     with pytest.raises(NotFoundError):

@@ -4,15 +4,22 @@ and on the real PostgreSQL (the ``store`` fixture runs every test on both)."""
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 import pytest
 
-from fhir_iastm.storage import LeaseLostError, PushOutcome
+from fhir_iastm.errors import LeaseLostError
+from fhir_iastm.sync.outcome import PushOutcome
 
 OO = {
     "resourceType": "OperationOutcome",
     "issue": [{"severity": "error", "code": "multiple-matches"}],
 }
+
+
+def outcome(status: str, **fields: Any) -> PushOutcome:
+    """A push result; the store reads only its status, identifiers, ids, outcome and code."""
+    return PushOutcome(status, "S-any", 1, **fields)
 
 
 def test_nothing_to_claim(store) -> None:
@@ -48,8 +55,8 @@ def test_a_session_in_flight_is_not_claimed_again_until_its_lease_expires(
     again = store.claim("w2", lease_seconds=60)
     assert (again.id, again.record_version, again.attempts) == (first.id, 1, 2)
     with pytest.raises(LeaseLostError):  # w1 wakes up late: its result is refused
-        store.complete(first, PushOutcome("pushed"))
-    store.complete(again, PushOutcome("pushed", identifiers=("sys|S-1/a",)))
+        store.complete(first, outcome("pushed"))
+    store.complete(again, outcome("pushed", identifiers=("sys|S-1/a",)))
     nxt = store.claim("w1")
     assert nxt.record_version == 2
 
@@ -58,7 +65,7 @@ def test_expired_but_unclaimed_lease_can_still_complete(store, make_record, cloc
     store.save_record(*make_record("S-1", 1), actor="a")
     item = store.claim("w1", lease_seconds=5)
     clock.advance(10)
-    store.complete(item, PushOutcome("pushed"))
+    store.complete(item, outcome("pushed"))
     assert store.get_sync("S-1").state == "pushed"
     assert store.claim("w2") is None
 
@@ -75,7 +82,7 @@ def test_versions_of_a_session_go_out_in_order_other_sessions_interleave(
     while in_flight:
         item = in_flight.pop(0)
         order.append((item.session_id, item.record_version))
-        store.complete(item, PushOutcome("pushed"))
+        store.complete(item, outcome("pushed"))
         nxt = store.claim("w1")
         if nxt is not None:
             in_flight.append(nxt)
@@ -89,7 +96,7 @@ def test_complete_records_what_the_server_holds(store, make_record) -> None:
     store.save_record(record, raw, actor="a")
     store.complete(
         store.claim("w"),
-        PushOutcome(
+        outcome(
             "pushed", identifiers=("sys|S-1/cond/1",), fhir_ids={"sys|S-1/cond/1": "Condition/7"}
         ),
     )
@@ -106,9 +113,9 @@ def test_complete_records_what_the_server_holds(store, make_record) -> None:
 
 def test_superseded_does_not_move_the_pushed_version(store, make_record) -> None:
     store.save_record(*make_record("S-1", 1), actor="a")
-    store.complete(store.claim("w"), PushOutcome("pushed", identifiers=("x|1",)))
+    store.complete(store.claim("w"), outcome("pushed", identifiers=("x|1",)))
     store.save_record(*make_record("S-1", 2, notes="n"), actor="a")
-    store.complete(store.claim("w"), PushOutcome("superseded"))
+    store.complete(store.claim("w"), outcome("superseded"))
     assert store.get_sync("S-1").state == "superseded"
     assert store.last_pushed("S-1").record_version == 1
 
@@ -116,7 +123,7 @@ def test_superseded_does_not_move_the_pushed_version(store, make_record) -> None
 def test_state_stays_queued_while_newer_versions_wait(store, make_record) -> None:
     store.save_record(*make_record("S-1", 1), actor="a")
     store.save_record(*make_record("S-1", 2, notes="n"), actor="a")
-    store.complete(store.claim("w"), PushOutcome("pushed"))
+    store.complete(store.claim("w"), outcome("pushed"))
     sync = store.get_sync("S-1")
     assert (sync.state, sync.pending, sync.pushed_version) == ("queued", 1, 1)
 
@@ -124,7 +131,7 @@ def test_state_stays_queued_while_newer_versions_wait(store, make_record) -> Non
 def test_retry_later_releases_the_lease_until_the_delay_passes(store, make_record, clock) -> None:
     store.save_record(*make_record("S-1", 1), actor="a")
     item = store.claim("w1")
-    store.retry_later(item, 30, PushOutcome("rejected", error_code="E_FHIR_UNAVAILABLE"))
+    store.retry_later(item, 30, outcome("rejected", error_code="E_FHIR_UNAVAILABLE"))
     sync = store.get_sync("S-1")
     assert (sync.state, sync.attempts, sync.last_error_code) == ("queued", 1, "E_FHIR_UNAVAILABLE")
     assert sync.next_retry_at == clock.now + timedelta(seconds=30)
@@ -133,14 +140,14 @@ def test_retry_later_releases_the_lease_until_the_delay_passes(store, make_recor
     again = store.claim("w2")
     assert (again.id, again.attempts) == (item.id, 2)
     with pytest.raises(LeaseLostError):  # the old claim token is void
-        store.retry_later(item, 1, PushOutcome("rejected"))
+        store.retry_later(item, 1, outcome("rejected"))
 
 
 def test_dead_letter_keeps_the_outcome_and_lets_later_versions_through(store, make_record) -> None:
     store.save_record(*make_record("S-1", 1), actor="a")
     store.dead_letter(
         store.claim("w"),
-        PushOutcome("rejected", operation_outcome=OO, error_code="E_AMBIGUOUS_MATCH"),
+        outcome("rejected", operation_outcome=OO, error_code="E_AMBIGUOUS_MATCH"),
     )
     sync = store.get_sync("S-1")
     assert (sync.state, sync.last_error_code, sync.last_outcome) == (
@@ -157,7 +164,7 @@ def test_dead_letter_keeps_the_outcome_and_lets_later_versions_through(store, ma
 def test_complete_refuses_a_failure(store, make_record) -> None:
     store.save_record(*make_record("S-1", 1), actor="a")
     with pytest.raises(ValueError, match="rejected"):
-        store.complete(store.claim("w"), PushOutcome("rejected"))
+        store.complete(store.claim("w"), outcome("rejected"))
 
 
 def test_extend_lease(store, make_record, clock) -> None:
@@ -176,12 +183,12 @@ def test_extend_lease(store, make_record, clock) -> None:
 def test_prune_outbox_deletes_only_old_finished_entries(store, make_record, clock) -> None:
     for sid in ("A", "B", "C"):
         store.save_record(*make_record(sid, 1), actor="a")
-    store.complete(store.claim("w"), PushOutcome("pushed"))  # A done at t0
-    store.dead_letter(store.claim("w"), PushOutcome("rejected"))  # B dead at t0
+    store.complete(store.claim("w"), outcome("pushed"))  # A done at t0
+    store.dead_letter(store.claim("w"), outcome("rejected"))  # B dead at t0
     clock.advance(3600)
     cutoff = clock.now
     store.save_record(*make_record("A", 2, notes="n"), actor="a")
-    store.complete(store.claim("w"), PushOutcome("pushed"))  # C done after the cutoff
+    store.complete(store.claim("w"), outcome("pushed"))  # C done after the cutoff
     assert store.prune_outbox(cutoff) == 2
     counts = store.outbox_counts()
     assert (counts["pending"], counts["done"], counts["dead-letter"]) == (1, 1, 0)

@@ -9,9 +9,10 @@ from typing import Any
 
 import pytest
 
+from fhir_iastm.backoff import Backoff
 from fhir_iastm.errors import FhirAuthError, FhirServerError, FhirUnavailableError
-from fhir_iastm.storage import PushOutcome
-from fhir_iastm.sync.circuit import CLOSED, HALF_OPEN, OPEN, PAUSED, Backoff, Circuit
+from fhir_iastm.sync.circuit import CLOSED, HALF_OPEN, OPEN, PAUSED, Circuit
+from fhir_iastm.sync.outcome import PushOutcome
 from fhir_iastm.sync.worker import Worker
 
 PROBE = Backoff(base=5, factor=2, cap=40, jitter=0)
@@ -70,7 +71,8 @@ class Target:
         if self.mode == "reject":
             raise FhirServerError("400", status=400)
         self.pushed.append(record.session_id)
-        return PushOutcome("pushed", identifiers=(f"sys|{record.session_id}",))
+        return PushOutcome("pushed", record.session_id, record.record_version,
+                           identifiers=(f"sys|{record.session_id}",))
 
 
 @pytest.fixture

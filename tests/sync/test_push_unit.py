@@ -17,17 +17,17 @@ import pytest
 import responses
 from click.testing import CliRunner
 
-from fhir_iastm.client.capabilities import Capabilities
 from fhir_iastm.cli import main
 from fhir_iastm.client import FhirClient, RetryPolicy
+from fhir_iastm.client.capabilities import Capabilities
 from fhir_iastm.errors import FhirConflictError, FhirServerError, FhirUnavailableError
 from fhir_iastm.mapping import canonical_for_roundtrip, to_fhir
 from fhir_iastm.mapping.settings import MappingSettings
-from fhir_iastm.sync.pull import PullError, pull_query, pull_records
-from fhir_iastm.sync.push import PushOutcome, push_record
+from fhir_iastm.records import load_record
 from fhir_iastm.sync.bundle_ops import Systems, is_session_procedure, retracted, rewrite_references
 from fhir_iastm.sync.fallback import missing_features
-from fhir_iastm.records import load_record
+from fhir_iastm.sync.pull import PullError, pull_query, pull_records
+from fhir_iastm.sync.push import PushOutcome, push_record
 
 BASE = "http://fhir.test/fhir"
 CANON = "https://iastm.example.org/fhir"

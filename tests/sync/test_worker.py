@@ -3,7 +3,6 @@ SIGTERM, PHI-free JSON logs, and two threads draining one store."""
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import signal
@@ -13,10 +12,11 @@ from datetime import timedelta
 
 import pytest
 
+from fhir_iastm.backoff import Backoff
 from fhir_iastm.errors import FhirUnavailableError, MappingError
-from fhir_iastm.storage import PushOutcome
 from fhir_iastm.sync.circuit import CLOSED, Circuit
-from fhir_iastm.sync.worker import Backoff, run_worker, session_ref
+from fhir_iastm.sync.outcome import PushOutcome
+from fhir_iastm.sync.worker import run_worker, session_ref
 
 OO = {
     "resourceType": "OperationOutcome",
@@ -48,9 +48,18 @@ class FakePush:
         if isinstance(answer, BaseException):
             raise answer
         if answer == "rejected":
-            return PushOutcome("rejected", operation_outcome=OO, error_code="E_PUSH_REJECTED")
+            return PushOutcome(
+                "rejected",
+                record.session_id,
+                record.record_version,
+                operation_outcome=OO,
+                error_code="E_PUSH_REJECTED",
+            )
         return PushOutcome(
-            answer, identifiers=(f"sys|{record.session_id}/v{record.record_version}",)
+            answer,
+            record.session_id,
+            record.record_version,
+            identifiers=(f"sys|{record.session_id}/v{record.record_version}",),
         )
 
 
@@ -136,7 +145,8 @@ def test_bounded_retries_end_in_the_dead_letter(sqlite_store, make_record, clock
 @pytest.mark.parametrize(
     ("error", "code", "calls"),
     [
-        (MappingError("no code for x"), "E_MAPPING", 1),  # cannot get better: dead letter at once
+        # cannot get better: dead letter at once
+        (MappingError("no code for x"), "E_UNMAPPABLE", 1),
         (ZeroDivisionError("bug"), "E_INTERNAL", 2),  # unexpected: retried (bounded), then dead
     ],
 )
@@ -393,3 +403,21 @@ def test_the_worker_command_exits_1_naming_the_setting(sqlite_store, make_record
     assert result.exit_code == 1, result.output
     assert "IASTM_CANONICAL_BASE" in result.stderr
     assert OLD_BASE in result.stderr
+
+
+def test_the_outcomes_the_worker_writes_are_under_its_canonical_base(
+    sqlite_store, make_record, clock
+) -> None:
+    """A dead letter's OperationOutcome names the error-code CodeSystem under the worker's base."""
+    sqlite_store.save_record(*make_record("S-1", 1), actor="t")
+    sqlite_store.save_record(*make_record("S-2", 1), actor="t")
+    push = FakePush({"S-1": MappingError("no code"), "S-2": ZeroDivisionError("bug")})
+    run_worker(sqlite_store, push, once=True, heartbeat=False, canonical_base=NEW_BASE,
+               max_attempts=1, backoff=NO_JITTER)
+    for sid, code in (("S-1", "E_UNMAPPABLE"), ("S-2", "E_INTERNAL")):
+        sync = sqlite_store.get_sync(sid)
+        assert (sync.state, sync.last_error_code) == ("dead-letter", code)
+        (issue,) = sync.last_outcome["issue"]
+        assert issue["details"]["coding"] == [
+            {"system": f"{NEW_BASE}/CodeSystem/iastm-error-code", "code": code}
+        ]

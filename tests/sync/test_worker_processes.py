@@ -20,7 +20,8 @@ WORKER = r"""
 import os, sys, time
 from pathlib import Path
 from types import SimpleNamespace
-from fhir_iastm.storage import PushOutcome, Store
+from fhir_iastm.storage import Store
+from fhir_iastm.sync.outcome import PushOutcome
 from fhir_iastm.sync.worker import run_worker
 
 url, worker_id, go, log_path = sys.argv[1:5]
@@ -29,7 +30,7 @@ log = open(log_path, "a", buffering=1)
 def push(record, last):
     log.write(f"{record.session_id} {record.record_version} {last and last.record_version}\n")
     time.sleep(0.003)  # a push takes time, outside any transaction: the other worker gets its turn
-    return PushOutcome("pushed")
+    return PushOutcome("pushed", record.session_id, record.record_version)
 
 def load(body):
     return SimpleNamespace(session_id=body["session_id"], record_version=body["record_version"])

@@ -1,7 +1,6 @@
-"""Core: the compiled forms of conformance resources (element tree nodes, constraints, profiles).
+"""The compiled forms of conformance resources (element tree nodes, constraints, profiles).
 
-Layer: core (standard library + the fhirpathpy R4 model). Spec:
-https://hl7.org/fhir/R4/elementdefinition.html
+Spec: https://hl7.org/fhir/R4/elementdefinition.html
 """
 
 from __future__ import annotations
@@ -13,7 +12,7 @@ from typing import Any
 
 from fhirpathpy.models import models as _fhirpath_models
 
-R4_MODEL: dict[str, Any] = _fhirpath_models["r4"]
+FHIRPATH_R4_TYPES: dict[str, Any] = _fhirpath_models["r4"]
 #: Comparisons in an expression may touch date-times, which fhirpathpy compares ignoring offsets.
 ORDERING = re.compile(r"[<>]")
 
@@ -113,7 +112,7 @@ def canonical(url: str) -> str:
 
 __all__ = [
     "ORDERING",
-    "R4_MODEL",
+    "FHIRPATH_R4_TYPES",
     "Binding",
     "CompiledFn",
     "Constraint",
