@@ -7,6 +7,8 @@ reads the environment (:class:`~fhir_iastm.config.Settings` does, once, at start
 
 * :func:`save_record` — validate one record body and store it with its FHIR resources and search
   index, queueing its push (one transaction).
+* :func:`import_records` — store many record bodies (``fhir-iastm import``): validated and mapped
+  in worker processes, written several per transaction, each still all-or-nothing.
 * :func:`stored_bundle` — the FHIR Bundle of a stored record (rebuilt, not re-validated).
 * :func:`index_store` — index records stored without their resources (``init-db``, ``reindex``).
 * :func:`export` / :func:`export_sessions` — every stored session's FHIR resources, streamed.
@@ -20,9 +22,11 @@ reads the environment (:class:`~fhir_iastm.config.Settings` does, once, at start
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, replace
-from functools import lru_cache
+from functools import lru_cache, partial
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +50,7 @@ from fhir_iastm.storage import (
     database_reason,
     missing_sqlite_file,
 )
+from fhir_iastm.storage.store import RecordWrite
 from fhir_iastm.sync.circuit import Circuit
 from fhir_iastm.sync.outcome import PushOutcome
 from fhir_iastm.sync.ports import LastPushedView
@@ -124,13 +129,67 @@ def save_record(
     Raises ``InvalidRecordError`` naming every error; ``ConflictRecordError`` (from the store)
     for the same version with other content or a lower version.
     """
-    record, issues = check_record(body)
-    if record is None:
-        raise InvalidRecordError("invalid session record", [i for i in issues if i.is_error])
-    digest = record_hash(record)
-    resources = resource_set(record, replace(settings, record_hash=digest))
+    prepared, warnings = _prepare(body, settings)
+    if isinstance(prepared, InvalidRecordError):
+        raise prepared
+    record, _body, resources, digest = prepared
     result = store.save_record(record, body, actor=actor, resources=resources, digest=digest)
-    return Saved(result, [i for i in issues if not i.is_error])
+    return Saved(result, warnings)
+
+
+def _prepare(body: Any, settings: MappingSettings
+             ) -> tuple[RecordWrite | InvalidRecordError, list[Issue]]:
+    """A record body validated, hashed and mapped to its resources (what the store writes), or
+    the error naming every problem; and its warnings. CPU only: no I/O."""
+    record, issues = check_record(body)
+    warnings = [i for i in issues if not i.is_error]
+    if record is None:
+        return InvalidRecordError("invalid session record",
+                                  [i for i in issues if i.is_error]), warnings
+    digest = record_hash(record)
+    return (record, body, resource_set(record, replace(settings, record_hash=digest)),
+            digest), warnings
+
+
+def prepare_record(body: Any, settings: MappingSettings) -> RecordWrite | InvalidRecordError:
+    """What ``Store.save_records`` stores for one record body, or the error refusing it (the
+    import runs this in worker processes)."""
+    return _prepare(body, settings)[0]
+
+
+def import_records(
+    store: Store,
+    bodies: Sequence[Any],
+    settings: MappingSettings,
+    *,
+    actor: str | None,
+    jobs: int = 1,
+    batch: int = 100,
+) -> Iterator[tuple[Any, SaveResult | InvalidRecordError]]:
+    """Store record bodies in order, each exactly as :func:`save_record` would, yielding each
+    with its result or error (``fhir-iastm import``; a ``ConflictRecordError`` is an
+    ``InvalidRecordError``). ``jobs`` > 1: validation and mapping run in that many worker
+    processes while this one writes; ``batch`` records share a transaction, in which each record
+    is still stored whole or not at all (``Store.save_records``)."""
+    prepare = partial(prepare_record, settings=settings)
+    if jobs > 1 and len(bodies) > batch:
+        with ProcessPoolExecutor(jobs) as pool:
+            yield from _store_batches(store, bodies, pool.map(prepare, bodies, chunksize=25),
+                                      actor, batch)
+    else:
+        yield from _store_batches(store, bodies, map(prepare, bodies), actor, batch)
+
+
+def _store_batches(
+    store: Store, bodies: Sequence[Any], prepared: Iterable[RecordWrite | InvalidRecordError],
+    actor: str | None, batch: int,
+) -> Iterator[tuple[Any, SaveResult | InvalidRecordError]]:
+    pairs = zip(bodies, prepared, strict=True)
+    while chunk := list(islice(pairs, batch)):
+        writes = [p for _, p in chunk if not isinstance(p, InvalidRecordError)]
+        saved = iter(store.save_records(writes, actor=actor))
+        for body, p in chunk:
+            yield body, p if isinstance(p, InvalidRecordError) else next(saved)
 
 
 def _rebuilt(
@@ -364,12 +423,14 @@ __all__ = [
     "drain_outbox",
     "export",
     "export_sessions",
+    "import_records",
     "index_store",
     "make_client",
     "make_pusher",
     "mapping_settings",
     "open_store",
     "profile_index",
+    "prepare_record",
     "pull",
     "push_many",
     "save_record",

@@ -91,15 +91,18 @@ class Run:
         sys.stderr.write(f"\r{self.command}: {self.progress.items} documents{share}\x1b[K")
         sys.stderr.flush()
 
-    def summary(self) -> None:
-        """The one-line summary on stderr (clearing the progress line)."""
+    def summary(self, *, rate: bool = False) -> None:
+        """The one-line summary on stderr (clearing the progress line); with ``rate``, the
+        documents per second too."""
         if self.tty:
             sys.stderr.write("\r\x1b[K")
         parts = ", ".join(f"{n} {what}" for what, n in sorted(self.counts.items()))
         files = len(self.files)
+        elapsed = time.monotonic() - self.started
+        speed = f", {self.progress.items / max(elapsed, 1e-9):.0f}/s" if rate else ""
         click.echo(f"{self.command}: {self.progress.items} documents from {files} "
                    f"file{'s' if files != 1 else ''}: {parts or 'nothing done'} "
-                   f"({time.monotonic() - self.started:.1f} s)", err=True)
+                   f"({elapsed:.1f} s{speed})", err=True)
 
 
 def _total_bytes(files: tuple[IO[bytes], ...]) -> int:

@@ -7,6 +7,7 @@ two writers (threads or processes) serialize on the database lock instead of fai
 
 from __future__ import annotations
 
+import json
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -30,10 +31,16 @@ def normalize_url(url: str) -> str:
     return url
 
 
+def compact_json(value: Any) -> str:
+    """JSON columns as written: no spaces after separators, UTF-8 kept (not ``\\u`` escaped)."""
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
 def make_engine(url: str, **kwargs: Any) -> Engine:
     """An engine for ``url`` with the SQLite transaction discipline above, or a pooled PG engine."""
     url = normalize_url(url)
     parsed = make_url(url)
+    kwargs.setdefault("json_serializer", compact_json)
     if parsed.get_backend_name() != "sqlite":
         # No pool_pre_ping: it costs a round trip per transaction; recycle idle connections instead.
         kwargs.setdefault("pool_recycle", 300)
@@ -129,6 +136,7 @@ __all__ = [
     "MissingDatabaseError",
     "READ_ONLY",
     "alembic_config",
+    "compact_json",
     "current_revision",
     "make_engine",
     "migrate",

@@ -64,6 +64,12 @@ def _resource(row: Any) -> StoredResource:
                           bool(row.gone), row.body)
 
 
+def _history_columns() -> list[Any]:
+    """A version's columns; its body is the current row's while the history row's is NULL."""
+    body = func.coalesce(HV.c.body, R.c.body, type_=R.c.body.type).label("body")
+    return [R.c.pk, R.c.res_type, R.c.res_id, HV.c.version, HV.c.last_updated, HV.c.gone, body]
+
+
 def read_resource(conn: Connection, rtype: str, rid: str,
                   version: int | None = None) -> StoredResource | None:
     """The current row (or one version from the history) of a resource; None when unknown."""
@@ -72,8 +78,7 @@ def read_resource(conn: Connection, rtype: str, rid: str,
                                                       R.c.res_id == rid)).first()
         return None if row is None else _resource(row)
     row = conn.execute(
-        select(R.c.pk, R.c.res_type, R.c.res_id, HV.c.version, HV.c.last_updated, HV.c.gone,
-               HV.c.body)
+        select(*_history_columns())
         .join(HV, HV.c.res_pk == R.c.pk)
         .where(R.c.res_type == rtype, R.c.res_id == rid, HV.c.version == version)
     ).first()
@@ -84,8 +89,7 @@ def resource_history(conn: Connection, rtype: str, rid: str, limit: int,
                      before: int | None = None) -> list[StoredResource]:
     """Versions of a resource, newest first (``before``: only versions below it)."""
     stmt = (
-        select(R.c.pk, R.c.res_type, R.c.res_id, HV.c.version, HV.c.last_updated, HV.c.gone,
-               HV.c.body)
+        select(*_history_columns())
         .join(HV, HV.c.res_pk == R.c.pk)
         .where(R.c.res_type == rtype, R.c.res_id == rid)
         .order_by(HV.c.version.desc())

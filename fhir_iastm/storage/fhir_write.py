@@ -12,7 +12,12 @@ every process's facade already answers with the new data. Rules (documented in
   record with the greatest ``source_key`` (newest ``recorded_at``, ties by session id) among the
   writes it has seen, whatever order processes write in.
 
-Statements are batched (one ``executemany`` per table); rows are locked in primary-key order.
+History rows store a body only once it is no longer the current one: a history row whose
+``body`` is NULL has the body of its ``fhir_resource`` row. Before a resource's body changes, its
+NULL history bodies are filled from the current row, in the database (no body is read back).
+
+Statements are batched (one multi-row INSERT or ``executemany`` per table, about a dozen per
+record version whatever its size); rows are locked in primary-key order.
 """
 
 from __future__ import annotations
@@ -35,9 +40,22 @@ from fhir_iastm.storage.schema import (
 )
 
 R = fhir_resource
-_INSERT = insert(R).returning(R.c.pk, R.c.res_type, R.c.res_id, sort_by_parameter_order=True)
+HV = fhir_resource_version
+# One multi-row INSERT … RETURNING; rows are matched back by (type, id), not by position.
+_INSERT = insert(R).returning(R.c.pk, R.c.res_type, R.c.res_id)
 _UPDATE = update(R).where(R.c.pk == bindparam("b_pk"))
-_HISTORY = insert(fhir_resource_version)
+_CURRENT = (
+    select(R.c.pk, R.c.res_type, R.c.res_id, R.c.version, R.c.gone, R.c.shared,
+           R.c.content_hash, R.c.source_key)
+    .where(or_(R.c.res_id.in_(bindparam("ids", expanding=True)),
+               and_(R.c.session_id == bindparam("sid"), ~R.c.shared)))
+    .order_by(R.c.pk)
+    .with_for_update()
+)
+#: History rows are written without a body (NULL: the resource row's, see the docstring).
+_HISTORY_COLUMNS = ("res_pk", "version", "last_updated", "gone")
+#: (dialect, table, columns) -> (driver SQL, whether its parameters are positional)
+_DRIVER_SQL: dict[tuple[str, str, tuple[str, ...]], tuple[str, bool]] = {}
 
 
 def bound_text(value: datetime) -> str:
@@ -79,14 +97,8 @@ def _lock_current(
 ) -> dict[tuple[str, str], Any]:
     """The rows of the resources written, and this session's own rows (to find dropped ones)."""
     ids = [item.resource_id for item in rset.resources]
-    stmt = (
-        select(R.c.pk, R.c.res_type, R.c.res_id, R.c.version, R.c.gone, R.c.shared,
-               R.c.content_hash, R.c.source_key)
-        .where(or_(R.c.res_id.in_(ids), and_(R.c.session_id == session_id, ~R.c.shared)))
-        .order_by(R.c.pk)
-        .with_for_update()
-    )
-    return {(row.res_type, row.res_id): row for row in conn.execute(stmt)}
+    rows = conn.execute(_CURRENT, {"ids": ids, "sid": session_id})
+    return {(row.res_type, row.res_id): row for row in rows}
 
 
 def _insert_new(
@@ -100,11 +112,10 @@ def _insert_new(
          "source_key": source_key, "content_hash": i.content_hash, "body": i.body}
         for i in items
     ]
-    result = conn.execute(_INSERT, rows)
-    pks = [row.pk for row in result]
-    conn.execute(_HISTORY, [{"res_pk": pk, "version": 1, "last_updated": now, "gone": False,
-                             "body": i.body} for pk, i in zip(pks, items, strict=True)])
-    return list(zip(pks, items, strict=True))
+    pk_of = {(row.res_type, row.res_id): row.pk for row in conn.execute(_INSERT, rows)}
+    pks = [(pk_of[(i.resource_type, i.resource_id)], i) for i in items]
+    _insert_plain(conn, HV, _HISTORY_COLUMNS, [(pk, 1, now, False) for pk, _ in pks])
+    return pks
 
 
 def _update_changed(
@@ -113,29 +124,33 @@ def _update_changed(
 ) -> None:
     if not changed:
         return
+    _keep_history_bodies(conn, [row.pk for row, _ in changed])
     conn.execute(_UPDATE, [
         {"b_pk": row.pk, "version": row.version + 1, "last_updated": now, "gone": False,
          "session_id": session_id, "source_key": source_key, "content_hash": item.content_hash,
          "body": item.body}
         for row, item in changed
     ])
-    conn.execute(_HISTORY, [
-        {"res_pk": row.pk, "version": row.version + 1, "last_updated": now, "gone": False,
-         "body": item.body}
-        for row, item in changed
-    ])
+    _insert_plain(conn, HV, _HISTORY_COLUMNS,
+                  [(row.pk, row.version + 1, now, False) for row, _ in changed])
+
+
+def _keep_history_bodies(conn: Connection, pks: list[int]) -> None:
+    """Copy the current body into the history rows that share it, before it is replaced."""
+    current = select(R.c.body).where(R.c.pk == HV.c.res_pk).scalar_subquery()
+    conn.execute(update(HV).where(HV.c.res_pk.in_(pks), HV.c.body.is_(None))
+                 .values(body=current))
 
 
 def _mark_gone(conn: Connection, dropped: list[Any], now: str) -> None:
-    """Retract resources a newer record version no longer emits (their last body is kept)."""
+    """Retract resources a newer record version no longer emits (their last body is kept, so
+    the gone version's history row shares it)."""
     if not dropped:
         return
     conn.execute(_UPDATE, [{"b_pk": row.pk, "version": row.version + 1, "last_updated": now,
                             "gone": True} for row in dropped])
-    bodies = dict(conn.execute(select(R.c.pk, R.c.body).where(
-        R.c.pk.in_([row.pk for row in dropped]))).all())
-    conn.execute(_HISTORY, [{"res_pk": row.pk, "version": row.version + 1, "last_updated": now,
-                             "gone": True, "body": bodies[row.pk]} for row in dropped])
+    _insert_plain(conn, HV, _HISTORY_COLUMNS,
+                  [(row.pk, row.version + 1, now, True) for row in dropped])
 
 
 def _reindex(conn: Connection, items: list[tuple[int, ResourceWrite]],
@@ -144,32 +159,42 @@ def _reindex(conn: Connection, items: list[tuple[int, ResourceWrite]],
     if stale:
         for table in INDEX_TABLES:
             conn.execute(delete(table).where(table.c.res_pk.in_(stale)))
-    _insert_rows(conn, fhir_token, (
-        {"res_pk": pk, "res_type": i.resource_type, "param": p, "system": s, "code": c}
-        for pk, i in items for p, s, c in i.tokens))
-    _insert_rows(conn, fhir_string, (
-        {"res_pk": pk, "res_type": i.resource_type, "param": p, "norm": n, "exact": e}
-        for pk, i in items for p, n, e in i.strings))
-    _insert_rows(conn, fhir_date, (row for pk, i in items for row in _date_rows(pk, i)))
-    _insert_rows(conn, fhir_link, (
-        {"res_pk": pk, "res_type": i.resource_type, "param": p, "target_type": t,
-         "target_id": t_id}
-        for pk, i in items for p, t, t_id in i.refs))
+    key = ("res_pk", "res_type", "param")
+    _insert_plain(conn, fhir_token, (*key, "system", "code"), [
+        (pk, i.resource_type, *row) for pk, i in items for row in i.tokens])
+    _insert_plain(conn, fhir_string, (*key, "norm", "exact"), [
+        (pk, i.resource_type, *row) for pk, i in items for row in i.strings])
+    _insert_plain(conn, fhir_date, (*key, "ordinal", "low", "high"), [
+        row for pk, i in items for row in _date_rows(pk, i)])
+    _insert_plain(conn, fhir_link, (*key, "target_type", "target_id"), [
+        (pk, i.resource_type, *row) for pk, i in items for row in i.refs])
 
 
-def _date_rows(pk: int, item: ResourceWrite) -> Iterable[dict[str, Any]]:
+def _date_rows(pk: int, item: ResourceWrite) -> Iterable[tuple[Any, ...]]:
     """Date rows numbered per parameter (ordinal 0: the lowest value, the one ``_sort`` uses)."""
     seen: dict[str, int] = {}
     for param, low, high in item.dates:
         ordinal = seen[param] = seen.get(param, -1) + 1
-        yield {"res_pk": pk, "res_type": item.resource_type, "param": param,
-               "ordinal": ordinal, "low": low, "high": high}
+        yield pk, item.resource_type, param, ordinal, low, high
 
 
-def _insert_rows(conn: Connection, table: Any, rows: Iterable[dict[str, Any]]) -> None:
-    batch = list(rows)
-    if batch:
-        conn.execute(insert(table), batch)
+def _insert_plain(conn: Connection, table: Any, columns: tuple[str, ...],
+                  rows: list[tuple[Any, ...]]) -> None:
+    """INSERT rows of plain values (text, numbers, booleans; no JSON), given in ``columns``
+    order, with the driver's ``executemany``: the statement is compiled once per dialect and
+    no per-row SQLAlchemy processing runs (the bulk of a record version's rows)."""
+    if not rows:
+        return
+    key = (conn.dialect.name, table.name, columns)
+    if key not in _DRIVER_SQL:
+        compiled = insert(table).compile(dialect=conn.dialect, column_keys=list(columns))
+        positional = bool(compiled.positional)
+        if positional and tuple(compiled.positiontup or ()) != columns:
+            raise AssertionError(f"{table.name}: columns {columns} not in table order")
+        _DRIVER_SQL[key] = (str(compiled), positional)
+    sql, positional = _DRIVER_SQL[key]
+    named = [dict(zip(columns, row, strict=True)) for row in rows] if not positional else rows
+    conn.exec_driver_sql(sql, named)
 
 
 __all__ = ["bound_text", "write_resources"]

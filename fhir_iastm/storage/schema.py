@@ -195,7 +195,8 @@ fhir_resource_version = Table(
     Column("version", Integer, primary_key=True),
     Column("last_updated", Bound, nullable=False),
     Column("gone", Boolean, nullable=False),
-    Column("body", JsonColumn, nullable=False),
+    # NULL: the same body as the fhir_resource row (the current one, stored once)
+    Column("body", JsonColumn, nullable=True),
 )
 
 def _index_table(name: str, *columns: Column[Any], indexes: tuple[tuple[str, ...], ...]) -> Table:

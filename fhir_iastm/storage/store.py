@@ -8,7 +8,7 @@ The outbox half (claim / complete / retry / dead letter) is in ``storage.outbox`
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Connection, Engine, bindparam, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from fhir_iastm.errors import NotFoundError
+from fhir_iastm.errors import ConflictRecordError, NotFoundError
 from fhir_iastm.storage import fhir_search as fs
 from fhir_iastm.storage import outbox as ob
 from fhir_iastm.storage import queries as q
@@ -40,6 +40,8 @@ if TYPE_CHECKING:
 DEFAULT_URL = "sqlite:///fhir_iastm.db"
 Clock = Callable[[], datetime]
 Hasher = Callable[["SessionRecord"], str]
+#: What ``save_records`` stores per record: (record, raw body, resources or None, record hash).
+RecordWrite = tuple["SessionRecord", dict[str, Any], ResourceSet | None, str]
 
 
 _INSERT_RECORD = insert(records)
@@ -123,6 +125,37 @@ class Store:
                 if attempt == 2:
                     raise
         raise AssertionError("unreachable")
+
+    def save_records(
+        self, items: Sequence[RecordWrite], *, actor: str | None
+    ) -> list[SaveResult | ConflictRecordError]:
+        """Store several records (``fhir-iastm import``) in ONE transaction, in order, each
+        exactly as ``save_record`` would: a record refused by a 409 (its conflict is found before
+        it writes anything) is answered with its error and the others are stored. Any database
+        error rolls the batch back and the records are stored one transaction each instead."""
+        try:
+            with self.write() as conn:
+                return [self._save_audited(conn, item, actor) for item in items]
+        except IntegrityError:  # a concurrent first save of one of these sessions
+            out: list[SaveResult | ConflictRecordError] = []
+            for record, raw, resources, digest in items:
+                try:
+                    out.append(self.save_record(record, raw, actor=actor, resources=resources,
+                                                digest=digest))
+                except ConflictRecordError as exc:
+                    out.append(exc)
+            return out
+
+    def _save_audited(
+        self, conn: Connection, item: RecordWrite, actor: str | None
+    ) -> SaveResult | ConflictRecordError:
+        record, raw, resources, digest = item
+        try:
+            result = self._save(conn, record, raw, digest, actor, resources)
+        except ConflictRecordError as exc:
+            return exc
+        q.add_audit(conn, self.clock(), actor, "save", record.session_id, result.status)
+        return result
 
     def _save(
         self,
@@ -377,4 +410,4 @@ class Store:
             return q.sync_counts(conn)
 
 
-__all__ = ["DEFAULT_URL", "Store", "utc_now"]
+__all__ = ["DEFAULT_URL", "RecordWrite", "Store", "utc_now"]

@@ -1,0 +1,108 @@
+"""The FHIR resource write path (``storage/fhir_write.py``): every version keeps its own body
+although the current one is stored once, retracted and revived resources, a bounded number of
+statements per record version, and migration 0003 on existing history rows."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from alembic import command
+from sqlalchemy import event, text
+
+from fhir_iastm.storage import ResourceSet, ResourceWrite, Store
+from fhir_iastm.storage.engine import alembic_config, current_revision, migrate
+from fhir_iastm.storage.fhir_write import write_resources
+
+
+def _proc(rid: str, note: str, shared: bool = False) -> ResourceWrite:
+    body = {"resourceType": "Procedure", "id": rid, "status": "completed", "note": [note]}
+    return ResourceWrite("Procedure", rid, body, f"hash-{note}", shared,
+                         tokens=(("status", "", "completed"), ("identifier", "urn:x", rid)),
+                         refs=(("subject", "Patient", "p1"),),
+                         dates=(("date", "2025-01-01T00:00:00.000000",
+                                 "2025-01-01T23:59:59.999999"),))
+
+
+def _write(store: Store, session: str, key: str, *items: ResourceWrite, now: str) -> None:
+    with store.write() as conn:
+        write_resources(conn, session, ResourceSet(key, items), now)
+
+
+def _bodies(store: Store, rid: str) -> list[tuple[int, bool, Any]]:
+    """(version, gone, note) of every version, by vread and by the history, which agree."""
+    history = store.resource_history("Procedure", rid, 100)
+    read = [store.read_resource("Procedure", rid, h.version) for h in history]
+    assert [(r.version, r.gone, r.body) for r in read if r is not None] \
+        == [(h.version, h.gone, h.body) for h in history]
+    return [(h.version, h.gone, h.body["note"][0]) for h in reversed(history)]
+
+
+def test_every_version_keeps_its_body(store: Store) -> None:
+    t = [f"2026-01-01T00:00:0{i}.000000" for i in range(5)]
+    _write(store, "S1", "k1", _proc("a", "a1"), _proc("b", "b1"), now=t[0])
+    _write(store, "S1", "k1", _proc("a", "a2"), now=t[1])  # a changes, b is retracted
+    _write(store, "S1", "k1", _proc("a", "a2"), now=t[2])  # nothing changes
+    _write(store, "S1", "k1", _proc("a", "a3"), _proc("b", "b2"), now=t[3])  # b revived
+    _write(store, "S1", "k1", _proc("a", "a3"), _proc("b", "b3"), now=t[4])
+    assert _bodies(store, "a") == [(1, False, "a1"), (2, False, "a2"), (3, False, "a3")]
+    assert _bodies(store, "b") == [(1, False, "b1"), (2, True, "b1"), (3, False, "b2"),
+                                   (4, False, "b3")]
+    current = store.read_resource("Procedure", "b")
+    assert current is not None
+    assert (current.version, current.body["note"], current.last_updated) == (4, ["b3"], t[4])
+
+
+def test_shared_resource_versions_keep_their_bodies(store: Store) -> None:
+    now = "2026-01-01T00:00:00.000000"
+    _write(store, "S1", "2025|S1", _proc("p", "old", shared=True), now=now)
+    _write(store, "S2", "2026|S2", _proc("p", "new", shared=True), now=now)
+    _write(store, "S3", "2024|S3", _proc("p", "older", shared=True), now=now)  # loses
+    assert _bodies(store, "p") == [(1, False, "old"), (2, False, "new")]
+
+
+def test_statements_per_record_version_do_not_grow_with_its_resources(store: Store) -> None:
+    seen: list[str] = []
+
+    def count(*args: Any) -> None:
+        seen.append(args[2])
+
+    now = "2026-01-01T00:00:00.000000"
+    event.listen(store.engine, "before_cursor_execute", count)
+    try:
+        for session, size in (("S1", 2), ("S2", 40)):
+            seen.clear()
+            _write(store, session, "k", *(_proc(f"{session}-{i}", "x") for i in range(size)),
+                   now=now)
+            statements = [s for s in seen if not s.startswith(("BEGIN", "COMMIT"))]
+            # current rows, resources, history, token, link, date: one statement each
+            assert len(statements) == 6, statements
+    finally:
+        event.remove(store.engine, "before_cursor_execute", count)
+
+
+def test_migration_0003_keeps_bodies_of_existing_histories(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    store = Store(f"sqlite:///{tmp_path / 'm.db'}")
+    migrate(store.engine, "0002")
+    with store.write() as conn:  # a resource at version 2 written the 0002 way: bodies twice
+        conn.execute(text(
+            "INSERT INTO fhir_resource (pk, res_type, res_id, version, last_updated, gone, shared,"
+            " session_id, source_key, content_hash, body) VALUES (1, 'Procedure', 'a', 2,"
+            " 't2', 0, 0, 'S', 'k', 'h', '{\"note\": [\"a2\"]}')"))
+        conn.execute(text(
+            "INSERT INTO fhir_resource_version (res_pk, version, last_updated, gone, body) VALUES"
+            " (1, 1, 't1', 0, '{\"note\": [\"a1\"]}'), (1, 2, 't2', 0, '{\"note\": [\"a2\"]}')"))
+    store.migrate()
+    assert current_revision(store.engine) == "0004"
+    with store.read() as conn:
+        stored = conn.execute(text(
+            "SELECT version, body FROM fhir_resource_version ORDER BY version")).all()
+    assert [(v, b is None) for v, b in stored] == [(1, False), (2, True)]
+    assert _bodies(store, "a") == [(1, False, "a1"), (2, False, "a2")]
+    cfg = alembic_config()
+    with store.engine.connect() as conn:  # downgrade restores every body
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, "0002")
+        conn.commit()
+    with store.read() as conn:
+        assert conn.execute(text(
+            "SELECT count(*) FROM fhir_resource_version WHERE body IS NULL")).scalar() == 0
