@@ -4,7 +4,8 @@ The layers, top to bottom (the only place this table is written; each package's 
 states its own rule in one sentence). A layer imports only the layers below it; the import-linter
 contracts of ``pyproject.toml`` enforce the table and ``tests/test_import_contracts.py`` runs them.
 
-1. ``cli`` — click commands; the only importer of ``api`` (for ``serve``).
+1. ``cli`` ∥ ``serving`` ∥ ``gunicorn_conf`` — click commands, the only importer of ``api`` (for
+   ``serve``) ∥ gunicorn's worker class and logger ∥ gunicorn's settings (``scripts/run``).
 2. ``api`` — Flask views; they reach FHIR servers, the sync engine and the database through
    ``service`` (and the store's package API).
 3. ``service`` — the use cases: the only place that joins the core and the edges.
@@ -15,16 +16,16 @@ contracts of ``pyproject.toml`` enforce the table and ``tests/test_import_contra
 6. ``validation`` ∥ ``mapping`` — CORE: the offline validator ∥ record <-> FHIR R4.
 7. ``profiles`` — CORE: conformance resources compiled into a read-only index.
 8. ``records`` — CORE: the internal record contract.
-9. ``config`` ∥ ``logging`` ∥ ``backoff`` — settings read once ∥ JSON log lines ∥ the one backoff
-   policy.
+9. ``config`` ∥ ``logging`` ∥ ``backoff`` ∥ ``jsonin`` — settings read once ∥ JSON log lines ∥ the
+   one backoff policy ∥ the one strict JSON reader.
 10. ``errors`` — the error tree and ``Issue``; an OperationOutcome's project URLs are rendered under
     the canonical base the caller passes.
 11. ``canonical`` — the canonical base and ``rebase`` (docs/canonical-base.md).
 
-The core (``records``, ``mapping``, ``profiles``, ``validation``) and ``sync`` import no flask,
-werkzeug, requests, sqlalchemy, alembic, psycopg or click; they read no configuration, no clock and
-no network: "now", ids and profiles come in as arguments. ``∥``: side by side, neither imports the
-other. No import cycles inside any package.
+The core (``records``, ``mapping``, ``profiles``, ``validation``, ``jsonin``) and ``sync`` import
+no flask, werkzeug, requests, sqlalchemy, alembic, psycopg or click; they read no configuration, no
+clock and no network: "now", ids and profiles come in as arguments. ``∥``: side by side, neither
+imports the other. No import cycles inside any package.
 """
 
 __version__ = "0.1.0"

@@ -74,6 +74,29 @@ def parse_count(text: str) -> int:
     return int(text.strip())
 
 
+POSITIVE_FORMS = "a whole number from 1 up"
+SECONDS_FORMS = "a number of seconds greater than 0 (e.g. 10 or 0.5)"
+
+
+def parse_positive(text: str) -> int:
+    """A whole number, 1 or more."""
+    number = parse_count(text)
+    if number < 1:
+        raise ValueError("must be at least 1")
+    return number
+
+
+def parse_seconds(text: str) -> float:
+    """A number of seconds greater than 0."""
+    try:
+        seconds = float(text.strip())
+    except ValueError:
+        raise ValueError("not a number") from None
+    if not 0 < seconds < float("inf"):
+        raise ValueError("must be greater than 0")
+    return seconds
+
+
 def parse_page_size(text: str) -> int:
     """A whole number from 1 to 500 (the facade's ``_count`` maximum)."""
     size = parse_count(text)
@@ -262,6 +285,46 @@ class Settings:
         DEFAULT_PROFILES_DIR, "IASTM_PROFILES_DIR", parse=parse_folder, forms=FOLDER_FORMS,
         doc="folder of conformance resources (written under the default canonical base, "
             "rebased when read)", default_doc="the `profiles/` shipped in the package")
+    body_timeout_s: float = setting(
+        30.0, "IASTM_BODY_TIMEOUT_S", parse=parse_seconds, forms=SECONDS_FORMS,
+        doc="a request body must arrive whole within this many seconds (else 408)",
+        default_doc="`30`")
+    max_json_depth: int = setting(
+        64, "IASTM_MAX_JSON_DEPTH", parse=parse_positive, forms=POSITIVE_FORMS,
+        doc="deepest nesting of arrays and objects the strict JSON reader accepts",
+        default_doc="`64`")
+    max_json_string: int = setting(
+        100_000, "IASTM_MAX_JSON_STRING", parse=parse_positive, forms=POSITIVE_FORMS,
+        doc="longest JSON string (keys included, in characters) the strict JSON reader accepts",
+        default_doc="`100000`")
+    web_threads: int = setting(
+        16, "IASTM_WEB_THREADS", parse=parse_positive, forms=POSITIVE_FORMS,
+        doc="threads per gunicorn process (`fhir_iastm/gunicorn_conf.py`; processes: "
+            "`WEB_CONCURRENCY`, 2)", default_doc="`16`")
+    client_timeout_s: float = setting(
+        10.0, "IASTM_CLIENT_TIMEOUT_S", parse=parse_seconds, forms=SECONDS_FORMS,
+        doc="a blocking read or write on a client socket gives up after this many seconds",
+        default_doc="`10`")
+    worker_max_attempts: int = setting(
+        8, "IASTM_WORKER_MAX_ATTEMPTS", parse=parse_positive, forms=POSITIVE_FORMS,
+        doc="push attempts per outbox entry before the dead letter (failed probes of a down "
+            "server do not count; `worker --max-attempts`)", default_doc="`8`")
+    worker_backoff_base_s: float = setting(
+        2.0, "IASTM_WORKER_BACKOFF_BASE_S", parse=parse_seconds, forms=SECONDS_FORMS,
+        doc="seconds before an entry's first retry, doubling after each (`worker "
+            "--backoff-base`)", default_doc="`2`")
+    worker_backoff_cap_s: float = setting(
+        600.0, "IASTM_WORKER_BACKOFF_CAP_S", parse=parse_seconds, forms=SECONDS_FORMS,
+        doc="longest wait between an entry's retries (`worker --backoff-cap`)",
+        default_doc="`600`")
+    circuit_threshold: int = setting(
+        3, "IASTM_CIRCUIT_THRESHOLD", parse=parse_positive, forms=POSITIVE_FORMS,
+        doc="consecutive target failures (refused, timeout, 429, 5xx) after which the worker "
+            "stops claiming and probes the server", default_doc="`3`")
+    circuit_probe_cap_s: float = setting(
+        60.0, "IASTM_CIRCUIT_PROBE_CAP_S", parse=parse_seconds, forms=SECONDS_FORMS,
+        doc="longest delay between the worker's probes of a down server (also the probe "
+            "delay after a 401/403)", default_doc="`60`")
     page_size: int = setting(
         50, "IASTM_PAGE_SIZE", parse=parse_page_size, forms=PAGE_FORMS,
         doc="the FHIR facade's default `_count` (its maximum is 500)", default_doc="`50`")
@@ -342,6 +405,8 @@ __all__ = [
     "parse_bool",
     "parse_count",
     "parse_page_size",
+    "parse_positive",
+    "parse_seconds",
     "parse_database_url",
     "parse_folder",
     "parse_size",

@@ -153,6 +153,22 @@ class ProfileValidationError(IastmError):
     issue_type = "invariant"
 
 
+class BadBodyError(IastmError):
+    """A request body that is not acceptable JSON (HTTP 400); the issue names where."""
+
+    code = "E_BAD_REQUEST"
+    http_status = 400
+    issue_type = "structure"
+
+
+class BodyTimeoutError(IastmError):
+    """The client did not send the whole request body in time (HTTP 408)."""
+
+    code = "E_TIMEOUT"
+    http_status = 408
+    issue_type = "timeout"
+
+
 class NotFoundError(IastmError):
     """Unknown local record or resource (HTTP 404)."""
 
@@ -253,6 +269,8 @@ __all__ = [
     "ERROR_CODE_SYSTEM",
     "RECORD_FIELD_EXTENSION",
     "AmbiguousMatchError",
+    "BadBodyError",
+    "BodyTimeoutError",
     "ConfigError",
     "ConflictRecordError",
     "FhirAuthError",

@@ -11,7 +11,7 @@ reads the environment (:class:`~fhir_iastm.config.Settings` does, once, at start
   in worker processes, written several per transaction, each still all-or-nothing.
 * :func:`stored_bundle` — the FHIR Bundle of a stored record (rebuilt, not re-validated).
 * :func:`index_store` — index records stored without their resources (``init-db``, ``reindex``).
-* :func:`export` — every stored session's FHIR resources, streamed.
+* :func:`export` / :func:`export_sessions` — every stored session's FHIR resources, streamed.
 * :func:`push_many` — push records one by one (the CLI), reporting each outcome.
 * :func:`drain_outbox` — run the outbox worker with the real pusher.
 * :func:`pull` — ``sync.pull.pull_records`` with the configured canonical base.
@@ -30,6 +30,7 @@ from itertools import islice
 from pathlib import Path
 from typing import Any
 
+from fhir_iastm.backoff import Backoff
 from fhir_iastm.client import FhirClient, RetryPolicy
 from fhir_iastm.config import Settings
 from fhir_iastm.errors import FhirConflictError, FhirServerError, InvalidRecordError, Issue
@@ -40,8 +41,18 @@ from fhir_iastm.mapping.settings import MappingSettings
 from fhir_iastm.profiles import ProfileIndex, load_profiles
 from fhir_iastm.records import check_record, record_hash
 from fhir_iastm.records.model import SessionRecord, from_dict
-from fhir_iastm.storage import ResourceSet, SaveResult, Store, StoredRecord
+from fhir_iastm.storage import (
+    DatabaseError,
+    MissingDatabaseError,
+    ResourceSet,
+    SaveResult,
+    Store,
+    StoredRecord,
+    database_reason,
+    missing_sqlite_file,
+)
 from fhir_iastm.storage.store import RecordWrite
+from fhir_iastm.sync.circuit import Circuit
 from fhir_iastm.sync.outcome import PushOutcome
 from fhir_iastm.sync.ports import LastPushedView
 from fhir_iastm.sync.pull import PullError, pull_records
@@ -73,8 +84,15 @@ def build(settings: Settings) -> Collaborators:
     )
 
 
-def open_store(database_url: str) -> Store:
-    """The store at ``database_url`` with its schema created or upgraded."""
+def open_store(database_url: str, *, existing: bool = False) -> Store:
+    """The store at ``database_url`` with its schema created or upgraded. With ``existing``, a
+    SQLite file that is not there raises ``MissingDatabaseError`` instead of becoming a new empty
+    database (a mistyped path must not look like an empty store)."""
+    missing = missing_sqlite_file(database_url) if existing else None
+    if missing is not None:
+        raise MissingDatabaseError(
+            f"no database at {missing!r} (create one with init-db or import)"
+        )
     store = Store(database_url)
     store.migrate()
     return store
@@ -189,10 +207,18 @@ def stored_bundle(stored: StoredRecord, settings: MappingSettings) -> dict[str, 
     return to_fhir(*_rebuilt(stored, settings))
 
 
+def export_sessions(
+    store: Store, settings: MappingSettings
+) -> Iterator[Iterable[dict[str, Any]]]:
+    """Each stored session's FHIR resources (stable logical ids), one session at a time."""
+    for stored in store.iter_records():
+        yield stored_resources(stored_bundle(stored, settings), copy_=False)
+
+
 def export(store: Store, settings: MappingSettings) -> Iterator[dict[str, Any]]:
     """Every stored session's FHIR resources (stable logical ids), streamed in session order."""
-    for stored in store.iter_records():
-        yield from stored_resources(stored_bundle(stored, settings), copy_=False)
+    for resources in export_sessions(store, settings):
+        yield from resources
 
 
 def mapping_settings(settings: Settings | None = None) -> MappingSettings:
@@ -249,6 +275,16 @@ def configured_client(settings: Settings) -> FhirClient | None:
     if settings.fhir_base_url is None:
         return None
     return make_client(settings.fhir_base_url, settings.fhir_token)
+
+
+#: The outbox worker's client retries once, briefly: the worker's per-entry backoff and its
+#: circuit breaker (``sync.circuit``) wait out a dead server, not each request.
+WORKER_RETRY = RetryPolicy(max_attempts=2, base_delay=0.25, max_delay=1.0)
+
+
+def worker_client(base_url: str, token: str | None = None) -> FhirClient:
+    """The client of an outbox worker (``WORKER_RETRY``)."""
+    return make_client(base_url, token, retry=WORKER_RETRY)
 
 
 Earlier = Callable[[SessionRecord], Iterable[SessionRecord]]
@@ -324,6 +360,7 @@ def drain_outbox(
     client: FhirClient,
     *,
     settings: MappingSettings | None = None,
+    policy: Settings | None = None,
     worker_id: str | None = None,
     once: bool = True,
     poll_interval: float = 1.0,
@@ -332,8 +369,13 @@ def drain_outbox(
 ) -> WorkerStats:
     """Run one outbox worker with the real pusher: until nothing is due (``once``), else until
     SIGTERM/SIGINT. ``lease_seconds`` None keeps the worker's default. It refuses to push under
-    another canonical base than the store's sessions were pushed under, unless allowed."""
+    another canonical base than the store's sessions were pushed under, unless allowed.
+
+    ``policy``: the worker's attempts, per-entry backoff and circuit breaker (``worker_*`` and
+    ``circuit_*`` settings; None: their defaults). While the target is down the worker claims
+    nothing and probes it (``sync.circuit``); with ``once`` it returns at once."""
     settings = settings or MappingSettings()
+    policy = policy or Settings()
     lease: dict[str, Any] = {} if lease_seconds is None else {"lease_seconds": lease_seconds}
     return run_worker(
         store,
@@ -343,6 +385,10 @@ def drain_outbox(
         poll_interval=poll_interval,
         canonical_base=settings.base,
         allow_canonical_base_change=allow_canonical_base_change,
+        max_attempts=policy.worker_max_attempts,
+        backoff=Backoff(base=policy.worker_backoff_base_s, cap=policy.worker_backoff_cap_s),
+        circuit=Circuit(threshold=policy.circuit_threshold,
+                        probe=Backoff(base=1.0, cap=policy.circuit_probe_cap_s)),
         **lease,
     )
 
@@ -420,6 +466,8 @@ def upload_profiles(
 
 __all__ = [
     "Collaborators",
+    "DatabaseError",
+    "MissingDatabaseError",
     "PullError",
     "Pusher",
     "NOT_FOR_SERVERS",
@@ -427,8 +475,10 @@ __all__ = [
     "build",
     "configured_client",
     "conformance_resources",
+    "database_reason",
     "drain_outbox",
     "export",
+    "export_sessions",
     "import_records",
     "index_store",
     "make_client",
@@ -443,4 +493,5 @@ __all__ = [
     "save_record",
     "stored_bundle",
     "upload_profiles",
+    "worker_client",
 ]

@@ -55,6 +55,8 @@ def create_app(settings: Settings | None = None) -> Flask:
         app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
             app.wsgi_app, x_for=proxies, x_proto=proxies, x_host=proxies, x_port=proxies,
             x_prefix=proxies)
+    # "//" in a path is a 404 OperationOutcome, not a redirect to the merged path
+    app.url_map.merge_slashes = False
     parts = build(settings)
     state = AppState(
         settings=settings,

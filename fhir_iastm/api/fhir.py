@@ -14,6 +14,7 @@ from typing import Any
 from flask import Blueprint, Response, current_app, request
 from werkzeug.exceptions import BadRequest, NotFound
 
+from fhir_iastm.api.body import json_body
 from fhir_iastm.api.fhir_http import (
     GoneError,
     fhir_base,
@@ -24,7 +25,6 @@ from fhir_iastm.api.fhir_http import (
     strict,
     version_headers,
 )
-from fhir_iastm.api.sessions import json_body
 from fhir_iastm.errors import operation_outcome
 from fhir_iastm.facade.bundle import history, searchset, with_meta
 from fhir_iastm.facade.capability import CONFORMANCE_TYPES, capability_statement
@@ -149,13 +149,26 @@ def instance_history(rtype: str, rid: str) -> Response:
     return respond(history(fhir_base(), rtype, rid, versions, total=versions[0].version))
 
 
+def _parameters_resource(body: dict[str, Any]) -> dict[str, Any]:
+    """The ``resource`` parameter of a Parameters body; 400 naming the element otherwise."""
+    params = body.get("parameter")
+    if not isinstance(params, list):
+        raise BadRequest("Parameters.parameter must be an array of parameters")
+    for index, param in enumerate(params):
+        if not isinstance(param, dict):
+            raise BadRequest(f"Parameters.parameter[{index}] must be an object")
+        if param.get("name") != "resource":
+            continue
+        if isinstance(param.get("resource"), dict):
+            return param["resource"]  # type: ignore[no-any-return]
+        raise BadRequest(f"Parameters.parameter[{index}].resource must be a resource")
+    raise BadRequest("Parameters carries no 'resource' parameter")
+
+
 def _resource_from_body(rtype: str) -> dict[str, Any]:
     body = json_body()
     if isinstance(body, dict) and body.get("resourceType") == "Parameters":
-        for param in body.get("parameter") or []:
-            if param.get("name") == "resource" and isinstance(param.get("resource"), dict):
-                return param["resource"]
-        raise BadRequest("Parameters carries no 'resource' parameter")
+        return _parameters_resource(body)
     if not isinstance(body, dict) or body.get("resourceType") != rtype:
         raise BadRequest(f"the body must be a {rtype} resource (or Parameters with one)")
     return body

@@ -8,6 +8,7 @@ logged: they carry MRNs, names and birth dates.
 from __future__ import annotations
 
 import logging
+import re
 import time
 import uuid
 
@@ -15,9 +16,21 @@ from flask import Flask, Response, g, request
 
 access_log = logging.getLogger("fhir_iastm.access")
 
+#: A client's X-Request-Id is kept (echoed and logged) only as a UUID or 16-64 hex digits (a
+#: W3C trace id); else a new one is made. Free text there could carry PHI (an MRN, a name) into
+#: the logs, or forge log lines.
+REQUEST_ID = re.compile(r"[0-9a-fA-F]{16,64}|[0-9a-fA-F]{8}(-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12}")
+
+
+def request_id(given: str | None) -> str:
+    """The client's request id when it has the shape of ``REQUEST_ID``, else a fresh one."""
+    if given and REQUEST_ID.fullmatch(given):
+        return given
+    return uuid.uuid4().hex
+
 
 def _start() -> None:
-    g.request_id = request.headers.get("X-Request-Id") or uuid.uuid4().hex
+    g.request_id = request_id(request.headers.get("X-Request-Id"))
     g.started = time.perf_counter()
 
 
@@ -47,4 +60,4 @@ def install_request_logging(app: Flask) -> None:
     app.after_request(_finish)
 
 
-__all__ = ["install_request_logging"]
+__all__ = ["REQUEST_ID", "install_request_logging", "request_id"]

@@ -11,34 +11,21 @@ from typing import Any
 from urllib.parse import urlencode
 
 from flask import Blueprint, Response, current_app, g, jsonify, request, url_for
-from werkzeug.exceptions import BadRequest, UnsupportedMediaType
+from werkzeug.exceptions import BadRequest
 
+from fhir_iastm.api.body import json_body
 from fhir_iastm.api.errors import fhir_response
 from fhir_iastm.errors import operation_outcome
 from fhir_iastm.service import save_record, stored_bundle
 
 bp = Blueprint("sessions", __name__, url_prefix="/api/sessions")
 
-JSON_TYPES = ("application/json", "application/fhir+json")
 SYNC_FILTERS = ("queued", "pushing", "pushed", "unchanged", "superseded", "dead-letter")
 STATUS_FILTERS = ("completed", "entered-in-error", "cancelled")
 
 
 def _state() -> Any:
     return current_app.extensions["fhir_iastm"]
-
-
-def json_body() -> Any:
-    """The request's JSON body: 415 for another media type, 400 for malformed JSON."""
-    mimetype = request.mimetype or ""
-    if mimetype not in JSON_TYPES:
-        given = mimetype or "none"
-        raise UnsupportedMediaType(f"send the record as application/json, not '{given}'")
-    data = request.get_data(cache=False)
-    try:
-        return current_app.json.loads(data)
-    except ValueError as exc:
-        raise BadRequest(f"malformed JSON: {exc}") from exc
 
 
 def _links(session_id: str) -> dict[str, str]:
@@ -247,4 +234,4 @@ def get_sync(session_id: str) -> Response:
     return jsonify(_state().store.get_sync(session_id).to_dict())
 
 
-__all__ = ["bp", "json_body"]
+__all__ = ["bp"]

@@ -14,14 +14,7 @@ from typing import IO, Any
 
 import click
 
-from fhir_iastm.cli.io import (
-    EXIT_INVALID,
-    EXIT_SERVER,
-    InputError,
-    emit_outcome,
-    emit_result,
-    read_documents,
-)
+from fhir_iastm.cli.io import EXIT_INVALID, EXIT_SERVER, Run, emit_outcome, emit_result, label
 from fhir_iastm.cli.options import (
     canonical_base_option,
     load_settings,
@@ -60,28 +53,31 @@ def _client(settings: Settings) -> Any:
         raise click.BadParameter(exc.message, param_hint="--server") from exc
 
 
-def _load_push_inputs(files: tuple[IO[str], ...], base: str) -> tuple[list[Any], bool]:
-    """Every valid record of FILES (invalid ones reported on stderr, under the canonical ``base``);
-    whether any was invalid."""
+def _load_push_inputs(
+    run: Run, base: str
+) -> tuple[list[tuple[Any, dict[str, Any]]], bool]:
+    """Every valid record of the run's files with its input tag (invalid ones reported on
+    stderr as read, under the canonical ``base``); whether any was invalid. The records are held
+    (small objects, not the text): one session's versions must go out in record_version order
+    (docs/decisions.md#d9)."""
     from fhir_iastm.records import load_record
 
     records, invalid = [], False
-    for stream in files:
-        try:
-            items, single = read_documents(stream)
-        except InputError as exc:
-            emit_outcome([exc.issue], None, base)
+    for item in run.items():
+        if item.issue is not None:
+            run.count("invalid")
+            emit_outcome([item.issue], label(item.source), base)
             invalid = True
             continue
-        for position, item in enumerate(items):
-            try:
-                records.append(load_record(item))
-            except IastmError as exc:
-                invalid = True
-                emit_outcome(exc.issues, None if single else position, base)
-    first = {r.session_id: i for i, r in reversed(list(enumerate(records)))}
+        try:
+            records.append((load_record(item.value), item.source.to_json()))
+        except IastmError as exc:
+            run.count("invalid")
+            invalid = True
+            emit_outcome(exc.issues, label(item.source, item.value), base)
+    first = {r.session_id: i for i, (r, _) in reversed(list(enumerate(records)))}
     # docs/decisions.md#d9: one session's versions in order
-    records.sort(key=lambda r: (first[r.session_id], r.record_version))
+    records.sort(key=lambda pair: (first[pair[0].session_id], pair[0].record_version))
     return records, invalid
 
 
@@ -91,28 +87,36 @@ def _failure_line(record: Any, exc: IastmError, base: str) -> dict[str, Any]:
 
 
 @click.command("push")
-@click.argument("files", nargs=-1, required=True, type=click.File("r", encoding="utf-8"))
+@click.argument("files", nargs=-1, required=True, type=click.File("rb"))
 @server_options
 @canonical_base_option
-def push_command(files: tuple[IO[str], ...], fhir_base_url: str | None, fhir_token: str | None,
-                 canonical_base: str | None) -> None:
-    """Push record(s) from FILES to a FHIR server: one JSON result line per record on stdout."""
+def push_command(files: tuple[IO[bytes], ...], fhir_base_url: str | None,
+                 fhir_token: str | None, canonical_base: str | None) -> None:
+    """Push record(s) from FILES to a FHIR server: one JSON result line per record on stdout
+    (with its "input": file, line, item), a progress line on stderr when it is a terminal, and
+    a summary on stderr."""
     from fhir_iastm.service import mapping_settings, push_many
 
     settings = load_settings(fhir_base_url=fhir_base_url, fhir_token=fhir_token,
                              canonical_base=canonical_base)
     client = _client(settings)
-    records, failed = _load_push_inputs(files, settings.canonical_base)
+    run = Run("push", files)
+    pairs, failed = _load_push_inputs(run, settings.canonical_base)
     server_down = False
-    results = push_many(client, records, settings=mapping_settings(settings))
-    with click.progressbar(results, length=len(records), label="push", file=sys.stderr) as bar:
-        for record, outcome in bar:
-            if isinstance(outcome, IastmError):
-                server_down = True
-                emit_result(_failure_line(record, outcome, settings.canonical_base), False)
-                continue
-            failed = failed or outcome.status not in ("pushed", "unchanged")
-            emit_result(outcome.to_json(), False)
+    tags = [tag for _, tag in pairs]
+    results = push_many(client, [record for record, _ in pairs],
+                        settings=mapping_settings(settings))
+    for (record, outcome), tag in zip(results, tags, strict=True):
+        if isinstance(outcome, IastmError):
+            server_down = True
+            run.count("not sent (server failure)")
+            line = _failure_line(record, outcome, settings.canonical_base)
+            emit_result({**line, "input": tag}, False)
+            continue
+        run.count(outcome.status)
+        failed = failed or outcome.status not in ("pushed", "unchanged")
+        emit_result({**outcome.to_json(), "input": tag}, False)
+    run.summary()
     if server_down:
         sys.exit(EXIT_SERVER)
     if failed:
@@ -146,14 +150,13 @@ def pull_command(fhir_base_url: str | None, fhir_token: str | None, canonical_ba
                    clinic_id=clinic_id, since=since, settings=mapping_settings(settings))
     failed = False
     try:
-        with click.progressbar(results, label="pull", file=sys.stderr) as bar:
-            for result in bar:
-                if isinstance(result, PullError):
-                    failed = True
-                    line = result.to_json(settings.canonical_base)
-                    click.echo(json.dumps(line, ensure_ascii=False), err=True)
-                else:
-                    emit_result(to_dict(result), False)
+        for result in results:
+            if isinstance(result, PullError):
+                failed = True
+                line = result.to_json(settings.canonical_base)
+                click.echo(json.dumps(line, ensure_ascii=False), err=True)
+            else:
+                emit_result(to_dict(result), False)
     except FhirServerError as exc:
         emit_outcome(exc.issues, None, settings.canonical_base)
         sys.exit(EXIT_SERVER)

@@ -8,15 +8,25 @@ options override them.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import os
 import sys
-import time
+from collections.abc import Iterator
+from itertools import islice
 from typing import IO, Any
 
 import click
 
-from fhir_iastm.cli.io import EXIT_INVALID
+from fhir_iastm.cli.io import (
+    EXIT_INVALID,
+    EXIT_SERVER,
+    EXIT_STORE,
+    Run,
+    emit_result,
+    label,
+    store_errors,
+)
 from fhir_iastm.cli.options import (
     canonical_base_option,
     database_option,
@@ -27,10 +37,16 @@ from fhir_iastm.cli.options import (
 from fhir_iastm.config import Settings, variables
 
 
-def _store(settings: Settings) -> Any:
-    from fhir_iastm.service import open_store
+def _store(settings: Settings, *, existing: bool = False) -> Any:
+    """The migrated store; with ``existing``, a SQLite file that is not there is an error (exit 4)
+    instead of a new empty database (a mistyped path must not look like an empty store)."""
+    from fhir_iastm.service import MissingDatabaseError, open_store
 
-    return open_store(settings.database_url)
+    try:
+        return open_store(settings.database_url, existing=existing)
+    except MissingDatabaseError as exc:
+        click.echo(f"fhir-iastm: {exc}", err=True)
+        sys.exit(EXIT_STORE)
 
 
 def _index(database_url: str | None, *, everything: bool) -> int:
@@ -56,6 +72,7 @@ def _index(database_url: str | None, *, everything: bool) -> int:
 
 @click.command("init-db")
 @database_option
+@store_errors
 def init_db_command(database_url: str | None) -> None:
     """Create or upgrade the store's schema (Alembic), then index the FHIR resources of every
     record stored before the facade's tables existed."""
@@ -73,49 +90,68 @@ def reindex_command(database_url: str | None) -> None:
 
 
 @click.command("import")
-@click.argument("files", nargs=-1, required=True, type=click.File("r", encoding="utf-8"))
+@click.argument("files", nargs=-1, required=True, type=click.File("rb"))
 @database_option
 @click.option("--jobs", type=click.IntRange(min=1), default=None,
               help="Worker processes that validate and map records (default: the CPU count).")
 @click.option("--batch", type=click.IntRange(min=1), default=100, show_default=True,
               help="Records per database transaction (each record is still all-or-nothing).")
-def import_command(files: tuple[IO[str], ...], database_url: str | None, jobs: int | None,
+@store_errors
+def import_command(files: tuple[IO[bytes], ...], database_url: str | None, jobs: int | None,
                    batch: int) -> None:
     """Store record(s) from FILES exactly as ``POST /api/sessions`` would, queueing their push.
 
-    One JSON line per record on stdout (created / new-version / unchanged, or the error's
-    OperationOutcome); the count and rate on stderr; exit 1 if any record was rejected.
+    One JSON line per record on stdout as it is stored (created / new-version / unchanged, or
+    the error's OperationOutcome; with its "input": file, line, item), then a summary with the
+    rate on stderr; exit 1 if any record was rejected, 4 if the database failed. Records are read
+    as they arrive, a bounded number at a time (``--batch`` x ``--jobs`` x 4).
     """
-    from fhir_iastm.cli.io import read_documents
-    from fhir_iastm.errors import operation_outcome
-    from fhir_iastm.service import import_records, mapping_settings
-    from fhir_iastm.storage import SaveResult
+    from fhir_iastm.service import mapping_settings
 
     settings = load_settings(database_url=database_url)
     store = _store(settings)
     mapping = mapping_settings(settings)
-    failed = done = 0
-    started = time.monotonic()
-    for stream in files:
-        items, _single = read_documents(stream)
-        for item, result in import_records(store, items, mapping, actor="cli",
-                                           jobs=jobs or os.cpu_count() or 1, batch=batch):
-            line: dict[str, Any] = {"session_id": item.get("session_id")
-                                    if isinstance(item, dict) else None}
+    run = Run("import", files)
+    workers = jobs or os.cpu_count() or 1
+    items = run.items()
+    while chunk := list(islice(items, batch * workers * 4)):
+        for line in _import_chunk(store, chunk, mapping, settings.canonical_base, workers, batch):
+            run.count(line["status"])
+            emit_result(line, False)
+    store.close()
+    run.summary(rate=True)
+    if run.counts["rejected"]:
+        sys.exit(EXIT_INVALID)
+
+
+def _import_chunk(store: Any, chunk: list[Any], mapping: Any, base: str, jobs: int,
+                  batch: int) -> Iterator[dict[str, Any]]:
+    """The result lines of one chunk of input items, in input order (unreadable ones rejected
+    without reaching the store)."""
+    from fhir_iastm.errors import operation_outcome
+    from fhir_iastm.service import import_records
+    from fhir_iastm.storage import SaveResult
+
+    readable = [item.value for item in chunk if item.issue is None]
+    results = import_records(store, readable, mapping, actor="cli", jobs=jobs, batch=batch)
+    for item in chunk:
+        line: dict[str, Any] = {"session_id": item.value.get("session_id")
+                                if isinstance(item.value, dict) else None,
+                                "input": item.source.to_json()}
+        if item.issue is not None:
+            issues = [item.issue]
+        else:
+            _body, result = next(results)
             if isinstance(result, SaveResult):
                 line.update(status=result.status, record_version=result.record_version)
-            else:
-                failed += 1
-                outcome = operation_outcome(result.issues, base=settings.canonical_base)
-                line.update(status="rejected", operationOutcome=outcome)
-            done += 1
-            click.echo(json.dumps(line))
-    store.close()
-    elapsed = max(time.monotonic() - started, 1e-9)
-    click.echo(f"{done} record(s) in {elapsed:.1f} s ({done / elapsed:.0f}/s), "
-               f"{failed} rejected", err=True)
-    if failed:
-        sys.exit(EXIT_INVALID)
+                yield line
+                continue
+            issues = list(result.issues)
+        where = label(item.source, item.value)
+        tagged = [dataclasses.replace(i, diagnostics=f"{where}: {i.diagnostics or ''}")
+                  for i in issues]
+        line.update(status="rejected", operationOutcome=operation_outcome(tagged, base=base))
+        yield line
 
 
 @click.command("serve")
@@ -143,26 +179,42 @@ def serve_command(host: str, port: int, debug: bool) -> None:
               help="Push under the canonical base although the store's sessions were pushed "
                    "under another one: a deliberate migration, docs/canonical-base.md (default: "
                    "IASTM_ALLOW_CANONICAL_BASE_CHANGE).")
+@click.option("--max-attempts", default=None, type=click.IntRange(min=1),
+              help="Attempts per entry before the dead letter (default: IASTM_WORKER_MAX_ATTEMPTS, "
+                   "8).")
+@click.option("--backoff-base", default=None, type=click.FloatRange(min=0.0, min_open=True),
+              help="Seconds before an entry's first retry, doubling after each (default: "
+                   "IASTM_WORKER_BACKOFF_BASE_S, 2).")
+@click.option("--backoff-cap", default=None, type=click.FloatRange(min=0.0, min_open=True),
+              help="Longest wait between an entry's retries (default: "
+                   "IASTM_WORKER_BACKOFF_CAP_S, 600).")
+@store_errors
 def worker_command(database_url: str | None, fhir_base_url: str | None, fhir_token: str | None,
                    once: bool, poll_interval: float, worker_id: str | None,
                    lease_seconds: float | None, canonical_base: str | None,
-                   allow_canonical_base_change: bool) -> None:
+                   allow_canonical_base_change: bool, max_attempts: int | None,
+                   backoff_base: float | None, backoff_cap: float | None) -> None:
     """Drain the push outbox to the FHIR server (several workers may share one PostgreSQL).
 
     Exit 1 when the canonical base differs from the one the store's sessions were pushed under.
+    While the server is down the worker claims nothing and probes it at growing delays; with
+    --once it then stops at once and exits 3. A 401/403 pauses pushing (exit 3 with --once).
     """
     from fhir_iastm.errors import ConfigError
     from fhir_iastm.logging import configure_logging
-    from fhir_iastm.service import drain_outbox, make_client, mapping_settings
+    from fhir_iastm.service import drain_outbox, mapping_settings, worker_client
 
     settings = load_settings(database_url=database_url, fhir_base_url=fhir_base_url,
                              fhir_token=fhir_token, canonical_base=canonical_base,
                              allow_canonical_base_change=allow_canonical_base_change or None)
-    client = make_client(require_server(settings), settings.fhir_token)
+    client = worker_client(require_server(settings), settings.fhir_token)
     configure_logging()
+    settings = settings.override(worker_max_attempts=max_attempts,
+                                 worker_backoff_base_s=backoff_base,
+                                 worker_backoff_cap_s=backoff_cap)
     store = _store(settings)
     try:
-        stats = drain_outbox(store, client, settings=mapping_settings(settings),
+        stats = drain_outbox(store, client, settings=mapping_settings(settings), policy=settings,
                              worker_id=worker_id, once=once, poll_interval=poll_interval,
                              lease_seconds=lease_seconds,
                              allow_canonical_base_change=settings.allow_canonical_base_change)
@@ -172,21 +224,56 @@ def worker_command(database_url: str | None, fhir_base_url: str | None, fhir_tok
     finally:
         store.close()
     click.echo(json.dumps(dataclasses.asdict(stats)), err=True)
+    if once and stats.circuit != "closed":
+        reason = ("refused the credentials (401/403)" if stats.circuit == "paused"
+                  else "is unreachable or failing (connection, timeout, 429/5xx)")
+        click.echo(f"fhir-iastm worker: the FHIR server {reason}; queued entries keep their "
+                   "attempts and wait", err=True)
+        sys.exit(EXIT_SERVER)
+
+
+#: Resource types that several sessions share (one per clinic, therapist, patient): export
+#: remembers a digest of each one written (memory grows with patients, not sessions).
+SHARED_TYPES = frozenset({"Organization", "Practitioner", "PractitionerRole", "Patient",
+                          "Device", "Location"})
 
 
 @click.command("export")
 @database_option
+@store_errors
 def export_command(database_url: str | None) -> None:
-    """Every stored session's FHIR resources as NDJSON on stdout (streamed, constant memory)."""
-    from fhir_iastm.service import export, mapping_settings
+    """Every stored session's FHIR resources as NDJSON on stdout (streamed, constant memory).
+
+    A resource shared by sessions (the clinic's Organization, a therapist, a patient) is
+    written once while it is the same; a changed version is written again. The database must
+    exist (a mistyped SQLite path is exit 4, not an empty export).
+    """
+    from fhir_iastm.service import export_sessions, mapping_settings
 
     config = load_settings(database_url=database_url)
-    store, settings = _store(config), mapping_settings(config)
+    store, settings = _store(config, existing=True), mapping_settings(config)
     out = sys.stdout
-    for resource in export(store, settings):
-        out.write(json.dumps(resource, separators=(",", ":")))
-        out.write("\n")
+    seen: set[bytes] = set()
+    sessions = resources = 0
+    tty = sys.stderr.isatty()
+    for session in export_sessions(store, settings):
+        sessions += 1
+        for resource in session:
+            text = json.dumps(resource, separators=(",", ":"))
+            if resource.get("resourceType") in SHARED_TYPES:
+                key = hashlib.sha256(text.encode()).digest()
+                if key in seen:
+                    continue
+                seen.add(key)
+            resources += 1
+            out.write(text)
+            out.write("\n")
+        if tty and sessions % 100 == 0:
+            sys.stderr.write(f"\rexport: {sessions} sessions\x1b[K")
     store.close()
+    if tty:
+        sys.stderr.write("\r\x1b[K")
+    click.echo(f"export: {sessions} sessions, {resources} resources", err=True)
 
 
 @click.command("config")

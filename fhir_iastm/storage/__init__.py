@@ -8,6 +8,12 @@ created and upgraded by the packaged Alembic migrations: ``Store(url).migrate()`
 """
 
 from fhir_iastm.errors import LeaseLostError
+from fhir_iastm.storage.engine import (
+    DatabaseError,
+    MissingDatabaseError,
+    database_reason,
+    missing_sqlite_file,
+)
 from fhir_iastm.storage.fhir_types import (
     Chain,
     Condition,
@@ -48,6 +54,10 @@ __all__ = [
     "StringMatch",
     "TokenMatch",
     "DEFAULT_URL",
+    "DatabaseError",
+    "MissingDatabaseError",
+    "database_reason",
+    "missing_sqlite_file",
     "LastPushed",
     "LeaseLostError",
     "OutboxItem",

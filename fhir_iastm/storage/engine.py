@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import json
 from importlib import resources
+from pathlib import Path
 from typing import Any
 
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
 from sqlalchemy.pool import StaticPool
 
 #: Execution option that makes a SQLite transaction start with a plain (deferred) BEGIN.
@@ -96,7 +98,42 @@ def current_revision(engine: Engine) -> str | None:
         return MigrationContext.configure(conn).get_current_revision()
 
 
+
+
+#: Every failure of the database (unreachable, locked, schema, constraint) the store can raise.
+DatabaseError = SQLAlchemyError
+
+
+class MissingDatabaseError(Exception):
+    """A SQLite database file that is not there where one must exist (a mistyped path must not
+    look like an empty store)."""
+
+
+def missing_sqlite_file(url: str) -> str | None:
+    """The path of a SQLite ``url`` whose file does not exist (``memory`` for an in-memory
+    database); None when the file exists or the database is not SQLite."""
+    parsed = make_url(normalize_url(url))
+    if parsed.get_backend_name() != "sqlite":
+        return None
+    path = parsed.database or ""
+    if not path or path == ":memory:":
+        return "memory"
+    return None if Path(path).is_file() else path
+
+
+def database_reason(exc: Exception) -> str:
+    """The driver's own first line for connection-level errors (no SQL, no parameters, which
+    can carry record data); the error type alone for the others."""
+    orig = getattr(exc, "orig", None)
+    if isinstance(exc, (OperationalError, InterfaceError)) and orig is not None:
+        first = str(orig).strip().splitlines()[0] if str(orig).strip() else ""
+        return f"{type(orig).__name__}: {first[:200]}"
+    return type(exc).__name__
+
+
 __all__ = [
+    "DatabaseError",
+    "MissingDatabaseError",
     "READ_ONLY",
     "alembic_config",
     "compact_json",
@@ -104,4 +141,6 @@ __all__ = [
     "make_engine",
     "migrate",
     "normalize_url",
+    "database_reason",
+    "missing_sqlite_file",
 ]

@@ -215,21 +215,25 @@ def complete(conn: Connection, item: OutboxItem, outcome: OutcomeLike, now: date
 
 
 def retry_later(
-    conn: Connection, item: OutboxItem, delay: float, outcome: OutcomeLike, now: datetime
+    conn: Connection, item: OutboxItem, delay: float, outcome: OutcomeLike, now: datetime,
+    *, count_attempt: bool = True,
 ) -> None:
-    """Release the lease; the entry is due again after ``delay`` seconds."""
+    """Release the lease; the entry is due again after ``delay`` seconds. Without
+    ``count_attempt`` the claim's attempt is given back (the target was down, not the entry)."""
     due = now + timedelta(seconds=max(0.0, delay))
+    attempts = item.attempts if count_attempt else max(0, item.attempts - 1)
     _finish_entry(
         conn,
         item,
-        {"claimed_by": None, "claimed_until": None, "claim_token": None, "next_attempt_at": due},
+        {"claimed_by": None, "claimed_until": None, "claim_token": None, "next_attempt_at": due,
+         "attempts": attempts},
     )
     _update_sync(
         conn,
         item.session_id,
         {
             "state": "queued",
-            "attempts": item.attempts,
+            "attempts": attempts,
             "next_retry_at": due,
             "last_error_code": outcome.error_code,
             "last_outcome": outcome.operation_outcome,

@@ -361,10 +361,12 @@ class Store:
         with self.write() as conn:
             ob.complete(conn, item, outcome, self.clock())
 
-    def retry_later(self, item: OutboxItem, delay: float, outcome: OutcomeLike) -> None:
-        """Release an entry after a transient failure; it becomes claimable after ``delay`` s."""
+    def retry_later(self, item: OutboxItem, delay: float, outcome: OutcomeLike, *,
+                    count_attempt: bool = True) -> None:
+        """Release an entry after a transient failure; it becomes claimable after ``delay`` s
+        (``count_attempt=False``: the attempt is given back, the target was down)."""
         with self.write() as conn:
-            ob.retry_later(conn, item, delay, outcome, self.clock())
+            ob.retry_later(conn, item, delay, outcome, self.clock(), count_attempt=count_attempt)
 
     def dead_letter(self, item: OutboxItem, outcome: OutcomeLike) -> None:
         """Finish an entry whose push was finally rejected; keep the OperationOutcome."""

@@ -90,14 +90,17 @@ class OutboxPort(Protocol[Entry]):
     """The push outbox, as the worker uses it (``storage.Store``); each call is one transaction.
 
     ``complete`` / ``retry_later`` / ``dead_letter`` / ``extend_lease`` raise
-    ``errors.LeaseLostError`` when the claim no longer holds.
+    ``errors.LeaseLostError`` when the claim no longer holds. ``retry_later`` with
+    ``count_attempt=False`` gives the claim's attempt back (the target was down, not the entry).
     """
 
     def claim(self, worker_id: str, lease_seconds: float = ...) -> Entry | None: ...
 
     def complete(self, item: Entry, outcome: PushOutcome) -> None: ...
 
-    def retry_later(self, item: Entry, delay: float, outcome: PushOutcome) -> None: ...
+    def retry_later(
+        self, item: Entry, delay: float, outcome: PushOutcome, *, count_attempt: bool = ...
+    ) -> None: ...
 
     def dead_letter(self, item: Entry, outcome: PushOutcome) -> None: ...
 

@@ -37,6 +37,7 @@ from fhir_iastm.errors import (
     operation_outcome,
 )
 from fhir_iastm.mapping import ids, to_fhir
+from fhir_iastm.mapping.provenance import provenance_entries
 from fhir_iastm.mapping.settings import MappingSettings
 from fhir_iastm.records.model import SessionRecord
 from fhir_iastm.sync.bundle_ops import (
@@ -73,6 +74,8 @@ class _Plan:
     index: int
     emitted: tuple[str, ...]
     record_hash: str | None
+    #: the Device and Provenance entries every transaction of this record carries
+    audit: tuple[Json, ...] = ()
 
     @property
     def session_id(self) -> str:
@@ -131,6 +134,7 @@ def _plan(record: SessionRecord, settings: MappingSettings, bundle: Json | None)
         index=index,
         emitted=emitted_identifiers(bundle, systems),
         record_hash=source_hash(bundle["entry"][index]["resource"], systems),
+        audit=tuple(provenance_entries(bundle, record, settings)),
     )
 
 
@@ -179,7 +183,8 @@ def _attempt(
         server_procedure=server,
         last_pushed=last_pushed,
     )
-    tx = degrade(client, with_entries(plan.bundle, entries + retractions), missing)
+    tx = degrade(client, with_entries(plan.bundle, entries + retractions + list(plan.audit)),
+                 missing)
     response = client.transaction(tx)
     written = response_ids(tx["entry"], response)
     return PushOutcome(

@@ -6,21 +6,26 @@ several machines: the store's per-session leases keep one session's versions in 
 order and never in flight twice at once (docs/decisions.md#d9).
 
 Outcomes: pushed / unchanged / superseded -> done; ``rejected`` -> dead letter with the server's
-OperationOutcome; ``FhirServerError`` and its subclasses (timeouts, 429/5xx, 401/403, 409) and
-unexpected exceptions -> retry later with per-entry exponential backoff (honouring a ``retry_after``
-the error may carry) until ``max_attempts``, then dead letter. SIGTERM/SIGINT finish the push in
-hand and stop. Log lines are JSON with no PHI: the session appears only as a hash prefix.
+OperationOutcome; ``FhirServerError`` and its subclasses (timeouts, 429/5xx, 409) and unexpected
+exceptions -> retry later with per-entry exponential backoff (honouring a ``retry_after`` the error
+may carry) until ``max_attempts``, then dead letter. The target's health is the circuit's business
+(``sync.circuit``): after ``threshold`` consecutive target failures (unreachable, timeout, 429/5xx)
+the worker claims nothing and probes the target with one entry at growing delays, and an entry
+whose probe fails keeps its attempt; a 401/403 pauses the target (entries keep their attempts, no
+dead letter). ``run(once=True)`` returns as soon as the circuit is open or paused.
+SIGTERM/SIGINT finish the push in hand and stop. Log lines are JSON with no PHI: the session
+appears only as a hash prefix.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import os
 import signal
 import socket
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -30,12 +35,15 @@ from typing import TYPE_CHECKING, Any
 from fhir_iastm.backoff import Backoff
 from fhir_iastm.errors import (
     ConfigError,
+    FhirAuthError,
     FhirServerError,
+    FhirUnavailableError,
     IastmError,
     Issue,
     LeaseLostError,
     operation_outcome,
 )
+from fhir_iastm.sync.circuit import CLOSED, OPEN, PAUSED, Circuit
 from fhir_iastm.sync.outcome import PushOutcome
 from fhir_iastm.sync.ports import LastPushedView, OutboxEntry, OutboxPort
 
@@ -57,6 +65,10 @@ class WorkerStats:
     retried: int = 0
     dead_lettered: int = 0
     lease_lost: int = 0
+    #: pushes that failed because the target was down (unreachable, timeout, 429/5xx)
+    target_failures: int = 0
+    #: the circuit's state when the run ended: closed, open, half-open or paused (401/403)
+    circuit: str = CLOSED
 
     def count(self, status: str) -> None:
         """Count one finished entry by outcome status."""
@@ -74,8 +86,9 @@ def session_ref(session_id: str) -> str:
 
 
 def _log(event: str, level: int = logging.INFO, **fields: Any) -> None:
+    """One log line: ``event`` is the message, the fields are members of the JSON line."""
     if log.isEnabledFor(level):
-        log.log(level, json.dumps({"event": event, **fields}, sort_keys=True, default=str))
+        log.log(level, event, extra={"fields": {"event": event, **fields}})
 
 
 def _default_loader() -> Loader:
@@ -126,6 +139,8 @@ class Worker:
     stats: WorkerStats = field(default_factory=WorkerStats)
     canonical_base: str | None = None
     allow_canonical_base_change: bool = False
+    circuit: Circuit = field(default_factory=Circuit)
+    clock: Callable[[], float] = time.monotonic
 
     def run(self, *, once: bool = False) -> WorkerStats:
         """Drain the outbox; with ``once`` return when nothing is due, else poll until stopped."""
@@ -137,6 +152,11 @@ class Worker:
             self.load = _default_loader()
         _log("worker_start", worker=self.worker_id)
         while not self.stop.is_set():
+            if not self.circuit.allows(self.clock()):
+                if once:  # the target is down or refuses us: report instead of waiting
+                    break
+                self.stop.wait(min(self.poll_interval * 5, self.circuit.wait(self.clock())))
+                continue
             try:
                 busy = self.step()
             except Exception as exc:
@@ -151,6 +171,7 @@ class Worker:
                 if once:
                     break
                 self.stop.wait(self.poll_interval)
+        self.stats.circuit = self.circuit.state
         _log(
             "worker_stop",
             worker=self.worker_id,
@@ -159,6 +180,8 @@ class Worker:
             retried=self.stats.retried,
             dead_lettered=self.stats.dead_lettered,
             lease_lost=self.stats.lease_lost,
+            target_failures=self.stats.target_failures,
+            circuit=self.stats.circuit,
         )
         return self.stats
 
@@ -196,7 +219,15 @@ class Worker:
         try:
             with lease_heartbeat(self.store, item, self.lease_seconds, enabled=self.heartbeat):
                 outcome = self.push(record, item.last_pushed)
-        except FhirServerError as exc:
+        except FhirAuthError as exc:
+            self._paused(item, _failure(item, exc, self.canonical_base), ctx)
+            return
+        except FhirUnavailableError as exc:
+            failure = _failure(item, exc, self.canonical_base)
+            self._target_down(item, failure, exc.retry_after, ctx)
+            return
+        except FhirServerError as exc:  # the target answered: this entry's problem (409, 4xx)
+            self._target_up(ctx)
             failure = _failure(item, exc, self.canonical_base)
             self._retry_or_dead(item, failure, getattr(exc, "retry_after", None), ctx)
             return
@@ -218,12 +249,49 @@ class Worker:
             )
             self._retry_or_dead(item, failure, None, ctx)
             return
+        self._target_up(ctx)
         if outcome.ok:
             self.store.complete(item, outcome)
             self.stats.count(outcome.status)
             _log("push_done", status=outcome.status, **ctx)
         else:
             self._dead(item, outcome, ctx)
+
+    def _target_up(self, ctx: dict[str, Any]) -> None:
+        if self.circuit.state != CLOSED:
+            _log("circuit_closed", worker=self.worker_id, was=self.circuit.state)
+        self.circuit.success()
+
+    def _target_down(self, item: OutboxEntry, failure: PushOutcome, retry_after: float | None,
+                     ctx: dict[str, Any]) -> None:
+        """A target failure: counted on the entry only while the circuit was closed."""
+        self.stats.target_failures += 1
+        counted = self.circuit.counting
+        now = self.clock()
+        state = self.circuit.failure(now)
+        if state == OPEN:
+            wait = max(self.circuit.wait(now), retry_after or 0.0)
+            self.circuit.next_probe_at = now + wait
+            _log("circuit_open", logging.WARNING, worker=self.worker_id,
+                 failures=self.circuit.failures, probe_in_s=round(wait, 3),
+                 error_code=failure.error_code)
+        if counted:
+            self._retry_or_dead(item, failure, retry_after, ctx)
+        else:
+            self.store.retry_later(item, self.circuit.wait(now), failure, count_attempt=False)
+            self.stats.retried += 1
+
+    def _paused(self, item: OutboxEntry, failure: PushOutcome, ctx: dict[str, Any]) -> None:
+        """401/403: the entry keeps its attempt and waits; the worker stops claiming."""
+        now = self.clock()
+        if self.circuit.state != PAUSED:
+            _log("target_paused", logging.ERROR, worker=self.worker_id,
+                 error_code=failure.error_code, probe_in_s=self.circuit.probe.cap,
+                 action="the FHIR server refused the credentials (401/403): check "
+                        "IASTM_FHIR_TOKEN, then restart the worker")
+        self.circuit.pause(now)
+        self.store.retry_later(item, self.circuit.wait(now), failure, count_attempt=False)
+        self.stats.retried += 1
 
     def _retry_or_dead(
         self,
@@ -328,6 +396,7 @@ def run_worker(
     heartbeat: bool = True,
     canonical_base: str | None = None,
     allow_canonical_base_change: bool = False,
+    circuit: Circuit | None = None,
 ) -> WorkerStats:
     """Run one outbox worker until stopped (or, with ``once``, until nothing is due).
 
@@ -347,6 +416,7 @@ def run_worker(
         stop=stop or threading.Event(),
         canonical_base=canonical_base,
         allow_canonical_base_change=allow_canonical_base_change,
+        circuit=circuit or Circuit(),
     )
     with stop_on_signals(worker.stop):
         return worker.run(once=once)

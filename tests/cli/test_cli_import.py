@@ -47,7 +47,8 @@ def test_import_stores_each_record_whole_in_batches(tmp_path: Path, options: lis
     lines = [json.loads(line) for line in done.stdout.splitlines()]
     assert [(line["session_id"], line["status"]) for line in lines] == EXPECTED
     assert lines[3]["operationOutcome"]["issue"][0]["code"] == "duplicate"  # 409
-    assert "7 record(s) in" in done.stderr
+    assert "import: 7 documents from 1 file" in done.stderr
+    assert "/s)" in done.stderr  # the rate
     assert "2 rejected" in done.stderr
     store = Store(url)
     assert store.list_versions("RBPT-2025-870001") == [1, 2]

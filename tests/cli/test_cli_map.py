@@ -26,7 +26,8 @@ def runner() -> CliRunner:
 
 
 def _outcomes(stderr: str) -> list[dict]:
-    return [json.loads(line) for line in stderr.splitlines() if line.strip()]
+    """The OperationOutcome lines of stderr (not the summary line)."""
+    return [json.loads(line) for line in stderr.splitlines() if line.startswith("{")]
 
 
 def test_map_one_record_prints_one_bundle(runner: CliRunner) -> None:
@@ -75,7 +76,8 @@ def test_map_json_lines_with_one_invalid_item(runner: CliRunner) -> None:
     (outcome,) = _outcomes(result.stderr)
     issue = outcome["issue"][0]
     assert issue["expression"] == ["pain.post"]
-    assert issue["diagnostics"].startswith("item 1:")
+    assert issue["diagnostics"].startswith("-:2 (session RBPT-")  # file:line (session)
+    assert result.stderr.splitlines()[-1].startswith("map: 3 documents from 1 file: 1 invalid, 2 ok")
 
 
 @pytest.mark.parametrize(
@@ -93,8 +95,8 @@ def test_map_bad_input_is_an_outcome_not_a_traceback(
     result = runner.invoke(main, ["map"], input=text)
     assert result.exit_code == 1
     assert "Traceback" not in result.output
-    issue = _outcomes(result.stderr)[0]["issue"][0]
-    assert issue["details"]["coding"][0]["code"] == code
+    issues = [o["issue"][0] for o in _outcomes(result.stderr)]
+    issue = next(i for i in issues if i["details"]["coding"][0]["code"] == code)  # each item's
     assert fragment in issue["diagnostics"]
 
 

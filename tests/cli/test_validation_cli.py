@@ -25,10 +25,14 @@ def run(args: list[str], stdin: str = "", env: dict[str, str] | None = None) -> 
 
 
 def outcomes(text: str) -> list[dict[str, Any]]:
+    """The OperationOutcomes on stdout: one pretty document, or one per line (each tagged with
+    its input; the tags must name a file and an item)."""
     stripped = text.strip()
     if stripped.startswith("{\n"):
         return [json.loads(stripped)]
-    return [json.loads(line) for line in stripped.splitlines()]
+    lines = [json.loads(line) for line in stripped.splitlines() if line.startswith("{")]
+    assert all({"file", "line", "item"} <= set(line["input"]) for line in lines), lines
+    return [line["outcome"] for line in lines]
 
 
 def test_map_piped_into_validate_exits_0() -> None:
@@ -56,7 +60,7 @@ def test_invalid_resource_exits_1_with_located_issue(tmp_path: Path) -> None:
     path.write_text(json.dumps(resource))
     result = run([str(path)])
     assert result.exit_code == 1
-    [outcome] = outcomes(result.output)
+    [outcome] = outcomes(result.stdout)
     errors = [i for i in outcome["issue"] if i["severity"] == "error"]
     assert [(e["expression"], e["details"]["text"]) for e in errors] == [
         (["Observation"], "iastm-obs-1")
@@ -69,7 +73,7 @@ def test_json_lines_give_one_outcome_per_line() -> None:
     good["valueQuantity"]["value"] = 4
     result = run(["-"], stdin=json.dumps(good) + "\n" + json.dumps(resource) + "\n")
     assert result.exit_code == 1
-    first, second = outcomes(result.output)
+    first, second = outcomes(result.stdout)
     assert not [i for i in first["issue"] if i["severity"] == "error"]
     assert [i["details"]["text"] for i in second["issue"] if i["severity"] == "error"] == [
         "iastm-obs-1"
@@ -82,7 +86,7 @@ def test_broken_json_is_an_outcome_not_a_traceback(tmp_path: Path) -> None:
     result = run([str(tmp_path / "bad.json"), str(tmp_path / "latin1.json")])
     assert result.exit_code == 1
     assert result.exception is None or isinstance(result.exception, SystemExit)
-    first, second = outcomes(result.output)
+    first, second = outcomes(result.stdout)
     assert "malformed JSON" in first["issue"][0]["diagnostics"]
     assert "UTF-8" in second["issue"][0]["diagnostics"]
 
@@ -94,7 +98,7 @@ def test_unknown_profile_option_is_an_error() -> None:
         stdin=json.dumps(resource),
     )
     assert result.exit_code == 1
-    [outcome] = outcomes(result.output)
+    [outcome] = outcomes(result.stdout)
     assert outcome["issue"][0]["details"]["text"] == "unknown-profile"
 
 

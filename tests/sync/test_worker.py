@@ -3,7 +3,6 @@ SIGTERM, PHI-free JSON logs, and two threads draining one store."""
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import signal
@@ -15,6 +14,7 @@ import pytest
 
 from fhir_iastm.backoff import Backoff
 from fhir_iastm.errors import FhirUnavailableError, MappingError
+from fhir_iastm.sync.circuit import CLOSED, Circuit
 from fhir_iastm.sync.outcome import PushOutcome
 from fhir_iastm.sync.worker import run_worker, session_ref
 
@@ -23,6 +23,12 @@ OO = {
     "issue": [{"severity": "error", "code": "processing", "diagnostics": "rejected"}],
 }
 NO_JITTER = Backoff(base=10, factor=2, cap=1000, jitter=0)
+
+
+def counting() -> Circuit:
+    """A circuit that counts every failure against its entry (the per-entry backoff and dead
+    letter in isolation; the circuit itself: test_circuit.py)."""
+    return Circuit(threshold=1_000_000, state=CLOSED)
 
 
 class FakePush:
@@ -97,7 +103,8 @@ def test_transient_failures_back_off_exponentially_then_succeed(
     delays = []
     for _ in range(3):
         start = clock.now
-        stats = run_worker(sqlite_store, push, worker_id="w", once=True, backoff=NO_JITTER)
+        stats = run_worker(sqlite_store, push, worker_id="w", once=True, backoff=NO_JITTER,
+                           circuit=counting())
         sync = sqlite_store.get_sync("S-1")
         if sync.next_retry_at is not None:
             delays.append((sync.next_retry_at - start).total_seconds())
@@ -114,7 +121,8 @@ def test_retry_after_from_the_error_is_honoured(sqlite_store, make_record, clock
     sqlite_store.save_record(*make_record("S-1", 1), actor="a")
     busy = FhirUnavailableError("429")
     busy.retry_after = 120.0  # type: ignore[attr-defined]
-    run_worker(sqlite_store, FakePush({"S-1": busy}), worker_id="w", once=True, backoff=NO_JITTER)
+    run_worker(sqlite_store, FakePush({"S-1": busy}), worker_id="w", once=True, backoff=NO_JITTER,
+               circuit=counting())
     assert sqlite_store.get_sync("S-1").next_retry_at == clock.now + timedelta(seconds=120)
 
 
@@ -122,7 +130,8 @@ def test_bounded_retries_end_in_the_dead_letter(sqlite_store, make_record, clock
     sqlite_store.save_record(*make_record("S-1", 1), actor="a")
     push = FakePush({"S-1": FhirUnavailableError("down")})
     for _ in range(3):
-        run_worker(sqlite_store, push, worker_id="w", once=True, max_attempts=3, backoff=NO_JITTER)
+        run_worker(sqlite_store, push, worker_id="w", once=True, max_attempts=3, backoff=NO_JITTER,
+                   circuit=counting())
         clock.advance(10_000)
     sync = sqlite_store.get_sync("S-1")
     assert (sync.state, sync.attempts, sync.last_error_code) == (
@@ -136,7 +145,8 @@ def test_bounded_retries_end_in_the_dead_letter(sqlite_store, make_record, clock
 @pytest.mark.parametrize(
     ("error", "code", "calls"),
     [
-        (MappingError("no code for x"), "E_UNMAPPABLE", 1),  # cannot get better: dead letter at once
+        # cannot get better: dead letter at once
+        (MappingError("no code for x"), "E_UNMAPPABLE", 1),
         (ZeroDivisionError("bug"), "E_INTERNAL", 2),  # unexpected: retried (bounded), then dead
     ],
 )
@@ -190,8 +200,8 @@ def test_logs_are_json_lines_without_phi(sqlite_store, make_record, caplog) -> N
     sqlite_store.save_record(record, raw, actor="a")
     push = FakePush({record.session_id: FhirUnavailableError(f"MRN {record.patient.mrn} down")})
     with caplog.at_level(logging.DEBUG, logger="fhir_iastm.sync.worker"):
-        run_worker(sqlite_store, push, worker_id="w", once=True)
-    lines = [json.loads(r.getMessage()) for r in caplog.records if r.name == "fhir_iastm.sync.worker"]
+        run_worker(sqlite_store, push, worker_id="w", once=True, circuit=counting())
+    lines = [r.fields for r in caplog.records if r.name == "fhir_iastm.sync.worker"]
     assert [line["event"] for line in lines] == ["worker_start", "push_retry", "worker_stop"]
     assert lines[1]["session"] == session_ref(record.session_id)
     assert lines[1]["error_code"] == "E_FHIR_UNAVAILABLE"

@@ -1,0 +1,182 @@
+"""The serving model of ``scripts/run`` — its worker class and its logger.
+
+Why threads with socket timeouts (docs/serving in README "Serving"): the service is CPU-light per
+request but clients may be slow. gunicorn's ``gthread`` worker parks idle connections in a poller,
+so a client that connects and sends nothing costs no thread; but once a request has started, a
+thread reads it with a blocking socket, and a client that sends headers announcing 1000 bytes and
+then one byte would hold that thread for ever (with the ``sync`` worker: the whole process, until
+the arbiter kills it). ``ThreadWorker`` makes every blocking read and write on a client socket
+time out after ``IASTM_CLIENT_TIMEOUT_S`` seconds, and the body reader (``api.body``) bounds the
+whole body by ``IASTM_BODY_TIMEOUT_S``; so a stalled client holds one of the
+``workers x threads`` threads for at most those seconds, and the others keep answering.
+
+gunicorn's own output goes through the project's JSON formatter (``fhir_iastm.logging``): its
+access log is off (the app logs every request without PHI), a message keeps its arguments only
+when they are numbers or the message is one of gunicorn's start-up lines, and errors that
+gunicorn answers itself (400, 414, 431 …) are OperationOutcomes naming no request content.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import socket
+import sys
+from typing import Any
+
+from gunicorn import glogging, util
+from gunicorn.http import errors as http_errors
+from gunicorn.workers import gthread as gthread_module
+from gunicorn.workers.gthread import ThreadWorker as _GThreadWorker
+
+from fhir_iastm.config import Settings
+from fhir_iastm.errors import Issue, operation_outcome
+from fhir_iastm.logging import JsonFormatter
+
+#: how long a thread waits for the first byte of a new connection before parking it
+IDLE_WAIT_S = 0.2
+
+#: gunicorn's start-up and shutdown lines whose arguments carry no request data.
+SAFE_TEMPLATES = frozenset({
+    "Starting gunicorn %s", "Listening at: %s (%s)", "Using worker: %s",
+    "Booting worker with pid: %s", "Worker exiting (pid: %s)", "Handling signal: %s",
+    "Shutting down: %s", "Control socket listening at %s",
+})
+
+#: gunicorn parse error -> (status, reason, what we tell the client); anything else is a 400.
+_ERRORS: list[tuple[type[BaseException], int, str, str]] = [
+    (http_errors.LimitRequestLine, 414, "URI Too Long", "the request line is too long"),
+    (http_errors.LimitRequestHeaders, 431, "Request Header Fields Too Large",
+     "the request headers are too large or too many"),
+    (http_errors.UnsupportedTransferCoding, 501, "Not Implemented",
+     "the transfer coding is not supported"),
+    (http_errors.ExpectationFailed, 417, "Expectation Failed", "the expectation is not supported"),
+    (http_errors.ForbiddenProxyRequest, 403, "Forbidden", "the request is forbidden"),
+    (http_errors.ConfigurationProblem, 500, "Internal Server Error", "internal server error"),
+]
+_ISSUE_CODES = {400: ("invalid", "E_BAD_REQUEST"), 403: ("forbidden", "E_FORBIDDEN"),
+                414: ("too-long", "E_BAD_REQUEST"), 431: ("too-long", "E_BAD_REQUEST"),
+                417: ("not-supported", "E_BAD_REQUEST"), 501: ("not-supported", "E_BAD_REQUEST")}
+
+
+class _TimedSocket(socket.socket):
+    """A client socket whose blocking mode is a timeout, so no read or write waits for ever."""
+
+    __slots__ = ()
+    io_timeout: float = 10.0
+
+    def setblocking(self, flag: bool) -> None:
+        if flag:
+            self.settimeout(self.io_timeout)
+        else:
+            super().setblocking(False)
+
+
+def error_status(exc: BaseException, client_error: bool = True) -> tuple[int, str, str]:
+    """(status, reason, message) for an error gunicorn met before the app saw the request."""
+    for kind, status, reason, message in _ERRORS:
+        if isinstance(exc, kind):
+            return status, reason, message
+    if client_error:
+        return 400, "Bad Request", "malformed HTTP request"
+    return 500, "Internal Server Error", "internal server error"
+
+
+def outcome_bytes(status: int, reason: str, message: str, base: str | None = None) -> bytes:
+    """A complete HTTP/1.1 response carrying an OperationOutcome, its project URLs under the
+    canonical ``base`` (the connection closes)."""
+    issue_type, code = _ISSUE_CODES.get(status, ("exception", "E_INTERNAL"))
+    severity = "fatal" if status >= 500 else "error"
+    issue = Issue(severity, issue_type, None, message, code)
+    body = json.dumps(operation_outcome([issue], base=base))
+    head = (f"HTTP/1.1 {status} {reason}\r\nConnection: close\r\n"
+            f"Content-Type: application/fhir+json\r\nContent-Length: {len(body)}\r\n\r\n")
+    return (head + body).encode("ascii")
+
+
+class ThreadWorker(_GThreadWorker):  # type: ignore[misc]
+    """gunicorn's gthread worker with client socket timeouts, no queueing behind busy threads,
+    and OperationOutcome errors."""
+
+    def init_process(self) -> None:
+        settings = Settings.from_env()
+        _TimedSocket.io_timeout = settings.client_timeout_s
+        self.canonical_base = settings.canonical_base
+        self.busy = 0
+        super().init_process()  # runs the worker until it stops
+
+    def set_accept_enabled(self, enabled: bool) -> None:
+        # A worker whose threads are all busy leaves new connections to the other workers (or
+        # the listen backlog) instead of queueing them behind a slow client.
+        super().set_accept_enabled(enabled and self.busy < self.cfg.threads)
+
+    def enqueue_req(self, conn: Any) -> None:
+        if type(conn.sock) is socket.socket:
+            conn.sock.__class__ = _TimedSocket
+        self.busy += 1
+        if self.busy >= self.cfg.threads:
+            self.set_accept_enabled(False)
+        super().enqueue_req(conn)
+
+    def finish_request(self, conn: Any, fs: Any) -> None:
+        self.busy -= 1
+        super().finish_request(conn, fs)
+
+    def handle(self, conn: Any) -> Any:
+        # gthread lets a silent new connection hold a thread for 5 s before parking it in the
+        # poller; park it after IDLE_WAIT_S instead.
+        if not conn.initialized and not conn.wait_for_data(IDLE_WAIT_S):
+            return gthread_module._DEFER
+        return super().handle(conn)
+
+    def handle_error(self, req: Any, client: Any, addr: Any, exc: BaseException) -> None:
+        # InvalidResponseHeader* are ParseExceptions too, but the app's fault: a 500
+        client_error = (isinstance(exc, http_errors.ParseException)
+                        and "Response" not in type(exc).__name__)
+        status, reason, message = error_status(exc, client_error)
+        self.log.warning("request refused by the server",
+                         extra={"fields": {"status": status, "error": type(exc).__name__}})
+        if not client_error:
+            self.log.error("unhandled error in the server", exc_info=exc)
+        try:
+            base = getattr(self, "canonical_base", None)
+            util.write_nonblock(client, outcome_bytes(status, reason, message, base))
+        except OSError:
+            self.log.debug("could not send the error response")
+
+
+class _Redact(logging.Filter):
+    """Keep a message's arguments only when they cannot carry request data."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args if isinstance(record.args, tuple) else ()
+        safe = record.msg in SAFE_TEMPLATES or all(
+            isinstance(a, (int, float)) for a in args)
+        if not safe:
+            record.args = ()
+            fields = dict(getattr(record, "fields", {}))
+            fields["redacted"] = True
+            record.fields = fields
+        return True
+
+
+class JsonLogger(glogging.Logger):  # type: ignore[misc]
+    """gunicorn's logger writing JSON lines through ``JsonFormatter``; no access log."""
+
+    def setup(self, cfg: Any) -> None:
+        super().setup(cfg)
+        for log in (self.error_log, self.access_log):
+            for handler in list(log.handlers):
+                log.removeHandler(handler)
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(JsonFormatter())
+        handler.addFilter(_Redact())
+        self.error_log.addHandler(handler)
+        self.error_log.propagate = False
+        self.access_log.propagate = False
+
+    def access(self, resp: Any, req: Any, environ: Any, request_time: Any) -> None:
+        """Not logged here: the app logs every request (route rule, status, no PHI)."""
+
+
+__all__ = ["JsonLogger", "ThreadWorker", "error_status", "outcome_bytes"]
