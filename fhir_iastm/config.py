@@ -180,6 +180,17 @@ def parse_folder(text: str) -> Path:
     return path
 
 
+FILE_FORMS = "the path of an existing, readable file"
+
+
+def parse_file(text: str) -> Path:
+    """The path of an existing file (``~`` expanded)."""
+    path = Path(text.strip()).expanduser()
+    if not path.is_file():
+        raise ValueError("no such file")
+    return path
+
+
 # --- the settings -----------------------------------------------------------------------------
 
 @dataclass(frozen=True)
@@ -274,6 +285,16 @@ class Settings:
         doc="how many reverse proxies in front are trusted for `X-Forwarded-*` headers",
         default_doc="`0` (the headers are ignored)")
 
+    smart_auth: bool = setting(
+        False, "IASTM_SMART_AUTH", parse=parse_bool, forms=BOOL_FORMS,
+        doc="protect the FHIR facade with SMART Backend Services access tokens from "
+            "`/auth/token` (`IASTM_API_TOKENS` then serve only the records API)",
+        default_doc="`false`")
+    smart_key_file: Path | None = setting(
+        None, "IASTM_SMART_KEY_FILE", parse=parse_file, forms=FILE_FORMS,
+        doc="PEM RSA private key that signs access tokens (RS384)",
+        default_doc="none (a key generated once and kept in the database)")
+
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         """The settings of ``environ`` (default: the process environment) over the defaults.
@@ -343,6 +364,7 @@ __all__ = [
     "parse_count",
     "parse_page_size",
     "parse_database_url",
+    "parse_file",
     "parse_folder",
     "parse_size",
     "parse_text",

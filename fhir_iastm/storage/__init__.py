@@ -8,6 +8,7 @@ created and upgraded by the packaged Alembic migrations: ``Store(url).migrate()`
 """
 
 from fhir_iastm.errors import LeaseLostError
+from fhir_iastm.storage.auth import AuthStore, ClientRow
 from fhir_iastm.storage.fhir_types import (
     Chain,
     Condition,
@@ -34,6 +35,8 @@ from fhir_iastm.storage.types import (
 )
 
 __all__ = [
+    "AuthStore",
+    "ClientRow",
     "Chain",
     "Condition",
     "DateMatch",

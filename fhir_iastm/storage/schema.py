@@ -23,6 +23,7 @@ from sqlalchemy import (
     MetaData,
     String,
     Table,
+    Text,
     UniqueConstraint,
 )
 from sqlalchemy.dialects.postgresql import JSONB
@@ -250,6 +251,37 @@ pushed_canonical_base = Table(
     Column("recorded_at", UtcDateTime, nullable=False),
 )
 
-__all__ = ["INDEX_TABLES", "fhir_date", "fhir_link", "fhir_resource", "fhir_resource_version",
-           "fhir_string", "fhir_token", "audit", "metadata", "outbox", "pushed_canonical_base",
-           "record_versions", "records", "sync_state", "UtcDateTime"]
+# --- SMART Backend Services: registered clients, assertion ids seen, our signing key -----------
+auth_client = Table(
+    "auth_client",
+    metadata,
+    Column("client_id", String(64), primary_key=True),
+    Column("name", String(200), nullable=False),
+    Column("jwks_url", String(2000), nullable=True),
+    Column("jwks", JsonColumn, nullable=True),
+    Column("scope", String(2000), nullable=False),
+    Column("enabled", Boolean, nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+)
+
+auth_jti = Table(
+    "auth_jti",
+    metadata,
+    Column("client_id", String(64), primary_key=True),
+    Column("jti", String(255), primary_key=True),
+    Column("expires_at", UtcDateTime, nullable=False),
+    Index(None, "expires_at"),
+)
+
+auth_key = Table(
+    "auth_key",
+    metadata,
+    Column("kid", String(64), primary_key=True),
+    Column("pem", Text, nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+)
+
+__all__ = ["INDEX_TABLES", "auth_client", "auth_jti", "auth_key", "fhir_date", "fhir_link",
+           "fhir_resource", "fhir_resource_version", "fhir_string", "fhir_token", "audit",
+           "metadata", "outbox", "pushed_canonical_base", "record_versions", "records",
+           "sync_state", "UtcDateTime"]
