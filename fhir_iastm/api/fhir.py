@@ -53,7 +53,9 @@ def metadata() -> Response:
     """The CapabilityStatement: exactly what this facade implements."""
     state = _state()
     profiles = {t: list(state.profiles.by_type.get(t, [])) for t in RESOURCE_TYPES}
-    return respond(capability_statement(fhir_base(), profiles, bool(state.settings.api_tokens)))
+    secured = bool(state.settings.api_tokens) or state.settings.smart_auth
+    return respond(capability_statement(fhir_base(), profiles, secured,
+                                        smart=state.settings.smart_auth))
 
 
 def _served(rtype: str) -> None:
