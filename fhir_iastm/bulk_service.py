@@ -20,11 +20,11 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import IO, Any
 
-from fhir_iastm.bulk.group import clinic_group
-from fhir_iastm.bulk.request import SHARED_TYPES, ExportRequest, parse_type_filters
 from fhir_iastm.errors import Issue, operation_outcome
 from fhir_iastm.facade.bundle import with_meta
 from fhir_iastm.facade.dates import instant
+from fhir_iastm.facade.export import SHARED_TYPES, ExportRequest, parse_type_filters
+from fhir_iastm.facade.group import clinic_group
 from fhir_iastm.facade.summary import subset
 from fhir_iastm.storage import ExportJob, ExportStore, PatientScope, Snapshot, Store
 from fhir_iastm.storage import group_members as stored_members

@@ -1,4 +1,4 @@
-"""Edge (Flask): Bulk Data ``$export`` (Bulk Data Access IG 2.0.0 export.html) and clinic Groups.
+"""Bulk Data ``$export`` (Bulk Data Access IG 2.0.0 export.html) and clinic Groups.
 
 Kick-off ``GET|POST /fhir/$export``, ``/fhir/Patient/$export``, ``/fhir/Group/<id>/$export``
 (``Accept: application/fhir+json`` and ``Prefer: respond-async`` required) → 202 with an absolute
@@ -20,14 +20,14 @@ from werkzeug.exceptions import NotFound
 
 from fhir_iastm.api.auth import require, smart_client
 from fhir_iastm.api.fhir_http import fhir_base, ignored_outcome, negotiate, respond, strict
-from fhir_iastm.bulk.request import (
+from fhir_iastm.errors import IastmError, Issue, operation_outcome
+from fhir_iastm.facade.bundle import with_meta
+from fhir_iastm.facade.export import (
     EXPORT_TYPES,
     BulkError,
     parameters_pairs,
     parse_kickoff,
 )
-from fhir_iastm.errors import IastmError, Issue, operation_outcome
-from fhir_iastm.facade.bundle import with_meta
 from fhir_iastm.facade.parse import SearchError, parse_search
 
 bp = Blueprint("bulk", __name__, url_prefix="/fhir")

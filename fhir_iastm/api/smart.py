@@ -1,4 +1,4 @@
-"""Edge (Flask): SMART Backend Services endpoints — discovery, the token endpoint, our JWKS.
+"""SMART Backend Services endpoints — discovery, the token endpoint, our JWKS.
 
 ``GET /fhir/.well-known/smart-configuration`` (SMART App Launch 2.2.0 conformance.html),
 ``POST /auth/token`` (client credentials with a ``private_key_jwt`` assertion;

@@ -1,7 +1,6 @@
-"""SMART Backend Services (SMART App Launch 2.2.0): scopes, client assertions and access tokens.
-
-Pure functions over PyJWT and cryptography: no Flask, no SQL, no network, no clock of its own
-("now", keys and the replay check come in as arguments). The token endpoint and the facade's token
+"""CORE: SMART Backend Services (SMART App Launch 2.2.0) — scopes, client assertions and access
+tokens; pure functions over PyJWT and cryptography (no Flask, SQL, network or clock of its own:
+"now", keys and the replay check come in as arguments). The token endpoint and the facade's token
 check (``api``) and the client-assertion signer of the push and bulk clients use it; registration,
 key storage and the replay store live in ``storage``. See docs/smart-bulk.md.
 """

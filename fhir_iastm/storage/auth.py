@@ -1,4 +1,4 @@
-"""Storage: SMART clients, the replay store of client-assertion ids, and our signing key.
+"""SMART clients, the replay store of client-assertion ids, and our signing key.
 
 ``AuthStore(store)`` shares the store's engine and transaction discipline. Disabling a client is
 a flag (its row stays, so its id is never reused); an assertion id is remembered until its

@@ -1,4 +1,4 @@
-"""Storage: Bulk Data export jobs, and the consistent read snapshot an export reads from.
+"""Bulk Data export jobs, and the consistent read snapshot an export reads from.
 
 ``ExportStore(store)`` keeps the jobs (one active job per owner, enforced by a partial unique
 index). :meth:`ExportStore.snapshot` opens ONE read transaction and fixes ``transaction_time``
