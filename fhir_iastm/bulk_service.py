@@ -1,4 +1,5 @@
-"""The Bulk Data ``$export`` use cases: kick-off, status, cancel, the job runner and clean-up.
+"""The Bulk Data ``$export`` use cases: kick-off, status, cancel, the job runner and clean-up;
+and :func:`bulk_pull`, the client side (records from another server's export).
 
 The API queues a job (:meth:`Exporter.kick_off`) and answers 202; ``fhir-iastm export-worker``
 claims queued jobs and runs them outside any web request (:meth:`Exporter.run_next`). A job reads
@@ -20,15 +21,24 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import IO, Any
 
+from fhir_iastm.client.bulk import BulkClient, SmartCredentials
 from fhir_iastm.errors import Issue, operation_outcome
 from fhir_iastm.facade.bundle import with_meta
 from fhir_iastm.facade.dates import instant
-from fhir_iastm.facade.export import SHARED_TYPES, ExportRequest, parse_type_filters
+from fhir_iastm.facade.export import (
+    EXPORT_TYPES,
+    SHARED_TYPES,
+    ExportRequest,
+    parse_type_filters,
+)
 from fhir_iastm.facade.group import clinic_group
 from fhir_iastm.facade.summary import subset
+from fhir_iastm.mapping.settings import MappingSettings
+from fhir_iastm.records.model import SessionRecord
 from fhir_iastm.storage import ExportJob, ExportStore, PatientScope, Snapshot, Store
 from fhir_iastm.storage import group_members as stored_members
 from fhir_iastm.storage.fhir_write import bound_text
+from fhir_iastm.sync.pull import PullError, records_from_resources
 
 log = logging.getLogger("fhir_iastm.bulk")
 #: Deleted resources per transaction Bundle line of the ``deleted`` file.
@@ -265,4 +275,30 @@ class Exporter:
         return len(jobs)
 
 
-__all__ = ["Exporter", "Output"]
+def make_bulk_client(base_url: str, *, token: str | None = None, client_id: str | None = None,
+                     private_jwk: dict[str, Any] | None = None, scope: str = "system/*.rs",
+                     max_wait: float = 3600.0, max_retry_after: float = 60.0) -> BulkClient:
+    """A Bulk Data client with a static token, or SMART Backend Services credentials."""
+    smart = None
+    if client_id is not None and private_jwk is not None:
+        smart = SmartCredentials(client_id, private_jwk, scope)
+    return BulkClient(base_url, token=token, smart=smart, max_wait=max_wait,
+                      max_retry_after=max_retry_after)
+
+
+def bulk_pull(client: BulkClient, *, settings: MappingSettings | None = None,
+              path: str = "$export", since: str | None = None
+              ) -> Iterator[SessionRecord | PullError]:
+    """Records from a Bulk Data export of the server (kick-off, wait, download, reverse-map);
+    the server is told afterwards that the files may go."""
+    params = [("_type", ",".join(EXPORT_TYPES))]
+    if since is not None:
+        params.append(("_since", since))
+    status = client.kick_off(path, params)
+    manifest = client.wait(status)
+    resources = list(client.resources(manifest))
+    client.delete(status)
+    return records_from_resources(resources, settings)
+
+
+__all__ = ["Exporter", "Output", "bulk_pull", "make_bulk_client"]
