@@ -47,7 +47,7 @@ def token_url_of(fhir_base: str) -> str:
 
 
 def _registered(row: ClientRow) -> RegisteredClient:
-    return RegisteredClient(row.client_id, row.enabled, row.jwks_url, row.scope)
+    return RegisteredClient(row.client_id, row.enabled, row.jwks_url, row.scope, row.jwks)
 
 
 def _form_error(form: Mapping[str, str], content_type: str) -> TokenError | None:
@@ -113,8 +113,7 @@ class Authorizer:
     def _keys(self, client: RegisteredClient, fresh: bool) -> Mapping[str, Any]:
         if client.jwks_url:
             return self.jwks.get(client.jwks_url, fresh)
-        row = self.auth.get_client(client.client_id)
-        return (row.jwks if row is not None else None) or {"keys": []}
+        return client.jwks or {"keys": []}
 
     def _client(self, client_id: str) -> RegisteredClient | None:
         row = self.auth.get_client(client_id[:64])
@@ -127,8 +126,16 @@ class Authorizer:
             raise problem
         token_url = token_url_of(fhir_base)
         now = int(self.clock())
+        seen: dict[str, RegisteredClient] = {}
+
+        def client(client_id: str) -> RegisteredClient | None:
+            found = self._client(client_id)
+            if found is not None:
+                seen[client_id] = found
+            return found
+
         claims = verify_assertion(form["client_assertion"], token_url=token_url, now=now,
-                                  client=self._client, keys=self._keys)
+                                  client=client, keys=self._keys)
         expires = datetime.fromtimestamp(claims.exp, UTC)
         if not self.auth.remember_jti(claims.client_id, claims.jti, expires):
             raise invalid_client("client_assertion 'jti' was already used")
@@ -136,8 +143,7 @@ class Authorizer:
             requested = parse_scopes(form["scope"])
         except ScopeError as exc:
             raise TokenError("invalid_scope", str(exc)) from exc
-        row = self.auth.get_client(claims.client_id)
-        granted = grant(requested, parse_scopes(row.scope if row else ""))
+        granted = grant(requested, parse_scopes(seen[claims.client_id].scope))
         if not granted:
             raise TokenError("invalid_scope", "none of the requested scopes is registered for "
                              "this client")

@@ -9,14 +9,13 @@ share one PostgreSQL (jobs are claimed ``FOR UPDATE SKIP LOCKED``). docs/smart-b
 from __future__ import annotations
 
 import json
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import click
 
-from fhir_iastm.cli.io import EXIT_INVALID, EXIT_SERVER, emit_outcome, emit_result
+from fhir_iastm.cli.io import emit_pulled
 from fhir_iastm.cli.options import (
     canonical_base_option,
     database_option,
@@ -80,9 +79,7 @@ def bulk_pull_command(fhir_base_url: str | None, fhir_token: str | None,
                       scope: str, group: str | None, since: str | None, max_wait: float) -> None:
     """Pull sessions with a Bulk Data export of the server: one record per line on stdout."""
     from fhir_iastm.bulk_service import bulk_pull, make_bulk_client
-    from fhir_iastm.errors import FhirServerError
-    from fhir_iastm.records.model import to_dict
-    from fhir_iastm.service import PullError, mapping_settings
+    from fhir_iastm.service import mapping_settings
 
     settings = load_settings(fhir_base_url=fhir_base_url, fhir_token=fhir_token,
                              canonical_base=canonical_base)
@@ -98,20 +95,8 @@ def bulk_pull_command(fhir_base_url: str | None, fhir_token: str | None,
                               client_id=client_id, private_jwk=jwk, scope=scope,
                               max_wait=max_wait)
     path = f"Group/{group}/$export" if group else "$export"
-    failed = False
-    try:
-        for result in bulk_pull(client, settings=mapping_settings(settings), path=path,
-                                since=since):
-            if isinstance(result, PullError):
-                failed = True
-                click.echo(json.dumps(result.to_json(), ensure_ascii=False), err=True)
-            else:
-                emit_result(to_dict(result), False)
-    except FhirServerError as exc:
-        emit_outcome(exc.issues, None)
-        sys.exit(EXIT_SERVER)
-    if failed:
-        sys.exit(EXIT_INVALID)
+    emit_pulled(bulk_pull(client, settings=mapping_settings(settings), path=path, since=since),
+                settings.canonical_base)
 
 
 COMMANDS = [export_worker_command, bulk_pull_command]

@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import IO, Any
 
 import click
@@ -77,6 +77,29 @@ def emit_result(document: Any, single: bool) -> None:
         click.echo(json.dumps(document, ensure_ascii=False, separators=(",", ":")))
 
 
+def emit_pulled(results: Iterable[Any], base: str) -> None:
+    """Pulled sessions: each record as one line on stdout, each ``PullError`` on stderr (project
+    URLs under the canonical ``base``); exit 3 when the server fails, 1 when a session could not
+    be mapped back."""
+    from fhir_iastm.errors import FhirServerError
+    from fhir_iastm.records.model import to_dict
+    from fhir_iastm.service import PullError
+
+    failed = False
+    try:
+        for result in results:
+            if isinstance(result, PullError):
+                failed = True
+                click.echo(json.dumps(result.to_json(base), ensure_ascii=False), err=True)
+            else:
+                emit_result(to_dict(result), False)
+    except FhirServerError as exc:
+        emit_outcome(exc.issues, None, base)
+        sys.exit(EXIT_SERVER)
+    if failed:
+        sys.exit(EXIT_INVALID)
+
+
 def run_items(stream: IO[str], convert: Callable[[Any], Any], base: str) -> None:
     """Read the input, convert every item, print results and outcomes (under the canonical
     ``base``); exit 1 if any failed."""
@@ -103,6 +126,7 @@ __all__ = [
     "EXIT_SERVER",
     "InputError",
     "emit_outcome",
+    "emit_pulled",
     "emit_result",
     "read_documents",
     "run_items",

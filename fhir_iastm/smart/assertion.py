@@ -53,6 +53,7 @@ class RegisteredClient:
     enabled: bool
     jwks_url: str | None
     scope: str
+    jwks: Mapping[str, Any] | None = None
 
 
 @dataclass(frozen=True)
