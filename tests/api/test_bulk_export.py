@@ -317,3 +317,41 @@ def test_export_worker_command_runs_a_queued_job(bulk: Bulk, tmp_path: Path) -> 
     manifest = bulk.status(location).get_json()
     assert sum(o["count"] for o in manifest["output"]) > 0
     assert manifest["transactionTime"] < datetime.now(UTC).isoformat()
+
+
+def test_an_open_service_exports_without_tokens(app_for: Callable[..., Any],
+                                                tmp_path: Path) -> None:
+    app = app_for(IASTM_EXPORT_DIR=str(tmp_path / "exports"), IASTM_EXPORT_POLL_SECONDS="0")
+    client = app.test_client()
+    load(client, second_clinic=False)
+    kicked = client.get("/fhir/$export", headers={"Accept": "application/fhir+json",
+                                                  "Prefer": "respond-async"})
+    assert kicked.status_code == 202
+    assert app.extensions["fhir_iastm"].exporter.run_next()
+    location = kicked.headers["Content-Location"].removeprefix("http://localhost")
+    manifest = client.get(location).get_json()
+    assert manifest["requiresAccessToken"] is False
+    first = manifest["output"][0]["url"].removeprefix("http://localhost")
+    response = client.get(first)
+    assert response.status_code == 200
+    response.close()
+
+
+def test_static_tokens_require_the_token_for_files(app_for: Callable[..., Any],
+                                                   tmp_path: Path) -> None:
+    app = app_for(IASTM_API_TOKENS="dev:read+write", IASTM_EXPORT_DIR=str(tmp_path / "x"),
+                  IASTM_EXPORT_POLL_SECONDS="0")
+    client = app.test_client()
+    load(client, second_clinic=False)
+    kicked = client.get("/fhir/Patient/$export", headers={
+        "Accept": "application/fhir+json", "Prefer": "respond-async", **STATIC})
+    assert kicked.status_code == 202
+    assert app.extensions["fhir_iastm"].exporter.run_next()
+    location = kicked.headers["Content-Location"].removeprefix("http://localhost")
+    manifest = client.get(location, headers=STATIC).get_json()
+    assert manifest["requiresAccessToken"] is True
+    first = manifest["output"][0]["url"].removeprefix("http://localhost")
+    assert client.get(first).status_code == 401
+    response = client.get(first, headers=STATIC)
+    assert response.status_code == 200
+    response.close()
