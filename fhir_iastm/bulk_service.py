@@ -117,8 +117,9 @@ class Exporter:
     """Export jobs over one store and one folder."""
 
     def __init__(self, store: Store, export_dir: Path, *, file_resources: int = 10000,
-                 retention: int = 3600) -> None:
+                 retention: int = 3600, canonical_base: str | None = None) -> None:
         self.store = store
+        self.canonical_base = canonical_base  # of the OperationOutcomes it writes
         self.jobs = ExportStore(store)
         self.export_dir = export_dir
         self.file_resources = file_resources
@@ -178,7 +179,8 @@ class Exporter:
             log.exception("export failed", extra={"job": job.id})
             shutil.rmtree(folder, ignore_errors=True)
             outcome = operation_outcome([Issue("fatal", "exception", diagnostics=(
-                f"the export failed: {type(exc).__name__}"), details="E_INTERNAL")])
+                f"the export failed: {type(exc).__name__}"), details="E_INTERNAL")],
+                                        base=self.canonical_base)
             self.jobs.finish(job.id, status="failed", expires_at=expires, error=outcome)
             return
         self.jobs.finish(job.id, status="done", expires_at=expires, transaction_time=when,
@@ -254,7 +256,7 @@ class Exporter:
             return []
         files = _Files(folder, self.file_resources)
         for issue in issues:
-            files.write("error", operation_outcome([issue]))
+            files.write("error", operation_outcome([issue], base=self.canonical_base))
         return files.close()
 
     def _deleted(self, folder: Path, deleted: list[tuple[str, str]]) -> list[Output]:

@@ -70,7 +70,8 @@ def create_app(settings: Settings | None = None) -> Flask:
         authorizer=Authorizer(parts.store, key_file=settings.smart_key_file),
         exporter=Exporter(parts.store, settings.export_dir,
                           file_resources=settings.export_file_resources,
-                          retention=settings.export_retention),
+                          retention=settings.export_retention,
+                          canonical_base=settings.canonical_base),
     )
     app.extensions["fhir_iastm"] = state
     install_request_logging(app)

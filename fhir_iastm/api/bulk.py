@@ -64,7 +64,8 @@ def _check_kickoff_headers() -> None:
 
 def _too_many(message: str, retry_after: int) -> Response:
     exc = TooManyRequestsError(message)
-    return Response(json.dumps(exc.operation_outcome()), status=429,
+    base = _state().settings.canonical_base
+    return Response(json.dumps(exc.operation_outcome(base=base)), status=429,
                     mimetype="application/fhir+json", headers={"Retry-After": str(retry_after)})
 
 
@@ -127,7 +128,8 @@ def status(job_id: str) -> Response:
     if request.method == "DELETE":
         state.exporter.jobs.cancel(job.id)
         body = operation_outcome([Issue("information", "informational",
-                                        diagnostics=f"export {job.id} was cancelled")])
+                                        diagnostics=f"export {job.id} was cancelled")],
+                                 base=state.settings.canonical_base)
         return Response(json.dumps(body), status=202, mimetype="application/fhir+json")
     wait = state.settings.export_poll_seconds
     before = state.exporter.jobs.polled(job.id)
@@ -194,7 +196,8 @@ def group_search() -> Response:
          "resource": exporter.group(with_meta(m), m.last_updated), "search": {"mode": "match"}}
         for m in found.matches]
     if unknown:
-        entries.append({"resource": ignored_outcome(unknown), "search": {"mode": "outcome"}})
+        outcome = ignored_outcome(unknown, _state().settings.canonical_base)
+        entries.append({"resource": outcome, "search": {"mode": "outcome"}})
     return respond({"resourceType": "Bundle", "type": "searchset", "total": found.total,
                     "link": [{"relation": "self", "url": request.url}], "entry": entries})
 

@@ -33,7 +33,7 @@ def _exporter(database_url: str | None) -> Any:
     store = Store(settings.database_url)
     store.migrate()
     return Exporter(store, settings.export_dir, file_resources=settings.export_file_resources,
-                    retention=settings.export_retention)
+                    retention=settings.export_retention, canonical_base=settings.canonical_base)
 
 
 @click.command("export-worker")
