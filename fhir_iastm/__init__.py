@@ -8,12 +8,14 @@ contracts of ``pyproject.toml`` enforce the table and ``tests/test_import_contra
    ``serve``) ∥ gunicorn's worker class and logger ∥ gunicorn's settings (``scripts/run``).
 2. ``api`` — Flask views; they reach FHIR servers, the sync engine and the database through
    ``service`` (and the store's package API).
-3. ``service`` — the use cases: the only place that joins the core and the edges.
+3. ``service`` ∥ ``authz`` ∥ ``bulk_service`` — the use cases: the only places that join the core
+   and the edges (records and FHIR ∥ SMART Backend Services ∥ Bulk Data export).
 4. ``sync`` ∥ ``facade`` — push, pull and the outbox worker (the client and the store only through
    ``sync.ports``) ∥ the FHIR read side for EHRs.
 5. ``client`` ∥ ``storage`` — EDGES: requests (knows no record or mapping) ∥ SQLAlchemy (the only
    SQL).
-6. ``validation`` ∥ ``mapping`` — CORE: the offline validator ∥ record <-> FHIR R4.
+6. ``validation`` ∥ ``mapping`` ∥ ``smart`` — CORE: the offline validator ∥ record <-> FHIR R4 ∥
+   SMART scopes, client assertions and access tokens (PyJWT).
 7. ``profiles`` — CORE: conformance resources compiled into a read-only index.
 8. ``records`` — CORE: the internal record contract.
 9. ``config`` ∥ ``logging`` ∥ ``backoff`` ∥ ``jsonin`` — settings read once ∥ JSON log lines ∥ the
@@ -22,10 +24,10 @@ contracts of ``pyproject.toml`` enforce the table and ``tests/test_import_contra
     the canonical base the caller passes.
 11. ``canonical`` — the canonical base and ``rebase`` (docs/canonical-base.md).
 
-The core (``records``, ``mapping``, ``profiles``, ``validation``, ``jsonin``) and ``sync`` import
-no flask, werkzeug, requests, sqlalchemy, alembic, psycopg or click; they read no configuration, no
-clock and no network: "now", ids and profiles come in as arguments. ``∥``: side by side, neither
-imports the other. No import cycles inside any package.
+The core (``records``, ``mapping``, ``profiles``, ``validation``, ``jsonin``, ``smart``) and
+``sync`` import no flask, werkzeug, requests, sqlalchemy, alembic, psycopg or click; they read no
+configuration, no clock and no network: "now", ids and profiles come in as arguments. ``∥``: side
+by side, neither imports the other. No import cycles inside any package.
 """
 
 __version__ = "0.1.0"

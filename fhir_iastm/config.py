@@ -203,6 +203,27 @@ def parse_folder(text: str) -> Path:
     return path
 
 
+PATH_FORMS = "a folder path (created when missing)"
+
+
+def parse_path(text: str) -> Path:
+    """A folder path, which need not exist yet (``~`` expanded)."""
+    if not text.strip():
+        raise ValueError("empty path")
+    return Path(text.strip()).expanduser()
+
+
+FILE_FORMS = "the path of an existing, readable file"
+
+
+def parse_file(text: str) -> Path:
+    """The path of an existing file (``~`` expanded)."""
+    path = Path(text.strip()).expanduser()
+    if not path.is_file():
+        raise ValueError("no such file")
+    return path
+
+
 # --- the settings -----------------------------------------------------------------------------
 
 @dataclass(frozen=True)
@@ -337,6 +358,32 @@ class Settings:
         doc="how many reverse proxies in front are trusted for `X-Forwarded-*` headers",
         default_doc="`0` (the headers are ignored)")
 
+    smart_auth: bool = setting(
+        False, "IASTM_SMART_AUTH", parse=parse_bool, forms=BOOL_FORMS,
+        doc="protect the FHIR facade with SMART Backend Services access tokens from "
+            "`/auth/token` (`IASTM_API_TOKENS` then serve only the records API)",
+        default_doc="`false`")
+    smart_key_file: Path | None = setting(
+        None, "IASTM_SMART_KEY_FILE", parse=parse_file, forms=FILE_FORMS,
+        doc="PEM RSA private key that signs access tokens (RS384)",
+        default_doc="none (a key generated once and kept in the database)")
+
+    export_dir: Path = setting(
+        Path("fhir_iastm_exports"), "IASTM_EXPORT_DIR", parse=parse_path, forms=PATH_FORMS,
+        doc="folder of the Bulk Data export files (`fhir-iastm export-worker` writes, the "
+            "service reads)", default_doc="`fhir_iastm_exports` in the working folder")
+    export_file_resources: int = setting(
+        10000, "IASTM_EXPORT_FILE_RESOURCES", parse=parse_positive, forms=POSITIVE_FORMS,
+        doc="most resources in one export NDJSON file", default_doc="`10000`")
+    export_retention: int = setting(
+        3600, "IASTM_EXPORT_RETENTION_SECONDS", parse=parse_positive, forms=POSITIVE_FORMS,
+        doc="seconds an export's files stay downloadable after it completes",
+        default_doc="`3600`")
+    export_poll_seconds: int = setting(
+        2, "IASTM_EXPORT_POLL_SECONDS", parse=parse_count, forms=COUNT_FORMS,
+        doc="the export status `Retry-After`; a client polling sooner than half of it gets 429 "
+            "(`0`: no limit)", default_doc="`2`")
+
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         """The settings of ``environ`` (default: the process environment) over the defaults.
@@ -408,6 +455,9 @@ __all__ = [
     "parse_positive",
     "parse_seconds",
     "parse_database_url",
+    "parse_file",
+    "parse_path",
+    "parse_positive",
     "parse_folder",
     "parse_size",
     "parse_text",

@@ -28,7 +28,8 @@ def _files() -> Iterator[Path]:
         path = ROOT / name
         found = [path] if path.is_file() else sorted(path.rglob("*"))
         for file in found:
-            skip = "__pycache__" in file.parts or file.name == Path(__file__).name
+            skip = ("__pycache__" in file.parts or "node_modules" in file.parts
+                    or file.name == Path(__file__).name)
             if file.is_file() and file.suffix in SUFFIXES and not skip:
                 yield file
 

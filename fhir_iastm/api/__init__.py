@@ -6,7 +6,7 @@ Its settings are the :class:`~fhir_iastm.config.Settings` passed in, or else
 anything is served. The app builds its store, profile index and FHIR facade once and keeps them in
 ``app.extensions["fhir_iastm"]``.
 Blueprints: ``/api/sessions`` (records API), ``/fhir`` (facade for EHRs), ``/healthz``,
-``/openapi.json``.
+``/openapi.json``, SMART discovery and ``/auth/token``.
 """
 
 from __future__ import annotations
@@ -21,6 +21,8 @@ from fhir_iastm import __version__
 from fhir_iastm.api.auth import install_auth
 from fhir_iastm.api.errors import register_error_handlers
 from fhir_iastm.api.logs import install_request_logging
+from fhir_iastm.authz import Authorizer
+from fhir_iastm.bulk_service import Exporter
 from fhir_iastm.config import Settings
 from fhir_iastm.logging import configure_logging
 from fhir_iastm.mapping import MappingSettings
@@ -37,13 +39,17 @@ class AppState:
     store: Store
     profiles: ProfileIndex
     mapping: MappingSettings
+    authorizer: Authorizer
+    exporter: Exporter
 
 
 def create_app(settings: Settings | None = None) -> Flask:
     """Build the Flask application; ``settings`` default to ``Settings.from_env()``."""
+    from fhir_iastm.api.bulk import bp as bulk_bp
     from fhir_iastm.api.fhir import bp as fhir_bp
     from fhir_iastm.api.openapi import bp as openapi_bp
     from fhir_iastm.api.sessions import bp as sessions_bp
+    from fhir_iastm.api.smart import bp as smart_bp
 
     settings = Settings.from_env() if settings is None else settings
     configure_logging()
@@ -63,14 +69,21 @@ def create_app(settings: Settings | None = None) -> Flask:
         store=parts.store,
         profiles=parts.profiles,
         mapping=parts.mapping,
+        authorizer=Authorizer(parts.store, key_file=settings.smart_key_file),
+        exporter=Exporter(parts.store, settings.export_dir,
+                          file_resources=settings.export_file_resources,
+                          retention=settings.export_retention,
+                          canonical_base=settings.canonical_base),
     )
     app.extensions["fhir_iastm"] = state
     install_request_logging(app)
     install_auth(app)
     register_error_handlers(app, settings.canonical_base)
     app.register_blueprint(sessions_bp)
+    app.register_blueprint(bulk_bp)
     app.register_blueprint(fhir_bp)
     app.register_blueprint(openapi_bp)
+    app.register_blueprint(smart_bp)
 
     @app.get("/healthz")
     def healthz() -> Any:

@@ -49,8 +49,8 @@ def _http_error(exc: HTTPException, base: str) -> Response:
     if status == 401:
         response.headers["WWW-Authenticate"] = "Bearer"
     for key, value in exc.get_headers():
-        if key == "Allow":  # a 405 names the methods that are allowed
-            response.headers["Allow"] = value
+        if key in ("Allow", "WWW-Authenticate"):  # a 405's methods; a 401's challenge
+            response.headers[key] = value
     return response
 
 

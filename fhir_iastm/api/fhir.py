@@ -14,6 +14,7 @@ from typing import Any
 from flask import Blueprint, Response, current_app, request
 from werkzeug.exceptions import BadRequest, NotFound
 
+from fhir_iastm.api.auth import require
 from fhir_iastm.api.body import json_body
 from fhir_iastm.api.fhir_http import (
     GoneError,
@@ -52,7 +53,9 @@ def metadata() -> Response:
     """The CapabilityStatement: exactly what this facade implements."""
     state = _state()
     profiles = {t: list(state.profiles.by_type.get(t, [])) for t in RESOURCE_TYPES}
-    return respond(capability_statement(fhir_base(), profiles, bool(state.settings.api_tokens)))
+    secured = bool(state.settings.api_tokens) or state.settings.smart_auth
+    return respond(capability_statement(fhir_base(), profiles, secured,
+                                        smart=state.settings.smart_auth))
 
 
 def _served(rtype: str) -> None:
@@ -66,6 +69,7 @@ def search(rtype: str) -> Response:
     if rtype in CONFORMANCE_TYPES:
         return _conformance_search(rtype)
     _served(rtype)
+    require(rtype, "s")
     state = _state()
     args = list(request.args.items(multi=True))
     base = fhir_base()
@@ -103,6 +107,7 @@ def _public(resource: dict[str, Any]) -> dict[str, Any]:
 
 def _current(rtype: str, rid: str, version: int | None = None) -> StoredResource:
     _served(rtype)
+    require(rtype, "r")
     stored = _state().store.read_resource(rtype, rid, version)
     if stored is None:
         what = f"version {version} of {rtype}/{rid}" if version else f"{rtype}/{rid}"
@@ -143,6 +148,7 @@ def vread(rtype: str, rid: str, vid: str) -> Response:
 def instance_history(rtype: str, rid: str) -> Response:
     """Every version of one resource, newest first (also of a retracted one)."""
     _served(rtype)
+    require(rtype, "r")
     versions = _state().store.resource_history(rtype, rid, MAX_HISTORY)
     if not versions:
         raise NotFound(f"{rtype}/{rid} is not known")

@@ -4,7 +4,7 @@ this package.
 
 ``io`` (documents in, results and OperationOutcomes out, exit codes), ``offline`` (map,
 unmap, validate), ``remote`` (push, pull, load-profiles), ``store`` (init-db, import, serve,
-worker, export).
+worker, export), ``clients`` (SMART client registration), ``bulk`` (``export-worker``).
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from __future__ import annotations
 import click
 
 from fhir_iastm import __version__
-from fhir_iastm.cli import offline, remote, store
+from fhir_iastm.cli import bulk, clients, offline, remote, store
 
 
 @click.group()
@@ -21,7 +21,8 @@ def main() -> None:
     """fhir-iastm: IASTM session records <-> FHIR R4."""
 
 
-for _command in (*offline.COMMANDS, *remote.COMMANDS, *store.COMMANDS):
+for _command in (*bulk.COMMANDS, *clients.COMMANDS, *offline.COMMANDS, *remote.COMMANDS,
+                 *store.COMMANDS):
     main.add_command(_command)
 
 __all__ = ["main"]

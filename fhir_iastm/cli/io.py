@@ -15,7 +15,7 @@ import json
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import IO, Any, TypeVar
 
 import click
@@ -161,12 +161,36 @@ def store_errors(func: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
+def emit_pulled(results: Iterable[Any], base: str) -> None:
+    """Pulled sessions: each record as one line on stdout, each ``PullError`` on stderr (project
+    URLs under the canonical ``base``); exit 3 when the server fails, 1 when a session could not
+    be mapped back."""
+    from fhir_iastm.errors import FhirServerError
+    from fhir_iastm.records.model import to_dict
+    from fhir_iastm.service import PullError
+
+    failed = False
+    try:
+        for result in results:
+            if isinstance(result, PullError):
+                failed = True
+                click.echo(json.dumps(result.to_json(base), ensure_ascii=False), err=True)
+            else:
+                emit_result(to_dict(result), False)
+    except FhirServerError as exc:
+        emit_outcome(exc.issues, None, base)
+        sys.exit(EXIT_SERVER)
+    if failed:
+        sys.exit(EXIT_INVALID)
+
+
 __all__ = [
     "EXIT_INVALID",
     "EXIT_SERVER",
     "EXIT_STORE",
     "Run",
     "emit_outcome",
+    "emit_pulled",
     "emit_result",
     "file_name",
     "label",

@@ -7,14 +7,21 @@ or one it already holds newer (superseded); 3 the FHIR server failed (unreachabl
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 from typing import IO, Any
 
 import click
 
-from fhir_iastm.cli.io import EXIT_INVALID, EXIT_SERVER, Run, emit_outcome, emit_result, label
+from fhir_iastm.cli.io import (
+    EXIT_INVALID,
+    EXIT_SERVER,
+    Run,
+    emit_outcome,
+    emit_pulled,
+    emit_result,
+    label,
+)
 from fhir_iastm.cli.options import (
     canonical_base_option,
     load_settings,
@@ -136,9 +143,7 @@ def pull_command(fhir_base_url: str | None, fhir_token: str | None, canonical_ba
                  patient_mrn: str | None, clinic_id: str | None, since: str | None,
                  session_id: str | None) -> None:
     """Pull sessions from a FHIR server: one record per line (JSON Lines) on stdout."""
-    from fhir_iastm.errors import FhirServerError
-    from fhir_iastm.records.model import to_dict
-    from fhir_iastm.service import PullError, mapping_settings, pull
+    from fhir_iastm.service import mapping_settings, pull
 
     settings = load_settings(fhir_base_url=fhir_base_url, fhir_token=fhir_token,
                              canonical_base=canonical_base)
@@ -148,20 +153,7 @@ def pull_command(fhir_base_url: str | None, fhir_token: str | None, canonical_ba
                                  param_hint="--since")
     results = pull(_client(settings), session_id=session_id, patient_mrn=patient_mrn,
                    clinic_id=clinic_id, since=since, settings=mapping_settings(settings))
-    failed = False
-    try:
-        for result in results:
-            if isinstance(result, PullError):
-                failed = True
-                line = result.to_json(settings.canonical_base)
-                click.echo(json.dumps(line, ensure_ascii=False), err=True)
-            else:
-                emit_result(to_dict(result), False)
-    except FhirServerError as exc:
-        emit_outcome(exc.issues, None, settings.canonical_base)
-        sys.exit(EXIT_SERVER)
-    if failed:
-        sys.exit(EXIT_INVALID)
+    emit_pulled(results, settings.canonical_base)
 
 
 @click.command("load-profiles")

@@ -24,6 +24,12 @@ FORMATS = ("application/fhir+json", "application/json")
 VALIDATE = "http://hl7.org/fhir/OperationDefinition/Resource-validate"
 INTERACTIONS = ("read", "vread", "history-instance", "search-type")
 RELEASE_DATE = "2026-12-05"
+BULK = "http://hl7.org/fhir/uv/bulkdata"
+#: Bulk Data Access IG 2.0.0: the CapabilityStatement we instantiate and the export operations.
+BULK_CAPABILITY = f"{BULK}/CapabilityStatement/bulk-data"
+EXPORT_OPERATIONS = {"system": f"{BULK}/OperationDefinition/export",
+                     "Patient": f"{BULK}/OperationDefinition/patient-export",
+                     "Group": f"{BULK}/OperationDefinition/group-export"}
 
 
 def _search_params(rtype: str) -> list[dict[str, Any]]:
@@ -54,6 +60,8 @@ def _resource(rtype: str, profiles: list[str]) -> dict[str, Any]:
         "searchParam": _search_params(rtype),
         "operation": [{"name": "validate", "definition": VALIDATE}],
     })
+    if rtype in EXPORT_OPERATIONS:
+        entry["operation"].append({"name": "export", "definition": EXPORT_OPERATIONS[rtype]})
     if not includes:
         del entry["searchInclude"]
     if not revincludes:
@@ -72,15 +80,38 @@ def _conformance(rtype: str) -> dict[str, Any]:
             "searchParam": params}
 
 
+def _group() -> dict[str, Any]:
+    """Groups: one per clinic, read and searched by identifier, exported with ``$export``."""
+    params = [{"name": "_id", "definition": "http://hl7.org/fhir/SearchParameter/Resource-id",
+               "type": "token"},
+              {"name": "identifier", "type": "token",
+               "definition": "http://hl7.org/fhir/SearchParameter/Group-identifier"}]
+    return {"type": "Group", "interaction": [{"code": "read"}, {"code": "search-type"}],
+            "searchParam": params,
+            "operation": [{"name": "export", "definition": EXPORT_OPERATIONS["Group"]}]}
+
+
+def _security(secured: bool, smart: bool) -> dict[str, Any]:
+    if smart:
+        return {"cors": False, "service": [{"coding": [{
+            "system": "http://terminology.hl7.org/CodeSystem/restful-security-service",
+            "code": "SMART-on-FHIR"}]}], "description": (
+            "SMART Backend Services: every request except /fhir/metadata and "
+            "/fhir/.well-known/smart-configuration needs an access token from the token "
+            "endpoint named there, with the SMART system scope of its interaction.")}
+    return {"cors": False, "description": (
+        "Every request except /fhir/metadata needs an 'Authorization: Bearer <token>' header "
+        "with a token configured in IASTM_API_TOKENS (scope 'read')." if secured else
+        "Open: no IASTM_API_TOKENS are configured (local use only).")}
+
+
 def capability_statement(base: str, profiles_by_type: dict[str, list[str]],
-                         secured: bool) -> dict[str, Any]:
-    """The facade's CapabilityStatement (``secured``: bearer tokens are required)."""
-    security = ("Every request except /fhir/metadata needs an 'Authorization: Bearer <token>' "
-                "header with a token configured in IASTM_API_TOKENS (scope 'read')."
-                if secured else
-                "Open: no IASTM_API_TOKENS are configured (local use only).")
+                         secured: bool, smart: bool = False) -> dict[str, Any]:
+    """The facade's CapabilityStatement (``secured``: bearer tokens are required; ``smart``:
+    SMART Backend Services access tokens)."""
     return {
         "resourceType": "CapabilityStatement",
+        "instantiates": [BULK_CAPABILITY],
         "status": "active",
         "date": RELEASE_DATE,
         "kind": "instance",
@@ -94,9 +125,10 @@ def capability_statement(base: str, profiles_by_type: dict[str, list[str]],
                              f"to {DEFAULT_COUNT} and is capped at {MAX_COUNT}. Unknown "
                              "parameters are ignored and reported (Prefer: handling=lenient, "
                              "the default) or rejected (handling=strict).",
-            "security": {"cors": False, "description": security},
+            "security": _security(secured, smart),
             "resource": [_resource(t, profiles_by_type.get(t, [])) for t in RESOURCE_TYPES]
-            + [_conformance(t) for t in CONFORMANCE_TYPES],
+            + [_group()] + [_conformance(t) for t in CONFORMANCE_TYPES],
+            "operation": [{"name": "export", "definition": EXPORT_OPERATIONS["system"]}],
         }],
     }
 
@@ -121,4 +153,5 @@ def parameter_table() -> str:
     return "\n".join(lines) + "\n"
 
 
-__all__ = ["CONFORMANCE_TYPES", "capability_statement", "parameter_table"]
+__all__ = ["BULK_CAPABILITY", "CONFORMANCE_TYPES", "EXPORT_OPERATIONS", "capability_statement",
+           "parameter_table"]

@@ -99,6 +99,8 @@ PARAMS: tuple[SearchParam, ...] = (
     _p("Patient", "given", "string", "Patient.name.given", "individual-given"),
     _p("Patient", "birthdate", "date", "Patient.birthDate", "individual-birthdate"),
     _p("Patient", "gender", "token", "Patient.gender", "individual-gender"),
+    _p("Patient", "organization", "reference", "Patient.managingOrganization",
+       "Patient-organization", "Organization"),
     # Practitioner
     _p("Practitioner", "identifier", "token", "Practitioner.identifier",
        "Practitioner-identifier"),

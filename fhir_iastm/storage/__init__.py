@@ -8,12 +8,14 @@ created and upgraded by the packaged Alembic migrations: ``Store(url).migrate()`
 """
 
 from fhir_iastm.errors import LeaseLostError
+from fhir_iastm.storage.auth import AuthStore, ClientRow
 from fhir_iastm.storage.engine import (
     DatabaseError,
     MissingDatabaseError,
     database_reason,
     missing_sqlite_file,
 )
+from fhir_iastm.storage.exports import ExportJob, ExportStore, PatientScope, Snapshot, group_members
 from fhir_iastm.storage.fhir_types import (
     Chain,
     Condition,
@@ -40,6 +42,13 @@ from fhir_iastm.storage.types import (
 )
 
 __all__ = [
+    "AuthStore",
+    "ClientRow",
+    "ExportJob",
+    "ExportStore",
+    "PatientScope",
+    "Snapshot",
+    "group_members",
     "Chain",
     "Condition",
     "DateMatch",

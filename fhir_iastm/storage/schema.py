@@ -23,6 +23,7 @@ from sqlalchemy import (
     MetaData,
     String,
     Table,
+    Text,
     UniqueConstraint,
 )
 from sqlalchemy.dialects.postgresql import JSONB
@@ -250,6 +251,68 @@ pushed_canonical_base = Table(
     Column("recorded_at", UtcDateTime, nullable=False),
 )
 
-__all__ = ["INDEX_TABLES", "fhir_date", "fhir_link", "fhir_resource", "fhir_resource_version",
-           "fhir_string", "fhir_token", "audit", "metadata", "outbox", "pushed_canonical_base",
-           "record_versions", "records", "sync_state", "UtcDateTime"]
+# --- SMART Backend Services: registered clients, assertion ids seen, our signing key -----------
+auth_client = Table(
+    "auth_client",
+    metadata,
+    Column("client_id", String(64), primary_key=True),
+    Column("name", String(200), nullable=False),
+    Column("jwks_url", String(2000), nullable=True),
+    Column("jwks", JsonColumn, nullable=True),
+    Column("scope", String(2000), nullable=False),
+    Column("enabled", Boolean, nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+)
+
+auth_jti = Table(
+    "auth_jti",
+    metadata,
+    Column("client_id", String(64), primary_key=True),
+    Column("jti", String(255), primary_key=True),
+    Column("expires_at", UtcDateTime, nullable=False),
+    Index(None, "expires_at"),
+)
+
+auth_key = Table(
+    "auth_key",
+    metadata,
+    Column("kid", String(64), primary_key=True),
+    Column("pem", Text, nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+)
+
+# --- Bulk Data $export jobs (run by `fhir-iastm export-worker`) --------------------------------
+export_job = Table(
+    "export_job",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    # who asked: the SMART client_id, or the static token's digest / "open"
+    Column("owner", String(64), nullable=False),
+    Column("status", String(16), nullable=False),  # queued running done failed cancelled expired
+    Column("request_url", String(4000), nullable=False),
+    Column("params", JsonColumn, nullable=False),
+    Column("requires_token", Boolean, nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("started_at", UtcDateTime, nullable=True),
+    Column("finished_at", UtcDateTime, nullable=True),
+    Column("expires_at", UtcDateTime, nullable=True),
+    Column("transaction_time", UtcDateTime, nullable=True),
+    Column("progress", String(200), nullable=True),
+    Column("last_polled_at", UtcDateTime, nullable=True),
+    Column("manifest", JsonColumn, nullable=True),
+    Column("error", JsonColumn, nullable=True),
+    Index(None, "status", "created_at"),
+)
+# one active (queued or running) export per owner: a second concurrent kick-off fails to insert
+Index(
+    "ix_export_job_active_owner",
+    export_job.c.owner,
+    unique=True,
+    postgresql_where=export_job.c.status.in_(("queued", "running")),
+    sqlite_where=export_job.c.status.in_(("queued", "running")),
+)
+
+__all__ = ["INDEX_TABLES", "auth_client", "auth_jti", "auth_key", "export_job", "fhir_date",
+           "fhir_link", "fhir_resource", "fhir_resource_version", "fhir_string", "fhir_token",
+           "audit", "metadata", "outbox", "pushed_canonical_base", "record_versions", "records",
+           "sync_state", "UtcDateTime"]

@@ -12,7 +12,7 @@ Procedure's were retracted by a later version (docs/decisions.md#d8) and are not
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -109,6 +109,22 @@ def pull_records(
             yield _reverse(resources, procedure, systems, settings)
 
 
+def records_from_resources(
+    resources: Iterable[Json], settings: MappingSettings | None = None
+) -> Iterator[SessionRecord | PullError]:
+    """Records from a flat set of resources (a Bulk Data export): every IASTM session Procedure
+    with the resources its record needs, reverse-mapped one by one (held in memory)."""
+    settings = settings or MappingSettings()
+    systems = Systems.of(settings.base)
+    index = {f"{r['resourceType']}/{r['id']}": r for r in resources
+             if r.get("resourceType") and r.get("id")}
+    children = _children(index.values())
+    for resource in list(index.values()):
+        if resource["resourceType"] == "Procedure" and is_session_procedure(resource, systems):
+            found = session_resources(resource, index, children, systems)
+            yield _reverse(found, resource, systems, settings)
+
+
 def ref_key(reference: str | None) -> str | None:
     """``Type/id`` of a relative or absolute literal reference (``_history`` dropped)."""
     if not reference or reference.startswith(("urn:", "#")):
@@ -199,4 +215,5 @@ def _reverse(
         return PullError(session_id, where, (issue,))
 
 
-__all__ = ["PullError", "pull_query", "pull_records", "ref_key", "session_resources"]
+__all__ = ["PullError", "pull_query", "pull_records", "records_from_resources", "ref_key",
+           "session_resources"]

@@ -91,7 +91,7 @@ def test_migration_0003_keeps_bodies_of_existing_histories(tmp_path) -> None:  #
         conn.execute(text(
             "INSERT INTO fhir_resource_version (res_pk, version, last_updated, gone, body) VALUES"
             " (1, 1, 't1', 0, '{\"note\": [\"a1\"]}'), (1, 2, 't2', 0, '{\"note\": [\"a2\"]}')"))
-    store.migrate()
+    migrate(store.engine, "0004")
     assert current_revision(store.engine) == "0004"
     with store.read() as conn:
         stored = conn.execute(text(

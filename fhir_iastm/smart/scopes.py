@@ -1,0 +1,91 @@
+"""SMART system scopes: v2 ``system/<Type|*>.<cruds>`` and their v1 ``.read`` / ``.write`` / ``.*``.
+
+SMART App Launch 2.2.0 scopes-and-launch-context.md: a v2 permission string is a subset of
+``cruds`` in that order (create, read, update, delete, search); v1 ``read`` means ``rs``,
+``write`` ``cud`` and ``*`` all five. Granular scopes (``?param=value``) are not supported: they
+are refused, never widened. Only ``system/`` scopes exist for a backend service.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+PERMISSIONS = "cruds"
+_V1 = {"read": "rs", "write": "cud", "*": "cruds"}
+_SCOPE_RE = re.compile(r"system/(\*|[A-Z][A-Za-z]{1,63})\.([a-z*]+)")
+
+
+class ScopeError(ValueError):
+    """A scope string this server does not understand (``invalid_scope``)."""
+
+
+@dataclass(frozen=True)
+class Scope:
+    """One system scope: a resource type (``*``: every type) and its permissions."""
+
+    text: str
+    resource_type: str
+    permissions: frozenset[str]
+
+    def covers(self, other: Scope) -> bool:
+        """True when everything ``other`` permits, this scope permits too."""
+        return (self.resource_type in ("*", other.resource_type)
+                and other.permissions <= self.permissions)
+
+
+def _permissions(text: str) -> frozenset[str] | None:
+    if text in _V1:
+        return frozenset(_V1[text])
+    # v2: each letter once, in the order c r u d s
+    if text and all(ch in PERMISSIONS for ch in text) and \
+            list(text) == sorted(set(text), key=PERMISSIONS.index):
+        return frozenset(text)
+    return None
+
+
+def parse_scope(text: str) -> Scope:
+    """One ``system/…`` scope, or ScopeError saying why it is not accepted."""
+    match = _SCOPE_RE.fullmatch(text)
+    if match is None:
+        raise ScopeError(f"scope '{text}' is not a system/<Type|*>.<permissions> scope")
+    perms = _permissions(match.group(2))
+    if perms is None:
+        raise ScopeError(f"scope '{text}': '{match.group(2)}' is not 'read', 'write', '*' or "
+                         f"a subset of 'cruds' in that order")
+    return Scope(text, match.group(1), perms)
+
+
+def parse_scopes(text: str) -> list[Scope]:
+    """A space-separated scope list (repeats dropped), or ScopeError for the first bad one."""
+    seen: dict[str, Scope] = {}
+    for word in text.split():
+        if word not in seen:
+            seen[word] = parse_scope(word)
+    return list(seen.values())
+
+
+def grant(requested: Iterable[Scope], registered: Iterable[Scope]) -> list[Scope]:
+    """The requested scopes that a registered scope covers (the others are not granted)."""
+    allowed = list(registered)
+    return [s for s in requested if any(r.covers(s) for r in allowed)]
+
+
+def allows(granted: Iterable[Scope], resource_type: str, permissions: str) -> bool:
+    """True when the granted scopes together give every one of ``permissions`` on
+    ``resource_type`` (``system/Patient.r system/Patient.s`` allows ``rs``)."""
+    held: set[str] = set()
+    for scope in granted:
+        if scope.resource_type in ("*", resource_type):
+            held |= scope.permissions
+    return set(permissions) <= held
+
+
+def scope_text(scopes: Iterable[Scope]) -> str:
+    """The space-separated form of scopes (the token response's ``scope``)."""
+    return " ".join(s.text for s in scopes)
+
+
+__all__ = ["PERMISSIONS", "Scope", "ScopeError", "allows", "grant", "parse_scope", "parse_scopes",
+           "scope_text"]

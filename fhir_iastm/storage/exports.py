@@ -1,0 +1,296 @@
+"""Bulk Data export jobs, and the consistent read snapshot an export reads from.
+
+``ExportStore(store)`` keeps the jobs (one active job per owner, enforced by a partial unique
+index). :meth:`ExportStore.snapshot` opens ONE read transaction and fixes ``transaction_time``
+so that the export holds exactly the resources written up to it:
+
+* SQLite serializes writers: holding the write lock for an instant (``BEGIN IMMEDIATE`` on a
+  second connection) while the clock is read and the reader's snapshot is taken means every
+  write before ``transaction_time`` is visible and every write after it is not.
+* PostgreSQL: the reader runs in REPEATABLE READ; ``transaction_time`` is the earlier of now and
+  the start of the oldest writing transaction still open at that moment, and rows are read with
+  ``last_updated <= transaction_time`` — a write still in flight is left to the next ``_since``
+  export instead of being lost between two exports.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import Connection, and_, delete, insert, or_, select, text, update
+from sqlalchemy.exc import IntegrityError
+
+from fhir_iastm.storage.fhir_search import condition
+from fhir_iastm.storage.fhir_types import Condition, StoredResource
+from fhir_iastm.storage.fhir_write import bound_text
+from fhir_iastm.storage.schema import export_job, fhir_link, fhir_resource
+
+if TYPE_CHECKING:
+    from fhir_iastm.storage.store import Store
+
+R = fhir_resource
+L = fhir_link
+J = export_job
+ACTIVE = ("queued", "running")
+
+
+@dataclass(frozen=True)
+class ExportJob:
+    """One export job as stored."""
+
+    id: str
+    owner: str
+    status: str
+    request_url: str
+    params: dict[str, Any]
+    requires_token: bool
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    expires_at: datetime | None
+    transaction_time: datetime | None
+    progress: str | None
+    last_polled_at: datetime | None
+    manifest: dict[str, Any] | None
+    error: dict[str, Any] | None
+
+
+def _job(row: Any) -> ExportJob:
+    return ExportJob(**{c.name: getattr(row, c.name) for c in J.columns})
+
+
+@dataclass(frozen=True)
+class PatientScope:
+    """Whose compartments to read: explicit Patient ids and/or the members of one Group
+    (an Organization id); None in both: every patient."""
+
+    ids: tuple[str, ...] | None = None
+    organization: str | None = None
+
+
+class ExportStore:
+    """Export jobs in the store's database."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    def create(self, job_id: str, owner: str, request_url: str, params: dict[str, Any],
+               requires_token: bool) -> ExportJob | None:
+        """Queue a job; None when the owner already has an active one."""
+        row = {"id": job_id, "owner": owner, "status": "queued", "request_url": request_url,
+               "params": params, "requires_token": requires_token,
+               "created_at": self.store.clock(), "progress": "queued"}
+        try:
+            with self.store.write() as conn:
+                conn.execute(insert(J), row)
+        except IntegrityError:
+            return None
+        return self.get(job_id)
+
+    def active(self, owner: str) -> ExportJob | None:
+        """The owner's queued or running job."""
+        with self.store.read() as conn:
+            row = conn.execute(select(J).where(J.c.owner == owner,
+                                               J.c.status.in_(ACTIVE))).first()
+        return None if row is None else _job(row)
+
+    def get(self, job_id: str) -> ExportJob | None:
+        """A job by id."""
+        with self.store.read() as conn:
+            row = conn.execute(select(J).where(J.c.id == job_id[:32])).first()
+        return None if row is None else _job(row)
+
+    def polled(self, job_id: str) -> datetime | None:
+        """Record a status poll now; the time of the previous poll."""
+        with self.store.write() as conn:
+            before = conn.execute(select(J.c.last_polled_at).where(J.c.id == job_id)
+                                  .with_for_update()).scalar()
+            conn.execute(update(J).where(J.c.id == job_id)
+                         .values(last_polled_at=self.store.clock()))
+        return before
+
+    def claim(self) -> ExportJob | None:
+        """The oldest queued job, now running (FOR UPDATE SKIP LOCKED on PostgreSQL)."""
+        with self.store.write() as conn:
+            row = conn.execute(select(J.c.id).where(J.c.status == "queued")
+                               .order_by(J.c.created_at, J.c.id).limit(1)
+                               .with_for_update(skip_locked=True)).first()
+            if row is None:
+                return None
+            conn.execute(update(J).where(J.c.id == row.id).values(
+                status="running", started_at=self.store.clock(), progress="started"))
+        return self.get(row.id)
+
+    def progress(self, job_id: str, progress: str) -> str | None:
+        """Report progress of a running job; its status (``cancelled``: stop)."""
+        with self.store.write() as conn:
+            conn.execute(update(J).where(J.c.id == job_id, J.c.status == "running")
+                         .values(progress=progress[:200]))
+            return conn.execute(select(J.c.status).where(J.c.id == job_id)).scalar()
+
+    def finish(self, job_id: str, *, status: str, expires_at: datetime,
+               transaction_time: datetime | None = None, manifest: dict[str, Any] | None = None,
+               error: dict[str, Any] | None = None) -> None:
+        """A running job ends (``done`` with its manifest, or ``failed`` with an outcome)."""
+        with self.store.write() as conn:
+            conn.execute(update(J).where(J.c.id == job_id, J.c.status == "running").values(
+                status=status, finished_at=self.store.clock(), expires_at=expires_at,
+                transaction_time=transaction_time, manifest=manifest, error=error,
+                progress=status))
+
+    def cancel(self, job_id: str) -> bool:
+        """Cancel or delete a job (its files are removed by the worker); False if unknown."""
+        with self.store.write() as conn:
+            done = conn.execute(update(J).where(J.c.id == job_id[:32],
+                                                J.c.status.not_in(("cancelled", "expired")))
+                                .values(status="cancelled", expires_at=self.store.clock()))
+            return bool(done.rowcount)
+
+    def to_clean(self, now: datetime) -> list[ExportJob]:
+        """Finished or cancelled jobs whose files have expired."""
+        with self.store.read() as conn:
+            rows = conn.execute(select(J).where(J.c.status.in_(("done", "failed", "cancelled")),
+                                                J.c.expires_at <= now))
+            return [_job(r) for r in rows]
+
+    def mark_expired(self, job_id: str) -> None:
+        """The job's files are gone: every poll now answers 404."""
+        with self.store.write() as conn:
+            conn.execute(update(J).where(J.c.id == job_id).values(status="expired"))
+
+    def purge(self, before: datetime) -> int:
+        """Delete expired job rows older than ``before``."""
+        with self.store.write() as conn:
+            return int(conn.execute(delete(J).where(J.c.status == "expired",
+                                                    J.c.created_at < before)).rowcount)
+
+    @contextmanager
+    def snapshot(self) -> Iterator[Snapshot]:
+        """One consistent read of the resources (see the module doc)."""
+        engine = self.store.engine
+        if engine.dialect.name == "sqlite":
+            with ExitStack() as stack:
+                lock = stack.enter_context(engine.connect())
+                lock.begin()  # BEGIN IMMEDIATE: no writer is in flight now
+                conn = stack.enter_context(self.store.read())
+                when = self.store.clock()
+                conn.execute(select(R.c.pk).limit(1)).all()  # the read snapshot starts here
+                lock.rollback()
+                yield Snapshot(conn, when)
+            return
+        with engine.connect().execution_options(isolation_level="REPEATABLE READ") as conn, \
+                conn.begin():
+            oldest = conn.execute(text(
+                "SELECT min(xact_start) FROM pg_stat_activity WHERE backend_xid IS NOT NULL "
+                "AND pid <> pg_backend_pid() AND datname = current_database()")).scalar()
+            when = self.store.clock()
+            yield Snapshot(conn, min(when, oldest) if oldest is not None else when)
+
+
+class Snapshot:
+    """Reads of one export, all in one transaction, up to ``transaction_time``."""
+
+    def __init__(self, conn: Connection, transaction_time: datetime) -> None:
+        self.conn = conn
+        self.transaction_time = transaction_time
+        self._until = bound_text(transaction_time)
+
+    def _window(self, since: datetime | None) -> Any:
+        cut = R.c.last_updated <= self._until
+        return cut if since is None else and_(cut, R.c.last_updated > bound_text(since))
+
+    def _patients(self, scope: PatientScope) -> Any:
+        """Patient ids of a scope, as a subquery (None: no restriction)."""
+        if scope.organization is None and scope.ids is None:
+            return None
+        p = R.alias("scope_patient")
+        stmt = select(p.c.res_id).where(p.c.res_type == "Patient", ~p.c.gone)
+        if scope.organization is not None:
+            stmt = stmt.where(p.c.pk.in_(_members(scope.organization)))
+        if scope.ids is not None:
+            stmt = stmt.where(p.c.res_id.in_(scope.ids))
+        return stmt
+
+    def resources(self, rtype: str, *, since: datetime | None = None,
+                  filters: Sequence[Sequence[Condition]] = (),
+                  scope: PatientScope | None = None, batch: int = 1000
+                  ) -> Iterator[StoredResource]:
+        """Current resources of a type in pk order, in keyset batches; ``filters``: OR of ANDs
+        (``_typeFilter``); ``scope``: only the compartments of those patients."""
+        stmt = select(R.c.pk, R.c.res_type, R.c.res_id, R.c.version, R.c.last_updated, R.c.gone,
+                      R.c.body).where(R.c.res_type == rtype, ~R.c.gone, self._window(since))
+        if filters:
+            stmt = stmt.where(or_(*(and_(*(condition(R, rtype, c) for c in conds))
+                                    for conds in filters)))
+        patients = self._patients(scope) if scope is not None else None
+        if patients is not None:
+            if rtype == "Patient":
+                stmt = stmt.where(R.c.res_id.in_(patients))
+            else:
+                stmt = stmt.where(R.c.pk.in_(select(L.c.res_pk).where(
+                    L.c.res_type == rtype, L.c.param == "patient", L.c.target_type == "Patient",
+                    L.c.target_id.in_(patients))))
+        after = 0
+        while True:
+            rows = self.conn.execute(stmt.where(R.c.pk > after).order_by(R.c.pk)
+                                     .limit(batch)).all()
+            for row in rows:
+                yield StoredResource(row.pk, row.res_type, row.res_id, row.version,
+                                     row.last_updated, bool(row.gone), row.body)
+            if len(rows) < batch:
+                return
+            after = rows[-1].pk
+
+    def by_ids(self, rtype: str, ids: Sequence[str], *, since: datetime | None = None,
+               batch: int = 500) -> Iterator[StoredResource]:
+        """Current resources of a type among ``ids`` (referenced shared resources)."""
+        ordered = sorted(ids)
+        for start in range(0, len(ordered), batch):
+            chunk = ordered[start:start + batch]
+            rows = self.conn.execute(
+                select(R.c.pk, R.c.res_type, R.c.res_id, R.c.version, R.c.last_updated, R.c.gone,
+                       R.c.body)
+                .where(R.c.res_type == rtype, R.c.res_id.in_(chunk), ~R.c.gone,
+                       self._window(since)).order_by(R.c.pk)).all()
+            for row in rows:
+                yield StoredResource(row.pk, row.res_type, row.res_id, row.version,
+                                     row.last_updated, bool(row.gone), row.body)
+
+    def deleted(self, types: Sequence[str], since: datetime,
+                scope: PatientScope | None = None) -> list[tuple[str, str]]:
+        """(type, id) of resources retracted after ``since`` (up to transaction_time); with a
+        scope, only those of sessions whose Encounter belongs to those patients."""
+        stmt = select(R.c.res_type, R.c.res_id).where(R.c.res_type.in_(types), R.c.gone,
+                                                      self._window(since))
+        patients = self._patients(scope) if scope is not None else None
+        if patients is not None:
+            enc = R.alias()
+            sessions = select(enc.c.session_id).where(enc.c.res_type == "Encounter", enc.c.pk.in_(
+                select(L.c.res_pk).where(L.c.res_type == "Encounter", L.c.param == "patient",
+                                         L.c.target_id.in_(patients))))
+            stmt = stmt.where(R.c.session_id.in_(sessions))
+        return [(r.res_type, r.res_id) for r in self.conn.execute(stmt.order_by(R.c.pk))]
+
+
+def _members(organization: str) -> Any:
+    """Rows (pk) of the Patients whose managingOrganization is the clinic."""
+    return select(L.c.res_pk).where(L.c.res_type == "Patient", L.c.param == "organization",
+                                    L.c.target_type == "Organization",
+                                    L.c.target_id == organization)
+
+
+def group_members(store: Store, organization: str) -> list[tuple[str, str]]:
+    """(Patient id, lastUpdated) of the patients a clinic (Organization id) manages."""
+    with store.read() as conn:
+        rows = conn.execute(
+            select(R.c.res_id, R.c.last_updated).where(
+                R.c.res_type == "Patient", ~R.c.gone, R.c.pk.in_(_members(organization)))
+            .order_by(R.c.res_id))
+        return [(r.res_id, r.last_updated) for r in rows]
+
+
+__all__ = ["ExportJob", "ExportStore", "PatientScope", "Snapshot", "group_members"]

@@ -1,0 +1,90 @@
+"""Our client-assertion signer against an independent authorization server: panva
+``oidc-provider`` (npm, tests/authz/, installed by ``npm ci`` in scripts/test), configured for the
+client-credentials grant with ``private_key_jwt`` and RS384/ES384. Its token endpoint must accept
+our assertions, and refuse them when the audience or the key is wrong."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from fhir_iastm.smart.assertion import ASSERTION_TYPE, sign_assertion
+from tests.smart.helpers import key, public_text
+
+pytestmark = pytest.mark.integration
+AUTHZ = Path(__file__).resolve().parent.parent / "authz"
+CLIENTS = [
+    {"client_id": "iastm-es384", "jwks": json.loads(public_text("ES384")), "scope": "system/*.rs"},
+    {"client_id": "iastm-rs384", "jwks": json.loads(public_text("RS384")), "scope": "system/*.rs"},
+]
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def issuer(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """oidc-provider on a free 127.0.0.1 port, stopped by its PID afterwards. A missing install
+    FAILS (scripts/test runs ``npm ci`` in tests/authz)."""
+    node = shutil.which("node")
+    assert node, "node is required for the oidc-provider tests"
+    assert (AUTHZ / "node_modules" / "oidc-provider").is_dir(), \
+        "run `npm ci` in tests/authz (scripts/test does)"
+    clients = tmp_path_factory.mktemp("authz") / "clients.json"
+    clients.write_text(json.dumps(CLIENTS))
+    errors = clients.with_name("stderr.txt")
+    with errors.open("w") as err:
+        proc = subprocess.Popen([node, "server.mjs", str(_free_port()), str(clients)], cwd=AUTHZ,
+                                stdout=subprocess.PIPE, stderr=err, text=True)
+    try:
+        line = proc.stdout.readline() if proc.stdout else ""
+        assert line.startswith("ready "), errors.read_text()
+        yield line.split()[1]
+    finally:
+        proc.terminate()
+        proc.communicate(timeout=10)
+
+
+def _token(issuer: str, client_id: str, alg: str, *, aud: str | None = None,
+           scope: str = "system/*.rs") -> requests.Response:
+    token_url = f"{issuer}/token"
+    assertion = sign_assertion(key(f"{alg}.private"), client_id=client_id,
+                               token_url=aud or token_url, now=int(time.time()))
+    return requests.post(token_url, timeout=10, data={
+        "grant_type": "client_credentials", "client_assertion_type": ASSERTION_TYPE,
+        "client_assertion": assertion, "scope": scope})
+
+
+@pytest.mark.parametrize(("client_id", "alg"), [("iastm-es384", "ES384"),
+                                                ("iastm-rs384", "RS384")])
+def test_oidc_provider_accepts_our_assertions(issuer: str, client_id: str, alg: str) -> None:
+    response = _token(issuer, client_id, alg)
+    assert response.status_code == 200, response.text
+    body: dict[str, Any] = response.json()
+    assert body["token_type"].lower() == "bearer"
+    assert body["access_token"]
+    assert body["scope"] == "system/*.rs"
+
+
+def test_oidc_provider_refuses_a_wrong_audience(issuer: str) -> None:
+    response = _token(issuer, "iastm-es384", "ES384", aud="https://elsewhere.example/token")
+    assert response.status_code in (400, 401)
+    assert response.json()["error"] == "invalid_client"
+
+
+def test_oidc_provider_refuses_a_key_of_another_client(issuer: str) -> None:
+    response = _token(issuer, "iastm-es384", "RS384")
+    assert response.status_code in (400, 401)
+    assert response.json()["error"] == "invalid_client"
