@@ -9,7 +9,8 @@ contracts of ``pyproject.toml`` enforce the table and ``tests/test_import_contra
 2. ``api`` — Flask views; they reach FHIR servers, the sync engine and the database through
    ``service`` (and the store's package API).
 3. ``service`` ∥ ``authz`` ∥ ``bulk_service`` — the use cases: the only places that join the core
-   and the edges (records and FHIR ∥ SMART Backend Services ∥ Bulk Data export).
+   and the edges (records and FHIR ∥ SMART Backend Services ∥ Bulk Data export). Just below
+   ``service``, which re-exports it: ``sync_service``, the use cases that talk to FHIR servers.
 4. ``sync`` ∥ ``facade`` — push, pull and the outbox worker (the client and the store only through
    ``sync.ports``) ∥ the FHIR read side for EHRs.
 5. ``client`` ∥ ``storage`` — EDGES: requests (knows no record or mapping) ∥ SQLAlchemy (the only
@@ -18,7 +19,7 @@ contracts of ``pyproject.toml`` enforce the table and ``tests/test_import_contra
    SMART scopes, client assertions and access tokens (PyJWT).
 7. ``profiles`` — CORE: conformance resources compiled into a read-only index.
 8. ``records`` — CORE: the internal record contract.
-9. ``config`` ∥ ``logging`` ∥ ``backoff`` ∥ ``jsonin`` — settings read once ∥ JSON log lines ∥ the
+9. ``config`` ∥ ``logging`` ∥ ``backoff`` ∥ ``jsonin`` — settings read once (their accepted forms: ``config_forms``) ∥ JSON log lines ∥ the
    one backoff policy ∥ the one strict JSON reader.
 10. ``errors`` — the error tree and ``Issue``; an OperationOutcome's project URLs are rendered under
     the canonical base the caller passes.

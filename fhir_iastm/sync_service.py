@@ -1,0 +1,256 @@
+"""The use cases that talk to FHIR servers: the client of a server, push (one by one or the
+outbox worker's), pull and profile upload. ``fhir_iastm.service`` re-exports them, so the entry
+points have one place to call.
+
+* :func:`push_many` — push records one by one (the CLI), reporting each outcome.
+* :func:`drain_outbox` — run the outbox worker with the real pusher.
+* :func:`pull` — ``sync.pull.pull_records`` with the configured canonical base.
+* :func:`upload_profiles` — PUT every conformance resource of profiles/ to a FHIR server, so its
+  ``$validate`` checks our profiles (docs/decisions.md#d1; docs/validation.md#oracle).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+from fhir_iastm.backoff import Backoff
+from fhir_iastm.client import FhirClient, RetryPolicy
+from fhir_iastm.config import Settings
+from fhir_iastm.errors import FhirConflictError, FhirServerError
+from fhir_iastm.mapping import to_fhir
+from fhir_iastm.mapping.amend import amended_identifiers
+from fhir_iastm.mapping.settings import MappingSettings
+from fhir_iastm.profiles import ProfileIndex, load_profiles
+from fhir_iastm.records.model import SessionRecord, from_dict
+from fhir_iastm.storage import (
+    Store,
+)
+from fhir_iastm.sync.circuit import Circuit
+from fhir_iastm.sync.outcome import PushOutcome
+from fhir_iastm.sync.ports import LastPushedView
+from fhir_iastm.sync.pull import PullError, pull_records
+from fhir_iastm.sync.push import push_record
+from fhir_iastm.sync.worker import WorkerStats, run_worker
+
+Pusher = Callable[[SessionRecord, LastPushedView | None], PushOutcome]
+#: Upload order: what a StructureDefinition or ValueSet refers to goes first.
+_UPLOAD_ORDER = {"CodeSystem": 0, "ValueSet": 1, "StructureDefinition": 2, "ConceptMap": 3}
+
+
+def make_client(
+    base_url: str, token: str | None = None, *, retry: RetryPolicy | None = None
+) -> FhirClient:
+    """A FhirClient for one server (bearer ``token`` optional)."""
+    return FhirClient(base_url, token=token, retry=retry)
+
+
+def configured_client(settings: Settings) -> FhirClient | None:
+    """The client of ``fhir_base_url`` / ``fhir_token``, or None when no server is configured."""
+    if settings.fhir_base_url is None:
+        return None
+    return make_client(settings.fhir_base_url, settings.fhir_token)
+
+
+#: The outbox worker's client retries once, briefly: the worker's per-entry backoff and its
+#: circuit breaker (``sync.circuit``) wait out a dead server, not each request.
+WORKER_RETRY = RetryPolicy(max_attempts=2, base_delay=0.25, max_delay=1.0)
+
+
+def worker_client(base_url: str, token: str | None = None) -> FhirClient:
+    """The client of an outbox worker (``WORKER_RETRY``)."""
+    return make_client(base_url, token, retry=WORKER_RETRY)
+
+
+Earlier = Callable[[SessionRecord], Iterable[SessionRecord]]
+
+
+def make_pusher(
+    client: FhirClient, settings: MappingSettings | None = None, *, earlier: Earlier | None = None
+) -> Pusher:
+    """``push(record, last_pushed) -> PushOutcome`` bound to one client (the worker's ``push``).
+
+    ``earlier(record)``: the session's earlier record versions; an Observation whose value one
+    of them had otherwise is sent as ``amended`` (mapping/amend.py)."""
+    settings = settings or MappingSettings()
+
+    def push(record: SessionRecord, last_pushed: LastPushedView | None) -> PushOutcome:
+        bundle = None
+        if earlier is not None and record.record_version > 1:
+            amended = amended_identifiers(record, earlier(record), settings)
+            bundle = to_fhir(record, settings, amended=amended) if amended else None
+        return push_record(
+            client, record, settings=settings, last_pushed=last_pushed, bundle=bundle
+        )
+
+    return push
+
+
+def stored_versions(store: Store) -> Earlier:
+    """``earlier`` for :func:`make_pusher`: the versions the store holds below the record's."""
+
+    def earlier(record: SessionRecord) -> Iterator[SessionRecord]:
+        for version in store.list_versions(record.session_id):
+            if version < record.record_version:
+                body = store.get_record(record.session_id, version).body
+                yield from_dict(SessionRecord, body)
+
+    return earlier
+
+
+def push_many(
+    client: FhirClient, records: Iterable[SessionRecord], *, settings: MappingSettings | None = None
+) -> Iterator[tuple[SessionRecord, PushOutcome | FhirServerError]]:
+    """Push records in order, each with its outcome (the CLI's ``push``).
+
+    A session's earlier success in the same run is the history of its next version (local diff,
+    docs/decisions.md#d8); otherwise retractions come from the server search. After a server failure
+    (unreachable, 5xx, auth) the remaining records are not attempted: they come back with it; a
+    409 that outlasted the re-reads concerns that session only.
+    """
+    seen: dict[str, list[SessionRecord]] = {}
+    push = make_pusher(client, settings, earlier=lambda r: seen.get(r.session_id, []))
+    history: dict[str, PushOutcome] = {}
+    failure: FhirServerError | None = None
+    for record in records:
+        if failure is None:
+            try:
+                outcome = push(record, history.get(record.session_id))
+                seen.setdefault(record.session_id, []).append(record)
+            except FhirConflictError as exc:  # contention on this session only: go on
+                yield record, exc
+                continue
+            except FhirServerError as exc:
+                failure = exc
+            else:
+                if outcome.status in ("pushed", "unchanged"):
+                    history[record.session_id] = outcome
+                yield record, outcome
+                continue
+        yield record, failure
+
+
+def drain_outbox(
+    store: Store,
+    client: FhirClient,
+    *,
+    settings: MappingSettings | None = None,
+    policy: Settings | None = None,
+    worker_id: str | None = None,
+    once: bool = True,
+    poll_interval: float = 1.0,
+    lease_seconds: float | None = None,
+    allow_canonical_base_change: bool = False,
+) -> WorkerStats:
+    """Run one outbox worker with the real pusher: until nothing is due (``once``), else until
+    SIGTERM/SIGINT. ``lease_seconds`` None keeps the worker's default. It refuses to push under
+    another canonical base than the store's sessions were pushed under, unless allowed.
+
+    ``policy``: the worker's attempts, per-entry backoff and circuit breaker (``worker_*`` and
+    ``circuit_*`` settings; None: their defaults). While the target is down the worker claims
+    nothing and probes it (``sync.circuit``); with ``once`` it returns at once."""
+    settings = settings or MappingSettings()
+    policy = policy or Settings()
+    lease: dict[str, Any] = {} if lease_seconds is None else {"lease_seconds": lease_seconds}
+    return run_worker(
+        store,
+        make_pusher(client, settings, earlier=stored_versions(store)),
+        worker_id=worker_id,
+        once=once,
+        poll_interval=poll_interval,
+        canonical_base=settings.base,
+        allow_canonical_base_change=allow_canonical_base_change,
+        max_attempts=policy.worker_max_attempts,
+        backoff=Backoff(base=policy.worker_backoff_base_s, cap=policy.worker_backoff_cap_s),
+        circuit=Circuit(threshold=policy.circuit_threshold,
+                        probe=Backoff(base=1.0, cap=policy.circuit_probe_cap_s)),
+        **lease,
+    )
+
+
+def pull(
+    client: FhirClient,
+    *,
+    settings: MappingSettings | None = None,
+    session_id: str | None = None,
+    patient_mrn: str | None = None,
+    clinic_id: str | None = None,
+    since: str | None = None,
+    page_size: int = 50,
+) -> Iterator[SessionRecord | PullError]:
+    """Sessions read back from the server (docs/decisions.md#d11), one record or PullError each."""
+    return pull_records(
+        client,
+        session_id=session_id,
+        patient_mrn=patient_mrn,
+        clinic_id=clinic_id,
+        since=since,
+        settings=settings,
+        page_size=page_size,
+    )
+
+
+#: Resources of profiles/ a validating server cannot use (profiles/README.md, "Loading into
+#: HAPI"): the intensional SNOMED CT ValueSets of the mCODE body-location qualifier. A server
+#: without SNOMED CT content cannot expand their ``descendent-of`` filters and reports an *error*
+#: for every qualifier; without them it reports the *warning* "ValueSet not found", which is what
+#: the project's validation rules ask for (the qualifier is checked by our own invariants).
+NOT_FOR_SERVERS = frozenset(
+    {
+        "ValueSet/mcode-body-location-qualifier-vs",
+        "ValueSet/mcode-body-location-and-laterality-qualifier-vs",
+    }
+)
+
+
+def _key(resource: Mapping[str, Any]) -> str:
+    return f"{resource['resourceType']}/{resource.get('id')}"
+
+
+def conformance_resources(
+    source: ProfileIndex | str | Path,
+    canonical_base: str | None = None,
+    *,
+    for_server: bool = False,
+) -> list[dict[str, Any]]:
+    """The conformance resources of a ProfileIndex (already rebased) or of a profiles/ folder
+    rebased to ``canonical_base``, in upload order; ``for_server`` leaves out
+    :data:`NOT_FOR_SERVERS`."""
+    index = source if isinstance(source, ProfileIndex) else load_profiles(source, canonical_base)
+    resources = [
+        {k: v for k, v in doc.items() if not k.startswith("_")}
+        for doc in index.resources
+        if doc.get("resourceType") in _UPLOAD_ORDER
+    ]
+    if for_server:
+        resources = [r for r in resources if _key(r) not in NOT_FOR_SERVERS]
+    return sorted(resources, key=lambda r: (_UPLOAD_ORDER[r["resourceType"]], str(r.get("id"))))
+
+
+def upload_profiles(
+    client: FhirClient, source: ProfileIndex | str | Path, canonical_base: str | None = None
+) -> list[str]:
+    """PUT every profiles/ resource a validating server can use (``Type/id``) to the server;
+    returns what was written."""
+    written = []
+    for resource in conformance_resources(source, canonical_base, for_server=True):
+        client.post_conformance(resource)
+        written.append(_key(resource))
+    return written
+
+
+__all__ = [
+    "Pusher",
+    "NOT_FOR_SERVERS",
+    "configured_client",
+    "conformance_resources",
+    "drain_outbox",
+    "make_client",
+    "make_pusher",
+    "stored_versions",
+    "pull",
+    "push_many",
+    "upload_profiles",
+    "worker_client",
+]
