@@ -19,8 +19,8 @@ contracts of ``pyproject.toml`` enforce the table and ``tests/test_import_contra
    SMART scopes, client assertions and access tokens (PyJWT).
 7. ``profiles`` — CORE: conformance resources compiled into a read-only index.
 8. ``records`` — CORE: the internal record contract.
-9. ``config`` ∥ ``logging`` ∥ ``backoff`` ∥ ``jsonin`` — settings read once (their accepted forms: ``config_forms``) ∥ JSON log lines ∥ the
-   one backoff policy ∥ the one strict JSON reader.
+9. ``config`` ∥ ``logging`` ∥ ``backoff`` ∥ ``jsonin`` — settings read once (their accepted
+   forms: ``config_forms``) ∥ JSON log lines ∥ the one backoff policy ∥ the one strict JSON reader.
 10. ``errors`` — the error tree and ``Issue``; an OperationOutcome's project URLs are rendered under
     the canonical base the caller passes.
 11. ``canonical`` — the canonical base and ``rebase`` (docs/canonical-base.md).
