@@ -22,7 +22,7 @@ from fhir_iastm.storage import outbox as ob
 from fhir_iastm.storage import queries as q
 from fhir_iastm.storage.engine import READ_ONLY, make_engine, migrate
 from fhir_iastm.storage.fhir_types import ResourceSet, SearchQuery, SearchResult, StoredResource
-from fhir_iastm.storage.fhir_write import bound_text, write_resources
+from fhir_iastm.storage.fhir_write import bound_text, write_many
 from fhir_iastm.storage.schema import audit, record_versions, records
 from fhir_iastm.storage.types import (
     LastPushed,
@@ -44,6 +44,8 @@ Hasher = Callable[["SessionRecord"], str]
 RecordWrite = tuple["SessionRecord", dict[str, Any], ResourceSet | None, str]
 
 
+#: A record version's resources waiting for ``write_many``: (session id, resources, now).
+_ResourceWrite = tuple[str, ResourceSet, str]
 _INSERT_RECORD = insert(records)
 _UPDATE_RECORD = update(records).where(records.c.session_id == bindparam("b_sid"))
 _INSERT_VERSION = insert(record_versions)
@@ -117,7 +119,9 @@ class Store:
         for attempt in range(3):
             try:
                 with self.write() as conn:
-                    result = self._save(conn, record, raw, digest, actor, resources)
+                    pending: list[_ResourceWrite] = []
+                    result = self._save(conn, record, raw, digest, actor, resources, pending)
+                    write_many(conn, pending)
                     q.add_audit(conn, self.clock(), actor, "save", record.session_id, result.status)
                     return result
             except IntegrityError:
@@ -135,7 +139,10 @@ class Store:
         error rolls the batch back and the records are stored one transaction each instead."""
         try:
             with self.write() as conn:
-                return [self._save_audited(conn, item, actor) for item in items]
+                pending: list[_ResourceWrite] = []
+                results = [self._save_audited(conn, item, actor, pending) for item in items]
+                write_many(conn, pending)  # every record's resources, in record order
+                return results
         except IntegrityError:  # a concurrent first save of one of these sessions
             out: list[SaveResult | ConflictRecordError] = []
             for record, raw, resources, digest in items:
@@ -147,11 +154,12 @@ class Store:
             return out
 
     def _save_audited(
-        self, conn: Connection, item: RecordWrite, actor: str | None
+        self, conn: Connection, item: RecordWrite, actor: str | None,
+        pending: list[_ResourceWrite],
     ) -> SaveResult | ConflictRecordError:
         record, raw, resources, digest = item
         try:
-            result = self._save(conn, record, raw, digest, actor, resources)
+            result = self._save(conn, record, raw, digest, actor, resources, pending)
         except ConflictRecordError as exc:
             return exc
         q.add_audit(conn, self.clock(), actor, "save", record.session_id, result.status)
@@ -165,7 +173,10 @@ class Store:
         digest: str,
         actor: str | None,
         resources: ResourceSet | None,
+        pending: list[_ResourceWrite],
     ) -> SaveResult:
+        """Write one record version; its resources join ``pending`` (written by ``write_many``
+        later in the same transaction)."""
         sid, version = record.session_id, record.record_version
         current = q.lock_record(conn, sid)
         if current is not None:
@@ -192,7 +203,7 @@ class Store:
         extra = {"body": raw, "received_at": now, "actor": actor and actor[:64]}
         conn.execute(_INSERT_VERSION, {**version_row, **extra})
         if resources is not None:
-            write_resources(conn, sid, resources, bound_text(now))
+            pending.append((sid, resources, bound_text(now)))
         outbox_id = ob.insert_entry(conn, sid, version, now)
         q.set_queued(conn, sid, now, created=current is None)
         return SaveResult(
@@ -293,12 +304,14 @@ class Store:
         a record changed meanwhile is skipped (its own save indexed it)."""
         with self.write() as conn:
             now = bound_text(self.clock())
+            pending: list[_ResourceWrite] = []
             for stored, resources in items:
                 current = q.lock_record(conn, stored.session_id)
                 if current is None or current.record_version != stored.record_version:
                     continue
-                write_resources(conn, stored.session_id, resources, now)
+                pending.append((stored.session_id, resources, now))
                 q.set_indexed(conn, stored.session_id, stored.record_version)
+            write_many(conn, pending)
 
     def count_unindexed(self) -> int:
         """How many current records have no resources in the facade yet."""

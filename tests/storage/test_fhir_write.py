@@ -4,14 +4,17 @@ statements per record version, and migration 0003 on existing history rows."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
+
+import pytest
 
 from alembic import command
 from sqlalchemy import event, text
 
 from fhir_iastm.storage import ResourceSet, ResourceWrite, Store
 from fhir_iastm.storage.engine import alembic_config, current_revision, migrate
-from fhir_iastm.storage.fhir_write import write_resources
+from fhir_iastm.storage.fhir_write import write_many, write_resources
 
 
 def _proc(rid: str, note: str, shared: bool = False) -> ResourceWrite:
@@ -106,3 +109,62 @@ def test_migration_0003_keeps_bodies_of_existing_histories(tmp_path) -> None:  #
     with store.read() as conn:
         assert conn.execute(text(
             "SELECT count(*) FROM fhir_resource_version WHERE body IS NULL")).scalar() == 0
+
+
+def _script(run: str) -> list[tuple[str, ResourceSet, str]]:
+    """Record versions that create, change, retract, revive and share resources; ids prefixed
+    by ``run`` so that two runs can share a database."""
+
+    def proc(rid: str, note: str, shared: bool = False) -> ResourceWrite:
+        return _proc(f"{run}{rid}", note, shared)
+
+    steps = [
+        ("S1", "2025|S1", (proc("a", "a1"), proc("b", "b1"), proc("p", "old", True))),
+        ("S1", "2025|S1", (proc("a", "a2"),)),  # b retracted
+        ("S1", "2025|S1", (proc("a", "a3"), proc("b", "b2"))),  # b revived
+        ("S2", "2026|S2", (proc("p", "new", True), proc("c", "c1"))),
+        ("S3", "2024|S3", (proc("p", "older", True), proc("d", "d1"))),  # loses p
+        ("S2", "2026|S2", (proc("p", "new", True), proc("c", "c2"))),
+        ("S1", "2027|S1", (proc("a", "a3"), proc("b", "b2"), proc("p", "new", True))),  # source
+        ("S1", "2027|S1", (proc("a", "a3"), proc("p", "newest", True))),  # b gone again
+        ("S1", "2027|S1", (proc("a", "a4"), proc("b", "b3"))),
+    ]
+    return [(f"{run}{sid}", ResourceSet(f"{key}{run}", items), f"2026-01-01T00:00:{i:02d}.0")
+            for i, (sid, key, items) in enumerate(steps)]
+
+
+def _dump(store: Store, run: str) -> str:
+    """Every row the runs wrote (keys as type/id), with the run's prefix taken out."""
+    pk = "(SELECT res_type || '/' || res_id FROM fhir_resource r WHERE r.pk = t.res_pk)"
+    queries = [
+        "SELECT res_type, res_id, version, last_updated, gone, shared, session_id, source_key,"
+        " content_hash, body FROM fhir_resource t ORDER BY res_type, res_id",
+        f"SELECT {pk} AS k, version, last_updated, gone, body FROM fhir_resource_version t"
+        " ORDER BY k, version",
+        *(f"SELECT {pk} AS k, t.* FROM {table} t" for table in
+          ("fhir_token", "fhir_string", "fhir_date", "fhir_link")),
+    ]
+    with store.read() as conn:
+        tables = [[[v for k, v in row._mapping.items() if k != "res_pk"]
+                   for row in conn.execute(text(sql))] for sql in queries]
+    mine = [[row for row in rows if any(run in str(v) for v in row)] for rows in tables]
+    return json.dumps([sorted(rows, key=str) for rows in mine], default=str).replace(run, "")
+
+
+@pytest.mark.parametrize("committed", [0, 3])
+def test_one_batch_writes_what_one_transaction_per_record_writes(store: Store,
+                                                                 committed: int) -> None:
+    """``write_many`` of a batch == ``write_resources`` of each record version, row for row
+    (the first ``committed`` record versions stored before the batch)."""
+    for session, rset, now in _script("qA"):
+        with store.write() as conn:
+            write_resources(conn, session, rset, now)
+    script = _script("qB")
+    for session, rset, now in script[:committed]:
+        with store.write() as conn:
+            write_resources(conn, session, rset, now)
+    with store.write() as conn:
+        write_many(conn, script[committed:])
+    assert _dump(store, "qB") == _dump(store, "qA")
+    assert _bodies(store, "qBb") == [(1, False, "b1"), (2, True, "b1"), (3, False, "b2"),
+                                     (4, True, "b2"), (5, False, "b3")]
