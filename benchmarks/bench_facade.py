@@ -82,32 +82,83 @@ def database(backend: str, folder: Path, size: int) -> Iterator[str]:
         admin.dispose()
 
 
-def import_store(url: str, folder: Path, size: int, run: str, nice: int) -> tuple[float, float]:
-    """Write ``size`` sessions as JSON Lines files, ``fhir-iastm import`` them: (sessions/s,
-    CPU ms per session of the import process)."""
-    files: list[str] = []
-    for first in range(0, size, CHUNK):
-        out_path = folder / f"sessions-{first:07d}.jsonl"
-        with out_path.open("w", encoding="utf-8") as out:
-            for record in records(min(CHUNK, size - first), run, start=first):
-                out.write(json.dumps(record, ensure_ascii=False) + "\n")
-        files.append(str(out_path))
+@contextmanager
+def kept_database(backend: str, data: Path, name: str) -> Iterator[str]:
+    """A store kept between runs (``--data``): the SQLite file ``<data>/<name>.db`` or the
+    PostgreSQL database ``<name>`` (created when missing, never dropped)."""
+    if backend == "sqlite":
+        yield f"sqlite:///{data}/{name}.db"
+        return
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    base = os.environ.get("BENCH_DATABASE_URL") or Path("/tmp/shared_pg_url").read_text().strip()
+    admin = create_engine(base, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        if not conn.execute(text("SELECT 1 FROM pg_database WHERE datname = :n"),
+                            {"n": name}).scalar():
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    yield make_url(base).set(database=name).render_as_string(hide_password=False)
+
+
+def stored_sessions(url: str, run: str) -> int:
+    """How many of the generated sessions ``0 .. n-1`` of ``run`` a kept store holds (the
+    POSTed ones are numbered from 1,000,000 up and not counted)."""
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            return int(conn.execute(text(
+                "SELECT count(*) FROM records WHERE session_id >= :lo AND session_id < :hi"),
+                {"lo": f"BS-{run}-0", "hi": f"BS-{run}-1"}).scalar() or 0)
+    except Exception:  # noqa: BLE001 — no schema yet
+        return 0
+    finally:
+        engine.dispose()
+
+
+def import_store(url: str, folder: Path, size: int, run: str, nice: int,
+                 first: int = 0, budget: float | None = None) -> tuple[float, float, int]:
+    """Write sessions ``first .. size-1`` as JSON Lines files, ``fhir-iastm import`` them:
+    (sessions/s, CPU ms per session of the import process, sessions imported). ``budget``:
+    stop after the file during which that many seconds passed (the store is resumable)."""
     cli = str(ROOT / ".venv/bin/fhir-iastm")
     env = dict(os.environ, DATABASE_URL=url)
     subprocess.run([cli, "init-db"], env=env, check=True, capture_output=True)
     cpu = resource.getrusage(resource.RUSAGE_CHILDREN)
-    started = time.perf_counter()
+    started, done_n = time.perf_counter(), 0
+    for start in range(first, size, CHUNK):
+        n = min(CHUNK, size - start)
+        _import_chunk(cli, env, folder, run, start, n, nice)
+        done_n += n
+        say(f"  imported {start + n:,} of {size:,} sessions "
+            f"({done_n / (time.perf_counter() - started):.0f}/s)")
+        if budget is not None and time.perf_counter() - started > budget:
+            break
+    elapsed = time.perf_counter() - started
+    done = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu_ms = (done.ru_utime + done.ru_stime - cpu.ru_utime - cpu.ru_stime) * 1000 / max(1, done_n)
+    return done_n / elapsed, cpu_ms, done_n
+
+
+def _import_chunk(cli: str, env: dict[str, str], folder: Path, run: str, start: int, n: int,
+                  nice: int) -> None:
+    """One JSON Lines file of generated sessions through ``fhir-iastm import`` (the file is
+    written before the clock that matters starts: generation is ~10 % of an import's time)."""
+    out_path = folder / f"sessions-{start:07d}.jsonl"
+    with out_path.open("w", encoding="utf-8") as out:
+        for record in records(n, run, start=start):
+            out.write(json.dumps(record, ensure_ascii=False) + "\n")
+    files = [str(out_path)]
     proc = subprocess.run([cli, "import", *files], env=env, stdout=subprocess.DEVNULL,
                           stderr=subprocess.PIPE, check=False,
                           preexec_fn=(lambda: os.nice(-nice)) if nice else None)
-    elapsed = time.perf_counter() - started
-    done = resource.getrusage(resource.RUSAGE_CHILDREN)
-    cpu_ms = (done.ru_utime + done.ru_stime - cpu.ru_utime - cpu.ru_stime) * 1000 / size
     if proc.returncode != 0:
         raise SystemExit(f"import failed: {proc.stderr.decode()[-1000:]}")
     for path in files:
         Path(path).unlink()
-    return size / elapsed, cpu_ms
 
 
 def workers_of(master: int) -> list[int]:
@@ -196,15 +247,25 @@ def measure(name: str, port: int, make: Callable[[int], list[Request]], rate: fl
 def bench_store(backend: str, size: int, args: argparse.Namespace) -> dict[str, float]:
     """One store: build it, serve it, measure; the figures for the growth table."""
     folder = Path(tempfile.mkdtemp(prefix="bench-facade-"))
-    run = uuid.uuid4().hex[:6].upper()
+    run = args.run if args.data else uuid.uuid4().hex[:6].upper()
     figures: dict[str, float] = {}
+    store = (kept_database(backend, args.data, f"{args.data_name}_{backend}") if args.data
+             else database(backend, folder, size))
     try:
-        with database(backend, folder, size) as url:
-            say(f"\n== {backend}, {size:,} sessions (run {run}) ==")
-            rate, cpu_ms = import_store(url, folder, size, run, args.nice)
-            figures["import sessions/s"], figures["import CPU ms/session"] = rate, cpu_ms
-            say(f"fhir-iastm import: {rate:.0f} sessions/s, {cpu_ms:.2f} ms CPU per session "
-                f"(load average {os.getloadavg()[0]:.1f})")
+        with store as url:
+            have = stored_sessions(url, run) if args.data else 0
+            say(f"\n== {backend}, {size:,} sessions (run {run}; {have:,} already stored) ==")
+            if have < size:
+                rate, cpu_ms, n = import_store(url, folder, size, run, args.nice, have,
+                                               args.import_budget)
+                figures["import sessions/s"], figures["import CPU ms/session"] = rate, cpu_ms
+                say(f"fhir-iastm import of {n:,}: {rate:.0f} sessions/s, {cpu_ms:.2f} ms CPU "
+                    f"per session (load average {os.getloadavg()[0]:.1f})")
+                if have + n < size:
+                    say("import budget spent: run again to go on")
+                    return figures
+            if args.import_only:
+                return figures
             proc, port = start_server(folder, args.workers, args.nice, url)
             args.master = proc.pid
             try:
@@ -236,7 +297,8 @@ def serve_and_measure(port: int, master: int, run: str, size: int,
     say(f"worker RSS: {', '.join(f'{b:.0f}' for b in before)} MB -> "
         f"{', '.join(f'{a:.0f}' for a in after)} MB after {args.searches:,} patient searches "
         f"({rate:.0f}/s closed loop, 4 clients)")
-    fresh = records(10**6, run, start=size + 1_000_000)
+    # numbered from 1,000,000 up, in a block of its own per run (a kept store is measured again)
+    fresh = records(10**6, run, start=1_000_000 + int(time.time()) % 800 * 10_000)
 
     def posts(n: int) -> list[Request]:
         return [("POST", "/api/sessions", json.dumps(next(fresh)).encode()) for _ in range(n)]
@@ -296,6 +358,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=2, help="gunicorn worker processes")
     parser.add_argument("--nice", type=int, default=0, help="as bench_api.py --nice")
     parser.add_argument("--keep", action="store_true", help="keep the temporary folders")
+    parser.add_argument("--data", type=Path, default=None,
+                        help="keep one growing store per backend here (SQLite file; PostgreSQL "
+                             "database --data-name_postgresql): each size adds what is missing")
+    parser.add_argument("--data-name", default="fhir_iastm_bench")
+    parser.add_argument("--run", default="P9", help="identity prefix of a kept store")
+    parser.add_argument("--import-budget", type=float, default=None,
+                        help="s of import per invocation (a kept store resumes)")
+    parser.add_argument("--import-only", action="store_true", help="build the stores only")
     args = parser.parse_args(argv)
     if args.nice:
         os.nice(-args.nice)

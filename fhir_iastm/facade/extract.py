@@ -125,8 +125,29 @@ def _compiled(rtype: str) -> list[tuple[SearchParam, list[str], str, str | None]
 
 
 def index_resource(resource: dict[str, Any]) -> ResourceWrite:
-    """A resource (with its logical id) and its index rows, as the store writes them."""
+    """A resource (with its logical id) and its index rows, as the store writes them. A shared
+    resource's rows are computed once per content (a patient's records repeat its Patient)."""
     rtype = resource["resourceType"]
+    digest = content_hash(resource)
+    shared = rtype in SHARED_TYPES
+    rows = _SHARED_ROWS.get(digest) if shared else None
+    if rows is None:
+        rows = _index_rows(resource, rtype)
+        if shared:
+            if len(_SHARED_ROWS) >= _SHARED_ROWS_MAX:
+                _SHARED_ROWS.clear()
+            _SHARED_ROWS[digest] = rows
+    return ResourceWrite(rtype, resource["id"], resource, digest, shared, *rows)
+
+
+#: Index rows of shared resources by content hash (a pure function's results, bounded).
+_SHARED_ROWS: dict[str, tuple[tuple[tuple[str, str, str], ...], ...]] = {}
+_SHARED_ROWS_MAX = 4096
+
+
+def _index_rows(resource: dict[str, Any], rtype: str
+                ) -> tuple[tuple[tuple[str, str, str], ...], ...]:
+    """(tokens, strings, dates, refs) of a resource, each row once, dates lowest first."""
     tokens: list[tuple[str, str, str]] = []
     strings: list[tuple[str, str, str]] = []
     dates: list[tuple[str, str, str]] = []
@@ -143,17 +164,8 @@ def index_resource(resource: dict[str, Any]) -> ResourceWrite:
             else:
                 refs += [(name, t, i) for t, i in _refs(node, only)]
     dates.sort(key=lambda row: (row[0], row[1]))
-    return ResourceWrite(
-        resource_type=rtype,
-        resource_id=resource["id"],
-        body=resource,
-        content_hash=content_hash(resource),
-        shared=rtype in SHARED_TYPES,
-        tokens=tuple(dict.fromkeys(tokens)),
-        strings=tuple(dict.fromkeys(strings)),
-        dates=tuple(dates),
-        refs=tuple(dict.fromkeys(refs)),
-    )
+    return (tuple(dict.fromkeys(tokens)), tuple(dict.fromkeys(strings)), tuple(dates),
+            tuple(dict.fromkeys(refs)))
 
 
 def content_hash(resource: dict[str, Any]) -> str:
