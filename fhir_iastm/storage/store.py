@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, Engine, bindparam, insert, select, update
+from sqlalchemy import Connection, Engine, select
 from sqlalchemy.exc import IntegrityError
 
 from fhir_iastm.errors import ConflictRecordError, NotFoundError
@@ -23,7 +23,8 @@ from fhir_iastm.storage import queries as q
 from fhir_iastm.storage.engine import READ_ONLY, make_engine, migrate
 from fhir_iastm.storage.fhir_types import ResourceSet, SearchQuery, SearchResult, StoredResource
 from fhir_iastm.storage.fhir_write import bound_text, write_many
-from fhir_iastm.storage.schema import audit, record_versions, records
+from fhir_iastm.storage.saving import RecordWrite, save_batch
+from fhir_iastm.storage.schema import audit, record_versions
 from fhir_iastm.storage.types import (
     LastPushed,
     OutboxItem,
@@ -40,15 +41,8 @@ if TYPE_CHECKING:
 DEFAULT_URL = "sqlite:///fhir_iastm.db"
 Clock = Callable[[], datetime]
 Hasher = Callable[["SessionRecord"], str]
-#: What ``save_records`` stores per record: (record, raw body, resources or None, record hash).
-RecordWrite = tuple["SessionRecord", dict[str, Any], ResourceSet | None, str]
-
-
 #: A record version's resources waiting for ``write_many``: (session id, resources, now).
 _ResourceWrite = tuple[str, ResourceSet, str]
-_INSERT_RECORD = insert(records)
-_UPDATE_RECORD = update(records).where(records.c.session_id == bindparam("b_sid"))
-_INSERT_VERSION = insert(record_versions)
 
 
 def utc_now() -> datetime:
@@ -115,15 +109,14 @@ class Store:
         ``resources``: the record's FHIR resources and index rows, written in the same
         transaction (without them the record waits for ``index_store``). ``digest``: the
         record's hash when the caller already computed it."""
-        digest = digest or self.hasher(record)
+        item = (record, raw, resources, digest or self.hasher(record))
         for attempt in range(3):
             try:
                 with self.write() as conn:
-                    pending: list[_ResourceWrite] = []
-                    result = self._save(conn, record, raw, digest, actor, resources, pending)
-                    write_many(conn, pending)
-                    q.add_audit(conn, self.clock(), actor, "save", record.session_id, result.status)
-                    return result
+                    (result,) = save_batch(conn, [item], actor, self.clock)
+                if isinstance(result, ConflictRecordError):
+                    raise result
+                return result
             except IntegrityError:
                 # Two first POSTs of one session raced: the loser retries and now sees the winner.
                 if attempt == 2:
@@ -134,15 +127,13 @@ class Store:
         self, items: Sequence[RecordWrite], *, actor: str | None
     ) -> list[SaveResult | ConflictRecordError]:
         """Store several records (``fhir-iastm import``) in ONE transaction, in order, each
-        exactly as ``save_record`` would: a record refused by a 409 (its conflict is found before
-        it writes anything) is answered with its error and the others are stored. Any database
-        error rolls the batch back and the records are stored one transaction each instead."""
+        exactly as ``save_record`` would (``storage.saving``): a record refused by a 409 (its
+        conflict is found before it writes anything) is answered with its error and the others
+        are stored. Any database error rolls the batch back and the records are stored one
+        transaction each instead."""
         try:
             with self.write() as conn:
-                pending: list[_ResourceWrite] = []
-                results = [self._save_audited(conn, item, actor, pending) for item in items]
-                write_many(conn, pending)  # every record's resources, in record order
-                return results
+                return save_batch(conn, items, actor, self.clock)
         except IntegrityError:  # a concurrent first save of one of these sessions
             out: list[SaveResult | ConflictRecordError] = []
             for record, raw, resources, digest in items:
@@ -152,63 +143,6 @@ class Store:
                 except ConflictRecordError as exc:
                     out.append(exc)
             return out
-
-    def _save_audited(
-        self, conn: Connection, item: RecordWrite, actor: str | None,
-        pending: list[_ResourceWrite],
-    ) -> SaveResult | ConflictRecordError:
-        record, raw, resources, digest = item
-        try:
-            result = self._save(conn, record, raw, digest, actor, resources, pending)
-        except ConflictRecordError as exc:
-            return exc
-        q.add_audit(conn, self.clock(), actor, "save", record.session_id, result.status)
-        return result
-
-    def _save(
-        self,
-        conn: Connection,
-        record: SessionRecord,
-        raw: dict[str, Any],
-        digest: str,
-        actor: str | None,
-        resources: ResourceSet | None,
-        pending: list[_ResourceWrite],
-    ) -> SaveResult:
-        """Write one record version; its resources join ``pending`` (written by ``write_many``
-        later in the same transaction)."""
-        sid, version = record.session_id, record.record_version
-        current = q.lock_record(conn, sid)
-        if current is not None:
-            q.check_decision_15(sid, version, digest, current.record_version, current.record_hash)
-            if version == current.record_version:
-                return SaveResult("unchanged", sid, version, digest)
-        now = self.clock()
-        row = {
-            "record_version": version,
-            "record_hash": digest,
-            "status": record.status,
-            "clinic_id": record.clinic.clinic_id,
-            "patient_mrn": record.patient.mrn,
-            "session_start": record.session.start,
-            "updated_at": now,
-            "indexed_version": version if resources is not None else None,
-        }
-        if current is None:
-            conn.execute(_INSERT_RECORD, {"session_id": sid, "created_at": now, **row})
-        else:
-            conn.execute(_UPDATE_RECORD, {"b_sid": sid, **row})
-        version_row = {"session_id": sid, "record_version": version, "record_hash": digest}
-        # actor: cut to the column width; it is a token's name, never the token
-        extra = {"body": raw, "received_at": now, "actor": actor and actor[:64]}
-        conn.execute(_INSERT_VERSION, {**version_row, **extra})
-        if resources is not None:
-            pending.append((sid, resources, bound_text(now)))
-        outbox_id = ob.insert_entry(conn, sid, version, now)
-        q.set_queued(conn, sid, now, created=current is None)
-        return SaveResult(
-            "created" if current is None else "new-version", sid, version, digest, outbox_id
-        )
 
     def get_record(self, session_id: str, version: int | None = None) -> StoredRecord:
         """The current (or a given) version of a record; NotFoundError when absent."""

@@ -16,6 +16,7 @@ from fhir_iastm.errors import ConflictRecordError
 from fhir_iastm.mapping import MappingSettings
 from fhir_iastm.service import prepare_record
 from fhir_iastm.storage import Condition, SaveResult, SearchQuery, Store, TokenMatch
+from fhir_iastm.storage import store as store_module
 from tests.conftest_storage import sample_raw
 
 
@@ -82,15 +83,14 @@ def test_a_batch_that_hits_a_database_error_is_stored_record_by_record(
 
     settings = MappingSettings()
     writes = [p for p in (prepare_record(r, settings) for r in _records()) if isinstance(p, tuple)]
-    original = Store._save_audited
+    original = store_module.save_batch
 
-    def racing(self: Store, conn: Any, item: Any, actor: str | None) -> Any:
-        if item[0].session_id == "RBPT-2025-870002":  # as if another process stored it first
-            monkeypatch.setattr(Store, "_save_audited", original)
-            raise IntegrityError("INSERT", {}, Exception("duplicate key"))
-        return original(self, conn, item, actor)
+    def racing(conn: Any, items: Any, actor: str | None, clock: Any) -> Any:
+        original(conn, items, actor, clock)  # rows written, then as if another process
+        monkeypatch.setattr(store_module, "save_batch", original)  # stored one first
+        raise IntegrityError("INSERT", {}, Exception("duplicate key"))
 
-    monkeypatch.setattr(Store, "_save_audited", racing)
+    monkeypatch.setattr(store_module, "save_batch", racing)
     results = store.save_records(writes, actor="t")
     assert [r.status if isinstance(r, SaveResult) else "rejected" for r in results] \
         == ["created", "unchanged", "rejected", "created", "new-version", "created"]

@@ -8,7 +8,6 @@ import json
 from typing import Any
 
 import pytest
-
 from alembic import command
 from sqlalchemy import event, text
 

@@ -12,8 +12,8 @@ from sqlalchemy import func, select
 
 from fhir_iastm.errors import ConflictRecordError, NotFoundError
 from fhir_iastm.records import record_hash
-from fhir_iastm.storage import Store
-from fhir_iastm.storage import store as store_module
+from fhir_iastm.storage import ResourceSet, Store
+from fhir_iastm.storage import saving as saving_module
 from fhir_iastm.storage.engine import current_revision, normalize_url
 from fhir_iastm.storage.schema import audit, metadata, outbox, record_versions, records, sync_state
 
@@ -102,10 +102,11 @@ def test_each_accepted_version_enters_the_outbox_with_its_sync_state(store, make
     assert store.last_pushed(SID) is None
 
 
-@pytest.mark.parametrize("failing_step", ["insert_entry", "set_queued"])
-def test_failure_after_insert_stores_nothing(store, make_record, monkeypatch, failing_step) -> None:
-    """Record, version, outbox entry and sync state are one transaction: all or nothing."""
-    target = store_module.ob if failing_step == "insert_entry" else store_module.q
+@pytest.mark.parametrize("resources", [None, ResourceSet("k", ())])
+def test_failure_after_insert_stores_nothing(store, make_record, monkeypatch, resources) -> None:
+    """Record, version, outbox entry, sync state and resources are one transaction: all or
+    nothing (the resources are written last, after every other row of the record)."""
+    target, failing_step = saving_module, "write_many"
     real = getattr(target, failing_step)
 
     def boom(*args, **kwargs):
@@ -114,7 +115,7 @@ def test_failure_after_insert_stores_nothing(store, make_record, monkeypatch, fa
 
     monkeypatch.setattr(target, failing_step, boom)
     with pytest.raises(RuntimeError):
-        store.save_record(*make_record(SID, 1), actor="a")
+        store.save_record(*make_record(SID, 1), actor="a", resources=resources)
     for table in (records, record_versions, outbox, sync_state, audit):
         assert count(store, table) == 0, table.name
     monkeypatch.setattr(target, failing_step, real)
