@@ -16,8 +16,11 @@ History rows store a body only once it is no longer the current one: a history r
 ``body`` is NULL has the body of its ``fhir_resource`` row. Before a resource's body changes, its
 NULL history bodies are filled from the current row, in the database (no body is read back).
 
-Statements are batched (one multi-row INSERT or ``executemany`` per table, about a dozen per
-record version whatever its size); rows are locked in primary-key order.
+A batch of record versions (``write_many``: an import batch; a POST is a batch of one) reads and
+locks the rows it touches once, in primary-key order, works their versions out in memory in
+record order and writes the outcome with one multi-row INSERT or ``executemany`` per table: about
+a dozen statements per batch whatever its size. A version that a later one of the same batch
+replaces gets its body in its history row.
 """
 
 from __future__ import annotations
