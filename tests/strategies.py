@@ -22,6 +22,8 @@ from typing import Any
 
 from hypothesis import strategies as st
 
+from fhir_iastm.records.vocab import ABSOLUTE_CONTRAINDICATIONS, SCREENING_FINDINGS
+
 EXAMPLES = Path(__file__).parent / "data" / "examples"
 DELETE = object()  # with_changes: remove the member at this pointer
 
@@ -477,6 +479,25 @@ def _version_2(draw: st.DrawFn, record: dict[str, Any]) -> None:
             draw(st.integers(0, 100)) if name == "VISA-P" else draw(st.sampled_from([0, 37.5, 100]))
         )
         record.setdefault("outcome_measures", []).append({"instrument": name, "score": score})
+    if draw(_bools):
+        record["screening"] = draw(_screening(record["status"], session["start"]))
+
+
+@st.composite
+def _screening(draw: st.DrawFn, status: str, start: str) -> dict[str, Any]:
+    """A screening a record of ``status`` may carry (docs/clinical.md#screening)."""
+    findings = draw(st.lists(st.sampled_from(SCREENING_FINDINGS), unique=True, max_size=3))
+    screening: dict[str, Any] = {
+        "performed_at": start,
+        "anticoagulant_therapy": draw(_bools),
+        "skin_intact": draw(_bools),
+        "consent_obtained": status == "completed" or draw(_bools),
+        "findings": findings,
+    }
+    absolute = set(findings) & set(ABSOLUTE_CONTRAINDICATIONS)
+    if (absolute and status == "completed") or draw(_bools):
+        screening["override_reason"] = draw(_text(120))
+    return screening
 
 
 __all__ = ["DELETE", "EXAMPLES", "example", "pointer_to_path", "valid_records", "with_changes"]

@@ -97,6 +97,8 @@ KINDS: tuple[Kind, ...] = (
          r"obs/effect/(?P<type>[a-z]+)(?:/(?P<site>.+))?$", "adverse_effects[]",
          "adverse_effects.where(type='{type}')",
          "Observation (an expected mild effect, docs/clinical.md#expected-effects)"),
+    Kind("screening", "Observation", "iastm-screening-observation", r"obs/screening$",
+         "screening", title="Observation (contraindication screening, docs/clinical.md#screening)"),
 )
 # fmt: on
 
@@ -386,6 +388,31 @@ ELEMENTS: tuple[Element, ...] = (
     E("effect", "bodySite.extension:mcode-body-location-qualifier",
       ("adverse_effects[].site_index",), "body_location_qualifier", "part of the site"),
     E("effect", "effectiveDateTime", ("session.end",), reverse="not read back (session time)"),
+    # screening (schema 2.0)
+    E("screening", "meta.profile", reverse=_PROFILE),
+    E("screening", "extension:source-record-version", ("record_version",), reverse=_VERSION),
+    E("screening", "extension:source-record-hash", ("record_version",), reverse=_HASH),
+    E("screening", "identifier:iastm-session-resource", ("session_id",), reverse=_KEY),
+    E("screening", "partOf", reverse="links it to the session (docs/decisions.md#d11)"),
+    E("screening", "status", ("status",),
+      reverse="not read back (final; entered-in-error with the session)"),
+    E("screening", "category", table="fixed.category_exam", reverse="not read back (constant)"),
+    E("screening", "code", ("screening",), "screening.contraindication-screen",
+      "marks the screening Observation"),
+    E("screening", "code.text", ("screening",), reverse="not read back (words)"),
+    E("screening", "subject", ("patient",), reverse=_REF),
+    E("screening", "encounter", ("session",), reverse=_REF),
+    E("screening", "effectiveDateTime", ("screening.performed_at",), reverse="performed_at"),
+    E("screening", "performer", ("therapist",), reverse=_REF),
+    E("screening", "component", ("screening",), reverse="one component per screening item"),
+    E("screening", "component.code", ("screening.findings", "screening.anticoagulant_therapy",
+      "screening.skin_intact", "screening.consent_obtained", "screening.override_reason"),
+      "screening", "the item"),
+    E("screening", "component.valueBoolean", ("screening.findings",
+      "screening.anticoagulant_therapy", "screening.skin_intact", "screening.consent_obtained"),
+      reverse="a finding is listed when true; the yes/no items as they are"),
+    E("screening", "component.valueString", ("screening.override_reason",),
+      reverse="override_reason"),
 )
 # fmt: on
 KIND_BY_NAME: dict[str, Kind] = {k.name: k for k in KINDS}

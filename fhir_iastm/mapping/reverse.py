@@ -21,6 +21,7 @@ from fhir_iastm.mapping.index import Index
 from fhir_iastm.mapping.observation import from_prom, from_rom, pain_value, read_timing
 from fhir_iastm.mapping.parties import from_organization, from_patient, from_practitioner
 from fhir_iastm.mapping.procedure_reverse import from_procedure, missing
+from fhir_iastm.mapping.screening import from_screening, is_screening_observation
 from fhir_iastm.mapping.settings import MappingSettings
 from fhir_iastm.mapping.structure import check_resource
 from fhir_iastm.records.model import SessionRecord
@@ -190,6 +191,7 @@ def _observations(live: list[tuple[str, Json]], base: str, sites: list[Json]) ->
     rom: list[Json] = []
     proms: list[Json] = []
     findings: list[Json] = []
+    screening: Json | None = None
     obs_system = tables(base)["prom_code"]["LEFS"][0]["system"]
     rom_codes, prom_codes = reverse_table(base, "rom_code"), reverse_table(base, "prom_code")
     for _role, r in live:
@@ -219,6 +221,8 @@ def _observations(live: list[tuple[str, Json]], base: str, sites: list[Json]) ->
             proms.append(from_prom(r, str(_prom_instrument(code, prom_codes))))
         elif is_effect_observation(r, base):
             findings.append(from_effect(r, base, "Observation", sites))
+        elif is_screening_observation(r, base) and screening is None:
+            screening = from_screening(r, base, "Observation")
         else:
             raise unmapped("observation code", local or code.get("text"), "Observation.code")
     return {
@@ -226,6 +230,7 @@ def _observations(live: list[tuple[str, Json]], base: str, sites: list[Json]) ->
         "rom": rom,
         "outcome_measures": proms,
         "findings": findings,
+        "screening": screening,
     }
 
 

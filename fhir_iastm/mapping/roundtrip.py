@@ -5,7 +5,8 @@ Applies exactly these exclusions: ``billing``, ``last_modified``, ``session.dura
 entered-in-error sessions the conditions' pre-retraction statuses; empty arrays; ``is_primary``
 false = absent; arrays compared as sets keyed by their unique keys (``site_index`` is replaced by
 the site's (site, laterality) key so sites can be sorted). A ``pain`` object without any score
-counts as empty (no Observation can carry a bare scale). Everything else must survive unchanged.
+counts as empty (no Observation can carry a bare scale); ``screening.findings`` is a set.
+Everything else must survive unchanged.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 from fhir_iastm.records.model import SessionRecord, to_dict
+from fhir_iastm.records.vocab import SCREENING_FINDINGS
 
 #: Array -> the fields of its unique key (docs/decisions.md#round-trip).
 _KEYS = {
@@ -56,6 +58,8 @@ def canonical_for_roundtrip(record: SessionRecord) -> dict[str, Any]:
         if data["status"] == "entered-in-error":
             condition.pop("clinical_status", None)
             condition.pop("verification_status", None)
+    if "findings" in data.get("screening", {}):  # a set: read back in the screening list's order
+        data["screening"]["findings"].sort(key=SCREENING_FINDINGS.index)
     for name, fields in _KEYS.items():
         if name in data:
             data[name] = sorted(data[name], key=_sort_key(fields))

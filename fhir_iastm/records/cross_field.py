@@ -18,7 +18,11 @@ from typing import Any
 from fhir_iastm.errors import Issue
 from fhir_iastm.records.fields import make_issue
 from fhir_iastm.records.icd10cm import icd_side
-from fhir_iastm.records.vocab import OUTCOME_INSTRUMENTS_V1, SNOMED_BY_ICD_PREFIX
+from fhir_iastm.records.vocab import (
+    ABSOLUTE_CONTRAINDICATIONS,
+    OUTCOME_INSTRUMENTS_V1,
+    SNOMED_BY_ICD_PREFIX,
+)
 
 #: What a cancelled session must not carry (docs/decisions.md#d21).
 _NOT_WHEN_CANCELLED = (
@@ -29,7 +33,7 @@ _NOT_WHEN_CANCELLED = (
 _ROM_KEY = ("joint", "motion", "laterality", "mode", "timing")
 
 #: Fields of record contract 2.0 (docs/clinical.md#record-contract-version-2).
-V2_FIELDS = ("visit_kind", "session.iastm_minutes")
+V2_FIELDS = ("visit_kind", "session.iastm_minutes", "screening")
 
 
 def snomed_for_icd(code: str) -> str | None:
@@ -205,6 +209,32 @@ def _plausibility_rules(v: _View) -> Iterator[Issue]:
             yield make_issue("E_SCORE_MISMATCH", f"{path}.score", msg)
 
 
+def _screening_rules(v: _View) -> Iterator[Issue]:
+    """A finding is listed once; a completed session needs consent and, with an absolute
+    contraindication, an override reason (docs/clinical.md#screening)."""
+    seen: dict[str, str] = {}
+    for _, path in v.items("screening.findings"):
+        finding = v.get(path)
+        if finding in seen:
+            yield make_issue("E_DUPLICATE_KEY", path, f"finding {finding} repeats {seen[finding]}")
+        elif finding is not None:
+            seen[finding] = path
+    if v.get("status") != "completed" or not isinstance(v.raw("screening"), Mapping):
+        return
+    if v.get("screening.consent_obtained") is False:
+        msg = "a completed session needs the patient's consent (screening.consent_obtained false)"
+        yield make_issue("E_CONSENT_MISSING", "screening.consent_obtained", msg)
+    if v.raw("screening.override_reason") is not None:
+        return
+    for finding, path in seen.items():
+        if finding in ABSOLUTE_CONTRAINDICATIONS:
+            msg = (
+                f"{finding} is an absolute contraindication to IASTM: a completed session"
+                " needs screening.override_reason"
+            )
+            yield make_issue("E_CONTRAINDICATION", path, msg)
+
+
 def _site_sides(v: _View) -> set[str] | None:
     """The lateralities of all treatment sites, None when any of them is unreadable."""
     sides = set()
@@ -325,6 +355,7 @@ _RULES = (
     _key_rules,
     _reference_rules,
     _plausibility_rules,
+    _screening_rules,
 )
 
 

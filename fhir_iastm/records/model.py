@@ -166,6 +166,21 @@ class Billing:
 
 
 @dataclass(frozen=True, slots=True)
+class Screening:
+    """Schema 2.0: the pre-treatment contraindication / precaution screening and consent
+    (docs/clinical.md#screening)."""
+
+    performed_at: str
+    anticoagulant_therapy: bool
+    skin_intact: bool
+    consent_obtained: bool
+    #: the contraindications and precautions found (codes of ``iastm-screening``)
+    findings: tuple[str, ...] = ()
+    #: why the session went ahead despite an absolute contraindication
+    override_reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class SessionRecord:
     schema_version: str
     session_id: str
@@ -191,6 +206,8 @@ class SessionRecord:
     billing: Billing | None = None
     #: schema 2.0: evaluation / re-evaluation / treatment
     visit_kind: str | None = None
+    #: schema 2.0: contraindication / precaution screening and consent
+    screening: Screening | None = None
 
 
 @functools.cache
@@ -252,6 +269,7 @@ __all__ = [
     "Patient",
     "PsfsItem",
     "RangeOfMotion",
+    "Screening",
     "Session",
     "SessionRecord",
     "Technique",

@@ -52,6 +52,7 @@ from fhir_iastm.records.vocab import (
     ROM_MODES,
     ROM_MOTIONS,
     ROM_MOTIONS_BY_JOINT,
+    SCREENING_FINDINGS,
     SEVERITIES,
     SITE_LATERALITIES,
     SITES,
@@ -290,6 +291,20 @@ class BillingSchema(_Base):
     )
 
 
+class ScreeningSchema(_Base):
+    target = model.Screening
+    performed_at = _dt("screening.performed_at", True)
+    anticoagulant_therapy = Bool(required=True, what="anticoagulant_therapy")
+    skin_intact = Bool(required=True, what="skin_intact")
+    consent_obtained = Bool(required=True, what="consent_obtained")
+    findings = Array(
+        Code(SCREENING_FINDINGS, what="screening finding"),
+        max_items=len(SCREENING_FINDINGS),
+        what="findings",
+    )
+    override_reason = Text(max_len=TEXT_MAX, what="override_reason")
+
+
 def _list(schema: type[Schema], what: str, *, required: bool = False) -> Array:
     return Array(
         _nested(schema, required=True, what=what),
@@ -331,6 +346,7 @@ class SessionRecordSchema(_Base):
     adjunct_therapies = _list(AdjunctTherapySchema, "adjunct_therapies")
     billing = _nested(BillingSchema, required=False, what="billing")
     visit_kind = Code(VISIT_KINDS, required=False, what="visit_kind")
+    screening = _nested(ScreeningSchema, required=False, what="screening")
 
 
 RECORD_SCHEMA = SessionRecordSchema()

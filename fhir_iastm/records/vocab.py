@@ -43,6 +43,17 @@ OUTCOME_INSTRUMENTS_V1 = ("LEFS", "QuickDASH", "PSFS")
 ADVERSE_TYPES = table_values("adverse_effect")
 VISIT_KINDS = table_values("visit_kind")
 SEVERITIES = table_values("adverse_severity")
+
+
+def _screening_kind(*kinds: str) -> tuple[str, ...]:
+    table = raw_codes()["screening"]
+    return tuple(v for v in table_values("screening") if table[v]["kind"] in kinds)
+
+
+#: screening.findings: the contraindications and precautions screened for
+#: (docs/clinical.md#screening); an absolute one stops a completed session without an override.
+SCREENING_FINDINGS = _screening_kind("absolute", "precaution")
+ABSOLUTE_CONTRAINDICATIONS = _screening_kind("absolute")
 ADJUNCT_TYPES = table_values("adjunct_local")
 
 
@@ -82,6 +93,7 @@ ROM_LATERALITIES = tuple(v for v in SITE_LATERALITIES if v != "bilateral")
 ROM_MODES = ("active", "passive")
 
 __all__ = [
+    "ABSOLUTE_CONTRAINDICATIONS",
     "ADJUNCT_TYPES",
     "ADVERSE_TYPES",
     "CLINICAL_STATUSES",
@@ -98,6 +110,7 @@ __all__ = [
     "ROM_MOTIONS",
     "ROM_MOTIONS_BY_JOINT",
     "SCHEMA_VERSIONS",
+    "SCREENING_FINDINGS",
     "SEVERITIES",
     "SITES",
     "SITE_LATERALITIES",

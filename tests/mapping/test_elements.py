@@ -53,6 +53,11 @@ def _v2_record() -> dict[str, Any]:
     data = json.loads((EXAMPLES / f"{GOOD[0]}.json").read_text("utf-8"))
     data.update(schema_version="2.0", visit_kind="treatment")
     data["session"]["iastm_minutes"] = 15
+    data["screening"] = {
+        "performed_at": data["session"]["start"], "anticoagulant_therapy": False,
+        "skin_intact": True, "consent_obtained": True, "findings": ["hematoma"],
+        "override_reason": "hematoma on the other arm",
+    }  # fmt: skip
     return data
 
 
