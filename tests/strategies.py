@@ -481,6 +481,10 @@ def _version_2(draw: st.DrawFn, record: dict[str, Any]) -> None:
         record.setdefault("outcome_measures", []).append({"instrument": name, "score": score})
     if draw(_bools):
         record["screening"] = draw(_screening(record["status"], session["start"]))
+    sides = [s["laterality"] for s in record["treatment_sites"]]
+    for condition in record["conditions"]:
+        if condition["laterality"] in sides and draw(_bools):
+            condition["site_index"] = sides.index(condition["laterality"])
 
 
 @st.composite

@@ -198,6 +198,12 @@ ELEMENTS: tuple[Element, ...] = (
     E("condition", "bodySite.extension:mcode-laterality-qualifier", ("conditions[].laterality",),
       "laterality", _LAT),
     E("condition", "bodySite.text", ("conditions[].laterality",), reverse="not read back (words)"),
+    E("condition", "bodySite.coding:iastm-body-site", ("conditions[].site_index",),
+      "body_site_local", "site_index: the treated site with this site and side (schema 2.0)"),
+    E("condition", "bodySite.coding:sct", ("conditions[].site_index",), "body_site_snomed",
+      "not read back (many-to-one)"),
+    E("condition", "bodySite.extension:mcode-body-location-qualifier",
+      ("conditions[].site_index",), "body_location_qualifier", _LOC),
     E("condition", "onsetDateTime", ("conditions[].onset_date",), reverse="onset_date, as written"),
     E("condition", "recordedDate", ("recorded_at",), reverse="recorded_at"),
     # procedure

@@ -6,7 +6,6 @@ The reverse lives in ``procedure_reverse.py``.
 
 from __future__ import annotations
 
-from fhir_iastm.mapping.condition import laterality_extension
 from fhir_iastm.mapping.context import (
     ENCOUNTER,
     ORGANIZATION,
@@ -28,8 +27,8 @@ from fhir_iastm.mapping.datatypes import (
     quantity,
     reference,
 )
-from fhir_iastm.mapping.ids import MCODE_LOCATION
-from fhir_iastm.records.model import AdverseEffect, TreatmentSite
+from fhir_iastm.mapping.sites import body_site
+from fhir_iastm.records.model import AdverseEffect
 
 
 def to_procedure(ctx: MappingContext) -> Json:
@@ -146,20 +145,6 @@ def performers(ctx: MappingContext) -> list[Json]:
 def reasons(ctx: MappingContext) -> list[Json]:
     """reasonReference -> every emitted Condition, whatever the status (docs/decisions.md#d11)."""
     return [reference(ctx.url(condition_role(c.condition_id))) for c in ctx.conditions]
-
-
-def body_site(ctx: MappingContext, site: TreatmentSite) -> Json:
-    """Local + SNOMED site codings, mCODE laterality (1..1) and location qualifier, text
-    (docs/mapping.md#procedure)."""
-    codes = ctx.codes
-    lat = laterality_extension(ctx, site.laterality)
-    qualifiers = codes["body_location_qualifier"].codings(site.site)
-    loc = extension(MCODE_LOCATION, "CodeableConcept", codeable(qualifiers)) if qualifiers else None
-    local = codes["body_site_local"].coding(site.site)
-    text = f"{site.laterality} {local['display'].lower()}"
-    return codeable(
-        [local, codes["body_site_snomed"].coding(site.site)], text, extensions(lat, loc)
-    )
 
 
 def is_expected_finding(effect: AdverseEffect) -> bool:

@@ -48,7 +48,7 @@ def canonical_for_roundtrip(record: SessionRecord) -> dict[str, Any]:
     if "pain" in data and not ({"pre", "post"} & set(data["pain"])):
         del data["pain"]
     sites = data.get("treatment_sites", [])
-    for effect in data.get("adverse_effects", []):
+    for effect in [*data.get("adverse_effects", []), *data.get("conditions", [])]:
         index = effect.pop("site_index", None)
         if index is not None:
             effect["site"] = (sites[index]["site"], sites[index]["laterality"])

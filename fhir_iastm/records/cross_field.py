@@ -124,6 +124,10 @@ def _version_rules(v: _View) -> Iterator[Issue]:
             if v.raw(path) is not None:
                 msg = f"{path} is a field of schema_version 2.0 (this record says 1.0)"
                 yield make_issue("E_SCHEMA_VERSION", path, msg)
+        for _, path in v.items("conditions"):
+            if v.raw(f"{path}.site_index") is not None:
+                msg = "site_index is a field of schema_version 2.0 (this record says 1.0)"
+                yield make_issue("E_SCHEMA_VERSION", f"{path}.site_index", msg)
         for _, path in v.items("outcome_measures"):
             instrument = v.get(f"{path}.instrument")
             if instrument is not None and instrument not in OUTCOME_INSTRUMENTS_V1:
@@ -339,11 +343,16 @@ def _reference_rules(v: _View) -> Iterator[Issue]:
     sites = v.items("treatment_sites")
     if not sites:
         return
-    for _, path in v.items("adverse_effects"):
+    for _, path in [*v.items("adverse_effects"), *v.items("conditions")]:
         index = v.get(f"{path}.site_index")
         if index is not None and not 0 <= index < len(sites):
             msg = f"site_index {index} does not point into treatment_sites (0-{len(sites) - 1})"
             yield make_issue("E_REF", f"{path}.site_index", msg)
+        elif index is not None and path.startswith("conditions"):
+            side, site_side = v.get(f"{path}.laterality"), v.get(f"{sites[index][1]}.laterality")
+            if None not in (side, site_side) and side != site_side:
+                msg = f"the condition is {side}; its site treatment_sites[{index}] is {site_side}"
+                yield make_issue("E_LATERALITY_CONFLICT", f"{path}.site_index", msg)
 
 
 _RULES = (

@@ -139,6 +139,8 @@ FIELDS: dict[str, dict[str, str]] = {
                            "entered-in-error, and absent when it is.",
         "verification_status": "FHIR condition-ver-status.",
         "is_primary": "The primary diagnosis of the encounter; at most one true.",
+        "site_index": "Schema 2.0: index (0-based) of the treatment site this condition is "
+                      "treated at; the site's laterality must be the condition's.",
     },
     "Pain": {
         "scale": "The pain scale: NRS-11, the 0-10 numeric rating scale.",

@@ -101,6 +101,8 @@ class Condition:
     onset_date: str | None = None
     clinical_status: str | None = None
     is_primary: bool | None = None
+    #: schema 2.0: index of the treated site this condition is treated at (treatment_sites)
+    site_index: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -198,6 +198,7 @@ class ConditionSchema(_Base):
     clinical_status = Code(CLINICAL_STATUSES, required=False, what="clinical_status")
     verification_status = Code(VERIFICATION_STATUSES, what="verification_status")
     is_primary = Bool(what="is_primary")
+    site_index = Int(minimum=0, range_code="E_REF", what="site_index")
 
 
 class PainSchema(_Base):

@@ -58,6 +58,7 @@ def _v2_record() -> dict[str, Any]:
         "skin_intact": True, "consent_obtained": True, "findings": ["hematoma"],
         "override_reason": "hematoma on the other arm",
     }  # fmt: skip
+    data["conditions"][0]["site_index"] = 0
     return data
 
 

@@ -323,6 +323,16 @@ CROSS_FIELD = [
     _case(G1, {**V2, SCR: _screen(skin_intact=None)}, f"E_REQUIRED {SCR}/skin_intact"),
     _case(G1, {**V2, SCR: _screen(consent_obtained="yes")}, f"E_TYPE {SCR}/consent_obtained"),
     _case(G1, {SCR: _screen()}, f"E_SCHEMA_VERSION {SCR}"),
+    # condition <-> treatment site (schema 2.0, issue 10 #7, docs/clinical.md#condition-site)
+    _case(G1, {**V2, "/conditions/0/site_index": 0}),
+    _case(G1, {**V2, "/conditions/0/site_index": 1}, "E_REF /conditions/0/site_index"),
+    _case(G1, {**V2, "/conditions/0/site_index": -1}, "E_REF /conditions/0/site_index"),
+    _case(G1, {"/conditions/0/site_index": 0}, "E_SCHEMA_VERSION /conditions/0/site_index"),
+    _case(
+        G4,
+        {**V2, "/conditions/0/site_index": 0},
+        "E_LATERALITY_CONFLICT /conditions/0/site_index",
+    ),
     _case(
         G8,
         {"/schema_version": "2.0",
