@@ -22,7 +22,13 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-from fhir_iastm.records.vocab import ABSOLUTE_CONTRAINDICATIONS, SCREENING_FINDINGS
+from fhir_iastm.records.vocab import (
+    ABSOLUTE_CONTRAINDICATIONS,
+    PRESSURES,
+    SCREENING_FINDINGS,
+    STROKES,
+    TOLERANCES,
+)
 
 EXAMPLES = Path(__file__).parent / "data" / "examples"
 DELETE = object()  # with_changes: remove the member at this pointer
@@ -481,6 +487,12 @@ def _version_2(draw: st.DrawFn, record: dict[str, Any]) -> None:
         record.setdefault("outcome_measures", []).append({"instrument": name, "score": score})
     if draw(_bools):
         record["screening"] = draw(_screening(record["status"], session["start"]))
+    if draw(_bools):
+        record["iastm_parameters"] = {
+            "strokes": draw(st.lists(st.sampled_from(STROKES), unique=True, max_size=3)),
+            "pressure": draw(st.sampled_from(PRESSURES)),
+            "tolerance": draw(st.sampled_from(TOLERANCES)),
+        }
     sides = [s["laterality"] for s in record["treatment_sites"]]
     for condition in record["conditions"]:
         if condition["laterality"] in sides and draw(_bools):

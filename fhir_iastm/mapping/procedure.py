@@ -74,7 +74,25 @@ def _session_extensions(ctx: MappingContext) -> list[Json]:
         extension(ctx.ext_url("iastm-planned-sessions"), "PositiveInt", r.session.planned_sessions),
         extension(ctx.ext_url("iastm-duration"), "Duration", duration),
         extension(ctx.ext_url("source-schema-version"), "String", version),
+        *_parameter_extensions(ctx),
     )
+
+
+def _parameter_extensions(ctx: MappingContext) -> list[Json | None]:
+    """iastm_parameters (schema 2.0): one iastm-stroke per stroke, iastm-pressure,
+    iastm-tolerance (docs/clinical.md#iastm-parameters)."""
+    p = ctx.record.iastm_parameters
+    if p is None:
+        return []
+
+    def one(name: str, value: str | None) -> Json | None:
+        if value is None:
+            return None
+        concept = codeable([ctx.codes[f"iastm_{name}"].coding(value)])
+        return extension(ctx.ext_url(f"iastm-{name}"), "CodeableConcept", concept)
+
+    return [*(one("stroke", s) for s in p.strokes), one("pressure", p.pressure),
+            one("tolerance", p.tolerance)]  # fmt: skip
 
 
 def _plan_of_care(ctx: MappingContext) -> Json:

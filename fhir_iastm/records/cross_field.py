@@ -33,7 +33,7 @@ _NOT_WHEN_CANCELLED = (
 _ROM_KEY = ("joint", "motion", "laterality", "mode", "timing")
 
 #: Fields of record contract 2.0 (docs/clinical.md#record-contract-version-2).
-V2_FIELDS = ("visit_kind", "session.iastm_minutes", "screening")
+V2_FIELDS = ("visit_kind", "session.iastm_minutes", "screening", "iastm_parameters")
 
 
 def snomed_for_icd(code: str) -> str | None:
@@ -216,13 +216,7 @@ def _plausibility_rules(v: _View) -> Iterator[Issue]:
 def _screening_rules(v: _View) -> Iterator[Issue]:
     """A finding is listed once; a completed session needs consent and, with an absolute
     contraindication, an override reason (docs/clinical.md#screening)."""
-    seen: dict[str, str] = {}
-    for _, path in v.items("screening.findings"):
-        finding = v.get(path)
-        if finding in seen:
-            yield make_issue("E_DUPLICATE_KEY", path, f"finding {finding} repeats {seen[finding]}")
-        elif finding is not None:
-            seen[finding] = path
+    yield from _duplicates(v, "screening.findings", (), str, "finding")
     if v.get("status") != "completed" or not isinstance(v.raw("screening"), Mapping):
         return
     if v.get("screening.consent_obtained") is False:
@@ -230,7 +224,10 @@ def _screening_rules(v: _View) -> Iterator[Issue]:
         yield make_issue("E_CONSENT_MISSING", "screening.consent_obtained", msg)
     if v.raw("screening.override_reason") is not None:
         return
-    for finding, path in seen.items():
+    found: dict[str, str] = {}
+    for _, path in v.items("screening.findings"):
+        found.setdefault(v.get(path), path)
+    for finding, path in found.items():
         if finding in ABSOLUTE_CONTRAINDICATIONS:
             msg = (
                 f"{finding} is an absolute contraindication to IASTM: a completed session"
@@ -307,10 +304,10 @@ def _duplicates(
     v: _View, array: str, fields: Sequence[str], report: Callable[[str], str], what: str
 ) -> Iterator[Issue]:
     """E_DUPLICATE_KEY for every element whose key repeats an earlier element's
-    (docs/decisions.md#d17)."""
+    (docs/decisions.md#d17); no ``fields``: the element itself is the key."""
     seen: dict[tuple[Any, ...], str] = {}
     for _, path in v.items(array):
-        key = tuple(v.get(f"{path}.{name}") for name in fields)
+        key = tuple(v.get(f"{path}.{name}") for name in fields) if fields else (v.get(path),)
         if None in key:
             continue
         if key in seen:
@@ -337,6 +334,7 @@ def _key_rules(v: _View) -> Iterator[Issue]:
     yield from _duplicates(
         v, "adverse_effects", ("type", "site_index"), str, "adverse effect (type, site)"
     )
+    yield from _duplicates(v, "iastm_parameters.strokes", (), str, "stroke")
 
 
 def _reference_rules(v: _View) -> Iterator[Issue]:

@@ -28,6 +28,8 @@ OBJECTS: dict[str, str] = {
     "AdjunctTherapy": "Another therapy given in the same visit.",
     "Billing": "Billing lines (not mapped to clinical FHIR resources).",
     "CptLine": "One CPT billing line.",
+    "IastmParameters": "Schema 2.0: how the IASTM was given: strokes, pressure, tolerance "
+                       "(docs/clinical.md#iastm-parameters).",
     "Screening": "Schema 2.0: the pre-treatment contraindication / precaution screening and "
                  "consent (docs/clinical.md#screening).",
 }
@@ -69,6 +71,8 @@ FIELDS: dict[str, dict[str, str]] = {
         "visit_kind": "Schema 2.0: evaluation, re-evaluation or treatment (Encounter.type).",
         "screening": "Schema 2.0: contraindication / precaution screening and consent "
                      "(an Observation part of the IASTM Procedure).",
+        "iastm_parameters": "Schema 2.0: stroke types, pressure and tolerance (extensions of "
+                            "the IASTM Procedure).",
     },
     "Clinic": {
         "clinic_id": "The clinic's identifier in the clinic system (letters, digits, . _ -).",
@@ -180,6 +184,11 @@ FIELDS: dict[str, dict[str, str]] = {
     },
     "Billing": {
         "cpt_lines": "The CPT lines billed (at most 20).",
+    },
+    "IastmParameters": {
+        "strokes": "The stroke types used, each once.",
+        "pressure": "The instrument pressure: light, moderate or heavy.",
+        "tolerance": "How the patient tolerated the treatment.",
     },
     "Screening": {
         "performed_at": "When the screening was done (RFC 3339 date-time with a UTC offset).",

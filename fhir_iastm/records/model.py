@@ -183,6 +183,15 @@ class Screening:
 
 
 @dataclass(frozen=True, slots=True)
+class IastmParameters:
+    """Schema 2.0: how the IASTM was given (docs/clinical.md#iastm-parameters)."""
+
+    strokes: tuple[str, ...] = ()
+    pressure: str | None = None
+    tolerance: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class SessionRecord:
     schema_version: str
     session_id: str
@@ -210,6 +219,8 @@ class SessionRecord:
     visit_kind: str | None = None
     #: schema 2.0: contraindication / precaution screening and consent
     screening: Screening | None = None
+    #: schema 2.0: stroke types, pressure, tolerance
+    iastm_parameters: IastmParameters | None = None
 
 
 @functools.cache
@@ -265,6 +276,7 @@ __all__ = [
     "Clinic",
     "Condition",
     "CptLine",
+    "IastmParameters",
     "Instrument",
     "OutcomeMeasure",
     "Pain",

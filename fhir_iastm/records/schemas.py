@@ -46,6 +46,7 @@ from fhir_iastm.records.vocab import (
     INSTRUMENTS,
     OUTCOME_INSTRUMENTS,
     PAIN_SCALES,
+    PRESSURES,
     ROM_JOINTS,
     ROM_LATERALITIES,
     ROM_METHODS,
@@ -57,8 +58,10 @@ from fhir_iastm.records.vocab import (
     SITE_LATERALITIES,
     SITES,
     STATUSES,
+    STROKES,
     TECHNIQUES,
     TIMINGS,
+    TOLERANCES,
     VERIFICATION_STATUSES,
     VISIT_KINDS,
 )
@@ -306,6 +309,13 @@ class ScreeningSchema(_Base):
     override_reason = Text(max_len=TEXT_MAX, what="override_reason")
 
 
+class IastmParametersSchema(_Base):
+    target = model.IastmParameters
+    strokes = Array(Code(STROKES, what="stroke"), max_items=len(STROKES), what="strokes")
+    pressure = Code(PRESSURES, required=False, what="pressure")
+    tolerance = Code(TOLERANCES, required=False, what="tolerance")
+
+
 def _list(schema: type[Schema], what: str, *, required: bool = False) -> Array:
     return Array(
         _nested(schema, required=True, what=what),
@@ -348,6 +358,7 @@ class SessionRecordSchema(_Base):
     billing = _nested(BillingSchema, required=False, what="billing")
     visit_kind = Code(VISIT_KINDS, required=False, what="visit_kind")
     screening = _nested(ScreeningSchema, required=False, what="screening")
+    iastm_parameters = _nested(IastmParametersSchema, required=False, what="iastm_parameters")
 
 
 RECORD_SCHEMA = SessionRecordSchema()

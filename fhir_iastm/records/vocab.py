@@ -42,6 +42,10 @@ OUTCOME_INSTRUMENTS = table_values("prom_code")
 OUTCOME_INSTRUMENTS_V1 = ("LEFS", "QuickDASH", "PSFS")
 ADVERSE_TYPES = table_values("adverse_effect")
 VISIT_KINDS = table_values("visit_kind")
+#: iastm_parameters (schema 2.0, docs/clinical.md#iastm-parameters)
+STROKES = table_values("iastm_stroke")
+PRESSURES = table_values("iastm_pressure")
+TOLERANCES = table_values("iastm_tolerance")
 SEVERITIES = table_values("adverse_severity")
 
 
@@ -103,6 +107,7 @@ __all__ = [
     "OUTCOME_INSTRUMENTS",
     "OUTCOME_INSTRUMENTS_V1",
     "PAIN_SCALES",
+    "PRESSURES",
     "ROM_JOINTS",
     "ROM_LATERALITIES",
     "ROM_METHODS",
@@ -115,9 +120,11 @@ __all__ = [
     "SITES",
     "SITE_LATERALITIES",
     "SNOMED_BY_ICD_PREFIX",
+    "STROKES",
     "STATUSES",
     "TECHNIQUES",
     "TIMINGS",
+    "TOLERANCES",
     "VISIT_KINDS",
     "VERIFICATION_STATUSES",
     "VERIFIED_CONDITION_SNOMED",

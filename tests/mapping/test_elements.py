@@ -59,6 +59,9 @@ def _v2_record() -> dict[str, Any]:
         "override_reason": "hematoma on the other arm",
     }  # fmt: skip
     data["conditions"][0]["site_index"] = 0
+    data["iastm_parameters"] = {
+        "strokes": ["sweeping", "fanning"], "pressure": "moderate", "tolerance": "well-tolerated"
+    }  # fmt: skip
     return data
 
 

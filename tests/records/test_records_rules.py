@@ -323,6 +323,15 @@ CROSS_FIELD = [
     _case(G1, {**V2, SCR: _screen(skin_intact=None)}, f"E_REQUIRED {SCR}/skin_intact"),
     _case(G1, {**V2, SCR: _screen(consent_obtained="yes")}, f"E_TYPE {SCR}/consent_obtained"),
     _case(G1, {SCR: _screen()}, f"E_SCHEMA_VERSION {SCR}"),
+    # IASTM parameters (schema 2.0, docs/clinical.md#iastm-parameters)
+    _case(G1, {**V2, "/iastm_parameters": {"strokes": ["sweeping", "fanning"], "pressure": "light",
+                                            "tolerance": "well-tolerated"}}),
+    _case(G1, {**V2, "/iastm_parameters": {"strokes": ["fanning", "fanning"]}},
+          "E_DUPLICATE_KEY /iastm_parameters/strokes/1"),
+    _case(G1, {**V2, "/iastm_parameters": {"pressure": "deep"}},
+          "E_CODE_UNKNOWN /iastm_parameters/pressure"),
+    _case(G1, {"/iastm_parameters": {"tolerance": "not-tolerated"}},
+          "E_SCHEMA_VERSION /iastm_parameters"),
     # condition <-> treatment site (schema 2.0, issue 10 #7, docs/clinical.md#condition-site)
     _case(G1, {**V2, "/conditions/0/site_index": 0}),
     _case(G1, {**V2, "/conditions/0/site_index": 1}, "E_REF /conditions/0/site_index"),
