@@ -18,6 +18,7 @@ from fhir_iastm.mapping.context import (
 from fhir_iastm.mapping.datatypes import (
     Json,
     codeable,
+    ext,
     extension,
     extensions,
     identifier,
@@ -29,6 +30,9 @@ from fhir_iastm.mapping.datatypes import (
 )
 from fhir_iastm.mapping.sites import body_site
 from fhir_iastm.records.model import AdverseEffect
+
+#: CPT (docs/codes.md#cpt): only with include_cpt, the record's billing lines, never a display
+CPT = "http://www.ama-assn.org/go/cpt"
 
 
 def to_procedure(ctx: MappingContext) -> Json:
@@ -105,8 +109,12 @@ def _plan_of_care(ctx: MappingContext) -> Json:
 
 def _procedure_codings(ctx: MappingContext) -> list[Json]:
     codings = [ctx.codes.fixed("procedure_snomed"), ctx.codes.fixed("procedure_local")]
-    if ctx.settings.include_cpt:
-        codings.append(ctx.codes.fixed("procedure_cpt"))
+    if ctx.settings.include_cpt and ctx.record.billing is not None:
+        units = ctx.ext_url("iastm-cpt-units")
+        codings += [
+            {"extension": [ext(units, "PositiveInt", line.units)], "system": CPT, "code": line.code}
+            for line in ctx.record.billing.cpt_lines
+        ]
     return codings
 
 

@@ -15,6 +15,7 @@ from fhir_iastm.mapping.condition import laterality_of
 from fhir_iastm.mapping.datatypes import Json, ext_all, ext_value, prune
 
 WHERE = "Procedure"
+CPT = "http://www.ama-assn.org/go/cpt"
 
 
 def missing(path: str, what: str) -> MappingError:
@@ -103,6 +104,7 @@ def from_procedure(proc: Json, base: str) -> Json:
             ],
             "treatment_sites": sites,
             "iastm_parameters": _parameters(proc, base),
+            "billing": _billing(proc, base),
             "adverse_effects": [
                 _effect(c, base, f"{WHERE}.complication[{i}]", sites)
                 for i, c in enumerate(proc.get("complication", ()))
@@ -133,6 +135,20 @@ def _parameters(proc: Json, base: str) -> Json | None:
     if not found:
         return None
     return {**found, **{k: v[0] for k, v in found.items() if k != "strokes"}}
+
+
+def _billing(proc: Json, base: str) -> Json | None:
+    """billing.cpt_lines from the CPT codings (include_cpt) and their units extension."""
+    lines = []
+    url = f"{base}/StructureDefinition/iastm-cpt-units"
+    for i, coding in enumerate((proc.get("code") or {}).get("coding") or []):
+        if coding.get("system") != CPT:
+            continue
+        units = ext_value(coding, url, "PositiveInt")
+        if units is None:
+            raise missing(f"{WHERE}.code.coding[{i}].extension('{url}')", "CPT units")
+        lines.append({"code": coding.get("code"), "units": units})
+    return {"cpt_lines": lines} if lines else None
 
 
 def _plan_of_care(proc: Json, base: str) -> str | None:

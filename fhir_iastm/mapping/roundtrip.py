@@ -1,8 +1,8 @@
 """The canonical form in which record -> FHIR -> record must be lossless
 (docs/decisions.md#round-trip).
 
-Applies exactly these exclusions: ``billing``, ``last_modified``, ``session.duration_min``; for
-entered-in-error sessions the conditions' pre-retraction statuses; empty arrays; ``is_primary``
+Applies exactly these exclusions: ``billing`` (unless mapped with include_cpt), ``last_modified``;
+for entered-in-error sessions the conditions' pre-retraction statuses; empty arrays; ``is_primary``
 false = absent; arrays compared as sets keyed by their unique keys (``site_index`` is replaced by
 the site's (site, laterality) key so sites can be sorted). A ``pain`` object without any score
 counts as empty (no Observation can carry a bare scale); ``screening.findings`` is a set.
@@ -40,10 +40,14 @@ def _sort_key(fields: tuple[str, ...]) -> Callable[[dict[str, Any]], tuple[str, 
     return key
 
 
-def canonical_for_roundtrip(record: SessionRecord) -> dict[str, Any]:
-    """The record as a dict with the round-trip exclusions applied (compare two with ``==``)."""
+def canonical_for_roundtrip(record: SessionRecord, *, billing: bool = False) -> dict[str, Any]:
+    """The record as a dict with the round-trip exclusions applied (compare two with ``==``).
+
+    ``billing``: keep ``billing`` (it round-trips when mapped with include_cpt, the only setting
+    that may send CPT codes, docs/codes.md#cpt)."""
     data: dict[str, Any] = to_dict(record)
-    data.pop("billing", None)
+    if not billing:
+        data.pop("billing", None)
     data.pop("last_modified", None)
     if "pain" in data and not ({"pre", "post"} & set(data["pain"])):
         del data["pain"]

@@ -335,6 +335,7 @@ def _key_rules(v: _View) -> Iterator[Issue]:
         v, "adverse_effects", ("type", "site_index"), str, "adverse effect (type, site)"
     )
     yield from _duplicates(v, "iastm_parameters.strokes", (), str, "stroke")
+    yield from _duplicates(v, "billing.cpt_lines", ("code",), lambda p: f"{p}.code", "CPT code")
 
 
 def _reference_rules(v: _View) -> Iterator[Issue]:
