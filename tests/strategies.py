@@ -460,7 +460,8 @@ def valid_records(draw: st.DrawFn, *, fractions: bool = True) -> dict[str, Any]:
     if draw(_bools):
         record["last_modified"] = draw(_instant(last, 600, 6000, fractions))[1]
     if draw(_bools):
-        codes = draw(st.lists(st.sampled_from(["97140", "97110", "97530"]), min_size=1, unique=True))
+        cpt = st.sampled_from(["97140", "97110", "97530"])
+        codes = draw(st.lists(cpt, min_size=1, unique=True))
         record["billing"] = {"cpt_lines": [{"code": c, "units": draw(st.integers(1, 4))}
                                            for c in codes]}  # fmt: skip
     if draw(_bools):

@@ -108,7 +108,7 @@ def _plan_of_care(ctx: MappingContext) -> Json:
 
 
 def _procedure_codings(ctx: MappingContext) -> list[Json]:
-    codings = [ctx.codes.fixed("procedure_snomed"), ctx.codes.fixed("procedure_local")]
+    codings: list[Json] = [ctx.codes.fixed("procedure_snomed"), ctx.codes.fixed("procedure_local")]
     if ctx.settings.include_cpt and ctx.record.billing is not None:
         units = ctx.ext_url("iastm-cpt-units")
         codings += [

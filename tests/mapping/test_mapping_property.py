@@ -17,8 +17,8 @@ from fhir_iastm.mapping import (
     to_fhir,
 )
 from fhir_iastm.records import load_record
-from tests.strategies import valid_records
 from tests.mapping.support import as_searchset
+from tests.strategies import valid_records
 
 PROFILES = Path(__file__).resolve().parents[2] / "profiles"
 SLOW = [HealthCheck.too_slow, HealthCheck.data_too_large]
