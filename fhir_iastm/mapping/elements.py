@@ -222,6 +222,8 @@ ELEMENTS: tuple[Element, ...] = (
       reverse="session.session_number", invariants=("iastm-proc-6",)),
     E("procedure", "extension:iastm-planned-sessions", ("session.planned_sessions",),
       reverse="session.planned_sessions"),
+    E("procedure", "extension:source-recorded-at", ("recorded_at",),
+      reverse="recorded_at when no Condition carries it (docs/clinical.md#cancelled-recorded-at)"),
     E("procedure", "extension:iastm-stroke", ("iastm_parameters.strokes",), "iastm_stroke",
       "iastm_parameters.strokes, in order (schema 2.0)"),
     E("procedure", "extension:iastm-pressure", ("iastm_parameters.pressure",), "iastm_pressure",

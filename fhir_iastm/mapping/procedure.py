@@ -78,6 +78,12 @@ def _session_extensions(ctx: MappingContext) -> list[Json]:
         extension(ctx.ext_url("iastm-planned-sessions"), "PositiveInt", r.session.planned_sessions),
         extension(ctx.ext_url("iastm-duration"), "Duration", duration),
         extension(ctx.ext_url("source-schema-version"), "String", version),
+        # no Condition carries recordedDate (docs/clinical.md#cancelled-recorded-at)
+        extension(
+            ctx.ext_url("source-recorded-at"),
+            "DateTime",
+            None if ctx.conditions else r.recorded_at,
+        ),
         *_parameter_extensions(ctx),
     )
 

@@ -83,6 +83,8 @@ def _record_dict(index: Index, base: str) -> Json:
     out.update(_parties(index, proc, encounter, base))
     sites = out.get("treatment_sites") or []
     out["conditions"], out["recorded_at"] = _conditions(index, proc, encounter, owned, base, sites)
+    recorded_url = f"{base}/StructureDefinition/source-recorded-at"
+    out["recorded_at"] = out["recorded_at"] or ext_value(proc, recorded_url, "DateTime")
     observed = _observations(live, base, out.get("treatment_sites") or [])
     findings = observed.pop("findings")
     out.update(observed)

@@ -26,6 +26,7 @@ SETTINGS = (
     MappingSettings(),
     MappingSettings(include_cpt=True, claim_us_core=True),
     MappingSettings(performed_as_datetime=True, strip_profiles=True),
+    MappingSettings(emit_conditions_for_cancelled=False),
 )
 
 

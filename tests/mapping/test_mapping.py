@@ -13,7 +13,9 @@ import pytest
 from fhir.resources.R4B.bundle import Bundle
 
 from fhir_iastm.mapping import MappingSettings, check_structure, from_fhir, to_fhir
+from fhir_iastm.errors import InvalidRecordError
 from fhir_iastm.mapping.ids import conditional_url, fhir_escape, identifier_query
+from fhir_iastm.mapping.reverse import record_dict
 from fhir_iastm.mapping.roundtrip import canonical_for_roundtrip
 from fhir_iastm.mapping.structure import _model
 from fhir_iastm.records import record_hash
@@ -220,6 +222,18 @@ def test_cancelled_without_conditions_when_switched_off() -> None:
     assert resources(bundle, "Condition") == []
     assert "reasonReference" not in session_procedure(bundle)
     assert "diagnosis" not in resources(bundle, "Encounter")[0]
+    # issue 10 #8: recorded_at survives on the Procedure; the diagnoses themselves do not, so
+    # unmap names the conditions (no longer recorded_at) as what is missing
+    url = f"{BASE}/StructureDefinition/source-recorded-at"
+    [recorded] = [e for e in session_procedure(bundle)["extension"] if e["url"] == url]
+    assert recorded["valueDateTime"] == good("good-08").recorded_at
+    assert record_dict(bundle)["recorded_at"] == good("good-08").recorded_at
+    with pytest.raises(InvalidRecordError) as caught:
+        from_fhir(bundle)
+    assert caught.value.codes == [("E_REQUIRED", "conditions")]
+    with_conditions = to_fhir(good("good-08"))
+    assert url not in json.dumps(with_conditions)
+    assert from_fhir(with_conditions).recorded_at == good("good-08").recorded_at
 
 
 # ---------------------------------------------------------------- settings
