@@ -31,6 +31,7 @@ from fhir_iastm.config import Settings
 from fhir_iastm.errors import InvalidRecordError, Issue
 from fhir_iastm.facade import resource_set, stored_resources
 from fhir_iastm.mapping import to_fhir
+from fhir_iastm.mapping.amend import amended_identifiers
 from fhir_iastm.mapping.settings import MappingSettings
 from fhir_iastm.profiles import ProfileIndex, load_profiles
 from fhir_iastm.records import check_record, record_hash
@@ -133,6 +134,11 @@ def save_record(
     if isinstance(prepared, InvalidRecordError):
         raise prepared
     record, _body, resources, digest = prepared
+    if record.record_version > 1:  # the facade shows a changed value as amended, like a push
+        earlier = stored_versions(store)(record)
+        amended = amended_identifiers(record, earlier, replace(settings, record_hash=digest))
+        if amended:
+            resources = resource_set(record, replace(settings, record_hash=digest), amended)
     result = store.save_record(record, body, actor=actor, resources=resources, digest=digest)
     return Saved(result, warnings)
 

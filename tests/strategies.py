@@ -22,6 +22,14 @@ from typing import Any
 
 from hypothesis import strategies as st
 
+from fhir_iastm.records.vocab import (
+    ABSOLUTE_CONTRAINDICATIONS,
+    PRESSURES,
+    SCREENING_FINDINGS,
+    STROKES,
+    TOLERANCES,
+)
+
 EXAMPLES = Path(__file__).parent / "data" / "examples"
 DELETE = object()  # with_changes: remove the member at this pointer
 
@@ -452,7 +460,10 @@ def valid_records(draw: st.DrawFn, *, fractions: bool = True) -> dict[str, Any]:
     if draw(_bools):
         record["last_modified"] = draw(_instant(last, 600, 6000, fractions))[1]
     if draw(_bools):
-        record["billing"] = {"cpt_lines": [{"code": "97140", "units": draw(st.integers(1, 4))}]}
+        cpt = st.sampled_from(["97140", "97110", "97530"])
+        codes = draw(st.lists(cpt, min_size=1, unique=True))
+        record["billing"] = {"cpt_lines": [{"code": c, "units": draw(st.integers(1, 4))}
+                                           for c in codes]}  # fmt: skip
     if draw(_bools):
         _version_2(draw, record)
     return record
@@ -477,6 +488,35 @@ def _version_2(draw: st.DrawFn, record: dict[str, Any]) -> None:
             draw(st.integers(0, 100)) if name == "VISA-P" else draw(st.sampled_from([0, 37.5, 100]))
         )
         record.setdefault("outcome_measures", []).append({"instrument": name, "score": score})
+    if draw(_bools):
+        record["screening"] = draw(_screening(record["status"], session["start"]))
+    if draw(_bools):
+        record["iastm_parameters"] = {
+            "strokes": draw(st.lists(st.sampled_from(STROKES), unique=True, max_size=3)),
+            "pressure": draw(st.sampled_from(PRESSURES)),
+            "tolerance": draw(st.sampled_from(TOLERANCES)),
+        }
+    sides = [s["laterality"] for s in record["treatment_sites"]]
+    for condition in record["conditions"]:
+        if condition["laterality"] in sides and draw(_bools):
+            condition["site_index"] = sides.index(condition["laterality"])
+
+
+@st.composite
+def _screening(draw: st.DrawFn, status: str, start: str) -> dict[str, Any]:
+    """A screening a record of ``status`` may carry (docs/clinical.md#screening)."""
+    findings = draw(st.lists(st.sampled_from(SCREENING_FINDINGS), unique=True, max_size=3))
+    screening: dict[str, Any] = {
+        "performed_at": start,
+        "anticoagulant_therapy": draw(_bools),
+        "skin_intact": draw(_bools),
+        "consent_obtained": status == "completed" or draw(_bools),
+        "findings": findings,
+    }
+    absolute = set(findings) & set(ABSOLUTE_CONTRAINDICATIONS)
+    if (absolute and status == "completed") or draw(_bools):
+        screening["override_reason"] = draw(_text(120))
+    return screening
 
 
 __all__ = ["DELETE", "EXAMPLES", "example", "pointer_to_path", "valid_records", "with_changes"]

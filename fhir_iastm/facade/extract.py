@@ -176,11 +176,14 @@ def content_hash(resource: dict[str, Any]) -> str:
 
 
 
-def resource_set(record: SessionRecord, settings: MappingSettings) -> ResourceSet:
+def resource_set(
+    record: SessionRecord, settings: MappingSettings, amended: frozenset[str] = frozenset()
+) -> ResourceSet:
     """Every FHIR resource of a record (as ``mapping.to_fhir`` builds it, with logical ids) and
     its index rows. Shared resources carry the record with the greatest ``source_key``: the
-    newest ``recorded_at`` (as a UTC instant), ties broken by session id."""
-    bundle = to_fhir(record, settings)
+    newest ``recorded_at`` (as a UTC instant), ties broken by session id. ``amended``: the
+    Observations an earlier version had with another value (docs/clinical.md)."""
+    bundle = to_fhir(record, settings, amended=amended)
     writes = tuple(index_resource(r) for r in stored_resources(bundle, copy_=False))
     return ResourceSet(source_key=source_key(record), resources=writes)
 

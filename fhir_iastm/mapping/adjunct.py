@@ -49,9 +49,7 @@ def to_adjunct(ctx: MappingContext, a: AdjunctTherapy) -> Json:
 def _codings(ctx: MappingContext, adjunct_type: str) -> list[Json]:
     codings = [ctx.codes["adjunct_local"].coding(adjunct_type)]
     codings += ctx.codes["adjunct_snomed"].codings(adjunct_type)
-    if ctx.settings.include_cpt:
-        codings.append(ctx.codes.fixed("adjunct_cpt"))
-    return codings
+    return codings  # the session's CPT lines are on the IASTM Procedure (docs/codes.md#cpt)
 
 
 def from_adjunct(resource: Json, base: str, where: str) -> Json:

@@ -26,6 +26,7 @@ from fhir_iastm.mapping.ids import NPI_SYSTEM, conditional_url, identifier_query
 from fhir_iastm.mapping.observation import to_observations
 from fhir_iastm.mapping.parties import patient_system, to_organization, to_patient, to_practitioner
 from fhir_iastm.mapping.procedure import to_procedure
+from fhir_iastm.mapping.screening import to_screening
 from fhir_iastm.mapping.settings import MappingSettings
 from fhir_iastm.records.model import SessionRecord
 
@@ -59,6 +60,7 @@ def to_fhir(
         *(owned_entry(ctx, adjunct_role(a.type), to_adjunct(ctx, a)) for a in r.adjunct_therapies),
         *(owned_entry(ctx, _role(ctx, o), o) for o in to_observations(ctx)),
         *(owned_entry(ctx, _role(ctx, o), o) for o in to_effects(ctx)),
+        *(owned_entry(ctx, _role(ctx, o), o) for o in to_screening(ctx)),
     ]
     assert_distinct(entries)
     return {"resourceType": "Bundle", "type": "transaction", "entry": entries}

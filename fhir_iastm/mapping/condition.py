@@ -15,7 +15,6 @@ from fhir_iastm.mapping.datatypes import (
     Json,
     code_in,
     codeable,
-    ext,
     ext_all,
     identifier,
     identifier_value,
@@ -23,6 +22,7 @@ from fhir_iastm.mapping.datatypes import (
     reference,
 )
 from fhir_iastm.mapping.ids import MCODE_LATERALITY
+from fhir_iastm.mapping.sites import body_site, laterality_extension
 from fhir_iastm.records.icd10cm import icd_title
 from fhir_iastm.records.model import Condition
 
@@ -54,9 +54,7 @@ def to_condition(ctx: MappingContext, c: Condition) -> Json:
             ),
             "category": [codeable([ctx.codes.fixed("condition_category")])],
             "code": codeable(_code_codings(c), c.text),
-            "bodySite": [_laterality_site(ctx, c.laterality)]
-            if c.laterality != "not-applicable"
-            else [],
+            "bodySite": _body_sites(ctx, c),
             "subject": reference(ctx.url(PATIENT)),
             "encounter": reference(ctx.url(ENCOUNTER)),
             "onsetDateTime": c.onset_date,
@@ -79,11 +77,12 @@ def _code_codings(c: Condition) -> list[Json]:
     return codings
 
 
-def laterality_extension(ctx: MappingContext, laterality: str) -> Json:
-    """The mCODE laterality-qualifier extension (docs/decisions.md#d2) for left / right /
-    bilateral."""
-    value = codeable([ctx.codes["laterality"].coding(laterality)])
-    return ext(MCODE_LATERALITY, "CodeableConcept", value)
+def _body_sites(ctx: MappingContext, c: Condition) -> list[Json]:
+    """The treated site the condition is linked to (schema 2.0, docs/clinical.md#condition-site),
+    else only its side; none when not-applicable."""
+    if c.site_index is not None:
+        return [body_site(ctx, ctx.record.treatment_sites[c.site_index])]
+    return [_laterality_site(ctx, c.laterality)] if c.laterality != "not-applicable" else []
 
 
 def _laterality_site(ctx: MappingContext, laterality: str) -> Json:

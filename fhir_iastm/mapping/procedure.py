@@ -6,7 +6,6 @@ The reverse lives in ``procedure_reverse.py``.
 
 from __future__ import annotations
 
-from fhir_iastm.mapping.condition import laterality_extension
 from fhir_iastm.mapping.context import (
     ENCOUNTER,
     ORGANIZATION,
@@ -19,6 +18,7 @@ from fhir_iastm.mapping.context import (
 from fhir_iastm.mapping.datatypes import (
     Json,
     codeable,
+    ext,
     extension,
     extensions,
     identifier,
@@ -28,8 +28,11 @@ from fhir_iastm.mapping.datatypes import (
     quantity,
     reference,
 )
-from fhir_iastm.mapping.ids import MCODE_LOCATION
-from fhir_iastm.records.model import AdverseEffect, TreatmentSite
+from fhir_iastm.mapping.sites import body_site
+from fhir_iastm.records.model import AdverseEffect
+
+#: CPT (docs/codes.md#cpt): only with include_cpt, the record's billing lines, never a display
+CPT = "http://www.ama-assn.org/go/cpt"
 
 
 def to_procedure(ctx: MappingContext) -> Json:
@@ -75,7 +78,31 @@ def _session_extensions(ctx: MappingContext) -> list[Json]:
         extension(ctx.ext_url("iastm-planned-sessions"), "PositiveInt", r.session.planned_sessions),
         extension(ctx.ext_url("iastm-duration"), "Duration", duration),
         extension(ctx.ext_url("source-schema-version"), "String", version),
+        # no Condition carries recordedDate (docs/clinical.md#cancelled-recorded-at)
+        extension(
+            ctx.ext_url("source-recorded-at"),
+            "DateTime",
+            None if ctx.conditions else r.recorded_at,
+        ),
+        *_parameter_extensions(ctx),
     )
+
+
+def _parameter_extensions(ctx: MappingContext) -> list[Json | None]:
+    """iastm_parameters (schema 2.0): one iastm-stroke per stroke, iastm-pressure,
+    iastm-tolerance (docs/clinical.md#iastm-parameters)."""
+    p = ctx.record.iastm_parameters
+    if p is None:
+        return []
+
+    def one(name: str, value: str | None) -> Json | None:
+        if value is None:
+            return None
+        concept = codeable([ctx.codes[f"iastm_{name}"].coding(value)])
+        return extension(ctx.ext_url(f"iastm-{name}"), "CodeableConcept", concept)
+
+    return [*(one("stroke", s) for s in p.strokes), one("pressure", p.pressure),
+            one("tolerance", p.tolerance)]  # fmt: skip
 
 
 def _plan_of_care(ctx: MappingContext) -> Json:
@@ -87,9 +114,13 @@ def _plan_of_care(ctx: MappingContext) -> Json:
 
 
 def _procedure_codings(ctx: MappingContext) -> list[Json]:
-    codings = [ctx.codes.fixed("procedure_snomed"), ctx.codes.fixed("procedure_local")]
-    if ctx.settings.include_cpt:
-        codings.append(ctx.codes.fixed("procedure_cpt"))
+    codings: list[Json] = [ctx.codes.fixed("procedure_snomed"), ctx.codes.fixed("procedure_local")]
+    if ctx.settings.include_cpt and ctx.record.billing is not None:
+        units = ctx.ext_url("iastm-cpt-units")
+        codings += [
+            {"extension": [ext(units, "PositiveInt", line.units)], "system": CPT, "code": line.code}
+            for line in ctx.record.billing.cpt_lines
+        ]
     return codings
 
 
@@ -146,20 +177,6 @@ def performers(ctx: MappingContext) -> list[Json]:
 def reasons(ctx: MappingContext) -> list[Json]:
     """reasonReference -> every emitted Condition, whatever the status (docs/decisions.md#d11)."""
     return [reference(ctx.url(condition_role(c.condition_id))) for c in ctx.conditions]
-
-
-def body_site(ctx: MappingContext, site: TreatmentSite) -> Json:
-    """Local + SNOMED site codings, mCODE laterality (1..1) and location qualifier, text
-    (docs/mapping.md#procedure)."""
-    codes = ctx.codes
-    lat = laterality_extension(ctx, site.laterality)
-    qualifiers = codes["body_location_qualifier"].codings(site.site)
-    loc = extension(MCODE_LOCATION, "CodeableConcept", codeable(qualifiers)) if qualifiers else None
-    local = codes["body_site_local"].coding(site.site)
-    text = f"{site.laterality} {local['display'].lower()}"
-    return codeable(
-        [local, codes["body_site_snomed"].coding(site.site)], text, extensions(lat, loc)
-    )
 
 
 def is_expected_finding(effect: AdverseEffect) -> bool:

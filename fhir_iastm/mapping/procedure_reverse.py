@@ -12,9 +12,10 @@ from typing import Any
 from fhir_iastm.errors import Issue, MappingError
 from fhir_iastm.mapping.codes import STATUS_FROM_PROCEDURE, reverse_table, unmapped
 from fhir_iastm.mapping.condition import laterality_of
-from fhir_iastm.mapping.datatypes import Json, ext_value, prune
+from fhir_iastm.mapping.datatypes import Json, ext_all, ext_value, prune
 
 WHERE = "Procedure"
+CPT = "http://www.ama-assn.org/go/cpt"
 
 
 def missing(path: str, what: str) -> MappingError:
@@ -102,12 +103,52 @@ def from_procedure(proc: Json, base: str) -> Json:
                 for i, c in enumerate(proc.get("usedCode", ()))
             ],
             "treatment_sites": sites,
+            "iastm_parameters": _parameters(proc, base),
+            "billing": _billing(proc, base),
             "adverse_effects": [
                 _effect(c, base, f"{WHERE}.complication[{i}]", sites)
                 for i, c in enumerate(proc.get("complication", ()))
             ],
         }
     )
+
+
+def _parameters(proc: Json, base: str) -> Json | None:
+    """iastm_parameters from the iastm-stroke / -pressure / -tolerance extensions."""
+
+    def read(name: str) -> list[str]:
+        url = f"{base}/StructureDefinition/iastm-{name}"
+        return [
+            _decode(base, f"iastm_{name}", e.get("valueCodeableConcept"), f"{WHERE}.extension")
+            for e in ext_all(proc, url)
+        ]
+
+    strokes, pressure, tolerance = read("stroke"), read("pressure"), read("tolerance")
+    for name, values in (("pressure", pressure), ("tolerance", tolerance)):
+        if len(values) > 1:
+            where = f"{WHERE}.extension('{base}/StructureDefinition/iastm-{name}')"
+            raise MappingError(
+                f"{where}: {len(values)} values, at most 1",
+                [Issue("error", "structure", where, f"more than one {name}", "E_DUPLICATE_KEY")],
+            )
+    found = prune({"strokes": strokes, "pressure": pressure, "tolerance": tolerance})
+    if not found:
+        return None
+    return {**found, **{k: v[0] for k, v in found.items() if k != "strokes"}}
+
+
+def _billing(proc: Json, base: str) -> Json | None:
+    """billing.cpt_lines from the CPT codings (include_cpt) and their units extension."""
+    lines = []
+    url = f"{base}/StructureDefinition/iastm-cpt-units"
+    for i, coding in enumerate((proc.get("code") or {}).get("coding") or []):
+        if coding.get("system") != CPT:
+            continue
+        units = ext_value(coding, url, "PositiveInt")
+        if units is None:
+            raise missing(f"{WHERE}.code.coding[{i}].extension('{url}')", "CPT units")
+        lines.append({"code": coding.get("code"), "units": units})
+    return {"cpt_lines": lines} if lines else None
 
 
 def _plan_of_care(proc: Json, base: str) -> str | None:

@@ -20,7 +20,8 @@ from fhir_iastm.mapping.encounter import primary_references, visit_kind
 from fhir_iastm.mapping.index import Index
 from fhir_iastm.mapping.observation import from_prom, from_rom, pain_value, read_timing
 from fhir_iastm.mapping.parties import from_organization, from_patient, from_practitioner
-from fhir_iastm.mapping.procedure_reverse import from_procedure, missing
+from fhir_iastm.mapping.procedure_reverse import from_procedure, missing, site_of
+from fhir_iastm.mapping.screening import from_screening, is_screening_observation
 from fhir_iastm.mapping.settings import MappingSettings
 from fhir_iastm.mapping.structure import check_resource
 from fhir_iastm.records.model import SessionRecord
@@ -80,7 +81,10 @@ def _record_dict(index: Index, base: str) -> Json:
     }
     out["visit_kind"] = visit_kind(encounter, base)
     out.update(_parties(index, proc, encounter, base))
-    out["conditions"], out["recorded_at"] = _conditions(index, proc, encounter, owned, base)
+    sites = out.get("treatment_sites") or []
+    out["conditions"], out["recorded_at"] = _conditions(index, proc, encounter, owned, base, sites)
+    recorded_url = f"{base}/StructureDefinition/source-recorded-at"
+    out["recorded_at"] = out["recorded_at"] or ext_value(proc, recorded_url, "DateTime")
     observed = _observations(live, base, out.get("treatment_sites") or [])
     findings = observed.pop("findings")
     out.update(observed)
@@ -162,7 +166,12 @@ def _parties(index: Index, proc: Json, encounter: Json | None, base: str) -> Jso
 
 
 def _conditions(
-    index: Index, proc: Json, encounter: Json | None, owned: dict[str, Json], base: str
+    index: Index,
+    proc: Json,
+    encounter: Json | None,
+    owned: dict[str, Json],
+    base: str,
+    sites: list[Json],
 ) -> tuple[list[Json], str | None]:
     """The Procedure's reasonReference targets (else every owned Condition) and recordedDate."""
     refs = proc.get("reasonReference") or []
@@ -170,9 +179,34 @@ def _conditions(
     if not refs or any(c is None for c in found):
         found = [r for role, r in owned.items() if role.startswith("condition/")]
     primary = {id(index.resolve({"reference": ref})) for ref in primary_references(encounter)}
-    conditions = [from_condition(c, base, "Condition", id(c) in primary) for c in found if c]
+    conditions = [
+        prune(
+            {
+                **from_condition(c, base, "Condition", id(c) in primary),
+                "site_index": _site_index(c, sites, base),
+            }
+        )
+        for c in found
+        if c
+    ]
     recorded = next((c.get("recordedDate") for c in found if c and c.get("recordedDate")), None)
     return conditions, recorded
+
+
+def _site_index(condition: Json, sites: list[Json], base: str) -> int | None:
+    """The treated site a Condition's bodySite names (local site coding), as ``site_index``
+    (docs/clinical.md#condition-site); a side-only bodySite links nothing."""
+    site = (condition.get("bodySite") or [{}])[0]
+    if code_in(site, tables(base)["body_site_local"]["knee"][0]["system"]) is None:
+        return None
+    key = site_of(site, base, "Condition.bodySite[0]")
+    if key not in sites:
+        where = "Condition.bodySite[0]"
+        raise MappingError(
+            f"{where}: not a treated site",
+            [Issue("error", "value", where, "matches no Procedure.bodySite", "E_REF")],
+        )
+    return sites.index(key)
 
 
 def _prom_instrument(code: Json, prom_codes: dict[tuple[str, str], str]) -> str | None:
@@ -190,6 +224,7 @@ def _observations(live: list[tuple[str, Json]], base: str, sites: list[Json]) ->
     rom: list[Json] = []
     proms: list[Json] = []
     findings: list[Json] = []
+    screening: Json | None = None
     obs_system = tables(base)["prom_code"]["LEFS"][0]["system"]
     rom_codes, prom_codes = reverse_table(base, "rom_code"), reverse_table(base, "prom_code")
     for _role, r in live:
@@ -219,6 +254,8 @@ def _observations(live: list[tuple[str, Json]], base: str, sites: list[Json]) ->
             proms.append(from_prom(r, str(_prom_instrument(code, prom_codes))))
         elif is_effect_observation(r, base):
             findings.append(from_effect(r, base, "Observation", sites))
+        elif is_screening_observation(r, base) and screening is None:
+            screening = from_screening(r, base, "Observation")
         else:
             raise unmapped("observation code", local or code.get("text"), "Observation.code")
     return {
@@ -226,6 +263,7 @@ def _observations(live: list[tuple[str, Json]], base: str, sites: list[Json]) ->
         "rom": rom,
         "outcome_measures": proms,
         "findings": findings,
+        "screening": screening,
     }
 
 

@@ -18,7 +18,11 @@ from typing import Any
 from fhir_iastm.errors import Issue
 from fhir_iastm.records.fields import make_issue
 from fhir_iastm.records.icd10cm import icd_side
-from fhir_iastm.records.vocab import OUTCOME_INSTRUMENTS_V1, SNOMED_BY_ICD_PREFIX
+from fhir_iastm.records.vocab import (
+    ABSOLUTE_CONTRAINDICATIONS,
+    OUTCOME_INSTRUMENTS_V1,
+    SNOMED_BY_ICD_PREFIX,
+)
 
 #: What a cancelled session must not carry (docs/decisions.md#d21).
 _NOT_WHEN_CANCELLED = (
@@ -29,7 +33,7 @@ _NOT_WHEN_CANCELLED = (
 _ROM_KEY = ("joint", "motion", "laterality", "mode", "timing")
 
 #: Fields of record contract 2.0 (docs/clinical.md#record-contract-version-2).
-V2_FIELDS = ("visit_kind", "session.iastm_minutes")
+V2_FIELDS = ("visit_kind", "session.iastm_minutes", "screening", "iastm_parameters")
 
 
 def snomed_for_icd(code: str) -> str | None:
@@ -120,6 +124,10 @@ def _version_rules(v: _View) -> Iterator[Issue]:
             if v.raw(path) is not None:
                 msg = f"{path} is a field of schema_version 2.0 (this record says 1.0)"
                 yield make_issue("E_SCHEMA_VERSION", path, msg)
+        for _, path in v.items("conditions"):
+            if v.raw(f"{path}.site_index") is not None:
+                msg = "site_index is a field of schema_version 2.0 (this record says 1.0)"
+                yield make_issue("E_SCHEMA_VERSION", f"{path}.site_index", msg)
         for _, path in v.items("outcome_measures"):
             instrument = v.get(f"{path}.instrument")
             if instrument is not None and instrument not in OUTCOME_INSTRUMENTS_V1:
@@ -205,6 +213,29 @@ def _plausibility_rules(v: _View) -> Iterator[Issue]:
             yield make_issue("E_SCORE_MISMATCH", f"{path}.score", msg)
 
 
+def _screening_rules(v: _View) -> Iterator[Issue]:
+    """A finding is listed once; a completed session needs consent and, with an absolute
+    contraindication, an override reason (docs/clinical.md#screening)."""
+    yield from _duplicates(v, "screening.findings", (), str, "finding")
+    if v.get("status") != "completed" or not isinstance(v.raw("screening"), Mapping):
+        return
+    if v.get("screening.consent_obtained") is False:
+        msg = "a completed session needs the patient's consent (screening.consent_obtained false)"
+        yield make_issue("E_CONSENT_MISSING", "screening.consent_obtained", msg)
+    if v.raw("screening.override_reason") is not None:
+        return
+    found: dict[str, str] = {}
+    for _, path in v.items("screening.findings"):
+        found.setdefault(v.get(path), path)
+    for finding, path in found.items():
+        if finding in ABSOLUTE_CONTRAINDICATIONS:
+            msg = (
+                f"{finding} is an absolute contraindication to IASTM: a completed session"
+                " needs screening.override_reason"
+            )
+            yield make_issue("E_CONTRAINDICATION", path, msg)
+
+
 def _site_sides(v: _View) -> set[str] | None:
     """The lateralities of all treatment sites, None when any of them is unreadable."""
     sides = set()
@@ -273,10 +304,10 @@ def _duplicates(
     v: _View, array: str, fields: Sequence[str], report: Callable[[str], str], what: str
 ) -> Iterator[Issue]:
     """E_DUPLICATE_KEY for every element whose key repeats an earlier element's
-    (docs/decisions.md#d17)."""
+    (docs/decisions.md#d17); no ``fields``: the element itself is the key."""
     seen: dict[tuple[Any, ...], str] = {}
     for _, path in v.items(array):
-        key = tuple(v.get(f"{path}.{name}") for name in fields)
+        key = tuple(v.get(f"{path}.{name}") for name in fields) if fields else (v.get(path),)
         if None in key:
             continue
         if key in seen:
@@ -303,17 +334,24 @@ def _key_rules(v: _View) -> Iterator[Issue]:
     yield from _duplicates(
         v, "adverse_effects", ("type", "site_index"), str, "adverse effect (type, site)"
     )
+    yield from _duplicates(v, "iastm_parameters.strokes", (), str, "stroke")
+    yield from _duplicates(v, "billing.cpt_lines", ("code",), lambda p: f"{p}.code", "CPT code")
 
 
 def _reference_rules(v: _View) -> Iterator[Issue]:
     sites = v.items("treatment_sites")
     if not sites:
         return
-    for _, path in v.items("adverse_effects"):
+    for _, path in [*v.items("adverse_effects"), *v.items("conditions")]:
         index = v.get(f"{path}.site_index")
         if index is not None and not 0 <= index < len(sites):
             msg = f"site_index {index} does not point into treatment_sites (0-{len(sites) - 1})"
             yield make_issue("E_REF", f"{path}.site_index", msg)
+        elif index is not None and path.startswith("conditions"):
+            side, site_side = v.get(f"{path}.laterality"), v.get(f"{sites[index][1]}.laterality")
+            if None not in (side, site_side) and side != site_side:
+                msg = f"the condition is {side}; its site treatment_sites[{index}] is {site_side}"
+                yield make_issue("E_LATERALITY_CONFLICT", f"{path}.site_index", msg)
 
 
 _RULES = (
@@ -325,6 +363,7 @@ _RULES = (
     _key_rules,
     _reference_rules,
     _plausibility_rules,
+    _screening_rules,
 )
 
 

@@ -28,6 +28,10 @@ OBJECTS: dict[str, str] = {
     "AdjunctTherapy": "Another therapy given in the same visit.",
     "Billing": "Billing lines (not mapped to clinical FHIR resources).",
     "CptLine": "One CPT billing line.",
+    "IastmParameters": "Schema 2.0: how the IASTM was given: strokes, pressure, tolerance "
+                       "(docs/clinical.md#iastm-parameters).",
+    "Screening": "Schema 2.0: the pre-treatment contraindication / precaution screening and "
+                 "consent (docs/clinical.md#screening).",
 }
 
 FIELDS: dict[str, dict[str, str]] = {
@@ -65,6 +69,10 @@ FIELDS: dict[str, dict[str, str]] = {
                              "type.",
         "billing": "CPT billing lines.",
         "visit_kind": "Schema 2.0: evaluation, re-evaluation or treatment (Encounter.type).",
+        "screening": "Schema 2.0: contraindication / precaution screening and consent "
+                     "(an Observation part of the IASTM Procedure).",
+        "iastm_parameters": "Schema 2.0: stroke types, pressure and tolerance (extensions of "
+                            "the IASTM Procedure).",
     },
     "Clinic": {
         "clinic_id": "The clinic's identifier in the clinic system (letters, digits, . _ -).",
@@ -135,6 +143,8 @@ FIELDS: dict[str, dict[str, str]] = {
                            "entered-in-error, and absent when it is.",
         "verification_status": "FHIR condition-ver-status.",
         "is_primary": "The primary diagnosis of the encounter; at most one true.",
+        "site_index": "Schema 2.0: index (0-based) of the treatment site this condition is "
+                      "treated at; the site's laterality must be the condition's.",
     },
     "Pain": {
         "scale": "The pain scale: NRS-11, the 0-10 numeric rating scale.",
@@ -174,6 +184,22 @@ FIELDS: dict[str, dict[str, str]] = {
     },
     "Billing": {
         "cpt_lines": "The CPT lines billed (at most 20).",
+    },
+    "IastmParameters": {
+        "strokes": "The stroke types used, each once.",
+        "pressure": "The instrument pressure: light, moderate or heavy.",
+        "tolerance": "How the patient tolerated the treatment.",
+    },
+    "Screening": {
+        "performed_at": "When the screening was done (RFC 3339 date-time with a UTC offset).",
+        "anticoagulant_therapy": "Whether the patient takes anticoagulants (a precaution: "
+                                 "bruising is likelier).",
+        "skin_intact": "Whether the skin over the treatment area is intact.",
+        "consent_obtained": "Whether the patient consented to IASTM; must be true when the "
+                            "session is completed.",
+        "findings": "The contraindications and precautions found, each once; an absolute one "
+                    "stops a completed session unless override_reason is given.",
+        "override_reason": "Why the session went ahead despite an absolute contraindication.",
     },
     "CptLine": {
         "code": "A CPT code: 5 characters, 4 digits then a digit, F, T or U.",

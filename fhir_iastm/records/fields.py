@@ -48,6 +48,8 @@ CATALOGUE: dict[str, tuple[str, str]] = {
     "E_DUPLICATE_SESSION": ("duplicate", "error"),
     "E_STALE_VERSION": ("conflict", "error"),
     "E_SCORE_MISMATCH": ("invariant", "error"),
+    "E_CONTRAINDICATION": ("business-rule", "error"),
+    "E_CONSENT_MISSING": ("business-rule", "error"),
     "W_PLAN_EXCEEDED": ("business-rule", "warning"),
     "W_RECORDED_BEFORE_START": ("business-rule", "warning"),
     "W_LONG_SESSION": ("business-rule", "warning"),
@@ -167,8 +169,10 @@ class Number(fields.Field):
 class Bool(fields.Field):
     """A JSON boolean only (never 0/1 or "true")."""
 
-    def __init__(self, *, what: str = "value") -> None:
-        super().__init__(allow_none=True, error_messages=_messages(False, what))
+    def __init__(self, *, required: bool = False, what: str = "value") -> None:
+        super().__init__(
+            required=required, allow_none=not required, error_messages=_messages(required, what)
+        )
         self.what = what
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> bool:

@@ -36,6 +36,9 @@ Error catalogue (code, FHIR IssueType, HTTP, when):
 * ``E_DUPLICATE_SESSION`` duplicate 409 — batch: same session_id and version, other content.
 * ``E_STALE_VERSION`` conflict 409 — batch: same session_id with a lower record_version.
 * ``E_SCORE_MISMATCH`` invariant 422 — a PSFS score that is not the mean of its items (± 0.05).
+* ``E_CONTRAINDICATION`` business-rule 422 — a completed session with an absolute
+  contraindication in ``screening.findings`` and no ``screening.override_reason``.
+* ``E_CONSENT_MISSING`` business-rule 422 — a completed session whose screening says no consent.
 * ``W_PLAN_EXCEEDED`` business-rule (warning) — ``session_number`` > ``planned_sessions``.
 * ``W_RECORDED_BEFORE_START`` business-rule (warning) — a completed session recorded before it
   started.

@@ -101,6 +101,8 @@ class Condition:
     onset_date: str | None = None
     clinical_status: str | None = None
     is_primary: bool | None = None
+    #: schema 2.0: index of the treated site this condition is treated at (treatment_sites)
+    site_index: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,6 +168,30 @@ class Billing:
 
 
 @dataclass(frozen=True, slots=True)
+class Screening:
+    """Schema 2.0: the pre-treatment contraindication / precaution screening and consent
+    (docs/clinical.md#screening)."""
+
+    performed_at: str
+    anticoagulant_therapy: bool
+    skin_intact: bool
+    consent_obtained: bool
+    #: the contraindications and precautions found (codes of ``iastm-screening``)
+    findings: tuple[str, ...] = ()
+    #: why the session went ahead despite an absolute contraindication
+    override_reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class IastmParameters:
+    """Schema 2.0: how the IASTM was given (docs/clinical.md#iastm-parameters)."""
+
+    strokes: tuple[str, ...] = ()
+    pressure: str | None = None
+    tolerance: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class SessionRecord:
     schema_version: str
     session_id: str
@@ -191,6 +217,10 @@ class SessionRecord:
     billing: Billing | None = None
     #: schema 2.0: evaluation / re-evaluation / treatment
     visit_kind: str | None = None
+    #: schema 2.0: contraindication / precaution screening and consent
+    screening: Screening | None = None
+    #: schema 2.0: stroke types, pressure, tolerance
+    iastm_parameters: IastmParameters | None = None
 
 
 @functools.cache
@@ -246,12 +276,14 @@ __all__ = [
     "Clinic",
     "Condition",
     "CptLine",
+    "IastmParameters",
     "Instrument",
     "OutcomeMeasure",
     "Pain",
     "Patient",
     "PsfsItem",
     "RangeOfMotion",
+    "Screening",
     "Session",
     "SessionRecord",
     "Technique",

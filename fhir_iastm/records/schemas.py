@@ -46,18 +46,22 @@ from fhir_iastm.records.vocab import (
     INSTRUMENTS,
     OUTCOME_INSTRUMENTS,
     PAIN_SCALES,
+    PRESSURES,
     ROM_JOINTS,
     ROM_LATERALITIES,
     ROM_METHODS,
     ROM_MODES,
     ROM_MOTIONS,
     ROM_MOTIONS_BY_JOINT,
+    SCREENING_FINDINGS,
     SEVERITIES,
     SITE_LATERALITIES,
     SITES,
     STATUSES,
+    STROKES,
     TECHNIQUES,
     TIMINGS,
+    TOLERANCES,
     VERIFICATION_STATUSES,
     VISIT_KINDS,
 )
@@ -197,6 +201,7 @@ class ConditionSchema(_Base):
     clinical_status = Code(CLINICAL_STATUSES, required=False, what="clinical_status")
     verification_status = Code(VERIFICATION_STATUSES, what="verification_status")
     is_primary = Bool(what="is_primary")
+    site_index = Int(minimum=0, range_code="E_REF", what="site_index")
 
 
 class PainSchema(_Base):
@@ -290,6 +295,27 @@ class BillingSchema(_Base):
     )
 
 
+class ScreeningSchema(_Base):
+    target = model.Screening
+    performed_at = _dt("screening.performed_at", True)
+    anticoagulant_therapy = Bool(required=True, what="anticoagulant_therapy")
+    skin_intact = Bool(required=True, what="skin_intact")
+    consent_obtained = Bool(required=True, what="consent_obtained")
+    findings = Array(
+        Code(SCREENING_FINDINGS, what="screening finding"),
+        max_items=len(SCREENING_FINDINGS),
+        what="findings",
+    )
+    override_reason = Text(max_len=TEXT_MAX, what="override_reason")
+
+
+class IastmParametersSchema(_Base):
+    target = model.IastmParameters
+    strokes = Array(Code(STROKES, what="stroke"), max_items=len(STROKES), what="strokes")
+    pressure = Code(PRESSURES, required=False, what="pressure")
+    tolerance = Code(TOLERANCES, required=False, what="tolerance")
+
+
 def _list(schema: type[Schema], what: str, *, required: bool = False) -> Array:
     return Array(
         _nested(schema, required=True, what=what),
@@ -331,6 +357,8 @@ class SessionRecordSchema(_Base):
     adjunct_therapies = _list(AdjunctTherapySchema, "adjunct_therapies")
     billing = _nested(BillingSchema, required=False, what="billing")
     visit_kind = Code(VISIT_KINDS, required=False, what="visit_kind")
+    screening = _nested(ScreeningSchema, required=False, what="screening")
+    iastm_parameters = _nested(IastmParametersSchema, required=False, what="iastm_parameters")
 
 
 RECORD_SCHEMA = SessionRecordSchema()

@@ -42,7 +42,22 @@ OUTCOME_INSTRUMENTS = table_values("prom_code")
 OUTCOME_INSTRUMENTS_V1 = ("LEFS", "QuickDASH", "PSFS")
 ADVERSE_TYPES = table_values("adverse_effect")
 VISIT_KINDS = table_values("visit_kind")
+#: iastm_parameters (schema 2.0, docs/clinical.md#iastm-parameters)
+STROKES = table_values("iastm_stroke")
+PRESSURES = table_values("iastm_pressure")
+TOLERANCES = table_values("iastm_tolerance")
 SEVERITIES = table_values("adverse_severity")
+
+
+def _screening_kind(*kinds: str) -> tuple[str, ...]:
+    table = raw_codes()["screening"]
+    return tuple(v for v in table_values("screening") if table[v]["kind"] in kinds)
+
+
+#: screening.findings: the contraindications and precautions screened for
+#: (docs/clinical.md#screening); an absolute one stops a completed session without an override.
+SCREENING_FINDINGS = _screening_kind("absolute", "precaution")
+ABSOLUTE_CONTRAINDICATIONS = _screening_kind("absolute")
 ADJUNCT_TYPES = table_values("adjunct_local")
 
 
@@ -82,6 +97,7 @@ ROM_LATERALITIES = tuple(v for v in SITE_LATERALITIES if v != "bilateral")
 ROM_MODES = ("active", "passive")
 
 __all__ = [
+    "ABSOLUTE_CONTRAINDICATIONS",
     "ADJUNCT_TYPES",
     "ADVERSE_TYPES",
     "CLINICAL_STATUSES",
@@ -91,6 +107,7 @@ __all__ = [
     "OUTCOME_INSTRUMENTS",
     "OUTCOME_INSTRUMENTS_V1",
     "PAIN_SCALES",
+    "PRESSURES",
     "ROM_JOINTS",
     "ROM_LATERALITIES",
     "ROM_METHODS",
@@ -98,13 +115,16 @@ __all__ = [
     "ROM_MOTIONS",
     "ROM_MOTIONS_BY_JOINT",
     "SCHEMA_VERSIONS",
+    "SCREENING_FINDINGS",
     "SEVERITIES",
     "SITES",
     "SITE_LATERALITIES",
     "SNOMED_BY_ICD_PREFIX",
+    "STROKES",
     "STATUSES",
     "TECHNIQUES",
     "TIMINGS",
+    "TOLERANCES",
     "VISIT_KINDS",
     "VERIFICATION_STATUSES",
     "VERIFIED_CONDITION_SNOMED",

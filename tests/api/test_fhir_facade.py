@@ -104,6 +104,20 @@ def test_dropped_resource_is_gone_with_history(client: FlaskClient) -> None:
                for o in matches(client.get("/fhir/Observation?_count=500")))
 
 
+def test_a_later_version_that_changes_a_value_is_served_amended(client: FlaskClient) -> None:
+    """issue 10 #9: the facade shows R4 ``amended`` for a value a later version changed."""
+    record = good("good-01")
+    newer = copy.deepcopy(record) | {"record_version": record["record_version"] + 1}
+    newer["pain"] = dict(newer["pain"], post=newer["pain"]["post"] + 1)
+    assert client.post("/api/sessions", json=newer).status_code == 201
+    sid = record["session_id"]
+    found = matches(client.get("/fhir/Observation?_count=500"))
+    statuses = {i["value"]: o["status"] for o in found for i in o["identifier"]
+                if i["value"].startswith(f"{sid}/obs/")}
+    assert statuses[f"{sid}/obs/pain-post"] == "amended"
+    assert statuses[f"{sid}/obs/pain-pre"] == "final"
+
+
 def test_shared_patient_carries_the_newest_record(client: FlaskClient, app_for: Any) -> None:
     base = good("good-01")
     newest = copy.deepcopy(base) | {"session_id": "RBPT-2025-900001",

@@ -26,6 +26,7 @@ SETTINGS = (
     MappingSettings(),
     MappingSettings(include_cpt=True, claim_us_core=True),
     MappingSettings(performed_as_datetime=True, strip_profiles=True),
+    MappingSettings(emit_conditions_for_cancelled=False),
 )
 
 
@@ -53,6 +54,15 @@ def _v2_record() -> dict[str, Any]:
     data = json.loads((EXAMPLES / f"{GOOD[0]}.json").read_text("utf-8"))
     data.update(schema_version="2.0", visit_kind="treatment")
     data["session"]["iastm_minutes"] = 15
+    data["screening"] = {
+        "performed_at": data["session"]["start"], "anticoagulant_therapy": False,
+        "skin_intact": True, "consent_obtained": True, "findings": ["hematoma"],
+        "override_reason": "hematoma on the other arm",
+    }  # fmt: skip
+    data["conditions"][0]["site_index"] = 0
+    data["iastm_parameters"] = {
+        "strokes": ["sweeping", "fanning"], "pressure": "moderate", "tolerance": "well-tolerated"
+    }  # fmt: skip
     return data
 
 

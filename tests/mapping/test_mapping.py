@@ -13,10 +13,13 @@ import pytest
 from fhir.resources.R4B.bundle import Bundle
 
 from fhir_iastm.mapping import MappingSettings, check_structure, from_fhir, to_fhir
+from fhir_iastm.errors import InvalidRecordError
 from fhir_iastm.mapping.ids import conditional_url, fhir_escape, identifier_query
+from fhir_iastm.mapping.reverse import record_dict
 from fhir_iastm.mapping.roundtrip import canonical_for_roundtrip
 from fhir_iastm.mapping.structure import _model
 from fhir_iastm.records import record_hash
+from fhir_iastm.records.model import Billing, CptLine
 from tests.mapping.support import BASE, GOOD, by_profile, good, resources, session_procedure
 
 SESSION_OWNED = {"Encounter", "Condition", "Procedure", "Observation"}
@@ -219,6 +222,18 @@ def test_cancelled_without_conditions_when_switched_off() -> None:
     assert resources(bundle, "Condition") == []
     assert "reasonReference" not in session_procedure(bundle)
     assert "diagnosis" not in resources(bundle, "Encounter")[0]
+    # issue 10 #8: recorded_at survives on the Procedure; the diagnoses themselves do not, so
+    # unmap names the conditions (no longer recorded_at) as what is missing
+    url = f"{BASE}/StructureDefinition/source-recorded-at"
+    [recorded] = [e for e in session_procedure(bundle)["extension"] if e["url"] == url]
+    assert recorded["valueDateTime"] == good("good-08").recorded_at
+    assert record_dict(bundle)["recorded_at"] == good("good-08").recorded_at
+    with pytest.raises(InvalidRecordError) as caught:
+        from_fhir(bundle)
+    assert caught.value.codes == [("E_REQUIRED", "conditions")]
+    with_conditions = to_fhir(good("good-08"))
+    assert url not in json.dumps(with_conditions)
+    assert from_fhir(with_conditions).recorded_at == good("good-08").recorded_at
 
 
 # ---------------------------------------------------------------- settings
@@ -235,14 +250,31 @@ def test_claim_us_core_adds_us_core_profiles() -> None:
     assert rom["meta"]["profile"][1] == us_core + "us-core-observation-clinical-result"
 
 
-def test_include_cpt_adds_codes_without_display() -> None:
+def test_include_cpt_sends_the_billing_lines_without_display() -> None:
+    """issue 10 #11: the CPT codings are the record's billing lines (not a fixed 97140/97110),
+    with their units, and billing round-trips."""
     record = good("good-01")
+    assert record.billing is not None
     plain, cpt = to_fhir(record), to_fhir(record, MappingSettings(include_cpt=True))
     cpt_system = "http://www.ama-assn.org/go/cpt"
     assert cpt_system not in json.dumps(plain)
-    assert {"system": cpt_system, "code": "97140"} in session_procedure(cpt)["code"]["coding"]
+    units = f"{BASE}/StructureDefinition/iastm-cpt-units"
+    sent = [c for c in session_procedure(cpt)["code"]["coding"] if c["system"] == cpt_system]
+    assert sent == [
+        {"extension": [{"url": units, "valuePositiveInt": line.units}], "system": cpt_system,
+         "code": line.code}
+        for line in record.billing.cpt_lines
+    ]  # fmt: skip
     for adjunct in by_profile(cpt, "iastm-adjunct-procedure"):
-        assert {"system": cpt_system, "code": "97110"} in adjunct["code"]["coding"]
+        assert cpt_system not in json.dumps(adjunct)
+    other = replace(record, billing=Billing((CptLine("97110", 2), CptLine("97140", 1))))
+    back = from_fhir(to_fhir(other, MappingSettings(include_cpt=True)))
+    assert back.billing == other.billing
+    assert from_fhir(plain).billing is None  # no licence, no CPT: billing stays in the clinic
+    both = [canonical_for_roundtrip(r, billing=True) for r in (back, other)]
+    assert both[0] == both[1]
+    no_billing = to_fhir(replace(record, billing=None), MappingSettings(include_cpt=True))
+    assert cpt_system not in json.dumps(no_billing)
 
 
 def test_canonical_base_is_a_setting() -> None:

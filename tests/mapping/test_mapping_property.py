@@ -9,10 +9,16 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings
 
-from fhir_iastm.mapping import canonical_for_roundtrip, check_structure, from_fhir, to_fhir
+from fhir_iastm.mapping import (
+    MappingSettings,
+    canonical_for_roundtrip,
+    check_structure,
+    from_fhir,
+    to_fhir,
+)
 from fhir_iastm.records import load_record
-from tests.strategies import valid_records
 from tests.mapping.support import as_searchset
+from tests.strategies import valid_records
 
 PROFILES = Path(__file__).resolve().parents[2] / "profiles"
 SLOW = [HealthCheck.too_slow, HealthCheck.data_too_large]
@@ -31,6 +37,11 @@ def test_every_valid_record_maps_round_trips_and_is_deterministic(data: dict) ->
     expected = canonical_for_roundtrip(record)
     assert canonical_for_roundtrip(from_fhir(bundle)) == expected
     assert canonical_for_roundtrip(from_fhir(as_searchset(bundle))) == expected
+    # with CPT allowed, billing round-trips too (docs/clinical.md#billing)
+    billed = from_fhir(to_fhir(record, MappingSettings(include_cpt=True)))
+    assert canonical_for_roundtrip(billed, billing=True) == canonical_for_roundtrip(
+        record, billing=True
+    )
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=SLOW)

@@ -6,6 +6,9 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+import pytest
+
+from fhir_iastm.errors import MappingError
 from fhir_iastm.mapping import MappingSettings, canonical_for_roundtrip, from_fhir, to_fhir
 from fhir_iastm.profiles import load_profiles
 from fhir_iastm.records import load_record
@@ -114,3 +117,31 @@ def test_condition_specific_measures_use_verified_loinc_or_our_codes() -> None:
     assert canonical_for_roundtrip(from_fhir(bundle)) == canonical_for_roundtrip(record)
     index = load_profiles(ROOT / "profiles")
     assert [i for i in validate(bundle, index) if i.is_error] == []
+
+
+def test_condition_linked_to_its_treated_site() -> None:
+    """issue 10 #7: Condition.bodySite is the treated site itself, read back as site_index."""
+    index = load_profiles(ROOT / "profiles")
+    data = _v2()
+    data["conditions"][0]["site_index"] = 0
+    record = load_record(data)
+    bundle = to_fhir(record)
+    [condition] = resources(bundle, "Condition")
+    [site] = condition["bodySite"]
+    [procedure] = [p for p in resources(bundle, "Procedure") if "partOf" not in p]
+    assert site == procedure["bodySite"][0]
+    assert site["coding"][0]["code"] == "elbow-lateral"
+    assert site["text"] == "right lateral elbow"
+    back = from_fhir(bundle)
+    assert back.conditions[0].site_index == 0
+    assert canonical_for_roundtrip(back) == canonical_for_roundtrip(record)
+    assert [i for i in validate(bundle, index) if i.is_error] == []
+    unlinked = to_fhir(load_record(_v2()))
+    [side_only] = resources(unlinked, "Condition")[0]["bodySite"]
+    assert "coding" not in side_only
+    assert from_fhir(unlinked).conditions[0].site_index is None
+    wrong = copy.deepcopy(bundle)
+    resources(wrong, "Condition")[0]["bodySite"][0]["coding"][0]["code"] = "knee"
+    with pytest.raises(MappingError) as caught:
+        from_fhir(wrong)
+    assert caught.value.issues[0].expression == "Condition.bodySite[0]"

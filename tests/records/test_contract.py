@@ -76,7 +76,7 @@ def _properties(schema: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
 
 def test_every_property_is_typed_and_described() -> None:
     properties = _properties(SCHEMA)
-    assert len(properties) == 92  # + visit_kind, session.iastm_minutes (schema 2.0)
+    assert len(properties) == 104  # + schema 2.0: visit_kind, iastm_minutes, screening, site_index
     for name, prop in properties:
         alternatives = prop.get("anyOf", [prop])
         assert all("type" in a or "$ref" in a for a in alternatives), name

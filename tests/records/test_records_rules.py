@@ -290,7 +290,63 @@ CODES = [
     _case(G1, {"/conditions/0/snomed": DELETE}),
 ]
 
+V2 = {"/schema_version": "2.0", "/session/iastm_minutes": 20}
+SCR = "/screening"
+
+
+def _screen(**changes: Any) -> dict[str, Any]:
+    data = {"performed_at": "2025-03-04T08:55:00-06:00", "anticoagulant_therapy": False,
+            "skin_intact": True, "consent_obtained": True}  # fmt: skip
+    return {k: v for k, v in {**data, **changes}.items() if v is not None}
+
+
 CROSS_FIELD = [
+    # screening and consent (schema 2.0, issue 10 #5, docs/clinical.md#screening)
+    _case(G1, {**V2, SCR: _screen()}),
+    _case(G1, {**V2, SCR: _screen(findings=["varicosities"], anticoagulant_therapy=True)}),
+    _case(G1, {**V2, SCR: _screen(findings=["hematoma"])}, f"E_CONTRAINDICATION {SCR}/findings/0"),
+    _case(
+        G1,
+        {**V2, SCR: _screen(findings=["varicosities", "thrombophlebitis-dvt"])},
+        f"E_CONTRAINDICATION {SCR}/findings/1",
+    ),
+    _case(G1, {**V2, SCR: _screen(findings=["hematoma"], override_reason="other arm")}),
+    _case(
+        G1, {**V2, SCR: _screen(consent_obtained=False)}, f"E_CONSENT_MISSING {SCR}/consent_obtained"
+    ),
+    _case(
+        G1,
+        {**V2, SCR: _screen(findings=["varicosities", "varicosities"])},
+        f"E_DUPLICATE_KEY {SCR}/findings/1",
+    ),
+    _case(G1, {**V2, SCR: _screen(findings=["bruise"])}, f"E_CODE_UNKNOWN {SCR}/findings/0"),
+    _case(G1, {**V2, SCR: _screen(skin_intact=None)}, f"E_REQUIRED {SCR}/skin_intact"),
+    _case(G1, {**V2, SCR: _screen(consent_obtained="yes")}, f"E_TYPE {SCR}/consent_obtained"),
+    _case(G1, {SCR: _screen()}, f"E_SCHEMA_VERSION {SCR}"),
+    # IASTM parameters (schema 2.0, docs/clinical.md#iastm-parameters)
+    _case(G1, {**V2, "/iastm_parameters": {"strokes": ["sweeping", "fanning"], "pressure": "light",
+                                            "tolerance": "well-tolerated"}}),
+    _case(G1, {**V2, "/iastm_parameters": {"strokes": ["fanning", "fanning"]}},
+          "E_DUPLICATE_KEY /iastm_parameters/strokes/1"),
+    _case(G1, {**V2, "/iastm_parameters": {"pressure": "deep"}},
+          "E_CODE_UNKNOWN /iastm_parameters/pressure"),
+    _case(G1, {"/iastm_parameters": {"tolerance": "not-tolerated"}},
+          "E_SCHEMA_VERSION /iastm_parameters"),
+    # condition <-> treatment site (schema 2.0, issue 10 #7, docs/clinical.md#condition-site)
+    _case(G1, {**V2, "/conditions/0/site_index": 0}),
+    _case(G1, {**V2, "/conditions/0/site_index": 1}, "E_REF /conditions/0/site_index"),
+    _case(G1, {**V2, "/conditions/0/site_index": -1}, "E_REF /conditions/0/site_index"),
+    _case(G1, {"/conditions/0/site_index": 0}, "E_SCHEMA_VERSION /conditions/0/site_index"),
+    _case(
+        G4,
+        {**V2, "/conditions/0/site_index": 0},
+        "E_LATERALITY_CONFLICT /conditions/0/site_index",
+    ),
+    _case(
+        G8,
+        {"/schema_version": "2.0",
+         SCR: _screen(findings=["active-infection"], consent_obtained=False)},  # fmt: skip
+    ),
     # E_PERIOD_ORDER / E_DURATION_MISMATCH: offset-aware
     _case(G1, {"/session/end": "2025-03-04T09:00:00-06:00"}, "E_PERIOD_ORDER /session/end"),
     _case(G1, {"/session/end": "2025-03-04T09:40:00-05:00"}, "E_PERIOD_ORDER /session/end"),

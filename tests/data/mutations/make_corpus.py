@@ -23,7 +23,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[3]
 sys.path.insert(0, str(ROOT))
 
-from fhir_iastm.mapping import to_fhir  # noqa: E402
+from fhir_iastm.mapping import MappingSettings, to_fhir  # noqa: E402
 from fhir_iastm.records import load_record  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
@@ -43,16 +43,35 @@ _BUNDLES: dict[str, Json] = {}
 
 def bundle(example: str) -> Json:
     """The mapped Bundle of ``tests/data/examples/<example>.json``; ``<example>+moderate``: with
-    every adverse effect moderate (a complication; expected mild effects are findings)."""
+    every adverse effect moderate (a complication; expected mild effects are findings);
+    ``+v2``: a schema 2.0 record (IASTM minutes, screening, condition 0 linked to site 0, IASTM
+    parameters) mapped with include_cpt; ``+nocond``: mapped without Conditions."""
     if example not in _BUNDLES:
         name, _, tweak = example.partition("+")
         data = json.loads((EXAMPLES / f"{name}.json").read_text())
+        settings = MappingSettings()
         if tweak == "moderate":
             data["adverse_effects"] = [
                 dict(a, severity="moderate") for a in data["adverse_effects"]
             ]
-        _BUNDLES[example] = to_fhir(load_record(data))
+        if tweak == "v2":
+            _version_2(data)
+            settings = MappingSettings(include_cpt=True)
+        if tweak == "nocond":
+            settings = MappingSettings(emit_conditions_for_cancelled=False)
+        _BUNDLES[example] = to_fhir(load_record(data), settings)
     return _BUNDLES[example]
+
+
+def _version_2(data: Json) -> None:
+    data.update(schema_version="2.0", visit_kind="treatment")
+    data["session"]["iastm_minutes"] = 15
+    data["screening"] = {"performed_at": data["session"]["start"], "anticoagulant_therapy": True,
+                         "skin_intact": True, "consent_obtained": True,
+                         "findings": ["varicosities"]}
+    data["conditions"][0]["site_index"] = 0
+    data["iastm_parameters"] = {"strokes": ["sweeping"], "pressure": "light",
+                                "tolerance": "well-tolerated"}
 
 
 def _relink(obj: Any, types: dict[str, str]) -> Any:
@@ -220,6 +239,8 @@ RP, PP, OP, CP = (
 RO, MO = "iastm-rom-observation", "iastm-prom-observation"
 EO, EFFECT = "iastm-effect-observation", "obs/effect/bruising/plantar-fascia-right"
 PAIN = "obs/pain-post"
+G1V2, G8NC = G1 + "+v2", G8 + "+nocond"
+SCREEN, SO = "obs/screening", "iastm-screening-observation"
 COND1, COND3, COND5, COND6Z = (
     "condition/DX-100245-01",
     "condition/DX-100512-01",
@@ -682,6 +703,87 @@ MUTATIONS: list[tuple[str, str, str, str, str, Mutate, Json, list[Json]]] = [
      setter(("category",), [cc("http://terminology.hl7.org/CodeSystem/observation-category",
                                "survey")]),
      E("error", "Observation", "slice:Observation.category:exam"), []),
+    # --- issue 10 round 2 (one case per remaining defect; docs/clinical.md)
+    # #3 the lateral-elbow Procedure HAPI used to call invalid: a qualifier outside our subset
+    ("proc-10-elbow-qualifier-upper", G1, PROC, RP, "#3: lateral elbow with qualifier Upper",
+     setter(("bodySite", 0, "extension", 1), LOC_EXT), E("error", "Procedure", "iastm-proc-10"),
+     []),
+    # #4 IASTM time: the 2.0 Procedure's own sub-interval and minutes
+    ("proc-v2-own-period-reversed", G1V2, PROC, RP, "#4: IASTM sub-interval ends before it starts",
+     setter(PERIOD_END, "2025-03-04T08:59:00-06:00"), E("error", "Procedure", "iastm-proc-1"),
+     [E("error", "Procedure.performedPeriod", "per-1")]),
+    ("proc-v2-minutes-in-hours", G1V2, PROC, RP, "#4: IASTM minutes sent in UCUM h",
+     setter(("extension", 5, "valueDuration", "code"), "h"),
+     E("error", "Procedure.extension[5].valueDuration.code", "pattern:Extension.value[x]"), []),
+    # #5 screening and consent (iastm-screening-observation)
+    ("screen-item-not-in-vs", G1V2, SCREEN, SO, "#5: an item coded SNOMED Ecchymosis",
+     setter(("component", 0, "code"), cc(SCT, "302227002")),
+     E("error", "Observation.component[0].code", "binding:Observation.component.code"), []),
+    ("screen-no-component", G1V2, SCREEN, SO, "#5: screening without items",
+     remover("component"), E("error", "Observation", "card:Observation.component"),
+     [E("error", "Observation", "us-core-2")]),
+    ("screen-code-not-panel", G1V2, SCREEN, SO, "#5: code is an item, not the screening panel",
+     setter(("code", "coding", 0, "code"), "hematoma"),
+     E("error", "Observation.code", "pattern:Observation.code"), []),
+    ("screen-value-quantity", G1V2, SCREEN, SO, "#5: an item answered with a Quantity",
+     setter(("component", 0), {"code": cc(f"{C}/CodeSystem/iastm-screening", "open-wound"),
+                               "valueQuantity": {"value": 1}}),
+     E("error", "Observation.component[0].valueQuantity", "type:Observation.component.value[x]"),
+     []),
+    ("screen-no-part-of", G1V2, SCREEN, SO, "#5: screening not part of the IASTM Procedure",
+     remover("partOf"), E("error", "Observation", "iastm-obs-4"),
+     [E("error", "Observation", "card:Observation.partOf")]),
+    ("screen-no-effective", G1V2, SCREEN, SO, "#5: screening without its time",
+     remover("effectiveDateTime"), E("error", "Observation", "card:Observation.effective[x]"), []),
+    # #6 findings: the treated site keeps its side
+    ("effect-site-no-laterality", G3, EFFECT, EO, "#6: finding site without laterality",
+     remover("bodySite", "extension"),
+     E("error", "Observation.bodySite", "slice:Observation.bodySite.extension:laterality"), []),
+    # #7 condition <-> treatment site
+    ("cond-v2-site-no-laterality", G1V2, COND1, CP, "#7: linked site without laterality",
+     setter(("bodySite", 0, "extension"), [LOC_EXT]),
+     E("error", "Condition.bodySite[0]", "slice:Condition.bodySite.extension:laterality"),
+     [E("error", "Condition", "iastm-cond-2r"), E("error", "Condition", "iastm-cond-4")]),
+    ("cond-v2-site-qualifier-upper", G1V2, COND1, CP, "#7: linked site with qualifier Upper",
+     setter(("bodySite", 0, "extension", 1), LOC_EXT), E("error", "Condition", "iastm-cond-4"),
+     []),
+    ("cond-v2-site-left-for-right-code", G1V2, COND1, CP,
+     "#1/#7: M77.11 (right) linked to a site sent as Left",
+     setter(("bodySite", 0, "extension", 0, "valueCodeableConcept"), cc(SCT, "7771000")),
+     E("error", "Condition", "iastm-cond-2r"), []),
+    # #8 recorded_at of a cancelled session without Conditions
+    ("proc-recorded-at-string", G8NC, PROC, RP, "#8: source-recorded-at as a string",
+     setter(("extension", 5), {"url": SD + "source-recorded-at", "valueString": "yesterday"}),
+     E("error", "Procedure.extension[5]", "type:Extension.value[x]"), []),
+    # #9 amended: the status code must still be R4's
+    ("pain-status-amend", G1, PAIN, OP, "#9: Observation.status 'amend' (R4: amended)",
+     setter(("status",), "amend"),
+     E("error", "Observation.status", "binding:Observation.status"), []),
+    # #11 CPT from the billing lines
+    ("proc-cpt-units-zero", G1V2, PROC, RP, "#11: CPT units 0",
+     setter(("code", "coding", 2, "extension", 0, "valuePositiveInt"), 0),
+     E("error", "Procedure.code.coding[2].extension[0].valuePositiveInt", "structure:format"),
+     []),
+    # #12 the default profile still wants the period (the datetime variant is a receiver option)
+    ("proc-v2-performed-datetime", G1V2, PROC, RP, "#12: performedDateTime under the default",
+     both(remover("performedPeriod"), setter(("performedDateTime",), "2025-03-04T09:00:00-06:00")),
+     E("error", "Procedure", "iastm-proc-9"), []),
+    # #13 the visit kind is on Encounter.type
+    ("enc-v2-no-type", G1V2, "encounter", "iastm-encounter", "#13: 2.0 visit without type",
+     remover("type"), E("error", "Encounter", "card:Encounter.type"), []),
+    # IASTM parameters (what to build)
+    ("proc-stroke-unknown", G1V2, PROC, RP, "stroke 'rubbing' (not a stroke code)",
+     setter(("extension", 7, "valueCodeableConcept", "coding", 0, "code"), "rubbing"),
+     E("error", "Procedure.extension[7].valueCodeableConcept", "binding:Extension.value[x]"),
+     [E("error", "Procedure.extension[7].valueCodeableConcept.coding[0]",
+        f"codesystem:{C}/CodeSystem/iastm-parameter")]),
+    ("proc-tolerance-string", G1V2, PROC, RP, "tolerance as a string",
+     setter(("extension", 9), {"url": SD + "iastm-tolerance", "valueString": "fine"}),
+     E("error", "Procedure.extension[9]", "type:Extension.value[x]"),
+     [E("error", "Procedure.extension[9].valueString", "binding:Extension.value[x]")]),
+    # #14 plausibility: a PSFS item score outside 0-10
+    ("prom-psfs-pain-post-12", G1, PAIN, OP, "#14: pain NRS 12",
+     setter(("valueQuantity", "value"), 12), E("error", "Observation", "iastm-obs-1"), []),
 ]
 # fmt: on
 
