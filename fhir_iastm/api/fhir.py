@@ -17,7 +17,6 @@ from werkzeug.exceptions import BadRequest, NotFound
 from fhir_iastm.api.auth import require
 from fhir_iastm.api.body import json_body
 from fhir_iastm.api.fhir_http import (
-    GoneError,
     fhir_base,
     ignored_outcome,
     negotiate,
@@ -26,7 +25,7 @@ from fhir_iastm.api.fhir_http import (
     strict,
     version_headers,
 )
-from fhir_iastm.errors import operation_outcome
+from fhir_iastm.errors import GoneError, operation_outcome
 from fhir_iastm.facade.bundle import history, searchset, with_meta
 from fhir_iastm.facade.capability import CONFORMANCE_TYPES, capability_statement
 from fhir_iastm.facade.params import RESOURCE_TYPES
