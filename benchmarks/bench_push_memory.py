@@ -75,8 +75,8 @@ def push(records: Path, base: str, code: Path | None) -> dict[str, Any]:
     if code is not None:
         env["PYTHONPATH"] = str(code)
     done = subprocess.run(["/usr/bin/time", "-v", sys.executable, "-m", "fhir_iastm", "push",
-                           "--server", base, str(records)], stdout=subprocess.PIPE,
-                          stderr=subprocess.PIPE, cwd=code or ROOT, env=env, check=False)
+                           "--server", base, str(records)], capture_output=True,
+                          cwd=code or ROOT, env=env, check=False)
     err = done.stderr.decode()
     rss = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", err).group(1))  # type: ignore[union-attr]
     wall = re.search(r"Elapsed \(wall clock\) time.*: (?:(\d+):)?(\d+):([\d.]+)", err)
