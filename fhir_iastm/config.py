@@ -13,7 +13,8 @@ Accepted forms (``docs``: README "Configuration"):
 * sizes: integer bytes, or a whole number with a ``KiB``, ``MiB`` or ``GiB`` suffix (any case);
 * URLs: ``http://`` or ``https://`` with a host, no query or fragment; a trailing ``/`` is
   dropped; database URLs: ``dialect[+driver]://…`` (SQLAlchemy);
-* API tokens: ``token:scope[+scope],…`` with scopes ``read`` and ``write`` (none given: ``read``).
+* API tokens: ``token:scope[+scope],…`` with scopes ``read``, ``write``
+  and ``admin`` (the AuditEvents; none given: ``read``).
 
 To add a setting: one field below, declared with :func:`setting`; the README table test
 (``tests/test_config.py``) then asks for its row.

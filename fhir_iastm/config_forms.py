@@ -12,7 +12,7 @@ from types import MappingProxyType
 from urllib.parse import urlsplit
 
 #: The scopes an API token may carry (``api/auth.py`` checks them).
-API_SCOPES = ("read", "write")
+API_SCOPES = ("read", "write", "admin")
 
 
 # --- parsers: text -> value, or ValueError with what is wrong ---------------------------------
@@ -120,7 +120,7 @@ def parse_database_url(text: str) -> str:
     return url
 
 
-TOKENS_FORMS = "token:scope[+scope],… with scopes read, write (no scope: read)"
+TOKENS_FORMS = "token:scope[+scope],… with scopes read, write, admin (no scope: read)"
 
 
 def parse_api_tokens(text: str) -> Mapping[str, frozenset[str]]:

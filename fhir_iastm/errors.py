@@ -177,6 +177,22 @@ class NotFoundError(IastmError):
     issue_type = "not-found"
 
 
+class NotAcceptableError(IastmError):
+    """The client asked for a format or FHIR version this facade does not serve (406)."""
+
+    code = "E_NOT_ACCEPTABLE"
+    http_status = 406
+    issue_type = "not-supported"
+
+
+class GoneError(IastmError):
+    """The resource was retracted by a newer record version (410); its history remains."""
+
+    code = "E_GONE"
+    http_status = 410
+    issue_type = "deleted"
+
+
 class ConfigError(IastmError):
     """Start-up or profile-loading problem (HTTP 500)."""
 
@@ -277,11 +293,13 @@ __all__ = [
     "FhirConflictError",
     "FhirServerError",
     "FhirUnavailableError",
+    "GoneError",
     "IastmError",
     "InvalidRecordError",
     "Issue",
     "LeaseLostError",
     "MappingError",
+    "NotAcceptableError",
     "NotFoundError",
     "ProfileValidationError",
     "ambiguous_match",

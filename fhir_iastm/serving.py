@@ -10,6 +10,11 @@ time out after ``IASTM_CLIENT_TIMEOUT_S`` seconds, and the body reader (``api.bo
 whole body by ``IASTM_BODY_TIMEOUT_S``; so a stalled client holds one of the
 ``workers x threads`` threads for at most those seconds, and the others keep answering.
 
+A worker the arbiter aborts (its main loop silent for ``timeout`` seconds, or a SIGABRT) first
+answers every request it holds whose response has not started with a 503 OperationOutcome, so a
+client sees why instead of a cut connection. A worker killed outright (SIGKILL after the
+graceful timeout) cannot answer.
+
 gunicorn's own output goes through the project's JSON formatter (``fhir_iastm.logging``): its
 access log is off (the app logs every request without PHI), a message keeps its arguments only
 when they are numbers or the message is one of gunicorn's start-up lines, and errors that
@@ -56,7 +61,11 @@ _ERRORS: list[tuple[type[BaseException], int, str, str]] = [
 ]
 _ISSUE_CODES = {400: ("invalid", "E_BAD_REQUEST"), 403: ("forbidden", "E_FORBIDDEN"),
                 414: ("too-long", "E_BAD_REQUEST"), 431: ("too-long", "E_BAD_REQUEST"),
-                417: ("not-supported", "E_BAD_REQUEST"), 501: ("not-supported", "E_BAD_REQUEST")}
+                417: ("not-supported", "E_BAD_REQUEST"), 501: ("not-supported", "E_BAD_REQUEST"),
+                503: ("transient", "E_INTERNAL")}
+#: what a request held by an aborted worker is told
+ABORTED = (503, "Service Unavailable",
+           "the server stopped this request (worker restarted); retry it")
 
 
 class _TimedSocket(socket.socket):
@@ -103,6 +112,8 @@ class ThreadWorker(_GThreadWorker):  # type: ignore[misc]
         _TimedSocket.io_timeout = settings.client_timeout_s
         self.canonical_base = settings.canonical_base
         self.busy = 0
+        #: client socket of each request in the app now -> whether its response has started
+        self.in_app: dict[Any, bool] = {}
         super().init_process()  # runs the worker until it stops
 
     def set_accept_enabled(self, enabled: bool) -> None:
@@ -120,7 +131,38 @@ class ThreadWorker(_GThreadWorker):  # type: ignore[misc]
 
     def finish_request(self, conn: Any, fs: Any) -> None:
         self.busy -= 1
+        self.in_app.pop(conn.sock, None)
         super().finish_request(conn, fs)
+
+    def load_wsgi(self) -> None:
+        super().load_wsgi()
+        app: Any = self.wsgi  # type: ignore[has-type]  # set by gunicorn (untyped)
+        in_app = self.in_app
+
+        def tracked(environ: dict[str, Any], start_response: Any) -> Any:
+            sock = environ.get("gunicorn.socket")
+            in_app[sock] = False
+
+            def start(*args: Any) -> Any:
+                in_app[sock] = True
+                return start_response(*args)
+            return app(environ, start)
+
+        self.wsgi = tracked
+
+    def handle_abort(self, sig: Any, frame: Any) -> None:
+        # Tell every client whose answer has not started why its connection ends.
+        answer = outcome_bytes(*ABORTED, getattr(self, "canonical_base", None))
+        waiting = [s for s, started in list(getattr(self, "in_app", {}).items()) if not started]
+        for sock in waiting:
+            try:
+                sock.settimeout(0.5)
+                sock.sendall(answer)
+                sock.shutdown(socket.SHUT_RDWR)  # the request's thread writes nothing more
+            except OSError:
+                continue
+        self.log.warning("worker aborted", extra={"fields": {"answered_503": len(waiting)}})
+        super().handle_abort(sig, frame)
 
     def handle(self, conn: Any) -> Any:
         # gthread lets a silent new connection hold a thread for 5 s before parking it in the

@@ -100,14 +100,20 @@ def stored_versions(store: Store) -> Earlier:
 
 
 def push_many(
-    client: FhirClient, records: Iterable[SessionRecord], *, settings: MappingSettings | None = None
+    client: FhirClient,
+    records: Iterable[SessionRecord],
+    *,
+    settings: MappingSettings | None = None,
+    more: Callable[[str], bool] | None = None,
 ) -> Iterator[tuple[SessionRecord, PushOutcome | FhirServerError]]:
     """Push records in order, each with its outcome (the CLI's ``push``).
 
     A session's earlier success in the same run is the history of its next version (local diff,
     docs/decisions.md#d8); otherwise retractions come from the server search. After a server failure
     (unreachable, 5xx, auth) the remaining records are not attempted: they come back with it; a
-    409 that outlasted the re-reads concerns that session only.
+    409 that outlasted the re-reads concerns that session only. ``more(session_id)``: whether
+    a later version of the session follows in ``records`` (None: keep every session's history);
+    a session with none is forgotten once pushed, so memory does not grow with the input.
     """
     seen: dict[str, list[SessionRecord]] = {}
     push = make_pusher(client, settings, earlier=lambda r: seen.get(r.session_id, []))
@@ -126,6 +132,9 @@ def push_many(
             else:
                 if outcome.status in ("pushed", "unchanged"):
                     history[record.session_id] = outcome
+                if more is not None and not more(record.session_id):
+                    seen.pop(record.session_id, None)
+                    history.pop(record.session_id, None)
                 yield record, outcome
                 continue
         yield record, failure

@@ -33,7 +33,7 @@ ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "tests" / "data" / "examples" / "good-01-lateral-epicondylitis-graston.json"
 TABLES = ("records, record_versions, sync_state, outbox, audit, fhir_resource, fhir_resource_version, "
           "fhir_token, fhir_string, fhir_date, fhir_link, pushed_canonical_base, auth_client, "
-          "auth_jti, auth_key, export_job")
+          "auth_jti, auth_key, export_job, audit_event, audit_event_entity")
 
 
 class FakeClock:

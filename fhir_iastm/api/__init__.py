@@ -6,7 +6,7 @@ Its settings are the :class:`~fhir_iastm.config.Settings` passed in, or else
 anything is served. The app builds its store, profile index and FHIR facade once and keeps them in
 ``app.extensions["fhir_iastm"]``.
 Blueprints: ``/api/sessions`` (records API), ``/fhir`` (facade for EHRs), ``/healthz``,
-``/openapi.json``, SMART discovery and ``/auth/token``.
+``/openapi.json``, SMART discovery and ``/auth/token``; ``/fhir/AuditEvent`` (api/audit.py).
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from flask import Flask, jsonify
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from fhir_iastm import __version__
+from fhir_iastm.api.audit import AuditWriter, record_access
 from fhir_iastm.api.auth import install_auth
 from fhir_iastm.api.errors import register_error_handlers
 from fhir_iastm.api.logs import install_request_logging
@@ -28,7 +29,7 @@ from fhir_iastm.logging import configure_logging
 from fhir_iastm.mapping import MappingSettings
 from fhir_iastm.profiles import ProfileIndex
 from fhir_iastm.service import build
-from fhir_iastm.storage import Store
+from fhir_iastm.storage import AuditStore, Store
 
 
 @dataclass
@@ -41,10 +42,12 @@ class AppState:
     mapping: MappingSettings
     authorizer: Authorizer
     exporter: Exporter
+    audit: AuditWriter
 
 
 def create_app(settings: Settings | None = None) -> Flask:
     """Build the Flask application; ``settings`` default to ``Settings.from_env()``."""
+    from fhir_iastm.api.audit import bp as audit_bp
     from fhir_iastm.api.bulk import bp as bulk_bp
     from fhir_iastm.api.fhir import bp as fhir_bp
     from fhir_iastm.api.openapi import bp as openapi_bp
@@ -74,12 +77,15 @@ def create_app(settings: Settings | None = None) -> Flask:
                           file_resources=settings.export_file_resources,
                           retention=settings.export_retention,
                           canonical_base=settings.canonical_base),
+        audit=AuditWriter(AuditStore(parts.store)),
     )
     app.extensions["fhir_iastm"] = state
     install_request_logging(app)
     install_auth(app)
     register_error_handlers(app, settings.canonical_base)
+    app.after_request(record_access)
     app.register_blueprint(sessions_bp)
+    app.register_blueprint(audit_bp)
     app.register_blueprint(bulk_bp)
     app.register_blueprint(fhir_bp)
     app.register_blueprint(openapi_bp)

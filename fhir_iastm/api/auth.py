@@ -2,7 +2,7 @@
 
 Static tokens (``IASTM_API_TOKENS``, ``token:scope[+scope],…``): with none configured the service
 is open (local use); otherwise every endpoint but the open ones needs a token: reads need scope
-``read``, writes ``write``.
+``read``, writes ``write``, the AuditEvents ``admin`` (docs/audit.md).
 
 With ``IASTM_SMART_AUTH=true`` every ``/fhir`` request (but ``metadata`` and the SMART
 discovery document) needs an access token from ``/auth/token`` instead, and each interaction
@@ -32,6 +32,8 @@ _READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
 def _required_scope() -> str:
+    if request.path == "/fhir/AuditEvent" or request.path.startswith("/fhir/AuditEvent/"):
+        return "admin"  # the audit trail: administrators only (docs/audit.md)
     # $validate is a read-only operation even though it is a POST.
     if request.method in _READ_METHODS or request.path.endswith("/$validate"):
         return "read"

@@ -11,13 +11,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, Response, current_app, request
+from flask import Blueprint, Response, current_app, g, request
 from werkzeug.exceptions import BadRequest, NotFound
 
 from fhir_iastm.api.auth import require
 from fhir_iastm.api.body import json_body
 from fhir_iastm.api.fhir_http import (
-    GoneError,
     fhir_base,
     ignored_outcome,
     negotiate,
@@ -26,7 +25,8 @@ from fhir_iastm.api.fhir_http import (
     strict,
     version_headers,
 )
-from fhir_iastm.errors import operation_outcome
+from fhir_iastm.errors import GoneError, operation_outcome
+from fhir_iastm.facade.audit import patient_references
 from fhir_iastm.facade.bundle import history, searchset, with_meta
 from fhir_iastm.facade.capability import CONFORMANCE_TYPES, capability_statement
 from fhir_iastm.facade.params import RESOURCE_TYPES
@@ -77,6 +77,7 @@ def search(rtype: str) -> Response:
     if parsed.ignored and strict():
         raise SearchError(parsed.ignored[0], f"is not a supported search parameter of {rtype}")
     result = state.store.search(parsed.query)
+    g.audit_patients = patient_references(r.body for r in (*result.matches, *result.included))
     outcome = None
     if parsed.ignored:
         outcome = ignored_outcome(parsed.ignored, state.settings.canonical_base)
@@ -119,6 +120,9 @@ def _current(rtype: str, rid: str, version: int | None = None) -> StoredResource
 
 
 def _versioned(stored: StoredResource) -> Response:
+    g.audit_references = (f"{stored.resource_type}/{stored.resource_id}/_history/"
+                          f"{stored.version}",)
+    g.audit_patients = patient_references([stored.body])
     headers = version_headers(stored)
     if not_modified(stored):
         return Response(status=304, headers=headers)
@@ -152,6 +156,7 @@ def instance_history(rtype: str, rid: str) -> Response:
     versions = _state().store.resource_history(rtype, rid, MAX_HISTORY)
     if not versions:
         raise NotFound(f"{rtype}/{rid} is not known")
+    g.audit_patients = patient_references(v.body for v in versions)
     return respond(history(fhir_base(), rtype, rid, versions, total=versions[0].version))
 
 

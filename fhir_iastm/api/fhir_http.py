@@ -12,7 +12,7 @@ from typing import Any
 from flask import Response, current_app, request
 
 from fhir_iastm.api.errors import FHIR_JSON
-from fhir_iastm.errors import IastmError, Issue, operation_outcome
+from fhir_iastm.errors import Issue, NotAcceptableError, operation_outcome
 from fhir_iastm.storage import StoredResource
 
 JSON_FORMATS = frozenset({"json", "application/json", "application/fhir+json",
@@ -20,22 +20,6 @@ JSON_FORMATS = frozenset({"json", "application/json", "application/fhir+json",
 FHIR_VERSIONS = frozenset({"4.0", "4.0.1"})
 _ACCEPTED = frozenset({FHIR_JSON, "application/json", "application/*", "*/*",
                        "application/json+fhir"})
-
-
-class NotAcceptableError(IastmError):
-    """The client asked for a format or FHIR version this facade does not serve (406)."""
-
-    code = "E_NOT_ACCEPTABLE"
-    http_status = 406
-    issue_type = "not-supported"
-
-
-class GoneError(IastmError):
-    """The resource was retracted by a newer record version (410); its history remains."""
-
-    code = "E_GONE"
-    http_status = 410
-    issue_type = "deleted"
 
 
 def negotiate() -> None:
@@ -123,6 +107,5 @@ def ignored_outcome(names: list[str], base: str) -> dict[str, Any]:
     return operation_outcome(issues, base=base)
 
 
-__all__ = ["GoneError", "NotAcceptableError", "fhir_base", "ignored_outcome",
-           "negotiate", "not_modified", "respond", "strict",
+__all__ = ["fhir_base", "ignored_outcome", "negotiate", "not_modified", "respond", "strict",
            "version_headers"]

@@ -8,6 +8,8 @@ or one it already holds newer (superseded); 3 the FHIR server failed (unreachabl
 from __future__ import annotations
 
 import sys
+from collections import deque
+from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
@@ -60,32 +62,78 @@ def _client(settings: Settings) -> Any:
         raise click.BadParameter(exc.message, param_hint="--server") from exc
 
 
-def _load_push_inputs(
-    run: Run, base: str
-) -> tuple[list[tuple[Any, dict[str, Any]]], bool]:
-    """Every valid record of the run's files with its input tag (invalid ones reported on
-    stderr as read, under the canonical ``base``); whether any was invalid. The records are held
-    (small objects, not the text): one session's versions must go out in record_version order
-    (docs/decisions.md#d9)."""
+def _rereadable(files: tuple[IO[bytes], ...]) -> tuple[IO[bytes], ...]:
+    """The inputs, each one that cannot seek (stdin, a pipe) copied to a temporary file first,
+    so that push can read them twice without holding them in memory."""
+    import shutil
+    import tempfile
+
+    out = []
+    for stream in files:
+        if stream.seekable():
+            out.append(stream)
+            continue
+        # closed at exit; its name is a number, so it is reported as "-", like stdin
+        spool = tempfile.TemporaryFile()  # noqa: SIM115
+        shutil.copyfileobj(stream, spool)
+        spool.seek(0)
+        out.append(spool)
+    return tuple(out)
+
+
+def _plan_push(reading: Run, run: Run, base: str
+               ) -> tuple[set[int], dict[str, deque[int]], bool]:
+    """First pass over the inputs: the positions of the valid records, each session's versions
+    in push order (docs/decisions.md#d9: one session's versions in record_version order), and
+    whether any record was invalid (counted in ``run``, reported on stderr as read, under the
+    canonical ``base``).
+    Only these small indexes are kept, never the records."""
     from fhir_iastm.records import load_record
 
-    records, invalid = [], False
-    for item in run.items():
+    valid: set[int] = set()
+    versions: dict[str, list[int]] = {}
+    invalid = False
+    for position, item in enumerate(reading.items()):
         if item.issue is not None:
             run.count("invalid")
             emit_outcome([item.issue], label(item.source), base)
             invalid = True
             continue
         try:
-            records.append((load_record(item.value), item.source.to_json()))
+            record = load_record(item.value)
         except IastmError as exc:
             run.count("invalid")
             invalid = True
             emit_outcome(exc.issues, label(item.source, item.value), base)
-    first = {r.session_id: i for i, (r, _) in reversed(list(enumerate(records)))}
-    # docs/decisions.md#d9: one session's versions in order
-    records.sort(key=lambda pair: (first[pair[0].session_id], pair[0].record_version))
-    return records, invalid
+            continue
+        valid.add(position)
+        versions.setdefault(record.session_id, []).append(record.record_version)
+    return valid, {sid: deque(sorted(v)) for sid, v in versions.items()}, invalid
+
+
+def _in_push_order(run: Run, valid: set[int], versions: dict[str, deque[int]]
+                   ) -> Iterator[tuple[Any, dict[str, Any]]]:
+    """Second pass: the valid records with their input tags, each as soon as it is its session's
+    next version; only a version read before its predecessor waits in memory."""
+    from fhir_iastm.records import load_record
+
+    held: dict[tuple[str, int], list[tuple[Any, dict[str, Any]]]] = {}
+    for position, item in enumerate(run.items()):
+        if position not in valid:
+            continue
+        record = load_record(item.value)
+        sid = record.session_id
+        held.setdefault((sid, record.record_version), []).append(
+            (record, item.source.to_json()))
+        waiting = versions[sid]
+        while waiting and (sid, waiting[0]) in held:
+            bucket = held[(sid, waiting[0])]
+            pair = bucket.pop(0)
+            if not bucket:
+                del held[(sid, waiting.popleft())]
+            else:
+                waiting.popleft()
+            yield pair
 
 
 def _failure_line(record: Any, exc: IastmError, base: str) -> dict[str, Any]:
@@ -107,13 +155,24 @@ def push_command(files: tuple[IO[bytes], ...], fhir_base_url: str | None,
     settings = load_settings(fhir_base_url=fhir_base_url, fhir_token=fhir_token,
                              canonical_base=canonical_base)
     client = _client(settings)
+    files = _rereadable(files)
     run = Run("push", files)
-    pairs, failed = _load_push_inputs(run, settings.canonical_base)
+    valid, versions, failed = _plan_push(Run("push (reading)", files), run,
+                                         settings.canonical_base)
+    for stream in files:
+        stream.seek(0)
     server_down = False
-    tags = [tag for _, tag in pairs]
-    results = push_many(client, [record for record, _ in pairs],
-                        settings=mapping_settings(settings))
-    for (record, outcome), tag in zip(results, tags, strict=True):
+    tags: deque[dict[str, Any]] = deque()
+
+    def records() -> Iterator[Any]:
+        for record, tag in _in_push_order(run, valid, versions):
+            tags.append(tag)
+            yield record
+
+    results = push_many(client, records(), settings=mapping_settings(settings),
+                        more=lambda sid: bool(versions.get(sid)))
+    for record, outcome in results:
+        tag = tags.popleft()
         if isinstance(outcome, IastmError):
             server_down = True
             run.count("not sent (server failure)")

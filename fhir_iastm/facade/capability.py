@@ -91,6 +91,20 @@ def _group() -> dict[str, Any]:
             "operation": [{"name": "export", "definition": EXPORT_OPERATIONS["Group"]}]}
 
 
+def _audit_event() -> dict[str, Any]:
+    """AuditEvents of the facade's reads: administrators only (docs/audit.md)."""
+    defs = {"date": ("AuditEvent-date", "date"), "agent": ("AuditEvent-agent", "reference"),
+            "altid": ("AuditEvent-altid", "token"), "entity": ("AuditEvent-entity", "reference"),
+            "patient": ("AuditEvent-patient", "reference"), "_id": ("Resource-id", "token")}
+    return {"type": "AuditEvent", "interaction": [{"code": "read"}, {"code": "search-type"}],
+            "documentation": "The audit trail of reads, searches and exports of patient data "
+                             "(BALP patterns); only an administrator token (scope 'admin', or "
+                             "SMART system/AuditEvent.rs) may read it. 'agent' matches the "
+                             "agent's altId, like 'altid'.",
+            "searchParam": [{"name": n, "definition": f"http://hl7.org/fhir/SearchParameter/{d}",
+                             "type": t} for n, (d, t) in defs.items()]}
+
+
 def _security(secured: bool, smart: bool) -> dict[str, Any]:
     if smart:
         return {"cors": False, "service": [{"coding": [{
@@ -127,7 +141,7 @@ def capability_statement(base: str, profiles_by_type: dict[str, list[str]],
                              "the default) or rejected (handling=strict).",
             "security": _security(secured, smart),
             "resource": [_resource(t, profiles_by_type.get(t, [])) for t in RESOURCE_TYPES]
-            + [_group()] + [_conformance(t) for t in CONFORMANCE_TYPES],
+            + [_group(), _audit_event()] + [_conformance(t) for t in CONFORMANCE_TYPES],
             "operation": [{"name": "export", "definition": EXPORT_OPERATIONS["system"]}],
         }],
     }

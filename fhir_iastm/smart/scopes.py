@@ -14,6 +14,9 @@ from dataclasses import dataclass
 
 PERMISSIONS = "cruds"
 _V1 = {"read": "rs", "write": "cud", "*": "cruds"}
+#: Types a ``system/*`` scope does not reach: only a scope naming them grants them (the audit
+#: trail is for administrators).
+EXPLICIT_TYPES = frozenset({"AuditEvent"})
 _SCOPE_RE = re.compile(r"system/(\*|[A-Z][A-Za-z]{1,63})\.([a-z*]+)")
 
 
@@ -31,8 +34,13 @@ class Scope:
 
     def covers(self, other: Scope) -> bool:
         """True when everything ``other`` permits, this scope permits too."""
-        return (self.resource_type in ("*", other.resource_type)
+        return (_reaches(self.resource_type, other.resource_type)
                 and other.permissions <= self.permissions)
+
+
+def _reaches(scope_type: str, resource_type: str) -> bool:
+    return scope_type == resource_type or (scope_type == "*"
+                                           and resource_type not in EXPLICIT_TYPES)
 
 
 def _permissions(text: str) -> frozenset[str] | None:
@@ -77,7 +85,7 @@ def allows(granted: Iterable[Scope], resource_type: str, permissions: str) -> bo
     ``resource_type`` (``system/Patient.r system/Patient.s`` allows ``rs``)."""
     held: set[str] = set()
     for scope in granted:
-        if scope.resource_type in ("*", resource_type):
+        if _reaches(scope.resource_type, resource_type):
             held |= scope.permissions
     return set(permissions) <= held
 
@@ -87,5 +95,5 @@ def scope_text(scopes: Iterable[Scope]) -> str:
     return " ".join(s.text for s in scopes)
 
 
-__all__ = ["PERMISSIONS", "Scope", "ScopeError", "allows", "grant", "parse_scope", "parse_scopes",
-           "scope_text"]
+__all__ = ["EXPLICIT_TYPES", "PERMISSIONS", "Scope", "ScopeError", "allows", "grant",
+           "parse_scope", "parse_scopes", "scope_text"]

@@ -8,6 +8,7 @@ created and upgraded by the packaged Alembic migrations: ``Store(url).migrate()`
 """
 
 from fhir_iastm.errors import LeaseLostError
+from fhir_iastm.storage.audit_events import AuditQuery, AuditRow, AuditStore
 from fhir_iastm.storage.auth import AuthStore, ClientRow
 from fhir_iastm.storage.engine import (
     DatabaseError,
@@ -42,6 +43,9 @@ from fhir_iastm.storage.types import (
 )
 
 __all__ = [
+    "AuditQuery",
+    "AuditRow",
+    "AuditStore",
     "AuthStore",
     "ClientRow",
     "ExportJob",

@@ -102,7 +102,7 @@ def resource_history(conn: Connection, rtype: str, rid: str, limit: int,
 
 # --- predicates ----------------------------------------------------------------------------------
 
-def _date(low: Any, high: Any, m: DateMatch) -> ColumnElement[bool]:
+def date_condition(low: Any, high: Any, m: DateMatch) -> ColumnElement[bool]:
     """R4 prefixes on a stored range [low, high] against the value's range [m.low, m.high]."""
     return {
         "eq": and_(low >= m.low, high <= m.high),
@@ -135,7 +135,7 @@ def _match(table: Any, rtype: str, m: Match) -> ColumnElement[bool]:
         pattern = ("%" if m.mode == "contains" else "") + _like(m.text) + "%"
         return c.norm.like(pattern, escape="\\")  # type: ignore[no-any-return]
     if isinstance(m, DateMatch):
-        return _date(c.low, c.high, m)
+        return date_condition(c.low, c.high, m)
     if isinstance(m, RefMatch):
         wanted = c.target_id == m.target_id
         return wanted if m.target_type is None else and_(wanted, c.target_type == m.target_type)
@@ -156,7 +156,7 @@ def condition(res: Any, rtype: str, cond: Condition) -> ColumnElement[bool]:
         if cond.kind == "id":
             found = res.c.res_id.in_([m.code for m in cond.matches])  # type: ignore[union-attr]
         else:
-            found = or_(*(_date(res.c.last_updated, res.c.last_updated, m)
+            found = or_(*(date_condition(res.c.last_updated, res.c.last_updated, m)
                           for m in cond.matches if isinstance(m, DateMatch)))
         return ~found if cond.negate else found
     table = _TABLES[cond.kind]
@@ -253,4 +253,4 @@ def _included(conn: Connection, q: SearchQuery,
     return [_resource(r) for r in rows[: q.max_included]], len(rows) > q.max_included
 
 
-__all__ = ["condition", "read_resource", "resource_history", "search"]
+__all__ = ["condition", "date_condition", "read_resource", "resource_history", "search"]

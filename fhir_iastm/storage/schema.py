@@ -312,7 +312,33 @@ Index(
     sqlite_where=export_job.c.status.in_(("queued", "running")),
 )
 
+# --- the facade's AuditEvents (docs/audit.md) ------------------------------------------------
+#: One row per audited request: the AuditEvent body, its time and agent (docs/audit.md).
+audit_event = Table(
+    "audit_event",
+    metadata,
+    Column("seq", Id, primary_key=True, autoincrement=True),
+    Column("id", String(36), nullable=False, unique=True),
+    Column("recorded", Bound, nullable=False),
+    Column("agent", String(64), nullable=False),
+    Column("body", JsonColumn, nullable=False),
+    Index(None, "recorded"),
+    Index(None, "agent"),
+)
+
+#: The references an AuditEvent's entities name (``entity`` / ``patient`` search).
+audit_event_entity = Table(
+    "audit_event_entity",
+    metadata,
+    Column("event_seq", Id, ForeignKey("audit_event.seq", ondelete="CASCADE"), nullable=False),
+    Column("ref_type", ResType, nullable=False),
+    Column("ref_id", ResId, nullable=False),
+    Index(None, "ref_type", "ref_id"),
+    Index(None, "event_seq"),
+)
+
+
 __all__ = ["INDEX_TABLES", "auth_client", "auth_jti", "auth_key", "export_job", "fhir_date",
            "fhir_link", "fhir_resource", "fhir_resource_version", "fhir_string", "fhir_token",
-           "audit", "metadata", "outbox", "pushed_canonical_base", "record_versions", "records",
-           "sync_state", "UtcDateTime"]
+           "audit", "audit_event", "audit_event_entity", "metadata", "outbox",
+           "pushed_canonical_base", "record_versions", "records", "sync_state", "UtcDateTime"]

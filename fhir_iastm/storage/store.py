@@ -71,6 +71,8 @@ class Store:
         self.engine = engine if engine is not None else make_engine(url)
         self.clock = clock
         self.hasher: Hasher = hasher or _default_hasher
+        #: run by close() before the pool goes (the audit writer drains its queue)
+        self.closing: list[Callable[[], object]] = []
 
     # -- plumbing -------------------------------------------------------------------------------
     @contextmanager
@@ -90,7 +92,9 @@ class Store:
         migrate(self.engine)
 
     def close(self) -> None:
-        """Release the connection pool."""
+        """Run the ``closing`` hooks, then release the connection pool."""
+        for hook in self.closing:
+            hook()
         self.engine.dispose()
 
     # -- records --------------------------------------------------------------------------------

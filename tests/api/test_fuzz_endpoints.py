@@ -1,6 +1,7 @@
-"""Fuzz every endpoint (records API, facade reads and searches, ``$validate``) with hostile input:
-no answer is a 5xx, every 4xx is an OperationOutcome, and no request that was refused, nor any
-read or ``$validate``, changes what is stored.
+"""Fuzz every endpoint (records API, facade reads and searches, ``$validate``, Bulk Data export,
+Groups, the AuditEvents, SMART discovery and the token endpoint) with hostile input: no answer
+is a 5xx, every 4xx is an OperationOutcome (the token endpoint's are RFC 6749 error objects), and
+no request that was refused, nor any read or ``$validate``, changes what is stored.
 
 The schema-driven fuzz of the documented records API is ``test_openapi_fuzz.py``; this one adds
 what a schema does not describe: the facade, raw bodies (bytes that are not UTF-8, surrogates,
@@ -46,20 +47,23 @@ def app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Flask]:
 
 
 def check(app: Flask, method: str, url: str, body: bytes | None = None,
-          content_type: str = "application/json") -> int:
+          content_type: str = "application/json", headers: dict[str, str] | None = None) -> int:
     before = stored_rows(app)
     client = app.test_client()
-    response = (client.get(url) if method == "GET" else
-                client.post(url, data=body, content_type=content_type))
+    response = client.open(url, method=method, headers=headers or {},
+                           **({} if method in ("GET", "DELETE") else
+                              {"data": body, "content_type": content_type}))
     label = f"{method} {url[:120]} -> {response.status_code}"
     assert response.status_code < 500, f"{label}: {response.get_data(as_text=True)[:500]}"
-    if response.status_code >= 400:
+    if response.status_code >= 400 and url.startswith("/auth/token"):
+        assert isinstance(response.get_json()["error"], str), label  # RFC 6749 section 5.2
+    elif response.status_code >= 400:
         assert response.mimetype == FHIR_JSON, label
         outcome = response.get_json()
         assert outcome["resourceType"] == "OperationOutcome", label
         assert all(i["severity"] in ("error", "fatal") for i in outcome["issue"]), label
         assert "Traceback" not in response.get_data(as_text=True), label
-    if response.status_code >= 400 or method == "GET" or "$validate" in url:
+    if response.status_code >= 400 or method in ("GET", "DELETE") or "$validate" in url:
         assert stored_rows(app) == before, f"{label} changed stored data"
     return response.status_code
 
@@ -146,3 +150,84 @@ def test_validate(app: Flask, rtype: str, body: bytes, profile: str | None) -> N
 def test_push_of_any_session_id(app: Flask, sid: str) -> None:
     status = check(app, "POST", url_of(["api", "sessions", sid, "push"], []), b"", FHIR_JSON)
     assert status in (202, 404, 405)  # 405: a segment that decodes to a slash
+
+
+# --- Bulk Data export, Groups, AuditEvents, SMART ---------------------------------------------
+
+BULK_PARAMS = ["_type", "_since", "_outputFormat", "_typeFilter", "_elements", "patient",
+               "includeAssociatedData", "identifier", "_id", "x"]
+bulk_query = st.lists(st.tuples(st.sampled_from(BULK_PARAMS), st.text(max_size=40)), max_size=4)
+bulk_headers = st.fixed_dictionaries({}, optional={
+    "Accept": st.sampled_from([FHIR_JSON, "application/json", "*/*", "text/html"]),
+    "Prefer": st.sampled_from(["respond-async", "respond-async, handling=lenient", "x"]),
+})
+
+
+@FUZZ
+@given(method=st.sampled_from(["GET", "POST", "DELETE"]),
+       path=st.one_of(
+           st.sampled_from([["$export"], ["Patient", "$export"], ["Group"]]),
+           st.builds(lambda g: ["Group", g, "$export"], segment),
+           st.builds(lambda g: ["Group", g], segment),
+           st.builds(lambda j: ["$export-poll-status", j], segment),
+           st.builds(lambda j, n: ["$export-file", j, n], segment, segment)),
+       args=bulk_query, body=st.one_of(raw_body, parameters_body), headers=bulk_headers)
+def test_bulk_export_and_groups(app: Flask, method: str, path: list[str],
+                                args: list[tuple[str, str]], body: bytes,
+                                headers: dict[str, str]) -> None:
+    check(app, method, url_of(["fhir", *path], args), body, FHIR_JSON, headers)
+
+
+AUDIT_PARAMS = ["date", "agent", "altid", "entity", "patient", "_id", "_count", "_cursor",
+                "_format", "x"]
+
+
+@pytest.fixture(scope="module")
+def admin_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Flask]:
+    """A secured app (an administrator token) holding one record, its reads audited."""
+    app = sqlite_app(Path(tmp_path_factory.mktemp("fuzz-admin")) / "db.sqlite",
+                     api_tokens={"adm": frozenset({"read", "write", "admin"})})
+    client = app.test_client()
+    admin = {"Authorization": "Bearer adm"}
+    assert client.post("/api/sessions", json=example("good-01"), headers=admin).status_code == 201
+    assert client.get("/fhir/Patient", headers=admin).status_code == 200  # one AuditEvent
+    yield app
+    app.extensions["fhir_iastm"].store.close()
+
+
+@FUZZ
+@given(rid=st.none() | segment, args=st.lists(st.tuples(
+    st.sampled_from(AUDIT_PARAMS), st.one_of(st.text(max_size=40), st.sampled_from(
+        ["ge2026", "lt2000-01-01T00:00:00Z", "xx2026", "Patient/x", "token:abc", "0", "1001"]))),
+    max_size=4))
+def test_audit_events(admin_app: Flask, rid: str | None, args: list[tuple[str, str]]) -> None:
+    parts = ["fhir", "AuditEvent"] + ([rid] if rid is not None else [])
+    check(admin_app, "GET", url_of(parts, args), headers={"Authorization": "Bearer adm"})
+
+
+@pytest.fixture(scope="module")
+def smart_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Flask]:
+    app = sqlite_app(Path(tmp_path_factory.mktemp("fuzz-smart")) / "db.sqlite", smart_auth=True)
+    yield app
+    app.extensions["fhir_iastm"].store.close()
+
+
+TOKEN_FIELDS = ["grant_type", "client_assertion_type", "client_assertion", "scope", "x"]
+token_value = st.one_of(st.text(max_size=60), st.sampled_from([
+    "client_credentials", "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+    "system/*.rs", "system/AuditEvent.rs", "eyJhbGciOiJub25lIn0.eyJpc3MiOiJ4In0.",
+    "eyJhbGciOiJFUzM4NCIsImtpZCI6IngifQ.e30.AAAA"]))
+
+
+@FUZZ
+@given(form=st.dictionaries(st.sampled_from(TOKEN_FIELDS), token_value, max_size=5),
+       raw=st.none() | raw_body,
+       content_type=st.sampled_from(["application/x-www-form-urlencoded", "application/json"]))
+def test_smart_discovery_and_token_endpoint(smart_app: Flask, form: dict[str, str],
+                                            raw: bytes | None, content_type: str) -> None:
+    from urllib.parse import urlencode
+
+    body = raw if raw is not None else urlencode(form).encode()
+    check(smart_app, "POST", "/auth/token", body, content_type)
+    assert check(smart_app, "GET", "/fhir/.well-known/smart-configuration") == 200
+    assert check(smart_app, "GET", "/auth/jwks") == 200

@@ -7,11 +7,13 @@ from __future__ import annotations
 import http.client
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,6 +38,14 @@ class Server:
     port: int
     stdout: Path
     stderr: Path
+    pid: int = 0
+
+    def workers(self) -> list[int]:
+        """The worker processes' ids (children of the gunicorn master)."""
+        found = []
+        for task in Path(f"/proc/{self.pid}/task").iterdir():
+            found += [int(p) for p in (task / "children").read_text().split()]
+        return found
 
     def logs(self) -> str:
         return self.stdout.read_text(errors="replace") + self.stderr.read_text(errors="replace")
@@ -43,13 +53,20 @@ class Server:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    tmp = tmp_path_factory.mktemp("gunicorn")
+    with gunicorn(tmp_path_factory.mktemp("gunicorn")) as started:
+        yield started
+
+
+@contextmanager
+def gunicorn(tmp: Path, **environ: str) -> Iterator[Server]:
+    """gunicorn as ``scripts/run`` starts it, on a free port and a fresh SQLite file."""
     port = free_port()
     env = {**os.environ, "PORT": str(port), "DATABASE_URL": f"sqlite:///{tmp / 'db.sqlite'}",
            "IASTM_CLIENT_TIMEOUT_S": str(CLIENT_TIMEOUT_S), "HOME": str(tmp)}
     for name in ("IASTM_DATABASE_URL", "IASTM_API_TOKENS", "IASTM_FHIR_BASE_URL",
                  "WEB_CONCURRENCY", "IASTM_WEB_THREADS", "XDG_RUNTIME_DIR"):
         env.pop(name, None)
+    env.update(environ)
     out, err = tmp / "stdout.log", tmp / "stderr.log"
     with out.open("wb") as stdout, err.open("wb") as stderr:
         proc = subprocess.Popen([str(GUNICORN), "-c", "python:fhir_iastm.gunicorn_conf"],
@@ -67,7 +84,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         # gunicorn's default control socket is $HOME/.gunicorn/gunicorn.ctl, shared by every
         # instance of a user: there must be none
         assert not (tmp / ".gunicorn").exists(), "a control socket"
-        yield Server(port, out, err)
+        yield Server(port, out, err, proc.pid)
     finally:
         proc.terminate()
         proc.wait(timeout=30)
@@ -140,6 +157,33 @@ def test_stalled_uploads_do_not_starve_health_or_a_normal_post(server: Server) -
     finally:
         for s in stalled:
             s.close()
+
+
+def test_an_aborted_worker_answers_the_requests_it_holds_with_an_outcome(
+        tmp_path_factory: pytest.TempPathFactory) -> None:
+    with gunicorn(tmp_path_factory.mktemp("abort"), WEB_CONCURRENCY="1") as server:
+        (worker,) = server.workers()
+        held = stall(server.port)
+        time.sleep(0.5)  # the request is in the app, its body not read yet
+        os.kill(worker, signal.SIGABRT)  # what the arbiter sends a worker that timed out
+        answer = b""
+        while chunk := held.recv(65536):
+            answer += chunk
+        held.close()
+        status, outcome = outcome_of(answer)
+        assert status == 503
+        assert outcome["issue"][0]["code"] == "transient"
+        assert "retry" in outcome["issue"][0]["diagnostics"]
+        deadline = time.monotonic() + 60  # the arbiter starts another worker, which serves
+        while True:
+            try:
+                if get(server.port, "/healthz", timeout=5)[0] == 200:
+                    break
+            except OSError:
+                assert time.monotonic() < deadline, "no worker serves after the abort"
+                time.sleep(0.2)
+        assert worker not in server.workers()
+        assert '"msg":"worker aborted"' in server.logs()
 
 
 # --- errors gunicorn answers itself, and PHI in logs -----------------------------------------

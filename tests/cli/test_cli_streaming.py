@@ -142,3 +142,21 @@ def test_export_writes_a_shared_resource_once(tmp_path: Path) -> None:
     keys = [(r["resourceType"], r["id"]) for r in resources]
     assert len(keys) == len(set(keys))
     assert result.stderr.strip() == f"export: 5 sessions, {len(resources)} resources"
+
+
+def test_push_spools_an_unseekable_input_to_read_it_twice() -> None:
+    from fhir_iastm.cli.io import file_name
+    from fhir_iastm.cli.remote import _rereadable
+
+    read_end, write_end = os.pipe()
+    os.write(write_end, b'{"a": 1}\n{"b": 2}\n')
+    os.close(write_end)
+    with open(read_end, "rb") as pipe, open(__file__, "rb") as regular:
+        assert not pipe.seekable()
+        spooled, same = _rereadable((pipe, regular))
+        assert same is regular
+        assert spooled.read() == b'{"a": 1}\n{"b": 2}\n'
+        spooled.seek(0)
+        assert spooled.read() == b'{"a": 1}\n{"b": 2}\n'  # a second pass reads it all again
+        assert file_name(spooled) == "-"
+        spooled.close()

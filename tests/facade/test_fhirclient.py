@@ -7,7 +7,6 @@ CapabilityStatement first, resolves references from the included entries of a se
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -25,22 +24,7 @@ from tests.facade.support import (
     Run,
     business_key,
     expected_resources,
-    live_facade,
-    new_run,
 )
-
-
-@pytest.fixture(scope="module")
-def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Run]]:
-    """(FHIR base URL, run) of a live app holding the run's records."""
-    run = new_run()
-    with live_facade(tmp_path_factory.mktemp("fhirclient"), run) as base:
-        yield base, run
-
-
-@pytest.fixture(scope="module")
-def run(served: tuple[str, Run]) -> Run:
-    return served[1]
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,6 @@ stored through ``POST /api/sessions``. Expected answers come from mapping the sa
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -20,33 +19,12 @@ from tests.facade.support import (
     Run,
     business_key,
     entries,
-    expected_resources,
-    live_facade,
-    new_run,
 )
-
-
-@pytest.fixture(scope="module")
-def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Run]]:
-    """(FHIR base URL, run) of a live app holding the run's records."""
-    run = new_run()
-    with live_facade(tmp_path_factory.mktemp("fhirpy"), run) as base:
-        yield base, run
 
 
 @pytest.fixture(scope="module")
 def fhir(served: tuple[str, Run]) -> SyncFHIRClient:
     return SyncFHIRClient(served[0])
-
-
-@pytest.fixture(scope="module")
-def run(served: tuple[str, Run]) -> Run:
-    return served[1]
-
-
-@pytest.fixture(scope="module")
-def expected(run: Run) -> dict[str, list[dict[str, Any]]]:
-    return expected_resources(run)
 
 
 def keys(resources: list[Any]) -> set[frozenset[str]]:

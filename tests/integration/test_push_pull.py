@@ -463,3 +463,30 @@ def test_a_later_version_that_changes_a_value_sends_it_amended(client: FhirClien
     assert len(amended) == 1
     assert "/obs/rom/" in next(iter(amended))
     assert set(statuses.values()) == {"final", "amended"}
+
+
+def test_cli_push_streams_stdin_and_sends_a_session_s_versions_in_order(
+    hapi_base_url: str
+) -> None:
+    """push reads its input twice (stdin spooled to disk) instead of holding every record; a
+    version read before its predecessor waits for it (docs/decisions.md#d9)."""
+    from click.testing import CliRunner
+
+    from fhir_iastm.cli import main
+
+    v1 = variant(GOOD[5])
+    v2 = _amended(v1)
+    other = variant(GOOD[2])
+    lines = [json.dumps(v2), json.dumps(other), '{"session_id": 5}', json.dumps(v1)]
+    pushed = CliRunner().invoke(main, ["push", "--server", hapi_base_url, "-"],
+                                input="\n".join(lines) + "\n")
+    assert pushed.exit_code == 1, pushed.output  # the invalid line
+    results = [json.loads(x) for x in pushed.stdout.splitlines()]
+    assert [(r["session_id"], r["record_version"], r["status"], r["input"]["line"])
+            for r in results] == [(other["session_id"], other["record_version"], "pushed", 2),
+                                  (v1["session_id"], 1, "pushed", 4),
+                                  (v1["session_id"], 2, "pushed", 1)]
+    assert all(r["input"]["file"] == "-" for r in results)
+    assert "4 documents from 1 file: 1 invalid, 3 pushed" in pushed.stderr
+    [pulled] = pull_records(FhirClient(hapi_base_url), session_id=v1["session_id"])
+    assert canonical_for_roundtrip(pulled) == canonical_for_roundtrip(load_record(v2))
