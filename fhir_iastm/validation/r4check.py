@@ -26,6 +26,11 @@ _INT_MIN, _INT_MAX = -(2**31), 2**31 - 1
 _INDEX = re.compile(r"\[\d+\]")
 _PRIMITIVES = defs.primitives()
 _DATED = frozenset({"date", "dateTime", "instant"})
+#: primitive code -> (JSON kind, the spec's regex or None, a calendar date to check), once
+_PRIMITIVE_RULES: dict[str, tuple[str, re.Pattern[str] | None, bool]] = {
+    code: (defs.json_kind(code), defs.primitive_pattern(code), code in _DATED)
+    for code in _PRIMITIVES
+}
 #: Elements walked by another stage (Bundle entries are validated one by one, with a resolver).
 _ELSEWHERE = frozenset({"Bundle.entry.resource"})
 
@@ -83,12 +88,15 @@ class Walker:
     def members(self, value: dict[str, Any], shape: Shape, path: str) -> None:
         """Every property of an object (one type per choice), then min/max of the elements."""
         choices: dict[str, str] = {}
+        by_key = shape.by_key
+        is_type = shape.path == shape.type_name
         for key, item in value.items():
-            if key == "resourceType" and shape.path == shape.type_name:
+            if key == "resourceType" and is_type:
                 continue
-            base = key[1:] if key[:1] == "_" else key
-            element = shape.by_key.get(base)
-            if element is not None and len(element.keys) > 1:
+            underscored = key[:1] == "_"
+            base = key[1:] if underscored else key
+            element = by_key.get(base)
+            if element is not None and element.choice:
                 first = choices.setdefault(element.id, base)
                 if first != base:
                     self.error(
@@ -104,7 +112,7 @@ class Walker:
                     f"unknown element {key!r} in {shape.path} (FHIR R4 4.0.1)",
                     "structure:unknown",
                 )
-            elif key[:1] == "_":
+            elif underscored:
                 self.primitive_extras(key, item, element, value, path)
             else:
                 self.property(key, item, element, value, path)
@@ -127,10 +135,10 @@ class Walker:
                 item = [item]
             elif not item:
                 self.error("structure", f"{path}.{key}", "empty array", "structure:empty")
-            extras = owner.get("_" + key)
             for i, value in enumerate(item):
                 where = f"{path}.{key}[{i}]"
                 if value is None:
+                    extras = owner.get("_" + key)
                     ext = extras[i] if isinstance(extras, list) and i < len(extras) else None
                     if ext is None:
                         self.error("structure", where, "null in an array", "structure:empty")
@@ -215,27 +223,34 @@ class Walker:
 
     def primitive(self, value: Any, code: str, path: str) -> None:
         """JSON type, range and the spec's regex of a primitive value."""
-        kind = defs.json_kind(code)
-        if kind == defs.BOOLEAN:
-            ok = isinstance(value, bool)
-        elif kind == defs.INTEGER:
-            ok = isinstance(value, int) and not isinstance(value, bool)
-            ok = ok and _INT_MIN <= value <= _INT_MAX
-        elif kind == defs.DECIMAL:
-            ok = isinstance(value, int | float) and not isinstance(value, bool)
-            ok = ok and math.isfinite(value)
+        kind, pattern, dated = _PRIMITIVE_RULES[code]
+        if kind == defs.STRING:
+            if not isinstance(value, str):
+                self.error(
+                    "structure", path, f"{_show(value)} is not a valid {code}", "structure:type"
+                )
+                return
+            text = value
         else:
-            ok = isinstance(value, str)
-        if not ok:
-            self.error("structure", path, f"{_show(value)} is not a valid {code}", "structure:type")
-            return
-        if kind == defs.DECIMAL:
-            return
-        pattern = defs.primitive_pattern(code)
-        text = value if kind == defs.STRING else str(value).lower()
+            if kind == defs.BOOLEAN:
+                ok = isinstance(value, bool)
+            elif kind == defs.INTEGER:
+                ok = isinstance(value, int) and not isinstance(value, bool)
+                ok = ok and _INT_MIN <= value <= _INT_MAX
+            else:
+                ok = isinstance(value, int | float) and not isinstance(value, bool)
+                ok = ok and math.isfinite(value)
+            if not ok:
+                self.error(
+                    "structure", path, f"{_show(value)} is not a valid {code}", "structure:type"
+                )
+                return
+            if kind == defs.DECIMAL:
+                return
+            text = str(value).lower()
         if pattern is not None and not pattern.fullmatch(text):
             self.error("value", path, f"{_show(value)} is not a valid {code}", "structure:format")
-        elif code in _DATED and not _real_day(text):
+        elif dated and not _real_day(text):
             self.error("value", path, f"{_show(value)} is not a calendar date", "structure:format")
 
     def code_binding(self, value: str, element: Element, path: str) -> None:
