@@ -44,23 +44,27 @@ def check_resource(
     root: ElementNode, data: dict[str, Any], ctx: ValidationContext, path: str | None = None
 ) -> None:
     """Check a resource (or, with its ``path``, an extension instance) against a differential."""
-    check_value(root, path or str(data.get("resourceType") or root.name), root.name, data, ctx)
+    where = path or str(data.get("resourceType") or root.name)
+    _check_value(root, plan_of(root), where, root.name, data, ctx)
 
 
 class NodePlan:
     """What the walk needs of one differential element, computed once per element: its type
-    codes (and their ``value[x]`` suffixes), its children as (name, node, choice), and whether
-    an absent child can still be wrong (a minimum or slices to count)."""
+    codes (and their ``value[x]`` suffixes), its children as (name, node, plan, choice, whether
+    an absent one can still be wrong: a minimum or slices to count) and its slices with theirs."""
 
-    __slots__ = ("children", "codes", "suffixes")
+    __slots__ = ("children", "codes", "max", "min", "slices", "suffixes")
 
     def __init__(self, node: ElementNode) -> None:
+        self.min = node.min or 0
+        self.max = node.max_int
         self.codes = frozenset(t.code for t in node.types)
         self.suffixes = frozenset(c[:1].upper() + c[1:] for c in self.codes)
         self.children = tuple(
-            (name, child, name.endswith("[x]"), bool(child.min) or bool(child.slices))
+            (name, child, plan_of(child), name.endswith("[x]"), bool(child.min or child.slices))
             for name, child in node.children.items()
         )
+        self.slices = tuple((name, sliced, plan_of(sliced)) for name, sliced in node.slices.items())
 
 
 #: id(node) -> (node, its plan); the node is kept so that its id is never reused while cached
@@ -68,7 +72,8 @@ _PLANS: dict[int, tuple[ElementNode, NodePlan]] = {}
 
 
 def plan_of(node: ElementNode) -> NodePlan:
-    """The plan of one element (nodes are not changed once their profile is compiled)."""
+    """The plan of one element and, through it, of its subtree (nodes are not changed once their
+    profile is compiled)."""
     found = _PLANS.get(id(node))
     if found is not None and found[0] is node:
         return found[1]
@@ -80,7 +85,12 @@ def plan_of(node: ElementNode) -> NodePlan:
 def check_value(node: ElementNode, path: str, key: str, value: Any, ctx: ValidationContext) -> None:
     """Checks on one value of an element, then its children (a value of a type the element
     does not allow still gets its fixed/pattern/binding checks, as HAPI reports them)."""
-    plan = plan_of(node)
+    _check_value(node, plan_of(node), path, key, value, ctx)
+
+
+def _check_value(
+    node: ElementNode, plan: NodePlan, path: str, key: str, value: Any, ctx: ValidationContext
+) -> None:
     typed = _type_ok(node, plan, key, path, value, ctx) if node.types else True
     if node.fixed is not None:
         _fixed_or_pattern(node, "fixed", node.fixed[1], path, value, ctx)
@@ -93,7 +103,7 @@ def check_value(node: ElementNode, path: str, key: str, value: Any, ctx: Validat
     if node.constraints:
         check_element_constraints(node, path, key, value, ctx)
     if plan.children and isinstance(value, dict):
-        for name, child, choice, counted in plan.children:
+        for name, child, child_plan, choice, counted in plan.children:
             if choice:
                 values = values_at(value, name, path)
             elif name in value:
@@ -106,7 +116,7 @@ def check_value(node: ElementNode, path: str, key: str, value: Any, ctx: Validat
             else:
                 values = []
             if values or counted:
-                check_element(child, values, path, ctx)
+                _check_element(child, child_plan, values, path, ctx)
 
 
 def _fixed_or_pattern(
@@ -140,17 +150,33 @@ def check_element(
     node: ElementNode, values: list[Located], parent_path: str, ctx: ValidationContext
 ) -> None:
     """Cardinality of an element within one parent, each value, then its slices."""
-    _cardinality(node, len(values), parent_path, ctx, "card")
+    _check_element(node, plan_of(node), values, parent_path, ctx)
+
+
+def _check_element(
+    node: ElementNode,
+    plan: NodePlan,
+    values: list[Located],
+    parent_path: str,
+    ctx: ValidationContext,
+) -> None:
+    count = len(values)
+    if count < plan.min or (plan.max is not None and count > plan.max):
+        _cardinality(node, count, parent_path, ctx, "card")
     for path, key, value in values:
-        check_value(node, path, key, value, ctx)
-    if node.slices:
-        _check_slices(node, values, parent_path, ctx)
+        _check_value(node, plan, path, key, value, ctx)
+    if plan.slices:
+        _check_slices(node, plan, values, parent_path, ctx)
 
 
 def _check_slices(
-    node: ElementNode, values: list[Located], parent_path: str, ctx: ValidationContext
+    node: ElementNode,
+    plan: NodePlan,
+    values: list[Located],
+    parent_path: str,
+    ctx: ValidationContext,
 ) -> None:
-    matched: dict[str, list[Located]] = {name: [] for name in node.slices}
+    matched: dict[str, list[Located]] = {name: [] for name, _n, _p in plan.slices}
     for located in values:
         name = slice_for(node, located[1], located[2], ctx.index)
         if name is None:
@@ -164,10 +190,12 @@ def _check_slices(
                 )
             continue
         matched[name].append(located)
-    for name, slice_node in node.slices.items():
-        _cardinality(slice_node, len(matched[name]), parent_path, ctx, "slice")
+    for name, slice_node, slice_plan in plan.slices:
+        count = len(matched[name])
+        if count < slice_plan.min or (slice_plan.max is not None and count > slice_plan.max):
+            _cardinality(slice_node, count, parent_path, ctx, "slice")
         for path, key, value in matched[name]:
-            check_value(slice_node, path, key, value, ctx)
+            _check_value(slice_node, slice_plan, path, key, value, ctx)
 
 
 def _cardinality(

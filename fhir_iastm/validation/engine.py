@@ -179,7 +179,11 @@ def finish(
     out = []
     for issue in issues:
         field = trace(resource, issue.expression, issue.details) if trace else None
-        out.append(replace(issue, expression=locate(prefix, issue.expression), record_field=field))
+        where = locate(prefix, issue.expression)
+        if where == issue.expression and field == issue.record_field:
+            out.append(issue)  # nothing to change (issues are immutable)
+        else:
+            out.append(replace(issue, expression=where, record_field=field))
     return out
 
 

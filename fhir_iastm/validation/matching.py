@@ -144,9 +144,42 @@ def matches_slice(node: ElementNode, slice_node: ElementNode, key: str, value: A
     return True
 
 
+#: id(node) -> (node, {url: first slice name}) for slicings by ``url`` value alone (extensions)
+_URL_INDEX: dict[int, tuple[ElementNode, dict[str, str] | None]] = {}
+
+
+def _url_index(node: ElementNode) -> dict[str, str] | None:
+    """url -> the first slice whose only discriminator is a fixed ``url``; None when some slice
+    is discriminated otherwise (then every slice is tried in order)."""
+    found = _URL_INDEX.get(id(node))
+    if found is not None and found[0] is node:
+        return found[1]
+    table: dict[str, str] = {}
+    index: dict[str, str] | None = table
+    for name, slice_node in node.slices.items():
+        test = _slice_test(node, slice_node)
+        if test is None:
+            continue  # never matches
+        if (
+            isinstance(test, str)
+            or len(test) != 1
+            or test[0][:3] != ("match", "url", fixed_matches)
+            or not isinstance(test[0][3], str)
+        ):
+            index = None
+            break
+        table.setdefault(test[0][3], name)
+    _URL_INDEX[id(node)] = (node, index)
+    return index
+
+
 def slice_for(node: ElementNode, key: str, value: Any, index: ProfileIndex) -> str | None:
     """The first slice of ``node`` that the value belongs to, or None."""
     del index  # reserved for type/profile discriminators
+    by_url = _url_index(node)
+    url = value.get("url") if by_url is not None and isinstance(value, dict) else None
+    if isinstance(url, str) and by_url is not None:
+        return by_url.get(url)
     for name, slice_node in node.slices.items():
         if matches_slice(node, slice_node, key, value):
             return name

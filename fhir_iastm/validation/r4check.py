@@ -180,8 +180,16 @@ class Walker:
 
     def value(self, value: Any, element: Element, code: str, path: str) -> None:
         """One value of an element, checked as its type."""
-        if code in _PRIMITIVES:
-            self.primitive(value, code, path)
+        rule = _PRIMITIVE_RULES.get(code)
+        if rule is not None:
+            kind, pattern, dated = rule
+            if (
+                kind != defs.STRING
+                or not isinstance(value, str)
+                or (pattern is not None and not pattern.fullmatch(value))
+                or (dated and not _real_day(value))
+            ):
+                self.primitive(value, code, path)  # the full check, reporting what is wrong
             if element.valueset is not None and isinstance(value, str):
                 self.code_binding(value, element, path)
             if element.constraints:  # Narrative.div's txt-1, txt-2
