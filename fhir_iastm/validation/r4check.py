@@ -21,6 +21,7 @@ from fhir_iastm.validation import r4defs as defs
 from fhir_iastm.validation.context import ValidationContext
 from fhir_iastm.validation.r4defs import Element, Shape
 from fhir_iastm.validation.r4inv import run_core
+from fhir_iastm.validation.scan import Scan, classify
 
 _INT_MIN, _INT_MAX = -(2**31), 2**31 - 1
 _INDEX = re.compile(r"\[\d+\]")
@@ -38,19 +39,32 @@ _ELSEWHERE = frozenset({"Bundle.entry.resource"})
 class Walker:
     """Walks one resource; issues go to ``ctx`` (paths relative to the resource)."""
 
-    __slots__ = ("ctx", "entries", "root", "shape_checks")
+    __slots__ = ("complete", "ctx", "entries", "found", "quiet", "root", "shape_checks")
 
     def __init__(
-        self, ctx: ValidationContext, *, shape_checks: bool = True, entries: bool = False
+        self,
+        ctx: ValidationContext,
+        *,
+        shape_checks: bool = True,
+        entries: bool = False,
+        collect: bool = False,
     ) -> None:
         self.ctx = ctx
         self.shape_checks = shape_checks
         self.entries = entries
         #: (path, type) of the resource being walked: rule ids name elements from it
         self.root = ("", "")
+        #: with ``collect``: what ``scan.scan`` finds, noted on the way (``classify``); valid
+        #: only while the walk has entered every object ``scan`` enters (``complete``)
+        self.found = Scan() if collect else None
+        self.complete = True
+        #: > 0 inside what ``scan`` does not enter (``contained``, ``_element``)
+        self.quiet = 0
 
     def error(self, code: str, path: str, message: str, rule: str) -> None:
-        """A structural error (suppressed when only invariants and bindings are wanted)."""
+        """A structural error (suppressed when only invariants and bindings are wanted); the
+        walk then may not enter everything ``scan`` would."""
+        self.complete = False
         if self.shape_checks:
             self.ctx.add("error", code, path, message, rule)
 
@@ -113,7 +127,13 @@ class Walker:
                     "structure:unknown",
                 )
             elif underscored:
+                self.quiet += 1
                 self.primitive_extras(key, item, element, value, path)
+                self.quiet -= 1
+            elif key == "contained":
+                self.quiet += 1
+                self.property(key, item, element, value, path)
+                self.quiet -= 1
             else:
                 self.property(key, item, element, value, path)
         for element in shape.counted:
@@ -143,6 +163,8 @@ class Walker:
                     if ext is None:
                         self.error("structure", where, "null in an array", "structure:empty")
                     continue
+                if self.found is not None and not self.quiet and isinstance(value, dict):
+                    classify(key, value, where, self.found)
                 self.value(value, element, code, where)
         elif isinstance(item, list):
             self.error(
@@ -154,7 +176,10 @@ class Walker:
         elif item is None:
             self.error("structure", f"{path}.{key}", "null is not a value", "structure:empty")
         else:
-            self.value(item, element, code, f"{path}.{key}")
+            where = f"{path}.{key}"
+            if self.found is not None and not self.quiet and isinstance(item, dict):
+                classify(key, item, where, self.found)
+            self.value(item, element, code, where)
 
     def primitive_extras(
         self, key: str, item: Any, element: Element, owner: dict[str, Any], path: str
@@ -197,6 +222,8 @@ class Walker:
         elif code == "Resource":
             if element.id not in _ELSEWHERE or self.entries:
                 self.resource(value, path)
+            else:
+                self.complete = False  # not entered here
         else:
             shape = defs.shape(element.children or code)
             if shape is None:  # a type code the table does not define: never in R4 4.0.1
@@ -341,16 +368,21 @@ def check_r4(
     *,
     shape_checks: bool = True,
     entries: bool = False,
-) -> None:
+    collect: bool = False,
+) -> Scan | None:
     """Walk one resource by the R4 definitions (``entries``: walk ``Bundle.entry.resource`` too;
     without, the Bundle stage validates each entry). ``shape_checks=False`` keeps only the core
-    required bindings and invariants (for resources built through models, e.g. the mapper's)."""
-    Walker(ctx, shape_checks=shape_checks, entries=entries).resource(
+    required bindings and invariants (for resources built through models, e.g. the mapper's).
+    With ``collect``, returns what ``scan.scan(resource)`` would, noted during the walk — or
+    None when the walk did not enter all of it (malformed input: then call ``scan``)."""
+    walker = Walker(ctx, shape_checks=shape_checks, entries=entries, collect=collect)
+    walker.resource(
         resource,
         str(resource.get("resourceType"))
         if isinstance(resource.get("resourceType"), str)
         else "Resource",
     )
+    return walker.found if walker.complete else None
 
 
 __all__ = ["Walker", "check_r4"]
