@@ -48,7 +48,10 @@ class _Pairs(dict):  # type: ignore[type-arg]
 
 
 def _object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    result: dict[str, Any] = {}
+    result: dict[str, Any] = dict(pairs)
+    if len(result) == len(pairs):
+        return result  # no key twice (the common case, decided at C speed)
+    result = {}
     duplicates = []
     for key, value in pairs:
         if key in result:
