@@ -160,13 +160,25 @@ def _check_element(
     parent_path: str,
     ctx: ValidationContext,
 ) -> None:
-    count = len(values)
-    if count < plan.min or (plan.max is not None and count > plan.max):
-        _cardinality(node, count, parent_path, ctx, "card")
-    for path, key, value in values:
-        _check_value(node, plan, path, key, value, ctx)
+    _counted(node, plan, values, parent_path, ctx, "card")
     if plan.slices:
         _check_slices(node, plan, values, parent_path, ctx)
+
+
+def _counted(
+    node: ElementNode,
+    plan: NodePlan,
+    values: list[Located],
+    parent_path: str,
+    ctx: ValidationContext,
+    kind: str,
+) -> None:
+    """min/max of an element (``card``) or a slice (``slice``) in one parent, then each value."""
+    count = len(values)
+    if count < plan.min or (plan.max is not None and count > plan.max):
+        _cardinality(node, count, parent_path, ctx, kind)
+    for path, key, value in values:
+        _check_value(node, plan, path, key, value, ctx)
 
 
 def _check_slices(
@@ -191,11 +203,7 @@ def _check_slices(
             continue
         matched[name].append(located)
     for name, slice_node, slice_plan in plan.slices:
-        count = len(matched[name])
-        if count < slice_plan.min or (slice_plan.max is not None and count > slice_plan.max):
-            _cardinality(slice_node, count, parent_path, ctx, "slice")
-        for path, key, value in matched[name]:
-            _check_value(slice_node, slice_plan, path, key, value, ctx)
+        _counted(slice_node, slice_plan, matched[name], parent_path, ctx, "slice")
 
 
 def _cardinality(

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from fhir_iastm.validation.context import ValidationContext
 from fhir_iastm.validation.r4check import check_r4
 from fhir_iastm.validation.scan import scan
-from tests.validation.test_r4_fuzz import FUZZ, JSON, _paths, good_bundles, index, r4_shaped
+from tests.validation.test_r4_fuzz import FUZZ, good_bundles, index, mutate, r4_shaped
 
 
 def walked(resource: dict[str, Any]) -> Any:
@@ -72,15 +72,7 @@ def test_r4_shaped_junk_noted_as_scan_finds_or_not_at_all(resource: dict[str, An
 def test_mutated_resources_noted_as_scan_finds_or_not_at_all(data: st.DataObject) -> None:
     entries = json.loads(data.draw(st.sampled_from(good_bundles())))["entry"]
     resource = copy.deepcopy(data.draw(st.sampled_from(entries))["resource"])
-    for _ in range(data.draw(st.integers(1, 3))):
-        path = data.draw(st.sampled_from(_paths(resource)))
-        owner = resource
-        for step in path[:-1]:
-            owner = owner[step]
-        if data.draw(st.booleans()) and isinstance(owner, dict):
-            del owner[path[-1]]
-        else:
-            owner[path[-1]] = data.draw(JSON)
+    mutate(data, resource, 3)
     if not isinstance(resource.get("resourceType"), str):
         return
     found = walked(resource)
