@@ -92,15 +92,19 @@ def cli_report(bundles: list[dict[str, Any]], count: int, rounds: int) -> dict[s
             for i in range(count):
                 out.write(json.dumps(bundles[i % len(bundles)]) + "\n")
         timings: dict[str, float] = {}
+        cpu: dict[str, float] = {}
         for _ in range(rounds):  # alternated, best of ``rounds`` each (shared machine)
             for name, argv in (
                 ("floor", [sys.executable, "-c", FLOOR_SCRIPT, str(path)]),
                 ("cli_validate", [sys.executable, "-m", "fhir_iastm", "validate", str(path)]),
             ):
+                used = _children_cpu()
                 start = time.perf_counter()
                 done = subprocess.run(argv, cwd=ROOT, stdout=subprocess.DEVNULL, check=False)
                 elapsed = time.perf_counter() - start
                 timings[name] = min(timings.get(name, elapsed), elapsed)
+                spent = _children_cpu() - used
+                cpu[name] = min(cpu.get(name, spent), spent)
                 if done.returncode not in (0, 1):  # 1: issues found (dom-6 is a warning only)
                     raise SystemExit(f"{name} exited {done.returncode}")
     return {
@@ -108,7 +112,19 @@ def cli_report(bundles: list[dict[str, Any]], count: int, rounds: int) -> dict[s
         "cli_floor_s": round(timings["floor"], 1),
         "cli_validate_s": round(timings["cli_validate"], 1),
         "ratio_cli_validate_vs_floor": round(timings["floor"] / timings["cli_validate"], 2),
+        "cli_floor_cpu_s": round(cpu["floor"], 1),
+        "cli_validate_cpu_s": round(cpu["cli_validate"], 1),
+        "ratio_cli_validate_vs_floor_cpu": round(cpu["floor"] / cpu["cli_validate"], 2),
     }
+
+
+def _children_cpu() -> float:
+    """User + system CPU seconds of the finished child processes so far (less moved by the
+    machine's load than wall time: what the process itself computed)."""
+    import resource
+
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def main() -> int:

@@ -12,6 +12,7 @@ else.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -47,7 +48,10 @@ class _Pairs(dict):  # type: ignore[type-arg]
 
 
 def _object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    result: dict[str, Any] = {}
+    result: dict[str, Any] = dict(pairs)
+    if len(result) == len(pairs):
+        return result  # no key twice (the common case, decided at C speed)
+    result = {}
     duplicates = []
     for key, value in pairs:
         if key in result:
@@ -71,7 +75,7 @@ def parse_at(text: str, pos: int, limits: JsonLimits = DEFAULT_LIMITS) -> tuple[
         value, end = _DECODER.raw_decode(text, pos)
     except RecursionError:
         raise JsonInputError(f"JSON nested deeper than {limits.max_depth} levels") from None
-    check(value, limits)
+    check(value, limits, text[pos:end])
     return value, end
 
 
@@ -102,7 +106,7 @@ def parse(text: str | bytes, limits: JsonLimits = DEFAULT_LIMITS,
         raise JsonInputError(f"JSON nested deeper than {limits.max_depth} levels") from None
     except json.JSONDecodeError as exc:
         raise JsonInputError(malformed(exc)) from None
-    check(value, limits)
+    check(value, limits, text)
     return value
 
 
@@ -130,8 +134,43 @@ def _string(value: str, where: str, limits: JsonLimits) -> None:
         ) from None
 
 
-def check(value: Any, limits: JsonLimits = DEFAULT_LIMITS) -> None:
-    """Refuse duplicate keys, lone surrogates, over-long strings and over-deep nesting."""
+def _surely_fine(value: Any, limits: JsonLimits, source: str) -> bool:
+    """True when ``value``, decoded from the JSON text ``source``, cannot hold anything ``check``
+    refuses — proved without visiting its strings: no string is longer than the whole text, a
+    lone surrogate needs a surrogate in the text or a ``\\uD800``-``\\uDFFF`` escape, and a walk
+    over the containers alone finds the duplicate keys and the depth. False: not proved (then
+    the full walk runs and names what and where)."""
+    if len(source) > limits.max_string:
+        return False
+    if ("\\u" in source or not source.isascii()) and _SURROGATE.search(source):
+        return False
+    level = [value] if isinstance(value, (dict, list)) else []
+    depth = 0
+    while level:
+        if depth >= limits.max_depth:
+            return False
+        below: list[Any] = []
+        for node in level:
+            if isinstance(node, dict):
+                if isinstance(node, _Pairs):
+                    return False
+                below += [c for c in node.values() if isinstance(c, (dict, list))]
+            else:
+                below += [c for c in node if isinstance(c, (dict, list))]
+        level = below
+        depth += 1
+    return True
+
+
+_SURROGATE = re.compile("\\\\u[dD][89a-fA-F]|[\ud800-\udfff]")
+
+
+def check(value: Any, limits: JsonLimits = DEFAULT_LIMITS, source: str | None = None) -> None:
+    """Refuse duplicate keys, lone surrogates, over-long strings and over-deep nesting
+    (``source``: the JSON text ``value`` was decoded from, which lets most documents be cleared
+    without a walk over every string)."""
+    if source is not None and _surely_fine(value, limits, source):
+        return
     stack: list[tuple[Any, str, int]] = [(value, "", 0)]
     while stack:
         node, where, depth = stack.pop()

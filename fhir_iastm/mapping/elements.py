@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import cache
 
 SNOMED = "http://snomed.info/sct"
 LOINC = "http://loinc.org"
@@ -441,7 +442,7 @@ def kind_of(resource: dict[str, object]) -> tuple[Kind, dict[str, str]] | None:
         if system.endswith("/sid/iastm-session-resource"):
             role = str(ident.get("value", "")).partition("/")[2]
             for kind in KINDS:
-                match = re.match(kind.role or "$^", role)
+                match = _role_pattern(kind.role or "$^").match(role)
                 if match and kind.resource_type == rtype:
                     return kind, match.groupdict()
             return None
@@ -449,8 +450,14 @@ def kind_of(resource: dict[str, object]) -> tuple[Kind, dict[str, str]] | None:
     return (shared[0], {}) if shared else None
 
 
+@cache
+def _role_pattern(role: str) -> re.Pattern[str]:
+    return re.compile(role)
+
+
+@cache
 def rows_of(kind: str) -> tuple[Element, ...]:
-    """The rows of one kind, in table order."""
+    """The rows of one kind, in table order (the table is constant: computed once per kind)."""
     return tuple(e for e in ELEMENTS if e.kind == kind)
 
 

@@ -44,30 +44,90 @@ def check_resource(
     root: ElementNode, data: dict[str, Any], ctx: ValidationContext, path: str | None = None
 ) -> None:
     """Check a resource (or, with its ``path``, an extension instance) against a differential."""
-    check_value(root, path or str(data.get("resourceType") or root.name), root.name, data, ctx)
+    where = path or str(data.get("resourceType") or root.name)
+    _check_value(root, plan_of(root), where, root.name, data, ctx)
+
+
+class NodePlan:
+    """What the walk needs of one differential element, computed once per element: its type
+    codes (and their ``value[x]`` suffixes), its children as (name, node, plan, choice, whether
+    an absent one can still be wrong: a minimum or slices to count) and its slices with theirs."""
+
+    __slots__ = ("children", "codes", "max", "min", "slices", "suffixes")
+
+    def __init__(self, node: ElementNode) -> None:
+        self.min = node.min or 0
+        self.max = node.max_int
+        self.codes = frozenset(t.code for t in node.types)
+        self.suffixes = frozenset(c[:1].upper() + c[1:] for c in self.codes)
+        self.children = tuple(
+            (name, child, plan_of(child), name.endswith("[x]"), bool(child.min or child.slices))
+            for name, child in node.children.items()
+        )
+        self.slices = tuple((name, sliced, plan_of(sliced)) for name, sliced in node.slices.items())
+
+
+#: id(node) -> (node, its plan); the node is kept so that its id is never reused while cached
+_PLANS: dict[int, tuple[ElementNode, NodePlan]] = {}
+
+
+def plan_of(node: ElementNode) -> NodePlan:
+    """The plan of one element and, through it, of its subtree (nodes are not changed once their
+    profile is compiled)."""
+    found = _PLANS.get(id(node))
+    if found is not None and found[0] is node:
+        return found[1]
+    plan = NodePlan(node)
+    _PLANS[id(node)] = (node, plan)
+    return plan
 
 
 def check_value(node: ElementNode, path: str, key: str, value: Any, ctx: ValidationContext) -> None:
     """Checks on one value of an element, then its children (a value of a type the element
     does not allow still gets its fixed/pattern/binding checks, as HAPI reports them)."""
-    typed = _type_ok(node, key, path, value, ctx) if node.types else True
-    for rule, spec, matches, wording in (
-        ("fixed", node.fixed, fixed_matches, "be exactly"),
-        ("pattern", node.pattern, pattern_matches, "match pattern"),
-    ):
-        if spec is not None and not matches(spec[1], value):
-            for where in mismatch_paths(spec[1], value, path):
-                message = f"value must {wording} {spec[1]!r}"
-                ctx.add("error", "value", where, message, f"{rule}:{node.id}")
+    _check_value(node, plan_of(node), path, key, value, ctx)
+
+
+def _check_value(
+    node: ElementNode, plan: NodePlan, path: str, key: str, value: Any, ctx: ValidationContext
+) -> None:
+    typed = _type_ok(node, plan, key, path, value, ctx) if node.types else True
+    if node.fixed is not None:
+        _fixed_or_pattern(node, "fixed", node.fixed[1], path, value, ctx)
+    if node.pattern is not None:
+        _fixed_or_pattern(node, "pattern", node.pattern[1], path, value, ctx)
     if node.binding is not None:
         check_binding(node, path, value, ctx)
     if not typed:
         return
     if node.constraints:
         check_element_constraints(node, path, key, value, ctx)
-    if node.children and isinstance(value, dict):
-        for name, child in node.children.items():
-            check_element(child, values_at(value, name, path), path, ctx)
+    if plan.children and isinstance(value, dict):
+        for name, child, child_plan, choice, counted in plan.children:
+            if choice:
+                values = values_at(value, name, path)
+            elif name in value:
+                found = value[name]
+                values = (
+                    [(f"{path}.{name}[{i}]", name, v) for i, v in enumerate(found)]
+                    if isinstance(found, list)
+                    else [(f"{path}.{name}", name, found)]
+                )
+            else:
+                values = []
+            if values or counted:
+                _check_element(child, child_plan, values, path, ctx)
+
+
+def _fixed_or_pattern(
+    node: ElementNode, rule: str, spec: Any, path: str, value: Any, ctx: ValidationContext
+) -> None:
+    """fixed[x] (exact) or pattern[x] (subset) of one value; each mismatch located."""
+    if (fixed_matches if rule == "fixed" else pattern_matches)(spec, value):
+        return
+    wording = "be exactly" if rule == "fixed" else "match pattern"
+    for where in mismatch_paths(spec, value, path):
+        ctx.add("error", "value", where, f"value must {wording} {spec!r}", f"{rule}:{node.id}")
 
 
 def mismatch_paths(expected: Any, value: Any, path: str) -> list[str]:
@@ -90,17 +150,45 @@ def check_element(
     node: ElementNode, values: list[Located], parent_path: str, ctx: ValidationContext
 ) -> None:
     """Cardinality of an element within one parent, each value, then its slices."""
-    _cardinality(node, len(values), parent_path, ctx, "card")
+    _check_element(node, plan_of(node), values, parent_path, ctx)
+
+
+def _check_element(
+    node: ElementNode,
+    plan: NodePlan,
+    values: list[Located],
+    parent_path: str,
+    ctx: ValidationContext,
+) -> None:
+    _counted(node, plan, values, parent_path, ctx, "card")
+    if plan.slices:
+        _check_slices(node, plan, values, parent_path, ctx)
+
+
+def _counted(
+    node: ElementNode,
+    plan: NodePlan,
+    values: list[Located],
+    parent_path: str,
+    ctx: ValidationContext,
+    kind: str,
+) -> None:
+    """min/max of an element (``card``) or a slice (``slice``) in one parent, then each value."""
+    count = len(values)
+    if count < plan.min or (plan.max is not None and count > plan.max):
+        _cardinality(node, count, parent_path, ctx, kind)
     for path, key, value in values:
-        check_value(node, path, key, value, ctx)
-    if node.slices:
-        _check_slices(node, values, parent_path, ctx)
+        _check_value(node, plan, path, key, value, ctx)
 
 
 def _check_slices(
-    node: ElementNode, values: list[Located], parent_path: str, ctx: ValidationContext
+    node: ElementNode,
+    plan: NodePlan,
+    values: list[Located],
+    parent_path: str,
+    ctx: ValidationContext,
 ) -> None:
-    matched: dict[str, list[Located]] = {name: [] for name in node.slices}
+    matched: dict[str, list[Located]] = {name: [] for name, _n, _p in plan.slices}
     for located in values:
         name = slice_for(node, located[1], located[2], ctx.index)
         if name is None:
@@ -114,10 +202,8 @@ def _check_slices(
                 )
             continue
         matched[name].append(located)
-    for name, slice_node in node.slices.items():
-        _cardinality(slice_node, len(matched[name]), parent_path, ctx, "slice")
-        for path, key, value in matched[name]:
-            check_value(slice_node, path, key, value, ctx)
+    for name, slice_node, slice_plan in plan.slices:
+        _counted(slice_node, slice_plan, matched[name], parent_path, ctx, "slice")
 
 
 def _cardinality(
@@ -142,11 +228,13 @@ def _cardinality(
         )
 
 
-def _type_ok(node: ElementNode, key: str, path: str, value: Any, ctx: ValidationContext) -> bool:
-    codes = {t.code for t in node.types}
-    if node.name.endswith("[x]") and key != node.name:
+def _type_ok(
+    node: ElementNode, plan: NodePlan, key: str, path: str, value: Any, ctx: ValidationContext
+) -> bool:
+    codes = plan.codes
+    if key != node.name and node.name.endswith("[x]"):
         suffix = key[len(node.name) - 3 :]
-        if not any(c[:1].upper() + c[1:] == suffix for c in codes):
+        if suffix not in plan.suffixes:
             # an extension's value of the wrong type is reported on the extension (as HAPI does)
             where = path.rsplit(".", 1)[0] if node.id == "Extension.value[x]" else path
             ctx.add(

@@ -163,13 +163,14 @@ def validate_resource(
         return finish(resource, ctx.issues, prefix, trace)
     for selected in _select_profiles(resource, profile, ctx):
         check_resource(selected.root, resource, ctx)
-    found = scan(resource)
+    # the R4 walk also notes the extensions, codings and references on its way (else: scan);
+    # its findings come last: where a profile restates a base rule, the profile's is kept
+    core = ValidationContext(index, prefix, resolve, root=resource)
+    found = check_r4(resource, core, shape_checks=structure, collect=True) or scan(resource)
     _check_extensions(found.extensions, ctx)
     check_local_codes(found.codings, ctx)
     _check_references(found.references, ctx)
-    # the core R4 definition last: where a profile restates a base rule, its finding is kept
-    check_r4(resource, ctx, shape_checks=structure)
-    return finish(resource, dedupe(ctx.issues), prefix, trace)
+    return finish(resource, dedupe(ctx.issues + core.issues), prefix, trace)
 
 
 def finish(
@@ -179,7 +180,11 @@ def finish(
     out = []
     for issue in issues:
         field = trace(resource, issue.expression, issue.details) if trace else None
-        out.append(replace(issue, expression=locate(prefix, issue.expression), record_field=field))
+        where = locate(prefix, issue.expression)
+        if where == issue.expression and field == issue.record_field:
+            out.append(issue)  # nothing to change (issues are immutable)
+        else:
+            out.append(replace(issue, expression=where, record_field=field))
     return out
 
 

@@ -12,6 +12,7 @@ id ``context:<url>``. Spec: https://hl7.org/fhir/R4/defining-extensions.html#con
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from typing import Any
 
 from fhir_iastm.profiles import FHIRPATH_R4_TYPES, Profile
@@ -21,8 +22,10 @@ _PATH2TYPE: dict[str, str] = FHIRPATH_R4_TYPES["path2Type"]
 _CHOICES: dict[str, list[str]] = FHIRPATH_R4_TYPES["choiceTypePaths"]
 
 
+@lru_cache(maxsize=4096)
 def owner_of(path: str) -> tuple[str, str, bool]:
-    """(element path, type, is resource root) of the element that holds the extension at path."""
+    """(element path, type, is resource root) of the element that holds the extension at path
+    (a pure function of the path: the same places recur in every resource of a kind)."""
     steps = _INDEX.sub("", path).split(".")[:-1]
     type_path = element = steps[0]
     for step in steps[1:]:

@@ -131,10 +131,20 @@ def check_element_constraints(
         for constraint in node.constraints:
             run(constraint, value, root, path, ctx, type_name)
         return
-    element_path = node.id.split(":")[0] if ":" in node.id.rsplit(".", 1)[-1] else node.id
-    type_name = _type_name(element_path, key, node)
+    type_name = _element_type(node.id, node.name, key)
     for constraint in node.constraints:
         run(constraint, value, root, path, ctx, type_name)
+
+
+@cache
+def _element_type(node_id: str, name: str, key: str) -> str:
+    """The FHIRPath type of an element's value held under JSON ``key`` (once per element)."""
+    element_path = node_id.split(":")[0] if ":" in node_id.rsplit(".", 1)[-1] else node_id
+    if name.endswith("[x]") and key != name:
+        suffix = key[len(name) - 3 :]
+        return suffix[0].lower() + suffix[1:] if suffix in _PRIMITIVES else suffix
+    clean = ".".join(part.split(":")[0] for part in element_path.split("."))
+    return str(FHIRPATH_R4_TYPES["path2Type"].get(clean) or clean)
 
 
 _PRIMITIVES = frozenset(
@@ -160,14 +170,6 @@ _PRIMITIVES = frozenset(
         "Uuid",
     ]
 )
-
-
-def _type_name(element_path: str, key: str, node: ElementNode) -> str:
-    if node.name.endswith("[x]") and key != node.name:
-        suffix = key[len(node.name) - 3 :]
-        return suffix[0].lower() + suffix[1:] if suffix in _PRIMITIVES else suffix
-    clean = ".".join(part.split(":")[0] for part in element_path.split("."))
-    return str(FHIRPATH_R4_TYPES["path2Type"].get(clean) or clean)
 
 
 __all__ = [

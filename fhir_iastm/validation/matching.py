@@ -62,6 +62,11 @@ def _values(value: Any, path: str) -> list[Any]:
     current = [value]
     if path == "$this":
         return current
+    if "." not in path:  # one step (``url``, ``code``): the common discriminator
+        found = value.get(path, _NO_VALUE) if isinstance(value, dict) else _NO_VALUE
+        if found is _NO_VALUE:
+            return []
+        return found if isinstance(found, list) else [found]
     for part in path.split("."):
         nxt: list[Any] = []
         for item in current:
@@ -83,32 +88,98 @@ def _exists_expected(slice_node: ElementNode, path: str) -> bool | None:
     return True if (node.min or 0) >= 1 else None
 
 
-def matches_slice(node: ElementNode, slice_node: ElementNode, key: str, value: Any) -> bool:
-    """True when the value satisfies every discriminator of the slice."""
+#: A slice's test, compiled: None (never matches), a choice slice's JSON key, or the
+#: discriminators as ("exists", path, wanted) / ("match", path, matcher, target) steps.
+SliceTest = str | tuple[tuple[Any, ...], ...] | None
+
+_TESTS: dict[tuple[int, int], tuple[ElementNode, ElementNode, SliceTest]] = {}
+
+
+def _compile_slice(node: ElementNode, slice_node: ElementNode) -> SliceTest:
     if node.name.endswith("[x]") and slice_node.slice_name:
-        return key == slice_node.slice_name
+        return slice_node.slice_name
     discriminators = _default_discriminators(node)
     if not discriminators:
-        return False
+        return None
+    steps: list[tuple[Any, ...]] = []
     for kind, path in discriminators:
         if kind == "exists":
             want = _exists_expected(slice_node, path)
-            if want is None or bool(_values(value, path)) != want:
-                return False
+            if want is None:
+                return None
+            steps.append(("exists", path, want))
             continue
         expected = _expected(slice_node, path)
         if expected is None:
-            return False
+            return None
         how, target = expected
         match = fixed_matches if how == "fixed" and kind == "value" else pattern_matches
-        if not any(match(target, v) for v in _values(value, path)):
+        steps.append(("match", path, match, target))
+    return tuple(steps)
+
+
+def _slice_test(node: ElementNode, slice_node: ElementNode) -> SliceTest:
+    """The compiled test of one slice (once per slice; nodes do not change once compiled)."""
+    found = _TESTS.get((id(node), id(slice_node)))
+    if found is not None and found[0] is node and found[1] is slice_node:
+        return found[2]
+    test = _compile_slice(node, slice_node)
+    _TESTS[(id(node), id(slice_node))] = (node, slice_node, test)
+    return test
+
+
+def matches_slice(node: ElementNode, slice_node: ElementNode, key: str, value: Any) -> bool:
+    """True when the value satisfies every discriminator of the slice."""
+    test = _slice_test(node, slice_node)
+    if test is None:
+        return False
+    if isinstance(test, str):
+        return key == test
+    for step in test:
+        if step[0] == "exists":
+            if bool(_values(value, step[1])) != step[2]:
+                return False
+        elif not any(step[2](step[3], v) for v in _values(value, step[1])):
             return False
     return True
+
+
+#: id(node) -> (node, {url: first slice name}) for slicings by ``url`` value alone (extensions)
+_URL_INDEX: dict[int, tuple[ElementNode, dict[str, str] | None]] = {}
+
+
+def _url_index(node: ElementNode) -> dict[str, str] | None:
+    """url -> the first slice whose only discriminator is a fixed ``url``; None when some slice
+    is discriminated otherwise (then every slice is tried in order)."""
+    found = _URL_INDEX.get(id(node))
+    if found is not None and found[0] is node:
+        return found[1]
+    table: dict[str, str] = {}
+    index: dict[str, str] | None = table
+    for name, slice_node in node.slices.items():
+        test = _slice_test(node, slice_node)
+        if test is None:
+            continue  # never matches
+        if (
+            isinstance(test, str)
+            or len(test) != 1
+            or test[0][:3] != ("match", "url", fixed_matches)
+            or not isinstance(test[0][3], str)
+        ):
+            index = None
+            break
+        table.setdefault(test[0][3], name)
+    _URL_INDEX[id(node)] = (node, index)
+    return index
 
 
 def slice_for(node: ElementNode, key: str, value: Any, index: ProfileIndex) -> str | None:
     """The first slice of ``node`` that the value belongs to, or None."""
     del index  # reserved for type/profile discriminators
+    by_url = _url_index(node)
+    url = value.get("url") if by_url is not None and isinstance(value, dict) else None
+    if isinstance(url, str) and by_url is not None:
+        return by_url.get(url)
     for name, slice_node in node.slices.items():
         if matches_slice(node, slice_node, key, value):
             return name

@@ -41,10 +41,12 @@ def _list(value: Any) -> list[Any]:
 
 def _has(obj: dict[str, Any], base: str) -> bool:
     """``base.exists()`` for a (choice) element: ``performed`` matches ``performedPeriod``."""
+    if obj.get(base) not in (None, [], {}):
+        return True
+    size = len(base)
     return any(
-        k == base or (k.startswith(base) and k[len(base) : len(base) + 1].isupper())
-        for k in obj
-        if obj[k] not in (None, [], {})
+        k.startswith(base) and k[size : size + 1].isupper() and v not in (None, [], {})
+        for k, v in obj.items()
     )
 
 

@@ -21,11 +21,17 @@ from fhir_iastm.validation import r4defs as defs
 from fhir_iastm.validation.context import ValidationContext
 from fhir_iastm.validation.r4defs import Element, Shape
 from fhir_iastm.validation.r4inv import run_core
+from fhir_iastm.validation.scan import Scan, classify
 
 _INT_MIN, _INT_MAX = -(2**31), 2**31 - 1
 _INDEX = re.compile(r"\[\d+\]")
 _PRIMITIVES = defs.primitives()
 _DATED = frozenset({"date", "dateTime", "instant"})
+#: primitive code -> (JSON kind, the spec's regex or None, a calendar date to check), once
+_PRIMITIVE_RULES: dict[str, tuple[str, re.Pattern[str] | None, bool]] = {
+    code: (defs.json_kind(code), defs.primitive_pattern(code), code in _DATED)
+    for code in _PRIMITIVES
+}
 #: Elements walked by another stage (Bundle entries are validated one by one, with a resolver).
 _ELSEWHERE = frozenset({"Bundle.entry.resource"})
 
@@ -33,19 +39,32 @@ _ELSEWHERE = frozenset({"Bundle.entry.resource"})
 class Walker:
     """Walks one resource; issues go to ``ctx`` (paths relative to the resource)."""
 
-    __slots__ = ("ctx", "entries", "root", "shape_checks")
+    __slots__ = ("complete", "ctx", "entries", "found", "quiet", "root", "shape_checks")
 
     def __init__(
-        self, ctx: ValidationContext, *, shape_checks: bool = True, entries: bool = False
+        self,
+        ctx: ValidationContext,
+        *,
+        shape_checks: bool = True,
+        entries: bool = False,
+        collect: bool = False,
     ) -> None:
         self.ctx = ctx
         self.shape_checks = shape_checks
         self.entries = entries
         #: (path, type) of the resource being walked: rule ids name elements from it
         self.root = ("", "")
+        #: with ``collect``: what ``scan.scan`` finds, noted on the way (``classify``); valid
+        #: only while the walk has entered every object ``scan`` enters (``complete``)
+        self.found = Scan() if collect else None
+        self.complete = True
+        #: > 0 inside what ``scan`` does not enter (``contained``, ``_element``)
+        self.quiet = 0
 
     def error(self, code: str, path: str, message: str, rule: str) -> None:
-        """A structural error (suppressed when only invariants and bindings are wanted)."""
+        """A structural error (suppressed when only invariants and bindings are wanted); the
+        walk then may not enter everything ``scan`` would."""
+        self.complete = False
         if self.shape_checks:
             self.ctx.add("error", code, path, message, rule)
 
@@ -83,12 +102,15 @@ class Walker:
     def members(self, value: dict[str, Any], shape: Shape, path: str) -> None:
         """Every property of an object (one type per choice), then min/max of the elements."""
         choices: dict[str, str] = {}
+        by_key = shape.by_key
+        is_type = shape.path == shape.type_name
         for key, item in value.items():
-            if key == "resourceType" and shape.path == shape.type_name:
+            if key == "resourceType" and is_type:
                 continue
-            base = key[1:] if key[:1] == "_" else key
-            element = shape.by_key.get(base)
-            if element is not None and len(element.keys) > 1:
+            underscored = key[:1] == "_"
+            base = key[1:] if underscored else key
+            element = by_key.get(base)
+            if element is not None and element.choice:
                 first = choices.setdefault(element.id, base)
                 if first != base:
                     self.error(
@@ -104,8 +126,14 @@ class Walker:
                     f"unknown element {key!r} in {shape.path} (FHIR R4 4.0.1)",
                     "structure:unknown",
                 )
-            elif key[:1] == "_":
+            elif underscored:
+                self.quiet += 1
                 self.primitive_extras(key, item, element, value, path)
+                self.quiet -= 1
+            elif key == "contained":
+                self.quiet += 1
+                self.property(key, item, element, value, path)
+                self.quiet -= 1
             else:
                 self.property(key, item, element, value, path)
         for element in shape.counted:
@@ -127,14 +155,16 @@ class Walker:
                 item = [item]
             elif not item:
                 self.error("structure", f"{path}.{key}", "empty array", "structure:empty")
-            extras = owner.get("_" + key)
             for i, value in enumerate(item):
                 where = f"{path}.{key}[{i}]"
                 if value is None:
+                    extras = owner.get("_" + key)
                     ext = extras[i] if isinstance(extras, list) and i < len(extras) else None
                     if ext is None:
                         self.error("structure", where, "null in an array", "structure:empty")
                     continue
+                if self.found is not None and not self.quiet and isinstance(value, dict):
+                    classify(key, value, where, self.found)
                 self.value(value, element, code, where)
         elif isinstance(item, list):
             self.error(
@@ -146,7 +176,10 @@ class Walker:
         elif item is None:
             self.error("structure", f"{path}.{key}", "null is not a value", "structure:empty")
         else:
-            self.value(item, element, code, f"{path}.{key}")
+            where = f"{path}.{key}"
+            if self.found is not None and not self.quiet and isinstance(item, dict):
+                classify(key, item, where, self.found)
+            self.value(item, element, code, where)
 
     def primitive_extras(
         self, key: str, item: Any, element: Element, owner: dict[str, Any], path: str
@@ -172,8 +205,16 @@ class Walker:
 
     def value(self, value: Any, element: Element, code: str, path: str) -> None:
         """One value of an element, checked as its type."""
-        if code in _PRIMITIVES:
-            self.primitive(value, code, path)
+        rule = _PRIMITIVE_RULES.get(code)
+        if rule is not None:
+            kind, pattern, dated = rule
+            if (
+                kind != defs.STRING
+                or not isinstance(value, str)
+                or (pattern is not None and not pattern.fullmatch(value))
+                or (dated and not _real_day(value))
+            ):
+                self.primitive(value, code, path)  # the full check, reporting what is wrong
             if element.valueset is not None and isinstance(value, str):
                 self.code_binding(value, element, path)
             if element.constraints:  # Narrative.div's txt-1, txt-2
@@ -181,6 +222,8 @@ class Walker:
         elif code == "Resource":
             if element.id not in _ELSEWHERE or self.entries:
                 self.resource(value, path)
+            else:
+                self.complete = False  # not entered here
         else:
             shape = defs.shape(element.children or code)
             if shape is None:  # a type code the table does not define: never in R4 4.0.1
@@ -215,27 +258,34 @@ class Walker:
 
     def primitive(self, value: Any, code: str, path: str) -> None:
         """JSON type, range and the spec's regex of a primitive value."""
-        kind = defs.json_kind(code)
-        if kind == defs.BOOLEAN:
-            ok = isinstance(value, bool)
-        elif kind == defs.INTEGER:
-            ok = isinstance(value, int) and not isinstance(value, bool)
-            ok = ok and _INT_MIN <= value <= _INT_MAX
-        elif kind == defs.DECIMAL:
-            ok = isinstance(value, int | float) and not isinstance(value, bool)
-            ok = ok and math.isfinite(value)
+        kind, pattern, dated = _PRIMITIVE_RULES[code]
+        if kind == defs.STRING:
+            if not isinstance(value, str):
+                self.error(
+                    "structure", path, f"{_show(value)} is not a valid {code}", "structure:type"
+                )
+                return
+            text = value
         else:
-            ok = isinstance(value, str)
-        if not ok:
-            self.error("structure", path, f"{_show(value)} is not a valid {code}", "structure:type")
-            return
-        if kind == defs.DECIMAL:
-            return
-        pattern = defs.primitive_pattern(code)
-        text = value if kind == defs.STRING else str(value).lower()
+            if kind == defs.BOOLEAN:
+                ok = isinstance(value, bool)
+            elif kind == defs.INTEGER:
+                ok = isinstance(value, int) and not isinstance(value, bool)
+                ok = ok and _INT_MIN <= value <= _INT_MAX
+            else:
+                ok = isinstance(value, int | float) and not isinstance(value, bool)
+                ok = ok and math.isfinite(value)
+            if not ok:
+                self.error(
+                    "structure", path, f"{_show(value)} is not a valid {code}", "structure:type"
+                )
+                return
+            if kind == defs.DECIMAL:
+                return
+            text = str(value).lower()
         if pattern is not None and not pattern.fullmatch(text):
             self.error("value", path, f"{_show(value)} is not a valid {code}", "structure:format")
-        elif code in _DATED and not _real_day(text):
+        elif dated and not _real_day(text):
             self.error("value", path, f"{_show(value)} is not a calendar date", "structure:format")
 
     def code_binding(self, value: str, element: Element, path: str) -> None:
@@ -318,16 +368,21 @@ def check_r4(
     *,
     shape_checks: bool = True,
     entries: bool = False,
-) -> None:
+    collect: bool = False,
+) -> Scan | None:
     """Walk one resource by the R4 definitions (``entries``: walk ``Bundle.entry.resource`` too;
     without, the Bundle stage validates each entry). ``shape_checks=False`` keeps only the core
-    required bindings and invariants (for resources built through models, e.g. the mapper's)."""
-    Walker(ctx, shape_checks=shape_checks, entries=entries).resource(
+    required bindings and invariants (for resources built through models, e.g. the mapper's).
+    With ``collect``, returns what ``scan.scan(resource)`` would, noted during the walk — or
+    None when the walk did not enter all of it (malformed input: then call ``scan``)."""
+    walker = Walker(ctx, shape_checks=shape_checks, entries=entries, collect=collect)
+    walker.resource(
         resource,
         str(resource.get("resourceType"))
         if isinstance(resource.get("resourceType"), str)
         else "Resource",
     )
+    return walker.found if walker.complete else None
 
 
 __all__ = ["Walker", "check_r4"]

@@ -85,6 +85,8 @@ class Element:
     constraints: tuple[str, ...]
     #: the path whose children this element has (a backbone element or a contentReference)
     children: str | None
+    #: a choice of types (``value[x]``): one JSON property per type
+    choice: bool = False
 
 
 @dataclass(slots=True)
@@ -125,6 +127,7 @@ def _element(path: str, raw: list[Any], has_children: bool) -> Element:
         valueset=valueset,
         constraints=tuple(c for c in constraints if c != "ele-1"),
         children=children,
+        choice=len(keys) > 1,
     )
 
 

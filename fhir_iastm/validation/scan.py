@@ -54,6 +54,12 @@ def _walk(obj: dict[str, Any], path: str, out: Scan) -> None:
 
 
 def _visit(key: str, item: dict[str, Any], path: str, out: Scan) -> None:
+    classify(key, item, path, out)
+    _walk(item, path, out)
+
+
+def classify(key: str, item: dict[str, Any], path: str, out: Scan) -> None:
+    """Note one object held under ``key`` at ``path`` (not what it holds)."""
     if key in ("extension", "modifierExtension"):
         out.extensions.append((path, item))
     elif key in _CODING_KEYS:
@@ -64,7 +70,6 @@ def _visit(key: str, item: dict[str, Any], path: str, out: Scan) -> None:
         out.periods.append((path, item))
     elif key in _QUANTITY_KEYS:
         out.quantities.append((path, item))
-    _walk(item, path, out)
 
 
 def to_utc(value: str) -> str | None:
@@ -105,4 +110,4 @@ def utc_copy(obj: Any) -> Any:
     return obj
 
 
-__all__ = ["Scan", "instant", "scan", "to_utc", "utc_copy"]
+__all__ = ["Scan", "classify", "instant", "scan", "to_utc", "utc_copy"]

@@ -133,19 +133,24 @@ def _paths(node: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
     return found
 
 
-@FUZZ
-@given(data=st.data())
-def test_mutated_valid_bundles_get_a_verdict(data: st.DataObject) -> None:
-    bundle = json.loads(data.draw(st.sampled_from(good_bundles())))
-    for _ in range(data.draw(st.integers(1, 4))):
-        path = data.draw(st.sampled_from(_paths(bundle)))
-        owner = bundle
+def mutate(data: st.DataObject, document: dict[str, Any], most: int) -> None:
+    """Delete or replace (by arbitrary JSON) 1 to ``most`` values of ``document``, in place."""
+    for _ in range(data.draw(st.integers(1, most))):
+        path = data.draw(st.sampled_from(_paths(document)))
+        owner = document
         for step in path[:-1]:
             owner = owner[step]
         if data.draw(st.booleans()) and isinstance(owner, dict):
             del owner[path[-1]]
         else:
             owner[path[-1]] = data.draw(JSON)
+
+
+@FUZZ
+@given(data=st.data())
+def test_mutated_valid_bundles_get_a_verdict(data: st.DataObject) -> None:
+    bundle = json.loads(data.draw(st.sampled_from(good_bundles())))
+    mutate(data, bundle, 4)
     assert_verdict(validate(copy.deepcopy(bundle), index()))
     assert_verdict(
         validate(bundle, index(), profile="http://hl7.org/fhir/StructureDefinition/Bundle")
