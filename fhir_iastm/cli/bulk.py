@@ -27,13 +27,15 @@ from fhir_iastm.cli.options import (
 
 def _exporter(database_url: str | None) -> Any:
     from fhir_iastm.bulk_service import Exporter
+    from fhir_iastm.service import mapping_settings
     from fhir_iastm.storage import Store
 
     settings = load_settings(database_url=database_url)
     store = Store(settings.database_url)
     store.migrate()
     return Exporter(store, settings.export_dir, file_resources=settings.export_file_resources,
-                    retention=settings.export_retention, canonical_base=settings.canonical_base)
+                    retention=settings.export_retention, canonical_base=settings.canonical_base,
+                    mapping=mapping_settings(settings))
 
 
 @click.command("export-worker")

@@ -61,6 +61,13 @@ public class JpaServerConfig {
 		s.setHibernateSearchIndexFullText(false);
 		s.setAdvancedHSearchIndexing(false);
 		s.setNonResourceDbHistoryEnabled(false);
+		// Bulk Data $export (fhir-iastm bulk-pull is tested against it): every kick-off runs a
+		// fresh job (a reused job would miss what a test pushed after an earlier export).
+		s.setEnableTaskBulkExportJobExecution(true);
+		s.setEnableBulkExportJobReuse(false);
+		// Run each step of a batch job as soon as the previous one ends, not at the next
+		// once-a-minute maintenance pass (an export would otherwise take minutes).
+		s.setJobFastTrackingEnabled(true);
 		return s;
 	}
 
