@@ -339,13 +339,15 @@ def make_bulk_client(base_url: str, *, token: str | None = None, client_id: str 
 
 
 def bulk_pull(client: BulkClient, *, settings: MappingSettings | None = None,
-              path: str = "$export", since: str | None = None
-              ) -> Iterator[SessionRecord | PullError]:
+              path: str = "$export", since: str | None = None,
+              type_filters: tuple[str, ...] = ()) -> Iterator[SessionRecord | PullError]:
     """Records from a Bulk Data export of the server (kick-off, wait, download, reverse-map);
-    the server is told afterwards that the files may go."""
+    the server is told afterwards that the files may go. ``type_filters``: ``_typeFilter``
+    queries (``Type?search``) passed on as they are."""
     params = [("_type", ",".join(EXPORT_TYPES))]
     if since is not None:
         params.append(("_since", since))
+    params += [("_typeFilter", query) for query in type_filters]
     status = client.kick_off(path, params)
     manifest = client.wait(status)
     resources = list(client.resources(manifest))
