@@ -106,18 +106,25 @@ def _since(value: str) -> datetime:
     return when
 
 
-def _types(values: list[str], lenient: bool, ignored: list[str]) -> tuple[str, ...]:
+def _codes(param: str, values: list[str], known: tuple[str, ...], lenient: bool,
+           ignored: list[str], refusal: str) -> list[str]:
+    """The known codes of comma-separated ``values``, once each; an unknown one raises a
+    BulkError ("'code' ``refusal``"), or is ignored and reported when ``lenient``."""
     wanted: list[str] = []
-    for value in values:
-        for name in (v.strip() for v in value.split(",")):
-            if name in EXPORT_TYPES:
-                if name not in wanted:
-                    wanted.append(name)
-            elif name:
-                if not lenient:
-                    raise BulkError("_type", f"'{name}' is not exported by this server "
-                                    f"(it exports {', '.join(EXPORT_TYPES)})")
-                ignored.append(f"_type={name}")
+    for name in (v.strip() for value in values for v in value.split(",")):
+        if name in known:
+            if name not in wanted:
+                wanted.append(name)
+        elif name:
+            if not lenient:
+                raise BulkError(param, f"'{name[:80]}' {refusal}")
+            ignored.append(f"{param}={name[:80]}")
+    return wanted
+
+
+def _types(values: list[str], lenient: bool, ignored: list[str]) -> tuple[str, ...]:
+    wanted = _codes("_type", values, EXPORT_TYPES, lenient, ignored, "is not exported by this "
+                    f"server (it exports {', '.join(EXPORT_TYPES)})")
     if values and not wanted:
         raise BulkError("_type", "none of the requested types is exported by this server")
     return tuple(t for t in EXPORT_TYPES if t in wanted) if wanted else EXPORT_TYPES
@@ -197,16 +204,8 @@ def parse_kickoff(level: str, pairs: list[tuple[str, str]], *, lenient: bool, ba
 
 def _associated(values: list[str], lenient: bool, ignored: list[str]) -> tuple[str, ...]:
     """Supported ``includeAssociatedData`` values (comma-separated codes)."""
-    wanted: list[str] = []
-    for name in (v.strip() for value in values for v in value.split(",")):
-        if name in ASSOCIATED:
-            wanted.append(name)
-        elif name:
-            if not lenient:
-                raise BulkError("includeAssociatedData", f"'{name[:80]}' is not supported; "
-                                f"use {' or '.join(ASSOCIATED)}")
-            ignored.append(f"includeAssociatedData={name[:80]}")
-    return tuple(dict.fromkeys(wanted))
+    return tuple(_codes("includeAssociatedData", values, ASSOCIATED, lenient, ignored,
+                        f"is not supported; use {' or '.join(ASSOCIATED)}"))
 
 
 def parameters_pairs(body: Any) -> list[tuple[str, str]]:

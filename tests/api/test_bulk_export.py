@@ -25,15 +25,8 @@ ROOT = Path(__file__).resolve().parent.parent.parent
 
 
 @pytest.fixture
-def make(app_for: Callable[..., Any], tmp_path: Path) -> Callable[..., Bulk]:
-    def build(scope: str = "system/*.rs", **environ: str) -> Bulk:
-        settings = {"IASTM_SMART_AUTH": "true", "IASTM_API_TOKENS": "dev:read+write",
-                    "IASTM_EXPORT_DIR": str(tmp_path / "exports"),
-                    "IASTM_EXPORT_POLL_SECONDS": "0", **environ}
-        b = Bulk(app_for(**settings), scope=scope)
-        load(b.client)
-        return b
-    return build
+def make(make_bulk: Callable[..., Bulk]) -> Callable[..., Bulk]:
+    return make_bulk
 
 
 @pytest.fixture

@@ -8,7 +8,6 @@ import json
 import time
 from collections.abc import Callable
 from dataclasses import replace
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,25 +16,14 @@ from sqlalchemy import select, update
 from fhir_iastm.facade.provenance import session_provenance
 from fhir_iastm.records.load import load_record, record_hash
 from fhir_iastm.storage.schema import record_versions
-from tests.api.bulk_support import GOOD, STATIC, Bulk, load
+from tests.api.bulk_support import GOOD, STATIC, Bulk
 
 SESSION_TYPES = ("Encounter", "Condition", "Procedure", "Observation")
 
 
 @pytest.fixture
-def make(app_for: Callable[..., Any], tmp_path: Path) -> Callable[..., Bulk]:
-    def build(scope: str = "system/*.rs") -> Bulk:
-        b = Bulk(app_for(IASTM_SMART_AUTH="true", IASTM_API_TOKENS="dev:read+write",
-                         IASTM_EXPORT_DIR=str(tmp_path / "exports"),
-                         IASTM_EXPORT_POLL_SECONDS="0"), scope=scope)
-        load(b.client)
-        return b
-    return build
-
-
-@pytest.fixture
-def bulk(make: Callable[..., Bulk]) -> Bulk:
-    return make()
+def bulk(make_bulk: Callable[..., Bulk]) -> Bulk:
+    return make_bulk()
 
 
 def session_of(provenance: dict[str, Any]) -> str:
@@ -100,8 +88,8 @@ def test_associated_provenance_goes_with_the_exported_resources(bulk: Bulk, valu
     assert len(sessions_with) < len(everything["Provenance"])
 
 
-def test_associated_provenance_needs_its_scope(make: Callable[..., Bulk]) -> None:
-    narrow = make(scope="system/Procedure.rs")
+def test_associated_provenance_needs_its_scope(make_bulk: Callable[..., Bulk]) -> None:
+    narrow = make_bulk(scope="system/Procedure.rs")
     refused = narrow.kick_off(query_string={"_type": "Procedure",
                                             "includeAssociatedData": "LatestProvenanceResources"})
     assert refused.status_code == 403
