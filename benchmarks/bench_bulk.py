@@ -29,6 +29,7 @@ import time
 import urllib.parse
 import uuid
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -54,7 +55,7 @@ def p99(result: Result) -> float:
 
 
 def export_while_searching(url: str, folder: Path, port: int, paths: list[str],
-                           args: argparse.Namespace) -> dict[str, float]:
+                           args: argparse.Namespace) -> dict[str, Any]:
     """Run a queued system export in a worker child while the search runs at ``args.rate``."""
     store = Store(url)
     exporter = Exporter(store, folder / "exports")
@@ -89,26 +90,39 @@ def export_while_searching(url: str, folder: Path, port: int, paths: list[str],
     if done is None or done.manifest is None:
         raise SystemExit(f"the export did not finish: {done}")
     count = sum(o["count"] for o in done.manifest["output"])
+    types: dict[str, int] = {}
+    for o in done.manifest["output"]:
+        types[o["type"]] = types.get(o["type"], 0) + o["count"]
     merged = Result("search during export", args.rate,
                     [x for r in during for x in r.latencies])
-    return {"wall_s": wall, "resources": count, "resources_per_s": count / wall,
+    return {"wall_s": wall, "resources": count, "resources_per_s": count / wall, "types": types,
             "worker_peak_mb": peak[0] / 1024, "search_p99_during_ms": p99(merged)}
 
 
 def bench_export(backend: str, args: argparse.Namespace) -> None:
+    if args.store:  # a store filled earlier (gen_sessions.py --run BB | fhir-iastm import)
+        with tempfile.TemporaryDirectory() as tmp:
+            run_export(backend, args.store, Path(tmp), args)
+        return
     with tempfile.TemporaryDirectory() as tmp, database(backend, Path(tmp), args.sessions) as url:
         folder = Path(tmp)
         rate, cpu_ms = import_store(url, folder, args.sessions, "BB", 0)
         say(f"{backend}: stored {args.sessions} sessions ({rate:.0f}/s, {cpu_ms:.1f} ms CPU each)")
-        proc, port = start_server(folder, 2, 0, url)
-        try:
-            paths = patient_paths(port, "BB", args.sessions)
-            n = int(args.rate * args.duration)
-            before = drive(port, "search", [("GET", paths[i % len(paths)], None)
-                                            for i in range(n)], args.rate, (200,))
-            figures = export_while_searching(url, folder, port, paths, args)
-        finally:
-            stop_server(proc)
+        run_export(backend, url, folder, args)
+
+
+def run_export(backend: str, url: str, folder: Path, args: argparse.Namespace) -> None:
+    """The search baseline, then the export while the search runs (``url``: a filled store)."""
+    proc, port = start_server(folder, 2, 0, url)
+    try:
+        paths = patient_paths(port, "BB", args.sessions)
+        n = int(args.rate * args.duration)
+        before = drive(port, "search", [("GET", paths[i % len(paths)], None)
+                                        for i in range(n)], args.rate, (200,))
+        figures = export_while_searching(url, folder, port, paths, args)
+    finally:
+        stop_server(proc)
+    say(f"{backend}: per type {figures['types']}")
     say(f"{backend}: export of {args.sessions} sessions: {figures['resources']:.0f} resources in "
         f"{figures['wall_s']:.1f} s = {figures['resources_per_s']:.0f} resources/s; worker peak "
         f"RSS {figures['worker_peak_mb']:.0f} MB")
@@ -181,6 +195,8 @@ def bench_token(args: argparse.Namespace) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sessions", type=int, default=3000)
+    parser.add_argument("--store", default=None, help="export this filled store (SQLAlchemy URL "
+                        "of one backend, --sessions its size) instead of building one")
     parser.add_argument("--backends", default="sqlite,postgresql")
     parser.add_argument("--rate", type=float, default=20.0, help="patient searches/s")
     parser.add_argument("--token-rate", type=float, default=50.0)

@@ -16,7 +16,7 @@ import logging
 import shutil
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import IO, Any
@@ -27,15 +27,19 @@ from fhir_iastm.facade.bundle import with_meta
 from fhir_iastm.facade.dates import instant
 from fhir_iastm.facade.export import (
     EXPORT_TYPES,
+    PROVENANCE,
+    SESSION_TYPES,
     SHARED_TYPES,
     ExportRequest,
     parse_type_filters,
 )
 from fhir_iastm.facade.group import clinic_group
+from fhir_iastm.facade.provenance import session_provenance
 from fhir_iastm.facade.summary import subset
 from fhir_iastm.mapping.settings import MappingSettings
-from fhir_iastm.records.model import SessionRecord
-from fhir_iastm.storage import ExportJob, ExportStore, PatientScope, Snapshot, Store
+from fhir_iastm.records import check_record
+from fhir_iastm.records.model import SessionRecord, from_dict
+from fhir_iastm.storage import ExportJob, ExportStore, PatientScope, Snapshot, Store, StoredRecord
 from fhir_iastm.storage import group_members as stored_members
 from fhir_iastm.storage.fhir_write import bound_text
 from fhir_iastm.sync.pull import PullError, records_from_resources
@@ -117,8 +121,12 @@ class Exporter:
     """Export jobs over one store and one folder."""
 
     def __init__(self, store: Store, export_dir: Path, *, file_resources: int = 10000,
-                 retention: int = 3600, canonical_base: str | None = None) -> None:
+                 retention: int = 3600, canonical_base: str | None = None,
+                 mapping: MappingSettings | None = None) -> None:
         self.store = store
+        #: the settings the stored records were mapped with (Provenance is built with them)
+        self.mapping = mapping or (MappingSettings(canonical_base=canonical_base)
+                                   if canonical_base else MappingSettings())
         self.canonical_base = canonical_base  # of the OperationOutcomes it writes
         self.jobs = ExportStore(store)
         self.export_dir = export_dir
@@ -190,13 +198,14 @@ class Exporter:
                 ) -> tuple[dict[str, Any], datetime]:
         req = ExportRequest.from_params(job.params)
         files = _Files(folder, self.file_resources)
+        failures = _Files(folder, self.file_resources)  # OperationOutcomes of the ``error`` list
         with self.jobs.snapshot() as snap:
-            for rtype, resource in self._resources(job.id, req, snap, base_url):
+            for rtype, resource in self._resources(job.id, req, snap, base_url, failures):
                 files.write(rtype, resource)
             deleted = snap.deleted(req.types, req.since, self._scope(req)) if req.since else []
             when = snap.transaction_time
         outputs = files.close()
-        errors = self._errors(folder, req)
+        errors = self._errors(failures, req)
         gone = self._deleted(folder, deleted)
         url = f"{base_url}/$export-file/{job.id}/"
         manifest = {
@@ -218,21 +227,23 @@ class Exporter:
             return None
         return PatientScope(ids=req.patients, organization=req.group)
 
-    def _resources(self, job_id: str, req: ExportRequest, snap: Snapshot, base_url: str
-                   ) -> Iterator[tuple[str, dict[str, Any]]]:
+    def _resources(self, job_id: str, req: ExportRequest, snap: Snapshot, base_url: str,
+                   failures: _Files) -> Iterator[tuple[str, dict[str, Any]]]:
         filters = parse_type_filters(req.type_filters, base_url)
         scope = self._scope(req)
         refs: dict[str, set[str]] = {t: set() for t in SHARED_TYPES}
         done = 0
-        for rtype in req.types:
-            if scope is not None and rtype in SHARED_TYPES:
-                found: Iterator[Any] = snap.by_ids(rtype, sorted(refs[rtype]), since=req.since)
+        for rtype in req.written_types:
+            found: Iterator[dict[str, Any]]
+            if rtype == PROVENANCE:
+                found = self._provenances(req, snap, filters, failures)
+            elif scope is not None and rtype in SHARED_TYPES:
+                found = map(with_meta, snap.by_ids(rtype, sorted(refs[rtype]), since=req.since))
             else:
-                found = snap.resources(rtype, since=req.since, filters=filters.get(rtype, ()),
-                                       scope=scope)
+                found = map(with_meta, snap.resources(rtype, since=req.since, scope=scope,
+                                                      filters=filters.get(rtype, ())))
             elements = _elements_for(rtype, req.elements)
-            for stored in found:
-                body = with_meta(stored)
+            for body in found:
                 if scope is not None:
                     _references(body, refs)
                 done += 1
@@ -243,7 +254,36 @@ class Exporter:
             if self.jobs.progress(job_id, f"{rtype} done, {done} resources") == "cancelled":
                 raise JobCancelledError
 
-    def _errors(self, folder: Path, req: ExportRequest) -> list[Output]:
+    def _provenances(self, req: ExportRequest, snap: Snapshot,
+                     filters: dict[str, list[tuple[Any, ...]]], failures: _Files
+                     ) -> Iterator[dict[str, Any]]:
+        """The Provenance of each session in the export (docs/smart-bulk.md#provenance): with
+        Provenance among the types, of every session in scope whose record changed after
+        ``_since``; as associated data only, of the sessions whose resources are exported. A
+        record that cannot be mapped is reported in ``failures`` instead."""
+        scope = self._scope(req)
+        if PROVENANCE in req.types:
+            stored = snap.session_records(since=req.since, scope=scope)
+        else:
+            owned = [t for t in req.types if t in SESSION_TYPES]
+            if not owned:
+                return
+            stored = snap.session_records(scope=scope, sessions=snap.sessions_of(
+                owned, req.since, filters, scope))
+        for record in stored:
+            try:
+                rebuilt = from_dict(SessionRecord, record.body)
+                body = session_provenance(rebuilt, replace(self.mapping,
+                                                           record_hash=record.record_hash))
+            except Exception as exc:  # noqa: BLE001 - reported per record, the export goes on
+                failures.write("error", unmappable(record, exc, self.canonical_base))
+                continue
+            body["meta"] = {**(body.get("meta") or {}), "versionId": str(record.record_version),
+                            "lastUpdated": instant(bound_text(record.received_at))}
+            yield body
+
+    def _errors(self, failures: _Files, req: ExportRequest) -> list[Output]:
+        """Close the ``error`` files after adding what the whole export must report."""
         issues = [Issue("warning", "not-supported", diagnostics=f"'{name}' is not supported "
                         "and was ignored (Prefer: handling=lenient)", details="W_PARAM_IGNORED")
                   for name in req.ignored]
@@ -252,12 +292,9 @@ class Exporter:
             issues.append(Issue("error", "incomplete", details="E_INTERNAL", diagnostics=(
                 f"{waiting} stored record(s) have no FHIR resources yet and are not in this "
                 "export; run `fhir-iastm init-db` to index them")))
-        if not issues:
-            return []
-        files = _Files(folder, self.file_resources)
         for issue in issues:
-            files.write("error", operation_outcome([issue], base=self.canonical_base))
-        return files.close()
+            failures.write("error", operation_outcome([issue], base=self.canonical_base))
+        return failures.close()
 
     def _deleted(self, folder: Path, deleted: list[tuple[str, str]]) -> list[Output]:
         files = _Files(folder, self.file_resources)
@@ -277,6 +314,19 @@ class Exporter:
         return len(jobs)
 
 
+def unmappable(record: StoredRecord, exc: Exception, base: str | None) -> dict[str, Any]:
+    """The OperationOutcome of a stored record version that could not be mapped to FHIR: the
+    record (session id, version) and, as far as the record checks find them, its bad fields."""
+    where = f"stored record '{record.session_id}' version {record.record_version}"
+    issues = [Issue("error", "processing", details="E_UNMAPPABLE", diagnostics=(
+        f"{where} could not be mapped to FHIR ({type(exc).__name__}); its Provenance is not in "
+        "this export"))]
+    _, found = check_record(record.body)
+    issues += [replace(i, record_field=i.record_field or i.expression, expression=None,
+                       diagnostics=f"{where}: {i.diagnostics}") for i in found if i.is_error]
+    return operation_outcome(issues, base=base)
+
+
 def make_bulk_client(base_url: str, *, token: str | None = None, client_id: str | None = None,
                      private_jwk: dict[str, Any] | None = None, scope: str = "system/*.rs",
                      max_wait: float = 3600.0, max_retry_after: float = 60.0) -> BulkClient:
@@ -289,13 +339,15 @@ def make_bulk_client(base_url: str, *, token: str | None = None, client_id: str 
 
 
 def bulk_pull(client: BulkClient, *, settings: MappingSettings | None = None,
-              path: str = "$export", since: str | None = None
-              ) -> Iterator[SessionRecord | PullError]:
+              path: str = "$export", since: str | None = None,
+              type_filters: tuple[str, ...] = ()) -> Iterator[SessionRecord | PullError]:
     """Records from a Bulk Data export of the server (kick-off, wait, download, reverse-map);
-    the server is told afterwards that the files may go."""
+    the server is told afterwards that the files may go. ``type_filters``: ``_typeFilter``
+    queries (``Type?search``) passed on as they are."""
     params = [("_type", ",".join(EXPORT_TYPES))]
     if since is not None:
         params.append(("_since", since))
+    params += [("_typeFilter", query) for query in type_filters]
     status = client.kick_off(path, params)
     manifest = client.wait(status)
     resources = list(client.resources(manifest))

@@ -76,7 +76,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         exporter=Exporter(parts.store, settings.export_dir,
                           file_resources=settings.export_file_resources,
                           retention=settings.export_retention,
-                          canonical_base=settings.canonical_base),
+                          canonical_base=settings.canonical_base, mapping=parts.mapping),
         audit=AuditWriter(AuditStore(parts.store)),
     )
     app.extensions["fhir_iastm"] = state

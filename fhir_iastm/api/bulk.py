@@ -78,7 +78,7 @@ def _kickoff(level: str, group: str | None = None) -> Response:
         list(request.args.items(multi=True))
     export = parse_kickoff(level, pairs, lenient=lenient, base_url=base, group=group,
                            posted=posted)
-    for rtype in export.types:
+    for rtype in export.written_types:
         require(rtype, "rs")
     state = _state()
     path = request.full_path.rstrip("?").removeprefix("/fhir")

@@ -27,13 +27,15 @@ from fhir_iastm.cli.options import (
 
 def _exporter(database_url: str | None) -> Any:
     from fhir_iastm.bulk_service import Exporter
+    from fhir_iastm.service import mapping_settings
     from fhir_iastm.storage import Store
 
     settings = load_settings(database_url=database_url)
     store = Store(settings.database_url)
     store.migrate()
     return Exporter(store, settings.export_dir, file_resources=settings.export_file_resources,
-                    retention=settings.export_retention, canonical_base=settings.canonical_base)
+                    retention=settings.export_retention, canonical_base=settings.canonical_base,
+                    mapping=mapping_settings(settings))
 
 
 @click.command("export-worker")
@@ -72,11 +74,14 @@ def export_worker_command(database_url: str | None, once: bool, poll_interval: f
 @click.option("--scope", default="system/*.rs", show_default=True)
 @click.option("--group", default=None, help="Export this Group only (Group/<id>/$export).")
 @click.option("--since", default=None, help="Only resources changed after this FHIR instant.")
+@click.option("--type-filter", "type_filters", multiple=True, metavar="TYPE?QUERY",
+              help="A _typeFilter of the export (repeatable), e.g. 'Patient?_id=123'.")
 @click.option("--max-wait", default=3600.0, show_default=True, type=float,
               help="Give up when the export is not done after this many seconds.")
 def bulk_pull_command(fhir_base_url: str | None, fhir_token: str | None,
                       canonical_base: str | None, client_id: str | None, key_file: Path | None,
-                      scope: str, group: str | None, since: str | None, max_wait: float) -> None:
+                      scope: str, group: str | None, since: str | None,
+                      type_filters: tuple[str, ...], max_wait: float) -> None:
     """Pull sessions with a Bulk Data export of the server: one record per line on stdout."""
     from fhir_iastm.bulk_service import bulk_pull, make_bulk_client
     from fhir_iastm.service import mapping_settings
@@ -95,8 +100,8 @@ def bulk_pull_command(fhir_base_url: str | None, fhir_token: str | None,
                               client_id=client_id, private_jwk=jwk, scope=scope,
                               max_wait=max_wait)
     path = f"Group/{group}/$export" if group else "$export"
-    emit_pulled(bulk_pull(client, settings=mapping_settings(settings), path=path, since=since),
-                settings.canonical_base)
+    emit_pulled(bulk_pull(client, settings=mapping_settings(settings), path=path, since=since,
+                          type_filters=type_filters), settings.canonical_base)
 
 
 COMMANDS = [export_worker_command, bulk_pull_command]

@@ -2,10 +2,11 @@
 
 :func:`parse_kickoff` takes the (name, value) pairs of a GET query or of a POST ``Parameters``
 body and answers an :class:`ExportRequest`, or raises :class:`BulkError` (400) naming the
-parameter. A parameter we do not support (``includeAssociatedData``: we keep no Provenance; an
-unknown parameter; an unknown ``_type``) is an error unless the client sent
-``Prefer: handling=lenient``, in which case it is ignored and reported in the export's ``error``
-file. ``_typeFilter`` queries are parsed by the facade's own search parser.
+parameter. A parameter or value we do not support (an unknown parameter, an unknown ``_type``, an
+``includeAssociatedData`` value other than ``LatestProvenanceResources`` and
+``RelevantProvenanceResources``) is an error unless the client sent ``Prefer: handling=lenient``,
+in which case it is ignored and reported in the export's ``error`` file. ``_typeFilter`` queries
+are parsed by the facade's own search parser. docs/smart-bulk.md#provenance.
 """
 
 from __future__ import annotations
@@ -23,13 +24,20 @@ from fhir_iastm.storage.fhir_types import Condition
 OUTPUT_FORMATS = ("application/fhir+ndjson", "application/ndjson", "ndjson")
 #: Resources shared between patients: exported once each, when referenced (patient, group).
 SHARED_TYPES = ("Practitioner", "Organization")
+#: Built from each session's stored record when exported (not a facade resource type).
+PROVENANCE = "Provenance"
 #: What an export may hold, in file order: the patient compartment, then shared resources.
-EXPORT_TYPES = ("Patient", "Encounter", "Condition", "Procedure", "Observation",
+EXPORT_TYPES = ("Patient", "Encounter", "Condition", "Procedure", "Observation", PROVENANCE,
                 *SHARED_TYPES)
+#: The session-owned types (a Provenance points to a session's resources of these types).
+SESSION_TYPES = ("Encounter", "Condition", "Procedure", "Observation")
+#: ``includeAssociatedData`` values we support: each session keeps one Provenance (the one of
+#: its current record version), so the latest and the relevant Provenances are the same set.
+ASSOCIATED = ("LatestProvenanceResources", "RelevantProvenanceResources")
 LEVELS = ("system", "patient", "group")
 _KNOWN = ("_outputFormat", "_since", "_type", "_typeFilter", "patient", "_elements",
           "includeAssociatedData")
-assert set(EXPORT_TYPES) == set(RESOURCE_TYPES)
+assert set(EXPORT_TYPES) == {*RESOURCE_TYPES, PROVENANCE}
 
 
 class BulkError(IastmError):
@@ -57,13 +65,24 @@ class ExportRequest:
     patients: tuple[str, ...] | None = None
     elements: tuple[str, ...] = ()
     ignored: tuple[str, ...] = field(default=())
+    #: supported ``includeAssociatedData`` values asked for (see ``ASSOCIATED``)
+    associated: tuple[str, ...] = ()
+
+    @property
+    def written_types(self) -> tuple[str, ...]:
+        """The types the export writes: ``types``, plus Provenance when associated data is asked
+        for (the Provenances of the sessions whose resources are exported)."""
+        if not self.associated or PROVENANCE in self.types:
+            return self.types
+        return tuple(t for t in EXPORT_TYPES if t in self.types or t == PROVENANCE)
 
     def to_params(self) -> dict[str, Any]:
         return {"level": self.level, "group": self.group, "types": list(self.types),
                 "since": self.since.isoformat() if self.since else None,
                 "typeFilter": list(self.type_filters),
                 "patient": list(self.patients) if self.patients is not None else None,
-                "elements": list(self.elements), "ignored": list(self.ignored)}
+                "elements": list(self.elements), "ignored": list(self.ignored),
+                "associated": list(self.associated)}
 
     @classmethod
     def from_params(cls, p: dict[str, Any]) -> ExportRequest:
@@ -71,7 +90,8 @@ class ExportRequest:
                    datetime.fromisoformat(p["since"]) if p.get("since") else None,
                    tuple(p.get("typeFilter") or ()),
                    tuple(p["patient"]) if p.get("patient") is not None else None,
-                   tuple(p.get("elements") or ()), tuple(p.get("ignored") or ()))
+                   tuple(p.get("elements") or ()), tuple(p.get("ignored") or ()),
+                   tuple(p.get("associated") or ()))
 
 
 def _since(value: str) -> datetime:
@@ -86,18 +106,25 @@ def _since(value: str) -> datetime:
     return when
 
 
-def _types(values: list[str], lenient: bool, ignored: list[str]) -> tuple[str, ...]:
+def _codes(param: str, values: list[str], known: tuple[str, ...], lenient: bool,
+           ignored: list[str], refusal: str) -> list[str]:
+    """The known codes of comma-separated ``values``, once each; an unknown one raises a
+    BulkError ("'code' ``refusal``"), or is ignored and reported when ``lenient``."""
     wanted: list[str] = []
-    for value in values:
-        for name in (v.strip() for v in value.split(",")):
-            if name in EXPORT_TYPES:
-                if name not in wanted:
-                    wanted.append(name)
-            elif name:
-                if not lenient:
-                    raise BulkError("_type", f"'{name}' is not exported by this server "
-                                    f"(it exports {', '.join(EXPORT_TYPES)})")
-                ignored.append(f"_type={name}")
+    for name in (v.strip() for value in values for v in value.split(",")):
+        if name in known:
+            if name not in wanted:
+                wanted.append(name)
+        elif name:
+            if not lenient:
+                raise BulkError(param, f"'{name[:80]}' {refusal}")
+            ignored.append(f"{param}={name[:80]}")
+    return wanted
+
+
+def _types(values: list[str], lenient: bool, ignored: list[str]) -> tuple[str, ...]:
+    wanted = _codes("_type", values, EXPORT_TYPES, lenient, ignored, "is not exported by this "
+                    f"server (it exports {', '.join(EXPORT_TYPES)})")
     if values and not wanted:
         raise BulkError("_type", "none of the requested types is exported by this server")
     return tuple(t for t in EXPORT_TYPES if t in wanted) if wanted else EXPORT_TYPES
@@ -111,6 +138,9 @@ def parse_type_filters(filters: tuple[str, ...], base_url: str, lenient: bool = 
         rtype, sep, query = raw.partition("?")
         if not sep or rtype not in EXPORT_TYPES:
             raise BulkError("_typeFilter", f"'{raw[:80]}' is not Type?query of an exported type")
+        if rtype == PROVENANCE:
+            raise BulkError("_typeFilter", "Provenance is built from the stored records and "
+                            "cannot be filtered; filter the resources it points to instead")
         args = parse_qsl(query, keep_blank_values=True)
         if not args:
             raise BulkError("_typeFilter", f"'{raw[:80]}' has no search parameter")
@@ -158,11 +188,7 @@ def parse_kickoff(level: str, pairs: list[tuple[str, str]], *, lenient: bool, ba
         if fmt not in OUTPUT_FORMATS:
             raise BulkError("_outputFormat", f"'{fmt[:80]}' is not supported; use "
                             f"{' or '.join(OUTPUT_FORMATS)}")
-    if values.get("includeAssociatedData"):
-        if not lenient:
-            raise BulkError("includeAssociatedData", "is not supported (this server keeps no "
-                            "Provenance or other associated data)")
-        ignored.append("includeAssociatedData")
+    associated = _associated(values.get("includeAssociatedData", []), lenient, ignored)
     if values.get("patient") and not posted:
         raise BulkError("patient", "is only accepted in a POST kick-off (a Parameters body)")
     since = [_since(v) for v in values.get("_since", [])]
@@ -172,7 +198,14 @@ def parse_kickoff(level: str, pairs: list[tuple[str, str]], *, lenient: bool, ba
     elements = tuple(e.strip() for v in values.get("_elements", []) for e in v.split(",")
                      if e.strip())
     return ExportRequest(level, group, types, since[-1] if since else None, filters,
-                         _patients(values.get("patient", []), level), elements, tuple(ignored))
+                         _patients(values.get("patient", []), level), elements, tuple(ignored),
+                         associated)
+
+
+def _associated(values: list[str], lenient: bool, ignored: list[str]) -> tuple[str, ...]:
+    """Supported ``includeAssociatedData`` values (comma-separated codes)."""
+    return tuple(_codes("includeAssociatedData", values, ASSOCIATED, lenient, ignored,
+                        f"is not supported; use {' or '.join(ASSOCIATED)}"))
 
 
 def parameters_pairs(body: Any) -> list[tuple[str, str]]:
@@ -195,5 +228,6 @@ def parameters_pairs(body: Any) -> list[tuple[str, str]]:
     return pairs
 
 
-__all__ = ["EXPORT_TYPES", "LEVELS", "OUTPUT_FORMATS", "SHARED_TYPES", "BulkError",
-           "ExportRequest", "parameters_pairs", "parse_kickoff", "parse_type_filters"]
+__all__ = ["ASSOCIATED", "EXPORT_TYPES", "LEVELS", "OUTPUT_FORMATS", "PROVENANCE",
+           "SESSION_TYPES", "SHARED_TYPES", "BulkError", "ExportRequest", "parameters_pairs",
+           "parse_kickoff", "parse_type_filters"]

@@ -21,13 +21,20 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, and_, delete, insert, or_, select, text, update
+from sqlalchemy import Connection, and_, delete, insert, or_, select, text, union, update
 from sqlalchemy.exc import IntegrityError
 
 from fhir_iastm.storage.fhir_search import condition
 from fhir_iastm.storage.fhir_types import Condition, StoredResource
 from fhir_iastm.storage.fhir_write import bound_text
-from fhir_iastm.storage.schema import export_job, fhir_link, fhir_resource
+from fhir_iastm.storage.schema import (
+    export_job,
+    fhir_link,
+    fhir_resource,
+    record_versions,
+    records,
+)
+from fhir_iastm.storage.types import StoredRecord
 
 if TYPE_CHECKING:
     from fhir_iastm.storage.store import Store
@@ -215,6 +222,24 @@ class Snapshot:
             stmt = stmt.where(p.c.res_id.in_(scope.ids))
         return stmt
 
+    def _where(self, rtype: str, since: datetime | None,
+               filters: Sequence[Sequence[Condition]], scope: PatientScope | None) -> list[Any]:
+        """The conditions selecting the current ``rtype`` rows an export reads (see
+        :meth:`resources`)."""
+        where = [R.c.res_type == rtype, ~R.c.gone, self._window(since)]
+        if filters:
+            where.append(or_(*(and_(*(condition(R, rtype, c) for c in conds))
+                               for conds in filters)))
+        patients = self._patients(scope) if scope is not None else None
+        if patients is not None:
+            if rtype == "Patient":
+                where.append(R.c.res_id.in_(patients))
+            else:
+                where.append(R.c.pk.in_(select(L.c.res_pk).where(
+                    L.c.res_type == rtype, L.c.param == "patient", L.c.target_type == "Patient",
+                    L.c.target_id.in_(patients))))
+        return where
+
     def resources(self, rtype: str, *, since: datetime | None = None,
                   filters: Sequence[Sequence[Condition]] = (),
                   scope: PatientScope | None = None, batch: int = 1000
@@ -222,18 +247,7 @@ class Snapshot:
         """Current resources of a type in pk order, in keyset batches; ``filters``: OR of ANDs
         (``_typeFilter``); ``scope``: only the compartments of those patients."""
         stmt = select(R.c.pk, R.c.res_type, R.c.res_id, R.c.version, R.c.last_updated, R.c.gone,
-                      R.c.body).where(R.c.res_type == rtype, ~R.c.gone, self._window(since))
-        if filters:
-            stmt = stmt.where(or_(*(and_(*(condition(R, rtype, c) for c in conds))
-                                    for conds in filters)))
-        patients = self._patients(scope) if scope is not None else None
-        if patients is not None:
-            if rtype == "Patient":
-                stmt = stmt.where(R.c.res_id.in_(patients))
-            else:
-                stmt = stmt.where(R.c.pk.in_(select(L.c.res_pk).where(
-                    L.c.res_type == rtype, L.c.param == "patient", L.c.target_type == "Patient",
-                    L.c.target_id.in_(patients))))
+                      R.c.body).where(*self._where(rtype, since, filters, scope))
         after = 0
         while True:
             rows = self.conn.execute(stmt.where(R.c.pk > after).order_by(R.c.pk)
@@ -259,6 +273,51 @@ class Snapshot:
             for row in rows:
                 yield StoredResource(row.pk, row.res_type, row.res_id, row.version,
                                      row.last_updated, bool(row.gone), row.body)
+
+    def sessions_of(self, types: Sequence[str], since: datetime | None,
+                    filters: dict[str, list[tuple[Condition, ...]]],
+                    scope: PatientScope | None) -> Any:
+        """The session ids of the session-owned resources an export of ``types`` reads, as a
+        subquery (``includeAssociatedData``: whose Provenances go with them)."""
+        parts = [select(R.c.session_id).where(*self._where(t, since, filters.get(t, ()), scope))
+                 for t in types]
+        return union(*parts) if len(parts) > 1 else parts[0]
+
+    def session_records(self, *, since: datetime | None = None,
+                        scope: PatientScope | None = None, sessions: Any = None,
+                        batch: int = 500) -> Iterator[StoredRecord]:
+        """The current stored record version of each session whose resources are indexed at it
+        and whose Encounter is current (in ``scope``, among ``sessions`` if given), stored up to
+        transaction_time (after ``since``), in session order. ``received_at`` is when that
+        version was stored."""
+        enc = R.alias("session_encounter")
+        live = select(enc.c.session_id).where(enc.c.res_type == "Encounter", ~enc.c.gone)
+        patients = self._patients(scope) if scope is not None else None
+        if patients is not None:
+            live = live.where(enc.c.pk.in_(select(L.c.res_pk).where(
+                L.c.res_type == "Encounter", L.c.param == "patient",
+                L.c.target_type == "Patient", L.c.target_id.in_(patients))))
+        rec, rv = records, record_versions
+        stmt = (select(rec.c.session_id, rec.c.record_version, rec.c.record_hash, rec.c.status,
+                       rv.c.body, rv.c.received_at)
+                .join(rv, and_(rv.c.session_id == rec.c.session_id,
+                               rv.c.record_version == rec.c.record_version))
+                .where(rec.c.indexed_version == rec.c.record_version,
+                       rec.c.session_id.in_(live), rv.c.received_at <= self.transaction_time))
+        if since is not None:
+            stmt = stmt.where(rv.c.received_at > since)
+        if sessions is not None:
+            stmt = stmt.where(rec.c.session_id.in_(sessions))
+        after = ""
+        while True:
+            rows = self.conn.execute(stmt.where(rec.c.session_id > after)
+                                     .order_by(rec.c.session_id).limit(batch)).all()
+            for row in rows:
+                yield StoredRecord(row.session_id, row.record_version, row.record_hash, row.body,
+                                   row.received_at, row.status, row.record_version)
+            if len(rows) < batch:
+                return
+            after = rows[-1].session_id
 
     def deleted(self, types: Sequence[str], since: datetime,
                 scope: PatientScope | None = None) -> list[tuple[str, str]]:

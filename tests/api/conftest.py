@@ -26,3 +26,19 @@ def app_for(store: Store) -> Iterator[Callable[..., Any]]:
     yield make
     for app in apps:
         app.extensions["fhir_iastm"].store.close()
+
+
+@pytest.fixture
+def make_bulk(app_for: Callable[..., Any], tmp_path: Any) -> Callable[..., Any]:
+    """An app with SMART on, exports under tmp_path, polling unthrottled and the examples stored;
+    a :class:`tests.api.bulk_support.Bulk` client on it (``scope``; more settings as keywords)."""
+    from tests.api.bulk_support import Bulk, load
+
+    def build(scope: str = "system/*.rs", **environ: str) -> Bulk:
+        settings = {"IASTM_SMART_AUTH": "true", "IASTM_API_TOKENS": "dev:read+write",
+                    "IASTM_EXPORT_DIR": str(tmp_path / "exports"),
+                    "IASTM_EXPORT_POLL_SECONDS": "0", **environ}
+        b = Bulk(app_for(**settings), scope=scope)
+        load(b.client)
+        return b
+    return build

@@ -1,8 +1,8 @@
 """The checks of the Bulk Data Access v2.0.0 test kit, ported to pytest — one test per check, at
 each export level (system, Patient, Group): operation support, no-auth reject, kick-off, status,
-output, NDJSON validity and Content-Type, at least two patients, cancel, each output format,
-``_since``. The TLS checks of the kit do not apply to this in-process test server (TLS is the
-reverse proxy's job, docs/smart-bulk.md)."""
+output, NDJSON validity and Content-Type, valid resources, at least two patients, the Group's
+patient ids, cancel, each output format, ``_since``. The TLS checks of the kit do not apply to
+this in-process test server (TLS is the reverse proxy's job, docs/smart-bulk.md)."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from fhir_iastm.validation import validate
 from tests.api.bulk_support import STATIC, Bulk, load
 
 LEVELS = ["system", "patient", "group"]
@@ -124,6 +125,27 @@ def test_ndjson_lines_are_resources_of_the_declared_type(bulk: Bulk, level: str)
         assert len(resources) == item["count"]
         assert {r["resourceType"] for r in resources} == {item["type"]}
         assert all(r["id"] for r in resources)
+
+
+@pytest.mark.parametrize("level", LEVELS)
+def test_exported_resources_are_valid(bulk: Bulk, level: str) -> None:
+    profiles = bulk.app.extensions["fhir_iastm"].profiles
+    exported = bulk.resources(bulk.export(path_of(bulk, level)))
+    assert "Provenance" in exported
+    for rtype, resources in exported.items():
+        for resource in resources:
+            errors = [i for i in validate(resource, profiles) if i.is_error]
+            assert not errors, (level, rtype, resource["id"], errors[:3])
+
+
+def test_group_export_patient_ids_match_the_group_members(bulk: Bulk) -> None:
+    path = path_of(bulk, "group")
+    gid = path.split("/")[3]
+    group = bulk.client.get(f"/fhir/Group/{gid}", headers=bulk.auth).get_json()
+    members = {m["entity"]["reference"] for m in group["member"]}
+    exported = bulk.resources(bulk.export(path))["Patient"]
+    assert {f"Patient/{p['id']}" for p in exported} == members
+    assert len(members) >= 2
 
 
 @pytest.mark.parametrize("level", LEVELS)

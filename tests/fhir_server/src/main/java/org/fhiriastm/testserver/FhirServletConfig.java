@@ -1,5 +1,6 @@
 package org.fhiriastm.testserver;
 
+import ca.uhn.fhir.batch2.jobs.export.BulkDataExportProvider;
 import ca.uhn.fhir.context.FhirContext;
 import ca.uhn.fhir.context.support.IValidationSupport;
 import ca.uhn.fhir.jpa.api.config.JpaStorageSettings;
@@ -32,7 +33,8 @@ public class FhirServletConfig {
 			JpaStorageSettings storageSettings,
 			ISearchParamRegistry searchParamRegistry,
 			IValidationSupport validationSupport,
-			DatabaseBackedPagingProvider pagingProvider) {
+			DatabaseBackedPagingProvider pagingProvider,
+			BulkDataExportProvider bulkDataExportProvider) {
 
 		RestfulServer server = new RestfulServer(fhirContext);
 		// Resource providers (CRUD, search, conditional operations, $validate per type).
@@ -40,6 +42,8 @@ public class FhirServletConfig {
 		// System level: transaction/batch Bundles at POST [base], history, $meta ...
 		server.registerProvider(systemProvider);
 		server.registerProvider(valueSetOperationProvider);
+		// Bulk Data Access $export at system, Patient and Group level, with $export-poll-status.
+		server.registerProvider(bulkDataExportProvider);
 
 		pagingProvider.setDefaultPageSize(20);
 		pagingProvider.setMaximumPageSize(500);

@@ -1,6 +1,7 @@
 package org.fhiriastm.testserver;
 
 import ca.uhn.fhir.batch2.jobs.config.Batch2JobsConfig;
+import ca.uhn.fhir.batch2.maintenance.JobMaintenanceServiceImpl;
 import ca.uhn.fhir.context.FhirContext;
 import ca.uhn.fhir.jpa.api.config.JpaStorageSettings;
 import ca.uhn.fhir.jpa.api.config.ThreadPoolFactoryConfig;
@@ -14,6 +15,7 @@ import ca.uhn.fhir.jpa.model.dialect.HapiFhirH2Dialect;
 import ca.uhn.fhir.jpa.subscription.channel.config.SubscriptionChannelConfig;
 import ca.uhn.fhir.jpa.subscription.submit.config.SubscriptionSubmitterConfig;
 import jakarta.persistence.EntityManagerFactory;
+import org.springframework.beans.factory.config.BeanPostProcessor;
 import org.springframework.beans.factory.config.ConfigurableListableBeanFactory;
 import org.springframework.context.annotation.Bean;
 import org.springframework.context.annotation.Configuration;
@@ -61,7 +63,31 @@ public class JpaServerConfig {
 		s.setHibernateSearchIndexFullText(false);
 		s.setAdvancedHSearchIndexing(false);
 		s.setNonResourceDbHistoryEnabled(false);
+		// Bulk Data $export (fhir-iastm bulk-pull is tested against it): every kick-off runs a
+		// fresh job (a reused job would miss what a test pushed after an earlier export).
+		s.setEnableTaskBulkExportJobExecution(true);
+		s.setEnableBulkExportJobReuse(false);
+		// Run each step of a batch job as soon as the previous one ends, not at the next
+		// once-a-minute maintenance pass (an export would otherwise take minutes).
+		s.setJobFastTrackingEnabled(true);
 		return s;
+	}
+
+	/**
+	 * Batch jobs (Bulk Data export) advance at each maintenance pass: every 2 seconds instead
+	 * of HAPI's once a minute, so that a test's export finishes in seconds.
+	 */
+	@Bean
+	public static BeanPostProcessor batchMaintenanceEveryTwoSeconds() {
+		return new BeanPostProcessor() {
+			@Override
+			public Object postProcessAfterInitialization(Object bean, String beanName) {
+				if (bean instanceof JobMaintenanceServiceImpl maintenance) {
+					maintenance.setScheduledJobFrequencyMillis(2000);
+				}
+				return bean;
+			}
+		};
 	}
 
 	@Bean
