@@ -18,7 +18,7 @@ from typing import Any
 from fhir_iastm.backoff import Backoff
 from fhir_iastm.client import FhirClient, RetryPolicy
 from fhir_iastm.config import Settings
-from fhir_iastm.errors import FhirConflictError, FhirServerError
+from fhir_iastm.errors import ConfigError, FhirConflictError, FhirServerError
 from fhir_iastm.mapping import to_fhir
 from fhir_iastm.mapping.amend import amended_identifiers
 from fhir_iastm.mapping.settings import MappingSettings
@@ -28,6 +28,8 @@ from fhir_iastm.storage import (
     Store,
 )
 from fhir_iastm.sync.circuit import Circuit
+from fhir_iastm.sync.diff import readable as readable_patch
+from fhir_iastm.sync.dryrun import DryRun, dry_run
 from fhir_iastm.sync.outcome import PushOutcome
 from fhir_iastm.sync.ports import LastPushedView
 from fhir_iastm.sync.pull import PullError, pull_records
@@ -76,15 +78,53 @@ def make_pusher(
     settings = settings or MappingSettings()
 
     def push(record: SessionRecord, last_pushed: LastPushedView | None) -> PushOutcome:
-        bundle = None
-        if earlier is not None and record.record_version > 1:
-            amended = amended_identifiers(record, earlier(record), settings)
-            bundle = to_fhir(record, settings, amended=amended) if amended else None
+        bundle = amended_bundle(record, settings, earlier)
         return push_record(
             client, record, settings=settings, last_pushed=last_pushed, bundle=bundle
         )
 
     return push
+
+
+def amended_bundle(
+    record: SessionRecord, settings: MappingSettings, earlier: Earlier | None
+) -> dict[str, Any] | None:
+    """The record's Bundle when an earlier version had another value for one of its
+    Observations (sent ``amended``); None: the plain mapping (the push maps it itself)."""
+    if earlier is None or record.record_version <= 1:
+        return None
+    amended = amended_identifiers(record, earlier(record), settings)
+    return to_fhir(record, settings, amended=amended) if amended else None
+
+
+def dry_run_many(
+    client: FhirClient,
+    records: Iterable[SessionRecord],
+    *,
+    settings: MappingSettings | None = None,
+    last_pushed: Callable[[str], LastPushedView | None] | None = None,
+) -> Iterator[tuple[SessionRecord, DryRun | FhirServerError]]:
+    """The push's plan for each record against the server as it is now, writing nothing
+    (docs/targets.md#dry-run). Each version is planned on its own: a later version of the same
+    session in the same run is planned as if the earlier one had not been pushed. After a server
+    failure the remaining records come back with it."""
+    settings = settings or MappingSettings()
+    seen: dict[str, list[SessionRecord]] = {}
+    failure: FhirServerError | None = None
+    for record in records:
+        if failure is None:
+            try:
+                bundle = amended_bundle(record, settings, lambda r: seen.get(r.session_id, []))
+                history = last_pushed(record.session_id) if last_pushed else None
+                plan = dry_run(client, record, settings=settings, last_pushed=history,
+                               bundle=bundle)
+            except FhirServerError as exc:
+                failure = exc
+            else:
+                seen.setdefault(record.session_id, []).append(record)
+                yield record, plan
+                continue
+        yield record, failure
 
 
 def stored_versions(store: Store) -> Earlier:
@@ -129,6 +169,22 @@ def push_many(
                 yield record, outcome
                 continue
         yield record, failure
+
+
+def dry_run_stored(
+    store: Store, settings: Settings, mapping: MappingSettings, session_id: str
+) -> DryRun:
+    """The plan of pushing a stored session's current version to the configured server
+    (``POST /api/sessions/{id}/push?dry_run=true``, docs/targets.md#dry-run); writes nothing."""
+    client = configured_client(settings)
+    if client is None:
+        raise ConfigError("no FHIR server is configured (IASTM_FHIR_BASE_URL): a dry run "
+                          "needs one to read")
+    record = from_dict(SessionRecord, store.get_record(session_id).body)
+    bundle = amended_bundle(record, mapping, stored_versions(store))
+    with client:
+        return dry_run(client, record, settings=mapping,
+                       last_pushed=store.last_pushed(session_id), bundle=bundle)
 
 
 def drain_outbox(
@@ -245,7 +301,12 @@ __all__ = [
     "NOT_FOR_SERVERS",
     "configured_client",
     "conformance_resources",
+    "DryRun",
+    "amended_bundle",
     "drain_outbox",
+    "dry_run_many",
+    "dry_run_stored",
+    "readable_patch",
     "make_client",
     "make_pusher",
     "stored_versions",

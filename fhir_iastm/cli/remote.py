@@ -97,8 +97,11 @@ def _failure_line(record: Any, exc: IastmError, base: str) -> dict[str, Any]:
 @click.argument("files", nargs=-1, required=True, type=click.File("rb"))
 @server_options
 @canonical_base_option
+@click.option("--dry-run", is_flag=True, default=False,
+              help="Read the server and print what the push would do to every resource, "
+                   "with a JSON Patch each; write nothing (docs/targets.md#dry-run).")
 def push_command(files: tuple[IO[bytes], ...], fhir_base_url: str | None,
-                 fhir_token: str | None, canonical_base: str | None) -> None:
+                 fhir_token: str | None, canonical_base: str | None, dry_run: bool) -> None:
     """Push record(s) from FILES to a FHIR server: one JSON result line per record on stdout
     (with its "input": file, line, item), a progress line on stderr when it is a terminal, and
     a summary on stderr."""
@@ -109,6 +112,9 @@ def push_command(files: tuple[IO[bytes], ...], fhir_base_url: str | None,
     client = _client(settings)
     run = Run("push", files)
     pairs, failed = _load_push_inputs(run, settings.canonical_base)
+    if dry_run:
+        _dry_run(client, run, pairs, settings, failed)
+        return
     server_down = False
     tags = [tag for _, tag in pairs]
     results = push_many(client, [record for record, _ in pairs],
@@ -128,6 +134,47 @@ def push_command(files: tuple[IO[bytes], ...], fhir_base_url: str | None,
         sys.exit(EXIT_SERVER)
     if failed:
         sys.exit(EXIT_INVALID)
+
+
+def _dry_run(client: Any, run: Run, pairs: list[tuple[Any, dict[str, Any]]],
+             settings: Settings, failed: bool) -> None:
+    """``push --dry-run``: one plan line per record (a readable diff after it on a terminal);
+    the exit codes of ``push``."""
+    from fhir_iastm.service import dry_run_many, mapping_settings
+
+    server_down, tty = False, sys.stdout.isatty()
+    results = dry_run_many(client, [record for record, _ in pairs],
+                           settings=mapping_settings(settings))
+    for (record, plan), (_, tag) in zip(results, pairs, strict=True):
+        if isinstance(plan, IastmError):
+            server_down = True
+            run.count("not planned (server failure)")
+            emit_result({**_failure_line(record, plan, settings.canonical_base), "input": tag},
+                        False)
+            continue
+        run.count(f"would be {plan.status}")
+        failed = failed or plan.status not in ("pushed", "unchanged")
+        emit_result({**plan.to_json(), "input": tag}, False)
+        if tty:
+            click.echo("\n".join(_diff_lines(plan)))
+    run.summary()
+    if server_down:
+        sys.exit(EXIT_SERVER)
+    if failed:
+        sys.exit(EXIT_INVALID)
+
+
+def _diff_lines(plan: Any) -> list[str]:
+    from fhir_iastm.service import readable_patch
+
+    lines = [f"{plan.session_id} v{plan.record_version}: would be {plan.status}"]
+    for entry in plan.entries:
+        where = entry.ref or entry.full_url
+        lines.append(f" {entry.action:<9} {entry.resource_type} {where}"
+                     + (f" ({entry.note})" if entry.note else ""))
+        if entry.action != "create":
+            lines += readable_patch(list(entry.patch))
+    return lines
 
 
 @click.command("pull")
