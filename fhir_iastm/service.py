@@ -64,6 +64,7 @@ from fhir_iastm.sync_service import (  # re-exported: one place for the entry po
     upload_profiles,
     worker_client,
 )
+from fhir_iastm.target_service import check_server  # re-exported
 
 
 @dataclass(frozen=True)
@@ -277,6 +278,7 @@ __all__ = [
     "conformance_resources",
     "database_reason",
     "drain_outbox",
+    "check_server",
     "dry_run_many",
     "dry_run_stored",
     "readable_patch",

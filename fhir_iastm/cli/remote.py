@@ -1,4 +1,4 @@
-"""FHIR server commands: ``push``, ``pull`` and ``load-profiles``.
+"""FHIR server commands: ``push``, ``pull``, ``load-profiles`` and ``check-server``.
 
 Exit codes: 0 every record pushed or unchanged; 1 an invalid record, a record the server rejected
 or one it already holds newer (superseded); 3 the FHIR server failed (unreachable, 5xx, auth) —
@@ -232,6 +232,43 @@ def load_profiles_command(fhir_base_url: str | None, fhir_token: str | None,
     )
 
 
-COMMANDS = (push_command, pull_command, load_profiles_command)
+@click.command("check-server")
+@server_options
+@canonical_base_option
+@profiles_option
+@click.option("--json", "as_json", is_flag=True, default=False,
+              help="Print the report as one JSON document instead of a table.")
+@click.option("--probe-writes", is_flag=True, default=False,
+              help="Also write a probe Basic resource (identified, deleted afterwards) to try "
+                   "conditional create, conditional update and a stale If-Match.")
+@click.option("--public-sandbox/--not-public-sandbox", "public_sandbox", default=None,
+              help="Whether the server is a shared public sandbox (default: guessed from the "
+                   "host).")
+def check_server_command(fhir_base_url: str | None, fhir_token: str | None,
+                         canonical_base: str | None, profiles_dir: Path | None, as_json: bool,
+                         probe_writes: bool, public_sandbox: bool | None) -> None:
+    """Check a FHIR server before pushing to it: one line per check (pass / fail / unknown and
+    what fhir-iastm does about it; docs/targets.md#readiness-check). Exit 1 when a check
+    fails."""
+    from fhir_iastm.service import check_server
+
+    settings = load_settings(fhir_base_url=fhir_base_url, fhir_token=fhir_token,
+                             canonical_base=canonical_base, profiles_dir=profiles_dir)
+    checks = check_server(_client(settings), profiles=settings.profiles_dir,
+                          canonical_base=settings.canonical_base,
+                          public_sandbox=public_sandbox, probe_writes=probe_writes)
+    if as_json:
+        emit_result({"server": settings.fhir_base_url,
+                     "checks": [c.to_json() for c in checks]}, True)
+    else:
+        width = max(len(c.name) for c in checks)
+        for check in checks:
+            click.echo(f"{check.status.upper():<8}{check.name:<{width + 2}}{check.detail}")
+            click.echo(f"{'':<{width + 10}}-> {check.action}")
+    if any(c.status == "fail" for c in checks):
+        sys.exit(EXIT_INVALID)
+
+
+COMMANDS = (push_command, pull_command, load_profiles_command, check_server_command)
 
 __all__ = ["COMMANDS"]
