@@ -44,10 +44,10 @@ sys.path.insert(0, str(ROOT))
 
 from fhir_iastm.client import FhirClient  # noqa: E402
 from fhir_iastm.mapping import MappingSettings, to_fhir  # noqa: E402
+from fhir_iastm.records import load_record  # noqa: E402
 from fhir_iastm.records.model import SessionRecord  # noqa: E402
 from fhir_iastm.sync.dryrun import dry_run  # noqa: E402
 from fhir_iastm.sync.push import push_record  # noqa: E402
-from fhir_iastm.records import load_record  # noqa: E402
 from tests.strategies import random_npi as npi  # noqa: E402
 
 EXAMPLES = sorted((ROOT / "tests/data/examples").glob("good-*.json"))

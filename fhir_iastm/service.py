@@ -61,10 +61,11 @@ from fhir_iastm.sync_service import (  # re-exported: one place for the entry po
     push_many,
     readable_patch,
     stored_versions,
+    target_settings,
     upload_profiles,
     worker_client,
 )
-from fhir_iastm.target_service import check_server  # re-exported
+from fhir_iastm.target_service import check_server, suggested_target_toml  # re-exported
 
 
 @dataclass(frozen=True)
@@ -227,12 +228,14 @@ def export(store: Store, settings: MappingSettings) -> Iterator[dict[str, Any]]:
 def mapping_settings(settings: Settings | None = None) -> MappingSettings:
     """The mapper's settings of the service's settings (defaults: ``Settings()``)."""
     settings = Settings() if settings is None else settings
+    target = target_settings(settings)
     return MappingSettings(
         canonical_base=settings.canonical_base,
         include_cpt=settings.include_cpt,
         claim_us_core=settings.claim_us_core,
-        performed_as_datetime=settings.performed_as_datetime,
-        strip_profiles=settings.strip_profiles,
+        performed_as_datetime=target.performed_as_datetime,
+        strip_profiles=target.strip_profiles,
+        pain_category=target.pain_category,
     )
 
 
@@ -279,6 +282,7 @@ __all__ = [
     "database_reason",
     "drain_outbox",
     "check_server",
+    "suggested_target_toml",
     "dry_run_many",
     "dry_run_stored",
     "readable_patch",
@@ -293,6 +297,7 @@ __all__ = [
     "profile_index",
     "prepare_record",
     "stored_versions",
+    "target_settings",
     "pull",
     "push_many",
     "save_record",

@@ -35,6 +35,7 @@ from fhir_iastm.sync.ports import LastPushedView
 from fhir_iastm.sync.pull import PullError, pull_records
 from fhir_iastm.sync.push import push_record
 from fhir_iastm.sync.worker import WorkerStats, run_worker
+from fhir_iastm.target_config import TargetSettings, load_target
 
 Pusher = Callable[[SessionRecord, LastPushedView | None], PushOutcome]
 #: Upload order: what a StructureDefinition or ValueSet refers to goes first.
@@ -68,19 +69,35 @@ def worker_client(base_url: str, token: str | None = None) -> FhirClient:
 Earlier = Callable[[SessionRecord], Iterable[SessionRecord]]
 
 
+def target_settings(settings: Settings) -> TargetSettings:
+    """The receiver settings of the configured target: its file (``target_file``), else the
+    preferred path with the two global receiver options (docs/targets.md#receiver-settings)."""
+    if settings.target_file is not None:
+        return load_target(settings.target_file)
+    return TargetSettings(performed_as_datetime=settings.performed_as_datetime,
+                          strip_profiles=settings.strip_profiles)
+
+
 def make_pusher(
-    client: FhirClient, settings: MappingSettings | None = None, *, earlier: Earlier | None = None
+    client: FhirClient,
+    settings: MappingSettings | None = None,
+    *,
+    earlier: Earlier | None = None,
+    target: TargetSettings | None = None,
 ) -> Pusher:
     """``push(record, last_pushed) -> PushOutcome`` bound to one client (the worker's ``push``).
 
     ``earlier(record)``: the session's earlier record versions; an Observation whose value one
-    of them had otherwise is sent as ``amended`` (mapping/amend.py)."""
+    of them had otherwise is sent as ``amended`` (mapping/amend.py). ``target``: the receiver's
+    Bundle size limit and conditional requests (docs/targets.md#receiver-settings)."""
     settings = settings or MappingSettings()
+    target = target or TargetSettings()
 
     def push(record: SessionRecord, last_pushed: LastPushedView | None) -> PushOutcome:
         bundle = amended_bundle(record, settings, earlier)
         return push_record(
-            client, record, settings=settings, last_pushed=last_pushed, bundle=bundle
+            client, record, settings=settings, last_pushed=last_pushed, bundle=bundle,
+            max_entries=target.max_bundle_entries, search_first=not target.conditional_requests,
         )
 
     return push
@@ -140,7 +157,11 @@ def stored_versions(store: Store) -> Earlier:
 
 
 def push_many(
-    client: FhirClient, records: Iterable[SessionRecord], *, settings: MappingSettings | None = None
+    client: FhirClient,
+    records: Iterable[SessionRecord],
+    *,
+    settings: MappingSettings | None = None,
+    target: TargetSettings | None = None,
 ) -> Iterator[tuple[SessionRecord, PushOutcome | FhirServerError]]:
     """Push records in order, each with its outcome (the CLI's ``push``).
 
@@ -150,7 +171,8 @@ def push_many(
     409 that outlasted the re-reads concerns that session only.
     """
     seen: dict[str, list[SessionRecord]] = {}
-    push = make_pusher(client, settings, earlier=lambda r: seen.get(r.session_id, []))
+    push = make_pusher(client, settings, earlier=lambda r: seen.get(r.session_id, []),
+                       target=target)
     history: dict[str, PushOutcome] = {}
     failure: FhirServerError | None = None
     for record in records:
@@ -211,7 +233,8 @@ def drain_outbox(
     lease: dict[str, Any] = {} if lease_seconds is None else {"lease_seconds": lease_seconds}
     return run_worker(
         store,
-        make_pusher(client, settings, earlier=stored_versions(store)),
+        make_pusher(client, settings, earlier=stored_versions(store),
+                    target=target_settings(policy)),
         worker_id=worker_id,
         once=once,
         poll_interval=poll_interval,
@@ -310,6 +333,7 @@ __all__ = [
     "make_client",
     "make_pusher",
     "stored_versions",
+    "target_settings",
     "pull",
     "push_many",
     "upload_profiles",

@@ -22,7 +22,8 @@ from fhir_iastm.canonical import rebase
 from fhir_iastm.client import FhirClient
 from fhir_iastm.errors import FhirConflictError, FhirServerError
 from fhir_iastm.mapping.ids import identifier_query, sid
-from fhir_iastm.sync.readiness import FAIL, PASS, Check, Facts, judge
+from fhir_iastm.sync.readiness import FAIL, PASS, Check, Facts, judge, suggest_target
+from fhir_iastm.target_config import target_toml
 
 PROBE_TEXT = "fhir-iastm readiness probe"
 _CHUNK = 20
@@ -154,4 +155,10 @@ def _stale_if_match(client: FhirClient, rid: str, basic: dict[str, Any]) -> tupl
     return FAIL, "a stale If-Match was accepted: the server ignores If-Match"
 
 
-__all__ = ["check_server"]
+def suggested_target_toml(checks: list[Check]) -> str:
+    """The receiver settings the report suggests, as a commented TOML target file."""
+    settings, why = suggest_target(checks)
+    return target_toml(settings, why)
+
+
+__all__ = ["check_server", "suggested_target_toml"]

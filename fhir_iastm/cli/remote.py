@@ -28,6 +28,7 @@ from fhir_iastm.cli.options import (
     profiles_option,
     require_server,
     server_options,
+    target_option,
 )
 from fhir_iastm.config import Settings
 from fhir_iastm.errors import ConfigError, IastmError, operation_outcome
@@ -58,6 +59,13 @@ def _client(settings: Settings) -> Any:
         return make_client(require_server(settings), settings.fhir_token)
     except ConfigError as exc:
         raise click.BadParameter(exc.message, param_hint="--server") from exc
+
+
+def _target(settings: Settings) -> Any:
+    """The receiver settings (the target file was checked by ``load_settings``)."""
+    from fhir_iastm.service import target_settings
+
+    return target_settings(settings)
 
 
 def _load_push_inputs(
@@ -97,18 +105,21 @@ def _failure_line(record: Any, exc: IastmError, base: str) -> dict[str, Any]:
 @click.argument("files", nargs=-1, required=True, type=click.File("rb"))
 @server_options
 @canonical_base_option
+@target_option
 @click.option("--dry-run", is_flag=True, default=False,
               help="Read the server and print what the push would do to every resource, "
                    "with a JSON Patch each; write nothing (docs/targets.md#dry-run).")
 def push_command(files: tuple[IO[bytes], ...], fhir_base_url: str | None,
-                 fhir_token: str | None, canonical_base: str | None, dry_run: bool) -> None:
+                 fhir_token: str | None, canonical_base: str | None, target_file: Path | None,
+                 dry_run: bool) -> None:
     """Push record(s) from FILES to a FHIR server: one JSON result line per record on stdout
     (with its "input": file, line, item), a progress line on stderr when it is a terminal, and
     a summary on stderr."""
     from fhir_iastm.service import mapping_settings, push_many
 
     settings = load_settings(fhir_base_url=fhir_base_url, fhir_token=fhir_token,
-                             canonical_base=canonical_base)
+                             canonical_base=canonical_base, target_file=target_file)
+    target = _target(settings)
     client = _client(settings)
     run = Run("push", files)
     pairs, failed = _load_push_inputs(run, settings.canonical_base)
@@ -118,7 +129,7 @@ def push_command(files: tuple[IO[bytes], ...], fhir_base_url: str | None,
     server_down = False
     tags = [tag for _, tag in pairs]
     results = push_many(client, [record for record, _ in pairs],
-                        settings=mapping_settings(settings))
+                        settings=mapping_settings(settings), target=target)
     for (record, outcome), tag in zip(results, tags, strict=True):
         if isinstance(outcome, IastmError):
             server_down = True
@@ -244,9 +255,14 @@ def load_profiles_command(fhir_base_url: str | None, fhir_token: str | None,
 @click.option("--public-sandbox/--not-public-sandbox", "public_sandbox", default=None,
               help="Whether the server is a shared public sandbox (default: guessed from the "
                    "host).")
+@click.option("--write-target", "write_target", default=None,
+              type=click.Path(dir_okay=False, writable=True, path_type=Path),
+              help="Write the receiver settings this report suggests to this TOML file "
+                   "(docs/targets.md#receiver-settings); edit it, then push --target FILE.")
 def check_server_command(fhir_base_url: str | None, fhir_token: str | None,
                          canonical_base: str | None, profiles_dir: Path | None, as_json: bool,
-                         probe_writes: bool, public_sandbox: bool | None) -> None:
+                         probe_writes: bool, public_sandbox: bool | None,
+                         write_target: Path | None) -> None:
     """Check a FHIR server before pushing to it: one line per check (pass / fail / unknown and
     what fhir-iastm does about it; docs/targets.md#readiness-check). Exit 1 when a check
     fails."""
@@ -265,6 +281,10 @@ def check_server_command(fhir_base_url: str | None, fhir_token: str | None,
         for check in checks:
             click.echo(f"{check.status.upper():<8}{check.name:<{width + 2}}{check.detail}")
             click.echo(f"{'':<{width + 10}}-> {check.action}")
+    if write_target is not None:
+        from fhir_iastm.service import suggested_target_toml
+
+        write_target.write_text(suggested_target_toml(checks), "utf-8")
     if any(c.status == "fail" for c in checks):
         sys.exit(EXIT_INVALID)
 

@@ -24,7 +24,7 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from fhir_iastm.backoff import Backoff
 from fhir_iastm.errors import (
@@ -52,10 +52,11 @@ from fhir_iastm.sync.bundle_ops import (
     source_version,
     with_entries,
 )
-from fhir_iastm.sync.fallback import degrade, missing_features
+from fhir_iastm.sync.fallback import ALL_CONDITIONAL, degrade, missing_features
 from fhir_iastm.sync.outcome import STATUSES, PushOutcome
 from fhir_iastm.sync.ports import FhirPort, LastPushedView
 from fhir_iastm.sync.retract import plan_retractions
+from fhir_iastm.sync.split import send_split
 
 MAX_ATTEMPTS = 6
 LOOKUP_CACHE_CONTROL = "no-cache, no-store"
@@ -76,6 +77,9 @@ class Plan:
     record_hash: str | None
     #: the Device and Provenance entries every transaction of this record carries
     audit: tuple[Json, ...] = ()
+    #: receiver setting (docs/targets.md#receiver-settings): most entries per transaction
+    #: (0: no limit)
+    max_entries: int = 0
 
     @property
     def session_id(self) -> str:
@@ -91,8 +95,13 @@ def push_record(
     bundle: Json | None = None,
     max_attempts: int = MAX_ATTEMPTS,
     sleep: Callable[[float], None] = time.sleep,
+    max_entries: int = 0,
+    search_first: bool = False,
 ) -> PushOutcome:
     """Push one record version (``bundle``: its pre-mapped Bundle, else ``to_fhir`` runs here).
+
+    Receiver settings (docs/targets.md#receiver-settings): ``max_entries`` > 0 splits a larger
+    transaction (``sync.split``); ``search_first`` sends no conditional create/update at all.
 
     Raises ``FhirUnavailableError`` / ``FhirAuthError`` / ``FhirServerError`` (5xx, malformed
     replies) and ``FhirConflictError`` (409 still there after ``max_attempts`` re-reads) — the
@@ -100,8 +109,8 @@ def push_record(
     cure, several matches) comes back ``rejected`` with the server's OperationOutcome.
     """
     settings = settings or MappingSettings()
-    plan = plan_record(record, settings, bundle)
-    missing = missing_for(client)
+    plan = replace(plan_record(record, settings, bundle), max_entries=max_entries)
+    missing = missing_for(client) | (ALL_CONDITIONAL if search_first else frozenset())
     for attempt in range(1, max_attempts + 1):
         try:
             return _attempt(client, plan, last_pushed, missing)
@@ -211,8 +220,11 @@ def _attempt(
     if found.early is not None:
         return found.early
     tx = degrade(client, with_entries(plan.bundle, list(found.entries)), missing)
-    response = client.transaction(tx)
-    return pushed_outcome(plan, found, response_ids(tx["entry"], response))
+    if plan.max_entries and len(tx["entry"]) > plan.max_entries:
+        sent, response = send_split(client, tx, plan.max_entries, plan.systems)
+    else:
+        sent, response = tx["entry"], client.transaction(tx)
+    return pushed_outcome(plan, found, response_ids(sent, response))
 
 
 def pushed_outcome(plan: Plan, found: Resolution, written: dict[str, str]) -> PushOutcome:

@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 
 from fhir_iastm.sync.fallback import SESSION_OWNED, SHARED
 from fhir_iastm.sync.ports import CapabilitiesView
+from fhir_iastm.target_config import TargetSettings
 
 PASS, FAIL, UNKNOWN = "pass", "fail", "unknown"
 #: Search parameters the push, the retraction search and the pull send, per type
@@ -248,5 +249,32 @@ def _sandbox(facts: Facts) -> Check:
                  "pushes are not tagged per run")
 
 
+def suggest_target(checks: Sequence[Check]) -> tuple[TargetSettings, dict[str, str]]:
+    """The receiver settings the report suggests, with the reason of each
+    (``check-server --write-target``, docs/targets.md#receiver-settings)."""
+    status = {c.name: c for c in checks}
+    no_conditional = any(status[n].status == FAIL for n in ("conditional-create",
+                                                            "conditional-update")
+                         if n in status)
+    no_profiles = "validate" in status and status["validate"].status == FAIL
+    sandbox = status.get("public-sandbox")
+    public = sandbox is not None and sandbox.detail.startswith("shared")
+    settings = TargetSettings(strip_profiles=no_profiles, conditional_requests=not no_conditional,
+                              public_sandbox=public)
+    why = {
+        "performed_as_datetime": "true if the receiver wants Procedure.performedDateTime",
+        "strip_profiles": "our profiles are not loaded on this server: load-profiles, then false"
+        if no_profiles else "the server knows our profiles (or does not validate)",
+        "conditional_requests": "the server lacks conditional create/update: search-then-write"
+        if no_conditional else "conditional create and update declared",
+        "max_bundle_entries": "0: no limit (a CapabilityStatement cannot declare one; set the "
+                              "receiver's documented limit)",
+        "pain_category": "observation-category codes of pain scores: survey, optionally exam",
+        "smart_v1_scopes": "true for an authorization server that only knows SMART v1 scopes",
+        "public_sandbox": sandbox.detail if sandbox is not None else "unknown",
+    }
+    return settings, why
+
+
 __all__ = ["CLOCK_TOLERANCE_S", "Check", "FAIL", "Facts", "PASS", "UNKNOWN", "is_public_sandbox",
-           "judge"]
+           "judge", "suggest_target"]
