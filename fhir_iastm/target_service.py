@@ -22,6 +22,7 @@ from fhir_iastm.canonical import rebase
 from fhir_iastm.client import FhirClient
 from fhir_iastm.errors import FhirConflictError, FhirServerError
 from fhir_iastm.mapping.ids import identifier_query, sid
+from fhir_iastm.sync.bundle_ops import location_of
 from fhir_iastm.sync.readiness import FAIL, PASS, Check, Facts, judge, suggest_target
 from fhir_iastm.target_config import target_toml
 
@@ -109,9 +110,10 @@ def _probe_bundle(entry: dict[str, Any]) -> dict[str, Any]:
 
 def _written_id(response: dict[str, Any]) -> tuple[str, str]:
     """(HTTP status code, id) of a one-entry transaction-response."""
-    reply = (response.get("entry") or [{}])[0].get("response") or {}
-    location = str(reply.get("location") or "").split("/_history/")[0]
-    return str(reply.get("status", ""))[:3], location.rsplit("/", 1)[-1]
+    answer = (response.get("entry") or [{}])[0]
+    ref, _ = location_of(answer)
+    status = str((answer.get("response") or {}).get("status", ""))[:3]
+    return status, ref.split("/")[1] if ref else ""
 
 
 def _probes(client: FhirClient, base: str) -> dict[str, tuple[str, str]]:

@@ -26,7 +26,7 @@ from fhir_iastm.errors import AmbiguousMatchError
 from fhir_iastm.mapping.settings import MappingSettings
 from fhir_iastm.records.model import SessionRecord
 from fhir_iastm.sync import diff
-from fhir_iastm.sync.bundle_ops import response_ids, version_id, with_entries
+from fhir_iastm.sync.bundle_ops import location_of, response_ids, version_id, with_entries
 from fhir_iastm.sync.lookup import entry_query, matches_by_query
 from fhir_iastm.sync.outcome import PushOutcome
 from fhir_iastm.sync.ports import FhirPort, Json, LastPushedView
@@ -143,7 +143,7 @@ def observed_actions(
         reply = answer.get("response") or {}
         url = str(entry.get("fullUrl"))
         before = planned.get(url)
-        after = str(reply.get("location") or "").partition("/_history/")[2] or None
+        after = location_of(answer)[1]
         if str(reply.get("status", "")).startswith("201"):
             out[url] = "create"
         elif before is not None and before.version is not None and after == before.version:

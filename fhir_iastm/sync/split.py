@@ -23,9 +23,11 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from fhir_iastm.errors import FhirServerError
 from fhir_iastm.sync.bundle_ops import (
     Systems,
     is_session_procedure,
+    location_of,
     rewrite_references,
     with_entries,
 )
@@ -105,13 +107,6 @@ def pending(resource: Mapping[str, Any], systems: Systems) -> Json:
     return out
 
 
-def _location(answer: Mapping[str, Any]) -> tuple[str, str | None]:
-    """(``Type/id``, version) of a transaction-response entry."""
-    location = str((answer.get("response") or {}).get("location") or "")
-    path, _, version = location.partition("/_history/")
-    return "/".join(path.split("/")[-2:]), version or None
-
-
 def send_split(
     client: FhirPort, tx: Json, max_entries: int, systems: Systems
 ) -> tuple[list[Json], Json]:
@@ -121,16 +116,16 @@ def send_split(
     entries = [{**e, "resource": pending(e["resource"], systems)} if e is final else e
                for e in tx["entry"]]
     refs: dict[str, str] = {}
-    written: tuple[str, str | None] = ("", None)
+    written: tuple[str | None, str | None] = (None, None)
     sent: list[Json] = []
     answers: list[Json] = []
     for chunk in parts(entries, max(2, max_entries)):
         part = [_resolved(e, refs) for e in chunk]
         response = client.transaction(with_entries(tx, part))
         for entry, answer in zip(part, response.get("entry") or [], strict=True):
-            refs[str(entry["fullUrl"])] = _location(answer)[0]
+            refs[str(entry["fullUrl"])] = location_of(answer)[0] or ""
             if entry["fullUrl"] == final["fullUrl"]:
-                written = _location(answer)
+                written = location_of(answer)
         sent += part
         answers += response["entry"]
     commit = _commit(_resolved(final, refs), written)
@@ -145,8 +140,11 @@ def _resolved(entry: Json, refs: Mapping[str, str]) -> Json:
     return {**entry, "resource": resource}
 
 
-def _commit(entry: Json, written: tuple[str, str | None]) -> Json:
+def _commit(entry: Json, written: tuple[str | None, str | None]) -> Json:
     ref, version = written
+    if ref is None:
+        raise FhirServerError("POST transaction: the server did not say where it wrote the "
+                              "session Procedure (no location)")
     request: Json = {"method": "PUT", "url": ref}
     if version:
         request["ifMatch"] = f'W/"{version}"'
