@@ -12,6 +12,7 @@ import pytest
 
 from fhir_iastm.client import FhirClient, RetryPolicy
 from fhir_iastm.errors import FhirConflictError
+from fhir_iastm.mapping import MappingSettings, to_fhir
 from fhir_iastm.records import load_record
 from fhir_iastm.sync.dryrun import DryRun, apply_dry_run, dry_run, observed_actions
 from fhir_iastm.sync.outcome import PushOutcome
@@ -150,3 +151,21 @@ def test_a_change_on_the_server_after_the_dry_run_is_a_conflict_not_an_overwrite
         apply_dry_run(client, run)
     after = dry_run(client, load_record(v3))
     assert after.status == "unchanged", "v3 is still what the server holds"
+
+
+def test_two_resources_with_one_identifier_are_a_conflict_and_the_push_is_rejected(
+    client: Recording,
+) -> None:
+    data = variant(GOOD[0])
+    bundle = to_fhir(load_record(data), MappingSettings())
+    patient = next(e["resource"] for e in bundle["entry"]
+                   if e["resource"]["resourceType"] == "Patient")
+    duplicate = {"resourceType": "Patient", "identifier": patient["identifier"]}
+    client.create("Patient", duplicate)
+    client.create("Patient", duplicate)  # someone else's duplicate: two matches now
+    run, outcome, seen = predicted_then_pushed(client, data)
+    assert (run.status, outcome.status, seen) == ("rejected", "rejected", {})
+    [conflict] = [e for e in run.entries if e.action == "conflict"]
+    assert conflict.resource_type == "Patient"
+    assert "matched 2 resources" in (conflict.note or "")
+    assert run.transaction is None
