@@ -50,6 +50,7 @@ from fhir_iastm.sync.pull import PullError
 from fhir_iastm.sync_service import (  # re-exported: one place for the entry points
     NOT_FOR_SERVERS,
     Pusher,
+    apply_plan,
     configured_client,
     conformance_resources,
     drain_outbox,
@@ -283,6 +284,7 @@ __all__ = [
     "drain_outbox",
     "check_server",
     "suggested_target_toml",
+    "apply_plan",
     "dry_run_many",
     "dry_run_stored",
     "readable_patch",

@@ -30,6 +30,7 @@ from fhir_iastm.storage import (
 from fhir_iastm.sync.circuit import Circuit
 from fhir_iastm.sync.diff import readable as readable_patch
 from fhir_iastm.sync.dryrun import DryRun, dry_run
+from fhir_iastm.sync.dryrun import apply_dry_run as apply_plan
 from fhir_iastm.sync.outcome import PushOutcome
 from fhir_iastm.sync.ports import LastPushedView
 from fhir_iastm.sync.pull import PullError, pull_records
@@ -326,6 +327,7 @@ __all__ = [
     "conformance_resources",
     "DryRun",
     "amended_bundle",
+    "apply_plan",
     "drain_outbox",
     "dry_run_many",
     "dry_run_stored",

@@ -109,9 +109,12 @@ def _failure_line(record: Any, exc: IastmError, base: str) -> dict[str, Any]:
 @click.option("--dry-run", is_flag=True, default=False,
               help="Read the server and print what the push would do to every resource, "
                    "with a JSON Patch each; write nothing (docs/targets.md#dry-run).")
+@click.option("--review", is_flag=True, default=False,
+              help="Dry-run each record, show its diff on stderr and ask; a yes writes exactly "
+                   "that plan, with If-Match on the versions it showed (docs/targets.md#dry-run).")
 def push_command(files: tuple[IO[bytes], ...], fhir_base_url: str | None,
                  fhir_token: str | None, canonical_base: str | None, target_file: Path | None,
-                 dry_run: bool) -> None:
+                 dry_run: bool, review: bool) -> None:
     """Push record(s) from FILES to a FHIR server: one JSON result line per record on stdout
     (with its "input": file, line, item), a progress line on stderr when it is a terminal, and
     a summary on stderr."""
@@ -123,8 +126,8 @@ def push_command(files: tuple[IO[bytes], ...], fhir_base_url: str | None,
     client = _client(settings)
     run = Run("push", files)
     pairs, failed = _load_push_inputs(run, settings.canonical_base)
-    if dry_run:
-        _dry_run(client, run, pairs, settings, failed)
+    if dry_run or review:
+        _dry_run(client, run, pairs, settings, failed, review=review and not dry_run)
         return
     server_down = False
     tags = [tag for _, tag in pairs]
@@ -148,9 +151,10 @@ def push_command(files: tuple[IO[bytes], ...], fhir_base_url: str | None,
 
 
 def _dry_run(client: Any, run: Run, pairs: list[tuple[Any, dict[str, Any]]],
-             settings: Settings, failed: bool) -> None:
+             settings: Settings, failed: bool, *, review: bool = False) -> None:
     """``push --dry-run``: one plan line per record (a readable diff after it on a terminal);
-    the exit codes of ``push``."""
+    with ``review``, each plan is shown on stderr and applied when confirmed. The exit codes of
+    ``push``."""
     from fhir_iastm.service import dry_run_many, mapping_settings
 
     server_down, tty = False, sys.stdout.isatty()
@@ -163,16 +167,38 @@ def _dry_run(client: Any, run: Run, pairs: list[tuple[Any, dict[str, Any]]],
             emit_result({**_failure_line(record, plan, settings.canonical_base), "input": tag},
                         False)
             continue
-        run.count(f"would be {plan.status}")
-        failed = failed or plan.status not in ("pushed", "unchanged")
         emit_result({**plan.to_json(), "input": tag}, False)
-        if tty:
-            click.echo("\n".join(_diff_lines(plan)))
+        if tty or review:
+            click.echo("\n".join(_diff_lines(plan)), err=review)
+        status = _apply(client, plan, tag) if review else f"would be {plan.status}"
+        run.count(status)
+        failed = failed or status.split()[-1] not in ("pushed", "unchanged", "skipped")
     run.summary()
     if server_down:
         sys.exit(EXIT_SERVER)
     if failed:
         sys.exit(EXIT_INVALID)
+
+
+def _apply(client: Any, plan: Any, tag: dict[str, Any]) -> str:
+    """Ask, then write the plan (``--review``); the status counted for it."""
+    from fhir_iastm.errors import FhirConflictError
+    from fhir_iastm.service import apply_plan
+
+    if plan.transaction is None:
+        return plan.status
+    if not click.confirm(f"apply this plan to {plan.session_id}?", err=True, default=False):
+        return "skipped"
+    try:
+        outcome = apply_plan(client, plan)
+    except FhirConflictError:
+        emit_result({"session_id": plan.session_id, "record_version": plan.record_version,
+                     "status": "conflict", "input": tag,
+                     "note": "the server changed since the dry run: nothing written; "
+                             "run it again"}, False)
+        return "conflict"
+    emit_result({**outcome.to_json(), "input": tag}, False)
+    return str(outcome.status)
 
 
 def _diff_lines(plan: Any) -> list[str]:

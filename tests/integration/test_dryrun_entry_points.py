@@ -87,3 +87,29 @@ def test_api_dry_run_without_a_configured_server_says_so(
     assert response.status_code == 409
     assert response.get_json()["resourceType"] == "OperationOutcome"
     assert "IASTM_FHIR_BASE_URL" in response.get_data(as_text=True)
+
+
+def test_push_review_applies_the_shown_plan_only_when_confirmed(hapi_base_url: str,
+                                                                tmp_path: Path) -> None:
+    data = variant(GOOD[0])
+    client = FhirClient(hapi_base_url)
+    push_record(client, load_record(data))
+    path = tmp_path / "v2.json"
+    path.write_text(json.dumps({**data, "record_version": 2, "notes": "reviewed"}))
+    query = [("identifier", f"{SYS.session}|{data['session_id']}")]
+    [before] = client.search_all("Procedure", query)
+    runner = CliRunner()
+    args = ["push", "--review", "--server", hapi_base_url, str(path)]
+    declined = runner.invoke(main, args, input="n\n")
+    assert declined.exit_code == 0, declined.output
+    assert "apply this plan" in declined.stderr
+    assert "~ /note/0/text: \"reviewed\"" in declined.stderr
+    [same] = client.search_all("Procedure", query)
+    assert same["meta"]["versionId"] == before["meta"]["versionId"]
+    accepted = runner.invoke(main, args, input="y\n")
+    assert accepted.exit_code == 0, accepted.output
+    plan, outcome = [json.loads(x) for x in accepted.stdout.splitlines() if x.startswith("{")]
+    assert (plan["dry_run"], outcome["status"]) == (True, "pushed")
+    [after] = client.search_all("Procedure", query)
+    assert after["note"][0]["text"] == "reviewed"
+    assert int(after["meta"]["versionId"]) == int(before["meta"]["versionId"]) + 1
