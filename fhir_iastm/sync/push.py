@@ -99,10 +99,8 @@ def push_record(
     search_first: bool = False,
 ) -> PushOutcome:
     """Push one record version (``bundle``: its pre-mapped Bundle, else ``to_fhir`` runs here).
-
     Receiver settings (docs/targets.md#receiver-settings): ``max_entries`` > 0 splits a larger
     transaction (``sync.split``); ``search_first`` sends no conditional create/update at all.
-
     Raises ``FhirUnavailableError`` / ``FhirAuthError`` / ``FhirServerError`` (5xx, malformed
     replies) and ``FhirConflictError`` (409 still there after ``max_attempts`` re-reads) — the
     outbox retries those later; a record the server refuses (4xx, a 412 that re-reading does not
