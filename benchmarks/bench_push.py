@@ -16,8 +16,13 @@ the load of other processes on the machine hit them alike:
 * ``repush`` — both again on sessions already on the server (push_record finds them unchanged
   after one lookup; the raw replay makes the server process the whole transaction again).
 
-Prints sessions/s per arm and the ratios push/raw (first push: the binding target) and
-repush/raw-repush.
+* ``dry-run`` / ``push-2`` — the dry run of fresh sessions (``sync.dryrun.dry_run``: the push's
+  resolution plus one batched search per resource type, nothing written) against push_record of
+  other fresh sessions; ``dry-run-v2`` / ``push-v2`` — the same for a changed version 2 of
+  sessions already on the server (docs/targets.md#dry-run).
+
+Prints sessions/s per arm and the ratios push/raw (first push: the binding target),
+repush/raw-repush and the dry run's cost per session relative to a push.
 """
 
 # ruff: noqa: T201 (a benchmark script: printing its numbers is its job)
@@ -39,9 +44,10 @@ sys.path.insert(0, str(ROOT))
 
 from fhir_iastm.client import FhirClient  # noqa: E402
 from fhir_iastm.mapping import MappingSettings, to_fhir  # noqa: E402
-from fhir_iastm.records.model import SessionRecord  # noqa: E402
-from fhir_iastm.sync.push import push_record  # noqa: E402
 from fhir_iastm.records import load_record  # noqa: E402
+from fhir_iastm.records.model import SessionRecord  # noqa: E402
+from fhir_iastm.sync.dryrun import dry_run  # noqa: E402
+from fhir_iastm.sync.push import push_record  # noqa: E402
 from tests.strategies import random_npi as npi  # noqa: E402
 
 EXAMPLES = sorted((ROOT / "tests/data/examples").glob("good-*.json"))
@@ -120,8 +126,31 @@ def run(base: str, n: int) -> dict[str, float]:
         ],
         spent,
     )
+    plan = lambda r: lambda: statuses.append(  # noqa: E731
+        "ok" if dry_run(client, r, settings=settings).status == "pushed" else "dry-run")
+    alternate(
+        [
+            (("dry-run", plan(a)), ("push-2", push(b, "pushed")))
+            for a, b in zip(fresh_records(n), fresh_records(n), strict=True)
+        ],
+        spent,
+    )
+    alternate(
+        [
+            (("dry-run-v2", plan(version_2(a))), ("push-v2", push(version_2(b), "pushed")))
+            for a, b in zip(mine, theirs, strict=True)
+        ],
+        spent,
+    )
     assert set(statuses) == {"ok"}, f"unexpected results: {sorted(set(statuses))}"
     return {label: n / seconds for label, seconds in spent.items()}
+
+
+def version_2(record: SessionRecord) -> SessionRecord:
+    """The record's version 2 with a changed note."""
+    from dataclasses import replace
+
+    return replace(record, record_version=record.record_version + 1, notes="benchmark v2")
 
 
 def main() -> None:
@@ -137,6 +166,10 @@ def main() -> None:
     first = rates["push"] / rates["raw"]
     print(f"first push: push_record / raw replay = {first:.2f}x (target >= 0.9x)")
     print(f"re-push:    push_record / raw replay = {rates['repush'] / rates['raw-repush']:.2f}x")
+    print(f"dry run, first push: cost per session = {rates['push-2'] / rates['dry-run']:.2f}x "
+          "a push")
+    print(f"dry run, version 2:  cost per session = {rates['push-v2'] / rates['dry-run-v2']:.2f}x "
+          "a push")
 
 
 if __name__ == "__main__":

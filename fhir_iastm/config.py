@@ -156,6 +156,12 @@ class Settings:
         False, "IASTM_STRIP_PROFILES", parse=parse_bool, forms=BOOL_FORMS,
         doc="receiver option: no `meta.profile` on any resource "
             "([docs/clinical.md](docs/clinical.md#receiver-options))", default_doc="`false`")
+    target_file: Path | None = setting(
+        None, "IASTM_TARGET_FILE", parse=parse_file, forms=FILE_FORMS,
+        doc="receiver settings of the FHIR server pushed to (TOML or JSON; `push --target`); "
+            "its `performed_as_datetime` and `strip_profiles` replace the two above "
+            "([docs/targets.md](docs/targets.md#receiver-settings))",
+        default_doc="none (the preferred path)")
     max_body_bytes: int = setting(
         1024 * 1024, "IASTM_MAX_BODY_BYTES", parse=parse_size, forms=SIZE_FORMS,
         doc="request size limit", default_doc="`1MiB` (1048576)")

@@ -51,17 +51,23 @@ from fhir_iastm.sync.pull import PullError
 from fhir_iastm.sync_service import (  # re-exported: one place for the entry points
     NOT_FOR_SERVERS,
     Pusher,
+    apply_plan,
     configured_client,
     conformance_resources,
     drain_outbox,
+    dry_run_many,
+    dry_run_stored,
     make_client,
     make_pusher,
     pull,
     push_many,
+    readable_patch,
     stored_versions,
+    target_settings,
     upload_profiles,
     worker_client,
 )
+from fhir_iastm.target_service import check_server, suggested_target_toml  # re-exported
 
 
 @dataclass(frozen=True)
@@ -229,12 +235,14 @@ def export(store: Store, settings: MappingSettings) -> Iterator[dict[str, Any]]:
 def mapping_settings(settings: Settings | None = None) -> MappingSettings:
     """The mapper's settings of the service's settings (defaults: ``Settings()``)."""
     settings = Settings() if settings is None else settings
+    target = target_settings(settings)
     return MappingSettings(
         canonical_base=settings.canonical_base,
         include_cpt=settings.include_cpt,
         claim_us_core=settings.claim_us_core,
-        performed_as_datetime=settings.performed_as_datetime,
-        strip_profiles=settings.strip_profiles,
+        performed_as_datetime=target.performed_as_datetime,
+        strip_profiles=target.strip_profiles,
+        pain_category=target.pain_category,
     )
 
 
@@ -280,6 +288,12 @@ __all__ = [
     "conformance_resources",
     "database_reason",
     "drain_outbox",
+    "check_server",
+    "suggested_target_toml",
+    "apply_plan",
+    "dry_run_many",
+    "dry_run_stored",
+    "readable_patch",
     "export",
     "export_sessions",
     "import_records",
@@ -291,6 +305,7 @@ __all__ = [
     "profile_index",
     "prepare_record",
     "stored_versions",
+    "target_settings",
     "pull",
     "push_many",
     "save_record",

@@ -18,7 +18,7 @@ from typing import Any
 from fhir_iastm.backoff import Backoff
 from fhir_iastm.client import FhirClient, RetryPolicy
 from fhir_iastm.config import Settings
-from fhir_iastm.errors import FhirConflictError, FhirServerError
+from fhir_iastm.errors import ConfigError, FhirConflictError, FhirServerError
 from fhir_iastm.mapping import to_fhir
 from fhir_iastm.mapping.amend import amended_identifiers
 from fhir_iastm.mapping.settings import MappingSettings
@@ -28,11 +28,15 @@ from fhir_iastm.storage import (
     Store,
 )
 from fhir_iastm.sync.circuit import Circuit
+from fhir_iastm.sync.diff import readable as readable_patch
+from fhir_iastm.sync.dryrun import DryRun, dry_run
+from fhir_iastm.sync.dryrun import apply_dry_run as apply_plan
 from fhir_iastm.sync.outcome import PushOutcome
 from fhir_iastm.sync.ports import LastPushedView
 from fhir_iastm.sync.pull import PullError, pull_records
 from fhir_iastm.sync.push import push_record
 from fhir_iastm.sync.worker import WorkerStats, run_worker
+from fhir_iastm.target_config import TargetSettings, load_target
 
 Pusher = Callable[[SessionRecord, LastPushedView | None], PushOutcome]
 #: Upload order: what a StructureDefinition or ValueSet refers to goes first.
@@ -66,25 +70,79 @@ def worker_client(base_url: str, token: str | None = None) -> FhirClient:
 Earlier = Callable[[SessionRecord], Iterable[SessionRecord]]
 
 
+def target_settings(settings: Settings) -> TargetSettings:
+    """The receiver settings of the configured target: its file (``target_file``), else the
+    preferred path with the two global receiver options (docs/targets.md#receiver-settings)."""
+    if settings.target_file is not None:
+        return load_target(settings.target_file)
+    return TargetSettings(performed_as_datetime=settings.performed_as_datetime,
+                          strip_profiles=settings.strip_profiles)
+
+
 def make_pusher(
-    client: FhirClient, settings: MappingSettings | None = None, *, earlier: Earlier | None = None
+    client: FhirClient,
+    settings: MappingSettings | None = None,
+    *,
+    earlier: Earlier | None = None,
+    target: TargetSettings | None = None,
 ) -> Pusher:
     """``push(record, last_pushed) -> PushOutcome`` bound to one client (the worker's ``push``).
 
     ``earlier(record)``: the session's earlier record versions; an Observation whose value one
-    of them had otherwise is sent as ``amended`` (mapping/amend.py)."""
+    of them had otherwise is sent as ``amended`` (mapping/amend.py). ``target``: the receiver's
+    Bundle size limit and conditional requests (docs/targets.md#receiver-settings)."""
     settings = settings or MappingSettings()
+    target = target or TargetSettings()
 
     def push(record: SessionRecord, last_pushed: LastPushedView | None) -> PushOutcome:
-        bundle = None
-        if earlier is not None and record.record_version > 1:
-            amended = amended_identifiers(record, earlier(record), settings)
-            bundle = to_fhir(record, settings, amended=amended) if amended else None
+        bundle = amended_bundle(record, settings, earlier)
         return push_record(
-            client, record, settings=settings, last_pushed=last_pushed, bundle=bundle
+            client, record, settings=settings, last_pushed=last_pushed, bundle=bundle,
+            max_entries=target.max_bundle_entries, search_first=not target.conditional_requests,
         )
 
     return push
+
+
+def amended_bundle(
+    record: SessionRecord, settings: MappingSettings, earlier: Earlier | None
+) -> dict[str, Any] | None:
+    """The record's Bundle when an earlier version had another value for one of its
+    Observations (sent ``amended``); None: the plain mapping (the push maps it itself)."""
+    if earlier is None or record.record_version <= 1:
+        return None
+    amended = amended_identifiers(record, earlier(record), settings)
+    return to_fhir(record, settings, amended=amended) if amended else None
+
+
+def dry_run_many(
+    client: FhirClient,
+    records: Iterable[SessionRecord],
+    *,
+    settings: MappingSettings | None = None,
+    last_pushed: Callable[[str], LastPushedView | None] | None = None,
+) -> Iterator[tuple[SessionRecord, DryRun | FhirServerError]]:
+    """The push's plan for each record against the server as it is now, writing nothing
+    (docs/targets.md#dry-run). Each version is planned on its own: a later version of the same
+    session in the same run is planned as if the earlier one had not been pushed. After a server
+    failure the remaining records come back with it."""
+    settings = settings or MappingSettings()
+    seen: dict[str, list[SessionRecord]] = {}
+    failure: FhirServerError | None = None
+    for record in records:
+        if failure is None:
+            try:
+                bundle = amended_bundle(record, settings, lambda r: seen.get(r.session_id, []))
+                history = last_pushed(record.session_id) if last_pushed else None
+                plan = dry_run(client, record, settings=settings, last_pushed=history,
+                               bundle=bundle)
+            except FhirServerError as exc:
+                failure = exc
+            else:
+                seen.setdefault(record.session_id, []).append(record)
+                yield record, plan
+                continue
+        yield record, failure
 
 
 def stored_versions(store: Store) -> Earlier:
@@ -105,6 +163,7 @@ def push_many(
     *,
     settings: MappingSettings | None = None,
     more: Callable[[str], bool] | None = None,
+    target: TargetSettings | None = None,
 ) -> Iterator[tuple[SessionRecord, PushOutcome | FhirServerError]]:
     """Push records in order, each with its outcome (the CLI's ``push``).
 
@@ -116,7 +175,8 @@ def push_many(
     a session with none is forgotten once pushed, so memory does not grow with the input.
     """
     seen: dict[str, list[SessionRecord]] = {}
-    push = make_pusher(client, settings, earlier=lambda r: seen.get(r.session_id, []))
+    push = make_pusher(client, settings, earlier=lambda r: seen.get(r.session_id, []),
+                       target=target)
     history: dict[str, PushOutcome] = {}
     failure: FhirServerError | None = None
     for record in records:
@@ -138,6 +198,22 @@ def push_many(
                 yield record, outcome
                 continue
         yield record, failure
+
+
+def dry_run_stored(
+    store: Store, settings: Settings, mapping: MappingSettings, session_id: str
+) -> DryRun:
+    """The plan of pushing a stored session's current version to the configured server
+    (``POST /api/sessions/{id}/push?dry_run=true``, docs/targets.md#dry-run); writes nothing."""
+    client = configured_client(settings)
+    if client is None:
+        raise ConfigError("no FHIR server is configured (IASTM_FHIR_BASE_URL): a dry run "
+                          "needs one to read")
+    record = from_dict(SessionRecord, store.get_record(session_id).body)
+    bundle = amended_bundle(record, mapping, stored_versions(store))
+    with client:
+        return dry_run(client, record, settings=mapping,
+                       last_pushed=store.last_pushed(session_id), bundle=bundle)
 
 
 def drain_outbox(
@@ -164,7 +240,8 @@ def drain_outbox(
     lease: dict[str, Any] = {} if lease_seconds is None else {"lease_seconds": lease_seconds}
     return run_worker(
         store,
-        make_pusher(client, settings, earlier=stored_versions(store)),
+        make_pusher(client, settings, earlier=stored_versions(store),
+                    target=target_settings(policy)),
         worker_id=worker_id,
         once=once,
         poll_interval=poll_interval,
@@ -254,10 +331,17 @@ __all__ = [
     "NOT_FOR_SERVERS",
     "configured_client",
     "conformance_resources",
+    "DryRun",
+    "amended_bundle",
+    "apply_plan",
     "drain_outbox",
+    "dry_run_many",
+    "dry_run_stored",
+    "readable_patch",
     "make_client",
     "make_pusher",
     "stored_versions",
+    "target_settings",
     "pull",
     "push_many",
     "upload_profiles",

@@ -11,12 +11,12 @@ from typing import Any
 from urllib.parse import urlencode
 
 from flask import Blueprint, Response, current_app, g, jsonify, request, url_for
-from werkzeug.exceptions import BadRequest
+from werkzeug.exceptions import BadRequest, Conflict
 
 from fhir_iastm.api.body import json_body
 from fhir_iastm.api.errors import fhir_response
 from fhir_iastm.errors import operation_outcome
-from fhir_iastm.service import save_record, stored_bundle
+from fhir_iastm.service import dry_run_stored, save_record, stored_bundle
 
 bp = Blueprint("sessions", __name__, url_prefix="/api/sessions")
 
@@ -202,17 +202,33 @@ def get_session_fhir(session_id: str) -> Response:
 
 @bp.post("/<session_id>/push")
 def push_session(session_id: str) -> Response:
-    """Queue a push now.
+    """Queue a push now, or (``dry_run=true``) show what it would do.
     ---
     post:
       summary: Queue the current version for push to the configured FHIR server
       parameters:
         - {in: path, name: session_id, required: true, schema: {type: string}}
+        - {in: query, name: dry_run, required: false, schema: {type: boolean},
+           description: "read the server and return the plan (an action and a JSON Patch per
+             resource, docs/targets.md#dry-run); nothing is queued or written"}
       responses:
+        200: {description: the dry run's plan}
         202: {description: queued; see the sync link}
+        400: {description: dry_run is not true or false (OperationOutcome)}
         404: {description: unknown session (OperationOutcome)}
+        409: {description: dry run without a configured FHIR server (OperationOutcome)}
+        502: {description: the FHIR server failed during a dry run (OperationOutcome)}
     """
     state = _state()
+    dry_run = request.args.get("dry_run", "false")
+    if dry_run not in ("true", "false"):
+        raise BadRequest("dry_run: expected true or false")
+    if dry_run == "true":
+        if state.settings.fhir_base_url is None:
+            raise Conflict("dry_run: no FHIR server is configured (IASTM_FHIR_BASE_URL)")
+        plan = dry_run_stored(state.store, state.settings, state.mapping, session_id)
+        state.store.audit(g.get("actor"), "push-dry-run", session_id, "ok")
+        return jsonify({**plan.to_json(), "links": _links(session_id)})
     entry = state.store.enqueue(session_id, actor=g.get("actor"))
     response = jsonify({"session_id": session_id, "outbox_id": entry, "links": _links(session_id)})
     response.status_code = 202

@@ -26,11 +26,17 @@ class SettingsError(click.ClickException):
 
 
 def load_settings(**options: Any) -> Settings:
-    """The environment's settings with the given options (None: not given) on top."""
+    """The environment's settings with the given options (None: not given) on top; a target
+    file that cannot be read stops the command here, naming the file and the setting."""
+    from fhir_iastm.target_config import load_target
+
     try:
-        return Settings.from_env().override(**options)
+        settings = Settings.from_env().override(**options)
+        if settings.target_file is not None:
+            load_target(settings.target_file)
     except ConfigError as exc:
         raise SettingsError(exc.message) from exc
+    return settings
 
 
 class SettingType(click.ParamType):
@@ -70,6 +76,9 @@ database_option = setting_option("--database-url", name="database_url",
                                  help="SQLAlchemy URL of the store")
 profiles_option = setting_option("--profiles", name="profiles_dir",
                                  help="Folder of conformance resources")
+target_option = setting_option("--target", name="target_file",
+                               help="Receiver settings of the server (TOML or JSON file, "
+                                    "docs/targets.md#receiver-settings)")
 
 
 def require_server(settings: Settings) -> str:
@@ -80,6 +89,7 @@ def require_server(settings: Settings) -> str:
 
 
 __all__ = [
+    "target_option",
     "EXIT_USAGE",
     "SettingType",
     "SettingsError",

@@ -1,4 +1,4 @@
-"""FHIR server commands: ``push``, ``pull`` and ``load-profiles``.
+"""FHIR server commands: ``push``, ``pull``, ``load-profiles`` and ``check-server``.
 
 Exit codes: 0 every record pushed or unchanged; 1 an invalid record, a record the server rejected
 or one it already holds newer (superseded); 3 the FHIR server failed (unreachable, 5xx, auth) —
@@ -30,6 +30,7 @@ from fhir_iastm.cli.options import (
     profiles_option,
     require_server,
     server_options,
+    target_option,
 )
 from fhir_iastm.config import Settings
 from fhir_iastm.errors import ConfigError, IastmError, operation_outcome
@@ -60,6 +61,13 @@ def _client(settings: Settings) -> Any:
         return make_client(require_server(settings), settings.fhir_token)
     except ConfigError as exc:
         raise click.BadParameter(exc.message, param_hint="--server") from exc
+
+
+def _target(settings: Settings) -> Any:
+    """The receiver settings (the target file was checked by ``load_settings``)."""
+    from fhir_iastm.service import target_settings
+
+    return target_settings(settings)
 
 
 def _rereadable(files: tuple[IO[bytes], ...]) -> tuple[IO[bytes], ...]:
@@ -145,15 +153,24 @@ def _failure_line(record: Any, exc: IastmError, base: str) -> dict[str, Any]:
 @click.argument("files", nargs=-1, required=True, type=click.File("rb"))
 @server_options
 @canonical_base_option
+@target_option
+@click.option("--dry-run", is_flag=True, default=False,
+              help="Read the server and print what the push would do to every resource, "
+                   "with a JSON Patch each; write nothing (docs/targets.md#dry-run).")
+@click.option("--review", is_flag=True, default=False,
+              help="Dry-run each record, show its diff on stderr and ask; a yes writes exactly "
+                   "that plan, with If-Match on the versions it showed (docs/targets.md#dry-run).")
 def push_command(files: tuple[IO[bytes], ...], fhir_base_url: str | None,
-                 fhir_token: str | None, canonical_base: str | None) -> None:
+                 fhir_token: str | None, canonical_base: str | None, target_file: Path | None,
+                 dry_run: bool, review: bool) -> None:
     """Push record(s) from FILES to a FHIR server: one JSON result line per record on stdout
     (with its "input": file, line, item), a progress line on stderr when it is a terminal, and
     a summary on stderr."""
     from fhir_iastm.service import mapping_settings, push_many
 
     settings = load_settings(fhir_base_url=fhir_base_url, fhir_token=fhir_token,
-                             canonical_base=canonical_base)
+                             canonical_base=canonical_base, target_file=target_file)
+    target = _target(settings)
     client = _client(settings)
     files = _rereadable(files)
     run = Run("push", files)
@@ -161,6 +178,10 @@ def push_command(files: tuple[IO[bytes], ...], fhir_base_url: str | None,
                                          settings.canonical_base)
     for stream in files:
         stream.seek(0)
+    if dry_run or review:
+        pairs = list(_in_push_order(run, valid, versions))
+        _dry_run(client, run, pairs, settings, failed, review=review and not dry_run)
+        return
     server_down = False
     tags: deque[dict[str, Any]] = deque()
 
@@ -170,7 +191,7 @@ def push_command(files: tuple[IO[bytes], ...], fhir_base_url: str | None,
             yield record
 
     results = push_many(client, records(), settings=mapping_settings(settings),
-                        more=lambda sid: bool(versions.get(sid)))
+                        more=lambda sid: bool(versions.get(sid)), target=target)
     for record, outcome in results:
         tag = tags.popleft()
         if isinstance(outcome, IastmError):
@@ -187,6 +208,70 @@ def push_command(files: tuple[IO[bytes], ...], fhir_base_url: str | None,
         sys.exit(EXIT_SERVER)
     if failed:
         sys.exit(EXIT_INVALID)
+
+
+def _dry_run(client: Any, run: Run, pairs: list[tuple[Any, dict[str, Any]]],
+             settings: Settings, failed: bool, *, review: bool = False) -> None:
+    """``push --dry-run``: one plan line per record (a readable diff after it on a terminal);
+    with ``review``, each plan is shown on stderr and applied when confirmed. The exit codes of
+    ``push``."""
+    from fhir_iastm.service import dry_run_many, mapping_settings
+
+    server_down, tty = False, sys.stdout.isatty()
+    results = dry_run_many(client, [record for record, _ in pairs],
+                           settings=mapping_settings(settings))
+    for (record, plan), (_, tag) in zip(results, pairs, strict=True):
+        if isinstance(plan, IastmError):
+            server_down = True
+            run.count("not planned (server failure)")
+            emit_result({**_failure_line(record, plan, settings.canonical_base), "input": tag},
+                        False)
+            continue
+        emit_result({**plan.to_json(), "input": tag}, False)
+        if tty or review:
+            click.echo("\n".join(_diff_lines(plan)), err=review)
+        status = _apply(client, plan, tag) if review else f"would be {plan.status}"
+        run.count(status)
+        failed = failed or status.split()[-1] not in ("pushed", "unchanged", "skipped")
+    run.summary()
+    if server_down:
+        sys.exit(EXIT_SERVER)
+    if failed:
+        sys.exit(EXIT_INVALID)
+
+
+def _apply(client: Any, plan: Any, tag: dict[str, Any]) -> str:
+    """Ask, then write the plan (``--review``); the status counted for it."""
+    from fhir_iastm.errors import FhirConflictError
+    from fhir_iastm.service import apply_plan
+
+    if plan.transaction is None:
+        return plan.status
+    if not click.confirm(f"apply this plan to {plan.session_id}?", err=True, default=False):
+        return "skipped"
+    try:
+        outcome = apply_plan(client, plan)
+    except FhirConflictError:
+        emit_result({"session_id": plan.session_id, "record_version": plan.record_version,
+                     "status": "conflict", "input": tag,
+                     "note": "the server changed since the dry run: nothing written; "
+                             "run it again"}, False)
+        return "conflict"
+    emit_result({**outcome.to_json(), "input": tag}, False)
+    return str(outcome.status)
+
+
+def _diff_lines(plan: Any) -> list[str]:
+    from fhir_iastm.service import readable_patch
+
+    lines = [f"{plan.session_id} v{plan.record_version}: would be {plan.status}"]
+    for entry in plan.entries:
+        where = entry.ref or entry.full_url
+        lines.append(f" {entry.action:<9} {entry.resource_type} {where}"
+                     + (f" ({entry.note})" if entry.note else ""))
+        if entry.action != "create":
+            lines += readable_patch(list(entry.patch))
+    return lines
 
 
 @click.command("pull")
@@ -244,6 +329,52 @@ def load_profiles_command(fhir_base_url: str | None, fhir_token: str | None,
     )
 
 
-COMMANDS = (push_command, pull_command, load_profiles_command)
+@click.command("check-server")
+@server_options
+@canonical_base_option
+@profiles_option
+@click.option("--json", "as_json", is_flag=True, default=False,
+              help="Print the report as one JSON document instead of a table.")
+@click.option("--probe-writes", is_flag=True, default=False,
+              help="Also write a probe Basic resource (identified, deleted afterwards) to try "
+                   "conditional create, conditional update and a stale If-Match.")
+@click.option("--public-sandbox/--not-public-sandbox", "public_sandbox", default=None,
+              help="Whether the server is a shared public sandbox (default: guessed from the "
+                   "host).")
+@click.option("--write-target", "write_target", default=None,
+              type=click.Path(dir_okay=False, writable=True, path_type=Path),
+              help="Write the receiver settings this report suggests to this TOML file "
+                   "(docs/targets.md#receiver-settings); edit it, then push --target FILE.")
+def check_server_command(fhir_base_url: str | None, fhir_token: str | None,
+                         canonical_base: str | None, profiles_dir: Path | None, as_json: bool,
+                         probe_writes: bool, public_sandbox: bool | None,
+                         write_target: Path | None) -> None:
+    """Check a FHIR server before pushing to it: one line per check (pass / fail / unknown and
+    what fhir-iastm does about it; docs/targets.md#readiness-check). Exit 1 when a check
+    fails."""
+    from fhir_iastm.service import check_server
+
+    settings = load_settings(fhir_base_url=fhir_base_url, fhir_token=fhir_token,
+                             canonical_base=canonical_base, profiles_dir=profiles_dir)
+    checks = check_server(_client(settings), profiles=settings.profiles_dir,
+                          canonical_base=settings.canonical_base,
+                          public_sandbox=public_sandbox, probe_writes=probe_writes)
+    if as_json:
+        emit_result({"server": settings.fhir_base_url,
+                     "checks": [c.to_json() for c in checks]}, True)
+    else:
+        width = max(len(c.name) for c in checks)
+        for check in checks:
+            click.echo(f"{check.status.upper():<8}{check.name:<{width + 2}}{check.detail}")
+            click.echo(f"{'':<{width + 10}}-> {check.action}")
+    if write_target is not None:
+        from fhir_iastm.service import suggested_target_toml
+
+        write_target.write_text(suggested_target_toml(checks), "utf-8")
+    if any(c.status == "fail" for c in checks):
+        sys.exit(EXIT_INVALID)
+
+
+COMMANDS = (push_command, pull_command, load_profiles_command, check_server_command)
 
 __all__ = ["COMMANDS"]

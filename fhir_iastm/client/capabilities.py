@@ -38,6 +38,36 @@ class Capabilities:
         return version if isinstance(version, str) else None
 
     @property
+    def software(self) -> str | None:
+        """``software.name`` and ``software.version`` (e.g. ``HAPI FHIR Server 8.8.0``)."""
+        software = self.statement.get("software") or {}
+        parts = [software.get(k) for k in ("name", "version") if isinstance(software, dict)]
+        text = " ".join(p for p in parts if isinstance(p, str) and p)
+        return text or None
+
+    def versioning(self, resource_type: str) -> str | None:
+        """``versioning`` of the type: ``no-version`` / ``versioned`` / ``versioned-update``
+        (the last one: updates are checked against ``If-Match``); None when not declared."""
+        value = self._resource(resource_type).get("versioning")
+        return value if isinstance(value, str) else None
+
+    def operations(self) -> frozenset[str]:
+        """Operation names declared at system level or on any type (``validate``, ...)."""
+        declared = list(self._rest.get("operation") or [])
+        for resource in self._resources():
+            declared += list(resource.get("operation") or [])
+        return frozenset(str(o["name"]) for o in declared if isinstance(o, dict) and o.get("name"))
+
+    def includes(self, resource_type: str) -> frozenset[str]:
+        """``searchInclude`` values of the type (``*`` means any)."""
+        return frozenset(str(v) for v in self._resource(resource_type).get("searchInclude") or [])
+
+    def revincludes(self, resource_type: str) -> frozenset[str]:
+        """``searchRevInclude`` values of the type (``*`` means any)."""
+        values = self._resource(resource_type).get("searchRevInclude") or []
+        return frozenset(str(v) for v in values)
+
+    @property
     def supports_transaction(self) -> bool:
         """System interaction ``transaction`` is declared."""
         return "transaction" in _codes(self._rest.get("interaction"))

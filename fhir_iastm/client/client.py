@@ -203,6 +203,12 @@ class FhirClient(Transport):
             )
         )
 
+    def delete(self, resource_type: str, resource_id: str) -> None:
+        """``DELETE Type/id`` (only the readiness check's own probe resources: the push never
+        deletes, docs/decisions.md#d8)."""
+        path = _path(resource_type, resource_id)
+        self.send(Request("DELETE", path, f"DELETE {resource_type}", True))
+
     def validate(self, resource: Json, profile: str | None = None) -> Json:
         """``POST Type/$validate[?profile=]``: the OperationOutcome, also when served with a 4xx."""
         resource_type = str(resource.get("resourceType", ""))

@@ -87,6 +87,8 @@ class Transport:
         self._session = session or requests.Session()
         self._owns_session = session is None
         self._sleep = sleep
+        #: the ``Date`` header of the last response (the readiness check's clock offset)
+        self.server_date: str | None = None
 
     def close(self) -> None:
         """Close the session if this transport created it."""
@@ -117,6 +119,7 @@ class Transport:
                 self._sleep(delay)
                 continue
             self._log(request, response.status_code, attempt, started)
+            self.server_date = response.headers.get("Date")
             if response.status_code < 300 or (request.outcome_ok and _is_outcome_reply(response)):
                 return _parse_body(request, response)
             delay = self._status_delay(request, response, attempt)
@@ -256,7 +259,10 @@ def _is_outcome_reply(response: requests.Response) -> bool:
 
 
 def _parse_body(request: Request, response: requests.Response) -> Json:
-    """The JSON resource of a 2xx reply; anything unconfirmed is an error, never a success."""
+    """The JSON resource of a 2xx reply; anything unconfirmed is an error, never a success
+    (a DELETE may answer 204 with no body)."""
+    if request.method == "DELETE" and not response.content:
+        return {}
     try:
         body = response.json()
     except ValueError as exc:

@@ -86,7 +86,7 @@ def to_pain(ctx: MappingContext, timing: str, score: int) -> Json:
             "iastm-pain-observation",
             pain_role(timing),
             [_timing(ctx, timing)],
-            [codeable([codes.fixed("category_survey")])],
+            [codeable([codes.fixed(f"category_{c}")]) for c in ctx.settings.pain_category],
             codeable([codes.fixed("pain_loinc")], PAIN_TEXT),
             _when(ctx, timing),
             quantity(score, codes["ucum"].coding("{score}")),

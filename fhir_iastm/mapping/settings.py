@@ -24,6 +24,9 @@ class MappingSettings:
     #: Receiver option: no ``meta.profile`` (receivers that reject unknown profiles); validate
     #: with ``mapping.profile_for`` choosing each resource's profile.
     strip_profiles: bool = False
+    #: Receiver option: the pain Observations' ``category`` codes (observation-category;
+    #: ``survey`` is the profile's required slice, ``exam`` may follow; docs/targets.md).
+    pain_category: tuple[str, ...] = ("survey",)
     #: Precomputed ``records.record_hash(record)``; computed when None.
     record_hash: str | None = None
 

@@ -183,15 +183,21 @@ def retraction_entry(resource: Mapping[str, Any], full_url: str) -> Json:
     return {"fullUrl": full_url, "resource": retracted(resource), "request": request}
 
 
+def location_of(answer: Mapping[str, Any]) -> tuple[str | None, str | None]:
+    """(``Type/id``, version) from a transaction-response entry's ``response.location``."""
+    location = str((answer.get("response") or {}).get("location") or "")
+    path, _, version = location.partition("/_history/")
+    parts = path.split("/")
+    return ("/".join(parts[-2:]) if len(parts) >= 2 else None), (version or None)
+
+
 def response_ids(sent: Iterable[Mapping[str, Any]], response: Mapping[str, Any]) -> dict[str, str]:
     """identifier (``system|value``) -> ``Type/id`` for every written entry (from ``location``)."""
     out: dict[str, str] = {}
     for entry, answer in zip(sent, response.get("entry") or [], strict=False):
-        location = str((answer.get("response") or {}).get("location") or "")
-        parts = location.split("/_history/")[0].split("/")
-        if len(parts) < 2:
+        ref, _ = location_of(answer)
+        if ref is None:
             continue
-        ref = "/".join(parts[-2:])
         for ident in (entry.get("resource") or {}).get("identifier") or []:
             if isinstance(ident.get("system"), str) and isinstance(ident.get("value"), str):
                 out[key(ident["system"], ident["value"])] = ref
@@ -218,6 +224,7 @@ __all__ = [
     "is_retracted",
     "is_session_procedure",
     "key",
+    "location_of",
     "resource_keys",
     "response_ids",
     "retracted",

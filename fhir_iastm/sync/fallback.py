@@ -22,6 +22,11 @@ from fhir_iastm.sync.ports import CapabilitiesView, FhirPort, Json
 
 SESSION_OWNED = ("Encounter", "Condition", "Procedure", "Observation")
 SHARED = ("Patient", "Practitioner", "Organization")
+#: Every conditional request the push may send: the receiver setting
+#: ``conditional_requests = false`` (docs/targets.md#receiver-settings) marks them all missing.
+ALL_CONDITIONAL = frozenset(
+    {f"update:{t}" for t in SESSION_OWNED} | {f"create:{t}" for t in (*SHARED, "Device")}
+)
 
 
 def missing_features(caps: CapabilitiesView) -> frozenset[str]:
@@ -108,4 +113,4 @@ def degrade(client: FhirPort, bundle: Mapping[str, Any], missing: frozenset[str]
     return with_entries(bundle, kept)
 
 
-__all__ = ["SESSION_OWNED", "SHARED", "degrade", "missing_features"]
+__all__ = ["ALL_CONDITIONAL", "SESSION_OWNED", "SHARED", "degrade", "missing_features"]

@@ -24,7 +24,7 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from fhir_iastm.backoff import Backoff
 from fhir_iastm.errors import (
@@ -52,10 +52,11 @@ from fhir_iastm.sync.bundle_ops import (
     source_version,
     with_entries,
 )
-from fhir_iastm.sync.fallback import degrade, missing_features
+from fhir_iastm.sync.fallback import ALL_CONDITIONAL, degrade, missing_features
 from fhir_iastm.sync.outcome import STATUSES, PushOutcome
 from fhir_iastm.sync.ports import FhirPort, LastPushedView
 from fhir_iastm.sync.retract import plan_retractions
+from fhir_iastm.sync.split import send_split
 
 MAX_ATTEMPTS = 6
 LOOKUP_CACHE_CONTROL = "no-cache, no-store"
@@ -64,7 +65,7 @@ CONFLICT_BACKOFF = Backoff(base=0.06, factor=2.0, cap=10.0, jitter=2 / 3)
 
 
 @dataclass(frozen=True)
-class _Plan:
+class Plan:
     """What one record turns into, computed once and reused across retries."""
 
     record: SessionRecord
@@ -76,6 +77,9 @@ class _Plan:
     record_hash: str | None
     #: the Device and Provenance entries every transaction of this record carries
     audit: tuple[Json, ...] = ()
+    #: receiver setting (docs/targets.md#receiver-settings): most entries per transaction
+    #: (0: no limit)
+    max_entries: int = 0
 
     @property
     def session_id(self) -> str:
@@ -91,42 +95,48 @@ def push_record(
     bundle: Json | None = None,
     max_attempts: int = MAX_ATTEMPTS,
     sleep: Callable[[float], None] = time.sleep,
+    max_entries: int = 0,
+    search_first: bool = False,
 ) -> PushOutcome:
     """Push one record version (``bundle``: its pre-mapped Bundle, else ``to_fhir`` runs here).
-
+    Receiver settings (docs/targets.md#receiver-settings): ``max_entries`` > 0 splits a larger
+    transaction (``sync.split``); ``search_first`` sends no conditional create/update at all.
     Raises ``FhirUnavailableError`` / ``FhirAuthError`` / ``FhirServerError`` (5xx, malformed
     replies) and ``FhirConflictError`` (409 still there after ``max_attempts`` re-reads) — the
     outbox retries those later; a record the server refuses (4xx, a 412 that re-reading does not
     cure, several matches) comes back ``rejected`` with the server's OperationOutcome.
     """
     settings = settings or MappingSettings()
-    plan = _plan(record, settings, bundle)
-    missing = _missing(client)
+    plan = replace(plan_record(record, settings, bundle), max_entries=max_entries)
+    missing = missing_for(client) | (ALL_CONDITIONAL if search_first else frozenset())
     for attempt in range(1, max_attempts + 1):
         try:
             return _attempt(client, plan, last_pushed, missing)
         except FhirConflictError as exc:
             if isinstance(exc, AmbiguousMatchError):
-                return _rejected(plan, exc)
+                return rejected_outcome(plan, exc)
             if attempt == max_attempts:
                 if exc.status == 409:  # still contended: transient, the outbox retries later
                     raise
                 # a 412 that re-reading did not cure (docs/decisions.md#d9)
-                return _rejected(plan, exc)
+                return rejected_outcome(plan, exc)
             sleep(CONFLICT_BACKOFF.delay(attempt))
         except FhirServerError as exc:
             if _is_record_fault(exc):
-                return _rejected(plan, exc)
+                return rejected_outcome(plan, exc)
             raise
     raise AssertionError("unreachable")  # pragma: no cover
 
 
-def _plan(record: SessionRecord, settings: MappingSettings, bundle: Json | None) -> _Plan:
+def plan_record(
+    record: SessionRecord, settings: MappingSettings, bundle: Json | None = None
+) -> Plan:
+    """The record's Bundle and what the push reads of it (``bundle``: pre-mapped, else mapped)."""
     if bundle is None:
         bundle = to_fhir(record, settings)
     systems = Systems.of(settings.base)
     index = session_entry_index(bundle, systems)
-    return _Plan(
+    return Plan(
         record=record,
         bundle=bundle,
         systems=systems,
@@ -138,7 +148,7 @@ def _plan(record: SessionRecord, settings: MappingSettings, bundle: Json | None)
     )
 
 
-def _missing(client: FhirPort) -> frozenset[str]:
+def missing_for(client: FhirPort) -> frozenset[str]:
     """Features the server lacks (docs/decisions.md#d13); read once per client and cached on it."""
     cached = getattr(client, "_iastm_missing_features", None)
     if cached is None:
@@ -164,13 +174,27 @@ def find_session_procedure(client: FhirPort, systems: Systems, session_id: str) 
     return found[0] if found else None
 
 
-def _attempt(
-    client: FhirPort, plan: _Plan, last_pushed: LastPushedView | None, missing: frozenset[str]
-) -> PushOutcome:
+@dataclass(frozen=True)
+class Resolution:
+    """What the server holds for one record, read once per attempt (the push and the dry run).
+
+    ``early``: the outcome that needs no write (then ``entries`` is empty); otherwise
+    ``entries`` is the transaction to send before ``degrade`` (the guarded session Procedure,
+    the retractions, the audit entries).
+    """
+
+    server: Json | None
+    early: PushOutcome | None
+    entries: tuple[Json, ...] = ()
+    retractions: tuple[Json, ...] = ()
+
+
+def resolve(client: FhirPort, plan: Plan, last_pushed: LastPushedView | None) -> Resolution:
+    """Look the session up, apply the version guard and plan the retractions (no write)."""
     server = find_session_procedure(client, plan.systems, plan.session_id)
     early = _guard(plan, server)
     if early is not None:
-        return early
+        return Resolution(server, early)
     entries = list(plan.bundle["entry"])
     if server is not None:
         entries[plan.index] = guarded_entry(entries[plan.index], server)
@@ -183,10 +207,27 @@ def _attempt(
         server_procedure=server,
         last_pushed=last_pushed,
     )
-    tx = degrade(client, with_entries(plan.bundle, entries + retractions + list(plan.audit)),
-                 missing)
-    response = client.transaction(tx)
-    written = response_ids(tx["entry"], response)
+    return Resolution(server, None, tuple(entries + retractions + list(plan.audit)),
+                      tuple(retractions))
+
+
+def _attempt(
+    client: FhirPort, plan: Plan, last_pushed: LastPushedView | None, missing: frozenset[str]
+) -> PushOutcome:
+    found = resolve(client, plan, last_pushed)
+    if found.early is not None:
+        return found.early
+    tx = degrade(client, with_entries(plan.bundle, list(found.entries)), missing)
+    if plan.max_entries and len(tx["entry"]) > plan.max_entries:
+        sent, response = send_split(client, tx, plan.max_entries, plan.systems)
+    else:
+        sent, response = tx["entry"], client.transaction(tx)
+    return pushed_outcome(plan, found, response_ids(sent, response))
+
+
+def pushed_outcome(plan: Plan, found: Resolution, written: dict[str, str]) -> PushOutcome:
+    """The ``pushed`` outcome of a transaction the server accepted."""
+    server = found.server
     return PushOutcome(
         "pushed",
         plan.session_id,
@@ -195,12 +236,12 @@ def _attempt(
         identifiers=plan.emitted,
         fhir_ids=written,
         server_version=source_version(server, plan.systems) if server else None,
-        retracted=tuple(e["request"]["url"] for e in retractions),
+        retracted=tuple(e["request"]["url"] for e in found.retractions),
         sent=True,
     )
 
 
-def _guard(plan: _Plan, server: Json | None) -> PushOutcome | None:
+def _guard(plan: Plan, server: Json | None) -> PushOutcome | None:
     """The outcome that needs no write (superseded / unchanged / never-pushed retraction)."""
     version = plan.record.record_version
     if server is None:
@@ -245,7 +286,7 @@ def _is_record_fault(exc: FhirServerError) -> bool:
     return exc.status is not None and 400 <= exc.status < 500
 
 
-def _rejected(plan: _Plan, exc: FhirServerError) -> PushOutcome:
+def rejected_outcome(plan: Plan, exc: FhirServerError) -> PushOutcome:
     return PushOutcome(
         "rejected",
         plan.session_id,
@@ -257,4 +298,15 @@ def _rejected(plan: _Plan, exc: FhirServerError) -> PushOutcome:
     )
 
 
-__all__ = ["STATUSES", "PushOutcome", "find_session_procedure", "push_record"]
+__all__ = [
+    "STATUSES",
+    "PushOutcome",
+    "Resolution",
+    "find_session_procedure",
+    "missing_for",
+    "plan_record",
+    "push_record",
+    "pushed_outcome",
+    "rejected_outcome",
+    "resolve",
+]

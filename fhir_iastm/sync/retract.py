@@ -27,6 +27,7 @@ from fhir_iastm.sync.bundle_ops import (
     retraction_entry,
     split_key,
 )
+from fhir_iastm.sync.lookup import search_identifiers
 from fhir_iastm.sync.ports import FhirPort, Json, LastPushedView
 
 #: role prefix of an ``iastm-session-resource`` value -> resource type
@@ -38,7 +39,6 @@ _ROLE_TYPES = (
     ("encounter", "Encounter"),
     ("procedure", "Procedure"),
 )
-_CHUNK = 20
 
 
 def type_of(identifier: str, fhir_ids: Mapping[str, str]) -> str | None:
@@ -71,16 +71,11 @@ def fetch_by_identifiers(
     wanted = set(identifiers)
     found: list[Json] = []
     for rtype, keys in sorted(by_type.items()):
-        for start in range(0, len(keys), _CHUNK):
-            query = ",".join(
-                f"{s}|{ids.fhir_escape(v)}" for s, v in map(split_key, keys[start : start + _CHUNK])
-            )
-            params = [("identifier", query), ("_count", "100")]
-            found += [
-                r
-                for r in client.search_all(rtype, params)
-                if r.get("resourceType") == rtype and wanted & set(resource_keys(r, systems))
-            ]
+        queries = [f"{s}|{ids.fhir_escape(v)}" for s, v in map(split_key, keys)]
+        found += [
+            r for r in search_identifiers(client, rtype, queries)
+            if wanted & set(resource_keys(r, systems))
+        ]
     return found
 
 
