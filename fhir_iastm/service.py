@@ -49,15 +49,20 @@ from fhir_iastm.storage.store import RecordWrite
 from fhir_iastm.sync.pull import PullError
 from fhir_iastm.sync_service import (  # re-exported: one place for the entry points
     NOT_FOR_SERVERS,
+    WORKER_RETRY,
     Pusher,
     configured_client,
     conformance_resources,
     drain_outbox,
+    generate_signing_key,
     make_client,
     make_pusher,
     pull,
     push_many,
+    sandbox_clean,
+    sandbox_tag,
     stored_versions,
+    target_auth,
     upload_profiles,
     worker_client,
 )
@@ -290,5 +295,10 @@ __all__ = [
     "save_record",
     "stored_bundle",
     "upload_profiles",
+    "WORKER_RETRY",
+    "generate_signing_key",
+    "sandbox_clean",
+    "sandbox_tag",
+    "target_auth",
     "worker_client",
 ]

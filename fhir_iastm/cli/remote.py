@@ -7,6 +7,7 @@ or one it already holds newer (superseded); 3 the FHIR server failed (unreachabl
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 from typing import IO, Any
@@ -23,6 +24,8 @@ from fhir_iastm.cli.io import (
     label,
 )
 from fhir_iastm.cli.options import (
+    SettingsError,
+    auth_options,
     canonical_base_option,
     load_settings,
     profiles_option,
@@ -51,13 +54,34 @@ def _valid_since(value: str) -> bool:
     return False
 
 
-def _client(settings: Settings) -> Any:
-    from fhir_iastm.service import make_client
+def authenticated_client(settings: Settings, purpose: str = "push",
+                         tag: tuple[str, str] | None = None) -> Any:
+    """The target's client with its credentials, authenticated now: a bad key, certificate,
+    token URL or a refused scope stops the command with one line before anything is sent."""
+    from fhir_iastm.errors import FhirServerError
+    from fhir_iastm.service import configured_client
 
+    require_server(settings)
     try:
-        return make_client(require_server(settings), settings.fhir_token)
+        client = configured_client(settings, purpose, tag=tag)
+        assert client is not None  # a server is configured
+        client.authenticate()
     except ConfigError as exc:
-        raise click.BadParameter(exc.message, param_hint="--server") from exc
+        raise SettingsError(exc.message) from exc
+    except FhirServerError as exc:
+        click.echo(f"Error: {exc.message}", err=True)
+        sys.exit(EXIT_SERVER)
+    return client
+
+
+def announce_sandbox_tag(settings: Settings, given: str | None) -> tuple[str, str] | None:
+    """The run's sandbox tag (system, code) when sandbox mode is on, told on stderr."""
+    from fhir_iastm.service import sandbox_tag
+
+    tag = sandbox_tag(settings, given)
+    if tag is not None:
+        click.echo(json.dumps({"sandbox_tag": tag[1], "system": tag[0]}), err=True)
+    return tag
 
 
 def _load_push_inputs(
@@ -96,17 +120,24 @@ def _failure_line(record: Any, exc: IastmError, base: str) -> dict[str, Any]:
 @click.command("push")
 @click.argument("files", nargs=-1, required=True, type=click.File("rb"))
 @server_options
+@auth_options
 @canonical_base_option
+@click.option("--sandbox/--no-sandbox", "fhir_sandbox", default=None,
+              help="Tag everything this run pushes with a new run tag, told on stderr "
+                   "(default: IASTM_FHIR_SANDBOX; docs/targets.md#sandbox-mode).")
+@click.option("--sandbox-tag", default=None,
+              help="Sandbox mode with this run tag instead of a new one.")
 def push_command(files: tuple[IO[bytes], ...], fhir_base_url: str | None,
-                 fhir_token: str | None, canonical_base: str | None) -> None:
+                 fhir_token: str | None, canonical_base: str | None, fhir_sandbox: bool | None,
+                 sandbox_tag: str | None) -> None:
     """Push record(s) from FILES to a FHIR server: one JSON result line per record on stdout
     (with its "input": file, line, item), a progress line on stderr when it is a terminal, and
     a summary on stderr."""
     from fhir_iastm.service import mapping_settings, push_many
 
     settings = load_settings(fhir_base_url=fhir_base_url, fhir_token=fhir_token,
-                             canonical_base=canonical_base)
-    client = _client(settings)
+                             canonical_base=canonical_base, fhir_sandbox=fhir_sandbox)
+    client = authenticated_client(settings, "push", announce_sandbox_tag(settings, sandbox_tag))
     run = Run("push", files)
     pairs, failed = _load_push_inputs(run, settings.canonical_base)
     server_down = False
@@ -132,6 +163,7 @@ def push_command(files: tuple[IO[bytes], ...], fhir_base_url: str | None,
 
 @click.command("pull")
 @server_options
+@auth_options
 @canonical_base_option
 @click.option("--patient", "patient_mrn", default=None, help="Only this patient's MRN.")
 @click.option("--clinic", "clinic_id", default=None,
@@ -151,13 +183,15 @@ def pull_command(fhir_base_url: str | None, fhir_token: str | None, canonical_ba
     if since is not None and not _valid_since(since):
         raise click.BadParameter("expected YYYY-MM-DD or an RFC 3339 date-time",
                                  param_hint="--since")
-    results = pull(_client(settings), session_id=session_id, patient_mrn=patient_mrn,
+    results = pull(authenticated_client(settings, "pull"), session_id=session_id,
+                   patient_mrn=patient_mrn,
                    clinic_id=clinic_id, since=since, settings=mapping_settings(settings))
     emit_pulled(results, settings.canonical_base)
 
 
 @click.command("load-profiles")
 @server_options
+@auth_options
 @canonical_base_option
 @profiles_option
 def load_profiles_command(fhir_base_url: str | None, fhir_token: str | None,
@@ -171,7 +205,8 @@ def load_profiles_command(fhir_base_url: str | None, fhir_token: str | None,
     settings = load_settings(fhir_base_url=fhir_base_url, fhir_token=fhir_token,
                              canonical_base=canonical_base, profiles_dir=profiles_dir)
     try:
-        written = upload_profiles(_client(settings), settings.profiles_dir,
+        written = upload_profiles(authenticated_client(settings, "profiles"),
+                                  settings.profiles_dir,
                                   settings.canonical_base)
     except ConfigError as exc:
         emit_outcome(exc.issues, None, settings.canonical_base)
@@ -187,4 +222,4 @@ def load_profiles_command(fhir_base_url: str | None, fhir_token: str | None,
 
 COMMANDS = (push_command, pull_command, load_profiles_command)
 
-__all__ = ["COMMANDS"]
+__all__ = ["COMMANDS", "announce_sandbox_tag", "authenticated_client"]
