@@ -183,8 +183,9 @@ def checked_alg(jwk: dict[str, Any]) -> dict[str, Any]:
         return {**jwk, "alg": "RS384"}
     if kty == "EC" and jwk.get("crv") == "P-384" and alg in (None, "ES384"):
         return {**jwk, "alg": "ES384"}
-    raise ConfigError(f"IASTM_FHIR_SMART_KEY_FILE: a {kty} key (crv {jwk.get('crv')}) cannot "
-                      f"sign {alg or 'RS384/ES384'}")
+    curve = f" on {jwk['crv']}" if jwk.get("crv") else ""
+    raise ConfigError(f"IASTM_FHIR_SMART_KEY_FILE: an {kty} key{curve} cannot sign "
+                      f"{alg or 'RS384 or ES384'}")
 
 
 def generate_signing_key(alg: str = "ES384") -> tuple[bytes, dict[str, Any]]:

@@ -1,0 +1,184 @@
+"""``keys generate``, the target credentials of ``push`` (bad configuration: one line, a non-zero
+exit, nothing sent), the sandbox tag on writes and ``sandbox-clean``'s rounds and 429s
+(docs/targets.md). The real servers are in tests/integration/test_smart_targets.py."""
+
+from __future__ import annotations
+
+import json
+import stat
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import responses
+from click.testing import CliRunner
+
+from fhir_iastm.cli import main
+from fhir_iastm.client import FhirClient, RetryPolicy
+from fhir_iastm.client.auth import thumbprint
+from fhir_iastm.errors import FhirUnavailableError
+from fhir_iastm.sync.sandbox import clean, new_run_tag, tag_system
+from tests.smart.helpers import key
+
+BASE = "http://ehr.test/fhir"
+EXAMPLE = (Path(__file__).parents[1] / "data" / "examples"
+           / "good-03-plantar-fasciitis-hawkgrips-bruising.json")
+#: Every auth variable empty: the test's own environment must not leak in.
+CLEAN_ENV = {name: "" for name in ("IASTM_FHIR_TOKEN", "IASTM_FHIR_SMART_CLIENT_ID",
+                                   "IASTM_FHIR_SMART_KEY_FILE", "IASTM_FHIR_SANDBOX")}
+
+
+@pytest.fixture
+def mock() -> Iterator[responses.RequestsMock]:
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
+        yield rsps
+
+
+def test_keys_generate_writes_a_0600_pem_and_the_public_jwks(tmp_path: Path) -> None:
+    runner = CliRunner()
+    made = runner.invoke(main, ["keys", "generate", "--out", str(tmp_path), "--name", "ehr"])
+    assert made.exit_code == 0, made.output
+    told = json.loads(made.stdout)
+    pem, jwks_path = tmp_path / "ehr.key.pem", tmp_path / "ehr.jwks.json"
+    assert told["private_key"] == str(pem) and told["alg"] == "ES384"
+    assert stat.S_IMODE(pem.stat().st_mode) == 0o600
+    assert pem.read_bytes().startswith(b"-----BEGIN PRIVATE KEY-----")
+    [public] = json.loads(jwks_path.read_text())["keys"]
+    assert public["kid"] == told["kid"] == thumbprint(public)
+    assert public["alg"] == "ES384" and public["crv"] == "P-384" and "d" not in public
+    again = runner.invoke(main, ["keys", "generate", "--out", str(tmp_path), "--name", "ehr"])
+    assert again.exit_code == 1 and "exists" in again.stderr
+    assert json.loads(jwks_path.read_text())["keys"] == [public]  # nothing overwritten
+
+
+def test_keys_generate_add_to_keeps_the_old_key_for_rotation(tmp_path: Path) -> None:
+    runner = CliRunner()
+    runner.invoke(main, ["keys", "generate", "--out", str(tmp_path), "--name", "old"])
+    jwks = tmp_path / "old.jwks.json"
+    made = runner.invoke(main, ["keys", "generate", "--alg", "RS384", "--out", str(tmp_path),
+                                "--name", "new", "--add-to", str(jwks)])
+    assert made.exit_code == 0, made.output
+    keys = json.loads(jwks.read_text())["keys"]
+    assert [k["alg"] for k in keys] == ["ES384", "RS384"]
+    assert keys[1]["kid"] == json.loads(made.stdout)["kid"]
+    assert not (tmp_path / "new.jwks.json").exists()
+
+
+def _push(tmp_path: Path, *args: str, **env: str) -> Any:
+    records = tmp_path / "r.jsonl"
+    records.write_text(EXAMPLE.read_text().replace("\n", "") + "\n")
+    return CliRunner().invoke(main, ["push", "--server", BASE, *args, str(records)],
+                              env={**CLEAN_ENV, **env})
+
+
+def test_push_with_a_key_without_kid_stops_before_any_request(
+        tmp_path: Path, mock: responses.RequestsMock) -> None:
+    jwk = {k: v for k, v in key("ES384.private").items() if k != "kid"}
+    (tmp_path / "k.json").write_text(json.dumps(jwk))
+    result = _push(tmp_path, "--smart-client-id", "c1", "--smart-key", str(tmp_path / "k.json"))
+    assert result.exit_code == 2
+    assert result.stderr.strip().splitlines() == [
+        "Error: IASTM_FHIR_SMART_KEY_FILE: the key has no 'kid' (the server finds the public key "
+        "to check our signature by it)"]
+    assert result.stdout == "" and len(mock.calls) == 0
+
+
+def test_push_with_a_refused_scope_exits_3_with_one_line_and_writes_nothing(
+        tmp_path: Path, mock: responses.RequestsMock) -> None:
+    (tmp_path / "k.json").write_text(json.dumps({"keys": [key("RS384.private")]}))
+    token_url = "http://auth.ehr.test/token"
+    mock.post(token_url, status=400, json={"error": "invalid_scope",
+                                           "error_description": "system/Procedure.cus"})
+    result = _push(tmp_path, env_key := "--smart-key", str(tmp_path / "k.json"),
+                   "--smart-client-id", "c1", "--smart-token-url", token_url)
+    assert env_key and result.exit_code == 3
+    assert result.stderr.strip().splitlines() == [
+        f"Error: IASTM_FHIR_SMART_SCOPES_V1 / the client's registered scopes: the token endpoint "
+        f"{token_url} refused: HTTP 400 invalid_scope: system/Procedure.cus"]
+    assert [c.request.url for c in mock.calls] == [token_url]  # no FHIR request at all
+    assert result.stdout == ""
+
+
+def test_push_with_an_expired_certificate_from_the_environment(tmp_path: Path) -> None:
+    from tests.client.test_target_auth import _certificate
+
+    from datetime import UTC, datetime, timedelta
+    cert, private = _certificate(tmp_path, datetime.now(UTC) - timedelta(hours=1))
+    result = _push(tmp_path, IASTM_FHIR_CLIENT_CERT=str(cert), IASTM_FHIR_CLIENT_KEY=str(private))
+    assert result.exit_code == 2
+    assert result.stderr.startswith("Error: IASTM_FHIR_CLIENT_CERT: the certificate expired on")
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_the_sandbox_tag_goes_on_every_written_resource(mock: responses.RequestsMock) -> None:
+    tag = (tag_system("https://iastm.example.org/fhir"), new_run_tag())
+    fhir = FhirClient(BASE, tag=tag)
+    bundle = {"resourceType": "Bundle", "type": "transaction", "entry": [
+        {"resource": {"resourceType": "Patient", "meta": {"tag": [{"code": "other"}]}},
+         "request": {"method": "POST", "url": "Patient", "ifNoneExist": "identifier=a|b"}},
+        {"resource": {"resourceType": "Procedure"}, "request": {"method": "PUT",
+                                                                 "url": "Procedure/p1"}},
+        {"request": {"method": "DELETE", "url": "Observation/o1"}}]}
+    mock.post(BASE, json={"resourceType": "Bundle", "type": "transaction-response", "entry": [
+        {"response": {"status": "201 Created"}}, {"response": {"status": "200 OK"}},
+        {"response": {"status": "204 No Content"}}]})
+    fhir.transaction(bundle)
+    sent = json.loads(mock.calls[0].request.body)["entry"]
+    assert sent[0]["resource"]["meta"]["tag"] == [
+        {"code": "other"}, {"system": tag[0], "code": tag[1]}]
+    assert sent[1]["resource"]["meta"]["tag"] == [{"system": tag[0], "code": tag[1]}]
+    assert "resource" not in sent[2]
+    assert "meta" not in bundle["entry"][1]["resource"]  # the caller's bundle is not changed
+    mock.put(f"{BASE}/Patient/p1", json={"resourceType": "Patient", "id": "p1"})
+    fhir.update("Patient", "p1", {"resourceType": "Patient", "id": "p1"})
+    assert json.loads(mock.calls[1].request.body)["meta"]["tag"][0]["code"] == tag[1]
+
+
+def _searchset(*resources: dict[str, Any]) -> dict[str, Any]:
+    return {"resourceType": "Bundle", "type": "searchset",
+            "entry": [{"resource": r} for r in resources]}
+
+
+def test_sandbox_clean_deletes_in_rounds_and_reports_what_stays_referenced(
+        mock: responses.RequestsMock) -> None:
+    """Round 1: the session Procedure is still referenced by its adjunct Procedure (409), the
+    adjunct goes, the Patient is referenced (409); round 2 the session Procedure goes; round 3
+    makes no progress: the Patient, referenced by an untagged resource, is kept, not forced."""
+    empty = _searchset()
+    for rtype in ("Provenance", "Observation", "Condition", "Encounter", "Practitioner",
+                  "Organization", "Device"):
+        mock.get(f"{BASE}/{rtype}", json=empty)
+    main_, adjunct = ({"resourceType": "Procedure", "id": i} for i in ("pr1", "pr2"))
+    mock.get(f"{BASE}/Procedure", json=_searchset(main_, adjunct))
+    mock.get(f"{BASE}/Procedure", json=_searchset(main_))
+    mock.get(f"{BASE}/Procedure", json=_searchset())
+    mock.get(f"{BASE}/Patient", json=_searchset({"resourceType": "Patient", "id": "pa1"}))
+    conflict = {"resourceType": "OperationOutcome", "issue": [
+        {"severity": "error", "code": "processing", "diagnostics": "HAPI-0550: referenced"}]}
+    mock.delete(f"{BASE}/Procedure/pr1", status=409, json=conflict)
+    mock.delete(f"{BASE}/Procedure/pr1", status=200, json={"resourceType": "OperationOutcome",
+                                                           "issue": []})
+    mock.delete(f"{BASE}/Procedure/pr2", status=204)
+    mock.delete(f"{BASE}/Patient/pa1", status=409, json=conflict)
+    report = clean(FhirClient(BASE), "http://s", "run-1")
+    assert report.to_json() == {"deleted": {"Procedure": 2}, "total": 2, "kept": ["Patient/pa1"]}
+    searches = [c.request for c in mock.calls if c.request.method == "GET"]
+    assert all("_tag=http%3A%2F%2Fs%7Crun-1" in r.url for r in searches)
+    deletes = [c.request.url for c in mock.calls if c.request.method == "DELETE"]
+    assert deletes.count(f"{BASE}/Procedure/pr1") == 2  # a 409 is not retried within a round
+    assert deletes.count(f"{BASE}/Patient/pa1") == 3
+
+
+def test_a_429_retry_after_is_honoured_and_capped(mock: responses.RequestsMock) -> None:
+    waits: list[float] = []
+    fhir = FhirClient(BASE, retry=RetryPolicy(max_attempts=3, max_delay=10), sleep=waits.append)
+    mock.delete(f"{BASE}/Observation/o1", status=429, headers={"Retry-After": "4"})
+    mock.delete(f"{BASE}/Observation/o1", status=204)
+    fhir.delete("Observation", "o1")
+    assert waits == [4.0]  # never sooner than asked
+    mock.replace(responses.DELETE, f"{BASE}/Observation/o1", status=429,
+                 headers={"Retry-After": "120"})
+    with pytest.raises(FhirUnavailableError) as info:
+        fhir.delete("Observation", "o1")
+    assert waits == [4.0] and info.value.retry_after == 120.0  # over the cap: give up at once
