@@ -51,6 +51,8 @@ class CleanPort(Protocol):
 
     def delete(self, resource_type: str, resource_id: str) -> None: ...
 
+    def transaction(self, bundle: Json, *, idempotent: bool | None = None) -> Json: ...
+
 
 class LastPushedView(Protocol):
     """What the server last accepted for a session: the retraction diff's base

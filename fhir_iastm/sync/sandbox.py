@@ -5,8 +5,10 @@ The tag is a ``meta.tag`` Coding of the project's CodeSystem ``iastm-sandbox-run
 canonical base; its codes are the run ids, made up per run, so the CodeSystem lists none).
 :func:`clean` searches each type the push writes by ``_tag=system|code`` and deletes what it
 finds, in rounds: a resource another one still points at (HAPI answers 409) waits for the next
-round, so Observations and adjunct Procedures go before the Procedure they are part of. What is
-still referenced after the last round (by a resource without the tag) is reported, not forced.
+round, so Observations and adjunct Procedures go before the Procedure they are part of. What the
+rounds cannot delete one by one (resources pointing at each other) is deleted in one transaction;
+when the server refuses that too (a resource without the tag points at one of them), the
+resources are reported as kept, not forced.
 """
 
 from __future__ import annotations
@@ -58,9 +60,9 @@ def clean(client: CleanPort, system: str, code: str) -> CleanReport:
     """Delete every resource tagged ``system|code`` (and nothing else); see the module doc."""
     token = f"{system}|{code}"
     report = CleanReport()
+    refused: list[str] = []
     for _ in range(MAX_ROUNDS):
-        refused: list[str] = []
-        progress = False
+        refused, progress = [], False
         for rtype in CLEAN_ORDER:
             for rid in _tagged(client, rtype, token):
                 try:
@@ -70,12 +72,28 @@ def clean(client: CleanPort, system: str, code: str) -> CleanReport:
                     continue
                 report.deleted[rtype] = report.deleted.get(rtype, 0) + 1
                 progress = True
-        if not refused:
-            return report
-        if not progress:
+        if not refused or not progress:
             break
-    report.kept = refused
+    if refused and not _delete_together(client, refused):
+        report.kept = refused
+    elif refused:
+        for ref in refused:
+            rtype = ref.split("/")[0]
+            report.deleted[rtype] = report.deleted.get(rtype, 0) + 1
     return report
+
+
+def _delete_together(client: CleanPort, refs: list[str]) -> bool:
+    """One transaction deleting ``refs``: resources that point at each other (an Encounter's
+    diagnosis and the Condition's encounter) can only go together. False when the server
+    refuses (something untagged still points at one of them)."""
+    bundle = {"resourceType": "Bundle", "type": "transaction",
+              "entry": [{"request": {"method": "DELETE", "url": ref}} for ref in refs]}
+    try:
+        client.transaction(bundle, idempotent=False)
+    except FhirConflictError:
+        return False
+    return True
 
 
 __all__ = ["CLEAN_ORDER", "CleanReport", "clean", "new_run_tag", "tag_system"]

@@ -41,14 +41,18 @@ def test_keys_generate_writes_a_0600_pem_and_the_public_jwks(tmp_path: Path) -> 
     assert made.exit_code == 0, made.output
     told = json.loads(made.stdout)
     pem, jwks_path = tmp_path / "ehr.key.pem", tmp_path / "ehr.jwks.json"
-    assert told["private_key"] == str(pem) and told["alg"] == "ES384"
+    assert told["private_key"] == str(pem)
+    assert told["alg"] == "ES384"
     assert stat.S_IMODE(pem.stat().st_mode) == 0o600
     assert pem.read_bytes().startswith(b"-----BEGIN PRIVATE KEY-----")
     [public] = json.loads(jwks_path.read_text())["keys"]
     assert public["kid"] == told["kid"] == thumbprint(public)
-    assert public["alg"] == "ES384" and public["crv"] == "P-384" and "d" not in public
+    assert public["alg"] == "ES384"
+    assert public["crv"] == "P-384"
+    assert "d" not in public
     again = runner.invoke(main, ["keys", "generate", "--out", str(tmp_path), "--name", "ehr"])
-    assert again.exit_code == 1 and "exists" in again.stderr
+    assert again.exit_code == 1
+    assert "exists" in again.stderr
     assert json.loads(jwks_path.read_text())["keys"] == [public]  # nothing overwritten
 
 
@@ -81,7 +85,8 @@ def test_push_with_a_key_without_kid_stops_before_any_request(
     assert result.stderr.strip().splitlines() == [
         "Error: IASTM_FHIR_SMART_KEY_FILE: the key has no 'kid' (the server finds the public key "
         "to check our signature by it)"]
-    assert result.stdout == "" and len(mock.calls) == 0
+    assert result.stdout == ""
+    assert len(mock.calls) == 0
 
 
 def test_push_with_a_refused_scope_exits_3_with_one_line_and_writes_nothing(
@@ -90,9 +95,9 @@ def test_push_with_a_refused_scope_exits_3_with_one_line_and_writes_nothing(
     token_url = "http://auth.ehr.test/token"
     mock.post(token_url, status=400, json={"error": "invalid_scope",
                                            "error_description": "system/Procedure.cus"})
-    result = _push(tmp_path, env_key := "--smart-key", str(tmp_path / "k.json"),
+    result = _push(tmp_path, "--smart-key", str(tmp_path / "k.json"),
                    "--smart-client-id", "c1", "--smart-token-url", token_url)
-    assert env_key and result.exit_code == 3
+    assert result.exit_code == 3
     assert result.stderr.strip().splitlines() == [
         f"Error: IASTM_FHIR_SMART_SCOPES_V1 / the client's registered scopes: the token endpoint "
         f"{token_url} refused: HTTP 400 invalid_scope: system/Procedure.cus"]
@@ -101,9 +106,9 @@ def test_push_with_a_refused_scope_exits_3_with_one_line_and_writes_nothing(
 
 
 def test_push_with_an_expired_certificate_from_the_environment(tmp_path: Path) -> None:
-    from tests.client.test_target_auth import _certificate
-
     from datetime import UTC, datetime, timedelta
+
+    from tests.client.test_target_auth import _certificate
     cert, private = _certificate(tmp_path, datetime.now(UTC) - timedelta(hours=1))
     result = _push(tmp_path, IASTM_FHIR_CLIENT_CERT=str(cert), IASTM_FHIR_CLIENT_KEY=str(private))
     assert result.exit_code == 2
@@ -144,7 +149,8 @@ def test_sandbox_clean_deletes_in_rounds_and_reports_what_stays_referenced(
         mock: responses.RequestsMock) -> None:
     """Round 1: the session Procedure is still referenced by its adjunct Procedure (409), the
     adjunct goes, the Patient is referenced (409); round 2 the session Procedure goes; round 3
-    makes no progress: the Patient, referenced by an untagged resource, is kept, not forced."""
+    makes no progress; a transaction deleting what is left is refused too: the Patient,
+    referenced by an untagged resource, is kept, not forced."""
     empty = _searchset()
     for rtype in ("Provenance", "Observation", "Condition", "Encounter", "Practitioner",
                   "Organization", "Device"):
@@ -161,6 +167,7 @@ def test_sandbox_clean_deletes_in_rounds_and_reports_what_stays_referenced(
                                                            "issue": []})
     mock.delete(f"{BASE}/Procedure/pr2", status=204)
     mock.delete(f"{BASE}/Patient/pa1", status=409, json=conflict)
+    mock.post(BASE, status=409, json=conflict)  # the last try: all that is left, together
     report = clean(FhirClient(BASE), "http://s", "run-1")
     assert report.to_json() == {"deleted": {"Procedure": 2}, "total": 2, "kept": ["Patient/pa1"]}
     searches = [c.request for c in mock.calls if c.request.method == "GET"]
@@ -168,6 +175,8 @@ def test_sandbox_clean_deletes_in_rounds_and_reports_what_stays_referenced(
     deletes = [c.request.url for c in mock.calls if c.request.method == "DELETE"]
     assert deletes.count(f"{BASE}/Procedure/pr1") == 2  # a 409 is not retried within a round
     assert deletes.count(f"{BASE}/Patient/pa1") == 3
+    [together] = [json.loads(c.request.body) for c in mock.calls if c.request.method == "POST"]
+    assert together["entry"] == [{"request": {"method": "DELETE", "url": "Patient/pa1"}}]
 
 
 def test_a_429_retry_after_is_honoured_and_capped(mock: responses.RequestsMock) -> None:
@@ -181,4 +190,5 @@ def test_a_429_retry_after_is_honoured_and_capped(mock: responses.RequestsMock) 
                  headers={"Retry-After": "120"})
     with pytest.raises(FhirUnavailableError) as info:
         fhir.delete("Observation", "o1")
-    assert waits == [4.0] and info.value.retry_after == 120.0  # over the cap: give up at once
+    assert waits == [4.0]
+    assert info.value.retry_after == 120.0

@@ -93,7 +93,8 @@ def test_static_bearer_basic_and_extra_headers(mock: responses.RequestsMock) -> 
     client(TargetAuth(token="s3cret", headers={"X-Api-Key": "k1"})).read("Patient", "p1")
     client(TargetAuth(basic=("user", "pw"))).read("Patient", "p1")
     first, second = (c.request.headers for c in mock.calls)
-    assert first["Authorization"] == "Bearer s3cret" and first["X-Api-Key"] == "k1"
+    assert first["Authorization"] == "Bearer s3cret"
+    assert first["X-Api-Key"] == "k1"
     assert second["Authorization"] == "Basic " + base64.b64encode(b"user:pw").decode()
 
 
@@ -339,7 +340,8 @@ def test_a_transient_token_failure_is_retried_once_with_a_new_assertion(
     assert source.token() == "t"
     assertions = [parse_qs(c.request.body)["client_assertion"][0] for c in mock.calls
                   if c.request.url == TOKEN_URL]
-    assert len(assertions) == 2 and assertions[0] != assertions[1]
+    assert len(assertions) == 2
+    assert assertions[0] != assertions[1]
     mock.replace(responses.POST, TOKEN_URL, status=503)
     source.invalidate("t")
     with pytest.raises(FhirUnavailableError, match="SMART token endpoint"):
@@ -355,7 +357,8 @@ def test_no_token_or_assertion_reaches_a_log_line(mock: responses.RequestsMock,
     caplog.set_level(logging.DEBUG)
     with pytest.raises(FhirAuthError) as info:
         client(TargetAuth(smart=smart())).read("Patient", "p1")
-    assert caplog.records and "eyJ" not in caplog.text
+    assert caplog.records
+    assert "eyJ" not in caplog.text
     assert "eyJ" not in str(info.value)
 
 
@@ -370,7 +373,8 @@ def test_a_generated_key_signs_assertions_its_jwks_verifies(alg: str, tmp_path: 
     (tmp_path / "k.pem").write_bytes(pem)
     private = load_signing_key(tmp_path / "k.pem")
     assert private["kid"] == public["kid"] == thumbprint(public)
-    assert public["alg"] == alg and "d" not in public
+    assert public["alg"] == alg
+    assert "d" not in public
     now = int(time.time())
     assertion = sign_assertion(private, client_id="c", token_url=TOKEN_URL, now=now)
     registered = RegisteredClient("c", True, None, "system/*.rs", {"keys": [public]})
