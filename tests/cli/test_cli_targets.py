@@ -192,3 +192,43 @@ def test_a_429_retry_after_is_honoured_and_capped(mock: responses.RequestsMock) 
         fhir.delete("Observation", "o1")
     assert waits == [4.0]
     assert info.value.retry_after == 120.0
+
+
+def test_a_refused_token_pauses_the_worker_and_dead_letters_nothing(
+        tmp_path: Path, mock: responses.RequestsMock, make_record: Any) -> None:
+    """The outbox worker with a SMART client whose token request is refused: its entries keep
+    their attempts, nothing is dead-lettered, ``--once`` exits 3 saying why."""
+    from fhir_iastm.storage import Store
+
+    url = f"sqlite:///{tmp_path / 'store.db'}"
+    store = Store(url)
+    store.migrate()
+    store.save_record(*make_record("S-AUTH-1", 1), actor="t")
+    (tmp_path / "k.json").write_text(json.dumps({"keys": [key("ES384.private")]}))
+    token_url = "http://auth.ehr.test/token"
+    mock.post(token_url, status=401, json={"error": "invalid_client",
+                                           "error_description": "unknown key"})
+    result = CliRunner().invoke(main, [
+        "worker", "--once", "--database-url", url, "--server", BASE, "--smart-client-id", "c1",
+        "--smart-key", str(tmp_path / "k.json"), "--smart-token-url", token_url],
+        env=CLEAN_ENV)
+    assert result.exit_code == 3, result.output
+    assert "refused the credentials" in result.stderr
+    stats = json.loads([line for line in result.stderr.splitlines()
+                        if line.startswith('{"pushed"') or '"dead_lettered"' in line][-1])
+    assert stats["dead_lettered"] == 0
+    assert stats["circuit"] == "paused"
+    sync = store.get_sync("S-AUTH-1")
+    assert (sync.state, sync.attempts, sync.last_error_code) == ("queued", 0, "E_FHIR_AUTH")
+    assert [c.request.url for c in mock.calls] == [token_url]  # no FHIR request was made
+    store.close()
+
+
+def test_the_worker_stops_at_start_on_a_bad_key(tmp_path: Path) -> None:
+    (tmp_path / "k.pem").write_text("-----BEGIN PRIVATE KEY-----\nnot a key\n")
+    result = CliRunner().invoke(main, [
+        "worker", "--once", "--database-url", f"sqlite:///{tmp_path / 's.db'}", "--server", BASE,
+        "--smart-client-id", "c1", "--smart-key", str(tmp_path / "k.pem")], env=CLEAN_ENV)
+    assert result.exit_code == 2
+    assert result.stderr.startswith("Error: IASTM_FHIR_SMART_KEY_FILE: not an unencrypted PEM "
+                                    "private key")
