@@ -41,8 +41,8 @@ class SmartConfig:
 
     client_id: str
     private_jwk: Mapping[str, Any] = field(repr=False)
-    #: ``push``, ``pull``, ``profiles`` or ``clean``: the narrowest scopes that use needs
-    #: (``smart.scopes``).
+    #: ``push``, ``pull``, ``profiles``, ``clean`` or ``bulk``: the narrowest scopes that use
+    #: needs (``smart.scopes``; ``bulk``: the ``scope`` given).
     purpose: str = "push"
     #: Explicit scope text instead of the purpose's (still checked against the purpose).
     scope: str | None = None

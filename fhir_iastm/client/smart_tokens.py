@@ -42,8 +42,9 @@ from fhir_iastm.smart.scopes import (
 log = logging.getLogger(__name__)
 #: Lifetime of our assertions: the 5-minute SMART limit less a minute for clock skew.
 ASSERTION_LIFETIME = 240
-NEEDS = {"push": PUSH_NEEDS, "pull": PULL_NEEDS, "profiles": PROFILES_NEEDS,
-         "clean": CLEAN_NEEDS}
+#: What each use needs; ``bulk`` asks for the scope it is given and checks nothing more.
+NEEDS: dict[str, dict[str, str]] = {"push": PUSH_NEEDS, "pull": PULL_NEEDS,
+                                    "profiles": PROFILES_NEEDS, "clean": CLEAN_NEEDS, "bulk": {}}
 
 
 def _json(response: requests.Response) -> dict[str, Any]:
