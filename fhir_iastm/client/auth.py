@@ -95,13 +95,20 @@ class TargetAuth:
         return "headers" if self.headers else "none"
 
     def configure(self, session: requests.Session) -> None:
-        """Put the TLS side (client certificate, CA bundle) and basic credentials on a session."""
-        if self.client_cert is not None and self.client_key is not None:
-            session.cert = (str(self.client_cert), str(self.client_key))
-        if self.ca_bundle is not None:
-            session.verify = str(self.ca_bundle)
+        """Put basic credentials on a session (the TLS side goes with each request)."""
         if self.basic is not None:
             session.auth = self.basic
+
+    def tls(self) -> dict[str, Any]:
+        """``requests`` keyword arguments of the TLS side: ``cert`` (client certificate, key) and
+        ``verify`` (the CA bundle). Given per request, because a session's own ``verify`` loses
+        to ``REQUESTS_CA_BUNDLE`` in the environment."""
+        kwargs: dict[str, Any] = {}
+        if self.client_cert is not None and self.client_key is not None:
+            kwargs["cert"] = (str(self.client_cert), str(self.client_key))
+        if self.ca_bundle is not None:
+            kwargs["verify"] = str(self.ca_bundle)
+        return kwargs
 
     def static_headers(self) -> dict[str, str]:
         """Extra headers and the static bearer token (never logged)."""

@@ -70,8 +70,10 @@ class SmartTokens:
 
     def __init__(self, base_url: str, config: SmartConfig, session: requests.Session, *,
                  timeout: float | tuple[float, float] = (5, 30), margin: float = 30.0,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time,
+                 tls: dict[str, Any] | None = None) -> None:
         self.base_url, self.config, self.session = base_url.rstrip("/"), config, session
+        self.tls = tls or {}  # the target's client certificate and CA bundle, if any
         self.timeout, self.margin, self.clock = timeout, margin, clock
         self.needs = NEEDS[config.purpose]
         self.scope = config.scope or needed_scopes(self.needs, v1=config.v1)
@@ -168,7 +170,7 @@ class SmartTokens:
         started = time.monotonic()
         try:
             response = self.session.request(method, url, timeout=self.timeout,
-                                            allow_redirects=False, **kwargs)
+                                            allow_redirects=False, **self.tls, **kwargs)
         except requests.RequestException as exc:
             log.info("%s -> %s", label, type(exc).__name__)
             raise FhirUnavailableError(f"{label}: {url} unreachable ({type(exc).__name__})"

@@ -102,8 +102,8 @@ class Transport:
         self._owns_session = session is None
         self._sleep = sleep
         self.auth.configure(self._session)
-        self.tokens = (SmartTokens(self.base_url, self.auth.smart, self._session)
-                       if self.auth.smart else None)
+        self.tokens = (SmartTokens(self.base_url, self.auth.smart, self._session,
+                                   tls=self.auth.tls()) if self.auth.smart else None)
 
     def authenticate(self) -> None:
         """Get (or reuse) the SMART token now: a refused client, key or scope raises here,
@@ -133,6 +133,7 @@ class Transport:
                     headers=self._headers(request, token),
                     timeout=self.timeout,
                     allow_redirects=False,
+                    **self.auth.tls(),
                 )
             except requests.RequestException as exc:
                 self._log(request, type(exc).__name__, attempt, started)

@@ -113,12 +113,12 @@ def _certificate(tmp_path: Path, not_after: datetime) -> tuple[Path, Path]:
     return cert_path, key_path
 
 
-def test_mutual_tls_puts_the_certificate_and_ca_bundle_on_the_session(tmp_path: Path) -> None:
+def test_mutual_tls_goes_with_every_request(tmp_path: Path) -> None:
+    """The handshake itself is tested for real in tests/client/test_mtls.py."""
     cert, private = _certificate(tmp_path, datetime.now(UTC) + timedelta(days=30))
     auth = TargetAuth(client_cert=cert, client_key=private, ca_bundle=cert)
-    fhir = client(auth)
-    assert fhir._session.cert == (str(cert), str(private))
-    assert fhir._session.verify == str(cert)
+    assert auth.tls() == {"cert": (str(cert), str(private)), "verify": str(cert)}
+    assert TargetAuth().tls() == {}
 
 
 def test_an_expired_client_certificate_is_refused_naming_the_setting(tmp_path: Path) -> None:
