@@ -232,3 +232,23 @@ def test_the_worker_stops_at_start_on_a_bad_key(tmp_path: Path) -> None:
     assert result.exit_code == 2
     assert result.stderr.startswith("Error: IASTM_FHIR_SMART_KEY_FILE: not an unencrypted PEM "
                                     "private key")
+
+
+def test_repeated_headers_and_basic_auth_reach_the_server(mock: responses.RequestsMock) -> None:
+    empty = {"resourceType": "Bundle", "type": "searchset", "entry": []}
+    mock.get(f"{BASE}/Procedure", json=empty)
+    result = CliRunner().invoke(main, [
+        "pull", "--server", BASE, "--session", "S-1", "--basic-auth", "clinic:pw",
+        "--header", "X-Api-Key: k1", "--header", "X-Tenant: t2; X-Api-Key: k2"], env=CLEAN_ENV)
+    assert result.exit_code == 0, result.output
+    sent = mock.calls[0].request.headers
+    assert sent["X-Api-Key"] == "k2"  # the last one given wins
+    assert sent["X-Tenant"] == "t2"
+    assert sent["Authorization"].startswith("Basic ")
+
+
+def test_a_header_the_client_sets_itself_is_refused() -> None:
+    result = CliRunner().invoke(main, ["pull", "--server", BASE, "--header",
+                                       "Authorization: Bearer x"], env=CLEAN_ENV)
+    assert result.exit_code == 2
+    assert "header 1: Authorization is set by the client itself" in result.stderr
