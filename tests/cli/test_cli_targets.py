@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import stat
 from collections.abc import Iterator
+from datetime import UTC
 from pathlib import Path
 from typing import Any
 
@@ -252,3 +253,21 @@ def test_a_header_the_client_sets_itself_is_refused() -> None:
                                        "Authorization: Bearer x"], env=CLEAN_ENV)
     assert result.exit_code == 2
     assert "header 1: Authorization is set by the client itself" in result.stderr
+
+
+def test_sandbox_mode_makes_one_tag_per_run() -> None:
+    import re
+    from datetime import datetime as dt
+
+    from fhir_iastm.config import Settings
+    from fhir_iastm.service import sandbox_tag
+
+    when = dt(2026, 12, 5, 4, 30, tzinfo=UTC)
+    assert re.fullmatch(r"run-20261205T043000-[0-9a-f]{8}", new_run_tag(when))
+    assert new_run_tag(when) != new_run_tag(when)
+    assert sandbox_tag(Settings()) is None
+    on = sandbox_tag(Settings(fhir_sandbox=True, canonical_base="https://x.example/fhir"))
+    assert on is not None
+    assert on[0] == "https://x.example/fhir/CodeSystem/iastm-sandbox-run"
+    assert sandbox_tag(Settings(), "run-mine") == (
+        "https://iastm.example.org/fhir/CodeSystem/iastm-sandbox-run", "run-mine")
