@@ -34,11 +34,13 @@ from typing import Any
 from fhir_iastm.canonical import DEFAULT_CANONICAL_BASE
 from fhir_iastm.config_forms import (  # noqa: F401  (re-exported)
     API_SCOPES,
+    BASIC_FORMS,
     BOOL_FORMS,
     COUNT_FORMS,
     DB_URL_FORMS,
     FILE_FORMS,
     FOLDER_FORMS,
+    HEADERS_FORMS,
     PAGE_FORMS,
     PATH_FORMS,
     POSITIVE_FORMS,
@@ -48,11 +50,13 @@ from fhir_iastm.config_forms import (  # noqa: F401  (re-exported)
     TOKENS_FORMS,
     URL_FORMS,
     parse_api_tokens,
+    parse_basic,
     parse_bool,
     parse_count,
     parse_database_url,
     parse_file,
     parse_folder,
+    parse_headers,
     parse_page_size,
     parse_path,
     parse_positive,
@@ -123,6 +127,50 @@ class Settings:
     fhir_token: str | None = setting(
         None, "IASTM_FHIR_TOKEN", parse=parse_text, forms=TEXT_FORMS, secret=True,
         doc="bearer token for that server", default_doc="none")
+    fhir_basic_auth: tuple[str, str] | None = setting(
+        None, "IASTM_FHIR_BASIC_AUTH", parse=parse_basic, forms=BASIC_FORMS, secret=True,
+        doc="HTTP basic credentials for that server ([docs/targets.md]"
+            "(docs/targets.md#authentication))", default_doc="none")
+    fhir_headers: Mapping[str, str] = setting(
+        {}, "IASTM_FHIR_HEADERS", parse=parse_headers, forms=HEADERS_FORMS, secret=True,
+        doc="extra headers sent to that server (e.g. an API gateway key)", default_doc="none")
+    fhir_client_cert: Path | None = setting(
+        None, "IASTM_FHIR_CLIENT_CERT", parse=parse_file, forms=FILE_FORMS,
+        doc="PEM client certificate for mutual TLS with that server (with "
+            "`IASTM_FHIR_CLIENT_KEY`; an expired one is refused at start)", default_doc="none")
+    fhir_client_key: Path | None = setting(
+        None, "IASTM_FHIR_CLIENT_KEY", parse=parse_file, forms=FILE_FORMS,
+        doc="PEM private key of that client certificate", default_doc="none")
+    fhir_ca_bundle: Path | None = setting(
+        None, "IASTM_FHIR_CA_BUNDLE", parse=parse_file, forms=FILE_FORMS,
+        doc="PEM CA bundle that server's TLS certificate is checked against",
+        default_doc="the system's CAs")
+    fhir_smart_client_id: str | None = setting(
+        None, "IASTM_FHIR_SMART_CLIENT_ID", parse=parse_text, forms=TEXT_FORMS,
+        doc="SMART Backend Services client id registered with that server (with "
+            "`IASTM_FHIR_SMART_KEY_FILE`; [docs/targets.md](docs/targets.md#authentication))",
+        default_doc="none (no SMART)")
+    fhir_smart_key_file: Path | None = setting(
+        None, "IASTM_FHIR_SMART_KEY_FILE", parse=parse_file, forms=FILE_FORMS,
+        doc="the client's private key: PEM from `fhir-iastm keys generate` (RS384 or ES384), "
+            "or a private JWK / JWK set with a `kid`", default_doc="none")
+    fhir_smart_kid: str | None = setting(
+        None, "IASTM_FHIR_SMART_KID", parse=parse_text, forms=TEXT_FORMS,
+        doc="the `kid` of that key as registered", default_doc="the key's RFC 7638 thumbprint "
+            "(what `keys generate` registers)")
+    fhir_smart_token_url: str | None = setting(
+        None, "IASTM_FHIR_SMART_TOKEN_URL", parse=parse_url, forms=URL_FORMS,
+        doc="the token endpoint, instead of the one in the server's "
+            "`.well-known/smart-configuration`", default_doc="discovered")
+    fhir_smart_scopes_v1: bool = setting(
+        False, "IASTM_FHIR_SMART_SCOPES_V1", parse=parse_bool, forms=BOOL_FORMS,
+        doc="ask for SMART v1 scopes (`system/Procedure.write`) instead of v2 "
+            "(`system/Procedure.cus`)", default_doc="`false`")
+    fhir_sandbox: bool = setting(
+        False, "IASTM_FHIR_SANDBOX", parse=parse_bool, forms=BOOL_FORMS,
+        doc="sandbox mode: every resource a run pushes carries that run's tag, so "
+            "`sandbox-clean` can remove them ([docs/targets.md](docs/targets.md#sandbox-mode))",
+        default_doc="`false`")
     api_tokens: Mapping[str, frozenset[str]] = setting(
         _NO_TOKENS, "IASTM_API_TOKENS", parse=parse_api_tokens, forms=TOKENS_FORMS, secret=True,
         doc="the bearer tokens this service accepts, each with its scopes",
@@ -230,6 +278,11 @@ class Settings:
         None, "IASTM_SMART_KEY_FILE", parse=parse_file, forms=FILE_FORMS,
         doc="PEM RSA private key that signs access tokens (RS384)",
         default_doc="none (a key generated once and kept in the database)")
+    client_jwks_file: Path | None = setting(
+        None, "IASTM_CLIENT_JWKS_FILE", parse=parse_file, forms=FILE_FORMS,
+        doc="public JWK set of our own SMART client keys (from `fhir-iastm keys generate`), "
+            "served at `/.well-known/jwks.json` for EHRs that fetch it (key rotation)",
+        default_doc="none (not served)")
 
     export_dir: Path = setting(
         Path("fhir_iastm_exports"), "IASTM_EXPORT_DIR", parse=parse_path, forms=PATH_FORMS,

@@ -144,6 +144,33 @@ def parse_api_tokens(text: str) -> Mapping[str, frozenset[str]]:
 
 
 TEXT_FORMS = "any non-blank text"
+BASIC_FORMS = "user:password (the user has no ':')"
+HEADERS_FORMS = "Name: value pairs separated by ';' (e.g. X-Api-Key: k1; X-Tenant: t2)"
+_HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")  # RFC 9110 token
+
+
+def parse_basic(text: str) -> tuple[str, str]:
+    """``user:password`` -> (user, password); never echoes the password in its errors."""
+    user, colon, password = text.strip().partition(":")
+    if not colon or not user or not password:
+        raise ValueError("expected user:password, both non-empty")
+    return user, password
+
+
+def parse_headers(text: str) -> Mapping[str, str]:
+    """``Name: value; Name2: value2`` -> {name: value}; never echoes a value in its errors."""
+    headers: dict[str, str] = {}
+    for number, part in enumerate((p.strip() for p in text.split(";")), 1):
+        if not part:
+            continue
+        name, colon, value = part.partition(":")
+        name, value = name.strip(), value.strip()
+        if not colon or not _HEADER_NAME.fullmatch(name) or not value:
+            raise ValueError(f"header {number}: expected Name: value with a token name")
+        if name.lower() in ("authorization", "host", "content-length", "content-type"):
+            raise ValueError(f"header {number}: {name} is set by the client itself")
+        headers[name] = value
+    return MappingProxyType(headers)
 
 
 def parse_text(text: str) -> str:
@@ -185,11 +212,13 @@ def parse_file(text: str) -> Path:
 
 __all__ = [
     "API_SCOPES",
+    "BASIC_FORMS",
     "BOOL_FORMS",
     "COUNT_FORMS",
     "DB_URL_FORMS",
     "FILE_FORMS",
     "FOLDER_FORMS",
+    "HEADERS_FORMS",
     "PAGE_FORMS",
     "PATH_FORMS",
     "POSITIVE_FORMS",
@@ -199,11 +228,13 @@ __all__ = [
     "TOKENS_FORMS",
     "URL_FORMS",
     "parse_api_tokens",
+    "parse_basic",
     "parse_bool",
     "parse_count",
     "parse_database_url",
     "parse_file",
     "parse_folder",
+    "parse_headers",
     "parse_page_size",
     "parse_path",
     "parse_positive",

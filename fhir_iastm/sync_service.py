@@ -17,6 +17,12 @@ from typing import Any
 
 from fhir_iastm.backoff import Backoff
 from fhir_iastm.client import FhirClient, RetryPolicy
+from fhir_iastm.client.auth import (  # noqa: F401  (generate_signing_key: re-exported)
+    SmartConfig,
+    TargetAuth,
+    generate_signing_key,
+    load_signing_key,
+)
 from fhir_iastm.config import Settings
 from fhir_iastm.errors import ConfigError, FhirConflictError, FhirServerError
 from fhir_iastm.mapping import to_fhir
@@ -35,6 +41,7 @@ from fhir_iastm.sync.outcome import PushOutcome
 from fhir_iastm.sync.ports import LastPushedView
 from fhir_iastm.sync.pull import PullError, pull_records
 from fhir_iastm.sync.push import push_record
+from fhir_iastm.sync.sandbox import CleanReport, clean, new_run_tag, tag_system
 from fhir_iastm.sync.worker import WorkerStats, run_worker
 from fhir_iastm.target_config import TargetSettings, load_target
 
@@ -44,17 +51,54 @@ _UPLOAD_ORDER = {"CodeSystem": 0, "ValueSet": 1, "StructureDefinition": 2, "Conc
 
 
 def make_client(
-    base_url: str, token: str | None = None, *, retry: RetryPolicy | None = None
+    base_url: str, token: str | None = None, *, retry: RetryPolicy | None = None,
+    auth: TargetAuth | None = None, tag: tuple[str, str] | None = None,
 ) -> FhirClient:
-    """A FhirClient for one server (bearer ``token`` optional)."""
-    return FhirClient(base_url, token=token, retry=retry)
+    """A FhirClient for one server (bearer ``token`` or the credentials ``auth``; ``tag``:
+    the sandbox run tag (system, code) put on every resource it writes)."""
+    return FhirClient(base_url, token=token, retry=retry, auth=auth, tag=tag)
 
 
-def configured_client(settings: Settings) -> FhirClient | None:
-    """The client of ``fhir_base_url`` / ``fhir_token``, or None when no server is configured."""
+def target_auth(settings: Settings, purpose: str = "push") -> TargetAuth:
+    """The target's credentials from the ``fhir_*`` settings (``purpose``: ``push`` or
+    ``pull``, which SMART scopes to ask for). ConfigError names the setting that is wrong."""
+    smart = None
+    if (settings.fhir_smart_client_id is None) != (settings.fhir_smart_key_file is None):
+        raise ConfigError("IASTM_FHIR_SMART_CLIENT_ID and IASTM_FHIR_SMART_KEY_FILE go together")
+    if settings.fhir_smart_client_id and settings.fhir_smart_key_file:
+        smart = SmartConfig(settings.fhir_smart_client_id,
+                            load_signing_key(settings.fhir_smart_key_file,
+                                             kid=settings.fhir_smart_kid),
+                            purpose=purpose, v1=settings.fhir_smart_scopes_v1,
+                            token_url=settings.fhir_smart_token_url)
+    return TargetAuth(token=settings.fhir_token, basic=settings.fhir_basic_auth,
+                      headers=dict(settings.fhir_headers), client_cert=settings.fhir_client_cert,
+                      client_key=settings.fhir_client_key, ca_bundle=settings.fhir_ca_bundle,
+                      smart=smart)
+
+
+def configured_client(settings: Settings, purpose: str = "push", *,
+                      retry: RetryPolicy | None = None,
+                      tag: tuple[str, str] | None = None) -> FhirClient | None:
+    """The client of ``fhir_base_url`` with the target's credentials, or None when no server
+    is configured."""
     if settings.fhir_base_url is None:
         return None
-    return make_client(settings.fhir_base_url, settings.fhir_token)
+    return make_client(settings.fhir_base_url, retry=retry,
+                       auth=target_auth(settings, purpose), tag=tag)
+
+
+def sandbox_tag(settings: Settings, given: str | None = None) -> tuple[str, str] | None:
+    """The run's sandbox tag (system, code) when sandbox mode is on (``fhir_sandbox``) or a
+    tag is ``given``; None otherwise (docs/targets.md#sandbox-mode)."""
+    if given is None and not settings.fhir_sandbox:
+        return None
+    return tag_system(settings.canonical_base), given or new_run_tag()
+
+
+def sandbox_clean(client: FhirClient, canonical_base: str, tag: str) -> CleanReport:
+    """Delete the resources of one sandbox run (``sync.sandbox.clean``)."""
+    return clean(client, tag_system(canonical_base), tag)
 
 
 #: The outbox worker's client retries once, briefly: the worker's per-entry backoff and its
@@ -62,9 +106,11 @@ def configured_client(settings: Settings) -> FhirClient | None:
 WORKER_RETRY = RetryPolicy(max_attempts=2, base_delay=0.25, max_delay=1.0)
 
 
-def worker_client(base_url: str, token: str | None = None) -> FhirClient:
+def worker_client(base_url: str, token: str | None = None, *,
+                  auth: TargetAuth | None = None,
+                  tag: tuple[str, str] | None = None) -> FhirClient:
     """The client of an outbox worker (``WORKER_RETRY``)."""
-    return make_client(base_url, token, retry=WORKER_RETRY)
+    return make_client(base_url, token, retry=WORKER_RETRY, auth=auth, tag=tag)
 
 
 Earlier = Callable[[SessionRecord], Iterable[SessionRecord]]
@@ -342,6 +388,10 @@ __all__ = [
     "make_pusher",
     "stored_versions",
     "target_settings",
+    "generate_signing_key",
+    "sandbox_clean",
+    "sandbox_tag",
+    "target_auth",
     "pull",
     "push_many",
     "upload_profiles",

@@ -2,7 +2,8 @@
 
 ``GET /fhir/.well-known/smart-configuration`` (SMART App Launch 2.2.0 conformance.html),
 ``POST /auth/token`` (client credentials with a ``private_key_jwt`` assertion;
-backend-services.md), ``GET /auth/jwks`` (the public key our access tokens are signed with).
+backend-services.md), ``GET /auth/jwks`` (the public key our access tokens are signed with),
+``GET /.well-known/jwks.json`` (the public keys of our own client, when configured).
 Token errors are RFC 6749 §5.2 JSON objects, never OperationOutcomes. docs/smart-bulk.md.
 """
 
@@ -16,7 +17,7 @@ from flask import Blueprint, Response, current_app, json, request
 from fhir_iastm.api.fhir_http import fhir_base
 from fhir_iastm.authz import GRANT_TYPE, token_url_of
 from fhir_iastm.facade.params import RESOURCE_TYPES
-from fhir_iastm.smart.assertion import SIGNING_ALGS, TokenError
+from fhir_iastm.smart.assertion import SIGNING_ALGS, TokenError, load_jwks
 from fhir_iastm.smart.tokens import public_key_jwk
 
 bp = Blueprint("smart", __name__)
@@ -79,6 +80,24 @@ def jwks() -> Response:
     """Our public signing key (resource servers may verify our access tokens with it)."""
     state = current_app.extensions["fhir_iastm"]
     return _json({"keys": [public_key_jwk(state.authorizer.key)]})
+
+
+@bp.get("/.well-known/jwks.json")
+def client_jwks() -> Response:
+    """The public keys of our own SMART client (``IASTM_CLIENT_JWKS_FILE``), for EHRs that
+    fetch them from a URL; read on each request, so replacing the file rotates the keys (keep
+    the old key in it until the EHR has seen the new one; docs/targets.md#key-rotation)."""
+    path = current_app.extensions["fhir_iastm"].settings.client_jwks_file
+    if path is None:
+        return _json({"error": "not_found", "error_description": "no client JWK set is "
+                      "configured (IASTM_CLIENT_JWKS_FILE)"}, 404)
+    try:
+        keys = load_jwks(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        log.error("client jwks unusable", extra={"error": type(exc).__name__})
+        return _json({"error": "server_error", "error_description": "the configured client "
+                      "JWK set cannot be served"}, 500)
+    return _json(keys, 200, {"Cache-Control": "max-age=300"})
 
 
 __all__ = ["bp", "smart_configuration"]

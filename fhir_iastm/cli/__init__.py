@@ -4,7 +4,8 @@ this package.
 
 ``io`` (documents in, results and OperationOutcomes out, exit codes), ``offline`` (map,
 unmap, validate), ``remote`` (push, pull, load-profiles), ``store`` (init-db, import, serve,
-worker, export), ``clients`` (SMART client registration), ``bulk`` (``export-worker``).
+worker, export), ``clients`` (SMART client registration), ``bulk`` (``export-worker``),
+``targets`` (``keys generate``, ``sandbox-clean``).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from __future__ import annotations
 import click
 
 from fhir_iastm import __version__
-from fhir_iastm.cli import bulk, clients, offline, remote, store
+from fhir_iastm.cli import bulk, clients, offline, remote, store, targets
 
 
 @click.group()
@@ -22,7 +23,7 @@ def main() -> None:
 
 
 for _command in (*bulk.COMMANDS, *clients.COMMANDS, *offline.COMMANDS, *remote.COMMANDS,
-                 *store.COMMANDS):
+                 *store.COMMANDS, *targets.COMMANDS):
     main.add_command(_command)
 
 __all__ = ["main"]

@@ -25,18 +25,65 @@ class SettingsError(click.ClickException):
     exit_code = EXIT_USAGE
 
 
+#: ``ctx.meta`` key of the settings given by options that are not command parameters
+#: (:func:`auth_options`).
+_META = "fhir_iastm.settings"
+
+
 def load_settings(**options: Any) -> Settings:
-    """The environment's settings with the given options (None: not given) on top; a target
-    file that cannot be read stops the command here, naming the file and the setting."""
+    """The environment's settings with the given options (None: not given) on top, and those of
+    :func:`auth_options` given on the command line; a target file that cannot be read stops the
+    command here, naming the file and the setting."""
     from fhir_iastm.target_config import load_target
 
+    ctx = click.get_current_context(silent=True)
+    given = dict(ctx.meta.get(_META, {})) if ctx is not None else {}
     try:
-        settings = Settings.from_env().override(**options)
+        settings = Settings.from_env().override(**{**given, **options})
         if settings.target_file is not None:
             load_target(settings.target_file)
     except ConfigError as exc:
         raise SettingsError(exc.message) from exc
     return settings
+
+
+def _remember(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+    if value is None or value == ():
+        return value
+    if param.name == "fhir_headers":  # repeated --header: merged, the last one wins
+        value = {k: v for one in value for k, v in one.items()}
+    ctx.meta.setdefault(_META, {})[param.name] = value
+    return value
+
+
+#: (option, setting, help) of the target's credentials (docs/targets.md#authentication).
+_AUTH = (
+    ("--basic-auth", "fhir_basic_auth", "HTTP basic user:password for the server"),
+    ("--header", "fhir_headers", "Extra header 'Name: value' (repeatable)"),
+    ("--client-cert", "fhir_client_cert", "PEM client certificate (mutual TLS)"),
+    ("--client-key", "fhir_client_key", "PEM key of --client-cert"),
+    ("--ca-bundle", "fhir_ca_bundle", "PEM CA bundle for the server's certificate"),
+    ("--smart-client-id", "fhir_smart_client_id", "SMART Backend Services client id"),
+    ("--smart-key", "fhir_smart_key_file", "The SMART client's private key (PEM or JWK)"),
+    ("--smart-kid", "fhir_smart_kid", "The kid of --smart-key as registered"),
+    ("--smart-token-url", "fhir_smart_token_url", "Token endpoint (instead of discovery)"),
+)
+
+
+def auth_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """The target's credentials beyond --token (each overrides its setting; the command reads
+    them through :func:`load_settings`)."""
+    command = click.option(
+        "--smart-v1/--smart-v2", "fhir_smart_scopes_v1", default=None, expose_value=False,
+        callback=_remember,
+        help="Ask for SMART v1 (.read/.write) or v2 (.cus) scopes (default: "
+             "IASTM_FHIR_SMART_SCOPES_V1).")(command)
+    for decl, name, text in reversed(_AUTH):
+        env = " or ".join(variables()[name].names)
+        command = click.option(decl, name, type=SettingType(name), default=None,
+                               multiple=name == "fhir_headers", expose_value=False,
+                               callback=_remember, help=f"{text} (default: {env}).")(command)
+    return command
 
 
 class SettingType(click.ParamType):
@@ -92,6 +139,7 @@ __all__ = [
     "target_option",
     "EXIT_USAGE",
     "SettingType",
+    "auth_options",
     "SettingsError",
     "canonical_base_option",
     "database_option",

@@ -7,6 +7,7 @@ or one it already holds newer (superseded); 3 the FHIR server failed (unreachabl
 
 from __future__ import annotations
 
+import json
 import sys
 from collections import deque
 from collections.abc import Iterator
@@ -25,6 +26,8 @@ from fhir_iastm.cli.io import (
     label,
 )
 from fhir_iastm.cli.options import (
+    SettingsError,
+    auth_options,
     canonical_base_option,
     load_settings,
     profiles_option,
@@ -54,13 +57,46 @@ def _valid_since(value: str) -> bool:
     return False
 
 
-def _client(settings: Settings) -> Any:
-    from fhir_iastm.service import make_client
+def authenticated_client(settings: Settings, purpose: str = "push",
+                         tag: tuple[str, str] | None = None) -> Any:
+    """The target's client with its credentials, authenticated now: a bad key, certificate,
+    token URL or a refused scope stops the command with one line before anything is sent."""
+    from fhir_iastm.errors import FhirServerError
+    from fhir_iastm.service import configured_client
 
+    require_server(settings)
     try:
-        return make_client(require_server(settings), settings.fhir_token)
+        client = configured_client(settings, purpose, tag=tag)
+        assert client is not None  # a server is configured
+        client.authenticate()
     except ConfigError as exc:
-        raise click.BadParameter(exc.message, param_hint="--server") from exc
+        raise SettingsError(exc.message) from exc
+    except FhirServerError as exc:
+        click.echo(f"Error: {exc.message}", err=True)
+        sys.exit(EXIT_SERVER)
+    return client
+
+
+def _unchecked_client(settings: Settings) -> Any:
+    """The target's client with its credentials, not authenticated yet: the readiness check
+    reports a refused credential as its ``auth`` check instead of stopping."""
+    from fhir_iastm.service import configured_client
+
+    require_server(settings)
+    try:
+        return configured_client(settings, "push")
+    except ConfigError as exc:
+        raise SettingsError(exc.message) from exc
+
+
+def announce_sandbox_tag(settings: Settings, given: str | None) -> tuple[str, str] | None:
+    """The run's sandbox tag (system, code) when sandbox mode is on, told on stderr."""
+    from fhir_iastm.service import sandbox_tag
+
+    tag = sandbox_tag(settings, given)
+    if tag is not None:
+        click.echo(json.dumps({"sandbox_tag": tag[1], "system": tag[0]}), err=True)
+    return tag
 
 
 def _target(settings: Settings) -> Any:
@@ -152,6 +188,7 @@ def _failure_line(record: Any, exc: IastmError, base: str) -> dict[str, Any]:
 @click.command("push")
 @click.argument("files", nargs=-1, required=True, type=click.File("rb"))
 @server_options
+@auth_options
 @canonical_base_option
 @target_option
 @click.option("--dry-run", is_flag=True, default=False,
@@ -160,18 +197,25 @@ def _failure_line(record: Any, exc: IastmError, base: str) -> dict[str, Any]:
 @click.option("--review", is_flag=True, default=False,
               help="Dry-run each record, show its diff on stderr and ask; a yes writes exactly "
                    "that plan, with If-Match on the versions it showed (docs/targets.md#dry-run).")
+@click.option("--sandbox/--no-sandbox", "fhir_sandbox", default=None,
+              help="Tag everything this run pushes with a new run tag, told on stderr "
+                   "(default: IASTM_FHIR_SANDBOX; docs/targets.md#sandbox-mode).")
+@click.option("--sandbox-tag", default=None,
+              help="Sandbox mode with this run tag instead of a new one.")
 def push_command(files: tuple[IO[bytes], ...], fhir_base_url: str | None,
                  fhir_token: str | None, canonical_base: str | None, target_file: Path | None,
-                 dry_run: bool, review: bool) -> None:
+                 dry_run: bool, review: bool, fhir_sandbox: bool | None,
+                 sandbox_tag: str | None) -> None:
     """Push record(s) from FILES to a FHIR server: one JSON result line per record on stdout
     (with its "input": file, line, item), a progress line on stderr when it is a terminal, and
     a summary on stderr."""
     from fhir_iastm.service import mapping_settings, push_many
 
     settings = load_settings(fhir_base_url=fhir_base_url, fhir_token=fhir_token,
-                             canonical_base=canonical_base, target_file=target_file)
+                             canonical_base=canonical_base, target_file=target_file,
+                             fhir_sandbox=fhir_sandbox)
     target = _target(settings)
-    client = _client(settings)
+    client = authenticated_client(settings, "push", announce_sandbox_tag(settings, sandbox_tag))
     files = _rereadable(files)
     run = Run("push", files)
     valid, versions, failed = _plan_push(Run("push (reading)", files), run,
@@ -276,6 +320,7 @@ def _diff_lines(plan: Any) -> list[str]:
 
 @click.command("pull")
 @server_options
+@auth_options
 @canonical_base_option
 @click.option("--patient", "patient_mrn", default=None, help="Only this patient's MRN.")
 @click.option("--clinic", "clinic_id", default=None,
@@ -295,13 +340,15 @@ def pull_command(fhir_base_url: str | None, fhir_token: str | None, canonical_ba
     if since is not None and not _valid_since(since):
         raise click.BadParameter("expected YYYY-MM-DD or an RFC 3339 date-time",
                                  param_hint="--since")
-    results = pull(_client(settings), session_id=session_id, patient_mrn=patient_mrn,
+    results = pull(authenticated_client(settings, "pull"), session_id=session_id,
+                   patient_mrn=patient_mrn,
                    clinic_id=clinic_id, since=since, settings=mapping_settings(settings))
     emit_pulled(results, settings.canonical_base)
 
 
 @click.command("load-profiles")
 @server_options
+@auth_options
 @canonical_base_option
 @profiles_option
 def load_profiles_command(fhir_base_url: str | None, fhir_token: str | None,
@@ -315,7 +362,8 @@ def load_profiles_command(fhir_base_url: str | None, fhir_token: str | None,
     settings = load_settings(fhir_base_url=fhir_base_url, fhir_token=fhir_token,
                              canonical_base=canonical_base, profiles_dir=profiles_dir)
     try:
-        written = upload_profiles(_client(settings), settings.profiles_dir,
+        written = upload_profiles(authenticated_client(settings, "profiles"),
+                                  settings.profiles_dir,
                                   settings.canonical_base)
     except ConfigError as exc:
         emit_outcome(exc.issues, None, settings.canonical_base)
@@ -331,6 +379,7 @@ def load_profiles_command(fhir_base_url: str | None, fhir_token: str | None,
 
 @click.command("check-server")
 @server_options
+@auth_options
 @canonical_base_option
 @profiles_option
 @click.option("--json", "as_json", is_flag=True, default=False,
@@ -356,7 +405,7 @@ def check_server_command(fhir_base_url: str | None, fhir_token: str | None,
 
     settings = load_settings(fhir_base_url=fhir_base_url, fhir_token=fhir_token,
                              canonical_base=canonical_base, profiles_dir=profiles_dir)
-    checks = check_server(_client(settings), profiles=settings.profiles_dir,
+    checks = check_server(_unchecked_client(settings), profiles=settings.profiles_dir,
                           canonical_base=settings.canonical_base,
                           public_sandbox=public_sandbox, probe_writes=probe_writes)
     if as_json:
@@ -377,4 +426,4 @@ def check_server_command(fhir_base_url: str | None, fhir_token: str | None,
 
 COMMANDS = (push_command, pull_command, load_profiles_command, check_server_command)
 
-__all__ = ["COMMANDS"]
+__all__ = ["COMMANDS", "announce_sandbox_tag", "authenticated_client"]

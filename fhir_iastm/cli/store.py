@@ -28,6 +28,8 @@ from fhir_iastm.cli.io import (
     store_errors,
 )
 from fhir_iastm.cli.options import (
+    SettingsError,
+    auth_options,
     canonical_base_option,
     database_option,
     load_settings,
@@ -168,6 +170,7 @@ def serve_command(host: str, port: int, debug: bool) -> None:
 @click.command("worker")
 @database_option
 @server_options
+@auth_options
 @click.option("--once", is_flag=True, help="Drain what is due, then exit.")
 @click.option("--poll-interval", default=1.0, show_default=True, type=float)
 @click.option("--worker-id", default=None, help="Name in claims and logs (default host:pid).")
@@ -200,15 +203,21 @@ def worker_command(database_url: str | None, fhir_base_url: str | None, fhir_tok
     While the server is down the worker claims nothing and probes it at growing delays; with
     --once it then stops at once and exits 3. A 401/403 pauses pushing (exit 3 with --once).
     """
+    from fhir_iastm.cli.remote import announce_sandbox_tag
     from fhir_iastm.errors import ConfigError
     from fhir_iastm.logging import configure_logging
-    from fhir_iastm.service import drain_outbox, mapping_settings, worker_client
+    from fhir_iastm.service import WORKER_RETRY, configured_client, drain_outbox, mapping_settings
 
     settings = load_settings(database_url=database_url, fhir_base_url=fhir_base_url,
                              fhir_token=fhir_token, canonical_base=canonical_base,
                              allow_canonical_base_change=allow_canonical_base_change or None)
-    client = worker_client(require_server(settings), settings.fhir_token)
+    require_server(settings)
     configure_logging()
+    tag = announce_sandbox_tag(settings, None)
+    try:  # credentials are checked here; the token itself is fetched on the first push
+        client = configured_client(settings, retry=WORKER_RETRY, tag=tag)
+    except ConfigError as exc:
+        raise SettingsError(exc.message) from exc
     settings = settings.override(worker_max_attempts=max_attempts,
                                  worker_backoff_base_s=backoff_base,
                                  worker_backoff_cap_s=backoff_cap)

@@ -1,8 +1,8 @@
 """A Bulk Data client (Bulk Data Access IG 2.0.0): kick-off, bounded polling, NDJSON download.
 
 ``BulkClient(base)`` authenticates with a static bearer token or as a SMART backend service
-(:class:`SmartCredentials`: the token endpoint is read from ``.well-known/smart-configuration``
-and a fresh signed assertion is sent for each token). The kick-off sends
+(:class:`SmartCredentials`; the tokens come from ``client.smart_tokens``, as the push's do:
+discovery, a fresh signed assertion per token request, the cached token). The kick-off sends
 ``Cache-Control: no-cache``; polling honours ``Retry-After`` (also on 429) but waits at least
 ``min_wait`` and at most ``max_retry_after`` seconds a time and gives up after ``max_wait``
 seconds in total; files are streamed line by line with ``Accept: application/fhir+ndjson``.
@@ -14,13 +14,14 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import requests
 
+from fhir_iastm.client.auth import SmartConfig, checked_alg
+from fhir_iastm.client.smart_tokens import SmartTokens
 from fhir_iastm.errors import FhirAuthError, FhirServerError, FhirUnavailableError
-from fhir_iastm.smart.assertion import ASSERTION_TYPE, sign_assertion
 
 FHIR_JSON = "application/fhir+json"
 NDJSON = "application/fhir+ndjson"
@@ -33,8 +34,11 @@ class SmartCredentials:
     client_id: str
     private_jwk: Mapping[str, Any]
     scope: str = "system/*.rs"
-    _token: str | None = field(default=None, repr=False)
-    _expires: float = 0.0
+
+    def config(self) -> SmartConfig:
+        """As the token client wants it (the scope is asked for as given)."""
+        return SmartConfig(self.client_id, checked_alg(dict(self.private_jwk)), purpose="bulk",
+                           scope=self.scope)
 
 
 def _outcome(response: requests.Response) -> dict[str, Any] | None:
@@ -65,34 +69,14 @@ class BulkClient:
         self.session = session or requests.Session()
         self.max_wait, self.max_retry_after, self.min_wait = max_wait, max_retry_after, min_wait
         self.timeout, self.sleep, self.clock = timeout, sleep, clock
+        self.tokens = (SmartTokens(self.base, smart.config(), self.session, timeout=timeout)
+                       if smart is not None else None)
 
     # -- credentials ------------------------------------------------------------------------------
     def _bearer(self) -> dict[str, str]:
-        if self.smart is not None:
-            return {"Authorization": f"Bearer {self._smart_token(self.smart)}"}
+        if self.tokens is not None:
+            return {"Authorization": f"Bearer {self.tokens.token()}"}
         return {"Authorization": f"Bearer {self.token}"} if self.token else {}
-
-    def _smart_token(self, smart: SmartCredentials) -> str:
-        if smart._token and time.time() < smart._expires - 30:
-            return smart._token
-        found = self.session.get(f"{self.base}/.well-known/smart-configuration",
-                                 timeout=self.timeout, headers={"Accept": "application/json"})
-        if found.status_code != 200:
-            raise _fail("SMART discovery", found)
-        token_url = found.json()["token_endpoint"]
-        assertion = sign_assertion(smart.private_jwk, client_id=smart.client_id,
-                                   token_url=token_url, now=int(time.time()))
-        got = self.session.post(token_url, timeout=self.timeout, data={
-            "grant_type": "client_credentials", "client_assertion_type": ASSERTION_TYPE,
-            "client_assertion": assertion, "scope": smart.scope})
-        if got.status_code != 200:
-            body = _outcome(got) or {}
-            raise FhirAuthError(f"token endpoint: {body.get('error', got.status_code)}: "
-                                f"{body.get('error_description', '')}", status=got.status_code)
-        answer = got.json()
-        smart._token = str(answer["access_token"])
-        smart._expires = time.time() + float(answer.get("expires_in", 300))
-        return smart._token
 
     # -- the protocol -----------------------------------------------------------------------------
     def kick_off(self, path: str = "$export", params: list[tuple[str, str]] | None = None) -> str:

@@ -21,8 +21,10 @@ Spec: https://hl7.org/fhir/R4/http.html (RESTful API), .../R4/bundle.html#transa
 
 from __future__ import annotations
 
+import copy
 import re
 from collections.abc import Iterator
+from typing import Any
 from urllib.parse import urljoin
 
 from fhir_iastm.client.capabilities import Capabilities
@@ -42,10 +44,18 @@ __all__ = ["CONFORMANCE_TYPES", "FhirClient"]
 
 class FhirClient(Transport):
     """Client of one FHIR R4 server (base URL such as ``http://127.0.0.1:18080/fhir``): the
-    transport (``Transport(base_url, token=, timeout=, session=, retry=, sleep=)``) plus one
-    method per FHIR interaction."""
+    transport (``Transport(base_url, token=, timeout=, session=, retry=, sleep=, auth=)``) plus
+    one method per FHIR interaction.
+
+    ``tag`` (sandbox mode, docs/targets.md#sandbox-mode): a (system, code) put in ``meta.tag`` of
+    every resource this client creates or updates, so ``sandbox-clean`` finds them again."""
 
     _capabilities: Capabilities | None = None  # read once per client, on first use
+
+    def __init__(self, base_url: str, *, tag: tuple[str, str] | None = None,
+                 **transport: Any) -> None:
+        super().__init__(base_url, **transport)
+        self.tag = tag
 
     def __enter__(self) -> FhirClient:
         return self
@@ -157,6 +167,8 @@ class FhirClient(Transport):
             raise ValueError("transaction() needs a Bundle of type 'transaction'")
         entries = bundle.get("entry") or []
         guarded = any((e.get("request") or {}).get("ifMatch") for e in entries)
+        if self.tag is not None:
+            bundle = {**bundle, "entry": [self._tagged_entry(e) for e in entries]}
         request = Request(
             "POST",
             "",
@@ -181,7 +193,7 @@ class FhirClient(Transport):
                 _path(resource_type, resource_id),
                 f"PUT {resource_type}",
                 True,
-                body=resource,
+                body=self._tagged(resource),
                 headers=headers,
                 retry_conflict=if_match is None,
                 expect=resource_type,
@@ -197,17 +209,34 @@ class FhirClient(Transport):
                 _path(resource_type),
                 f"POST {resource_type}",
                 bool(if_none_exist),
-                body=resource,
+                body=self._tagged(resource),
                 headers=headers,
                 expect=resource_type,
             )
         )
 
     def delete(self, resource_type: str, resource_id: str) -> None:
-        """``DELETE Type/id`` (only the readiness check's own probe resources: the push never
-        deletes, docs/decisions.md#d8)."""
-        path = _path(resource_type, resource_id)
-        self.send(Request("DELETE", path, f"DELETE {resource_type}", True))
+        """``DELETE Type/id`` (idempotent: deleting a deleted resource succeeds too). A 409 (the
+        resource is still referenced) is raised at once, not retried."""
+        self.send(Request("DELETE", _path(resource_type, resource_id), f"DELETE {resource_type}",
+                          True, expect=None, empty_ok=True, retry_conflict=False))
+
+    def _tagged(self, resource: Json) -> Json:
+        """``resource`` with the sandbox tag added to ``meta.tag`` (a copy; as is without one)."""
+        if self.tag is None:
+            return resource
+        system, code = self.tag
+        tagged = copy.deepcopy(resource)
+        tags = tagged.setdefault("meta", {}).setdefault("tag", [])
+        if not any(t.get("system") == system and t.get("code") == code for t in tags):
+            tags.append({"system": system, "code": code})
+        return tagged
+
+    def _tagged_entry(self, entry: Json) -> Json:
+        method = str((entry.get("request") or {}).get("method", "")).upper()
+        if method in ("POST", "PUT") and isinstance(entry.get("resource"), dict):
+            return {**entry, "resource": self._tagged(entry["resource"])}
+        return entry
 
     def validate(self, resource: Json, profile: str | None = None) -> Json:
         """``POST Type/$validate[?profile=]``: the OperationOutcome, also when served with a 4xx."""

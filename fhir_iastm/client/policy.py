@@ -29,6 +29,7 @@ from fhir_iastm.errors import (
 __all__ = [
     "RetryPolicy",
     "error_for_status",
+    "is_expired_token",
     "is_idempotent_bundle",
     "is_multiple_matches",
     "outcome_issues",
@@ -105,6 +106,11 @@ def is_multiple_matches(outcome: Mapping[str, Any] | None) -> bool:
         if issue.get("code") == "multiple-matches" or _MULTIPLE_MATCHES.search(_issue_text(issue)):
             return True
     return False
+
+
+def is_expired_token(outcome: Mapping[str, Any] | None) -> bool:
+    """True when an OperationOutcome has an issue of code ``expired`` (a token ran out)."""
+    return any(issue.get("code") == "expired" for issue in _raw_issues(outcome))
 
 
 def outcome_issues(outcome: Mapping[str, Any] | None, details: str, fallback: Issue) -> list[Issue]:

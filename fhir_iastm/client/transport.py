@@ -1,7 +1,10 @@
 """Sending one FHIR request: retries, timeouts, the parsed reply or a typed error.
 
 * Every request goes through one ``requests.Session`` with explicit timeouts, the
-  ``application/fhir+json`` media type and, when configured, a bearer token.
+  ``application/fhir+json`` media type and the target's credentials (``client.auth``: a static
+  token, basic, extra headers, mutual TLS, or SMART Backend Services tokens from
+  ``client.smart_tokens``). A 401, or an OperationOutcome with code ``expired``, while a SMART
+  token was sent drops that token, fetches one new token and retries the request once.
 * Only idempotent requests are retried (see ``client.client``), on connection errors, timeouts,
   :attr:`RetryPolicy.statuses` and 409 version conflicts. A request that was never sent
   (connection refused, connect timeout) is retried whatever its method.
@@ -23,7 +26,14 @@ from urllib.parse import urlsplit
 import requests
 from urllib3.exceptions import NewConnectionError
 
-from fhir_iastm.client.policy import RetryPolicy, error_for_status, parse_retry_after
+from fhir_iastm.client.auth import TargetAuth
+from fhir_iastm.client.policy import (
+    RetryPolicy,
+    error_for_status,
+    is_expired_token,
+    parse_retry_after,
+)
+from fhir_iastm.client.smart_tokens import SmartTokens
 from fhir_iastm.errors import ConfigError, FhirServerError, FhirUnavailableError, IastmError
 
 log = logging.getLogger(__name__)
@@ -61,11 +71,14 @@ class Request:
     retry_conflict: bool = True
     expect: str | None = None
     outcome_ok: bool = False  # $validate: a 4xx OperationOutcome is the answer, not an error
+    empty_ok: bool = False  # DELETE: a 2xx without a body (or with an OperationOutcome) is fine
 
 
 
 class Transport:
-    """The HTTP side of one FHIR server: base URL, session, token, timeouts and retry policy."""
+    """The HTTP side of one FHIR server: base URL, session, credentials, timeouts, retries.
+
+    ``token`` is shorthand for ``auth=TargetAuth(token=...)``."""
 
     def __init__(
         self,
@@ -76,6 +89,7 @@ class Transport:
         session: requests.Session | None = None,
         retry: RetryPolicy | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        auth: TargetAuth | None = None,
     ) -> None:
         parts = urlsplit(base_url)
         if parts.scheme not in ("http", "https") or not parts.netloc:
@@ -83,12 +97,21 @@ class Transport:
         self.base_url = base_url.rstrip("/")
         self.timeout = timeout
         self.retry = retry or RetryPolicy()
-        self._token = token
+        self.auth = auth or TargetAuth(token=token)
         self._session = session or requests.Session()
         self._owns_session = session is None
         self._sleep = sleep
         #: the ``Date`` header of the last response (the readiness check's clock offset)
         self.server_date: str | None = None
+        self.auth.configure(self._session)
+        self.tokens = (SmartTokens(self.base_url, self.auth.smart, self._session,
+                                   tls=self.auth.tls()) if self.auth.smart else None)
+
+    def authenticate(self) -> None:
+        """Get (or reuse) the SMART token now: a refused client, key or scope raises here,
+        before any FHIR request (a no-op for the other kinds of credentials)."""
+        if self.tokens is not None:
+            self.tokens.token()
 
     def close(self) -> None:
         """Close the session if this transport created it."""
@@ -98,18 +121,21 @@ class Transport:
     def send(self, request: Request) -> Json:
         """Run one request under the retry policy; the parsed body or an exception."""
         attempt = 0
+        refreshed = False
         while True:
             attempt += 1
             started = time.monotonic()
+            token = self.tokens.token() if self.tokens is not None else None
             try:
                 response = self._session.request(
                     request.method,
                     self._absolute(request.url),
                     params=param_list(request.params),
                     json=request.body,
-                    headers=self._headers(request),
+                    headers=self._headers(request, token),
                     timeout=self.timeout,
                     allow_redirects=False,
+                    **self.auth.tls(),
                 )
             except requests.RequestException as exc:
                 self._log(request, type(exc).__name__, attempt, started)
@@ -120,8 +146,15 @@ class Transport:
                 continue
             self._log(request, response.status_code, attempt, started)
             self.server_date = response.headers.get("Date")
+            if response.status_code < 300 and request.empty_ok:
+                return outcome_of(response) or {}
             if response.status_code < 300 or (request.outcome_ok and _is_outcome_reply(response)):
                 return _parse_body(request, response)
+            if token is not None and not refreshed and _token_refused(response):
+                assert self.tokens is not None
+                self.tokens.invalidate(token)  # one new token, one retry
+                refreshed, attempt = True, attempt - 1
+                continue
             delay = self._status_delay(request, response, attempt)
             if delay is None:
                 retried = self._retries_status(request, response)
@@ -160,12 +193,13 @@ class Transport:
         # Honour the server: never come back earlier than asked; give up if it asks too much.
         return wait if wait <= self.retry.max_delay else None
 
-    def _headers(self, request: Request) -> dict[str, str]:
+    def _headers(self, request: Request, token: str | None) -> dict[str, str]:
         headers = {"Accept": FHIR_JSON}
         if request.body is not None:
             headers["Content-Type"] = f"{FHIR_JSON}; charset=utf-8"
-        if self._token:
-            headers["Authorization"] = f"Bearer {self._token}"
+        headers.update(self.auth.static_headers())
+        if token is not None:
+            headers["Authorization"] = f"Bearer {token}"
         headers.update(request.headers or {})
         return headers
 
@@ -248,6 +282,13 @@ def _status_error(
     if isinstance(error, FhirUnavailableError):
         error.retry_after = parse_retry_after(response.headers.get("Retry-After"), time.time())
     return error
+
+
+def _token_refused(response: requests.Response) -> bool:
+    """401, or a 4xx OperationOutcome whose issue code is ``expired`` (the token ran out)."""
+    if response.status_code == 401:
+        return True
+    return 400 <= response.status_code < 500 and is_expired_token(outcome_of(response))
 
 
 def _is_outcome_reply(response: requests.Response) -> bool:

@@ -178,6 +178,8 @@ def sign_assertion(private_jwk: Mapping[str, Any], *, client_id: str, token_url:
     header), valid ``lifetime`` seconds (at most 300) from unix time ``now``."""
     if not 0 < lifetime <= MAX_ASSERTION_LIFETIME:
         raise ValueError("lifetime must be 1..300 seconds")
+    if not isinstance(private_jwk.get("kid"), str) or not private_jwk["kid"]:
+        raise ValueError("the signing key has no 'kid' (the server finds our public key by it)")
     alg = _alg_of(private_jwk)
     key = jwt.PyJWK(dict(private_jwk), algorithm=alg)
     header: dict[str, Any] = {"typ": "JWT", "kid": private_jwk.get("kid")}

@@ -95,5 +95,57 @@ def scope_text(scopes: Iterable[Scope]) -> str:
     return " ".join(s.text for s in scopes)
 
 
-__all__ = ["EXPLICIT_TYPES", "PERMISSIONS", "Scope", "ScopeError", "allows", "grant",
-           "parse_scope", "parse_scopes", "scope_text"]
+#: What a push does per resource type (docs/targets.md#authentication): conditional creates
+#: and updates in one transaction (``cu``), identifier and encounter searches for the version
+#: check and the retractions (``s``); the Provenance is written by ``PUT Provenance/{id}``.
+PUSH_NEEDS = {t: "cus" for t in ("Patient", "Practitioner", "Organization", "Device",
+                                 "Encounter", "Procedure", "Observation", "Condition")}
+PUSH_NEEDS["Provenance"] = "cu"
+#: What a pull reads: the Procedure search with its ``_include`` / ``_revinclude`` types.
+PULL_NEEDS = {t: "rs" for t in ("Procedure", "Encounter", "Condition", "Observation", "Patient",
+                                "Practitioner", "Organization")}
+
+#: ``load-profiles``: conformance resources written by ``PUT Type/id``.
+PROFILES_NEEDS = {t: "cu" for t in ("StructureDefinition", "ValueSet", "CodeSystem",
+                                    "ConceptMap")}
+#: ``sandbox-clean``: a tagged search and a delete per type the push writes.
+CLEAN_NEEDS = {t: "ds" for t in PUSH_NEEDS}
+
+
+def needed_scopes(needs: dict[str, str], *, v1: bool = False) -> str:
+    """The narrowest scope text for ``needs`` (type -> v2 permissions): SMART v2
+    ``system/Procedure.cus``, or with ``v1`` ``system/Procedure.write system/Procedure.read``."""
+    words: list[str] = []
+    for rtype, perms in sorted(needs.items()):
+        if not v1:
+            words.append(f"system/{rtype}.{perms}")
+            continue
+        if set(perms) & set("cud"):
+            words.append(f"system/{rtype}.write")
+        if set(perms) & set("rs"):
+            words.append(f"system/{rtype}.read")
+    return " ".join(words)
+
+
+def lenient_scopes(text: str) -> list[Scope]:
+    """The ``system/`` scopes of a granted scope text; words we do not read (``launch``,
+    granular or ``user/`` scopes) grant nothing here and are skipped."""
+    found = []
+    for word in text.split():
+        try:
+            found.append(parse_scope(word))
+        except ScopeError:
+            continue
+    return found
+
+
+def missing_permissions(granted: Iterable[Scope], needs: dict[str, str]) -> list[str]:
+    """``Type.perms`` for every need the granted scopes do not cover (empty: all covered)."""
+    held = list(granted)
+    return [f"{rtype}.{perms}" for rtype, perms in sorted(needs.items())
+            if not allows(held, rtype, perms)]
+
+
+__all__ = ["CLEAN_NEEDS", "EXPLICIT_TYPES", "PERMISSIONS", "PROFILES_NEEDS", "PULL_NEEDS",
+           "PUSH_NEEDS", "Scope", "ScopeError", "allows", "grant", "lenient_scopes",
+           "missing_permissions", "needed_scopes", "parse_scope", "parse_scopes", "scope_text"]

@@ -44,6 +44,16 @@ class FhirPort(Protocol):
     def transaction(self, bundle: Json, *, idempotent: bool | None = None) -> Json: ...
 
 
+class CleanPort(Protocol):
+    """The FHIR server, as the sandbox clean-up uses it (``client.FhirClient``)."""
+
+    def search_all(self, resource_type: str, params: Any) -> Iterator[Json]: ...
+
+    def delete(self, resource_type: str, resource_id: str) -> None: ...
+
+    def transaction(self, bundle: Json, *, idempotent: bool | None = None) -> Json: ...
+
+
 class LastPushedView(Protocol):
     """What the server last accepted for a session: the retraction diff's base
     (docs/decisions.md#d8)."""
@@ -110,6 +120,7 @@ class OutboxPort(Protocol[Entry]):
 
 
 __all__ = [
+    "CleanPort",
     "CapabilitiesView",
     "FhirPort",
     "LastPushedView",

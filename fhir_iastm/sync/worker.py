@@ -287,8 +287,9 @@ class Worker:
         if self.circuit.state != PAUSED:
             _log("target_paused", logging.ERROR, worker=self.worker_id,
                  error_code=failure.error_code, probe_in_s=self.circuit.probe.cap,
-                 action="the FHIR server refused the credentials (401/403): check "
-                        "IASTM_FHIR_TOKEN, then restart the worker")
+                 action="the FHIR server refused the credentials (401/403, or the SMART "
+                        "token request): check IASTM_FHIR_TOKEN or the IASTM_FHIR_SMART_* "
+                        "settings (docs/targets.md#authentication), then restart the worker")
         self.circuit.pause(now)
         self.store.retry_later(item, self.circuit.wait(now), failure, count_attempt=False)
         self.stats.retried += 1

@@ -590,12 +590,12 @@ def test_cli_push_prints_one_line_per_record_and_exits_1_for_an_invalid_one(
 
 
 def test_cli_push_exit_3_when_the_server_is_unavailable(server, tmp_path, monkeypatch) -> None:
-    import fhir_iastm.service as service
+    import fhir_iastm.sync_service as sync_service
 
     monkeypatch.setattr(
-        service,
+        sync_service,
         "make_client",
-        lambda base, token=None: FhirClient(
+        lambda base, token=None, **_: FhirClient(
             base, token=token, retry=RetryPolicy(max_attempts=3), sleep=lambda _s: None
         ),
     )
