@@ -7,7 +7,8 @@ contracts of ``pyproject.toml`` enforce the table and ``tests/test_import_contra
 1. ``cli`` ∥ ``serving`` ∥ ``gunicorn_conf`` — click commands, the only importer of ``api`` (for
    ``serve``) ∥ gunicorn's worker class and logger ∥ gunicorn's settings (``scripts/run``).
 2. ``api`` — Flask views; they reach FHIR servers, the sync engine and the database through
-   ``service`` (and the store's package API).
+   ``service`` (and the store's package API). Between ``api`` and the use cases it composes:
+   ``console_service``, the clinic console's use cases.
 3. ``service`` ∥ ``authz`` ∥ ``bulk_service`` — the use cases: the only places that join the core
    and the edges (records and FHIR ∥ SMART Backend Services ∥ Bulk Data export). Just below
    ``service``, which re-exports it: ``sync_service``, the use cases that talk to FHIR servers.

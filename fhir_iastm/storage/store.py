@@ -179,6 +179,7 @@ class Store:
             "status": record.status,
             "clinic_id": record.clinic.clinic_id,
             "patient_mrn": record.patient.mrn,
+            "therapist_npi": record.therapist.npi,
             "session_start": record.session.start,
             "updated_at": now,
             "indexed_version": version if resources is not None else None,

@@ -57,3 +57,39 @@ def course_dicts(mrn: str = "MRN-C14-1", sessions: int = 8, *, planned: int = 8,
             rec["status_reason"] = "Recorded for the wrong patient."
         out.append(rec)
     return out
+
+
+OO_REJECTED = {
+    "resourceType": "OperationOutcome",
+    "issue": [{"severity": "error", "code": "processing",
+               "diagnostics": "Procedure.bodySite: unknown code",
+               "expression": ["Bundle.entry[5].resource.bodySite[0]"]}],
+}
+
+
+def seed(store: Any, mapping: Any) -> dict[str, list[str]]:
+    """A course of 8 planned sessions for MRN-C14-1 (6 done, session 3 cancelled, session 5
+    entered in error, bruising at 1, 2 and 4), two other patients' sessions; the first two
+    sessions pushed, the fourth a dead letter. Returns the session ids by role."""
+    from fhir_iastm.service import save_record
+    from fhir_iastm.sync.outcome import PushOutcome
+
+    course = course_dicts("MRN-C14-1", 7, planned=8, cancelled=(3,), in_error=(5,),
+                          bruising=(1, 2, 4))
+    others = course_dicts("MRN-C14-2", 2, prefix="O2") + course_dicts("MRN-C14-3", 1, prefix="O3")
+    for raw in course + others:
+        save_record(store, raw, mapping, actor="seed")
+    ids = [raw["session_id"] for raw in course]
+    pushed, dead = ids[:2], ids[3]
+    while (item := store.claim("seed")) is not None:
+        if item.session_id in pushed:
+            store.complete(item, PushOutcome("pushed", item.session_id, 1,
+                                             fhir_ids={"x": f"Procedure/{item.session_id}"}))
+        elif item.session_id == dead:
+            store.dead_letter(item, PushOutcome("dead-letter", item.session_id, 1,
+                                                operation_outcome=OO_REJECTED,
+                                                error_code="E_PUSH_REJECTED"))
+        else:
+            store.retry_later(item, 3600, PushOutcome("failed", item.session_id, 1))
+    return {"course": ids, "pushed": pushed, "dead": [dead],
+            "others": [raw["session_id"] for raw in others]}
