@@ -82,6 +82,17 @@ def _server_issues(outcome: Any, bundle: dict[str, Any]) -> list[tuple[dict[str,
     return out
 
 
+def dead_letters(store: Store, settings: MappingSettings, kind: str | None, limit: int = 50
+                 ) -> list[dict[str, Any]]:
+    """The newest dead letters (of one error code), each with ``issues``: the server's issues
+    with the record field each traces to."""
+    rows = ConsoleStore(store).dead_letters(kind, limit=limit)
+    for row in rows:
+        bundle = stored_bundle(store.get_record(row["session_id"]), settings)
+        row["issues"] = _server_issues(row["last_outcome"], bundle)
+    return rows
+
+
 def session_detail(store: Store, profiles: ProfileIndex, settings: MappingSettings,
                    session_id: str) -> SessionDetail:
     """Everything the session page shows; NotFoundError for an unknown session."""
@@ -147,5 +158,5 @@ def retry_kind(store: Store, error_code: str, *, actor: str | None) -> list[Retr
     return [retry_push(store, row["session_id"], actor=actor) for row in dead]
 
 
-__all__ = ["Retry", "SessionDetail", "course", "retry_kind", "retry_push", "session_detail",
-           "smart_scopes", "static_scopes", "token_digest"]
+__all__ = ["Retry", "SessionDetail", "course", "dead_letters", "retry_kind", "retry_push",
+           "session_detail", "smart_scopes", "static_scopes", "token_digest"]

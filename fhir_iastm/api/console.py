@@ -21,12 +21,11 @@ from fhir_iastm.config import Settings
 from fhir_iastm.console.charts import pain_chart, series_chart, x_max
 from fhir_iastm.console.thresholds import PAIN_SOURCE
 from fhir_iastm.errors import ConfigError, NotFoundError
-from fhir_iastm.mapping.narrative import narrative_lines
 from fhir_iastm.records.vocab import STATUSES
 from fhir_iastm.storage import SYNC_STATES, ConsoleStore
 
 bp = Blueprint("console", __name__, url_prefix="/console", template_folder="templates",
-               static_folder="static", static_url_path="/static")
+               static_folder="static/console", static_url_path="/static")
 console_auth.install(bp)
 
 
@@ -65,7 +64,7 @@ def sessions() -> Any:
 def session_detail(session_id: str) -> Any:
     state = _state()
     detail = cs.session_detail(state.store, state.profiles, state.mapping, session_id)
-    return render_template("console/session.html", d=detail, narrative=narrative_lines)
+    return render_template("console/session.html", d=detail)
 
 
 @bp.post("/sessions/<session_id>/retry")
@@ -80,10 +79,12 @@ def retry(session_id: str) -> Any:
 
 @bp.get("/outbox")
 def outbox() -> Any:
-    console = ConsoleStore(_state().store)
+    state = _state()
+    console = ConsoleStore(state.store)
     kind = request.args.get("kind") or None
+    dead = cs.dead_letters(state.store, state.mapping, kind)
     return render_template("console/outbox.html", o=console.overview(), kind=kind,
-                           kinds=console.dead_letter_kinds(), dead=console.dead_letters(kind))
+                           kinds=console.dead_letter_kinds(), dead=dead)
 
 
 @bp.post("/outbox/retry-kind")

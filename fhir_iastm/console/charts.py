@@ -72,8 +72,8 @@ def _pain_band(f: Frame, baseline: int) -> list[str]:
         el("line", x1=float(f.left), y1=top, x2=right, y2=top, class_="baseline",
            stroke_dasharray="6 4"),
         text(right - 4, top - 4, f"baseline {baseline}", text_anchor="end", class_="note"),
-        text(right - 4, low + 12, f"clinically important: {fmt(PAIN_POINTS)} points or "
-             f"{fmt(PAIN_PERCENT)} % ({PAIN_SOURCE})", text_anchor="end", class_="note"),
+        text(right, f.top - 8, f"band: clinically important change, {fmt(PAIN_POINTS)} points "
+             f"or {fmt(PAIN_PERCENT)} % ({PAIN_SOURCE})", text_anchor="end", class_="note"),
     ]
 
 
@@ -201,7 +201,8 @@ def series_chart(series: Series, sessions: int, ident: str, unit: str = "") -> s
     lo, hi = t.scale if t is not None else (min(values) - 5, max(values) + 5)
     f = Frame(320, 170, 40, 10, 30, 26, sessions, float(lo), float(hi))
     ticks = [lo + (hi - lo) * i / 4 for i in range(5)]
-    label = series.key + (f" ({'↑' if t.higher_is_better else '↓'} better)" if t else unit)
+    label = series.key + (f" ({'↑' if t.higher_is_better else '↓'} better)" if t else
+                          f" ({unit})" if unit else "")
     body = _axes(f, ticks, label)
     body += _line(f, series, lambda n, v: f"session {n}: {fmt(v)}{unit}")
     return svg(series.key, series_desc(series, unit), f.width, f.height, body, id=ident,

@@ -70,7 +70,8 @@ OO_REJECTED = {
 def seed(store: Any, mapping: Any) -> dict[str, list[str]]:
     """A course of 8 planned sessions for MRN-C14-1 (6 done, session 3 cancelled, session 5
     entered in error, bruising at 1, 2 and 4), two other patients' sessions; the first two
-    sessions pushed, the fourth a dead letter. Returns the session ids by role."""
+    sessions pushed, the fourth and O3-MRN-C14-3-001 dead letters. Returns the session ids by
+    role."""
     from fhir_iastm.service import save_record
     from fhir_iastm.sync.outcome import PushOutcome
 
@@ -80,16 +81,16 @@ def seed(store: Any, mapping: Any) -> dict[str, list[str]]:
     for raw in course + others:
         save_record(store, raw, mapping, actor="seed")
     ids = [raw["session_id"] for raw in course]
-    pushed, dead = ids[:2], ids[3]
+    pushed, dead = ids[:2], (ids[3], others[-1]["session_id"])
     while (item := store.claim("seed")) is not None:
         if item.session_id in pushed:
             store.complete(item, PushOutcome("pushed", item.session_id, 1,
                                              fhir_ids={"x": f"Procedure/{item.session_id}"}))
-        elif item.session_id == dead:
+        elif item.session_id in dead:
             store.dead_letter(item, PushOutcome("dead-letter", item.session_id, 1,
                                                 operation_outcome=OO_REJECTED,
                                                 error_code="E_PUSH_REJECTED"))
         else:
             store.retry_later(item, 3600, PushOutcome("failed", item.session_id, 1))
-    return {"course": ids, "pushed": pushed, "dead": [dead],
+    return {"course": ids, "pushed": pushed, "dead": list(dead),
             "others": [raw["session_id"] for raw in others]}

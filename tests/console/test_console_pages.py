@@ -69,6 +69,7 @@ def test_sessions_list_with_filters(app: Any) -> None:
     assert len(rows) == 10
     assert rows[0][0] == "C14-MRN-C14-1-007"  # newest first
     assert ("C14-MRN-C14-1-004", "dead-letter") in rows
+    assert ("O3-MRN-C14-3-001", "dead-letter") in rows
     mine = client.get("/console/sessions?patient=MRN-C14-1&sync=pushed").get_data(as_text=True)
     assert re.findall(r'<tr data-session="([^"]+)"', mine) == [
         "C14-MRN-C14-1-002", "C14-MRN-C14-1-001"]
@@ -125,7 +126,7 @@ def test_retry_and_resolve_dead_letters(app: Any) -> None:
     answer = client.post("/console/outbox/retry-kind",
                          data={"kind": "E_PUSH_REJECTED", "csrf_token": csrf_of(html)},
                          follow_redirects=True)
-    assert "1 dead letter(s) with E_PUSH_REJECTED queued again" in answer.get_data(as_text=True)
+    assert "2 dead letter(s) with E_PUSH_REJECTED queued again" in answer.get_data(as_text=True)
     assert store.get_sync("C14-MRN-C14-1-004").state == "queued"
     assert client.post("/console/outbox/resolve/C14-MRN-C14-1-004",
                        data={"csrf_token": csrf_of(html)},
