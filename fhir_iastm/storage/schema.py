@@ -85,10 +85,11 @@ records = Table(
     Index(None, "patient_mrn", "clinic_id"),
     Index(None, "updated_at"),
     Index(None, "status"),
-    # the console's newest-first sessions list, whole or by clinic or therapist
+    # the console's newest-first sessions list, whole or by clinic, therapist or status
     Index(None, "session_start", "session_id"),
     Index(None, "clinic_id", "session_start"),
     Index(None, "therapist_npi", "session_start"),
+    Index(None, "status", "session_start"),
 )
 
 record_versions = Table(

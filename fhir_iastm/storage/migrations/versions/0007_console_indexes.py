@@ -1,5 +1,5 @@
 """The clinic console's sessions list: the therapist's NPI on each record, and the indexes of a
-newest-first list filtered by clinic or therapist (docs/console.md#sessions).
+newest-first list filtered by clinic, therapist or status (docs/console.md#sessions).
 
 Revision ID: 0007
 Revises: 0006
@@ -36,9 +36,11 @@ def upgrade() -> None:
                     ["clinic_id", "session_start"])
     op.create_index("ix_records_therapist_npi_session_start", "records",
                     ["therapist_npi", "session_start"])
+    op.create_index("ix_records_status_session_start", "records", ["status", "session_start"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_records_status_session_start", "records")
     op.drop_index("ix_records_therapist_npi_session_start", "records")
     op.drop_index("ix_records_clinic_id_session_start", "records")
     op.drop_index("ix_records_session_start_session_id", "records")
