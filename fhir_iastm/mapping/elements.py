@@ -387,6 +387,10 @@ ELEMENTS: tuple[Element, ...] = (
       ("adverse_effects[].site_index",), "body_location_qualifier", "part of the site"),
     E("effect", "effectiveDateTime", ("session.end",), reverse="not read back (session time)"),
 )
+
+_NARRATIVE = "not read back: generated from the resource (docs/console.md#narrative)"
+#: every resource carries a generated narrative (Resource.text)
+ELEMENTS += tuple(E(k.name, "text", reverse=_NARRATIVE) for k in KINDS)
 # fmt: on
 KIND_BY_NAME: dict[str, Kind] = {k.name: k for k in KINDS}
 

@@ -143,13 +143,17 @@ def with_narratives(bundle: dict[str, Any]) -> dict[str, Any]:
     out = copy.deepcopy(bundle)
     for entry in out.get("entry") or []:
         resource = entry.get("resource")
-        if isinstance(resource, dict) and "text" not in resource:
-            entry["resource"] = _placed(resource, narrative(resource))
+        if isinstance(resource, dict):
+            entry["resource"] = with_text(resource)
     return out
 
 
-def _placed(resource: dict[str, Any], text: dict[str, str]) -> dict[str, Any]:
-    """``text`` placed after ``meta``/``implicitRules``/``language`` (the R4 element order)."""
+def with_text(resource: dict[str, Any]) -> dict[str, Any]:
+    """The resource with its generated narrative, placed after ``meta``/``implicitRules``/
+    ``language`` (the R4 element order); a resource with a narrative keeps it."""
+    if "text" in resource:
+        return resource
+    text = narrative(resource)
     out: dict[str, Any] = {}
     head = ("resourceType", "id", "meta", "implicitRules", "language")
     for key in head:
@@ -160,4 +164,4 @@ def _placed(resource: dict[str, Any], text: dict[str, str]) -> dict[str, Any]:
     return out
 
 
-__all__ = ["XHTML", "concept", "narrative", "narrative_lines", "with_narratives"]
+__all__ = ["XHTML", "concept", "narrative", "narrative_lines", "with_narratives", "with_text"]
