@@ -86,7 +86,7 @@ def _keys_statement(f: SessionFilter, after: tuple[str, str] | None, limit: int
                     ) -> Select[Any]:
     """The page's (session_id, session_start) only: the sort never carries a record body."""
     start: Any = records.c.session_start
-    stmt = select(records.c.session_id, records.c.session_start)
+    stmt: Select[Any] = select(records.c.session_id, records.c.session_start)
     if f.sync is not None:
         state: Any = sync_state.c.state
         if f.sync in RARE_SYNC_STATES:
