@@ -129,7 +129,10 @@ def pages(client: Any, store: Store) -> list[tuple[str, str, float | None]]:
         ("sessions, one month", "/console/sessions?from=2026-03-01&to=2026-03-31", 200),
         ("sessions, status cancelled", "/console/sessions?status=cancelled", 200),
         ("sessions, sync dead-letter", "/console/sessions?sync=dead-letter", 200),
+        ("sessions, sync pushed", "/console/sessions?sync=pushed", 200),
         ("sessions, clinic + sync queued", f"/console/sessions?clinic={clinic}&sync=queued", 200),
+        ("sessions, therapist + sync dead-letter",
+         f"/console/sessions?therapist={therapist}&sync=dead-letter", 200),
         ("course of care, 20 sessions", f"/console/patients/{COURSE_MRN}/course", 100),
     ]
 

@@ -76,9 +76,10 @@ def _filtered(stmt: Select[Any], f: SessionFilter) -> Select[Any]:
 
 #: Sync states a working store holds few sessions in: filtered by one of them, the list starts
 #: from sync_state's state index and sorts those few; filtered by another (pushed, unchanged:
-#: most sessions), it walks the sessions newest first and keeps the matching ones
-#: (docs/console.md#sessions). The expressions below steer the planner: an indexed column
-#: wrapped in ``|| ''`` cannot use its index.
+#: most sessions), or by a rare one and a clinic, therapist, patient or status, it walks those
+#: sessions newest first (their index) and keeps the matching ones (docs/console.md#sessions).
+#: The expressions below steer the planner: an indexed column wrapped in ``|| ''`` cannot use
+#: its index.
 RARE_SYNC_STATES = frozenset({"queued", "pushing", "dead-letter", "resolved", "superseded"})
 
 
@@ -89,7 +90,8 @@ def _keys_statement(f: SessionFilter, after: tuple[str, str] | None, limit: int
     stmt: Select[Any] = select(records.c.session_id, records.c.session_start)
     if f.sync is not None:
         state: Any = sync_state.c.state
-        if f.sync in RARE_SYNC_STATES:
+        narrowed = f.clinic or f.therapist or f.patient or f.status
+        if f.sync in RARE_SYNC_STATES and not narrowed:
             start = start.concat("")
         else:
             state = state.concat("")
