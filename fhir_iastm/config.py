@@ -41,6 +41,7 @@ from fhir_iastm.config_forms import (  # noqa: F401  (re-exported)
     FILE_FORMS,
     FOLDER_FORMS,
     HEADERS_FORMS,
+    MCID_FORMS,
     PAGE_FORMS,
     PATH_FORMS,
     POSITIVE_FORMS,
@@ -57,6 +58,7 @@ from fhir_iastm.config_forms import (  # noqa: F401  (re-exported)
     parse_file,
     parse_folder,
     parse_headers,
+    parse_mcid,
     parse_page_size,
     parse_path,
     parse_positive,
@@ -299,6 +301,17 @@ class Settings:
         2, "IASTM_EXPORT_POLL_SECONDS", parse=parse_count, forms=COUNT_FORMS,
         doc="the export status `Retry-After`; a client polling sooner than half of it gets 429 "
             "(`0`: no limit)", default_doc="`2`")
+
+    console_secret: str | None = setting(
+        None, "IASTM_CONSOLE_SECRET", parse=parse_text, forms=TEXT_FORMS, secret=True,
+        doc="key that signs the `/console/` session cookie and its CSRF tokens "
+            "([docs/console.md](docs/console.md)); set it when the service runs more than one "
+            "process", default_doc="none (a random key per process: logins end at a restart)")
+    console_mcid: Mapping[str, float] = setting(
+        {}, "IASTM_CONSOLE_MCID", parse=parse_mcid, forms=MCID_FORMS,
+        doc="the clinically important change of outcome measures on the console's course page, "
+            "over the published defaults of [docs/console.md](docs/console.md#thresholds)",
+        default_doc="LEFS 9, PSFS 2, QuickDASH 8, PRTEE 9, VISA-P 13")
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:

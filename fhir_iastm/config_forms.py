@@ -210,6 +210,27 @@ def parse_file(text: str) -> Path:
     return path
 
 
+MCID_FORMS = ("`instrument:points,…` (e.g. `LEFS:9,PSFS:2`), each instrument an outcome "
+              "measure of the record and points a number greater than 0")
+
+
+def parse_mcid(text: str) -> dict[str, float]:
+    """Outcome instrument -> clinically important change, ``LEFS:9,PSFS:2``."""
+    out: dict[str, float] = {}
+    for part in text.split(","):
+        name, colon, number = part.strip().partition(":")
+        if not colon or not name.strip():
+            raise ValueError(f"{part.strip()[:40]!r} is not instrument:points")
+        try:
+            points = float(number)
+        except ValueError:
+            raise ValueError(f"{number.strip()[:20]!r} is not a number") from None
+        if not points > 0:
+            raise ValueError(f"the points of {name.strip()} must be greater than 0")
+        out[name.strip()] = points
+    return out
+
+
 __all__ = [
     "API_SCOPES",
     "BASIC_FORMS",
@@ -219,6 +240,7 @@ __all__ = [
     "FILE_FORMS",
     "FOLDER_FORMS",
     "HEADERS_FORMS",
+    "MCID_FORMS",
     "PAGE_FORMS",
     "PATH_FORMS",
     "POSITIVE_FORMS",
@@ -235,6 +257,7 @@ __all__ = [
     "parse_file",
     "parse_folder",
     "parse_headers",
+    "parse_mcid",
     "parse_page_size",
     "parse_path",
     "parse_positive",

@@ -6,7 +6,8 @@ Its settings are the :class:`~fhir_iastm.config.Settings` passed in, or else
 anything is served. The app builds its store, profile index and FHIR facade once and keeps them in
 ``app.extensions["fhir_iastm"]``.
 Blueprints: ``/api/sessions`` (records API), ``/fhir`` (facade for EHRs), ``/healthz``,
-``/openapi.json``, SMART discovery and ``/auth/token``; ``/fhir/AuditEvent`` (api/audit.py).
+``/openapi.json``, SMART discovery and ``/auth/token``; ``/fhir/AuditEvent`` (api/audit.py);
+and the clinic console ``/console/`` (HTML pages, docs/console.md).
 """
 
 from __future__ import annotations
@@ -49,6 +50,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     """Build the Flask application; ``settings`` default to ``Settings.from_env()``."""
     from fhir_iastm.api.audit import bp as audit_bp
     from fhir_iastm.api.bulk import bp as bulk_bp
+    from fhir_iastm.api.console import install_console
     from fhir_iastm.api.fhir import bp as fhir_bp
     from fhir_iastm.api.openapi import bp as openapi_bp
     from fhir_iastm.api.sessions import bp as sessions_bp
@@ -90,6 +92,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.register_blueprint(fhir_bp)
     app.register_blueprint(openapi_bp)
     app.register_blueprint(smart_bp)
+    install_console(app, settings)
 
     @app.get("/healthz")
     def healthz() -> Any:

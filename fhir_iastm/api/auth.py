@@ -28,6 +28,7 @@ from fhir_iastm.smart.tokens import AccessTokenError
 
 OPEN_PATHS = frozenset({"/healthz", "/fhir/metadata", "/fhir/.well-known/smart-configuration",
                         "/auth/token", "/auth/jwks"})
+CONSOLE_PREFIX = "/console/"
 _READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
@@ -70,8 +71,8 @@ def _check_smart() -> None:
 
 def _check() -> None:
     settings = current_app.extensions["fhir_iastm"].settings
-    if request.path in OPEN_PATHS:
-        return
+    if request.path in OPEN_PATHS or request.path.startswith(CONSOLE_PREFIX):
+        return  # the console logs in with the same tokens through its cookie (api.console_auth)
     if settings.smart_auth and request.path.startswith("/fhir/"):
         _check_smart()
         return

@@ -23,6 +23,7 @@ from fhir_iastm.mapping.datatypes import Json
 from fhir_iastm.mapping.effect import to_effects
 from fhir_iastm.mapping.encounter import to_encounter
 from fhir_iastm.mapping.ids import NPI_SYSTEM, conditional_url, identifier_query
+from fhir_iastm.mapping.narrative import with_text
 from fhir_iastm.mapping.observation import to_observations
 from fhir_iastm.mapping.parties import patient_system, to_organization, to_patient, to_practitioner
 from fhir_iastm.mapping.procedure import to_procedure
@@ -63,6 +64,8 @@ def to_fhir(
         *(owned_entry(ctx, _role(ctx, o), o) for o in to_screening(ctx)),
     ]
     assert_distinct(entries)
+    for entry in entries:  # each resource says in words what its data says (docs/console.md)
+        entry["resource"] = with_text(entry["resource"])
     return {"resourceType": "Bundle", "type": "transaction", "entry": entries}
 
 

@@ -429,6 +429,10 @@ ELEMENTS: tuple[Element, ...] = (
     E("screening", "component.valueString", ("screening.override_reason",),
       reverse="override_reason"),
 )
+
+_NARRATIVE = "not read back: generated from the resource (docs/console.md#narrative)"
+#: every resource carries a generated narrative (Resource.text)
+ELEMENTS += tuple(E(k.name, "text", reverse=_NARRATIVE) for k in KINDS)
 # fmt: on
 KIND_BY_NAME: dict[str, Kind] = {k.name: k for k in KINDS}
 

@@ -131,4 +131,28 @@ def _fill(
     return out or None
 
 
-__all__ = ["record_field", "table_path"]
+
+
+_ENTRY = re.compile(r"^Bundle\.entry\[(\d+)\]\.resource(?:\.(.*))?$")
+
+
+def bundle_record_field(bundle: dict[str, Any], expression: str | None) -> str | None:
+    """The record field behind an issue a server reported on a pushed Bundle: the expression is
+    ``Bundle.entry[i].resource.…`` or ``Type.…`` (placed when the Bundle has one resource of that
+    type)."""
+    if not expression:
+        return None
+    resources = [e.get("resource") or {} for e in bundle.get("entry") or []]
+    match = _ENTRY.match(expression)
+    if match:
+        index = int(match.group(1))
+        if index >= len(resources):
+            return None
+        resource = resources[index]
+        return record_field(resource, f"{resource.get('resourceType')}.{match.group(2) or ''}")
+    kind = expression.partition(".")[0]
+    same = [r for r in resources if r.get("resourceType") == kind]
+    return record_field(same[0], expression) if len(same) == 1 else None
+
+
+__all__ = ["bundle_record_field", "record_field", "table_path"]

@@ -10,6 +10,7 @@ created and upgraded by the packaged Alembic migrations: ``Store(url).migrate()`
 from fhir_iastm.errors import LeaseLostError
 from fhir_iastm.storage.audit_events import AuditQuery, AuditRow, AuditStore
 from fhir_iastm.storage.auth import AuthStore, ClientRow
+from fhir_iastm.storage.console import ConsoleStore, RowPage, SessionFilter, SessionRow
 from fhir_iastm.storage.engine import (
     DatabaseError,
     MissingDatabaseError,
@@ -34,6 +35,7 @@ from fhir_iastm.storage.fhir_types import (
 )
 from fhir_iastm.storage.store import DEFAULT_URL, Store, utc_now
 from fhir_iastm.storage.types import (
+    SYNC_STATES,
     LastPushed,
     OutboxItem,
     Page,
@@ -46,8 +48,13 @@ __all__ = [
     "AuditQuery",
     "AuditRow",
     "AuditStore",
+    "SYNC_STATES",
     "AuthStore",
     "ClientRow",
+    "ConsoleStore",
+    "RowPage",
+    "SessionFilter",
+    "SessionRow",
     "ExportJob",
     "ExportStore",
     "PatientScope",

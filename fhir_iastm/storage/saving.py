@@ -104,7 +104,8 @@ def _decide(
     now = clock()
     row = {"record_version": version, "record_hash": digest, "status": record.status,
            "clinic_id": record.clinic.clinic_id, "patient_mrn": record.patient.mrn,
-           "session_start": record.session.start, "updated_at": now,
+           "therapist_npi": record.therapist.npi, "session_start": record.session.start,
+           "updated_at": now,
            "indexed_version": version if resources is not None else None}
     if stored is None:
         rows.add(_INSERT_RECORD, {"session_id": sid, "created_at": now, **row})

@@ -80,9 +80,16 @@ records = Table(
     Column("updated_at", UtcDateTime, nullable=False),
     # the record_version whose FHIR resources are in fhir_resource (None: not indexed yet)
     Column("indexed_version", Integer, nullable=True),
+    # the console's therapist filter (migration 0008; NULL only if a body had none)
+    Column("therapist_npi", String(16), nullable=True),
     Index(None, "patient_mrn", "clinic_id"),
     Index(None, "updated_at"),
     Index(None, "status"),
+    # the console's newest-first sessions list, whole or by clinic, therapist or status
+    Index(None, "session_start", "session_id"),
+    Index(None, "clinic_id", "session_start"),
+    Index(None, "therapist_npi", "session_start"),
+    Index(None, "status", "session_start"),
 )
 
 record_versions = Table(

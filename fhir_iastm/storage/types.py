@@ -10,7 +10,8 @@ from datetime import datetime
 from typing import Any, Protocol
 
 #: ``sync_state.state`` values.
-SYNC_STATES = ("queued", "pushing", "pushed", "unchanged", "superseded", "dead-letter")
+SYNC_STATES = ("queued", "pushing", "pushed", "unchanged", "superseded", "dead-letter",
+               "resolved")
 #: ``PushOutcome.status`` values that finish an outbox entry successfully.
 SUCCESS_STATUSES = ("pushed", "unchanged", "superseded")
 #: ``SaveResult.status`` -> HTTP status of ``POST /api/sessions`` (docs/decisions.md#d15).
