@@ -680,8 +680,10 @@ RUN_TAGS = f"{CANON}/CodeSystem/iastm-sandbox-run"
 
 def test_the_sandbox_run_codesystem_lists_no_codes():
     codesystem = CODESYSTEMS[RUN_TAGS]
-    assert codesystem["content"] == "not-present" and codesystem["caseSensitive"] is True
-    assert "concept" not in codesystem and "count" not in codesystem
+    assert codesystem["content"] == "not-present"
+    assert codesystem["caseSensitive"] is True
+    assert "concept" not in codesystem
+    assert "count" not in codesystem
 
 
 @pytest.mark.parametrize("url", sorted(set(CODESYSTEMS) - {RUN_TAGS}))
