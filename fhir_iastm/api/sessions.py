@@ -17,10 +17,11 @@ from fhir_iastm.api.body import json_body
 from fhir_iastm.api.errors import fhir_response
 from fhir_iastm.errors import operation_outcome
 from fhir_iastm.service import dry_run_stored, save_record, stored_bundle
+from fhir_iastm.storage import SYNC_STATES
 
 bp = Blueprint("sessions", __name__, url_prefix="/api/sessions")
 
-SYNC_FILTERS = ("queued", "pushing", "pushed", "unchanged", "superseded", "dead-letter")
+SYNC_FILTERS = SYNC_STATES
 STATUS_FILTERS = ("completed", "entered-in-error", "cancelled")
 
 
@@ -133,7 +134,7 @@ def list_sessions() -> Response:
           name: sync
           schema:
             type: string
-            enum: [queued, pushing, pushed, unchanged, superseded, dead-letter]
+            enum: [queued, pushing, pushed, unchanged, superseded, dead-letter, resolved]
         - {in: query, name: limit, schema: {type: integer, minimum: 1, maximum: 1000}}
         - {in: query, name: cursor, schema: {type: string}}
       responses:

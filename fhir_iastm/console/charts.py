@@ -58,7 +58,7 @@ def _axes(f: Frame, ticks: list[float], y_label: str) -> list[str]:
         out.append(text(f.left - 6, y + 4, fmt(value), text_anchor="end", class_="tick"))
     for n in range(1, f.x_max + 1):
         out.append(text(f.x(n), f.axis_y + 16, str(n), text_anchor="middle", class_="tick"))
-    out.append(text(f.left, f.top - 8, y_label, class_="label"))
+    out.append(text(f.left, f.top - (24 if f.top > 40 else 8), y_label, class_="label"))
     return out
 
 
@@ -150,7 +150,7 @@ def x_max(view: CourseView) -> int:
 def pain_chart(view: CourseView) -> str:
     """Pain (NRS 0-10) per session: dumbbells pre->post, dashed baseline, important-change band,
     hollow ticks for cancelled sessions, adverse-effect markers under the axis."""
-    f = Frame(680, 300, 44, 16, 28, 76, x_max(view), 0.0, 10.0)
+    f = Frame(680, 316, 44, 16, 44, 76, x_max(view), 0.0, 10.0)
     body = _axes(f, [0, 2, 4, 6, 8, 10], "pain (NRS 0-10), ● before, ○ after")
     if view.pain.baseline is not None:
         body += _pain_band(f, view.pain.baseline)

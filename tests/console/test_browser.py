@@ -113,6 +113,10 @@ def test_course_page(browser: Browser, server: str) -> None:
     assert page.locator("figure[data-rom] svg circle.pt").count() == 5
     shot(page, "course")
     assert serious_violations(page) == []
+    page.emulate_media(media="print")  # printable: no navigation or forms, the charts stay
+    assert not page.locator("header.top").is_visible()
+    assert chart.is_visible()
+    shot(page, "course-print")
 
 
 def test_session_page_retry_and_csrf(browser: Browser, server: str) -> None:
