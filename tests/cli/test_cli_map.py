@@ -17,6 +17,7 @@ from tests.mapping.support import EXAMPLES, GOOD
 
 ROOT = Path(__file__).resolve().parents[2]
 GOOD_03 = EXAMPLES / "good-03-plantar-fasciitis-hawkgrips-bruising.json"
+GOOD_01 = EXAMPLES / "good-01-lateral-epicondylitis-graston.json"  # the example with billing
 BAD_02 = EXAMPLES / "bad-02-pain-11.json"
 
 
@@ -119,7 +120,7 @@ def test_map_options_and_environment(runner: CliRunner) -> None:
         main,
         [
             "map",
-            str(GOOD_03),
+            str(GOOD_01),
             "--include-cpt",
             "--claim-us-core",
             "--canonical-base",
@@ -131,8 +132,8 @@ def test_map_options_and_environment(runner: CliRunner) -> None:
     assert "us-core-procedure" in result.stdout
     assert "https://pt.example.com/fhir/StructureDefinition/iastm-procedure" in result.stdout
     env = {"IASTM_INCLUDE_CPT": "true", "IASTM_CANONICAL_BASE": "https://env.example.com/fhir"}
-    result = runner.invoke(main, ["map", str(GOOD_03)], env=env)
-    assert '"97140"' in result.stdout
+    result = runner.invoke(main, ["map", str(GOOD_01)], env=env)
+    assert '"97140"' in result.stdout  # the record's billing line (docs/clinical.md#billing)
     assert "https://env.example.com/fhir/sid/" in result.stdout
     assert "us-core-procedure" not in result.stdout
 
