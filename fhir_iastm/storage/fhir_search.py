@@ -170,8 +170,21 @@ def condition(res: Any, rtype: str, cond: Condition) -> ColumnElement[bool]:
 
 # --- search --------------------------------------------------------------------------------------
 
+def _narrows_type(cond: Condition) -> bool:
+    """Whether the condition alone keeps only resources of the searched type: a positive
+    condition on an index table, whose rows carry their resource's type."""
+    return (cond.kind not in ("id", "lastUpdated") and not cond.negate
+            and cond.missing is not True)
+
+
 def _filtered(q: SearchQuery, columns: list[Any]) -> Select[Any]:
-    stmt = select(*columns).where(R.c.res_type == q.resource_type, ~R.c.gone)
+    stmt = select(*columns).where(~R.c.gone)
+    # The type test is left out when an index condition already implies it: SQLite, given
+    # both, walks every resource of the type (its index) and tests each against the IN list
+    # (18 ms for a patient's Procedures at 30,000 sessions) instead of reading the few rows
+    # the index search found by primary key (0.2 ms), so reads stay flat as the store grows.
+    if not any(_narrows_type(cond) for cond in q.conditions):
+        stmt = stmt.where(R.c.res_type == q.resource_type)
     for cond in q.conditions:
         stmt = stmt.where(condition(R, q.resource_type, cond))
     return stmt
