@@ -328,10 +328,14 @@ def pull(
 #: without SNOMED CT content cannot expand their ``descendent-of`` filters and reports an *error*
 #: for every qualifier; without them it reports the *warning* "ValueSet not found", which is what
 #: the project's validation rules ask for (the qualifier is checked by our own invariants).
+#: And the sandbox run tags' CodeSystem (``content: not-present``): no profile binds to it, and
+#: HAPI 8.8 refuses to store it again under another canonical base (HTTP 409, a unique-index
+#: violation in its terminology tables), which broke a second ``load-profiles``.
 NOT_FOR_SERVERS = frozenset(
     {
         "ValueSet/mcode-body-location-qualifier-vs",
         "ValueSet/mcode-body-location-and-laterality-qualifier-vs",
+        "CodeSystem/iastm-sandbox-run",
     }
 )
 

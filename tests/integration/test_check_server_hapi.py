@@ -28,7 +28,16 @@ def report(hapi_base_url: str, *args: str) -> tuple[int, dict[str, dict[str, str
     return result.exit_code, {c["check"]: c for c in body["checks"]}
 
 
+def at_least_two_patients(hapi_base_url: str) -> None:
+    """The paging check needs a second page of Patients: on a fresh server, make two."""
+    client = FhirClient(hapi_base_url)
+    for n in range(2 - min(2, client.count("Patient", []))):
+        client.create("Patient", {"resourceType": "Patient", "identifier": [
+            {"system": "urn:example:check-server-test", "value": f"{uuid.uuid4().hex}-{n}"}]})
+
+
 def test_hapi_is_ready_and_the_probe_writes_leave_nothing_behind(hapi_base_url: str) -> None:
+    at_least_two_patients(hapi_base_url)
     base = f"https://probe-{uuid.uuid4().hex[:8]}.example.org/fhir"
     _, checks = report(hapi_base_url, "--canonical-base", base, "--probe-writes")
     for name in ("fhir-version", "transaction", "conditional-create", "conditional-update",

@@ -101,7 +101,8 @@ def remove_unusable(base_url: str, index: ProfileIndex) -> None:
     """The shared server may still hold what older uploads put there: delete NOT_FOR_SERVERS."""
     for doc in index.resources:
         if f"{doc.get('resourceType')}/{doc.get('id')}" in NOT_FOR_SERVERS:
-            done = requests.delete(f"{base_url}/ValueSet", params={"url": doc["url"]}, timeout=60)
+            done = requests.delete(f"{base_url}/{doc['resourceType']}", params={"url": doc["url"]},
+                                   timeout=60)
             assert done.status_code in (200, 204), done.text
 
 
