@@ -57,17 +57,29 @@ def _valid_since(value: str) -> bool:
     return False
 
 
-def authenticated_client(settings: Settings, purpose: str = "push",
-                         tag: tuple[str, str] | None = None) -> Any:
-    """The target's client with its credentials, authenticated now: a bad key, certificate,
-    token URL or a refused scope stops the command with one line before anything is sent."""
-    from fhir_iastm.errors import FhirServerError
+def _unchecked_client(settings: Settings, purpose: str = "push",
+                      tag: tuple[str, str] | None = None) -> Any:
+    """The target's client with its credentials, not authenticated yet (the readiness check
+    reports a refused credential as its ``auth`` check instead of stopping)."""
     from fhir_iastm.service import configured_client
 
     require_server(settings)
     try:
         client = configured_client(settings, purpose, tag=tag)
-        assert client is not None  # a server is configured
+    except ConfigError as exc:
+        raise SettingsError(exc.message) from exc
+    assert client is not None  # a server is configured
+    return client
+
+
+def authenticated_client(settings: Settings, purpose: str = "push",
+                         tag: tuple[str, str] | None = None) -> Any:
+    """The target's client with its credentials, authenticated now: a bad key, certificate,
+    token URL or a refused scope stops the command with one line before anything is sent."""
+    from fhir_iastm.errors import FhirServerError
+
+    client = _unchecked_client(settings, purpose, tag)
+    try:
         client.authenticate()
     except ConfigError as exc:
         raise SettingsError(exc.message) from exc
@@ -75,18 +87,6 @@ def authenticated_client(settings: Settings, purpose: str = "push",
         click.echo(f"Error: {exc.message}", err=True)
         sys.exit(EXIT_SERVER)
     return client
-
-
-def _unchecked_client(settings: Settings) -> Any:
-    """The target's client with its credentials, not authenticated yet: the readiness check
-    reports a refused credential as its ``auth`` check instead of stopping."""
-    from fhir_iastm.service import configured_client
-
-    require_server(settings)
-    try:
-        return configured_client(settings, "push")
-    except ConfigError as exc:
-        raise SettingsError(exc.message) from exc
 
 
 def announce_sandbox_tag(settings: Settings, given: str | None) -> tuple[str, str] | None:
