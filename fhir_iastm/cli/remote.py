@@ -180,6 +180,13 @@ def _in_push_order(run: Run, valid: set[int], versions: dict[str, deque[int]]
             yield pair
 
 
+def _failure_text(exc: IastmError) -> str:
+    """The failure's message and the server's first diagnostics (e.g. HAPI's 403 reason)."""
+    said = next((i.diagnostics for i in exc.issues if i.diagnostics and i.diagnostics
+                 != exc.message), None)
+    return f"{exc.message}: {said}" if said else exc.message
+
+
 def _failure_line(record: Any, exc: IastmError, base: str) -> dict[str, Any]:
     return {"session_id": record.session_id, "record_version": record.record_version,
             "status": "error", "operationOutcome": operation_outcome(exc.issues, base=base)}
@@ -239,6 +246,9 @@ def push_command(files: tuple[IO[bytes], ...], fhir_base_url: str | None,
     for record, outcome in results:
         tag = tags.popleft()
         if isinstance(outcome, IastmError):
+            if not server_down:  # the first server failure, once: the rest were not sent
+                click.echo(f"Error: {_failure_text(outcome)}; this and the remaining records "
+                           "were not sent", err=True)
             server_down = True
             run.count("not sent (server failure)")
             line = _failure_line(record, outcome, settings.canonical_base)

@@ -8,12 +8,8 @@ one line naming the setting and the server's answer (docs/targets.md#authenticat
 from __future__ import annotations
 
 import json
-import shutil
-import socket
-import subprocess
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -24,10 +20,10 @@ from fhir_iastm.client.smart_tokens import SmartTokens
 from fhir_iastm.errors import FhirAuthError
 from fhir_iastm.smart.assertion import ASSERTION_TYPE, sign_assertion
 from fhir_iastm.smart.scopes import PUSH_NEEDS, needed_scopes
+from tests.integration.authz_server import oidc_provider
 from tests.smart.helpers import key, public_text
 
 pytestmark = pytest.mark.integration
-AUTHZ = Path(__file__).resolve().parent.parent / "authz"
 PUSH_V2 = needed_scopes(PUSH_NEEDS)
 PUSH_V1 = needed_scopes(PUSH_NEEDS, v1=True)
 CLIENTS = [
@@ -40,33 +36,11 @@ CLIENTS = [
 ]
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def issuer(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """oidc-provider on a free 127.0.0.1 port, stopped by its PID afterwards. A missing install
-    FAILS (scripts/test runs ``npm ci`` in tests/authz)."""
-    node = shutil.which("node")
-    assert node, "node is required for the oidc-provider tests"
-    assert (AUTHZ / "node_modules" / "oidc-provider").is_dir(), \
-        "run `npm ci` in tests/authz (scripts/test does)"
-    clients = tmp_path_factory.mktemp("authz") / "clients.json"
-    clients.write_text(json.dumps(CLIENTS))
-    errors = clients.with_name("stderr.txt")
-    with errors.open("w") as err:
-        proc = subprocess.Popen([node, "server.mjs", str(_free_port()), str(clients)], cwd=AUTHZ,
-                                stdout=subprocess.PIPE, stderr=err, text=True)
-    try:
-        line = proc.stdout.readline() if proc.stdout else ""
-        assert line.startswith("ready "), errors.read_text()
-        yield line.split()[1]
-    finally:
-        proc.terminate()
-        proc.communicate(timeout=10)
+    """oidc-provider on a free 127.0.0.1 port, stopped by its PID afterwards."""
+    with oidc_provider(tmp_path_factory.mktemp("authz"), CLIENTS) as url:
+        yield url
 
 
 def _token(issuer: str, client_id: str, alg: str, *, aud: str | None = None,

@@ -3,9 +3,9 @@
 * our own service as the protected FHIR server (``IASTM_SMART_AUTH=true``, served over HTTP in a
   thread): a client registered with ``fhir-iastm clients add`` from a ``keys generate`` key pair
   pulls through ``fhir-iastm pull``; every facade request checks the token and its scopes;
-* the same service's token endpoint as the authorization server of a push into the shared HAPI
-  (HAPI itself does not check tokens: configuring a JWT-checking interceptor there has not been
-  done), with every log record of the push captured and searched for ``eyJ``;
+* the same service's token endpoint as the authorization server of a push into the shared HAPI's
+  open ``/fhir`` (HAPI checking tokens itself: test_smart_hapi.py), with every log record of the
+  push captured and searched for ``eyJ``;
 * sandbox mode on that HAPI: a run's tagged resources are deleted by ``sandbox-clean`` and nothing
   else is touched.
 """
