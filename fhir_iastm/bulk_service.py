@@ -21,6 +21,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import IO, Any
 
+from fhir_iastm.client.auth import TargetAuth
 from fhir_iastm.client.bulk import BulkClient, SmartCredentials
 from fhir_iastm.errors import Issue, operation_outcome
 from fhir_iastm.facade.bundle import with_meta
@@ -327,14 +328,16 @@ def unmappable(record: StoredRecord, exc: Exception, base: str | None) -> dict[s
     return operation_outcome(issues, base=base)
 
 
-def make_bulk_client(base_url: str, *, token: str | None = None, client_id: str | None = None,
-                     private_jwk: dict[str, Any] | None = None, scope: str = "system/*.rs",
-                     max_wait: float = 3600.0, max_retry_after: float = 60.0) -> BulkClient:
-    """A Bulk Data client with a static token, or SMART Backend Services credentials."""
+def make_bulk_client(base_url: str, *, auth: TargetAuth | None = None, token: str | None = None,
+                     client_id: str | None = None, private_jwk: dict[str, Any] | None = None,
+                     scope: str = "system/*.rs", max_wait: float = 3600.0,
+                     max_retry_after: float = 60.0) -> BulkClient:
+    """A Bulk Data client with the target's credentials ``auth`` (``sync_service.target_auth``),
+    or a static token, or SMART Backend Services credentials."""
     smart = None
     if client_id is not None and private_jwk is not None:
         smart = SmartCredentials(client_id, private_jwk, scope)
-    return BulkClient(base_url, token=token, smart=smart, max_wait=max_wait,
+    return BulkClient(base_url, auth=auth, token=token, smart=smart, max_wait=max_wait,
                       max_retry_after=max_retry_after)
 
 

@@ -17,11 +17,14 @@ import click
 
 from fhir_iastm.cli.io import emit_pulled
 from fhir_iastm.cli.options import (
+    SettingsError,
+    auth_options,
     canonical_base_option,
     database_option,
     load_settings,
     require_server,
     server_options,
+    target_option,
 )
 
 
@@ -67,11 +70,14 @@ def export_worker_command(database_url: str | None, once: bool, poll_interval: f
 
 @click.command("bulk-pull")
 @server_options
+@auth_options
 @canonical_base_option
-@click.option("--client-id", default=None, help="SMART Backend Services client_id.")
+@target_option
+@click.option("--client-id", default=None, help="Same as --smart-client-id.")
 @click.option("--key", "key_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              default=None, help="The client's private JWK set (RS384 or ES384 key).")
-@click.option("--scope", default="system/*.rs", show_default=True)
+              default=None, help="Same as --smart-key.")
+@click.option("--scope", default="system/*.rs", show_default=True,
+              help="The SMART scope to ask for.")
 @click.option("--group", default=None, help="Export this Group only (Group/<id>/$export).")
 @click.option("--since", default=None, help="Only resources changed after this FHIR instant.")
 @click.option("--type-filter", "type_filters", multiple=True, metavar="TYPE?QUERY",
@@ -79,26 +85,30 @@ def export_worker_command(database_url: str | None, once: bool, poll_interval: f
 @click.option("--max-wait", default=3600.0, show_default=True, type=float,
               help="Give up when the export is not done after this many seconds.")
 def bulk_pull_command(fhir_base_url: str | None, fhir_token: str | None,
-                      canonical_base: str | None, client_id: str | None, key_file: Path | None,
-                      scope: str, group: str | None, since: str | None,
-                      type_filters: tuple[str, ...], max_wait: float) -> None:
-    """Pull sessions with a Bulk Data export of the server: one record per line on stdout."""
-    from fhir_iastm.bulk_service import bulk_pull, make_bulk_client
-    from fhir_iastm.service import mapping_settings
+                      canonical_base: str | None, target_file: Path | None,
+                      client_id: str | None, key_file: Path | None, scope: str,
+                      group: str | None, since: str | None, type_filters: tuple[str, ...],
+                      max_wait: float) -> None:
+    """Pull sessions with a Bulk Data export of the server: one record per line on stdout.
+    The server's credentials are those of push (docs/targets.md#authentication)."""
+    from dataclasses import replace
 
+    from fhir_iastm.bulk_service import bulk_pull, make_bulk_client
+    from fhir_iastm.errors import ConfigError
+    from fhir_iastm.service import mapping_settings, target_auth
+
+    aliases = {k: v for k, v in (("fhir_smart_client_id", client_id),
+                                 ("fhir_smart_key_file", key_file)) if v is not None}
     settings = load_settings(fhir_base_url=fhir_base_url, fhir_token=fhir_token,
-                             canonical_base=canonical_base)
-    if (client_id is None) != (key_file is None):
-        raise click.UsageError("--client-id and --key go together")
-    jwk = None
-    if key_file is not None:
-        keys = json.loads(key_file.read_text(encoding="utf-8")).get("keys") or []
-        jwk = next((k for k in keys if "d" in k), None)
-        if jwk is None:
-            raise click.BadParameter("holds no private key", param_hint="--key")
-    client = make_bulk_client(require_server(settings), token=settings.fhir_token,
-                              client_id=client_id, private_jwk=jwk, scope=scope,
-                              max_wait=max_wait)
+                             canonical_base=canonical_base, target_file=target_file, **aliases)
+    base = require_server(settings)
+    try:
+        auth = target_auth(settings, "bulk")
+    except ConfigError as exc:
+        raise SettingsError(exc.message) from exc
+    if auth.smart is not None:  # a bulk export asks for the scope given
+        auth = replace(auth, smart=replace(auth.smart, scope=scope))
+    client = make_bulk_client(base, auth=auth, max_wait=max_wait)
     path = f"Group/{group}/$export" if group else "$export"
     emit_pulled(bulk_pull(client, settings=mapping_settings(settings), path=path, since=since,
                           type_filters=type_filters), settings.canonical_base)

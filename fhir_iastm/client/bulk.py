@@ -1,8 +1,11 @@
 """A Bulk Data client (Bulk Data Access IG 2.0.0): kick-off, bounded polling, NDJSON download.
 
-``BulkClient(base)`` authenticates with a static bearer token or as a SMART backend service
-(:class:`SmartCredentials`; the tokens come from ``client.smart_tokens``, as the push's do:
-discovery, a fresh signed assertion per token request, the cached token). The kick-off sends
+``BulkClient(base, auth=...)`` authenticates with the target's credentials
+(:class:`~fhir_iastm.client.auth.TargetAuth`, as the push's client does: a static bearer token,
+HTTP basic, extra headers, mutual TLS, or a SMART backend service whose tokens come from
+``client.smart_tokens``: discovery, a fresh signed assertion per token request, the cached
+token). A SMART token the server refuses (401, or an ``expired`` OperationOutcome) on the kick-off,
+a status poll or a file download is replaced once and the request repeated. The kick-off sends
 ``Cache-Control: no-cache``; polling honours ``Retry-After`` (also on 429) but waits at least
 ``min_wait`` and at most ``max_retry_after`` seconds a time and gives up after ``max_wait``
 seconds in total; files are streamed line by line with ``Accept: application/fhir+ndjson``.
@@ -19,8 +22,9 @@ from typing import Any
 
 import requests
 
-from fhir_iastm.client.auth import SmartConfig, checked_alg
+from fhir_iastm.client.auth import SmartConfig, TargetAuth, checked_alg
 from fhir_iastm.client.smart_tokens import SmartTokens
+from fhir_iastm.client.transport import token_refused
 from fhir_iastm.errors import FhirAuthError, FhirServerError, FhirUnavailableError
 
 FHIR_JSON = "application/fhir+json"
@@ -57,35 +61,51 @@ def _fail(what: str, response: requests.Response) -> FhirServerError:
 
 
 class BulkClient:
-    """Bulk Data export against one FHIR base."""
+    """Bulk Data export against one FHIR base. ``auth``: the target's credentials; ``token`` and
+    ``smart`` are shorthands for ``TargetAuth(token=...)`` / ``TargetAuth(smart=...)``."""
 
-    def __init__(self, base_url: str, *, token: str | None = None,
-                 smart: SmartCredentials | None = None, session: requests.Session | None = None,
+    def __init__(self, base_url: str, *, auth: TargetAuth | None = None,
+                 token: str | None = None, smart: SmartCredentials | None = None,
+                 session: requests.Session | None = None,
                  max_wait: float = 3600.0, max_retry_after: float = 60.0, min_wait: float = 1.0,
                  timeout: float = 30.0, sleep: Callable[[float], None] = time.sleep,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.base = base_url.rstrip("/")
-        self.token, self.smart = token, smart
+        self.auth = auth or TargetAuth(token=token, smart=smart.config() if smart else None)
         self.session = session or requests.Session()
+        self.auth.configure(self.session)
         self.max_wait, self.max_retry_after, self.min_wait = max_wait, max_retry_after, min_wait
         self.timeout, self.sleep, self.clock = timeout, sleep, clock
-        self.tokens = (SmartTokens(self.base, smart.config(), self.session, timeout=timeout)
-                       if smart is not None else None)
+        self.tokens = (SmartTokens(self.base, self.auth.smart, self.session, timeout=timeout,
+                                   tls=self.auth.tls()) if self.auth.smart else None)
 
     # -- credentials ------------------------------------------------------------------------------
-    def _bearer(self) -> dict[str, str]:
-        if self.tokens is not None:
-            return {"Authorization": f"Bearer {self.tokens.token()}"}
-        return {"Authorization": f"Bearer {self.token}"} if self.token else {}
+    def _send(self, method: str, url: str, headers: dict[str, str], *, bearer: bool = True,
+              **kwargs: Any) -> requests.Response:
+        """One request with the target's credentials (``bearer``: with the token too); a SMART
+        token the server refuses is replaced once and the request repeated."""
+        for attempt in (1, 2):
+            token = self.tokens.token() if bearer and self.tokens is not None else None
+            sent = {**headers, **self.auth.static_headers()}
+            if not bearer:
+                sent.pop("Authorization", None)
+            if token is not None:
+                sent["Authorization"] = f"Bearer {token}"
+            response = self.session.request(method, url, headers=sent, timeout=self.timeout,
+                                            **self.auth.tls(), **kwargs)
+            if token is None or attempt == 2 or not token_refused(response):
+                return response
+            assert self.tokens is not None
+            response.close()
+            self.tokens.invalidate(token)
+        raise AssertionError("unreachable")  # pragma: no cover
 
     # -- the protocol -----------------------------------------------------------------------------
     def kick_off(self, path: str = "$export", params: list[tuple[str, str]] | None = None) -> str:
         """Start an export (``path``: ``$export``, ``Patient/$export``, ``Group/<id>/$export``);
         the status URL."""
-        headers = {"Accept": FHIR_JSON, "Prefer": "respond-async", "Cache-Control": "no-cache",
-                   **self._bearer()}
-        response = self.session.get(f"{self.base}/{path}", params=params or [], headers=headers,
-                                    timeout=self.timeout)
+        headers = {"Accept": FHIR_JSON, "Prefer": "respond-async", "Cache-Control": "no-cache"}
+        response = self._send("GET", f"{self.base}/{path}", headers, params=params or [])
         if response.status_code != 202 or "Content-Location" not in response.headers:
             raise _fail("bulk kick-off", response)
         return str(response.headers["Content-Location"])
@@ -101,8 +121,7 @@ class BulkClient:
         """Poll the status URL until the manifest (bounded by ``max_wait``)."""
         deadline = self.clock() + self.max_wait
         while True:
-            response = self.session.get(status_url, timeout=self.timeout,
-                                        headers={"Accept": "application/json", **self._bearer()})
+            response = self._send("GET", status_url, {"Accept": "application/json"})
             if response.status_code == 200:
                 return dict(response.json())
             if response.status_code not in (202, 429):
@@ -116,11 +135,10 @@ class BulkClient:
     def resources(self, manifest: Mapping[str, Any], key: str = "output"
                   ) -> Iterator[dict[str, Any]]:
         """Every resource of the manifest's files (``key``: output, error or deleted), streamed."""
-        headers = {"Accept": NDJSON, **(self._bearer() if manifest.get("requiresAccessToken")
-                                        else {})}
+        bearer = bool(manifest.get("requiresAccessToken"))
         for item in manifest.get(key) or []:
-            with self.session.get(item["url"], headers=headers, stream=True,
-                                  timeout=self.timeout) as response:
+            with self._send("GET", item["url"], {"Accept": NDJSON}, bearer=bearer,
+                            stream=True) as response:
                 if response.status_code != 200:
                     raise _fail("bulk download", response)
                 for line in response.iter_lines(decode_unicode=True):
@@ -129,7 +147,7 @@ class BulkClient:
 
     def delete(self, status_url: str) -> None:
         """Cancel an export, or tell the server its files may go."""
-        response = self.session.delete(status_url, timeout=self.timeout, headers=self._bearer())
+        response = self._send("DELETE", status_url, {})
         if response.status_code not in (200, 202, 404):
             raise _fail("bulk delete", response)
 

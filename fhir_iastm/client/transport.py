@@ -150,7 +150,7 @@ class Transport:
                 return outcome_of(response) or {}
             if response.status_code < 300 or (request.outcome_ok and _is_outcome_reply(response)):
                 return _parse_body(request, response)
-            if token is not None and not refreshed and _token_refused(response):
+            if token is not None and not refreshed and token_refused(response):
                 assert self.tokens is not None
                 self.tokens.invalidate(token)  # one new token, one retry
                 refreshed, attempt = True, attempt - 1
@@ -284,7 +284,7 @@ def _status_error(
     return error
 
 
-def _token_refused(response: requests.Response) -> bool:
+def token_refused(response: requests.Response) -> bool:
     """401, or a 4xx OperationOutcome whose issue code is ``expired`` (the token ran out)."""
     if response.status_code == 401:
         return True
@@ -326,4 +326,4 @@ def _parse_body(request: Request, response: requests.Response) -> Json:
 
 
 __all__ = ["FHIR_JSON", "Json", "Params", "Request", "Timeout", "Transport", "outcome_of",
-           "param_list"]
+           "param_list", "token_refused"]

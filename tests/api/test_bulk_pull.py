@@ -19,7 +19,7 @@ from fhir_iastm.mapping import canonical_for_roundtrip
 from fhir_iastm.records import load_record
 from fhir_iastm.service import PullError
 from tests.api.bulk_support import GOOD, STATIC
-from tests.smart.helpers import key, register
+from tests.smart.helpers import DATA, key, register
 
 
 def _serve(app_for: Callable[..., Any], tmp_path: Any, poll: str, worker: bool
@@ -141,5 +141,51 @@ def test_bulk_pull_command_prints_one_record_a_line(served: tuple[str, Any]) -> 
     assert [line["session_id"] for line in lines] == [raw["session_id"]]
     public = CliRunner().invoke(main, ["bulk-pull", "--server", base, "--client-id", client_id,
                                        "--key", str(DATA / "ES384.public.json")])
-    assert public.exit_code != 0
-    assert "no private key" in public.output
+    assert public.exit_code == 2
+    assert "IASTM_FHIR_SMART_KEY_FILE: expected exactly one private key, found 0" in public.output
+
+
+def test_bulk_pull_takes_the_targets_credential_options(served: tuple[str, Any]) -> None:
+    """The options of push (docs/targets.md#authentication): --smart-client-id / --smart-key
+    (here a PEM key from ``keys generate``), --smart-token-url and --header."""
+    from click.testing import CliRunner
+
+    from fhir_iastm.cli import main
+
+    base, app = served
+    raw = json.loads(GOOD[1].read_text())
+    assert app.test_client().post("/api/sessions", json=raw, headers=STATIC).status_code == 201
+    client_id = register(app, alg="ES384")
+    root = base.rsplit("/fhir", 1)[0]
+    done = CliRunner().invoke(main, [
+        "bulk-pull", "--server", base, "--smart-client-id", client_id,
+        "--smart-key", str(DATA / "ES384.private.json"), "--smart-token-url",
+        f"{root}/auth/token", "--header", "X-Request-Source: test", "--max-wait", "60"],
+        env={"IASTM_FHIR_TOKEN": "", "IASTM_FHIR_SMART_CLIENT_ID": "",
+             "IASTM_FHIR_SMART_KEY_FILE": ""})
+    assert done.exit_code == 0, done.output
+    assert [json.loads(line)["session_id"] for line in done.stdout.splitlines()] == [
+        raw["session_id"]]
+    half = CliRunner().invoke(main, ["bulk-pull", "--server", base, "--smart-client-id",
+                                     client_id], env={"IASTM_FHIR_SMART_KEY_FILE": ""})
+    assert half.exit_code == 2
+    assert "IASTM_FHIR_SMART_CLIENT_ID and IASTM_FHIR_SMART_KEY_FILE go together" in half.output
+
+
+def test_a_token_the_facade_refuses_midway_is_replaced_once(served: tuple[str, Any]) -> None:
+    base, app = served
+    raw = json.loads(GOOD[2].read_text())
+    assert app.test_client().post("/api/sessions", json=raw, headers=STATIC).status_code == 201
+    client_id = register(app)
+    bulk = BulkClient(base, smart=SmartCredentials(client_id, key("ES384.private")),
+                      max_wait=60)
+    status = bulk.kick_off("$export", [("_type", "Patient")])
+    assert bulk.tokens is not None
+    bulk.tokens._token = "not-a-token-of-this-server"  # refused (401) at the status poll
+    manifest = bulk.wait(status)
+    assert bulk.tokens.requests == 2  # one refetch, one retry
+    bulk.tokens._token = "not-a-token-of-this-server"  # and at the download
+    patients = list(bulk.resources(manifest))
+    assert bulk.tokens.requests == 3
+    assert any(i.get("value") == raw["patient"]["mrn"] for p in patients
+               for i in p.get("identifier", []))
