@@ -246,6 +246,13 @@ class FhirConflictError(FhirServerError):
     issue_type = "conflict"
 
 
+class PlanChangedError(FhirConflictError):
+    """A dry run's plan no longer holds: the server or the stored record changed since it was
+    made, so applying it would write something else; nothing was written (HTTP 409)."""
+
+    code = "E_PLAN_CHANGED"
+
+
 class AmbiguousMatchError(FhirConflictError):
     """A business identifier matched several resources on the FHIR server: the record cannot be
     written without guessing which one is ours (HTTP 409; never retried)."""
@@ -290,6 +297,7 @@ __all__ = [
     "ConfigError",
     "ConflictRecordError",
     "FhirAuthError",
+    "PlanChangedError",
     "FhirConflictError",
     "FhirServerError",
     "FhirUnavailableError",

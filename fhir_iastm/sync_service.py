@@ -24,7 +24,7 @@ from fhir_iastm.client.auth import (  # noqa: F401  (generate_signing_key: re-ex
     load_signing_key,
 )
 from fhir_iastm.config import Settings
-from fhir_iastm.errors import ConfigError, FhirConflictError, FhirServerError
+from fhir_iastm.errors import ConfigError, FhirConflictError, FhirServerError, PlanChangedError
 from fhir_iastm.mapping import to_fhir
 from fhir_iastm.mapping.amend import amended_identifiers
 from fhir_iastm.mapping.settings import MappingSettings
@@ -35,7 +35,7 @@ from fhir_iastm.storage import (
 )
 from fhir_iastm.sync.circuit import Circuit
 from fhir_iastm.sync.diff import readable as readable_patch
-from fhir_iastm.sync.dryrun import DryRun, dry_run
+from fhir_iastm.sync.dryrun import DryRun, dry_run, plan_id
 from fhir_iastm.sync.dryrun import apply_dry_run as apply_plan
 from fhir_iastm.sync.outcome import PushOutcome
 from fhir_iastm.sync.ports import LastPushedView
@@ -251,15 +251,51 @@ def dry_run_stored(
 ) -> DryRun:
     """The plan of pushing a stored session's current version to the configured server
     (``POST /api/sessions/{id}/push?dry_run=true``, docs/targets.md#dry-run); writes nothing."""
+    with _plans_client(settings) as client:
+        return _stored_dry_run(client, store, mapping, session_id)
+
+
+def apply_stored_plan(
+    store: Store, settings: Settings, mapping: MappingSettings, session_id: str, planned: str
+) -> DryRun | PushOutcome:
+    """Apply the dry-run plan ``planned`` (its :func:`~fhir_iastm.sync.dryrun.plan_id`) of a
+    stored session (``POST /api/sessions/{id}/push?plan=...``, docs/targets.md#dry-run).
+
+    The session is dry-run again: a different plan (the server or the record changed) raises
+    ``PlanChangedError`` and nothing is written. The same plan is written with ``If-Match`` on
+    the versions it resolved, so a change in between is a ``FhirConflictError`` (HAPI rolls the
+    transaction back), never an overwrite. A plan with nothing to write (``unchanged``) comes
+    back as it is; one that cannot be written (``superseded``, ``rejected``) is a conflict."""
+    with _plans_client(settings) as client:
+        run = _stored_dry_run(client, store, mapping, session_id)
+        now = plan_id(run)
+        if now != planned:
+            raise PlanChangedError(
+                f"plan {planned} no longer holds: the server or the record changed since the dry "
+                f"run (it now plans {now}, status {run.status}); nothing was written, dry-run "
+                "again")
+        if run.status == "unchanged":
+            return run
+        if run.transaction is None:
+            raise PlanChangedError(f"plan {planned} writes nothing: its status is {run.status}"
+                                   + (f" ({run.note})" if run.note else ""))
+        return apply_plan(client, run)
+
+
+def _plans_client(settings: Settings) -> FhirClient:
     client = configured_client(settings)
     if client is None:
         raise ConfigError("no FHIR server is configured (IASTM_FHIR_BASE_URL): a dry run "
                           "needs one to read")
+    return client
+
+
+def _stored_dry_run(client: FhirClient, store: Store, mapping: MappingSettings,
+                    session_id: str) -> DryRun:
     record = from_dict(SessionRecord, store.get_record(session_id).body)
     bundle = amended_bundle(record, mapping, stored_versions(store))
-    with client:
-        return dry_run(client, record, settings=mapping,
-                       last_pushed=store.last_pushed(session_id), bundle=bundle)
+    return dry_run(client, record, settings=mapping, last_pushed=store.last_pushed(session_id),
+                   bundle=bundle)
 
 
 def drain_outbox(
@@ -384,7 +420,9 @@ __all__ = [
     "DryRun",
     "amended_bundle",
     "apply_plan",
+    "apply_stored_plan",
     "drain_outbox",
+    "plan_id",
     "dry_run_many",
     "dry_run_stored",
     "readable_patch",

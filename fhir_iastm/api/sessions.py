@@ -15,8 +15,15 @@ from werkzeug.exceptions import BadRequest, Conflict
 
 from fhir_iastm.api.body import json_body
 from fhir_iastm.api.errors import fhir_response
-from fhir_iastm.errors import operation_outcome
-from fhir_iastm.service import dry_run_stored, save_record, stored_bundle
+from fhir_iastm.errors import FhirConflictError, operation_outcome
+from fhir_iastm.service import (
+    DryRun,
+    apply_stored_plan,
+    dry_run_stored,
+    plan_id,
+    save_record,
+    stored_bundle,
+)
 from fhir_iastm.storage import SYNC_STATES
 
 bp = Blueprint("sessions", __name__, url_prefix="/api/sessions")
@@ -203,7 +210,8 @@ def get_session_fhir(session_id: str) -> Response:
 
 @bp.post("/<session_id>/push")
 def push_session(session_id: str) -> Response:
-    """Queue a push now, or (``dry_run=true``) show what it would do.
+    """Queue a push now, or (``dry_run=true``) show what it would do, or (``plan=ID``) apply
+    the plan a dry run showed.
     ---
     post:
       summary: Queue the current version for push to the configured FHIR server
@@ -211,29 +219,54 @@ def push_session(session_id: str) -> Response:
         - {in: path, name: session_id, required: true, schema: {type: string}}
         - {in: query, name: dry_run, required: false, schema: {type: boolean},
            description: "read the server and return the plan (an action and a JSON Patch per
-             resource, docs/targets.md#dry-run); nothing is queued or written"}
+             resource, and its plan_id, docs/targets.md#dry-run); nothing is queued or written"}
+        - {in: query, name: plan, required: false, schema: {type: string},
+           description: "the plan_id of a dry run: write exactly that plan now, with If-Match on
+             the versions it resolved (docs/targets.md#dry-run)"}
       responses:
-        200: {description: the dry run's plan}
+        200: {description: "the dry run's plan, or the applied plan's push outcome"}
         202: {description: queued; see the sync link}
-        400: {description: dry_run is not true or false (OperationOutcome)}
+        400: {description: dry_run is not true or false, or given with plan (OperationOutcome)}
         404: {description: unknown session (OperationOutcome)}
-        409: {description: dry run without a configured FHIR server (OperationOutcome)}
+        409: {description: "no configured FHIR server; or the plan no longer holds (E_PLAN_CHANGED)
+          or the server changed during the write (E_PUSH_REJECTED): nothing written"}
         502: {description: the FHIR server failed during a dry run (OperationOutcome)}
     """
     state = _state()
     dry_run = request.args.get("dry_run", "false")
+    planned = request.args.get("plan")
     if dry_run not in ("true", "false"):
         raise BadRequest("dry_run: expected true or false")
+    if planned is not None and dry_run == "true":
+        raise BadRequest("plan: apply a plan or dry-run, not both")
+    if (planned is not None or dry_run == "true") and state.settings.fhir_base_url is None:
+        what = "plan" if planned is not None else "dry_run"
+        raise Conflict(f"{what}: no FHIR server is configured (IASTM_FHIR_BASE_URL)")
+    if planned is not None:
+        return _apply(state, session_id, planned)
     if dry_run == "true":
-        if state.settings.fhir_base_url is None:
-            raise Conflict("dry_run: no FHIR server is configured (IASTM_FHIR_BASE_URL)")
         plan = dry_run_stored(state.store, state.settings, state.mapping, session_id)
         state.store.audit(g.get("actor"), "push-dry-run", session_id, "ok")
-        return jsonify({**plan.to_json(), "links": _links(session_id)})
+        return jsonify({**plan.to_json(), "plan_id": plan_id(plan),
+                        "links": _links(session_id)})
     entry = state.store.enqueue(session_id, actor=g.get("actor"))
     response = jsonify({"session_id": session_id, "outbox_id": entry, "links": _links(session_id)})
     response.status_code = 202
     return response
+
+
+def _apply(state: Any, session_id: str, planned: str) -> Response:
+    """Write a dry run's plan; the outbox then confirms it (its push finds the session
+    unchanged) and records the sync state."""
+    try:
+        done = apply_stored_plan(state.store, state.settings, state.mapping, session_id, planned)
+    except FhirConflictError:
+        state.store.audit(g.get("actor"), "push-apply", session_id, "conflict")
+        raise
+    state.store.audit(g.get("actor"), "push-apply", session_id, "ok")
+    if not isinstance(done, DryRun):  # written (an unchanged plan writes nothing)
+        state.store.enqueue(session_id, actor=g.get("actor"))
+    return jsonify({**done.to_json(), "plan_id": planned, "links": _links(session_id)})
 
 
 @bp.get("/<session_id>/sync")

@@ -18,6 +18,8 @@ the server in between is a conflict (409/412), not an overwrite.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -119,6 +121,14 @@ def dry_run(
     pinned = [_pinned(e, p) for e, p in zip(entries, planned, strict=True)]
     return DryRun(plan.session_id, record.record_version, "pushed", tuple(planned),
                   transaction=with_entries(plan.bundle, pinned), _plan=plan, _found=found)
+
+
+def plan_id(run: DryRun) -> str:
+    """The plan's identity: a digest of everything it shows (status, and per entry the action,
+    the server resource and version it resolved to, the patch). Two dry runs have the same id
+    exactly when applying either would write the same thing over the same server versions."""
+    text = json.dumps(run.to_json(), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]
 
 
 def apply_dry_run(client: FhirPort, run: DryRun) -> PushOutcome:
@@ -248,4 +258,5 @@ def _pinned(entry: Json, planned: PlannedEntry) -> Json:
     return entry
 
 
-__all__ = ["ACTIONS", "DryRun", "PlannedEntry", "apply_dry_run", "dry_run", "observed_actions"]
+__all__ = ["ACTIONS", "DryRun", "PlannedEntry", "apply_dry_run", "dry_run", "observed_actions",
+           "plan_id"]
