@@ -184,3 +184,22 @@ def test_a_token_without_the_write_scope_is_refused_by_hapi(smart_hapi: SmartHap
     assert "eyJ" not in result.output
     for record in records:
         assert _sessions(smart_hapi.open_base, str(record["session_id"])) == 0
+
+
+def test_a_token_hapi_refuses_is_replaced_once(smart_hapi: SmartHapi) -> None:
+    """The client's cached token stops being accepted (as when it is revoked): HAPI's 401 makes
+    the client fetch one new token and repeat the request."""
+    from fhir_iastm.config import Settings
+    from fhir_iastm.service import configured_client
+
+    settings = Settings(fhir_base_url=smart_hapi.base, fhir_smart_client_id="hapi-push",
+                        fhir_smart_key_file=DATA / "ES384.private.json",
+                        fhir_smart_scopes_v1=False)
+    client = configured_client(settings, "pull")
+    assert client is not None
+    assert client.tokens is not None
+    assert client.search("Patient", [("_count", "1")])["resourceType"] == "Bundle"
+    assert client.tokens.requests == 1
+    client.tokens._token = smart_hapi.token("hapi-read", "system/*.rs")[:-4] + "AAAA"  # bad sig
+    assert client.search("Patient", [("_count", "1")])["resourceType"] == "Bundle"
+    assert client.tokens.requests == 2  # one refetch, one retry

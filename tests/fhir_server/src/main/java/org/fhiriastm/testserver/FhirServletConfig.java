@@ -61,27 +61,31 @@ public class FhirServletConfig {
 		return register(server, "fhirServlet", "/fhir/*");
 	}
 
+	/** The authorization server /smart/fhir trusts: its issuer URL and JWKS URL. */
+	public record SmartIssuer(String issuer, String jwksUrl) {
+	}
+
 	@Bean
-	public ServletRegistrationBean<RestfulServer> smartFhirServlet(
+	public SmartIssuer smartIssuer(
 			@Value("${HAPI_SMART_ISSUER:}") String issuerSetting,
 			@Value("${HAPI_SMART_JWKS_URL:}") String jwksSetting,
 			@Value("${server.port:8080}") int port) {
 		String issuer = issuerSetting.isBlank() ? "http://127.0.0.1:" + (port + 7) : issuerSetting;
-		String jwks = jwksSetting.isBlank() ? issuer + "/jwks" : jwksSetting;
+		return new SmartIssuer(issuer, jwksSetting.isBlank() ? issuer + "/jwks" : jwksSetting);
+	}
+
+	@Bean
+	public ServletRegistrationBean<RestfulServer> smartFhirServlet(SmartIssuer trusted) {
 		RestfulServer server = newServer();
-		server.registerInterceptor(new SmartTokenInterceptor(issuer, jwks));
+		server.registerInterceptor(new SmartTokenInterceptor(trusted.issuer(), trusted.jwksUrl()));
 		return register(server, "smartFhirServlet", "/smart/fhir/*");
 	}
 
 	@Bean
-	public ServletRegistrationBean<SmartConfigurationServlet> smartConfigurationServlet(
-			@Value("${HAPI_SMART_ISSUER:}") String issuerSetting,
-			@Value("${HAPI_SMART_JWKS_URL:}") String jwksSetting,
-			@Value("${server.port:8080}") int port) {
-		String issuer = issuerSetting.isBlank() ? "http://127.0.0.1:" + (port + 7) : issuerSetting;
-		String jwks = jwksSetting.isBlank() ? issuer + "/jwks" : jwksSetting;
+	public ServletRegistrationBean<SmartConfigurationServlet> smartConfigurationServlet(SmartIssuer trusted) {
 		ServletRegistrationBean<SmartConfigurationServlet> registration = new ServletRegistrationBean<>(
-				new SmartConfigurationServlet(issuer, jwks), "/smart/fhir/.well-known/smart-configuration");
+				new SmartConfigurationServlet(trusted.issuer(), trusted.jwksUrl()),
+				"/smart/fhir/.well-known/smart-configuration");
 		registration.setName("smartConfigurationServlet");
 		return registration;
 	}

@@ -44,11 +44,9 @@ public class SmartTokenInterceptor {
 
 	private static final Logger LOG = LoggerFactory.getLogger(SmartTokenInterceptor.class);
 
-	private final String issuer;
 	private final DefaultJWTProcessor<SecurityContext> processor = new DefaultJWTProcessor<>();
 
 	public SmartTokenInterceptor(String issuer, String jwksUrl) {
-		this.issuer = issuer;
 		JWKSource<SecurityContext> keys;
 		try {
 			keys = JWKSourceBuilder.create(new URL(jwksUrl)).retrying(true).build();
@@ -163,9 +161,5 @@ public class SmartTokenInterceptor {
 			return new String[] {entryType.isEmpty() ? "*" : entryType, letter,
 					req.getMethod() + " " + url.split("\\?", 2)[0] + " in a Bundle"};
 		}).toList();
-	}
-
-	public String issuer() {
-		return issuer;
 	}
 }
