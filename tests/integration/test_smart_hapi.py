@@ -203,3 +203,30 @@ def test_a_token_hapi_refuses_is_replaced_once(smart_hapi: SmartHapi) -> None:
     client.tokens._token = smart_hapi.token("hapi-read", "system/*.rs")[:-4] + "AAAA"  # bad sig
     assert client.search("Patient", [("_count", "1")])["resourceType"] == "Bundle"
     assert client.tokens.requests == 2  # one refetch, one retry
+
+
+def test_the_worker_with_a_token_hapi_refuses_dead_letters_nothing(
+        smart_hapi: SmartHapi, tmp_path: Path) -> None:
+    """The outbox worker pushing into /smart/fhir with a read-only token: HAPI's 403 pauses it;
+    the entry keeps its attempts, nothing is dead-lettered or written."""
+    from fhir_iastm.records import load_record
+    from fhir_iastm.storage import Store
+
+    url = f"sqlite:///{tmp_path / 'store.db'}"
+    store = Store(url)
+    store.migrate()
+    [raw] = batch(1)
+    store.save_record(load_record(raw), raw, actor="t")
+    read_only = smart_hapi.token("hapi-read", "system/*.rs")
+    result = CliRunner().invoke(main, [
+        "worker", "--once", "--database-url", url, "--server", smart_hapi.base, "--token",
+        read_only, "--canonical-base", CANON], env=ENV)
+    assert result.exit_code == 3, result.output
+    assert "eyJ" not in result.output
+    stats = json.loads([line for line in result.stderr.splitlines()
+                        if '"dead_lettered"' in line][-1])
+    assert (stats["dead_lettered"], stats["circuit"]) == (0, "paused")
+    sync = store.get_sync(str(raw["session_id"]))
+    assert (sync.state, sync.attempts, sync.last_error_code) == ("queued", 0, "E_FHIR_AUTH")
+    assert _sessions(smart_hapi.open_base, str(raw["session_id"])) == 0
+    store.close()
