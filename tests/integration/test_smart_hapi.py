@@ -127,8 +127,16 @@ def test_a_token_hapi_cannot_verify_is_401(smart_hapi: SmartHapi) -> None:
 
 
 def test_a_search_needs_the_search_scope(smart_hapi: SmartHapi) -> None:
+    for _ in range(2):  # at least two Patients, so that a page of one has a next page
+        made = requests.post(f"{smart_hapi.open_base}/Patient", json={"resourceType": "Patient"},
+                             headers={"Content-Type": "application/fhir+json"}, timeout=30)
+        assert made.status_code == 201, made.text
     narrow = smart_hapi.token("hapi-read", "system/Patient.rs")
-    assert _get(f"{smart_hapi.base}/Patient?_count=1", narrow).status_code == 200
+    first = _get(f"{smart_hapi.base}/Patient?_count=1", narrow)
+    assert first.status_code == 200
+    [following] = [link["url"] for link in first.json()["link"] if link["relation"] == "next"]
+    assert _get(following, narrow).status_code == 200  # its further pages
+    assert _get(following).status_code == 401
     refused = _get(f"{smart_hapi.base}/Procedure?_count=1", narrow)
     assert refused.status_code == 403
     assert "system/Procedure.s" in refused.json()["issue"][0]["diagnostics"]

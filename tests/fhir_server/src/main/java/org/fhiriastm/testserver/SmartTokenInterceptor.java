@@ -71,7 +71,7 @@ public class SmartTokenInterceptor {
 		JWTClaimsSet claims = verified(request);
 		SmartScopes scopes = new SmartScopes(scopeClaim(claims));
 		for (String[] need : needs(request, operation)) {
-			if (!scopes.allows(need[0], need[1].charAt(0))) {
+			if (!need[1].chars().allMatch(letter -> scopes.allows(need[0], (char) letter))) {
 				throw new ForbiddenOperationException("The access token's scopes do not allow "
 						+ need[2] + " (needs system/" + need[0] + "." + need[1] + ")");
 			}
@@ -110,7 +110,7 @@ public class SmartTokenInterceptor {
 		return e;
 	}
 
-	/** {type, permission letter, interaction} triples the request needs. */
+	/** {type, permission letters, interaction} triples the request needs (every letter). */
 	private static List<String[]> needs(RequestDetails request, RestOperationTypeEnum operation) {
 		String type = request.getResourceName() == null ? "*" : request.getResourceName();
 		switch (operation) {
@@ -118,11 +118,12 @@ public class SmartTokenInterceptor {
 			case VREAD:
 			case HISTORY_INSTANCE:
 				return List.<String[]>of(new String[] {type, "r", "read " + type});
+			case GET_PAGE:
+				return List.of(); // a further page of a search whose scopes were checked
 			case SEARCH_TYPE:
 			case SEARCH_SYSTEM:
 			case HISTORY_TYPE:
 			case HISTORY_SYSTEM:
-			case GET_PAGE:
 				return List.<String[]>of(new String[] {type, "s", "search " + type});
 			case CREATE:
 				return List.<String[]>of(new String[] {type, "c", "create " + type});
@@ -141,8 +142,8 @@ public class SmartTokenInterceptor {
 	}
 
 	private static List<String[]> entryNeeds(IBaseResource resource) {
-		if (!(resource instanceof Bundle bundle)) {
-			return List.of();
+		if (!(resource instanceof Bundle bundle)) { // fail closed: nothing to check is no permission
+			throw new ForbiddenOperationException("The Bundle's entries could not be checked");
 		}
 		return bundle.getEntry().stream().map(entry -> {
 			Bundle.BundleEntryRequestComponent req = entry.getRequest();
@@ -156,7 +157,7 @@ public class SmartTokenInterceptor {
 				case PUT, PATCH -> letter = "u";
 				case DELETE -> letter = "d";
 				case GET, HEAD -> letter = instance ? "r" : "s";
-				default -> letter = "c";
+				default -> letter = "cruds"; // no method: needs every permission
 			}
 			return new String[] {entryType.isEmpty() ? "*" : entryType, letter,
 					req.getMethod() + " " + url.split("\\?", 2)[0] + " in a Bundle"};
