@@ -55,7 +55,7 @@ def _type(ctx: MappingContext) -> Json:
         return codeable([ctx.codes.fixed("encounter_type")], ENCOUNTER_TYPE_TEXT)
     local = ctx.codes["visit_kind"].coding(kind)
     snomed = [ctx.codes.fixed("encounter_type")] if kind == "treatment" else []
-    return codeable([local, *snomed], f"Outpatient physical therapy {local['display'].lower()}")
+    return codeable([local, *snomed], f"Outpatient {local['display'].lower()}")
 
 
 def _length(ctx: MappingContext) -> Json | None:

@@ -43,6 +43,7 @@ COUNTS = {
     "good-06": (16, 3, 3, 2, 3, 1),
     "good-07": (8, 1, 1, 2, 0, 0),
     "good-08": (7, 2, 1, 0, 0, 0),
+    "good-09": (12, 1, 2, 2, 0, 1),  # 2.0: + 1 expected-effect finding + the screening
 }
 
 
@@ -78,7 +79,7 @@ def test_resource_counts_follow_section_2_1(mapped: tuple) -> None:
     assert len(by_profile(bundle, "iastm-pain-observation")) == pain
     assert len(by_profile(bundle, "iastm-rom-observation")) == rom
     assert len(by_profile(bundle, "iastm-prom-observation")) == prom
-    findings = {"good-03": 2, "good-05": 1}.get(name[:7], 0)
+    findings = {"good-03": 2, "good-05": 1, "good-09": 1}.get(name[:7], 0)
     assert len(by_profile(bundle, "iastm-effect-observation")) == findings
     assert "Provenance" not in {r["resourceType"] for r in resources(bundle)}
 
