@@ -52,8 +52,8 @@ def test_every_valid_record_maps_round_trips_and_is_deterministic(data: dict) ->
 def test_every_mapped_bundle_is_well_formed_and_profile_valid(data: dict) -> None:
     validation = pytest.importorskip("fhir_iastm.validation")
     record = load_record(data)
-    for settings in (MappingSettings(), MappingSettings(emit_conditions_for_cancelled=False)):
-        bundle = to_fhir(record, settings)
+    for mapping in (MappingSettings(), MappingSettings(emit_conditions_for_cancelled=False)):
+        bundle = to_fhir(record, mapping)
         assert check_structure(bundle) == []
         errors = [i for i in validation.validate(bundle, _index(), structure=False) if i.is_error]
         assert errors == []
