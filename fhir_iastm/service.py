@@ -147,14 +147,32 @@ def save_record(
     prepared, warnings = _prepare(body, settings)
     if isinstance(prepared, InvalidRecordError):
         raise prepared
-    record, _body, resources, digest = prepared
-    if record.record_version > 1:  # the facade shows a changed value as amended, like a push
-        earlier = stored_versions(store)(record)
-        amended = amended_identifiers(record, earlier, replace(settings, record_hash=digest))
-        if amended:
-            resources = resource_set(record, replace(settings, record_hash=digest), amended)
+    record, _body, resources, digest = amended_write(store, prepared, settings)
     result = store.save_record(record, body, actor=actor, resources=resources, digest=digest)
     return Saved(result, warnings)
+
+
+def amended_write(store: Store, write: RecordWrite, settings: MappingSettings) -> RecordWrite:
+    """``write`` with :func:`amended_resources` (the import and the single save)."""
+    record, body, resources, digest = write
+    if resources is None:
+        return write
+    return record, body, amended_resources(store, record, resources, digest, settings), digest
+
+
+def amended_resources(
+    store: Store, record: SessionRecord, resources: ResourceSet, digest: str,
+    settings: MappingSettings,
+) -> ResourceSet:
+    """``resources`` mapped again when a version the store holds below ``record`` had another
+    value for one of its Observations: those are stored ``amended``, as a push sends them
+    (docs/clinical.md#amended). The one rule of the save, the
+    import and the reindex."""
+    if record.record_version == 1:
+        return resources
+    with_hash = replace(settings, record_hash=digest)
+    amended = amended_identifiers(record, stored_versions(store)(record), with_hash)
+    return resource_set(record, with_hash, amended) if amended else resources
 
 
 def _prepare(body: Any, settings: MappingSettings
@@ -195,21 +213,42 @@ def import_records(
     if jobs > 1 and len(bodies) > batch:
         with ProcessPoolExecutor(jobs) as pool:
             yield from _store_batches(store, bodies, pool.map(prepare, bodies, chunksize=25),
-                                      actor, batch)
+                                      actor, batch, settings)
     else:
-        yield from _store_batches(store, bodies, map(prepare, bodies), actor, batch)
+        yield from _store_batches(store, bodies, map(prepare, bodies), actor, batch, settings)
 
 
 def _store_batches(
     store: Store, bodies: Sequence[Any], prepared: Iterable[RecordWrite | InvalidRecordError],
-    actor: str | None, batch: int,
+    actor: str | None, batch: int, settings: MappingSettings,
 ) -> Iterator[tuple[Any, SaveResult | InvalidRecordError]]:
     pairs = zip(bodies, prepared, strict=True)
     while chunk := list(islice(pairs, batch)):
-        writes = [p for _, p in chunk if not isinstance(p, InvalidRecordError)]
-        saved = iter(store.save_records(writes, actor=actor))
-        for body, p in chunk:
-            yield body, p if isinstance(p, InvalidRecordError) else next(saved)
+        for part in _one_version_each(chunk):
+            writes = [amended_write(store, p, settings) for _, p in part
+                      if not isinstance(p, InvalidRecordError)]
+            saved = iter(store.save_records(writes, actor=actor))
+            for body, p in part:
+                yield body, p if isinstance(p, InvalidRecordError) else next(saved)
+
+
+def _one_version_each(
+    chunk: list[tuple[Any, RecordWrite | InvalidRecordError]],
+) -> Iterator[list[tuple[Any, RecordWrite | InvalidRecordError]]]:
+    """The chunk cut before each record whose session already occurs in the current part, so a
+    session's earlier version is stored before its later one is compared with it."""
+    part: list[tuple[Any, RecordWrite | InvalidRecordError]] = []
+    seen: set[str] = set()
+    for body, p in chunk:
+        sid = None if isinstance(p, InvalidRecordError) else p[0].session_id
+        if sid is not None and sid in seen:
+            yield part
+            part, seen = [], set()
+        part.append((body, p))
+        if sid is not None:
+            seen.add(sid)
+    if part:
+        yield part
 
 
 def _rebuilt(
@@ -269,7 +308,11 @@ def index_store(
     done = 0
     pending: list[tuple[StoredRecord, ResourceSet]] = []
     for stored in store.records_to_index(everything=everything, batch=batch):
-        pending.append((stored, resource_set(*_rebuilt(stored, settings))))
+        record, with_hash = _rebuilt(stored, settings)
+        resources = amended_resources(
+            store, record, resource_set(record, with_hash), stored.record_hash, settings
+        )
+        pending.append((stored, resources))
         if len(pending) == batch:
             store.write_index(pending)
             done += len(pending)

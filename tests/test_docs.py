@@ -111,3 +111,17 @@ def test_every_code_of_the_code_table_is_explained_in_codes_md() -> None:
                 if f"`{entry['code']}`" not in doc:
                     missing.append(f"{name}.{key}: {entry['code']}")
     assert not missing, missing
+
+
+def test_clinical_md_lists_exactly_the_absolute_contraindications_the_rules_use() -> None:
+    """docs/clinical.md#screening: the absolute / precaution table is the code table's ``kind``
+    (the split awaits a clinician's review; the page must say so and cite the Delphi source)."""
+    from fhir_iastm.records.vocab import raw_codes
+
+    text = (Path(__file__).resolve().parents[1] / "docs" / "clinical.md").read_text("utf-8")
+    rows = dict(re.findall(r"^\| `([a-z-]+)` [^|]*\| (absolute|precaution) \|$", text, re.M))
+    table = {k: v["kind"] for k, v in raw_codes()["screening"].items()
+             if not k.startswith("_") and v.get("kind") in ("absolute", "precaution")}
+    assert rows == table
+    assert "Cheatham et al., *Healthcare* 2025;13(6):642" in text
+    assert "needs a\nclinician's review" in text

@@ -59,6 +59,7 @@ class MappingContext:
         "base",
         "codes",
         "conditions",
+        "contained_conditions",
         "record",
         "record_hash",
         "settings",
@@ -85,11 +86,11 @@ class MappingContext:
         self.statuses: tuple[str, str, str | None] = STATUS[record.status]
         #: Conditions that get a per-encounter copy (docs/decisions.md#statuses;
         #: emit_conditions_for_cancelled).
-        self.conditions: tuple[Condition, ...] = (
-            ()
-            if record.status == "cancelled" and not settings.emit_conditions_for_cancelled
-            else record.conditions
-        )
+        standalone = record.status != "cancelled" or settings.emit_conditions_for_cancelled
+        self.conditions: tuple[Condition, ...] = record.conditions if standalone else ()
+        #: Conditions carried inside the Encounter instead (``Encounter.contained``,
+        #: docs/decisions.md#cancelled-conditions): the others of the record.
+        self.contained_conditions: tuple[Condition, ...] = () if standalone else record.conditions
         self._urls: dict[str, str] = {}
 
     def url(self, role: str) -> str:

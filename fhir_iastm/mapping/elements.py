@@ -148,6 +148,9 @@ ELEMENTS: tuple[Element, ...] = (
     E("patient", "managingOrganization", ("clinic",), reverse=_REF),
     # encounter
     E("encounter", "meta.profile", reverse=_PROFILE),
+    E("encounter", "contained", ("conditions",),
+      reverse="the conditions when no Condition resource is sent (a cancelled session with "
+      "emit_conditions_for_cancelled off, docs/decisions.md#cancelled-conditions)"),
     E("encounter", "extension:source-record-version", ("record_version",), reverse=_VERSION),
     E("encounter", "extension:source-record-hash", ("record_version",), reverse=_HASH),
     E("encounter", "identifier:iastm-session-resource", ("session_id",), reverse=_KEY),
@@ -172,6 +175,8 @@ ELEMENTS: tuple[Element, ...] = (
       reverse="is_primary: the Condition ranked 1", index=("diagnosis",)),
     E("encounter", "serviceProvider", ("clinic",), reverse=_REF),
     # condition
+    E("condition", "id", reverse="only when contained in the Encounter: condition-1..n in "
+      "record order, the target of Encounter.diagnosis (docs/decisions.md#cancelled-conditions)"),
     E("condition", "meta.profile", reverse=_PROFILE),
     E("condition", "extension:source-record-version", ("record_version",), reverse=_VERSION),
     E("condition", "extension:source-record-hash", ("record_version",), reverse=_HASH),

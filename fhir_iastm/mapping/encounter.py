@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from fhir_iastm.mapping.codes import reverse_table
+from fhir_iastm.mapping.condition import to_condition
 from fhir_iastm.mapping.context import (
     ENCOUNTER,
     ORGANIZATION,
@@ -25,6 +26,7 @@ def to_encounter(ctx: MappingContext) -> Json:
         {
             "resourceType": "Encounter",
             "meta": ctx.meta("iastm-encounter"),
+            "contained": _contained(ctx),
             "extension": ctx.source_extensions(),
             "identifier": [ctx.session_identifier(ENCOUNTER)],
             "status": ctx.statuses[0],
@@ -53,7 +55,7 @@ def _type(ctx: MappingContext) -> Json:
         return codeable([ctx.codes.fixed("encounter_type")], ENCOUNTER_TYPE_TEXT)
     local = ctx.codes["visit_kind"].coding(kind)
     snomed = [ctx.codes.fixed("encounter_type")] if kind == "treatment" else []
-    return codeable([local, *snomed], f"Outpatient physical therapy {local['display'].lower()}")
+    return codeable([local, *snomed], f"Outpatient {local['display'].lower()}")
 
 
 def _length(ctx: MappingContext) -> Json | None:
@@ -62,16 +64,38 @@ def _length(ctx: MappingContext) -> Json | None:
     return None if minutes is None else quantity(minutes, ctx.codes["ucum"].coding("min"))
 
 
+def _contained(ctx: MappingContext) -> list[Json]:
+    """The record's Conditions when they are not sent as resources of their own (a cancelled
+    session with ``emit_conditions_for_cancelled`` off, docs/decisions.md#cancelled-conditions):
+    contained, ids ``condition-1..n`` in record order."""
+    return [
+        {"resourceType": "Condition", "id": contained_id(i), **_without_type(to_condition(ctx, c))}
+        for i, c in enumerate(ctx.contained_conditions)
+    ]
+
+
+def _without_type(resource: Json) -> Json:
+    return {k: v for k, v in resource.items() if k != "resourceType"}
+
+
+def contained_id(index: int) -> str:
+    """The local id of the ``index``-th contained Condition."""
+    return f"condition-{index + 1}"
+
+
 def _diagnoses(ctx: MappingContext) -> list[Json]:
-    """One diagnosis per Condition; ranks only when a primary exists (primary 1, others 2..n)."""
-    has_primary = any(c.is_primary for c in ctx.conditions)
-    others = iter(range(2, len(ctx.conditions) + 2))
+    """One diagnosis per Condition (standalone or contained); ranks only when a primary exists
+    (primary 1, others 2..n)."""
+    conditions = ctx.conditions or ctx.contained_conditions
+    refs = [ctx.url(condition_role(c.condition_id)) for c in ctx.conditions] or [
+        f"#{contained_id(i)}" for i in range(len(ctx.contained_conditions))
+    ]
+    has_primary = any(c.is_primary for c in conditions)
+    others = iter(range(2, len(conditions) + 2))
     out = []
-    for c in ctx.conditions:
+    for c, ref in zip(conditions, refs, strict=True):
         rank = (1 if c.is_primary else next(others)) if has_primary else None
-        out.append(
-            prune({"condition": reference(ctx.url(condition_role(c.condition_id))), "rank": rank})
-        )
+        out.append(prune({"condition": reference(ref), "rank": rank}))
     return out
 
 
@@ -95,4 +119,19 @@ def primary_references(encounter: Json | None) -> set[str]:
     }
 
 
-__all__ = ["primary_references", "to_encounter", "visit_kind"]
+def contained_conditions(encounter: Json | None) -> dict[str, Json]:
+    """``#id`` -> each Condition contained in the Encounter."""
+    return {
+        f"#{r.get('id')}": r
+        for r in (encounter or {}).get("contained") or []
+        if isinstance(r, dict) and r.get("resourceType") == "Condition"
+    }
+
+
+__all__ = [
+    "contained_conditions",
+    "contained_id",
+    "primary_references",
+    "to_encounter",
+    "visit_kind",
+]

@@ -16,7 +16,7 @@ from fhir_iastm.mapping.codes import reverse_table, tables, unmapped
 from fhir_iastm.mapping.condition import from_condition
 from fhir_iastm.mapping.datatypes import Json, code_in, ext_value, identifier_value, prune
 from fhir_iastm.mapping.effect import from_effect, is_effect_observation
-from fhir_iastm.mapping.encounter import primary_references, visit_kind
+from fhir_iastm.mapping.encounter import contained_conditions, primary_references, visit_kind
 from fhir_iastm.mapping.index import Index
 from fhir_iastm.mapping.observation import from_prom, from_rom, pain_value, read_timing
 from fhir_iastm.mapping.parties import from_organization, from_patient, from_practitioner
@@ -173,12 +173,19 @@ def _conditions(
     base: str,
     sites: list[Json],
 ) -> tuple[list[Json], str | None]:
-    """The Procedure's reasonReference targets (else every owned Condition) and recordedDate."""
+    """The Procedure's reasonReference targets (else every owned Condition, else the Conditions
+    contained in the Encounter) and recordedDate."""
     refs = proc.get("reasonReference") or []
     found = [index.resolve(r) for r in refs]
     if not refs or any(c is None for c in found):
         found = [r for role, r in owned.items() if role.startswith("condition/")]
-    primary = {id(index.resolve({"reference": ref})) for ref in primary_references(encounter)}
+    contained = contained_conditions(encounter)  # docs/decisions.md#cancelled-conditions
+    if not found:
+        found = list(contained.values())
+    primary = {
+        id(contained.get(ref) or index.resolve({"reference": ref}))
+        for ref in primary_references(encounter)
+    }
     conditions = [
         prune(
             {

@@ -64,7 +64,10 @@ from fhir_iastm.records.fields import CATALOGUE, json_type, make_issue
 from fhir_iastm.records.schemas import RECORD_SCHEMA
 
 #: Top-level keys that do not count as content (docs/decisions.md#d15).
-NON_CONTENT_KEYS = ("last_modified", "billing")
+NON_CONTENT_KEYS = ("last_modified",)
+#: ... and before storage migration 0009, which put ``billing`` into the content
+#: (docs/decisions.md#hash-with-billing); only that migration computes the old hash.
+LEGACY_NON_CONTENT_KEYS = ("last_modified", "billing")
 CONFLICT_CODES = frozenset({"E_DUPLICATE_SESSION", "E_STALE_VERSION", "E_AMBIGUOUS_MATCH"})
 _NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
@@ -145,17 +148,21 @@ def _content(value: Any) -> Any:
     return value
 
 
-def canonical_json(record_or_dict: model.SessionRecord | Mapping[str, Any]) -> bytes:
+def canonical_json(
+    record_or_dict: model.SessionRecord | Mapping[str, Any], *, legacy: bool = False
+) -> bytes:
     """RFC 8785 (JCS) bytes of the record's content (docs/decisions.md#d7, #d15).
 
-    ``last_modified`` and ``billing`` are left out; so are nulls and empty arrays, and
+    ``last_modified`` is left out (``legacy``: ``billing`` too, the scheme before
+    docs/decisions.md#hash-with-billing); so are nulls and empty arrays, and
     ``is_primary: false`` counts as absent (the canonical form of docs/decisions.md#round-trip).
     Key order never matters; array order does (``site_index`` points into ``treatment_sites``).
     """
     data = record_or_dict
     if isinstance(data, model.SessionRecord):
         data = model.to_dict(data)
-    content = _content({k: v for k, v in data.items() if k not in NON_CONTENT_KEYS})
+    left_out = LEGACY_NON_CONTENT_KEYS if legacy else NON_CONTENT_KEYS
+    content = _content({k: v for k, v in data.items() if k not in left_out})
     return jcs_fast(content) or rfc8785.dumps(content)
 
 
@@ -196,10 +203,13 @@ def _plain(value: Any) -> bool:
     return False
 
 
-def record_hash(record: model.SessionRecord | Mapping[str, Any]) -> str:
+def record_hash(
+    record: model.SessionRecord | Mapping[str, Any], *, legacy: bool = False
+) -> str:
     """SHA-256 hex digest of ``canonical_json(record)`` (docs/decisions.md#d7:
-    ``source-record-hash``)."""
-    return hashlib.sha256(canonical_json(record)).hexdigest()
+    ``source-record-hash``; ``legacy``: the hash without ``billing`` that stores migrated by
+    0009 held, docs/decisions.md#hash-with-billing)."""
+    return hashlib.sha256(canonical_json(record, legacy=legacy)).hexdigest()
 
 
 def _batch_issue(

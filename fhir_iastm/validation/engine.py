@@ -23,6 +23,7 @@ from fhir_iastm.validation.context import (
     claimed_profiles,
     locate,
 )
+from fhir_iastm.validation.displays import check_displays
 from fhir_iastm.validation.elements import check_resource
 from fhir_iastm.validation.extcontext import allowed, owner_of, parent_extension_url
 from fhir_iastm.validation.r4check import check_r4
@@ -169,6 +170,7 @@ def validate_resource(
     found = check_r4(resource, core, shape_checks=structure, collect=True) or scan(resource)
     _check_extensions(found.extensions, ctx)
     check_local_codes(found.codings, ctx)
+    check_displays(found.codings, ctx)
     _check_references(found.references, ctx)
     return finish(resource, dedupe(ctx.issues + core.issues), prefix, trace)
 

@@ -72,7 +72,7 @@ def test_repost_semantics_follow_decision_15(client: FlaskClient) -> None:
     repeat = client.post("/api/sessions", json=record)
     assert repeat.status_code == 200
     assert repeat.get_json()["status"] == "unchanged"
-    # last_modified and billing are outside the canonical content: still a repeat
+    # last_modified is outside the canonical content: still a repeat
     cosmetic = copy.deepcopy(record) | {"last_modified": "2025-06-01T00:00:00Z"}
     assert client.post("/api/sessions", json=cosmetic).status_code == 200
     changed = copy.deepcopy(record) | {"notes": "amended"}

@@ -18,7 +18,7 @@ import pytest
 import requests
 
 from fhir_iastm.client import FhirClient
-from fhir_iastm.mapping import to_fhir
+from fhir_iastm.mapping import MappingSettings, to_fhir
 from fhir_iastm.profiles import ProfileIndex, load_profiles
 from fhir_iastm.records import load_record
 from fhir_iastm.service import NOT_FOR_SERVERS, upload_profiles
@@ -39,11 +39,24 @@ def cases() -> list[tuple[str, dict[str, Any], str | None]]:
         doc = json.loads(path.read_text())
         out.append((f"mutation/{path.stem}", doc["resource"], doc.get("profile")))
     for path in EXAMPLES:
-        bundle = to_fhir(load_record(json.loads(path.read_text())), None)
-        for n, entry in enumerate(bundle["entry"]):
-            resource = entry["resource"]
-            profile = (resource.get("meta") or {}).get("profile", [None])[0]
-            out.append((f"mapped/{path.stem}/{n}-{resource['resourceType']}", resource, profile))
+        record = load_record(json.loads(path.read_text()))
+        out += _mapped(f"mapped/{path.stem}", to_fhir(record, None))
+        if record.status == "cancelled":  # its Conditions contained in the Encounter
+            contained = to_fhir(record, MappingSettings(emit_conditions_for_cancelled=False))
+            out += _mapped(f"mapped/{path.stem}+contained", contained, ("Encounter",))
+    return out
+
+
+def _mapped(
+    prefix: str, bundle: dict[str, Any], types: tuple[str, ...] | None = None
+) -> list[tuple[str, dict[str, Any], str | None]]:
+    out = []
+    for n, entry in enumerate(bundle["entry"]):
+        resource = entry["resource"]
+        if types is not None and resource["resourceType"] not in types:
+            continue
+        profile = (resource.get("meta") or {}).get("profile", [None])[0]
+        out.append((f"{prefix}/{n}-{resource['resourceType']}", resource, profile))
     return out
 
 

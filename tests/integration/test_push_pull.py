@@ -113,6 +113,8 @@ def expected_owned(record: SessionRecord) -> dict[str, str]:
             for e in record.adverse_effects
             if is_expected_finding(e)
         }
+    if record.screening is not None:  # schema 2.0 (docs/clinical.md#screening)
+        out[f"{sid}/obs/screening"] = "Observation"
     return out
 
 
@@ -197,7 +199,9 @@ def test_every_good_example_lands_once_and_repushes_change_nothing(
         for r in records
         if r.status != "entered-in-error"
     }
-    assert [o.status for o in (push_record(client, r) for r in records)] == ["unchanged"] * 8
+    assert [o.status for o in (push_record(client, r) for r in records)] == ["unchanged"] * len(
+        records
+    )
     # again, concurrently, each record from 4 threads at once (one client per thread)
     clients = [FhirClient(hapi_base_url) for _ in range(4)]
     racing = in_threads(
@@ -490,3 +494,30 @@ def test_cli_push_streams_stdin_and_sends_a_session_s_versions_in_order(
     assert "4 documents from 1 file: 1 invalid, 3 pushed" in pushed.stderr
     [pulled] = pull_records(FhirClient(hapi_base_url), session_id=v1["session_id"])
     assert canonical_for_roundtrip(pulled) == canonical_for_roundtrip(load_record(v2))
+
+
+def test_cancelled_session_without_conditions_lands_and_pulls_back_lossless(
+    client: FhirClient,
+) -> None:
+    """issue 10 #8: emit_conditions_for_cancelled off — no Condition resource on the server, the
+    diagnoses contained in the Encounter, and the pull gives the record back
+    (docs/decisions.md#cancelled-conditions)."""
+    from fhir_iastm.mapping import MappingSettings
+
+    settings = MappingSettings(emit_conditions_for_cancelled=False)
+    [path] = [p for p in GOOD if "cancelled" in p.name]
+    record = load_record(variant(path))
+    assert push_record(client, record, settings=settings).status == "pushed"
+    [encounter] = find(client, "Encounter", SYS.resource, f"{record.session_id}/encounter")
+    assert [c["resourceType"] for c in encounter["contained"]] == ["Condition"] * len(
+        record.conditions
+    )
+    assert [d["condition"]["reference"] for d in encounter["diagnosis"]] == [
+        f"#{c['id']}" for c in encounter["contained"]
+    ]
+    prefix = f"{record.session_id}/condition/"
+    for c in record.conditions:
+        assert find(client, "Condition", SYS.resource, prefix + c.condition_id) == []
+    [pulled] = pull_records(client, session_id=record.session_id, settings=settings)
+    assert not isinstance(pulled, PullError), pulled
+    assert canonical_for_roundtrip(pulled) == canonical_for_roundtrip(record)

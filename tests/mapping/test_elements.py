@@ -102,10 +102,16 @@ def _required(leaf: tuple[str, ...]) -> tuple[str, ...]:
 
 def _emitted() -> dict[str, set[tuple[str, ...]]]:
     found: dict[str, set[tuple[str, ...]]] = {}
-    for _case, resource in corpus():
-        kind = kind_of(resource)
-        assert kind is not None, resource.get("resourceType")
-        found.setdefault(kind[0].name, set()).update(leaves(resource))
+    for _case, container in corpus():
+        # a contained resource (Encounter.contained Conditions) is checked as its own kind
+        inner = container.get("contained", [])
+        outer = {k: v for k, v in container.items() if k != "contained"}
+        for resource in [outer, *inner]:
+            kind = kind_of(resource)
+            assert kind is not None, resource.get("resourceType")
+            found.setdefault(kind[0].name, set()).update(leaves(resource))
+        if inner:
+            found.setdefault(str(kind_of(outer)[0].name), set()).add(("contained",))
     return found
 
 

@@ -13,14 +13,20 @@ import pytest
 from fhir.resources.R4B.bundle import Bundle
 
 from fhir_iastm.mapping import MappingSettings, check_structure, from_fhir, to_fhir
-from fhir_iastm.errors import InvalidRecordError
 from fhir_iastm.mapping.ids import conditional_url, fhir_escape, identifier_query
-from fhir_iastm.mapping.reverse import record_dict
 from fhir_iastm.mapping.roundtrip import canonical_for_roundtrip
 from fhir_iastm.mapping.structure import _model
 from fhir_iastm.records import record_hash
 from fhir_iastm.records.model import Billing, CptLine
-from tests.mapping.support import BASE, GOOD, by_profile, good, resources, session_procedure
+from tests.mapping.support import (
+    BASE,
+    GOOD,
+    as_searchset,
+    by_profile,
+    good,
+    resources,
+    session_procedure,
+)
 
 SESSION_OWNED = {"Encounter", "Condition", "Procedure", "Observation"}
 SHARED = {"Organization", "Practitioner", "Patient"}
@@ -37,6 +43,7 @@ COUNTS = {
     "good-06": (16, 3, 3, 2, 3, 1),
     "good-07": (8, 1, 1, 2, 0, 0),
     "good-08": (7, 2, 1, 0, 0, 0),
+    "good-09": (12, 1, 2, 2, 0, 1),  # 2.0: + 1 expected-effect finding + the screening
 }
 
 
@@ -72,7 +79,7 @@ def test_resource_counts_follow_section_2_1(mapped: tuple) -> None:
     assert len(by_profile(bundle, "iastm-pain-observation")) == pain
     assert len(by_profile(bundle, "iastm-rom-observation")) == rom
     assert len(by_profile(bundle, "iastm-prom-observation")) == prom
-    findings = {"good-03": 2, "good-05": 1}.get(name[:7], 0)
+    findings = {"good-03": 2, "good-05": 1, "good-09": 1}.get(name[:7], 0)
     assert len(by_profile(bundle, "iastm-effect-observation")) == findings
     assert "Provenance" not in {r["resourceType"] for r in resources(bundle)}
 
@@ -218,22 +225,46 @@ def test_cancelled_is_not_done_without_performed_or_observations() -> None:
 
 
 def test_cancelled_without_conditions_when_switched_off() -> None:
-    bundle = to_fhir(good("good-08"), MappingSettings(emit_conditions_for_cancelled=False))
+    """issue 10 #8: no Condition resource, no Procedure.reasonReference; the diagnoses are
+    contained in the Encounter and recorded_at is on the Procedure, so unmap is lossless
+    (docs/decisions.md#cancelled-conditions)."""
+    record = good("good-08")
+    bundle = to_fhir(record, MappingSettings(emit_conditions_for_cancelled=False))
     assert resources(bundle, "Condition") == []
     assert "reasonReference" not in session_procedure(bundle)
-    assert "diagnosis" not in resources(bundle, "Encounter")[0]
-    # issue 10 #8: recorded_at survives on the Procedure; the diagnoses themselves do not, so
-    # unmap names the conditions (no longer recorded_at) as what is missing
+    encounter = resources(bundle, "Encounter")[0]
+    contained = encounter["contained"]
+    assert [c["resourceType"] for c in contained] == ["Condition"] * len(record.conditions)
+    assert [c["id"] for c in contained] == ["condition-1", "condition-2"]
+    assert [c["code"]["coding"][0]["code"] for c in contained] == [
+        c.icd10cm for c in record.conditions
+    ]
+    assert [d["condition"]["reference"] for d in encounter["diagnosis"]] == [
+        "#condition-1",
+        "#condition-2",
+    ]
     url = f"{BASE}/StructureDefinition/source-recorded-at"
     [recorded] = [e for e in session_procedure(bundle)["extension"] if e["url"] == url]
-    assert recorded["valueDateTime"] == good("good-08").recorded_at
-    assert record_dict(bundle)["recorded_at"] == good("good-08").recorded_at
-    with pytest.raises(InvalidRecordError) as caught:
-        from_fhir(bundle)
-    assert caught.value.codes == [("E_REQUIRED", "conditions")]
-    with_conditions = to_fhir(good("good-08"))
+    assert recorded["valueDateTime"] == record.recorded_at
+    back = from_fhir(bundle)
+    assert canonical_for_roundtrip(back) == canonical_for_roundtrip(record)
+    assert canonical_for_roundtrip(from_fhir(as_searchset(bundle))) == canonical_for_roundtrip(
+        record
+    )
+    with_conditions = to_fhir(record)
     assert url not in json.dumps(with_conditions)
-    assert from_fhir(with_conditions).recorded_at == good("good-08").recorded_at
+    assert "contained" not in resources(with_conditions, "Encounter")[0]
+    assert from_fhir(with_conditions).recorded_at == record.recorded_at
+
+
+def test_contained_primary_condition_keeps_its_rank() -> None:
+    record = good("good-08")
+    assert [c.is_primary for c in record.conditions][0] is True
+    bundle = to_fhir(record, MappingSettings(emit_conditions_for_cancelled=False))
+    [diagnosis, *_] = resources(bundle, "Encounter")[0]["diagnosis"]
+    assert diagnosis == {"condition": {"reference": "#condition-1"}, "rank": 1}
+    back = from_fhir(bundle)
+    assert [c.is_primary for c in back.conditions][0] is True
 
 
 # ---------------------------------------------------------------- settings

@@ -37,6 +37,9 @@ def test_every_valid_record_maps_round_trips_and_is_deterministic(data: dict) ->
     expected = canonical_for_roundtrip(record)
     assert canonical_for_roundtrip(from_fhir(bundle)) == expected
     assert canonical_for_roundtrip(from_fhir(as_searchset(bundle))) == expected
+    # a cancelled session with its Conditions contained (docs/decisions.md#cancelled-conditions)
+    contained = to_fhir(record, MappingSettings(emit_conditions_for_cancelled=False))
+    assert canonical_for_roundtrip(from_fhir(contained)) == expected
     # with CPT allowed, billing round-trips too (docs/clinical.md#billing)
     billed = from_fhir(to_fhir(record, MappingSettings(include_cpt=True)))
     assert canonical_for_roundtrip(billed, billing=True) == canonical_for_roundtrip(
@@ -48,10 +51,12 @@ def test_every_valid_record_maps_round_trips_and_is_deterministic(data: dict) ->
 @given(valid_records())
 def test_every_mapped_bundle_is_well_formed_and_profile_valid(data: dict) -> None:
     validation = pytest.importorskip("fhir_iastm.validation")
-    bundle = to_fhir(load_record(data))
-    assert check_structure(bundle) == []
-    errors = [i for i in validation.validate(bundle, _index(), structure=False) if i.is_error]
-    assert errors == []
+    record = load_record(data)
+    for mapping in (MappingSettings(), MappingSettings(emit_conditions_for_cancelled=False)):
+        bundle = to_fhir(record, mapping)
+        assert check_structure(bundle) == []
+        errors = [i for i in validation.validate(bundle, _index(), structure=False) if i.is_error]
+        assert errors == []
 
 
 _CACHE: dict[str, object] = {}

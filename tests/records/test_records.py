@@ -32,7 +32,7 @@ def expected(name: str) -> dict[str, Any]:
 
 
 def test_examples_are_all_there() -> None:
-    assert len(GOOD) == 8
+    assert len(GOOD) == 9  # good-09: a record contract 2.0 example
     assert len(BAD) == 6
 
 
@@ -96,12 +96,15 @@ def test_batch_identical_repeat_is_informational() -> None:
     assert http_status_for(issues) == 200
 
 
-def test_batch_repeat_differing_only_in_last_modified_and_billing_is_identical() -> None:
-    again = with_changes(
-        example(GOOD[0]), {"/last_modified": "2025-03-05T10:00:00Z", "/billing": DELETE}
-    )
+def test_batch_repeat_differing_only_in_last_modified_is_identical() -> None:
+    again = with_changes(example(GOOD[0]), {"/last_modified": "2025-03-05T10:00:00Z"})
     assert codes(check_batch([example(GOOD[0]), again])[1][1]) == [
         ("W_IDEMPOTENT_REPEAT", "session_id")
+    ]
+    # billing is content (docs/decisions.md#hash-with-billing): same version, other content
+    rebilled = with_changes(example(GOOD[0]), {"/billing": DELETE})
+    assert codes(check_batch([example(GOOD[0]), rebilled])[1][1]) == [
+        ("E_DUPLICATE_SESSION", "session_id")
     ]
 
 
@@ -232,12 +235,15 @@ def test_huge_array_is_bounded() -> None:
     assert codes(issues) == [("E_FORMAT", "treatment_sites")]
 
 
-def test_canonical_json_ignores_key_order_last_modified_and_billing() -> None:
+def test_canonical_json_ignores_key_order_and_last_modified_not_billing() -> None:
     data = example(GOOD[2])
     reordered = dict(reversed(list(data.items())))
     reordered["session"] = dict(reversed(list(data["session"].items())))
-    changed = with_changes(reordered, {"/last_modified": DELETE, "/billing": {"cpt_lines": []}})
+    changed = with_changes(reordered, {"/last_modified": DELETE})
     assert canonical_json(data) == canonical_json(changed)
+    rebilled = with_changes(data, {"/billing": {"cpt_lines": [{"code": "97110", "units": 1}]}})
+    assert canonical_json(data) != canonical_json(rebilled)
+    assert canonical_json(data, legacy=True) == canonical_json(rebilled, legacy=True)
     assert canonical_json(load_record(data)) == canonical_json(data)
     assert record_hash(load_record(data)) == record_hash(changed)
     assert b"last_modified" not in canonical_json(data)
@@ -246,7 +252,7 @@ def test_canonical_json_ignores_key_order_last_modified_and_billing() -> None:
 def test_canonical_json_is_jcs_and_sees_content() -> None:
     data = example(GOOD[0])
     text = canonical_json(data)
-    content = {k: v for k, v in data.items() if k not in ("billing", "last_modified")}
+    content = {k: v for k, v in data.items() if k != "last_modified"}
     content = with_changes(content, {"/adverse_effects": DELETE})  # empty arrays are dropped
     plain = json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     assert text == plain.encode("utf-8")  # JCS equals sorted compact JSON for this content

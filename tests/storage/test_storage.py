@@ -25,10 +25,13 @@ def count(store: Store, table) -> int:
         return conn.execute(select(func.count()).select_from(table)).scalar_one()
 
 
-# (version, change to notes, last_modified/billing change, expected status | error code, http)
+# (version, change to notes, last_modified / billing change, expected status | error code, http)
 DECISION_15 = [
     pytest.param(1, None, False, "unchanged", 200, id="same-content-200"),
-    pytest.param(1, None, True, "unchanged", 200, id="only-last_modified-billing-200"),
+    pytest.param(1, None, "last_modified", "unchanged", 200, id="only-last_modified-200"),
+    # billing is content (docs/decisions.md#hash-with-billing)
+    pytest.param(1, None, "billing", "E_DUPLICATE_SESSION", 409, id="same-version-billing-409"),
+    pytest.param(2, None, "billing", "new-version", 201, id="higher-version-billing-201"),
     pytest.param(2, "new text", False, "new-version", 201, id="higher-version-201"),
     pytest.param(3, None, False, "new-version", 201, id="higher-version-same-content-201"),
     pytest.param(1, "other text", False, "E_DUPLICATE_SESSION", 409, id="same-version-other-409"),
@@ -41,8 +44,10 @@ def test_decision_15(store, make_record, version, notes, non_content, expected, 
     first = store.save_record(*make_record(SID, 1), actor="clinic-a")
     assert (first.status, first.http_status, first.outbox_id) == ("created", 201, 1)
     changes = {} if notes is None else {"notes": notes}
-    if non_content:
-        changes |= {"last_modified": "2025-03-05T10:00:00-06:00", "billing": {"cpt_lines": []}}
+    if non_content == "last_modified":
+        changes |= {"last_modified": "2025-03-05T10:00:00-06:00"}
+    elif non_content == "billing":
+        changes |= {"billing": {"cpt_lines": [{"code": "97140", "units": 3}]}}
     if version == 0:  # stale: store v2 first, then resend v1
         store.save_record(*make_record(SID, 2, notes="v2"), actor="clinic-a")
         version = 1

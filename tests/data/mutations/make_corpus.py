@@ -33,6 +33,7 @@ SD = f"{C}/StructureDefinition/"
 LAT = "http://hl7.org/fhir/us/mcode/StructureDefinition/mcode-laterality-qualifier"
 LOC = "http://hl7.org/fhir/us/mcode/StructureDefinition/mcode-body-location-qualifier"
 SCT = "http://snomed.info/sct"
+ICD = "http://hl7.org/fhir/sid/icd-10-cm"
 UCUM = "http://unitsofmeasure.org"
 
 Json = dict[str, Any]
@@ -784,6 +785,23 @@ MUTATIONS: list[tuple[str, str, str, str, str, Mutate, Json, list[Json]]] = [
     # #14 plausibility: a PSFS item score outside 0-10
     ("prom-psfs-pain-post-12", G1, PAIN, OP, "#14: pain NRS 12",
      setter(("valueQuantity", "value"), 12), E("error", "Observation", "iastm-obs-1"), []),
+    # #8 the contained Conditions of a cancelled session sent without Conditions
+    ("enc-contained-condition-unreferenced", G8NC, "encounter", "iastm-encounter",
+     "#8: a contained Condition no diagnosis refers to",
+     remover("diagnosis"), E("error", "Encounter", "dom-3"), []),
+    # #10 displays (docs/clinical.md#displays): judged as warnings
+    ("cond-icd-display-not-title", G1, COND1, CP,
+     "#10: M77.11 displayed 'Lateral epicondylitis' (tabular: '..., right elbow')",
+     setter(("code", "coding", 0, "display"), "Lateral epicondylitis"),
+     E("warning", "Condition.code.coding[0].display", f"display:{ICD}"), []),
+    ("proc-patellar-tendon-display", G4, PROC, RP,
+     "#10: SNOMED 18033002 sent with the unsourced display 'Patellar tendon'",
+     setter(("bodySite", 0, "coding", 1, "display"), "Patellar tendon"),
+     E("warning", "Procedure.bodySite[0].coding[1].display", f"display:{SCT}"), []),
+    ("cond-snomed-display-other", G1, COND1, CP,
+     "#10: SNOMED 202855006 with a display the code table does not source",
+     setter(("code", "coding", 1, "display"), "Tennis elbow"),
+     E("warning", "Condition.code.coding[1].display", f"display:{SCT}"), []),
 ]
 # fmt: on
 
