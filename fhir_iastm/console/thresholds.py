@@ -39,8 +39,8 @@ DEFAULT_THRESHOLDS: Mapping[str, Threshold] = {
                   (0, 100)),
         Threshold("VISA-P", 13.0, True, f"as quoted in the VISA-P literature ({_CLINICAL})",
                   (0, 100)),
-        Threshold("FAAM-ADL", None, True, f"not verified ({_CLINICAL})", (0, 100)),
-        Threshold("FAAM-Sports", None, True, f"not verified ({_CLINICAL})", (0, 100)),
+        Threshold("FAAM-ADL", 8.0, True, "Martin et al., Foot Ankle Int 2005", (0, 100)),
+        Threshold("FAAM-Sports", 9.0, True, "Martin et al., Foot Ankle Int 2005", (0, 100)),
         Threshold("KOOS-JR", None, True, f"anchor-dependent ({_CLINICAL})", (0, 100)),
         Threshold("HOOS-JR", None, True, f"anchor-dependent ({_CLINICAL})", (0, 100)),
     )

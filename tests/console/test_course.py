@@ -133,3 +133,18 @@ def test_planned_sessions_of_the_newest_counted_session() -> None:
     dicts = course_dicts(sessions=3, planned=8)
     dicts[2]["session"]["planned_sessions"] = 12  # the plan was extended
     assert course_view([load_record(d) for d in dicts], "POC-1").planned == 12
+
+
+@pytest.mark.parametrize(("instrument", "change", "important"), [
+    ("FAAM-ADL", 8, True), ("FAAM-ADL", 7, False),
+    ("FAAM-Sports", 9, True), ("FAAM-Sports", 8, False),
+])
+def test_faam_thresholds_from_martin_2005(instrument: str, change: int, important: bool) -> None:
+    dicts = course_dicts(sessions=2)
+    for d, score in zip(dicts, (50, 50 + change), strict=True):
+        d["schema_version"] = "2.0"
+        d["session"]["iastm_minutes"] = 15
+        d["outcome_measures"] = [{"instrument": instrument, "score": score}]
+    view = course_view([load_record(d) for d in dicts], "POC-1")
+    assert view.measures[0].improvement == change
+    assert view.measures[0].important is important
