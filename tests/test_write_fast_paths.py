@@ -1,6 +1,7 @@
 """The write path's fast paths write exactly what the plain code wrote: the JSON encoders built
-once (stored bodies, content hashes) and the import's worker results with their bodies already
-serialized (``JsonText``) — same rows, byte for byte, on the examples and on generated records."""
+once (stored bodies, content hashes), uuid5 text without ``uuid.UUID``, the cached date bounds
+and the import's worker results with their bodies already serialized (``JsonText``) — same rows,
+byte for byte, on the examples and on generated records."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import json
 import pickle
 import sqlite3
 import tempfile
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,8 +20,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from fhir_iastm import service
+from fhir_iastm.facade.dates import date_bounds
 from fhir_iastm.facade.extract import content_hash
 from fhir_iastm.mapping import MappingSettings
+from fhir_iastm.mapping.ids import uuid5_text
 from fhir_iastm.storage import Store
 from fhir_iastm.storage.fhir_types import JsonText, compact_json
 from tests.conftest_storage import FakeClock
@@ -43,6 +47,25 @@ def test_the_encoders_write_what_json_dumps_writes(value: Any) -> None:
     if isinstance(value, dict):
         text = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
         assert content_hash(value) == hashlib.sha256(text.encode()).hexdigest()
+
+
+@given(st.uuids(), st.text())
+def test_uuid5_text_is_the_text_of_uuid5(space: uuid.UUID, name: str) -> None:
+    try:
+        expected = str(uuid.uuid5(space, name))
+    except UnicodeEncodeError:  # a lone surrogate: refused alike
+        with pytest.raises(UnicodeEncodeError):
+            uuid5_text(space, name)
+        return
+    assert uuid5_text(space, name) == expected
+
+
+def test_cached_date_bounds_still_refuse_every_time() -> None:
+    assert date_bounds("2025-03-04T09:00:00+02:00") == ("2025-03-04T07:00:00.000000",
+                                                        "2025-03-04T07:00:00.999999")
+    for _ in range(2):
+        with pytest.raises(ValueError, match="2025-13"):
+            date_bounds("2025-13")
 
 
 class _Pair:
