@@ -30,18 +30,18 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import fhir_iastm  # first: gen_sessions puts this checkout on sys.path, PYTHONPATH must win
+from fhir_iastm.config import Settings
+from fhir_iastm.facade import extract
+from fhir_iastm.facade.resources import stored_resources
+from fhir_iastm.mapping import to_fhir
+from fhir_iastm.records import check_record, record_hash
+from fhir_iastm.service import import_records, mapping_settings, open_store
+from fhir_iastm.storage.engine import compact_json
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from gen_sessions import records  # noqa: E402 — a sibling script
-
-import fhir_iastm  # noqa: E402
-from fhir_iastm.config import Settings  # noqa: E402
-from fhir_iastm.facade import extract  # noqa: E402
-from fhir_iastm.facade.resources import stored_resources  # noqa: E402
-from fhir_iastm.mapping import to_fhir  # noqa: E402
-from fhir_iastm.records import check_record, record_hash  # noqa: E402
-from fhir_iastm.service import import_records, mapping_settings, open_store  # noqa: E402
-from fhir_iastm.storage.engine import compact_json  # noqa: E402
 
 
 def cpu(who: int = resource.RUSAGE_SELF) -> float:
