@@ -46,6 +46,7 @@ from fhir_iastm.storage import (
     database_reason,
     missing_sqlite_file,
 )
+from fhir_iastm.storage.fhir_types import with_text_bodies
 from fhir_iastm.storage.store import RecordWrite
 from fhir_iastm.sync.pull import PullError
 from fhir_iastm.sync_service import (  # re-exported: one place for the entry points
@@ -209,13 +210,24 @@ def import_records(
     ``InvalidRecordError``). ``jobs`` > 1: validation and mapping run in that many worker
     processes while this one writes; ``batch`` records share a transaction, in which each record
     is still stored whole or not at all (``Store.save_records``)."""
-    prepare = partial(prepare_record, settings=settings)
     if jobs > 1 and len(bodies) > batch:
+        prepare = partial(_prepare_for_writer, settings=settings)
         with ProcessPoolExecutor(jobs) as pool:
             yield from _store_batches(store, bodies, pool.map(prepare, bodies, chunksize=25),
                                       actor, batch, settings)
     else:
+        prepare = partial(prepare_record, settings=settings)
         yield from _store_batches(store, bodies, map(prepare, bodies), actor, batch, settings)
+
+
+def _prepare_for_writer(body: Any, settings: MappingSettings) -> RecordWrite | InvalidRecordError:
+    """``prepare_record`` in a worker process: the resource bodies come back serialized as the
+    store writes them, so the writing process neither unpickles nor serializes them."""
+    prepared = prepare_record(body, settings)
+    if isinstance(prepared, InvalidRecordError):
+        return prepared
+    record, raw, resources, digest = prepared
+    return record, raw, resources and with_text_bodies(resources), digest
 
 
 def _store_batches(

@@ -10,6 +10,7 @@ from __future__ import annotations
 import calendar
 import re
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 
 #: Bounds of an open end (a Period without start or end).
 MIN_BOUND = "0001-01-01T00:00:00.000000"
@@ -22,8 +23,10 @@ _DATE = re.compile(
 )
 
 
+@lru_cache(maxsize=4096)
 def date_bounds(text: str) -> tuple[str, str]:
-    """``(low, high)`` of a FHIR date/dateTime/instant; ValueError when it is not one."""
+    """``(low, high)`` of a FHIR date/dateTime/instant; ValueError when it is not one. Cached:
+    a record's resources repeat a few date-times many times."""
     match = _DATE.fullmatch(text)
     if match is None:
         raise ValueError(f"'{text}' is not a FHIR date, dateTime or instant")

@@ -168,10 +168,15 @@ def _index_rows(resource: dict[str, Any], rtype: str
             tuple(dict.fromkeys(refs)))
 
 
+#: ``json.dumps(sort_keys=True, separators=(",", ":"), ensure_ascii=False)``, built once and
+#: without the cycle check (a resource is a tree).
+_SORTED = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+                           check_circular=False)
+
+
 def content_hash(resource: dict[str, Any]) -> str:
     """SHA-256 of the resource's canonical JSON (sorted keys): what decides a new version."""
-    text = json.dumps(resource, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(text.encode()).hexdigest()
+    return hashlib.sha256(_SORTED.encode(resource).encode()).hexdigest()
 
 
 

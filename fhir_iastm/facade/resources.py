@@ -13,6 +13,8 @@ import copy
 import uuid
 from typing import Any
 
+from fhir_iastm.mapping.ids import uuid5_text
+
 _NAMESPACE = uuid.UUID("5b0c8f0e-2a4e-4c55-9a9e-6f1b8d3f7a11")
 
 
@@ -30,7 +32,7 @@ def business_key(entry: dict[str, Any]) -> str:
 
 def logical_id(key: str) -> str:
     """Stable logical id for a business key (lower-case RFC 4122 uuid5)."""
-    return str(uuid.uuid5(_NAMESPACE, key))
+    return uuid5_text(_NAMESPACE, key)
 
 
 def _rewrite(node: Any, refs: dict[str, str]) -> None:

@@ -9,6 +9,7 @@ FHIR-escape the value, then percent-encode system and value separately (docs/dec
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from functools import lru_cache
 from urllib.parse import quote
@@ -26,7 +27,22 @@ def namespace(base: str) -> uuid.UUID:
 
 def full_url(base: str, session_id: str, role: str) -> str:
     """``urn:uuid:`` + lower-case uuid5 of ``session_id/role``."""
-    return f"urn:uuid:{uuid.uuid5(namespace(base), f'{session_id}/{role}')}"
+    return f"urn:uuid:{uuid5_text(namespace(base), f'{session_id}/{role}')}"
+
+
+def uuid5_text(space: uuid.UUID, name: str) -> str:
+    """``str(uuid.uuid5(space, name))``, computed on the bytes (RFC 4122 4.3: SHA-1 of the
+    namespace and the UTF-8 name, version 5, variant 10) without building a ``UUID``."""
+    digest = bytearray(hashlib.sha1(_namespace_bytes(space) + name.encode()).digest()[:16])
+    digest[6] = (digest[6] & 0x0F) | 0x50
+    digest[8] = (digest[8] & 0x3F) | 0x80
+    h = digest.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
+@lru_cache(maxsize=8)
+def _namespace_bytes(space: uuid.UUID) -> bytes:
+    return space.bytes
 
 
 def sid(base: str, name: str) -> str:

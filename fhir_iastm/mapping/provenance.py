@@ -19,11 +19,9 @@ another. The Device is shared (``POST`` with ``ifNoneExist`` on its identifier, 
 
 from __future__ import annotations
 
-import uuid
-
 from fhir_iastm.mapping.codes import tables
 from fhir_iastm.mapping.datatypes import Json
-from fhir_iastm.mapping.ids import full_url, identifier_query, namespace, sd, sid
+from fhir_iastm.mapping.ids import full_url, identifier_query, namespace, sd, sid, uuid5_text
 from fhir_iastm.mapping.settings import MappingSettings
 from fhir_iastm.records.model import SessionRecord
 
@@ -37,14 +35,14 @@ PROVENANCE_ROLE, DEVICE_ROLE = "provenance", "device"
 
 def provenance_id(base: str, session_id: str) -> str:
     """The client-assigned id of a session's Provenance (stable across versions and retries)."""
-    return str(uuid.uuid5(namespace(base), f"{session_id}/{PROVENANCE_ROLE}"))
+    return uuid5_text(namespace(base), f"{session_id}/{PROVENANCE_ROLE}")
 
 
 def device_entry(settings: MappingSettings) -> Json:
     """The fhir-iastm Device: created once per server, found by its identifier afterwards."""
     system = sid(settings.base, "software")
     return {
-        "fullUrl": f"urn:uuid:{uuid.uuid5(namespace(settings.base), DEVICE_ROLE)}",
+        "fullUrl": f"urn:uuid:{uuid5_text(namespace(settings.base), DEVICE_ROLE)}",
         "resource": {
             "resourceType": "Device",
             "identifier": [{"system": system, "value": DEVICE_NAME}],

@@ -170,6 +170,12 @@ def canonical_json(
 _SAME_FLOAT_FORM = (1e-4, 1e16)
 
 
+#: ``json.dumps(ensure_ascii=False, sort_keys=True, separators=(",", ":"), allow_nan=False)``,
+#: built once and without the cycle check (the content is a tree).
+_JCS_ENCODER = json.JSONEncoder(ensure_ascii=False, sort_keys=True, separators=(",", ":"),
+                                allow_nan=False, check_circular=False)
+
+
 def jcs_fast(value: Any) -> bytes | None:
     """The RFC 8785 bytes of ``value`` by ``json.dumps``, or None when they might differ.
 
@@ -180,8 +186,7 @@ def jcs_fast(value: Any) -> bytes | None:
     surrogates. Those values return None (the caller uses the ``rfc8785`` library)."""
     if not _plain(value):
         return None
-    text = json.dumps(value, ensure_ascii=False, sort_keys=True, separators=(",", ":"),
-                      allow_nan=False)
+    text = _JCS_ENCODER.encode(value)
     try:
         return text.encode("utf-8")
     except UnicodeEncodeError:  # a lone surrogate

@@ -7,7 +7,6 @@ two writers (threads or processes) serialize on the database lock instead of fai
 
 from __future__ import annotations
 
-import json
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -19,6 +18,8 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
 from sqlalchemy.pool import StaticPool
 
+from fhir_iastm.storage.fhir_types import compact_json
+
 #: Execution option that makes a SQLite transaction start with a plain (deferred) BEGIN.
 READ_ONLY = {"sqlite_begin": "DEFERRED"}
 
@@ -29,11 +30,6 @@ def normalize_url(url: str) -> str:
         if url.startswith(prefix):
             return "postgresql+psycopg://" + url[len(prefix) :]
     return url
-
-
-def compact_json(value: Any) -> str:
-    """JSON columns as written: no spaces after separators, UTF-8 kept (not ``\\u`` escaped)."""
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:

@@ -8,20 +8,42 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import json
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 #: Reference to a resource: (type, logical id).
 Key = tuple[str, str]
 
 
+class JsonText(str):
+    """A JSON value already serialized as the JSON columns write it (:func:`compact_json`): the
+    store writes it unchanged. The import's worker processes send bodies this way, so the
+    writing process neither unpickles nor serializes them (:func:`with_text_bodies`)."""
+
+    __slots__ = ()
+
+
+#: ``check_circular=False``: the values written are trees (a cycle could not be JSON anyway).
+_COMPACT = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, check_circular=False)
+
+
+def compact_json(value: Any) -> str:
+    """JSON columns as written: no spaces after separators, UTF-8 kept (not ``\\u`` escaped);
+    a :class:`JsonText` is already that text."""
+    if value.__class__ is JsonText:
+        return str(value)
+    return _COMPACT.encode(value)
+
+
 @dataclass(frozen=True, slots=True)
 class ResourceWrite:
-    """One resource of a record version with its search index rows."""
+    """One resource of a record version with its search index rows (``body``: the resource, or
+    its :class:`JsonText`)."""
 
     resource_type: str
     resource_id: str
-    body: dict[str, Any] = field(repr=False)
+    body: dict[str, Any] | JsonText = field(repr=False)
     content_hash: str
     shared: bool
     tokens: tuple[tuple[str, str, str], ...] = ()  # (param, system or "", code)
@@ -37,6 +59,12 @@ class ResourceSet:
 
     source_key: str
     resources: tuple[ResourceWrite, ...]
+
+
+def with_text_bodies(rset: ResourceSet) -> ResourceSet:
+    """The same set with every body as its :class:`JsonText` (what the store would write)."""
+    return replace(rset, resources=tuple(
+        replace(r, body=JsonText(compact_json(r.body))) for r in rset.resources))
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,6 +183,9 @@ class SearchResult:
 
 
 __all__ = [
+    "JsonText",
+    "compact_json",
+    "with_text_bodies",
     "Chain",
     "Condition",
     "DateMatch",

@@ -13,6 +13,7 @@ from sqlalchemy import event, text
 
 from fhir_iastm.storage import ResourceSet, ResourceWrite, Store
 from fhir_iastm.storage.engine import alembic_config, current_revision, migrate
+from fhir_iastm.storage.fhir_types import JsonText, with_text_bodies
 from fhir_iastm.storage.fhir_write import write_many, write_resources
 
 
@@ -148,6 +149,21 @@ def _dump(store: Store, run: str) -> str:
                    for row in conn.execute(text(sql))] for sql in queries]
     mine = [[row for row in rows if any(run in str(v) for v in row)] for rows in tables]
     return json.dumps([sorted(rows, key=str) for rows in mine], default=str).replace(run, "")
+
+
+def test_bodies_sent_as_json_text_write_the_same_rows(store: Store) -> None:
+    """The import's workers send bodies already serialized (``JsonText``): same rows, byte for
+    byte, as the bodies sent as dicts, on either database."""
+    for run, text_bodies in (("qT", False), ("qU", True)):
+        script = _script(run)
+        if text_bodies:
+            script = [(session, with_text_bodies(rset), now) for session, rset, now in script]
+            assert isinstance(script[0][1].resources[0].body, JsonText)
+        with store.write() as conn:
+            write_many(conn, script)
+    assert _dump(store, "qU") == _dump(store, "qT")
+    assert _bodies(store, "qUb") == [(1, False, "b1"), (2, True, "b1"), (3, False, "b2"),
+                                     (4, True, "b2"), (5, False, "b3")]
 
 
 @pytest.mark.parametrize("committed", [0, 3])
