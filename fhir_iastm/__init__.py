@@ -11,8 +11,9 @@ contracts of ``pyproject.toml`` enforce the table and ``tests/test_import_contra
    ``console_service``, the clinic console's use cases.
 3. ``service`` ∥ ``authz`` ∥ ``bulk_service`` — the use cases: the only places that join the core
    and the edges (records and FHIR ∥ SMART Backend Services ∥ Bulk Data export). Just below
-   ``service``, which re-exports them: ``target_service``, the readiness check of a target
-   server, above ``sync_service``, the use cases that talk to FHIR servers.
+   ``service``, which re-exports them: ``target_service`` ∥ ``plan_service`` ∥
+   ``profile_service``, the readiness check of a target server ∥ the dry runs ∥ the profile
+   upload, above ``sync_service``, the use cases that talk to FHIR servers.
 4. ``sync`` ∥ ``facade`` — push, pull and the outbox worker (the client and the store only through
    ``sync.ports``) ∥ the FHIR read side for EHRs.
 5. ``client`` ∥ ``storage`` — EDGES: requests (knows no record or mapping) ∥ SQLAlchemy (the only

@@ -12,8 +12,9 @@ reads the environment (:class:`~fhir_iastm.config.Settings` does, once, at start
 * :func:`stored_bundle` — the FHIR Bundle of a stored record (rebuilt, not re-validated).
 * :func:`index_store` — index records stored without their resources (``init-db``, ``reindex``).
 * :func:`export` / :func:`export_sessions` — every stored session's FHIR resources, streamed.
-* :func:`push_many`, :func:`drain_outbox`, :func:`pull`, :func:`upload_profiles` — the use cases
-  that talk to FHIR servers, written in ``fhir_iastm.sync_service`` and re-exported here.
+* :func:`push_many`, :func:`drain_outbox`, :func:`pull` — the use cases that talk to FHIR
+  servers, written in ``fhir_iastm.sync_service`` and re-exported here; likewise the dry runs
+  (``fhir_iastm.plan_service``) and :func:`upload_profiles` (``fhir_iastm.profile_service``).
 * :func:`build` — the collaborators of the HTTP app (store, profile index, mapping settings).
 """
 
@@ -33,6 +34,20 @@ from fhir_iastm.facade import resource_set, stored_resources
 from fhir_iastm.mapping import to_fhir
 from fhir_iastm.mapping.amend import amended_identifiers
 from fhir_iastm.mapping.settings import MappingSettings
+from fhir_iastm.plan_service import (  # re-exported: one place for the entry points
+    DryRun,
+    apply_plan,
+    apply_stored_plan,
+    dry_run_many,
+    dry_run_stored,
+    plan_id,
+    readable_patch,
+)
+from fhir_iastm.profile_service import (  # re-exported
+    NOT_FOR_SERVERS,
+    conformance_resources,
+    upload_profiles,
+)
 from fhir_iastm.profiles import ProfileIndex, load_profiles
 from fhir_iastm.records import check_record, record_hash
 from fhir_iastm.records.model import SessionRecord, from_dict
@@ -50,30 +65,20 @@ from fhir_iastm.storage.fhir_types import with_text_bodies
 from fhir_iastm.storage.store import RecordWrite
 from fhir_iastm.sync.pull import PullError
 from fhir_iastm.sync_service import (  # re-exported: one place for the entry points
-    NOT_FOR_SERVERS,
     WORKER_RETRY,
-    DryRun,
     Pusher,
-    apply_plan,
-    apply_stored_plan,
     configured_client,
-    conformance_resources,
     drain_outbox,
-    dry_run_many,
-    dry_run_stored,
     generate_signing_key,
     make_client,
     make_pusher,
-    plan_id,
     pull,
     push_many,
-    readable_patch,
     sandbox_clean,
     sandbox_tag,
     stored_versions,
     target_auth,
     target_settings,
-    upload_profiles,
     worker_client,
 )
 from fhir_iastm.target_service import check_server, suggested_target_toml  # re-exported

@@ -1,18 +1,16 @@
 """The use cases that talk to FHIR servers: the client of a server, push (one by one or the
-outbox worker's), pull and profile upload. ``fhir_iastm.service`` re-exports them, so the entry
-points have one place to call.
+outbox worker's) and pull. ``fhir_iastm.service`` re-exports them, so the entry points have one
+place to call. The dry-run use cases are in ``fhir_iastm.plan_service``, the profile upload in
+``fhir_iastm.profile_service``.
 
 * :func:`push_many` — push records one by one (the CLI), reporting each outcome.
 * :func:`drain_outbox` — run the outbox worker with the real pusher.
 * :func:`pull` — ``sync.pull.pull_records`` with the configured canonical base.
-* :func:`upload_profiles` — PUT every conformance resource of profiles/ to a FHIR server, so its
-  ``$validate`` checks our profiles (docs/decisions.md#d1; docs/validation.md#oracle).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Mapping
-from pathlib import Path
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from fhir_iastm.backoff import Backoff
@@ -24,19 +22,13 @@ from fhir_iastm.client.auth import (  # noqa: F401  (generate_signing_key: re-ex
     load_signing_key,
 )
 from fhir_iastm.config import Settings
-from fhir_iastm.errors import ConfigError, FhirConflictError, FhirServerError, PlanChangedError
+from fhir_iastm.errors import ConfigError, FhirConflictError, FhirServerError
 from fhir_iastm.mapping import to_fhir
 from fhir_iastm.mapping.amend import amended_identifiers
 from fhir_iastm.mapping.settings import MappingSettings
-from fhir_iastm.profiles import ProfileIndex, load_profiles
 from fhir_iastm.records.model import SessionRecord, from_dict
-from fhir_iastm.storage import (
-    Store,
-)
+from fhir_iastm.storage import Store
 from fhir_iastm.sync.circuit import Circuit
-from fhir_iastm.sync.diff import readable as readable_patch
-from fhir_iastm.sync.dryrun import DryRun, dry_run, plan_id
-from fhir_iastm.sync.dryrun import apply_dry_run as apply_plan
 from fhir_iastm.sync.outcome import PushOutcome
 from fhir_iastm.sync.ports import LastPushedView
 from fhir_iastm.sync.pull import PullError, pull_records
@@ -46,8 +38,6 @@ from fhir_iastm.sync.worker import WorkerStats, run_worker
 from fhir_iastm.target_config import TargetSettings, load_target
 
 Pusher = Callable[[SessionRecord, LastPushedView | None], PushOutcome]
-#: Upload order: what a StructureDefinition or ValueSet refers to goes first.
-_UPLOAD_ORDER = {"CodeSystem": 0, "ValueSet": 1, "StructureDefinition": 2, "ConceptMap": 3}
 
 
 def make_client(
@@ -161,36 +151,6 @@ def amended_bundle(
     return to_fhir(record, settings, amended=amended) if amended else None
 
 
-def dry_run_many(
-    client: FhirClient,
-    records: Iterable[SessionRecord],
-    *,
-    settings: MappingSettings | None = None,
-    last_pushed: Callable[[str], LastPushedView | None] | None = None,
-) -> Iterator[tuple[SessionRecord, DryRun | FhirServerError]]:
-    """The push's plan for each record against the server as it is now, writing nothing
-    (docs/targets.md#dry-run). Each version is planned on its own: a later version of the same
-    session in the same run is planned as if the earlier one had not been pushed. After a server
-    failure the remaining records come back with it."""
-    settings = settings or MappingSettings()
-    seen: dict[str, list[SessionRecord]] = {}
-    failure: FhirServerError | None = None
-    for record in records:
-        if failure is None:
-            try:
-                bundle = amended_bundle(record, settings, lambda r: seen.get(r.session_id, []))
-                history = last_pushed(record.session_id) if last_pushed else None
-                plan = dry_run(client, record, settings=settings, last_pushed=history,
-                               bundle=bundle)
-            except FhirServerError as exc:
-                failure = exc
-            else:
-                seen.setdefault(record.session_id, []).append(record)
-                yield record, plan
-                continue
-        yield record, failure
-
-
 def stored_versions(store: Store) -> Earlier:
     """``earlier`` for :func:`make_pusher`: the versions the store holds below the record's."""
 
@@ -244,58 +204,6 @@ def push_many(
                 yield record, outcome
                 continue
         yield record, failure
-
-
-def dry_run_stored(
-    store: Store, settings: Settings, mapping: MappingSettings, session_id: str
-) -> DryRun:
-    """The plan of pushing a stored session's current version to the configured server
-    (``POST /api/sessions/{id}/push?dry_run=true``, docs/targets.md#dry-run); writes nothing."""
-    with _plans_client(settings) as client:
-        return _stored_dry_run(client, store, mapping, session_id)
-
-
-def apply_stored_plan(
-    store: Store, settings: Settings, mapping: MappingSettings, session_id: str, planned: str
-) -> DryRun | PushOutcome:
-    """Apply the dry-run plan ``planned`` (its :func:`~fhir_iastm.sync.dryrun.plan_id`) of a
-    stored session (``POST /api/sessions/{id}/push?plan=...``, docs/targets.md#dry-run).
-
-    The session is dry-run again: a different plan (the server or the record changed) raises
-    ``PlanChangedError`` and nothing is written. The same plan is written with ``If-Match`` on
-    the versions it resolved, so a change in between is a ``FhirConflictError`` (HAPI rolls the
-    transaction back), never an overwrite. A plan with nothing to write (``unchanged``) comes
-    back as it is; one that cannot be written (``superseded``, ``rejected``) is a conflict."""
-    with _plans_client(settings) as client:
-        run = _stored_dry_run(client, store, mapping, session_id)
-        now = plan_id(run)
-        if now != planned:
-            raise PlanChangedError(
-                f"plan {planned} no longer holds: the server or the record changed since the dry "
-                f"run (it now plans {now}, status {run.status}); nothing was written, dry-run "
-                "again")
-        if run.status == "unchanged":
-            return run
-        if run.transaction is None:
-            raise PlanChangedError(f"plan {planned} writes nothing: its status is {run.status}"
-                                   + (f" ({run.note})" if run.note else ""))
-        return apply_plan(client, run)
-
-
-def _plans_client(settings: Settings) -> FhirClient:
-    client = configured_client(settings)
-    if client is None:
-        raise ConfigError("no FHIR server is configured (IASTM_FHIR_BASE_URL): a dry run "
-                          "needs one to read")
-    return client
-
-
-def _stored_dry_run(client: FhirClient, store: Store, mapping: MappingSettings,
-                    session_id: str) -> DryRun:
-    record = from_dict(SessionRecord, store.get_record(session_id).body)
-    bundle = amended_bundle(record, mapping, stored_versions(store))
-    return dry_run(client, record, settings=mapping, last_pushed=store.last_pushed(session_id),
-                   bundle=bundle)
 
 
 def drain_outbox(
@@ -359,83 +267,21 @@ def pull(
     )
 
 
-#: Resources of profiles/ a validating server cannot use (profiles/README.md, "Loading into
-#: HAPI"): the intensional SNOMED CT ValueSets of the mCODE body-location qualifier. A server
-#: without SNOMED CT content cannot expand their ``descendent-of`` filters and reports an *error*
-#: for every qualifier; without them it reports the *warning* "ValueSet not found", which is what
-#: the project's validation rules ask for (the qualifier is checked by our own invariants).
-#: And the sandbox run tags' CodeSystem (``content: not-present``): no profile binds to it, and
-#: HAPI 8.8 refuses to store it again under another canonical base (HTTP 409, a unique-index
-#: violation in its terminology tables), which broke a second ``load-profiles``.
-NOT_FOR_SERVERS = frozenset(
-    {
-        "ValueSet/mcode-body-location-qualifier-vs",
-        "ValueSet/mcode-body-location-and-laterality-qualifier-vs",
-        "CodeSystem/iastm-sandbox-run",
-    }
-)
-
-
-def _key(resource: Mapping[str, Any]) -> str:
-    return f"{resource['resourceType']}/{resource.get('id')}"
-
-
-def conformance_resources(
-    source: ProfileIndex | str | Path,
-    canonical_base: str | None = None,
-    *,
-    for_server: bool = False,
-) -> list[dict[str, Any]]:
-    """The conformance resources of a ProfileIndex (already rebased) or of a profiles/ folder
-    rebased to ``canonical_base``, in upload order; ``for_server`` leaves out
-    :data:`NOT_FOR_SERVERS`."""
-    index = source if isinstance(source, ProfileIndex) else load_profiles(source, canonical_base)
-    resources = [
-        {k: v for k, v in doc.items() if not k.startswith("_")}
-        for doc in index.resources
-        if doc.get("resourceType") in _UPLOAD_ORDER
-    ]
-    if for_server:
-        resources = [r for r in resources if _key(r) not in NOT_FOR_SERVERS]
-    return sorted(resources, key=lambda r: (_UPLOAD_ORDER[r["resourceType"]], str(r.get("id"))))
-
-
-def upload_profiles(
-    client: FhirClient, source: ProfileIndex | str | Path, canonical_base: str | None = None
-) -> list[str]:
-    """PUT every profiles/ resource a validating server can use (``Type/id``) to the server;
-    returns what was written."""
-    written = []
-    for resource in conformance_resources(source, canonical_base, for_server=True):
-        client.post_conformance(resource)
-        written.append(_key(resource))
-    return written
-
-
 __all__ = [
     "Pusher",
-    "NOT_FOR_SERVERS",
-    "configured_client",
-    "conformance_resources",
-    "DryRun",
+    "WORKER_RETRY",
     "amended_bundle",
-    "apply_plan",
-    "apply_stored_plan",
+    "configured_client",
     "drain_outbox",
-    "plan_id",
-    "dry_run_many",
-    "dry_run_stored",
-    "readable_patch",
+    "generate_signing_key",
     "make_client",
     "make_pusher",
-    "stored_versions",
-    "target_settings",
-    "generate_signing_key",
-    "sandbox_clean",
-    "sandbox_tag",
-    "target_auth",
     "pull",
     "push_many",
-    "upload_profiles",
+    "sandbox_clean",
+    "sandbox_tag",
+    "stored_versions",
+    "target_auth",
+    "target_settings",
     "worker_client",
 ]

@@ -197,7 +197,7 @@ def test_a_change_between_the_check_and_the_write_is_a_conflict(
 ) -> None:
     """The server changes after the plan was checked again and before its transaction: HAPI
     refuses the If-Match (the whole transaction rolls back): 409, nothing overwritten."""
-    import fhir_iastm.sync_service as sync_service
+    import fhir_iastm.plan_service as plan_service
 
     app = app_for(IASTM_FHIR_BASE_URL=hapi_base_url)
     http = app.test_client()
@@ -207,14 +207,14 @@ def test_a_change_between_the_check_and_the_write_is_a_conflict(
     assert http.post("/api/sessions", json={**data, "record_version": 2,
                                             "notes": "raced"}).status_code == 201
     plan = _plan(http, sid)
-    real = sync_service.apply_plan
+    real = plan_service.apply_plan
     edited: list[str] = []
 
     def racing(client: Any, run: Any) -> Any:
         edited.append(_edit_on_server(hapi_base_url, sid, "won the race"))
         return real(client, run)
 
-    monkeypatch.setattr(sync_service, "apply_plan", racing)
+    monkeypatch.setattr(plan_service, "apply_plan", racing)
     raced = http.post(f"/api/sessions/{sid}/push?plan={plan['plan_id']}")
     assert raced.status_code == 409, raced.get_data(as_text=True)
     assert raced.get_json()["issue"][0]["details"]["coding"][0]["code"] == "E_PUSH_REJECTED"
