@@ -3,7 +3,8 @@
 this package.
 
 ``io`` (documents in, results and OperationOutcomes out, exit codes), ``offline`` (map,
-unmap, validate), ``remote`` (push, pull, load-profiles), ``store`` (init-db, import, serve,
+unmap, validate), ``remote`` (push, pull, load-profiles, check-server), ``review`` (push's
+``--dry-run`` and ``--review``), ``store`` (init-db, import, serve,
 worker, export), ``clients`` (SMART client registration), ``bulk`` (``export-worker``),
 ``targets`` (``keys generate``, ``sandbox-clean``).
 """

@@ -53,6 +53,12 @@ def emit_result(document: Any, single: bool) -> None:
         click.echo(json.dumps(document, ensure_ascii=False, separators=(",", ":")))
 
 
+def failure_line(record: Any, exc: IastmError, base: str) -> dict[str, Any]:
+    """The result line of a record a server failure left unsent (or unplanned)."""
+    return {"session_id": record.session_id, "record_version": record.record_version,
+            "status": "error", "operationOutcome": operation_outcome(exc.issues, base=base)}
+
+
 def file_name(stream: IO[Any]) -> str:
     name = getattr(stream, "name", "-")
     return "-" if not isinstance(name, str) or name.startswith("<") else name
@@ -192,6 +198,7 @@ __all__ = [
     "emit_outcome",
     "emit_pulled",
     "emit_result",
+    "failure_line",
     "file_name",
     "label",
     "run_items",

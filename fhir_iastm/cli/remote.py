@@ -23,6 +23,7 @@ from fhir_iastm.cli.io import (
     emit_outcome,
     emit_pulled,
     emit_result,
+    failure_line,
     label,
 )
 from fhir_iastm.cli.options import (
@@ -35,8 +36,9 @@ from fhir_iastm.cli.options import (
     server_options,
     target_option,
 )
+from fhir_iastm.cli.review import dry_run_push
 from fhir_iastm.config import Settings
-from fhir_iastm.errors import ConfigError, IastmError, operation_outcome
+from fhir_iastm.errors import ConfigError, IastmError
 
 # FHIR server commands (docs/decisions.md#d5 to #d13). Exit codes: 0 every record pushed or
 # unchanged;
@@ -187,11 +189,6 @@ def _failure_text(exc: IastmError) -> str:
     return f"{exc.message}: {said}" if said else exc.message
 
 
-def _failure_line(record: Any, exc: IastmError, base: str) -> dict[str, Any]:
-    return {"session_id": record.session_id, "record_version": record.record_version,
-            "status": "error", "operationOutcome": operation_outcome(exc.issues, base=base)}
-
-
 @click.command("push")
 @click.argument("files", nargs=-1, required=True, type=click.File("rb"))
 @server_options
@@ -231,7 +228,7 @@ def push_command(files: tuple[IO[bytes], ...], fhir_base_url: str | None,
         stream.seek(0)
     if dry_run or review:
         pairs = list(_in_push_order(run, valid, versions))
-        _dry_run(client, run, pairs, settings, failed, review=review and not dry_run)
+        dry_run_push(client, run, pairs, settings, failed, review=review and not dry_run)
         return
     server_down = False
     tags: deque[dict[str, Any]] = deque()
@@ -251,7 +248,7 @@ def push_command(files: tuple[IO[bytes], ...], fhir_base_url: str | None,
                            "were not sent", err=True)
             server_down = True
             run.count("not sent (server failure)")
-            line = _failure_line(record, outcome, settings.canonical_base)
+            line = failure_line(record, outcome, settings.canonical_base)
             emit_result({**line, "input": tag}, False)
             continue
         run.count(outcome.status)
@@ -262,70 +259,6 @@ def push_command(files: tuple[IO[bytes], ...], fhir_base_url: str | None,
         sys.exit(EXIT_SERVER)
     if failed:
         sys.exit(EXIT_INVALID)
-
-
-def _dry_run(client: Any, run: Run, pairs: list[tuple[Any, dict[str, Any]]],
-             settings: Settings, failed: bool, *, review: bool = False) -> None:
-    """``push --dry-run``: one plan line per record (a readable diff after it on a terminal);
-    with ``review``, each plan is shown on stderr and applied when confirmed. The exit codes of
-    ``push``."""
-    from fhir_iastm.service import dry_run_many, mapping_settings
-
-    server_down, tty = False, sys.stdout.isatty()
-    results = dry_run_many(client, [record for record, _ in pairs],
-                           settings=mapping_settings(settings))
-    for (record, plan), (_, tag) in zip(results, pairs, strict=True):
-        if isinstance(plan, IastmError):
-            server_down = True
-            run.count("not planned (server failure)")
-            emit_result({**_failure_line(record, plan, settings.canonical_base), "input": tag},
-                        False)
-            continue
-        emit_result({**plan.to_json(), "input": tag}, False)
-        if tty or review:
-            click.echo("\n".join(_diff_lines(plan)), err=review)
-        status = _apply(client, plan, tag) if review else f"would be {plan.status}"
-        run.count(status)
-        failed = failed or status.split()[-1] not in ("pushed", "unchanged", "skipped")
-    run.summary()
-    if server_down:
-        sys.exit(EXIT_SERVER)
-    if failed:
-        sys.exit(EXIT_INVALID)
-
-
-def _apply(client: Any, plan: Any, tag: dict[str, Any]) -> str:
-    """Ask, then write the plan (``--review``); the status counted for it."""
-    from fhir_iastm.errors import FhirConflictError
-    from fhir_iastm.service import apply_plan
-
-    if plan.transaction is None:
-        return plan.status
-    if not click.confirm(f"apply this plan to {plan.session_id}?", err=True, default=False):
-        return "skipped"
-    try:
-        outcome = apply_plan(client, plan)
-    except FhirConflictError:
-        emit_result({"session_id": plan.session_id, "record_version": plan.record_version,
-                     "status": "conflict", "input": tag,
-                     "note": "the server changed since the dry run: nothing written; "
-                             "run it again"}, False)
-        return "conflict"
-    emit_result({**outcome.to_json(), "input": tag}, False)
-    return str(outcome.status)
-
-
-def _diff_lines(plan: Any) -> list[str]:
-    from fhir_iastm.service import readable_patch
-
-    lines = [f"{plan.session_id} v{plan.record_version}: would be {plan.status}"]
-    for entry in plan.entries:
-        where = entry.ref or entry.full_url
-        lines.append(f" {entry.action:<9} {entry.resource_type} {where}"
-                     + (f" ({entry.note})" if entry.note else ""))
-        if entry.action != "create":
-            lines += readable_patch(list(entry.patch))
-    return lines
 
 
 @click.command("pull")
