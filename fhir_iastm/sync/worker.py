@@ -13,8 +13,8 @@ may carry) until ``max_attempts``, then dead letter. The target's health is the 
 the worker claims nothing and probes the target with one entry at growing delays, and an entry
 whose probe fails keeps its attempt; a 401/403 pauses the target (entries keep their attempts, no
 dead letter). ``run(once=True)`` returns as soon as the circuit is open or paused.
-SIGTERM/SIGINT finish the push in hand and stop. Log lines are JSON with no PHI: the session
-appears only as a hash prefix.
+SIGTERM/SIGINT finish the push in hand and stop (the lease heartbeat and the signal handling are
+in ``sync.lifecycle``). Log lines are JSON with no PHI: the session appears only as a hash prefix.
 """
 
 from __future__ import annotations
@@ -22,13 +22,11 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-import signal
 import socket
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -44,6 +42,7 @@ from fhir_iastm.errors import (
     operation_outcome,
 )
 from fhir_iastm.sync.circuit import CLOSED, OPEN, PAUSED, Circuit
+from fhir_iastm.sync.lifecycle import lease_heartbeat, stop_on_signals
 from fhir_iastm.sync.outcome import PushOutcome
 from fhir_iastm.sync.ports import LastPushedView, OutboxEntry, OutboxPort
 
@@ -334,54 +333,6 @@ def _failure(item: OutboxEntry, exc: IastmError, base: str | None) -> PushOutcom
     )
 
 
-@contextmanager
-def lease_heartbeat(
-    store: OutboxPort[Any], item: OutboxEntry, lease_seconds: float, *, enabled: bool = True
-) -> Iterator[None]:
-    """Extend the lease every ``lease_seconds / 3`` while a push runs: a slow push (client
-    retries, long timeouts) keeps its claim, yet a crashed worker's claim still expires soon."""
-    done = threading.Event()
-
-    def beat() -> None:
-        current = item
-        while not done.wait(lease_seconds / 3):
-            try:
-                current = store.extend_lease(current, lease_seconds)
-            except Exception:  # lease lost or store unreachable: complete() will find out
-                return
-
-    thread = threading.Thread(target=beat, name=f"lease-{item.id}", daemon=True)
-    if enabled:
-        thread.start()
-    try:
-        yield
-    finally:
-        done.set()
-        if enabled:
-            thread.join()
-
-
-@contextmanager
-def stop_on_signals(stop: threading.Event) -> Iterator[None]:
-    """SIGTERM/SIGINT set ``stop`` (main thread only; elsewhere this does nothing)."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
-
-    def handler(signum: int, _frame: Any) -> None:
-        _log("worker_signal", signal=signal.Signals(signum).name)
-        stop.set()
-
-    for sig in previous:
-        signal.signal(sig, handler)
-    try:
-        yield
-    finally:
-        for sig, old in previous.items():
-            signal.signal(sig, old)
-
-
 def run_worker(
     store: OutboxPort[Any],
     push: PushFn,
@@ -419,7 +370,7 @@ def run_worker(
         allow_canonical_base_change=allow_canonical_base_change,
         circuit=circuit or Circuit(),
     )
-    with stop_on_signals(worker.stop):
+    with stop_on_signals(worker.stop, lambda name: _log("worker_signal", signal=name)):
         return worker.run(once=once)
 
 
@@ -430,8 +381,6 @@ __all__ = [
     "WorkerStats",
     "check_canonical_base",
     "default_worker_id",
-    "lease_heartbeat",
     "run_worker",
     "session_ref",
-    "stop_on_signals",
 ]
