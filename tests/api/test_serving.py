@@ -7,6 +7,7 @@ from __future__ import annotations
 import http.client
 import json
 import os
+import select
 import signal
 import socket
 import subprocess
@@ -23,7 +24,11 @@ from tests.strategies import example
 
 ROOT = Path(__file__).resolve().parents[2]
 GUNICORN = Path(sys.executable).with_name("gunicorn")
-CLIENT_TIMEOUT_S = 4  # the server's per-read client timeout in these tests
+CLIENT_TIMEOUT_S = 8  # the server's per-read client timeout in these tests
+#: How long the test client waits for an answer: a wide margin over the server's timeout, for a
+#: loaded machine. That a request was not starved is shown by the order of the answers (it was
+#: served while every stalled upload was still held, see ``unanswered``), not by a short timeout.
+WAIT_S = CLIENT_TIMEOUT_S * 4
 STALLED = 24  # below workers x threads (2 x 16) minus the two requests of the check
 
 
@@ -126,10 +131,17 @@ def raw(port: int, data: bytes, timeout: float = 3) -> bytes:
 
 
 def stall(port: int) -> socket.socket:
-    s = socket.create_connection(("127.0.0.1", port), timeout=CLIENT_TIMEOUT_S + 5)
+    s = socket.create_connection(("127.0.0.1", port), timeout=WAIT_S)
     s.sendall(b"POST /api/sessions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
               b"Content-Length: 1000\r\n\r\n{")
     return s
+
+
+def unanswered(sockets: list[socket.socket]) -> bool:
+    """Whether the server has sent nothing on any of ``sockets`` yet, not even a close: each
+    request is still held (none is readable)."""
+    readable, _, _ = select.select(sockets, [], [], 0)
+    return not readable
 
 
 def outcome_of(answer: bytes) -> tuple[int, dict]:
@@ -143,10 +155,13 @@ def test_stalled_uploads_do_not_starve_health_or_a_normal_post(server: Server) -
     stalled = [stall(server.port) for _ in range(STALLED)]
     try:
         time.sleep(0.5)  # every stalled request is now inside a worker thread, blocked on its body
-        assert get(server.port, "/healthz", timeout=2)[0] == 200
+        assert get(server.port, "/healthz", timeout=WAIT_S)[0] == 200
         status, body = post(server.port, "/api/sessions",
-                            json.dumps(example("good-02")).encode(), timeout=2)
+                            json.dumps(example("good-02")).encode(), timeout=WAIT_S)
         assert status == 201, body
+        # both were served while the stalled uploads still held their threads, not after the
+        # server had cut them (a starved server answers them only once the stalls time out)
+        assert unanswered(stalled), "a stalled upload was cut before the normal requests ended"
         # each stalled upload is cut after the client timeout with a 408 OperationOutcome
         answer = b""
         while chunk := stalled[0].recv(65536):  # until the server closes
