@@ -53,18 +53,33 @@ class NodePlan:
     codes (and their ``value[x]`` suffixes), its children as (name, node, plan, choice, whether
     an absent one can still be wrong: a minimum or slices to count) and its slices with theirs."""
 
-    __slots__ = ("children", "codes", "max", "min", "slices", "suffixes")
+    __slots__ = ("children", "codes", "idle", "inert", "max", "min", "slices", "suffixes", "typed")
 
     def __init__(self, node: ElementNode) -> None:
         self.min = node.min or 0
         self.max = node.max_int
         self.codes = frozenset(t.code for t in node.types)
         self.suffixes = frozenset(c[:1].upper() + c[1:] for c in self.codes)
-        self.children = tuple(
+        #: whether ``_type_ok`` can say anything: a choice's type, a Reference's target
+        self.typed = bool(node.types) and (node.name.endswith("[x]") or "Reference" in self.codes)
+        children = (
             (name, child, plan_of(child), name.endswith("[x]"), bool(child.min or child.slices))
             for name, child in node.children.items()
         )
+        # a child with nothing to check (``idle``) is left out of the walk
+        self.children = tuple(c for c in children if not c[2].idle)
         self.slices = tuple((name, sliced, plan_of(sliced)) for name, sliced in node.slices.items())
+        #: ``_check_value`` has nothing to check on a value of this element
+        self.inert = not (
+            self.typed
+            or node.fixed is not None
+            or node.pattern is not None
+            or node.binding is not None
+            or node.constraints
+            or self.children
+        )
+        #: nor ``_check_element`` on its values in a parent: no bounds, no slices
+        self.idle = self.inert and not self.slices and self.min == 0 and self.max is None
 
 
 #: id(node) -> (node, its plan); the node is kept so that its id is never reused while cached
@@ -91,7 +106,7 @@ def check_value(node: ElementNode, path: str, key: str, value: Any, ctx: Validat
 def _check_value(
     node: ElementNode, plan: NodePlan, path: str, key: str, value: Any, ctx: ValidationContext
 ) -> None:
-    typed = _type_ok(node, plan, key, path, value, ctx) if node.types else True
+    typed = _type_ok(node, plan, key, path, value, ctx) if plan.typed else True
     if node.fixed is not None:
         _fixed_or_pattern(node, "fixed", node.fixed[1], path, value, ctx)
     if node.pattern is not None:
@@ -177,6 +192,8 @@ def _counted(
     count = len(values)
     if count < plan.min or (plan.max is not None and count > plan.max):
         _cardinality(node, count, parent_path, ctx, kind)
+    if plan.inert:
+        return
     for path, key, value in values:
         _check_value(node, plan, path, key, value, ctx)
 

@@ -15,6 +15,8 @@ from __future__ import annotations
 import calendar
 import math
 import re
+from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 from fhir_iastm.validation import r4defs as defs
@@ -27,10 +29,54 @@ _INT_MIN, _INT_MAX = -(2**31), 2**31 - 1
 _INDEX = re.compile(r"\[\d+\]")
 _PRIMITIVES = defs.primitives()
 _DATED = frozenset({"date", "dateTime", "instant"})
+
+
+Check = Callable[[str], object]
+#: (element, type code, ``_plain_of``) of one JSON key
+_Key = tuple[Element, str, Check | None]
+
+
+def _plain_of(element: Element, code: str) -> Check | None:
+    """The quick check of a string primitive with no binding nor invariant (``_PLAIN``): when
+    it holds, ``Walker.value`` has nothing to say and no path needs to be built."""
+    return _PLAIN.get(code) if element.valueset is None and not element.constraints else None
+
+
+#: id(shape) -> (shape, JSON key -> (element, type code, ``_plain_of``)) for the keys ``members``
+#: hands to ``property`` directly: not a choice, not ``contained`` (the shape is kept so that its
+#: id is never reused while cached; shapes are compiled once)
+_COMMON: dict[int, tuple[Shape, dict[str, _Key]]] = {}
+
+
+def _common(shape: Shape) -> dict[str, _Key]:
+    found = _COMMON.get(id(shape))
+    if found is not None and found[0] is shape:
+        return found[1]
+    keys = {
+        key: (element, element.keys[key], _plain_of(element, element.keys[key]))
+        for key, element in shape.by_key.items()
+        if not element.choice and key != "contained"
+    }
+    _COMMON[id(shape)] = (shape, keys)
+    return keys
+
+
+def _dated_ok(pattern: re.Pattern[str], text: str) -> bool:
+    """A date, dateTime or instant of the spec's form on a day that exists."""
+    return pattern.fullmatch(text) is not None and _real_day(text)
+
+
 #: primitive code -> (JSON kind, the spec's regex or None, a calendar date to check), once
 _PRIMITIVE_RULES: dict[str, tuple[str, re.Pattern[str] | None, bool]] = {
     code: (defs.json_kind(code), defs.primitive_pattern(code), code in _DATED)
     for code in _PRIMITIVES
+}
+#: string primitive code -> a quick check of a string value: truthy when ``value`` would find
+#: nothing wrong with its format (falsy: ask ``value``); ``len`` where the type has no regex
+_PLAIN: dict[str, Callable[[str], object]] = {
+    code: len if pattern is None else (partial(_dated_ok, pattern) if dated else pattern.fullmatch)
+    for code, (kind, pattern, dated) in _PRIMITIVE_RULES.items()
+    if kind == defs.STRING
 }
 #: Elements walked by another stage (Bundle entries are validated one by one, with a resolver).
 _ELSEWHERE = frozenset({"Bundle.entry.resource"})
@@ -102,48 +148,74 @@ class Walker:
     def members(self, value: dict[str, Any], shape: Shape, path: str) -> None:
         """Every property of an object (one type per choice), then min/max of the elements."""
         choices: dict[str, str] = {}
-        by_key = shape.by_key
-        is_type = shape.path == shape.type_name
+        common = _common(shape)
         for key, item in value.items():
-            if key == "resourceType" and is_type:
+            found = common.get(key)
+            if found is None:
+                self.member(key, item, value, shape, path, choices)
                 continue
-            underscored = key[:1] == "_"
-            base = key[1:] if underscored else key
-            element = by_key.get(base)
-            if element is not None and element.choice:
-                first = choices.setdefault(element.id, base)
-                if first != base:
-                    self.error(
-                        "structure",
-                        f"{path}.{base}",
-                        f"{element.name} has one type only: {first} and {base}",
-                        "structure:choice",
-                    )
-            if element is None:
-                self.error(
-                    "structure",
-                    f"{path}.{key}",
-                    f"unknown element {key!r} in {shape.path} (FHIR R4 4.0.1)",
-                    "structure:unknown",
-                )
-            elif underscored:
-                self.quiet += 1
-                self.primitive_extras(key, item, element, value, path)
-                self.quiet -= 1
-            elif key == "contained":
-                self.quiet += 1
-                self.property(key, item, element, value, path)
-                self.quiet -= 1
-            else:
-                self.property(key, item, element, value, path)
+            element, code, plain = found
+            if plain is None or element.many or not isinstance(item, str) or not plain(item):
+                self.property(key, item, element, value, path, code, plain)
         for element in shape.counted:
             self.cardinality(value, element, path)
 
-    def property(
-        self, key: str, item: Any, element: Element, owner: dict[str, Any], path: str
+    def member(
+        self,
+        key: str,
+        item: Any,
+        value: dict[str, Any],
+        shape: Shape,
+        path: str,
+        choices: dict[str, str],
     ) -> None:
-        """One JSON property: array or single as the element repeats, then each value."""
-        code = element.keys[key]
+        """One property of an object, whatever it is: ``resourceType``, a ``_key``, a choice,
+        ``contained``, an unknown name."""
+        if key == "resourceType" and shape.path == shape.type_name:
+            return
+        underscored = key[:1] == "_"
+        base = key[1:] if underscored else key
+        element = shape.by_key.get(base)
+        if element is not None and element.choice:
+            first = choices.setdefault(element.id, base)
+            if first != base:
+                self.error(
+                    "structure",
+                    f"{path}.{base}",
+                    f"{element.name} has one type only: {first} and {base}",
+                    "structure:choice",
+                )
+        if element is None:
+            self.error(
+                "structure",
+                f"{path}.{key}",
+                f"unknown element {key!r} in {shape.path} (FHIR R4 4.0.1)",
+                "structure:unknown",
+            )
+        elif underscored:
+            self.quiet += 1
+            self.primitive_extras(key, item, element, value, path)
+            self.quiet -= 1
+        elif key == "contained":
+            self.quiet += 1
+            self.property(key, item, element, value, path, element.keys[key], None)
+            self.quiet -= 1
+        else:
+            code = element.keys[key]
+            self.property(key, item, element, value, path, code, _plain_of(element, code))
+
+    def property(
+        self,
+        key: str,
+        item: Any,
+        element: Element,
+        owner: dict[str, Any],
+        path: str,
+        code: str,
+        plain: Callable[[str], object] | None,
+    ) -> None:
+        """One JSON property (of type ``code``; ``plain``: ``_plain_of``): array or single as
+        the element repeats, then each value."""
         if element.many:
             if not isinstance(item, list):
                 self.error(
@@ -156,6 +228,8 @@ class Walker:
             elif not item:
                 self.error("structure", f"{path}.{key}", "empty array", "structure:empty")
             for i, value in enumerate(item):
+                if plain is not None and isinstance(value, str) and plain(value):
+                    continue
                 where = f"{path}.{key}[{i}]"
                 if value is None:
                     extras = owner.get("_" + key)
@@ -175,6 +249,8 @@ class Walker:
             )
         elif item is None:
             self.error("structure", f"{path}.{key}", "null is not a value", "structure:empty")
+        elif plain is not None and isinstance(item, str) and plain(item):
+            return
         else:
             where = f"{path}.{key}"
             if self.found is not None and not self.quiet and isinstance(item, dict):
@@ -326,8 +402,10 @@ class Walker:
 
     def cardinality(self, value: dict[str, Any], element: Element, path: str) -> None:
         """min/max of one element."""
-        present = [k for k in element.keys if k in value or "_" + k in value]
-        if not present:
+        for first in element.keys:
+            if first in value or "_" + first in value:
+                break
+        else:
             if element.min > 0:
                 self.error(
                     "required",
@@ -338,7 +416,7 @@ class Walker:
             return
         if not element.many or (element.min <= 1 and element.max is None):
             return
-        item = value.get(present[0]) or value.get("_" + present[0])
+        item = value.get(first) or value.get("_" + first)
         count = len(item) if isinstance(item, list) else 1
         if count < element.min or (element.max is not None and count > element.max):
             self.error(

@@ -322,14 +322,22 @@ def run_core(
     """Evaluate the core invariants ``refs`` on one value (``type_name`` None: a resource;
     ``contained``: a contained resource)."""
     root = ctx.root if ctx.root is not None else value
-    for ref in refs:
-        if ref in ELSEWHERE or (ref in APPLIES and not APPLIES[ref](value)):
+    for ref, found, native in _plan(refs):
+        if (ref in APPLIES and not APPLIES[ref](value)) or (contained and ref in CONTAINER_ONLY):
             continue
-        if contained and ref in CONTAINER_ONLY:
-            continue
-        found = compiled(ref)
-        if found is not None:
+        if not invariants.twin_holds(native, value, type_name):
             invariants.run(found, value, root, path, ctx, type_name)
+
+
+@cache
+def _plan(refs: tuple[str, ...]) -> tuple[tuple[str, Constraint, Native | None], ...]:
+    """The invariants of ``refs`` this module evaluates, compiled, with their native twins."""
+    plan = []
+    for ref in refs:
+        found = compiled(ref) if ref not in ELSEWHERE else None
+        if found is not None:
+            plan.append((ref, found, invariants.native_for(found.expression)))
+    return tuple(plan)
 
 
 register_natives()
