@@ -121,15 +121,17 @@ def _check_value(
         for name, child, child_plan, choice, counted in plan.children:
             if choice:
                 values = values_at(value, name, path)
-            elif name in value:
+            elif name not in value:
+                if counted:
+                    _check_element(child, child_plan, [], path, ctx)
+                continue
+            else:
                 found = value[name]
                 values = (
                     [(f"{path}.{name}[{i}]", name, v) for i, v in enumerate(found)]
                     if isinstance(found, list)
                     else [(f"{path}.{name}", name, found)]
                 )
-            else:
-                values = []
             if values or counted:
                 _check_element(child, child_plan, values, path, ctx)
 

@@ -42,23 +42,15 @@ def _plain_of(element: Element, code: str) -> Check | None:
     return _PLAIN.get(code) if element.valueset is None and not element.constraints else None
 
 
-#: id(shape) -> (shape, JSON key -> (element, type code, ``_plain_of``)) for the keys ``members``
-#: hands to ``property`` directly: not a choice, not ``contained`` (the shape is kept so that its
-#: id is never reused while cached; shapes are compiled once)
-_COMMON: dict[int, tuple[Shape, dict[str, _Key]]] = {}
-
-
 def _common(shape: Shape) -> dict[str, _Key]:
-    found = _COMMON.get(id(shape))
-    if found is not None and found[0] is shape:
-        return found[1]
-    keys = {
+    """JSON key -> (element, type code, ``_plain_of``) for the keys ``members`` hands to
+    ``property`` directly: not a choice, not ``contained``; kept as ``shape.walk``."""
+    shape.walk = {
         key: (element, element.keys[key], _plain_of(element, element.keys[key]))
         for key, element in shape.by_key.items()
         if not element.choice and key != "contained"
     }
-    _COMMON[id(shape)] = (shape, keys)
-    return keys
+    return shape.walk
 
 
 def _dated_ok(pattern: re.Pattern[str], text: str) -> bool:
@@ -148,7 +140,7 @@ class Walker:
     def members(self, value: dict[str, Any], shape: Shape, path: str) -> None:
         """Every property of an object (one type per choice), then min/max of the elements."""
         choices: dict[str, str] = {}
-        common = _common(shape)
+        common = shape.walk if shape.walk is not None else _common(shape)
         for key, item in value.items():
             found = common.get(key)
             if found is None:
@@ -158,7 +150,8 @@ class Walker:
             if plain is None or element.many or not isinstance(item, str) or not plain(item):
                 self.property(key, item, element, value, path, code, plain)
         for element in shape.counted:
-            self.cardinality(value, element, path)
+            if element.many or element.choice or element.name not in value:
+                self.cardinality(value, element, path)  # else: present once, as it may be
 
     def member(
         self,
