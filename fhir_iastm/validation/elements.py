@@ -14,7 +14,7 @@ from typing import Any
 from fhir_iastm.profiles import ElementNode
 from fhir_iastm.validation.bindings import check_binding
 from fhir_iastm.validation.context import ValidationContext, claimed_profiles
-from fhir_iastm.validation.invariants import check_element_constraints
+from fhir_iastm.validation.invariants import check_element_constraints, checks_of
 from fhir_iastm.validation.matching import fixed_matches, pattern_matches, slice_for
 
 #: A value at an element: (FHIRPath location, JSON key, value).
@@ -53,13 +53,25 @@ class NodePlan:
     codes (and their ``value[x]`` suffixes), its children as (name, node, plan, choice, whether
     an absent one can still be wrong: a minimum or slices to count) and its slices with theirs."""
 
-    __slots__ = ("children", "codes", "idle", "inert", "max", "min", "slices", "suffixes", "typed")
+    __slots__ = (
+        "checks",
+        "children",
+        "codes",
+        "idle",
+        "inert",
+        "max",
+        "min",
+        "slices",
+        "suffixes",
+        "typed",
+    )
 
     def __init__(self, node: ElementNode) -> None:
         self.min = node.min or 0
         self.max = node.max_int
         self.codes = frozenset(t.code for t in node.types)
         self.suffixes = frozenset(c[:1].upper() + c[1:] for c in self.codes)
+        self.checks = checks_of(node.constraints)
         #: whether ``_type_ok`` can say anything: a choice's type, a Reference's target
         self.typed = bool(node.types) and (node.name.endswith("[x]") or "Reference" in self.codes)
         children = (
@@ -116,7 +128,7 @@ def _check_value(
     if not typed:
         return
     if node.constraints:
-        check_element_constraints(node, path, key, value, ctx)
+        check_element_constraints(node, plan.checks, path, key, value, ctx)
     if plan.children and isinstance(value, dict):
         for name, child, child_plan, choice, counted in plan.children:
             if choice:

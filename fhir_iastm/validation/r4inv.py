@@ -322,21 +322,20 @@ def run_core(
     """Evaluate the core invariants ``refs`` on one value (``type_name`` None: a resource;
     ``contained``: a contained resource)."""
     root = ctx.root if ctx.root is not None else value
-    for ref, found, native in _plan(refs):
-        if (ref in APPLIES and not APPLIES[ref](value)) or (contained and ref in CONTAINER_ONLY):
-            continue
-        if not invariants.twin_holds(native, value, type_name):
-            invariants.run(found, value, root, path, ctx, type_name)
+    invariants.run_all(_plan(refs, contained), value, root, path, ctx, type_name)
 
 
 @cache
-def _plan(refs: tuple[str, ...]) -> tuple[tuple[str, Constraint, Native | None], ...]:
-    """The invariants of ``refs`` this module evaluates, compiled, with their native twins."""
+def _plan(refs: tuple[str, ...], contained: bool) -> tuple[invariants.Check, ...]:
+    """The invariants of ``refs`` this module evaluates (on a contained resource or not),
+    compiled, with their native twins and ``APPLIES`` tests."""
     plan = []
     for ref in refs:
-        found = compiled(ref) if ref not in ELSEWHERE else None
+        if ref in ELSEWHERE or (contained and ref in CONTAINER_ONLY):
+            continue
+        found = compiled(ref)
         if found is not None:
-            plan.append((ref, found, invariants.native_for(found.expression)))
+            plan.append((found, invariants.native_for(found.expression), APPLIES.get(ref)))
     return tuple(plan)
 
 
