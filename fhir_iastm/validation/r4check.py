@@ -33,7 +33,7 @@ _DATED = frozenset({"date", "dateTime", "instant"})
 
 Check = Callable[[str], object]
 #: (element, type code, ``_plain_of``) of one JSON key
-_Key = tuple[Element, str, Check | None]
+_Key = tuple[Element, str, Check | None, Shape | None]
 
 
 def _plain_of(element: Element, code: str) -> Check | None:
@@ -42,11 +42,24 @@ def _plain_of(element: Element, code: str) -> Check | None:
     return _PLAIN.get(code) if element.valueset is None and not element.constraints else None
 
 
+def _inner_of(element: Element, code: str) -> Shape | None:
+    """The shape of a complex type's value when ``Walker.value`` would only hand it to
+    ``complex`` (no binding to check after), else None."""
+    if code in _PRIMITIVE_RULES or code == "Resource" or element.valueset is not None:
+        return None
+    return defs.shape(element.children or code)
+
+
 def _common(shape: Shape) -> dict[str, _Key]:
-    """JSON key -> (element, type code, ``_plain_of``) for the keys ``members`` hands to
-    ``property`` directly: not a choice, not ``contained``; kept as ``shape.walk``."""
+    """JSON key -> (element, type code, ``_plain_of``, ``_inner_of``) for the keys ``members``
+    hands to ``property`` directly: not a choice, not ``contained``; kept as ``shape.walk``."""
     shape.walk = {
-        key: (element, element.keys[key], _plain_of(element, element.keys[key]))
+        key: (
+            element,
+            element.keys[key],
+            _plain_of(element, element.keys[key]),
+            _inner_of(element, element.keys[key]),
+        )
         for key, element in shape.by_key.items()
         if not element.choice and key != "contained"
     }
@@ -146,9 +159,9 @@ class Walker:
             if found is None:
                 self.member(key, item, value, shape, path, choices)
                 continue
-            element, code, plain = found
+            element, code, plain, inner = found
             if plain is None or element.many or not isinstance(item, str) or not plain(item):
-                self.property(key, item, element, value, path, code, plain)
+                self.property(key, item, element, value, path, found)
         for element in shape.counted:
             if element.many or element.choice or element.name not in value:
                 self.cardinality(value, element, path)  # else: present once, as it may be
@@ -191,11 +204,12 @@ class Walker:
             self.quiet -= 1
         elif key == "contained":
             self.quiet += 1
-            self.property(key, item, element, value, path, element.keys[key], None)
+            self.property(key, item, element, value, path, (element, element.keys[key], None, None))
             self.quiet -= 1
         else:
             code = element.keys[key]
-            self.property(key, item, element, value, path, code, _plain_of(element, code))
+            plain, inner = _plain_of(element, code), _inner_of(element, code)
+            self.property(key, item, element, value, path, (element, code, plain, inner))
 
     def property(
         self,
@@ -204,11 +218,11 @@ class Walker:
         element: Element,
         owner: dict[str, Any],
         path: str,
-        code: str,
-        plain: Callable[[str], object] | None,
+        how: _Key,
     ) -> None:
-        """One JSON property (of type ``code``; ``plain``: ``_plain_of``): array or single as
-        the element repeats, then each value."""
+        """One JSON property (``how``: element, type code, ``_plain_of``, ``_inner_of``): array
+        or single as the element repeats, then each value."""
+        _element, code, plain, inner = how
         if element.many:
             if not isinstance(item, list):
                 self.error(
@@ -232,7 +246,10 @@ class Walker:
                     continue
                 if self.found is not None and not self.quiet and isinstance(value, dict):
                     classify(key, value, where, self.found)
-                self.value(value, element, code, where)
+                if inner is not None:
+                    self.complex(value, inner, where, element.constraints)  # as ``value`` would
+                else:
+                    self.value(value, element, code, where)
         elif isinstance(item, list):
             self.error(
                 "structure",
@@ -248,7 +265,10 @@ class Walker:
             where = f"{path}.{key}"
             if self.found is not None and not self.quiet and isinstance(item, dict):
                 classify(key, item, where, self.found)
-            self.value(item, element, code, where)
+            if inner is not None:
+                self.complex(item, inner, where, element.constraints)  # as ``value`` would
+            else:
+                self.value(item, element, code, where)
 
     def primitive_extras(
         self, key: str, item: Any, element: Element, owner: dict[str, Any], path: str
