@@ -144,8 +144,10 @@ def _check_value(
                     if isinstance(found, list)
                     else [(f"{path}.{name}", name, found)]
                 )
-            if values or counted:
+            if child_plan.slices:
                 _check_element(child, child_plan, values, path, ctx)
+            elif values or counted:
+                _counted(child, child_plan, values, path, ctx, "card")  # _check_element's part
 
 
 def _fixed_or_pattern(
