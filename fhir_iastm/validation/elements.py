@@ -82,7 +82,7 @@ class NodePlan:
         self.children = tuple(c for c in children if not c[2].idle)
         self.slices = tuple((name, sliced, plan_of(sliced)) for name, sliced in node.slices.items())
         #: ``_check_value`` has nothing to check on a value of this element
-        self.inert = not (
+        self.inert: bool = not (
             self.typed
             or node.fixed is not None
             or node.pattern is not None
@@ -91,7 +91,7 @@ class NodePlan:
             or self.children
         )
         #: nor ``_check_element`` on its values in a parent: no bounds, no slices
-        self.idle = self.inert and not self.slices and self.min == 0 and self.max is None
+        self.idle: bool = self.inert and not self.slices and self.min == 0 and self.max is None
 
 
 #: id(node) -> (node, its plan); the node is kept so that its id is never reused while cached
