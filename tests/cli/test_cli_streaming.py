@@ -4,6 +4,7 @@ one line and exit 4; ``export`` refuses a missing database and writes shared res
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import select
@@ -70,6 +71,7 @@ def _validate_peak(path: Path, monkeypatch: pytest.MonkeyPatch) -> int:
     """Peak traced memory of ``fhir-iastm validate FILE`` in process, its output discarded."""
     with open(os.devnull, "w", encoding="utf-8") as sink:
         monkeypatch.setattr(sys, "stdout", sink)
+        gc.collect()  # no earlier garbage in the peak
         tracemalloc.start()
         try:
             main.main(["validate", str(path)], standalone_mode=False)
@@ -94,7 +96,7 @@ def test_validate_holds_one_document_at_a_time(
     grown = _validate_peak(large, monkeypatch) - _validate_peak(small, monkeypatch)
     added = large.stat().st_size - small.stat().st_size
     assert added > 1_500_000
-    assert grown < added / 10, (grown, added)
+    assert grown < added / 4, (grown, added)  # kept documents: several times ``added``
 
 
 @pytest.mark.parametrize("command", ["map", "import", "push", "validate"])
