@@ -36,7 +36,7 @@ def _has_value(inputs: list[Any]) -> list[bool]:
     return [len(inputs) == 1 and inputs[0] is not None and not isinstance(inputs[0], dict | list)]
 
 
-def _html_checks(inputs: list[Any]) -> list[bool]:
+def html_checks(inputs: list[Any]) -> list[bool]:
     """FHIR's ``htmlChecks()`` (txt-1, txt-2; not in fhirpathpy): well-formed XHTML whose root is
     an xhtml ``div``, without scripts, with some non-whitespace text or an image."""
     if len(inputs) != 1 or not isinstance(inputs[0], str):
@@ -61,7 +61,7 @@ XHTML = "http://www.w3.org/1999/xhtml"
 FHIRPATH_OPTIONS = {
     "userInvocationTable": {
         "hasValue": {"fn": _has_value, "arity": {0: []}},
-        "htmlChecks": {"fn": _html_checks, "arity": {0: []}},
+        "htmlChecks": {"fn": html_checks, "arity": {0: []}},
     },
     "traceFn": lambda *_args: None,
 }

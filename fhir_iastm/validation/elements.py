@@ -14,7 +14,7 @@ from typing import Any
 from fhir_iastm.profiles import ElementNode
 from fhir_iastm.validation.bindings import check_binding
 from fhir_iastm.validation.context import ValidationContext, claimed_profiles
-from fhir_iastm.validation.invariants import check_element_constraints
+from fhir_iastm.validation.invariants import check_element_constraints, checks_of
 from fhir_iastm.validation.matching import fixed_matches, pattern_matches, slice_for
 
 #: A value at an element: (FHIRPath location, JSON key, value).
@@ -53,18 +53,45 @@ class NodePlan:
     codes (and their ``value[x]`` suffixes), its children as (name, node, plan, choice, whether
     an absent one can still be wrong: a minimum or slices to count) and its slices with theirs."""
 
-    __slots__ = ("children", "codes", "max", "min", "slices", "suffixes")
+    __slots__ = (
+        "checks",
+        "children",
+        "codes",
+        "idle",
+        "inert",
+        "max",
+        "min",
+        "slices",
+        "suffixes",
+        "typed",
+    )
 
     def __init__(self, node: ElementNode) -> None:
         self.min = node.min or 0
         self.max = node.max_int
         self.codes = frozenset(t.code for t in node.types)
         self.suffixes = frozenset(c[:1].upper() + c[1:] for c in self.codes)
-        self.children = tuple(
+        self.checks = checks_of(node.constraints)
+        #: whether ``_type_ok`` can say anything: a choice's type, a Reference's target
+        self.typed = bool(node.types) and (node.name.endswith("[x]") or "Reference" in self.codes)
+        children = (
             (name, child, plan_of(child), name.endswith("[x]"), bool(child.min or child.slices))
             for name, child in node.children.items()
         )
+        # a child with nothing to check (``idle``) is left out of the walk
+        self.children = tuple(c for c in children if not c[2].idle)
         self.slices = tuple((name, sliced, plan_of(sliced)) for name, sliced in node.slices.items())
+        #: ``_check_value`` has nothing to check on a value of this element
+        self.inert: bool = not (
+            self.typed
+            or node.fixed is not None
+            or node.pattern is not None
+            or node.binding is not None
+            or node.constraints
+            or self.children
+        )
+        #: nor ``_check_element`` on its values in a parent: no bounds, no slices
+        self.idle: bool = self.inert and not self.slices and self.min == 0 and self.max is None
 
 
 #: id(node) -> (node, its plan); the node is kept so that its id is never reused while cached
@@ -91,7 +118,7 @@ def check_value(node: ElementNode, path: str, key: str, value: Any, ctx: Validat
 def _check_value(
     node: ElementNode, plan: NodePlan, path: str, key: str, value: Any, ctx: ValidationContext
 ) -> None:
-    typed = _type_ok(node, plan, key, path, value, ctx) if node.types else True
+    typed = _type_ok(node, plan, key, path, value, ctx) if plan.typed else True
     if node.fixed is not None:
         _fixed_or_pattern(node, "fixed", node.fixed[1], path, value, ctx)
     if node.pattern is not None:
@@ -101,22 +128,26 @@ def _check_value(
     if not typed:
         return
     if node.constraints:
-        check_element_constraints(node, path, key, value, ctx)
+        check_element_constraints(node, plan.checks, path, key, value, ctx)
     if plan.children and isinstance(value, dict):
         for name, child, child_plan, choice, counted in plan.children:
             if choice:
                 values = values_at(value, name, path)
-            elif name in value:
+            elif name not in value:
+                if counted:
+                    _check_element(child, child_plan, [], path, ctx)
+                continue
+            else:
                 found = value[name]
                 values = (
                     [(f"{path}.{name}[{i}]", name, v) for i, v in enumerate(found)]
                     if isinstance(found, list)
                     else [(f"{path}.{name}", name, found)]
                 )
-            else:
-                values = []
-            if values or counted:
+            if child_plan.slices:
                 _check_element(child, child_plan, values, path, ctx)
+            elif values or counted:
+                _counted(child, child_plan, values, path, ctx, "card")  # _check_element's part
 
 
 def _fixed_or_pattern(
@@ -177,6 +208,8 @@ def _counted(
     count = len(values)
     if count < plan.min or (plan.max is not None and count > plan.max):
         _cardinality(node, count, parent_path, ctx, kind)
+    if plan.inert:
+        return
     for path, key, value in values:
         _check_value(node, plan, path, key, value, ctx)
 

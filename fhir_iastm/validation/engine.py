@@ -25,7 +25,7 @@ from fhir_iastm.validation.context import (
 )
 from fhir_iastm.validation.displays import check_displays
 from fhir_iastm.validation.elements import check_resource
-from fhir_iastm.validation.extcontext import allowed, owner_of, parent_extension_url
+from fhir_iastm.validation.extcontext import allowed, owner_of
 from fhir_iastm.validation.r4check import check_r4
 from fhir_iastm.validation.r4defs import resource_types
 from fhir_iastm.validation.scan import scan
@@ -98,7 +98,7 @@ def _check_extensions(found: list[tuple[str, dict[str, Any]]], ctx: ValidationCo
         url = ext.get("url")
         definition = ctx.index.extensions.get(url) if isinstance(url, str) else None
         if definition is not None:
-            if not allowed(definition, path, parent_extension_url(ctx.root or {}, path)):
+            if not allowed(definition, path, ctx.root or {}):
                 element = owner_of(path)[0]
                 ctx.add(
                     "error",

@@ -46,8 +46,9 @@ def _choice_type(type_path: str, key: str) -> str | None:
     return None
 
 
-def allowed(definition: Profile, path: str, parent_url: str | None) -> bool:
-    """True when one of the definition's contexts admits the extension at ``path``."""
+def allowed(definition: Profile, path: str, resource: dict[str, Any]) -> bool:
+    """True when one of the definition's contexts admits the extension at ``path`` of
+    ``resource`` (its parent extension's URL looked up only for an ``extension`` context)."""
     if not definition.contexts:
         return True
     element, type_name, root = owner_of(path)
@@ -55,7 +56,9 @@ def allowed(definition: Profile, path: str, parent_url: str | None) -> bool:
     if root:
         names |= {"Resource", "DomainResource"}
     for kind, expression in definition.contexts:
-        if kind == "fhirpath" or (kind == "extension" and expression == parent_url):
+        if kind == "fhirpath" or (
+            kind == "extension" and expression == parent_extension_url(resource, path)
+        ):
             return True
         if kind == "element" and expression in names:
             return True

@@ -10,6 +10,7 @@ each native rule agrees with its FHIRPath text. The core R4 invariants come from
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from functools import cache
 from typing import Any
 
@@ -91,6 +92,41 @@ def evaluate(
     return evaluate_fhirpath(constraint, data, root, type_name)
 
 
+#: True: ``run_all`` takes a native twin's True answer without the rest of ``run`` (the same
+#: verdict: ``run`` would record nothing; tests/validation/test_validation_fast.py). False sends
+#: every invariant through ``evaluate`` (where the native-twin test compares twin and FHIRPath).
+FAST = True
+
+#: (constraint, its native twin or None, a test of the value it applies to or None)
+Check = tuple[Constraint, Native | None, Callable[[Any], bool] | None]
+
+
+def checks_of(constraints: Iterable[Constraint]) -> tuple[Check, ...]:
+    """Constraints with their native twins (``run_all``'s plan), found once."""
+    return tuple((c, native_for(c.expression), None) for c in constraints)
+
+
+def run_all(
+    checks: tuple[Check, ...],
+    data: Any,
+    root: dict[str, Any],
+    path: str,
+    ctx: ValidationContext,
+    type_name: str | None = None,
+) -> None:
+    """``run`` each check that applies to ``data``; a native twin's True is taken as it is."""
+    for constraint, native, applies in checks:
+        if applies is not None and not applies(data):
+            continue
+        if native is not None and FAST:
+            try:
+                if native(data, type_name or str(data.get("resourceType", ""))) is True:
+                    continue
+            except Exception:  # noqa: BLE001, S110 - ``run`` evaluates it again and reports it
+                pass
+        run(constraint, data, root, path, ctx, type_name)
+
+
 def run(
     constraint: Constraint,
     data: Any,
@@ -122,18 +158,21 @@ def run(
 
 
 def check_element_constraints(
-    node: ElementNode, path: str, key: str, value: Any, ctx: ValidationContext
+    node: ElementNode,
+    checks: tuple[Check, ...],
+    path: str,
+    key: str,
+    value: Any,
+    ctx: ValidationContext,
 ) -> None:
-    """The invariants declared on one element, evaluated for one of its values."""
+    """The invariants declared on one element (``checks_of(node.constraints)``), evaluated for
+    one of its values."""
     root = ctx.root if ctx.root is not None else value
     if "." not in node.id:
         type_name = None if value is root else node.id
-        for constraint in node.constraints:
-            run(constraint, value, root, path, ctx, type_name)
-        return
-    type_name = _element_type(node.id, node.name, key)
-    for constraint in node.constraints:
-        run(constraint, value, root, path, ctx, type_name)
+    else:
+        type_name = _element_type(node.id, node.name, key)
+    run_all(checks, value, root, path, ctx, type_name)
 
 
 @cache
@@ -174,11 +213,14 @@ _PRIMITIVES = frozenset(
 
 __all__ = [
     "NATIVE",
+    "FAST",
     "PERIOD_ORDER",
     "check_element_constraints",
     "evaluate",
     "evaluate_fhirpath",
     "native_for",
     "normalise",
+    "checks_of",
     "passes",
+    "run_all",
 ]

@@ -15,6 +15,8 @@ from __future__ import annotations
 import calendar
 import math
 import re
+from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 from fhir_iastm.validation import r4defs as defs
@@ -27,10 +29,59 @@ _INT_MIN, _INT_MAX = -(2**31), 2**31 - 1
 _INDEX = re.compile(r"\[\d+\]")
 _PRIMITIVES = defs.primitives()
 _DATED = frozenset({"date", "dateTime", "instant"})
+
+
+Check = Callable[[str], object]
+#: (element, type code, ``_plain_of``) of one JSON key
+_Key = tuple[Element, str, Check | None, Shape | None]
+
+
+def _plain_of(element: Element, code: str) -> Check | None:
+    """The quick check of a string primitive with no binding nor invariant (``_PLAIN``): when
+    it holds, ``Walker.value`` has nothing to say and no path needs to be built."""
+    return _PLAIN.get(code) if element.valueset is None and not element.constraints else None
+
+
+def _inner_of(element: Element, code: str) -> Shape | None:
+    """The shape of a complex type's value when ``Walker.value`` would only hand it to
+    ``complex`` (no binding to check after), else None."""
+    if code in _PRIMITIVE_RULES or code == "Resource" or element.valueset is not None:
+        return None
+    return defs.shape(element.children or code)
+
+
+def _common(shape: Shape) -> dict[str, _Key]:
+    """JSON key -> (element, type code, ``_plain_of``, ``_inner_of``) for the keys ``members``
+    hands to ``property`` directly: not a choice, not ``contained``; kept as ``shape.walk``."""
+    shape.walk = {
+        key: (
+            element,
+            element.keys[key],
+            _plain_of(element, element.keys[key]),
+            _inner_of(element, element.keys[key]),
+        )
+        for key, element in shape.by_key.items()
+        if not element.choice and key != "contained"
+    }
+    return shape.walk
+
+
+def _dated_ok(pattern: re.Pattern[str], text: str) -> bool:
+    """A date, dateTime or instant of the spec's form on a day that exists."""
+    return pattern.fullmatch(text) is not None and _real_day(text)
+
+
 #: primitive code -> (JSON kind, the spec's regex or None, a calendar date to check), once
 _PRIMITIVE_RULES: dict[str, tuple[str, re.Pattern[str] | None, bool]] = {
     code: (defs.json_kind(code), defs.primitive_pattern(code), code in _DATED)
     for code in _PRIMITIVES
+}
+#: string primitive code -> a quick check of a string value: truthy when ``value`` would find
+#: nothing wrong with its format (falsy: ask ``value``); ``len`` where the type has no regex
+_PLAIN: dict[str, Callable[[str], object]] = {
+    code: len if pattern is None else (partial(_dated_ok, pattern) if dated else pattern.fullmatch)
+    for code, (kind, pattern, dated) in _PRIMITIVE_RULES.items()
+    if kind == defs.STRING
 }
 #: Elements walked by another stage (Bundle entries are validated one by one, with a resolver).
 _ELSEWHERE = frozenset({"Bundle.entry.resource"})
@@ -102,48 +153,76 @@ class Walker:
     def members(self, value: dict[str, Any], shape: Shape, path: str) -> None:
         """Every property of an object (one type per choice), then min/max of the elements."""
         choices: dict[str, str] = {}
-        by_key = shape.by_key
-        is_type = shape.path == shape.type_name
+        common = shape.walk if shape.walk is not None else _common(shape)
         for key, item in value.items():
-            if key == "resourceType" and is_type:
+            found = common.get(key)
+            if found is None:
+                self.member(key, item, value, shape, path, choices)
                 continue
-            underscored = key[:1] == "_"
-            base = key[1:] if underscored else key
-            element = by_key.get(base)
-            if element is not None and element.choice:
-                first = choices.setdefault(element.id, base)
-                if first != base:
-                    self.error(
-                        "structure",
-                        f"{path}.{base}",
-                        f"{element.name} has one type only: {first} and {base}",
-                        "structure:choice",
-                    )
-            if element is None:
+            element, code, plain, inner = found
+            if plain is None or element.many or not isinstance(item, str) or not plain(item):
+                self.property(key, item, element, value, path, found)
+        for element in shape.counted:
+            if element.many or element.choice or element.name not in value:
+                self.cardinality(value, element, path)  # else: present once, as it may be
+
+    def member(
+        self,
+        key: str,
+        item: Any,
+        value: dict[str, Any],
+        shape: Shape,
+        path: str,
+        choices: dict[str, str],
+    ) -> None:
+        """One property of an object, whatever it is: ``resourceType``, a ``_key``, a choice,
+        ``contained``, an unknown name."""
+        if key == "resourceType" and shape.path == shape.type_name:
+            return
+        underscored = key[:1] == "_"
+        base = key[1:] if underscored else key
+        element = shape.by_key.get(base)
+        if element is not None and element.choice:
+            first = choices.setdefault(element.id, base)
+            if first != base:
                 self.error(
                     "structure",
-                    f"{path}.{key}",
-                    f"unknown element {key!r} in {shape.path} (FHIR R4 4.0.1)",
-                    "structure:unknown",
+                    f"{path}.{base}",
+                    f"{element.name} has one type only: {first} and {base}",
+                    "structure:choice",
                 )
-            elif underscored:
-                self.quiet += 1
-                self.primitive_extras(key, item, element, value, path)
-                self.quiet -= 1
-            elif key == "contained":
-                self.quiet += 1
-                self.property(key, item, element, value, path)
-                self.quiet -= 1
-            else:
-                self.property(key, item, element, value, path)
-        for element in shape.counted:
-            self.cardinality(value, element, path)
+        if element is None:
+            self.error(
+                "structure",
+                f"{path}.{key}",
+                f"unknown element {key!r} in {shape.path} (FHIR R4 4.0.1)",
+                "structure:unknown",
+            )
+        elif underscored:
+            self.quiet += 1
+            self.primitive_extras(key, item, element, value, path)
+            self.quiet -= 1
+        elif key == "contained":
+            self.quiet += 1
+            self.property(key, item, element, value, path, (element, element.keys[key], None, None))
+            self.quiet -= 1
+        else:
+            code = element.keys[key]
+            plain, inner = _plain_of(element, code), _inner_of(element, code)
+            self.property(key, item, element, value, path, (element, code, plain, inner))
 
     def property(
-        self, key: str, item: Any, element: Element, owner: dict[str, Any], path: str
+        self,
+        key: str,
+        item: Any,
+        element: Element,
+        owner: dict[str, Any],
+        path: str,
+        how: _Key,
     ) -> None:
-        """One JSON property: array or single as the element repeats, then each value."""
-        code = element.keys[key]
+        """One JSON property (``how``: element, type code, ``_plain_of``, ``_inner_of``): array
+        or single as the element repeats, then each value."""
+        _element, code, plain, inner = how
         if element.many:
             if not isinstance(item, list):
                 self.error(
@@ -156,6 +235,8 @@ class Walker:
             elif not item:
                 self.error("structure", f"{path}.{key}", "empty array", "structure:empty")
             for i, value in enumerate(item):
+                if plain is not None and isinstance(value, str) and plain(value):
+                    continue
                 where = f"{path}.{key}[{i}]"
                 if value is None:
                     extras = owner.get("_" + key)
@@ -165,7 +246,10 @@ class Walker:
                     continue
                 if self.found is not None and not self.quiet and isinstance(value, dict):
                     classify(key, value, where, self.found)
-                self.value(value, element, code, where)
+                if inner is not None:
+                    self.complex(value, inner, where, element.constraints)  # as ``value`` would
+                else:
+                    self.value(value, element, code, where)
         elif isinstance(item, list):
             self.error(
                 "structure",
@@ -175,11 +259,16 @@ class Walker:
             )
         elif item is None:
             self.error("structure", f"{path}.{key}", "null is not a value", "structure:empty")
+        elif plain is not None and isinstance(item, str) and plain(item):
+            return
         else:
             where = f"{path}.{key}"
             if self.found is not None and not self.quiet and isinstance(item, dict):
                 classify(key, item, where, self.found)
-            self.value(item, element, code, where)
+            if inner is not None:
+                self.complex(item, inner, where, element.constraints)  # as ``value`` would
+            else:
+                self.value(item, element, code, where)
 
     def primitive_extras(
         self, key: str, item: Any, element: Element, owner: dict[str, Any], path: str
@@ -326,8 +415,10 @@ class Walker:
 
     def cardinality(self, value: dict[str, Any], element: Element, path: str) -> None:
         """min/max of one element."""
-        present = [k for k in element.keys if k in value or "_" + k in value]
-        if not present:
+        for first in element.keys:
+            if first in value or "_" + first in value:
+                break
+        else:
             if element.min > 0:
                 self.error(
                     "required",
@@ -338,7 +429,7 @@ class Walker:
             return
         if not element.many or (element.min <= 1 and element.max is None):
             return
-        item = value.get(present[0]) or value.get("_" + present[0])
+        item = value.get(first) or value.get("_" + first)
         count = len(item) if isinstance(item, list) else 1
         if count < element.min or (element.max is not None and count > element.max):
             self.error(

@@ -100,6 +100,8 @@ class Shape:
     constraints: tuple[str, ...] = ()
     #: the elements whose count can be wrong when present or absent (min > 0, bounded max > 1)
     counted: tuple[Element, ...] = ()
+    #: the walker's own table of this shape (``r4check``), made on its first use
+    walk: Any = None
 
 
 def _upper(code: str) -> str:

@@ -12,11 +12,12 @@ stage checks them per entry, located on the entry: ``validation/bundle.py``).
 from __future__ import annotations
 
 from collections.abc import Callable
-from functools import cache
+from functools import cache, lru_cache
 from typing import Any
 
 from fhir_iastm.errors import ConfigError
 from fhir_iastm.profiles import Constraint, compile_constraint
+from fhir_iastm.profiles.compile import html_checks
 from fhir_iastm.validation import invariants
 from fhir_iastm.validation.context import ValidationContext
 from fhir_iastm.validation.invariants import UCUM
@@ -129,6 +130,17 @@ def _ext_1(e: Any, _t: str) -> bool | None:
 def _dom_6(r: Any, _t: str) -> bool | None:
     text = r.get("text") if isinstance(r, dict) else None
     return isinstance(text, dict) and text.get("div") is not None
+
+
+@lru_cache(maxsize=2)
+def _html_ok(div: str) -> bool:
+    """``htmlChecks()`` of one narrative (txt-1 and txt-2 share the text: parsed once)."""
+    return html_checks([div])[0]
+
+
+def _txt(div: Any, _t: str) -> bool | None:
+    """txt-1, txt-2 (``htmlChecks()``) on ``Narrative.div``: the same function FHIRPath calls."""
+    return _html_ok(div) if isinstance(div, str) else None
 
 
 def _absent_or(field: str, *needs: str) -> Native:
@@ -263,6 +275,8 @@ R4_NATIVE: dict[str, Native] = {
     "dom-4": _contained_without(("meta", "versionId"), ("meta", "lastUpdated")),
     "dom-5": _contained_without(("meta", "security")),
     "dom-6": _dom_6,
+    "txt-1": _txt,
+    "txt-2": _txt,
     "per-1": _per_1,
     "ref-1": _ref_1,
     "ext-1": _ext_1,
@@ -308,14 +322,21 @@ def run_core(
     """Evaluate the core invariants ``refs`` on one value (``type_name`` None: a resource;
     ``contained``: a contained resource)."""
     root = ctx.root if ctx.root is not None else value
+    invariants.run_all(_plan(refs, contained), value, root, path, ctx, type_name)
+
+
+@cache
+def _plan(refs: tuple[str, ...], contained: bool) -> tuple[invariants.Check, ...]:
+    """The invariants of ``refs`` this module evaluates (on a contained resource or not),
+    compiled, with their native twins and ``APPLIES`` tests."""
+    plan = []
     for ref in refs:
-        if ref in ELSEWHERE or (ref in APPLIES and not APPLIES[ref](value)):
-            continue
-        if contained and ref in CONTAINER_ONLY:
+        if ref in ELSEWHERE or (contained and ref in CONTAINER_ONLY):
             continue
         found = compiled(ref)
         if found is not None:
-            invariants.run(found, value, root, path, ctx, type_name)
+            plan.append((found, invariants.native_for(found.expression), APPLIES.get(ref)))
+    return tuple(plan)
 
 
 register_natives()

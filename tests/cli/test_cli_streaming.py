@@ -4,11 +4,13 @@ one line and exit 4; ``export`` refuses a missing database and writes shared res
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import select
 import subprocess
 import sys
+import tracemalloc
 from pathlib import Path
 from typing import Any
 
@@ -63,6 +65,38 @@ def test_validate_writes_each_result_before_the_input_ends(tmp_path: Path) -> No
     proc.stderr.close()
     assert last.startswith("validate: 2 documents from 1 file: 2 valid")
     assert "\r" not in last  # no progress line: stderr is not a terminal
+
+
+def _validate_peak(path: Path, monkeypatch: pytest.MonkeyPatch) -> int:
+    """Peak traced memory of ``fhir-iastm validate FILE`` in process, its output discarded."""
+    with open(os.devnull, "w", encoding="utf-8") as sink:
+        monkeypatch.setattr(sys, "stdout", sink)
+        gc.collect()  # no earlier garbage in the peak
+        tracemalloc.start()
+        try:
+            main.main(["validate", str(path)], standalone_mode=False)
+            _size, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+            monkeypatch.undo()
+    return peak
+
+
+def test_validate_holds_one_document_at_a_time(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ten times the input, the same peak memory: the documents read are not kept (a command
+    that kept them would grow by several times the input's size)."""
+    bundle = json.loads(CliRunner().invoke(main, ["map", "-"], input=json.dumps(
+        example("good-01"))).stdout)
+    small, large = tmp_path / "small.ndjson", tmp_path / "large.ndjson"
+    small.write_text(ndjson([bundle] * 20))
+    large.write_text(ndjson([bundle] * 200))
+    _validate_peak(large, monkeypatch)  # fill every cache first (profiles, FHIRPath, tables)
+    grown = _validate_peak(large, monkeypatch) - _validate_peak(small, monkeypatch)
+    added = large.stat().st_size - small.stat().st_size
+    assert added > 1_500_000
+    assert grown < added / 4, (grown, added)  # kept documents: several times ``added``
 
 
 @pytest.mark.parametrize("command", ["map", "import", "push", "validate"])
