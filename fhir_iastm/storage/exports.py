@@ -21,7 +21,18 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, and_, delete, insert, or_, select, text, union, update
+from sqlalchemy import (
+    Connection,
+    and_,
+    delete,
+    insert,
+    literal_column,
+    or_,
+    select,
+    text,
+    union,
+    update,
+)
 from sqlalchemy.exc import IntegrityError
 
 from fhir_iastm.storage.fhir_search import condition
@@ -246,15 +257,31 @@ class Snapshot:
                   ) -> Iterator[StoredResource]:
         """Current resources of a type in pk order, in keyset batches; ``filters``: OR of ANDs
         (``_typeFilter``); ``scope``: only the compartments of those patients."""
-        stmt = select(R.c.pk, R.c.res_type, R.c.res_id, R.c.version, R.c.last_updated, R.c.gone,
-                      R.c.body).where(*self._where(rtype, since, filters, scope))
+        for row in self._keyset(_RESOURCE_COLUMNS, self._where(rtype, since, filters, scope),
+                                batch):
+            yield _stored(row)
+
+    def lines(self, rtype: str, *, since: datetime | None = None,
+              filters: Sequence[Sequence[Condition]] = (),
+              scope: PatientScope | None = None, batch: int = 1000) -> Iterator[str]:
+        """As :meth:`resources`, each resource as the JSON text an export writes (the stored
+        text with ``id``, ``meta.versionId`` and ``meta.lastUpdated`` set by the database,
+        :func:`export_text`; no parse in Python)."""
+        line = export_text(self.conn.dialect.name).label("line")
+        for row in self._keyset([R.c.pk, line], self._where(rtype, since, filters, scope),
+                                batch):
+            yield str(row.line)
+
+    def _keyset(self, columns: Sequence[Any], where: Sequence[Any], batch: int
+                ) -> Iterator[Any]:
+        """Rows of ``select(columns).where(where)`` in pk order, ``batch`` a query (each batch
+        starts after the last pk of the one before: index ``(res_type, pk)``)."""
+        stmt = select(*columns).where(*where)
         after = 0
         while True:
             rows = self.conn.execute(stmt.where(R.c.pk > after).order_by(R.c.pk)
                                      .limit(batch)).all()
-            for row in rows:
-                yield StoredResource(row.pk, row.res_type, row.res_id, row.version,
-                                     row.last_updated, bool(row.gone), row.body)
+            yield from rows
             if len(rows) < batch:
                 return
             after = rows[-1].pk
@@ -262,17 +289,24 @@ class Snapshot:
     def by_ids(self, rtype: str, ids: Sequence[str], *, since: datetime | None = None,
                batch: int = 500) -> Iterator[StoredResource]:
         """Current resources of a type among ``ids`` (referenced shared resources)."""
+        for row in self._by_ids(_RESOURCE_COLUMNS, rtype, ids, since, batch):
+            yield _stored(row)
+
+    def lines_by_ids(self, rtype: str, ids: Sequence[str], *, since: datetime | None = None,
+                     batch: int = 500) -> Iterator[str]:
+        """As :meth:`by_ids`, as the JSON text an export writes (see :meth:`lines`)."""
+        line = export_text(self.conn.dialect.name).label("line")
+        for row in self._by_ids([R.c.pk, line], rtype, ids, since, batch):
+            yield str(row.line)
+
+    def _by_ids(self, columns: Sequence[Any], rtype: str, ids: Sequence[str],
+                since: datetime | None, batch: int) -> Iterator[Any]:
         ordered = sorted(ids)
         for start in range(0, len(ordered), batch):
             chunk = ordered[start:start + batch]
-            rows = self.conn.execute(
-                select(R.c.pk, R.c.res_type, R.c.res_id, R.c.version, R.c.last_updated, R.c.gone,
-                       R.c.body)
-                .where(R.c.res_type == rtype, R.c.res_id.in_(chunk), ~R.c.gone,
-                       self._window(since)).order_by(R.c.pk)).all()
-            for row in rows:
-                yield StoredResource(row.pk, row.res_type, row.res_id, row.version,
-                                     row.last_updated, bool(row.gone), row.body)
+            yield from self.conn.execute(
+                select(*columns).where(R.c.res_type == rtype, R.c.res_id.in_(chunk), ~R.c.gone,
+                                       self._window(since)).order_by(R.c.pk)).all()
 
     def sessions_of(self, types: Sequence[str], since: datetime | None,
                     filters: dict[str, list[tuple[Condition, ...]]],
@@ -335,6 +369,39 @@ class Snapshot:
         return [(r.res_type, r.res_id) for r in self.conn.execute(stmt.order_by(R.c.pk))]
 
 
+_RESOURCE_COLUMNS = (R.c.pk, R.c.res_type, R.c.res_id, R.c.version, R.c.last_updated, R.c.gone,
+                     R.c.body)
+
+
+def _stored(row: Any) -> StoredResource:
+    return StoredResource(row.pk, row.res_type, row.res_id, row.version, row.last_updated,
+                          bool(row.gone), row.body)
+
+
+def export_text(dialect: str) -> Any:
+    """SQL for a row's resource as an export writes it: ``resourceType``, ``id``, ``meta`` (the
+    stored one with ``versionId`` and ``lastUpdated``), then the other members of the stored
+    body in their order — the JSON of ``facade.bundle.with_meta`` built by the database's JSON
+    functions, so that an export copies text instead of parsing and writing every resource.
+    SQLite keeps the stored (compact) text of every value, so the line is the same text the
+    Python path writes; PostgreSQL writes ``jsonb`` text (``", "`` and ``": "`` separators, its
+    key order inside objects): the same JSON, not the same bytes."""
+    if dialect == "sqlite":
+        meta = ("json_set(coalesce(json_extract(body, '$.meta'), '{}'), '$.versionId',"
+                " CAST(version AS TEXT), '$.lastUpdated', last_updated || 'Z')")
+        rest = "json_remove(body, '$.resourceType', '$.id', '$.meta')"
+        head = ("'{\"resourceType\":' || json_quote(res_type) || ',\"id\":' || json_quote(res_id)"
+                " || ',\"meta\":' || " + meta)
+    else:
+        meta = ("(coalesce(body -> 'meta', '{}'::jsonb) || jsonb_build_object('versionId',"
+                " version::text, 'lastUpdated', last_updated || 'Z'))::text")
+        rest = "(body - 'resourceType' - 'id' - 'meta')::text"
+        head = ("'{\"resourceType\":' || to_json(res_type)::text || ',\"id\":'"
+                " || to_json(res_id)::text || ',\"meta\":' || " + meta)
+    return literal_column(f"{head} || CASE WHEN {rest} = '{{}}' THEN '}}'"
+                          f" ELSE ',' || substr({rest}, 2) END")
+
+
 def _members(organization: str) -> Any:
     """Rows (pk) of the Patients whose managingOrganization is the clinic."""
     return select(L.c.res_pk).where(L.c.res_type == "Patient", L.c.param == "organization",
@@ -352,4 +419,4 @@ def group_members(store: Store, organization: str) -> list[tuple[str, str]]:
         return [(r.res_id, r.last_updated) for r in rows]
 
 
-__all__ = ["ExportJob", "ExportStore", "PatientScope", "Snapshot", "group_members"]
+__all__ = ["ExportJob", "ExportStore", "PatientScope", "Snapshot", "export_text", "group_members"]
