@@ -106,7 +106,7 @@ def bench_export(backend: str, args: argparse.Namespace) -> None:
         return
     with tempfile.TemporaryDirectory() as tmp, database(backend, Path(tmp), args.sessions) as url:
         folder = Path(tmp)
-        rate, cpu_ms = import_store(url, folder, args.sessions, "BB", 0)
+        rate, cpu_ms, _ = import_store(url, folder, args.sessions, args.run, 0)
         say(f"{backend}: stored {args.sessions} sessions ({rate:.0f}/s, {cpu_ms:.1f} ms CPU each)")
         run_export(backend, url, folder, args)
 
@@ -115,7 +115,7 @@ def run_export(backend: str, url: str, folder: Path, args: argparse.Namespace) -
     """The search baseline, then the export while the search runs (``url``: a filled store)."""
     proc, port = start_server(folder, 2, 0, url)
     try:
-        paths = patient_paths(port, "BB", args.sessions)
+        paths = patient_paths(port, args.run, args.sessions)
         n = int(args.rate * args.duration)
         before = drive(port, "search", [("GET", paths[i % len(paths)], None)
                                         for i in range(n)], args.rate, (200,))
@@ -197,6 +197,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sessions", type=int, default=3000)
     parser.add_argument("--store", default=None, help="export this filled store (SQLAlchemy URL "
                         "of one backend, --sessions its size) instead of building one")
+    parser.add_argument("--run", default="BB", help="gen_sessions run id of a --store's records "
+                        "(its patients are searched)")
     parser.add_argument("--backends", default="sqlite,postgresql")
     parser.add_argument("--rate", type=float, default=20.0, help="patient searches/s")
     parser.add_argument("--token-rate", type=float, default=50.0)
