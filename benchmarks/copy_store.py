@@ -103,8 +103,8 @@ def main(argv: list[str] | None = None) -> int:
     bad = 0
     for table in tables:
         want = src.execute(f"SELECT count(*) FROM {table.name}").fetchone()[0]
-        got = dst.execute(sql.SQL("SELECT count(*) FROM {}").format(
-            sql.Identifier(table.name))).fetchone()[0]
+        got = (dst.execute(sql.SQL("SELECT count(*) FROM {}").format(
+            sql.Identifier(table.name))).fetchone() or (None,))[0]
         bad += want != got
         print(f"  {table.name:<28} {want:>12,} {got:>12,}{'' if want == got else '  DIFFERENT'}")
     print("row-for-row copy: every table has the same row count" if not bad
