@@ -59,7 +59,9 @@ def export_while_searching(url: str, folder: Path, port: int, paths: list[str],
     """Run a queued system export in a worker child while the search runs at ``args.rate``."""
     store = Store(url)
     exporter = Exporter(store, folder / "exports")
-    job = exporter.kick_off(ExportRequest("system"), owner="bench", request_url="bench",
+    request = ExportRequest("system", types=tuple(args.types.split(","))) if args.types \
+        else ExportRequest("system")
+    job = exporter.kick_off(request, owner="bench", request_url="bench",
                             base_url="http://bench/fhir", requires_token=False)
     assert job is not None
     env = dict(os.environ, DATABASE_URL=url, IASTM_EXPORT_DIR=str(folder / "exports"))
@@ -199,6 +201,8 @@ def main(argv: list[str] | None = None) -> int:
                         "of one backend, --sessions its size) instead of building one")
     parser.add_argument("--run", default="BB", help="gen_sessions run id of a --store's records "
                         "(its patients are searched)")
+    parser.add_argument("--types", default=None, help="_type of the export (default: all, "
+                        "with Provenance)")
     parser.add_argument("--backends", default="sqlite,postgresql")
     parser.add_argument("--rate", type=float, default=20.0, help="patient searches/s")
     parser.add_argument("--token-rate", type=float, default=50.0)

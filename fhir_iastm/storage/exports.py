@@ -286,27 +286,19 @@ class Snapshot:
                 return
             after = rows[-1].pk
 
-    def by_ids(self, rtype: str, ids: Sequence[str], *, since: datetime | None = None,
-               batch: int = 500) -> Iterator[StoredResource]:
-        """Current resources of a type among ``ids`` (referenced shared resources)."""
-        for row in self._by_ids(_RESOURCE_COLUMNS, rtype, ids, since, batch):
-            yield _stored(row)
-
     def lines_by_ids(self, rtype: str, ids: Sequence[str], *, since: datetime | None = None,
                      batch: int = 500) -> Iterator[str]:
-        """As :meth:`by_ids`, as the JSON text an export writes (see :meth:`lines`)."""
+        """Current resources of a type among ``ids`` (referenced shared resources), as the JSON
+        text an export writes (see :meth:`lines`)."""
         line = export_text(self.conn.dialect.name).label("line")
-        for row in self._by_ids([R.c.pk, line], rtype, ids, since, batch):
-            yield str(row.line)
-
-    def _by_ids(self, columns: Sequence[Any], rtype: str, ids: Sequence[str],
-                since: datetime | None, batch: int) -> Iterator[Any]:
         ordered = sorted(ids)
         for start in range(0, len(ordered), batch):
             chunk = ordered[start:start + batch]
-            yield from self.conn.execute(
-                select(*columns).where(R.c.res_type == rtype, R.c.res_id.in_(chunk), ~R.c.gone,
-                                       self._window(since)).order_by(R.c.pk)).all()
+            for row in self.conn.execute(
+                    select(R.c.pk, line).where(R.c.res_type == rtype, R.c.res_id.in_(chunk),
+                                               ~R.c.gone, self._window(since)).order_by(R.c.pk)
+            ).all():
+                yield str(row.line)
 
     def sessions_of(self, types: Sequence[str], since: datetime | None,
                     filters: dict[str, list[tuple[Condition, ...]]],
