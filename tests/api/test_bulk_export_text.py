@@ -5,7 +5,6 @@ the same JSON on PostgreSQL (``jsonb`` keeps its own key order and spacing)."""
 
 from __future__ import annotations
 
-import copy
 import json
 from collections.abc import Callable
 from dataclasses import replace
@@ -25,7 +24,7 @@ from fhir_iastm.records.model import SessionRecord, from_dict
 from fhir_iastm.storage import Store
 from fhir_iastm.storage.exports import ExportStore, export_text
 from fhir_iastm.storage.fhir_types import StoredResource
-from tests.api.bulk_support import GOOD, STATIC, Bulk
+from tests.api.bulk_support import GOOD, STATIC, Bulk, other_clinic
 
 
 def python_line(stored: StoredResource) -> str:
@@ -34,11 +33,9 @@ def python_line(stored: StoredResource) -> str:
 
 
 def unusual_session() -> dict[str, Any]:
-    """good-01 with a name that needs escapes and non-ASCII text in its JSON."""
-    raw = json.loads(GOOD[0].read_text())
-    raw = copy.deepcopy(raw)
-    raw["session_id"] = "ESC-2025-000001"
-    raw["patient"]["mrn"] = "MRN-ESC-1"
+    """A session of the second clinic whose patient's name needs escapes and non-ASCII text."""
+    raw = other_clinic()
+    raw["session_id"], raw["patient"]["mrn"] = "ESC-2025-000001", "MRN-ESC-1"
     raw["patient"]["family_name"] = 'Ørsted "Zoë" \\ Ñúñez\tß'
     raw["patient"]["given_names"] = ["Ǆemal", "李"]
     return raw
