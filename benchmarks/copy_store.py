@@ -15,7 +15,9 @@ indexes are dropped before and built again after it (not those of primary keys a
 constraints), then identity
 sequences are moved past the copied keys, every table is ``ANALYZE``d, and the row count of each
 table is compared: any difference is an error (exit 1). The result is a row-for-row copy of the
-SQLite store: the same records, resources, index rows and ids.
+SQLite store: the same records, resources, index rows and ids. All reads of the source are one
+read transaction, so a process writing to it meanwhile (a benchmark's audit rows) is not copied
+half.
 """
 
 from __future__ import annotations
@@ -95,7 +97,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("target", help="PostgreSQL URL of an empty store made by init-db")
     parser.add_argument("--batch", type=int, default=20_000, help="rows per COPY")
     args = parser.parse_args(argv)
-    src = sqlite3.connect(f"file:{args.source}?mode=ro", uri=True)
+    src = sqlite3.connect(f"file:{args.source}?mode=ro", uri=True, isolation_level=None)
+    src.execute("BEGIN")  # one read transaction: every table and count from one snapshot
     dst = psycopg.connect(_pg_dsn(args.target))
     dst.execute("SET TIME ZONE 'UTC'")
     dst.execute("SET session_replication_role = replica")
