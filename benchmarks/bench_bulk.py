@@ -59,7 +59,9 @@ def export_while_searching(url: str, folder: Path, port: int, paths: list[str],
     """Run a queued system export in a worker child while the search runs at ``args.rate``."""
     store = Store(url)
     exporter = Exporter(store, folder / "exports")
-    job = exporter.kick_off(ExportRequest("system"), owner="bench", request_url="bench",
+    request = ExportRequest("system", types=tuple(args.types.split(","))) if args.types \
+        else ExportRequest("system")
+    job = exporter.kick_off(request, owner="bench", request_url="bench",
                             base_url="http://bench/fhir", requires_token=False)
     assert job is not None
     env = dict(os.environ, DATABASE_URL=url, IASTM_EXPORT_DIR=str(folder / "exports"))
@@ -106,7 +108,7 @@ def bench_export(backend: str, args: argparse.Namespace) -> None:
         return
     with tempfile.TemporaryDirectory() as tmp, database(backend, Path(tmp), args.sessions) as url:
         folder = Path(tmp)
-        rate, cpu_ms = import_store(url, folder, args.sessions, "BB", 0)
+        rate, cpu_ms, _ = import_store(url, folder, args.sessions, args.run, 0)
         say(f"{backend}: stored {args.sessions} sessions ({rate:.0f}/s, {cpu_ms:.1f} ms CPU each)")
         run_export(backend, url, folder, args)
 
@@ -115,7 +117,7 @@ def run_export(backend: str, url: str, folder: Path, args: argparse.Namespace) -
     """The search baseline, then the export while the search runs (``url``: a filled store)."""
     proc, port = start_server(folder, 2, 0, url)
     try:
-        paths = patient_paths(port, "BB", args.sessions)
+        paths = patient_paths(port, args.run, args.sessions)
         n = int(args.rate * args.duration)
         before = drive(port, "search", [("GET", paths[i % len(paths)], None)
                                         for i in range(n)], args.rate, (200,))
@@ -197,6 +199,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sessions", type=int, default=3000)
     parser.add_argument("--store", default=None, help="export this filled store (SQLAlchemy URL "
                         "of one backend, --sessions its size) instead of building one")
+    parser.add_argument("--run", default="BB", help="gen_sessions run id of a --store's records "
+                        "(its patients are searched)")
+    parser.add_argument("--types", default=None, help="_type of the export (default: all, "
+                        "with Provenance)")
     parser.add_argument("--backends", default="sqlite,postgresql")
     parser.add_argument("--rate", type=float, default=20.0, help="patient searches/s")
     parser.add_argument("--token-rate", type=float, default=50.0)

@@ -248,8 +248,11 @@ def bench_store(backend: str, size: int, args: argparse.Namespace) -> dict[str, 
     """One store: build it, serve it, measure; the figures for the growth table."""
     folder = Path(tempfile.mkdtemp(prefix="bench-facade-"))
     run = args.run if args.data else uuid.uuid4().hex[:6].upper()
+    name = args.data_name
+    if args.stores:  # one kept store per size: --stores NAME:RUN,... (same order as --sizes)
+        name, run = args.stores[args.sizes.index(size)].split(":")
     figures: dict[str, float] = {}
-    store = (kept_database(backend, args.data, f"{args.data_name}_{backend}") if args.data
+    store = (kept_database(backend, args.data, f"{name}_{backend}") if args.data
              else database(backend, folder, size))
     try:
         with store as url:
@@ -315,12 +318,14 @@ def serve_and_measure(port: int, master: int, run: str, size: int,
     say(f"\n{HEADER}")
     base = measure("GET /healthz (baseline)", port,
                    lambda n: [("GET", "/healthz", None)] * n, 200, args, None)
-    search = measure("patient search", port, searches, 200, args, base)
-    post = measure("POST /api/sessions", port, posts, 200, args, base)
-    mix = measure("mixed: 200 search/s + 150 POST/s", port, mixed, 350, args, base)
+    search = measure("patient search", port, searches, args.search_rate, args, base)
     figures["healthz p99 ms (baseline)"] = base.pct(99)
     figures["patient search p99 ms"] = search.pct(99)
     figures["patient search CPU ms/req"] = search.server_cpu * 1000 / max(1, len(search.latencies))
+    if args.reads_only:
+        return figures
+    post = measure("POST /api/sessions", port, posts, 200, args, base)
+    mix = measure("mixed: 200 search/s + 150 POST/s", port, mixed, 350, args, base)
     figures["POST p99 ms"] = post.pct(99)
     figures["POST CPU ms/req"] = post.server_cpu * 1000 / max(1, len(post.latencies))
     figures["mixed: search p99 ms"] = _p99(mix.by_method.get("GET", []))
@@ -366,6 +371,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--import-budget", type=float, default=None,
                         help="s of import per invocation (a kept store resumes)")
     parser.add_argument("--import-only", action="store_true", help="build the stores only")
+    parser.add_argument("--stores", type=lambda v: v.split(","), default=None,
+                        help="with --data: NAME:RUN of a kept store per size, in --sizes order "
+                             "(e.g. s30k:P9,s300k:Q3 for NAME_sqlite.db / NAME_postgresql)")
+    parser.add_argument("--search-rate", type=float, default=200.0,
+                        help="patient searches/s of the patient-search scenario")
+    parser.add_argument("--reads-only", action="store_true",
+                        help="first search, RSS and the patient search only (no POSTs)")
     args = parser.parse_args(argv)
     if args.nice:
         os.nice(-args.nice)

@@ -24,7 +24,6 @@ from typing import IO, Any
 from fhir_iastm.client.auth import TargetAuth
 from fhir_iastm.client.bulk import BulkClient, SmartCredentials
 from fhir_iastm.errors import Issue, operation_outcome
-from fhir_iastm.facade.bundle import with_meta
 from fhir_iastm.facade.dates import instant
 from fhir_iastm.facade.export import (
     EXPORT_TYPES,
@@ -72,14 +71,16 @@ class _Files:
         self.outputs: list[Output] = []
         self._open: tuple[str, IO[str], str, int] | None = None  # type, file, name, count
 
-    def write(self, rtype: str, resource: dict[str, Any]) -> None:
+    def write(self, rtype: str, resource: dict[str, Any] | str) -> None:
+        """Add a resource (a dict, or its JSON text already on one line)."""
         if self._open is None or self._open[0] != rtype or self._open[3] >= self.limit:
             self._close()
             number = 1 + sum(1 for o in self.outputs if o.type == rtype)
             name = f"{rtype}-{number}.ndjson"
             self._open = (rtype, (self.folder / name).open("w", encoding="utf-8"), name, 0)
         kind, handle, name, count = self._open
-        handle.write(json.dumps(resource, ensure_ascii=False, separators=(",", ":")) + "\n")
+        handle.write((resource if isinstance(resource, str) else json.dumps(
+            resource, ensure_ascii=False, separators=(",", ":"))) + "\n")
         self._open = (kind, handle, name, count + 1)
 
     def _close(self) -> None:
@@ -229,29 +230,36 @@ class Exporter:
         return PatientScope(ids=req.patients, organization=req.group)
 
     def _resources(self, job_id: str, req: ExportRequest, snap: Snapshot, base_url: str,
-                   failures: _Files) -> Iterator[tuple[str, dict[str, Any]]]:
+                   failures: _Files) -> Iterator[tuple[str, dict[str, Any] | str]]:
+        """The resources to write, by type: the JSON text the database builds
+        (:meth:`Snapshot.lines`), parsed only to trim it (``_elements``) or to find the shared
+        resources a patient-scoped export references; Provenance built here."""
         filters = parse_type_filters(req.type_filters, base_url)
         scope = self._scope(req)
         refs: dict[str, set[str]] = {t: set() for t in SHARED_TYPES}
         done = 0
         for rtype in req.written_types:
-            found: Iterator[dict[str, Any]]
+            found: Iterator[dict[str, Any] | str]
             if rtype == PROVENANCE:
                 found = self._provenances(req, snap, filters, failures)
             elif scope is not None and rtype in SHARED_TYPES:
-                found = map(with_meta, snap.by_ids(rtype, sorted(refs[rtype]), since=req.since))
+                found = snap.lines_by_ids(rtype, sorted(refs[rtype]), since=req.since)
             else:
-                found = map(with_meta, snap.resources(rtype, since=req.since, scope=scope,
-                                                      filters=filters.get(rtype, ())))
+                found = snap.lines(rtype, since=req.since, scope=scope,
+                                   filters=filters.get(rtype, ()))
             elements = _elements_for(rtype, req.elements)
-            for body in found:
-                if scope is not None:
-                    _references(body, refs)
+            for item in found:
+                if scope is not None or elements:
+                    body = json.loads(item) if isinstance(item, str) else item
+                    if scope is not None:
+                        _references(body, refs)
+                    if elements:
+                        item = subset(body, None, elements)
                 done += 1
                 if done % PROGRESS_EVERY == 0 and \
                         self.jobs.progress(job_id, f"{rtype}: {done} resources") == "cancelled":
                     raise JobCancelledError
-                yield rtype, subset(body, None, elements) if elements else body
+                yield rtype, item
             if self.jobs.progress(job_id, f"{rtype} done, {done} resources") == "cancelled":
                 raise JobCancelledError
 

@@ -11,18 +11,20 @@ from __future__ import annotations
 
 from typing import Any
 
-from fhir_iastm.facade.resources import stored_resources
+from fhir_iastm.facade.resources import stored_last
 from fhir_iastm.mapping import MappingSettings, to_fhir
 from fhir_iastm.mapping.provenance import provenance_entries
 from fhir_iastm.records.model import SessionRecord
 
 
 def session_provenance(record: SessionRecord, settings: MappingSettings) -> dict[str, Any]:
-    """The Provenance of a record version (``settings`` carry its ``record_hash``)."""
-    bundle = to_fhir(record, settings)
+    """The Provenance of a record version (``settings`` carry its ``record_hash``). Only the
+    Provenance is rewritten to logical ids, and the session's resources are mapped without their
+    narratives: the Provenance refers to them, it does not carry them (an export builds one per
+    session)."""
+    bundle = to_fhir(record, settings, narrative=False)
     audit = provenance_entries(bundle, record, settings)
-    resources = stored_resources({"entry": [*bundle["entry"], *audit]}, copy_=False)
-    provenance = resources[-1]
+    provenance = stored_last({"entry": [*bundle["entry"], *audit]})
     assert provenance["resourceType"] == "Provenance"
     return provenance
 

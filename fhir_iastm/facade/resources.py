@@ -47,10 +47,8 @@ def _rewrite(node: Any, refs: dict[str, str]) -> None:
             _rewrite(value, refs)
 
 
-def stored_resources(bundle: dict[str, Any], *, copy_: bool = True) -> list[dict[str, Any]]:
-    """Resources of a transaction Bundle with logical ids and literal references (a deep copy;
-    ``copy_=False`` rewrites the Bundle's own resources instead, for a Bundle nobody else holds)."""
-    entries = bundle.get("entry") or []
+def _ids_and_refs(entries: list[dict[str, Any]]) -> tuple[list[str], dict[str, str]]:
+    """Each entry's logical id, and its ``fullUrl`` -> ``Type/id`` reference map."""
     refs: dict[str, str] = {}
     ids: list[str] = []
     for entry in entries:
@@ -58,6 +56,14 @@ def stored_resources(bundle: dict[str, Any], *, copy_: bool = True) -> list[dict
         ids.append(rid)
         if entry.get("fullUrl"):
             refs[entry["fullUrl"]] = f"{entry['resource']['resourceType']}/{rid}"
+    return ids, refs
+
+
+def stored_resources(bundle: dict[str, Any], *, copy_: bool = True) -> list[dict[str, Any]]:
+    """Resources of a transaction Bundle with logical ids and literal references (a deep copy;
+    ``copy_=False`` rewrites the Bundle's own resources instead, for a Bundle nobody else holds)."""
+    entries = bundle.get("entry") or []
+    ids, refs = _ids_and_refs(entries)
     out = []
     for entry, rid in zip(entries, ids, strict=True):
         resource = copy.deepcopy(entry["resource"]) if copy_ else entry["resource"]
@@ -67,4 +73,15 @@ def stored_resources(bundle: dict[str, Any], *, copy_: bool = True) -> list[dict
     return out
 
 
-__all__ = ["business_key", "logical_id", "stored_resources"]
+def stored_last(bundle: dict[str, Any]) -> dict[str, Any]:
+    """The Bundle's last resource as :func:`stored_resources` gives it, the others left alone
+    (rewritten in place: for a Bundle nobody else holds)."""
+    entries = bundle["entry"]
+    ids, refs = _ids_and_refs(entries)
+    resource: dict[str, Any] = entries[-1]["resource"]
+    resource["id"] = ids[-1]
+    _rewrite(resource, refs)
+    return resource
+
+
+__all__ = ["business_key", "logical_id", "stored_last", "stored_resources"]

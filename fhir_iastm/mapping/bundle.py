@@ -37,12 +37,15 @@ def to_fhir(
     settings: MappingSettings | None = None,
     *,
     amended: frozenset[str] = frozenset(),
+    narrative: bool = True,
 ) -> Json:
     """The transaction Bundle for one validated record (entries in the order parties, visit,
     diagnoses, session; docs/push.md#one-transaction).
 
     ``amended``: identifier values of Observations an earlier version had with another value
-    (``mapping.amend.amended_identifiers``); they are sent with status ``amended``."""
+    (``mapping.amend.amended_identifiers``); they are sent with status ``amended``.
+    ``narrative=False``: without each resource's ``text`` (for callers that need only the
+    entries' ids and references, such as an export's Provenance)."""
     settings = settings or MappingSettings()
     ctx = MappingContext(record, settings, settings.record_hash or _hash(record), amended)
     r = record
@@ -64,8 +67,8 @@ def to_fhir(
         *(owned_entry(ctx, _role(ctx, o), o) for o in to_screening(ctx)),
     ]
     assert_distinct(entries)
-    for entry in entries:  # each resource says in words what its data says (docs/console.md)
-        entry["resource"] = with_text(entry["resource"])
+    for entry in entries if narrative else ():  # each resource says in words what its data
+        entry["resource"] = with_text(entry["resource"])  # says (docs/console.md)
     return {"resourceType": "Bundle", "type": "transaction", "entry": entries}
 
 

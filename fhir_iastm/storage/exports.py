@@ -21,7 +21,18 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, and_, delete, insert, or_, select, text, union, update
+from sqlalchemy import (
+    Connection,
+    and_,
+    delete,
+    insert,
+    literal_column,
+    or_,
+    select,
+    text,
+    union,
+    update,
+)
 from sqlalchemy.exc import IntegrityError
 
 from fhir_iastm.storage.fhir_search import condition
@@ -246,33 +257,48 @@ class Snapshot:
                   ) -> Iterator[StoredResource]:
         """Current resources of a type in pk order, in keyset batches; ``filters``: OR of ANDs
         (``_typeFilter``); ``scope``: only the compartments of those patients."""
-        stmt = select(R.c.pk, R.c.res_type, R.c.res_id, R.c.version, R.c.last_updated, R.c.gone,
-                      R.c.body).where(*self._where(rtype, since, filters, scope))
+        for row in self._keyset(_RESOURCE_COLUMNS, self._where(rtype, since, filters, scope),
+                                batch):
+            yield _stored(row)
+
+    def lines(self, rtype: str, *, since: datetime | None = None,
+              filters: Sequence[Sequence[Condition]] = (),
+              scope: PatientScope | None = None, batch: int = 1000) -> Iterator[str]:
+        """As :meth:`resources`, each resource as the JSON text an export writes (the stored
+        text with ``id``, ``meta.versionId`` and ``meta.lastUpdated`` set by the database,
+        :func:`export_text`; no parse in Python)."""
+        line = export_text(self.conn.dialect.name).label("line")
+        for row in self._keyset([R.c.pk, line], self._where(rtype, since, filters, scope),
+                                batch):
+            yield str(row.line)
+
+    def _keyset(self, columns: Sequence[Any], where: Sequence[Any], batch: int
+                ) -> Iterator[Any]:
+        """Rows of ``select(columns).where(where)`` in pk order, ``batch`` a query (each batch
+        starts after the last pk of the one before: index ``(res_type, pk)``)."""
+        stmt = select(*columns).where(*where)
         after = 0
         while True:
             rows = self.conn.execute(stmt.where(R.c.pk > after).order_by(R.c.pk)
                                      .limit(batch)).all()
-            for row in rows:
-                yield StoredResource(row.pk, row.res_type, row.res_id, row.version,
-                                     row.last_updated, bool(row.gone), row.body)
+            yield from rows
             if len(rows) < batch:
                 return
             after = rows[-1].pk
 
-    def by_ids(self, rtype: str, ids: Sequence[str], *, since: datetime | None = None,
-               batch: int = 500) -> Iterator[StoredResource]:
-        """Current resources of a type among ``ids`` (referenced shared resources)."""
+    def lines_by_ids(self, rtype: str, ids: Sequence[str], *, since: datetime | None = None,
+                     batch: int = 500) -> Iterator[str]:
+        """Current resources of a type among ``ids`` (referenced shared resources), as the JSON
+        text an export writes (see :meth:`lines`)."""
+        line = export_text(self.conn.dialect.name).label("line")
         ordered = sorted(ids)
         for start in range(0, len(ordered), batch):
             chunk = ordered[start:start + batch]
-            rows = self.conn.execute(
-                select(R.c.pk, R.c.res_type, R.c.res_id, R.c.version, R.c.last_updated, R.c.gone,
-                       R.c.body)
-                .where(R.c.res_type == rtype, R.c.res_id.in_(chunk), ~R.c.gone,
-                       self._window(since)).order_by(R.c.pk)).all()
-            for row in rows:
-                yield StoredResource(row.pk, row.res_type, row.res_id, row.version,
-                                     row.last_updated, bool(row.gone), row.body)
+            for row in self.conn.execute(
+                    select(R.c.pk, line).where(R.c.res_type == rtype, R.c.res_id.in_(chunk),
+                                               ~R.c.gone, self._window(since)).order_by(R.c.pk)
+            ).all():
+                yield str(row.line)
 
     def sessions_of(self, types: Sequence[str], since: datetime | None,
                     filters: dict[str, list[tuple[Condition, ...]]],
@@ -291,19 +317,23 @@ class Snapshot:
         transaction_time (after ``since``), in session order. ``received_at`` is when that
         version was stored."""
         enc = R.alias("session_encounter")
-        live = select(enc.c.session_id).where(enc.c.res_type == "Encounter", ~enc.c.gone)
+        rec, rv = records, record_versions
+        # EXISTS per record by the session_id index, not IN (a list of every Encounter built
+        # again for each batch: quadratic in the store's size); ``|| ''`` keeps SQLite from
+        # walking every Encounter by the res_type index instead
+        live = select(enc.c.pk).where(enc.c.session_id == rec.c.session_id,
+                                      enc.c.res_type.concat("") == "Encounter", ~enc.c.gone)
         patients = self._patients(scope) if scope is not None else None
         if patients is not None:
             live = live.where(enc.c.pk.in_(select(L.c.res_pk).where(
                 L.c.res_type == "Encounter", L.c.param == "patient",
                 L.c.target_type == "Patient", L.c.target_id.in_(patients))))
-        rec, rv = records, record_versions
         stmt = (select(rec.c.session_id, rec.c.record_version, rec.c.record_hash, rec.c.status,
                        rv.c.body, rv.c.received_at)
                 .join(rv, and_(rv.c.session_id == rec.c.session_id,
                                rv.c.record_version == rec.c.record_version))
                 .where(rec.c.indexed_version == rec.c.record_version,
-                       rec.c.session_id.in_(live), rv.c.received_at <= self.transaction_time))
+                       live.exists(), rv.c.received_at <= self.transaction_time))
         if since is not None:
             stmt = stmt.where(rv.c.received_at > since)
         if sessions is not None:
@@ -335,6 +365,42 @@ class Snapshot:
         return [(r.res_type, r.res_id) for r in self.conn.execute(stmt.order_by(R.c.pk))]
 
 
+_RESOURCE_COLUMNS = (R.c.pk, R.c.res_type, R.c.res_id, R.c.version, R.c.last_updated, R.c.gone,
+                     R.c.body)
+
+
+def _stored(row: Any) -> StoredResource:
+    return StoredResource(row.pk, row.res_type, row.res_id, row.version, row.last_updated,
+                          bool(row.gone), row.body)
+
+
+def export_text(dialect: str) -> Any:
+    """SQL for a row's resource as an export writes it: ``resourceType``, ``id``, ``meta`` (the
+    stored one with ``versionId`` and ``lastUpdated``), then the other members of the stored
+    body in their order — the JSON of ``facade.bundle.with_meta`` built by the database's JSON
+    functions, so that an export copies text instead of parsing and writing every resource.
+    SQLite keeps the stored (compact) text of every value, so the line is the same text the
+    Python path writes; PostgreSQL writes ``jsonb`` text (``", "`` and ``": "`` separators, its
+    key order inside objects): the same JSON, not the same bytes."""
+    if dialect == "sqlite":
+        meta = ("json_set(coalesce(json_extract(body, '$.meta'), '{}'), '$.versionId',"
+                " CAST(version AS TEXT), '$.lastUpdated', last_updated || 'Z')")
+        rest = "json_remove(body, '$.resourceType', '$.id', '$.meta')"
+        head = ("'{\"resourceType\":' || json_quote(res_type) || ',\"id\":' || json_quote(res_id)"
+                " || ',\"meta\":' || " + meta)
+        # the other members: "{}" -> "}", "{...}" -> ",...}"
+        tail = f"CASE WHEN {rest} = '{{}}' THEN '}}' ELSE ',' || substr({rest}, 2) END"
+    else:
+        meta = ("(coalesce(body -> 'meta', '{}'::jsonb) || jsonb_build_object('versionId',"
+                " version::text, 'lastUpdated', last_updated || 'Z'))::text")
+        head = ("'{\"resourceType\":' || to_json(res_type)::text || ',\"id\":'"
+                " || to_json(res_id)::text || ',\"meta\":' || " + meta)
+        # the same with the other members written once (jsonb's "-" and text output are costly)
+        tail = ("ltrim(regexp_replace((body - ARRAY['resourceType', 'id', 'meta'])::text,"
+                " '^\\{(?!\\})', ','), '{')")
+    return literal_column(f"{head} || {tail}")
+
+
 def _members(organization: str) -> Any:
     """Rows (pk) of the Patients whose managingOrganization is the clinic."""
     return select(L.c.res_pk).where(L.c.res_type == "Patient", L.c.param == "organization",
@@ -352,4 +418,4 @@ def group_members(store: Store, organization: str) -> list[tuple[str, str]]:
         return [(r.res_id, r.last_updated) for r in rows]
 
 
-__all__ = ["ExportJob", "ExportStore", "PatientScope", "Snapshot", "group_members"]
+__all__ = ["ExportJob", "ExportStore", "PatientScope", "Snapshot", "export_text", "group_members"]

@@ -194,6 +194,8 @@ fhir_resource = Table(
     Index(None, "res_id"),
     Index(None, "session_id"),
     Index(None, "res_type", "last_updated"),
+    # an export's keyset batches of one type in pk order (docs/smart-bulk.md#export-speed)
+    Index(None, "res_type", "pk"),
 )
 
 fhir_resource_version = Table(
