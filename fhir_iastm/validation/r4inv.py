@@ -20,6 +20,7 @@ from fhir_iastm.profiles import Constraint, compile_constraint
 from fhir_iastm.profiles.compile import html_checks
 from fhir_iastm.validation import invariants
 from fhir_iastm.validation.context import ValidationContext
+from fhir_iastm.validation.fhirpath_gaps import INSTEAD, compiled_instead
 from fhir_iastm.validation.invariants import UCUM
 from fhir_iastm.validation.native import BASE_BY_KEY, Native
 from fhir_iastm.validation.r4defs import constraint
@@ -304,6 +305,9 @@ def register_natives() -> None:
 def compiled(ref: str) -> Constraint | None:
     """One table invariant compiled with fhirpathpy (None: fhirpathpy cannot parse it)."""
     key, severity, human, _text = constraint(ref)
+    if ref in INSTEAD:  # fhirpathpy cannot evaluate it: the rule runs natively
+        rule = compiled_instead(INSTEAD[ref])
+        return Constraint(key, severity, human, fhirpath_text(ref), rule, needs_utc=False)
     raw = {"key": key, "severity": severity, "human": human, "expression": fhirpath_text(ref)}
     try:
         return compile_constraint(raw, "FHIR R4 4.0.1 core")
