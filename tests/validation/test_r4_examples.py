@@ -14,6 +14,11 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+import pytest
+
+from fhir_iastm.profiles import ProfileIndex, load_profiles
+from fhir_iastm.validation import validate
+
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "tests" / "data" / "r4-examples"
 CORE = "http://hl7.org/fhir/StructureDefinition/"
@@ -54,3 +59,64 @@ def test_manifest_names_the_pinned_source_of_the_derivation_script() -> None:
         "folder": script["FOLDER"],
     }
     assert script["encode"](manifest()) == (EXAMPLES / "MANIFEST.json").read_bytes()
+
+
+#: The resource types fhir-iastm writes -> their examples in the package (it ships no Procedure).
+OUR_TYPES = {
+    "Patient": ["patient-example.json"],
+    "Practitioner": ["practitioner-example.json"],
+    "Organization": ["organization-1.json", "organization-example.json"],
+    "Condition": ["condition-example.json"],
+    "Encounter": ["encounter-example.json"],
+    "Observation": ["observation-decimal.json", "observation-example.json"],
+    "Procedure": [],
+}
+#: Examples the specification ships invalid: file -> (the rule ids we report, why). HAPI
+#: ``$validate`` (base R4) reports the same defects (tests/integration/test_oracle_hapi.py).
+INVALID = {
+    "bundle-questionnaire.json": (
+        {f"card:Questionnaire.item{'.item' * n}.linkId" for n in range(1, 5)},
+        "50 nested Questionnaire items without linkId, which R4 requires (1..1) on every item",
+    ),
+    "codesystem-example.json": (
+        {"csd-1"},
+        "the code 'chol-mass' is defined twice; csd-1: all codes of a CodeSystem SHALL be unique",
+    ),
+}
+
+
+@cache
+def index() -> ProfileIndex:
+    return load_profiles(ROOT / "profiles")
+
+
+def error_rules(resource: dict[str, Any]) -> set[str | None]:
+    """The rule ids of the errors against base R4 (the core URL of the type: no IASTM profile)."""
+    issues = validate(resource, index(), profile=CORE + resource["resourceType"])
+    return {i.details for i in issues if i.is_error}
+
+
+def by_type() -> dict[str, list[str]]:
+    found: dict[str, list[str]] = {}
+    for name in sorted(manifest()["files"]):
+        found.setdefault(example(name)["resourceType"], []).append(name)
+    return found
+
+
+def test_the_examples_of_our_types_are_the_ones_the_package_ships() -> None:
+    shipped = by_type()
+    assert {t: shipped.get(t, []) for t in OUR_TYPES} == OUR_TYPES
+    assert "Procedure" not in shipped  # fhir-test-cases 1.7.69 has no R4 Procedure example
+
+
+@pytest.mark.parametrize("name", [n for names in OUR_TYPES.values() for n in names])
+def test_examples_of_our_types_validate_without_an_error(name: str) -> None:
+    assert error_rules(example(name)) == set()
+
+
+@pytest.mark.parametrize(
+    "name", sorted(set(manifest()["files"]) - set().union(*OUR_TYPES.values()))
+)
+def test_every_other_example_validates_without_an_error_unless_shipped_invalid(name: str) -> None:
+    expected = INVALID.get(name, (set(), ""))[0]
+    assert error_rules(example(name)) == expected
