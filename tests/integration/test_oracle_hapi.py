@@ -199,3 +199,39 @@ def test_hapi_base_r4_verdicts_agree_with_ours(hapi_base_url: str) -> None:
     unexplained = {k: v for k, v in found.items() if not _unexpandable_only(v["hapi"])}
     assert total >= 250
     assert not unexplained, json.dumps(unexplained, indent=1)[:4000]
+
+
+R4_EXAMPLES = ROOT / "tests/data/r4-examples"
+
+
+def _hapi_input(resource: dict[str, Any]) -> dict[str, Any]:
+    """What to POST to ``$validate``: a Parameters resource is the operation's own input, so HAPI
+    validates one only when it comes as the ``resource`` parameter of another."""
+    if resource["resourceType"] != "Parameters":
+        return resource
+    return {"resourceType": "Parameters", "parameter": [{"name": "resource", "resource": resource}]}
+
+
+def test_hapi_base_r4_verdicts_on_the_official_r4_examples(hapi_base_url: str) -> None:
+    """Every official R4 example (tests/data/r4-examples, docs/r4-definitions.md#examples):
+    ours against the core URL of its type, HAPI without a profile. The disagreements are listed
+    with their reason under ``r4_examples`` in oracle_exceptions.json; a listed one that agrees
+    again fails too."""
+    client = FhirClient(hapi_base_url)
+    index = load_profiles(ROOT / "profiles")
+    names = sorted(json.loads((R4_EXAMPLES / "MANIFEST.json").read_text())["files"])
+    found = {}
+    for name in names:
+        resource = json.loads((R4_EXAMPLES / name).read_bytes())
+        theirs = hapi_errors(client, _hapi_input(resource), None)
+        ours = our_errors(index, resource, CORE + resource["resourceType"])
+        if bool(theirs) != bool(ours):
+            found[name] = {"hapi": theirs[:3], "ours": ours[:3]}
+    total = len(names)
+    print(f"\nofficial R4 examples, base R4 agreement: {total - len(found)}/{total}")  # noqa: T201
+    listed = json.loads(EXCEPTIONS.read_text())["r4_examples"]
+    unexplained = {k: v for k, v in found.items() if k not in listed}
+    stale = sorted(set(listed) - set(found))
+    assert total == 72
+    assert not unexplained, json.dumps(unexplained, indent=1)[:4000]
+    assert not stale, f"listed under r4_examples in oracle_exceptions.json but agreeing: {stale}"
