@@ -368,3 +368,23 @@ def test_core_profile_urls_are_known(index: ProfileIndex) -> None:
     assert [(i.expression, i.details) for i in unknown if i.is_error] == [
         ("Bundle", "unknown-profile")
     ]
+
+
+@pytest.mark.parametrize("profile", [None, CORE_BUNDLE, PROC])
+def test_profile_option_on_a_bundle_still_judges_entries_by_their_claims_and_the_bundle_by_core(
+    profile: str | None, index: ProfileIndex
+) -> None:
+    """Whatever --profile names, an entry that breaks the profile it claims is reported there,
+    and the Bundle itself is judged by the core Bundle definition (bdl-1: no total on a
+    transaction)."""
+    bundle = mapped("good-03-plantar-fasciitis-hawkgrips-bruising.json")
+    i, pain = entry(bundle, "/obs/pain-post")
+    pain["valueQuantity"]["value"] = 11
+    bundle["total"] = 1
+    errors = {
+        (x.expression, x.details) for x in validate(bundle, index, profile=profile) if x.is_error
+    }
+    assert errors == {
+        (f"Bundle.entry[{i}].resource", "iastm-obs-1"),
+        ("Bundle", "bdl-1"),
+    }
