@@ -66,6 +66,21 @@ def _common(shape: Shape) -> dict[str, _Key]:
     return shape.walk
 
 
+#: (id(element), JSON key of one of its types) -> that key's ``_Key`` (choice elements; the
+#: element is kept in the entry so that its id is never reused while cached)
+_CHOICE_KEYS: dict[tuple[int, str], _Key] = {}
+
+
+def _choice_key(element: Element, key: str) -> _Key:
+    """The ``_Key`` of a choice element's JSON key (``valueQuantity``), made once."""
+    found = _CHOICE_KEYS.get((id(element), key))
+    if found is None or found[0] is not element:
+        code = element.keys[key]
+        found = (element, code, _plain_of(element, code), _inner_of(element, code))
+        _CHOICE_KEYS[(id(element), key)] = found
+    return found
+
+
 def _dated_ok(pattern: re.Pattern[str], text: str) -> bool:
     """A date, dateTime or instant of the spec's form on a day that exists."""
     return pattern.fullmatch(text) is not None and _real_day(text)
@@ -207,9 +222,7 @@ class Walker:
             self.property(key, item, element, value, path, (element, element.keys[key], None, None))
             self.quiet -= 1
         else:
-            code = element.keys[key]
-            plain, inner = _plain_of(element, code), _inner_of(element, code)
-            self.property(key, item, element, value, path, (element, code, plain, inner))
+            self.property(key, item, element, value, path, _choice_key(element, key))
 
     def property(
         self,
@@ -445,7 +458,13 @@ def _real_day(text: str) -> bool:
     if len(text) < 10:
         return True
     year, month, day = int(text[0:4]), int(text[5:7]), int(text[8:10])
-    return day <= calendar.monthrange(year, month)[1]
+    if day <= _MONTH_DAYS[month]:
+        return True
+    return month == 2 and day == 29 and calendar.isleap(year)
+
+
+#: the days of each month (February: 28, a leap year's 29th checked apart); index 0 unused
+_MONTH_DAYS = (0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
 
 
 def _show(value: Any) -> str:
