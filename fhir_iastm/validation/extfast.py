@@ -5,7 +5,7 @@ bound to a ValueSet), no nested extensions. For an extension instance that is ex
 ``url``, one single ``value<Type>`` of an allowed type, no ``extension`` — the differential walk
 (``elements.check_resource``) can find nothing but the value's binding: ``check_extension``
 then runs that binding check alone. Anything else takes the full walk. Same issues either way
-(tests/validation/test_validation_extfast.py, ``FAST`` False compares).
+(tests/validation/test_validation_fastpaths.py, ``FAST`` False compares).
 """
 
 from __future__ import annotations

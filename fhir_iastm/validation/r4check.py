@@ -16,7 +16,7 @@ import calendar
 import math
 import re
 from collections.abc import Callable
-from functools import partial
+from functools import cache, partial
 from typing import Any
 
 from fhir_iastm.validation import r4defs as defs
@@ -32,8 +32,16 @@ _DATED = frozenset({"date", "dateTime", "instant"})
 
 
 Check = Callable[[str], object]
-#: (element, type code, ``_plain_of``) of one JSON key
-_Key = tuple[Element, str, Check | None, Shape | None]
+#: (element, type code, ``_plain_of``, ``_inner_of``, ``_plain_of`` for a single value: None when
+#: the element repeats) of one JSON key
+_Key = tuple[Element, str, Check | None, Shape | None, Check | None]
+
+
+def _key(element: Element, key: str) -> _Key:
+    """The walk's entry for one JSON key of an element."""
+    code = element.keys[key]
+    plain = _plain_of(element, code)
+    return (element, code, plain, _inner_of(element, code), None if element.many else plain)
 
 
 def _plain_of(element: Element, code: str) -> Check | None:
@@ -51,15 +59,10 @@ def _inner_of(element: Element, code: str) -> Shape | None:
 
 
 def _common(shape: Shape) -> dict[str, _Key]:
-    """JSON key -> (element, type code, ``_plain_of``, ``_inner_of``) for the keys ``members``
-    hands to ``property`` directly: not a choice, not ``contained``; kept as ``shape.walk``."""
+    """JSON key -> its ``_Key``, for the keys ``members`` hands to ``property`` directly: not
+    a choice, not ``contained``; kept as ``shape.walk``."""
     shape.walk = {
-        key: (
-            element,
-            element.keys[key],
-            _plain_of(element, element.keys[key]),
-            _inner_of(element, element.keys[key]),
-        )
+        key: _key(element, key)
         for key, element in shape.by_key.items()
         if not element.choice and key != "contained"
     }
@@ -75,8 +78,7 @@ def _choice_key(element: Element, key: str) -> _Key:
     """The ``_Key`` of a choice element's JSON key (``valueQuantity``), made once."""
     found = _CHOICE_KEYS.get((id(element), key))
     if found is None or found[0] is not element:
-        code = element.keys[key]
-        found = (element, code, _plain_of(element, code), _inner_of(element, code))
+        found = _key(element, key)
         _CHOICE_KEYS[(id(element), key)] = found
     return found
 
@@ -98,6 +100,9 @@ _PLAIN: dict[str, Callable[[str], object]] = {
     for code, (kind, pattern, dated) in _PRIMITIVE_RULES.items()
     if kind == defs.STRING
 }
+#: True: a type's invariant that the value has just met as its element's is not run again
+#: (``_others``); False runs both (tests/validation/test_validation_fastpaths.py compares)
+SKIP_MET = True
 #: Elements walked by another stage (Bundle entries are validated one by one, with a resolver).
 _ELSEWHERE = frozenset({"Bundle.entry.resource"})
 
@@ -174,9 +179,9 @@ class Walker:
             if found is None:
                 self.member(key, item, value, shape, path, choices)
                 continue
-            element, code, plain, inner = found
-            if plain is None or element.many or not isinstance(item, str) or not plain(item):
-                self.property(key, item, element, value, path, found)
+            single = found[4]
+            if single is None or not isinstance(item, str) or not single(item):
+                self.property(key, item, found[0], value, path, found)
         for element in shape.counted:
             if element.many or element.choice or element.name not in value:
                 self.cardinality(value, element, path)  # else: present once, as it may be
@@ -219,7 +224,9 @@ class Walker:
             self.quiet -= 1
         elif key == "contained":
             self.quiet += 1
-            self.property(key, item, element, value, path, (element, element.keys[key], None, None))
+            self.property(
+                key, item, element, value, path, (element, element.keys[key], None, None, None)
+            )
             self.quiet -= 1
         else:
             self.property(key, item, element, value, path, _choice_key(element, key))
@@ -235,7 +242,7 @@ class Walker:
     ) -> None:
         """One JSON property (``how``: element, type code, ``_plain_of``, ``_inner_of``): array
         or single as the element repeats, then each value."""
-        _element, code, plain, inner = how
+        _element, code, plain, inner, _single = how
         if element.many:
             if not isinstance(item, list):
                 self.error(
@@ -353,10 +360,13 @@ class Walker:
         if len(self.ctx.issues) != before:  # a data type's invariants judge well-formed data only
             return
         type_name = None if shape.path != shape.type_name else shape.type_name
+        refs = shape.constraints if type_name is not None else ()
         if constraints:
             run_core(constraints, value, path, type_name or shape.path, self.ctx)
-        if type_name is not None and shape.constraints:
-            run_core(shape.constraints, value, path, type_name, self.ctx)
+            if SKIP_MET and refs and len(self.ctx.issues) == before:  # all met: met again (ext-1)
+                refs = _others(refs, constraints)
+        if refs:
+            run_core(refs, value, path, type_name, self.ctx)
 
     def primitive(self, value: Any, code: str, path: str) -> None:
         """JSON type, range and the spec's regex of a primitive value."""
@@ -451,6 +461,13 @@ class Walker:
                 f"{element.id}: {count} found, allowed {element.min}..{element.max or '*'}",
                 f"card:{self.element_id(path, element.name)}",
             )
+
+
+@cache
+def _others(refs: tuple[str, ...], met: tuple[str, ...]) -> tuple[str, ...]:
+    """``refs`` but those in ``met``: a type's invariants its element restates (``ext-1`` on
+    ``Procedure.extension``), which the same value has just met under the same type."""
+    return tuple(ref for ref in refs if ref not in met)
 
 
 def _real_day(text: str) -> bool:

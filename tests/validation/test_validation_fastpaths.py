@@ -1,7 +1,10 @@
-"""The one-step check of a plain extension (``extfast.FAST``) gives the same issues as the full
-walk of its definition: on every JSON document under tests/data (the mutation corpus included),
-the good examples' Bundles and their resources, with and without the R4 shape checks; and on
-hypothesis-made extensions (right and wrong urls, value types, lists, nested extensions)."""
+"""The validator's fast paths give the same issues as the slow ones they stand for: the one-step
+check of a plain extension (``extfast.FAST``, vs the full walk of its definition) and the R4
+walk's skipping of a type's invariant just met as its element's (``r4check.SKIP_MET``). Compared
+on every JSON document under tests/data (the mutation corpus included), the good examples'
+Bundles and their resources, with and without the R4 shape checks; and on hypothesis-made
+extensions (right and wrong urls, value types, lists, nested extensions) alone and in resources.
+"""
 
 from __future__ import annotations
 
@@ -19,7 +22,7 @@ from fhir_iastm.errors import Issue
 from fhir_iastm.mapping import to_fhir
 from fhir_iastm.profiles import ProfileIndex, load_profiles
 from fhir_iastm.records import load_record
-from fhir_iastm.validation import extfast, validate
+from fhir_iastm.validation import extfast, r4check, validate
 from fhir_iastm.validation.context import ValidationContext
 from fhir_iastm.validation.elements import check_resource
 
@@ -49,14 +52,14 @@ def _documents() -> Iterator[Any]:
 
 
 def _both(document: Any) -> dict[bool, list[list[Issue]]]:
-    """Issues with and without the one step (with and without the R4 shape checks)."""
+    """Issues with and without the fast paths (with and without the R4 shape checks)."""
     runs: dict[bool, list[list[Issue]]] = {}
     try:
         for fast in (True, False):
-            extfast.FAST = fast
+            extfast.FAST = r4check.SKIP_MET = fast
             runs[fast] = [validate(document, index(), structure=s) for s in (True, False)]
     finally:
-        extfast.FAST = True
+        extfast.FAST = r4check.SKIP_MET = True
     return runs
 
 
@@ -151,4 +154,8 @@ def test_generated_extensions_in_resources_get_the_same_issues(
     resource = copy.deepcopy(resources[which % len(resources)])
     resource.setdefault("extension", []).append(ext)
     runs = _both(resource)
+    assert runs[True] == runs[False]
+    bundle = copy.deepcopy(good_bundles()[which % len(good_bundles())])
+    bundle["entry"][0]["extension"] = [copy.deepcopy(ext)]  # the Bundle's own walk: no dedupe
+    runs = _both(bundle)
     assert runs[True] == runs[False]
