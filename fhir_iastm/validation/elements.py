@@ -135,24 +135,49 @@ def _check_value(
     if node.constraints:
         check_element_constraints(node, plan.checks, path, key, value, ctx)
     if plan.children and isinstance(value, dict):
-        for name, child, child_plan, choice, counted in plan.children:
-            if choice:
-                values = values_at(value, name, path)
-            elif name not in value:
+        _check_children(plan, path, value, ctx)
+
+
+def _check_children(
+    plan: NodePlan, path: str, value: dict[str, Any], ctx: ValidationContext
+) -> None:
+    """Each child element of one value: its count, then each of its values (``_counted``,
+    written out for a child that is neither a choice nor sliced: no list of locations built)."""
+    for name, child, child_plan, choice, counted in plan.children:
+        if not choice and not child_plan.slices:
+            found = value.get(name, _UNSET)
+            if found is _UNSET:
                 if counted:
-                    _check_element(child, child_plan, [], path, ctx)
+                    _counted(child, child_plan, [], path, ctx, "card")
                 continue
+            count = len(found) if isinstance(found, list) else 1
+            if count < child_plan.min or (child_plan.max is not None and count > child_plan.max):
+                _cardinality(child, count, path, ctx, "card")
+            if child_plan.inert:
+                continue
+            if count == 1 and not isinstance(found, list):
+                _check_value(child, child_plan, f"{path}.{name}", name, found, ctx)
             else:
-                found = value[name]
-                values = (
-                    [(f"{path}.{name}[{i}]", name, v) for i, v in enumerate(found)]
-                    if isinstance(found, list)
-                    else [(f"{path}.{name}", name, found)]
-                )
-            if child_plan.slices:
-                _check_element(child, child_plan, values, path, ctx)
-            elif values or counted:
-                _counted(child, child_plan, values, path, ctx, "card")  # _check_element's part
+                for i, item in enumerate(found):
+                    _check_value(child, child_plan, f"{path}.{name}[{i}]", name, item, ctx)
+            continue
+        if choice:
+            values = values_at(value, name, path)
+        elif name not in value:
+            if counted:
+                _check_element(child, child_plan, [], path, ctx)
+            continue
+        else:
+            found = value[name]
+            values = (
+                [(f"{path}.{name}[{i}]", name, v) for i, v in enumerate(found)]
+                if isinstance(found, list)
+                else [(f"{path}.{name}", name, found)]
+            )
+        if child_plan.slices:
+            _check_element(child, child_plan, values, path, ctx)
+        elif values or counted:
+            _counted(child, child_plan, values, path, ctx, "card")  # _check_element's part
 
 
 def _fixed_or_pattern(
