@@ -182,6 +182,10 @@ class Walker:
             single = found[4]
             if single is None or not isinstance(item, str) or not single(item):
                 self.property(key, item, found[0], value, path, found)
+        if value.keys() >= shape.present_ok:  # all present once, as they may be: the others
+            for element in shape.always:
+                self.cardinality(value, element, path)
+            return
         for element in shape.counted:
             if element.many or element.choice or element.name not in value:
                 self.cardinality(value, element, path)  # else: present once, as it may be
@@ -359,14 +363,13 @@ class Walker:
         self.members(value, shape, path)
         if len(self.ctx.issues) != before:  # a data type's invariants judge well-formed data only
             return
-        type_name = None if shape.path != shape.type_name else shape.type_name
-        refs = shape.constraints if type_name is not None else ()
+        refs = shape.type_constraints  # (a type's shape: its path is its type name)
         if constraints:
-            run_core(constraints, value, path, type_name or shape.path, self.ctx)
+            run_core(constraints, value, path, shape.path, self.ctx)
             if SKIP_MET and refs and len(self.ctx.issues) == before:  # all met: met again (ext-1)
                 refs = _others(refs, constraints)
         if refs:
-            run_core(refs, value, path, type_name, self.ctx)
+            run_core(refs, value, path, shape.path, self.ctx)
 
     def primitive(self, value: Any, code: str, path: str) -> None:
         """JSON type, range and the spec's regex of a primitive value."""
