@@ -184,7 +184,10 @@ def _slice_test(node: ElementNode, slice_node: ElementNode) -> SliceTest:
 
 def matches_slice(node: ElementNode, slice_node: ElementNode, key: str, value: Any) -> bool:
     """True when the value satisfies every discriminator of the slice."""
-    test = _slice_test(node, slice_node)
+    return _passes(_slice_test(node, slice_node), key, value)
+
+
+def _passes(test: SliceTest, key: str, value: Any) -> bool:
     if test is None:
         return False
     if isinstance(test, str):
@@ -206,16 +209,28 @@ def _some(match: Matcher, values: list[Any]) -> bool:
     return False
 
 
-#: id(node) -> (node, {url: first slice name}) for slicings by ``url`` value alone (extensions)
-_URL_INDEX: dict[int, tuple[ElementNode, dict[str, str] | None]] = {}
+#: id(node) -> (node, {url: first slice name} for slicings by ``url`` value alone (extensions)
+#: or None, each (slice name, its test) in order); the node is kept: its id is never reused
+_SLICINGS: dict[
+    int, tuple[ElementNode, dict[str, str] | None, tuple[tuple[str, SliceTest], ...]]
+] = {}
+
+
+def _slicing(
+    node: ElementNode,
+) -> tuple[ElementNode, dict[str, str] | None, tuple[tuple[str, SliceTest], ...]]:
+    """The slicing of ``node`` as ``slice_for`` uses it, made once."""
+    found = _SLICINGS.get(id(node))
+    if found is None or found[0] is not node:
+        tests = tuple((name, _slice_test(node, sliced)) for name, sliced in node.slices.items())
+        found = (node, _url_index(node), tests)
+        _SLICINGS[id(node)] = found
+    return found
 
 
 def _url_index(node: ElementNode) -> dict[str, str] | None:
     """url -> the first slice whose only discriminator is a fixed ``url``; None when some slice
     is discriminated otherwise (then every slice is tried in order)."""
-    found = _URL_INDEX.get(id(node))
-    if found is not None and found[0] is node:
-        return found[1]
     table: dict[str, str] = {}
     index: dict[str, str] | None = table
     for name, slice_node in node.slices.items():
@@ -231,19 +246,19 @@ def _url_index(node: ElementNode) -> dict[str, str] | None:
             index = None
             break
         table.setdefault(test[0][3], name)
-    _URL_INDEX[id(node)] = (node, index)
     return index
 
 
 def slice_for(node: ElementNode, key: str, value: Any, index: ProfileIndex) -> str | None:
     """The first slice of ``node`` that the value belongs to, or None."""
     del index  # reserved for type/profile discriminators
-    by_url = _url_index(node)
-    url = value.get("url") if by_url is not None and isinstance(value, dict) else None
-    if isinstance(url, str) and by_url is not None:
-        return by_url.get(url)
-    for name, slice_node in node.slices.items():
-        if matches_slice(node, slice_node, key, value):
+    _node, by_url, tests = _slicing(node)
+    if by_url is not None and isinstance(value, dict):
+        url = value.get("url")
+        if isinstance(url, str):
+            return by_url.get(url)
+    for name, test in tests:
+        if _passes(test, key, value):
             return name
     return None
 
