@@ -12,23 +12,21 @@ required bindings (``binding:<element id>``) and the core invariants (rule id = 
 
 from __future__ import annotations
 
-import calendar
-import math
 import re
 from collections.abc import Callable
-from functools import cache, partial
+from functools import cache
 from typing import Any
 
 from fhir_iastm.validation import r4defs as defs
 from fhir_iastm.validation.context import ValidationContext
 from fhir_iastm.validation.r4defs import Element, Shape
 from fhir_iastm.validation.r4inv import run_core
+from fhir_iastm.validation.r4prim import PLAIN as _PLAIN
+from fhir_iastm.validation.r4prim import PRIMITIVE_RULES as _PRIMITIVE_RULES
+from fhir_iastm.validation.r4prim import primitive_problem, real_day
 from fhir_iastm.validation.scan import Scan, classify
 
-_INT_MIN, _INT_MAX = -(2**31), 2**31 - 1
 _INDEX = re.compile(r"\[\d+\]")
-_PRIMITIVES = defs.primitives()
-_DATED = frozenset({"date", "dateTime", "instant"})
 
 
 Check = Callable[[str], object]
@@ -83,23 +81,6 @@ def _choice_key(element: Element, key: str) -> _Key:
     return found
 
 
-def _dated_ok(pattern: re.Pattern[str], text: str) -> bool:
-    """A date, dateTime or instant of the spec's form on a day that exists."""
-    return pattern.fullmatch(text) is not None and _real_day(text)
-
-
-#: primitive code -> (JSON kind, the spec's regex or None, a calendar date to check), once
-_PRIMITIVE_RULES: dict[str, tuple[str, re.Pattern[str] | None, bool]] = {
-    code: (defs.json_kind(code), defs.primitive_pattern(code), code in _DATED)
-    for code in _PRIMITIVES
-}
-#: string primitive code -> a quick check of a string value: truthy when ``value`` would find
-#: nothing wrong with its format (falsy: ask ``value``); ``len`` where the type has no regex
-_PLAIN: dict[str, Callable[[str], object]] = {
-    code: len if pattern is None else (partial(_dated_ok, pattern) if dated else pattern.fullmatch)
-    for code, (kind, pattern, dated) in _PRIMITIVE_RULES.items()
-    if kind == defs.STRING
-}
 #: True: a type's invariant that the value has just met as its element's is not run again
 #: (``_others``); False runs both (tests/validation/test_validation_fastpaths.py compares)
 SKIP_MET = True
@@ -325,7 +306,7 @@ class Walker:
                 kind != defs.STRING
                 or not isinstance(value, str)
                 or (pattern is not None and not pattern.fullmatch(value))
-                or (dated and not _real_day(value))
+                or (dated and not real_day(value))
             ):
                 self.primitive(value, code, path)  # the full check, reporting what is wrong
             if element.valueset is not None and isinstance(value, str):
@@ -373,35 +354,9 @@ class Walker:
 
     def primitive(self, value: Any, code: str, path: str) -> None:
         """JSON type, range and the spec's regex of a primitive value."""
-        kind, pattern, dated = _PRIMITIVE_RULES[code]
-        if kind == defs.STRING:
-            if not isinstance(value, str):
-                self.error(
-                    "structure", path, f"{_show(value)} is not a valid {code}", "structure:type"
-                )
-                return
-            text = value
-        else:
-            if kind == defs.BOOLEAN:
-                ok = isinstance(value, bool)
-            elif kind == defs.INTEGER:
-                ok = isinstance(value, int) and not isinstance(value, bool)
-                ok = ok and _INT_MIN <= value <= _INT_MAX
-            else:
-                ok = isinstance(value, int | float) and not isinstance(value, bool)
-                ok = ok and math.isfinite(value)
-            if not ok:
-                self.error(
-                    "structure", path, f"{_show(value)} is not a valid {code}", "structure:type"
-                )
-                return
-            if kind == defs.DECIMAL:
-                return
-            text = str(value).lower()
-        if pattern is not None and not pattern.fullmatch(text):
-            self.error("value", path, f"{_show(value)} is not a valid {code}", "structure:format")
-        elif dated and not _real_day(text):
-            self.error("value", path, f"{_show(value)} is not a calendar date", "structure:format")
+        problem = primitive_problem(value, code)
+        if problem is not None:
+            self.error(problem[0], path, problem[1], problem[2])
 
     def code_binding(self, value: str, element: Element, path: str) -> None:
         """A ``code`` element bound (required) to a core ValueSet."""
@@ -471,25 +426,6 @@ def _others(refs: tuple[str, ...], met: tuple[str, ...]) -> tuple[str, ...]:
     """``refs`` but those in ``met``: a type's invariants its element restates (``ext-1`` on
     ``Procedure.extension``), which the same value has just met under the same type."""
     return tuple(ref for ref in refs if ref not in met)
-
-
-def _real_day(text: str) -> bool:
-    """A day that exists (the regexes allow 2025-02-30); year or month precision passes."""
-    if len(text) < 10:
-        return True
-    year, month, day = int(text[0:4]), int(text[5:7]), int(text[8:10])
-    if day <= _MONTH_DAYS[month]:
-        return True
-    return month == 2 and day == 29 and calendar.isleap(year)
-
-
-#: the days of each month (February: 28, a leap year's 29th checked apart); index 0 unused
-_MONTH_DAYS = (0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
-
-
-def _show(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def check_r4(
