@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import copy
 import json
-from collections.abc import Iterator
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -25,6 +24,7 @@ from fhir_iastm.records import load_record
 from fhir_iastm.validation import extfast, r4check, validate
 from fhir_iastm.validation.context import ValidationContext
 from fhir_iastm.validation.elements import check_resource
+from tests.validation.corpus import documents
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -40,17 +40,6 @@ def good_bundles() -> tuple[dict[str, Any], ...]:
     return tuple(to_fhir(load_record(json.loads(p.read_text()))) for p in examples)
 
 
-def _documents() -> Iterator[Any]:
-    for path in sorted((ROOT / "tests/data").rglob("*.json")):
-        document = json.loads(path.read_text())
-        yield document
-        if isinstance(document, dict) and isinstance(document.get("resource"), dict):
-            yield document["resource"]  # a mutation case: the resource it holds
-    for bundle in good_bundles():
-        yield bundle
-        yield from (entry["resource"] for entry in bundle["entry"])
-
-
 def _both(document: Any) -> dict[bool, list[list[Issue]]]:
     """Issues with and without the fast paths (with and without the R4 shape checks)."""
     runs: dict[bool, list[list[Issue]]] = {}
@@ -64,9 +53,9 @@ def _both(document: Any) -> dict[bool, list[list[Issue]]]:
 
 
 def test_the_corpus_gets_the_same_issues() -> None:
-    documents = list(_documents())
-    assert len(documents) > 300
-    found = [_both(d) for d in documents]
+    corpus = list(documents())
+    assert len(corpus) > 300
+    found = [_both(d) for d in corpus]
     assert all(runs[True] == runs[False] for runs in found)
     # most of our extension definitions take the one step (else the test proves little)
     plain = [extfast.plain_extension(d.root) for d in index().extensions.values()]
