@@ -15,7 +15,7 @@ from fhir_iastm.profiles import ElementNode
 from fhir_iastm.validation.bindings import check_binding
 from fhir_iastm.validation.context import ValidationContext, claimed_profiles
 from fhir_iastm.validation.invariants import check_element_constraints, checks_of
-from fhir_iastm.validation.matching import fixed_matches, pattern_matches, slice_for
+from fhir_iastm.validation.matching import fixed_matches, matcher, pattern_matches, slice_for
 
 #: A value at an element: (FHIRPath location, JSON key, value).
 Located = tuple[str, str, Any]
@@ -57,10 +57,12 @@ class NodePlan:
         "checks",
         "children",
         "codes",
+        "fixed",
         "idle",
         "inert",
         "max",
         "min",
+        "pattern",
         "slices",
         "suffixes",
         "typed",
@@ -72,6 +74,9 @@ class NodePlan:
         self.codes = frozenset(t.code for t in node.types)
         self.suffixes = frozenset(c[:1].upper() + c[1:] for c in self.codes)
         self.checks = checks_of(node.constraints)
+        #: fixed[x] / pattern[x] as one ``matcher`` each (None: none)
+        self.fixed = matcher(node.fixed[1], exact=True) if node.fixed is not None else None
+        self.pattern = matcher(node.pattern[1]) if node.pattern is not None else None
         #: whether ``_type_ok`` can say anything: a choice's type, a Reference's target
         self.typed = bool(node.types) and (node.name.endswith("[x]") or "Reference" in self.codes)
         children = (
@@ -119,10 +124,10 @@ def _check_value(
     node: ElementNode, plan: NodePlan, path: str, key: str, value: Any, ctx: ValidationContext
 ) -> None:
     typed = _type_ok(node, plan, key, path, value, ctx) if plan.typed else True
-    if node.fixed is not None:
-        _fixed_or_pattern(node, "fixed", node.fixed[1], path, value, ctx)
-    if node.pattern is not None:
-        _fixed_or_pattern(node, "pattern", node.pattern[1], path, value, ctx)
+    if plan.fixed is not None and not plan.fixed(value):
+        _fixed_or_pattern(node, "fixed", node.fixed[1], path, value, ctx)  # type: ignore[index]
+    if plan.pattern is not None and not plan.pattern(value):
+        _fixed_or_pattern(node, "pattern", node.pattern[1], path, value, ctx)  # type: ignore[index]
     if node.binding is not None:
         check_binding(node, path, value, ctx)
     if not typed:
@@ -130,24 +135,49 @@ def _check_value(
     if node.constraints:
         check_element_constraints(node, plan.checks, path, key, value, ctx)
     if plan.children and isinstance(value, dict):
-        for name, child, child_plan, choice, counted in plan.children:
-            if choice:
-                values = values_at(value, name, path)
-            elif name not in value:
+        _check_children(plan, path, value, ctx)
+
+
+def _check_children(
+    plan: NodePlan, path: str, value: dict[str, Any], ctx: ValidationContext
+) -> None:
+    """Each child element of one value: its count, then each of its values (``_counted``,
+    written out for a child that is neither a choice nor sliced: no list of locations built)."""
+    for name, child, child_plan, choice, counted in plan.children:
+        if not choice and not child_plan.slices:
+            found = value.get(name, _UNSET)
+            if found is _UNSET:
                 if counted:
-                    _check_element(child, child_plan, [], path, ctx)
+                    _counted(child, child_plan, [], path, ctx, "card")
                 continue
+            count = len(found) if isinstance(found, list) else 1
+            if count < child_plan.min or (child_plan.max is not None and count > child_plan.max):
+                _cardinality(child, count, path, ctx, "card")
+            if child_plan.inert:
+                continue
+            if count == 1 and not isinstance(found, list):
+                _check_value(child, child_plan, f"{path}.{name}", name, found, ctx)
             else:
-                found = value[name]
-                values = (
-                    [(f"{path}.{name}[{i}]", name, v) for i, v in enumerate(found)]
-                    if isinstance(found, list)
-                    else [(f"{path}.{name}", name, found)]
-                )
-            if child_plan.slices:
-                _check_element(child, child_plan, values, path, ctx)
-            elif values or counted:
-                _counted(child, child_plan, values, path, ctx, "card")  # _check_element's part
+                for i, item in enumerate(found):
+                    _check_value(child, child_plan, f"{path}.{name}[{i}]", name, item, ctx)
+            continue
+        if choice:
+            values = values_at(value, name, path)
+        elif name not in value:
+            if counted:
+                _check_element(child, child_plan, [], path, ctx)
+            continue
+        else:
+            found = value[name]
+            values = (
+                [(f"{path}.{name}[{i}]", name, v) for i, v in enumerate(found)]
+                if isinstance(found, list)
+                else [(f"{path}.{name}", name, found)]
+            )
+        if child_plan.slices:
+            _check_element(child, child_plan, values, path, ctx)
+        elif values or counted:
+            _counted(child, child_plan, values, path, ctx, "card")  # _check_element's part
 
 
 def _fixed_or_pattern(

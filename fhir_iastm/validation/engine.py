@@ -26,6 +26,7 @@ from fhir_iastm.validation.context import (
 from fhir_iastm.validation.displays import check_displays
 from fhir_iastm.validation.elements import check_resource
 from fhir_iastm.validation.extcontext import allowed, owner_of
+from fhir_iastm.validation.extfast import check_extension
 from fhir_iastm.validation.r4check import check_r4
 from fhir_iastm.validation.r4defs import resource_types
 from fhir_iastm.validation.scan import scan
@@ -108,7 +109,7 @@ def _check_extensions(found: list[tuple[str, dict[str, Any]]], ctx: ValidationCo
                     f"{', '.join(e for _k, e in definition.contexts)})",
                     f"context:{url}",
                 )
-            check_resource(definition.root, ext, ctx, path)
+            check_extension(definition.root, ext, ctx, path)
         elif isinstance(url, str) and ("://" in url or url.startswith("urn:")):
             ctx.add(
                 "warning",

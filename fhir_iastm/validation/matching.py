@@ -6,6 +6,9 @@ https://hl7.org/fhir/R4/profiling.html#discriminator
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import partial
+from operator import eq
 from typing import Any
 
 from fhir_iastm.profiles import ElementNode, ProfileIndex
@@ -31,6 +34,56 @@ def pattern_matches(pattern: Any, value: Any) -> bool:
         items = value if isinstance(value, list) else [value]
         return all(any(pattern_matches(p, v) for v in items) for p in pattern)
     return fixed_matches(pattern, value)
+
+
+#: ``pattern_matches(pattern, value)`` (or ``fixed_matches``) for one pattern, as a function
+Matcher = Callable[[Any], bool]
+
+
+def matcher(pattern: Any, exact: bool = False) -> Matcher:
+    """``pattern_matches(pattern, ·)`` — with ``exact``, ``fixed_matches(pattern, ·)`` — made
+    once for a pattern: the same answer for every JSON value (tests/validation/test_matching.py).
+    """
+    if isinstance(pattern, str):
+        return partial(eq, pattern)  # a string equals no bool, number, list nor object
+    if exact or not isinstance(pattern, dict | list):
+        return partial(fixed_matches, pattern)
+    if isinstance(pattern, list):
+        return _any_each(tuple(matcher(p) for p in pattern))
+    texts = tuple((k, v) for k, v in pattern.items() if isinstance(v, str))
+    others = tuple((k, matcher(v)) for k, v in pattern.items() if not isinstance(v, str))
+    return _all_keys(texts, others)
+
+
+def _any_each(parts: tuple[Matcher, ...]) -> Matcher:
+    def match(value: Any) -> bool:
+        items = value if isinstance(value, list) else [value]
+        for part in parts:
+            for item in items:
+                if part(item):
+                    break
+            else:
+                return False
+        return True
+
+    return match
+
+
+def _all_keys(
+    texts: tuple[tuple[str, str], ...], others: tuple[tuple[str, Matcher], ...]
+) -> Matcher:
+    def match(value: Any) -> bool:
+        if not isinstance(value, dict):
+            return False
+        for key, text in texts:
+            if value.get(key, _NO_VALUE) != text:
+                return False
+        for key, part in others:  # noqa: SIM110 - a loop, no generator per call (hot path)
+            if key not in value or not part(value[key]):
+                return False
+        return True
+
+    return match
 
 
 def _default_discriminators(node: ElementNode) -> tuple[tuple[str, str], ...]:
@@ -89,7 +142,8 @@ def _exists_expected(slice_node: ElementNode, path: str) -> bool | None:
 
 
 #: A slice's test, compiled: None (never matches), a choice slice's JSON key, or the
-#: discriminators as ("exists", path, wanted) / ("match", path, matcher, target) steps.
+#: discriminators as ("exists", path, wanted) / ("match", path, fixed_matches or pattern_matches,
+#: target, the two made one ``matcher``) steps.
 SliceTest = str | tuple[tuple[Any, ...], ...] | None
 
 _TESTS: dict[tuple[int, int], tuple[ElementNode, ElementNode, SliceTest]] = {}
@@ -114,7 +168,7 @@ def _compile_slice(node: ElementNode, slice_node: ElementNode) -> SliceTest:
             return None
         how, target = expected
         match = fixed_matches if how == "fixed" and kind == "value" else pattern_matches
-        steps.append(("match", path, match, target))
+        steps.append(("match", path, match, target, matcher(target, match is fixed_matches)))
     return tuple(steps)
 
 
@@ -130,7 +184,10 @@ def _slice_test(node: ElementNode, slice_node: ElementNode) -> SliceTest:
 
 def matches_slice(node: ElementNode, slice_node: ElementNode, key: str, value: Any) -> bool:
     """True when the value satisfies every discriminator of the slice."""
-    test = _slice_test(node, slice_node)
+    return _passes(_slice_test(node, slice_node), key, value)
+
+
+def _passes(test: SliceTest, key: str, value: Any) -> bool:
     if test is None:
         return False
     if isinstance(test, str):
@@ -139,21 +196,41 @@ def matches_slice(node: ElementNode, slice_node: ElementNode, key: str, value: A
         if step[0] == "exists":
             if bool(_values(value, step[1])) != step[2]:
                 return False
-        elif not any(step[2](step[3], v) for v in _values(value, step[1])):
+        elif not _some(step[4], _values(value, step[1])):
             return False
     return True
 
 
-#: id(node) -> (node, {url: first slice name}) for slicings by ``url`` value alone (extensions)
-_URL_INDEX: dict[int, tuple[ElementNode, dict[str, str] | None]] = {}
+def _some(match: Matcher, values: list[Any]) -> bool:
+    """Some value matches (a loop, no generator per call: the hot path of slicing)."""
+    for value in values:  # noqa: SIM110
+        if match(value):
+            return True
+    return False
+
+
+#: id(node) -> (node, {url: first slice name} for slicings by ``url`` value alone (extensions)
+#: or None, each (slice name, its test) in order); the node is kept: its id is never reused
+_SLICINGS: dict[
+    int, tuple[ElementNode, dict[str, str] | None, tuple[tuple[str, SliceTest], ...]]
+] = {}
+
+
+def _slicing(
+    node: ElementNode,
+) -> tuple[ElementNode, dict[str, str] | None, tuple[tuple[str, SliceTest], ...]]:
+    """The slicing of ``node`` as ``slice_for`` uses it, made once."""
+    found = _SLICINGS.get(id(node))
+    if found is None or found[0] is not node:
+        tests = tuple((name, _slice_test(node, sliced)) for name, sliced in node.slices.items())
+        found = (node, _url_index(node), tests)
+        _SLICINGS[id(node)] = found
+    return found
 
 
 def _url_index(node: ElementNode) -> dict[str, str] | None:
     """url -> the first slice whose only discriminator is a fixed ``url``; None when some slice
     is discriminated otherwise (then every slice is tried in order)."""
-    found = _URL_INDEX.get(id(node))
-    if found is not None and found[0] is node:
-        return found[1]
     table: dict[str, str] = {}
     index: dict[str, str] | None = table
     for name, slice_node in node.slices.items():
@@ -169,21 +246,21 @@ def _url_index(node: ElementNode) -> dict[str, str] | None:
             index = None
             break
         table.setdefault(test[0][3], name)
-    _URL_INDEX[id(node)] = (node, index)
     return index
 
 
 def slice_for(node: ElementNode, key: str, value: Any, index: ProfileIndex) -> str | None:
     """The first slice of ``node`` that the value belongs to, or None."""
     del index  # reserved for type/profile discriminators
-    by_url = _url_index(node)
-    url = value.get("url") if by_url is not None and isinstance(value, dict) else None
-    if isinstance(url, str) and by_url is not None:
-        return by_url.get(url)
-    for name, slice_node in node.slices.items():
-        if matches_slice(node, slice_node, key, value):
+    _node, by_url, tests = _slicing(node)
+    if by_url is not None and isinstance(value, dict):
+        url = value.get("url")
+        if isinstance(url, str):
+            return by_url.get(url)
+    for name, test in tests:
+        if _passes(test, key, value):
             return name
     return None
 
 
-__all__ = ["fixed_matches", "matches_slice", "pattern_matches", "slice_for"]
+__all__ = ["fixed_matches", "matcher", "matches_slice", "pattern_matches", "slice_for"]

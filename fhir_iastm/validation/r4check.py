@@ -12,28 +12,34 @@ required bindings (``binding:<element id>``) and the core invariants (rule id = 
 
 from __future__ import annotations
 
-import calendar
-import math
 import re
 from collections.abc import Callable
-from functools import partial
+from functools import cache
 from typing import Any
 
 from fhir_iastm.validation import r4defs as defs
 from fhir_iastm.validation.context import ValidationContext
 from fhir_iastm.validation.r4defs import Element, Shape
 from fhir_iastm.validation.r4inv import run_core
+from fhir_iastm.validation.r4prim import PLAIN as _PLAIN
+from fhir_iastm.validation.r4prim import PRIMITIVE_RULES as _PRIMITIVE_RULES
+from fhir_iastm.validation.r4prim import primitive_problem, real_day
 from fhir_iastm.validation.scan import Scan, classify
 
-_INT_MIN, _INT_MAX = -(2**31), 2**31 - 1
 _INDEX = re.compile(r"\[\d+\]")
-_PRIMITIVES = defs.primitives()
-_DATED = frozenset({"date", "dateTime", "instant"})
 
 
 Check = Callable[[str], object]
-#: (element, type code, ``_plain_of``) of one JSON key
-_Key = tuple[Element, str, Check | None, Shape | None]
+#: (element, type code, ``_plain_of``, ``_inner_of``, ``_plain_of`` for a single value: None when
+#: the element repeats) of one JSON key
+_Key = tuple[Element, str, Check | None, Shape | None, Check | None]
+
+
+def _key(element: Element, key: str) -> _Key:
+    """The walk's entry for one JSON key of an element."""
+    code = element.keys[key]
+    plain = _plain_of(element, code)
+    return (element, code, plain, _inner_of(element, code), None if element.many else plain)
 
 
 def _plain_of(element: Element, code: str) -> Check | None:
@@ -51,38 +57,33 @@ def _inner_of(element: Element, code: str) -> Shape | None:
 
 
 def _common(shape: Shape) -> dict[str, _Key]:
-    """JSON key -> (element, type code, ``_plain_of``, ``_inner_of``) for the keys ``members``
-    hands to ``property`` directly: not a choice, not ``contained``; kept as ``shape.walk``."""
+    """JSON key -> its ``_Key``, for the keys ``members`` hands to ``property`` directly: not
+    a choice, not ``contained``; kept as ``shape.walk``."""
     shape.walk = {
-        key: (
-            element,
-            element.keys[key],
-            _plain_of(element, element.keys[key]),
-            _inner_of(element, element.keys[key]),
-        )
+        key: _key(element, key)
         for key, element in shape.by_key.items()
         if not element.choice and key != "contained"
     }
     return shape.walk
 
 
-def _dated_ok(pattern: re.Pattern[str], text: str) -> bool:
-    """A date, dateTime or instant of the spec's form on a day that exists."""
-    return pattern.fullmatch(text) is not None and _real_day(text)
+#: (id(element), JSON key of one of its types) -> that key's ``_Key`` (choice elements; the
+#: element is kept in the entry so that its id is never reused while cached)
+_CHOICE_KEYS: dict[tuple[int, str], _Key] = {}
 
 
-#: primitive code -> (JSON kind, the spec's regex or None, a calendar date to check), once
-_PRIMITIVE_RULES: dict[str, tuple[str, re.Pattern[str] | None, bool]] = {
-    code: (defs.json_kind(code), defs.primitive_pattern(code), code in _DATED)
-    for code in _PRIMITIVES
-}
-#: string primitive code -> a quick check of a string value: truthy when ``value`` would find
-#: nothing wrong with its format (falsy: ask ``value``); ``len`` where the type has no regex
-_PLAIN: dict[str, Callable[[str], object]] = {
-    code: len if pattern is None else (partial(_dated_ok, pattern) if dated else pattern.fullmatch)
-    for code, (kind, pattern, dated) in _PRIMITIVE_RULES.items()
-    if kind == defs.STRING
-}
+def _choice_key(element: Element, key: str) -> _Key:
+    """The ``_Key`` of a choice element's JSON key (``valueQuantity``), made once."""
+    found = _CHOICE_KEYS.get((id(element), key))
+    if found is None or found[0] is not element:
+        found = _key(element, key)
+        _CHOICE_KEYS[(id(element), key)] = found
+    return found
+
+
+#: True: a type's invariant that the value has just met as its element's is not run again
+#: (``_others``); False runs both (tests/validation/test_validation_fastpaths.py compares)
+SKIP_MET = True
 #: Elements walked by another stage (Bundle entries are validated one by one, with a resolver).
 _ELSEWHERE = frozenset({"Bundle.entry.resource"})
 
@@ -159,9 +160,13 @@ class Walker:
             if found is None:
                 self.member(key, item, value, shape, path, choices)
                 continue
-            element, code, plain, inner = found
-            if plain is None or element.many or not isinstance(item, str) or not plain(item):
-                self.property(key, item, element, value, path, found)
+            single = found[4]
+            if single is None or not isinstance(item, str) or not single(item):
+                self.property(key, item, found[0], value, path, found)
+        if value.keys() >= shape.present_ok:  # all present once, as they may be: the others
+            for element in shape.always:
+                self.cardinality(value, element, path)
+            return
         for element in shape.counted:
             if element.many or element.choice or element.name not in value:
                 self.cardinality(value, element, path)  # else: present once, as it may be
@@ -204,12 +209,12 @@ class Walker:
             self.quiet -= 1
         elif key == "contained":
             self.quiet += 1
-            self.property(key, item, element, value, path, (element, element.keys[key], None, None))
+            self.property(
+                key, item, element, value, path, (element, element.keys[key], None, None, None)
+            )
             self.quiet -= 1
         else:
-            code = element.keys[key]
-            plain, inner = _plain_of(element, code), _inner_of(element, code)
-            self.property(key, item, element, value, path, (element, code, plain, inner))
+            self.property(key, item, element, value, path, _choice_key(element, key))
 
     def property(
         self,
@@ -222,7 +227,7 @@ class Walker:
     ) -> None:
         """One JSON property (``how``: element, type code, ``_plain_of``, ``_inner_of``): array
         or single as the element repeats, then each value."""
-        _element, code, plain, inner = how
+        _element, code, plain, inner, _single = how
         if element.many:
             if not isinstance(item, list):
                 self.error(
@@ -301,7 +306,7 @@ class Walker:
                 kind != defs.STRING
                 or not isinstance(value, str)
                 or (pattern is not None and not pattern.fullmatch(value))
-                or (dated and not _real_day(value))
+                or (dated and not real_day(value))
             ):
                 self.primitive(value, code, path)  # the full check, reporting what is wrong
             if element.valueset is not None and isinstance(value, str):
@@ -339,43 +344,19 @@ class Walker:
         self.members(value, shape, path)
         if len(self.ctx.issues) != before:  # a data type's invariants judge well-formed data only
             return
-        type_name = None if shape.path != shape.type_name else shape.type_name
+        refs = shape.type_constraints  # (a type's shape: its path is its type name)
         if constraints:
-            run_core(constraints, value, path, type_name or shape.path, self.ctx)
-        if type_name is not None and shape.constraints:
-            run_core(shape.constraints, value, path, type_name, self.ctx)
+            run_core(constraints, value, path, shape.path, self.ctx)
+            if SKIP_MET and refs and len(self.ctx.issues) == before:  # all met: met again (ext-1)
+                refs = _others(refs, constraints)
+        if refs:
+            run_core(refs, value, path, shape.path, self.ctx)
 
     def primitive(self, value: Any, code: str, path: str) -> None:
         """JSON type, range and the spec's regex of a primitive value."""
-        kind, pattern, dated = _PRIMITIVE_RULES[code]
-        if kind == defs.STRING:
-            if not isinstance(value, str):
-                self.error(
-                    "structure", path, f"{_show(value)} is not a valid {code}", "structure:type"
-                )
-                return
-            text = value
-        else:
-            if kind == defs.BOOLEAN:
-                ok = isinstance(value, bool)
-            elif kind == defs.INTEGER:
-                ok = isinstance(value, int) and not isinstance(value, bool)
-                ok = ok and _INT_MIN <= value <= _INT_MAX
-            else:
-                ok = isinstance(value, int | float) and not isinstance(value, bool)
-                ok = ok and math.isfinite(value)
-            if not ok:
-                self.error(
-                    "structure", path, f"{_show(value)} is not a valid {code}", "structure:type"
-                )
-                return
-            if kind == defs.DECIMAL:
-                return
-            text = str(value).lower()
-        if pattern is not None and not pattern.fullmatch(text):
-            self.error("value", path, f"{_show(value)} is not a valid {code}", "structure:format")
-        elif dated and not _real_day(text):
-            self.error("value", path, f"{_show(value)} is not a calendar date", "structure:format")
+        problem = primitive_problem(value, code)
+        if problem is not None:
+            self.error(problem[0], path, problem[1], problem[2])
 
     def code_binding(self, value: str, element: Element, path: str) -> None:
         """A ``code`` element bound (required) to a core ValueSet."""
@@ -440,17 +421,11 @@ class Walker:
             )
 
 
-def _real_day(text: str) -> bool:
-    """A day that exists (the regexes allow 2025-02-30); year or month precision passes."""
-    if len(text) < 10:
-        return True
-    year, month, day = int(text[0:4]), int(text[5:7]), int(text[8:10])
-    return day <= calendar.monthrange(year, month)[1]
-
-
-def _show(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
+@cache
+def _others(refs: tuple[str, ...], met: tuple[str, ...]) -> tuple[str, ...]:
+    """``refs`` but those in ``met``: a type's invariants its element restates (``ext-1`` on
+    ``Procedure.extension``), which the same value has just met under the same type."""
+    return tuple(ref for ref in refs if ref not in met)
 
 
 def check_r4(

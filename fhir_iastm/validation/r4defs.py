@@ -100,6 +100,12 @@ class Shape:
     constraints: tuple[str, ...] = ()
     #: the elements whose count can be wrong when present or absent (min > 0, bounded max > 1)
     counted: tuple[Element, ...] = ()
+    #: the names of the ``counted`` elements that are fine when present (single, not a choice)
+    present_ok: frozenset[str] = frozenset()
+    #: the ``counted`` elements to check even when present (repeating, or a choice)
+    always: tuple[Element, ...] = ()
+    #: the invariants of the type itself (``constraints`` when this is a type, not a backbone)
+    type_constraints: tuple[str, ...] = ()
     #: the walker's own table of this shape (``r4check``), made on its first use
     walk: Any = None
 
@@ -175,6 +181,9 @@ def shape(path: str) -> Shape | None:
     compiled.counted = tuple(
         e for e in built if e.min > 0 or (e.many and (e.min > 1 or e.max is not None))
     )
+    compiled.present_ok = frozenset(e.name for e in compiled.counted if not e.many and not e.choice)
+    compiled.always = tuple(e for e in compiled.counted if e.many or e.choice)
+    compiled.type_constraints = own_constraints if path == type_name else ()
     return compiled
 
 
