@@ -269,17 +269,20 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def start_server(folder: Path, workers: int, nice: int, database_url: str | None = None
-                 ) -> tuple[subprocess.Popen[bytes], int]:
-    """gunicorn on a free loopback port, on ``database_url`` (default: SQLite in ``folder``)."""
+def start_server(folder: Path, workers: int, nice: int, database_url: str | None = None,
+                 code: Path | None = None) -> tuple[subprocess.Popen[bytes], int]:
+    """gunicorn on a free loopback port, on ``database_url`` (default: SQLite in ``folder``),
+    serving the checkout ``code`` (default: this one) with this checkout's environment."""
     port = free_port()
     env = dict(os.environ, DATABASE_URL=database_url or f"sqlite:///{folder}/bench.db")
+    if code is not None:  # another checkout's code (e.g. main), measured the same way
+        env["PYTHONPATH"] = str(code)
     env.pop("IASTM_DATABASE_URL", None)
     env.pop("IASTM_API_TOKENS", None)
     log = (folder / "gunicorn.log").open("wb")
     cmd = [str(ROOT / ".venv/bin/gunicorn"), "--bind", f"{HOST}:{port}", "--workers",
            str(workers), "wsgi:app"]
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+    proc = subprocess.Popen(cmd, cwd=code or ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
                             preexec_fn=(lambda: os.nice(-nice)) if nice else None)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -431,6 +434,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="run gunicorn and the generator N nice levels above the rest (root): "
                         "an approximation of 2 cores of their own on a shared machine")
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder (db, log)")
+    parser.add_argument("--server-code", type=Path, default=None,
+                        help="serve another checkout's code (e.g. /work/main) to compare")
     parser.add_argument("--mixed-rate", type=float, default=350.0,
                         help="offered requests per second of mixed-issue (4 search : 3 POST)")
     parser.add_argument("--generator", choices=sorted(GENERATORS), default="select",
@@ -443,7 +448,7 @@ def main(argv: list[str] | None = None) -> int:
     folder = Path(tempfile.mkdtemp(prefix="bench-api-"))
     if args.nice:
         os.nice(-args.nice)  # the load generator too: its timing is part of every number
-    proc, port = start_server(folder, args.workers, args.nice)
+    proc, port = start_server(folder, args.workers, args.nice, code=args.server_code)
     args.master = proc.pid
     try:
         run(port, args)
