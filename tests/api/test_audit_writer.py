@@ -32,12 +32,19 @@ def _row() -> AuditRow:
     return audit_row(access, uuid.uuid4().hex, datetime.now(UTC), "http://x/fhir")
 
 
-def test_events_within_the_linger_share_a_transaction(sqlite_store: Store) -> None:
-    audit = _Counting(sqlite_store)
-    writer = AuditWriter(audit, linger=0.5)
-    rows = [_row() for _ in range(20)]
+def _queued(store: Store, count: int, *, linger: float, batch: int = 500) -> tuple[
+        _Counting, AuditWriter, list[AuditRow]]:
+    """A writer on the real store with ``count`` events submitted."""
+    audit = _Counting(store)
+    writer = AuditWriter(audit, batch=batch, linger=linger)
+    rows = [_row() for _ in range(count)]
     for row in rows:
         writer.submit(row)
+    return audit, writer, rows
+
+
+def test_events_within_the_linger_share_a_transaction(sqlite_store: Store) -> None:
+    audit, writer, rows = _queued(sqlite_store, 20, linger=0.5)
     assert writer.flush()
     assert sum(audit.batches) == 20
     assert len(audit.batches) <= 2
@@ -46,10 +53,7 @@ def test_events_within_the_linger_share_a_transaction(sqlite_store: Store) -> No
 
 
 def test_a_flush_does_not_wait_for_the_linger(sqlite_store: Store) -> None:
-    audit = _Counting(sqlite_store)
-    writer = AuditWriter(audit, linger=30.0)
-    row = _row()
-    writer.submit(row)
+    audit, writer, (row,) = _queued(sqlite_store, 1, linger=30.0)
     assert writer.flush(timeout=10.0)  # False had it waited for the 30 s linger
     assert audit.batches == [1]
     assert audit.read(row.id) is not None
@@ -57,10 +61,7 @@ def test_a_flush_does_not_wait_for_the_linger(sqlite_store: Store) -> None:
 
 
 def test_a_full_batch_is_stored_without_lingering(sqlite_store: Store) -> None:
-    audit = _Counting(sqlite_store)
-    writer = AuditWriter(audit, batch=5, linger=30.0)
-    for _ in range(5):
-        writer.submit(_row())
+    audit, writer, _ = _queued(sqlite_store, 5, batch=5, linger=30.0)
     deadline = time.monotonic() + 10.0
     while not audit.batches and time.monotonic() < deadline:
         time.sleep(0.01)
@@ -69,11 +70,7 @@ def test_a_full_batch_is_stored_without_lingering(sqlite_store: Store) -> None:
 
 
 def test_close_stores_what_is_queued(sqlite_store: Store) -> None:
-    audit = _Counting(sqlite_store)
-    writer = AuditWriter(audit, linger=30.0)
-    rows = [_row() for _ in range(3)]
-    for row in rows:
-        writer.submit(row)
+    audit, writer, rows = _queued(sqlite_store, 3, linger=30.0)
     writer.close()
     assert sum(audit.batches) == 3
     assert all(audit.read(r.id) is not None for r in rows)
