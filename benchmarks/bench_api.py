@@ -2,23 +2,31 @@
 requests/s, SQLite).
 
     .venv/bin/python benchmarks/bench_api.py [--rate 200] [--duration 20] [--seed 300] [--workers 2]
+        [--only healthz,search,mixed-issue] [--mixed-rate 350] [--generator async|threads]
 
 Starts ``gunicorn --workers 2 wsgi:app`` on a free loopback port with a fresh SQLite database in a
 temporary folder, waits for ``/healthz``, stores ``--seed`` records (10 sessions per patient), then
 drives each scenario from this process (a second process, over loopback) with an open-loop load
-generator: request ``i`` is due at ``start + i / rate``; a pool of threads sends each request when
-it is due, and its latency is measured from that scheduled time, so a stalled server is charged for
-the requests it delayed (no coordinated omission). Each scenario gets a short unrecorded warm-up.
+generator: request ``i`` is due at ``start + i / rate`` and is sent then, on a fresh connection,
+and its latency is measured from that scheduled time, so a stalled server is charged for the
+requests it delayed (no coordinated omission). ``--generator select`` (the default,
+``loadgen.py``) sends from one thread with non-blocking sockets, however many requests are
+outstanding; ``--generator threads`` from a pool of 64 threads with ``http.client`` (the earlier
+generator, which costs the shared cores more CPU per request). Each scenario gets a short
+unrecorded warm-up.
 
 Scenarios, in order: ``GET /healthz`` (the baseline on this machine, same run), ``GET
 /api/sessions/<id>``, ``GET /fhir/Procedure?patient=<id>``, ``GET /fhir/Procedure?_count=50``,
 ``POST /api/sessions`` (distinct valid records: the good examples with fresh session ids), the
-patient search again over everything stored, and a mix (3 POSTs : 1 patient search, each row
-split by method). Prints offered rate, achieved throughput, p50/p90/p99/max latency and errors
-per scenario, each p99 as a ratio to the baseline's, the
-server's CPU time per request (gunicorn master + workers, from /proc: what the request costs,
-whatever else runs) and the machine's 1-minute load average (other processes on the 2 cores show
-up in every latency).
+patient search again over everything stored, a mix (3 POSTs : 1 patient search, each row
+split by method), then issue 9's patient search as an EHR sends it (``Patient?identifier=
+system|value``, then ``Procedure?patient=<id>&_include=Procedure:patient``, patient after patient)
+at ``--rate``, and its mixed load: those searches at 200/s with 150 POST/s (``--mixed-rate`` 350
+in all, 4 searches : 3 POSTs). Prints offered rate, achieved throughput, p50/p90/p99/max latency
+and errors per scenario, each p99 as a ratio to the baseline's, the server's CPU time per request
+(gunicorn master + workers, from /proc: what the request costs, whatever else runs), the load
+generator's own CPU time per request (this process) and the machine's 1-minute load average
+(other processes on the 2 cores show up in every latency).
 Numbers, not assertions: the machine's load matters.
 """
 
@@ -28,6 +36,7 @@ import argparse
 import http.client
 import json
 import os
+import resource
 import socket
 import subprocess
 import sys
@@ -40,6 +49,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from loadgen import run_open_loop  # noqa: E402 — a sibling script
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = sorted((ROOT / "tests/data/examples").glob("good-*.json"))
@@ -58,6 +71,7 @@ class Result:
     errors: dict[str, int] = field(default_factory=dict)
     elapsed: float = 0.0
     server_cpu: float = 0.0
+    generator_cpu: float = 0.0
     by_method: dict[str, list[float]] = field(default_factory=dict)
 
     def pct(self, p: float) -> float:
@@ -74,13 +88,20 @@ class Result:
         worst = max(self.latencies, default=0) * 1000
         done = len(self.latencies) + errors
         cpu = self.server_cpu * 1000 / done if done else 0.0
+        gen = self.generator_cpu * 1000 / done if done else 0.0
         return (f"{self.name:<34} {self.offered:6.0f} {throughput:7.1f} {self.pct(50):7.1f} "
                 f"{self.pct(90):7.1f} {self.pct(99):7.1f} {worst:8.1f} {errors:6d} {ratio}"
-                + (f" {cpu:8.2f} {os.getloadavg()[0]:6.1f}" if machine else ""))
+                + (f" {cpu:8.2f} {gen:8.2f} {os.getloadavg()[0]:6.1f}" if machine else ""))
 
 
 HEADER = (f"{'scenario':<34} {'offer/s':>6} {'got/s':>7} {'p50 ms':>7} {'p90 ms':>7} "
-          f"{'p99 ms':>7} {'max ms':>8} {'errors':>6} p99/base cpu ms/r  load1")
+          f"{'p99 ms':>7} {'max ms':>8} {'errors':>6} p99/base cpu ms/r  gen ms/r  load1")
+
+
+def own_cpu() -> float:
+    """CPU seconds (user + system) this process (the load generator) used so far."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 def server_cpu(master: int) -> float:
@@ -140,12 +161,7 @@ def drive(port: int, name: str, requests: list[Request], rate: float, expect: tu
                 outcome = type(exc).__name__
             done = time.perf_counter()
             with lock:
-                if outcome is None:
-                    result.latencies.append(done - due)
-                    result.by_method.setdefault(requests[i][0], []).append(done - due)
-                else:
-                    result.errors[outcome] = result.errors.get(outcome, 0) + 1
-                result.elapsed = max(result.elapsed, done - start)
+                _record(result, requests[i], due, done, start, outcome)
 
     pool = [threading.Thread(target=worker, daemon=True) for _ in range(threads)]
     for t in pool:
@@ -153,6 +169,35 @@ def drive(port: int, name: str, requests: list[Request], rate: float, expect: tu
     for t in pool:
         t.join()
     return result
+
+
+def _record(result: Result, req: Request, due: float, done: float, start: float,
+            outcome: str | None) -> None:
+    if outcome is None:
+        result.latencies.append(done - due)
+        result.by_method.setdefault(req[0], []).append(done - due)
+    else:
+        result.errors[outcome] = result.errors.get(outcome, 0) + 1
+    result.elapsed = max(result.elapsed, done - start)
+
+
+def drive_select(port: int, name: str, requests: list[Request], rate: float,
+                 expect: tuple[int, ...]) -> Result:
+    """Open loop from one thread (``loadgen``): request i is sent at start + i/rate, however
+    many are still outstanding; latency counts from that due time, as in :func:`drive`."""
+    result = Result(name, rate)
+    start = time.perf_counter() + 0.05
+
+    def record(req: Request, due: float, done: float, outcome: str | None) -> None:
+        _record(result, req, due, done, start, outcome)
+
+    run_open_loop(HOST, port, requests, rate, expect, record, start)
+    return result
+
+
+#: the load generators: ``threads`` (a pool of 64 threads, ``http.client``) or ``select`` (one
+#: thread, non-blocking sockets); both open loop, latency from each request's due time.
+GENERATORS = {"threads": drive, "select": drive_select}
 
 
 # --- the data -----------------------------------------------------------------------------------
@@ -175,16 +220,45 @@ def posts(bodies: list[dict[str, Any]]) -> list[Request]:
 
 def patient_ids(port: int, mrns: list[str]) -> list[str]:
     """The facade's logical Patient ids of some MRNs (via ``/fhir/Patient?identifier=``)."""
-    ids = []
+    return [pid for _, pid in patient_tokens(port, mrns)]
+
+
+def patient_tokens(port: int, mrns: list[str]) -> list[tuple[str, str]]:
+    """(``system|value`` of the MRN identifier, logical Patient id) of some MRNs, found through
+    ``/fhir/Patient?identifier=<mrn>``."""
+    found = []
     for mrn in mrns:
         query = urllib.parse.quote(mrn)
         status, body = send(port, ("GET", f"/fhir/Patient?identifier={query}", None))
         entries = json.loads(body).get("entry") or [] if status == 200 else []
         if entries:
-            ids.append(entries[0]["resource"]["id"])
-    if not ids:
+            patient = entries[0]["resource"]
+            system = next(i.get("system", "") for i in patient.get("identifier", [])
+                          if i.get("value") == mrn)
+            found.append((f"{system}|{mrn}", patient["id"]))
+    if not found:
         raise SystemExit("could not find any stored Patient through the facade")
-    return ids
+    return found
+
+
+def search_paths(tokens: list[tuple[str, str]]) -> list[str]:
+    """The EHR's patient search (issue 9): ``Patient?identifier=system|value``, then
+    ``Procedure?patient=<id>&_include=Procedure:patient``, patient after patient."""
+    paths = []
+    for token, pid in tokens:
+        paths += [f"/fhir/Patient?identifier={urllib.parse.quote(token, safe='')}",
+                  f"/fhir/Procedure?patient={pid}&_include=Procedure:patient"]
+    return paths
+
+
+def interleave(searches: Callable[[int], list[Request]], writes: Callable[[int], list[Request]],
+               n: int, reads: int = 4, period: int = 7) -> list[Request]:
+    """N requests, ``reads`` of every ``period`` from ``searches`` (in their order), the rest
+    from ``writes``: 4 of 7 is 200 searches/s with 150 POST/s at 350/s."""
+    chosen = [i % period in range(0, period, 2)[:reads] for i in range(n)]
+    gets = iter(searches(sum(chosen)))
+    posted = iter(writes(n - sum(chosen)))
+    return [next(gets) if read else next(posted) for read in chosen]
 
 
 # --- the server ---------------------------------------------------------------------------------
@@ -195,17 +269,20 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def start_server(folder: Path, workers: int, nice: int, database_url: str | None = None
-                 ) -> tuple[subprocess.Popen[bytes], int]:
-    """gunicorn on a free loopback port, on ``database_url`` (default: SQLite in ``folder``)."""
+def start_server(folder: Path, workers: int, nice: int, database_url: str | None = None,
+                 code: Path | None = None) -> tuple[subprocess.Popen[bytes], int]:
+    """gunicorn on a free loopback port, on ``database_url`` (default: SQLite in ``folder``),
+    serving the checkout ``code`` (default: this one) with this checkout's environment."""
     port = free_port()
     env = dict(os.environ, DATABASE_URL=database_url or f"sqlite:///{folder}/bench.db")
+    if code is not None:  # another checkout's code (e.g. main), measured the same way
+        env["PYTHONPATH"] = str(code)
     env.pop("IASTM_DATABASE_URL", None)
     env.pop("IASTM_API_TOKENS", None)
     log = (folder / "gunicorn.log").open("wb")
     cmd = [str(ROOT / ".venv/bin/gunicorn"), "--bind", f"{HOST}:{port}", "--workers",
            str(workers), "wsgi:app"]
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+    proc = subprocess.Popen(cmd, cwd=code or ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
                             preexec_fn=(lambda: os.nice(-nice)) if nice else None)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -258,11 +335,13 @@ def scenario(port: int, name: str, make: Callable[[int], list[Request]], args: a
     """A warm-up (not recorded), then ``rate * duration`` requests at the fixed rate
     (``rate``: ``args.rate`` unless given); rows split by method when several are mixed."""
     rate = rate or args.rate
-    drive(port, name, make(max(1, int(rate * args.warmup))), rate, expect)
+    generate = GENERATORS[getattr(args, "generator", "select")]
+    generate(port, name, make(max(1, int(rate * args.warmup))), rate, expect)
     requests = make(int(rate * args.duration))
-    cpu = server_cpu(args.master)
-    result = drive(port, name, requests, rate, expect)
+    cpu, own = server_cpu(args.master), own_cpu()
+    result = generate(port, name, requests, rate, expect)
     result.server_cpu = server_cpu(args.master) - cpu
+    result.generator_cpu = own_cpu() - own
     say(result.row(base.pct(99) if base else None))
     if len(result.by_method) > 1:
         for method, latencies in sorted(result.by_method.items()):
@@ -275,7 +354,8 @@ def scenario(port: int, name: str, make: Callable[[int], list[Request]], args: a
     return result
 
 
-SCENARIOS = ("healthz", "read", "patient", "count", "post", "patient-after", "mixed")
+SCENARIOS = ("healthz", "read", "patient", "count", "post", "patient-after", "mixed", "search",
+             "mixed-issue")
 
 
 def run(port: int, args: argparse.Namespace) -> list[Result]:
@@ -287,19 +367,26 @@ def run(port: int, args: argparse.Namespace) -> list[Result]:
         if status != 201:
             raise SystemExit(f"seeding failed: HTTP {status} {body[:300]!r}")
     sids = [r["session_id"] for r in seeded]
-    pids = patient_ids(port, sorted({r["patient"]["mrn"] for r in seeded})[:20])
+    tokens = patient_tokens(port, sorted({r["patient"]["mrn"] for r in seeded})[:20])
+    pids = [pid for _, pid in tokens]
 
     def cycle(paths: list[str]) -> Callable[[int], list[Request]]:
         return lambda n: [("GET", paths[i % len(paths)], None) for i in range(n)]
 
-    per_scenario = int(args.rate * (args.duration + args.warmup)) + 10
-    writers = sum(args.only.count(k) for k in ("post", "mixed"))  # a scenario may repeat
+    per_scenario = int(max(args.rate, args.mixed_rate) * (args.duration + args.warmup)) + 10
+    # a scenario may repeat
+    writers = sum(args.only.count(k) for k in ("post", "mixed", "mixed-issue"))
     fresh = iter(records(max(1, writers) * per_scenario, run_id + "p"))
     stored = args.seed + per_scenario - 10
     by_patient = cycle([f"/fhir/Procedure?patient={p}" for p in pids])
     def mixed(n: int) -> list[Request]:
         searches = by_patient(n)
         return [searches[i] if i % 4 == 3 else posts([next(fresh)])[0] for i in range(n)]
+
+    issue_search = cycle(search_paths(tokens))
+
+    def new_posts(n: int) -> list[Request]:
+        return posts([next(fresh) for _ in range(n)])
 
     ok, created = (200,), (201,)
     plan: dict[str, tuple[str, Callable[[int], list[Request]], tuple[int, ...]]] = {
@@ -312,6 +399,9 @@ def run(port: int, args: argparse.Namespace) -> list[Result]:
                  lambda n: posts([next(fresh) for _ in range(n)]), created),
         "patient-after": (f"GET /fhir/Procedure?patient= ({stored})", by_patient, ok),
         "mixed": ("mixed: 3 POST : 1 patient search", mixed, ok + created),
+        "search": ("patient search (EHR, issue 9)", issue_search, ok),
+        "mixed-issue": ("mixed: 4 search : 3 POST",
+                        lambda n: interleave(issue_search, new_posts, n), ok + created),
     }
     say(f"{args.seed} records seeded; {args.rate:.0f} req/s for {args.duration:.0f} s per "
         f"scenario (+{args.warmup:.0f} s warm-up), gunicorn --workers {args.workers}, SQLite, "
@@ -324,7 +414,8 @@ def run(port: int, args: argparse.Namespace) -> list[Result]:
         name, make, expect = plan[key]
         if key == "patient-after":
             catch_up(port, f"/fhir/Procedure?patient={pids[0]}", 2 * args.workers)
-        results.append(scenario(port, name, make, args, base, expect))
+        rate = args.mixed_rate if key == "mixed-issue" else None
+        results.append(scenario(port, name, make, args, base, expect, rate=rate))
         if key == "healthz":
             base = results[-1]
     return results
@@ -343,6 +434,13 @@ def main(argv: list[str] | None = None) -> int:
                         help="run gunicorn and the generator N nice levels above the rest (root): "
                         "an approximation of 2 cores of their own on a shared machine")
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder (db, log)")
+    parser.add_argument("--server-code", type=Path, default=None,
+                        help="serve another checkout's code (e.g. /work/main) to compare")
+    parser.add_argument("--mixed-rate", type=float, default=350.0,
+                        help="offered requests per second of mixed-issue (4 search : 3 POST)")
+    parser.add_argument("--generator", choices=sorted(GENERATORS), default="select",
+                        help="the load generator: one thread with non-blocking sockets (select) "
+                        "or 64 threads with http.client (threads)")
     args = parser.parse_args(argv)
     unknown = sorted(set(args.only) - set(SCENARIOS))
     if unknown:
@@ -350,7 +448,7 @@ def main(argv: list[str] | None = None) -> int:
     folder = Path(tempfile.mkdtemp(prefix="bench-api-"))
     if args.nice:
         os.nice(-args.nice)  # the load generator too: its timing is part of every number
-    proc, port = start_server(folder, args.workers, args.nice)
+    proc, port = start_server(folder, args.workers, args.nice, code=args.server_code)
     args.master = proc.pid
     try:
         run(port, args)

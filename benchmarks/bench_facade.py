@@ -48,6 +48,7 @@ from bench_api import (  # noqa: E402 — a sibling script
     ROOT,
     Request,
     Result,
+    interleave,
     say,
     scenario,
     send,
@@ -310,10 +311,7 @@ def serve_and_measure(port: int, master: int, run: str, size: int,
         return [("GET", paths[i % len(paths)], None) for i in range(n)]
 
     def mixed(n: int) -> list[Request]:  # 4 searches : 3 POSTs = 200/s : 150/s at 350/s
-        out: list[Request] = []
-        for i in range(n):
-            out += searches(1) if i % 7 in (0, 2, 4, 6) else posts(1)
-        return out
+        return interleave(searches, posts, n)
 
     say(f"\n{HEADER}")
     base = measure("GET /healthz (baseline)", port,

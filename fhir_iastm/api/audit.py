@@ -56,10 +56,14 @@ _EXPORTS = {"bulk.system_export": "$export", "bulk.patient_export": "Patient/$ex
 class AuditWriter:
     """A per-process queue of AuditEvents and the thread that stores them in batches."""
 
-    def __init__(self, store: AuditStore, *, batch: int = 500, limit: int = 20_000) -> None:
+    def __init__(self, store: AuditStore, *, batch: int = 500, limit: int = 20_000,
+                 linger: float = 0.1) -> None:
         self.store = store
         self.batch = batch
         self.limit = limit
+        #: seconds the thread lets events gather after the first one, so it stores them in one
+        #: transaction instead of one each (docs/audit.md#writing-without-slowing-reads)
+        self.linger = linger
         self._pid = -1
         self._thread: threading.Thread | None = None
         atexit.register(self.close)
@@ -71,6 +75,7 @@ class AuditWriter:
         self._cond = threading.Condition()
         self._pending: list[AuditRow] = []
         self._busy = 0
+        self._flushing = 0
         self._thread = threading.Thread(target=self._run, name="audit-writer", daemon=True)
         self._thread.start()
 
@@ -81,14 +86,20 @@ class AuditWriter:
         with self._cond:
             self._cond.wait_for(lambda: len(self._pending) < self.limit, timeout=5.0)
             self._pending.append(row)
-            self._cond.notify_all()
+            if len(self._pending) in (1, self.batch):  # the thread waits for the first or a batch
+                self._cond.notify_all()
 
     def flush(self, timeout: float = 10.0) -> bool:
         """Wait until every queued event is stored; False on timeout."""
         if self._pid != os.getpid():
             return True
         with self._cond:
-            return self._cond.wait_for(lambda: not self._pending and not self._busy, timeout)
+            self._flushing += 1
+            self._cond.notify_all()  # no lingering: store what is queued now
+            try:
+                return self._cond.wait_for(lambda: not self._pending and not self._busy, timeout)
+            finally:
+                self._flushing -= 1
 
     def close(self) -> None:
         """Store what is queued, then end the thread (a later ``submit`` starts another)."""
@@ -106,6 +117,8 @@ class AuditWriter:
         while True:
             with self._cond:
                 self._cond.wait_for(lambda: bool(self._pending) or self._thread is not me)
+                self._cond.wait_for(lambda: len(self._pending) >= self.batch or self._flushing
+                                    or self._thread is not me, timeout=self.linger)
                 if not self._pending:
                     return
                 rows, self._pending = self._pending[:self.batch], self._pending[self.batch:]

@@ -21,13 +21,15 @@ from fhir_iastm.api.fhir_http import (
     ignored_outcome,
     negotiate,
     not_modified,
+    pretty,
     respond,
+    respond_text,
     strict,
     version_headers,
 )
 from fhir_iastm.errors import GoneError, operation_outcome
 from fhir_iastm.facade.audit import patient_references
-from fhir_iastm.facade.bundle import history, searchset, with_meta
+from fhir_iastm.facade.bundle import history, searchset, searchset_json, with_meta
 from fhir_iastm.facade.capability import CONFORMANCE_TYPES, capability_statement
 from fhir_iastm.facade.params import RESOURCE_TYPES
 from fhir_iastm.facade.parse import SearchError, parse_search
@@ -81,7 +83,9 @@ def search(rtype: str) -> Response:
     outcome = None
     if parsed.ignored:
         outcome = ignored_outcome(parsed.ignored, state.settings.canonical_base)
-    return respond(searchset(base, parsed, result, args, outcome))
+    if pretty():
+        return respond(searchset(base, parsed, result, args, outcome))
+    return respond_text(searchset_json(base, parsed, result, args, outcome))
 
 
 def _conformance_search(rtype: str) -> Response:

@@ -61,13 +61,24 @@ def strict() -> bool:
     return any(p.strip().replace(" ", "") == "handling=strict" for p in prefer.split(","))
 
 
+def pretty() -> bool:
+    """``_pretty=true``: the answer is indented."""
+    return request.args.get("_pretty") == "true"
+
+
 def respond(body: dict[str, Any], status: int = 200,
             headers: dict[str, str] | None = None) -> Response:
     """FHIR JSON, indented when ``_pretty=true``."""
-    pretty = request.args.get("_pretty") == "true"
-    text = json.dumps(body, indent=2 if pretty else None,
-                      separators=None if pretty else (",", ":"), ensure_ascii=False)
+    indent = pretty()
+    text = json.dumps(body, indent=2 if indent else None,
+                      separators=None if indent else (",", ":"), ensure_ascii=False)
     return Response(text, status=status, mimetype=FHIR_JSON, headers=headers)
+
+
+def respond_text(text: str) -> Response:
+    """200 with FHIR JSON already written compactly (what :func:`respond` writes without
+    ``_pretty``)."""
+    return Response(text, status=200, mimetype=FHIR_JSON)
 
 
 def _modified(stored: StoredResource) -> datetime:
@@ -107,5 +118,5 @@ def ignored_outcome(names: list[str], base: str) -> dict[str, Any]:
     return operation_outcome(issues, base=base)
 
 
-__all__ = ["fhir_base", "ignored_outcome", "negotiate", "not_modified", "respond", "strict",
-           "version_headers"]
+__all__ = ["fhir_base", "ignored_outcome", "negotiate", "not_modified", "pretty", "respond",
+           "respond_text", "strict", "version_headers"]

@@ -3,6 +3,10 @@ Bundles with absolute, URL-encoded links.
 
 ``base`` is always our absolute FHIR base URL (``IASTM_PUBLIC_BASE_URL`` or the request's), so
 every ``fullUrl`` and link is absolute and correct behind a path prefix.
+
+:func:`searchset_json` writes the searchset as compact JSON text, byte for byte what encoding
+:func:`searchset` gives, but splicing each stored body's text (``StoredResource.text``) instead
+of encoding the decoded body again: the bodies are most of a searchset's bytes.
 """
 
 from __future__ import annotations
@@ -13,17 +17,60 @@ from urllib.parse import urlencode
 from fhir_iastm.facade.cursor import encode_cursor
 from fhir_iastm.facade.dates import instant
 from fhir_iastm.facade.parse import Parsed
-from fhir_iastm.facade.summary import subset
-from fhir_iastm.storage.fhir_types import SearchResult, StoredResource
+from fhir_iastm.facade.summary import subset, subsets
+from fhir_iastm.storage.fhir_types import SearchResult, StoredResource, compact_json
+
+#: the elements :func:`with_meta` sets first, in this order
+_OWN = ("resourceType", "id", "meta")
+
+
+def _meta(stored: StoredResource) -> dict[str, Any]:
+    return {**(stored.body.get("meta") or {}), "versionId": str(stored.version),
+            "lastUpdated": instant(stored.last_updated)}
 
 
 def with_meta(stored: StoredResource) -> dict[str, Any]:
     """The stored body with ``id``, ``meta.versionId`` and ``meta.lastUpdated`` set."""
-    body = stored.body
-    meta = {**(body.get("meta") or {}), "versionId": str(stored.version),
-            "lastUpdated": instant(stored.last_updated)}
-    rest = {k: v for k, v in body.items() if k not in ("resourceType", "id", "meta")}
-    return {"resourceType": stored.resource_type, "id": stored.resource_id, "meta": meta, **rest}
+    rest = {k: v for k, v in stored.body.items() if k not in _OWN}
+    return {"resourceType": stored.resource_type, "id": stored.resource_id,
+            "meta": _meta(stored), **rest}
+
+
+def _rest_text(stored: StoredResource) -> str | None:
+    """The text of :func:`with_meta`'s ``rest`` (the members but ``resourceType``, ``id`` and
+    ``meta``, in order) cut from the stored text, or None when it cannot be: no text, own
+    elements amid the others, or a text not laid out by ``compact_json`` (the stored bodies are
+    written by it; a text with a space after its first ``:`` is another writer's)."""
+    text, keys = stored.text, list(stored.body)
+    if text is None or not keys or keys[0] != "resourceType":
+        return None
+    lead = 1
+    while lead < len(keys) and keys[lead] in _OWN:
+        lead += 1
+    end = len(keys)
+    while end > lead and keys[end - 1] in _OWN:
+        end -= 1
+    if any(k in _OWN for k in keys[lead:end]):
+        return None
+    if end == lead:
+        return ""
+    prefix = compact_json({k: stored.body[k] for k in keys[:lead]})[:-1] + ","
+    trail = {k: stored.body[k] for k in keys[end:]}
+    suffix = "," + compact_json(trail)[1:] if trail else "}"
+    if not (text.startswith(prefix) and text.endswith(suffix)
+            and len(text) > len(prefix) + len(suffix)):
+        return None
+    return text[len(prefix):-len(suffix)]
+
+
+def resource_json(stored: StoredResource) -> str:
+    """``compact_json(with_meta(stored))``, from the stored text when it has one."""
+    rest = _rest_text(stored)
+    if rest is None:
+        return compact_json(with_meta(stored))
+    head = compact_json({"resourceType": stored.resource_type, "id": stored.resource_id,
+                         "meta": _meta(stored)})
+    return f"{head[:-1]},{rest}}}" if rest else head
 
 
 def resource_url(base: str, stored: StoredResource) -> str:
@@ -36,9 +83,9 @@ def _link(base: str, rtype: str, args: list[tuple[str, str]]) -> str:
     return f"{base}/{rtype}" + (f"?{query}" if query else "")
 
 
-def searchset(base: str, parsed: Parsed, result: SearchResult,
-              args: list[tuple[str, str]], outcome: dict[str, Any] | None) -> dict[str, Any]:
-    """The searchset Bundle of one page (``args``: the request's parameters, for the links)."""
+def _searchset_head(base: str, parsed: Parsed, result: SearchResult,
+                    args: list[tuple[str, str]]) -> dict[str, Any]:
+    """The searchset Bundle without its entries."""
     query = parsed.query
     bundle: dict[str, Any] = {"resourceType": "Bundle", "type": "searchset"}
     if result.total is not None:
@@ -52,6 +99,13 @@ def searchset(base: str, parsed: Parsed, result: SearchResult,
     if query.after is not None:
         bundle["link"].append({"relation": "first",
                                "url": _link(base, query.resource_type, kept)})
+    return bundle
+
+
+def searchset(base: str, parsed: Parsed, result: SearchResult,
+              args: list[tuple[str, str]], outcome: dict[str, Any] | None) -> dict[str, Any]:
+    """The searchset Bundle of one page (``args``: the request's parameters, for the links)."""
+    bundle = _searchset_head(base, parsed, result, args)
     entries = [_entry(base, r, "match", parsed) for r in result.matches]
     entries += [_entry(base, r, "include", parsed) for r in result.included]
     if outcome is not None:
@@ -59,6 +113,24 @@ def searchset(base: str, parsed: Parsed, result: SearchResult,
     if entries:
         bundle["entry"] = entries
     return bundle
+
+
+def searchset_json(base: str, parsed: Parsed, result: SearchResult,
+                   args: list[tuple[str, str]], outcome: dict[str, Any] | None) -> str:
+    """``compact_json(searchset(...))``, the stored bodies' text spliced in."""
+    if subsets(parsed.summary, parsed.elements):
+        return compact_json(searchset(base, parsed, result, args, outcome))
+    entries = [_entry_json(base, r, "match") for r in result.matches]
+    entries += [_entry_json(base, r, "include") for r in result.included]
+    if outcome is not None:
+        entries.append(compact_json({"resource": outcome, "search": {"mode": "outcome"}}))
+    head = compact_json(_searchset_head(base, parsed, result, args))
+    return f'{head[:-1]},"entry":[{",".join(entries)}]}}' if entries else head
+
+
+def _entry_json(base: str, stored: StoredResource, mode: str) -> str:
+    return (f'{{"fullUrl":{compact_json(resource_url(base, stored))},'
+            f'"resource":{resource_json(stored)},"search":{{"mode":{compact_json(mode)}}}}}')
 
 
 def _entry(base: str, stored: StoredResource, mode: str, parsed: Parsed) -> dict[str, Any]:
@@ -95,4 +167,4 @@ def history(base: str, rtype: str, rid: str, versions: list[StoredResource],
     return bundle
 
 
-__all__ = ["history", "resource_url", "searchset", "with_meta"]
+__all__ = ["history", "resource_json", "resource_url", "searchset", "searchset_json", "with_meta"]

@@ -60,6 +60,11 @@ def _tagged(resource: dict[str, Any], kept: dict[str, Any]) -> dict[str, Any]:
     return kept
 
 
+def subsets(summary: str | None, elements: tuple[str, ...]) -> bool:
+    """Whether :func:`subset` leaves anything out of a resource with these parameters."""
+    return summary in ("true", "data") or bool(elements)
+
+
 def subset(resource: dict[str, Any], summary: str | None,
            elements: tuple[str, ...]) -> dict[str, Any]:
     """The resource as ``_summary`` (true | data | false) and ``_elements`` ask for it."""
@@ -75,4 +80,4 @@ def subset(resource: dict[str, Any], summary: str | None,
     return resource
 
 
-__all__ = ["SUBSETTED", "SUMMARY_ELEMENTS", "subset"]
+__all__ = ["SUBSETTED", "SUMMARY_ELEMENTS", "subset", "subsets"]

@@ -9,6 +9,7 @@ Date semantics follow R4 search.html#prefix with both sides as inclusive UTC ran
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from sqlalchemy import (
@@ -16,6 +17,7 @@ from sqlalchemy import (
     Connection,
     FromClause,
     Select,
+    Text,
     and_,
     false,
     func,
@@ -23,6 +25,7 @@ from sqlalchemy import (
     or_,
     select,
     true,
+    type_coerce,
 )
 
 from fhir_iastm.storage.fhir_types import (
@@ -62,6 +65,29 @@ def _columns(table: FromClause) -> list[Any]:
 def _resource(row: Any) -> StoredResource:
     return StoredResource(row.pk, row.res_type, row.res_id, row.version, row.last_updated,
                           bool(row.gone), row.body)
+
+
+def _raw_bodies(conn: Connection) -> bool:
+    """Whether this database returns a JSON column's text as it was written: SQLite keeps the
+    text :func:`compact_json` wrote; PostgreSQL's JSONB answers its own normal form."""
+    return conn.dialect.name == "sqlite"
+
+
+def _search_columns(table: FromClause, raw: bool) -> list[Any]:
+    """:func:`_columns`, the body as its stored text when ``raw``."""
+    columns = _columns(table)
+    if raw:
+        columns[-1] = type_coerce(table.c.body, Text).label("body")
+    return columns
+
+
+def _search_resource(row: Any, raw: bool) -> StoredResource:
+    """:func:`_resource`; with ``raw`` the body decoded as the JSON column decodes it
+    (``json.loads``, the engine's deserializer) and its text kept."""
+    if not raw:
+        return _resource(row)
+    return StoredResource(row.pk, row.res_type, row.res_id, row.version, row.last_updated,
+                          bool(row.gone), json.loads(row.body), row.body)
 
 
 def _history_columns() -> list[Any]:
@@ -213,7 +239,9 @@ def search(conn: Connection, q: SearchQuery) -> SearchResult:
         return SearchResult([], [], total, None)
     value, join = _sort_column(q)
     desc = q.sort is not None and q.sort.descending
-    columns = _columns(R) + [(value if value is not None else literal(None)).label("sort_value")]
+    raw = _raw_bodies(conn)
+    columns = _search_columns(R, raw) + [
+        (value if value is not None else literal(None)).label("sort_value")]
     stmt = _filtered(q, columns)
     if join is not None:
         stmt = stmt.select_from(R.outerjoin(*join))
@@ -224,7 +252,7 @@ def search(conn: Connection, q: SearchQuery) -> SearchResult:
     rows = conn.execute(stmt.limit(q.count + 1)).all()
     more = len(rows) > q.count
     rows = rows[: q.count]
-    matches = [_resource(r) for r in rows]
+    matches = [_search_resource(r, raw) for r in rows]
     next_after = (rows[-1].sort_value, rows[-1].pk) if more else None
     included, truncated = _included(conn, q, matches)
     return SearchResult(matches, included, total, next_after, truncated)
@@ -260,10 +288,12 @@ def _included(conn: Connection, q: SearchQuery,
                                        L.c.target_type == q.resource_type,
                                        L.c.target_id.in_(ids))
         wanted.append(R.c.pk.in_(sub))
-    stmt = (select(*_columns(R)).where(or_(*wanted), ~R.c.gone, R.c.pk.not_in(pks))
+    raw = _raw_bodies(conn)
+    stmt = (select(*_search_columns(R, raw)).where(or_(*wanted), ~R.c.gone, R.c.pk.not_in(pks))
             .order_by(R.c.pk).limit(q.max_included + 1))
     rows = conn.execute(stmt).all()
-    return [_resource(r) for r in rows[: q.max_included]], len(rows) > q.max_included
+    included = [_search_resource(r, raw) for r in rows[: q.max_included]]
+    return included, len(rows) > q.max_included
 
 
 __all__ = ["condition", "date_condition", "read_resource", "resource_history", "search"]

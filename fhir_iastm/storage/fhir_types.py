@@ -78,6 +78,9 @@ class StoredResource:
     last_updated: str  # UTC bound text
     gone: bool
     body: dict[str, Any] = field(repr=False)
+    #: the body's JSON text as the database holds it (SQLite: as :func:`compact_json` wrote it),
+    #: so a searchset can be written without encoding every body again; None elsewhere
+    text: str | None = field(default=None, repr=False, compare=False)
 
 
 # --- search ------------------------------------------------------------------------------------
