@@ -189,7 +189,7 @@ def _record_content(value: Any) -> Any:
     :class:`_NotPlainError` on a value ``jcs_fast`` would refuse (see ``_plain``)."""
     if hasattr(value, "__dataclass_fields__"):
         out = {}
-        for name in _field_names(type(value)):
+        for name in _field_names(value.__class__):
             item = getattr(value, name)
             if item is None or item == () or (name == "is_primary" and item is False):
                 continue
