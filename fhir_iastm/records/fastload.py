@@ -75,7 +75,6 @@ def _bool(value: Any) -> Any:
 def _array(field: Array) -> Loader:
     inner = compile_field(field.inner)
     low, high = field.min_items, field.max_items
-    _plain_field(field.inner)
 
     def load(value: Any) -> Any:
         if type(value) is not list and type(value) is not tuple:
