@@ -51,23 +51,30 @@ def branches(param: SearchParam) -> list[tuple[list[str], str, str | None]]:
     return out
 
 
-def _children(node: Any, name: str) -> Iterator[Any]:
+def _children(node: Any, name: str) -> list[Any]:
     if not isinstance(node, dict):
-        return
+        return []
     if name in node:
-        found = [node[name]]
-    else:  # a choice element: name + an upper-case type suffix
-        found = [v for k, v in node.items()
-                 if k.startswith(name) and len(k) > len(name) and k[len(name)].isupper()]
-    for value in found:
-        yield from value if isinstance(value, list) else [value]
+        value = node[name]
+        return value if isinstance(value, list) else [value]
+    # a choice element: name + an upper-case type suffix
+    size = len(name)
+    out: list[Any] = []
+    for key, value in node.items():
+        if len(key) > size and key.startswith(name) and key[size].isupper():
+            out += value if isinstance(value, list) else [value]
+    return out
 
 
 def evaluate(resource: dict[str, Any], steps: list[str]) -> list[Any]:
-    """The values at an element path (lists flattened)."""
+    """The values at an element path (lists flattened; the list may be one of the resource's
+    own: read it, do not change it)."""
     nodes: list[Any] = [resource]
     for step in steps:
-        nodes = [child for node in nodes for child in _children(node, step)]
+        if len(nodes) == 1:
+            nodes = _children(nodes[0], step)
+        else:
+            nodes = [child for node in nodes for child in _children(node, step)]
     return nodes
 
 
@@ -77,18 +84,19 @@ def normalize(text: str) -> str:
     return "".join(c for c in decomposed if not unicodedata.combining(c)).upper()[:MAX_TEXT]
 
 
-def _tokens(node: Any, path: str) -> Iterator[tuple[str, str]]:
+def _add_tokens(out: list[tuple[str, str, str]], name: str, node: Any, path: str) -> None:
+    """The token rows of one value: (name, system, code), each cut to ``MAX_TEXT``."""
     if isinstance(node, bool):
-        yield "", "true" if node else "false"
+        out.append((name, "", "true" if node else "false"))
     elif isinstance(node, str):
-        yield CODE_SYSTEMS.get(path, ""), node
+        out.append((name, CODE_SYSTEMS.get(path, "")[:MAX_TEXT], node[:MAX_TEXT]))
     elif isinstance(node, dict) and "coding" in node:
         for coding in node["coding"]:
-            yield from _tokens(coding, path)
+            _add_tokens(out, name, coding, path)
     elif isinstance(node, dict) and ("value" in node or "code" in node):
         code = node.get("value", node.get("code"))
         if isinstance(code, str):
-            yield node.get("system") or "", code
+            out.append((name, (node.get("system") or "")[:MAX_TEXT], code[:MAX_TEXT]))
 
 
 def _strings(node: Any) -> Iterator[str]:
@@ -109,18 +117,20 @@ def _dates(node: Any) -> Iterator[tuple[str, str]]:
         yield period_bounds(node.get("start"), node.get("end"))
 
 
-def _refs(node: Any, only: str | None) -> Iterator[tuple[str, str]]:
+def _add_refs(out: list[tuple[str, str, str]], name: str, node: Any, only: str | None) -> None:
+    """The reference row of a literal ``Type/id`` reference (of type ``only`` when given)."""
     ref = node.get("reference") if isinstance(node, dict) else None
     if isinstance(ref, str) and ref.count("/") == 1:
         rtype, rid = ref.split("/")
         if only is None or rtype == only:
-            yield rtype, rid
+            out.append((name, rtype, rid))
 
 
 @cache
-def _compiled(rtype: str) -> list[tuple[SearchParam, list[str], str, str | None]]:
-    """The parameters of a type with their parsed expression branches (parsed once)."""
-    return [(p, steps, path, only) for p in PARAMS if p.resource == rtype
+def _compiled(rtype: str) -> list[tuple[str, str, list[str], str, str | None]]:
+    """The parameters of a type, (name, type, steps, dotted path, target filter) of each branch
+    of their expressions (parsed once)."""
+    return [(p.name, p.type, steps, path, only) for p in PARAMS if p.resource == rtype
             for steps, path, only in branches(p)]
 
 
@@ -152,17 +162,18 @@ def _index_rows(resource: dict[str, Any], rtype: str
     strings: list[tuple[str, str, str]] = []
     dates: list[tuple[str, str, str]] = []
     refs: list[tuple[str, str, str]] = []
-    for param, steps, path, only in _compiled(rtype):
-        for node in evaluate(resource, steps):
-            name = param.name
-            if param.type == "token":
-                tokens += [(name, s[:MAX_TEXT], c[:MAX_TEXT]) for s, c in _tokens(node, path)]
-            elif param.type == "string":
-                strings += [(name, normalize(v), v[:MAX_TEXT]) for v in _strings(node)]
-            elif param.type == "date":
-                dates += [(name, low, high) for low, high in _dates(node)]
-            else:
-                refs += [(name, t, i) for t, i in _refs(node, only)]
+    for name, kind, steps, path, only in _compiled(rtype):
+        nodes = evaluate(resource, steps)
+        if kind == "token":
+            for node in nodes:
+                _add_tokens(tokens, name, node, path)
+        elif kind == "string":
+            strings += [(name, normalize(v), v[:MAX_TEXT]) for n in nodes for v in _strings(n)]
+        elif kind == "date":
+            dates += [(name, low, high) for node in nodes for low, high in _dates(node)]
+        else:
+            for node in nodes:
+                _add_refs(refs, name, node, only)
     dates.sort(key=lambda row: (row[0], row[1]))
     return (tuple(dict.fromkeys(tokens)), tuple(dict.fromkeys(strings)), tuple(dates),
             tuple(dict.fromkeys(refs)))

@@ -35,16 +35,22 @@ def logical_id(key: str) -> str:
     return uuid5_text(_NAMESPACE, key)
 
 
+#: Values with nothing inside to rewrite: not visited (most of a resource's nodes).
+_LEAVES = frozenset({str, int, float, bool, type(None)})
+
+
 def _rewrite(node: Any, refs: dict[str, str]) -> None:
     if isinstance(node, dict):
         ref = node.get("reference")
         if isinstance(ref, str) and ref in refs:
             node["reference"] = refs[ref]
         for value in node.values():
-            _rewrite(value, refs)
+            if value.__class__ not in _LEAVES:
+                _rewrite(value, refs)
     elif isinstance(node, list):
         for value in node:
-            _rewrite(value, refs)
+            if value.__class__ not in _LEAVES:
+                _rewrite(value, refs)
 
 
 def _ids_and_refs(entries: list[dict[str, Any]]) -> tuple[list[str], dict[str, str]]:

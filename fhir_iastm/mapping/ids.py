@@ -10,6 +10,7 @@ FHIR-escape the value, then percent-encode system and value separately (docs/dec
 from __future__ import annotations
 
 import hashlib
+import re
 import uuid
 from functools import lru_cache
 from urllib.parse import quote
@@ -70,9 +71,20 @@ def _quoted_system(system: str) -> str:
     return quote(system, safe="")
 
 
+#: Values that neither the FHIR escape nor ``quote(safe="")`` change, but for ``/`` (``%2F``):
+#: ASCII letters, digits, ``_.-~`` and ``/`` (most identifier values).
+_PLAIN_VALUE = re.compile(r"[A-Za-z0-9_.~/-]*")
+
+
+def _quoted_value(value: str) -> str:
+    if _PLAIN_VALUE.fullmatch(value):
+        return value.replace("/", "%2F")
+    return quote(fhir_escape(value), safe="")
+
+
 def identifier_query(system: str, value: str) -> str:
     """``identifier=system|value`` with escaping and percent-encoding (docs/decisions.md#d16)."""
-    return f"identifier={_quoted_system(system)}|{quote(fhir_escape(value), safe='')}"
+    return f"identifier={_quoted_system(system)}|{_quoted_value(value)}"
 
 
 def conditional_url(resource_type: str, system: str, value: str) -> str:

@@ -10,6 +10,7 @@ namespace holding ``p``, ``b``, ``ul`` and ``li`` with escaped text only.
 from __future__ import annotations
 
 import copy
+import re
 from collections.abc import Callable
 from html import escape
 from typing import Any
@@ -126,14 +127,22 @@ def narrative_lines(resource: dict[str, Any]) -> list[tuple[str, str]]:
     """(label, words) pairs of a resource, empty words left out."""
     make = _LINES.get(str(resource.get("resourceType")))
     lines = make(resource) if make else [(str(resource.get("resourceType")), "")]
-    kept = [(label, words.strip()) for label, words in lines if words and words.strip()]
+    kept = [(label, kept) for label, words in lines if words and (kept := words.strip())]
     return kept or [(str(resource.get("resourceType", "Resource")), "no details")]
+
+
+#: The characters ``html.escape`` replaces: text without them is written as it is.
+_HTML_SPECIAL = re.compile("[&<>\"']")
+
+
+def _html(text: str) -> str:
+    return escape(text) if _HTML_SPECIAL.search(text) else text
 
 
 def narrative(resource: dict[str, Any]) -> dict[str, str]:
     """The ``text`` element of a resource: status generated and its XHTML div."""
-    items = "".join(f"<li><b>{escape(label)}</b>: {escape(words)}</li>"
-                    for label, words in narrative_lines(resource))
+    items = "".join([f"<li><b>{_html(label)}</b>: {_html(words)}</li>"
+                     for label, words in narrative_lines(resource)])
     return {"status": "generated", "div": f'<div xmlns="{XHTML}"><ul>{items}</ul></div>'}
 
 

@@ -67,7 +67,7 @@ class _View:
 
     def get(self, path: str, *, whole: bool = True) -> Any:
         """The value at ``path`` or None when absent or (``whole``: anywhere inside it) bad."""
-        if self._blocked(path, descendants=whole):
+        if self.bad and self._blocked(path, descendants=whole):
             return None
         return self.raw(path)
 
@@ -75,7 +75,7 @@ class _View:
         """The value at ``path`` whatever its checks said (for "is it there at all")."""
         value: Any = self.data
         for part in _parts(path):
-            if isinstance(value, Mapping):
+            if value.__class__ is dict or isinstance(value, Mapping):  # a dict: no ABC check
                 value = value.get(part)
             elif isinstance(value, list | tuple) and part.isdigit() and int(part) < len(value):
                 value = value[int(part)]

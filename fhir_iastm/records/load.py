@@ -48,6 +48,8 @@ Error catalogue (code, FHIR IssueType, HTTP, when):
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import hashlib
 import json
 import re
@@ -60,6 +62,7 @@ from marshmallow import ValidationError
 from fhir_iastm.errors import InvalidRecordError, Issue, has_errors
 from fhir_iastm.records import model
 from fhir_iastm.records.cross_field import cross_field_issues
+from fhir_iastm.records.fastload import fast_loader
 from fhir_iastm.records.fields import CATALOGUE, json_type, make_issue
 from fhir_iastm.records.schemas import RECORD_SCHEMA
 
@@ -70,6 +73,8 @@ NON_CONTENT_KEYS = ("last_modified",)
 LEGACY_NON_CONTENT_KEYS = ("last_modified", "billing")
 CONFLICT_CODES = frozenset({"E_DUPLICATE_SESSION", "E_STALE_VERSION", "E_AMBIGUOUS_MATCH"})
 _NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+#: ``RECORD_SCHEMA.load`` for the data it is sure of, else None (``records.fastload``).
+_FAST_LOAD = fast_loader(RECORD_SCHEMA)
 
 
 def _step(path: str, key: object) -> str:
@@ -111,12 +116,13 @@ def check_record(data: object) -> tuple[model.SessionRecord | None, list[Issue]]
     if not isinstance(data, Mapping):
         message = f"the record must be a JSON object, got {json_type(data)}"
         return None, [make_issue("E_TYPE", "", message)]
-    record: model.SessionRecord | None = None
-    try:
-        record = RECORD_SCHEMA.load(data)
-        issues: list[Issue] = []
-    except ValidationError as exc:
-        issues = _field_issues(exc.messages)
+    record: model.SessionRecord | None = _FAST_LOAD(data)
+    issues: list[Issue] = []
+    if record is None:  # marshmallow decides, and names every error
+        try:
+            record = RECORD_SCHEMA.load(data)
+        except ValidationError as exc:
+            issues = _field_issues(exc.messages)
     bad = {issue.expression or "" for issue in issues}
     issues += cross_field_issues(data, bad)
     return (None if has_errors(issues) else record), issues
@@ -158,12 +164,56 @@ def canonical_json(
     ``is_primary: false`` counts as absent (the canonical form of docs/decisions.md#round-trip).
     Key order never matters; array order does (``site_index`` points into ``treatment_sites``).
     """
+    left_out = LEGACY_NON_CONTENT_KEYS if legacy else NON_CONTENT_KEYS
     data = record_or_dict
     if isinstance(data, model.SessionRecord):
+        fast = _record_jcs(data, left_out)
+        if fast is not None:
+            return fast
         data = model.to_dict(data)
-    left_out = LEGACY_NON_CONTENT_KEYS if legacy else NON_CONTENT_KEYS
     content = _content({k: v for k, v in data.items() if k not in left_out})
     return jcs_fast(content) or rfc8785.dumps(content)
+
+
+class _NotPlainError(Exception):
+    """A value ``jcs_fast`` would refuse (the general path then decides)."""
+
+
+@functools.cache
+def _field_names(cls: Any) -> tuple[str, ...]:
+    return tuple(f.name for f in dataclasses.fields(cls))
+
+
+def _record_content(value: Any) -> Any:
+    """``_content(to_dict(value))`` in one walk of a record's dataclass tree; raises
+    :class:`_NotPlainError` on a value ``jcs_fast`` would refuse (see ``_plain``)."""
+    if hasattr(value, "__dataclass_fields__"):
+        out = {}
+        for name in _field_names(value.__class__):
+            item = getattr(value, name)
+            if item is None or item == () or (name == "is_primary" and item is False):
+                continue
+            out[name] = _record_content(item)
+        return out
+    if type(value) is tuple:
+        return [_record_content(item) for item in value]
+    if type(value) is str or type(value) is bool or _plain(value):
+        return value
+    raise _NotPlainError
+
+
+def _record_jcs(record: model.SessionRecord, left_out: tuple[str, ...]) -> bytes | None:
+    """``jcs_fast`` of a record's content without building ``to_dict`` first, or None."""
+    try:
+        content = _record_content(record)
+    except _NotPlainError:
+        return None
+    for key in left_out:
+        content.pop(key, None)
+    try:
+        return _JCS_ENCODER.encode(content).encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate
+        return None
 
 
 #: Python's shortest float form is JCS's (ECMAScript's) in this range of magnitudes.

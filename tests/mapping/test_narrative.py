@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
+from html import escape
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from fhir_iastm.mapping import from_fhir, to_fhir
-from fhir_iastm.mapping.narrative import XHTML, narrative, with_narratives
+from fhir_iastm.mapping.narrative import XHTML, _html, narrative, with_narratives
 from tests.mapping.support import good
 
 ALLOWED = {f"{{{XHTML}}}{name}" for name in ("div", "ul", "li", "b")}
@@ -54,3 +57,9 @@ def test_round_trip_ignores_the_narrative_and_keeps_an_existing_one() -> None:
     theirs = {"resourceType": "Patient", "text": {"status": "additional", "div": "<div/>"}}
     kept = with_narratives({"entry": [{"resource": theirs}]})
     assert kept["entry"][0]["resource"]["text"]["status"] == "additional"
+
+
+@given(st.text())
+def test_text_is_escaped_as_html_escape_escapes_it(text: str) -> None:
+    """``_html`` skips ``html.escape`` only for text it would not change."""
+    assert _html(text) == escape(text)

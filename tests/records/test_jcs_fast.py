@@ -3,18 +3,27 @@ record's hash (docs/decisions.md#d7) does not depend on which of the two wrote i
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 from pathlib import Path
 from typing import Any
 
 import rfc8785
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from fhir_iastm.records import load_record
-from fhir_iastm.records.load import NON_CONTENT_KEYS, _content, canonical_json, jcs_fast
+from fhir_iastm.records.load import (
+    LEGACY_NON_CONTENT_KEYS,
+    NON_CONTENT_KEYS,
+    _content,
+    _record_jcs,
+    canonical_json,
+    jcs_fast,
+)
 from fhir_iastm.records.model import to_dict
+from tests.strategies import valid_records
 
 ROOT = Path(__file__).resolve().parents[2]
 _TEXT = st.text(st.characters(codec=None, categories=None, exclude_categories=()), max_size=12)
@@ -65,3 +74,40 @@ def test_generated_records_take_the_fast_path_and_hash_the_same() -> None:
         assert canonical_json(record) == rfc8785.dumps(content)
     assert fast == 60
     assert json.loads(canonical_json(record))["session_id"] == "BS-JCS-0000059"
+
+
+def _general(record: Any, left_out: tuple[str, ...]) -> bytes | type[Exception]:
+    """``canonical_json`` of a record the general way (``to_dict``, ``_content``, JCS), or the
+    class of the exception it raises."""
+    content = _content({k: v for k, v in to_dict(record).items() if k not in left_out})
+    try:
+        return jcs_fast(content) or rfc8785.dumps(content)
+    except Exception as exc:  # noqa: BLE001 — values JCS refuses (2^53, lone surrogates)
+        return type(exc)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(valid_records(), st.sampled_from([None, 90.0, 12.5, 1e-6, 2**53, "\ud800"]))
+def test_the_one_walk_content_of_a_record_is_the_general_ones(
+    data: dict[str, Any], odd: Any
+) -> None:
+    """``_record_jcs`` (no ``to_dict``) gives the general path's bytes, legacy or not, or None
+    for values the general path hands to the library (integral floats, 2^53, lone surrogates)."""
+    record = load_record(data)
+    if isinstance(odd, str):  # values a record cannot carry, set directly on the dataclass
+        record = dataclasses.replace(
+            record, session=dataclasses.replace(record.session, plan_of_care_id=odd))
+    elif odd is not None:
+        record = dataclasses.replace(
+            record, rom=tuple(dataclasses.replace(r, degrees=odd) for r in record.rom))
+    for left_out in (NON_CONTENT_KEYS, LEGACY_NON_CONTENT_KEYS):
+        general = _general(record, left_out)
+        fast = _record_jcs(record, left_out)
+        if fast is not None:
+            assert fast == general
+        try:
+            found: bytes | type[Exception] = canonical_json(
+                record, legacy=left_out == LEGACY_NON_CONTENT_KEYS)
+        except Exception as exc:  # noqa: BLE001
+            found = type(exc)
+        assert found == general
