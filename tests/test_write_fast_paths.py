@@ -39,6 +39,7 @@ _json_values = st.recursive(
 )
 
 
+@settings(suppress_health_check=[HealthCheck.too_slow])  # slow generation under load is no verdict
 @given(_json_values)
 def test_the_encoders_write_what_json_dumps_writes(value: Any) -> None:
     compact = json.dumps(value, separators=(",", ":"), ensure_ascii=False)
