@@ -18,7 +18,7 @@ from sqlalchemy import Connection, bindparam, insert, select, update
 
 from fhir_iastm.errors import ConflictRecordError
 from fhir_iastm.storage import queries as q
-from fhir_iastm.storage.fhir_types import ResourceSet
+from fhir_iastm.storage.fhir_types import JsonText, ResourceSet
 from fhir_iastm.storage.fhir_write import bound_text, write_many
 from fhir_iastm.storage.schema import audit, outbox, record_versions, records, sync_state
 from fhir_iastm.storage.types import SaveResult
@@ -26,8 +26,9 @@ from fhir_iastm.storage.types import SaveResult
 if TYPE_CHECKING:
     from fhir_iastm.records.model import SessionRecord
 
-#: What a save stores per record: (record, raw body, resources or None, record hash).
-RecordWrite = tuple["SessionRecord", dict[str, Any], ResourceSet | None, str]
+#: What a save stores per record: (record, raw body — or its ``JsonText`` — resources or None,
+#: record hash).
+RecordWrite = tuple["SessionRecord", dict[str, Any] | JsonText, ResourceSet | None, str]
 
 _LOCK_MANY = (
     select(records.c.session_id, records.c.record_version, records.c.record_hash)
