@@ -20,19 +20,23 @@ reads the environment (:class:`~fhir_iastm.config.Settings` does, once, at start
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
-from functools import lru_cache, partial
-from itertools import islice
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 from fhir_iastm.config import Settings
 from fhir_iastm.errors import InvalidRecordError, Issue
 from fhir_iastm.facade import resource_set, stored_resources
+from fhir_iastm.import_service import (  # re-exported: one place for the entry points
+    amended_resources,
+    amended_write,
+    import_records,
+    prepare,
+    prepare_record,
+)
 from fhir_iastm.mapping import to_fhir
-from fhir_iastm.mapping.amend import amended_identifiers
 from fhir_iastm.mapping.settings import MappingSettings
 from fhir_iastm.plan_service import (  # re-exported: one place for the entry points
     DryRun,
@@ -49,7 +53,6 @@ from fhir_iastm.profile_service import (  # re-exported
     upload_profiles,
 )
 from fhir_iastm.profiles import ProfileIndex, load_profiles
-from fhir_iastm.records import check_record, record_hash
 from fhir_iastm.records.model import SessionRecord, from_dict
 from fhir_iastm.storage import (
     DatabaseError,
@@ -61,8 +64,6 @@ from fhir_iastm.storage import (
     database_reason,
     missing_sqlite_file,
 )
-from fhir_iastm.storage.fhir_types import with_text_bodies
-from fhir_iastm.storage.store import RecordWrite
 from fhir_iastm.sync.pull import PullError
 from fhir_iastm.sync_service import (  # re-exported: one place for the entry points
     WORKER_RETRY,
@@ -150,122 +151,12 @@ def save_record(
     Raises ``InvalidRecordError`` naming every error; ``ConflictRecordError`` (from the store)
     for the same version with other content or a lower version.
     """
-    prepared, warnings = _prepare(body, settings)
+    prepared, warnings = prepare(body, settings)
     if isinstance(prepared, InvalidRecordError):
         raise prepared
     record, _body, resources, digest = amended_write(store, prepared, settings)
     result = store.save_record(record, body, actor=actor, resources=resources, digest=digest)
     return Saved(result, warnings)
-
-
-def amended_write(store: Store, write: RecordWrite, settings: MappingSettings) -> RecordWrite:
-    """``write`` with :func:`amended_resources` (the import and the single save)."""
-    record, body, resources, digest = write
-    if resources is None:
-        return write
-    return record, body, amended_resources(store, record, resources, digest, settings), digest
-
-
-def amended_resources(
-    store: Store, record: SessionRecord, resources: ResourceSet, digest: str,
-    settings: MappingSettings,
-) -> ResourceSet:
-    """``resources`` mapped again when a version the store holds below ``record`` had another
-    value for one of its Observations: those are stored ``amended``, as a push sends them
-    (docs/clinical.md#amended). The one rule of the save, the
-    import and the reindex."""
-    if record.record_version == 1:
-        return resources
-    with_hash = replace(settings, record_hash=digest)
-    amended = amended_identifiers(record, stored_versions(store)(record), with_hash)
-    return resource_set(record, with_hash, amended) if amended else resources
-
-
-def _prepare(body: Any, settings: MappingSettings
-             ) -> tuple[RecordWrite | InvalidRecordError, list[Issue]]:
-    """A record body validated, hashed and mapped to its resources (what the store writes), or
-    the error naming every problem; and its warnings. CPU only: no I/O."""
-    record, issues = check_record(body)
-    warnings = [i for i in issues if not i.is_error]
-    if record is None:
-        return InvalidRecordError("invalid session record",
-                                  [i for i in issues if i.is_error]), warnings
-    digest = record_hash(record)
-    return (record, body, resource_set(record, replace(settings, record_hash=digest)),
-            digest), warnings
-
-
-def prepare_record(body: Any, settings: MappingSettings) -> RecordWrite | InvalidRecordError:
-    """What ``Store.save_records`` stores for one record body, or the error refusing it (the
-    import runs this in worker processes)."""
-    return _prepare(body, settings)[0]
-
-
-def import_records(
-    store: Store,
-    bodies: Sequence[Any],
-    settings: MappingSettings,
-    *,
-    actor: str | None,
-    jobs: int = 1,
-    batch: int = 100,
-) -> Iterator[tuple[Any, SaveResult | InvalidRecordError]]:
-    """Store record bodies in order, each exactly as :func:`save_record` would, yielding each
-    with its result or error (``fhir-iastm import``; a ``ConflictRecordError`` is an
-    ``InvalidRecordError``). ``jobs`` > 1: validation and mapping run in that many worker
-    processes while this one writes; ``batch`` records share a transaction, in which each record
-    is still stored whole or not at all (``Store.save_records``)."""
-    if jobs > 1 and len(bodies) > batch:
-        prepare = partial(_prepare_for_writer, settings=settings)
-        with ProcessPoolExecutor(jobs) as pool:
-            yield from _store_batches(store, bodies, pool.map(prepare, bodies, chunksize=25),
-                                      actor, batch, settings)
-    else:
-        prepare = partial(prepare_record, settings=settings)
-        yield from _store_batches(store, bodies, map(prepare, bodies), actor, batch, settings)
-
-
-def _prepare_for_writer(body: Any, settings: MappingSettings) -> RecordWrite | InvalidRecordError:
-    """``prepare_record`` in a worker process: the resource bodies come back serialized as the
-    store writes them, so the writing process neither unpickles nor serializes them."""
-    prepared = prepare_record(body, settings)
-    if isinstance(prepared, InvalidRecordError):
-        return prepared
-    record, raw, resources, digest = prepared
-    return record, raw, resources and with_text_bodies(resources), digest
-
-
-def _store_batches(
-    store: Store, bodies: Sequence[Any], prepared: Iterable[RecordWrite | InvalidRecordError],
-    actor: str | None, batch: int, settings: MappingSettings,
-) -> Iterator[tuple[Any, SaveResult | InvalidRecordError]]:
-    pairs = zip(bodies, prepared, strict=True)
-    while chunk := list(islice(pairs, batch)):
-        for part in _one_version_each(chunk):
-            writes = [amended_write(store, p, settings) for _, p in part
-                      if not isinstance(p, InvalidRecordError)]
-            saved = iter(store.save_records(writes, actor=actor))
-            for body, p in part:
-                yield body, p if isinstance(p, InvalidRecordError) else next(saved)
-
-
-def _one_version_each(
-    chunk: list[tuple[Any, RecordWrite | InvalidRecordError]],
-) -> Iterator[list[tuple[Any, RecordWrite | InvalidRecordError]]]:
-    """The chunk cut before each record whose session already occurs in the current part, so a
-    session's earlier version is stored before its later one is compared with it."""
-    part: list[tuple[Any, RecordWrite | InvalidRecordError]] = []
-    seen: set[str] = set()
-    for body, p in chunk:
-        sid = None if isinstance(p, InvalidRecordError) else p[0].session_id
-        if sid is not None and sid in seen:
-            yield part
-            part, seen = [], set()
-        part.append((body, p))
-        if sid is not None:
-            seen.add(sid)
-    if part:
-        yield part
 
 
 def _rebuilt(

@@ -1,6 +1,7 @@
 """The write path's fast paths write exactly what the plain code wrote: the JSON encoders built
 once (stored bodies, content hashes), uuid5 text without ``uuid.UUID``, the cached date bounds
-and the import's worker results with their bodies already serialized (``JsonText``) — same rows,
+and the import's worker results with their bodies already serialized (``JsonText``: the resources
+and the record body) and the import's pool of workers against the in-process import — same rows,
 byte for byte, on the examples and on generated records."""
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from hypothesis import strategies as st
 from fhir_iastm import service
 from fhir_iastm.facade.dates import date_bounds
 from fhir_iastm.facade.extract import content_hash
+from fhir_iastm.import_service import _prepare_many
 from fhir_iastm.mapping import MappingSettings
 from fhir_iastm.mapping.ids import uuid5_text
 from fhir_iastm.storage import Store
@@ -82,10 +84,10 @@ class _Pair:
 
     def write(self, bodies: list[dict[str, Any]]) -> None:
         plain = [service.prepare_record(b, SETTINGS) for b in bodies]
-        sent = [pickle.loads(pickle.dumps(service._prepare_for_writer(b, SETTINGS)))
-                for b in bodies]
+        sent = pickle.loads(pickle.dumps(_prepare_many(bodies, SETTINGS)))
         assert any(isinstance(r.body, JsonText) for p in sent if isinstance(p, tuple) and p[2]
                    for r in p[2].resources)
+        assert all(isinstance(p[1], JsonText) for p in sent if isinstance(p, tuple))
         results = [store.save_records([p for p in prepared if isinstance(p, tuple)],
                                       actor="t")
                    for store, prepared in zip(self.stores, (plain, sent), strict=True)]
@@ -131,3 +133,41 @@ def test_worker_results_store_the_rows_of_the_plain_path_on_generated_records(
         finally:
             made.close()
     assert plain == worker
+
+
+def test_the_pool_of_workers_stores_the_rows_of_the_in_process_import(tmp_path: Path) -> None:
+    """``import_records`` with ``jobs=2`` (one pool for the run, bodies streamed in chunks,
+    the first prepared before the fork) against ``jobs=1``: same results, same rows — with
+    second versions (amended Observations, their earlier version read from the store), an
+    identical repeat and invalid records in the input."""
+    clock = FakeClock()
+    paths = [tmp_path / "one.db", tmp_path / "pool.db"]
+    stores = [Store(f"sqlite:///{p}", clock=clock) for p in paths]
+    examples = [json.loads(p.read_text()) for p in EXAMPLES]
+    bodies: list[Any] = []
+    for k in range(40):
+        for example in examples:
+            body = json.loads(json.dumps(example))
+            body["session_id"] = f"{body['session_id']}-{k}"
+            bodies.append(body)
+    seconds = []
+    for body in bodies[::3]:
+        second = json.loads(json.dumps(body)) | {"record_version": body["record_version"] + 1}
+        if "pain" in second and isinstance(second["pain"].get("post"), int):
+            second["pain"]["post"] = (second["pain"]["post"] + 1) % 10
+        seconds.append(second)
+    stream = bodies + [{"session_id": "broken"}] + seconds + bodies[:5]
+    answers = []
+    for store, jobs in zip(stores, (1, 2), strict=True):
+        store.migrate()
+        answers.append([repr(r) for _, r in service.import_records(
+            store, iter(stream), SETTINGS, actor="t", jobs=jobs, batch=20)])
+        store.close()
+    assert answers[0] == answers[1]
+    assert sum("new-version" in a for a in answers[0]) == len(seconds)
+    dumps = []
+    for path in paths:
+        with sqlite3.connect(path) as db:
+            dumps.append(list(db.iterdump()))
+    assert any("amended" in line for line in dumps[0])
+    assert dumps[0] == dumps[1]

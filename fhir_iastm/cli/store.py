@@ -12,8 +12,8 @@ import hashlib
 import json
 import os
 import sys
+from collections import deque
 from collections.abc import Iterator
-from itertools import islice
 from typing import IO, Any
 
 import click
@@ -106,7 +106,7 @@ def import_command(files: tuple[IO[bytes], ...], database_url: str | None, jobs:
     One JSON line per record on stdout as it is stored (created / new-version / unchanged, or
     the error's OperationOutcome; with its "input": file, line, item), then a summary with the
     rate on stderr; exit 1 if any record was rejected, 4 if the database failed. Records are read
-    as they arrive, a bounded number at a time (``--batch`` x ``--jobs`` x 4).
+    as they are needed, a bounded number ahead of the one being stored.
     """
     from fhir_iastm.service import mapping_settings
 
@@ -114,46 +114,56 @@ def import_command(files: tuple[IO[bytes], ...], database_url: str | None, jobs:
     store = _store(settings)
     mapping = mapping_settings(settings)
     run = Run("import", files)
-    workers = jobs or os.cpu_count() or 1
-    items = run.items()
-    while chunk := list(islice(items, batch * workers * 4)):
-        for line in _import_chunk(store, chunk, mapping, settings.canonical_base, workers, batch):
-            run.count(line["status"])
-            emit_result(line, False)
+    for line in _import_lines(store, run.items(), mapping, settings.canonical_base,
+                              jobs or os.cpu_count() or 1, batch):
+        run.count(line["status"])
+        emit_result(line, False)
     store.close()
     run.summary(rate=True)
     if run.counts["rejected"]:
         sys.exit(EXIT_INVALID)
 
 
-def _import_chunk(store: Any, chunk: list[Any], mapping: Any, base: str, jobs: int,
+def _import_lines(store: Any, items: Iterator[Any], mapping: Any, base: str, jobs: int,
                   batch: int) -> Iterator[dict[str, Any]]:
-    """The result lines of one chunk of input items, in input order (unreadable ones rejected
-    without reaching the store)."""
-    from fhir_iastm.errors import operation_outcome
+    """The result line of each input item, in input order (unreadable ones rejected without
+    reaching the store); the readable ones go through one ``import_records`` run."""
     from fhir_iastm.service import import_records
+
+    read: deque[Any] = deque()  # items read and not yet answered, in order
+
+    def readable() -> Iterator[Any]:
+        for item in items:
+            read.append(item)
+            if item.issue is None:
+                yield item.value
+
+    for _body, result in import_records(store, readable(), mapping, actor="cli", jobs=jobs,
+                                        batch=batch):
+        while read[0].issue is not None:
+            yield _import_line(read.popleft(), None, base)
+        yield _import_line(read.popleft(), result, base)
+    while read:
+        yield _import_line(read.popleft(), None, base)
+
+
+def _import_line(item: Any, result: Any, base: str) -> dict[str, Any]:
+    """One input item's result line: its save result, or why it was rejected."""
+    from fhir_iastm.errors import operation_outcome
     from fhir_iastm.storage import SaveResult
 
-    readable = [item.value for item in chunk if item.issue is None]
-    results = import_records(store, readable, mapping, actor="cli", jobs=jobs, batch=batch)
-    for item in chunk:
-        line: dict[str, Any] = {"session_id": item.value.get("session_id")
-                                if isinstance(item.value, dict) else None,
-                                "input": item.source.to_json()}
-        if item.issue is not None:
-            issues = [item.issue]
-        else:
-            _body, result = next(results)
-            if isinstance(result, SaveResult):
-                line.update(status=result.status, record_version=result.record_version)
-                yield line
-                continue
-            issues = list(result.issues)
-        where = label(item.source, item.value)
-        tagged = [dataclasses.replace(i, diagnostics=f"{where}: {i.diagnostics or ''}")
-                  for i in issues]
-        line.update(status="rejected", operationOutcome=operation_outcome(tagged, base=base))
-        yield line
+    line: dict[str, Any] = {"session_id": item.value.get("session_id")
+                            if isinstance(item.value, dict) else None,
+                            "input": item.source.to_json()}
+    if isinstance(result, SaveResult):
+        line.update(status=result.status, record_version=result.record_version)
+        return line
+    issues = [item.issue] if item.issue is not None else list(result.issues)
+    where = label(item.source, item.value)
+    tagged = [dataclasses.replace(i, diagnostics=f"{where}: {i.diagnostics or ''}")
+              for i in issues]
+    line.update(status="rejected", operationOutcome=operation_outcome(tagged, base=base))
+    return line
 
 
 @click.command("serve")

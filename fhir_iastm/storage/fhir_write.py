@@ -32,6 +32,7 @@ from typing import Any
 
 from sqlalchemy import Connection, and_, bindparam, delete, insert, or_, select, update
 
+from fhir_iastm.storage import driver
 from fhir_iastm.storage.fhir_types import ResourceSet, ResourceWrite
 from fhir_iastm.storage.schema import (
     INDEX_TABLES,
@@ -48,6 +49,7 @@ HV = fhir_resource_version
 # One multi-row INSERT … RETURNING; rows are matched back by (type, id), not by position.
 _INSERT = insert(R).returning(R.c.pk, R.c.res_type, R.c.res_id)
 _UPDATE = update(R).where(R.c.pk == bindparam("b_pk"))
+_INSERT_HISTORY = insert(HV)
 _CURRENT = (
     select(R.c.pk, R.c.res_type, R.c.res_id, R.c.version, R.c.gone, R.c.shared,
            R.c.content_hash, R.c.source_key, R.c.session_id, R.c.last_updated)
@@ -226,8 +228,7 @@ def _update_rows(conn: Connection, states: list[_State]) -> None:
         else:
             with_body.append({**row, "body": s.item.body})
     for rows in (plain, with_body):
-        if rows:
-            conn.execute(_UPDATE, rows)
+        driver.run(conn, _UPDATE, rows)
 
 
 def _insert_rows(conn: Connection, states: list[_State]) -> None:
@@ -257,8 +258,7 @@ def _insert_history(conn: Connection, versions: list[_Version], *,
             "gone": v.gone, "body": v.item.body} for v in versions
            if not stored_body and v.item is not v.state.item and v.item is not None]
     _insert_plain(conn, HV, _HISTORY_COLUMNS, shared)
-    if own:
-        conn.execute(insert(HV), own)
+    driver.run(conn, _INSERT_HISTORY, own)
 
 
 def _keep_history_bodies(conn: Connection, pks: list[int]) -> None:

@@ -113,6 +113,24 @@ def select_records(
     return [_stored(row) for row in conn.execute(stmt)]
 
 
+_EARLIER = (
+    select(record_versions.c.session_id, record_versions.c.record_version,
+           record_versions.c.body)
+    .where(record_versions.c.session_id.in_(bindparam("sids", expanding=True)))
+    .order_by(record_versions.c.session_id, record_versions.c.record_version)
+)
+
+
+def select_earlier(conn: Connection, wanted: dict[str, int]) -> dict[str, list[dict[str, Any]]]:
+    """Per session of ``wanted``, the bodies of its stored versions below the version given,
+    ascending; sessions without one are left out."""
+    out: dict[str, list[dict[str, Any]]] = {}
+    for row in conn.execute(_EARLIER, {"sids": list(wanted)}):
+        if row.record_version < wanted[row.session_id]:
+            out.setdefault(row.session_id, []).append(row.body)
+    return out
+
+
 def select_unindexed(conn: Connection, after: str, limit: int, *, everything: bool
                      ) -> list[StoredRecord]:
     """Current records after ``after`` (session_id order) not indexed at their version."""

@@ -4,8 +4,9 @@
 (``fhir-iastm import``) stores many. Each record is decided in order exactly as if it were
 alone (docs/decisions.md#d15: created, new version, unchanged, or refused by a 409 before it
 writes anything), against the stored rows read once for the batch and the batch's own earlier
-records; then every table gets one ``executemany`` (the outbox one multi-row INSERT whose ids come
-back in parameter order) and the FHIR resources one ``write_many``.
+records; then every table gets one ``executemany`` through the driver (``storage.driver``; the
+outbox one multi-row INSERT whose ids come back in parameter order, or one INSERT … RETURNING for
+a single record) and the FHIR resources one ``write_many``.
 """
 
 from __future__ import annotations
@@ -17,8 +18,9 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Connection, bindparam, insert, select, update
 
 from fhir_iastm.errors import ConflictRecordError
+from fhir_iastm.storage import driver
 from fhir_iastm.storage import queries as q
-from fhir_iastm.storage.fhir_types import ResourceSet
+from fhir_iastm.storage.fhir_types import JsonText, ResourceSet
 from fhir_iastm.storage.fhir_write import bound_text, write_many
 from fhir_iastm.storage.schema import audit, outbox, record_versions, records, sync_state
 from fhir_iastm.storage.types import SaveResult
@@ -26,8 +28,9 @@ from fhir_iastm.storage.types import SaveResult
 if TYPE_CHECKING:
     from fhir_iastm.records.model import SessionRecord
 
-#: What a save stores per record: (record, raw body, resources or None, record hash).
-RecordWrite = tuple["SessionRecord", dict[str, Any], ResourceSet | None, str]
+#: What a save stores per record: (record, raw body — or its ``JsonText`` — resources or None,
+#: record hash).
+RecordWrite = tuple["SessionRecord", dict[str, Any] | JsonText, ResourceSet | None, str]
 
 _LOCK_MANY = (
     select(records.c.session_id, records.c.record_version, records.c.record_hash)
@@ -76,10 +79,11 @@ def save_batch(
                                      "session_id": result.session_id, "outcome": result.status})
     for statement in (_INSERT_RECORD, _UPDATE_RECORD, _INSERT_VERSION, _INSERT_SYNC,
                       _UPDATE_SYNC, _INSERT_AUDIT):
-        if statement in rows.by_statement:
-            conn.execute(statement, rows.by_statement[statement])
+        driver.run(conn, statement, rows.by_statement.get(statement, ()))
     if rows.saved:
-        ids = conn.execute(_INSERT_ENTRY, rows.by_statement[_INSERT_ENTRY]).scalars().all()
+        entries = rows.by_statement[_INSERT_ENTRY]
+        ids = ([driver.run_one(conn, _INSERT_ENTRY, entries[0])] if len(entries) == 1
+               else conn.execute(_INSERT_ENTRY, entries).scalars().all())
         for (slot, saved), entry in zip(rows.saved, ids, strict=True):
             out[slot] = SaveResult(saved.status, saved.session_id, saved.record_version,
                                    saved.record_hash, int(entry))

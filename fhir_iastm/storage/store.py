@@ -21,7 +21,13 @@ from fhir_iastm.storage import fhir_search as fs
 from fhir_iastm.storage import outbox as ob
 from fhir_iastm.storage import queries as q
 from fhir_iastm.storage.engine import READ_ONLY, make_engine, migrate
-from fhir_iastm.storage.fhir_types import ResourceSet, SearchQuery, SearchResult, StoredResource
+from fhir_iastm.storage.fhir_types import (
+    JsonText,
+    ResourceSet,
+    SearchQuery,
+    SearchResult,
+    StoredResource,
+)
 from fhir_iastm.storage.fhir_write import bound_text, write_many
 from fhir_iastm.storage.saving import RecordWrite, save_batch
 from fhir_iastm.storage.schema import audit, record_versions
@@ -101,7 +107,7 @@ class Store:
     def save_record(
         self,
         record: SessionRecord,
-        raw: dict[str, Any],
+        raw: dict[str, Any] | JsonText,
         *,
         actor: str | None,
         resources: ResourceSet | None = None,
@@ -166,6 +172,12 @@ class Store:
                 .order_by(record_versions.c.record_version)
             ).scalars()
             return list(rows)
+
+    def earlier_versions(self, wanted: dict[str, int]) -> dict[str, list[dict[str, Any]]]:
+        """The bodies of the stored versions of each session below the version ``wanted`` gives
+        it, ascending (one query for many sessions; a session without any is left out)."""
+        with self.read() as conn:
+            return q.select_earlier(conn, wanted)
 
     def list_records(
         self,

@@ -1,0 +1,86 @@
+"""``storage.driver`` writes exactly what ``conn.execute`` writes, on SQLite and PostgreSQL: the
+same rows for the statements of the save (UTC datetimes, JSON bodies given as dicts or as
+``JsonText``, NULLs), the UPDATEs by key, and the id an INSERT … RETURNING gives back."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
+
+from sqlalchemy import select
+
+from fhir_iastm.storage import Store, driver
+from fhir_iastm.storage.fhir_types import JsonText, compact_json
+from fhir_iastm.storage.saving import (
+    _INSERT_AUDIT,
+    _INSERT_ENTRY,
+    _INSERT_RECORD,
+    _INSERT_SYNC,
+    _INSERT_VERSION,
+    _UPDATE_RECORD,
+    _UPDATE_SYNC,
+)
+from fhir_iastm.storage.schema import audit, outbox, record_versions, records, sync_state
+
+WHEN = datetime(2026, 3, 4, 9, 30, 15, 123456, tzinfo=timezone(timedelta(hours=2)))
+BODY = {"session_id": "x", "notes": "Élan — naïve ✓", "n": [1, 2.5, None, True]}
+
+
+def _rows(sid: str, body: Any) -> list[tuple[Any, list[dict[str, Any]]]]:
+    record = {"session_id": sid, "record_version": 1, "record_hash": "h" * 64,
+              "status": "completed", "clinic_id": "C1", "patient_mrn": "M1",
+              "therapist_npi": "1234567893", "session_start": WHEN, "updated_at": WHEN,
+              "created_at": WHEN, "indexed_version": None}
+    return [
+        (_INSERT_RECORD, [record]),
+        (_INSERT_VERSION, [{"session_id": sid, "record_version": 1, "record_hash": "h" * 64,
+                            "body": body, "received_at": WHEN, "actor": None}]),
+        (_INSERT_SYNC, [{"session_id": sid, "state": "queued", "attempts": 0,
+                         "updated_at": WHEN}]),
+        (_INSERT_AUDIT, [{"ts": WHEN, "actor": "cli", "action": "save", "session_id": sid,
+                          "outcome": "created"}]),
+        (_UPDATE_RECORD, [{"b_sid": sid, "record_version": 2, "record_hash": "g" * 64,
+                           "status": "cancelled", "clinic_id": "C2", "patient_mrn": "M2",
+                           "therapist_npi": "1234567893", "session_start": WHEN.astimezone(UTC),
+                           "updated_at": WHEN + timedelta(seconds=1), "indexed_version": 2}]),
+        (_UPDATE_SYNC, [{"b_sid": sid, "state": "queued", "attempts": 0, "next_retry_at": None,
+                         "updated_at": WHEN + timedelta(seconds=2)}]),
+    ]
+
+
+def _stored(store: Store, sid: str) -> list[Any]:
+    out = []
+    with store.read() as conn:
+        for table in (records, record_versions, sync_state, audit, outbox):
+            for row in conn.execute(select(table).where(table.c.session_id == sid)):
+                out.append({k: v for k, v in row._mapping.items()
+                            if k not in ("session_id", "id")})
+    return out
+
+
+def test_the_driver_writes_the_rows_sqlalchemy_writes(store: Store) -> None:
+    with store.write() as conn:
+        for statement, rows in _rows("DRV-A", BODY):
+            conn.execute(statement, rows)
+        for statement, rows in _rows("DRV-B", BODY):
+            driver.run(conn, statement, rows)
+        for statement, rows in _rows("DRV-C", JsonText(compact_json(BODY))):
+            driver.run(conn, statement, rows)
+    expected = _stored(store, "DRV-A")
+    assert expected[1]["body"] == BODY
+    assert expected[0]["updated_at"] == WHEN + timedelta(seconds=1)
+    assert _stored(store, "DRV-B") == expected
+    assert _stored(store, "DRV-C") == expected
+
+
+def test_insert_returning_gives_the_new_id(store: Store) -> None:
+    entry = {"record_version": 1, "attempts": 0, "created_at": WHEN, "next_attempt_at": WHEN}
+    with store.write() as conn:
+        for statement, rows in _rows("DRV-D", BODY)[:1]:
+            driver.run(conn, statement, rows)
+        first = conn.execute(_INSERT_ENTRY, [{"session_id": "DRV-D", **entry}]).scalar_one()
+        second = driver.run_one(conn, _INSERT_ENTRY, {"session_id": "DRV-D", **entry})
+        ids = conn.execute(select(outbox.c.id).where(outbox.c.session_id == "DRV-D")
+                           .order_by(outbox.c.id)).scalars().all()
+    assert ids == [first, second]
+    assert second > first
