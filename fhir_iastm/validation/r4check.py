@@ -20,6 +20,7 @@ from functools import partial
 from typing import Any
 
 from fhir_iastm.validation import r4defs as defs
+from fhir_iastm.validation import r4rules
 from fhir_iastm.validation.context import ValidationContext
 from fhir_iastm.validation.r4defs import Element, Shape
 from fhir_iastm.validation.r4inv import run_core
@@ -82,7 +83,7 @@ _PLAIN: dict[str, Callable[[str], object]] = {
     code: len if pattern is None else (partial(_dated_ok, pattern) if dated else pattern.fullmatch)
     for code, (kind, pattern, dated) in _PRIMITIVE_RULES.items()
     if kind == defs.STRING
-}
+} | r4rules.QUICK
 #: Elements walked by another stage (Bundle entries are validated one by one, with a resolver).
 _ELSEWHERE = frozenset({"Bundle.entry.resource"})
 
@@ -304,6 +305,8 @@ class Walker:
                 or (dated and not _real_day(value))
             ):
                 self.primitive(value, code, path)  # the full check, reporting what is wrong
+            elif (uri_check := r4rules.URI_CHECKS.get(code)) is not None:
+                uri_check(value, path, self.error)
             if element.valueset is not None and isinstance(value, str):
                 self.code_binding(value, element, path)
             if element.constraints:  # Narrative.div's txt-1, txt-2
@@ -344,6 +347,8 @@ class Walker:
             run_core(constraints, value, path, type_name or shape.path, self.ctx)
         if type_name is not None and shape.constraints:
             run_core(shape.constraints, value, path, type_name, self.ctx)
+        if (coded := r4rules.CODED.get(shape.path)) is not None:  # docs/validation.md#core-codes
+            coded(value, path, self.ctx)
 
     def primitive(self, value: Any, code: str, path: str) -> None:
         """JSON type, range and the spec's regex of a primitive value."""
