@@ -84,6 +84,8 @@ _PLAIN: dict[str, Callable[[str], object]] = {
     for code, (kind, pattern, dated) in _PRIMITIVE_RULES.items()
     if kind == defs.STRING
 } | r4rules.QUICK
+#: r4rules' checks by complex / primitive type (docs/validation.md#core-codes, #uris)
+_CODED, _URI_CHECKS = r4rules.CODED, r4rules.URI_CHECKS
 #: Elements walked by another stage (Bundle entries are validated one by one, with a resolver).
 _ELSEWHERE = frozenset({"Bundle.entry.resource"})
 
@@ -305,7 +307,7 @@ class Walker:
                 or (dated and not _real_day(value))
             ):
                 self.primitive(value, code, path)  # the full check, reporting what is wrong
-            elif (uri_check := r4rules.URI_CHECKS.get(code)) is not None:
+            elif (uri_check := _URI_CHECKS.get(code)) is not None:
                 uri_check(value, path, self.error)
             if element.valueset is not None and isinstance(value, str):
                 self.code_binding(value, element, path)
@@ -347,7 +349,7 @@ class Walker:
             run_core(constraints, value, path, type_name or shape.path, self.ctx)
         if type_name is not None and shape.constraints:
             run_core(shape.constraints, value, path, type_name, self.ctx)
-        if (coded := r4rules.CODED.get(shape.path)) is not None:  # docs/validation.md#core-codes
+        if (coded := _CODED.get(shape.path)) is not None:  # docs/validation.md#core-codes
             coded(value, path, self.ctx)
 
     def primitive(self, value: Any, code: str, path: str) -> None:

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from functools import cache
 from typing import Any
 
 from fhir_iastm.validation import r4defs as defs
@@ -25,25 +24,27 @@ from fhir_iastm.validation.context import ValidationContext
 
 Error = Callable[[str, str, str, str], None]
 
-_UUID = re.compile(str(defs.table()["primitives"]["uuid"]), re.ASCII)
+_UUID_TEXT = str(defs.table()["primitives"]["uuid"])  # urn:uuid:[0-9a-f]{8}-…
+_UUID = re.compile(_UUID_TEXT, re.ASCII)
 #: RFC 3986 ``scheme ":" something`` (an absolute URI), or a ``#fragment``
 _ABSOLUTE_OR_FRAGMENT = r"(?:#\S*|[A-Za-z][A-Za-z0-9+.-]*:\S+)"
 _CANONICAL = re.compile(_ABSOLUTE_OR_FRAGMENT, re.ASCII)
-_NOT_UUID = r"(?!urn:uuid:)"
-_ANY_URI = re.compile(_NOT_UUID + r"\S*", re.ASCII).fullmatch
+#: a well-formed urn:uuid, or anything else that does not start with urn:uuid:
+_URI_OK = f"(?:{_UUID_TEXT}|(?!urn:uuid:)\\S*)"
+_ANY_URI = re.compile(_URI_OK, re.ASCII).fullmatch
 
 #: the walk's quick pass per type: truthy when the value breaks no rule of this module nor the
 #: spec's regex (``\S*`` for these three; ``uuid`` keeps its own regex)
 QUICK: dict[str, Callable[[str], object]] = {
     "uri": _ANY_URI,
     "url": _ANY_URI,
-    "canonical": re.compile(_NOT_UUID + _ABSOLUTE_OR_FRAGMENT, re.ASCII).fullmatch,
+    "canonical": re.compile(
+        f"(?:{_UUID_TEXT}(?:\\|\\S*)?|(?!urn:uuid:){_ABSOLUTE_OR_FRAGMENT})", re.ASCII
+    ).fullmatch,
 }
 
 
-@cache
-def code_sets() -> dict[str, tuple[bool, frozenset[str]]]:
-    """system URL -> (case-sensitive, codes; lower case when not) of the complete core systems."""
+def _load_code_sets() -> dict[str, tuple[bool, frozenset[str]]]:
     out = {}
     for url, (sensitive, codes) in defs.table()["codesystems"].items():
         exact = sensitive is True
@@ -51,10 +52,19 @@ def code_sets() -> dict[str, tuple[bool, frozenset[str]]]:
     return out
 
 
+#: system URL -> (case-sensitive, codes; lower case when not) of the complete core systems
+_CODE_SETS = _load_code_sets()
+
+
+def code_sets() -> dict[str, tuple[bool, frozenset[str]]]:
+    """system URL -> (case-sensitive, codes; lower case when not) of the complete core systems."""
+    return _CODE_SETS
+
+
 def known_code(system: str, code: str) -> bool | None:
     """True/False: ``code`` is / is not in the complete core CodeSystem ``system``; None: not
     such a system."""
-    found = code_sets().get(system)
+    found = _CODE_SETS.get(system)
     if found is None:
         return None
     exact, codes = found
@@ -75,8 +85,11 @@ def report_unknown(ctx: ValidationContext, path: str, system: str, code: object)
 def check_coded(value: dict[str, Any], path: str, ctx: ValidationContext) -> None:
     """A Coding or Quantity: its code must be one of its system's, when that system is a
     complete core CodeSystem."""
-    system, code = value.get("system"), value.get("code")
-    if isinstance(system, str) and isinstance(code, str) and known_code(system, code) is False:
+    system = value.get("system")
+    if not isinstance(system, str) or system not in _CODE_SETS:
+        return  # most systems (SNOMED CT, LOINC, UCUM, …): one dict lookup
+    code = value.get("code")
+    if isinstance(code, str) and not known_code(system, code):
         report_unknown(ctx, f"{path}.code", system, code)
 
 
