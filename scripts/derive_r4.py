@@ -15,7 +15,11 @@ and CodeSystems). The table keeps what structural validation needs (docs/r4-defi
   R4 uses for several rules gets ``key#1``, ``key#2`` for the others);
 * ``valuesets``: every ValueSet behind a *required* binding, expanded to ``[system, code]``
   pairs when its content is in the package (``null`` when it is not: an external code system
-  such as BCP-13 MIME types, or a filter this script does not evaluate).
+  such as BCP-13 MIME types, or a filter this script does not evaluate);
+* ``codesystems``: every CodeSystem of ``valuesets.xml``, ``v3-codesystems.xml`` and
+  ``v2-tables.xml`` with ``content = complete``, as ``url -> [caseSensitive, [code, ...]]``
+  (its codes, nested concepts included, sorted; ``caseSensitive`` true, false or null when the
+  CodeSystem does not say) — only what the code check needs (docs/validation.md#core-codes).
 
     .venv/bin/python scripts/derive_r4.py [path/to/hapi-fhir-validation-resources-r4-X.jar]
 
@@ -43,7 +47,10 @@ ENTRIES = (
     "profile/profiles-resources.xml",
     "valueset/valuesets.xml",
     "valueset/v3-codesystems.xml",
+    "valueset/v2-tables.xml",
 )
+#: the entries whose ValueSets expand required bindings (v2-tables.xml only adds code systems)
+VALUESET_ENTRIES = ENTRIES[2:4]
 NS = "{http://hl7.org/fhir}"
 FHIR_TYPE = "http://hl7.org/fhir/StructureDefinition/structuredefinition-fhir-type"
 REGEX = "http://hl7.org/fhir/StructureDefinition/regex"
@@ -208,13 +215,29 @@ def derive(jar: Path) -> dict[str, Any]:
     required = _structures([roots[ENTRIES[0]], roots[ENTRIES[1]]], out)
     valuesets: dict[str, ET.Element] = {}
     systems: dict[str, ET.Element] = {}
-    for name in ENTRIES[2:]:
+    for name in VALUESET_ENTRIES:
         for vs in _resources(roots[name], "ValueSet"):
             valuesets[str(_v(vs, "url"))] = vs
         for cs in _resources(roots[name], "CodeSystem"):
             systems[str(_v(cs, "url"))] = cs
     for url in sorted(required):
         out["valuesets"][url] = _expand(url, valuesets, systems, set())
+    out["codesystems"] = _complete_systems([roots[name] for name in ENTRIES[2:]])
+    return out
+
+
+def _complete_systems(roots: list[ET.Element]) -> dict[str, list[Any]]:
+    """url -> [caseSensitive (None: not stated), sorted codes] of every complete CodeSystem."""
+    out: dict[str, list[Any]] = {}
+    for root in roots:
+        for cs in _resources(root, "CodeSystem"):
+            if _v(cs, "content") != "complete":
+                continue
+            codes: list[list[str]] = []
+            _concepts(cs, "", codes)
+            sensitive = _v(cs, "caseSensitive")
+            flag = None if sensitive is None else sensitive == "true"
+            out[str(_v(cs, "url"))] = [flag, sorted({code for _s, code in codes})]
     return out
 
 
@@ -231,7 +254,8 @@ def main() -> None:
     expanded = sum(v is not None for v in table["valuesets"].values())
     print(
         f"{OUT}: {len(table['types'])} types, {len(table['constraints'])} constraints, "
-        f"{expanded}/{len(table['valuesets'])} required ValueSets expanded"
+        f"{expanded}/{len(table['valuesets'])} required ValueSets expanded, "
+        f"{len(table['codesystems'])} complete CodeSystems"
     )
 
 

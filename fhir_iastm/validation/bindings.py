@@ -14,6 +14,7 @@ from typing import Any
 
 from fhir_iastm.profiles import ElementNode, Expansion
 from fhir_iastm.validation.context import ValidationContext
+from fhir_iastm.validation.r4rules import report_unknown
 
 _HL7 = "http://hl7.org/fhir/"
 _THO = "http://terminology.hl7.org/CodeSystem/"
@@ -160,13 +161,7 @@ def check_local_codes(codings: list[tuple[str, dict[str, Any]]], ctx: Validation
         code = coding.get("code")
         if known is None or (isinstance(code, str) and code in known):
             continue
-        ctx.add(
-            "error",
-            "code-invalid",
-            path,
-            f"unknown code {coding.get('code')!r} in CodeSystem {system}",
-            f"codesystem:{system}",
-        )
+        report_unknown(ctx, path, str(system), code)
 
 
 __all__ = ["BUILTIN_VALUE_SETS", "check_binding", "check_local_codes"]

@@ -18,6 +18,7 @@ from functools import cache
 from typing import Any
 
 from fhir_iastm.validation import r4defs as defs
+from fhir_iastm.validation import r4rules
 from fhir_iastm.validation.context import ValidationContext
 from fhir_iastm.validation.r4defs import Element, Shape
 from fhir_iastm.validation.r4inv import run_core
@@ -43,9 +44,9 @@ def _key(element: Element, key: str) -> _Key:
 
 
 def _plain_of(element: Element, code: str) -> Check | None:
-    """The quick check of a string primitive with no binding nor invariant (``_PLAIN``): when
+    """The quick check of a string primitive with no binding nor invariant (``_QUICK``): when
     it holds, ``Walker.value`` has nothing to say and no path needs to be built."""
-    return _PLAIN.get(code) if element.valueset is None and not element.constraints else None
+    return _QUICK.get(code) if element.valueset is None and not element.constraints else None
 
 
 def _inner_of(element: Element, code: str) -> Shape | None:
@@ -84,6 +85,10 @@ def _choice_key(element: Element, key: str) -> _Key:
 #: True: a type's invariant that the value has just met as its element's is not run again
 #: (``_others``); False runs both (tests/validation/test_validation_fastpaths.py compares)
 SKIP_MET = True
+#: the quick checks of ``_plain_of``: the primitive rules, r4rules' (urn:uuid case, canonical form) where it has one
+_QUICK: dict[str, Callable[[str], object]] = _PLAIN | r4rules.QUICK
+#: r4rules' checks by complex / primitive type (docs/validation.md#core-codes, #uris)
+_CODED, _URI_CHECKS = r4rules.CODED, r4rules.URI_CHECKS
 #: Elements walked by another stage (Bundle entries are validated one by one, with a resolver).
 _ELSEWHERE = frozenset({"Bundle.entry.resource"})
 
@@ -309,6 +314,8 @@ class Walker:
                 or (dated and not real_day(value))
             ):
                 self.primitive(value, code, path)  # the full check, reporting what is wrong
+            elif (uri_check := _URI_CHECKS.get(code)) is not None:
+                uri_check(value, path, self.error)
             if element.valueset is not None and isinstance(value, str):
                 self.code_binding(value, element, path)
             if element.constraints:  # Narrative.div's txt-1, txt-2
@@ -351,6 +358,8 @@ class Walker:
                 refs = _others(refs, constraints)
         if refs:
             run_core(refs, value, path, shape.path, self.ctx)
+        if (coded := _CODED.get(shape.path)) is not None:  # docs/validation.md#core-codes
+            coded(value, path, self.ctx)
 
     def primitive(self, value: Any, code: str, path: str) -> None:
         """JSON type, range and the spec's regex of a primitive value."""

@@ -157,6 +157,34 @@ STRUCTURAL: dict[str, Any] = {
     "number-for-code": lambda r: r.update(language=5),
     "bad-status": lambda r: r.update(status="bogus") if "status" in r else r.update(gender="x"),
 }
+_UUID = "68d043b5-9ecf-4a2a-b8f4-7c0c1a2b3d4e"
+_REASON = "http://terminology.hl7.org/CodeSystem/v3-ActReason"
+_FORM = "http://terminology.hl7.org/CodeSystem/v3-orderableDrugForm"
+
+
+def _tag(system: str, code: str) -> Any:
+    return lambda r: r.update(meta={"tag": [{"system": system, "code": code}]})
+
+
+def _ext(**value: Any) -> Any:
+    return lambda r: r.update(extension=[{"url": "http://example.org/x", **value}])
+
+
+#: The rules of docs/validation.md#core-codes and #uris, broken and kept, on one mapped resource
+#: of every type: both validators must give the same verdict (HAPI: "Unknown code", "UUIDs must
+#: be valid and lowercase", "Canonical URLs must be absolute URLs ...").
+RULES: dict[str, Any] = {
+    "core-code-unknown": _tag(_REASON, "bogus"),
+    "core-code-known": _tag(_REASON, "HTEST"),
+    "core-code-wrong-case": _tag(_REASON, "htest"),
+    "v2-code-any-case": _tag("http://terminology.hl7.org/CodeSystem/v2-0203", "mr"),
+    "quantity-core-code-unknown": _ext(valueQuantity={"value": 1, "system": _FORM, "code": "Vial"}),
+    "quantity-core-code-known": _ext(valueQuantity={"value": 1, "system": _FORM, "code": "TAB"}),
+    "urn-uuid-upper-case": lambda r: r.update(implicitRules="urn:uuid:" + _UUID.upper()),
+    "urn-uuid-lower-case": lambda r: r.update(implicitRules="urn:uuid:" + _UUID),
+    "canonical-relative": _ext(valueCanonical="PlanDefinition/x"),
+    "canonical-absolute": _ext(valueCanonical="http://example.org/PlanDefinition/x|1"),
+}
 #: HAPI cannot expand this intensional SNOMED ValueSet and reports an error where
 #: docs/decisions.md#d2 asks for a warning (the same cases as tests/data/oracle_exceptions.json).
 UNEXPANDABLE = "mcode-body-location-qualifier-vs"
@@ -169,14 +197,14 @@ def _unexpandable_only(errors: list[str]) -> bool:
 
 
 def base_cases() -> list[tuple[str, dict[str, Any]]]:
-    """The corpus without meta (base R4 only), plus the structural defects."""
+    """The corpus without meta (base R4 only), plus the structural defects and ``RULES``."""
     out, seen = [], set()
     for case, resource, _profile in cases():
         base = {k: v for k, v in resource.items() if k != "meta"}
         out.append((case, base))
         if case.startswith("mapped/") and base["resourceType"] not in seen:
             seen.add(base["resourceType"])
-            for name, change in STRUCTURAL.items():
+            for name, change in (STRUCTURAL | RULES).items():
                 bad = json.loads(json.dumps(base))
                 change(bad)
                 out.append((f"{case}+{name}", bad))

@@ -3,7 +3,7 @@
 the committed files equal their manifest (offline), and every one validates against base R4
 (the R4 structure, core invariants and core required bindings; no IASTM profile) without an
 error, except the few the specification ships invalid (``INVALID``, each confirmed by HAPI
-``$validate``)."""
+``$validate``; four of them by the rules of docs/validation.md#core-codes and #uris)."""
 
 from __future__ import annotations
 
@@ -74,6 +74,7 @@ OUR_TYPES = {
     "Observation": ["observation-decimal.json", "observation-example.json"],
     "Procedure": [],
 }
+FORM = "codesystem:http://terminology.hl7.org/CodeSystem/v3-orderableDrugForm"
 #: Examples the specification ships invalid: file -> (the rule ids we report, why). HAPI
 #: ``$validate`` (base R4) reports the same defects (tests/integration/test_oracle_hapi.py).
 INVALID = {
@@ -84,6 +85,24 @@ INVALID = {
     "codesystem-example.json": (
         {"csd-1"},
         "the code 'chol-mass' is defined twice; csd-1: all codes of a CodeSystem SHALL be unique",
+    ),
+    # docs/validation.md#core-codes, docs/validation.md#uris
+    "capabilitystatement-example.json": (
+        {"uri:uuid", "uri:canonical"},
+        "url 'urn:uuid:68D043B5-...' is not a lower-case UUID; messaging.supportedMessage"
+        ".definition 'MessageDefinition/example' is a relative canonical",
+    ),
+    "medicationdispense0301.json": (
+        {FORM},
+        "Quantity.code 'Vial' is not a code of the complete CodeSystem v3-orderableDrugForm",
+    ),
+    "medicationstatementexample1.json": (
+        {FORM},
+        "Quantity.code 'Tab' is not a code of the (case-sensitive) v3-orderableDrugForm ('TAB')",
+    ),
+    "operationdefinition-example.json": (
+        {"uri:canonical"},
+        "base 'OperationDefinition/Questionnaire-populate' is a relative canonical",
     ),
 }
 

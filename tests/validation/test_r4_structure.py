@@ -186,8 +186,11 @@ def test_bundle_is_walked_by_core_bundle_and_entries_one_by_one(index: ProfileIn
         "type": "collection",
         "total": 1,
         "entry": [
-            {"fullUrl": "urn:uuid:1", "resource": dict(BASE, bogus=1)},
-            {"fullUrl": "urn:uuid:2"},
+            {
+                "fullUrl": "urn:uuid:00000000-0000-4000-8000-000000000001",
+                "resource": dict(BASE, bogus=1),
+            },
+            {"fullUrl": "urn:uuid:00000000-0000-4000-8000-000000000002"},
             {"bogus": 2},
         ],
     }

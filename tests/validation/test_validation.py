@@ -249,11 +249,13 @@ def _entry(full_url: str, resource: dict[str, Any]) -> dict[str, Any]:
 
 PATIENT = {"resourceType": "Patient", "gender": "female"}
 PRACTITIONER = {"resourceType": "Practitioner", "name": [{"family": "X"}]}
+#: fullUrls: a urn:uuid is a lower-case UUID (docs/validation.md#uris)
+U1, U2 = (f"urn:uuid:00000000-0000-4000-8000-00000000000{n}" for n in (1, 2))
 
 
 def test_bundle_resolves_references_and_prefixes_locations(index: ProfileIndex) -> None:
-    proc = mutated(lambda r: r.update(subject={"reference": "urn:uuid:1"}))
-    ok = _bundle(_entry("urn:uuid:1", PATIENT), _entry("urn:uuid:2", proc))
+    proc = mutated(lambda r: r.update(subject={"reference": U1}))
+    ok = _bundle(_entry(U1, PATIENT), _entry(U2, proc))
     assert not errors(validate(ok, index)) - {("Bundle.entry[1].resource", "t-boom")}
     proc["code"].pop("coding")
     proc.pop("code")
@@ -262,8 +264,8 @@ def test_bundle_resolves_references_and_prefixes_locations(index: ProfileIndex) 
 
 
 def test_bundle_target_profile_type_is_checked(index: ProfileIndex) -> None:
-    proc = mutated(lambda r: r.update(subject={"reference": "urn:uuid:1"}))
-    bad = _bundle(_entry("urn:uuid:1", PRACTITIONER), _entry("urn:uuid:2", proc))
+    proc = mutated(lambda r: r.update(subject={"reference": U1}))
+    bad = _bundle(_entry(U1, PRACTITIONER), _entry(U2, proc))
     assert ("Bundle.entry[1].resource.subject", "target:Procedure.subject") in errors(
         validate(bad, index)
     )
@@ -271,12 +273,12 @@ def test_bundle_target_profile_type_is_checked(index: ProfileIndex) -> None:
 
 def test_bundle_unresolvable_reference_is_an_error(index: ProfileIndex) -> None:
     proc = mutated(lambda r: r.update(subject={"reference": "urn:uuid:missing"}))
-    found = errors(validate(_bundle(_entry("urn:uuid:2", proc)), index))
+    found = errors(validate(_bundle(_entry(U2, proc)), index))
     assert ("Bundle.entry[0].resource.subject", "ref:unresolved") in found
 
 
 def test_bundle_rules_duplicate_full_url_and_missing_request(index: ProfileIndex) -> None:
-    first, second = _entry("urn:uuid:1", PATIENT), _entry("urn:uuid:1", PATIENT)
+    first, second = _entry(U1, PATIENT), _entry(U1, PATIENT)
     second.pop("request")
     found = errors(validate(_bundle(first, second), index))
     assert ("Bundle.entry[1]", "bdl-7") in found
@@ -285,7 +287,7 @@ def test_bundle_rules_duplicate_full_url_and_missing_request(index: ProfileIndex
 
 def test_bundle_entry_structure_error_is_located_in_the_entry(index: ProfileIndex) -> None:
     bad = dict(PATIENT, gender=3)
-    found = errors(validate(_bundle(_entry("urn:uuid:1", bad)), index))
+    found = errors(validate(_bundle(_entry(U1, bad)), index))
     assert ("Bundle.entry[0].resource.gender", "structure:type") in found
 
 
