@@ -85,7 +85,8 @@ def _choice_key(element: Element, key: str) -> _Key:
 #: True: a type's invariant that the value has just met as its element's is not run again
 #: (``_others``); False runs both (tests/validation/test_validation_fastpaths.py compares)
 SKIP_MET = True
-#: the quick checks of ``_plain_of``: the primitive rules, r4rules' (urn:uuid case, canonical form) where it has one
+#: the quick checks of ``_plain_of``: the primitive rules, and r4rules' (urn:uuid case,
+#: canonical form) where it has one
 _QUICK: dict[str, Callable[[str], object]] = _PLAIN | r4rules.QUICK
 #: r4rules' checks by complex / primitive type (docs/validation.md#core-codes, #uris)
 _CODED, _URI_CHECKS = r4rules.CODED, r4rules.URI_CHECKS
