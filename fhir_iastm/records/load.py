@@ -139,13 +139,18 @@ def load_record(data: object) -> model.SessionRecord:
     return record
 
 
+def _absent(key: str, item: Any) -> bool:
+    """The content rule: a null, an empty array and ``is_primary: false`` count as absent."""
+    return item is None or item == [] or item == () or (key == "is_primary" and item is False)
+
+
 def _content(value: Any) -> Any:
-    """JSON content for hashing: None and empty arrays dropped, ``is_primary: false`` = absent."""
+    """JSON content for hashing: what ``_absent`` names left out."""
     if isinstance(value, Mapping):
         out = {}
         for key, item in value.items():
             item = _content(item)
-            if item is None or item == [] or (key == "is_primary" and item is False):
+            if _absent(key, item):
                 continue
             out[key] = item
         return out
@@ -191,7 +196,7 @@ def _record_content(value: Any) -> Any:
         out = {}
         for name in _field_names(value.__class__):
             item = getattr(value, name)
-            if item is None or item == () or (name == "is_primary" and item is False):
+            if _absent(name, item):
                 continue
             out[name] = _record_content(item)
         return out
