@@ -9,6 +9,7 @@ https://hl7.org/fhir/R4/profiling.html#slicing
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from fhir_iastm.profiles import ElementNode
@@ -16,6 +17,7 @@ from fhir_iastm.validation.bindings import check_binding
 from fhir_iastm.validation.context import ValidationContext, claimed_profiles
 from fhir_iastm.validation.invariants import check_element_constraints, checks_of
 from fhir_iastm.validation.matching import fixed_matches, matcher, pattern_matches, slice_for
+from fhir_iastm.validation.memo import by_identity
 
 #: A value at an element: (FHIRPath location, JSON key, value).
 Located = tuple[str, str, Any]
@@ -99,19 +101,9 @@ class NodePlan:
         self.idle: bool = self.inert and not self.slices and self.min == 0 and self.max is None
 
 
-#: id(node) -> (node, its plan); the node is kept so that its id is never reused while cached
-_PLANS: dict[int, tuple[ElementNode, NodePlan]] = {}
-
-
-def plan_of(node: ElementNode) -> NodePlan:
-    """The plan of one element and, through it, of its subtree (nodes are not changed once their
-    profile is compiled)."""
-    found = _PLANS.get(id(node))
-    if found is not None and found[0] is node:
-        return found[1]
-    plan = NodePlan(node)
-    _PLANS[id(node)] = (node, plan)
-    return plan
+#: The plan of one element and, through it, of its subtree, made once per node (nodes are not
+#: changed once their profile is compiled).
+plan_of: Callable[[ElementNode], NodePlan] = by_identity(NodePlan)
 
 
 def check_value(node: ElementNode, path: str, key: str, value: Any, ctx: ValidationContext) -> None:

@@ -10,6 +10,7 @@ then runs that binding check alone. Anything else takes the full walk. Same issu
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,6 +18,7 @@ from fhir_iastm.profiles import ElementNode
 from fhir_iastm.validation.bindings import check_binding
 from fhir_iastm.validation.context import ValidationContext
 from fhir_iastm.validation.elements import NodePlan, check_resource, plan_of
+from fhir_iastm.validation.memo import by_identity
 
 #: False sends every extension through the full walk (the tests compare both ways)
 FAST = True
@@ -78,17 +80,8 @@ def _plain_of(root: ElementNode) -> Plain | None:
     return Plain(fixed, value_plan.suffixes, value if value.binding is not None else None)
 
 
-#: id(root) -> (root, its Plain or None); the root is kept so that its id is never reused
-_PLAIN: dict[int, tuple[ElementNode, Plain | None]] = {}
-
-
-def plain_extension(root: ElementNode) -> Plain | None:
-    """The plain form of an extension definition (by its differential root), or None."""
-    found = _PLAIN.get(id(root))
-    if found is None or found[0] is not root:
-        found = (root, _plain_of(root))
-        _PLAIN[id(root)] = found
-    return found[1]
+#: The plain form of an extension definition (by its differential root), or None; made once.
+plain_extension: Callable[[ElementNode], Plain | None] = by_identity(_plain_of)
 
 
 def _value_key(ext: dict[str, Any]) -> str | None:

@@ -12,6 +12,7 @@ from operator import eq
 from typing import Any
 
 from fhir_iastm.profiles import ElementNode, ProfileIndex
+from fhir_iastm.validation.memo import by_identity
 
 _NO_VALUE = object()
 
@@ -209,23 +210,19 @@ def _some(match: Matcher, values: list[Any]) -> bool:
     return False
 
 
-#: id(node) -> (node, {url: first slice name} for slicings by ``url`` value alone (extensions)
-#: or None, each (slice name, its test) in order); the node is kept: its id is never reused
-_SLICINGS: dict[
-    int, tuple[ElementNode, dict[str, str] | None, tuple[tuple[str, SliceTest], ...]]
-] = {}
+#: ({url: first slice name} for slicings by ``url`` value alone (extensions) or None, each
+#: (slice name, its test) in order)
+_Slicing = tuple[dict[str, str] | None, tuple[tuple[str, SliceTest], ...]]
 
 
-def _slicing(
-    node: ElementNode,
-) -> tuple[ElementNode, dict[str, str] | None, tuple[tuple[str, SliceTest], ...]]:
-    """The slicing of ``node`` as ``slice_for`` uses it, made once."""
-    found = _SLICINGS.get(id(node))
-    if found is None or found[0] is not node:
-        tests = tuple((name, _slice_test(node, sliced)) for name, sliced in node.slices.items())
-        found = (node, _url_index(node), tests)
-        _SLICINGS[id(node)] = found
-    return found
+def _make_slicing(node: ElementNode) -> _Slicing:
+    """The slicing of ``node`` as ``slice_for`` uses it."""
+    tests = tuple((name, _slice_test(node, sliced)) for name, sliced in node.slices.items())
+    return _url_index(node), tests
+
+
+#: :func:`_make_slicing`, made once per node
+_slicing: Callable[[ElementNode], _Slicing] = by_identity(_make_slicing)
 
 
 def _url_index(node: ElementNode) -> dict[str, str] | None:
@@ -252,7 +249,7 @@ def _url_index(node: ElementNode) -> dict[str, str] | None:
 def slice_for(node: ElementNode, key: str, value: Any, index: ProfileIndex) -> str | None:
     """The first slice of ``node`` that the value belongs to, or None."""
     del index  # reserved for type/profile discriminators
-    _node, by_url, tests = _slicing(node)
+    by_url, tests = _slicing(node)
     if by_url is not None and isinstance(value, dict):
         url = value.get("url")
         if isinstance(url, str):

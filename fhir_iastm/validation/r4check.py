@@ -20,6 +20,7 @@ from typing import Any
 from fhir_iastm.validation import r4defs as defs
 from fhir_iastm.validation import r4rules
 from fhir_iastm.validation.context import ValidationContext
+from fhir_iastm.validation.memo import by_identity
 from fhir_iastm.validation.r4defs import Element, Shape
 from fhir_iastm.validation.r4inv import run_core
 from fhir_iastm.validation.r4prim import PLAIN as _PLAIN
@@ -68,17 +69,16 @@ def _common(shape: Shape) -> dict[str, _Key]:
     return shape.walk
 
 
-#: (id(element), JSON key of one of its types) -> that key's ``_Key`` (choice elements; the
-#: element is kept in the entry so that its id is never reused while cached)
-_CHOICE_KEYS: dict[tuple[int, str], _Key] = {}
+#: per choice element: JSON key of one of its types -> that key's ``_Key``, filled as met
+_choice_keys: Callable[[Element], dict[str, _Key]] = by_identity(lambda _element: {})
 
 
 def _choice_key(element: Element, key: str) -> _Key:
     """The ``_Key`` of a choice element's JSON key (``valueQuantity``), made once."""
-    found = _CHOICE_KEYS.get((id(element), key))
-    if found is None or found[0] is not element:
-        found = _key(element, key)
-        _CHOICE_KEYS[(id(element), key)] = found
+    keys = _choice_keys(element)
+    found = keys.get(key)
+    if found is None:
+        found = keys[key] = _key(element, key)
     return found
 
 
