@@ -52,6 +52,22 @@ def run(conn: Connection, statement: Any, rows: Sequence[dict[str, Any]]) -> Non
     conn.exec_driver_sql(sql, [_values(binds, positional, row) for row in rows])
 
 
+def run_plain(conn: Connection, statement: Any, columns: tuple[str, ...],
+              rows: list[tuple[Any, ...]]) -> None:
+    """Execute ``statement`` once per row of plain values (text, numbers, booleans: no bind
+    processing is applied) given as tuples in ``columns`` order — the bulk of a record version's
+    rows, passed to the driver as they are where its parameters are positional."""
+    if not rows:
+        return
+    sql, positional, binds = _compiled(conn, statement, columns)
+    if not positional:
+        conn.exec_driver_sql(sql, [dict(zip(columns, row, strict=True)) for row in rows])
+        return
+    if tuple(name for name, _proc in binds) != columns:
+        raise AssertionError(f"columns {columns} not in the statement's parameter order")
+    conn.exec_driver_sql(sql, rows)
+
+
 def run_one(conn: Connection, statement: Any, row: dict[str, Any]) -> Any:
     """Execute ``statement`` for one row and return the first column of its first result row
     (an INSERT … RETURNING)."""
@@ -59,4 +75,4 @@ def run_one(conn: Connection, statement: Any, row: dict[str, Any]) -> Any:
     return conn.exec_driver_sql(sql, _values(binds, positional, row)).scalar()
 
 
-__all__ = ["run", "run_one"]
+__all__ = ["run", "run_one", "run_plain"]

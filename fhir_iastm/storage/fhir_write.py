@@ -28,6 +28,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import cache
 from typing import Any
 
 from sqlalchemy import Connection, and_, bindparam, delete, insert, or_, select, update
@@ -60,8 +61,6 @@ _CURRENT = (
 )
 #: History rows are written without a body (NULL: the resource row's, see the docstring).
 _HISTORY_COLUMNS = ("res_pk", "version", "last_updated", "gone")
-#: (dialect, table, columns) -> (driver SQL, whether its parameters are positional)
-_DRIVER_SQL: dict[tuple[str, str, tuple[str, ...]], tuple[str, bool]] = {}
 
 
 def bound_text(value: datetime) -> str:
@@ -293,23 +292,18 @@ def _date_rows(pk: int, item: ResourceWrite) -> Iterable[tuple[Any, ...]]:
         yield pk, item.resource_type, param, ordinal, low, high
 
 
+@cache
+def _insert(table: Any) -> Any:
+    """The INSERT of ``table``, one statement object (``driver`` compiles it once)."""
+    return insert(table)
+
+
 def _insert_plain(conn: Connection, table: Any, columns: tuple[str, ...],
                   rows: list[tuple[Any, ...]]) -> None:
     """INSERT rows of plain values (text, numbers, booleans; no JSON), given in ``columns``
-    order, with the driver's ``executemany``: the statement is compiled once per dialect and
-    no per-row SQLAlchemy processing runs (the bulk of a record version's rows)."""
-    if not rows:
-        return
-    key = (conn.dialect.name, table.name, columns)
-    if key not in _DRIVER_SQL:
-        compiled = insert(table).compile(dialect=conn.dialect, column_keys=list(columns))
-        positional = bool(compiled.positional)
-        if positional and tuple(compiled.positiontup or ()) != columns:
-            raise AssertionError(f"{table.name}: columns {columns} not in table order")
-        _DRIVER_SQL[key] = (str(compiled), positional)
-    sql, positional = _DRIVER_SQL[key]
-    named = [dict(zip(columns, row, strict=True)) for row in rows] if not positional else rows
-    conn.exec_driver_sql(sql, named)
+    order, with the driver's ``executemany`` (``driver.run_plain``: compiled once per dialect,
+    no per-row SQLAlchemy processing; the bulk of a record version's rows)."""
+    driver.run_plain(conn, _insert(table), columns, rows)
 
 
 __all__ = ["bound_text", "write_many", "write_resources"]
