@@ -270,9 +270,13 @@ def free_port() -> int:
 
 
 def start_server(folder: Path, workers: int, nice: int, database_url: str | None = None,
-                 code: Path | None = None) -> tuple[subprocess.Popen[bytes], int]:
+                 code: Path | None = None, worker_class: str = "thread"
+                 ) -> tuple[subprocess.Popen[bytes], int]:
     """gunicorn on a free loopback port, on ``database_url`` (default: SQLite in ``folder``),
-    serving the checkout ``code`` (default: this one) with this checkout's environment."""
+    serving the checkout ``code`` (default: this one) with this checkout's environment:
+    ``worker_class`` "thread" is the served configuration (``scripts/run``:
+    ``fhir_iastm/gunicorn_conf.py``, threads per process from ``IASTM_WEB_THREADS``), "sync"
+    gunicorn's default worker (one request at a time per process)."""
     port = free_port()
     env = dict(os.environ, DATABASE_URL=database_url or f"sqlite:///{folder}/bench.db")
     if code is not None:  # another checkout's code (e.g. main), measured the same way
@@ -280,7 +284,8 @@ def start_server(folder: Path, workers: int, nice: int, database_url: str | None
     env.pop("IASTM_DATABASE_URL", None)
     env.pop("IASTM_API_TOKENS", None)
     log = (folder / "gunicorn.log").open("wb")
-    cmd = [str(ROOT / ".venv/bin/gunicorn"), "--bind", f"{HOST}:{port}", "--workers",
+    config = ["-c", "python:fhir_iastm.gunicorn_conf"] if worker_class == "thread" else []
+    cmd = [str(ROOT / ".venv/bin/gunicorn"), *config, "--bind", f"{HOST}:{port}", "--workers",
            str(workers), "wsgi:app"]
     proc = subprocess.Popen(cmd, cwd=code or ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
                             preexec_fn=(lambda: os.nice(-nice)) if nice else None)
@@ -404,7 +409,8 @@ def run(port: int, args: argparse.Namespace) -> list[Result]:
                         lambda n: interleave(issue_search, new_posts, n), ok + created),
     }
     say(f"{args.seed} records seeded; {args.rate:.0f} req/s for {args.duration:.0f} s per "
-        f"scenario (+{args.warmup:.0f} s warm-up), gunicorn --workers {args.workers}, SQLite, "
+        f"scenario (+{args.warmup:.0f} s warm-up), gunicorn --workers {args.workers} "
+        f"({args.worker_class}), SQLite, "
         f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}"
         f"{f', nice -{args.nice}' if args.nice else ''}\n")
     say(HEADER)
@@ -433,6 +439,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--nice", type=int, default=0,
                         help="run gunicorn and the generator N nice levels above the rest (root): "
                         "an approximation of 2 cores of their own on a shared machine")
+    parser.add_argument("--worker-class", choices=("thread", "sync"), default="thread",
+                        help="thread: the served configuration (fhir_iastm/gunicorn_conf.py, "
+                        "IASTM_WEB_THREADS threads per process); sync: gunicorn's default worker")
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder (db, log)")
     parser.add_argument("--server-code", type=Path, default=None,
                         help="serve another checkout's code (e.g. /work/main) to compare")
@@ -448,7 +457,8 @@ def main(argv: list[str] | None = None) -> int:
     folder = Path(tempfile.mkdtemp(prefix="bench-api-"))
     if args.nice:
         os.nice(-args.nice)  # the load generator too: its timing is part of every number
-    proc, port = start_server(folder, args.workers, args.nice, code=args.server_code)
+    proc, port = start_server(folder, args.workers, args.nice, code=args.server_code,
+                              worker_class=args.worker_class)
     args.master = proc.pid
     try:
         run(port, args)

@@ -29,6 +29,7 @@ from fhir_iastm.storage.fhir_types import (
     StoredResource,
 )
 from fhir_iastm.storage.fhir_write import bound_text, write_many
+from fhir_iastm.storage.group import GroupCommit
 from fhir_iastm.storage.saving import RecordWrite, save_batch
 from fhir_iastm.storage.schema import audit, record_versions
 from fhir_iastm.storage.types import (
@@ -40,6 +41,7 @@ from fhir_iastm.storage.types import (
     StoredRecord,
     SyncState,
 )
+from fhir_iastm.storage.writelock import WriteLock, lock_path
 
 if TYPE_CHECKING:
     from fhir_iastm.records.model import SessionRecord
@@ -79,12 +81,21 @@ class Store:
         self.hasher: Hasher = hasher or _default_hasher
         #: run by close() before the pool goes (the audit writer drains its queue)
         self.closing: list[Callable[[], object]] = []
+        url_ = self.engine.url
+        #: SQLite: one writer at a time, handed over at once (``storage.writelock``)
+        self.write_lock = (WriteLock(lock_path(url_.database))
+                           if url_.get_backend_name() == "sqlite" else None)
+        self._group = GroupCommit(self.write, self._save_many, self._save_alone)
 
     # -- plumbing -------------------------------------------------------------------------------
     @contextmanager
     def write(self) -> Iterator[Connection]:
-        """One write transaction (BEGIN IMMEDIATE on SQLite)."""
-        with self.engine.begin() as conn:
+        """One write transaction (BEGIN IMMEDIATE on SQLite, under the store's write lock)."""
+        if self.write_lock is None:
+            with self.engine.begin() as conn:
+                yield conn
+            return
+        with self.write_lock.held(), self.engine.begin() as conn:
             yield conn
 
     @contextmanager
@@ -118,8 +129,18 @@ class Store:
 
         ``resources``: the record's FHIR resources and index rows, written in the same
         transaction (without them the record waits for ``index_store``). ``digest``: the
-        record's hash when the caller already computed it."""
+        record's hash when the caller already computed it. Saves made at the same time by
+        this process's threads share one transaction (``storage.group``), each decided as if
+        alone."""
         item = (record, raw, resources, digest or self.hasher(record))
+        return self._group.save(item, actor)
+
+    def _save_many(self, conn: Connection, items: list[RecordWrite], actor: str | None
+                   ) -> list[SaveResult | ConflictRecordError]:
+        return save_batch(conn, items, actor, self.clock)
+
+    def _save_alone(self, item: RecordWrite, actor: str | None) -> SaveResult:
+        """One record in a transaction of its own; 409 conflicts raise."""
         for attempt in range(3):
             try:
                 with self.write() as conn:
@@ -146,10 +167,9 @@ class Store:
                 return save_batch(conn, items, actor, self.clock)
         except IntegrityError:  # a concurrent first save of one of these sessions
             out: list[SaveResult | ConflictRecordError] = []
-            for record, raw, resources, digest in items:
+            for item in items:
                 try:
-                    out.append(self.save_record(record, raw, actor=actor, resources=resources,
-                                                digest=digest))
+                    out.append(self._save_alone(item, actor))
                 except ConflictRecordError as exc:
                     out.append(exc)
             return out
