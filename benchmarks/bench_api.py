@@ -2,9 +2,12 @@
 requests/s, SQLite).
 
     .venv/bin/python benchmarks/bench_api.py [--rate 200] [--duration 20] [--seed 300] [--workers 2]
-        [--only healthz,search,mixed-issue] [--mixed-rate 350] [--generator async|threads]
+        [--only healthz,search,mixed-issue] [--mixed-rate 350] [--generator select|threads]
+        [--worker-class thread|sync]
 
-Starts ``gunicorn --workers 2 wsgi:app`` on a free loopback port with a fresh SQLite database in a
+Starts gunicorn as the service is served (``scripts/run``: ``-c python:fhir_iastm.gunicorn_conf``,
+2 processes of ``IASTM_WEB_THREADS`` threads; ``--worker-class sync``: gunicorn's one-request-at-
+a-time worker instead) with ``--workers 2 wsgi:app`` on a free loopback port with a fresh SQLite database in a
 temporary folder, waits for ``/healthz``, stores ``--seed`` records (10 sessions per patient), then
 drives each scenario from this process (a second process, over loopback) with an open-loop load
 generator: request ``i`` is due at ``start + i / rate`` and is sent then, on a fresh connection,

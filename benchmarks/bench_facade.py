@@ -8,7 +8,8 @@ For each backend and size: a fresh database (SQLite in a temporary folder; Postg
 database ``bench_facade_<pid>_<size>`` created on ``$BENCH_DATABASE_URL`` or the URL in
 ``/tmp/shared_pg_url``, dropped at the end), ``size`` sessions from ``gen_sessions.py`` (10 per
 patient, 20 clinics) stored by ``fhir-iastm import`` (timed: the import rate), then
-``gunicorn --workers 2 wsgi:app`` on it (``bench_api.start_server``) and, in order:
+gunicorn on it as it is served (``bench_api.start_server``: ``fhir_iastm/gunicorn_conf.py``,
+``--workers 2``) and, in order:
 
 * first searches: the first ``Patient?identifier=`` on each fresh worker, after ``/healthz``;
 * worker RSS (``/proc/<pid>/status`` VmRSS) before and after ``--searches`` patient searches;
