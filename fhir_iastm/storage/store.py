@@ -20,6 +20,7 @@ from fhir_iastm.errors import ConflictRecordError, NotFoundError
 from fhir_iastm.storage import fhir_search as fs
 from fhir_iastm.storage import outbox as ob
 from fhir_iastm.storage import queries as q
+from fhir_iastm.storage.checkpoint import Checkpointer
 from fhir_iastm.storage.engine import READ_ONLY, make_engine, migrate
 from fhir_iastm.storage.fhir_types import (
     JsonText,
@@ -85,6 +86,9 @@ class Store:
         #: SQLite: one writer at a time, handed over at once (``storage.writelock``)
         self.write_lock = (WriteLock(lock_path(url_.database))
                            if url_.get_backend_name() == "sqlite" else None)
+        #: SQLite file: the WAL checkpointed by a thread, outside the write lock
+        self.checkpointer = (Checkpointer(self.engine)
+                             if self.write_lock is not None and self.write_lock.path else None)
         self._group = GroupCommit(self.write, self._save_many, self._save_alone)
 
     # -- plumbing -------------------------------------------------------------------------------
@@ -97,6 +101,8 @@ class Store:
             return
         with self.write_lock.held(), self.engine.begin() as conn:
             yield conn
+        if self.checkpointer is not None:
+            self.checkpointer.wrote()
 
     @contextmanager
     def read(self) -> Iterator[Connection]:
@@ -112,6 +118,8 @@ class Store:
         """Run the ``closing`` hooks, then release the connection pool."""
         for hook in self.closing:
             hook()
+        if self.checkpointer is not None:
+            self.checkpointer.close()
         self.engine.dispose()
 
     # -- records --------------------------------------------------------------------------------
