@@ -26,9 +26,12 @@ from __future__ import annotations
 import json
 import logging
 import select
+import selectors
 import socket
 import sys
 import time
+from collections import deque
+from functools import partial
 from typing import Any
 
 from gunicorn import glogging, util
@@ -45,6 +48,10 @@ IDLE_WAIT_S = 0.2
 #: the worker tells the arbiter it is alive at most this often (its main loop wakes several times
 #: per request; the arbiter's ``timeout`` is 30 s and it checks once a second)
 NOTIFY_EVERY_S = 0.05
+#: a closed connection's read side is drained this long at most, and this many bytes (the values
+#: of gunicorn's ``util.close_graceful``), so the client's last answer is not cut by a reset
+LINGER_S = 2.0
+LINGER_BYTES = 65536
 
 #: gunicorn's start-up and shutdown lines whose arguments carry no request data.
 SAFE_TEMPLATES = frozenset({
@@ -140,6 +147,8 @@ class ThreadWorker(_GThreadWorker):  # type: ignore[misc]
         self.canonical_base = settings.canonical_base
         self.busy = 0
         self.notified = 0.0
+        #: closed connections draining their read side: (deadline, socket, bytes drained)
+        self.lingering: deque[tuple[float, socket.socket, list[int]]] = deque()
         #: client socket of each request in the app now -> whether its response has started
         self.in_app: dict[Any, bool] = {}
         super().init_process()  # runs the worker until it stops
@@ -178,7 +187,60 @@ class ThreadWorker(_GThreadWorker):  # type: ignore[misc]
     def finish_request(self, conn: Any, fs: Any) -> None:
         self.busy -= 1
         self.in_app.pop(conn.sock, None)
+        if fs.cancelled() or (fs.exception() is None and not fs.result()):
+            # A connection to close: gthread would drain it here, blocking the main loop until
+            # the client closes (up to 2 s: one client that asks for "Connection: close" and
+            # keeps its socket open stalls the worker). The poller drains it instead.
+            self.nr_conns -= 1
+            self.linger(conn.sock)
+            return
         super().finish_request(conn, fs)
+
+    def linger(self, sock: socket.socket) -> None:
+        """Close ``sock`` as ``util.close_graceful`` does (FIN, drain the read side until the
+        client closes, ``LINGER_S`` or ``LINGER_BYTES``, then close), waiting in the poller."""
+        try:
+            sock.shutdown(socket.SHUT_WR)
+            sock.setblocking(False)
+            drained = [0]
+            self.poller.register(sock, selectors.EVENT_READ, partial(self.drain, drained))
+        except (OSError, ValueError):
+            util.close(sock)
+            return
+        self.lingering.append((time.monotonic() + LINGER_S, sock, drained))
+
+    def drain(self, drained: list[int], sock: socket.socket) -> None:
+        """Read what a lingering client sent; close at its end, an error, or the byte cap."""
+        try:
+            while drained[0] < LINGER_BYTES:
+                data = sock.recv(4096)
+                if not data:
+                    break
+                drained[0] += len(data)
+        except (BlockingIOError, InterruptedError):
+            return  # all read for now: linger on
+        except OSError:
+            pass
+        self.poller.unregister(sock)
+        util.close(sock)
+
+    def murder_pending(self) -> None:
+        super().murder_pending()
+        self.end_lingering()
+
+    def murder_keepalived(self, force: bool = False) -> None:
+        super().murder_keepalived(force)
+        if force:  # the worker stops: close every lingering connection now
+            self.end_lingering(force=True)
+
+    def end_lingering(self, force: bool = False) -> None:
+        """Close the lingering connections whose time is up."""
+        now = time.monotonic()
+        while self.lingering and (force or self.lingering[0][0] <= now):
+            _, sock, _ = self.lingering.popleft()
+            if sock.fileno() >= 0:  # not closed by ``drain`` already
+                self.poller.unregister(sock)
+                util.close(sock)
 
     def load_wsgi(self) -> None:
         super().load_wsgi()

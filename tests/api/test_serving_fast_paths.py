@@ -181,3 +181,45 @@ def test_kept_alive_connections_closed_by_clients_free_their_slots(
             assert answers[0][:2] == (200, "a" * 32)
         finally:
             conn.close()
+
+
+def _close_request(port: int) -> socket.socket:
+    """A client that asks for ``Connection: close``, reads the whole answer (the server's FIN)
+    and keeps its own end open."""
+    held = socket.create_connection(("127.0.0.1", port), timeout=10)
+    held.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    answer = b""
+    while chunk := held.recv(65536):
+        answer += chunk
+    assert answer.startswith(b"HTTP/1.1 200 ")
+    return held
+
+
+def test_a_client_keeping_a_closed_connection_open_does_not_stall_the_worker(
+        tmp_path_factory: pytest.TempPathFactory) -> None:
+    """The worker drains a closed connection (so its answer is not cut by a reset) in its poller,
+    not in its main loop: with one worker, the next client is answered while the first one's
+    connection is still draining. Had the main loop drained it (gthread), the next request would
+    be accepted only after the drain ended (the client's bytes then meet a closed socket: a
+    reset)."""
+    with gunicorn(tmp_path_factory.mktemp("linger"), WEB_CONCURRENCY="1") as server:
+        for _ in range(3):
+            held = _close_request(server.port)
+            try:
+                conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+                conn.request("GET", "/healthz")
+                assert conn.getresponse().status == 200
+                conn.close()
+                held.sendall(b"x" * 100)  # still drained by the server: no reset comes back
+                time.sleep(0.3)
+                assert held.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR) == 0
+                assert held.recv(10) == b""  # the end the server sent
+            finally:
+                held.close()
+        # a drain ends when the client closes; the worker serves on
+        held = _close_request(server.port)
+        held.close()
+        conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+        conn.request("GET", "/healthz")
+        assert conn.getresponse().status == 200
+        conn.close()
