@@ -223,3 +223,24 @@ def test_a_client_keeping_a_closed_connection_open_does_not_stall_the_worker(
         conn.request("GET", "/healthz")
         assert conn.getresponse().status == 200
         conn.close()
+
+
+# --- the records API's links ---------------------------------------------------------------------
+
+@pytest.mark.parametrize("session_id", [
+    "S-2025-0001", "a b", "ü/ß", "x?y=1&z#f", "%41", "..", "a:b;c@d", "'\"<>", "\u2028"])
+@pytest.mark.parametrize("root", ["", "/iastm"])
+def test_session_links_are_the_urls_flask_builds_for_each_rule(
+        app_for: Callable[..., Any], session_id: str, root: str) -> None:
+    from flask import url_for
+
+    from fhir_iastm.api.sessions import _links
+
+    app = app_for()
+    with app.test_request_context("/api/sessions", base_url=f"http://localhost{root}/"):
+        assert _links(session_id) == {
+            "self": url_for("sessions.get_session", session_id=session_id),
+            "fhir": url_for("sessions.get_session_fhir", session_id=session_id),
+            "sync": url_for("sessions.get_sync", session_id=session_id),
+        }
+        assert _links(session_id)["self"].startswith(f"{root}/api/sessions/")
