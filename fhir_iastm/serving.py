@@ -10,6 +10,13 @@ time out after ``IASTM_CLIENT_TIMEOUT_S`` seconds, and the body reader (``api.bo
 whole body by ``IASTM_BODY_TIMEOUT_S``; so a stalled client holds one of the
 ``workers x threads`` threads for at most those seconds, and the others keep answering.
 
+What every request pays is kept small (benchmarks/README.md, "http: ..."): a kept-alive
+connection the client closed is closed by the main loop without a trip through the thread pool;
+a new connection's first bytes are awaited with one poll(2); the arbiter is told the worker lives
+at most every ``NOTIFY_EVERY_S``; and a connection being closed is drained (RFC 9112 §9.6, so
+the last answer is not cut by a reset) from the poller, not by a blocking read in the main loop,
+so a client that asks for ``Connection: close`` and keeps its socket open stalls nothing.
+
 A worker the arbiter aborts (its main loop silent for ``timeout`` seconds, or a SIGABRT) first
 answers every request it holds whose response has not started with a 503 OperationOutcome, so a
 client sees why instead of a cut connection. A worker killed outright (SIGKILL after the
