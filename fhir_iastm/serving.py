@@ -10,6 +10,13 @@ time out after ``IASTM_CLIENT_TIMEOUT_S`` seconds, and the body reader (``api.bo
 whole body by ``IASTM_BODY_TIMEOUT_S``; so a stalled client holds one of the
 ``workers x threads`` threads for at most those seconds, and the others keep answering.
 
+What every request pays is kept small (benchmarks/README.md, "http: ..."): a kept-alive
+connection the client closed is closed by the main loop without a trip through the thread pool;
+a new connection's first bytes are awaited with one poll(2); the arbiter is told the worker lives
+at most every ``NOTIFY_EVERY_S``; and a connection being closed is drained (RFC 9112 §9.6, so
+the last answer is not cut by a reset) from the poller, not by a blocking read in the main loop,
+so a client that asks for ``Connection: close`` and keeps its socket open stalls nothing.
+
 A worker the arbiter aborts (its main loop silent for ``timeout`` seconds, or a SIGABRT) first
 answers every request it holds whose response has not started with a 503 OperationOutcome, so a
 client sees why instead of a cut connection. A worker killed outright (SIGKILL after the
@@ -25,8 +32,13 @@ from __future__ import annotations
 
 import json
 import logging
+import select
+import selectors
 import socket
 import sys
+import time
+from collections import deque
+from functools import partial
 from typing import Any
 
 from gunicorn import glogging, util
@@ -40,6 +52,13 @@ from fhir_iastm.logging import JsonFormatter
 
 #: how long a thread waits for the first byte of a new connection before parking it
 IDLE_WAIT_S = 0.2
+#: the worker tells the arbiter it is alive at most this often (its main loop wakes several times
+#: per request; the arbiter's ``timeout`` is 30 s and it checks once a second)
+NOTIFY_EVERY_S = 0.05
+#: a closed connection's read side is drained this long at most, and this many bytes (the values
+#: of gunicorn's ``util.close_graceful``), so the client's last answer is not cut by a reset
+LINGER_S = 2.0
+LINGER_BYTES = 65536
 
 #: gunicorn's start-up and shutdown lines whose arguments carry no request data.
 SAFE_TEMPLATES = frozenset({
@@ -81,6 +100,28 @@ class _TimedSocket(socket.socket):
             super().setblocking(False)
 
 
+def readable(sock: socket.socket, timeout: float) -> bool:
+    """Whether ``sock`` has data (or an end or error to report) within ``timeout`` seconds: one
+    poll(2), instead of gthread's new epoll selector (four system calls) per connection."""
+    try:
+        poller = select.poll()
+        poller.register(sock, select.POLLIN)
+        return bool(poller.poll(timeout * 1000))
+    except (OSError, ValueError):  # closed or invalid socket, as gthread's wait_for_data
+        return False
+
+
+def peer_closed(sock: socket.socket) -> bool:
+    """Whether a non-blocking, kept-alive client socket that the poller reports readable holds
+    the end of the connection (or an error) rather than a next request."""
+    try:
+        return not sock.recv(1, socket.MSG_PEEK)
+    except (BlockingIOError, InterruptedError):
+        return False  # nothing after all: a thread reads it, as before
+    except OSError:
+        return True  # reset: the thread's read would fail the same way and close it
+
+
 def error_status(exc: BaseException, client_error: bool = True) -> tuple[int, str, str]:
     """(status, reason, message) for an error gunicorn met before the app saw the request."""
     for kind, status, reason, message in _ERRORS:
@@ -112,6 +153,9 @@ class ThreadWorker(_GThreadWorker):  # type: ignore[misc]
         _TimedSocket.io_timeout = settings.client_timeout_s
         self.canonical_base = settings.canonical_base
         self.busy = 0
+        self.notified = 0.0
+        #: closed connections draining their read side: (deadline, socket, bytes drained)
+        self.lingering: deque[tuple[float, socket.socket, list[int]]] = deque()
         #: client socket of each request in the app now -> whether its response has started
         self.in_app: dict[Any, bool] = {}
         super().init_process()  # runs the worker until it stops
@@ -129,10 +173,81 @@ class ThreadWorker(_GThreadWorker):  # type: ignore[misc]
             self.set_accept_enabled(False)
         super().enqueue_req(conn)
 
+    def notify(self) -> None:
+        now = time.monotonic()
+        if now - self.notified >= NOTIFY_EVERY_S:
+            self.notified = now
+            super().notify()
+
+    def on_client_socket_readable(self, conn: Any, client: Any) -> None:
+        # A kept-alive connection the client closed: close it here, as the thread it would be
+        # handed to would (its read finds no request, the connection closes gracefully), without
+        # a round trip through the thread pool. Anything else goes to a thread, as before.
+        if peer_closed(client):
+            self.poller.unregister(client)
+            self.keepalived_conns.remove(conn)
+            self.nr_conns -= 1
+            conn.close(graceful=True)
+            return
+        super().on_client_socket_readable(conn, client)
+
     def finish_request(self, conn: Any, fs: Any) -> None:
         self.busy -= 1
         self.in_app.pop(conn.sock, None)
+        if fs.cancelled() or (fs.exception() is None and not fs.result()):
+            # A connection to close: gthread would drain it here, blocking the main loop until
+            # the client closes (up to 2 s: one client that asks for "Connection: close" and
+            # keeps its socket open stalls the worker). The poller drains it instead.
+            self.nr_conns -= 1
+            self.linger(conn.sock)
+            return
         super().finish_request(conn, fs)
+
+    def linger(self, sock: socket.socket) -> None:
+        """Close ``sock`` as ``util.close_graceful`` does (FIN, drain the read side until the
+        client closes, ``LINGER_S`` or ``LINGER_BYTES``, then close), waiting in the poller."""
+        try:
+            sock.shutdown(socket.SHUT_WR)
+            sock.setblocking(False)
+            drained = [0]
+            self.poller.register(sock, selectors.EVENT_READ, partial(self.drain, drained))
+        except (OSError, ValueError):
+            util.close(sock)
+            return
+        self.lingering.append((time.monotonic() + LINGER_S, sock, drained))
+
+    def drain(self, drained: list[int], sock: socket.socket) -> None:
+        """Read what a lingering client sent; close at its end, an error, or the byte cap."""
+        try:
+            while drained[0] < LINGER_BYTES:
+                data = sock.recv(4096)
+                if not data:
+                    break
+                drained[0] += len(data)
+        except (BlockingIOError, InterruptedError):
+            return  # all read for now: linger on
+        except OSError:
+            pass
+        self.poller.unregister(sock)
+        util.close(sock)
+
+    def murder_pending(self) -> None:
+        super().murder_pending()
+        self.end_lingering()
+
+    def murder_keepalived(self, force: bool = False) -> None:
+        super().murder_keepalived(force)
+        if force:  # the worker stops: close every lingering connection now
+            self.end_lingering(force=True)
+
+    def end_lingering(self, force: bool = False) -> None:
+        """Close the lingering connections whose time is up."""
+        now = time.monotonic()
+        while self.lingering and (force or self.lingering[0][0] <= now):
+            _, sock, _ = self.lingering.popleft()
+            if sock.fileno() >= 0:  # not closed by ``drain`` already
+                self.poller.unregister(sock)
+                util.close(sock)
 
     def load_wsgi(self) -> None:
         super().load_wsgi()
@@ -167,8 +282,10 @@ class ThreadWorker(_GThreadWorker):  # type: ignore[misc]
     def handle(self, conn: Any) -> Any:
         # gthread lets a silent new connection hold a thread for 5 s before parking it in the
         # poller; park it after IDLE_WAIT_S instead.
-        if not conn.initialized and not conn.wait_for_data(IDLE_WAIT_S):
-            return gthread_module._DEFER
+        if not conn.initialized and not conn.data_ready:
+            if not readable(conn.sock, IDLE_WAIT_S):
+                return gthread_module._DEFER
+            conn.data_ready = True
         return super().handle(conn)
 
     def handle_error(self, req: Any, client: Any, addr: Any, exc: BaseException) -> None:

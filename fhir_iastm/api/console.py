@@ -136,6 +136,7 @@ def install_console(app: Flask, settings: Settings) -> None:
     except ValueError as exc:
         raise ConfigError(f"IASTM_CONSOLE_MCID is not accepted ({exc})") from exc
     app.secret_key = settings.console_secret or secrets.token_hex(32)
+    app.session_interface = console_auth.CookieSessions()
     app.config.update(SESSION_COOKIE_SAMESITE="Lax", SESSION_COOKIE_HTTPONLY=True,
                       SESSION_COOKIE_PATH="/console/")
     app.jinja_env.globals["csrf_token"] = generate_csrf

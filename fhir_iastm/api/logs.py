@@ -30,7 +30,7 @@ def request_id(given: str | None) -> str:
 
 
 def _start() -> None:
-    g.request_id = request_id(request.headers.get("X-Request-Id"))
+    g.request_id = request_id(request.environ.get("HTTP_X_REQUEST_ID"))
     g.started = time.perf_counter()
 
 

@@ -37,11 +37,10 @@ def _state() -> Any:
 
 
 def _links(session_id: str) -> dict[str, str]:
-    return {
-        "self": url_for("sessions.get_session", session_id=session_id),
-        "fhir": url_for("sessions.get_session_fhir", session_id=session_id),
-        "sync": url_for("sessions.get_sync", session_id=session_id),
-    }
+    # One URL build instead of three: the other two rules are this one's path plus a segment,
+    # and url_for quotes the id the same way for each (tests/api/test_serving_fast_paths.py).
+    own = url_for("sessions.get_session", session_id=session_id)
+    return {"self": own, "fhir": f"{own}/fhir", "sync": f"{own}/sync"}
 
 
 @bp.post("")
