@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import and_, insert, or_, select
 from sqlalchemy.sql.elements import ColumnElement
 
+from fhir_iastm.storage.driver import run, run_one
 from fhir_iastm.storage.fhir_search import date_condition
 from fhir_iastm.storage.fhir_types import DateMatch
 from fhir_iastm.storage.fhir_write import bound_text
@@ -25,6 +26,9 @@ if TYPE_CHECKING:
 
 E = audit_event
 N = audit_event_entity
+#: the two INSERTs of an event, compiled once by the driver module (``driver.run``)
+_INSERT_EVENT = insert(E).returning(E.c.seq)
+_INSERT_ENTITY = insert(N)
 
 
 @dataclass(frozen=True)
@@ -80,12 +84,13 @@ class AuditStore:
             return
         with self.store.write() as conn:
             for row in rows:
-                seq = conn.execute(insert(E).returning(E.c.seq), {
+                seq = run_one(conn, _INSERT_EVENT, {
                     "id": row.id, "recorded": bound_text(row.recorded), "agent": row.agent[:64],
-                    "body": row.body}).scalar_one()
-                if row.entities:
-                    conn.execute(insert(N), [{"event_seq": seq, "ref_type": t, "ref_id": i}
-                                             for t, i in row.entities])
+                    "body": row.body})
+                if seq is None:
+                    raise RuntimeError("the database returned no seq for an AuditEvent")
+                run(conn, _INSERT_ENTITY, [{"event_seq": seq, "ref_type": t, "ref_id": i}
+                                           for t, i in row.entities])
 
     def read(self, event_id: str) -> dict[str, Any] | None:
         """One AuditEvent by id (None when unknown)."""
