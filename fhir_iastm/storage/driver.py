@@ -109,17 +109,25 @@ def select_rows(conn: Connection, key: Any, build: Callable[[], Any],
     """The rows of a SELECT whose SQL depends on ``key`` alone: ``build()`` makes the statement
     (its variable parts as ``bindparam`` named as in ``values``, every constant baked in) and is
     compiled once per dialect and key; later calls hand the driver the cached SQL with
-    ``values`` and the constants. The rows are the driver's own (no result processing: for
-    columns whose values the driver returns as SQLAlchemy would). None when the statement has a
-    parameter only rendered at execution time (the caller then executes it the usual way)."""
+    ``values`` and the constants, on a DBAPI cursor. The rows are the driver's own tuples (no
+    result processing: for columns whose values the driver returns as SQLAlchemy would; read
+    them by position). None when the statement has a parameter only rendered at execution time
+    (the caller then executes it the usual way)."""
     found = _compiled_select(conn, key, build, frozenset(values))
     if found is None:
         return None
     sql, positional, binds, constants, names = found
     if names != values.keys():
         raise AssertionError(f"values {sorted(values)} are not the shape's {sorted(names)}")
-    row = {**constants, **values}
-    return list(conn.exec_driver_sql(sql, _values(binds, positional, row)).all())
+    params = _values(binds, positional, {**constants, **values})
+    cursor = conn.connection.cursor()  # the DBAPI cursor: no execution context, no Row objects
+    try:
+        cursor.execute(sql, params)
+        return list(cursor.fetchall())
+    except conn.dialect.loaded_dbapi.Error:  # raised as SQLAlchemy raises it, on the usual path
+        return list(conn.exec_driver_sql(sql, params).all())
+    finally:
+        cursor.close()
 
 
 __all__ = ["MAX_SELECTS", "run", "run_one", "run_plain", "select_rows"]

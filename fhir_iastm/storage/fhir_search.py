@@ -90,11 +90,12 @@ _HEAD = ("$.resourceType", "$.id", "$.subject", "$.patient")
 
 
 def _search_resource(row: Any, raw: bool) -> StoredResource:
-    """:func:`_resource`; with ``raw`` the body left as its text (decoded when first used)."""
+    """:func:`_resource`; with ``raw`` the body left as its text (decoded when first used), the
+    row read by position (the columns of :func:`_search_columns`)."""
     if not raw:
         return _resource(row)
-    return StoredResource(row.pk, row.res_type, row.res_id, row.version, row.last_updated,
-                          bool(row.gone), None, row.body, row.head)
+    return StoredResource(row[0], row[1], row[2], row[3], row[4], bool(row[5]), None, row[6],
+                          row[7])
 
 
 def _history_columns() -> list[Any]:
@@ -293,7 +294,7 @@ def search(conn: Connection, q: SearchQuery) -> SearchResult:
         whole = q.after is None and not more and _sort_column(q)[1] is None
         total = len(rows) if whole else _total(run, shape, q, values)
     matches = [_search_resource(r, raw) for r in rows]
-    next_after = (rows[-1].sort_value, rows[-1].pk) if more else None
+    next_after = (rows[-1][-1], rows[-1][0]) if more else None  # (sort_value, pk)
     included, truncated = _included(run, q, matches, raw)
     return SearchResult(matches, included, total, next_after, truncated)
 
