@@ -87,6 +87,8 @@ def test_insert_returning_gives_the_new_id(store: Store) -> None:
 
 
 def test_audit_events_are_stored_as_sqlalchemy_stores_them(store: Store) -> None:
+    """One INSERT per batch of events, one per batch of entities (found by event id): the rows
+    an INSERT … RETURNING per event, then its entities, wrote."""
     from sqlalchemy import Text, insert, type_coerce
 
     from fhir_iastm.storage import AuditRow, AuditStore
@@ -102,7 +104,8 @@ def test_audit_events_are_stored_as_sqlalchemy_stores_them(store: Store) -> None
         conn.execute(insert(audit_event_entity), [
             {"event_seq": seq, "ref_type": t, "ref_id": i} for t, i in entities])
     AuditStore(store).add([AuditRow("drv-audit-b", WHEN, "a" * 70, body, entities),
-                           AuditRow("drv-audit-c", WHEN, "b", body, ())])
+                           AuditRow("drv-audit-c", WHEN, "b", body, ()),
+                           AuditRow("drv-audit-d", WHEN, "b", body, entities[1:])])
 
     def stored(event_id: str) -> tuple[Any, ...]:
         e, n = audit_event, audit_event_entity
@@ -116,3 +119,4 @@ def test_audit_events_are_stored_as_sqlalchemy_stores_them(store: Store) -> None
     assert stored("drv-audit-b") == stored("drv-audit-a")
     assert stored("drv-audit-c")[3] == stored("drv-audit-a")[3]
     assert stored("drv-audit-c")[-1] == []
+    assert stored("drv-audit-d")[-1] == [entities[1]]
