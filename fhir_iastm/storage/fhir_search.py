@@ -5,6 +5,10 @@ A ``SearchQuery`` (parsed by the facade) becomes one SELECT on ``fhir_resource``
 ``:missing=true``), ordered by the sort key then ``pk`` and cut by a keyset position, so a page
 costs the same on page 1 and page 10,000 and no entry repeats or is skipped when rows are added.
 Date semantics follow R4 search.html#prefix with both sides as inclusive UTC ranges.
+
+On SQLite each statement is built from the query's shape (``search_shape``: its values as named
+parameters), compiled once per shape and run through the driver; bodies are read as their text
+(docs/performance.md#search-path).
 """
 
 from __future__ import annotations
