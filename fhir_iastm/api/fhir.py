@@ -28,7 +28,7 @@ from fhir_iastm.api.fhir_http import (
     version_headers,
 )
 from fhir_iastm.errors import GoneError, operation_outcome
-from fhir_iastm.facade.audit import patient_references
+from fhir_iastm.facade.audit import concerned, patient_references
 from fhir_iastm.facade.bundle import history, searchset, searchset_json, with_meta
 from fhir_iastm.facade.capability import CONFORMANCE_TYPES, capability_statement
 from fhir_iastm.facade.params import RESOURCE_TYPES
@@ -79,7 +79,7 @@ def search(rtype: str) -> Response:
     if parsed.ignored and strict():
         raise SearchError(parsed.ignored[0], f"is not a supported search parameter of {rtype}")
     result = state.store.search(parsed.query)
-    g.audit_patients = patient_references(r.body for r in (*result.matches, *result.included))
+    g.audit_patients = concerned((*result.matches, *result.included))
     outcome = None
     if parsed.ignored:
         outcome = ignored_outcome(parsed.ignored, state.settings.canonical_base)

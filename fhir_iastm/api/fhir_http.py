@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from email.utils import format_datetime, parsedate_to_datetime
 from typing import Any
 
-from flask import Response, current_app, request
+from flask import Response, current_app, g, request
 
 from fhir_iastm.api.errors import FHIR_JSON
 from fhir_iastm.errors import Issue, NotAcceptableError, operation_outcome
@@ -49,10 +49,12 @@ def negotiate() -> None:
 def fhir_base() -> str:
     """Our absolute FHIR base: ``IASTM_PUBLIC_BASE_URL``, else the request's (its Host, path
     prefix, and ``X-Forwarded-*`` only when ``IASTM_TRUSTED_PROXIES`` trusts them)."""
-    public = current_app.extensions["fhir_iastm"].settings.public_base_url
-    if public:
-        return str(public).rstrip("/")
-    return request.url_root.rstrip("/") + "/fhir"
+    base: str | None = g.get("fhir_base")
+    if base is None:  # once per request (the view's links, then the AuditEvent's site)
+        public = current_app.extensions["fhir_iastm"].settings.public_base_url
+        base = str(public).rstrip("/") if public else request.url_root.rstrip("/") + "/fhir"
+        g.fhir_base = base
+    return base
 
 
 def strict() -> bool:

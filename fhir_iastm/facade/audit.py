@@ -14,6 +14,7 @@ Pure: the edge (``api/audit.py``) collects an :class:`Access` per request and st
 from __future__ import annotations
 
 import base64
+import json
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -25,7 +26,7 @@ from fhir_iastm.facade.cursor import decode_cursor, encode_cursor
 from fhir_iastm.facade.dates import date_bounds
 from fhir_iastm.facade.params import DATE_PREFIXES
 from fhir_iastm.facade.parse import SearchError
-from fhir_iastm.storage import AuditQuery, AuditRow, DateMatch, Sort
+from fhir_iastm.storage import AuditQuery, AuditRow, DateMatch, Sort, StoredResource
 
 EVENT_TYPE = "http://terminology.hl7.org/CodeSystem/audit-event-type"
 INTERACTION = "http://hl7.org/fhir/restful-interaction"
@@ -84,6 +85,19 @@ def patient_references(bodies: Iterable[dict[str, Any]]) -> tuple[str, ...]:
             if key is not None and key[0] == "Patient":
                 found[f"{key[0]}/{key[1]}"] = None
     return tuple(found)
+
+
+#: The elements :func:`patient_references` reads, in ``StoredResource.head``'s order.
+_HEAD = ("resourceType", "id", "subject", "patient")
+
+
+def concerned(resources: Iterable[StoredResource]) -> tuple[str, ...]:
+    """:func:`patient_references` of stored resources, from the elements the database read for
+    it (``StoredResource.head``: absent and null alike read as None, as ``dict.get`` does)
+    where it did, so a search's bodies need not be decoded."""
+    return patient_references(
+        r.body if r.head is None else dict(zip(_HEAD, json.loads(r.head), strict=True))
+        for r in resources)
 
 
 def query_names(path: str, names: Iterable[str]) -> str:
@@ -216,6 +230,6 @@ def next_cursor(after: tuple[str | None, int] | None) -> str | None:
     return None if after is None else encode_cursor(_SORT, after)
 
 
-__all__ = ["ACTIONS", "SEARCH_PARAMS", "Access", "audit_event", "audit_row",
+__all__ = ["ACTIONS", "SEARCH_PARAMS", "Access", "audit_event", "audit_row", "concerned",
            "next_cursor", "outcome", "parse_audit_search", "patient_references", "query_names",
            "split_reference"]

@@ -11,6 +11,8 @@ of encoding the decoded body again: the bodies are most of a searchset's bytes.
 
 from __future__ import annotations
 
+import json
+import re
 from typing import Any
 from urllib.parse import urlencode
 
@@ -22,10 +24,15 @@ from fhir_iastm.storage.fhir_types import SearchResult, StoredResource, compact_
 
 #: the elements :func:`with_meta` sets first, in this order
 _OWN = ("resourceType", "id", "meta")
+#: a type or logical id that JSON writes as it is (no escapes)
+_PLAIN = re.compile(r"[A-Za-z0-9\-.]+")
 
 
-def _meta(stored: StoredResource) -> dict[str, Any]:
-    return {**(stored.body.get("meta") or {}), "versionId": str(stored.version),
+def _meta(stored: StoredResource, meta: Any = None) -> dict[str, Any]:
+    """The body's ``meta`` (or ``meta`` when given) with the version's id and time."""
+    if meta is None:
+        meta = stored.body.get("meta")
+    return {**(meta or {}), "versionId": str(stored.version),
             "lastUpdated": instant(stored.last_updated)}
 
 
@@ -63,13 +70,43 @@ def _rest_text(stored: StoredResource) -> str | None:
     return text[len(prefix):-len(suffix)]
 
 
+_DECODER = json.JSONDecoder()
+
+
+def _text_only(stored: StoredResource) -> tuple[Any, str] | None:
+    """(the body's ``meta``, :func:`_rest_text`) read from the stored text alone, or None.
+
+    For the layout the store writes: ``{"resourceType":"<type>","meta":{…},…,"id":"<id>"}``.
+    The text's start fixes its first two members, its end its last one (a string value of
+    letters, digits, ``-`` and ``.`` before the closing brace, preceded by ``,"id":``, is the
+    top-level ``id``: no quote in it can be escaped); keys are unique, so no other own element
+    sits amid the rest. Only ``meta`` is decoded."""
+    text = stored.text
+    if text is None:
+        return None
+    lead = f'{{"resourceType":"{stored.resource_type}","meta":'
+    tail = f',"id":"{stored.resource_id}"}}'
+    if not (text.startswith(lead) and text.endswith(tail) and _PLAIN.fullmatch(
+            stored.resource_type) and _PLAIN.fullmatch(stored.resource_id)):
+        return None
+    try:
+        meta, end = _DECODER.raw_decode(text, len(lead))
+    except ValueError:
+        return None
+    stop = len(text) - len(tail)
+    if not isinstance(meta, dict) or end > stop or text[end] != ",":
+        return None
+    return meta, text[end + 1:stop]
+
+
 def resource_json(stored: StoredResource) -> str:
     """``compact_json(with_meta(stored))``, from the stored text when it has one."""
-    rest = _rest_text(stored)
+    found = _text_only(stored)
+    meta, rest = found if found is not None else (None, _rest_text(stored))
     if rest is None:
         return compact_json(with_meta(stored))
     head = compact_json({"resourceType": stored.resource_type, "id": stored.resource_id,
-                         "meta": _meta(stored)})
+                         "meta": _meta(stored, meta)})
     return f"{head[:-1]},{rest}}}" if rest else head
 
 

@@ -12,9 +12,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import and_, insert, or_, select
+from sqlalchemy import and_, bindparam, insert, or_, select
 from sqlalchemy.sql.elements import ColumnElement
 
+from fhir_iastm.storage.driver import run
 from fhir_iastm.storage.fhir_search import date_condition
 from fhir_iastm.storage.fhir_types import DateMatch
 from fhir_iastm.storage.fhir_write import bound_text
@@ -25,6 +26,14 @@ if TYPE_CHECKING:
 
 E = audit_event
 N = audit_event_entity
+#: the INSERTs of a batch of events, then of their entities (each naming its event by id),
+#: compiled once by the driver module (``driver.run``) and run once per batch
+_INSERT_EVENT = insert(E)
+_INSERT_ENTITY = insert(N).from_select(
+    ["event_seq", "ref_type", "ref_id"],
+    select(E.c.seq, bindparam("ref_type", type_=N.c.ref_type.type),
+           bindparam("ref_id", type_=N.c.ref_id.type))
+    .where(E.c.id == bindparam("event_id", type_=E.c.id.type)))
 
 
 @dataclass(frozen=True)
@@ -79,13 +88,11 @@ class AuditStore:
         if not rows:
             return
         with self.store.write() as conn:
-            for row in rows:
-                seq = conn.execute(insert(E).returning(E.c.seq), {
-                    "id": row.id, "recorded": bound_text(row.recorded), "agent": row.agent[:64],
-                    "body": row.body}).scalar_one()
-                if row.entities:
-                    conn.execute(insert(N), [{"event_seq": seq, "ref_type": t, "ref_id": i}
-                                             for t, i in row.entities])
+            run(conn, _INSERT_EVENT, [
+                {"id": row.id, "recorded": bound_text(row.recorded), "agent": row.agent[:64],
+                 "body": row.body} for row in rows])
+            run(conn, _INSERT_ENTITY, [{"event_id": row.id, "ref_type": t, "ref_id": i}
+                                       for row in rows for t, i in row.entities])
 
     def read(self, event_id: str) -> dict[str, Any] | None:
         """One AuditEvent by id (None when unknown)."""

@@ -75,4 +75,59 @@ def run_one(conn: Connection, statement: Any, row: dict[str, Any]) -> Any:
     return conn.exec_driver_sql(sql, _values(binds, positional, row)).scalar()
 
 
-__all__ = ["run", "run_one", "run_plain"]
+#: (dialect, shape key) -> (driver SQL, whether positional, binds in SQL order, constant values)
+_Select = tuple[str, bool, tuple[_Bind, ...], dict[str, Any], frozenset[str]]
+_SELECTS: dict[tuple[str, Any], _Select] = {}
+#: Distinct query shapes kept compiled (a client can make many: the cache is emptied when full).
+MAX_SELECTS = 1024
+
+
+def _compiled_select(conn: Connection, key: Any, build: Callable[[], Any],
+                     names: frozenset[str]) -> _Select | None:
+    dialect = conn.dialect
+    found = _SELECTS.get((dialect.name, key))
+    if found is None:
+        compiled = build().compile(dialect=dialect)
+        sql = str(compiled)
+        if "POSTCOMPILE" in sql or not names <= set(compiled.binds):
+            return None  # a parameter rendered at execution time: not a fixed SQL text
+        order = list(compiled.positiontup or ()) if compiled.positional else list(compiled.binds)
+        binds = tuple(
+            (name, compiled.binds[name].type.dialect_impl(dialect).bind_processor(dialect))
+            for name in order)
+        params = compiled.construct_params(_check=False)
+        constants = {n: v for n, v in params.items() if n not in names}
+        if len(_SELECTS) >= MAX_SELECTS:
+            _SELECTS.clear()
+        found = _SELECTS[(dialect.name, key)] = (sql, bool(compiled.positional), binds,
+                                                 constants, names)
+    return found
+
+
+def select_rows(conn: Connection, key: Any, build: Callable[[], Any],
+                values: dict[str, Any]) -> list[Any] | None:
+    """The rows of a SELECT whose SQL depends on ``key`` alone: ``build()`` makes the statement
+    (its variable parts as ``bindparam`` named as in ``values``, every constant baked in) and is
+    compiled once per dialect and key; later calls hand the driver the cached SQL with
+    ``values`` and the constants, on a DBAPI cursor. The rows are the driver's own tuples (no
+    result processing: for columns whose values the driver returns as SQLAlchemy would; read
+    them by position). None when the statement has a parameter only rendered at execution time
+    (the caller then executes it the usual way)."""
+    found = _compiled_select(conn, key, build, frozenset(values))
+    if found is None:
+        return None
+    sql, positional, binds, constants, names = found
+    if names != values.keys():
+        raise AssertionError(f"values {sorted(values)} are not the shape's {sorted(names)}")
+    params = _values(binds, positional, {**constants, **values})
+    cursor = conn.connection.cursor()  # the DBAPI cursor: no execution context, no Row objects
+    try:
+        cursor.execute(sql, params)
+        return list(cursor.fetchall())
+    except conn.dialect.loaded_dbapi.Error:  # raised as SQLAlchemy raises it, on the usual path
+        return list(conn.exec_driver_sql(sql, params).all())
+    finally:
+        cursor.close()
+
+
+__all__ = ["MAX_SELECTS", "run", "run_one", "run_plain", "select_rows"]

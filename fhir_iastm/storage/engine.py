@@ -66,6 +66,12 @@ def _sqlite_on_connect(dbapi_conn: Any, _record: Any) -> None:
 
 def _sqlite_on_begin(conn: Any) -> None:
     mode = conn.get_execution_options().get("sqlite_begin", "IMMEDIATE")
+    if mode == "DEFERRED":  # a read: takes no lock, so nothing to wait for; straight to the driver
+        try:
+            conn.connection.driver_connection.execute("BEGIN DEFERRED")
+            return
+        except conn.dialect.loaded_dbapi.Error:  # raised as SQLAlchemy raises it, below
+            pass
     conn.exec_driver_sql(f"BEGIN {mode}")
 
 

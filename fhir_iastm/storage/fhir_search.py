@@ -5,11 +5,15 @@ A ``SearchQuery`` (parsed by the facade) becomes one SELECT on ``fhir_resource``
 ``:missing=true``), ordered by the sort key then ``pk`` and cut by a keyset position, so a page
 costs the same on page 1 and page 10,000 and no entry repeats or is skipped when rows are added.
 Date semantics follow R4 search.html#prefix with both sides as inclusive UTC ranges.
+
+On SQLite each statement is built from the query's shape (``search_shape``: its values as named
+parameters), compiled once per shape and run through the driver; bodies are read as their text
+(docs/performance.md#search-path).
 """
 
 from __future__ import annotations
 
-import json
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import (
@@ -28,6 +32,7 @@ from sqlalchemy import (
     type_coerce,
 )
 
+from fhir_iastm.storage.driver import select_rows
 from fhir_iastm.storage.fhir_types import (
     Chain,
     Condition,
@@ -48,6 +53,7 @@ from fhir_iastm.storage.schema import (
     fhir_string,
     fhir_token,
 )
+from fhir_iastm.storage.search_shape import bound, slots, string_value, template
 
 R = fhir_resource
 HV = fhir_resource_version
@@ -74,20 +80,26 @@ def _raw_bodies(conn: Connection) -> bool:
 
 
 def _search_columns(table: FromClause, raw: bool) -> list[Any]:
-    """:func:`_columns`, the body as its stored text when ``raw``."""
+    """:func:`_columns`; when ``raw`` the body as its stored text, and the JSON array of its
+    ``resourceType``, ``id``, ``subject`` and ``patient`` (``StoredResource.head``)."""
     columns = _columns(table)
     if raw:
         columns[-1] = type_coerce(table.c.body, Text).label("body")
+        columns.append(type_coerce(func.json_extract(table.c.body, *_HEAD), Text).label("head"))
     return columns
 
 
+#: The JSON paths of ``StoredResource.head``.
+_HEAD = ("$.resourceType", "$.id", "$.subject", "$.patient")
+
+
 def _search_resource(row: Any, raw: bool) -> StoredResource:
-    """:func:`_resource`; with ``raw`` the body decoded as the JSON column decodes it
-    (``json.loads``, the engine's deserializer) and its text kept."""
+    """:func:`_resource`; with ``raw`` the body left as its text (decoded when first used), the
+    row read by position (the columns of :func:`_search_columns`)."""
     if not raw:
         return _resource(row)
-    return StoredResource(row.pk, row.res_type, row.res_id, row.version, row.last_updated,
-                          bool(row.gone), json.loads(row.body), row.body)
+    return StoredResource(row[0], row[1], row[2], row[3], row[4], bool(row[5]), None, row[6],
+                          row[7])
 
 
 def _history_columns() -> list[Any]:
@@ -130,20 +142,17 @@ def resource_history(conn: Connection, rtype: str, rid: str, limit: int,
 
 def date_condition(low: Any, high: Any, m: DateMatch) -> ColumnElement[bool]:
     """R4 prefixes on a stored range [low, high] against the value's range [m.low, m.high]."""
+    m_low, m_high = bound(m.low), bound(m.high)
     return {
-        "eq": and_(low >= m.low, high <= m.high),
-        "ne": or_(low < m.low, high > m.high),
-        "gt": high > m.high,
-        "lt": low < m.low,
-        "ge": high >= m.low,
-        "le": low <= m.high,
-        "sa": low > m.high,
-        "eb": high < m.low,
+        "eq": and_(low >= m_low, high <= m_high),
+        "ne": or_(low < m_low, high > m_high),
+        "gt": high > m_high,
+        "lt": low < m_low,
+        "ge": high >= m_low,
+        "le": low <= m_high,
+        "sa": low > m_high,
+        "eb": high < m_low,
     }[m.prefix]
-
-
-def _like(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
 def _match(table: Any, rtype: str, m: Match) -> ColumnElement[bool]:
@@ -151,20 +160,21 @@ def _match(table: Any, rtype: str, m: Match) -> ColumnElement[bool]:
     if isinstance(m, TokenMatch):
         parts = []
         if m.code is not None:
-            parts.append(c.code == m.code)
+            parts.append(c.code == bound(m.code))
         if m.system is not None:
-            parts.append(c.system == m.system)
+            parts.append(c.system == bound(m.system))
         return and_(true(), *parts)
     if isinstance(m, StringMatch):
         if m.mode == "exact":
-            return c.exact == m.text  # type: ignore[no-any-return]
-        pattern = ("%" if m.mode == "contains" else "") + _like(m.text) + "%"
-        return c.norm.like(pattern, escape="\\")  # type: ignore[no-any-return]
+            return c.exact == bound(m.text)  # type: ignore[no-any-return]
+        return c.norm.like(bound(string_value(m)), escape="\\")  # type: ignore[no-any-return]
     if isinstance(m, DateMatch):
         return date_condition(c.low, c.high, m)
     if isinstance(m, RefMatch):
-        wanted = c.target_id == m.target_id
-        return wanted if m.target_type is None else and_(wanted, c.target_type == m.target_type)
+        wanted = c.target_id == bound(m.target_id)
+        if m.target_type is None:
+            return wanted
+        return and_(wanted, c.target_type == bound(m.target_type))
     if isinstance(m, Chain):
         target = R.alias()
         inner = select(target.c.res_id).where(
@@ -180,7 +190,8 @@ def condition(res: Any, rtype: str, cond: Condition) -> ColumnElement[bool]:
         if cond.missing is not None:  # every resource has both
             return false() if cond.missing else true()
         if cond.kind == "id":
-            found = res.c.res_id.in_([m.code for m in cond.matches])  # type: ignore[union-attr]
+            found = res.c.res_id.in_([bound(m.code) for m in cond.matches  # type: ignore[union-attr]
+                                      ])
         else:
             found = or_(*(date_condition(res.c.last_updated, res.c.last_updated, m)
                           for m in cond.matches if isinstance(m, DateMatch)))
@@ -230,16 +241,10 @@ def _sort_column(q: SearchQuery) -> tuple[Any, Any]:
     return func.coalesce(d.c.low, literal(_NO_DATE[sort.descending])), (d, on)
 
 
-def search(conn: Connection, q: SearchQuery) -> SearchResult:
-    """One page of a search, its includes, and the total when asked."""
-    total = None
-    if q.total:
-        total = conn.execute(_filtered(q, [func.count()])).scalar_one()
-    if q.count == 0:
-        return SearchResult([], [], total, None)
+def _page(q: SearchQuery, raw: bool) -> Select[Any]:
+    """The SELECT of one page (and one row more, to know whether another page follows)."""
     value, join = _sort_column(q)
     desc = q.sort is not None and q.sort.descending
-    raw = _raw_bodies(conn)
     columns = _search_columns(R, raw) + [
         (value if value is not None else literal(None)).label("sort_value")]
     stmt = _filtered(q, columns)
@@ -249,30 +254,76 @@ def search(conn: Connection, q: SearchQuery) -> SearchResult:
         stmt = stmt.where(_after(value, q.after, desc))
     order = [value] if value is not None else []
     stmt = stmt.order_by(*[(o.desc() if desc else o.asc()) for o in [*order, R.c.pk]])
-    rows = conn.execute(stmt.limit(q.count + 1)).all()
+    return stmt.limit(q.count + 1)
+
+
+class _Runner:
+    """Runs a search's statements: on SQLite (``fast``) each shape's SQL compiled once and
+    run through the driver with the query's values (``search_shape``); otherwise, or when a
+    shape's SQL is not fixed, the statement built from the query itself."""
+
+    def __init__(self, conn: Connection, fast: bool) -> None:
+        self.conn = conn
+        self.fast = fast
+
+    def rows(self, key: Any, build: Callable[[Any], Select[Any]], shape: Any, actual: Any,
+             values: dict[str, Any]) -> list[Any]:
+        """The rows of ``build(actual)``; ``build(shape)`` is the same statement with the
+        values as bind parameters named in ``values``."""
+        if self.fast:
+            rows = select_rows(self.conn, key, lambda: build(shape), values)
+            if rows is not None:
+                return rows
+        return list(self.conn.execute(build(actual)).all())
+
+
+#: Whether SQLite searches run through the driver by shape (tests compare both ways).
+FAST = True
+
+
+def search(conn: Connection, q: SearchQuery) -> SearchResult:
+    """One page of a search, its includes, and the total when asked."""
+    raw = _raw_bodies(conn)
+    run = _Runner(conn, raw and FAST)
+    shape, values = template(q) if run.fast else (q, {})
+    if q.count == 0:
+        return SearchResult([], [], _total(run, shape, q, values) if q.total else None, None)
+    rows = run.rows(("page", shape), lambda s: _page(s, raw), shape, q, values)
     more = len(rows) > q.count
     rows = rows[: q.count]
+    total = None
+    if q.total:
+        # a whole first page is every match: its length is the count (no sort join can repeat
+        # a row), read in the same transaction
+        whole = q.after is None and not more and _sort_column(q)[1] is None
+        total = len(rows) if whole else _total(run, shape, q, values)
     matches = [_search_resource(r, raw) for r in rows]
-    next_after = (rows[-1].sort_value, rows[-1].pk) if more else None
-    included, truncated = _included(conn, q, matches)
+    next_after = (rows[-1][-1], rows[-1][0]) if more else None  # (sort_value, pk)
+    included, truncated = _included(run, q, matches, raw)
     return SearchResult(matches, included, total, next_after, truncated)
 
 
+def _total(run: _Runner, shape: SearchQuery, q: SearchQuery, values: dict[str, Any]) -> int:
+    """How many resources match (every page)."""
+    where = {k: v for k, v in values.items() if not k.startswith("after")}
+    key = ("count", shape.resource_type, shape.conditions)
+    rows = run.rows(key, lambda s: _filtered(s, [func.count()]), shape, q, where)
+    return int(rows[0][0])
+
+
 def _after(value: Any, after: tuple[str | None, int], desc: bool) -> ColumnElement[bool]:
-    key, pk = after
+    key, pk = bound(after[0]), bound(after[1])
     if value is None:
-        return R.c.pk < pk if desc else R.c.pk > pk
+        return R.c.pk < pk if desc else R.c.pk > pk  # type: ignore[no-any-return]
     if desc:
         return or_(value < key, and_(value == key, R.c.pk < pk))
     return or_(value > key, and_(value == key, R.c.pk > pk))
 
 
-def _included(conn: Connection, q: SearchQuery,
-              matches: list[StoredResource]) -> tuple[list[StoredResource], bool]:
-    """``_include`` targets and ``_revinclude`` sources of a page (at most ``max_included``)."""
-    if not matches or not (q.includes or q.revincludes):
-        return [], False
-    pks = [m.pk for m in matches]
+def _including(q: SearchQuery, pks: list[Any], ids: list[Any], raw: bool) -> Select[Any]:
+    """The SELECT of a page's ``_include`` targets and ``_revinclude`` sources (``pks``,
+    ``ids``: the page's row keys and logical ids)."""
+    pks, ids = [bound(p) for p in pks], [bound(i) for i in ids]
     wanted = []
     for inc in q.includes:
         target = R.alias()
@@ -282,16 +333,27 @@ def _included(conn: Connection, q: SearchQuery,
         if inc.target_type is not None:
             sub = sub.where(L.c.target_type == inc.target_type)
         wanted.append(R.c.pk.in_(sub))
-    ids = [m.resource_id for m in matches]
     for inc in q.revincludes:
         sub = select(L.c.res_pk).where(L.c.res_type == inc.source_type, L.c.param == inc.param,
                                        L.c.target_type == q.resource_type,
                                        L.c.target_id.in_(ids))
         wanted.append(R.c.pk.in_(sub))
-    raw = _raw_bodies(conn)
-    stmt = (select(*_search_columns(R, raw)).where(or_(*wanted), ~R.c.gone, R.c.pk.not_in(pks))
+    return (select(*_search_columns(R, raw)).where(or_(*wanted), ~R.c.gone, R.c.pk.not_in(pks))
             .order_by(R.c.pk).limit(q.max_included + 1))
-    rows = conn.execute(stmt).all()
+
+
+def _included(run: _Runner, q: SearchQuery, matches: list[StoredResource],
+              raw: bool) -> tuple[list[StoredResource], bool]:
+    """``_include`` targets and ``_revinclude`` sources of a page (at most ``max_included``)."""
+    if not matches or not (q.includes or q.revincludes):
+        return [], False
+    pks = [m.pk for m in matches]
+    ids = [m.resource_id for m in matches] if q.revincludes else []
+    values: dict[str, Any] = {}
+    shape = (slots(pks, "pk", values), slots(ids, "id", values))
+    key = ("include", q.resource_type, q.includes, q.revincludes, q.max_included, len(pks),
+           len(ids))
+    rows = run.rows(key, lambda a: _including(q, a[0], a[1], raw), shape, (pks, ids), values)
     included = [_search_resource(r, raw) for r in rows[: q.max_included]]
     return included, len(rows) > q.max_included
 

@@ -67,9 +67,12 @@ def with_text_bodies(rset: ResourceSet) -> ResourceSet:
         replace(r, body=JsonText(compact_json(r.body))) for r in rset.resources))
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)
 class StoredResource:
-    """One version of a stored resource (``gone``: retracted by a newer record version)."""
+    """One version of a stored resource (``gone``: retracted by a newer record version).
+
+    ``body`` is the resource as stored; a search on SQLite reads only its ``text`` and decodes
+    it (``json.loads``, as the JSON column does) when ``body`` is first asked for."""
 
     pk: int
     resource_type: str
@@ -77,10 +80,34 @@ class StoredResource:
     version: int
     last_updated: str  # UTC bound text
     gone: bool
-    body: dict[str, Any] = field(repr=False)
+    #: the decoded body (None: not decoded yet, ``text`` holds it)
+    decoded: dict[str, Any] | None = field(repr=False)
     #: the body's JSON text as the database holds it (SQLite: as :func:`compact_json` wrote it),
     #: so a searchset can be written without encoding every body again; None elsewhere
-    text: str | None = field(default=None, repr=False, compare=False)
+    text: str | None = field(default=None, repr=False)
+    #: a JSON array of the body's ``resourceType``, ``id``, ``subject`` and ``patient`` (null
+    #: where absent), read by the database: the patients a search discloses without decoding
+    #: the body (``facade.audit``); None when not read
+    head: str | None = field(default=None, repr=False)
+
+    @property
+    def body(self) -> dict[str, Any]:
+        """The stored resource (decoded from ``text`` on first use)."""
+        body = self.decoded
+        if body is None:
+            body = json.loads(self.text or "null")
+            object.__setattr__(self, "decoded", body)
+        return body  # type: ignore[return-value]
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, StoredResource):
+            return NotImplemented
+        return (self.pk, self.resource_type, self.resource_id, self.version, self.last_updated,
+                self.gone, self.body) == (other.pk, other.resource_type, other.resource_id,
+                                          other.version, other.last_updated, other.gone,
+                                          other.body)
+
+    __hash__ = None  # type: ignore[assignment]
 
 
 # --- search ------------------------------------------------------------------------------------

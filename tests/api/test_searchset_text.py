@@ -86,7 +86,8 @@ def test_every_answer_is_the_plain_answer(client: FlaskClient, store: Store,
 def test_the_stored_text_is_spliced_on_sqlite_only(client: FlaskClient, store: Store,
                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     spliced: list[StoredResource] = []
-    original = bundle_module._rest_text
+    text_only: list[StoredResource] = []
+    original, original_text_only = bundle_module._rest_text, bundle_module._text_only
 
     def spy(stored: StoredResource) -> str | None:
         rest = original(stored)
@@ -94,11 +95,21 @@ def test_the_stored_text_is_spliced_on_sqlite_only(client: FlaskClient, store: S
             spliced.append(stored)
         return rest
 
+    def spy_text_only(stored: StoredResource) -> Any:
+        found = original_text_only(stored)
+        if found is not None:
+            text_only.append(stored)
+            assert stored.decoded is None  # the body was never decoded
+        return found
+
     monkeypatch.setattr(bundle_module, "_rest_text", spy)
+    monkeypatch.setattr(bundle_module, "_text_only", spy_text_only)
     assert client.get("/fhir/Procedure?_count=5").status_code == 200
     sqlite = store.engine.dialect.name == "sqlite"
-    assert len(spliced) == (5 if sqlite else 0)
-    assert all(s.text == compact_json(s.body) for s in spliced)
+    # the stored layout is read from the text alone; the decoding splice is its fallback
+    assert len(text_only) == (5 if sqlite else 0)
+    assert spliced == []
+    assert all(s.text == compact_json(s.body) for s in text_only)
 
 
 def test_a_search_result_keeps_the_body_text_on_sqlite(store: Store, client: FlaskClient) -> None:

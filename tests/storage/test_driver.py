@@ -84,3 +84,39 @@ def test_insert_returning_gives_the_new_id(store: Store) -> None:
                            .order_by(outbox.c.id)).scalars().all()
     assert ids == [first, second]
     assert second > first
+
+
+def test_audit_events_are_stored_as_sqlalchemy_stores_them(store: Store) -> None:
+    """One INSERT per batch of events, one per batch of entities (found by event id): the rows
+    an INSERT … RETURNING per event, then its entities, wrote."""
+    from sqlalchemy import Text, insert, type_coerce
+
+    from fhir_iastm.storage import AuditRow, AuditStore
+    from fhir_iastm.storage.fhir_write import bound_text
+    from fhir_iastm.storage.schema import audit_event, audit_event_entity
+
+    body = {"resourceType": "AuditEvent", "note": BODY, "entity": [{"what": "Patient/p-1"}]}
+    entities = (("Patient", "p-1"), ("Procedure", "x.2"))
+    with store.write() as conn:  # what AuditStore.add did before the driver
+        seq = conn.execute(insert(audit_event).returning(audit_event.c.seq), {
+            "id": "drv-audit-a", "recorded": bound_text(WHEN), "agent": ("a" * 70)[:64],
+            "body": body}).scalar_one()
+        conn.execute(insert(audit_event_entity), [
+            {"event_seq": seq, "ref_type": t, "ref_id": i} for t, i in entities])
+    AuditStore(store).add([AuditRow("drv-audit-b", WHEN, "a" * 70, body, entities),
+                           AuditRow("drv-audit-c", WHEN, "b", body, ()),
+                           AuditRow("drv-audit-d", WHEN, "b", body, entities[1:])])
+
+    def stored(event_id: str) -> tuple[Any, ...]:
+        e, n = audit_event, audit_event_entity
+        with store.read() as conn:
+            row = conn.execute(select(e.c.seq, e.c.recorded, e.c.agent, e.c.body,
+                                      type_coerce(e.c.body, Text)).where(e.c.id == event_id)).one()
+            refs = conn.execute(select(n.c.ref_type, n.c.ref_id).where(n.c.event_seq == row[0])
+                                .order_by(n.c.ref_type)).all()
+        return (*row[1:], [tuple(r) for r in refs])
+
+    assert stored("drv-audit-b") == stored("drv-audit-a")
+    assert stored("drv-audit-c")[3] == stored("drv-audit-a")[3]
+    assert stored("drv-audit-c")[-1] == []
+    assert stored("drv-audit-d")[-1] == [entities[1]]
