@@ -1,8 +1,9 @@
 """The write path's fast paths write exactly what the plain code wrote: the JSON encoders built
 once (stored bodies, content hashes), uuid5 text without ``uuid.UUID``, the cached date bounds
-and the import's worker results with their bodies already serialized (``JsonText``: the resources
-and the record body) and the import's pool of workers against the in-process import — same rows,
-byte for byte, on the examples and on generated records."""
+, records handed to the store with their bodies already serialized (``JsonText``: the resources
+and the record body) and the import's pool of workers (preparing and storing batches in turn)
+against the in-process import — same rows, byte for byte, on the examples and on generated
+records."""
 
 from __future__ import annotations
 
@@ -23,11 +24,10 @@ from hypothesis import strategies as st
 from fhir_iastm import service
 from fhir_iastm.facade.dates import date_bounds
 from fhir_iastm.facade.extract import content_hash
-from fhir_iastm.import_service import _prepare_many
 from fhir_iastm.mapping import MappingSettings
 from fhir_iastm.mapping.ids import uuid5_text
 from fhir_iastm.storage import Store
-from fhir_iastm.storage.fhir_types import JsonText, compact_json
+from fhir_iastm.storage.fhir_types import JsonText, compact_json, with_text_bodies
 from tests.conftest_storage import FakeClock
 from tests.strategies import valid_records
 
@@ -72,8 +72,8 @@ def test_cached_date_bounds_still_refuse_every_time() -> None:
 
 
 class _Pair:
-    """Two stores on one fixed clock: records written as prepared in this process, and as
-    the import's worker processes send them (through pickle, bodies as ``JsonText``)."""
+    """Two stores on one fixed clock: records written as prepared, and through pickle with
+    their bodies as ``JsonText``."""
 
     def __init__(self, folder: Path) -> None:
         clock = FakeClock()
@@ -84,7 +84,7 @@ class _Pair:
 
     def write(self, bodies: list[dict[str, Any]]) -> None:
         plain = [service.prepare_record(b, SETTINGS) for b in bodies]
-        sent = pickle.loads(pickle.dumps(_prepare_many(bodies, SETTINGS)))
+        sent = pickle.loads(pickle.dumps([_as_text(p) for p in plain]))
         assert any(isinstance(r.body, JsonText) for p in sent if isinstance(p, tuple) and p[2]
                    for r in p[2].resources)
         assert all(isinstance(p[1], JsonText) for p in sent if isinstance(p, tuple))
@@ -103,6 +103,14 @@ class _Pair:
     def close(self) -> None:
         for store in self.stores:
             store.close()
+
+
+def _as_text(prepared: Any) -> Any:
+    if not isinstance(prepared, tuple):
+        return prepared
+    record, raw, resources, digest = prepared
+    return (record, JsonText(compact_json(raw)), resources and with_text_bodies(resources),
+            digest)
 
 
 @pytest.fixture
@@ -139,7 +147,7 @@ def test_the_pool_of_workers_stores_the_rows_of_the_in_process_import(tmp_path: 
     """``import_records`` with ``jobs=2`` (one pool for the run, bodies streamed in chunks,
     the first prepared before the fork) against ``jobs=1``: same results, same rows — with
     second versions (amended Observations, their earlier version read from the store), an
-    identical repeat and invalid records in the input."""
+    identical repeat, a conflicting one and invalid records in the input."""
     clock = FakeClock()
     paths = [tmp_path / "one.db", tmp_path / "pool.db"]
     stores = [Store(f"sqlite:///{p}", clock=clock) for p in paths]
@@ -156,7 +164,8 @@ def test_the_pool_of_workers_stores_the_rows_of_the_in_process_import(tmp_path: 
         if "pain" in second and isinstance(second["pain"].get("post"), int):
             second["pain"]["post"] = (second["pain"]["post"] + 1) % 10
         seconds.append(second)
-    stream = bodies + [{"session_id": "broken"}] + seconds + bodies[:5]
+    conflict = json.loads(json.dumps(bodies[1])) | {"notes": "another text, same version"}
+    stream = bodies + [{"session_id": "broken"}] + seconds + bodies[:5] + [conflict]
     answers = []
     for store, jobs in zip(stores, (1, 2), strict=True):
         store.migrate()
@@ -165,9 +174,56 @@ def test_the_pool_of_workers_stores_the_rows_of_the_in_process_import(tmp_path: 
         store.close()
     assert answers[0] == answers[1]
     assert sum("new-version" in a for a in answers[0]) == len(seconds)
+    assert "Conflict" in answers[0][-1]  # a 409 comes back from a worker as it is
     dumps = []
     for path in paths:
         with sqlite3.connect(path) as db:
             dumps.append(list(db.iterdump()))
     assert any("amended" in line for line in dumps[0])
     assert dumps[0] == dumps[1]
+
+
+def test_the_pool_stops_where_the_in_process_import_stops_on_a_database_error(
+        tmp_path: Path) -> None:
+    """A batch the database refuses (here a trigger refusing one session) fails in its worker
+    as it fails in process — after its records before the refused one are stored one
+    transaction each — and no later batch is written, although the other worker had prepared
+    its batch already."""
+    clock = FakeClock()
+    example = json.loads(EXAMPLES[0].read_text())
+    bodies = [example | {"session_id": f"DBERR-{k:03d}"} for k in range(100)]
+    dumps, errors = [], []
+    for jobs in (1, 2):
+        path = tmp_path / f"jobs{jobs}.db"
+        store = Store(f"sqlite:///{path}", clock=clock)
+        store.migrate()
+        with sqlite3.connect(path) as db:
+            db.execute("CREATE TRIGGER refuse BEFORE INSERT ON records "
+                       "WHEN NEW.session_id = 'DBERR-050' BEGIN SELECT RAISE(ABORT, 'no'); END")
+        answered = []
+        with pytest.raises(Exception) as caught:
+            for _, result in service.import_records(store, iter(bodies), SETTINGS, actor="t",
+                                                    jobs=jobs, batch=20):
+                answered.append(repr(result))
+        store.close()
+        errors.append(type(caught.value).__name__)
+        assert len(answered) == 40  # the two batches before the refused one
+        with sqlite3.connect(path) as db:
+            dumps.append(list(db.iterdump()))
+            assert db.execute("SELECT count(*) FROM records").fetchone() == (50,)
+    assert errors == ["IntegrityError", "IntegrityError"]
+    assert dumps[0] == dumps[1]
+
+
+def test_an_in_memory_store_is_imported_in_process() -> None:
+    """A forked worker would write its own copy of an in-memory database: there the import
+    stores in process whatever ``jobs`` says."""
+    store = Store("sqlite://", clock=FakeClock())
+    store.migrate()
+    example = json.loads(EXAMPLES[0].read_text())
+    bodies = [example | {"session_id": f"MEM-{k:02d}"} for k in range(12)]
+    results = [r for _, r in service.import_records(store, iter(bodies), SETTINGS, actor="t",
+                                                     jobs=2, batch=5)]
+    assert [getattr(r, "status", r) for r in results] == ["created"] * 12
+    assert len(store.list_records(limit=100).items) == 12
+    store.close()
