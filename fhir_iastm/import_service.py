@@ -120,8 +120,8 @@ def import_records(
     each with its result or error (``fhir-iastm import``; a ``ConflictRecordError`` is an
     ``InvalidRecordError``). ``bodies`` is read as it is needed. ``jobs`` > 1: that many worker
     processes validate, map and store the batches, in order (one process for an in-memory
-    SQLite store, which a fork cannot share); ``batch`` records share a transaction, in which each record is still stored whole or not at all
-    (``Store.save_records``)."""
+    SQLite store, which a fork cannot share); ``batch`` records share a transaction, in which
+    each record is still stored whole or not at all (``Store.save_records``)."""
     stream = iter(bodies)
     head = list(islice(stream, batch + 1))
     if jobs > 1 and len(head) > batch and store.forks_share_database():
