@@ -9,8 +9,8 @@
    the content hash and the index rows of each resource, and the JSON of the stored bodies.
 2. ``service.import_records`` (what ``fhir-iastm import`` runs) on a fresh SQLite file with
    ``--jobs`` worker processes and ``--batch`` records per transaction: sessions/s, and the CPU
-   ms per record of the writing process (it stores; the workers validate and map) and of the
-   workers.
+   ms per record of this process (it hands out the batches; with ``--jobs 1`` it does all the
+   work) and of the workers (they validate, map and store their batches in turn).
 3. ``POST /api/sessions`` through Flask's test client (in process, no network; the client's
    own work is included): CPU ms per request, the best of 4 rounds of ``--posts`` records.
 
@@ -88,8 +88,9 @@ def split(lines: list[str], jobs: int, batch: int) -> None:
     wall, mine = time.perf_counter() - wall, cpu() - mine
     workers = cpu(resource.RUSAGE_CHILDREN)
     print(f"import_records --jobs {jobs} --batch {batch}: {done / wall:.0f} sessions/s, "
-          f"writing process {mine / done * 1000:.2f} ms/record, "
-          f"workers {workers / done * 1000:.2f} ms/record (start-up included)")
+          f"this process {mine / done * 1000:.2f} ms/record, "
+          f"workers (they prepare and store) {workers / done * 1000:.2f} ms/record "
+          f"(start-up included)")
     store.close()
 
 

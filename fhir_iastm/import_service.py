@@ -5,19 +5,25 @@
   the store holds (docs/clinical.md#amended): the one rule of the save, the import and the
   reindex.
 * :func:`import_records` — bodies stored in order, each exactly as ``service.save_record``
-  would; with ``jobs`` > 1 they are prepared in ONE pool of worker processes for the whole run,
-  fed a bounded window of chunks (the input streams, memory stays bounded), while this process
-  writes. The first body is prepared here before the pool forks, so the workers inherit the
+  would; with ``jobs`` > 1 ONE pool of worker processes for the whole run, fed a bounded window
+  of batches (the input streams, memory stays bounded), prepares AND stores them: each worker
+  prepares its batch while another writes, and writes it in its turn (:class:`Turns`: batch k
+  commits after batch k-1), so no prepared record crosses a process boundary and both cores
+  work. The first body is prepared here before the pool forks, so the workers inherit the
   core's code tables instead of each building them.
 """
 
 from __future__ import annotations
 
+import gc
 from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
+from contextlib import contextmanager
 from dataclasses import replace
 from itertools import chain, islice
+from multiprocessing import get_context
+from multiprocessing.synchronize import Condition
 from typing import Any
 
 from fhir_iastm.errors import InvalidRecordError, Issue
@@ -27,13 +33,15 @@ from fhir_iastm.mapping.settings import MappingSettings
 from fhir_iastm.records import check_record, record_hash
 from fhir_iastm.records.model import SessionRecord, from_dict
 from fhir_iastm.storage import ResourceSet, SaveResult, Store
-from fhir_iastm.storage.fhir_types import JsonText, compact_json, with_text_bodies
 from fhir_iastm.storage.store import RecordWrite
 
 Prepared = RecordWrite | InvalidRecordError
-#: Bodies per task sent to a worker process, and tasks in flight per worker.
-_CHUNK = 25
-_WINDOW_PER_JOB = 8
+#: Batches in flight per worker process.
+_WINDOW_PER_JOB = 2
+#: The worker processes' collector thresholds (the default is 700, 10, 10).
+_GC_THRESHOLDS = (50_000, 20, 100)
+#: The import's pool forks: its workers inherit the store, the settings and the warm caches.
+_FORK = get_context("fork")
 
 
 def amended_write(store: Store, write: RecordWrite, settings: MappingSettings) -> RecordWrite:
@@ -102,22 +110,6 @@ def prepare_record(body: Any, settings: MappingSettings) -> Prepared:
     return prepare(body, settings)[0]
 
 
-def _prepare_many(bodies: list[Any], settings: MappingSettings) -> list[Prepared]:
-    """``prepare_record`` of each body in a worker process. What comes back is what the store
-    writes, already serialized: the resource bodies and the record body as their JSON text, so
-    the writing process neither unpickles nor serializes them (the original body stays with the
-    writing process, which yields it)."""
-    out: list[Prepared] = []
-    for body in bodies:
-        prepared = prepare_record(body, settings)
-        if not isinstance(prepared, InvalidRecordError):
-            record, raw, resources, digest = prepared
-            prepared = (record, JsonText(compact_json(raw)),
-                        resources and with_text_bodies(resources), digest)
-        out.append(prepared)
-    return out
-
-
 def import_records(
     store: Store,
     bodies: Iterable[Any],
@@ -129,39 +121,110 @@ def import_records(
 ) -> Iterator[tuple[Any, SaveResult | InvalidRecordError]]:
     """Store record bodies in order, each exactly as ``service.save_record`` would, yielding
     each with its result or error (``fhir-iastm import``; a ``ConflictRecordError`` is an
-    ``InvalidRecordError``). ``bodies`` is read as it is needed. ``jobs`` > 1: validation and
-    mapping run in that many worker processes while this one writes; ``batch`` records share a
-    transaction, in which each record is still stored whole or not at all
-    (``Store.save_records``)."""
+    ``InvalidRecordError``). ``bodies`` is read as it is needed. ``jobs`` > 1: that many worker
+    processes validate, map and store the batches, in order (one process for an in-memory
+    SQLite store, which a fork cannot share); ``batch`` records share a transaction, in which
+    each record is still stored whole or not at all (``Store.save_records``)."""
     stream = iter(bodies)
     head = list(islice(stream, batch + 1))
-    if jobs > 1 and len(head) > batch:
-        prepared = _in_workers(chain(head, stream), settings, jobs)
+    if jobs > 1 and len(head) > batch and store.forks_share_database():
+        yield from _in_workers(store, chain(head, stream), settings, actor, jobs, batch)
     else:
         prepared = ((body, prepare_record(body, settings)) for body in chain(head, stream))
-    yield from _store_batches(store, prepared, actor, batch, settings)
+        yield from _store_batches(store, prepared, actor, batch, settings)
 
 
-def _in_workers(bodies: Iterator[Any], settings: MappingSettings, jobs: int
-                ) -> Iterator[tuple[Any, Prepared]]:
-    """Each body with its preparation, in order, from one pool of ``jobs`` processes fed at most
-    ``jobs`` x ``_WINDOW_PER_JOB`` chunks ahead. The first body is prepared here first: the
-    workers fork with the core's tables and caches already built."""
-    first = next(bodies, None)
-    if first is None:
-        return
-    yield first, prepare_record(first, settings)
-    chunks = iter(lambda: list(islice(bodies, _CHUNK)), [])
-    with ProcessPoolExecutor(jobs) as pool:
-        pending: deque[tuple[list[Any], Future[list[Prepared]]]] = deque()
-        for chunk in islice(chunks, jobs * _WINDOW_PER_JOB):
-            pending.append((chunk, pool.submit(_prepare_many, chunk, settings)))
+def _in_workers(store: Store, bodies: Iterator[Any], settings: MappingSettings,
+                actor: str | None, jobs: int, batch: int
+                ) -> Iterator[tuple[Any, SaveResult | InvalidRecordError]]:
+    """Each body with its result, in order, from one pool of ``jobs`` processes that prepare
+    AND store whole batches (:class:`Turns`): batch k is written after batch k-1 committed,
+    while the other workers prepare theirs. At most ``jobs`` x ``_WINDOW_PER_JOB`` batches are
+    in flight. The first body is prepared here first: the workers fork with the core's tables
+    and caches already built (and the store, its clock and hasher, as they are)."""
+    first = next(bodies)
+    prepare_record(first, settings)
+    batches = chain([[first, *islice(bodies, batch - 1)]],
+                    iter(lambda: list(islice(bodies, batch)), []))
+    turns = Turns()
+    pool = ProcessPoolExecutor(jobs, mp_context=_FORK, initializer=_start_worker,
+                               initargs=(store, settings, actor, turns))
+    done = False
+    try:
+        pending: deque[tuple[list[Any], Future[list[Any]]]] = deque()
+        for k, chunk in enumerate(batches):
+            pending.append((chunk, pool.submit(_prepare_and_store, k, chunk)))
+            if len(pending) >= jobs * _WINDOW_PER_JOB:
+                yield from _answered(pending.popleft())
         while pending:
-            chunk, done = pending.popleft()
-            following = next(chunks, None)
-            if following is not None:
-                pending.append((following, pool.submit(_prepare_many, following, settings)))
-            yield from zip(chunk, done.result(), strict=True)
+            yield from _answered(pending.popleft())
+        done = True
+    finally:
+        if not done:  # an error, or the consumer stopped: no later batch is written
+            turns.stop()
+        pool.shutdown(cancel_futures=True)
+
+
+def _answered(item: tuple[list[Any], Future[list[Any]]]
+              ) -> Iterator[tuple[Any, SaveResult | InvalidRecordError]]:
+    chunk, future = item
+    return zip(chunk, future.result(), strict=True)
+
+
+class Turns:
+    """Whose turn it is to write: batch k is stored after batch k-1 committed, across the
+    import's worker processes. Once a batch fails (or the import stops) no later batch writes."""
+
+    def __init__(self) -> None:
+        self._next = _FORK.Value("q", 0, lock=False)  # guarded by the condition's lock
+        self._changed: Condition = _FORK.Condition()
+
+    @contextmanager
+    def turn(self, k: int) -> Iterator[None]:
+        """Wait for batch ``k``'s turn, run the block, then hand the turn to batch k+1 (or stop
+        every later batch if the block raised)."""
+        with self._changed:
+            self._changed.wait_for(lambda: self._next.value in (k, -1))
+            if self._next.value == -1:
+                raise RuntimeError(f"batch {k} not stored: an earlier batch failed")
+        passed = False
+        try:
+            yield
+            passed = True
+        finally:
+            with self._changed:
+                self._next.value = k + 1 if passed and self._next.value == k else -1
+                self._changed.notify_all()
+
+    def stop(self) -> None:
+        """No batch writes after the one being written."""
+        with self._changed:
+            self._next.value = -1
+            self._changed.notify_all()
+
+
+#: The worker process's store, settings and actor (set once, when the pool forks it).
+_WORKER: dict[str, Any] = {}
+
+
+def _start_worker(store: Store, settings: MappingSettings, actor: str | None,
+                  turns: Turns) -> None:
+    store.after_fork()
+    # What the fork inherited (modules, the code tables) is never garbage: the cyclic collector
+    # stops scanning it, and runs less often: a batch's records are trees freed by their
+    # reference counts, and full collections over a batch in preparation cost ~20 % of the CPU.
+    gc.freeze()
+    gc.set_threshold(*_GC_THRESHOLDS)
+    _WORKER.update(store=store, settings=settings, actor=actor, turns=turns)
+
+
+def _prepare_and_store(k: int, bodies: list[Any]) -> list[SaveResult | InvalidRecordError]:
+    """Batch ``k`` prepared, then stored in its turn (in a worker process)."""
+    settings = _WORKER["settings"]
+    prepared = [(body, prepare_record(body, settings)) for body in bodies]
+    with _WORKER["turns"].turn(k):
+        return [result for _, result in _store_batches(
+            _WORKER["store"], prepared, _WORKER["actor"], len(prepared), settings)]
 
 
 def _store_batches(

@@ -1,8 +1,9 @@
 """The write path's fast paths write exactly what the plain code wrote: the JSON encoders built
 once (stored bodies, content hashes), uuid5 text without ``uuid.UUID``, the cached date bounds
-and the import's worker results with their bodies already serialized (``JsonText``: the resources
-and the record body) and the import's pool of workers against the in-process import — same rows,
-byte for byte, on the examples and on generated records."""
+, records handed to the store with their bodies already serialized (``JsonText``: the resources
+and the record body) and the import's pool of workers (preparing and storing batches in turn)
+against the in-process import — same rows, byte for byte, on the examples and on generated
+records."""
 
 from __future__ import annotations
 
@@ -19,16 +20,18 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from sqlalchemy import select, text
+from sqlalchemy.exc import IntegrityError
 
 from fhir_iastm import service
 from fhir_iastm.facade.dates import date_bounds
 from fhir_iastm.facade.extract import content_hash
-from fhir_iastm.import_service import _prepare_many
 from fhir_iastm.mapping import MappingSettings
 from fhir_iastm.mapping.ids import uuid5_text
 from fhir_iastm.storage import Store
-from fhir_iastm.storage.fhir_types import JsonText, compact_json
-from tests.conftest_storage import FakeClock
+from fhir_iastm.storage.fhir_types import JsonText, compact_json, with_text_bodies
+from fhir_iastm.storage.schema import metadata
+from tests.conftest_storage import TABLES, FakeClock
 from tests.strategies import valid_records
 
 EXAMPLES = sorted((Path(__file__).parent / "data" / "examples").glob("good-*.json"))
@@ -72,8 +75,8 @@ def test_cached_date_bounds_still_refuse_every_time() -> None:
 
 
 class _Pair:
-    """Two stores on one fixed clock: records written as prepared in this process, and as
-    the import's worker processes send them (through pickle, bodies as ``JsonText``)."""
+    """Two stores on one fixed clock: records written as prepared, and through pickle with
+    their bodies as ``JsonText``."""
 
     def __init__(self, folder: Path) -> None:
         clock = FakeClock()
@@ -84,7 +87,7 @@ class _Pair:
 
     def write(self, bodies: list[dict[str, Any]]) -> None:
         plain = [service.prepare_record(b, SETTINGS) for b in bodies]
-        sent = pickle.loads(pickle.dumps(_prepare_many(bodies, SETTINGS)))
+        sent = pickle.loads(pickle.dumps([_as_text(p) for p in plain]))
         assert any(isinstance(r.body, JsonText) for p in sent if isinstance(p, tuple) and p[2]
                    for r in p[2].resources)
         assert all(isinstance(p[1], JsonText) for p in sent if isinstance(p, tuple))
@@ -103,6 +106,14 @@ class _Pair:
     def close(self) -> None:
         for store in self.stores:
             store.close()
+
+
+def _as_text(prepared: Any) -> Any:
+    if not isinstance(prepared, tuple):
+        return prepared
+    record, raw, resources, digest = prepared
+    return (record, JsonText(compact_json(raw)), resources and with_text_bodies(resources),
+            digest)
 
 
 @pytest.fixture
@@ -135,14 +146,9 @@ def test_worker_results_store_the_rows_of_the_plain_path_on_generated_records(
     assert plain == worker
 
 
-def test_the_pool_of_workers_stores_the_rows_of_the_in_process_import(tmp_path: Path) -> None:
-    """``import_records`` with ``jobs=2`` (one pool for the run, bodies streamed in chunks,
-    the first prepared before the fork) against ``jobs=1``: same results, same rows — with
-    second versions (amended Observations, their earlier version read from the store), an
-    identical repeat and invalid records in the input."""
-    clock = FakeClock()
-    paths = [tmp_path / "one.db", tmp_path / "pool.db"]
-    stores = [Store(f"sqlite:///{p}", clock=clock) for p in paths]
+def _stream() -> list[Any]:
+    """The examples 40 times under fresh session ids, an invalid body, second versions of a
+    third of them (amended Observations), an identical repeat and a conflicting one."""
     examples = [json.loads(p.read_text()) for p in EXAMPLES]
     bodies: list[Any] = []
     for k in range(40):
@@ -156,7 +162,19 @@ def test_the_pool_of_workers_stores_the_rows_of_the_in_process_import(tmp_path: 
         if "pain" in second and isinstance(second["pain"].get("post"), int):
             second["pain"]["post"] = (second["pain"]["post"] + 1) % 10
         seconds.append(second)
-    stream = bodies + [{"session_id": "broken"}] + seconds + bodies[:5]
+    conflict = json.loads(json.dumps(bodies[1])) | {"notes": "another text, same version"}
+    return bodies + [{"session_id": "broken"}] + seconds + bodies[:5] + [conflict]
+
+
+def test_the_pool_of_workers_stores_the_rows_of_the_in_process_import(tmp_path: Path) -> None:
+    """``import_records`` with ``jobs=2`` (one pool for the run, batches prepared and stored
+    by the workers in turn, the first body prepared before the fork) against ``jobs=1``: same
+    results, same rows — with second versions (amended Observations, their earlier version read
+    from the store), an identical repeat, a conflicting one and invalid records in the input."""
+    clock = FakeClock()
+    paths = [tmp_path / "one.db", tmp_path / "pool.db"]
+    stores = [Store(f"sqlite:///{p}", clock=clock) for p in paths]
+    stream = _stream()
     answers = []
     for store, jobs in zip(stores, (1, 2), strict=True):
         store.migrate()
@@ -164,10 +182,86 @@ def test_the_pool_of_workers_stores_the_rows_of_the_in_process_import(tmp_path: 
             store, iter(stream), SETTINGS, actor="t", jobs=jobs, batch=20)])
         store.close()
     assert answers[0] == answers[1]
-    assert sum("new-version" in a for a in answers[0]) == len(seconds)
+    assert sum("new-version" in a for a in answers[0]) == len(range(0, 40 * len(EXAMPLES), 3))
+    assert "Conflict" in answers[0][-1]  # a 409 comes back from a worker as it is
     dumps = []
     for path in paths:
         with sqlite3.connect(path) as db:
             dumps.append(list(db.iterdump()))
     assert any("amended" in line for line in dumps[0])
     assert dumps[0] == dumps[1]
+
+
+def _rows(store: Store) -> dict[str, list[str]]:
+    with store.read() as conn:
+        return {t.name: sorted(repr(tuple(r)) for r in conn.execute(select(t)))
+                for t in metadata.sorted_tables}
+
+
+def _empty(store: Store) -> None:
+    with store.engine.begin() as conn:
+        if store.engine.dialect.name == "postgresql":
+            conn.execute(text(f"TRUNCATE {TABLES} RESTART IDENTITY CASCADE"))
+            return
+        for table in reversed(metadata.sorted_tables):  # no AUTOINCREMENT: ids start again
+            conn.execute(table.delete())
+
+
+def test_the_pool_stores_the_rows_of_the_in_process_import_on_each_database(
+        store: Store) -> None:
+    """The same comparison table by table on SQLite and on the real PostgreSQL (the workers
+    open their own connections after the fork)."""
+    stream = _stream()[::4]
+    tables = []
+    for jobs in (1, 2):
+        _empty(store)
+        answers = [repr(r) for _, r in service.import_records(
+            store, iter(stream), SETTINGS, actor="t", jobs=jobs, batch=10)]
+        tables.append((answers, _rows(store)))
+    assert tables[0][1]["fhir_token"]
+    assert tables[0][1]["outbox"]
+    assert tables[0] == tables[1]
+
+
+def test_the_pool_stops_where_the_in_process_import_stops_on_a_database_error(
+        tmp_path: Path) -> None:
+    """A batch the database refuses (here a trigger refusing one session) fails in its worker
+    as it fails in process — after its records before the refused one are stored one
+    transaction each — and no later batch is written, although the other worker had prepared
+    its batch already."""
+    clock = FakeClock()
+    example = json.loads(EXAMPLES[0].read_text())
+    bodies = [example | {"session_id": f"DBERR-{k:03d}"} for k in range(100)]
+    dumps = []
+    for jobs in (1, 2):
+        path = tmp_path / f"jobs{jobs}.db"
+        store = Store(f"sqlite:///{path}", clock=clock)
+        store.migrate()
+        with sqlite3.connect(path) as db:
+            db.execute("CREATE TRIGGER refuse BEFORE INSERT ON records "
+                       "WHEN NEW.session_id = 'DBERR-050' BEGIN SELECT RAISE(ABORT, 'no'); END")
+        answered: list[str] = []
+        results = service.import_records(store, iter(bodies), SETTINGS, actor="t", jobs=jobs,
+                                         batch=20)
+        with pytest.raises(IntegrityError, match="no"):
+            answered.extend(repr(result) for _, result in results)
+        store.close()
+        assert len(answered) == 40  # the two batches before the refused one
+        with sqlite3.connect(path) as db:
+            dumps.append(list(db.iterdump()))
+            assert db.execute("SELECT count(*) FROM records").fetchone() == (50,)
+    assert dumps[0] == dumps[1]
+
+
+def test_an_in_memory_store_is_imported_in_process() -> None:
+    """A forked worker would write its own copy of an in-memory database: there the import
+    stores in process whatever ``jobs`` says."""
+    store = Store("sqlite://", clock=FakeClock())
+    store.migrate()
+    example = json.loads(EXAMPLES[0].read_text())
+    bodies = [example | {"session_id": f"MEM-{k:02d}"} for k in range(12)]
+    results = [r for _, r in service.import_records(store, iter(bodies), SETTINGS, actor="t",
+                                                     jobs=2, batch=5)]
+    assert [getattr(r, "status", r) for r in results] == ["created"] * 12
+    assert len(store.list_records(limit=100).items) == 12
+    store.close()

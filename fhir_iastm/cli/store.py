@@ -95,7 +95,8 @@ def reindex_command(database_url: str | None) -> None:
 @click.argument("files", nargs=-1, required=True, type=click.File("rb"))
 @database_option
 @click.option("--jobs", type=click.IntRange(min=1), default=None,
-              help="Worker processes that validate and map records (default: the CPU count).")
+              help="Worker processes that validate, map and store batches in file order "
+                   "(default: the CPU count).")
 @click.option("--batch", type=click.IntRange(min=1), default=100, show_default=True,
               help="Records per database transaction (each record is still all-or-nothing).")
 @store_errors

@@ -14,7 +14,7 @@ from typing import Any
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
 from sqlalchemy.pool import StaticPool
 
@@ -42,12 +42,17 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         kwargs.setdefault("pool_recycle", 300)
         return create_engine(url, **kwargs)
     connect_args = {"timeout": 60, "check_same_thread": False}
-    if parsed.database in (None, "", ":memory:"):
+    if is_memory(parsed):
         kwargs.setdefault("poolclass", StaticPool)
     engine = create_engine(url, connect_args=connect_args, **kwargs)
     event.listen(engine, "connect", _sqlite_on_connect)
     event.listen(engine, "begin", _sqlite_on_begin)
     return engine
+
+
+def is_memory(url: URL) -> bool:
+    """Whether ``url`` is an in-memory SQLite database (one per process, gone with it)."""
+    return url.get_backend_name() == "sqlite" and url.database in (None, "", ":memory:")
 
 
 def _sqlite_on_connect(dbapi_conn: Any, _record: Any) -> None:

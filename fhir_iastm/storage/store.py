@@ -21,7 +21,7 @@ from fhir_iastm.storage import fhir_search as fs
 from fhir_iastm.storage import outbox as ob
 from fhir_iastm.storage import queries as q
 from fhir_iastm.storage.checkpoint import Checkpointer
-from fhir_iastm.storage.engine import READ_ONLY, make_engine, migrate
+from fhir_iastm.storage.engine import READ_ONLY, is_memory, make_engine, migrate
 from fhir_iastm.storage.fhir_types import (
     JsonText,
     ResourceSet,
@@ -113,6 +113,15 @@ class Store:
     def migrate(self) -> None:
         """Create or upgrade the schema (``alembic upgrade head``)."""
         migrate(self.engine)
+
+    def forks_share_database(self) -> bool:
+        """Whether a forked process writing through this store writes the same database (an
+        in-memory SQLite database would be the fork's own copy)."""
+        return not is_memory(self.engine.url)
+
+    def after_fork(self) -> None:
+        """In a forked child: its own connections from now on (the parent's stay the parent's)."""
+        self.engine.dispose(close=False)
 
     def close(self) -> None:
         """Run the ``closing`` hooks, then release the connection pool."""
