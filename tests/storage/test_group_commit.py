@@ -81,6 +81,22 @@ def post(store: Store, body: dict[str, Any], actor: str = "clinic",
     return thread
 
 
+def queued(store: Store, gate: Gate, saves: list[tuple[dict[str, Any], str]]) -> dict[str, Any]:
+    """The first save opens a transaction held by ``gate``; the others queue behind it, in
+    order; then all run. The outcomes by ``"session/version"``."""
+    out: dict[str, Any] = {}
+    (first, actor), *rest = saves
+    threads = [post(store, first, actor, out)]
+    assert gate.opened.wait(30)
+    for n, (body, who) in enumerate(rest, start=1):
+        threads.append(post(store, body, who, out))
+        gate.wait_for(n)
+    gate.go.set()
+    for thread in threads:
+        thread.join(60)
+    return out
+
+
 def content(store: Store) -> dict[str, Any]:
     """What the store holds, without the columns that depend on timing (ids, order)."""
     with store.read() as conn:
@@ -122,15 +138,7 @@ def test_concurrent_saves_share_a_transaction_and_store_what_one_by_one_saves_st
     store: Store, gate: Gate, tmp_path: Any
 ) -> None:
     first, *rest = bodies(9, "a")
-    out: dict[str, Any] = {}
-    threads = [post(store, first, out=out)]
-    assert gate.opened.wait(30)
-    for body in rest:
-        threads.append(post(store, body, out=out))
-        gate.wait_for(len(threads) - 1)
-    gate.go.set()
-    for thread in threads:
-        thread.join(60)
+    out = queued(store, gate, [(b, "clinic") for b in [first, *rest]])
     assert gate.calls == [[first["session_id"]], [b["session_id"] for b in rest]]
     assert {k: v.status for k, v in out.items()} == {
         f"{b['session_id']}/1": "created" for b in [first, *rest]}
@@ -148,15 +156,7 @@ def test_a_second_version_of_a_session_waits_for_the_next_transaction(
     v1 = sample_raw("GC-B-001", 1)
     v2 = dict(sample_raw("GC-B-001", 2), notes="second version")
     other = sample_raw("GC-B-002", 1)
-    out: dict[str, Any] = {}
-    threads = [post(store, sample_raw("GC-B-000", 1), out=out)]
-    assert gate.opened.wait(30)
-    for n, body in enumerate((v1, v2, other), start=1):
-        threads.append(post(store, body, out=out))
-        gate.wait_for(n)
-    gate.go.set()
-    for thread in threads:
-        thread.join(60)
+    out = queued(store, gate, [(b, "clinic") for b in (sample_raw("GC-B-000", 1), v1, v2, other)])
     assert gate.calls == [["GC-B-000"], ["GC-B-001", "GC-B-002"], ["GC-B-001"]]
     assert out["GC-B-001/1"].status == "created"
     assert out["GC-B-001/2"].status == "new-version"
@@ -166,15 +166,7 @@ def test_a_second_version_of_a_session_waits_for_the_next_transaction(
 def test_a_conflict_is_answered_to_its_own_save_only(store: Store) -> None:
     service.save_record(store, sample_raw("GC-C-001", 2), SETTINGS, actor="clinic")
     gate = Gate(store)
-    out: dict[str, Any] = {}
-    threads = [post(store, sample_raw("GC-C-000", 1), out=out)]
-    assert gate.opened.wait(30)
-    for n, body in enumerate((sample_raw("GC-C-001", 1), sample_raw("GC-C-002", 1)), start=1):
-        threads.append(post(store, body, out=out))
-        gate.wait_for(n)
-    gate.go.set()
-    for thread in threads:
-        thread.join(60)
+    out = queued(store, gate, [(sample_raw(f"GC-C-00{i}", 1), "clinic") for i in range(3)])
     assert gate.calls == [["GC-C-000"], ["GC-C-001", "GC-C-002"]]
     assert isinstance(out["GC-C-001/1"], ConflictRecordError)
     assert out["GC-C-002/1"].status == "created"
@@ -186,16 +178,8 @@ def test_a_failed_shared_transaction_saves_each_record_alone(
     store: Store, gate: Gate, error: Callable[..., Exception]
 ) -> None:
     gate.fail = lambda _msg: error("INSERT", None, Exception("injected"))
-    out: dict[str, Any] = {}
     first, *rest = bodies(4, "d")
-    threads = [post(store, first, out=out)]
-    assert gate.opened.wait(30)
-    for body in rest:
-        threads.append(post(store, body, out=out))
-        gate.wait_for(len(threads) - 1)
-    gate.go.set()
-    for thread in threads:
-        thread.join(60)
+    out = queued(store, gate, [(b, "clinic") for b in [first, *rest]])
     assert [len(c) for c in gate.calls] == [1, 3]  # the shared one failed and was rolled back
     assert {k: v.status for k, v in out.items()} == {
         f"{b['session_id']}/1": "created" for b in [first, *rest]}
@@ -205,15 +189,9 @@ def test_a_failed_shared_transaction_saves_each_record_alone(
 
 
 def test_saves_of_different_clients_take_separate_transactions(store: Store, gate: Gate) -> None:
-    out: dict[str, Any] = {}
-    threads = [post(store, sample_raw("GC-E-000", 1), actor="a", out=out)]
-    assert gate.opened.wait(30)
-    for n, (sid, actor) in enumerate((("GC-E-001", "b"), ("GC-E-002", "a"), ("GC-E-003", "b")), 1):
-        threads.append(post(store, sample_raw(sid, 1), actor=actor, out=out))
-        gate.wait_for(n)
-    gate.go.set()
-    for thread in threads:
-        thread.join(60)
+    out = queued(store, gate, [(sample_raw(f"GC-E-00{i}", 1), who)
+                               for i, who in enumerate("abab")])
+    assert {k: v.status for k, v in out.items()} == {f"GC-E-00{i}/1": "created" for i in range(4)}
     assert gate.calls == [["GC-E-000"], ["GC-E-001", "GC-E-003"], ["GC-E-002"]]
     audited = {(sid, who) for sid, who, _ in content(store)["audit"]}
     assert audited == {("GC-E-000", "a"), ("GC-E-001", "b"), ("GC-E-002", "a"), ("GC-E-003", "b")}
