@@ -52,7 +52,13 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
 
 def is_memory(url: URL) -> bool:
     """Whether ``url`` is an in-memory SQLite database (one per process, gone with it)."""
-    return url.get_backend_name() == "sqlite" and url.database in (None, "", ":memory:")
+    return url.get_backend_name() == "sqlite" and memory_database(url.database)
+
+
+def memory_database(database: str | None) -> bool:
+    """Whether a SQLite database name is in memory: none, ``:memory:`` or a ``file::memory:``
+    URI (``?uri=true``)."""
+    return not database or database == ":memory:" or database.startswith("file::memory:")
 
 
 def _sqlite_on_connect(dbapi_conn: Any, _record: Any) -> None:
@@ -122,9 +128,9 @@ def missing_sqlite_file(url: str) -> str | None:
     parsed = make_url(normalize_url(url))
     if parsed.get_backend_name() != "sqlite":
         return None
-    path = parsed.database or ""
-    if not path or path == ":memory:":
+    if is_memory(parsed):
         return "memory"
+    path = parsed.database or ""
     return None if Path(path).is_file() else path
 
 
@@ -145,7 +151,9 @@ __all__ = [
     "alembic_config",
     "compact_json",
     "current_revision",
+    "is_memory",
     "make_engine",
+    "memory_database",
     "migrate",
     "normalize_url",
     "database_reason",

@@ -22,6 +22,8 @@ from contextlib import contextmanager
 
 from sqlalchemy.exc import OperationalError
 
+from fhir_iastm.storage.engine import memory_database
+
 #: How often another process's lock is tried again while it is held.
 POLL_S = 0.0005
 
@@ -89,7 +91,7 @@ def _locked() -> OperationalError:
 
 def lock_path(database: str | None) -> str | None:
     """The lock file of a SQLite database file (None for an in-memory database)."""
-    if not database or database == ":memory:" or database.startswith("file::memory:"):
+    if memory_database(database):
         return None
     return f"{database}-writer.lock"
 
