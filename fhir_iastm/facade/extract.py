@@ -18,7 +18,6 @@ of these forms. What each datatype contributes follows HAPI FHIR's JPA indexer:
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 import unicodedata
 from collections.abc import Iterator
@@ -28,6 +27,7 @@ from typing import Any
 from fhir_iastm.facade.dates import date_bounds, period_bounds
 from fhir_iastm.facade.params import CODE_SYSTEMS, PARAMS, SearchParam
 from fhir_iastm.facade.resources import stored_resources
+from fhir_iastm.jsonfast import dumps_sorted
 from fhir_iastm.mapping import MappingSettings, to_fhir
 from fhir_iastm.records.model import SessionRecord
 from fhir_iastm.storage.fhir_types import ResourceSet, ResourceWrite
@@ -179,15 +179,9 @@ def _index_rows(resource: dict[str, Any], rtype: str
             tuple(dict.fromkeys(refs)))
 
 
-#: ``json.dumps(sort_keys=True, separators=(",", ":"), ensure_ascii=False)``, built once and
-#: without the cycle check (a resource is a tree).
-_SORTED = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False,
-                           check_circular=False)
-
-
 def content_hash(resource: dict[str, Any]) -> str:
     """SHA-256 of the resource's canonical JSON (sorted keys): what decides a new version."""
-    return hashlib.sha256(_SORTED.encode(resource).encode()).hexdigest()
+    return hashlib.sha256(dumps_sorted(resource)).hexdigest()
 
 
 
