@@ -11,10 +11,11 @@ and sorts keys by code point as Python does. Where the two can differ, the stdli
   cycles, and — with the passthrough options below — subclasses of ``str``/``int``/``float``/
   ``dict``/``list``, dataclasses and dates: the stdlib then writes the value (or raises as before);
 - a float NaN or infinity (orjson: ``null``; Python: ``NaN``/``Infinity``) and floats in
-  exponent form or below 1e-4 (Python ``1e-05``, orjson ``0.00001``): a number token in exponent
-  form, starting ``0.0000``, or a ``null`` in orjson's output (found by one regular-expression
-  search; it may also match inside a string, which only costs the stdlib's run) sends the value
-  to the stdlib.
+  exponent form or below 1e-4 (Python ``1e-07``/``1e-05``, orjson ``1e-7``/``0.00001``): a
+  ``null``, ``0.0000``, ``e+`` or ``e-`` and the digits ending a number in orjson's output sends
+  the value to the stdlib (a few substring searches, cheaper than a regular expression; a match
+  inside a string only costs the stdlib's run). orjson writes every exponent with its sign, as
+  Python does; a check at import (``_FLOAT_PROBES``) turns orjson off if a version did not.
 
 The one difference left is in values neither encoder should see: ``uuid.UUID`` and plain
 ``enum.Enum`` members (not ``str``/``int`` ones), which orjson writes and the stdlib refuses.
@@ -37,18 +38,39 @@ _STD_SORTED = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_asc
                                check_circular=False)
 _STD_COMPACT = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, check_circular=False)
 
-#: Where orjson's output may differ from Python's: a number token (at the start or after
-#: ``:``, ``,`` or ``[``) in exponent form or below 1e-4, or a ``null`` (a NaN or infinity).
-_MAY_DIFFER = re.compile(rb"(?:^|[:,\[])(?:-?(?:0\.0000|[0-9.]+[eE])|null)")
+#: A negative exponent: ``e-``, its digits and the end of the number (a UUID's ``…3e-4a…``
+#: goes on with another hex digit or ``-``, so ids do not match).
+_NEGATIVE_EXPONENT = re.compile(rb"e-[0-9]+(?:[,\]}]|$)")
+
+
+def _may_differ(data: bytes) -> bool:
+    """Whether orjson's ``data`` may hold a float Python writes otherwise: NaN or infinity
+    (``null``), below 1e-4 (``0.0000``) or in exponent form (``e+``, ``e-`` and digits). Plain
+    substring searches first: a regular expression that does not start with a literal scans
+    byte by byte, at several times orjson's own cost."""
+    if b"null" in data or b"0.0000" in data or b"e+" in data:
+        return True
+    return b"e-" in data and _NEGATIVE_EXPONENT.search(data) is not None
+
+
+#: Floats at the edges of Python's plain form: orjson must write each as Python does, or so that
+#: ``_may_differ`` sees it; else this orjson is not used.
+_FLOAT_PROBES = (1e16, 9999999999999998.0, 1e22, 1.5e300, 1.7976931348623157e308, 1e-4,
+                 9.999999999999999e-05, 1e-05, 1e-07, 2.5e-20, 5e-324, float("nan"),
+                 float("inf"), -0.0)
+_ENABLED = all(orjson.dumps(x) == repr(x).encode() or _may_differ(orjson.dumps(x))
+               for x in (*_FLOAT_PROBES, *(-x for x in _FLOAT_PROBES)))
 
 
 def _orjson(value: Any, options: int) -> bytes | None:
     """orjson's bytes for ``value``, or None when they might not be the stdlib's."""
+    if not _ENABLED:
+        return None
     try:
         data = orjson.dumps(value, option=options)
     except TypeError:  # orjson.JSONEncodeError: a value orjson refuses (module docstring)
         return None
-    return None if _MAY_DIFFER.search(data) else data
+    return None if _may_differ(data) else data
 
 
 def dumps_sorted(value: Any) -> bytes:
@@ -64,4 +86,17 @@ def dumps_compact(value: Any) -> str:
     return _STD_COMPACT.encode(value) if data is None else data.decode()
 
 
-__all__ = ["dumps_compact", "dumps_sorted"]
+def dumps_pair(value: Any) -> tuple[bytes, str]:
+    """``(dumps_sorted(value), dumps_compact(value))``, orjson's output checked once for both
+    (the two hold the same number tokens and strings: only the order of keys differs)."""
+    if _ENABLED:
+        try:
+            data = orjson.dumps(value, option=_SORTED_OPTIONS)
+        except TypeError:  # a value orjson refuses (module docstring)
+            data = None
+        if data is not None and not _may_differ(data):
+            return data, orjson.dumps(value, option=_OPTIONS).decode()
+    return _STD_SORTED.encode(value).encode(), _STD_COMPACT.encode(value)
+
+
+__all__ = ["dumps_compact", "dumps_pair", "dumps_sorted"]

@@ -15,7 +15,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fhir_iastm.jsonfast import dumps_compact, dumps_sorted
+from fhir_iastm.jsonfast import dumps_compact, dumps_pair, dumps_sorted
 
 
 def std_sorted(value: Any) -> bytes:
@@ -36,8 +36,13 @@ def outcome(function: Any, value: Any) -> Any:
 
 
 def assert_same(value: Any) -> None:
-    assert outcome(dumps_sorted, value) == outcome(std_sorted, value)
-    assert outcome(dumps_compact, value) == outcome(std_compact, value)
+    expected_sorted, expected_compact = outcome(std_sorted, value), outcome(std_compact, value)
+    assert outcome(dumps_sorted, value) == expected_sorted
+    assert outcome(dumps_compact, value) == expected_compact
+    if isinstance(expected_sorted, bytes) and isinstance(expected_compact, str):
+        assert dumps_pair(value) == (expected_sorted, expected_compact)
+    else:  # either refused: the pair raises as the stdlib does
+        assert outcome(dumps_pair, value) in (expected_sorted, expected_compact)
 
 
 TEXT = st.text(st.characters(codec=None, min_codepoint=0, max_codepoint=0x10FFFF,
@@ -105,6 +110,7 @@ EDGES: list[Any] = [
     Text("x"), {"k": Text("x")}, {Text("k"): 1}, Number(5), [Number(5)], Ratio(0.5),
     Color.RED, [Color.RED], Code.A, {"c": Code.A}, OrderedDict([("b", 1), ("a", 2)]),
     True, False, None, [None], {"k": None}, "null", ":1e5", ["x", ",null"],
+    {"id": "548edfcc-2692-5890-a03e-1234", "v": 1.5e-7}, ["a03e-12", 2.5e-05], [1e-7, "e+"],
     datetime.date(2024, 1, 2), Point(1), b"bytes", {"s": {1, 2}}, (1, 2), {"t": (1, "a")},
     [[[[[[[[[[1.25]]]]]]]]]], {"a": {"b": {"c": [1, 2.5, "x", None]}}},
 ]
@@ -122,16 +128,19 @@ def test_a_cycle_raises_as_the_stdlib_does() -> None:
 
 
 def test_the_fast_path_is_taken_for_a_plain_resource(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A resource without floats in exponent form never reaches the stdlib (else no gain)."""
+    """A resource without floats in exponent form never reaches the stdlib (else no gain), nor
+    does a UUID holding ``3e-`` (which a negative exponent resembles)."""
     import fhir_iastm.jsonfast as jsonfast
 
     def refuse(value: Any) -> str:
         raise AssertionError("the stdlib was used")
 
     resource = {"resourceType": "Observation", "id": "x1", "valueQuantity": {"value": 4.5},
-                "component": [{"valueInteger": 3}], "note": [{"text": "pain 3/10, é 😀"}]}
+                "component": [{"valueInteger": 3}], "note": [{"text": "pain 3/10, é 😀"}],
+                "subject": {"reference": "Patient/548edfcc-2692-5890-a03e-eac009f8544c"}}
     expected_sorted, expected_compact = std_sorted(resource), std_compact(resource)
     monkeypatch.setattr(jsonfast._STD_SORTED, "encode", refuse)
     monkeypatch.setattr(jsonfast._STD_COMPACT, "encode", refuse)
     assert dumps_sorted(resource) == expected_sorted
     assert dumps_compact(resource) == expected_compact
+    assert dumps_pair(resource) == (expected_sorted, expected_compact)
