@@ -6,9 +6,10 @@
    the content hash, compact for the body), by ``json`` and by ``fhir_iastm.jsonfast``: CPU ms
    per record, best of 5.
 2. ``--posts`` requests ``POST /api/sessions`` through Flask's test client (in process, SQLite
-   file), one with orjson on and the next off (``jsonfast._ENABLED``: off is the stdlib writing
-   the same bytes), so that both see the same load and the same growing store: the CPU time of
-   the requesting thread (``time.thread_time``) per request, mean and median of each side.
+   file), one with orjson on and the next off (``jsonfast._ENABLED`` false and the resource
+   bodies left dicts that the JSON column encodes: the code before orjson, writing the same
+   bytes), so that both see the same load and the same growing store: the CPU time of the
+   requesting thread (``time.thread_time``) per request, mean and median of each side.
 
 Numbers, not assertions; the load average is printed next to them (CPU time, not wall time,
 is the fair measure on a shared machine).
@@ -31,6 +32,7 @@ from typing import Any
 
 import fhir_iastm.jsonfast as jsonfast  # first: gen_sessions puts this checkout on sys.path
 from fhir_iastm.config import Settings
+from fhir_iastm.facade import extract
 from fhir_iastm.facade.resources import stored_resources
 from fhir_iastm.mapping import to_fhir
 from fhir_iastm.records import check_record, record_hash
@@ -51,6 +53,7 @@ def encodings(count: int, run: str) -> None:
     found = []
     for body in records(count, run):
         record = check_record(body)[0]
+        assert record is not None
         bundle = to_fhir(record, replace(settings, record_hash=record_hash(record)))
         found.append(stored_resources(bundle, copy_=False))
     std_sorted = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False,
@@ -74,6 +77,14 @@ def encodings(count: int, run: str) -> None:
           f"jsonfast {fast:.3f} ms/record ({fast / base:.2f}x)")
 
 
+def _sorted_only(value: Any) -> tuple[bytes, Any]:
+    return jsonfast.dumps_sorted(value), value
+
+
+def _as_is(value: Any) -> Any:
+    return value
+
+
 def posts(count: int, run: str) -> None:
     from fhir_iastm.api import create_app
 
@@ -84,9 +95,14 @@ def posts(count: int, run: str) -> None:
     headers = {"Authorization": "Bearer bench", "Content-Type": "application/json"}
     sent = [json.dumps(b).encode() for b in records(count + 100, run)]
     side: dict[bool, list[float]] = {True: [], False: []}
+    pair, text = extract.dumps_pair, extract.JsonText
     for k, body in enumerate(sent):
         enabled = k % 2 == 0
         jsonfast._ENABLED = enabled
+        # off: as before orjson, the content hash's text only and the body left a dict that
+        # the JSON column encodes when (and if) it is written
+        extract.dumps_pair = pair if enabled else _sorted_only  # type: ignore[assignment]
+        extract.JsonText = text if enabled else _as_is  # type: ignore[misc, assignment]
         start = time.thread_time()
         answer = client.post("/api/sessions", data=body, headers=headers)
         used = time.thread_time() - start
@@ -94,7 +110,8 @@ def posts(count: int, run: str) -> None:
             raise SystemExit(f"POST answered {answer.status_code}: {answer.data[:300]!r}")
         if k >= 100:  # the first 100 warm up
             side[enabled].append(used * 1000)
-    jsonfast._ENABLED = True
+    jsonfast._ENABLED, extract.dumps_pair = True, pair
+    extract.JsonText = text  # type: ignore[misc]
     on, off = statistics.mean(side[True]), statistics.mean(side[False])
     print(f"POST /api/sessions, {count} requests alternately with orjson on and off, CPU ms of "
           f"the request's thread: mean on {on:.3f}, off {off:.3f}, saved {off - on:.3f} "
