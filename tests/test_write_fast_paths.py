@@ -3,7 +3,7 @@ once (stored bodies, content hashes), uuid5 text without ``uuid.UUID``, the cach
 , records handed to the store with their bodies already serialized (``JsonText``: the resources
 and the record body) and the import's pool of workers (preparing and storing batches in turn)
 against the in-process import — same rows, byte for byte, on the examples and on generated
-records."""
+records; and orjson (``fhir_iastm.jsonfast``) against the stdlib it replaced."""
 
 from __future__ import annotations
 
@@ -23,7 +23,8 @@ from hypothesis import strategies as st
 from sqlalchemy import select, text
 from sqlalchemy.exc import IntegrityError
 
-from fhir_iastm import service
+from fhir_iastm import jsonfast, service
+from fhir_iastm.facade import extract
 from fhir_iastm.facade.dates import date_bounds
 from fhir_iastm.facade.extract import content_hash
 from fhir_iastm.mapping import MappingSettings
@@ -265,3 +266,32 @@ def test_an_in_memory_store_is_imported_in_process() -> None:
     assert [getattr(r, "status", r) for r in results] == ["created"] * 12
     assert len(store.list_records(limit=100).items) == 12
     store.close()
+
+
+def _bytes(store: Store) -> Any:
+    """Every row as the database holds it: SQLite's text dump (the JSON bytes themselves), or
+    the rows of each table on PostgreSQL (``jsonb`` keeps no bytes to compare)."""
+    if store.engine.dialect.name != "sqlite":
+        return _rows(store)
+    with store.engine.connect() as conn:
+        return list(conn.connection.dbapi_connection.iterdump())  # type: ignore[union-attr]
+
+
+def test_orjson_stores_the_bytes_the_stdlib_stored_on_each_database(
+        store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The import with ``jsonfast`` (resource bodies written by orjson with their hash text,
+    handed to the store as ``JsonText``) and as before it (the stdlib; bodies as dicts that the
+    JSON column encodes): the same answers and rows, on SQLite the same bytes."""
+    stream = _stream()[::4]
+    found = []
+    for fast in (True, False):
+        _empty(store)
+        with monkeypatch.context() as patch:
+            if not fast:
+                patch.setattr(jsonfast, "_ENABLED", False)
+                patch.setattr(extract, "JsonText", json.loads)  # the body stays a dict
+            answers = [repr(r) for _, r in service.import_records(
+                store, iter(stream), SETTINGS, actor="t", jobs=1, batch=10)]
+        found.append((answers, _bytes(store)))
+    assert any("fhir_token" in line for line in found[0][1]) or found[0][1]["fhir_token"]
+    assert found[0] == found[1]

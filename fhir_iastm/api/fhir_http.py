@@ -13,6 +13,7 @@ from flask import Response, current_app, g, request
 
 from fhir_iastm.api.errors import FHIR_JSON
 from fhir_iastm.errors import Issue, NotAcceptableError, operation_outcome
+from fhir_iastm.jsonfast import dumps_compact
 from fhir_iastm.storage import StoredResource
 
 JSON_FORMATS = frozenset({"json", "application/json", "application/fhir+json",
@@ -71,9 +72,8 @@ def pretty() -> bool:
 def respond(body: dict[str, Any], status: int = 200,
             headers: dict[str, str] | None = None) -> Response:
     """FHIR JSON, indented when ``_pretty=true``."""
-    indent = pretty()
-    text = json.dumps(body, indent=2 if indent else None,
-                      separators=None if indent else (",", ":"), ensure_ascii=False)
+    text = (json.dumps(body, indent=2, ensure_ascii=False) if pretty()
+            else dumps_compact(body))
     return Response(text, status=status, mimetype=FHIR_JSON, headers=headers)
 
 

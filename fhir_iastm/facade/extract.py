@@ -18,7 +18,6 @@ of these forms. What each datatype contributes follows HAPI FHIR's JPA indexer:
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 import unicodedata
 from collections.abc import Iterator
@@ -28,9 +27,10 @@ from typing import Any
 from fhir_iastm.facade.dates import date_bounds, period_bounds
 from fhir_iastm.facade.params import CODE_SYSTEMS, PARAMS, SearchParam
 from fhir_iastm.facade.resources import stored_resources
+from fhir_iastm.jsonfast import dumps_pair, dumps_sorted
 from fhir_iastm.mapping import MappingSettings, to_fhir
 from fhir_iastm.records.model import SessionRecord
-from fhir_iastm.storage.fhir_types import ResourceSet, ResourceWrite
+from fhir_iastm.storage.fhir_types import JsonText, ResourceSet, ResourceWrite
 
 SHARED_TYPES = frozenset({"Patient", "Practitioner", "Organization"})
 #: Longest indexed string or token part (longer values are cut; HAPI cuts at 200 as well).
@@ -135,10 +135,12 @@ def _compiled(rtype: str) -> list[tuple[str, str, list[str], str, str | None]]:
 
 
 def index_resource(resource: dict[str, Any]) -> ResourceWrite:
-    """A resource (with its logical id) and its index rows, as the store writes them. A shared
+    """A resource (with its logical id) and its index rows, as the store writes them (the body as
+    its ``JsonText``, encoded with the content hash's text: ``jsonfast.dumps_pair``). A shared
     resource's rows are computed once per content (a patient's records repeat its Patient)."""
     rtype = resource["resourceType"]
-    digest = content_hash(resource)
+    canonical, text = dumps_pair(resource)
+    digest = hashlib.sha256(canonical).hexdigest()  # content_hash(resource)
     shared = rtype in SHARED_TYPES
     rows = _SHARED_ROWS.get(digest) if shared else None
     if rows is None:
@@ -147,7 +149,7 @@ def index_resource(resource: dict[str, Any]) -> ResourceWrite:
             if len(_SHARED_ROWS) >= _SHARED_ROWS_MAX:
                 _SHARED_ROWS.clear()
             _SHARED_ROWS[digest] = rows
-    return ResourceWrite(rtype, resource["id"], resource, digest, shared, *rows)
+    return ResourceWrite(rtype, resource["id"], JsonText(text), digest, shared, *rows)
 
 
 #: Index rows of shared resources by content hash (a pure function's results, bounded).
@@ -179,15 +181,9 @@ def _index_rows(resource: dict[str, Any], rtype: str
             tuple(dict.fromkeys(refs)))
 
 
-#: ``json.dumps(sort_keys=True, separators=(",", ":"), ensure_ascii=False)``, built once and
-#: without the cycle check (a resource is a tree).
-_SORTED = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False,
-                           check_circular=False)
-
-
 def content_hash(resource: dict[str, Any]) -> str:
     """SHA-256 of the resource's canonical JSON (sorted keys): what decides a new version."""
-    return hashlib.sha256(_SORTED.encode(resource).encode()).hexdigest()
+    return hashlib.sha256(dumps_sorted(resource)).hexdigest()
 
 
 

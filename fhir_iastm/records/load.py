@@ -51,7 +51,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 import hashlib
-import json
 import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
@@ -60,6 +59,7 @@ import rfc8785
 from marshmallow import ValidationError
 
 from fhir_iastm.errors import InvalidRecordError, Issue, has_errors
+from fhir_iastm.jsonfast import dumps_sorted
 from fhir_iastm.records import model
 from fhir_iastm.records.cross_field import cross_field_issues
 from fhir_iastm.records.fastload import fast_loader
@@ -216,19 +216,13 @@ def _record_jcs(record: model.SessionRecord, left_out: tuple[str, ...]) -> bytes
     for key in left_out:
         content.pop(key, None)
     try:
-        return _JCS_ENCODER.encode(content).encode("utf-8")
+        return dumps_sorted(content)
     except UnicodeEncodeError:  # a lone surrogate
         return None
 
 
 #: Python's shortest float form is JCS's (ECMAScript's) in this range of magnitudes.
 _SAME_FLOAT_FORM = (1e-4, 1e16)
-
-
-#: ``json.dumps(ensure_ascii=False, sort_keys=True, separators=(",", ":"), allow_nan=False)``,
-#: built once and without the cycle check (the content is a tree).
-_JCS_ENCODER = json.JSONEncoder(ensure_ascii=False, sort_keys=True, separators=(",", ":"),
-                                allow_nan=False, check_circular=False)
 
 
 def jcs_fast(value: Any) -> bytes | None:
@@ -241,9 +235,8 @@ def jcs_fast(value: Any) -> bytes | None:
     surrogates. Those values return None (the caller uses the ``rfc8785`` library)."""
     if not _plain(value):
         return None
-    text = _JCS_ENCODER.encode(value)
     try:
-        return text.encode("utf-8")
+        return dumps_sorted(value)
     except UnicodeEncodeError:  # a lone surrogate
         return None
 
