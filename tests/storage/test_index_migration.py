@@ -5,25 +5,17 @@ downgrade puts the indexes back."""
 
 from __future__ import annotations
 
-from alembic import command
 from click.testing import CliRunner
 from sqlalchemy import inspect
 
 from fhir_iastm.cli import main
 from fhir_iastm.storage import Store
-from fhir_iastm.storage.engine import alembic_config, current_revision
+from fhir_iastm.storage.engine import current_revision
 from fhir_iastm.storage.fhir_write import write_many
+from tests.conftest_storage import downgrade_to
 from tests.storage.test_fhir_write import _bodies, _dump, _script
 
 DROPPED = {("fhir_resource", "ix_fhir_resource_res_id"), ("records", "ix_records_status")}
-
-
-def _to(store: Store, revision: str) -> None:
-    cfg = alembic_config()
-    with store.engine.connect() as conn:
-        cfg.attributes["connection"] = conn
-        command.downgrade(cfg, revision)
-        conn.commit()
 
 
 def _indexes(store: Store) -> set[tuple[str, str]]:
@@ -35,7 +27,7 @@ def _indexes(store: Store) -> set[tuple[str, str]]:
 def test_init_db_upgrades_a_store_made_at_0010_and_its_answers_stay(store: Store) -> None:
     script = _script("mA")
     try:
-        _to(store, "0010")
+        downgrade_to(store, "0010")
         assert _indexes(store) >= DROPPED
         with store.write() as conn:  # a store written before 0011
             write_many(conn, script[:5])
@@ -51,7 +43,7 @@ def test_init_db_upgrades_a_store_made_at_0010_and_its_answers_stay(store: Store
         with store.write() as conn:
             write_many(conn, _script("mB"))
         assert _dump(store, "mA") == _dump(store, "mB")
-        _to(store, "0010")
+        downgrade_to(store, "0010")
         assert _indexes(store) >= DROPPED
         assert _dump(store, "mA") == _dump(store, "mB")
     finally:
