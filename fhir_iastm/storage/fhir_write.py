@@ -153,14 +153,12 @@ class _Batch:
 
     def __init__(self, rows: list[_State]) -> None:
         self.states = {row.key: row for row in rows}
-        self.by_id: dict[str, list[_State]] = {}
         self.by_session: dict[str, list[_State]] = {}
         for row in rows:
             self._place(row)
         self.versions: list[_Version] = []
 
     def _place(self, state: _State) -> None:
-        self.by_id.setdefault(state.res_id, []).append(state)
         if not state.shared:
             self.by_session.setdefault(state.session_id, []).append(state)
 
@@ -190,17 +188,16 @@ class _Batch:
             if not state.shared and state.session_id != session_id:
                 self.by_session.setdefault(session_id, []).append(state)
             state.session_id, state.source_key = session_id, rset.source_key
-        for state in self._dropped(session_id, rset, seen):
+        for state in self._dropped(session_id, seen):
             self._new_version(state, now, None)
 
-    def _dropped(self, session_id: str, rset: ResourceSet, seen: set[tuple[str, str]]
+    def _dropped(self, session_id: str, seen: set[tuple[str, str]]
                  ) -> list[_State]:
-        """What ``write_resources`` reads besides the resources written (the rows sharing their
-        ids and the session's own rows) and that this record no longer emits."""
-        near = [s for s in self.by_session.get(session_id, ()) if s.session_id == session_id]
-        for res_id in {item.resource_id for item in rset.resources}:
-            near.extend(self.by_id.get(res_id, ()))
-        dropped = {id(s): s for s in near if not s.shared and not s.gone and s.key not in seen}
+        """The session's own live resources that this record no longer emits (what
+        ``write_resources`` reads besides the resources written, by type and id)."""
+        own = self.by_session.get(session_id, ())
+        dropped = {id(s): s for s in own if s.session_id == session_id and not s.shared
+                   and not s.gone and s.key not in seen}
         return list(dropped.values())
 
     def _new_version(self, state: _State, now: str, item: ResourceWrite | None) -> None:
