@@ -27,7 +27,7 @@ from sqlalchemy.engine import make_url
 from fhir_iastm.records.model import SessionRecord
 from fhir_iastm.records import load_record
 from fhir_iastm.storage import Store
-from fhir_iastm.storage.engine import make_engine, normalize_url
+from fhir_iastm.storage.engine import alembic_config, make_engine, normalize_url
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "tests" / "data" / "examples" / "good-01-lateral-epicondylitis-graston.json"
@@ -110,6 +110,17 @@ def store(request: pytest.FixtureRequest) -> Store:
     """The same test on SQLite and on the real PostgreSQL."""
     name = "sqlite_store" if request.param == "sqlite" else "pg_store"
     return request.getfixturevalue(name)
+
+
+def downgrade_to(store: Store, revision: str) -> None:
+    """Take the store's schema down to ``revision`` (``store.migrate()`` brings it back)."""
+    from alembic import command
+
+    cfg = alembic_config()
+    with store.engine.connect() as conn:
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, revision)
+        conn.commit()
 
 
 def sample_raw(

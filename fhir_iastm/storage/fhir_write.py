@@ -51,14 +51,6 @@ HV = fhir_resource_version
 _INSERT = insert(R).returning(R.c.pk, R.c.res_type, R.c.res_id)
 _UPDATE = update(R).where(R.c.pk == bindparam("b_pk"))
 _INSERT_HISTORY = insert(HV)
-_CURRENT = (
-    select(R.c.pk, R.c.res_type, R.c.res_id, R.c.version, R.c.gone, R.c.shared,
-           R.c.content_hash, R.c.source_key, R.c.session_id, R.c.last_updated)
-    .where(or_(R.c.res_id.in_(bindparam("ids", expanding=True)),
-               and_(R.c.session_id.in_(bindparam("sids", expanding=True)), ~R.c.shared)))
-    .order_by(R.c.pk)
-    .with_for_update()
-)
 #: History rows are written without a body (NULL: the resource row's, see the docstring).
 _HISTORY_COLUMNS = ("res_pk", "version", "last_updated", "gone")
 
@@ -90,13 +82,36 @@ def write_many(conn: Connection, writes: Sequence[tuple[str, ResourceSet, str]])
 
 def _lock_current(conn: Connection, writes: Sequence[tuple[str, ResourceSet, str]]
                   ) -> list[_State]:
-    """The rows of the resources written, and the sessions' own rows (to find dropped ones)."""
-    ids = list(dict.fromkeys(item.resource_id for _, rset, _ in writes for item in rset.resources))
-    sids = list(dict.fromkeys(session_id for session_id, _, _ in writes))
-    rows = conn.execute(_CURRENT, {"ids": ids, "sids": sids})
+    """The rows of the resources written (by type and id), and the sessions' own rows (to find
+    dropped ones)."""
+    ids: dict[str, dict[str, None]] = {}
+    for _, rset, _ in writes:
+        for item in rset.resources:
+            ids.setdefault(item.resource_type, {})[item.resource_id] = None
+    params: dict[str, Any] = {"sids": list(dict.fromkeys(sid for sid, _, _ in writes))}
+    for n, (res_type, res_ids) in enumerate(ids.items()):
+        params[f"t{n}"], params[f"ids{n}"] = res_type, list(res_ids)
+    rows = conn.execute(_current(len(ids)), params)
     return [_State(row.pk, row.res_type, row.res_id, row.version, row.gone, row.shared,
                    row.content_hash, row.source_key, row.session_id, row.last_updated)
             for row in rows]
+
+
+@cache
+def _current(types: int) -> Any:
+    """The locking read of ``_lock_current`` for ``types`` resource types: per type
+    ``res_type = :tN AND res_id IN (:idsN)`` (the unique (res_type, res_id) index; no index on
+    ``res_id`` alone is kept, docs/performance.md#indexes), or the sessions' own rows."""
+    by_type = (and_(R.c.res_type == bindparam(f"t{n}"),
+                    R.c.res_id.in_(bindparam(f"ids{n}", expanding=True))) for n in range(types))
+    return (
+        select(R.c.pk, R.c.res_type, R.c.res_id, R.c.version, R.c.gone, R.c.shared,
+               R.c.content_hash, R.c.source_key, R.c.session_id, R.c.last_updated)
+        .where(or_(*by_type,
+                   and_(R.c.session_id.in_(bindparam("sids", expanding=True)), ~R.c.shared)))
+        .order_by(R.c.pk)
+        .with_for_update()
+    )
 
 
 @dataclass(slots=True, eq=False)
@@ -138,14 +153,12 @@ class _Batch:
 
     def __init__(self, rows: list[_State]) -> None:
         self.states = {row.key: row for row in rows}
-        self.by_id: dict[str, list[_State]] = {}
         self.by_session: dict[str, list[_State]] = {}
         for row in rows:
             self._place(row)
         self.versions: list[_Version] = []
 
     def _place(self, state: _State) -> None:
-        self.by_id.setdefault(state.res_id, []).append(state)
         if not state.shared:
             self.by_session.setdefault(state.session_id, []).append(state)
 
@@ -175,17 +188,16 @@ class _Batch:
             if not state.shared and state.session_id != session_id:
                 self.by_session.setdefault(session_id, []).append(state)
             state.session_id, state.source_key = session_id, rset.source_key
-        for state in self._dropped(session_id, rset, seen):
+        for state in self._dropped(session_id, seen):
             self._new_version(state, now, None)
 
-    def _dropped(self, session_id: str, rset: ResourceSet, seen: set[tuple[str, str]]
+    def _dropped(self, session_id: str, seen: set[tuple[str, str]]
                  ) -> list[_State]:
-        """What ``write_resources`` reads besides the resources written (the rows sharing their
-        ids and the session's own rows) and that this record no longer emits."""
-        near = [s for s in self.by_session.get(session_id, ()) if s.session_id == session_id]
-        for res_id in {item.resource_id for item in rset.resources}:
-            near.extend(self.by_id.get(res_id, ()))
-        dropped = {id(s): s for s in near if not s.shared and not s.gone and s.key not in seen}
+        """The session's own live resources that this record no longer emits (what
+        ``write_resources`` reads besides the resources written, by type and id)."""
+        own = self.by_session.get(session_id, ())
+        dropped = {id(s): s for s in own if s.session_id == session_id and not s.shared
+                   and not s.gone and s.key not in seen}
         return list(dropped.values())
 
     def _new_version(self, state: _State, now: str, item: ResourceWrite | None) -> None:

@@ -84,7 +84,6 @@ records = Table(
     Column("therapist_npi", String(16), nullable=True),
     Index(None, "patient_mrn", "clinic_id"),
     Index(None, "updated_at"),
-    Index(None, "status"),
     # the console's newest-first sessions list, whole or by clinic, therapist or status
     Index(None, "session_start", "session_id"),
     Index(None, "clinic_id", "session_start"),
@@ -190,8 +189,8 @@ fhir_resource = Table(
     Column("source_key", String(128), nullable=False),
     Column("content_hash", Hash, nullable=False),
     Column("body", JsonColumn, nullable=False),
+    # every lookup by id names the type too: no index on res_id alone (docs/performance.md#indexes)
     UniqueConstraint("res_type", "res_id"),
-    Index(None, "res_id"),
     Index(None, "session_id"),
     Index(None, "res_type", "last_updated"),
     # an export's keyset batches of one type in pk order (docs/smart-bulk.md#export-speed)

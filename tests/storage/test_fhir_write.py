@@ -55,6 +55,23 @@ def test_every_version_keeps_its_body(store: Store) -> None:
     assert (current.version, current.body["note"], current.last_updated) == (4, ["b3"], t[4])
 
 
+def test_resources_are_told_apart_by_type_and_id(store: Store) -> None:
+    """The locking read looks resources up by (type, id): a session's Procedure ``x`` and
+    another session's Observation ``x`` are two resources; a record that emits the Observation
+    instead of its Procedure retracts the Procedure."""
+    obs = ResourceWrite("Observation", "x", {"resourceType": "Observation", "id": "x"},
+                        "hash-o", False)
+    t = [f"2026-01-01T00:00:0{i}.000000" for i in range(3)]
+    _write(store, "S1", "k1", _proc("x", "p1"), now=t[0])
+    _write(store, "S2", "k2", obs, now=t[1])  # S1's Procedure x is not S2's to retract
+    assert _bodies(store, "x") == [(1, False, "p1")]
+    _write(store, "S1", "k1", obs, now=t[2])  # S1 takes Observation x, drops Procedure x
+    assert _bodies(store, "x") == [(1, False, "p1"), (2, True, "p1")]
+    current = store.read_resource("Observation", "x")
+    assert current is not None
+    assert (current.version, current.last_updated) == (1, t[1])
+
+
 def test_shared_resource_versions_keep_their_bodies(store: Store) -> None:
     now = "2026-01-01T00:00:00.000000"
     _write(store, "S1", "2025|S1", _proc("p", "old", shared=True), now=now)

@@ -6,26 +6,17 @@ from __future__ import annotations
 
 import copy
 
-from alembic import command
 from sqlalchemy import select, update
 
 from fhir_iastm import service
 from fhir_iastm.mapping import MappingSettings
 from fhir_iastm.records import load_record, record_hash
 from fhir_iastm.storage import Store
-from fhir_iastm.storage.engine import alembic_config, current_revision
+from fhir_iastm.storage.engine import current_revision
 from fhir_iastm.storage.schema import outbox, record_versions, records, sync_state
-from tests.conftest_storage import sample_raw
+from tests.conftest_storage import downgrade_to, sample_raw
 
 SID = "RBPT-2025-000311"
-
-
-def _to(store: Store, revision: str) -> None:
-    cfg = alembic_config()
-    with store.engine.connect() as conn:
-        cfg.attributes["connection"] = conn
-        command.downgrade(cfg, revision)
-        conn.commit()
 
 
 def _hashes(store: Store) -> tuple[list[str], list[str], list[str | None]]:
@@ -62,7 +53,7 @@ def test_a_store_hashed_without_billing_is_rehashed_and_repeats_stay_unchanged(s
     settings = MappingSettings()
     raw, plain = sample_raw(SID, 1), sample_raw("RBPT-2025-000312", 1)
     del plain["billing"]
-    _to(store, "0008")
+    downgrade_to(store, "0008")
     for body in (raw, plain):  # written as a store before 0009 wrote them
         record = load_record(body)
         store.save_record(record, body, actor="a", digest=record_hash(record, legacy=True))
@@ -89,6 +80,6 @@ def test_a_store_hashed_without_billing_is_rehashed_and_repeats_stay_unchanged(s
     billed["billing"]["cpt_lines"][0]["units"] += 1
     assert service.save_record(store, billed, settings, actor="a").result.status == "new-version"
     assert _outbox_rows(store) == queued + 1
-    _to(store, "0008")  # and back: the old scheme's hashes again
+    downgrade_to(store, "0008")  # and back: the old scheme's hashes again
     assert _hashes(store)[1][:2] == legacy[1]
     store.migrate()
