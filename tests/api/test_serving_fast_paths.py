@@ -318,3 +318,24 @@ def test_gunicorn_answers_in_one_send_with_its_own_bytes(tmp_path: Path) -> None
         conn.request("GET", "/healthz")  # the kept-alive connection answers again
         assert conn.getresponse().read() == body
         conn.close()
+
+
+@pytest.mark.parametrize("debug", [False, True])
+def test_healthz_answers_what_jsonify_answers(app_for: Callable[..., Any], debug: bool) -> None:
+    # the constant answer is kept, by debug mode (jsonify indents there), not rebuilt each time
+    from flask import jsonify
+
+    from fhir_iastm import __version__
+
+    app = app_for()
+    app.debug = debug
+    client = app.test_client()
+    answers = [client.get("/healthz") for _ in range(2)]
+    with app.test_request_context("/healthz"):
+        expected = jsonify({"status": "ok", "version": __version__})
+    for answer in answers:
+        assert answer.status_code == 200
+        assert answer.get_data() == expected.get_data()
+        assert [(k, v) for k, v in answer.headers.items() if k != "X-Request-Id"] == list(
+            expected.headers.items())
+    assert (b"\n  " in answers[0].get_data()) is debug
