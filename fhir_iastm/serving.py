@@ -97,13 +97,14 @@ class OneSendResponse(gunicorn_wsgi.Response):  # type: ignore[misc]
     path. The bytes on the wire are the same."""
 
     def write(self, arg: bytes) -> None:
-        if (self.headers_sent or self.chunked or self._omits_body or not isinstance(arg, bytes)
+        sent: bool = self.headers_sent  # type: ignore[has-type]  # gunicorn is untyped
+        if (sent or self.chunked or self._omits_body or not isinstance(arg, bytes)
                 or self.response_length is None or len(arg) > self.response_length):
             super().write(arg)
             return
         lines = self.default_headers()
-        lines.extend("%s: %s\r\n" % (k, v) for k, v in self.headers)
-        head = ("%s\r\n" % "".join(lines)).encode("latin-1")  # as gunicorn's send_headers
+        lines.extend(f"{k}: {v}\r\n" for k, v in self.headers)  # str, checked by gunicorn
+        head = ("".join(lines) + "\r\n").encode("latin-1")  # as gunicorn's send_headers
         self.headers_sent = True
         self.sent += len(arg)
         self.sock.sendall(head + arg)

@@ -215,4 +215,5 @@ def history(base: str, rtype: str, rid: str, versions: list[StoredResource],
     return bundle
 
 
-__all__ = ["full_url_json", "history", "resource_json", "resource_url", "searchset", "searchset_json", "with_meta"]
+__all__ = ["full_url_json", "history", "resource_json", "resource_url", "searchset",
+           "searchset_json", "with_meta"]
