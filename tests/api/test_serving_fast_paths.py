@@ -304,8 +304,9 @@ def test_one_send_response_writes_the_bytes_of_gunicorns_own(
     assert len(ours) == sends
 
 
-def test_gunicorn_answers_in_one_send_with_its_own_bytes(tmp_path: Path) -> None:
-    # the served worker uses OneSendResponse: a whole answer, Content-Length and all
+def test_the_served_worker_answers_whole_on_a_kept_alive_connection(tmp_path: Path) -> None:
+    # the served worker (its responses are OneSendResponses): a whole answer, Content-Length
+    # and all, and the connection stays usable for the next request
     with gunicorn(tmp_path) as srv:
         conn = http.client.HTTPConnection("127.0.0.1", srv.port, timeout=5)
         conn.request("GET", "/healthz")
