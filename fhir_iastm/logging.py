@@ -9,6 +9,9 @@ from __future__ import annotations
 import json
 import logging
 
+#: what ``json.dumps(body, separators=(",", ":"))`` builds on every call, built once
+_LINE = json.JSONEncoder(separators=(",", ":"))
+
 
 class JsonFormatter(logging.Formatter):
     """Render a record as one JSON object (message plus the ``fields`` extra)."""
@@ -23,7 +26,7 @@ class JsonFormatter(logging.Formatter):
         body.update(getattr(record, "fields", {}))
         if record.exc_info:
             body["exc_type"] = record.exc_info[0].__name__ if record.exc_info[0] else None
-        return json.dumps(body, separators=(",", ":"))
+        return _LINE.encode(body)
 
 
 def configure_logging(level: int = logging.INFO) -> None:

@@ -94,9 +94,14 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.register_blueprint(smart_bp)
     install_console(app, settings)
 
+    health: dict[bool, bytes] = {}  # jsonify's constant answer, by debug mode (it indents)
+
     @app.get("/healthz")
     def healthz() -> Any:
-        return jsonify({"status": "ok", "version": __version__})
+        body = health.get(app.debug)
+        if body is None:
+            body = health[app.debug] = jsonify({"status": "ok", "version": __version__}).data
+        return app.response_class(body, mimetype=app.json.mimetype)  # type: ignore[attr-defined]
 
     return app
 

@@ -157,17 +157,28 @@ def searchset_json(base: str, parsed: Parsed, result: SearchResult,
     """``compact_json(searchset(...))``, the stored bodies' text spliced in."""
     if subsets(parsed.summary, parsed.elements):
         return compact_json(searchset(base, parsed, result, args, outcome))
-    entries = [_entry_json(base, r, "match") for r in result.matches]
-    entries += [_entry_json(base, r, "include") for r in result.included]
+    quoted = compact_json(base)[:-1]  # the base as a JSON string, its closing quote left off
+    entries = [_entry_json(base, quoted, r, '"match"') for r in result.matches]
+    entries += [_entry_json(base, quoted, r, '"include"') for r in result.included]
     if outcome is not None:
         entries.append(compact_json({"resource": outcome, "search": {"mode": "outcome"}}))
     head = compact_json(_searchset_head(base, parsed, result, args))
     return f'{head[:-1]},"entry":[{",".join(entries)}]}}' if entries else head
 
 
-def _entry_json(base: str, stored: StoredResource, mode: str) -> str:
-    return (f'{{"fullUrl":{compact_json(resource_url(base, stored))},'
-            f'"resource":{resource_json(stored)},"search":{{"mode":{compact_json(mode)}}}}}')
+def full_url_json(base: str, quoted_base: str, stored: StoredResource) -> str:
+    """``compact_json(resource_url(base, stored))``; ``quoted_base`` is ``compact_json(base)``
+    without its closing quote. JSON escapes a string character by character, and a plain type
+    and id (letters, digits, ``-``, ``.``) need none: they are appended as they are."""
+    rtype, rid = stored.resource_type, stored.resource_id
+    if _PLAIN.fullmatch(rtype) and _PLAIN.fullmatch(rid):
+        return f'{quoted_base}/{rtype}/{rid}"'
+    return compact_json(resource_url(base, stored))
+
+
+def _entry_json(base: str, quoted_base: str, stored: StoredResource, mode_json: str) -> str:
+    return (f'{{"fullUrl":{full_url_json(base, quoted_base, stored)},'
+            f'"resource":{resource_json(stored)},"search":{{"mode":{mode_json}}}}}')
 
 
 def _entry(base: str, stored: StoredResource, mode: str, parsed: Parsed) -> dict[str, Any]:
@@ -204,4 +215,5 @@ def history(base: str, rtype: str, rid: str, versions: list[StoredResource],
     return bundle
 
 
-__all__ = ["history", "resource_json", "resource_url", "searchset", "searchset_json", "with_meta"]
+__all__ = ["full_url_json", "history", "resource_json", "resource_url", "searchset",
+           "searchset_json", "with_meta"]

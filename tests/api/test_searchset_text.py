@@ -161,3 +161,14 @@ def test_a_stored_body_with_its_id_last_is_spliced() -> None:
     assert bundle_module._rest_text(stored) is not None
     assert resource_json(stored) == json.dumps(with_meta(stored), separators=(",", ":"),
                                                ensure_ascii=False)
+
+
+@given(st.sampled_from(["http://localhost/fhir", 'http://a/"q"\\b', "https://exämple.org/fhir",
+                        "http://a/\x01\u2028/fhir", ""]) | st.text(max_size=12),
+       st.sampled_from(["Procedure", "Patient", "Pro cedure", 'P"x']) | st.text(max_size=6),
+       st.sampled_from(["abc-1.2", "ab/c", "é", 'a"b', "a\\b", "\n"]) | st.text(max_size=6))
+def test_a_full_url_is_its_encoded_url(base: str, rtype: str, rid: str) -> None:
+    stored = StoredResource(1, rtype, rid, 1, "2024-01-01T00:00:00.000000", False, {})
+    quoted = compact_json(base)[:-1]
+    assert bundle_module.full_url_json(base, quoted, stored) == compact_json(
+        bundle_module.resource_url(base, stored))

@@ -10,10 +10,12 @@ the real gunicorn with the project's config (``tests/api/test_serving.py``'s ``g
 from __future__ import annotations
 
 import http.client
+import re
 import socket
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -244,3 +246,97 @@ def test_session_links_are_the_urls_flask_builds_for_each_rule(
             "sync": url_for("sessions.get_sync", session_id=session_id),
         }
         assert _links(session_id)["self"].startswith(f"{root}/api/sessions/")
+
+
+class _Wire:
+    """A socket stand-in that records each ``sendall``."""
+
+    def __init__(self) -> None:
+        self.sends: list[bytes] = []
+
+    def sendall(self, data: bytes) -> None:
+        self.sends.append(bytes(data))
+
+
+def _answer(response_class: type, request: bytes, status: str,
+            headers: list[tuple[str, str]], chunks: list[bytes]) -> list[bytes]:
+    """What gunicorn's ``response_class`` sends for one request answered with ``chunks``."""
+    from gunicorn.config import Config
+    from gunicorn.http.parser import RequestParser
+
+    cfg = Config()
+    req = next(iter(RequestParser(cfg, [request], ("127.0.0.1", 1))))
+    wire = _Wire()
+    resp = response_class(req, wire, cfg)
+    resp.start_response(status, headers)
+    for chunk in chunks:
+        resp.write(chunk)
+    resp.close()
+    return wire.sends
+
+
+@pytest.mark.parametrize(("request_bytes", "status", "headers", "chunks", "sends"), [
+    (b"GET /x HTTP/1.1\r\nHost: a\r\n\r\n", "200 OK",
+     [("Content-Type", "application/json"), ("Content-Length", "11")], [b'{"a":"ok"}\n'], 1),
+    (b"GET /x HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n", "404 NOT FOUND",
+     [("Content-Length", "2"), ("X-Request-Id", "ab")], [b"{}"], 1),
+    (b"GET /x HTTP/1.0\r\n\r\n", "200 OK", [("Content-Length", "3")], [b"abc"], 1),
+    # gunicorn's own path: a body in two writes, chunked, none (304, HEAD), too long a write
+    (b"GET /x HTTP/1.1\r\nHost: a\r\n\r\n", "200 OK", [("Content-Length", "4")],
+     [b"ab", b"cd"], 2),
+    (b"GET /x HTTP/1.1\r\nHost: a\r\n\r\n", "200 OK", [], [b"abc", b"de"], 4),
+    (b"GET /x HTTP/1.1\r\nHost: a\r\n\r\n", "304 NOT MODIFIED", [("ETag", 'W/"1"')], [], 1),
+    (b"HEAD /x HTTP/1.1\r\nHost: a\r\n\r\n", "200 OK", [("Content-Length", "3")], [b"abc"], 1),
+    (b"GET /x HTTP/1.1\r\nHost: a\r\n\r\n", "200 OK", [("Content-Length", "2")], [b"abcd"], 2),
+])
+def test_one_send_response_writes_the_bytes_of_gunicorns_own(
+        request_bytes: bytes, status: str, headers: list[tuple[str, str]], chunks: list[bytes],
+        sends: int) -> None:
+    from gunicorn.http.wsgi import Response
+
+    from fhir_iastm.serving import OneSendResponse
+
+    theirs = _answer(Response, request_bytes, status, headers, chunks)
+    ours = _answer(OneSendResponse, request_bytes, status, headers, chunks)
+    dated = re.compile(rb"\r\nDate: [^\r]*\r\n")  # the clock may tick between the two
+    assert dated.search(b"".join(ours))
+    assert dated.sub(b"", b"".join(ours)) == dated.sub(b"", b"".join(theirs))
+    assert len(ours) == sends
+
+
+def test_the_served_worker_answers_whole_on_a_kept_alive_connection(tmp_path: Path) -> None:
+    # the served worker (its responses are OneSendResponses): a whole answer, Content-Length
+    # and all, and the connection stays usable for the next request
+    with gunicorn(tmp_path) as srv:
+        conn = http.client.HTTPConnection("127.0.0.1", srv.port, timeout=5)
+        conn.request("GET", "/healthz")
+        answer = conn.getresponse()
+        body = answer.read()
+        assert answer.status == 200
+        assert int(answer.headers["Content-Length"]) == len(body)
+        assert answer.headers["Connection"] == "keep-alive"
+        assert answer.headers["Content-Type"] == "application/json"
+        conn.request("GET", "/healthz")  # the kept-alive connection answers again
+        assert conn.getresponse().read() == body
+        conn.close()
+
+
+@pytest.mark.parametrize("debug", [False, True])
+def test_healthz_answers_what_jsonify_answers(app_for: Callable[..., Any], debug: bool) -> None:
+    # the constant answer is kept, by debug mode (jsonify indents there), not rebuilt each time
+    from flask import jsonify
+
+    from fhir_iastm import __version__
+
+    app = app_for()
+    app.debug = debug
+    client = app.test_client()
+    answers = [client.get("/healthz") for _ in range(2)]
+    with app.test_request_context("/healthz"):
+        expected = jsonify({"status": "ok", "version": __version__})
+    for answer in answers:
+        assert answer.status_code == 200
+        assert answer.get_data() == expected.get_data()
+        assert [(k, v) for k, v in answer.headers.items() if k != "X-Request-Id"] == list(
+            expected.headers.items())
+    assert (b"\n  " in answers[0].get_data()) is debug
