@@ -2,7 +2,7 @@
 requests/s, SQLite).
 
     .venv/bin/python benchmarks/bench_api.py [--rate 200] [--duration 20] [--seed 300] [--workers 2]
-        [--only healthz,search,mixed-issue] [--mixed-rate 350] [--generator select|threads]
+        [--only healthz,search,mixed-issue] [--mixed-rate 350] [--generator select|keepalive|threads]
         [--worker-class thread|sync]
 
 Starts gunicorn as the service is served (``scripts/run``: ``-c python:fhir_iastm.gunicorn_conf``,
@@ -14,7 +14,9 @@ generator: request ``i`` is due at ``start + i / rate`` and is sent then, on a f
 and its latency is measured from that scheduled time, so a stalled server is charged for the
 requests it delayed (no coordinated omission). ``--generator select`` (the default,
 ``loadgen.py``) sends from one thread with non-blocking sockets, however many requests are
-outstanding; ``--generator threads`` from a pool of 64 threads with ``http.client`` (the earlier
+outstanding; ``--generator keepalive`` the same, but a request goes on a connection an earlier
+answer left open when one is idle (what clients with a connection pool do: fhirpy, fhirclient's
+``requests.Session``); ``--generator threads`` from a pool of 64 threads with ``http.client`` (the earlier
 generator, which costs the shared cores more CPU per request). Each scenario gets a short
 unrecorded warm-up.
 
@@ -75,6 +77,7 @@ class Result:
     elapsed: float = 0.0
     server_cpu: float = 0.0
     generator_cpu: float = 0.0
+    connections: int | None = None  # connections opened (select generators)
     by_method: dict[str, list[float]] = field(default_factory=dict)
 
     def pct(self, p: float) -> float:
@@ -185,22 +188,31 @@ def _record(result: Result, req: Request, due: float, done: float, start: float,
 
 
 def drive_select(port: int, name: str, requests: list[Request], rate: float,
-                 expect: tuple[int, ...]) -> Result:
+                 expect: tuple[int, ...], keep_alive: bool = False) -> Result:
     """Open loop from one thread (``loadgen``): request i is sent at start + i/rate, however
-    many are still outstanding; latency counts from that due time, as in :func:`drive`."""
+    many are still outstanding; latency counts from that due time, as in :func:`drive`.
+    ``keep_alive``: connections an answer left open are used again (``Result.connections``)."""
     result = Result(name, rate)
     start = time.perf_counter() + 0.05
 
     def record(req: Request, due: float, done: float, outcome: str | None) -> None:
         _record(result, req, due, done, start, outcome)
 
-    run_open_loop(HOST, port, requests, rate, expect, record, start)
+    result.connections = run_open_loop(HOST, port, requests, rate, expect, record, start,
+                                       keep_alive=keep_alive)
     return result
 
 
-#: the load generators: ``threads`` (a pool of 64 threads, ``http.client``) or ``select`` (one
-#: thread, non-blocking sockets); both open loop, latency from each request's due time.
-GENERATORS = {"threads": drive, "select": drive_select}
+def drive_keepalive(port: int, name: str, requests: list[Request], rate: float,
+                    expect: tuple[int, ...]) -> Result:
+    """:func:`drive_select` with kept-alive connections, as a client's connection pool."""
+    return drive_select(port, name, requests, rate, expect, keep_alive=True)
+
+
+#: the load generators: ``threads`` (a pool of 64 threads, ``http.client``), ``select`` (one
+#: thread, non-blocking sockets, a fresh connection per request) or ``keepalive`` (``select``
+#: reusing the connections answers leave open); all open loop, latency from each due time.
+GENERATORS = {"threads": drive, "select": drive_select, "keepalive": drive_keepalive}
 
 
 # --- the data -----------------------------------------------------------------------------------
@@ -359,6 +371,8 @@ def scenario(port: int, name: str, make: Callable[[int], list[Request]], args: a
             say(part.row(base.pct(99) if base else None, machine=False))
     if result.errors:
         say(f"    errors: {result.errors}")
+    if getattr(args, "generator", "select") == "keepalive":
+        say(f"    {result.connections} connections for {len(requests)} requests")
     return result
 
 
@@ -451,8 +465,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--mixed-rate", type=float, default=350.0,
                         help="offered requests per second of mixed-issue (4 search : 3 POST)")
     parser.add_argument("--generator", choices=sorted(GENERATORS), default="select",
-                        help="the load generator: one thread with non-blocking sockets (select) "
-                        "or 64 threads with http.client (threads)")
+                        help="the load generator: one thread with non-blocking sockets, a fresh "
+                        "connection per request (select) or kept-alive connections used again "
+                        "(keepalive), or 64 threads with http.client (threads)")
     args = parser.parse_args(argv)
     unknown = sorted(set(args.only) - set(SCENARIOS))
     if unknown:

@@ -1,8 +1,9 @@
 """An open-loop HTTP load generator on one thread (``selectors``, non-blocking sockets), for
 ``bench_api.py`` and ``bench_facade.py``.
 
-Request ``i`` is due at ``start + i / rate`` and is sent then, on a fresh connection, however many
-requests are still outstanding; its latency counts from that due time to the last byte of the
+Request ``i`` is due at ``start + i / rate`` and is sent then, on a fresh connection (or, with
+``keep_alive``, on an idle connection an earlier answer left open, as a client with a connection
+pool such as ``requests.Session`` or aiohttp does), however many requests are still outstanding; its latency counts from that due time to the last byte of the
 answer, so a stalled server is charged for every request it delayed (no coordinated omission).
 The same method as ``bench_api.drive`` (a pool of 64 threads with ``http.client``), with the same
 request bytes; it only costs the machine less CPU per request, and the generator shares the 2
@@ -23,6 +24,9 @@ Request = tuple[str, str, bytes | None]
 #: called once per request: (request, due time, finish time, None or what went wrong)
 Record = Callable[[Request, float, float, "str | None"], None]
 TIMEOUT_S = 30.0
+#: keep-alive: a connection idle longer than this is closed here, well before the server's own
+#: keep-alive timeout (5 s in fhir_iastm/gunicorn_conf.py) could close it under a request
+IDLE_S = 2.0
 
 
 def request_bytes(host: str, port: int, req: Request) -> bytes:
@@ -32,6 +36,14 @@ def request_bytes(host: str, port: int, req: Request) -> bytes:
     if body is not None:
         head += f"Content-Length: {len(body)}\r\nContent-Type: application/json\r\n"
     return (head + "\r\n").encode("ascii") + (body or b"")
+
+
+def reusable(data: bytes) -> bool:
+    """Whether a whole response leaves its connection open (HTTP/1.1, no ``Connection: close``)."""
+    head = data[:data.find(b"\r\n\r\n")].decode("latin-1").lower().split("\r\n")
+    return head[0].startswith("http/1.1") and not any(
+        line.partition(":")[0].strip() == "connection" and "close" in line.partition(":")[2]
+        for line in head[1:])
 
 
 def response_status(data: bytes, closed: bool) -> int | None:
@@ -56,29 +68,48 @@ class _Exchange:
     out: bytes
     sock: socket.socket
     received: list[bytes] = field(default_factory=list)
+    closed: bool = False  # the server closed the connection after (or instead of) answering
 
 
 def run_open_loop(host: str, port: int, requests: list[Request], rate: float,
-                  expect: tuple[int, ...], record: Record, start: float) -> None:
+                  expect: tuple[int, ...], record: Record, start: float,
+                  keep_alive: bool = False) -> int:
     """Send ``requests`` at ``rate`` per second from this thread, request i at ``start + i /
-    rate`` (``time.perf_counter`` time); ``record`` each outcome."""
+    rate`` (``time.perf_counter`` time); ``record`` each outcome. ``keep_alive``: a connection
+    whose answer left it open serves a later request. Returns the connections opened."""
     sel = selectors.DefaultSelector()
     live: dict[socket.socket, _Exchange] = {}
-    sent = 0
+    idle: list[tuple[float, socket.socket]] = []  # (idle since, connection), newest last
+    sent = opened = 0
 
     def finish(ex: _Exchange, outcome: str | None) -> None:
         sel.unregister(ex.sock)
-        ex.sock.close()
         del live[ex.sock]
-        record(ex.req, ex.due, time.perf_counter(), outcome)
+        done = time.perf_counter()
+        if keep_alive and outcome is None and not ex.closed and reusable(b"".join(ex.received)):
+            idle.append((done, ex.sock))
+        else:
+            ex.sock.close()
+        record(ex.req, ex.due, done, outcome)
+
+    def connection(now: float) -> socket.socket | None:
+        """An idle kept-alive connection (the newest; stale ones closed), or None."""
+        while idle and now - idle[0][0] > IDLE_S:
+            idle.pop(0)[1].close()
+        return idle.pop()[1] if idle else None
 
     def launch(req: Request, due: float) -> None:
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.setblocking(False)
+        nonlocal opened
+        sock = connection(time.perf_counter()) if keep_alive else None
+        fresh = sock is None
+        if sock is None:
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            sock.setblocking(False)
+            opened += 1
         ex = _Exchange(req, due, request_bytes(host, port, req), sock)
         live[sock] = ex
         sel.register(sock, selectors.EVENT_WRITE, ex)
-        code = sock.connect_ex((host, port))
+        code = sock.connect_ex((host, port)) if fresh else 0
         if code not in (0, errno.EINPROGRESS):
             finish(ex, errno.errorcode.get(code, "OSError"))
 
@@ -95,6 +126,8 @@ def run_open_loop(host: str, port: int, requests: list[Request], rate: float,
         chunk = ex.sock.recv(65_536)
         if chunk:
             ex.received.append(chunk)
+        else:
+            ex.closed = True
         status = response_status(b"".join(ex.received), closed=not chunk)
         if status is not None:
             finish(ex, None if status in expect else f"HTTP {status}")
@@ -124,6 +157,9 @@ def run_open_loop(host: str, port: int, requests: list[Request], rate: float,
             for ex in [e for e in live.values() if now - e.due > TIMEOUT_S]:
                 finish(ex, "TimeoutError")
     sel.close()
+    for _, sock in idle:
+        sock.close()
+    return opened
 
 
-__all__ = ["Request", "request_bytes", "response_status", "run_open_loop"]
+__all__ = ["Request", "request_bytes", "response_status", "reusable", "run_open_loop"]

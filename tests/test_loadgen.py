@@ -14,7 +14,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
 
-from loadgen import Request, request_bytes, response_status, run_open_loop  # noqa: E402
+from loadgen import Request, request_bytes, response_status, reusable, run_open_loop  # noqa: E402
 
 
 class _Capture:
@@ -88,3 +88,41 @@ def test_open_loop_records_each_request_once() -> None:
     assert sorted((p, o) for p, o, _ in seen) == sorted(
         [("/a", None), ("/big", None), ("/missing", "HTTP 404")] * 5)
     assert all(latency > 0 for _, _, latency in seen)
+
+
+def test_reusable_only_when_http_11_leaves_it_open() -> None:
+    assert reusable(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}")
+    assert not reusable(b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n\r\n{}")
+    assert not reusable(b"HTTP/1.1 200 OK\r\nconnection:  Close\r\n\r\n")
+    assert not reusable(b"HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\n{}")
+
+
+class _KeepAliveHandler(_Handler):
+    protocol_version = "HTTP/1.1"  # answers leave the connection open
+
+
+def _served(handler: type[BaseHTTPRequestHandler], requests: list[Request], keep_alive: bool
+            ) -> tuple[int, list[tuple[str, str | None]]]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    seen: list[tuple[str, str | None]] = []
+    try:
+        opened = run_open_loop("127.0.0.1", server.server_address[1], requests, 200.0, (200,),
+                               lambda req, due, done, outcome: seen.append((req[1], outcome)),
+                               time.perf_counter() + 0.01, keep_alive=keep_alive)
+    finally:
+        server.shutdown()
+        server.server_close()
+    return opened, seen
+
+
+def test_keep_alive_uses_connections_again_and_records_each_request_once() -> None:
+    requests: list[Request] = [("GET", p, None) for p in ["/a", "/big", "/missing"] * 10]
+    expected = sorted([("/a", None), ("/big", None), ("/missing", "HTTP 404")] * 10)
+    opened, seen = _served(_KeepAliveHandler, requests, keep_alive=True)
+    assert sorted(seen) == expected
+    assert opened < len(requests)  # at 200/s against a quick server: a few connections serve all
+    opened, seen = _served(_KeepAliveHandler, requests, keep_alive=False)
+    assert sorted(seen) == expected and opened == len(requests)
+    opened, seen = _served(_Handler, requests, keep_alive=True)  # HTTP/1.0: closed each time
+    assert sorted(seen) == expected and opened == len(requests)
