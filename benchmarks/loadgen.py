@@ -3,8 +3,9 @@
 
 Request ``i`` is due at ``start + i / rate`` and is sent then, on a fresh connection (or, with
 ``keep_alive``, on an idle connection an earlier answer left open, as a client with a connection
-pool such as ``requests.Session`` or aiohttp does), however many requests are still outstanding; its latency counts from that due time to the last byte of the
-answer, so a stalled server is charged for every request it delayed (no coordinated omission).
+pool such as ``requests.Session`` or aiohttp does), however many requests are still outstanding;
+its latency counts from that due time to the last byte of the answer, so a stalled server is
+charged for every request it delayed (no coordinated omission).
 The same method as ``bench_api.drive`` (a pool of 64 threads with ``http.client``), with the same
 request bytes; it only costs the machine less CPU per request, and the generator shares the 2
 cores with the server it measures.

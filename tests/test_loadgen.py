@@ -123,6 +123,8 @@ def test_keep_alive_uses_connections_again_and_records_each_request_once() -> No
     assert sorted(seen) == expected
     assert opened < len(requests)  # at 200/s against a quick server: a few connections serve all
     opened, seen = _served(_KeepAliveHandler, requests, keep_alive=False)
-    assert sorted(seen) == expected and opened == len(requests)
+    assert sorted(seen) == expected
+    assert opened == len(requests)
     opened, seen = _served(_Handler, requests, keep_alive=True)  # HTTP/1.0: closed each time
-    assert sorted(seen) == expected and opened == len(requests)
+    assert sorted(seen) == expected
+    assert opened == len(requests)
