@@ -2,8 +2,8 @@
 requests/s, SQLite).
 
     .venv/bin/python benchmarks/bench_api.py [--rate 200] [--duration 20] [--seed 300] [--workers 2]
-        [--only healthz,search,mixed-issue] [--mixed-rate 350] [--generator select|keepalive|threads]
-        [--worker-class thread|sync]
+        [--only healthz,search,mixed-issue] [--mixed-rate 350]
+        [--generator select|keepalive|threads] [--worker-class thread|sync]
 
 Starts gunicorn as the service is served (``scripts/run``: ``-c python:fhir_iastm.gunicorn_conf``,
 2 processes of ``IASTM_WEB_THREADS`` threads; ``--worker-class sync``: gunicorn's one-request-at-
@@ -14,10 +14,10 @@ generator: request ``i`` is due at ``start + i / rate`` and is sent then, on a f
 and its latency is measured from that scheduled time, so a stalled server is charged for the
 requests it delayed (no coordinated omission). ``--generator select`` (the default,
 ``loadgen.py``) sends from one thread with non-blocking sockets, however many requests are
-outstanding; ``--generator keepalive`` the same, but a request goes on a connection an earlier
-answer left open when one is idle (what clients with a connection pool do: fhirpy, fhirclient's
-``requests.Session``); ``--generator threads`` from a pool of 64 threads with ``http.client`` (the earlier
-generator, which costs the shared cores more CPU per request). Each scenario gets a short
+outstanding; ``--generator keepalive`` the same, but a request goes on a connection an
+earlier answer left open when one is idle (what clients with a connection pool do: fhirpy,
+fhirclient's ``requests.Session``); ``--generator threads`` from a pool of 64 threads with
+``http.client`` (the earlier generator, which costs the shared cores more CPU per request). Each scenario gets a short
 unrecorded warm-up.
 
 Scenarios, in order: ``GET /healthz`` (the baseline on this machine, same run), ``GET
