@@ -8,8 +8,8 @@ requests/s, SQLite).
 Starts gunicorn as the service is served (``scripts/run``: ``-c python:fhir_iastm.gunicorn_conf``,
 2 processes of ``IASTM_WEB_THREADS`` threads; ``--worker-class sync``: gunicorn's
 one-request-at-a-time worker instead) with ``--workers 2 wsgi:app`` on a free loopback port with
-a fresh SQLite database in a temporary folder, waits for ``/healthz``, stores ``--seed`` records (10 sessions per patient), then
-drives each scenario from this process (a second process, over loopback) with an open-loop load
+a fresh SQLite database in a temporary folder, waits for ``/healthz``, stores ``--seed`` records
+(10 sessions per patient), then drives each scenario from this process (a second process, over loopback) with an open-loop load
 generator: request ``i`` is due at ``start + i / rate`` and is sent then, on a fresh connection,
 and its latency is measured from that scheduled time, so a stalled server is charged for the
 requests it delayed (no coordinated omission). ``--generator select`` (the default,
