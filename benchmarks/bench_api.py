@@ -7,18 +7,18 @@ requests/s, SQLite).
 
 Starts gunicorn as the service is served (``scripts/run``: ``-c python:fhir_iastm.gunicorn_conf``,
 2 processes of ``IASTM_WEB_THREADS`` threads; ``--worker-class sync``: gunicorn's
-one-request-at-a-time worker instead) with ``--workers 2 wsgi:app`` on a free loopback port with
-a fresh SQLite database in a temporary folder, waits for ``/healthz``, stores ``--seed`` records
-(10 sessions per patient), then drives each scenario from this process (a second process, over loopback) with an open-loop load
-generator: request ``i`` is due at ``start + i / rate`` and is sent then, on a fresh connection,
-and its latency is measured from that scheduled time, so a stalled server is charged for the
-requests it delayed (no coordinated omission). ``--generator select`` (the default,
-``loadgen.py``) sends from one thread with non-blocking sockets, however many requests are
-outstanding; ``--generator keepalive`` the same, but a request goes on a connection an
-earlier answer left open when one is idle (what clients with a connection pool do: fhirpy,
-fhirclient's ``requests.Session``); ``--generator threads`` from a pool of 64 threads with
-``http.client`` (the earlier generator, which costs the shared cores more CPU per request).
-Each scenario gets a short unrecorded warm-up.
+one-request-at-a-time worker instead) with ``--workers 2 wsgi:app`` on a free loopback port with a
+fresh SQLite database in a temporary folder, waits for ``/healthz``, stores ``--seed`` records (10
+sessions per patient), then drives each scenario from this process (a second process, over
+loopback) with an open-loop load generator: request ``i`` is due at ``start + i / rate`` and is
+sent then, on a fresh connection, and its latency is measured from that scheduled time, so a
+stalled server is charged for the requests it delayed (no coordinated omission). ``--generator
+select`` (the default, ``loadgen.py``) sends from one thread with non-blocking sockets, however
+many requests are outstanding; ``--generator keepalive`` the same, but a request goes on a
+connection an earlier answer left open when one is idle (what clients with a connection pool do:
+fhirpy, fhirclient's ``requests.Session``); ``--generator threads`` from a pool of 64 threads with
+``http.client`` (the earlier generator, which costs the shared cores more CPU per request). Each
+scenario gets a short unrecorded warm-up.
 
 Scenarios, in order: ``GET /healthz`` (the baseline on this machine, same run), ``GET
 /api/sessions/<id>``, ``GET /fhir/Procedure?patient=<id>``, ``GET /fhir/Procedure?_count=50``,
