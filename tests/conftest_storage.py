@@ -16,6 +16,7 @@ import os
 import subprocess
 import uuid
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,7 @@ from fhir_iastm.records.model import SessionRecord
 from fhir_iastm.records import load_record
 from fhir_iastm.storage import Store
 from fhir_iastm.storage.engine import alembic_config, make_engine, normalize_url
+from fhir_iastm.storage.fhir_types import JsonText, ResourceSet, compact_json
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "tests" / "data" / "examples" / "good-01-lateral-epicondylitis-graston.json"
@@ -141,3 +143,9 @@ def make_record() -> Callable[..., tuple[SessionRecord, dict[str, Any]]]:
         return load_record(raw), raw
 
     return make
+
+
+def with_text_bodies(rset: ResourceSet) -> ResourceSet:
+    """The same set with every body as its :class:`JsonText` (what the store would write)."""
+    return replace(rset, resources=tuple(
+        replace(r, body=JsonText(compact_json(r.body))) for r in rset.resources))

@@ -30,9 +30,9 @@ from fhir_iastm.facade.extract import content_hash
 from fhir_iastm.mapping import MappingSettings
 from fhir_iastm.mapping.ids import uuid5_text
 from fhir_iastm.storage import Store
-from fhir_iastm.storage.fhir_types import JsonText, compact_json, with_text_bodies
+from fhir_iastm.storage.fhir_types import JsonText, compact_json
 from fhir_iastm.storage.schema import metadata
-from tests.conftest_storage import TABLES, FakeClock
+from tests.conftest_storage import TABLES, FakeClock, with_text_bodies
 from tests.strategies import valid_records
 
 EXAMPLES = sorted((Path(__file__).parent / "data" / "examples").glob("good-*.json"))

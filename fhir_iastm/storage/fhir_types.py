@@ -9,7 +9,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 from fhir_iastm.jsonfast import dumps_compact
@@ -20,8 +20,8 @@ Key = tuple[str, str]
 
 class JsonText(str):
     """A JSON value already serialized as the JSON columns write it (:func:`compact_json`): the
-    store writes it unchanged. The import's worker processes send bodies this way, so the
-    writing process neither unpickles nor serializes them (:func:`with_text_bodies`)."""
+    store writes it unchanged. ``facade.extract.index_resource`` gives each resource body this
+    way, encoded with its content hash's text (``jsonfast.dumps_pair``)."""
 
     __slots__ = ()
 
@@ -58,12 +58,6 @@ class ResourceSet:
 
     source_key: str
     resources: tuple[ResourceWrite, ...]
-
-
-def with_text_bodies(rset: ResourceSet) -> ResourceSet:
-    """The same set with every body as its :class:`JsonText` (what the store would write)."""
-    return replace(rset, resources=tuple(
-        replace(r, body=JsonText(compact_json(r.body))) for r in rset.resources))
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -214,7 +208,6 @@ class SearchResult:
 __all__ = [
     "JsonText",
     "compact_json",
-    "with_text_bodies",
     "Chain",
     "Condition",
     "DateMatch",

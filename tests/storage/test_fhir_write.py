@@ -13,8 +13,9 @@ from sqlalchemy import event, text
 
 from fhir_iastm.storage import ResourceSet, ResourceWrite, Store
 from fhir_iastm.storage.engine import alembic_config, current_revision, migrate
-from fhir_iastm.storage.fhir_types import JsonText, with_text_bodies
+from fhir_iastm.storage.fhir_types import JsonText
 from fhir_iastm.storage.fhir_write import write_many, write_resources
+from tests.conftest_storage import with_text_bodies
 
 
 def _proc(rid: str, note: str, shared: bool = False) -> ResourceWrite:
