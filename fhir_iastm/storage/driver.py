@@ -29,12 +29,17 @@ def _compiled(conn: Connection, statement: Any, keys: tuple[str, ...]
     if found is None:
         dialect = conn.dialect
         compiled = statement.compile(dialect=dialect, column_keys=list(keys))
-        names = list(compiled.positiontup or ()) if compiled.positional else list(compiled.binds)
-        binds = tuple(
-            (name, compiled.binds[name].type.dialect_impl(dialect).bind_processor(dialect))
-            for name in names)
-        found = _COMPILED[key] = (str(compiled), bool(compiled.positional), binds)
+        found = _COMPILED[key] = (str(compiled), bool(compiled.positional),
+                                  _binds(compiled, dialect))
     return found
+
+
+def _binds(compiled: Any, dialect: Any) -> tuple[_Bind, ...]:
+    """Each parameter of a compiled statement, in the order the driver takes them, with the
+    processor SQLAlchemy applies to its value."""
+    names = list(compiled.positiontup or ()) if compiled.positional else list(compiled.binds)
+    return tuple((name, compiled.binds[name].type.dialect_impl(dialect).bind_processor(dialect))
+                 for name in names)
 
 
 def _values(binds: tuple[_Bind, ...], positional: bool, row: dict[str, Any]) -> Any:
@@ -91,16 +96,12 @@ def _compiled_select(conn: Connection, key: Any, build: Callable[[], Any],
         sql = str(compiled)
         if "POSTCOMPILE" in sql or not names <= set(compiled.binds):
             return None  # a parameter rendered at execution time: not a fixed SQL text
-        order = list(compiled.positiontup or ()) if compiled.positional else list(compiled.binds)
-        binds = tuple(
-            (name, compiled.binds[name].type.dialect_impl(dialect).bind_processor(dialect))
-            for name in order)
         params = compiled.construct_params(_check=False)
         constants = {n: v for n, v in params.items() if n not in names}
         if len(_SELECTS) >= MAX_SELECTS:
             _SELECTS.clear()
-        found = _SELECTS[(dialect.name, key)] = (sql, bool(compiled.positional), binds,
-                                                 constants, names)
+        found = _SELECTS[(dialect.name, key)] = (sql, bool(compiled.positional),
+                                                 _binds(compiled, dialect), constants, names)
     return found
 
 
