@@ -89,14 +89,10 @@ def dumps_compact(value: Any) -> str:
 def dumps_pair(value: Any) -> tuple[bytes, str]:
     """``(dumps_sorted(value), dumps_compact(value))``, orjson's output checked once for both
     (the two hold the same number tokens and strings: only the order of keys differs)."""
-    if _ENABLED:
-        try:
-            data = orjson.dumps(value, option=_SORTED_OPTIONS)
-        except TypeError:  # a value orjson refuses (module docstring)
-            data = None
-        if data is not None and not _may_differ(data):
-            return data, orjson.dumps(value, option=_OPTIONS).decode()
-    return _STD_SORTED.encode(value).encode(), _STD_COMPACT.encode(value)
+    data = _orjson(value, _SORTED_OPTIONS)
+    if data is None:
+        return _STD_SORTED.encode(value).encode(), _STD_COMPACT.encode(value)
+    return data, orjson.dumps(value, option=_OPTIONS).decode()
 
 
 __all__ = ["dumps_compact", "dumps_pair", "dumps_sorted"]
