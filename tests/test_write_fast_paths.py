@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import select, text
+from sqlalchemy import insert, select, text
 from sqlalchemy.exc import IntegrityError
 
 from fhir_iastm import jsonfast, service
@@ -29,9 +29,9 @@ from fhir_iastm.facade.dates import date_bounds
 from fhir_iastm.facade.extract import content_hash
 from fhir_iastm.mapping import MappingSettings
 from fhir_iastm.mapping.ids import uuid5_text
-from fhir_iastm.storage import Store
+from fhir_iastm.storage import Store, driver
 from fhir_iastm.storage.fhir_types import JsonText, compact_json
-from fhir_iastm.storage.schema import metadata
+from fhir_iastm.storage.schema import audit, metadata
 from tests.conftest_storage import TABLES, FakeClock, with_text_bodies
 from tests.strategies import valid_records
 
@@ -295,3 +295,53 @@ def test_orjson_stores_the_bytes_the_stdlib_stored_on_each_database(
         found.append((answers, _bytes(store)))
     assert any("fhir_token" in line for line in found[0][1]) or found[0][1]["fhir_token"]
     assert found[0] == found[1]
+
+
+def _with_retractions() -> list[Any]:
+    """``_stream`` and third versions of some sessions without their pain scores: their pain
+    Observations are retracted (gone), the other resources stay."""
+    stream = _stream()
+    thirds = []
+    for body in stream[:60:6]:
+        third = json.loads(json.dumps(body)) | {"record_version": body["record_version"] + 2}
+        third.pop("pain", None)
+        thirds.append(third)
+    return stream + thirds
+
+
+@pytest.mark.parametrize(("fast", "max_in"), [(False, driver.MAX_IN), (True, driver.MAX_IN),
+                                              (True, 3)], ids=["sqlalchemy", "driver", "both"])
+@pytest.mark.parametrize("batch", [1, 25])
+def test_the_driver_writes_on_sqlite_what_sqlalchemy_writes(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fast: bool, max_in: int,
+        batch: int) -> None:
+    """``driver.FAST``: on SQLite the write path's statements, its locking reads and the new
+    resources' keys go to the DBAPI connection (IN lists padded, ``driver.in_list``; past
+    ``driver.MAX_IN`` values the SQLAlchemy path) — same answers, same database, byte for byte,
+    as SQLAlchemy's execution of the same statements; new versions, amended and retracted
+    Observations, repeats and a conflict included."""
+    stream = _with_retractions()
+    expected = tmp_path / f"expected-{batch}.db"
+    dumps = []
+    for path, on in ((expected, False), (tmp_path / "got.db", fast)):
+        monkeypatch.setattr(driver, "FAST", on)
+        monkeypatch.setattr(driver, "MAX_IN", max_in if on else driver.MAX_IN)
+        store = Store(f"sqlite:///{path}", clock=FakeClock())
+        store.migrate()
+        answers = [repr(r) for _, r in service.import_records(
+            store, iter(stream), SETTINGS, actor="t", jobs=1, batch=batch)]
+        store.close()
+        with sqlite3.connect(path) as db:
+            dumps.append((answers, list(db.iterdump())))
+            gone = db.execute("SELECT count(*) FROM fhir_resource WHERE gone").fetchone()[0]
+        assert gone >= 10, gone
+    assert dumps[0] == dumps[1]
+
+
+def test_a_driver_error_is_raised_as_sqlalchemy_raises_it(tmp_path: Path) -> None:
+    store = Store(f"sqlite:///{tmp_path / 'e.db'}", clock=FakeClock())
+    store.migrate()
+    row = {"session_id": "E-1", "ts": None, "actor": None, "action": "save", "outcome": "x"}
+    with pytest.raises(IntegrityError, match="NOT NULL"), store.write() as conn:
+        driver.run(conn, insert(audit), [row])
+    store.close()

@@ -7,14 +7,26 @@ so :func:`run` compiles each once per dialect and set of parameter names, keeps 
 the bind processors SQLAlchemy itself would apply to each parameter (the UTC datetimes, JSON
 bodies, booleans of ``schema``), and hands the driver ready values: the same SQL and the same
 values reach the database (``tests/test_write_fast_paths.py`` compares the rows).
+
+On SQLite (:data:`FAST`) the statements go to the DBAPI connection itself, without
+SQLAlchemy's execution context (about 0.02 ms a statement, and for the few statements that read
+back — the locking reads and the new rows' keys — the result machinery and the expansion of IN
+lists at each execution); a driver error is raised as SQLAlchemy raises it (``IntegrityError``,
+``OperationalError`` …). IN lists are given as :func:`in_list` parameters padded to a power of
+two, so that a few statement shapes serve every length (docs/performance.md#write-path).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, bindparam
+from sqlalchemy.exc import DBAPIError
+
+#: Whether SQLite writes and locking reads go to the DBAPI connection (tests compare both ways).
+FAST = True
 
 #: One parameter: its name and the processor SQLAlchemy applies to it (None: the value as is).
 _Bind = tuple[str, Callable[[Any], Any] | None]
@@ -54,7 +66,7 @@ def run(conn: Connection, statement: Any, rows: Sequence[dict[str, Any]]) -> Non
     if not rows:
         return
     sql, positional, binds = _compiled(conn, statement, tuple(rows[0]))
-    conn.exec_driver_sql(sql, [_values(binds, positional, row) for row in rows])
+    _many(conn, sql, [_values(binds, positional, row) for row in rows])
 
 
 def run_plain(conn: Connection, statement: Any, columns: tuple[str, ...],
@@ -66,18 +78,73 @@ def run_plain(conn: Connection, statement: Any, columns: tuple[str, ...],
         return
     sql, positional, binds = _compiled(conn, statement, columns)
     if not positional:
-        conn.exec_driver_sql(sql, [dict(zip(columns, row, strict=True)) for row in rows])
+        _many(conn, sql, [dict(zip(columns, row, strict=True)) for row in rows])
         return
     if tuple(name for name, _proc in binds) != columns:
         raise AssertionError(f"columns {columns} not in the statement's parameter order")
-    conn.exec_driver_sql(sql, rows)
+    _many(conn, sql, rows)
 
 
 def run_one(conn: Connection, statement: Any, row: dict[str, Any]) -> Any:
     """Execute ``statement`` for one row and return the first column of its first result row
     (an INSERT … RETURNING)."""
     sql, positional, binds = _compiled(conn, statement, tuple(row))
-    return conn.exec_driver_sql(sql, _values(binds, positional, row)).scalar()
+    params = _values(binds, positional, row)
+    if not direct(conn):
+        return conn.exec_driver_sql(sql, params).scalar()
+    with _as_sqlalchemy(conn, sql, params):
+        rows = _dbapi(conn).execute(sql, params).fetchall()
+    return rows[0][0] if rows else None
+
+
+def direct(conn: Connection) -> bool:
+    """Whether this connection's statements go to the DBAPI connection itself (SQLite)."""
+    return FAST and conn.dialect.name == "sqlite"
+
+
+def _dbapi(conn: Connection) -> Any:
+    """The DBAPI connection under ``conn`` (``sqlite3.Connection``)."""
+    return conn.connection.driver_connection
+
+
+@contextmanager
+def _as_sqlalchemy(conn: Connection, sql: str, params: Any) -> Iterator[None]:
+    """A driver error raised as ``conn.exec_driver_sql`` raises it (``IntegrityError`` …)."""
+    error = conn.dialect.loaded_dbapi.Error
+    try:
+        yield
+    except error as exc:
+        raise DBAPIError.instance(sql, params, exc, error, dialect=conn.dialect) from exc
+
+
+def _many(conn: Connection, sql: str, params: list[Any]) -> None:
+    if not direct(conn):
+        conn.exec_driver_sql(sql, params)
+        return
+    with _as_sqlalchemy(conn, sql, params):
+        _dbapi(conn).executemany(sql, params)
+
+
+#: The most values a caller hands :func:`in_list` in one statement (its other path, SQLAlchemy's
+#: expanding IN, takes any number up to the database's own limit; padded, these stay far below
+#: SQLite's smallest default, 32,766 parameters).
+MAX_IN = 4096
+
+
+def in_list(name: str, values: Sequence[Any]) -> dict[str, Any]:
+    """``values`` as the parameters ``name_0``, ``name_1`` … of an :func:`in_params` list,
+    padded to the next power of two with the last value (an IN list matches the same rows).
+    ``values`` is not empty."""
+    if not values:
+        raise ValueError(f"an empty IN list {name!r}")
+    size = 1 << max(len(values) - 1, 0).bit_length()
+    return {f"{name}_{n}": values[min(n, len(values) - 1)] for n in range(size)}
+
+
+def in_params(name: str, size: int) -> list[Any]:
+    """The bind parameters of an IN list of ``size`` values named as :func:`in_list` names
+    them."""
+    return [bindparam(f"{name}_{n}") for n in range(size)]
 
 
 #: (dialect, shape key) -> (driver SQL, whether positional, binds in SQL order, constant values)
@@ -131,4 +198,5 @@ def select_rows(conn: Connection, key: Any, build: Callable[[], Any],
         cursor.close()
 
 
-__all__ = ["MAX_SELECTS", "run", "run_one", "run_plain", "select_rows"]
+__all__ = ["FAST", "MAX_IN", "MAX_SELECTS", "direct", "in_list", "in_params", "run", "run_one",
+           "run_plain", "select_rows"]

@@ -31,7 +31,7 @@ from datetime import UTC, datetime
 from functools import cache
 from typing import Any
 
-from sqlalchemy import Connection, and_, bindparam, delete, insert, or_, select, update
+from sqlalchemy import Connection, and_, bindparam, delete, func, insert, or_, select, update
 
 from fhir_iastm.storage import driver
 from fhir_iastm.storage.fhir_types import ResourceSet, ResourceWrite
@@ -49,6 +49,8 @@ R = fhir_resource
 HV = fhir_resource_version
 # One multi-row INSERT … RETURNING; rows are matched back by (type, id), not by position.
 _INSERT = insert(R).returning(R.c.pk, R.c.res_type, R.c.res_id)
+#: The same rows with their keys given (SQLite: ``_insert_rows``).
+_INSERT_KEYED = insert(R)
 _UPDATE = update(R).where(R.c.pk == bindparam("b_pk"))
 _INSERT_HISTORY = insert(HV)
 #: History rows are written without a body (NULL: the resource row's, see the docstring).
@@ -88,13 +90,42 @@ def _lock_current(conn: Connection, writes: Sequence[tuple[str, ResourceSet, str
     for _, rset, _ in writes:
         for item in rset.resources:
             ids.setdefault(item.resource_type, {})[item.resource_id] = None
-    params: dict[str, Any] = {"sids": list(dict.fromkeys(sid for sid, _, _ in writes))}
+    sids = list(dict.fromkeys(sid for sid, _, _ in writes))
+    if driver.direct(conn) and len(sids) + sum(map(len, ids.values())) <= driver.MAX_IN:
+        rows = _lock_direct(conn, ids, sids)
+    else:
+        params: dict[str, Any] = {"sids": sids}
+        for n, (res_type, res_ids) in enumerate(ids.items()):
+            params[f"t{n}"], params[f"ids{n}"] = res_type, list(res_ids)
+        rows = list(conn.execute(_current(len(ids)), params))
+    return [_State(pk, res_type, res_id, version, bool(gone), bool(shared), content_hash,
+                   source_key, session_id, last_updated)
+            for (pk, res_type, res_id, version, gone, shared, content_hash, source_key,
+                 session_id, last_updated) in rows]
+
+
+def _lock_direct(conn: Connection, ids: dict[str, dict[str, None]], sids: list[str]
+                 ) -> list[Any]:
+    """``_current``'s read with each IN list as ``driver.in_list`` parameters: one compiled
+    statement per shape (the number of types and the padded length of each list)."""
+    values = driver.in_list("s", sids)
+    n_sids, sizes = len(values), []
     for n, (res_type, res_ids) in enumerate(ids.items()):
-        params[f"t{n}"], params[f"ids{n}"] = res_type, list(res_ids)
-    rows = conn.execute(_current(len(ids)), params)
-    return [_State(row.pk, row.res_type, row.res_id, row.version, row.gone, row.shared,
-                   row.content_hash, row.source_key, row.session_id, row.last_updated)
-            for row in rows]
+        ids_n = driver.in_list(f"i{n}", list(res_ids))
+        values.update(ids_n)
+        values[f"t{n}"] = res_type
+        sizes.append(len(ids_n))
+    shape = tuple(sizes)
+    rows = driver.select_rows(conn, ("lock", n_sids, shape),
+                              lambda: _current_shape(n_sids, shape), values)
+    if rows is None:  # pragma: no cover - every parameter is a plain bind parameter
+        raise AssertionError("the locking read has a fixed SQL text")
+    return rows
+
+
+def _columns() -> tuple[Any, ...]:
+    return (R.c.pk, R.c.res_type, R.c.res_id, R.c.version, R.c.gone, R.c.shared,
+            R.c.content_hash, R.c.source_key, R.c.session_id, R.c.last_updated)
 
 
 @cache
@@ -104,11 +135,21 @@ def _current(types: int) -> Any:
     ``res_id`` alone is kept, docs/performance.md#indexes), or the sessions' own rows."""
     by_type = (and_(R.c.res_type == bindparam(f"t{n}"),
                     R.c.res_id.in_(bindparam(f"ids{n}", expanding=True))) for n in range(types))
+    return _current_where(by_type, R.c.session_id.in_(bindparam("sids", expanding=True)))
+
+
+def _current_shape(sids: int, sizes: tuple[int, ...]) -> Any:
+    """``_current`` with IN lists of fixed sizes (``driver.in_params``)."""
+    by_type = (and_(R.c.res_type == bindparam(f"t{n}"),
+                    R.c.res_id.in_(driver.in_params(f"i{n}", size)))
+               for n, size in enumerate(sizes))
+    return _current_where(by_type, R.c.session_id.in_(driver.in_params("s", sids)))
+
+
+def _current_where(by_type: Iterable[Any], own_sessions: Any) -> Any:
     return (
-        select(R.c.pk, R.c.res_type, R.c.res_id, R.c.version, R.c.gone, R.c.shared,
-               R.c.content_hash, R.c.source_key, R.c.session_id, R.c.last_updated)
-        .where(or_(*by_type,
-                   and_(R.c.session_id.in_(bindparam("sids", expanding=True)), ~R.c.shared)))
+        select(*_columns())
+        .where(or_(*by_type, and_(own_sessions, ~R.c.shared)))
         .order_by(R.c.pk)
         .with_for_update()
     )
@@ -243,7 +284,9 @@ def _update_rows(conn: Connection, states: list[_State]) -> None:
 
 
 def _insert_rows(conn: Connection, states: list[_State]) -> None:
-    """The batch's new resources in one multi-row INSERT; their keys are set on the states."""
+    """The batch's new resources in one multi-row INSERT; their keys are set on the states.
+    On SQLite (``driver.direct``) the keys are the ones SQLite would give, from the greatest
+    stored one (the transaction holds the write lock): one ``executemany``, no RETURNING."""
     if not states:
         return
     rows = [
@@ -253,9 +296,21 @@ def _insert_rows(conn: Connection, states: list[_State]) -> None:
          "content_hash": s.content_hash, "body": s.item.body if s.item else None}
         for s in states
     ]
+    if driver.direct(conn):
+        first = _greatest_pk(conn) + 1
+        for n, (s, row) in enumerate(zip(states, rows, strict=True)):
+            s.pk = row["pk"] = first + n
+        driver.run(conn, _INSERT_KEYED, rows)
+        return
     pk_of = {(row.res_type, row.res_id): row.pk for row in conn.execute(_INSERT, rows)}
     for s in states:
         s.pk = pk_of[s.key]
+
+
+def _greatest_pk(conn: Connection) -> int:
+    """The greatest stored resource key (0 for none): SQLite gives a new row the next one."""
+    rows = driver.select_rows(conn, "greatest-pk", lambda: select(func.max(R.c.pk)), {})
+    return int(rows[0][0] or 0) if rows else 0
 
 
 def _insert_history(conn: Connection, versions: list[_Version], *,

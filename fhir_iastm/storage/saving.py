@@ -32,12 +32,12 @@ if TYPE_CHECKING:
 #: record hash).
 RecordWrite = tuple["SessionRecord", dict[str, Any] | JsonText, ResourceSet | None, str]
 
-_LOCK_MANY = (
+_LOCK = (
     select(records.c.session_id, records.c.record_version, records.c.record_hash)
-    .where(records.c.session_id.in_(bindparam("sids", expanding=True)))
     .order_by(records.c.session_id)
     .with_for_update()
 )
+_LOCK_MANY = _LOCK.where(records.c.session_id.in_(bindparam("sids", expanding=True)))
 _INSERT_RECORD = insert(records)
 _UPDATE_RECORD = update(records).where(records.c.session_id == bindparam("b_sid"))
 _INSERT_VERSION = insert(record_versions)
@@ -64,9 +64,7 @@ def save_batch(
     clock: Callable[[], datetime],
 ) -> list[SaveResult | ConflictRecordError]:
     """Store ``items`` in order in the open transaction (see the module docstring)."""
-    sids = list(dict.fromkeys(item[0].session_id for item in items))
-    current = {row.session_id: (row.record_version, row.record_hash)
-               for row in conn.execute(_LOCK_MANY, {"sids": sids})}
+    current = _lock_records(conn, list(dict.fromkeys(item[0].session_id for item in items)))
     rows = _Rows()
     out: list[SaveResult | ConflictRecordError] = []
     who = actor and actor[:64]  # a token's name cut to the column width, never the token
@@ -89,6 +87,24 @@ def save_batch(
                                    saved.record_hash, int(entry))
     write_many(conn, rows.resources)
     return out
+
+
+def _lock_records(conn: Connection, sids: list[str]) -> dict[str, tuple[int, str]]:
+    """Each stored session's (version, record hash), its row locked (``_LOCK_MANY``; on SQLite
+    through the driver, its IN list as ``driver.in_list`` parameters)."""
+    if not sids:
+        return {}
+    if not driver.direct(conn) or len(sids) > driver.MAX_IN:
+        rows: Any = conn.execute(_LOCK_MANY, {"sids": sids})
+    else:
+        values = driver.in_list("s", sids)
+        rows = driver.select_rows(conn, ("lock-records", len(values)),
+                                  lambda: _lock_shape(len(values)), values)
+    return {sid: (version, digest) for sid, version, digest in rows}
+
+
+def _lock_shape(size: int) -> Any:
+    return _LOCK.where(records.c.session_id.in_(driver.in_params("s", size)))
 
 
 def _decide(

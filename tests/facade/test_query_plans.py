@@ -1,9 +1,10 @@
 """Every query the facade, the write path and the console run on SQLite uses an index: no
 statement's ``EXPLAIN QUERY PLAN`` walks a whole table (docs/performance.md#indexes).
 
-The statements are the ones really executed (captured from the engine) while records are
-POSTed, the HAPI agreement table's searches and more are asked (every page, on the general path,
-whose SQL the fast path compiles alike), resources are read by id, version and history, and
+The statements are the ones really executed (captured from the engine, and the shapes the
+write path's locking reads hand the driver on SQLite, ``driver.FAST``) while records are POSTed,
+the HAPI agreement table's searches and more are asked (every page, on the general path, whose
+SQL the fast path compiles alike), resources are read by id, version and history, and
 the console lists sessions with each filter.
 """
 
@@ -21,6 +22,7 @@ import pytest
 import requests
 from sqlalchemy import event
 
+from fhir_iastm.storage import driver
 from fhir_iastm.storage import fhir_search as fs
 from fhir_iastm.storage.console import ConsoleStore, SessionFilter
 from tests.facade.oracle import Side
@@ -59,6 +61,7 @@ def captured(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, l
     run = new_run()
     patch = pytest.MonkeyPatch()
     patch.setattr(fs, "FAST", False)
+    patch.setattr(driver, "_SELECTS", {})  # the driver's shapes compiled from here on
     try:
         with serve(app) as base:
             store_records(base, run.records)
@@ -80,6 +83,8 @@ def captured(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, l
                   SessionFilter(sync="pushed", clinic=clinic),
                   SessionFilter(date_from="2020-01-01", date_to="2030-01-01")):
             assert console.sessions(f, limit=2).rows is not None
+        seen.extend((sql, (None,) * sql.count("?"))
+                    for sql, *_ in driver._SELECTS.values())
         yield db, seen
     finally:
         patch.undo()
@@ -121,8 +126,9 @@ def test_many_statement_shapes_are_checked(captured: tuple[Path, list[Any]]) -> 
     _db, statements = captured
     shapes = {sql for sql, _ in statements}
     assert len(shapes) > 60, len(shapes)
-    # the write path's locking read, by (type, id), is among them
-    assert any("fhir_resource.res_type = ? AND fhir_resource.res_id IN" in s for s in shapes)
+    # the write path's locking reads, by (type, id) and by session, are among them
+    assert any("fhir_resource.res_type = ? AND fhir_resource.res_id IN (?" in s for s in shapes)
+    assert any("records.session_id IN (?" in s and "FROM records" in s for s in shapes)
     assert any(KNOWN in s for s in shapes)
 
 
