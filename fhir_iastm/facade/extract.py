@@ -27,7 +27,7 @@ from typing import Any
 from fhir_iastm.facade.dates import date_bounds, period_bounds
 from fhir_iastm.facade.params import CODE_SYSTEMS, PARAMS, SearchParam
 from fhir_iastm.facade.resources import stored_resources
-from fhir_iastm.jsonfast import dumps_pair, dumps_sorted
+from fhir_iastm.jsonfast import dumps_pair, dumps_sorted, faithful, memo_key
 from fhir_iastm.mapping import MappingSettings, to_fhir
 from fhir_iastm.records.model import SessionRecord
 from fhir_iastm.storage.fhir_types import JsonText, ResourceSet, ResourceWrite
@@ -137,24 +137,37 @@ def _compiled(rtype: str) -> list[tuple[str, str, list[str], str, str | None]]:
 def index_resource(resource: dict[str, Any]) -> ResourceWrite:
     """A resource (with its logical id) and its index rows, as the store writes them (the body as
     its ``JsonText``, encoded with the content hash's text: ``jsonfast.dumps_pair``). A shared
-    resource's rows are computed once per content (a patient's records repeat its Patient)."""
+    resource is written once per content (:func:`_shared_write`)."""
     rtype = resource["resourceType"]
+    if rtype in SHARED_TYPES:
+        return _shared_write(resource, rtype)
     canonical, text = dumps_pair(resource)
-    digest = hashlib.sha256(canonical).hexdigest()  # content_hash(resource)
-    shared = rtype in SHARED_TYPES
-    rows = _SHARED_ROWS.get(digest) if shared else None
-    if rows is None:
-        rows = _index_rows(resource, rtype)
-        if shared:
-            if len(_SHARED_ROWS) >= _SHARED_ROWS_MAX:
-                _SHARED_ROWS.clear()
-            _SHARED_ROWS[digest] = rows
-    return ResourceWrite(rtype, resource["id"], JsonText(text), digest, shared, *rows)
+    return ResourceWrite(rtype, resource["id"], JsonText(text),
+                         hashlib.sha256(canonical).hexdigest(), False,  # content_hash(resource)
+                         *_index_rows(resource, rtype))
 
 
-#: Index rows of shared resources by content hash (a pure function's results, bounded).
-_SHARED_ROWS: dict[str, tuple[tuple[tuple[str, str, str], ...], ...]] = {}
-_SHARED_ROWS_MAX = 4096
+def _shared_write(resource: dict[str, Any], rtype: str) -> ResourceWrite:
+    """:func:`index_resource` of a Patient, Practitioner or Organization: a patient's records
+    repeat its Patient, a clinic's its Organization. Its content hash and rows are kept by its
+    compact JSON (``jsonfast.memo_key``, which is also its body's text), so a repeat costs one
+    orjson dump and a lookup (docs/performance.md#prepare)."""
+    key = memo_key(resource)
+    if key is not None and (known := _SHARED.get(key)) is not None:
+        return ResourceWrite(rtype, resource["id"], JsonText(key.decode()), known[0], True,
+                             *known[1])
+    canonical, text = dumps_pair(resource)
+    digest, rows = hashlib.sha256(canonical).hexdigest(), _index_rows(resource, rtype)
+    if key is not None and faithful(key):
+        if len(_SHARED) >= _SHARED_MAX:
+            _SHARED.clear()
+        _SHARED[key] = (digest, rows)
+    return ResourceWrite(rtype, resource["id"], JsonText(text), digest, True, *rows)
+
+
+#: Content hash and index rows of shared resources by their compact JSON (pure, bounded).
+_SHARED: dict[bytes, tuple[str, tuple[tuple[tuple[str, str, str], ...], ...]]] = {}
+_SHARED_MAX = 4096
 
 
 def _index_rows(resource: dict[str, Any], rtype: str

@@ -169,7 +169,7 @@ def with_text(resource: dict[str, Any]) -> dict[str, Any]:
         if key in resource:
             out[key] = resource[key]
     out["text"] = text
-    out.update((k, v) for k, v in resource.items() if k not in head)
+    out.update(resource)  # the head keys keep their places (and values), the others follow
     return out
 
 
