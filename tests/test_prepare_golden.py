@@ -17,16 +17,27 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
 from fhir_iastm.config import Settings
 from fhir_iastm.errors import InvalidRecordError, Issue
+from fhir_iastm.facade.resources import stored_resources
 from fhir_iastm.import_service import prepare
-from fhir_iastm.mapping import MappingSettings
+from fhir_iastm.mapping import MappingSettings, mapped
+from fhir_iastm.records import load_record
 from fhir_iastm.service import mapping_settings
+from tests.strategies import valid_records
 
 ROOT = Path(__file__).resolve().parent.parent
 GOLDEN = ROOT / "tests/data/prepare_golden.json"
 EXAMPLES = sorted((ROOT / "tests/data/examples").glob("*.json"))
 GENERATED = 300
+#: Every receiver option away from its default.
+OPTIONS = MappingSettings(canonical_base="https://example.org/fhir/", include_cpt=True,
+                          claim_us_core=True, emit_conditions_for_cancelled=False,
+                          performed_as_datetime=True, strip_profiles=True,
+                          pain_category=("survey", "exam"))
 
 
 def _set(path: str, value: Any) -> Callable[[dict[str, Any]], None]:
@@ -119,13 +130,9 @@ def bodies() -> Iterator[tuple[str, Any]]:
 def digests() -> dict[str, str]:
     """Each body's digest, under the service's settings and under the receiver options."""
     out = {}
-    options = MappingSettings(canonical_base="https://example.org/fhir/", include_cpt=True,
-                              claim_us_core=True, emit_conditions_for_cancelled=False,
-                              performed_as_datetime=True, strip_profiles=True,
-                              pain_category=("survey", "exam"))
-    for name, settings in (("service", mapping_settings(Settings())), ("options", options)):
+    for name, mapping in (("service", mapping_settings(Settings())), ("options", OPTIONS)):
         for label, body in bodies():
-            result, warnings = prepare(copy.deepcopy(body), settings)
+            result, warnings = prepare(copy.deepcopy(body), mapping)
             out[f"{name}: {label}"] = _digest(result, warnings)
     return out
 
@@ -145,6 +152,29 @@ def test_the_defects_give_errors_warnings_and_accepted_records() -> None:
         kinds.update("warning" for _ in warnings[:1])
         del label
     assert kinds == {"error", "stored", "warning"}
+
+
+def _both_ways(body: dict[str, Any], mapping: MappingSettings) -> None:
+    """The listed references rewritten (``mapped``) give what the walk over every node gives."""
+    record = load_record(body)
+    walked = stored_resources(mapped(record, mapping)[0], copy_=False)
+    bundle, references = mapped(record, mapping)
+    listed = stored_resources(bundle, copy_=False, references=references)
+    assert json.dumps(listed) == json.dumps(walked)
+    assert "urn:uuid:" not in json.dumps(listed)
+
+
+def test_the_listed_references_are_every_reference_on_the_examples_and_generated() -> None:
+    for label, body in bodies():
+        if label.startswith("good") or "defect 0" in label:
+            for mapping in (MappingSettings(), OPTIONS):
+                _both_ways(body, mapping)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(valid_records(), st.booleans())
+def test_the_listed_references_are_every_reference(body: dict[str, Any], options: bool) -> None:
+    _both_ways(body, OPTIONS if options else MappingSettings())
 
 
 if __name__ == "__main__" and sys.argv[1:] == ["--write"]:

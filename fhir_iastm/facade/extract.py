@@ -28,7 +28,7 @@ from fhir_iastm.facade.dates import date_bounds, period_bounds
 from fhir_iastm.facade.params import CODE_SYSTEMS, PARAMS, SearchParam
 from fhir_iastm.facade.resources import stored_resources
 from fhir_iastm.jsonfast import dumps_pair, dumps_sorted, faithful, memo_key
-from fhir_iastm.mapping import MappingSettings, to_fhir
+from fhir_iastm.mapping import MappingSettings, mapped
 from fhir_iastm.records.model import SessionRecord
 from fhir_iastm.storage.fhir_types import JsonText, ResourceSet, ResourceWrite
 
@@ -208,8 +208,9 @@ def resource_set(
     its index rows. Shared resources carry the record with the greatest ``source_key``: the
     newest ``recorded_at`` (as a UTC instant), ties broken by session id. ``amended``: the
     Observations an earlier version had with another value (docs/clinical.md)."""
-    bundle = to_fhir(record, settings, amended=amended)
-    writes = tuple(index_resource(r) for r in stored_resources(bundle, copy_=False))
+    bundle, references = mapped(record, settings, amended=amended)
+    writes = tuple(index_resource(r)
+                   for r in stored_resources(bundle, copy_=False, references=references))
     return ResourceSet(source_key=source_key(record), resources=writes)
 
 
