@@ -83,12 +83,32 @@ class _View:
                 return None
         return value
 
+    def keys(self, array: str, names: Sequence[str]) -> list[tuple[str, tuple[Any, ...]]]:
+        """(path, key) of each element of the array at ``array`` (if the array is sound): the
+        key is ``get(f"{path}.{name}")`` of each name, or ``(get(path),)`` without names. With
+        no bad path, read straight from the elements (what ``raw`` would read)."""
+        if self.bad:
+            return [(path, tuple(self.get(f"{path}.{n}") for n in names) if names
+                     else (self.get(path),)) for _, path in self.items(array)]
+        value = self.raw(array)
+        if not isinstance(value, list | tuple):
+            return []
+        return [(f"{array}[{i}]", _fields(item, names) if names else (item,))
+                for i, item in enumerate(value)]
+
     def items(self, path: str) -> list[tuple[int, str]]:
         """(index, path) of each element of the array at ``path`` (if the array is sound)."""
         value = self.get(path, whole=False)
         if not isinstance(value, list | tuple):
             return []
         return [(i, f"{path}[{i}]") for i in range(len(value))]
+
+
+def _fields(item: Any, names: Sequence[str]) -> tuple[Any, ...]:
+    """Each named value of an element (None for all of them when it is not an object)."""
+    if item.__class__ is dict or isinstance(item, Mapping):
+        return tuple(item.get(n) for n in names)
+    return (None,) * len(names)
 
 
 def _status_rules(v: _View) -> Iterator[Issue]:
@@ -306,8 +326,7 @@ def _duplicates(
     """E_DUPLICATE_KEY for every element whose key repeats an earlier element's
     (docs/decisions.md#d17); no ``fields``: the element itself is the key."""
     seen: dict[tuple[Any, ...], str] = {}
-    for _, path in v.items(array):
-        key = tuple(v.get(f"{path}.{name}") for name in fields) if fields else (v.get(path),)
+    for path, key in v.keys(array, fields):
         if None in key:
             continue
         if key in seen:
