@@ -22,6 +22,7 @@ import re
 import unicodedata
 from collections.abc import Iterator
 from functools import cache
+from operator import itemgetter
 from typing import Any
 
 from fhir_iastm.facade.dates import date_bounds, period_bounds
@@ -86,17 +87,18 @@ def normalize(text: str) -> str:
 
 def _add_tokens(out: list[tuple[str, str, str]], name: str, node: Any, path: str) -> None:
     """The token rows of one value: (name, system, code), each cut to ``MAX_TEXT``."""
-    if isinstance(node, bool):
+    if isinstance(node, dict):  # most tokens: a CodeableConcept, Coding or Identifier
+        if "coding" in node:
+            for coding in node["coding"]:
+                _add_tokens(out, name, coding, path)
+        elif "value" in node or "code" in node:
+            code = node.get("value", node.get("code"))
+            if isinstance(code, str):
+                out.append((name, (node.get("system") or "")[:MAX_TEXT], code[:MAX_TEXT]))
+    elif isinstance(node, bool):
         out.append((name, "", "true" if node else "false"))
     elif isinstance(node, str):
         out.append((name, CODE_SYSTEMS.get(path, "")[:MAX_TEXT], node[:MAX_TEXT]))
-    elif isinstance(node, dict) and "coding" in node:
-        for coding in node["coding"]:
-            _add_tokens(out, name, coding, path)
-    elif isinstance(node, dict) and ("value" in node or "code" in node):
-        code = node.get("value", node.get("code"))
-        if isinstance(code, str):
-            out.append((name, (node.get("system") or "")[:MAX_TEXT], code[:MAX_TEXT]))
 
 
 def _strings(node: Any) -> Iterator[str]:
@@ -170,6 +172,9 @@ _SHARED: dict[bytes, tuple[str, tuple[tuple[tuple[str, str, str], ...], ...]]] =
 _SHARED_MAX = 4096
 
 
+_NAME_AND_LOW = itemgetter(0, 1)
+
+
 def _index_rows(resource: dict[str, Any], rtype: str
                 ) -> tuple[tuple[tuple[str, str, str], ...], ...]:
     """(tokens, strings, dates, refs) of a resource, each row once, dates lowest first."""
@@ -179,6 +184,8 @@ def _index_rows(resource: dict[str, Any], rtype: str
     refs: list[tuple[str, str, str]] = []
     for name, kind, steps, path, only in _compiled(rtype):
         nodes = evaluate(resource, steps)
+        if not nodes:  # most parameters of a resource
+            continue
         if kind == "token":
             for node in nodes:
                 _add_tokens(tokens, name, node, path)
@@ -189,7 +196,7 @@ def _index_rows(resource: dict[str, Any], rtype: str
         else:
             for node in nodes:
                 _add_refs(refs, name, node, only)
-    dates.sort(key=lambda row: (row[0], row[1]))
+    dates.sort(key=_NAME_AND_LOW)
     return (tuple(dict.fromkeys(tokens)), tuple(dict.fromkeys(strings)), tuple(dates),
             tuple(dict.fromkeys(refs)))
 

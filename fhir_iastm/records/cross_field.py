@@ -46,9 +46,11 @@ def snomed_for_icd(code: str) -> str | None:
 
 
 @cache
-def _parts(path: str) -> tuple[str, ...]:
-    """``conditions[0].icd10cm`` -> ("conditions", "0", "icd10cm")."""
-    return tuple(re.findall(r"[^.\[\]]+", path))
+def _parts(path: str) -> tuple[tuple[str, int], ...]:
+    """``conditions[0].icd10cm`` -> (("conditions", -1), ("0", 0), ("icd10cm", -1)): each part
+    with its array index (-1: not digits)."""
+    return tuple((part, int(part) if part.isdecimal() else -1)
+                 for part in re.findall(r"[^.\[\]]+", path))
 
 
 class _View:
@@ -74,11 +76,11 @@ class _View:
     def raw(self, path: str) -> Any:
         """The value at ``path`` whatever its checks said (for "is it there at all")."""
         value: Any = self.data
-        for part in _parts(path):
+        for part, index in _parts(path):
             if value.__class__ is dict or isinstance(value, Mapping):  # a dict: no ABC check
                 value = value.get(part)
-            elif isinstance(value, list | tuple) and part.isdigit() and int(part) < len(value):
-                value = value[int(part)]
+            elif index >= 0 and isinstance(value, list | tuple) and index < len(value):
+                value = value[index]
             else:
                 return None
         return value
