@@ -14,6 +14,7 @@ import hashlib
 import json
 import sys
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -22,10 +23,12 @@ from hypothesis import strategies as st
 
 from fhir_iastm.config import Settings
 from fhir_iastm.errors import InvalidRecordError, Issue
+from fhir_iastm.facade.dates import _fmt
 from fhir_iastm.facade.resources import stored_resources
 from fhir_iastm.import_service import prepare
 from fhir_iastm.mapping import MappingSettings, mapped
 from fhir_iastm.records import load_record
+from fhir_iastm.records.checks import npi_is_valid
 from fhir_iastm.service import mapping_settings
 from tests.strategies import valid_records
 
@@ -175,6 +178,21 @@ def test_the_listed_references_are_every_reference_on_the_examples_and_generated
 @given(valid_records(), st.booleans())
 def test_the_listed_references_are_every_reference(body: dict[str, Any], options: bool) -> None:
     _both_ways(body, OPTIONS if options else MappingSettings())
+
+
+@given(st.datetimes(timezones=st.just(UTC)))
+def test_a_bound_is_written_field_by_field(value: datetime) -> None:
+    assert _fmt(value) == (f"{value.year:04d}-{value.month:02d}-{value.day:02d}T{value.hour:02d}:"
+                           f"{value.minute:02d}:{value.second:02d}.{value.microsecond:06d}")
+
+
+@given(st.text(alphabet="0123456789", min_size=10, max_size=10))
+def test_the_cached_npi_check_is_the_luhn_check(npi: str) -> None:
+    total = 0
+    for i, ch in enumerate(reversed("80840" + npi)):
+        digit = int(ch) * (2 if i % 2 else 1)
+        total += digit - 9 if digit > 9 else digit
+    assert npi_is_valid(npi) is (total % 10 == 0)
 
 
 if __name__ == "__main__" and sys.argv[1:] == ["--write"]:
