@@ -2,7 +2,9 @@
 (docs/performance.md#prepare): every stored body byte for byte, content hash, index row, record
 hash and source key, and every warning and error (code, text, location, order), on the examples,
 on generated records and on generated records with a defect each — against digests written by
-the code before the speed-ups (``tests/data/prepare_golden.json``).
+the code before the speed-ups (``tests/data/prepare_golden.json``, main at 6df4f99). And each
+fast path against the plain one it replaced: the listed references against the walk over every
+node, a date bound against its fields formatted, the cached NPI check against the Luhn sum.
 
 A deliberate change of the mapping, the index or the rules changes these digests: write them
 again with ``.venv/bin/python -m tests.test_prepare_golden --write`` and say why in the commit."""
