@@ -106,7 +106,9 @@ class MappingContext:
 
     def reference(self, role: str) -> Json:
         """A Reference to the entry playing ``role`` (its fullUrl), kept in ``references``."""
-        return self.kept(reference(self.url(role)))
+        ref = reference(self.url(role))
+        self.references.append(ref)
+        return ref
 
     def kept(self, ref: Json) -> Json:
         """``ref``, kept in ``references``: every Reference a builder puts in a resource."""
