@@ -65,8 +65,8 @@ def _end(start: datetime, g: dict[str, str | None]) -> datetime:
 
 
 def _fmt(value: datetime) -> str:
-    return (f"{value.year:04d}-{value.month:02d}-{value.day:02d}T{value.hour:02d}:"
-            f"{value.minute:02d}:{value.second:02d}.{value.microsecond:06d}")
+    """``YYYY-MM-DDTHH:MM:SS.ffffff`` of a UTC datetime (its ISO form without the ``+00:00``)."""
+    return value.isoformat(timespec="microseconds")[:26]
 
 
 def period_bounds(start: str | None, end: str | None) -> tuple[str, str]:

@@ -22,13 +22,14 @@ import re
 import unicodedata
 from collections.abc import Iterator
 from functools import cache
+from operator import itemgetter
 from typing import Any
 
 from fhir_iastm.facade.dates import date_bounds, period_bounds
 from fhir_iastm.facade.params import CODE_SYSTEMS, PARAMS, SearchParam
 from fhir_iastm.facade.resources import stored_resources
-from fhir_iastm.jsonfast import dumps_pair, dumps_sorted
-from fhir_iastm.mapping import MappingSettings, to_fhir
+from fhir_iastm.jsonfast import dumps_pair, dumps_sorted, faithful, memo_key
+from fhir_iastm.mapping import MappingSettings, mapped
 from fhir_iastm.records.model import SessionRecord
 from fhir_iastm.storage.fhir_types import JsonText, ResourceSet, ResourceWrite
 
@@ -86,17 +87,18 @@ def normalize(text: str) -> str:
 
 def _add_tokens(out: list[tuple[str, str, str]], name: str, node: Any, path: str) -> None:
     """The token rows of one value: (name, system, code), each cut to ``MAX_TEXT``."""
-    if isinstance(node, bool):
+    if isinstance(node, dict):  # most tokens: a CodeableConcept, Coding or Identifier
+        if "coding" in node:
+            for coding in node["coding"]:
+                _add_tokens(out, name, coding, path)
+        elif "value" in node or "code" in node:
+            code = node.get("value", node.get("code"))
+            if isinstance(code, str):
+                out.append((name, (node.get("system") or "")[:MAX_TEXT], code[:MAX_TEXT]))
+    elif isinstance(node, bool):
         out.append((name, "", "true" if node else "false"))
     elif isinstance(node, str):
         out.append((name, CODE_SYSTEMS.get(path, "")[:MAX_TEXT], node[:MAX_TEXT]))
-    elif isinstance(node, dict) and "coding" in node:
-        for coding in node["coding"]:
-            _add_tokens(out, name, coding, path)
-    elif isinstance(node, dict) and ("value" in node or "code" in node):
-        code = node.get("value", node.get("code"))
-        if isinstance(code, str):
-            out.append((name, (node.get("system") or "")[:MAX_TEXT], code[:MAX_TEXT]))
 
 
 def _strings(node: Any) -> Iterator[str]:
@@ -137,24 +139,40 @@ def _compiled(rtype: str) -> list[tuple[str, str, list[str], str, str | None]]:
 def index_resource(resource: dict[str, Any]) -> ResourceWrite:
     """A resource (with its logical id) and its index rows, as the store writes them (the body as
     its ``JsonText``, encoded with the content hash's text: ``jsonfast.dumps_pair``). A shared
-    resource's rows are computed once per content (a patient's records repeat its Patient)."""
+    resource is written once per content (:func:`_shared_write`)."""
     rtype = resource["resourceType"]
+    if rtype in SHARED_TYPES:
+        return _shared_write(resource, rtype)
     canonical, text = dumps_pair(resource)
-    digest = hashlib.sha256(canonical).hexdigest()  # content_hash(resource)
-    shared = rtype in SHARED_TYPES
-    rows = _SHARED_ROWS.get(digest) if shared else None
-    if rows is None:
-        rows = _index_rows(resource, rtype)
-        if shared:
-            if len(_SHARED_ROWS) >= _SHARED_ROWS_MAX:
-                _SHARED_ROWS.clear()
-            _SHARED_ROWS[digest] = rows
-    return ResourceWrite(rtype, resource["id"], JsonText(text), digest, shared, *rows)
+    return ResourceWrite(rtype, resource["id"], JsonText(text),
+                         hashlib.sha256(canonical).hexdigest(), False,  # content_hash(resource)
+                         *_index_rows(resource, rtype))
 
 
-#: Index rows of shared resources by content hash (a pure function's results, bounded).
-_SHARED_ROWS: dict[str, tuple[tuple[tuple[str, str, str], ...], ...]] = {}
-_SHARED_ROWS_MAX = 4096
+def _shared_write(resource: dict[str, Any], rtype: str) -> ResourceWrite:
+    """:func:`index_resource` of a Patient, Practitioner or Organization: a patient's records
+    repeat its Patient, a clinic's its Organization. Its content hash and rows are kept by its
+    compact JSON (``jsonfast.memo_key``, which is also its body's text), so a repeat costs one
+    orjson dump and a lookup (docs/performance.md#prepare)."""
+    key = memo_key(resource)
+    if key is not None and (known := _SHARED.get(key)) is not None:
+        return ResourceWrite(rtype, resource["id"], JsonText(key.decode()), known[0], True,
+                             *known[1])
+    canonical, text = dumps_pair(resource)
+    digest, rows = hashlib.sha256(canonical).hexdigest(), _index_rows(resource, rtype)
+    if key is not None and faithful(key):
+        if len(_SHARED) >= _SHARED_MAX:
+            _SHARED.clear()
+        _SHARED[key] = (digest, rows)
+    return ResourceWrite(rtype, resource["id"], JsonText(text), digest, True, *rows)
+
+
+#: Content hash and index rows of shared resources by their compact JSON (pure, bounded).
+_SHARED: dict[bytes, tuple[str, tuple[tuple[tuple[str, str, str], ...], ...]]] = {}
+_SHARED_MAX = 4096
+
+
+_NAME_AND_LOW = itemgetter(0, 1)
 
 
 def _index_rows(resource: dict[str, Any], rtype: str
@@ -166,6 +184,8 @@ def _index_rows(resource: dict[str, Any], rtype: str
     refs: list[tuple[str, str, str]] = []
     for name, kind, steps, path, only in _compiled(rtype):
         nodes = evaluate(resource, steps)
+        if not nodes:  # most parameters of a resource
+            continue
         if kind == "token":
             for node in nodes:
                 _add_tokens(tokens, name, node, path)
@@ -176,7 +196,7 @@ def _index_rows(resource: dict[str, Any], rtype: str
         else:
             for node in nodes:
                 _add_refs(refs, name, node, only)
-    dates.sort(key=lambda row: (row[0], row[1]))
+    dates.sort(key=_NAME_AND_LOW)
     return (tuple(dict.fromkeys(tokens)), tuple(dict.fromkeys(strings)), tuple(dates),
             tuple(dict.fromkeys(refs)))
 
@@ -195,8 +215,9 @@ def resource_set(
     its index rows. Shared resources carry the record with the greatest ``source_key``: the
     newest ``recorded_at`` (as a UTC instant), ties broken by session id. ``amended``: the
     Observations an earlier version had with another value (docs/clinical.md)."""
-    bundle = to_fhir(record, settings, amended=amended)
-    writes = tuple(index_resource(r) for r in stored_resources(bundle, copy_=False))
+    bundle, references = mapped(record, settings, amended=amended)
+    writes = tuple(index_resource(r)
+                   for r in stored_resources(bundle, copy_=False, references=references))
     return ResourceSet(source_key=source_key(record), resources=writes)
 
 

@@ -65,17 +65,27 @@ def _ids_and_refs(entries: list[dict[str, Any]]) -> tuple[list[str], dict[str, s
     return ids, refs
 
 
-def stored_resources(bundle: dict[str, Any], *, copy_: bool = True) -> list[dict[str, Any]]:
+def stored_resources(bundle: dict[str, Any], *, copy_: bool = True,
+                     references: list[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
     """Resources of a transaction Bundle with logical ids and literal references (a deep copy;
-    ``copy_=False`` rewrites the Bundle's own resources instead, for a Bundle nobody else holds)."""
+    ``copy_=False`` rewrites the Bundle's own resources instead, for a Bundle nobody else holds).
+    ``references`` (only with ``copy_=False``): every Reference the resources carry, as
+    ``mapping.mapped`` lists them; then only those are rewritten, the resources are not walked
+    (docs/performance.md#prepare)."""
     entries = bundle.get("entry") or []
     ids, refs = _ids_and_refs(entries)
+    listed = None if copy_ else references
     out = []
     for entry, rid in zip(entries, ids, strict=True):
         resource = copy.deepcopy(entry["resource"]) if copy_ else entry["resource"]
         resource["id"] = rid
-        _rewrite(resource, refs)
+        if listed is None:
+            _rewrite(resource, refs)
         out.append(resource)
+    for node in listed or ():
+        ref = node["reference"]
+        if ref in refs:
+            node["reference"] = refs[ref]
     return out
 
 

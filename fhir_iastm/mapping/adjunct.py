@@ -16,7 +16,6 @@ from fhir_iastm.mapping.datatypes import (
     extension,
     prune,
     quantity,
-    reference,
 )
 from fhir_iastm.mapping.procedure import adjunct_slot, performed, performers, reasons
 from fhir_iastm.records.model import AdjunctTherapy
@@ -33,12 +32,12 @@ def to_adjunct(ctx: MappingContext, a: AdjunctTherapy) -> Json:
             "extension": ctx.source_extensions()
             + [extension(ctx.ext_url("iastm-duration"), "Duration", minutes)],
             "identifier": [ctx.session_identifier(adjunct_role(a.type))],
-            "partOf": [reference(ctx.url(PROCEDURE))],
+            "partOf": [ctx.reference(PROCEDURE)],
             "status": ctx.statuses[1],
             "statusReason": codeable(text=r.status_reason) if r.status_reason else None,
             "code": codeable(_codings(ctx, a.type), a.text),
-            "subject": reference(ctx.url(PATIENT)),
-            "encounter": reference(ctx.url(ENCOUNTER)),
+            "subject": ctx.reference(PATIENT),
+            "encounter": ctx.reference(ENCOUNTER),
             **performed(ctx, *adjunct_slot(ctx, ctx.record.adjunct_therapies.index(a))),
             "performer": performers(ctx),
             "reasonReference": reasons(ctx),

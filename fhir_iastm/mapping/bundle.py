@@ -46,6 +46,19 @@ def to_fhir(
     (``mapping.amend.amended_identifiers``); they are sent with status ``amended``.
     ``narrative=False``: without each resource's ``text`` (for callers that need only the
     entries' ids and references, such as an export's Provenance)."""
+    return mapped(record, settings, amended=amended, narrative=narrative)[0]
+
+
+def mapped(
+    record: SessionRecord,
+    settings: MappingSettings | None = None,
+    *,
+    amended: frozenset[str] = frozenset(),
+    narrative: bool = True,
+) -> tuple[Json, list[Json]]:
+    """:func:`to_fhir`'s Bundle, and every Reference its resources carry: each the very dict
+    that sits in its resource, so the FHIR facade rewrites them in place without walking the
+    resources (docs/performance.md#prepare)."""
     settings = settings or MappingSettings()
     ctx = MappingContext(record, settings, settings.record_hash or _hash(record), amended)
     r = record
@@ -69,7 +82,7 @@ def to_fhir(
     assert_distinct(entries)
     for entry in entries if narrative else ():  # each resource says in words what its data
         entry["resource"] = with_text(entry["resource"])  # says (docs/console.md)
-    return {"resourceType": "Bundle", "type": "transaction", "entry": entries}
+    return {"resourceType": "Bundle", "type": "transaction", "entry": entries}, ctx.references
 
 
 def _hash(record: SessionRecord) -> str:
@@ -134,4 +147,4 @@ def assert_distinct(entries: list[Json]) -> None:
             seen.add(key)
 
 
-__all__ = ["assert_distinct", "owned_entry", "shared_entry", "to_fhir"]
+__all__ = ["assert_distinct", "mapped", "owned_entry", "shared_entry", "to_fhir"]

@@ -60,11 +60,11 @@ class CodeTable(dict[str, tuple[Coding, ...]]):
         return [dict(c) for c in found]
 
     def coding(self, value: str) -> Coding:
-        """The first (usually only) coding for ``value``."""
-        found = self.codings(value)
-        if not found:
+        """A fresh copy of the first (usually only) coding for ``value``."""
+        found = self.get(value)
+        if not found:  # missing (whatever the fallback) or empty: no coding to give
             raise unmapped(self.name, value)
-        return found[0]
+        return dict(found[0])
 
 
 def unmapped(table: str, value: object, where: str | None = None) -> MappingError:

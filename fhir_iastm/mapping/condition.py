@@ -19,7 +19,6 @@ from fhir_iastm.mapping.datatypes import (
     identifier,
     identifier_value,
     prune,
-    reference,
 )
 from fhir_iastm.mapping.ids import MCODE_LATERALITY
 from fhir_iastm.mapping.sites import body_site, laterality_extension
@@ -55,8 +54,8 @@ def to_condition(ctx: MappingContext, c: Condition) -> Json:
             "category": [codeable([ctx.codes.fixed("condition_category")])],
             "code": codeable(_code_codings(c), c.text),
             "bodySite": _body_sites(ctx, c),
-            "subject": reference(ctx.url(PATIENT)),
-            "encounter": reference(ctx.url(ENCOUNTER)),
+            "subject": ctx.reference(PATIENT),
+            "encounter": ctx.reference(ENCOUNTER),
             "onsetDateTime": c.onset_date,
             "recordedDate": ctx.record.recorded_at,
         }

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from fhir_iastm.mapping import ids
 from fhir_iastm.mapping.codes import STATUS, Tables, tables
-from fhir_iastm.mapping.datatypes import Json, identifier
+from fhir_iastm.mapping.datatypes import Json, identifier, reference
 from fhir_iastm.mapping.settings import MappingSettings
 from fhir_iastm.records.model import Condition, SessionRecord
 
@@ -65,6 +65,7 @@ class MappingContext:
         "settings",
         "statuses",
         "amended",
+        "references",
         "_urls",
     )
 
@@ -92,6 +93,9 @@ class MappingContext:
         #: docs/decisions.md#cancelled-conditions): the others of the record.
         self.contained_conditions: tuple[Condition, ...] = () if standalone else record.conditions
         self._urls: dict[str, str] = {}
+        #: Every Reference the record's resources carry, each the dict that sits in its resource
+        #: (the FHIR facade rewrites them to literal ``Type/id``: ``mapping.bundle.mapped``).
+        self.references: list[Json] = []
 
     def url(self, role: str) -> str:
         """The fullUrl of the entry playing ``role`` (memoised: every entry references several)."""
@@ -99,6 +103,17 @@ class MappingContext:
         if found is None:
             found = self._urls[role] = ids.full_url(self.base, self.record.session_id, role)
         return found
+
+    def reference(self, role: str) -> Json:
+        """A Reference to the entry playing ``role`` (its fullUrl), kept in ``references``."""
+        ref = reference(self.url(role))
+        self.references.append(ref)
+        return ref
+
+    def kept(self, ref: Json) -> Json:
+        """``ref``, kept in ``references``: every Reference a builder puts in a resource."""
+        self.references.append(ref)
+        return ref
 
     def sid(self, name: str) -> str:
         return ids.sid(self.base, name)

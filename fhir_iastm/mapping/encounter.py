@@ -32,17 +32,17 @@ def to_encounter(ctx: MappingContext) -> Json:
             "status": ctx.statuses[0],
             "class": ctx.codes.fixed("encounter_class"),
             "type": [_type(ctx)],
-            "subject": reference(ctx.url(PATIENT)),
+            "subject": ctx.reference(PATIENT),
             "participant": [
                 {
                     "type": [codeable([ctx.codes.fixed("encounter_participant_primary")])],
-                    "individual": reference(ctx.url(PRACTITIONER)),
+                    "individual": ctx.reference(PRACTITIONER),
                 }
             ],
             "period": period(r.session.start, r.session.end),
             "length": _length(ctx),
             "diagnosis": _diagnoses(ctx),
-            "serviceProvider": reference(ctx.url(ORGANIZATION)),
+            "serviceProvider": ctx.reference(ORGANIZATION),
         }
     )
 
@@ -95,7 +95,7 @@ def _diagnoses(ctx: MappingContext) -> list[Json]:
     out = []
     for c, ref in zip(conditions, refs, strict=True):
         rank = (1 if c.is_primary else next(others)) if has_primary else None
-        out.append(prune({"condition": reference(ref), "rank": rank}))
+        out.append(prune({"condition": ctx.kept(reference(ref)), "rank": rank}))
     return out
 
 

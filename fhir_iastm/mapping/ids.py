@@ -32,18 +32,21 @@ def full_url(base: str, session_id: str, role: str) -> str:
 
 
 def uuid5_text(space: uuid.UUID, name: str) -> str:
-    """``str(uuid.uuid5(space, name))``, computed on the bytes (RFC 4122 4.3: SHA-1 of the
-    namespace and the UTF-8 name, version 5, variant 10) without building a ``UUID``."""
-    digest = bytearray(hashlib.sha1(_namespace_bytes(space) + name.encode()).digest()[:16])
-    digest[6] = (digest[6] & 0x0F) | 0x50
-    digest[8] = (digest[8] & 0x3F) | 0x80
-    h = digest.hex()
-    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+    """``str(uuid.uuid5(space, name))``, computed on the SHA-1's hex text (RFC 4122 4.3: SHA-1
+    of the namespace and the UTF-8 name; version 5 is the 13th hex digit, the variant ``10``
+    the top bits of the 17th) without building a ``UUID``."""
+    h = hashlib.sha1(_namespace_bytes(space.int) + name.encode()).hexdigest()
+    return f"{h[:8]}-{h[8:12]}-5{h[13:16]}-{_VARIANT[h[16]]}{h[17:20]}-{h[20:32]}"
+
+
+#: A hex digit with its top two bits set to ``10`` (the RFC 4122 variant).
+_VARIANT = {d: "89ab"[int(d, 16) & 0x3] for d in "0123456789abcdef"}
 
 
 @lru_cache(maxsize=8)
-def _namespace_bytes(space: uuid.UUID) -> bytes:
-    return space.bytes
+def _namespace_bytes(number: int) -> bytes:
+    """A namespace's 16 bytes, by its number (``UUID.int``: hashing a ``UUID`` runs Python)."""
+    return number.to_bytes(16, "big")
 
 
 def sid(base: str, name: str) -> str:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 import re
 from collections.abc import Callable
+from functools import lru_cache
 from html import escape
 from typing import Any
 
@@ -139,9 +140,15 @@ def _html(text: str) -> str:
     return escape(text) if _HTML_SPECIAL.search(text) else text
 
 
+@lru_cache(maxsize=256)
+def _label(label: str) -> str:
+    """A line's label, escaped (the labels are a few constants: escaped once each)."""
+    return _html(label)
+
+
 def narrative(resource: dict[str, Any]) -> dict[str, str]:
     """The ``text`` element of a resource: status generated and its XHTML div."""
-    items = "".join([f"<li><b>{_html(label)}</b>: {_html(words)}</li>"
+    items = "".join([f"<li><b>{_label(label)}</b>: {_html(words)}</li>"
                      for label, words in narrative_lines(resource)])
     return {"status": "generated", "div": f'<div xmlns="{XHTML}"><ul>{items}</ul></div>'}
 
@@ -169,7 +176,7 @@ def with_text(resource: dict[str, Any]) -> dict[str, Any]:
         if key in resource:
             out[key] = resource[key]
     out["text"] = text
-    out.update((k, v) for k, v in resource.items() if k not in head)
+    out.update(resource)  # the head keys keep their places (and values), the others follow
     return out
 
 

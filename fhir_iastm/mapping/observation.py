@@ -28,7 +28,6 @@ from fhir_iastm.mapping.datatypes import (
     extensions,
     prune,
     quantity,
-    reference,
 )
 from fhir_iastm.records.model import OutcomeMeasure, RangeOfMotion
 
@@ -55,14 +54,14 @@ def observation_base(
         "meta": ctx.meta(profile),
         "extension": ctx.source_extensions() + own_ext,
         "identifier": [identifier],
-        "partOf": [reference(ctx.url(PROCEDURE))],
+        "partOf": [ctx.reference(PROCEDURE)],
         "status": status,
         "category": category,
         "code": code,
-        "subject": reference(ctx.url(PATIENT)),
-        "encounter": reference(ctx.url(ENCOUNTER)),
+        "subject": ctx.reference(PATIENT),
+        "encounter": ctx.reference(ENCOUNTER),
         "effectiveDateTime": effective,
-        "performer": [reference(ctx.url(PRACTITIONER))],
+        "performer": [ctx.reference(PRACTITIONER)],
         "valueQuantity": value,
     }
 

@@ -14,7 +14,6 @@ from fhir_iastm.mapping.datatypes import (
     identifier,
     identifier_value,
     prune,
-    reference,
     telecom,
 )
 from fhir_iastm.mapping.ids import NPI_SYSTEM
@@ -112,7 +111,7 @@ def to_patient(ctx: MappingContext) -> Json:
             "gender": p.gender,
             "birthDate": p.birth_date,
             "address": address(p.address),
-            "managingOrganization": reference(ctx.url(ORGANIZATION)),
+            "managingOrganization": ctx.reference(ORGANIZATION),
         }
     )
 

@@ -26,7 +26,6 @@ from fhir_iastm.mapping.datatypes import (
     plus_minutes,
     prune,
     quantity,
-    reference,
 )
 from fhir_iastm.mapping.sites import body_site
 from fhir_iastm.records.model import AdverseEffect
@@ -51,8 +50,8 @@ def to_procedure(ctx: MappingContext) -> Json:
             "status": ctx.statuses[1],
             "statusReason": codeable(text=r.status_reason) if r.status_reason else None,
             "code": codeable(_procedure_codings(ctx), _procedure_text(ctx)),
-            "subject": reference(ctx.url(PATIENT)),
-            "encounter": reference(ctx.url(ENCOUNTER)),
+            "subject": ctx.reference(PATIENT),
+            "encounter": ctx.reference(ENCOUNTER),
             **performed(ctx, *iastm_slot(ctx)),
             "performer": performers(ctx),
             "reasonReference": reasons(ctx),
@@ -170,13 +169,13 @@ def adjunct_slot(ctx: MappingContext, index: int) -> tuple[str | None, str | Non
 def performers(ctx: MappingContext) -> list[Json]:
     """The PT on behalf of the clinic."""
     return [
-        {"actor": reference(ctx.url(PRACTITIONER)), "onBehalfOf": reference(ctx.url(ORGANIZATION))}
+        {"actor": ctx.reference(PRACTITIONER), "onBehalfOf": ctx.reference(ORGANIZATION)}
     ]
 
 
 def reasons(ctx: MappingContext) -> list[Json]:
     """reasonReference -> every emitted Condition, whatever the status (docs/decisions.md#d11)."""
-    return [reference(ctx.url(condition_role(c.condition_id))) for c in ctx.conditions]
+    return [ctx.reference(condition_role(c.condition_id)) for c in ctx.conditions]
 
 
 def is_expected_finding(effect: AdverseEffect) -> bool:

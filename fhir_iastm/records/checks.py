@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import date, datetime
+from functools import lru_cache
 
 from fhir_iastm.records.fields import err
 from fhir_iastm.records.icd10cm import icd10cm_table
@@ -96,8 +97,10 @@ def _real_date(value: str) -> None:
         raise err("E_FORMAT", f"date does not exist: {exc}") from exc
 
 
+@lru_cache(maxsize=4096)
 def npi_is_valid(npi: str) -> bool:
-    """10 digits and the Luhn check over ``80840`` + the NPI (US Core us-core-16/17)."""
+    """10 digits and the Luhn check over ``80840`` + the NPI (US Core us-core-16/17). Cached:
+    a clinic's and its therapists' NPIs recur in every record (docs/performance.md#prepare)."""
     if not NPI_RE.fullmatch(npi):
         return False
     total = 0

@@ -46,9 +46,11 @@ def snomed_for_icd(code: str) -> str | None:
 
 
 @cache
-def _parts(path: str) -> tuple[str, ...]:
-    """``conditions[0].icd10cm`` -> ("conditions", "0", "icd10cm")."""
-    return tuple(re.findall(r"[^.\[\]]+", path))
+def _parts(path: str) -> tuple[tuple[str, int], ...]:
+    """``conditions[0].icd10cm`` -> (("conditions", -1), ("0", 0), ("icd10cm", -1)): each part
+    with its array index (-1: not digits)."""
+    return tuple((part, int(part) if part.isdecimal() else -1)
+                 for part in re.findall(r"[^.\[\]]+", path))
 
 
 class _View:
@@ -74,14 +76,27 @@ class _View:
     def raw(self, path: str) -> Any:
         """The value at ``path`` whatever its checks said (for "is it there at all")."""
         value: Any = self.data
-        for part in _parts(path):
+        for part, index in _parts(path):
             if value.__class__ is dict or isinstance(value, Mapping):  # a dict: no ABC check
                 value = value.get(part)
-            elif isinstance(value, list | tuple) and part.isdigit() and int(part) < len(value):
-                value = value[int(part)]
+            elif index >= 0 and isinstance(value, list | tuple) and index < len(value):
+                value = value[index]
             else:
                 return None
         return value
+
+    def keys(self, array: str, names: Sequence[str]) -> list[tuple[str, tuple[Any, ...]]]:
+        """(path, key) of each element of the array at ``array`` (if the array is sound): the
+        key is ``get(f"{path}.{name}")`` of each name, or ``(get(path),)`` without names. With
+        no bad path, read straight from the elements (what ``raw`` would read)."""
+        if self.bad:
+            return [(path, tuple(self.get(f"{path}.{n}") for n in names) if names
+                     else (self.get(path),)) for _, path in self.items(array)]
+        value = self.raw(array)
+        if not isinstance(value, list | tuple):
+            return []
+        return [(f"{array}[{i}]", _fields(item, names) if names else (item,))
+                for i, item in enumerate(value)]
 
     def items(self, path: str) -> list[tuple[int, str]]:
         """(index, path) of each element of the array at ``path`` (if the array is sound)."""
@@ -89,6 +104,13 @@ class _View:
         if not isinstance(value, list | tuple):
             return []
         return [(i, f"{path}[{i}]") for i in range(len(value))]
+
+
+def _fields(item: Any, names: Sequence[str]) -> tuple[Any, ...]:
+    """Each named value of an element (None for all of them when it is not an object)."""
+    if item.__class__ is dict or isinstance(item, Mapping):
+        return tuple(item.get(n) for n in names)
+    return (None,) * len(names)
 
 
 def _status_rules(v: _View) -> Iterator[Issue]:
@@ -306,8 +328,7 @@ def _duplicates(
     """E_DUPLICATE_KEY for every element whose key repeats an earlier element's
     (docs/decisions.md#d17); no ``fields``: the element itself is the key."""
     seen: dict[tuple[Any, ...], str] = {}
-    for _, path in v.items(array):
-        key = tuple(v.get(f"{path}.{name}") for name in fields) if fields else (v.get(path),)
+    for path, key in v.keys(array, fields):
         if None in key:
             continue
         if key in seen:

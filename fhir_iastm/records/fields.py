@@ -105,7 +105,8 @@ class Text(fields.Field):
             raise err(code, f"{self.what} must not be empty (omit an optional field instead)")
         if len(value) > self.max_len:
             raise err("E_FORMAT", f"{self.what} is {len(value)} characters; at most {self.max_len}")
-        if _CONTROL_RE.search(value):
+        # every control character is unprintable: most values skip the search
+        if not value.isprintable() and _CONTROL_RE.search(value):
             raise err("E_FORMAT", f"{self.what} contains control characters")
         if self.check is not None:
             self.check(value)
