@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 
 from fhir_iastm.config import Settings
+from fhir_iastm.serving import freeze_startup_objects
 
 _settings = Settings.from_env()
 
@@ -31,3 +32,5 @@ accesslog = None
 errorlog = "-"
 # no control socket: one per instance would be needed, and nothing here uses it
 control_socket_disable = True
+# the objects a worker builds at start are frozen for the garbage collector (docs/performance.md#gc)
+post_worker_init = freeze_startup_objects

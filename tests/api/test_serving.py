@@ -281,6 +281,16 @@ def test_phi_in_every_part_of_a_request_reaches_no_log(server: Server) -> None:
         assert value not in logs, f"PHI found in the logs: {value[:3]}…"
 
 
+def test_each_worker_freezes_its_startup_objects_for_the_collector(server: Server) -> None:
+    """``post_worker_init``: every worker, once it has loaded the app, freezes what it built
+    (``gc.freeze``: the collector's full passes skip those objects, docs/performance.md#gc)."""
+    assert get(server.port, "/healthz")[0] == 200
+    frozen = [json.loads(line)["msg"] for line in server.logs().splitlines()
+              if "objects frozen for the garbage collector" in line]
+    assert len(frozen) == 2, frozen  # WEB_CONCURRENCY's default: two workers
+    assert all(int(msg.rsplit(" ", 1)[1]) > 50_000 for msg in frozen), frozen
+
+
 def test_gunicorn_messages_keep_arguments_only_when_they_cannot_carry_request_data(
         capsys: pytest.CaptureFixture[str]) -> None:
     from gunicorn.config import Config
