@@ -31,7 +31,6 @@ gunicorn answers itself (400, 414, 431 …) are OperationOutcomes naming no requ
 
 from __future__ import annotations
 
-import gc
 import json
 import logging
 import select
@@ -166,18 +165,6 @@ def outcome_bytes(status: int, reason: str, message: str, base: str | None = Non
     head = (f"HTTP/1.1 {status} {reason}\r\nConnection: close\r\n"
             f"Content-Type: application/fhir+json\r\nContent-Length: {len(body)}\r\n\r\n")
     return (head + body).encode("ascii")
-
-
-def freeze_startup_objects(worker: Any) -> None:
-    """gunicorn's ``post_worker_init`` (``fhir_iastm/gunicorn_conf.py``), once a worker has
-    loaded the app: the objects built by then (the app, code tables, profiles, compiled
-    schemas: about 290,000) live as long as the process, so they are frozen (``gc.freeze``)
-    after one last collection. The collector's full passes then skip them: 2.5–8 ms instead of
-    86–115 ms with every thread of the process stopped, every few seconds under load
-    (docs/performance.md#gc)."""
-    gc.collect()
-    gc.freeze()
-    worker.log.info("objects frozen for the garbage collector: %s", gc.get_freeze_count())
 
 
 class ThreadWorker(_GThreadWorker):  # type: ignore[misc]
