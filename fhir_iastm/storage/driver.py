@@ -97,9 +97,10 @@ def run_one(conn: Connection, statement: Any, row: dict[str, Any]) -> Any:
     return rows[0][0] if rows else None
 
 
-def direct(conn: Connection) -> bool:
-    """Whether this connection's statements go to the DBAPI connection itself (SQLite)."""
-    return FAST and conn.dialect.name == "sqlite"
+def direct(conn: Connection, in_values: int = 0) -> bool:
+    """Whether this connection's statements go to the DBAPI connection itself (SQLite), for a
+    statement whose IN lists hold ``in_values`` values in all (at most :data:`MAX_IN`)."""
+    return FAST and conn.dialect.name == "sqlite" and in_values <= MAX_IN
 
 
 def _dbapi(conn: Connection) -> Any:
@@ -198,5 +199,15 @@ def select_rows(conn: Connection, key: Any, build: Callable[[], Any],
         cursor.close()
 
 
+def select_fixed(conn: Connection, key: Any, build: Callable[[], Any],
+                 values: dict[str, Any]) -> list[Any]:
+    """:func:`select_rows` of a statement whose parameters are all plain bind parameters (no
+    expanding IN: :func:`in_params` lists), so its SQL text is always fixed."""
+    rows = select_rows(conn, key, build, values)
+    if rows is None:
+        raise AssertionError(f"statement {key!r} has a parameter rendered at execution time")
+    return rows
+
+
 __all__ = ["FAST", "MAX_IN", "MAX_SELECTS", "direct", "in_list", "in_params", "run", "run_one",
-           "run_plain", "select_rows"]
+           "run_plain", "select_fixed", "select_rows"]

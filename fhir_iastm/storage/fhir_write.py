@@ -91,7 +91,7 @@ def _lock_current(conn: Connection, writes: Sequence[tuple[str, ResourceSet, str
         for item in rset.resources:
             ids.setdefault(item.resource_type, {})[item.resource_id] = None
     sids = list(dict.fromkeys(sid for sid, _, _ in writes))
-    if driver.direct(conn) and len(sids) + sum(map(len, ids.values())) <= driver.MAX_IN:
+    if driver.direct(conn, len(sids) + sum(map(len, ids.values()))):
         rows = _lock_direct(conn, ids, sids)
     else:
         params: dict[str, Any] = {"sids": sids}
@@ -116,16 +116,8 @@ def _lock_direct(conn: Connection, ids: dict[str, dict[str, None]], sids: list[s
         values[f"t{n}"] = res_type
         sizes.append(len(ids_n))
     shape = tuple(sizes)
-    rows = driver.select_rows(conn, ("lock", n_sids, shape),
-                              lambda: _current_shape(n_sids, shape), values)
-    if rows is None:  # pragma: no cover - every parameter is a plain bind parameter
-        raise AssertionError("the locking read has a fixed SQL text")
-    return rows
-
-
-def _columns() -> tuple[Any, ...]:
-    return (R.c.pk, R.c.res_type, R.c.res_id, R.c.version, R.c.gone, R.c.shared,
-            R.c.content_hash, R.c.source_key, R.c.session_id, R.c.last_updated)
+    return driver.select_fixed(conn, ("lock", n_sids, shape),
+                               lambda: _current_shape(n_sids, shape), values)
 
 
 @cache
@@ -148,7 +140,8 @@ def _current_shape(sids: int, sizes: tuple[int, ...]) -> Any:
 
 def _current_where(by_type: Iterable[Any], own_sessions: Any) -> Any:
     return (
-        select(*_columns())
+        select(R.c.pk, R.c.res_type, R.c.res_id, R.c.version, R.c.gone, R.c.shared,
+               R.c.content_hash, R.c.source_key, R.c.session_id, R.c.last_updated)
         .where(or_(*by_type, and_(own_sessions, ~R.c.shared)))
         .order_by(R.c.pk)
         .with_for_update()
@@ -309,8 +302,9 @@ def _insert_rows(conn: Connection, states: list[_State]) -> None:
 
 def _greatest_pk(conn: Connection) -> int:
     """The greatest stored resource key (0 for none): SQLite gives a new row the next one."""
-    rows = driver.select_rows(conn, "greatest-pk", lambda: select(func.max(R.c.pk)), {})
-    return int(rows[0][0] or 0) if rows else 0
+    ((greatest,),) = driver.select_fixed(conn, "greatest-pk", lambda: select(func.max(R.c.pk)),
+                                         {})
+    return int(greatest or 0)
 
 
 def _insert_history(conn: Connection, versions: list[_Version], *,

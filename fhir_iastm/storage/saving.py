@@ -94,12 +94,12 @@ def _lock_records(conn: Connection, sids: list[str]) -> dict[str, tuple[int, str
     through the driver, its IN list as ``driver.in_list`` parameters)."""
     if not sids:
         return {}
-    if not driver.direct(conn) or len(sids) > driver.MAX_IN:
+    if not driver.direct(conn, len(sids)):
         rows: Any = conn.execute(_LOCK_MANY, {"sids": sids})
     else:
         values = driver.in_list("s", sids)
-        rows = driver.select_rows(conn, ("lock-records", len(values)),
-                                  lambda: _lock_shape(len(values)), values)
+        rows = driver.select_fixed(conn, ("lock-records", len(values)),
+                                   lambda: _lock_shape(len(values)), values)
     return {sid: (version, digest) for sid, version, digest in rows}
 
 
