@@ -61,6 +61,10 @@ def memory_database(database: str | None) -> bool:
     return not database or database == ":memory:" or database.startswith("file::memory:")
 
 
+#: How long a SQLite connection waits for a lock before "database is locked".
+BUSY_TIMEOUT_MS = 60_000
+
+
 def _sqlite_on_connect(dbapi_conn: Any, _record: Any) -> None:
     # Let SQLAlchemy's "begin" event issue BEGIN itself (the pysqlite driver's own is deferred).
     dbapi_conn.isolation_level = None
@@ -69,7 +73,7 @@ def _sqlite_on_connect(dbapi_conn: Any, _record: Any) -> None:
         "foreign_keys=ON",
         "journal_mode=WAL",
         "synchronous=NORMAL",
-        "busy_timeout=60000",
+        f"busy_timeout={BUSY_TIMEOUT_MS}",
     ):
         cursor.execute(f"PRAGMA {pragma}")
     cursor.close()

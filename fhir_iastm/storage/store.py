@@ -86,8 +86,8 @@ class Store:
         #: SQLite: one writer at a time, handed over at once (``storage.writelock``)
         self.write_lock = (WriteLock(lock_path(url_.database))
                            if url_.get_backend_name() == "sqlite" else None)
-        #: SQLite file: the WAL checkpointed by a thread, outside the write lock
-        self.checkpointer = (Checkpointer(self.engine)
+        #: SQLite file: the WAL checkpointed by a thread, and rewound under the write lock
+        self.checkpointer = (Checkpointer(self.engine, self.write_lock.held)
                              if self.write_lock is not None and self.write_lock.path else None)
         self._group = GroupCommit(self.write, self._save_many, self._save_alone)
 

@@ -267,28 +267,3 @@ def test_a_postgresql_store_has_no_write_lock(pg_url: str) -> None:
     pg = Store(pg_url)
     assert pg.write_lock is None
     pg.close()
-
-
-def test_a_file_store_checkpoints_its_wal_from_a_thread_of_its_own(tmp_path: Any) -> None:
-    """docs/performance.md#checkpoints: the connections never checkpoint inside a commit
-    (wal_autocheckpoint 0), and a few writes far below SQLite's 1,000-page threshold reach the
-    database file shortly after, copied by the store's checkpoint thread."""
-    path = tmp_path / "c.db"
-    store = Store(f"sqlite:///{path}")
-    store.migrate()
-    assert store.checkpointer is not None
-    with store.engine.connect() as conn:
-        assert conn.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar() == 0
-    size, runs = path.stat().st_size, store.checkpointer.runs
-    service.save_record(store, sample_raw("GC-G-001", 1), SETTINGS, actor="clinic")
-    deadline = time.monotonic() + 30
-    while store.checkpointer.runs == runs:
-        assert time.monotonic() < deadline, "the checkpoint thread never ran"
-        time.sleep(0.01)
-    assert path.stat().st_size > size  # the WAL's pages reached the database file
-    assert store.checkpointer.running
-    store.close()
-    assert not store.checkpointer.running
-    reopened = Store(f"sqlite:///{path}")
-    assert reopened.get_record("GC-G-001").record_version == 1
-    reopened.close()
