@@ -93,8 +93,8 @@ def table_lines() -> list[str]:
         warnings.simplefilter("ignore", DeprecationWarning)
         import simple_icd_10_cm as icd
 
-    # the package lists a few codes twice; keep its order, once each
-    codes = [c for c in dict.fromkeys(icd.get_all_codes(with_dots=True)) if ICD_RE.fullmatch(c)]
+    # the package lists a few codes twice: once each, sorted (fhir_iastm.records.icd10cm bisects)
+    codes = sorted({c for c in icd.get_all_codes(with_dots=True) if ICD_RE.fullmatch(c)})
     billable = {c: " ".join(icd.get_description(c).split()) for c in codes if icd.is_leaf(c)}
     side = sides(billable)
     head = "code<TAB>billable<TAB>side<TAB>title"
