@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from fhir_iastm.records.checks import ICD_RE
-from fhir_iastm.records.icd10cm import icd10cm_entries, icd10cm_table, icd_side, icd_title
+from fhir_iastm.records.icd10cm import SIDES, icd10cm_entries, icd10cm_table, icd_side, icd_title
 
 _SPEC = importlib.util.spec_from_file_location(
     "derive_icd10cm", Path(__file__).resolve().parents[2] / "scripts" / "derive_icd10cm.py"
@@ -110,3 +110,26 @@ def test_known_sides(code: str, side: str | None) -> None:
 def test_displays_come_from_the_tabular() -> None:
     assert icd_title("M76.61") == "Achilles tendinitis, right leg"
     assert icd_title("M77.1") is None
+
+
+def test_the_sorted_string_table_finds_every_line_and_nothing_else() -> None:
+    """``IcdTable`` bisects the lines of one string (docs/performance.md#worker-memory): every
+    line of the file is found by its code, and codes before the first, after the last and
+    between two lines are absent."""
+    raw = resources.files("fhir_iastm").joinpath("data/icd10cm.txt.gz").read_bytes()
+    lines = gzip.decompress(raw).decode().splitlines()[1:]
+    table = icd10cm_entries()
+    assert len(table) == len(lines)
+    assert list(table) == sorted(line.split("\t")[0] for line in lines)
+    for line in lines:
+        code, billable, side, title = line.split("\t")
+        entry = table[code]
+        assert (entry.billable, entry.side, entry.title) == (
+            billable == "1", SIDES.get(side), title or None), code
+    first, last = lines[0].split("\t")[0], lines[-1].split("\t")[0]
+    for absent in ("", first[:-1], "M77.111", "M77.10X", last + "9", "ZZZ"):
+        assert absent not in table, absent
+        assert table.get(absent) is None
+        assert icd10cm_table().get(absent) is None
+        with pytest.raises(KeyError):
+            icd10cm_table()[absent]
