@@ -16,6 +16,7 @@ import argparse
 import json
 import logging
 import resource
+import shutil
 import sys
 import tempfile
 import time
@@ -60,6 +61,8 @@ def main(argv: list[str] | None = None) -> int:
     wal = folder / "wal.db-wal"
     print(f"-wal file: {wal.stat().st_size / 2**20:.1f} MB; checkpoint thread rewinds: "
           f"{getattr(checkpointer, 'rewinds', 'n/a')}")
+    app.extensions["fhir_iastm"].store.close()
+    shutil.rmtree(folder)
     return 0
 
 
