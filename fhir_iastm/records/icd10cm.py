@@ -30,7 +30,7 @@ class IcdEntry(NamedTuple):
 class IcdTable(Mapping[str, IcdEntry]):
     """Dotted code -> :class:`IcdEntry`, read from the table's lines, sorted by code, kept as one
     string (a lookup bisects it). A dict of its 98,000 entries held ~39 MB in every process that
-    validates; this holds ~7.5 MB (docs/performance.md#worker-memory)."""
+    validates; this holds 6.8 MB (docs/performance.md#worker-memory)."""
 
     def __init__(self, text: str) -> None:
         """``text``: the lines, each ending with a newline."""
