@@ -345,3 +345,27 @@ def test_a_driver_error_is_raised_as_sqlalchemy_raises_it(tmp_path: Path) -> Non
     with pytest.raises(IntegrityError, match="NOT NULL"), store.write() as conn:
         driver.run(conn, insert(audit), [row])
     store.close()
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("batch", [1, 25])
+def test_the_driver_writes_on_postgresql_what_sqlalchemy_writes(
+        pg_store: Store, monkeypatch: pytest.MonkeyPatch, batch: int) -> None:
+    """``driver.FAST`` on PostgreSQL: the INSERTs as COPYs, the locking reads with one array
+    per IN list (``= ANY``), the new resources' and outbox entries' keys from their sequences
+    (``driver.new_keys``) — the same answers and every row the same, keys included, as
+    SQLAlchemy's execution (multi-row INSERT … RETURNING, expanding IN lists); new versions,
+    amended and retracted Observations, repeats and a conflict included."""
+    stream = _with_retractions()
+    found = []
+    for on in (False, True):
+        monkeypatch.setattr(driver, "FAST", on)
+        _empty(pg_store)
+        answers = [repr(r) for _, r in service.import_records(
+            pg_store, iter(stream), SETTINGS, actor="t", jobs=1, batch=batch)]
+        found.append((answers, _rows(pg_store)))
+        with pg_store.read() as conn:
+            gone = conn.execute(text("SELECT count(*) FROM fhir_resource WHERE gone")).scalar()
+        assert gone >= 10, gone
+    assert found[0][1]["fhir_token"] and found[0][1]["outbox"]
+    assert found[0] == found[1]

@@ -8,24 +8,32 @@ the bind processors SQLAlchemy itself would apply to each parameter (the UTC dat
 bodies, booleans of ``schema``), and hands the driver ready values: the same SQL and the same
 values reach the database (``tests/test_write_fast_paths.py`` compares the rows).
 
-On SQLite (:data:`FAST`) the statements go to the DBAPI connection itself, without
-SQLAlchemy's execution context (about 0.02 ms a statement, and for the few statements that read
-back — the locking reads and the new rows' keys — the result machinery and the expansion of IN
-lists at each execution); a driver error is raised as SQLAlchemy raises it (``IntegrityError``,
-``OperationalError`` …). IN lists are given as :func:`in_list` parameters padded to a power of
-two, so that a few statement shapes serve every length (docs/performance.md#write-path).
+With :data:`FAST` (docs/performance.md#write-path) the statements skip SQLAlchemy's
+execution (its context, result objects and the expansion of IN lists at each execution):
+
+* on SQLite they go to the DBAPI connection itself (about 0.02 ms a statement); IN lists are
+  given as :func:`in_list` parameters padded to a power of two, so that a few statement shapes
+  serve every length;
+* on PostgreSQL the INSERTs are one ``COPY … FROM STDIN`` per statement (an ``executemany``
+  sends every row as a statement of its own: about 11 times the client CPU for the ~100 index
+  rows of a record), and an IN list is one array parameter (``= ANY``), so that the SQL text of
+  a locking read never changes with its length;
+* new rows' keys are given, not returned (:func:`new_keys`).
+
+A driver error is raised as SQLAlchemy raises it (``IntegrityError``, ``OperationalError`` …).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, bindparam
+from sqlalchemy import ARRAY, Column, Connection, any_, bindparam, func, select
 from sqlalchemy.exc import DBAPIError
 
-#: Whether SQLite writes and locking reads go to the DBAPI connection (tests compare both ways).
+#: Whether writes and locking reads take the driver's paths (tests compare both ways).
 FAST = True
 
 #: One parameter: its name and the processor SQLAlchemy applies to it (None: the value as is).
@@ -49,8 +57,9 @@ def _compiled(conn: Connection, statement: Any, keys: tuple[str, ...]
 def _binds(compiled: Any, dialect: Any) -> tuple[_Bind, ...]:
     """Each parameter of a compiled statement, in the order the driver takes them, with the
     processor SQLAlchemy applies to its value."""
-    names = list(compiled.positiontup or ()) if compiled.positional else list(compiled.binds)
-    return tuple((name, compiled.binds[name].type.dialect_impl(dialect).bind_processor(dialect))
+    by_name = {name: bind for bind, name in compiled.bind_names.items()}  # rendered names
+    names = list(compiled.positiontup or ()) if compiled.positional else list(by_name)
+    return tuple((name, by_name[name].type.dialect_impl(dialect).bind_processor(dialect))
                  for name in names)
 
 
@@ -66,6 +75,10 @@ def run(conn: Connection, statement: Any, rows: Sequence[dict[str, Any]]) -> Non
     if not rows:
         return
     sql, positional, binds = _compiled(conn, statement, tuple(rows[0]))
+    if _copies(conn, statement):
+        _copy(conn, statement, tuple(name for name, _proc in binds),
+              [_values(binds, True, row) for row in rows])
+        return
     _many(conn, sql, [_values(binds, positional, row) for row in rows])
 
 
@@ -76,6 +89,9 @@ def run_plain(conn: Connection, statement: Any, columns: tuple[str, ...],
     rows, passed to the driver as they are where its parameters are positional."""
     if not rows:
         return
+    if _copies(conn, statement):
+        _copy(conn, statement, columns, rows)
+        return
     sql, positional, binds = _compiled(conn, statement, columns)
     if not positional:
         _many(conn, sql, [dict(zip(columns, row, strict=True)) for row in rows])
@@ -85,22 +101,68 @@ def run_plain(conn: Connection, statement: Any, columns: tuple[str, ...],
     _many(conn, sql, rows)
 
 
-def run_one(conn: Connection, statement: Any, row: dict[str, Any]) -> Any:
-    """Execute ``statement`` for one row and return the first column of its first result row
-    (an INSERT … RETURNING)."""
-    sql, positional, binds = _compiled(conn, statement, tuple(row))
-    params = _values(binds, positional, row)
-    if not direct(conn):
-        return conn.exec_driver_sql(sql, params).scalar()
-    with _as_sqlalchemy(conn, sql, params):
-        rows = _dbapi(conn).execute(sql, params).fetchall()
-    return rows[0][0] if rows else None
-
-
 def direct(conn: Connection, in_values: int = 0) -> bool:
     """Whether this connection's statements go to the DBAPI connection itself (SQLite), for a
     statement whose IN lists hold ``in_values`` values in all (at most :data:`MAX_IN`)."""
     return FAST and conn.dialect.name == "sqlite" and in_values <= MAX_IN
+
+
+def fast(conn: Connection, in_values: int = 0) -> bool:
+    """Whether a statement whose IN lists hold ``in_values`` values in all takes the driver's
+    path (:func:`in_list`, :func:`new_keys`): on SQLite up to :data:`MAX_IN` values, on
+    PostgreSQL (one array) any number."""
+    return direct(conn, in_values) or (FAST and _postgresql(conn))
+
+
+def _postgresql(conn: Connection) -> bool:
+    return conn.dialect.name == "postgresql"
+
+
+def _copies(conn: Connection, statement: Any) -> bool:
+    """Whether ``statement`` runs as a COPY: a plain INSERT … VALUES on PostgreSQL."""
+    return (FAST and _postgresql(conn) and statement.is_insert and statement.select is None
+            and not statement._returning)
+
+
+#: (table, columns) -> the COPY statement of those columns
+_COPY_SQL: dict[tuple[str, tuple[str, ...]], str] = {}
+
+
+def _copy(conn: Connection, statement: Any, columns: tuple[str, ...],
+          rows: Sequence[tuple[Any, ...]]) -> None:
+    """``rows`` (values in ``columns`` order, bind processing applied) into the statement's
+    table with one ``COPY … FROM STDIN`` (psycopg writes each value as its text form, which the
+    column's type reads: the JSON text of a ``jsonb``, an aware datetime, a boolean)."""
+    table = statement.table
+    sql = _COPY_SQL.get((table.name, columns))
+    if sql is None:
+        quote = conn.dialect.identifier_preparer
+        for name in columns:
+            if name not in table.c:
+                raise AssertionError(f"{name!r} is not a column of {table.name}")
+        sql = _COPY_SQL[(table.name, columns)] = (
+            f"COPY {quote.format_table(table)} ({', '.join(map(quote.quote, columns))}) "
+            "FROM STDIN")
+    with _as_sqlalchemy(conn, sql, rows[0]), _dbapi(conn).cursor() as cur, cur.copy(sql) as out:
+        for row in rows:
+            out.write_row(row)
+
+
+def new_keys(conn: Connection, column: Column[Any], count: int) -> list[int]:
+    """``count`` keys for new rows of ``column``'s table, ascending, that an INSERT gives
+    explicitly (then no RETURNING is needed): on PostgreSQL the next values of the column's
+    sequence; on SQLite the keys SQLite itself would give, from the greatest stored one (the
+    write transaction holds SQLite's write lock; no table here uses AUTOINCREMENT)."""
+    table = column.table
+    if _postgresql(conn):
+        rows = select_fixed(conn, ("keys", table.name), lambda: select(
+            func.nextval(func.pg_get_serial_sequence(table.name, column.name)))
+            .select_from(func.generate_series(1, bindparam("n"))), {"n": count})
+        return sorted(key for (key,) in rows)
+    ((greatest,),) = select_fixed(conn, ("greatest", table.name),
+                                  lambda: select(func.max(column)), {})
+    first = int(greatest or 0) + 1
+    return list(range(first, first + count))
 
 
 def _dbapi(conn: Connection) -> Any:
@@ -132,20 +194,33 @@ def _many(conn: Connection, sql: str, params: list[Any]) -> None:
 MAX_IN = 4096
 
 
-def in_list(name: str, values: Sequence[Any]) -> dict[str, Any]:
-    """``values`` as the parameters ``name_0``, ``name_1`` … of an :func:`in_params` list,
-    padded to the next power of two with the last value (an IN list matches the same rows).
-    ``values`` is not empty."""
+@dataclass(frozen=True)
+class InList:
+    """The values of an IN list as a driver statement takes them: on SQLite the parameters
+    ``name_0``, ``name_1`` … padded to the next power of two (``size``) with the last value (an
+    IN list matches the same rows), on PostgreSQL one array parameter ``name`` (``size`` 0).
+    A statement's shape depends on ``size`` alone."""
+
+    name: str
+    size: int
+    params: dict[str, Any]
+
+    def clause(self, column: Any) -> Any:
+        """``column IN (…)`` with this list's parameters."""
+        if not self.size:
+            return column == any_(bindparam(self.name, type_=ARRAY(column.type)))
+        return column.in_([bindparam(f"{self.name}_{n}") for n in range(self.size)])
+
+
+def in_list(conn: Connection, name: str, values: Sequence[Any]) -> InList:
+    """``values`` (not empty) as an :class:`InList` for ``conn``'s database."""
     if not values:
         raise ValueError(f"an empty IN list {name!r}")
+    if _postgresql(conn):
+        return InList(name, 0, {name: list(values)})
     size = 1 << max(len(values) - 1, 0).bit_length()
-    return {f"{name}_{n}": values[min(n, len(values) - 1)] for n in range(size)}
-
-
-def in_params(name: str, size: int) -> list[Any]:
-    """The bind parameters of an IN list of ``size`` values named as :func:`in_list` names
-    them."""
-    return [bindparam(f"{name}_{n}") for n in range(size)]
+    return InList(name, size,
+                  {f"{name}_{n}": values[min(n, len(values) - 1)] for n in range(size)})
 
 
 #: (dialect, shape key) -> (driver SQL, whether positional, binds in SQL order, constant values)
@@ -202,12 +277,12 @@ def select_rows(conn: Connection, key: Any, build: Callable[[], Any],
 def select_fixed(conn: Connection, key: Any, build: Callable[[], Any],
                  values: dict[str, Any]) -> list[Any]:
     """:func:`select_rows` of a statement whose parameters are all plain bind parameters (no
-    expanding IN: :func:`in_params` lists), so its SQL text is always fixed."""
+    expanding IN: :func:`in_list` lists), so its SQL text is always fixed."""
     rows = select_rows(conn, key, build, values)
     if rows is None:
         raise AssertionError(f"statement {key!r} has a parameter rendered at execution time")
     return rows
 
 
-__all__ = ["FAST", "MAX_IN", "MAX_SELECTS", "direct", "in_list", "in_params", "run", "run_one",
-           "run_plain", "select_fixed", "select_rows"]
+__all__ = ["FAST", "MAX_IN", "MAX_SELECTS", "InList", "direct", "fast", "in_list", "new_keys",
+           "run", "run_plain", "select_fixed", "select_rows"]

@@ -31,7 +31,7 @@ from datetime import UTC, datetime
 from functools import cache
 from typing import Any
 
-from sqlalchemy import Connection, and_, bindparam, delete, func, insert, or_, select, update
+from sqlalchemy import Connection, and_, bindparam, delete, insert, or_, select, update
 
 from fhir_iastm.storage import driver
 from fhir_iastm.storage.fhir_types import ResourceSet, ResourceWrite
@@ -91,7 +91,7 @@ def _lock_current(conn: Connection, writes: Sequence[tuple[str, ResourceSet, str
         for item in rset.resources:
             ids.setdefault(item.resource_type, {})[item.resource_id] = None
     sids = list(dict.fromkeys(sid for sid, _, _ in writes))
-    if driver.direct(conn, len(sids) + sum(map(len, ids.values()))):
+    if driver.fast(conn, len(sids) + sum(map(len, ids.values()))):
         rows = _lock_direct(conn, ids, sids)
     else:
         params: dict[str, Any] = {"sids": sids}
@@ -106,18 +106,17 @@ def _lock_current(conn: Connection, writes: Sequence[tuple[str, ResourceSet, str
 
 def _lock_direct(conn: Connection, ids: dict[str, dict[str, None]], sids: list[str]
                  ) -> list[Any]:
-    """``_current``'s read with each IN list as ``driver.in_list`` parameters: one compiled
-    statement per shape (the number of types and the padded length of each list)."""
-    values = driver.in_list("s", sids)
-    n_sids, sizes = len(values), []
-    for n, (res_type, res_ids) in enumerate(ids.items()):
-        ids_n = driver.in_list(f"i{n}", list(res_ids))
-        values.update(ids_n)
+    """``_current``'s read with each IN list as a ``driver.in_list``: one compiled statement
+    per shape (the number of types and the size of each list)."""
+    own = driver.in_list(conn, "s", sids)
+    lists = [driver.in_list(conn, f"i{n}", list(res_ids)) for n, res_ids in enumerate(ids.values())]
+    values = dict(own.params)
+    for n, (res_type, found) in enumerate(zip(ids, lists, strict=True)):
+        values.update(found.params)
         values[f"t{n}"] = res_type
-        sizes.append(len(ids_n))
-    shape = tuple(sizes)
-    return driver.select_fixed(conn, ("lock", n_sids, shape),
-                               lambda: _current_shape(n_sids, shape), values)
+    shape = (own.size, tuple(found.size for found in lists))
+    return driver.select_fixed(conn, ("lock", shape),
+                               lambda: _current_shape(own, lists), values)
 
 
 @cache
@@ -130,12 +129,11 @@ def _current(types: int) -> Any:
     return _current_where(by_type, R.c.session_id.in_(bindparam("sids", expanding=True)))
 
 
-def _current_shape(sids: int, sizes: tuple[int, ...]) -> Any:
-    """``_current`` with IN lists of fixed sizes (``driver.in_params``)."""
-    by_type = (and_(R.c.res_type == bindparam(f"t{n}"),
-                    R.c.res_id.in_(driver.in_params(f"i{n}", size)))
-               for n, size in enumerate(sizes))
-    return _current_where(by_type, R.c.session_id.in_(driver.in_params("s", sids)))
+def _current_shape(own: driver.InList, lists: list[driver.InList]) -> Any:
+    """``_current`` with the IN lists of ``driver.in_list``."""
+    by_type = (and_(R.c.res_type == bindparam(f"t{n}"), found.clause(R.c.res_id))
+               for n, found in enumerate(lists))
+    return _current_where(by_type, own.clause(R.c.session_id))
 
 
 def _current_where(by_type: Iterable[Any], own_sessions: Any) -> Any:
@@ -277,9 +275,8 @@ def _update_rows(conn: Connection, states: list[_State]) -> None:
 
 
 def _insert_rows(conn: Connection, states: list[_State]) -> None:
-    """The batch's new resources in one multi-row INSERT; their keys are set on the states.
-    On SQLite (``driver.direct``) the keys are the ones SQLite would give, from the greatest
-    stored one (the transaction holds the write lock): one ``executemany``, no RETURNING."""
+    """The batch's new resources in one statement; their keys are set on the states. Through
+    the driver the keys are given (``driver.new_keys``) and no RETURNING is needed."""
     if not states:
         return
     rows = [
@@ -289,22 +286,15 @@ def _insert_rows(conn: Connection, states: list[_State]) -> None:
          "content_hash": s.content_hash, "body": s.item.body if s.item else None}
         for s in states
     ]
-    if driver.direct(conn):
-        first = _greatest_pk(conn) + 1
-        for n, (s, row) in enumerate(zip(states, rows, strict=True)):
-            s.pk = row["pk"] = first + n
+    if driver.fast(conn):
+        for s, row, key in zip(states, rows, driver.new_keys(conn, R.c.pk, len(rows)),
+                               strict=True):
+            s.pk = row["pk"] = key
         driver.run(conn, _INSERT_KEYED, rows)
         return
     pk_of = {(row.res_type, row.res_id): row.pk for row in conn.execute(_INSERT, rows)}
     for s in states:
         s.pk = pk_of[s.key]
-
-
-def _greatest_pk(conn: Connection) -> int:
-    """The greatest stored resource key (0 for none): SQLite gives a new row the next one."""
-    ((greatest,),) = driver.select_fixed(conn, "greatest-pk", lambda: select(func.max(R.c.pk)),
-                                         {})
-    return int(greatest or 0)
 
 
 def _insert_history(conn: Connection, versions: list[_Version], *,

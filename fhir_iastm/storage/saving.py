@@ -42,6 +42,8 @@ _INSERT_RECORD = insert(records)
 _UPDATE_RECORD = update(records).where(records.c.session_id == bindparam("b_sid"))
 _INSERT_VERSION = insert(record_versions)
 _INSERT_ENTRY = insert(outbox).returning(outbox.c.id, sort_by_parameter_order=True)
+#: The same rows with their ids given (``driver.new_keys``).
+_INSERT_ENTRY_KEYED = insert(outbox)
 _INSERT_SYNC = insert(sync_state)
 _UPDATE_SYNC = update(sync_state).where(sync_state.c.session_id == bindparam("b_sid"))
 _INSERT_AUDIT = insert(audit)
@@ -79,9 +81,7 @@ def save_batch(
                       _UPDATE_SYNC, _INSERT_AUDIT):
         driver.run(conn, statement, rows.by_statement.get(statement, ()))
     if rows.saved:
-        entries = rows.by_statement[_INSERT_ENTRY]
-        ids = ([driver.run_one(conn, _INSERT_ENTRY, entries[0])] if len(entries) == 1
-               else conn.execute(_INSERT_ENTRY, entries).scalars().all())
+        ids = _insert_entries(conn, rows.by_statement[_INSERT_ENTRY])
         for (slot, saved), entry in zip(rows.saved, ids, strict=True):
             out[slot] = SaveResult(saved.status, saved.session_id, saved.record_version,
                                    saved.record_hash, int(entry))
@@ -89,22 +89,29 @@ def save_batch(
     return out
 
 
+def _insert_entries(conn: Connection, entries: list[dict[str, Any]]) -> list[int]:
+    """The outbox entries, in record order; their ids."""
+    if not driver.fast(conn):
+        return list(conn.execute(_INSERT_ENTRY, entries).scalars().all())
+    ids = driver.new_keys(conn, outbox.c.id, len(entries))
+    driver.run(conn, _INSERT_ENTRY_KEYED, [{"id": key, **entry}
+                                           for key, entry in zip(ids, entries, strict=True)])
+    return ids
+
+
 def _lock_records(conn: Connection, sids: list[str]) -> dict[str, tuple[int, str]]:
-    """Each stored session's (version, record hash), its row locked (``_LOCK_MANY``; on SQLite
-    through the driver, its IN list as ``driver.in_list`` parameters)."""
+    """Each stored session's (version, record hash), its row locked (``_LOCK_MANY``; through
+    the driver, its IN list as a ``driver.in_list``)."""
     if not sids:
         return {}
-    if not driver.direct(conn, len(sids)):
+    if not driver.fast(conn, len(sids)):
         rows: Any = conn.execute(_LOCK_MANY, {"sids": sids})
     else:
-        values = driver.in_list("s", sids)
-        rows = driver.select_fixed(conn, ("lock-records", len(values)),
-                                   lambda: _lock_shape(len(values)), values)
+        found = driver.in_list(conn, "s", sids)
+        rows = driver.select_fixed(conn, ("lock-records", found.size),
+                                   lambda: _LOCK.where(found.clause(records.c.session_id)),
+                                   found.params)
     return {sid: (version, digest) for sid, version, digest in rows}
-
-
-def _lock_shape(size: int) -> Any:
-    return _LOCK.where(records.c.session_id.in_(driver.in_params("s", size)))
 
 
 def _decide(

@@ -1,6 +1,7 @@
 """``storage.driver`` writes exactly what ``conn.execute`` writes, on SQLite and PostgreSQL: the
 same rows for the statements of the save (UTC datetimes, JSON bodies given as dicts or as
-``JsonText``, NULLs), the UPDATEs by key, and the id an INSERT … RETURNING gives back."""
+``JsonText``, NULLs; on PostgreSQL the INSERTs are COPYs), the UPDATEs by key, and the keys
+``new_keys`` gives are those an INSERT … RETURNING gives."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from fhir_iastm.storage.fhir_types import JsonText, compact_json
 from fhir_iastm.storage.saving import (
     _INSERT_AUDIT,
     _INSERT_ENTRY,
+    _INSERT_ENTRY_KEYED,
     _INSERT_RECORD,
     _INSERT_SYNC,
     _INSERT_VERSION,
@@ -73,17 +75,24 @@ def test_the_driver_writes_the_rows_sqlalchemy_writes(store: Store) -> None:
     assert _stored(store, "DRV-C") == expected
 
 
-def test_insert_returning_gives_the_new_id(store: Store) -> None:
-    entry = {"record_version": 1, "attempts": 0, "created_at": WHEN, "next_attempt_at": WHEN}
+def test_new_keys_are_the_ids_an_insert_returning_gives(store: Store) -> None:
+    """``driver.new_keys`` gives the ids the database would give (PostgreSQL: the column's
+    sequence; SQLite: after the greatest), so rows written with them and an INSERT … RETURNING
+    after them number as INSERT … RETURNING alone would."""
+    entry = {"session_id": "DRV-D", "record_version": 1, "attempts": 0, "created_at": WHEN,
+             "next_attempt_at": WHEN}
     with store.write() as conn:
         for statement, rows in _rows("DRV-D", BODY)[:1]:
             driver.run(conn, statement, rows)
-        first = conn.execute(_INSERT_ENTRY, [{"session_id": "DRV-D", **entry}]).scalar_one()
-        second = driver.run_one(conn, _INSERT_ENTRY, {"session_id": "DRV-D", **entry})
+        first = conn.execute(_INSERT_ENTRY, [entry]).scalar_one()
+        keys = driver.new_keys(conn, outbox.c.id, 3)
+        driver.run(conn, _INSERT_ENTRY_KEYED, [{"id": key, **entry} for key in keys])
+        last = conn.execute(_INSERT_ENTRY, [entry]).scalar_one()
         ids = conn.execute(select(outbox.c.id).where(outbox.c.session_id == "DRV-D")
                            .order_by(outbox.c.id)).scalars().all()
-    assert ids == [first, second]
-    assert second > first
+    assert keys == [first + 1, first + 2, first + 3]
+    assert ids == [first, *keys, last]
+    assert last == first + 4
 
 
 def test_audit_events_are_stored_as_sqlalchemy_stores_them(store: Store) -> None:
