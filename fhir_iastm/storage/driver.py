@@ -172,12 +172,18 @@ def _dbapi(conn: Connection) -> Any:
 
 @contextmanager
 def _as_sqlalchemy(conn: Connection, sql: str, params: Any) -> Iterator[None]:
-    """A driver error raised as ``conn.exec_driver_sql`` raises it (``IntegrityError`` …)."""
+    """A driver error raised as ``conn.exec_driver_sql`` raises it (``IntegrityError`` …; a
+    lost connection is invalidated, so that the pool does not hand it out again)."""
     error = conn.dialect.loaded_dbapi.Error
     try:
         yield
     except error as exc:
-        raise DBAPIError.instance(sql, params, exc, error, dialect=conn.dialect) from exc
+        lost = conn.dialect.is_disconnect(exc, conn.connection.dbapi_connection, None)
+        wrapped = DBAPIError.instance(sql, params, exc, error, dialect=conn.dialect,
+                                      connection_invalidated=lost)
+        if lost:
+            conn.invalidate(exc)
+        raise wrapped from exc
 
 
 def _many(conn: Connection, sql: str, params: list[Any]) -> None:
@@ -266,10 +272,9 @@ def select_rows(conn: Connection, key: Any, build: Callable[[], Any],
     params = _values(binds, positional, {**constants, **values})
     cursor = conn.connection.cursor()  # the DBAPI cursor: no execution context, no Row objects
     try:
-        cursor.execute(sql, params)
-        return list(cursor.fetchall())
-    except conn.dialect.loaded_dbapi.Error:  # raised as SQLAlchemy raises it, on the usual path
-        return list(conn.exec_driver_sql(sql, params).all())
+        with _as_sqlalchemy(conn, sql, params):
+            cursor.execute(sql, params)
+            return list(cursor.fetchall())
     finally:
         cursor.close()
 

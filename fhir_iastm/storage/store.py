@@ -42,7 +42,7 @@ from fhir_iastm.storage.types import (
     StoredRecord,
     SyncState,
 )
-from fhir_iastm.storage.writelock import WriteLock, lock_path
+from fhir_iastm.storage.writelock import WriteLock, hold_postgresql_writers, lock_path
 
 if TYPE_CHECKING:
     from fhir_iastm.records.model import SessionRecord
@@ -94,9 +94,11 @@ class Store:
     # -- plumbing -------------------------------------------------------------------------------
     @contextmanager
     def write(self) -> Iterator[Connection]:
-        """One write transaction (BEGIN IMMEDIATE on SQLite, under the store's write lock)."""
+        """One write transaction, one at a time (``storage.writelock``: on SQLite BEGIN
+        IMMEDIATE under the store's write lock; on PostgreSQL the writers' advisory lock)."""
         if self.write_lock is None:
             with self.engine.begin() as conn:
+                hold_postgresql_writers(conn)
                 yield conn
             return
         with self.write_lock.held(), self.engine.begin() as conn:

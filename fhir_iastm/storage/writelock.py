@@ -1,4 +1,4 @@
-"""One SQLite writer at a time, handed over at once (docs/performance.md#write-lock).
+"""One writer at a time, handed over at once (docs/performance.md#write-lock).
 
 SQLite lets one transaction write at a time. A second ``BEGIN IMMEDIATE`` gets ``SQLITE_BUSY`` and
 its busy handler sleeps 1, 2, 5, 10, … 100 ms between tries, however soon the lock is free: under
@@ -8,6 +8,14 @@ for the threads of one process, then an advisory ``flock`` on ``<database>-write
 processes (another process is polled every half millisecond). SQLite's own lock stays the
 guarantee; the busy handler still serves writers that do not go through a ``Store`` (the
 ``sqlite3`` shell). Waiting longer than the busy timeout raises the error SQLite would.
+
+On PostgreSQL every write transaction of a ``Store`` first takes one transaction-level advisory
+lock (:func:`hold_postgresql_writers`), in every process on every machine: without it two
+transactions could each find a new shared resource missing (a Patient whose first sessions two
+workers store at once) and both insert it — the later one failing on the unique key, its whole
+batch then saved again one record at a time — or wait on each other's new rows until
+PostgreSQL's deadlock check (1 s) aborts one. Group commit still puts each process's waiting
+saves in one transaction.
 """
 
 from __future__ import annotations
@@ -20,12 +28,18 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from sqlalchemy import Connection, bindparam, func, select
 from sqlalchemy.exc import OperationalError
 
+from fhir_iastm.storage import driver
 from fhir_iastm.storage.engine import memory_database
 
 #: How often another process's lock is tried again while it is held.
 POLL_S = 0.0005
+#: The PostgreSQL advisory lock of writers: "IASTMWRT" in ASCII, as a 64-bit key.
+WRITERS_KEY = int.from_bytes(b"IASTMWRT", "big")
+#: How long a PostgreSQL writer waits for it before the error PostgreSQL raises (as on SQLite).
+WRITERS_TIMEOUT = "60s"
 
 
 class WriteLock:
@@ -89,6 +103,15 @@ def _locked() -> OperationalError:
     return OperationalError("BEGIN IMMEDIATE", None, sqlite3.OperationalError("database is locked"))
 
 
+def hold_postgresql_writers(conn: Connection) -> None:
+    """Take the writers' advisory lock in ``conn``'s transaction (released when it ends),
+    waiting at most :data:`WRITERS_TIMEOUT` (``lock_timeout``, for this transaction)."""
+    driver.select_fixed(conn, "writers", lambda: select(
+        func.set_config("lock_timeout", bindparam("timeout"), True),
+        func.pg_advisory_xact_lock(bindparam("key"))),
+        {"timeout": WRITERS_TIMEOUT, "key": WRITERS_KEY})
+
+
 def lock_path(database: str | None) -> str | None:
     """The lock file of a SQLite database file (None for an in-memory database)."""
     if memory_database(database):
@@ -96,4 +119,4 @@ def lock_path(database: str | None) -> str | None:
     return f"{database}-writer.lock"
 
 
-__all__ = ["POLL_S", "WriteLock", "lock_path"]
+__all__ = ["POLL_S", "WRITERS_KEY", "WriteLock", "hold_postgresql_writers", "lock_path"]

@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from fhir_iastm import service
@@ -25,6 +25,7 @@ from fhir_iastm.errors import ConflictRecordError
 from fhir_iastm.mapping import MappingSettings
 from fhir_iastm.storage import Store
 from fhir_iastm.storage.schema import audit, fhir_resource, outbox, records
+from fhir_iastm.storage import writelock
 from fhir_iastm.storage.writelock import WriteLock, lock_path
 from tests.conftest_storage import sample_raw
 
@@ -263,7 +264,39 @@ def test_an_in_memory_store_locks_its_threads_only() -> None:
 
 
 @pytest.mark.integration
-def test_a_postgresql_store_has_no_write_lock(pg_url: str) -> None:
-    pg = Store(pg_url)
-    assert pg.write_lock is None
-    pg.close()
+def test_a_postgresql_writer_of_another_store_holds_off_this_one_until_it_commits(
+        pg_store: Store, pg_url: str) -> None:
+    """No file lock on PostgreSQL: the writers' advisory lock, taken by every write transaction
+    of every ``Store`` (here another engine: another process or machine), in its transaction."""
+    assert pg_store.write_lock is None
+    other = Store(pg_url)
+    out: dict[str, Any] = {}
+    try:
+        with other.write() as conn:
+            held = conn.execute(text(
+                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted"
+                " AND pid = pg_backend_pid()")).scalar()
+            assert held == 1
+            thread = post(pg_store, sample_raw("GC-P-001", 1), out=out)
+            thread.join(0.5)
+            assert thread.is_alive()
+            assert not out
+        thread.join(30)
+        assert out["GC-P-001/1"].status == "created"
+    finally:
+        other.close()
+
+
+@pytest.mark.integration
+def test_a_postgresql_writer_waiting_past_the_timeout_gets_the_lock_error(
+        pg_store: Store, pg_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(writelock, "WRITERS_TIMEOUT", "200ms")
+    other = Store(pg_url)
+    try:
+        with other.write(), pytest.raises(OperationalError, match="lock timeout"):
+            with pg_store.write():
+                pass
+        with pg_store.write():  # free again
+            pass
+    finally:
+        other.close()
