@@ -6,9 +6,9 @@ A ``SearchQuery`` (parsed by the facade) becomes one SELECT on ``fhir_resource``
 costs the same on page 1 and page 10,000 and no entry repeats or is skipped when rows are added.
 Date semantics follow R4 search.html#prefix with both sides as inclusive UTC ranges.
 
-On SQLite each statement is built from the query's shape (``search_shape``: its values as named
-parameters), compiled once per shape and run through the driver; bodies are read as their text
-(docs/performance.md#search-path).
+Each statement is built from the query's shape (``search_shape``: its values as named
+parameters), compiled once per shape and run through the driver; on SQLite bodies are read as
+their text (docs/performance.md#search-path).
 """
 
 from __future__ import annotations
@@ -69,8 +69,8 @@ def _columns(table: FromClause) -> list[Any]:
 
 
 def _resource(row: Any) -> StoredResource:
-    return StoredResource(row.pk, row.res_type, row.res_id, row.version, row.last_updated,
-                          bool(row.gone), row.body)
+    """A row of :func:`_columns`, read by position (a ``Row`` or the driver's tuple)."""
+    return StoredResource(row[0], row[1], row[2], row[3], row[4], bool(row[5]), row[6])
 
 
 def _raw_bodies(conn: Connection) -> bool:
@@ -258,8 +258,8 @@ def _page(q: SearchQuery, raw: bool) -> Select[Any]:
 
 
 class _Runner:
-    """Runs a search's statements: on SQLite (``fast``) each shape's SQL compiled once and
-    run through the driver with the query's values (``search_shape``); otherwise, or when a
+    """Runs a search's statements: with ``fast`` each shape's SQL compiled once and run
+    through the driver with the query's values (``search_shape``); otherwise, or when a
     shape's SQL is not fixed, the statement built from the query itself."""
 
     def __init__(self, conn: Connection, fast: bool) -> None:
@@ -277,14 +277,14 @@ class _Runner:
         return list(self.conn.execute(build(actual)).all())
 
 
-#: Whether SQLite searches run through the driver by shape (tests compare both ways).
+#: Whether searches run through the driver by shape (tests compare both ways).
 FAST = True
 
 
 def search(conn: Connection, q: SearchQuery) -> SearchResult:
     """One page of a search, its includes, and the total when asked."""
     raw = _raw_bodies(conn)
-    run = _Runner(conn, raw and FAST)
+    run = _Runner(conn, FAST)
     shape, values = template(q) if run.fast else (q, {})
     if q.count == 0:
         return SearchResult([], [], _total(run, shape, q, values) if q.total else None, None)

@@ -3,7 +3,7 @@
 Two searches that differ only in their values (``Patient?identifier=a|1`` and ``…=b|2``) have the
 same shape, so the same SQL. :func:`template` gives the shape (a ``SearchQuery`` whose values are
 :class:`Slot` names) and the values by name; ``fhir_search`` builds its statements from either a
-query or a shape (:func:`bound` turns a slot into a ``bindparam``), so on SQLite a shape's SQL is
+query or a shape (:func:`bound` turns a slot into a ``bindparam``), so a shape's SQL is
 built and compiled once and later searches of that shape go straight to the driver
 (``driver.select_rows``). What is structure stays in the shape: resource types, parameter
 names, prefixes, modifiers, how many values a comma list has, whether a system is given.
