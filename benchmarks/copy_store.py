@@ -3,9 +3,10 @@
     .venv/bin/fhir-iastm init-db --database-url postgresql+psycopg://…/big
     .venv/bin/python benchmarks/copy_store.py SOURCE.db postgresql+psycopg://…/big [--batch 20000]
 
-The real import stores ~100 sessions/s on this 2-core machine, so a 300,000-session PostgreSQL
-store would take most of a day to build. This benchmark tool fills one from a SQLite store the
-real import built instead: for each table of the schema (foreign-key order) it reads the SQLite
+When it was written the real import stored ~100 sessions/s into PostgreSQL on this 2-core
+machine (767/s since 2026-12-06: benchmarks/README.md, "PostgreSQL through the driver"), so
+this benchmark tool filled a PostgreSQL store from a SQLite store the real import built: for
+each table of the schema (foreign-key order) it reads the SQLite
 rows in rowid keyset batches and writes them with PostgreSQL ``COPY`` (the values are the stored
 ones: JSON text into ``jsonb``, naive UTC text into ``timestamptz`` under ``TIME ZONE 'UTC'``,
 0/1 into ``boolean``). The target must be an empty database created by ``fhir-iastm init-db``

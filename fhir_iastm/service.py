@@ -62,6 +62,7 @@ from fhir_iastm.storage import (
     Store,
     StoredRecord,
     database_reason,
+    database_unavailable,
     missing_sqlite_file,
 )
 from fhir_iastm.sync.pull import PullError
@@ -237,6 +238,7 @@ def index_store(
 __all__ = [
     "Collaborators",
     "DatabaseError",
+    "database_unavailable",
     "MissingDatabaseError",
     "PullError",
     "Pusher",

@@ -2,8 +2,10 @@
 
 One handler on ``IastmError`` serves all its subclasses (Flask resolves handlers by MRO); HTTP
 errors raised by Flask itself (404 route, 405, 413, 415 …) are rendered the same way; anything
-else is logged and answered with a plain 500 OperationOutcome that reveals nothing. The outcomes'
-project URLs are under the app's canonical base (docs/canonical-base.md).
+else is logged and answered with a plain 500 OperationOutcome that reveals nothing, except a
+database that is busy or out of reach for now (a write lock waited for past its timeout, a lost
+connection): 503 with ``Retry-After``, the request can be sent again. The outcomes' project URLs
+are under the app's canonical base (docs/canonical-base.md).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from flask import Flask, Response, json
 from werkzeug.exceptions import HTTPException
 
 from fhir_iastm.errors import IastmError, Issue, operation_outcome
+from fhir_iastm.service import DatabaseError, database_reason, database_unavailable
 
 FHIR_JSON = "application/fhir+json"
 log = logging.getLogger("fhir_iastm.api")
@@ -60,12 +63,28 @@ def _unexpected(exc: Exception, base: str) -> Response:
     return outcome_response([issue], 500, base)
 
 
+#: Seconds a client is asked to wait before retrying a request the busy database refused.
+RETRY_AFTER_S = 1
+
+
+def _database_error(exc: Exception, base: str) -> Response:
+    if not database_unavailable(exc):
+        return _unexpected(exc, base)
+    log.warning("database unavailable: %s", database_reason(exc))
+    issue = Issue("error", "transient", diagnostics="the database is busy or unreachable; "
+                  "retry the request", details="E_DATABASE_UNAVAILABLE")
+    response = outcome_response([issue], 503, base)
+    response.headers["Retry-After"] = str(RETRY_AFTER_S)
+    return response
+
+
 def register_error_handlers(app: Flask, base: str) -> None:
-    """Install the three handlers on the app; their outcomes name URLs under the canonical
+    """Install the handlers on the app; their outcomes name URLs under the canonical
     ``base``."""
     app.register_error_handler(
         IastmError, lambda exc: outcome_response(exc.issues, exc.http_status, base))
     app.register_error_handler(HTTPException, lambda exc: _http_error(exc, base))
+    app.register_error_handler(DatabaseError, lambda exc: _database_error(exc, base))
     app.register_error_handler(Exception, lambda exc: _unexpected(exc, base))
 
 

@@ -15,6 +15,7 @@ from fhir_iastm.storage.engine import (
     DatabaseError,
     MissingDatabaseError,
     database_reason,
+    database_unavailable,
     missing_sqlite_file,
 )
 from fhir_iastm.storage.exports import ExportJob, ExportStore, PatientScope, Snapshot, group_members
@@ -77,6 +78,7 @@ __all__ = [
     "DatabaseError",
     "MissingDatabaseError",
     "database_reason",
+    "database_unavailable",
     "missing_sqlite_file",
     "LastPushed",
     "LeaseLostError",

@@ -148,6 +148,22 @@ def database_reason(exc: Exception) -> str:
     return type(exc).__name__
 
 
+def database_unavailable(exc: BaseException) -> bool:
+    """Whether a database error means the database is busy or out of reach for now, so that the
+    same request may succeed when retried: a write lock waited for past its timeout (SQLite's
+    "database is locked", PostgreSQL's lock timeout, docs/performance.md#write-lock), a lost or
+    refused connection. Not a constraint, a missing table or a bad statement."""
+    if not isinstance(exc, (OperationalError, InterfaceError)):
+        return False
+    if getattr(exc, "connection_invalidated", False):
+        return True
+    orig = getattr(exc, "orig", None)
+    if orig is None or type(orig).__module__.startswith("sqlite3"):
+        text = str(orig if orig is not None else exc)
+        return "database is locked" in text or "database table is locked" in text
+    return True  # psycopg's OperationalError: connection, lock timeout, cancel, resources
+
+
 __all__ = [
     "DatabaseError",
     "MissingDatabaseError",
@@ -161,5 +177,6 @@ __all__ = [
     "migrate",
     "normalize_url",
     "database_reason",
+    "database_unavailable",
     "missing_sqlite_file",
 ]
