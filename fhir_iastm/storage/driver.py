@@ -166,7 +166,7 @@ def new_keys(conn: Connection, column: Column[Any], count: int) -> list[int]:
 
 
 def _dbapi(conn: Connection) -> Any:
-    """The DBAPI connection under ``conn`` (``sqlite3.Connection``)."""
+    """The DBAPI connection under ``conn`` (``sqlite3.Connection``, ``psycopg.Connection``)."""
     return conn.connection.driver_connection
 
 
