@@ -15,9 +15,9 @@ execution (its context, result objects and the expansion of IN lists at each exe
   given as :func:`in_list` parameters padded to a power of two, so that a few statement shapes
   serve every length;
 * on PostgreSQL the INSERTs are one ``COPY … FROM STDIN`` per statement (an ``executemany``
-  sends every row as a statement of its own: about 11 times the client CPU for the ~100 index
-  rows of a record), and an IN list is one array parameter (``= ANY``), so that the SQL text of
-  a locking read never changes with its length;
+  sends every row as a statement of its own: about 11 times a COPY's client CPU for 60 index
+  rows), and an IN list is one array parameter (``= ANY``), so that the SQL text of a locking
+  read never changes with its length;
 * new rows' keys are given, not returned (:func:`new_keys`).
 
 A driver error is raised as SQLAlchemy raises it (``IntegrityError``, ``OperationalError`` …).
