@@ -101,7 +101,7 @@ def run_plain(conn: Connection, statement: Any, columns: tuple[str, ...],
     _many(conn, sql, rows)
 
 
-def direct(conn: Connection, in_values: int = 0) -> bool:
+def _direct(conn: Connection, in_values: int = 0) -> bool:
     """Whether this connection's statements go to the DBAPI connection itself (SQLite), for a
     statement whose IN lists hold ``in_values`` values in all (at most :data:`MAX_IN`)."""
     return FAST and conn.dialect.name == "sqlite" and in_values <= MAX_IN
@@ -111,7 +111,7 @@ def fast(conn: Connection, in_values: int = 0) -> bool:
     """Whether a statement whose IN lists hold ``in_values`` values in all takes the driver's
     path (:func:`in_list`, :func:`new_keys`): on SQLite up to :data:`MAX_IN` values, on
     PostgreSQL (one array) any number."""
-    return direct(conn, in_values) or (FAST and _postgresql(conn))
+    return _direct(conn, in_values) or (FAST and _postgresql(conn))
 
 
 def _postgresql(conn: Connection) -> bool:
@@ -187,7 +187,7 @@ def _as_sqlalchemy(conn: Connection, sql: str, params: Any) -> Iterator[None]:
 
 
 def _many(conn: Connection, sql: str, params: list[Any]) -> None:
-    if not direct(conn):
+    if not _direct(conn):
         conn.exec_driver_sql(sql, params)
         return
     with _as_sqlalchemy(conn, sql, params):
@@ -289,5 +289,5 @@ def select_fixed(conn: Connection, key: Any, build: Callable[[], Any],
     return rows
 
 
-__all__ = ["FAST", "MAX_IN", "MAX_SELECTS", "InList", "direct", "fast", "in_list", "new_keys",
+__all__ = ["FAST", "MAX_IN", "MAX_SELECTS", "InList", "fast", "in_list", "new_keys",
            "run", "run_plain", "select_fixed", "select_rows"]

@@ -155,7 +155,7 @@ def database_unavailable(exc: BaseException) -> bool:
     refused connection. Not a constraint, a missing table or a bad statement."""
     if not isinstance(exc, (OperationalError, InterfaceError)):
         return False
-    if getattr(exc, "connection_invalidated", False):
+    if exc.connection_invalidated:
         return True
     orig = getattr(exc, "orig", None)
     if orig is None or type(orig).__module__.startswith("sqlite3"):

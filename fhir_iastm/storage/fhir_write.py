@@ -92,7 +92,7 @@ def _lock_current(conn: Connection, writes: Sequence[tuple[str, ResourceSet, str
             ids.setdefault(item.resource_type, {})[item.resource_id] = None
     sids = list(dict.fromkeys(sid for sid, _, _ in writes))
     if driver.fast(conn, len(sids) + sum(map(len, ids.values()))):
-        rows = _lock_direct(conn, ids, sids)
+        rows = _lock_shaped(conn, ids, sids)
     else:
         params: dict[str, Any] = {"sids": sids}
         for n, (res_type, res_ids) in enumerate(ids.items()):
@@ -104,7 +104,7 @@ def _lock_current(conn: Connection, writes: Sequence[tuple[str, ResourceSet, str
                  session_id, last_updated) in rows]
 
 
-def _lock_direct(conn: Connection, ids: dict[str, dict[str, None]], sids: list[str]
+def _lock_shaped(conn: Connection, ids: dict[str, dict[str, None]], sids: list[str]
                  ) -> list[Any]:
     """``_current``'s read with each IN list as a ``driver.in_list``: one compiled statement
     per shape (the number of types and the size of each list)."""
