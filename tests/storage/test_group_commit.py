@@ -23,9 +23,8 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from fhir_iastm import service
 from fhir_iastm.errors import ConflictRecordError
 from fhir_iastm.mapping import MappingSettings
-from fhir_iastm.storage import Store
+from fhir_iastm.storage import Store, writelock
 from fhir_iastm.storage.schema import audit, fhir_resource, outbox, records
-from fhir_iastm.storage import writelock
 from fhir_iastm.storage.writelock import WriteLock, lock_path
 from tests.conftest_storage import sample_raw
 
